@@ -1,0 +1,83 @@
+//! `GET /v1/config`: which warehouse (`prefix`) a client talks to and which endpoints exist.
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpRequest, HttpResponse, get, web};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::types::{CatalogConfig, IcebergErrorResponse};
+use super::{ApiResult, AppState, auth};
+use crate::store::StorageProfile;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(get_config);
+}
+
+/// Every catalog endpoint this server serves, in the spec's `<VERB> <path>` form.
+pub const ENDPOINTS: &[&str] = &[
+    "GET /v1/{prefix}/namespaces",
+    "POST /v1/{prefix}/namespaces",
+    "GET /v1/{prefix}/namespaces/{namespace}",
+    "HEAD /v1/{prefix}/namespaces/{namespace}",
+    "DELETE /v1/{prefix}/namespaces/{namespace}",
+    "POST /v1/{prefix}/namespaces/{namespace}/properties",
+    "GET /v1/{prefix}/namespaces/{namespace}/tables",
+    "POST /v1/{prefix}/namespaces/{namespace}/tables",
+    "GET /v1/{prefix}/namespaces/{namespace}/tables/{table}",
+    "HEAD /v1/{prefix}/namespaces/{namespace}/tables/{table}",
+    "POST /v1/{prefix}/namespaces/{namespace}/tables/{table}",
+    "DELETE /v1/{prefix}/namespaces/{namespace}/tables/{table}",
+    "POST /v1/{prefix}/namespaces/{namespace}/register",
+    "POST /v1/{prefix}/namespaces/{namespace}/tables/{table}/metrics",
+    "POST /v1/{prefix}/tables/rename",
+    "POST /v1/{prefix}/transactions/commit",
+    "GET /v1/{prefix}/namespaces/{namespace}/views",
+    "POST /v1/{prefix}/namespaces/{namespace}/views",
+    "GET /v1/{prefix}/namespaces/{namespace}/views/{view}",
+    "HEAD /v1/{prefix}/namespaces/{namespace}/views/{view}",
+    "POST /v1/{prefix}/namespaces/{namespace}/views/{view}",
+    "DELETE /v1/{prefix}/namespaces/{namespace}/views/{view}",
+    "POST /v1/{prefix}/views/rename",
+    "POST /v1/{prefix}/namespaces/{namespace}/register-view",
+];
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ConfigQuery {
+    /// Warehouse name in the caller's tenant; optional when the tenant has exactly one.
+    warehouse: Option<String>,
+}
+
+/// Catalog configuration for the caller's warehouse.
+#[utoipa::path(
+    get, path = "/v1/config", operation_id = "getConfig", tag = "Configuration API",
+    params(ConfigQuery),
+    responses(
+        (status = 200, description = "Server-specified configuration", body = CatalogConfig),
+        (status = 400, description = "Several warehouses and none named", body = IcebergErrorResponse),
+        (status = 401, description = "Missing or bad token", body = IcebergErrorResponse),
+        (status = 404, description = "No such warehouse", body = IcebergErrorResponse),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/v1/config")]
+async fn get_config(state: web::Data<AppState>, req: HttpRequest, query: web::Query<ConfigQuery>) -> ApiResult<HttpResponse> {
+    let caller = auth::authenticate(&req)?;
+    let wh = state.catalog.warehouse_by_name(&caller, query.warehouse.as_deref()).await?;
+    let mut overrides = BTreeMap::from([("prefix".to_string(), wh.id.to_string())]);
+    if let StorageProfile::S3 { region, endpoint, path_style, .. } = &wh.storage {
+        overrides.insert("s3.region".into(), region.clone());
+        overrides.insert("client.region".into(), region.clone());
+        if let Some(ep) = endpoint {
+            overrides.insert("s3.endpoint".into(), ep.clone());
+        }
+        overrides.insert("s3.path-style-access".into(), path_style.to_string());
+    }
+    let defaults = BTreeMap::from([("warehouse-name".to_string(), wh.name.clone())]);
+    Ok(HttpResponse::Ok().json(CatalogConfig {
+        defaults,
+        overrides,
+        endpoints: ENDPOINTS.iter().map(|s| s.to_string()).collect(),
+        idempotency_key_lifetime: format!("PT{}S", state.idempotency_lifetime_secs),
+    }))
+}

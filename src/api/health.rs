@@ -1,0 +1,33 @@
+//! `/health/live` (the process answers) and `/health/ready` (the store answers too).
+
+use actix_web::{HttpResponse, get, web};
+
+use super::AppState;
+use super::types::HealthStatus;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(live).service(ready);
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/health/live", operation_id = "healthLive", tag = "Health",
+    responses((status = 200, description = "Alive", body = HealthStatus)))]
+#[get("/health/live")]
+async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(HealthStatus { status: "ok".into() })
+}
+
+/// The store is reachable.
+#[utoipa::path(get, path = "/health/ready", operation_id = "healthReady", tag = "Health",
+    responses((status = 200, description = "Ready", body = HealthStatus),
+              (status = 503, description = "Store unreachable", body = HealthStatus)))]
+#[get("/health/ready")]
+async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    match state.catalog.store().ping().await {
+        Ok(()) => HttpResponse::Ok().json(HealthStatus { status: "ready".into() }),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            HttpResponse::ServiceUnavailable().json(HealthStatus { status: "store unavailable".into() })
+        }
+    }
+}

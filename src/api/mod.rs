@@ -1,0 +1,164 @@
+//! HTTP: thin handlers that extract and validate input, call one catalog use-case, and map the
+//! result or error to the spec's shapes.
+//!
+//! Owns: routes, request/response bodies, authentication of each request, `Idempotency-Key`
+//! replay, the OpenAPI document. Must not touch: the store's keys or storage SDKs directly.
+
+mod auth;
+mod config;
+mod error;
+mod health;
+mod namespaces;
+mod oauth;
+pub mod openapi;
+mod tables;
+pub mod types;
+mod views;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::Bytes;
+use serde::Serialize;
+
+pub use auth::Authenticated;
+pub use error::{ApiError, ApiResult};
+
+use crate::catalog::{Catalog, CatalogError, ErrorType};
+use crate::domain::{NamespaceIdent, ObjectName, TableIdent};
+use crate::identity::{Caller, TokenService};
+use crate::store::{IdempotencyRecord, now_ms};
+
+/// Shared state of every handler.
+pub struct AppState {
+    pub catalog: Arc<Catalog>,
+    pub tokens: Arc<TokenService>,
+    pub idempotency_lifetime_secs: u64,
+    /// Successful client-secret checks, by hash of (client id, secret), for a short while.
+    pub verified_secrets: moka::future::Cache<[u8; 32], uuid::Uuid>,
+}
+
+/// Registers every route and the body/query/path error mappers.
+pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        cfg.app_data(web::JsonConfig::default().limit(max_body_bytes).error_handler(error::json_error))
+            .app_data(web::QueryConfig::default().error_handler(error::query_error))
+            .app_data(web::PathConfig::default().error_handler(error::path_error))
+            .app_data(web::FormConfig::default().limit(max_body_bytes))
+            .app_data(web::PayloadConfig::default().limit(max_body_bytes));
+        health::routes(cfg);
+        oauth::routes(cfg);
+        config::routes(cfg);
+        namespaces::routes(cfg);
+        tables::routes(cfg);
+        views::routes(cfg);
+        openapi::routes(cfg);
+    }
+}
+
+/// A finished answer that can be stored and replayed for an `Idempotency-Key`.
+pub struct Reply {
+    status: StatusCode,
+    body: Option<Bytes>,
+}
+
+impl Reply {
+    /// 200 with a JSON body.
+    pub fn json(value: &impl Serialize) -> Self {
+        Self::json_bytes(Bytes::from(serde_json::to_vec(value).expect("response bodies serialize")))
+    }
+
+    /// 200 with pre-serialized JSON.
+    pub fn json_bytes(body: Bytes) -> Self {
+        Self { status: StatusCode::OK, body: Some(body) }
+    }
+
+    /// 204.
+    pub fn no_content() -> Self {
+        Self { status: StatusCode::NO_CONTENT, body: None }
+    }
+
+    /// The HTTP response.
+    pub fn respond(self) -> HttpResponse {
+        let mut r = HttpResponse::build(self.status);
+        match self.body {
+            Some(body) => r.content_type("application/json").body(body),
+            None => r.finish(),
+        }
+    }
+}
+
+impl From<ApiError> for Reply {
+    fn from(e: ApiError) -> Self {
+        let status = actix_web::ResponseError::status_code(&e);
+        Self { status, body: Some(Bytes::from(serde_json::to_vec(&e.body()).expect("errors serialize"))) }
+    }
+}
+
+/// Runs a mutation once per `Idempotency-Key`: a repeated key replays the first final answer
+/// (2xx or 4xx) within the advertised lifetime; 5xx answers are not kept.
+pub async fn idempotent(
+    state: &AppState,
+    caller: &Caller,
+    req: &HttpRequest,
+    run: impl Future<Output = ApiResult<Reply>>,
+) -> HttpResponse {
+    let Some(key) = req.headers().get("Idempotency-Key") else {
+        return run.await.unwrap_or_else(Reply::from).respond();
+    };
+    let key = match key.to_str().ok().and_then(|k| uuid::Uuid::parse_str(k).ok()) {
+        Some(k) => k,
+        None => return Reply::from(ApiError::bad_request("Idempotency-Key must be a UUID")).respond(),
+    };
+    let store = state.catalog.store();
+    let store_key = format!("{}/{}", caller.tenant_id, key);
+    let operation = format!("{} {}", req.method(), req.path());
+    match store.get_idempotency(&store_key).await {
+        Ok(Some(rec)) if rec.expires_at_ms > now_ms() => {
+            if rec.operation != operation {
+                let e = CatalogError::new(ErrorType::Unprocessable, "this Idempotency-Key was used for another operation");
+                return Reply::from(ApiError(e)).respond();
+            }
+            let status = StatusCode::from_u16(rec.status).unwrap_or(StatusCode::OK);
+            let body = (!rec.body.is_empty()).then(|| Bytes::from(rec.body));
+            return Reply { status, body }.respond();
+        }
+        Ok(_) => {}
+        Err(e) => return Reply::from(ApiError::from(e)).respond(),
+    }
+    let reply = run.await.unwrap_or_else(Reply::from);
+    if !reply.status.is_server_error() {
+        let record = IdempotencyRecord {
+            operation,
+            status: reply.status.as_u16(),
+            body: reply.body.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default(),
+            expires_at_ms: now_ms() + state.idempotency_lifetime_secs as i64 * 1000,
+        };
+        if let Err(e) = store.put_idempotency(&store_key, &record).await {
+            tracing::warn!(error = %e, "could not record an idempotency key");
+        }
+    }
+    reply.respond()
+}
+
+/// Parses a namespace path segment.
+pub fn namespace_param(segment: &str) -> ApiResult<NamespaceIdent> {
+    Ok(NamespaceIdent::from_url_segment(segment)?)
+}
+
+/// Parses a namespace segment and a table or view name.
+pub fn table_param(namespace: &str, name: &str) -> ApiResult<TableIdent> {
+    Ok(TableIdent::new(namespace_param(namespace)?, ObjectName::new(name)?))
+}
+
+/// Parses a body's `TableIdentifier`.
+pub fn identifier(id: &types::TableIdentifier) -> ApiResult<TableIdent> {
+    Ok(TableIdent::new(NamespaceIdent::new(id.namespace.clone())?, ObjectName::new(id.name.clone())?))
+}
+
+/// The spec's `TableIdentifier` of a table.
+pub fn identifier_body(ident: &TableIdent) -> types::TableIdentifier {
+    types::TableIdentifier { namespace: ident.namespace.parts().to_vec(), name: ident.name.to_string() }
+}

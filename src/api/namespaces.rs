@@ -1,0 +1,172 @@
+//! Namespace routes.
+
+use actix_web::{HttpRequest, HttpResponse, delete, get, post, route, web};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::openapi::CommonErrors;
+use super::types::*;
+use super::{ApiResult, AppState, Authenticated, Reply, idempotent, namespace_param};
+use crate::catalog::encode_page_token;
+use crate::domain::NamespaceIdent;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(list_namespaces)
+        .service(create_namespace)
+        .service(load_namespace)
+        .service(namespace_exists)
+        .service(drop_namespace)
+        .service(update_properties);
+}
+
+/// Paging of a list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Opaque token from a previous page's `next-page-token`; empty to start paging.
+    #[serde(rename = "pageToken")]
+    #[param(rename = "pageToken")]
+    pub page_token: Option<String>,
+    /// Upper bound of results in this page (capped by the server's `max_page_size`).
+    #[serde(rename = "pageSize")]
+    #[param(rename = "pageSize")]
+    pub page_size: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ParentQuery {
+    /// List only the children of this namespace (levels separated by `%1F`).
+    pub parent: Option<String>,
+}
+
+/// List namespaces, optionally the children of a parent.
+#[utoipa::path(get, path = "/v1/{prefix}/namespaces", operation_id = "listNamespaces", tag = "Catalog API",
+    params(("prefix" = String, Path, description = "Warehouse id"), PageQuery, ParentQuery),
+    responses((status = 200, description = "Namespaces", body = ListNamespacesResponse),
+              (status = 404, description = "No such warehouse or parent", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[get("/v1/{prefix}/namespaces")]
+async fn list_namespaces(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    prefix: web::Path<String>,
+    page: web::Query<PageQuery>,
+    parent: web::Query<ParentQuery>,
+) -> ApiResult<HttpResponse> {
+    let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
+    let parent = match parent.parent.as_deref() {
+        None | Some("") => None,
+        Some(p) => Some(namespace_param(p)?),
+    };
+    let request = state.catalog.page_request(page.page_token.as_deref(), page.page_size)?;
+    let listed = state.catalog.list_namespaces(&wh, parent.as_ref(), &request).await?;
+    Ok(HttpResponse::Ok().json(ListNamespacesResponse {
+        next_page_token: listed.next.as_deref().map(encode_page_token),
+        namespaces: listed.items.into_iter().map(Vec::from).collect(),
+    }))
+}
+
+/// Create a namespace (its parent must exist).
+#[utoipa::path(post, path = "/v1/{prefix}/namespaces", operation_id = "createNamespace", tag = "Catalog API",
+    params(("prefix" = String, Path, description = "Warehouse id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "UUID that makes retries safe")),
+    request_body = CreateNamespaceRequest,
+    responses((status = 200, description = "Created", body = CreateNamespaceResponse),
+              (status = 404, description = "No such warehouse or parent namespace", body = IcebergErrorResponse),
+              (status = 409, description = "Already exists", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[post("/v1/{prefix}/namespaces")]
+async fn create_namespace(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    req: HttpRequest,
+    prefix: web::Path<String>,
+    body: web::Json<CreateNamespaceRequest>,
+) -> HttpResponse {
+    let run = async {
+        let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
+        let body = body.into_inner();
+        let ident = NamespaceIdent::new(body.namespace)?;
+        let created = state.catalog.create_namespace(&wh, ident, body.properties).await?;
+        Ok(Reply::json(&CreateNamespaceResponse { namespace: created.ident.into(), properties: created.properties }))
+    };
+    idempotent(&state, &auth.0, &req, run).await
+}
+
+/// Load a namespace's properties.
+#[utoipa::path(get, path = "/v1/{prefix}/namespaces/{namespace}", operation_id = "loadNamespaceMetadata", tag = "Catalog API",
+    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F")),
+    responses((status = 200, description = "The namespace", body = GetNamespaceResponse),
+              (status = 404, description = "No such namespace", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[get("/v1/{prefix}/namespaces/{namespace}")]
+async fn load_namespace(state: web::Data<AppState>, auth: Authenticated, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {
+    let (prefix, ns) = path.into_inner();
+    let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
+    let record = state.catalog.load_namespace(&wh, &namespace_param(&ns)?).await?;
+    Ok(HttpResponse::Ok().json(GetNamespaceResponse { namespace: record.ident.into(), properties: record.properties }))
+}
+
+/// Whether a namespace exists (204 or 404, no body).
+#[utoipa::path(head, path = "/v1/{prefix}/namespaces/{namespace}", operation_id = "namespaceExists", tag = "Catalog API",
+    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F")),
+    responses((status = 204, description = "Exists"), (status = 404, description = "Does not exist"), CommonErrors),
+    security(("bearer" = [])))]
+#[route("/v1/{prefix}/namespaces/{namespace}", method = "HEAD")]
+async fn namespace_exists(state: web::Data<AppState>, auth: Authenticated, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {
+    let (prefix, ns) = path.into_inner();
+    let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
+    state.catalog.load_namespace(&wh, &namespace_param(&ns)?).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Drop an empty namespace.
+#[utoipa::path(delete, path = "/v1/{prefix}/namespaces/{namespace}", operation_id = "dropNamespace", tag = "Catalog API",
+    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
+           ("Idempotency-Key" = Option<String>, Header, description = "UUID that makes retries safe")),
+    responses((status = 204, description = "Dropped"),
+              (status = 404, description = "No such namespace", body = IcebergErrorResponse),
+              (status = 409, description = "Not empty", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[delete("/v1/{prefix}/namespaces/{namespace}")]
+async fn drop_namespace(state: web::Data<AppState>, auth: Authenticated, req: HttpRequest, path: web::Path<(String, String)>) -> HttpResponse {
+    let run = async {
+        let (prefix, ns) = path.into_inner();
+        let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
+        state.catalog.drop_namespace(&wh, &namespace_param(&ns)?).await?;
+        Ok(Reply::no_content())
+    };
+    idempotent(&state, &auth.0, &req, run).await
+}
+
+/// Set and remove namespace properties.
+#[utoipa::path(post, path = "/v1/{prefix}/namespaces/{namespace}/properties", operation_id = "updateProperties", tag = "Catalog API",
+    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
+           ("Idempotency-Key" = Option<String>, Header, description = "UUID that makes retries safe")),
+    request_body = UpdateNamespacePropertiesRequest,
+    responses((status = 200, description = "What changed", body = UpdateNamespacePropertiesResponse),
+              (status = 404, description = "No such namespace", body = IcebergErrorResponse),
+              (status = 422, description = "A key is both set and removed", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[post("/v1/{prefix}/namespaces/{namespace}/properties")]
+async fn update_properties(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Json<UpdateNamespacePropertiesRequest>,
+) -> HttpResponse {
+    let run = async {
+        let (prefix, ns) = path.into_inner();
+        let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
+        let body = body.into_inner();
+        let changed = state.catalog.update_namespace_properties(&wh, &namespace_param(&ns)?, body.updates, body.removals).await?;
+        Ok(Reply::json(&UpdateNamespacePropertiesResponse {
+            updated: changed.updated,
+            removed: changed.removed,
+            missing: Some(changed.missing),
+        }))
+    };
+    idempotent(&state, &auth.0, &req, run).await
+}

@@ -1,0 +1,76 @@
+//! The OpenAPI document, generated from the handlers' annotations and served at `/openapi.json`.
+//! The committed copy lives in `openapi/floe.json`; a test fails when it is stale.
+
+use actix_web::{HttpResponse, get, web};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoResponses, Modify, OpenApi};
+
+use super::types::*;
+use super::{config, health, namespaces, oauth, tables, views};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(openapi_json);
+}
+
+/// Errors any catalog route can answer.
+#[allow(dead_code)]
+#[derive(IntoResponses)]
+pub enum CommonErrors {
+    /// Malformed request: bad JSON, bad names, bad parameters.
+    #[response(status = 400)]
+    BadRequest(#[to_schema] IcebergErrorResponse),
+    /// Missing, expired or invalid bearer token.
+    #[response(status = 401)]
+    Unauthorized(#[to_schema] IcebergErrorResponse),
+    /// The caller may not do this.
+    #[response(status = 403)]
+    Forbidden(#[to_schema] IcebergErrorResponse),
+    /// The request body is larger than the configured limit.
+    #[response(status = 413)]
+    PayloadTooLarge(#[to_schema] IcebergErrorResponse),
+    /// The store or the warehouse storage is unavailable.
+    #[response(status = 503)]
+    Unavailable(#[to_schema] IcebergErrorResponse),
+}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+/// Floe's API description.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Floe", description = "Multi-tenant Apache Iceberg REST catalog that vends table-scoped credentials."),
+    modifiers(&BearerAuth),
+    paths(
+        health::live, health::ready,
+        oauth::get_token, oauth::jwks, config::get_config,
+        namespaces::list_namespaces, namespaces::create_namespace, namespaces::load_namespace,
+        namespaces::namespace_exists, namespaces::drop_namespace, namespaces::update_properties,
+        tables::list_tables, tables::create_table, tables::load_table, tables::table_exists,
+        tables::update_table, tables::drop_table, tables::register_table, tables::report_metrics,
+        tables::rename_table, tables::commit_transaction,
+        views::list_views, views::create_view, views::load_view, views::view_exists,
+        views::replace_view, views::drop_view, views::rename_view, views::register_view,
+    )
+)]
+pub struct ApiDoc;
+
+/// The document as pretty JSON (what `openapi/floe.json` holds).
+pub fn document_json() -> String {
+    ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serializes") + "\n"
+}
+
+/// The OpenAPI document.
+#[get("/openapi.json")]
+async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(document_json())
+}

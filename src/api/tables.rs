@@ -1,0 +1,379 @@
+//! Table routes. Load-table is the hot path: its body is assembled from the cached metadata JSON.
+
+use std::collections::BTreeMap;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, delete, get, post, route, web};
+use bytes::Bytes;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use utoipa::IntoParams;
+
+use super::namespaces::PageQuery;
+use super::openapi::CommonErrors;
+use super::types::*;
+use super::{ApiError, ApiResult, AppState, Authenticated, Reply, identifier, identifier_body, idempotent, namespace_param, table_param};
+use crate::catalog::{CreateTable, LoadedTable, SnapshotsMode, TableChange, Warehouse, encode_page_token};
+use crate::domain::{ObjectName, TableIdent};
+use crate::store::StorageProfile;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(list_tables)
+        .service(create_table)
+        .service(load_table)
+        .service(table_exists)
+        .service(update_table)
+        .service(drop_table)
+        .service(register_table)
+        .service(report_metrics)
+        .service(rename_table)
+        .service(commit_transaction);
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LoadTableQuery {
+    /// `all` (default) or `refs`: only snapshots that a branch or tag points at.
+    snapshots: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DropTableQuery {
+    /// Also delete the table's files.
+    #[serde(rename = "purgeRequested")]
+    #[param(rename = "purgeRequested")]
+    purge_requested: Option<bool>,
+}
+
+/// Table-specific client configuration (storage endpoint settings; no credentials yet).
+fn table_config(wh: &Warehouse) -> BTreeMap<String, String> {
+    let mut config = BTreeMap::new();
+    if let StorageProfile::S3 { region, endpoint, path_style, .. } = &wh.record.storage {
+        config.insert("s3.region".into(), region.clone());
+        config.insert("client.region".into(), region.clone());
+        if let Some(ep) = endpoint {
+            config.insert("s3.endpoint".into(), ep.clone());
+        }
+        config.insert("s3.path-style-access".into(), path_style.to_string());
+    }
+    config
+}
+
+/// `{"metadata-location":..., "metadata": <cached JSON>, "config": {...}}` without re-serializing
+/// the metadata.
+fn load_result_body(loaded: &LoadedTable, mode: SnapshotsMode, config: &BTreeMap<String, String>) -> Bytes {
+    let metadata = loaded.table.json_for(mode);
+    let mut out = Vec::with_capacity(metadata.len() + 256);
+    out.extend_from_slice(b"{\"metadata-location\":");
+    serde_json::to_writer(&mut out, &loaded.metadata_location).expect("string serializes");
+    out.extend_from_slice(b",\"metadata\":");
+    out.extend_from_slice(&metadata);
+    out.extend_from_slice(b",\"config\":");
+    serde_json::to_writer(&mut out, config).expect("map serializes");
+    out.push(b'}');
+    Bytes::from(out)
+}
+
+fn etag(metadata_location: &str, mode: SnapshotsMode) -> String {
+    let digest = Sha256::new().chain_update(metadata_location.as_bytes()).chain_update([mode as u8]).finalize();
+    format!("\"{}\"", hex::encode(&digest[..16]))
+}
+
+fn commit_body(loaded: &LoadedTable) -> Bytes {
+    let mut out = Vec::with_capacity(loaded.table.json.len() + 128);
+    out.extend_from_slice(b"{\"metadata-location\":");
+    serde_json::to_writer(&mut out, &loaded.metadata_location).expect("string serializes");
+    out.extend_from_slice(b",\"metadata\":");
+    out.extend_from_slice(&loaded.table.json);
+    out.push(b'}');
+    Bytes::from(out)
+}
+
+/// List tables in a namespace.
+#[utoipa::path(get, path = "/v1/{prefix}/namespaces/{namespace}/tables", operation_id = "listTables", tag = "Catalog API",
+    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"), PageQuery),
+    responses((status = 200, description = "Table identifiers", body = ListTablesResponse),
+              (status = 404, description = "No such namespace", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[get("/v1/{prefix}/namespaces/{namespace}/tables")]
+async fn list_tables(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<(String, String)>,
+    page: web::Query<PageQuery>,
+) -> ApiResult<HttpResponse> {
+    let (prefix, ns) = path.into_inner();
+    let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
+    let request = state.catalog.page_request(page.page_token.as_deref(), page.page_size)?;
+    let listed = state.catalog.list_tables(&wh, &namespace_param(&ns)?, &request).await?;
+    Ok(HttpResponse::Ok().json(ListTablesResponse {
+        next_page_token: listed.next.as_deref().map(encode_page_token),
+        identifiers: listed.items.iter().map(identifier_body).collect(),
+    }))
+}
+
+/// Create a table (or stage its creation). The server assigns its location inside the warehouse.
+#[utoipa::path(post, path = "/v1/{prefix}/namespaces/{namespace}/tables", operation_id = "createTable", tag = "Catalog API",
+    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
+           ("Idempotency-Key" = Option<String>, Header, description = "UUID that makes retries safe")),
+    request_body = CreateTableRequest,
+    responses((status = 200, description = "The new table", body = LoadTableResult),
+              (status = 404, description = "No such namespace", body = IcebergErrorResponse),
+              (status = 409, description = "Already exists", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[post("/v1/{prefix}/namespaces/{namespace}/tables")]
+async fn create_table(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Json<CreateTableRequest>,
+) -> HttpResponse {
+    let run = async {
+        let (prefix, ns) = path.into_inner();
+        let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
+        let body = body.into_inner();
+        let request = CreateTable {
+            name: ObjectName::new(body.name)?,
+            location: body.location,
+            schema: body.schema,
+            partition_spec: body.partition_spec,
+            write_order: body.write_order,
+            stage_create: body.stage_create,
+            properties: body.properties,
+        };
+        let loaded = state.catalog.create_table(&wh, &namespace_param(&ns)?, request).await?;
+        Ok(Reply::json_bytes(load_result_body(&loaded, SnapshotsMode::All, &table_config(&wh))))
+    };
+    idempotent(&state, &auth.0, &req, run).await
+}
+
+/// Load a table's metadata; `If-None-Match` with the last ETag answers 304 when unchanged.
+#[utoipa::path(get, path = "/v1/{prefix}/namespaces/{namespace}/tables/{table}", operation_id = "loadTable", tag = "Catalog API",
+    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
+           ("table" = String, Path, description = "Table name"), LoadTableQuery,
+           ("If-None-Match" = Option<String>, Header, description = "ETag of a previous load"),
+           ("X-Iceberg-Access-Delegation" = Option<String>, Header, description = "vended-credentials and/or remote-signing")),
+    responses((status = 200, description = "The table", body = LoadTableResult, headers(("ETag" = String, description = "Version of the metadata"))),
+              (status = 304, description = "Not modified"),
+              (status = 404, description = "No such table", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[get("/v1/{prefix}/namespaces/{namespace}/tables/{table}")]
+async fn load_table(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    req: HttpRequest,
+    path: web::Path<(String, String, String)>,
+    query: web::Query<LoadTableQuery>,
+) -> ApiResult<HttpResponse> {
+    let (prefix, ns, table) = path.into_inner();
+    let mode = match query.snapshots.as_deref() {
+        None | Some("all") => SnapshotsMode::All,
+        Some("refs") => SnapshotsMode::Refs,
+        Some(other) => return Err(ApiError::bad_request(format!("snapshots must be 'all' or 'refs', not '{other}'"))),
+    };
+    let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
+    let loaded = state.catalog.load_table(&wh, &table_param(&ns, &table)?).await?;
+    let tag = etag(loaded.metadata_location.as_deref().unwrap_or_default(), mode);
+    let unchanged = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"));
+    if unchanged {
+        return Ok(HttpResponse::NotModified().insert_header((header::ETAG, tag)).finish());
+    }
+    Ok(HttpResponse::Ok()
+        .insert_header((header::ETAG, tag))
+        .content_type("application/json")
+        .body(load_result_body(&loaded, mode, &table_config(&wh))))
+}
+
+/// Whether a table exists.
+#[utoipa::path(head, path = "/v1/{prefix}/namespaces/{namespace}/tables/{table}", operation_id = "tableExists", tag = "Catalog API",
+    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
+           ("table" = String, Path, description = "Table name")),
+    responses((status = 204, description = "Exists"), (status = 404, description = "Does not exist"), CommonErrors),
+    security(("bearer" = [])))]
+#[route("/v1/{prefix}/namespaces/{namespace}/tables/{table}", method = "HEAD")]
+async fn table_exists(state: web::Data<AppState>, auth: Authenticated, path: web::Path<(String, String, String)>) -> ApiResult<HttpResponse> {
+    let (prefix, ns, table) = path.into_inner();
+    let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
+    let ident = table_param(&ns, &table)?;
+    match state.catalog.store().get_tabular(wh.record.id, &ident).await? {
+        Some(r) if r.kind == crate::store::TabularKind::Table => Ok(HttpResponse::NoContent().finish()),
+        _ => Ok(HttpResponse::NotFound().finish()),
+    }
+}
+
+fn table_change(ident: TableIdent, body: CommitTableRequest) -> ApiResult<TableChange> {
+    if let Some(id) = &body.identifier
+        && identifier(id)? != ident
+    {
+        return Err(ApiError::bad_request("the body's identifier does not match the table in the path"));
+    }
+    Ok(TableChange { ident, requirements: body.requirements, updates: body.updates })
+}
+
+/// Commit updates to a table; requirements are checked against its current metadata.
+#[utoipa::path(post, path = "/v1/{prefix}/namespaces/{namespace}/tables/{table}", operation_id = "updateTable", tag = "Catalog API",
+    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
+           ("table" = String, Path, description = "Table name"),
+           ("Idempotency-Key" = Option<String>, Header, description = "UUID that makes retries safe")),
+    request_body = CommitTableRequest,
+    responses((status = 200, description = "The new metadata", body = CommitTableResponse),
+              (status = 404, description = "No such table", body = IcebergErrorResponse),
+              (status = 409, description = "A requirement failed", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[post("/v1/{prefix}/namespaces/{namespace}/tables/{table}")]
+async fn update_table(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    req: HttpRequest,
+    path: web::Path<(String, String, String)>,
+    body: web::Json<CommitTableRequest>,
+) -> HttpResponse {
+    let run = async {
+        let (prefix, ns, table) = path.into_inner();
+        let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
+        let change = table_change(table_param(&ns, &table)?, body.into_inner())?;
+        let loaded = state.catalog.commit_table(&wh, change).await?;
+        Ok(Reply::json_bytes(commit_body(&loaded)))
+    };
+    idempotent(&state, &auth.0, &req, run).await
+}
+
+/// Drop a table; `purgeRequested=true` deletes its files too.
+#[utoipa::path(delete, path = "/v1/{prefix}/namespaces/{namespace}/tables/{table}", operation_id = "dropTable", tag = "Catalog API",
+    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
+           ("table" = String, Path, description = "Table name"), DropTableQuery,
+           ("Idempotency-Key" = Option<String>, Header, description = "UUID that makes retries safe")),
+    responses((status = 204, description = "Dropped"),
+              (status = 404, description = "No such table", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[delete("/v1/{prefix}/namespaces/{namespace}/tables/{table}")]
+async fn drop_table(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    req: HttpRequest,
+    path: web::Path<(String, String, String)>,
+    query: web::Query<DropTableQuery>,
+) -> HttpResponse {
+    let run = async {
+        let (prefix, ns, table) = path.into_inner();
+        let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
+        state.catalog.drop_table(&wh, &table_param(&ns, &table)?, query.purge_requested.unwrap_or(false)).await?;
+        Ok(Reply::no_content())
+    };
+    idempotent(&state, &auth.0, &req, run).await
+}
+
+/// Register an existing metadata file (inside the warehouse) as a table.
+#[utoipa::path(post, path = "/v1/{prefix}/namespaces/{namespace}/register", operation_id = "registerTable", tag = "Catalog API",
+    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
+           ("Idempotency-Key" = Option<String>, Header, description = "UUID that makes retries safe")),
+    request_body = RegisterTableRequest,
+    responses((status = 200, description = "The registered table", body = LoadTableResult),
+              (status = 404, description = "No such namespace", body = IcebergErrorResponse),
+              (status = 409, description = "Already exists", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[post("/v1/{prefix}/namespaces/{namespace}/register")]
+async fn register_table(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Json<RegisterTableRequest>,
+) -> HttpResponse {
+    let run = async {
+        let (prefix, ns) = path.into_inner();
+        let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
+        let body = body.into_inner();
+        let ident = TableIdent::new(namespace_param(&ns)?, ObjectName::new(body.name)?);
+        let loaded = state.catalog.register_table(&wh, ident, &body.metadata_location, body.overwrite).await?;
+        Ok(Reply::json_bytes(load_result_body(&loaded, SnapshotsMode::All, &table_config(&wh))))
+    };
+    idempotent(&state, &auth.0, &req, run).await
+}
+
+/// Accept a scan or commit report (logged).
+#[utoipa::path(post, path = "/v1/{prefix}/namespaces/{namespace}/tables/{table}/metrics", operation_id = "reportMetrics", tag = "Catalog API",
+    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
+           ("table" = String, Path, description = "Table name")),
+    request_body = ReportMetricsRequest,
+    responses((status = 204, description = "Accepted"),
+              (status = 404, description = "No such table", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[post("/v1/{prefix}/namespaces/{namespace}/tables/{table}/metrics")]
+async fn report_metrics(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<(String, String, String)>,
+    body: web::Json<ReportMetricsRequest>,
+) -> ApiResult<HttpResponse> {
+    let (prefix, ns, table) = path.into_inner();
+    let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
+    let ident = table_param(&ns, &table)?;
+    state.catalog.load_table(&wh, &ident).await?;
+    tracing::info!(table = %ident, warehouse = %wh.record.name, report_type = %body.report_type, "metrics report");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Rename a table, possibly into another namespace.
+#[utoipa::path(post, path = "/v1/{prefix}/tables/rename", operation_id = "renameTable", tag = "Catalog API",
+    params(("prefix" = String, Path, description = "Warehouse id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "UUID that makes retries safe")),
+    request_body = RenameTableRequest,
+    responses((status = 204, description = "Renamed"),
+              (status = 404, description = "No such table or destination namespace", body = IcebergErrorResponse),
+              (status = 409, description = "Destination exists", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[post("/v1/{prefix}/tables/rename")]
+async fn rename_table(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    req: HttpRequest,
+    prefix: web::Path<String>,
+    body: web::Json<RenameTableRequest>,
+) -> HttpResponse {
+    let run = async {
+        let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
+        state.catalog.rename_table(&wh, &identifier(&body.source)?, &identifier(&body.destination)?).await?;
+        Ok(Reply::no_content())
+    };
+    idempotent(&state, &auth.0, &req, run).await
+}
+
+/// Commit changes to several tables atomically: all or none.
+#[utoipa::path(post, path = "/v1/{prefix}/transactions/commit", operation_id = "commitTransaction", tag = "Catalog API",
+    params(("prefix" = String, Path, description = "Warehouse id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "UUID that makes retries safe")),
+    request_body = CommitTransactionRequest,
+    responses((status = 204, description = "Committed"),
+              (status = 404, description = "No such table", body = IcebergErrorResponse),
+              (status = 409, description = "A requirement failed", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[post("/v1/{prefix}/transactions/commit")]
+async fn commit_transaction(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    req: HttpRequest,
+    prefix: web::Path<String>,
+    body: web::Json<CommitTransactionRequest>,
+) -> HttpResponse {
+    let run = async {
+        let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
+        let mut changes = Vec::new();
+        for change in body.into_inner().table_changes {
+            let id = change
+                .identifier
+                .as_ref()
+                .ok_or_else(|| ApiError::bad_request("every table change in a transaction needs an identifier"))?;
+            changes.push(table_change(identifier(id)?, change)?);
+        }
+        state.catalog.commit_transaction(&wh, changes).await?;
+        Ok(Reply::no_content())
+    };
+    idempotent(&state, &auth.0, &req, run).await
+}

@@ -1,0 +1,247 @@
+//! Request and response bodies of the Iceberg REST API, named as in the spec. Iceberg's own
+//! structures (schemas, metadata, updates) are the `iceberg` crate's types, shown as objects here.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::catalog::ViewRequirement;
+
+/// The spec's error envelope.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IcebergErrorResponse {
+    pub error: ErrorModel,
+}
+
+/// Details of an error.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorModel {
+    pub message: String,
+    /// The Iceberg exception type, e.g. `NoSuchTableException`.
+    pub r#type: String,
+    pub code: u16,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stack: Vec<String>,
+}
+
+/// Server-provided configuration for the catalog.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CatalogConfig {
+    pub defaults: BTreeMap<String, String>,
+    pub overrides: BTreeMap<String, String>,
+    pub endpoints: Vec<String>,
+    #[serde(rename = "idempotency-key-lifetime")]
+    pub idempotency_key_lifetime: String,
+}
+
+/// The token endpoint's answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OAuthTokenResponse {
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: u64,
+    pub issued_token_type: String,
+}
+
+/// The token endpoint's error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OAuthError {
+    pub error: String,
+    pub error_description: String,
+}
+
+/// The token endpoint's form fields (client credentials, or token exchange).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct OAuthTokenRequest {
+    pub grant_type: String,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub scope: Option<String>,
+    pub subject_token: Option<String>,
+    pub subject_token_type: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateNamespaceRequest {
+    pub namespace: Vec<String>,
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreateNamespaceResponse {
+    pub namespace: Vec<String>,
+    pub properties: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GetNamespaceResponse {
+    pub namespace: Vec<String>,
+    pub properties: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListNamespacesResponse {
+    #[serde(rename = "next-page-token")]
+    pub next_page_token: Option<String>,
+    pub namespaces: Vec<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UpdateNamespacePropertiesRequest {
+    #[serde(default)]
+    pub removals: Vec<String>,
+    #[serde(default)]
+    pub updates: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UpdateNamespacePropertiesResponse {
+    pub updated: Vec<String>,
+    pub removed: Vec<String>,
+    pub missing: Option<Vec<String>>,
+}
+
+/// A table or view inside a namespace.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TableIdentifier {
+    pub namespace: Vec<String>,
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListTablesResponse {
+    #[serde(rename = "next-page-token")]
+    pub next_page_token: Option<String>,
+    pub identifiers: Vec<TableIdentifier>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct CreateTableRequest {
+    pub name: String,
+    pub location: Option<String>,
+    #[schema(value_type = Object)]
+    pub schema: iceberg::spec::Schema,
+    #[schema(value_type = Option<Object>)]
+    pub partition_spec: Option<iceberg::spec::UnboundPartitionSpec>,
+    #[schema(value_type = Option<Object>)]
+    pub write_order: Option<iceberg::spec::SortOrder>,
+    #[serde(default)]
+    pub stage_create: bool,
+    #[serde(default)]
+    pub properties: HashMap<String, String>,
+}
+
+/// Credentials for a storage location prefix.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StorageCredential {
+    pub prefix: String,
+    pub config: BTreeMap<String, String>,
+}
+
+/// A loaded table: metadata, its location, and table-specific client configuration.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoadTableResult {
+    #[serde(rename = "metadata-location")]
+    pub metadata_location: Option<String>,
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Value,
+    pub config: BTreeMap<String, String>,
+    #[serde(rename = "storage-credentials", skip_serializing_if = "Option::is_none")]
+    pub storage_credentials: Option<Vec<StorageCredential>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CommitTableRequest {
+    pub identifier: Option<TableIdentifier>,
+    #[schema(value_type = Vec<Object>)]
+    pub requirements: Vec<iceberg::TableRequirement>,
+    #[schema(value_type = Vec<Object>)]
+    pub updates: Vec<iceberg::TableUpdate>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CommitTableResponse {
+    #[serde(rename = "metadata-location")]
+    pub metadata_location: String,
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Value,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CommitTransactionRequest {
+    #[serde(rename = "table-changes")]
+    pub table_changes: Vec<CommitTableRequest>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RenameTableRequest {
+    pub source: TableIdentifier,
+    pub destination: TableIdentifier,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct RegisterTableRequest {
+    pub name: String,
+    pub metadata_location: String,
+    #[serde(default)]
+    pub overwrite: bool,
+}
+
+/// A scan or commit report; accepted and logged.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct ReportMetricsRequest {
+    pub report_type: String,
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub rest: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct CreateViewRequest {
+    pub name: String,
+    pub location: Option<String>,
+    #[schema(value_type = Object)]
+    pub schema: iceberg::spec::Schema,
+    #[schema(value_type = Object)]
+    pub view_version: iceberg::spec::ViewVersion,
+    pub properties: HashMap<String, String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoadViewResult {
+    #[serde(rename = "metadata-location")]
+    pub metadata_location: String,
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Value,
+    pub config: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CommitViewRequest {
+    pub identifier: Option<TableIdentifier>,
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub requirements: Vec<ViewRequirement>,
+    #[schema(value_type = Vec<Object>)]
+    pub updates: Vec<iceberg::ViewUpdate>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct RegisterViewRequest {
+    pub name: String,
+    pub metadata_location: String,
+}
+
+/// Liveness or readiness.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthStatus {
+    pub status: String,
+}

@@ -1,0 +1,226 @@
+//! View routes.
+
+use actix_web::{HttpRequest, HttpResponse, delete, get, post, route, web};
+use bytes::Bytes;
+
+use super::namespaces::PageQuery;
+use super::openapi::CommonErrors;
+use super::types::*;
+use super::{ApiError, ApiResult, AppState, Authenticated, Reply, identifier, identifier_body, idempotent, namespace_param, table_param};
+use crate::catalog::{CreateView, LoadedView, encode_page_token};
+use crate::domain::{ObjectName, TableIdent};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(list_views)
+        .service(create_view)
+        .service(load_view)
+        .service(view_exists)
+        .service(replace_view)
+        .service(drop_view)
+        .service(rename_view)
+        .service(register_view);
+}
+
+fn view_body(loaded: &LoadedView) -> Bytes {
+    let mut out = Vec::with_capacity(loaded.view.json.len() + 128);
+    out.extend_from_slice(b"{\"metadata-location\":");
+    serde_json::to_writer(&mut out, &loaded.metadata_location).expect("string serializes");
+    out.extend_from_slice(b",\"metadata\":");
+    out.extend_from_slice(&loaded.view.json);
+    out.extend_from_slice(b",\"config\":{}}");
+    Bytes::from(out)
+}
+
+/// List views in a namespace.
+#[utoipa::path(get, path = "/v1/{prefix}/namespaces/{namespace}/views", operation_id = "listViews", tag = "Catalog API",
+    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"), PageQuery),
+    responses((status = 200, description = "View identifiers", body = ListTablesResponse),
+              (status = 404, description = "No such namespace", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[get("/v1/{prefix}/namespaces/{namespace}/views")]
+async fn list_views(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<(String, String)>,
+    page: web::Query<PageQuery>,
+) -> ApiResult<HttpResponse> {
+    let (prefix, ns) = path.into_inner();
+    let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
+    let request = state.catalog.page_request(page.page_token.as_deref(), page.page_size)?;
+    let listed = state.catalog.list_views(&wh, &namespace_param(&ns)?, &request).await?;
+    Ok(HttpResponse::Ok().json(ListTablesResponse {
+        next_page_token: listed.next.as_deref().map(encode_page_token),
+        identifiers: listed.items.iter().map(identifier_body).collect(),
+    }))
+}
+
+/// Create a view.
+#[utoipa::path(post, path = "/v1/{prefix}/namespaces/{namespace}/views", operation_id = "createView", tag = "Catalog API",
+    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
+           ("Idempotency-Key" = Option<String>, Header, description = "UUID that makes retries safe")),
+    request_body = CreateViewRequest,
+    responses((status = 200, description = "The new view", body = LoadViewResult),
+              (status = 404, description = "No such namespace", body = IcebergErrorResponse),
+              (status = 409, description = "A table or view with this name exists", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[post("/v1/{prefix}/namespaces/{namespace}/views")]
+async fn create_view(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Json<CreateViewRequest>,
+) -> HttpResponse {
+    let run = async {
+        let (prefix, ns) = path.into_inner();
+        let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
+        let body = body.into_inner();
+        let request = CreateView {
+            name: ObjectName::new(body.name)?,
+            location: body.location,
+            schema: body.schema,
+            view_version: body.view_version,
+            properties: body.properties,
+        };
+        let loaded = state.catalog.create_view(&wh, &namespace_param(&ns)?, request).await?;
+        Ok(Reply::json_bytes(view_body(&loaded)))
+    };
+    idempotent(&state, &auth.0, &req, run).await
+}
+
+/// Load a view.
+#[utoipa::path(get, path = "/v1/{prefix}/namespaces/{namespace}/views/{view}", operation_id = "loadView", tag = "Catalog API",
+    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
+           ("view" = String, Path, description = "View name")),
+    responses((status = 200, description = "The view", body = LoadViewResult),
+              (status = 404, description = "No such view", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[get("/v1/{prefix}/namespaces/{namespace}/views/{view}")]
+async fn load_view(state: web::Data<AppState>, auth: Authenticated, path: web::Path<(String, String, String)>) -> ApiResult<HttpResponse> {
+    let (prefix, ns, view) = path.into_inner();
+    let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
+    let loaded = state.catalog.load_view(&wh, &table_param(&ns, &view)?).await?;
+    Ok(HttpResponse::Ok().content_type("application/json").body(view_body(&loaded)))
+}
+
+/// Whether a view exists.
+#[utoipa::path(head, path = "/v1/{prefix}/namespaces/{namespace}/views/{view}", operation_id = "viewExists", tag = "Catalog API",
+    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
+           ("view" = String, Path, description = "View name")),
+    responses((status = 204, description = "Exists"), (status = 404, description = "Does not exist"), CommonErrors),
+    security(("bearer" = [])))]
+#[route("/v1/{prefix}/namespaces/{namespace}/views/{view}", method = "HEAD")]
+async fn view_exists(state: web::Data<AppState>, auth: Authenticated, path: web::Path<(String, String, String)>) -> ApiResult<HttpResponse> {
+    let (prefix, ns, view) = path.into_inner();
+    let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
+    match state.catalog.store().get_tabular(wh.record.id, &table_param(&ns, &view)?).await? {
+        Some(r) if r.kind == crate::store::TabularKind::View => Ok(HttpResponse::NoContent().finish()),
+        _ => Ok(HttpResponse::NotFound().finish()),
+    }
+}
+
+/// Replace a view's metadata (add a version, change properties).
+#[utoipa::path(post, path = "/v1/{prefix}/namespaces/{namespace}/views/{view}", operation_id = "replaceView", tag = "Catalog API",
+    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
+           ("view" = String, Path, description = "View name"),
+           ("Idempotency-Key" = Option<String>, Header, description = "UUID that makes retries safe")),
+    request_body = CommitViewRequest,
+    responses((status = 200, description = "The new view metadata", body = LoadViewResult),
+              (status = 404, description = "No such view", body = IcebergErrorResponse),
+              (status = 409, description = "A requirement failed", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[post("/v1/{prefix}/namespaces/{namespace}/views/{view}")]
+async fn replace_view(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    req: HttpRequest,
+    path: web::Path<(String, String, String)>,
+    body: web::Json<CommitViewRequest>,
+) -> HttpResponse {
+    let run = async {
+        let (prefix, ns, view) = path.into_inner();
+        let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
+        let ident = table_param(&ns, &view)?;
+        let body = body.into_inner();
+        if let Some(id) = &body.identifier
+            && identifier(id)? != ident
+        {
+            return Err(ApiError::bad_request("the body's identifier does not match the view in the path"));
+        }
+        let loaded = state.catalog.replace_view(&wh, &ident, body.requirements, body.updates).await?;
+        Ok(Reply::json_bytes(view_body(&loaded)))
+    };
+    idempotent(&state, &auth.0, &req, run).await
+}
+
+/// Drop a view.
+#[utoipa::path(delete, path = "/v1/{prefix}/namespaces/{namespace}/views/{view}", operation_id = "dropView", tag = "Catalog API",
+    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
+           ("view" = String, Path, description = "View name"),
+           ("Idempotency-Key" = Option<String>, Header, description = "UUID that makes retries safe")),
+    responses((status = 204, description = "Dropped"),
+              (status = 404, description = "No such view", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[delete("/v1/{prefix}/namespaces/{namespace}/views/{view}")]
+async fn drop_view(state: web::Data<AppState>, auth: Authenticated, req: HttpRequest, path: web::Path<(String, String, String)>) -> HttpResponse {
+    let run = async {
+        let (prefix, ns, view) = path.into_inner();
+        let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
+        state.catalog.drop_view(&wh, &table_param(&ns, &view)?).await?;
+        Ok(Reply::no_content())
+    };
+    idempotent(&state, &auth.0, &req, run).await
+}
+
+/// Rename a view.
+#[utoipa::path(post, path = "/v1/{prefix}/views/rename", operation_id = "renameView", tag = "Catalog API",
+    params(("prefix" = String, Path, description = "Warehouse id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "UUID that makes retries safe")),
+    request_body = RenameTableRequest,
+    responses((status = 204, description = "Renamed"),
+              (status = 404, description = "No such view or destination namespace", body = IcebergErrorResponse),
+              (status = 409, description = "Destination exists", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[post("/v1/{prefix}/views/rename")]
+async fn rename_view(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    req: HttpRequest,
+    prefix: web::Path<String>,
+    body: web::Json<RenameTableRequest>,
+) -> HttpResponse {
+    let run = async {
+        let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
+        state.catalog.rename_view(&wh, &identifier(&body.source)?, &identifier(&body.destination)?).await?;
+        Ok(Reply::no_content())
+    };
+    idempotent(&state, &auth.0, &req, run).await
+}
+
+/// Register an existing view metadata file as a view.
+#[utoipa::path(post, path = "/v1/{prefix}/namespaces/{namespace}/register-view", operation_id = "registerView", tag = "Catalog API",
+    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
+           ("Idempotency-Key" = Option<String>, Header, description = "UUID that makes retries safe")),
+    request_body = RegisterViewRequest,
+    responses((status = 200, description = "The registered view", body = LoadViewResult),
+              (status = 404, description = "No such namespace", body = IcebergErrorResponse),
+              (status = 409, description = "Already exists", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[post("/v1/{prefix}/namespaces/{namespace}/register-view")]
+async fn register_view(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Json<RegisterViewRequest>,
+) -> HttpResponse {
+    let run = async {
+        let (prefix, ns) = path.into_inner();
+        let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
+        let body = body.into_inner();
+        let ident = TableIdent::new(namespace_param(&ns)?, ObjectName::new(body.name)?);
+        let loaded = state.catalog.register_view(&wh, ident, &body.metadata_location).await?;
+        Ok(Reply::json_bytes(view_body(&loaded)))
+    };
+    idempotent(&state, &auth.0, &req, run).await
+}

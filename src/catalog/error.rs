@@ -1,0 +1,146 @@
+//! Catalog failures, one variant per Iceberg exception type, with the status code the spec gives.
+
+use crate::store::{StoreError, TabularKind};
+use crate::warehouse_io::IoError;
+
+/// The Iceberg exception type of an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorType {
+    BadRequest,
+    NotAuthorized,
+    Forbidden,
+    NoSuchWarehouse,
+    NoSuchNamespace,
+    NoSuchTable,
+    NoSuchView,
+    NotFound,
+    AlreadyExists,
+    NamespaceNotEmpty,
+    CommitFailed,
+    UnsupportedOperation,
+    Unprocessable,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    Internal,
+}
+
+impl ErrorType {
+    /// The spec's exception name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorType::BadRequest => "BadRequestException",
+            ErrorType::NotAuthorized => "NotAuthorizedException",
+            ErrorType::Forbidden => "ForbiddenException",
+            ErrorType::NoSuchWarehouse => "NoSuchWarehouseException",
+            ErrorType::NoSuchNamespace => "NoSuchNamespaceException",
+            ErrorType::NoSuchTable => "NoSuchTableException",
+            ErrorType::NoSuchView => "NoSuchViewException",
+            ErrorType::NotFound => "NotFoundException",
+            ErrorType::AlreadyExists => "AlreadyExistsException",
+            ErrorType::NamespaceNotEmpty => "NamespaceNotEmptyException",
+            ErrorType::CommitFailed => "CommitFailedException",
+            ErrorType::UnsupportedOperation => "UnsupportedOperationException",
+            ErrorType::Unprocessable => "UnprocessableEntityException",
+            ErrorType::PayloadTooLarge => "PayloadTooLargeException",
+            ErrorType::ServiceUnavailable => "ServiceUnavailableException",
+            ErrorType::Internal => "InternalServerError",
+        }
+    }
+
+    /// The HTTP status code.
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorType::BadRequest => 400,
+            ErrorType::NotAuthorized => 401,
+            ErrorType::Forbidden => 403,
+            ErrorType::NoSuchWarehouse
+            | ErrorType::NoSuchNamespace
+            | ErrorType::NoSuchTable
+            | ErrorType::NoSuchView
+            | ErrorType::NotFound => 404,
+            ErrorType::UnsupportedOperation => 406,
+            ErrorType::AlreadyExists | ErrorType::NamespaceNotEmpty | ErrorType::CommitFailed => 409,
+            ErrorType::PayloadTooLarge => 413,
+            ErrorType::Unprocessable => 422,
+            ErrorType::Internal => 500,
+            ErrorType::ServiceUnavailable => 503,
+        }
+    }
+}
+
+/// A failure with a message fit for the caller.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct CatalogError {
+    pub kind: ErrorType,
+    pub message: String,
+}
+
+impl CatalogError {
+    /// An error of `kind` with `message`.
+    pub fn new(kind: ErrorType, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into() }
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorType::BadRequest, message)
+    }
+    pub fn commit_failed(message: impl Into<String>) -> Self {
+        Self::new(ErrorType::CommitFailed, message)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorType::Internal, message)
+    }
+    /// "table x does not exist" / "view x does not exist".
+    pub fn no_such(kind: TabularKind, what: impl std::fmt::Display) -> Self {
+        let t = match kind {
+            TabularKind::Table => ErrorType::NoSuchTable,
+            TabularKind::View => ErrorType::NoSuchView,
+        };
+        Self::new(t, format!("{} {what} does not exist", kind.noun()))
+    }
+}
+
+impl From<StoreError> for CatalogError {
+    fn from(e: StoreError) -> Self {
+        let message = e.to_string();
+        let kind = match e {
+            StoreError::NoSuchNamespace(_) => ErrorType::NoSuchNamespace,
+            StoreError::NoSuchTabular(TabularKind::Table, _) => ErrorType::NoSuchTable,
+            StoreError::NoSuchTabular(TabularKind::View, _) => ErrorType::NoSuchView,
+            StoreError::AlreadyExists(_) => ErrorType::AlreadyExists,
+            StoreError::NamespaceNotEmpty(_) => ErrorType::NamespaceNotEmpty,
+            StoreError::Conflict(_) => ErrorType::CommitFailed,
+            StoreError::Backend(_) => {
+                tracing::error!(error = %message, "store failure");
+                return Self::new(ErrorType::ServiceUnavailable, "the catalog store is unavailable; retry later");
+            }
+        };
+        Self::new(kind, message)
+    }
+}
+
+impl From<IoError> for CatalogError {
+    fn from(e: IoError) -> Self {
+        match e {
+            IoError::BadLocation(..) => Self::bad_request(e.to_string()),
+            IoError::NotFound(_) => Self::new(ErrorType::NotFound, e.to_string()),
+            IoError::Storage(..) => {
+                tracing::error!(error = %e, "warehouse storage failure");
+                Self::new(ErrorType::ServiceUnavailable, e.to_string())
+            }
+        }
+    }
+}
+
+impl From<iceberg::Error> for CatalogError {
+    fn from(e: iceberg::Error) -> Self {
+        match e.kind() {
+            iceberg::ErrorKind::CatalogCommitConflicts => Self::commit_failed(e.message().to_owned()),
+            iceberg::ErrorKind::FeatureUnsupported => Self::new(ErrorType::UnsupportedOperation, e.message().to_owned()),
+            _ => Self::bad_request(e.message().to_owned()),
+        }
+    }
+}
+
+/// Shorthand for catalog results.
+pub type CatalogResult<T> = Result<T, CatalogError>;

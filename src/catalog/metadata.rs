@@ -1,0 +1,201 @@
+//! Metadata files: their names, reading them through a cache, and writing new ones.
+//!
+//! A metadata file is never rewritten, so the cache is keyed by location and never invalidated; it
+//! also keeps the serialized JSON, so a warm load-table copies bytes instead of serializing.
+
+use std::collections::HashSet;
+use std::sync::{Arc, OnceLock};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use iceberg::spec::{TableMetadata, ViewMetadata};
+use uuid::Uuid;
+
+use super::{CatalogError, CatalogResult, ErrorType};
+use crate::warehouse_io::{IoError, WarehouseIo};
+
+/// Which snapshots a load-table returns (`snapshots=all|refs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotsMode {
+    All,
+    Refs,
+}
+
+/// Parsed table metadata with its JSON, as served.
+pub struct CachedTable {
+    pub metadata: Arc<TableMetadata>,
+    pub json: Bytes,
+    refs_json: OnceLock<Bytes>,
+}
+
+impl CachedTable {
+    pub(crate) fn new(metadata: TableMetadata, json: Bytes) -> Self {
+        Self { metadata: Arc::new(metadata), json, refs_json: OnceLock::new() }
+    }
+
+    /// The metadata JSON for `mode`: everything, or only snapshots that a branch or tag points at.
+    pub fn json_for(&self, mode: SnapshotsMode) -> Bytes {
+        match mode {
+            SnapshotsMode::All => self.json.clone(),
+            SnapshotsMode::Refs => self.refs_json.get_or_init(|| self.refs_only()).clone(),
+        }
+    }
+
+    fn refs_only(&self) -> Bytes {
+        let mut value: serde_json::Value = serde_json::from_slice(&self.json).expect("cached metadata is JSON");
+        let referenced: HashSet<i64> = value
+            .get("refs")
+            .and_then(|r| r.as_object())
+            .map(|refs| refs.values().filter_map(|r| r.get("snapshot-id").and_then(|i| i.as_i64())).collect())
+            .unwrap_or_default();
+        if let Some(snapshots) = value.get_mut("snapshots").and_then(|s| s.as_array_mut()) {
+            snapshots.retain(|s| s.get("snapshot-id").and_then(|i| i.as_i64()).is_some_and(|i| referenced.contains(&i)));
+        }
+        Bytes::from(serde_json::to_vec(&value).expect("metadata JSON serializes"))
+    }
+}
+
+/// Parsed view metadata with its JSON.
+pub struct CachedView {
+    pub metadata: Arc<ViewMetadata>,
+    pub json: Bytes,
+}
+
+/// Metadata files by location.
+pub struct MetadataCache {
+    tables: moka::future::Cache<String, Arc<CachedTable>>,
+    views: moka::future::Cache<String, Arc<CachedView>>,
+}
+
+fn parse_error(location: &str, e: impl std::fmt::Display) -> CatalogError {
+    CatalogError::new(ErrorType::Internal, format!("metadata file {location} cannot be read as Iceberg metadata: {e}"))
+}
+
+impl MetadataCache {
+    /// A cache holding up to `entries` files of each kind.
+    pub fn new(entries: u64) -> Self {
+        Self {
+            tables: moka::future::Cache::builder().max_capacity(entries).build(),
+            views: moka::future::Cache::builder().max_capacity(entries).build(),
+        }
+    }
+
+    /// The table metadata at `location`, read once and then served from memory.
+    pub async fn table(&self, io: &dyn WarehouseIo, location: &str) -> CatalogResult<Arc<CachedTable>> {
+        if let Some(hit) = self.tables.get(location).await {
+            return Ok(hit);
+        }
+        let bytes = io.read(location).await?;
+        let metadata: TableMetadata = serde_json::from_slice(&bytes).map_err(|e| parse_error(location, e))?;
+        let json = Bytes::from(serde_json::to_vec(&metadata).map_err(|e| parse_error(location, e))?);
+        let cached = Arc::new(CachedTable::new(metadata, json));
+        self.tables.insert(location.to_owned(), cached.clone()).await;
+        Ok(cached)
+    }
+
+    /// The view metadata at `location`.
+    pub async fn view(&self, io: &dyn WarehouseIo, location: &str) -> CatalogResult<Arc<CachedView>> {
+        if let Some(hit) = self.views.get(location).await {
+            return Ok(hit);
+        }
+        let bytes = io.read(location).await?;
+        let metadata: ViewMetadata = serde_json::from_slice(&bytes).map_err(|e| parse_error(location, e))?;
+        let cached = Arc::new(CachedView { metadata: Arc::new(metadata), json: bytes });
+        self.views.insert(location.to_owned(), cached.clone()).await;
+        Ok(cached)
+    }
+
+    /// Writes new table metadata to `location` and caches it.
+    pub async fn write_table(
+        &self,
+        io: &dyn WarehouseIo,
+        location: &str,
+        metadata: TableMetadata,
+    ) -> CatalogResult<Arc<CachedTable>> {
+        let json = Bytes::from(serde_json::to_vec(&metadata).map_err(|e| CatalogError::internal(e.to_string()))?);
+        io.write(location, json.clone()).await?;
+        let cached = Arc::new(CachedTable::new(metadata, json));
+        self.tables.insert(location.to_owned(), cached.clone()).await;
+        Ok(cached)
+    }
+
+    /// Writes new view metadata to `location` and caches it.
+    pub async fn write_view(
+        &self,
+        io: &dyn WarehouseIo,
+        location: &str,
+        metadata: ViewMetadata,
+    ) -> CatalogResult<Arc<CachedView>> {
+        let json = Bytes::from(serde_json::to_vec(&metadata).map_err(|e| CatalogError::internal(e.to_string()))?);
+        io.write(location, json.clone()).await?;
+        let cached = Arc::new(CachedView { metadata: Arc::new(metadata), json });
+        self.views.insert(location.to_owned(), cached.clone()).await;
+        Ok(cached)
+    }
+
+    /// Deletes a metadata file that lost its commit race (never referenced by the store).
+    pub async fn discard(&self, io: &dyn WarehouseIo, location: &str) {
+        self.tables.invalidate(location).await;
+        self.views.invalidate(location).await;
+        if let Err(e) = io.delete(location).await {
+            tracing::warn!(%location, error = %e, "could not delete an unreferenced metadata file");
+        }
+    }
+}
+
+/// `{location}/metadata/{version:05}-{uuid}.metadata.json`, one past the version of `current`.
+pub fn next_metadata_location(table_location: &str, current: Option<&str>) -> String {
+    let version = current.map_or(0, |c| version_of(c).map_or(1, |v| v + 1));
+    format!("{}/metadata/{version:05}-{}.metadata.json", table_location.trim_end_matches('/'), Uuid::now_v7())
+}
+
+fn version_of(location: &str) -> Option<u64> {
+    let file = location.rsplit('/').next()?;
+    let digits: String = file.chars().take_while(char::is_ascii_digit).collect();
+    if let Ok(v) = digits.parse() {
+        return Some(v);
+    }
+    // Hadoop-style `v12.metadata.json`.
+    file.strip_prefix('v')?.split('.').next()?.parse().ok()
+}
+
+/// An opaque page token for the name a page ended at.
+pub fn encode_page_token(last: &str) -> String {
+    URL_SAFE_NO_PAD.encode(last.as_bytes())
+}
+
+/// The name a page token stands for.
+pub fn decode_page_token(token: &str) -> CatalogResult<String> {
+    URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| CatalogError::bad_request("pageToken is not a token this server issued"))
+}
+
+impl From<Arc<IoError>> for CatalogError {
+    fn from(e: Arc<IoError>) -> Self {
+        (*e).clone().into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_versions_count_up() {
+        let first = next_metadata_location("s3://b/t/", None);
+        assert!(first.starts_with("s3://b/t/metadata/00000-"), "{first}");
+        let second = next_metadata_location("s3://b/t", Some(&first));
+        assert!(second.starts_with("s3://b/t/metadata/00001-"), "{second}");
+        assert!(next_metadata_location("s3://b/t", Some("s3://b/t/metadata/v7.metadata.json")).contains("/00008-"));
+    }
+
+    #[test]
+    fn page_tokens_round_trip() {
+        assert_eq!(decode_page_token(&encode_page_token("ns/ä")).unwrap(), "ns/ä");
+        assert!(decode_page_token("***").is_err());
+    }
+}

@@ -1,0 +1,180 @@
+//! The catalog's use-cases: namespaces, tables and views, checked and committed.
+//!
+//! Owns: resolving a caller's warehouse, table locations, metadata files (named, written, cached),
+//! commits with in-server retries, and the rules a request must follow. Must not touch: HTTP types.
+//! Metadata files never change once written, so parsed metadata is cached by location for good.
+
+mod error;
+mod metadata;
+mod namespaces;
+mod tables;
+mod views;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use uuid::Uuid;
+
+pub use error::{CatalogError, CatalogResult, ErrorType};
+pub use metadata::{CachedTable, CachedView, MetadataCache, SnapshotsMode, encode_page_token};
+pub use namespaces::PropertiesUpdate;
+pub use tables::{CreateTable, LoadedTable, TableChange};
+pub use views::{CreateView, LoadedView, ViewRequirement};
+
+use crate::identity::Caller;
+use crate::store::{CatalogStore, PageRequest, StorageProfile, WarehouseRecord};
+use crate::warehouse_io::{LocalIo, S3Io, S3StaticCredentials, WarehouseIo};
+
+/// How long a warehouse record is served from memory before it is read again.
+const WAREHOUSE_CACHE_SECS: u64 = 10;
+
+/// A warehouse the caller may use, with the IO to reach its files.
+#[derive(Clone)]
+pub struct Warehouse {
+    pub record: Arc<WarehouseRecord>,
+    pub io: Arc<dyn WarehouseIo>,
+}
+
+impl Warehouse {
+    /// The warehouse root, normalized (`s3://bucket/prefix`, `file:///dir`).
+    pub fn root(&self) -> String {
+        self.record.storage.root_location()
+    }
+}
+
+/// Limits and knobs of the catalog.
+#[derive(Debug, Clone)]
+pub struct CatalogOptions {
+    pub max_page_size: usize,
+    pub commit_retries: u32,
+    pub metadata_cache_entries: u64,
+}
+
+/// The catalog service shared by all request handlers.
+pub struct Catalog {
+    store: Arc<dyn CatalogStore>,
+    options: CatalogOptions,
+    warehouses: moka::future::Cache<Uuid, Arc<WarehouseRecord>>,
+    io: moka::future::Cache<Uuid, Arc<dyn WarehouseIo>>,
+    s3_credentials: RwLock<HashMap<Uuid, S3StaticCredentials>>,
+    metadata: MetadataCache,
+    commit_locks: moka::sync::Cache<(Uuid, Uuid), Arc<tokio::sync::Mutex<()>>>,
+}
+
+impl Catalog {
+    /// A catalog over `store`.
+    pub fn new(store: Arc<dyn CatalogStore>, options: CatalogOptions) -> Self {
+        Self {
+            store,
+            warehouses: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(WAREHOUSE_CACHE_SECS))
+                .build(),
+            io: moka::future::Cache::builder().max_capacity(10_000).build(),
+            s3_credentials: RwLock::new(HashMap::new()),
+            metadata: MetadataCache::new(options.metadata_cache_entries),
+            commit_locks: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(Duration::from_secs(300))
+                .build(),
+            options,
+        }
+    }
+
+    /// The store behind the catalog.
+    pub fn store(&self) -> &Arc<dyn CatalogStore> {
+        &self.store
+    }
+
+    /// The catalog's limits.
+    pub fn options(&self) -> &CatalogOptions {
+        &self.options
+    }
+
+    /// Registers static S3 keys for the server's own access to a warehouse.
+    pub fn set_s3_credentials(&self, warehouse: Uuid, creds: S3StaticCredentials) {
+        self.s3_credentials.write().expect("credential map lock").insert(warehouse, creds);
+    }
+
+    /// Resolves an Iceberg `prefix` (a warehouse id) for `caller`. A warehouse of another tenant is
+    /// reported as missing, so ids do not leak across tenants.
+    pub async fn warehouse(&self, caller: &Caller, prefix: &str) -> CatalogResult<Warehouse> {
+        let missing = || CatalogError::new(ErrorType::NoSuchWarehouse, format!("warehouse '{prefix}' does not exist"));
+        let id = Uuid::parse_str(prefix).map_err(|_| missing())?;
+        let record = match self.warehouses.get(&id).await {
+            Some(hit) => hit,
+            None => {
+                let found = self.store.get_warehouse(id).await?.ok_or_else(missing)?;
+                let found = Arc::new(found);
+                self.warehouses.insert(id, found.clone()).await;
+                found
+            }
+        };
+        if !caller.may_access_tenant(record.tenant_id) {
+            return Err(missing());
+        }
+        let io = self.io_for(&record).await?;
+        Ok(Warehouse { record, io })
+    }
+
+    /// Finds a warehouse by name in the caller's tenant, or its only warehouse when `name` is `None`.
+    pub async fn warehouse_by_name(&self, caller: &Caller, name: Option<&str>) -> CatalogResult<Arc<WarehouseRecord>> {
+        match name {
+            Some(name) => self
+                .store
+                .get_warehouse_by_name(caller.tenant_id, name)
+                .await?
+                .map(Arc::new)
+                .ok_or_else(|| CatalogError::new(ErrorType::NoSuchWarehouse, format!("warehouse '{name}' does not exist"))),
+            None => {
+                let mut all = self.store.list_warehouses(caller.tenant_id).await?;
+                match all.len() {
+                    1 => Ok(Arc::new(all.remove(0))),
+                    0 => Err(CatalogError::new(ErrorType::NoSuchWarehouse, "this tenant has no warehouse")),
+                    _ => Err(CatalogError::bad_request(
+                        "this tenant has several warehouses: name one with ?warehouse=NAME (the client's 'warehouse' property)",
+                    )),
+                }
+            }
+        }
+    }
+
+    async fn io_for(&self, record: &WarehouseRecord) -> CatalogResult<Arc<dyn WarehouseIo>> {
+        let creds = self.s3_credentials.read().expect("credential map lock").get(&record.id).cloned();
+        let storage = record.storage.clone();
+        self.io
+            .try_get_with(record.id, async move {
+                let io: Arc<dyn WarehouseIo> = match &storage {
+                    StorageProfile::Local { root } => Arc::new(LocalIo::new(root)?),
+                    StorageProfile::S3 { bucket, region, endpoint, path_style, .. } => {
+                        Arc::new(S3Io::new(bucket, region, endpoint.as_deref(), *path_style, creds).await)
+                    }
+                };
+                Ok::<_, crate::warehouse_io::IoError>(io)
+            })
+            .await
+            .map_err(|e| CatalogError::from((*e).clone()))
+    }
+
+    /// Turns a client's `pageToken` / `pageSize` into a store page request. With neither, the whole
+    /// list comes back (as the spec asks); `pageSize` is capped at the configured maximum.
+    pub fn page_request(&self, token: Option<&str>, size: Option<i64>) -> CatalogResult<PageRequest> {
+        let limit = match size {
+            Some(n) if n < 1 => return Err(CatalogError::bad_request("pageSize must be at least 1")),
+            Some(n) => Some((n as usize).min(self.options.max_page_size)),
+            None if token.is_some() => Some(self.options.max_page_size),
+            None => None,
+        };
+        let after = match token {
+            None | Some("") => None,
+            Some(t) => Some(metadata::decode_page_token(t)?),
+        };
+        Ok(PageRequest { after, limit })
+    }
+
+    fn commit_lock(&self, warehouse: Uuid, table: Uuid) -> Arc<tokio::sync::Mutex<()>> {
+        self.commit_locks.get_with((warehouse, table), || Arc::new(tokio::sync::Mutex::new(())))
+    }
+}
+

@@ -1,0 +1,283 @@
+//! Typed settings: defaults, then a TOML file, then `FLOE_*` environment variables, validated at start.
+//!
+//! An environment variable `FLOE_A__B` sets key `b` of table `a` (`FLOE_LISTEN` sets `listen`,
+//! `FLOE_AUTH__TOKEN_TTL_SECS` sets `auth.token_ttl_secs`). Errors name the setting that is wrong.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::store::StorageProfile;
+
+/// Everything Floe reads at start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Address to listen on.
+    pub listen: String,
+    /// Directory of the sled store, signing key and default warehouse.
+    pub data_dir: PathBuf,
+    /// URL clients use to reach this server (for links in responses); defaults to `http://{listen}`.
+    pub public_url: Option<String>,
+    /// Largest accepted request body, in bytes (413 above it).
+    #[serde(deserialize_with = "lenient")]
+    pub max_body_bytes: usize,
+    /// Largest page a list returns, whatever `pageSize` asks for.
+    #[serde(deserialize_with = "lenient")]
+    pub max_page_size: usize,
+    /// How long an `Idempotency-Key` answer is replayed, in seconds.
+    #[serde(deserialize_with = "lenient")]
+    pub idempotency_lifetime_secs: u64,
+    /// Attempts of a commit that loses a race but whose requirements still hold.
+    #[serde(deserialize_with = "lenient")]
+    pub commit_retries: u32,
+    /// HTTP worker threads (0 = one per core).
+    #[serde(deserialize_with = "lenient")]
+    pub workers: usize,
+    /// Parsed metadata files kept in memory.
+    #[serde(deserialize_with = "lenient")]
+    pub metadata_cache_entries: u64,
+    /// Root principal's client id; generated on first start when unset.
+    pub root_client_id: Option<String>,
+    /// Root principal's secret; generated on first start when unset.
+    pub root_client_secret: Option<Secret>,
+    /// Log filter (`info`, `floe=debug`, ...).
+    pub log: String,
+    /// `text` or `json`.
+    pub log_format: String,
+    pub auth: AuthSettings,
+    /// Warehouses created (or updated) in the default tenant at start.
+    pub warehouses: Vec<WarehouseSettings>,
+}
+
+/// Token issuing and checking.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    pub issuer: String,
+    pub audience: String,
+    #[serde(deserialize_with = "lenient")]
+    pub token_ttl_secs: u64,
+    /// Ed25519 signing key (base64 of the 32-byte seed); generated into the data dir when unset.
+    pub signing_key_file: Option<PathBuf>,
+}
+
+/// A warehouse declared in configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WarehouseSettings {
+    pub name: String,
+    pub storage: StorageProfile,
+    /// Static S3 keys for the server's own access; otherwise the AWS default chain is used.
+    pub s3_access_key_id: Option<String>,
+    pub s3_secret_access_key: Option<Secret>,
+}
+
+/// A configuration value that must never be printed.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    /// The value itself; call only where it is used.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8181".into(),
+            data_dir: PathBuf::from("./floe-data"),
+            public_url: None,
+            max_body_bytes: 10 * 1024 * 1024,
+            max_page_size: 1000,
+            idempotency_lifetime_secs: 1800,
+            commit_retries: 32,
+            workers: 0,
+            metadata_cache_entries: 10_000,
+            root_client_id: None,
+            root_client_secret: None,
+            log: "info".into(),
+            log_format: "text".into(),
+            auth: AuthSettings::default(),
+            warehouses: Vec::new(),
+        }
+    }
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self { issuer: "floe".into(), audience: "floe".into(), token_ttl_secs: 3600, signing_key_file: None }
+    }
+}
+
+fn lenient<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr + Deserialize<'de>,
+    T::Err: fmt::Display,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum NativeOrText<T> {
+        Native(T),
+        Text(String),
+    }
+    match NativeOrText::<T>::deserialize(d)? {
+        NativeOrText::Native(v) => Ok(v),
+        NativeOrText::Text(s) => s.trim().parse().map_err(serde::de::Error::custom),
+    }
+}
+
+/// A setting that could not be used, with its name.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+impl Settings {
+    /// Loads defaults, then the TOML file at `file` (if any), then `FLOE_*` variables from `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut doc = toml::Table::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+            doc = text
+                .parse::<toml::Table>()
+                .map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?;
+        }
+        for (name, value) in env {
+            let Some(key) = name.strip_prefix("FLOE_") else { continue };
+            if key == "CONFIG" {
+                continue;
+            }
+            let path: Vec<String> = key.to_ascii_lowercase().split("__").map(str::to_owned).collect();
+            set_path(&mut doc, &path, value).map_err(|e| ConfigError(format!("{name}: {e}")))?;
+        }
+        let settings: Settings = toml::Value::Table(doc)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError(e.message().to_owned() + &describe_span(&e)))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |what: &str| Err(ConfigError(what.to_owned()));
+        if self.listen.parse::<SocketAddr>().is_err() {
+            return bad(&format!("listen: '{}' is not an address like 127.0.0.1:8181", self.listen));
+        }
+        if self.max_body_bytes < 1024 {
+            return bad("max_body_bytes: must be at least 1024");
+        }
+        if self.max_page_size == 0 {
+            return bad("max_page_size: must be at least 1");
+        }
+        if !(60..=86_400).contains(&self.auth.token_ttl_secs) {
+            return bad("auth.token_ttl_secs: must be between 60 and 86400");
+        }
+        if self.auth.issuer.is_empty() || self.auth.audience.is_empty() {
+            return bad("auth.issuer and auth.audience must not be empty");
+        }
+        if !["text", "json"].contains(&self.log_format.as_str()) {
+            return bad("log_format: must be 'text' or 'json'");
+        }
+        if self.root_client_id.is_some() != self.root_client_secret.is_some() {
+            return bad("root_client_id and root_client_secret: set both or neither");
+        }
+        if let Some(secret) = &self.root_client_secret
+            && secret.expose().len() < 8
+        {
+            return bad("root_client_secret: must be at least 8 characters");
+        }
+        for (i, wh) in self.warehouses.iter().enumerate() {
+            crate::domain::check_resource_name("warehouse name", &wh.name)
+                .map_err(|e| ConfigError(format!("warehouses[{i}].name: {e}")))?;
+            if wh.s3_access_key_id.is_some() != wh.s3_secret_access_key.is_some() {
+                return bad(&format!(
+                    "warehouses[{i}]: set both s3_access_key_id and s3_secret_access_key or neither"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The base URL clients reach this server at.
+    pub fn public_url(&self) -> String {
+        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen)).trim_end_matches('/').to_owned()
+    }
+}
+
+fn describe_span(e: &toml::de::Error) -> String {
+    e.span().map(|_| String::new()).unwrap_or_default()
+}
+
+fn set_path(doc: &mut toml::Table, path: &[String], value: String) -> Result<(), String> {
+    let (last, parents) = path.split_last().ok_or("empty name")?;
+    let mut table = doc;
+    for part in parents {
+        let entry = table.entry(part.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        table = entry.as_table_mut().ok_or_else(|| format!("'{part}' is not a table"))?;
+    }
+    table.insert(last.clone(), toml::Value::String(value));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn environment_overrides_defaults_with_types() {
+        let s = Settings::load(
+            None,
+            env(&[
+                ("FLOE_LISTEN", "0.0.0.0:9000"),
+                ("FLOE_AUTH__TOKEN_TTL_SECS", "120"),
+                ("FLOE_ROOT_CLIENT_ID", "root"),
+                ("FLOE_ROOT_CLIENT_SECRET", "12345678"),
+                ("OTHER", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.listen, "0.0.0.0:9000");
+        assert_eq!(s.auth.token_ttl_secs, 120);
+        assert_eq!(s.root_client_secret.unwrap().expose(), "12345678");
+    }
+
+    #[test]
+    fn errors_name_the_bad_setting() {
+        let e = Settings::load(None, env(&[("FLOE_LISTEN", "nope")])).unwrap_err();
+        assert!(e.to_string().contains("listen"), "{e}");
+        let e = Settings::load(None, env(&[("FLOE_MAX_PAGE_SIZE", "lots")])).unwrap_err();
+        assert!(e.to_string().contains("max_page_size"), "{e}");
+        let e = Settings::load(None, env(&[("FLOE_NO_SUCH", "1")])).unwrap_err();
+        assert!(e.to_string().contains("no_such"), "{e}");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Secret::new("hunter22");
+        assert!(!format!("{s:?}").contains("hunter22"));
+    }
+}

@@ -1,0 +1,196 @@
+//! Validated names: a handler can only hold a namespace, table or warehouse name that is legal.
+//!
+//! Limits are explicit: a name part is 1..=255 bytes, a namespace at most 16 levels deep, and no part
+//! may contain control characters, `/` or `\`, or be `.` / `..` (names end up in logs, keys and paths).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Longest allowed namespace level, table, view or warehouse name, in bytes.
+pub const MAX_NAME_BYTES: usize = 255;
+/// Deepest allowed namespace.
+pub const MAX_NAMESPACE_DEPTH: usize = 16;
+/// The separator of namespace levels in a URL path segment (`%1F`), as the spec's default.
+pub const NAMESPACE_SEPARATOR: char = '\u{1f}';
+
+/// Why a name was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum NameError {
+    #[error("{what} must not be empty")]
+    Empty { what: &'static str },
+    #[error("{what} '{name}' is longer than {MAX_NAME_BYTES} bytes")]
+    TooLong { what: &'static str, name: String },
+    #[error("{what} '{name}' contains a character that is not allowed (control characters, '/' and '\\')")]
+    BadCharacter { what: &'static str, name: String },
+    #[error("{what} must not be '.' or '..'")]
+    DotName { what: &'static str },
+    #[error("namespace is deeper than {MAX_NAMESPACE_DEPTH} levels")]
+    TooDeep,
+}
+
+fn check_part(what: &'static str, part: &str) -> Result<(), NameError> {
+    if part.is_empty() {
+        return Err(NameError::Empty { what });
+    }
+    if part.len() > MAX_NAME_BYTES {
+        let shown: String = part.chars().take(40).collect();
+        return Err(NameError::TooLong { what, name: format!("{shown}...") });
+    }
+    if part == "." || part == ".." {
+        return Err(NameError::DotName { what });
+    }
+    if part.chars().any(|c| c.is_control() || c == '/' || c == '\\') {
+        return Err(NameError::BadCharacter { what, name: part.escape_default().to_string() });
+    }
+    Ok(())
+}
+
+/// A multi-level namespace such as `["sales", "eu"]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "Vec<String>", into = "Vec<String>")]
+pub struct NamespaceIdent(Vec<String>);
+
+impl NamespaceIdent {
+    /// Validates every level.
+    pub fn new(parts: Vec<String>) -> Result<Self, NameError> {
+        if parts.is_empty() {
+            return Err(NameError::Empty { what: "namespace" });
+        }
+        if parts.len() > MAX_NAMESPACE_DEPTH {
+            return Err(NameError::TooDeep);
+        }
+        for part in &parts {
+            check_part("namespace level", part)?;
+        }
+        Ok(Self(parts))
+    }
+
+    /// Parses the URL form, levels joined by the unit separator `0x1F`.
+    pub fn from_url_segment(segment: &str) -> Result<Self, NameError> {
+        Self::new(segment.split(NAMESPACE_SEPARATOR).map(str::to_owned).collect())
+    }
+
+    /// The levels, outermost first.
+    pub fn parts(&self) -> &[String] {
+        &self.0
+    }
+
+    /// The enclosing namespace, `None` at the top level.
+    pub fn parent(&self) -> Option<NamespaceIdent> {
+        (self.0.len() > 1).then(|| Self(self.0[..self.0.len() - 1].to_vec()))
+    }
+
+    /// True when `self` lies strictly inside `other`.
+    pub fn is_inside(&self, other: &NamespaceIdent) -> bool {
+        self.0.len() > other.0.len() && self.0.starts_with(&other.0)
+    }
+}
+
+impl TryFrom<Vec<String>> for NamespaceIdent {
+    type Error = NameError;
+    fn try_from(parts: Vec<String>) -> Result<Self, Self::Error> {
+        Self::new(parts)
+    }
+}
+
+impl From<NamespaceIdent> for Vec<String> {
+    fn from(ns: NamespaceIdent) -> Self {
+        ns.0
+    }
+}
+
+impl fmt::Display for NamespaceIdent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.join("."))
+    }
+}
+
+/// A table or view name (one level).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ObjectName(String);
+
+impl ObjectName {
+    /// Validates a table or view name.
+    pub fn new(name: impl Into<String>) -> Result<Self, NameError> {
+        let name = name.into();
+        check_part("table or view name", &name)?;
+        Ok(Self(name))
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ObjectName {
+    type Error = NameError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::new(s)
+    }
+}
+
+impl From<ObjectName> for String {
+    fn from(n: ObjectName) -> Self {
+        n.0
+    }
+}
+
+impl fmt::Display for ObjectName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A table or view inside a namespace, the spec's `TableIdentifier`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TableIdent {
+    pub namespace: NamespaceIdent,
+    pub name: ObjectName,
+}
+
+impl TableIdent {
+    /// Joins a namespace and a name.
+    pub fn new(namespace: NamespaceIdent, name: ObjectName) -> Self {
+        Self { namespace, name }
+    }
+}
+
+impl fmt::Display for TableIdent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.namespace, self.name)
+    }
+}
+
+/// A tenant or warehouse name: the same rules as a namespace level.
+pub fn check_resource_name(what: &'static str, name: &str) -> Result<(), NameError> {
+    check_part(what, name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespace_url_segment_splits_on_unit_separator() {
+        let ns = NamespaceIdent::from_url_segment("a\u{1f}b").unwrap();
+        assert_eq!(ns.parts(), ["a", "b"]);
+        assert_eq!(ns.parent().unwrap().parts(), ["a"]);
+        assert!(ns.is_inside(&ns.parent().unwrap()));
+    }
+
+    #[test]
+    fn names_that_could_escape_a_path_are_refused() {
+        assert!(ObjectName::new("..").is_err());
+        assert!(ObjectName::new("a/b").is_err());
+        assert!(ObjectName::new("a\\b").is_err());
+        assert!(ObjectName::new("a\nb").is_err());
+        assert!(ObjectName::new("").is_err());
+        assert!(ObjectName::new("x".repeat(256)).is_err());
+        assert!(ObjectName::new("x".repeat(255)).is_ok());
+        assert!(NamespaceIdent::new(vec!["a".into(); 17]).is_err());
+        assert!(NamespaceIdent::from_url_segment("a\u{1f}").is_err());
+    }
+}

@@ -1,0 +1,33 @@
+//! Who is calling: token issuing and checking, client secrets, and the authenticated [`Caller`].
+//!
+//! Owns: Floe's Ed25519 signing key, JWT claims and their verification (cached by token until a
+//! short bound), argon2 secret hashes. Must not touch: HTTP types or warehouse storage.
+
+mod keys;
+mod secrets;
+mod tokens;
+
+use uuid::Uuid;
+
+pub use keys::{SigningKey, owner_only_file};
+pub use secrets::{generate_secret, hash_secret, verify_secret};
+pub use tokens::{AuthError, IssuedToken, TokenService};
+
+/// The authenticated principal behind a request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Caller {
+    pub principal_id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    /// The root principal may act in every tenant.
+    pub root: bool,
+    /// Token expiry, seconds since the epoch.
+    pub expires_at: i64,
+}
+
+impl Caller {
+    /// True when the caller may act inside `tenant`.
+    pub fn may_access_tenant(&self, tenant: Uuid) -> bool {
+        self.root || self.tenant_id == tenant
+    }
+}

@@ -1,0 +1,222 @@
+//! Issues Floe's JWTs and checks bearer tokens.
+//!
+//! Checking is on every request's path, so a verified token is cached (keyed by the token itself)
+//! for at most [`VERIFIED_TOKEN_CACHE_SECS`] and never past its `exp`; a cache hit costs a hash
+//! lookup, not a signature check.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, Header, Validation};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{Caller, SigningKey};
+use crate::store::PrincipalRecord;
+
+/// How long a verified token is trusted without checking it again.
+pub const VERIFIED_TOKEN_CACHE_SECS: u64 = 60;
+/// Clock skew allowed on `exp` and `nbf`.
+const LEEWAY_SECS: u64 = 30;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    iss: String,
+    aud: String,
+    sub: String,
+    tenant: Uuid,
+    name: String,
+    #[serde(default)]
+    root: bool,
+    exp: i64,
+    nbf: i64,
+    iat: i64,
+    jti: String,
+}
+
+/// Why a token was refused. Messages are safe to show to the caller.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum AuthError {
+    #[error("missing bearer token: send 'Authorization: Bearer <token>' (get one at /v1/oauth/tokens)")]
+    Missing,
+    #[error("invalid bearer token: {0}")]
+    Invalid(String),
+    #[error("bearer token expired")]
+    Expired,
+}
+
+/// A freshly issued token.
+pub struct IssuedToken {
+    pub access_token: String,
+    pub expires_in: u64,
+}
+
+/// Issues and verifies Floe's tokens.
+pub struct TokenService {
+    key: SigningKey,
+    issuer: String,
+    audience: String,
+    ttl_secs: u64,
+    validation: Validation,
+    verified: moka::sync::Cache<Arc<str>, Arc<Caller>>,
+}
+
+impl TokenService {
+    /// A service signing with `key`; tokens live `ttl_secs`.
+    pub fn new(key: SigningKey, issuer: &str, audience: &str, ttl_secs: u64) -> Self {
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.algorithms = vec![Algorithm::EdDSA];
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        let verified = moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(Duration::from_secs(VERIFIED_TOKEN_CACHE_SECS))
+            .build();
+        Self { key, issuer: issuer.into(), audience: audience.into(), ttl_secs, validation, verified }
+    }
+
+    /// Signs a token for `principal`.
+    pub fn issue(&self, principal: &PrincipalRecord) -> IssuedToken {
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: principal.id.to_string(),
+            tenant: principal.tenant_id,
+            name: principal.name.clone(),
+            root: principal.root,
+            exp: now + self.ttl_secs as i64,
+            nbf: now,
+            iat: now,
+            jti: Uuid::new_v4().to_string(),
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.key.kid.clone());
+        let access_token = jsonwebtoken::encode(&header, &claims, &self.key.encoding).expect("Ed25519 signing cannot fail");
+        IssuedToken { access_token, expires_in: self.ttl_secs }
+    }
+
+    /// The caller a bearer token stands for.
+    pub fn verify(&self, token: &str) -> Result<Arc<Caller>, AuthError> {
+        let now = chrono::Utc::now().timestamp();
+        if let Some(caller) = self.verified.get(token) {
+            if caller.expires_at + LEEWAY_SECS as i64 >= now {
+                return Ok(caller);
+            }
+            return Err(AuthError::Expired);
+        }
+        let data = jsonwebtoken::decode::<Claims>(token, &self.key.decoding, &self.validation).map_err(|e| {
+            match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+                kind => AuthError::Invalid(format!("{kind:?}")),
+            }
+        })?;
+        let claims = data.claims;
+        let principal_id = Uuid::parse_str(&claims.sub).map_err(|_| AuthError::Invalid("sub is not a principal id".into()))?;
+        let caller = Arc::new(Caller {
+            principal_id,
+            tenant_id: claims.tenant,
+            name: claims.name,
+            root: claims.root,
+            expires_at: claims.exp,
+        });
+        self.verified.insert(Arc::from(token), caller.clone());
+        Ok(caller)
+    }
+
+    /// The public signing key as a JWKS document.
+    pub fn jwks(&self) -> serde_json::Value {
+        serde_json::json!({"keys": [{
+            "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig",
+            "kid": self.key.kid, "x": self.key.public_x,
+        }]})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    use super::*;
+    use crate::store::PrincipalKind;
+
+    fn principal() -> PrincipalRecord {
+        PrincipalRecord {
+            id: Uuid::new_v4(),
+            tenant_id: Uuid::new_v4(),
+            name: "etl".into(),
+            kind: PrincipalKind::Service,
+            client_id: "c".into(),
+            secret_hash: String::new(),
+            root: false,
+            disabled: false,
+            created_at_ms: 0,
+        }
+    }
+
+    fn service() -> TokenService {
+        TokenService::new(SigningKey::from_seed([7; 32]), "floe", "floe", 3600)
+    }
+
+    #[test]
+    fn issued_tokens_verify_and_carry_the_principal() {
+        let svc = service();
+        let p = principal();
+        let caller = svc.verify(&svc.issue(&p).access_token).unwrap();
+        assert_eq!((caller.principal_id, caller.tenant_id), (p.id, p.tenant_id));
+    }
+
+    #[test]
+    fn forged_and_foreign_tokens_are_refused() {
+        let svc = service();
+        let token = svc.issue(&principal()).access_token;
+        // Signed by another key.
+        let other = TokenService::new(SigningKey::from_seed([8; 32]), "floe", "floe", 3600);
+        assert!(matches!(svc.verify(&other.issue(&principal()).access_token), Err(AuthError::Invalid(_))));
+        // Wrong audience / issuer.
+        let aud = TokenService::new(SigningKey::from_seed([7; 32]), "floe", "elsewhere", 3600);
+        assert!(svc.verify(&aud.issue(&principal()).access_token).is_err());
+        let iss = TokenService::new(SigningKey::from_seed([7; 32]), "evil", "floe", 3600);
+        assert!(svc.verify(&iss.issue(&principal()).access_token).is_err());
+        // alg: none with the same claims.
+        let parts: Vec<&str> = token.split('.').collect();
+        let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        assert!(svc.verify(&format!("{none_header}.{}.", parts[1])).is_err());
+        // HS256 signed with the public key as the secret (algorithm confusion).
+        let hs = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &serde_json::from_slice::<serde_json::Value>(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap(),
+            &jsonwebtoken::EncodingKey::from_secret(svc.key.public_x.as_bytes()),
+        )
+        .unwrap();
+        assert!(svc.verify(&hs).is_err());
+        assert!(svc.verify("None").is_err());
+        // A tampered payload.
+        let tampered = format!("{}.{}x.{}", parts[0], parts[1], parts[2]);
+        assert!(svc.verify(&tampered).is_err());
+    }
+
+    #[test]
+    fn expired_tokens_are_refused() {
+        let svc = service();
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            iss: "floe".into(),
+            aud: "floe".into(),
+            sub: Uuid::new_v4().to_string(),
+            tenant: Uuid::new_v4(),
+            name: "x".into(),
+            root: false,
+            exp: now - 3600,
+            nbf: now - 7200,
+            iat: now - 7200,
+            jti: "j".into(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &svc.key.encoding).unwrap();
+        assert_eq!(svc.verify(&token), Err(AuthError::Expired));
+    }
+}

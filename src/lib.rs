@@ -1,0 +1,20 @@
+//! Floe: a multi-tenant Apache Iceberg REST catalog that vends table-scoped cloud credentials.
+//!
+//! Module map (arrows point down only: api → identity/catalog → store/warehouse_io):
+//! - [`config`]: typed settings from a TOML file and `FLOE_*` variables, validated at start.
+//! - [`startup`]: opens the store, bootstraps tenant/root/warehouse, binds the HTTP server.
+//! - [`api`]: actix-web routes of the Iceberg REST spec; errors as `IcebergErrorResponse`; OpenAPI.
+//! - [`identity`]: Floe's JWTs (issue, verify, cache), client secrets, the authenticated caller.
+//! - [`catalog`]: use-cases for namespaces, tables and views; commits; metadata cache.
+//! - [`store`]: the `CatalogStore` trait, its sled backend and the conformance suite.
+//! - [`warehouse_io`]: reading and writing metadata files on local disk or S3.
+//! - [`domain`]: validated names (namespaces, tables, views, warehouses).
+
+pub mod api;
+pub mod catalog;
+pub mod config;
+pub mod domain;
+pub mod identity;
+pub mod startup;
+pub mod store;
+pub mod warehouse_io;

@@ -1,0 +1,79 @@
+//! The `floe` command: `floe serve` runs the catalog; `floe openapi` prints its API document.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use floe::config::Settings;
+use floe::startup::{Application, init_tracing};
+
+#[derive(Parser)]
+#[command(name = "floe", version, about = "Multi-tenant Apache Iceberg REST catalog")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the catalog server.
+    Serve {
+        /// Address to listen on (FLOE_LISTEN; default 127.0.0.1:8181).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Data directory (FLOE_DATA_DIR; default ./floe-data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// TOML configuration file (FLOE_CONFIG).
+        #[arg(long, env = "FLOE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+fn main() -> std::process::ExitCode {
+    match Cli::parse().command {
+        Command::Openapi => {
+            print!("{}", floe::api::openapi::document_json());
+            std::process::ExitCode::SUCCESS
+        }
+        Command::Serve { listen, data_dir, config } => {
+            let mut env: Vec<(String, String)> = std::env::vars().collect();
+            if let Some(l) = listen {
+                env.push(("FLOE_LISTEN".into(), l));
+            }
+            if let Some(d) = data_dir {
+                env.push(("FLOE_DATA_DIR".into(), d.display().to_string()));
+            }
+            let settings = match Settings::load(config.as_deref(), env) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("floe: {e}");
+                    return std::process::ExitCode::from(2);
+                }
+            };
+            match serve(settings) {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("floe: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+#[actix_web::main]
+async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
+    init_tracing(&settings.log, &settings.log_format);
+    let public_url = settings.public_url();
+    let app = Application::build(settings).await?;
+    tracing::info!(port = app.port, "Floe is listening");
+    println!("Floe catalog at {public_url}");
+    if let Some(file) = &app.root_credentials_file {
+        println!("Root credentials: {} (client_id=root; client_secret inside)", file.display());
+    }
+    println!("Connect PyIceberg: load_catalog('floe', uri='{public_url}', warehouse='demo', credential='<client_id>:<client_secret>')");
+    app.server.await?;
+    Ok(())
+}

@@ -1,0 +1,290 @@
+//! The catalog's persistent state behind one async trait, [`CatalogStore`].
+//!
+//! Owns: records for tenants, warehouses, principals, namespaces, tables and views, and the atomic
+//! operations the catalog needs (compare-and-swap of metadata locations, renames, multi-table commits).
+//! Must not touch: HTTP, metadata files, or cloud SDKs. Keys and encodings are private to each backend;
+//! every backend passes the same [`conformance`] suite. An `Ok` from a write means the write is durable.
+
+pub mod conformance;
+pub mod sled_store;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::domain::{NamespaceIdent, TableIdent};
+
+pub use sled_store::SledStore;
+
+/// A tenant: the unit of isolation. Principals and warehouses belong to exactly one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TenantRecord {
+    pub id: Uuid,
+    pub name: String,
+    pub created_at_ms: i64,
+}
+
+/// Where a warehouse keeps its files and how the server itself reaches them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum StorageProfile {
+    /// A directory on the server's own disk (`file:///abs/path`).
+    Local { root: String },
+    /// An S3 bucket (or S3-compatible store) under an optional key prefix.
+    S3 {
+        bucket: String,
+        #[serde(default)]
+        key_prefix: String,
+        region: String,
+        #[serde(default)]
+        endpoint: Option<String>,
+        #[serde(default)]
+        path_style: bool,
+    },
+}
+
+impl StorageProfile {
+    /// The warehouse root as a URL without a trailing slash, e.g. `s3://bucket/prefix`.
+    pub fn root_location(&self) -> String {
+        match self {
+            StorageProfile::Local { root } => root.trim_end_matches('/').to_owned(),
+            StorageProfile::S3 { bucket, key_prefix, .. } => {
+                let prefix = key_prefix.trim_matches('/');
+                if prefix.is_empty() {
+                    format!("s3://{bucket}")
+                } else {
+                    format!("s3://{bucket}/{prefix}")
+                }
+            }
+        }
+    }
+}
+
+/// A warehouse: a named catalog inside a tenant; its id is the Iceberg `prefix`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WarehouseRecord {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub storage: StorageProfile,
+    pub created_at_ms: i64,
+}
+
+/// Whether a principal is a person or a program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PrincipalKind {
+    Human,
+    Service,
+}
+
+/// Someone who can authenticate. The secret is stored only as an argon2 hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrincipalRecord {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub kind: PrincipalKind,
+    pub client_id: String,
+    pub secret_hash: String,
+    /// The root principal may act in every tenant.
+    pub root: bool,
+    pub disabled: bool,
+    pub created_at_ms: i64,
+}
+
+/// A namespace and its properties.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NamespaceRecord {
+    pub id: Uuid,
+    pub ident: NamespaceIdent,
+    pub properties: BTreeMap<String, String>,
+    pub created_at_ms: i64,
+}
+
+/// Tables and views share one name space inside a namespace; this says which one a record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TabularKind {
+    Table,
+    View,
+}
+
+impl TabularKind {
+    /// "table" or "view", for messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            TabularKind::Table => "table",
+            TabularKind::View => "view",
+        }
+    }
+}
+
+/// A table or view: where it lives and which metadata file is current.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TabularRecord {
+    pub id: Uuid,
+    pub kind: TabularKind,
+    pub ident: TableIdent,
+    pub location: String,
+    pub metadata_location: String,
+    pub created_at_ms: i64,
+}
+
+/// One compare-and-swap of a metadata pointer: succeeds only while the current value is `expected`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetadataSwap {
+    pub ident: TableIdent,
+    pub expected: String,
+    pub new: String,
+}
+
+/// Which slice of a list to return: names strictly after `after`, at most `limit` of them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PageRequest {
+    pub after: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// A slice of a list in stable (byte-wise name) order; `next` is the last name returned when more follow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// The first final answer given to a request that carried an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    /// Method and path of the request that created the record.
+    pub operation: String,
+    pub status: u16,
+    pub body: String,
+    pub expires_at_ms: i64,
+}
+
+/// What went wrong in the store, in terms the catalog can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("namespace {0} does not exist")]
+    NoSuchNamespace(NamespaceIdent),
+    #[error("{kind} {1} does not exist", kind = .0.noun())]
+    NoSuchTabular(TabularKind, TableIdent),
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    #[error("namespace {0} is not empty")]
+    NamespaceNotEmpty(NamespaceIdent),
+    #[error("{0} was changed by another commit")]
+    Conflict(TableIdent),
+    #[error("store failure: {0}")]
+    Backend(String),
+}
+
+/// Shorthand for store results.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The catalog's state. Methods that take `warehouse` act inside that warehouse only.
+#[async_trait]
+pub trait CatalogStore: Send + Sync + 'static {
+    async fn create_tenant(&self, tenant: &TenantRecord) -> StoreResult<()>;
+    async fn get_tenant(&self, id: Uuid) -> StoreResult<Option<TenantRecord>>;
+    async fn get_tenant_by_name(&self, name: &str) -> StoreResult<Option<TenantRecord>>;
+    async fn list_tenants(&self) -> StoreResult<Vec<TenantRecord>>;
+
+    async fn create_warehouse(&self, warehouse: &WarehouseRecord) -> StoreResult<()>;
+    /// Replaces a warehouse's record (same id); its name stays unique in the tenant.
+    async fn update_warehouse(&self, warehouse: &WarehouseRecord) -> StoreResult<()>;
+    async fn get_warehouse(&self, id: Uuid) -> StoreResult<Option<WarehouseRecord>>;
+    async fn get_warehouse_by_name(
+        &self,
+        tenant: Uuid,
+        name: &str,
+    ) -> StoreResult<Option<WarehouseRecord>>;
+    async fn list_warehouses(&self, tenant: Uuid) -> StoreResult<Vec<WarehouseRecord>>;
+
+    async fn create_principal(&self, principal: &PrincipalRecord) -> StoreResult<()>;
+    /// Replaces a principal's record (same id and client id).
+    async fn update_principal(&self, principal: &PrincipalRecord) -> StoreResult<()>;
+    async fn get_principal(&self, id: Uuid) -> StoreResult<Option<PrincipalRecord>>;
+    async fn get_principal_by_client_id(
+        &self,
+        client_id: &str,
+    ) -> StoreResult<Option<PrincipalRecord>>;
+
+    /// Creates a namespace; its parent must exist.
+    async fn create_namespace(&self, warehouse: Uuid, ns: &NamespaceRecord) -> StoreResult<()>;
+    async fn get_namespace(
+        &self,
+        warehouse: Uuid,
+        ns: &NamespaceIdent,
+    ) -> StoreResult<Option<NamespaceRecord>>;
+    /// Direct children of `parent` (top-level namespaces when `None`).
+    async fn list_namespaces(
+        &self,
+        warehouse: Uuid,
+        parent: Option<&NamespaceIdent>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<NamespaceIdent>>;
+    /// Applies removals, then updates, atomically; returns the properties before and after.
+    async fn update_namespace_properties(
+        &self,
+        warehouse: Uuid,
+        ns: &NamespaceIdent,
+        updates: &BTreeMap<String, String>,
+        removals: &[String],
+    ) -> StoreResult<(BTreeMap<String, String>, BTreeMap<String, String>)>;
+    /// Drops an empty namespace (no child namespaces, tables or views).
+    async fn drop_namespace(&self, warehouse: Uuid, ns: &NamespaceIdent) -> StoreResult<()>;
+
+    /// Creates a table or view; its namespace must exist and its name be free for both kinds.
+    async fn create_tabular(&self, warehouse: Uuid, record: &TabularRecord) -> StoreResult<()>;
+    /// The table or view with this name, whichever kind it is.
+    async fn get_tabular(
+        &self,
+        warehouse: Uuid,
+        ident: &TableIdent,
+    ) -> StoreResult<Option<TabularRecord>>;
+    async fn list_tabulars(
+        &self,
+        warehouse: Uuid,
+        ns: &NamespaceIdent,
+        kind: TabularKind,
+        page: &PageRequest,
+    ) -> StoreResult<Page<TableIdent>>;
+    /// Swaps every metadata pointer, or none: a `Conflict` names the first that moved.
+    async fn swap_metadata(
+        &self,
+        warehouse: Uuid,
+        kind: TabularKind,
+        swaps: &[MetadataSwap],
+    ) -> StoreResult<()>;
+    async fn drop_tabular(
+        &self,
+        warehouse: Uuid,
+        kind: TabularKind,
+        ident: &TableIdent,
+    ) -> StoreResult<TabularRecord>;
+    /// Moves a table or view to a new name, possibly in another namespace of the same warehouse.
+    async fn rename_tabular(
+        &self,
+        warehouse: Uuid,
+        kind: TabularKind,
+        from: &TableIdent,
+        to: &TableIdent,
+    ) -> StoreResult<()>;
+
+    async fn put_idempotency(&self, key: &str, record: &IdempotencyRecord) -> StoreResult<()>;
+    async fn get_idempotency(&self, key: &str) -> StoreResult<Option<IdempotencyRecord>>;
+    /// Deletes records that expired before `now_ms`; returns how many.
+    async fn purge_idempotency(&self, now_ms: i64) -> StoreResult<u64>;
+
+    /// True when the store can serve requests (for readiness).
+    async fn ping(&self) -> StoreResult<()>;
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

@@ -1,0 +1,602 @@
+//! The embedded default backend: sled trees, transactions across trees, and a flush before every
+//! acknowledged write (sled would otherwise lose up to its flush interval of commits on a crash).
+//!
+//! Keys: namespaces are `warehouse(16) | depth(1) | level\0level...`, so the direct children of a
+//! namespace are one prefix scan; tables and views are `warehouse(16) | level\0level | \0\0 | name`.
+//! Each namespace stores how many children (namespaces, tables, views) it has: every create or drop
+//! reads and writes its parent's record inside the transaction, so a drop of a non-empty namespace and
+//! a create inside a namespace being dropped can never both succeed.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::path::Path;
+
+use async_trait::async_trait;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, TransactionalTree, abort,
+};
+use sled::{Transactional, Tree};
+use uuid::Uuid;
+
+use super::*;
+use crate::domain::{NamespaceIdent, ObjectName, TableIdent};
+
+/// sled-backed [`CatalogStore`].
+pub struct SledStore {
+    db: sled::Db,
+    tenants: Tree,
+    tenant_names: Tree,
+    warehouses: Tree,
+    warehouse_names: Tree,
+    principals: Tree,
+    client_ids: Tree,
+    namespaces: Tree,
+    tabulars: Tree,
+    idempotency: Tree,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredNamespace {
+    record: NamespaceRecord,
+    children: u64,
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn encode<T: Serialize>(value: &T) -> StoreResult<Vec<u8>> {
+    serde_json::to_vec(value).map_err(backend)
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> StoreResult<T> {
+    serde_json::from_slice(bytes).map_err(backend)
+}
+
+fn tx_encode<T: Serialize>(value: &T) -> TxResult<Vec<u8>> {
+    encode(value).map_err(ConflictableTransactionError::Abort)
+}
+
+fn tx_decode<T: DeserializeOwned>(bytes: &[u8]) -> TxResult<T> {
+    decode(bytes).map_err(ConflictableTransactionError::Abort)
+}
+
+fn unwrap_tx<T>(r: Result<T, TransactionError<StoreError>>) -> StoreResult<T> {
+    r.map_err(|e| match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => backend(e),
+    })
+}
+
+fn join_levels(parts: &[String]) -> Vec<u8> {
+    parts.join("\0").into_bytes()
+}
+
+fn namespace_key(warehouse: Uuid, ns: &NamespaceIdent) -> Vec<u8> {
+    let mut key = warehouse.as_bytes().to_vec();
+    key.push(ns.parts().len() as u8);
+    key.extend(join_levels(ns.parts()));
+    key
+}
+
+fn namespace_children_prefix(warehouse: Uuid, parent: Option<&NamespaceIdent>) -> Vec<u8> {
+    let mut key = warehouse.as_bytes().to_vec();
+    match parent {
+        None => key.push(1),
+        Some(p) => {
+            key.push(p.parts().len() as u8 + 1);
+            key.extend(join_levels(p.parts()));
+            key.push(0);
+        }
+    }
+    key
+}
+
+fn tabular_prefix(warehouse: Uuid, ns: &NamespaceIdent) -> Vec<u8> {
+    let mut key = warehouse.as_bytes().to_vec();
+    key.extend(join_levels(ns.parts()));
+    key.extend([0, 0]);
+    key
+}
+
+fn tabular_key(warehouse: Uuid, ident: &TableIdent) -> Vec<u8> {
+    let mut key = tabular_prefix(warehouse, &ident.namespace);
+    key.extend(ident.name.as_str().as_bytes());
+    key
+}
+
+fn warehouse_name_key(tenant: Uuid, name: &str) -> Vec<u8> {
+    let mut key = tenant.as_bytes().to_vec();
+    key.extend(name.as_bytes());
+    key
+}
+
+/// Adds `delta` to a namespace's child count inside a transaction; fails when it does not exist.
+fn bump_children(
+    tree: &TransactionalTree,
+    key: &[u8],
+    ns: &NamespaceIdent,
+    delta: i64,
+) -> TxResult<()> {
+    let Some(bytes) = tree.get(key)? else {
+        return abort(StoreError::NoSuchNamespace(ns.clone()));
+    };
+    let mut stored: StoredNamespace = tx_decode(&bytes)?;
+    stored.children = stored.children.saturating_add_signed(delta);
+    tree.insert(key, tx_encode(&stored)?)?;
+    Ok(())
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> StoreResult<Self> {
+        let db = sled::Config::new()
+            .path(dir)
+            .flush_every_ms(Some(1000))
+            .open()
+            .map_err(|e| StoreError::Backend(format!("cannot open sled at {}: {e}", dir.display())))?;
+        let tree = |name: &str| db.open_tree(name).map_err(backend);
+        Ok(Self {
+            tenants: tree("tenants")?,
+            tenant_names: tree("tenant_names")?,
+            warehouses: tree("warehouses")?,
+            warehouse_names: tree("warehouse_names")?,
+            principals: tree("principals")?,
+            client_ids: tree("client_ids")?,
+            namespaces: tree("namespaces")?,
+            tabulars: tree("tabulars")?,
+            idempotency: tree("idempotency")?,
+            db,
+        })
+    }
+
+    async fn durable(&self) -> StoreResult<()> {
+        self.db.flush_async().await.map_err(backend)?;
+        Ok(())
+    }
+
+    fn get_json<T: DeserializeOwned>(tree: &Tree, key: &[u8]) -> StoreResult<Option<T>> {
+        tree.get(key).map_err(backend)?.map(|v| decode(&v)).transpose()
+    }
+
+    /// Inserts `record` under `id` and a unique secondary `name` key, atomically.
+    async fn insert_named<T: Serialize>(
+        &self,
+        (by_id, by_name): (&Tree, &Tree),
+        id: Uuid,
+        name: &[u8],
+        what: String,
+        record: &T,
+    ) -> StoreResult<()> {
+        let value = encode(record)?;
+        unwrap_tx((by_id, by_name).transaction(|(ids, names)| {
+            if names.get(name)?.is_some() || ids.get(id.as_bytes())?.is_some() {
+                return abort(StoreError::AlreadyExists(what.clone()));
+            }
+            names.insert(name, id.as_bytes().as_slice())?;
+            ids.insert(id.as_bytes().as_slice(), value.as_slice())?;
+            Ok(())
+        }))?;
+        self.durable().await
+    }
+
+    fn get_by_name<T: DeserializeOwned>(
+        by_id: &Tree,
+        by_name: &Tree,
+        name: &[u8],
+    ) -> StoreResult<Option<T>> {
+        match by_name.get(name).map_err(backend)? {
+            Some(id) => Self::get_json(by_id, &id),
+            None => Ok(None),
+        }
+    }
+
+    fn scan_page<T>(
+        tree: &Tree,
+        prefix: &[u8],
+        page: &PageRequest,
+        mut keep: impl FnMut(&str, &[u8]) -> StoreResult<Option<T>>,
+    ) -> StoreResult<Page<T>> {
+        let start = match &page.after {
+            Some(after) => {
+                let mut k = prefix.to_vec();
+                k.extend(after.as_bytes());
+                Bound::Excluded(k)
+            }
+            None => Bound::Included(prefix.to_vec()),
+        };
+        let mut items = Vec::new();
+        let mut last_name = None;
+        for entry in tree.range((start, Bound::Unbounded)) {
+            let (key, value) = entry.map_err(backend)?;
+            if !key.starts_with(prefix) {
+                break;
+            }
+            let name = std::str::from_utf8(&key[prefix.len()..]).map_err(backend)?;
+            if name.contains('\0') {
+                continue;
+            }
+            if let Some(limit) = page.limit
+                && items.len() == limit
+            {
+                return Ok(Page { items, next: last_name });
+            }
+            if let Some(item) = keep(name, &value)? {
+                items.push(item);
+                last_name = Some(name.to_owned());
+            }
+        }
+        Ok(Page { items, next: None })
+    }
+}
+
+#[async_trait]
+impl CatalogStore for SledStore {
+    async fn create_tenant(&self, tenant: &TenantRecord) -> StoreResult<()> {
+        let what = format!("tenant '{}'", tenant.name);
+        self.insert_named((&self.tenants, &self.tenant_names), tenant.id, tenant.name.as_bytes(), what, tenant)
+            .await
+    }
+
+    async fn get_tenant(&self, id: Uuid) -> StoreResult<Option<TenantRecord>> {
+        Self::get_json(&self.tenants, id.as_bytes())
+    }
+
+    async fn get_tenant_by_name(&self, name: &str) -> StoreResult<Option<TenantRecord>> {
+        Self::get_by_name(&self.tenants, &self.tenant_names, name.as_bytes())
+    }
+
+    async fn list_tenants(&self) -> StoreResult<Vec<TenantRecord>> {
+        let mut out: Vec<TenantRecord> = Vec::new();
+        for entry in self.tenants.iter() {
+            out.push(decode(&entry.map_err(backend)?.1)?);
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    async fn create_warehouse(&self, wh: &WarehouseRecord) -> StoreResult<()> {
+        let name = warehouse_name_key(wh.tenant_id, &wh.name);
+        let what = format!("warehouse '{}'", wh.name);
+        self.insert_named((&self.warehouses, &self.warehouse_names), wh.id, &name, what, wh).await
+    }
+
+    async fn update_warehouse(&self, wh: &WarehouseRecord) -> StoreResult<()> {
+        let value = encode(wh)?;
+        let new_name = warehouse_name_key(wh.tenant_id, &wh.name);
+        unwrap_tx((&self.warehouses, &self.warehouse_names).transaction(|(ids, names)| {
+            let Some(old) = ids.get(wh.id.as_bytes())? else {
+                return abort(StoreError::Backend(format!("warehouse {} does not exist", wh.id)));
+            };
+            let old: WarehouseRecord = tx_decode(&old)?;
+            if old.name != wh.name {
+                if names.get(&new_name)?.is_some() {
+                    return abort(StoreError::AlreadyExists(format!("warehouse '{}'", wh.name)));
+                }
+                names.remove(warehouse_name_key(old.tenant_id, &old.name))?;
+                names.insert(new_name.as_slice(), wh.id.as_bytes().as_slice())?;
+            }
+            ids.insert(wh.id.as_bytes().as_slice(), value.as_slice())?;
+            Ok(())
+        }))?;
+        self.durable().await
+    }
+
+    async fn get_warehouse(&self, id: Uuid) -> StoreResult<Option<WarehouseRecord>> {
+        Self::get_json(&self.warehouses, id.as_bytes())
+    }
+
+    async fn get_warehouse_by_name(
+        &self,
+        tenant: Uuid,
+        name: &str,
+    ) -> StoreResult<Option<WarehouseRecord>> {
+        Self::get_by_name(&self.warehouses, &self.warehouse_names, &warehouse_name_key(tenant, name))
+    }
+
+    async fn list_warehouses(&self, tenant: Uuid) -> StoreResult<Vec<WarehouseRecord>> {
+        let mut out = Vec::new();
+        for entry in self.warehouse_names.scan_prefix(tenant.as_bytes()) {
+            let (_, id) = entry.map_err(backend)?;
+            if let Some(wh) = Self::get_json(&self.warehouses, &id)? {
+                out.push(wh);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn create_principal(&self, p: &PrincipalRecord) -> StoreResult<()> {
+        let what = format!("principal with client id '{}'", p.client_id);
+        self.insert_named((&self.principals, &self.client_ids), p.id, p.client_id.as_bytes(), what, p)
+            .await
+    }
+
+    async fn update_principal(&self, p: &PrincipalRecord) -> StoreResult<()> {
+        let value = encode(p)?;
+        unwrap_tx(self.principals.transaction(|ids| {
+            let Some(old) = ids.get(p.id.as_bytes())? else {
+                return abort(StoreError::Backend(format!("principal {} does not exist", p.id)));
+            };
+            let old: PrincipalRecord = tx_decode(&old)?;
+            if old.client_id != p.client_id {
+                return abort(StoreError::Backend("a principal's client id cannot change".into()));
+            }
+            ids.insert(p.id.as_bytes().as_slice(), value.as_slice())?;
+            Ok(())
+        }))?;
+        self.durable().await
+    }
+
+    async fn get_principal(&self, id: Uuid) -> StoreResult<Option<PrincipalRecord>> {
+        Self::get_json(&self.principals, id.as_bytes())
+    }
+
+    async fn get_principal_by_client_id(
+        &self,
+        client_id: &str,
+    ) -> StoreResult<Option<PrincipalRecord>> {
+        Self::get_by_name(&self.principals, &self.client_ids, client_id.as_bytes())
+    }
+
+    async fn create_namespace(&self, warehouse: Uuid, ns: &NamespaceRecord) -> StoreResult<()> {
+        let key = namespace_key(warehouse, &ns.ident);
+        let value = encode(&StoredNamespace { record: ns.clone(), children: 0 })?;
+        unwrap_tx(self.namespaces.transaction(|tree| {
+            if tree.get(&key)?.is_some() {
+                return abort(StoreError::AlreadyExists(format!("namespace {}", ns.ident)));
+            }
+            if let Some(parent) = ns.ident.parent() {
+                bump_children(tree, &namespace_key(warehouse, &parent), &parent, 1)?;
+            }
+            tree.insert(key.as_slice(), value.as_slice())?;
+            Ok(())
+        }))?;
+        self.durable().await
+    }
+
+    async fn get_namespace(
+        &self,
+        warehouse: Uuid,
+        ns: &NamespaceIdent,
+    ) -> StoreResult<Option<NamespaceRecord>> {
+        let stored: Option<StoredNamespace> =
+            Self::get_json(&self.namespaces, &namespace_key(warehouse, ns))?;
+        Ok(stored.map(|s| s.record))
+    }
+
+    async fn list_namespaces(
+        &self,
+        warehouse: Uuid,
+        parent: Option<&NamespaceIdent>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<NamespaceIdent>> {
+        if let Some(p) = parent
+            && self.get_namespace(warehouse, p).await?.is_none()
+        {
+            return Err(StoreError::NoSuchNamespace(p.clone()));
+        }
+        let prefix = namespace_children_prefix(warehouse, parent);
+        Self::scan_page(&self.namespaces, &prefix, page, |_, value| {
+            let stored: StoredNamespace = decode(value)?;
+            Ok(Some(stored.record.ident))
+        })
+    }
+
+    async fn update_namespace_properties(
+        &self,
+        warehouse: Uuid,
+        ns: &NamespaceIdent,
+        updates: &BTreeMap<String, String>,
+        removals: &[String],
+    ) -> StoreResult<(BTreeMap<String, String>, BTreeMap<String, String>)> {
+        let key = namespace_key(warehouse, ns);
+        let result = unwrap_tx(self.namespaces.transaction(|tree| {
+            let Some(bytes) = tree.get(&key)? else {
+                return abort(StoreError::NoSuchNamespace(ns.clone()));
+            };
+            let mut stored: StoredNamespace = tx_decode(&bytes)?;
+            let before = stored.record.properties.clone();
+            for k in removals {
+                stored.record.properties.remove(k);
+            }
+            for (k, v) in updates {
+                stored.record.properties.insert(k.clone(), v.clone());
+            }
+            tree.insert(key.as_slice(), tx_encode(&stored)?)?;
+            Ok((before, stored.record.properties))
+        }))?;
+        self.durable().await?;
+        Ok(result)
+    }
+
+    async fn drop_namespace(&self, warehouse: Uuid, ns: &NamespaceIdent) -> StoreResult<()> {
+        let key = namespace_key(warehouse, ns);
+        unwrap_tx(self.namespaces.transaction(|tree| {
+            let Some(bytes) = tree.get(&key)? else {
+                return abort(StoreError::NoSuchNamespace(ns.clone()));
+            };
+            let stored: StoredNamespace = tx_decode(&bytes)?;
+            if stored.children > 0 {
+                return abort(StoreError::NamespaceNotEmpty(ns.clone()));
+            }
+            if let Some(parent) = ns.parent() {
+                bump_children(tree, &namespace_key(warehouse, &parent), &parent, -1)?;
+            }
+            tree.remove(key.as_slice())?;
+            Ok(())
+        }))?;
+        self.durable().await
+    }
+
+    async fn create_tabular(&self, warehouse: Uuid, record: &TabularRecord) -> StoreResult<()> {
+        let ns = &record.ident.namespace;
+        let ns_key = namespace_key(warehouse, ns);
+        let key = tabular_key(warehouse, &record.ident);
+        let value = encode(record)?;
+        unwrap_tx((&self.namespaces, &self.tabulars).transaction(|(nss, tabs)| {
+            if let Some(existing) = tabs.get(&key)? {
+                let existing: TabularRecord = tx_decode(&existing)?;
+                return abort(StoreError::AlreadyExists(format!(
+                    "{} {}",
+                    existing.kind.noun(),
+                    record.ident
+                )));
+            }
+            bump_children(nss, &ns_key, ns, 1)?;
+            tabs.insert(key.as_slice(), value.as_slice())?;
+            Ok(())
+        }))?;
+        self.durable().await
+    }
+
+    async fn get_tabular(
+        &self,
+        warehouse: Uuid,
+        ident: &TableIdent,
+    ) -> StoreResult<Option<TabularRecord>> {
+        Self::get_json(&self.tabulars, &tabular_key(warehouse, ident))
+    }
+
+    async fn list_tabulars(
+        &self,
+        warehouse: Uuid,
+        ns: &NamespaceIdent,
+        kind: TabularKind,
+        page: &PageRequest,
+    ) -> StoreResult<Page<TableIdent>> {
+        if self.get_namespace(warehouse, ns).await?.is_none() {
+            return Err(StoreError::NoSuchNamespace(ns.clone()));
+        }
+        let prefix = tabular_prefix(warehouse, ns);
+        Self::scan_page(&self.tabulars, &prefix, page, |name, value| {
+            let record: TabularRecord = decode(value)?;
+            if record.kind != kind {
+                return Ok(None);
+            }
+            let name = ObjectName::new(name).map_err(backend)?;
+            Ok(Some(TableIdent::new(ns.clone(), name)))
+        })
+    }
+
+    async fn swap_metadata(
+        &self,
+        warehouse: Uuid,
+        kind: TabularKind,
+        swaps: &[MetadataSwap],
+    ) -> StoreResult<()> {
+        let keys: Vec<Vec<u8>> = swaps.iter().map(|s| tabular_key(warehouse, &s.ident)).collect();
+        unwrap_tx(self.tabulars.transaction(|tree| {
+            for (swap, key) in swaps.iter().zip(&keys) {
+                let Some(bytes) = tree.get(key)? else {
+                    return abort(StoreError::NoSuchTabular(kind, swap.ident.clone()));
+                };
+                let mut record: TabularRecord = tx_decode(&bytes)?;
+                if record.kind != kind {
+                    return abort(StoreError::NoSuchTabular(kind, swap.ident.clone()));
+                }
+                if record.metadata_location != swap.expected {
+                    return abort(StoreError::Conflict(swap.ident.clone()));
+                }
+                record.metadata_location = swap.new.clone();
+                tree.insert(key.as_slice(), tx_encode(&record)?)?;
+            }
+            Ok(())
+        }))?;
+        self.durable().await
+    }
+
+    async fn drop_tabular(
+        &self,
+        warehouse: Uuid,
+        kind: TabularKind,
+        ident: &TableIdent,
+    ) -> StoreResult<TabularRecord> {
+        let ns_key = namespace_key(warehouse, &ident.namespace);
+        let key = tabular_key(warehouse, ident);
+        let record = unwrap_tx((&self.namespaces, &self.tabulars).transaction(|(nss, tabs)| {
+            let Some(bytes) = tabs.get(&key)? else {
+                return abort(StoreError::NoSuchTabular(kind, ident.clone()));
+            };
+            let record: TabularRecord = tx_decode(&bytes)?;
+            if record.kind != kind {
+                return abort(StoreError::NoSuchTabular(kind, ident.clone()));
+            }
+            bump_children(nss, &ns_key, &ident.namespace, -1)?;
+            tabs.remove(key.as_slice())?;
+            Ok(record)
+        }))?;
+        self.durable().await?;
+        Ok(record)
+    }
+
+    async fn rename_tabular(
+        &self,
+        warehouse: Uuid,
+        kind: TabularKind,
+        from: &TableIdent,
+        to: &TableIdent,
+    ) -> StoreResult<()> {
+        let (from_key, to_key) = (tabular_key(warehouse, from), tabular_key(warehouse, to));
+        let from_ns = namespace_key(warehouse, &from.namespace);
+        let to_ns = namespace_key(warehouse, &to.namespace);
+        unwrap_tx((&self.namespaces, &self.tabulars).transaction(|(nss, tabs)| {
+            let Some(bytes) = tabs.get(&from_key)? else {
+                return abort(StoreError::NoSuchTabular(kind, from.clone()));
+            };
+            let mut record: TabularRecord = tx_decode(&bytes)?;
+            if record.kind != kind {
+                return abort(StoreError::NoSuchTabular(kind, from.clone()));
+            }
+            if from == to {
+                return Ok(());
+            }
+            if let Some(existing) = tabs.get(&to_key)? {
+                let existing: TabularRecord = tx_decode(&existing)?;
+                return abort(StoreError::AlreadyExists(format!("{} {to}", existing.kind.noun())));
+            }
+            if from.namespace != to.namespace {
+                bump_children(nss, &to_ns, &to.namespace, 1)?;
+                bump_children(nss, &from_ns, &from.namespace, -1)?;
+            }
+            record.ident = to.clone();
+            tabs.remove(from_key.as_slice())?;
+            tabs.insert(to_key.as_slice(), tx_encode(&record)?)?;
+            Ok(())
+        }))?;
+        self.durable().await
+    }
+
+    async fn put_idempotency(&self, key: &str, record: &IdempotencyRecord) -> StoreResult<()> {
+        self.idempotency.insert(key.as_bytes(), encode(record)?).map_err(backend)?;
+        self.durable().await
+    }
+
+    async fn get_idempotency(&self, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
+        Self::get_json(&self.idempotency, key.as_bytes())
+    }
+
+    async fn purge_idempotency(&self, now: i64) -> StoreResult<u64> {
+        let mut removed = 0;
+        for entry in self.idempotency.iter() {
+            let (key, value) = entry.map_err(backend)?;
+            let record: IdempotencyRecord = decode(&value)?;
+            if record.expires_at_ms < now {
+                self.idempotency.remove(key).map_err(backend)?;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            self.durable().await?;
+        }
+        Ok(removed)
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.db.get(b"ping").map_err(backend)?;
+        Ok(())
+    }
+}

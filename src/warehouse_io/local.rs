@@ -1,0 +1,102 @@
+//! A warehouse in a directory on the server's disk (`file:///abs/path`).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::{IoError, WarehouseIo};
+
+/// Local-directory [`WarehouseIo`]; every path must lie under `root`.
+pub struct LocalIo {
+    root: PathBuf,
+}
+
+impl LocalIo {
+    /// `root` is the warehouse directory as a `file://` URL.
+    pub fn new(root_url: &str) -> Result<Self, IoError> {
+        let root = Self::path_of(root_url)?;
+        std::fs::create_dir_all(&root)
+            .map_err(|e| IoError::Storage(root_url.to_owned(), e.to_string()))?;
+        Ok(Self { root })
+    }
+
+    fn path_of(location: &str) -> Result<PathBuf, IoError> {
+        let path = location
+            .strip_prefix("file://")
+            .ok_or_else(|| IoError::BadLocation(location.into(), "not a file:// location".into()))?;
+        if !path.starts_with('/') || path.split('/').any(|s| s == "..") {
+            return Err(IoError::BadLocation(location.into(), "must be an absolute path".into()));
+        }
+        Ok(PathBuf::from(path))
+    }
+
+    fn checked_path(&self, location: &str) -> Result<PathBuf, IoError> {
+        let path = Self::path_of(location)?;
+        if !path.starts_with(&self.root) {
+            return Err(IoError::BadLocation(location.into(), "outside the warehouse".into()));
+        }
+        Ok(path)
+    }
+}
+
+fn storage(location: &str) -> impl Fn(std::io::Error) -> IoError + '_ {
+    move |e| IoError::Storage(location.to_owned(), e.to_string())
+}
+
+#[async_trait]
+impl WarehouseIo for LocalIo {
+    async fn write(&self, location: &str, bytes: Bytes) -> Result<(), IoError> {
+        let path = self.checked_path(location)?;
+        let owned = location.to_owned();
+        tokio::task::spawn_blocking(move || {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&path)?;
+            file.write_all(&bytes)?;
+            file.sync_data()
+        })
+        .await
+        .map_err(|e| IoError::Storage(owned.clone(), e.to_string()))?
+        .map_err(storage(location))
+    }
+
+    async fn read(&self, location: &str) -> Result<Bytes, IoError> {
+        let path = self.checked_path(location)?;
+        match tokio::fs::read(&path).await {
+            Ok(b) => Ok(Bytes::from(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(IoError::NotFound(location.into())),
+            Err(e) => Err(storage(location)(e)),
+        }
+    }
+
+    async fn delete(&self, location: &str) -> Result<(), IoError> {
+        let path = self.checked_path(location)?;
+        match tokio::fs::remove_file(&path).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(storage(location)(e)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64, IoError> {
+        let path = self.checked_path(prefix)?;
+        if path == self.root {
+            return Err(IoError::BadLocation(prefix.into(), "refusing to delete the warehouse root".into()));
+        }
+        let count = walk_count(&path);
+        match tokio::fs::remove_dir_all(&path).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(storage(prefix)(e)),
+            _ => Ok(count),
+        }
+    }
+}
+
+fn walk_count(path: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| if e.path().is_dir() { walk_count(&e.path()) } else { 1 })
+        .sum()
+}

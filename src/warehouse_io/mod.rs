@@ -1,0 +1,88 @@
+//! Reading and writing a warehouse's metadata files with the server's own storage access.
+//!
+//! Owns: the [`WarehouseIo`] trait, its local-directory and S3 backends, and the rules for which
+//! locations lie inside a warehouse. Must not touch: the store or HTTP.
+
+mod local;
+mod s3;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+pub use local::LocalIo;
+pub use s3::{S3Io, S3StaticCredentials};
+
+/// Storage failures, named by location (never by credential).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum IoError {
+    #[error("file {0} does not exist")]
+    NotFound(String),
+    #[error("location {0} is not usable here: {1}")]
+    BadLocation(String, String),
+    #[error("storage error at {0}: {1}")]
+    Storage(String, String),
+}
+
+/// File access to one warehouse.
+#[async_trait]
+pub trait WarehouseIo: Send + Sync {
+    /// Writes a new file; the file is durable when this returns.
+    async fn write(&self, location: &str, bytes: Bytes) -> Result<(), IoError>;
+    /// Reads a whole file.
+    async fn read(&self, location: &str) -> Result<Bytes, IoError>;
+    /// Deletes one file; a missing file is not an error.
+    async fn delete(&self, location: &str) -> Result<(), IoError>;
+    /// Deletes every file under `prefix` (a directory location); returns how many.
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64, IoError>;
+}
+
+/// Strips a trailing `/` and refuses `.`/`..`/empty segments after the scheme, so a location can be
+/// compared to a warehouse root by plain prefix.
+pub fn normalize_location(location: &str) -> Result<String, String> {
+    let (scheme, rest) = location
+        .split_once("://")
+        .ok_or_else(|| format!("location '{location}' has no scheme (expected s3://... or file://...)"))?;
+    let scheme = match scheme {
+        "s3" | "s3a" | "s3n" => "s3",
+        "file" => "file",
+        other => return Err(format!("location scheme '{other}' is not supported")),
+    };
+    let rest = rest.trim_end_matches('/');
+    let body = if scheme == "file" { rest.strip_prefix('/').unwrap_or(rest) } else { rest };
+    if body.is_empty() || body.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+        return Err(format!("location '{location}' has an empty, '.' or '..' path segment"));
+    }
+    if location.contains('\\') || location.chars().any(char::is_control) || location.contains('%') {
+        return Err(format!("location '{location}' contains characters that are not allowed"));
+    }
+    Ok(format!("{scheme}://{rest}"))
+}
+
+/// True when `location` is `root` itself or lies below it (as a path, never as a sibling name:
+/// `s3://b/t1` does not contain `s3://b/t10`). Both must be normalized.
+pub fn is_inside(location: &str, root: &str) -> bool {
+    location == root || location.strip_prefix(root).is_some_and(|rest| rest.starts_with('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sibling_prefixes_are_not_inside() {
+        assert!(is_inside("s3://b/wh/t1/x", "s3://b/wh/t1"));
+        assert!(!is_inside("s3://b/wh/t10", "s3://b/wh/t1"));
+        assert!(is_inside("s3://b/wh", "s3://b/wh"));
+    }
+
+    #[test]
+    fn traversal_and_odd_schemes_are_refused() {
+        assert!(normalize_location("s3://b/wh/../other").is_err());
+        assert!(normalize_location("s3://b/wh//x").is_err());
+        assert!(normalize_location("http://b/wh").is_err());
+        assert!(normalize_location("/tmp/x").is_err());
+        assert!(normalize_location("s3://b/wh/%2e%2e/x").is_err());
+        assert_eq!(normalize_location("s3a://b/wh/").unwrap(), "s3://b/wh");
+        assert_eq!(normalize_location("file:///tmp/wh/").unwrap(), "file:///tmp/wh");
+    }
+}

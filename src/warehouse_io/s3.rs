@@ -1,0 +1,151 @@
+//! A warehouse in an S3 bucket (or an S3-compatible store), reached with the server's own credentials.
+
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use bytes::Bytes;
+
+use super::{IoError, WarehouseIo};
+
+/// Static keys for the server's own S3 access (vending to clients is separate).
+#[derive(Clone)]
+pub struct S3StaticCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for S3StaticCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3StaticCredentials").field("access_key_id", &self.access_key_id).finish_non_exhaustive()
+    }
+}
+
+/// S3 [`WarehouseIo`] for one bucket.
+pub struct S3Io {
+    client: Client,
+    bucket: String,
+}
+
+impl S3Io {
+    /// Builds a client; with no static keys the AWS default chain (env, profile, IMDS...) is used.
+    pub async fn new(
+        bucket: &str,
+        region: &str,
+        endpoint: Option<&str>,
+        path_style: bool,
+        credentials: Option<S3StaticCredentials>,
+    ) -> Self {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(Region::new(region.to_owned()));
+        if let Some(c) = credentials {
+            loader = loader.credentials_provider(Credentials::new(
+                c.access_key_id,
+                c.secret_access_key,
+                None,
+                None,
+                "floe-warehouse",
+            ));
+        }
+        let shared = loader.load().await;
+        let mut conf = aws_sdk_s3::config::Builder::from(&shared).force_path_style(path_style);
+        if let Some(ep) = endpoint {
+            conf = conf.endpoint_url(ep);
+        }
+        Self { client: Client::from_conf(conf.build()), bucket: bucket.to_owned() }
+    }
+
+    fn key_of<'a>(&self, location: &'a str) -> Result<&'a str, IoError> {
+        let rest = location
+            .strip_prefix("s3://")
+            .ok_or_else(|| IoError::BadLocation(location.into(), "not an s3:// location".into()))?;
+        match rest.split_once('/') {
+            Some((bucket, key)) if bucket == self.bucket && !key.is_empty() => Ok(key),
+            _ => Err(IoError::BadLocation(location.into(), format!("not in bucket {}", self.bucket))),
+        }
+    }
+}
+
+fn storage(location: &str, e: impl std::fmt::Display) -> IoError {
+    IoError::Storage(location.to_owned(), e.to_string())
+}
+
+#[async_trait]
+impl WarehouseIo for S3Io {
+    async fn write(&self, location: &str, bytes: Bytes) -> Result<(), IoError> {
+        let key = self.key_of(location)?;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/json")
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| storage(location, aws_sdk_s3::error::DisplayErrorContext(e)))?;
+        Ok(())
+    }
+
+    async fn read(&self, location: &str) -> Result<Bytes, IoError> {
+        let key = self.key_of(location)?;
+        let out = self.client.get_object().bucket(&self.bucket).key(key).send().await.map_err(|e| {
+            if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
+                IoError::NotFound(location.into())
+            } else {
+                storage(location, aws_sdk_s3::error::DisplayErrorContext(e))
+            }
+        })?;
+        let body = out.body.collect().await.map_err(|e| storage(location, e))?;
+        Ok(body.into_bytes())
+    }
+
+    async fn delete(&self, location: &str) -> Result<(), IoError> {
+        let key = self.key_of(location)?;
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| storage(location, aws_sdk_s3::error::DisplayErrorContext(e)))?;
+        Ok(())
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64, IoError> {
+        let key_prefix = format!("{}/", self.key_of(prefix)?.trim_end_matches('/'));
+        let mut deleted = 0;
+        let mut token = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(&key_prefix)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .map_err(|e| storage(prefix, aws_sdk_s3::error::DisplayErrorContext(e)))?;
+            let ids: Vec<ObjectIdentifier> = page
+                .contents()
+                .iter()
+                .filter_map(|o| o.key())
+                .filter_map(|k| ObjectIdentifier::builder().key(k).build().ok())
+                .collect();
+            if !ids.is_empty() {
+                deleted += ids.len() as u64;
+                let delete = Delete::builder().set_objects(Some(ids)).build().map_err(|e| storage(prefix, e))?;
+                self.client
+                    .delete_objects()
+                    .bucket(&self.bucket)
+                    .delete(delete)
+                    .send()
+                    .await
+                    .map_err(|e| storage(prefix, aws_sdk_s3::error::DisplayErrorContext(e)))?;
+            }
+            match page.next_continuation_token() {
+                Some(t) => token = Some(t.to_owned()),
+                None => return Ok(deleted),
+            }
+        }
+    }
+}
