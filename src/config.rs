@@ -122,7 +122,12 @@ impl Default for Settings {
 
 impl Default for AuthSettings {
     fn default() -> Self {
-        Self { issuer: "floe".into(), audience: "floe".into(), token_ttl_secs: 3600, signing_key_file: None }
+        Self {
+            issuer: "floe".into(),
+            audience: "floe".into(),
+            token_ttl_secs: 3600,
+            signing_key_file: None,
+        }
     }
 }
 
@@ -157,23 +162,29 @@ impl Settings {
     ) -> Result<Self, ConfigError> {
         let mut doc = toml::Table::new();
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError(format!("cannot read config file {}: {e}", path.display()))
+            })?;
             doc = text
                 .parse::<toml::Table>()
                 .map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?;
         }
         for (name, value) in env {
-            let Some(key) = name.strip_prefix("FLOE_") else { continue };
+            let Some(key) = name.strip_prefix("FLOE_") else {
+                continue;
+            };
             if key == "CONFIG" {
                 continue;
             }
-            let path: Vec<String> = key.to_ascii_lowercase().split("__").map(str::to_owned).collect();
+            let path: Vec<String> = key
+                .to_ascii_lowercase()
+                .split("__")
+                .map(str::to_owned)
+                .collect();
             set_path(&mut doc, &path, value).map_err(|e| ConfigError(format!("{name}: {e}")))?;
         }
-        let settings: Settings = toml::Value::Table(doc)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError(e.message().to_owned() + &describe_span(&e)))?;
+        let settings: Settings = serde_path_to_error::deserialize(toml::Value::Table(doc))
+            .map_err(|e| ConfigError(format!("{}: {}", e.path(), e.inner().message())))?;
         settings.validate()?;
         Ok(settings)
     }
@@ -181,7 +192,10 @@ impl Settings {
     fn validate(&self) -> Result<(), ConfigError> {
         let bad = |what: &str| Err(ConfigError(what.to_owned()));
         if self.listen.parse::<SocketAddr>().is_err() {
-            return bad(&format!("listen: '{}' is not an address like 127.0.0.1:8181", self.listen));
+            return bad(&format!(
+                "listen: '{}' is not an address like 127.0.0.1:8181",
+                self.listen
+            ));
         }
         if self.max_body_bytes < 1024 {
             return bad("max_body_bytes: must be at least 1024");
@@ -220,20 +234,24 @@ impl Settings {
 
     /// The base URL clients reach this server at.
     pub fn public_url(&self) -> String {
-        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen)).trim_end_matches('/').to_owned()
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_owned()
     }
-}
-
-fn describe_span(e: &toml::de::Error) -> String {
-    e.span().map(|_| String::new()).unwrap_or_default()
 }
 
 fn set_path(doc: &mut toml::Table, path: &[String], value: String) -> Result<(), String> {
     let (last, parents) = path.split_last().ok_or("empty name")?;
     let mut table = doc;
     for part in parents {
-        let entry = table.entry(part.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        table = entry.as_table_mut().ok_or_else(|| format!("'{part}' is not a table"))?;
+        let entry = table
+            .entry(part.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        table = entry
+            .as_table_mut()
+            .ok_or_else(|| format!("'{part}' is not a table"))?;
     }
     table.insert(last.clone(), toml::Value::String(value));
     Ok(())
@@ -244,7 +262,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]

@@ -21,7 +21,9 @@ pub enum NameError {
     Empty { what: &'static str },
     #[error("{what} '{name}' is longer than {MAX_NAME_BYTES} bytes")]
     TooLong { what: &'static str, name: String },
-    #[error("{what} '{name}' contains a character that is not allowed (control characters, '/' and '\\')")]
+    #[error(
+        "{what} '{name}' contains a character that is not allowed (control characters, '/' and '\\')"
+    )]
     BadCharacter { what: &'static str, name: String },
     #[error("{what} must not be '.' or '..'")]
     DotName { what: &'static str },
@@ -35,13 +37,22 @@ fn check_part(what: &'static str, part: &str) -> Result<(), NameError> {
     }
     if part.len() > MAX_NAME_BYTES {
         let shown: String = part.chars().take(40).collect();
-        return Err(NameError::TooLong { what, name: format!("{shown}...") });
+        return Err(NameError::TooLong {
+            what,
+            name: format!("{shown}..."),
+        });
     }
     if part == "." || part == ".." {
         return Err(NameError::DotName { what });
     }
-    if part.chars().any(|c| c.is_control() || c == '/' || c == '\\') {
-        return Err(NameError::BadCharacter { what, name: part.escape_default().to_string() });
+    if part
+        .chars()
+        .any(|c| c.is_control() || c == '/' || c == '\\')
+    {
+        return Err(NameError::BadCharacter {
+            what,
+            name: part.escape_default().to_string(),
+        });
     }
     Ok(())
 }
@@ -68,7 +79,12 @@ impl NamespaceIdent {
 
     /// Parses the URL form, levels joined by the unit separator `0x1F`.
     pub fn from_url_segment(segment: &str) -> Result<Self, NameError> {
-        Self::new(segment.split(NAMESPACE_SEPARATOR).map(str::to_owned).collect())
+        Self::new(
+            segment
+                .split(NAMESPACE_SEPARATOR)
+                .map(str::to_owned)
+                .collect(),
+        )
     }
 
     /// The levels, outermost first.

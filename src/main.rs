@@ -7,7 +7,11 @@ use floe::config::Settings;
 use floe::startup::{Application, init_tracing};
 
 #[derive(Parser)]
-#[command(name = "floe", version, about = "Multi-tenant Apache Iceberg REST catalog")]
+#[command(
+    name = "floe",
+    version,
+    about = "Multi-tenant Apache Iceberg REST catalog"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -37,7 +41,11 @@ fn main() -> std::process::ExitCode {
             print!("{}", floe::api::openapi::document_json());
             std::process::ExitCode::SUCCESS
         }
-        Command::Serve { listen, data_dir, config } => {
+        Command::Serve {
+            listen,
+            data_dir,
+            config,
+        } => {
             let mut env: Vec<(String, String)> = std::env::vars().collect();
             if let Some(l) = listen {
                 env.push(("FLOE_LISTEN".into(), l));
@@ -71,9 +79,14 @@ async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(port = app.port, "Floe is listening");
     println!("Floe catalog at {public_url}");
     if let Some(file) = &app.root_credentials_file {
-        println!("Root credentials: {} (client_id=root; client_secret inside)", file.display());
+        println!(
+            "Root credentials: {} (client_id=root; client_secret inside)",
+            file.display()
+        );
     }
-    println!("Connect PyIceberg: load_catalog('floe', uri='{public_url}', warehouse='demo', credential='<client_id>:<client_secret>')");
+    println!(
+        "Connect PyIceberg: load_catalog('floe', uri='{public_url}', warehouse='demo', credential='<client_id>:<client_secret>')"
+    );
     app.server.await?;
     Ok(())
 }

@@ -16,7 +16,8 @@ use crate::catalog::{Catalog, CatalogOptions};
 use crate::config::Settings;
 use crate::identity::{SigningKey, TokenService, generate_secret, hash_secret, verify_secret};
 use crate::store::{
-    CatalogStore, PrincipalKind, PrincipalRecord, SledStore, StorageProfile, TenantRecord, WarehouseRecord, now_ms,
+    CatalogStore, PrincipalKind, PrincipalRecord, SledStore, StorageProfile, TenantRecord,
+    WarehouseRecord, now_ms,
 };
 use crate::warehouse_io::S3StaticCredentials;
 
@@ -48,14 +49,26 @@ fn fail(what: &str) -> impl Fn(&dyn std::fmt::Display) -> StartupError + '_ {
 impl Application {
     /// Opens everything and binds `settings.listen` (port 0 picks a free port).
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        std::fs::create_dir_all(&settings.data_dir)
-            .map_err(|e| fail("cannot create data_dir")(&format!("{}: {e}", settings.data_dir.display())))?;
-        let data_dir = std::fs::canonicalize(&settings.data_dir).map_err(|e| fail("data_dir")(&e))?;
+        std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
+            fail("cannot create data_dir")(&format!("{}: {e}", settings.data_dir.display()))
+        })?;
+        let data_dir =
+            std::fs::canonicalize(&settings.data_dir).map_err(|e| fail("data_dir")(&e))?;
         let store: Arc<dyn CatalogStore> =
             Arc::new(SledStore::open(&data_dir.join("catalog")).map_err(|e| fail("store")(&e))?);
-        let key_file = settings.auth.signing_key_file.clone().unwrap_or_else(|| data_dir.join("jwt-signing.key"));
-        let key = SigningKey::load_or_generate(&key_file).map_err(|e| fail("auth.signing_key_file")(&e))?;
-        let tokens = Arc::new(TokenService::new(key, &settings.auth.issuer, &settings.auth.audience, settings.auth.token_ttl_secs));
+        let key_file = settings
+            .auth
+            .signing_key_file
+            .clone()
+            .unwrap_or_else(|| data_dir.join("jwt-signing.key"));
+        let key = SigningKey::load_or_generate(&key_file)
+            .map_err(|e| fail("auth.signing_key_file")(&e))?;
+        let tokens = Arc::new(TokenService::new(
+            key,
+            &settings.auth.issuer,
+            &settings.auth.audience,
+            settings.auth.token_ttl_secs,
+        ));
         let catalog = Arc::new(Catalog::new(
             store.clone(),
             CatalogOptions {
@@ -66,38 +79,68 @@ impl Application {
         ));
 
         let tenant = ensure_default_tenant(store.as_ref()).await?;
-        let root_credentials_file = ensure_root_principal(store.as_ref(), &settings, &data_dir, tenant.id).await?;
+        let root_credentials_file =
+            ensure_root_principal(store.as_ref(), &settings, &data_dir, tenant.id).await?;
         ensure_warehouses(&catalog, &settings, &data_dir, tenant.id).await?;
 
         let state = web::Data::new(AppState {
             catalog: catalog.clone(),
             tokens,
             idempotency_lifetime_secs: settings.idempotency_lifetime_secs,
-            verified_secrets: moka::future::Cache::builder().max_capacity(10_000).time_to_live(Duration::from_secs(60)).build(),
+            verified_secrets: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(60))
+                .build(),
         });
         spawn_idempotency_purger(store.clone());
 
-        let listener = TcpListener::bind(&settings.listen).map_err(|e| fail("listen")(&format!("{}: {e}", settings.listen)))?;
-        let port = listener.local_addr().map_err(|e| fail("listen")(&e))?.port();
+        let listener = TcpListener::bind(&settings.listen)
+            .map_err(|e| fail("listen")(&format!("{}: {e}", settings.listen)))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| fail("listen")(&e))?
+            .port();
         let max_body = settings.max_body_bytes;
         let mut server = HttpServer::new(move || {
-            App::new().wrap(TracingLogger::default()).app_data(state.clone()).configure(api::configure(max_body))
+            App::new()
+                .wrap(TracingLogger::default())
+                .app_data(state.clone())
+                .configure(api::configure(max_body))
         })
         .shutdown_timeout(10);
         if settings.workers > 0 {
             server = server.workers(settings.workers);
         }
-        let server = server.listen(listener).map_err(|e| fail("listen")(&e))?.run();
-        Ok(Self { port, server, catalog, root_credentials_file })
+        let server = server
+            .listen(listener)
+            .map_err(|e| fail("listen")(&e))?
+            .run();
+        Ok(Self {
+            port,
+            server,
+            catalog,
+            root_credentials_file,
+        })
     }
 }
 
 async fn ensure_default_tenant(store: &dyn CatalogStore) -> Result<TenantRecord, StartupError> {
-    if let Some(t) = store.get_tenant_by_name(DEFAULT_TENANT).await.map_err(|e| fail("store")(&e))? {
+    if let Some(t) = store
+        .get_tenant_by_name(DEFAULT_TENANT)
+        .await
+        .map_err(|e| fail("store")(&e))?
+    {
         return Ok(t);
     }
-    let tenant = TenantRecord { id: Uuid::now_v7(), name: DEFAULT_TENANT.into(), created_at_ms: now_ms() };
-    store.create_tenant(&tenant).await.map_err(|e| fail("store")(&e))?;
+    let tenant = TenantRecord {
+        id: Uuid::now_v7(),
+        name: DEFAULT_TENANT.into(),
+        created_at_ms: now_ms(),
+    };
+    store
+        .create_tenant(&tenant)
+        .await
+        .map_err(|e| fail("store")(&e))?;
     tracing::info!(tenant = %tenant.id, "created the default tenant");
     Ok(tenant)
 }
@@ -111,18 +154,30 @@ async fn ensure_root_principal(
     tenant: Uuid,
 ) -> Result<Option<PathBuf>, StartupError> {
     let err = fail("root principal");
-    let (client_id, secret, generated) = match (&settings.root_client_id, &settings.root_client_secret) {
-        (Some(id), Some(secret)) => (id.clone(), secret.expose().to_owned(), false),
-        _ => (GENERATED_ROOT_CLIENT_ID.to_owned(), String::new(), true),
-    };
-    let existing = store.get_principal_by_client_id(&client_id).await.map_err(|e| err(&e))?;
+    let (client_id, secret, generated) =
+        match (&settings.root_client_id, &settings.root_client_secret) {
+            (Some(id), Some(secret)) => (id.clone(), secret.expose().to_owned(), false),
+            _ => (GENERATED_ROOT_CLIENT_ID.to_owned(), String::new(), true),
+        };
+    let existing = store
+        .get_principal_by_client_id(&client_id)
+        .await
+        .map_err(|e| err(&e))?;
     let file = data_dir.join("root-credentials");
     match existing {
         Some(_) if generated => return Ok(file.exists().then_some(file)),
         Some(p) if verify_secret(&secret, &p.secret_hash) && p.root => return Ok(None),
         Some(p) => {
-            let updated = PrincipalRecord { secret_hash: hash_secret(&secret), root: true, disabled: false, ..p };
-            store.update_principal(&updated).await.map_err(|e| err(&e))?;
+            let updated = PrincipalRecord {
+                secret_hash: hash_secret(&secret),
+                root: true,
+                disabled: false,
+                ..p
+            };
+            store
+                .update_principal(&updated)
+                .await
+                .map_err(|e| err(&e))?;
             tracing::info!(client_id = %client_id, "root principal's secret set from configuration");
             return Ok(None);
         }
@@ -146,18 +201,35 @@ async fn ensure_root_principal(
         let mut f = crate::identity::owner_only_file(&file).map_err(|e| err(&e))?;
         writeln!(f, "client_id={client_id}\nclient_secret={secret}").map_err(|e| err(&e))?;
     }
-    store.create_principal(&principal).await.map_err(|e| err(&e))?;
+    store
+        .create_principal(&principal)
+        .await
+        .map_err(|e| err(&e))?;
     tracing::info!(client_id = %client_id, "created the root principal");
     Ok(generated.then_some(file))
 }
 
-async fn ensure_warehouses(catalog: &Catalog, settings: &Settings, data_dir: &Path, tenant: Uuid) -> Result<(), StartupError> {
+async fn ensure_warehouses(
+    catalog: &Catalog,
+    settings: &Settings,
+    data_dir: &Path,
+    tenant: Uuid,
+) -> Result<(), StartupError> {
     let store = catalog.store();
     let err = fail("warehouses");
-    let mut wanted: Vec<(String, StorageProfile)> = settings.warehouses.iter().map(|w| (w.name.clone(), w.storage.clone())).collect();
+    let mut wanted: Vec<(String, StorageProfile)> = settings
+        .warehouses
+        .iter()
+        .map(|w| (w.name.clone(), w.storage.clone()))
+        .collect();
     if !wanted.iter().any(|(n, _)| n == DEMO_WAREHOUSE) {
         let root = format!("file://{}", data_dir.join("warehouse").display());
-        if store.get_warehouse_by_name(tenant, DEMO_WAREHOUSE).await.map_err(|e| err(&e))?.is_none() {
+        if store
+            .get_warehouse_by_name(tenant, DEMO_WAREHOUSE)
+            .await
+            .map_err(|e| err(&e))?
+            .is_none()
+        {
             wanted.push((DEMO_WAREHOUSE.into(), StorageProfile::Local { root }));
         }
     }
@@ -165,18 +237,39 @@ async fn ensure_warehouses(catalog: &Catalog, settings: &Settings, data_dir: &Pa
         if let StorageProfile::Local { root } = &storage
             && crate::warehouse_io::normalize_location(root).is_err()
         {
-            return Err(StartupError(format!("warehouse '{name}': local root '{root}' must be file:///absolute/path")));
+            return Err(StartupError(format!(
+                "warehouse '{name}': local root '{root}' must be file:///absolute/path"
+            )));
         }
-        let record = match store.get_warehouse_by_name(tenant, &name).await.map_err(|e| err(&e))? {
+        let record = match store
+            .get_warehouse_by_name(tenant, &name)
+            .await
+            .map_err(|e| err(&e))?
+        {
             Some(existing) if existing.storage == storage => existing,
             Some(existing) => {
-                let updated = WarehouseRecord { storage, ..existing };
-                store.update_warehouse(&updated).await.map_err(|e| err(&e))?;
+                let updated = WarehouseRecord {
+                    storage,
+                    ..existing
+                };
+                store
+                    .update_warehouse(&updated)
+                    .await
+                    .map_err(|e| err(&e))?;
                 updated
             }
             None => {
-                let created = WarehouseRecord { id: Uuid::now_v7(), tenant_id: tenant, name: name.clone(), storage, created_at_ms: now_ms() };
-                store.create_warehouse(&created).await.map_err(|e| err(&e))?;
+                let created = WarehouseRecord {
+                    id: Uuid::now_v7(),
+                    tenant_id: tenant,
+                    name: name.clone(),
+                    storage,
+                    created_at_ms: now_ms(),
+                };
+                store
+                    .create_warehouse(&created)
+                    .await
+                    .map_err(|e| err(&e))?;
                 tracing::info!(warehouse = %name, id = %created.id, "created warehouse");
                 created
             }
@@ -186,7 +279,10 @@ async fn ensure_warehouses(catalog: &Catalog, settings: &Settings, data_dir: &Pa
         {
             catalog.set_s3_credentials(
                 record.id,
-                S3StaticCredentials { access_key_id: id.clone(), secret_access_key: secret.expose().to_owned() },
+                S3StaticCredentials {
+                    access_key_id: id.clone(),
+                    secret_access_key: secret.expose().to_owned(),
+                },
             );
         }
     }
@@ -209,6 +305,12 @@ fn spawn_idempotency_purger(store: Arc<dyn CatalogStore>) {
 pub fn init_tracing(filter: &str, format: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if format == "json" { builder.json().try_init() } else { builder.try_init() };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }

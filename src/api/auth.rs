@@ -18,16 +18,24 @@ pub fn bearer_token(req: &HttpRequest) -> Result<Option<&str>, AuthError> {
     let Some(value) = req.headers().get(actix_web::http::header::AUTHORIZATION) else {
         return Ok(None);
     };
-    let value = value.to_str().map_err(|_| AuthError::Invalid("header is not text".into()))?;
+    let value = value
+        .to_str()
+        .map_err(|_| AuthError::Invalid("header is not text".into()))?;
     match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => Ok(Some(token.trim())),
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(Some(token.trim()))
+        }
         _ => Err(AuthError::Invalid("expected 'Bearer <token>'".into())),
     }
 }
 
 /// Verifies the request's bearer token.
 pub fn authenticate(req: &HttpRequest) -> Result<Arc<Caller>, ApiError> {
-    let state = req.app_data::<web::Data<AppState>>().expect("AppState is registered");
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .expect("AppState is registered");
     let token = bearer_token(req)?.ok_or(AuthError::Missing)?;
     Ok(state.tokens.verify(token)?)
 }

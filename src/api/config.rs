@@ -61,11 +61,24 @@ pub struct ConfigQuery {
     security(("bearer" = []))
 )]
 #[get("/v1/config")]
-async fn get_config(state: web::Data<AppState>, req: HttpRequest, query: web::Query<ConfigQuery>) -> ApiResult<HttpResponse> {
+async fn get_config(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<ConfigQuery>,
+) -> ApiResult<HttpResponse> {
     let caller = auth::authenticate(&req)?;
-    let wh = state.catalog.warehouse_by_name(&caller, query.warehouse.as_deref()).await?;
+    let wh = state
+        .catalog
+        .warehouse_by_name(&caller, query.warehouse.as_deref())
+        .await?;
     let mut overrides = BTreeMap::from([("prefix".to_string(), wh.id.to_string())]);
-    if let StorageProfile::S3 { region, endpoint, path_style, .. } = &wh.storage {
+    if let StorageProfile::S3 {
+        region,
+        endpoint,
+        path_style,
+        ..
+    } = &wh.storage
+    {
         overrides.insert("s3.region".into(), region.clone());
         overrides.insert("client.region".into(), region.clone());
         if let Some(ep) = endpoint {

@@ -71,7 +71,10 @@ impl ResponseError for ApiError {
 }
 
 /// Maps actix's JSON body errors (syntax, type, size) onto Iceberg errors.
-pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+pub fn json_error(
+    err: actix_web::error::JsonPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
     use actix_web::error::JsonPayloadError as J;
     let api = match &err {
         J::OverflowKnownLength { length, limit } => ApiError(CatalogError::new(
@@ -82,7 +85,9 @@ pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &actix_web::Htt
             ErrorType::PayloadTooLarge,
             format!("request body is larger than the limit of {limit} bytes"),
         )),
-        J::ContentType => ApiError::bad_request("request body must be JSON (Content-Type: application/json)"),
+        J::ContentType => {
+            ApiError::bad_request("request body must be JSON (Content-Type: application/json)")
+        }
         J::Deserialize(e) => ApiError::bad_request(format!("malformed request body: {e}")),
         other => ApiError::bad_request(format!("cannot read request body: {other}")),
     };
@@ -90,11 +95,17 @@ pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &actix_web::Htt
 }
 
 /// Maps query-string errors onto Iceberg errors.
-pub fn query_error(err: actix_web::error::QueryPayloadError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+pub fn query_error(
+    err: actix_web::error::QueryPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
     ApiError::bad_request(format!("bad query parameter: {err}")).into()
 }
 
 /// Maps path errors onto Iceberg errors.
-pub fn path_error(err: actix_web::error::PathError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+pub fn path_error(
+    err: actix_web::error::PathError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
     ApiError::bad_request(format!("bad path parameter: {err}")).into()
 }

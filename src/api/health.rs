@@ -14,7 +14,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     responses((status = 200, description = "Alive", body = HealthStatus)))]
 #[get("/health/live")]
 async fn live() -> HttpResponse {
-    HttpResponse::Ok().json(HealthStatus { status: "ok".into() })
+    HttpResponse::Ok().json(HealthStatus {
+        status: "ok".into(),
+    })
 }
 
 /// The store is reachable.
@@ -24,10 +26,14 @@ async fn live() -> HttpResponse {
 #[get("/health/ready")]
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
     match state.catalog.store().ping().await {
-        Ok(()) => HttpResponse::Ok().json(HealthStatus { status: "ready".into() }),
+        Ok(()) => HttpResponse::Ok().json(HealthStatus {
+            status: "ready".into(),
+        }),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            HttpResponse::ServiceUnavailable().json(HealthStatus { status: "store unavailable".into() })
+            HttpResponse::ServiceUnavailable().json(HealthStatus {
+                status: "store unavailable".into(),
+            })
         }
     }
 }

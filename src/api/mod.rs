@@ -24,6 +24,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 pub use auth::Authenticated;
+pub use config::ENDPOINTS;
 pub use error::{ApiError, ApiResult};
 
 use crate::catalog::{Catalog, CatalogError, ErrorType};
@@ -43,11 +44,15 @@ pub struct AppState {
 /// Registers every route and the body/query/path error mappers.
 pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
-        cfg.app_data(web::JsonConfig::default().limit(max_body_bytes).error_handler(error::json_error))
-            .app_data(web::QueryConfig::default().error_handler(error::query_error))
-            .app_data(web::PathConfig::default().error_handler(error::path_error))
-            .app_data(web::FormConfig::default().limit(max_body_bytes))
-            .app_data(web::PayloadConfig::default().limit(max_body_bytes));
+        cfg.app_data(
+            web::JsonConfig::default()
+                .limit(max_body_bytes)
+                .error_handler(error::json_error),
+        )
+        .app_data(web::QueryConfig::default().error_handler(error::query_error))
+        .app_data(web::PathConfig::default().error_handler(error::path_error))
+        .app_data(web::FormConfig::default().limit(max_body_bytes))
+        .app_data(web::PayloadConfig::default().limit(max_body_bytes));
         health::routes(cfg);
         oauth::routes(cfg);
         config::routes(cfg);
@@ -67,17 +72,25 @@ pub struct Reply {
 impl Reply {
     /// 200 with a JSON body.
     pub fn json(value: &impl Serialize) -> Self {
-        Self::json_bytes(Bytes::from(serde_json::to_vec(value).expect("response bodies serialize")))
+        Self::json_bytes(Bytes::from(
+            serde_json::to_vec(value).expect("response bodies serialize"),
+        ))
     }
 
     /// 200 with pre-serialized JSON.
     pub fn json_bytes(body: Bytes) -> Self {
-        Self { status: StatusCode::OK, body: Some(body) }
+        Self {
+            status: StatusCode::OK,
+            body: Some(body),
+        }
     }
 
     /// 204.
     pub fn no_content() -> Self {
-        Self { status: StatusCode::NO_CONTENT, body: None }
+        Self {
+            status: StatusCode::NO_CONTENT,
+            body: None,
+        }
     }
 
     /// The HTTP response.
@@ -93,7 +106,12 @@ impl Reply {
 impl From<ApiError> for Reply {
     fn from(e: ApiError) -> Self {
         let status = actix_web::ResponseError::status_code(&e);
-        Self { status, body: Some(Bytes::from(serde_json::to_vec(&e.body()).expect("errors serialize"))) }
+        Self {
+            status,
+            body: Some(Bytes::from(
+                serde_json::to_vec(&e.body()).expect("errors serialize"),
+            )),
+        }
     }
 }
 
@@ -108,9 +126,15 @@ pub async fn idempotent(
     let Some(key) = req.headers().get("Idempotency-Key") else {
         return run.await.unwrap_or_else(Reply::from).respond();
     };
-    let key = match key.to_str().ok().and_then(|k| uuid::Uuid::parse_str(k).ok()) {
+    let key = match key
+        .to_str()
+        .ok()
+        .and_then(|k| uuid::Uuid::parse_str(k).ok())
+    {
         Some(k) => k,
-        None => return Reply::from(ApiError::bad_request("Idempotency-Key must be a UUID")).respond(),
+        None => {
+            return Reply::from(ApiError::bad_request("Idempotency-Key must be a UUID")).respond();
+        }
     };
     let store = state.catalog.store();
     let store_key = format!("{}/{}", caller.tenant_id, key);
@@ -118,7 +142,10 @@ pub async fn idempotent(
     match store.get_idempotency(&store_key).await {
         Ok(Some(rec)) if rec.expires_at_ms > now_ms() => {
             if rec.operation != operation {
-                let e = CatalogError::new(ErrorType::Unprocessable, "this Idempotency-Key was used for another operation");
+                let e = CatalogError::new(
+                    ErrorType::Unprocessable,
+                    "this Idempotency-Key was used for another operation",
+                );
                 return Reply::from(ApiError(e)).respond();
             }
             let status = StatusCode::from_u16(rec.status).unwrap_or(StatusCode::OK);
@@ -133,7 +160,11 @@ pub async fn idempotent(
         let record = IdempotencyRecord {
             operation,
             status: reply.status.as_u16(),
-            body: reply.body.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default(),
+            body: reply
+                .body
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default(),
             expires_at_ms: now_ms() + state.idempotency_lifetime_secs as i64 * 1000,
         };
         if let Err(e) = store.put_idempotency(&store_key, &record).await {
@@ -150,15 +181,24 @@ pub fn namespace_param(segment: &str) -> ApiResult<NamespaceIdent> {
 
 /// Parses a namespace segment and a table or view name.
 pub fn table_param(namespace: &str, name: &str) -> ApiResult<TableIdent> {
-    Ok(TableIdent::new(namespace_param(namespace)?, ObjectName::new(name)?))
+    Ok(TableIdent::new(
+        namespace_param(namespace)?,
+        ObjectName::new(name)?,
+    ))
 }
 
 /// Parses a body's `TableIdentifier`.
 pub fn identifier(id: &types::TableIdentifier) -> ApiResult<TableIdent> {
-    Ok(TableIdent::new(NamespaceIdent::new(id.namespace.clone())?, ObjectName::new(id.name.clone())?))
+    Ok(TableIdent::new(
+        NamespaceIdent::new(id.namespace.clone())?,
+        ObjectName::new(id.name.clone())?,
+    ))
 }
 
 /// The spec's `TableIdentifier` of a table.
 pub fn identifier_body(ident: &TableIdent) -> types::TableIdentifier {
-    types::TableIdentifier { namespace: ident.namespace.parts().to_vec(), name: ident.name.to_string() }
+    types::TableIdentifier {
+        namespace: ident.namespace.parts().to_vec(),
+        name: ident.name.to_string(),
+    }
 }

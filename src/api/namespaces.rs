@@ -59,8 +59,13 @@ async fn list_namespaces(
         None | Some("") => None,
         Some(p) => Some(namespace_param(p)?),
     };
-    let request = state.catalog.page_request(page.page_token.as_deref(), page.page_size)?;
-    let listed = state.catalog.list_namespaces(&wh, parent.as_ref(), &request).await?;
+    let request = state
+        .catalog
+        .page_request(page.page_token.as_deref(), page.page_size)?;
+    let listed = state
+        .catalog
+        .list_namespaces(&wh, parent.as_ref(), &request)
+        .await?;
     Ok(HttpResponse::Ok().json(ListNamespacesResponse {
         next_page_token: listed.next.as_deref().map(encode_page_token),
         namespaces: listed.items.into_iter().map(Vec::from).collect(),
@@ -88,8 +93,14 @@ async fn create_namespace(
         let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
         let body = body.into_inner();
         let ident = NamespaceIdent::new(body.namespace)?;
-        let created = state.catalog.create_namespace(&wh, ident, body.properties).await?;
-        Ok(Reply::json(&CreateNamespaceResponse { namespace: created.ident.into(), properties: created.properties }))
+        let created = state
+            .catalog
+            .create_namespace(&wh, ident, body.properties)
+            .await?;
+        Ok(Reply::json(&CreateNamespaceResponse {
+            namespace: created.ident.into(),
+            properties: created.properties,
+        }))
     };
     idempotent(&state, &auth.0, &req, run).await
 }
@@ -101,11 +112,21 @@ async fn create_namespace(
               (status = 404, description = "No such namespace", body = IcebergErrorResponse), CommonErrors),
     security(("bearer" = [])))]
 #[get("/v1/{prefix}/namespaces/{namespace}")]
-async fn load_namespace(state: web::Data<AppState>, auth: Authenticated, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {
+async fn load_namespace(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
     let (prefix, ns) = path.into_inner();
     let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
-    let record = state.catalog.load_namespace(&wh, &namespace_param(&ns)?).await?;
-    Ok(HttpResponse::Ok().json(GetNamespaceResponse { namespace: record.ident.into(), properties: record.properties }))
+    let record = state
+        .catalog
+        .load_namespace(&wh, &namespace_param(&ns)?)
+        .await?;
+    Ok(HttpResponse::Ok().json(GetNamespaceResponse {
+        namespace: record.ident.into(),
+        properties: record.properties,
+    }))
 }
 
 /// Whether a namespace exists (204 or 404, no body).
@@ -114,10 +135,17 @@ async fn load_namespace(state: web::Data<AppState>, auth: Authenticated, path: w
     responses((status = 204, description = "Exists"), (status = 404, description = "Does not exist"), CommonErrors),
     security(("bearer" = [])))]
 #[route("/v1/{prefix}/namespaces/{namespace}", method = "HEAD")]
-async fn namespace_exists(state: web::Data<AppState>, auth: Authenticated, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {
+async fn namespace_exists(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
     let (prefix, ns) = path.into_inner();
     let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
-    state.catalog.load_namespace(&wh, &namespace_param(&ns)?).await?;
+    state
+        .catalog
+        .load_namespace(&wh, &namespace_param(&ns)?)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -130,11 +158,19 @@ async fn namespace_exists(state: web::Data<AppState>, auth: Authenticated, path:
               (status = 409, description = "Not empty", body = IcebergErrorResponse), CommonErrors),
     security(("bearer" = [])))]
 #[delete("/v1/{prefix}/namespaces/{namespace}")]
-async fn drop_namespace(state: web::Data<AppState>, auth: Authenticated, req: HttpRequest, path: web::Path<(String, String)>) -> HttpResponse {
+async fn drop_namespace(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> HttpResponse {
     let run = async {
         let (prefix, ns) = path.into_inner();
         let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
-        state.catalog.drop_namespace(&wh, &namespace_param(&ns)?).await?;
+        state
+            .catalog
+            .drop_namespace(&wh, &namespace_param(&ns)?)
+            .await?;
         Ok(Reply::no_content())
     };
     idempotent(&state, &auth.0, &req, run).await
@@ -161,7 +197,10 @@ async fn update_properties(
         let (prefix, ns) = path.into_inner();
         let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
         let body = body.into_inner();
-        let changed = state.catalog.update_namespace_properties(&wh, &namespace_param(&ns)?, body.updates, body.removals).await?;
+        let changed = state
+            .catalog
+            .update_namespace_properties(&wh, &namespace_param(&ns)?, body.updates, body.removals)
+            .await?;
         Ok(Reply::json(&UpdateNamespacePropertiesResponse {
             updated: changed.updated,
             removed: changed.removed,

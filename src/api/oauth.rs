@@ -22,16 +22,27 @@ const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> HttpResponse {
-    HttpResponse::build(status).json(OAuthError { error: error.into(), error_description: description.into() })
+    HttpResponse::build(status).json(OAuthError {
+        error: error.into(),
+        error_description: description.into(),
+    })
 }
 
 fn invalid_client() -> HttpResponse {
-    oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "unknown client, wrong secret, or disabled principal")
+    oauth_error(
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+        "unknown client, wrong secret, or disabled principal",
+    )
 }
 
 /// Client id and secret from an HTTP Basic header (each part form-url-encoded, per RFC 6749).
 fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {
-    let value = req.headers().get(actix_web::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let value = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, encoded) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
@@ -39,7 +50,10 @@ fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {
     let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
     let (id, secret) = decoded.split_once(':')?;
     let unescape = |s: &str| {
-        serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={s}")).ok()?.pop().map(|(_, v)| v)
+        serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={s}"))
+            .ok()?
+            .pop()
+            .map(|(_, v)| v)
     };
     Some((unescape(id)?, unescape(secret)?))
 }
@@ -58,7 +72,13 @@ fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {
 async fn get_token(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let form: OAuthTokenRequest = match serde_urlencoded::from_bytes(&body) {
         Ok(f) => f,
-        Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &format!("malformed form body: {e}")),
+        Err(e) => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                &format!("malformed form body: {e}"),
+            );
+        }
     };
     let principal = match form.grant_type.as_str() {
         "client_credentials" => {
@@ -67,7 +87,11 @@ async fn get_token(state: web::Data<AppState>, req: HttpRequest, body: web::Byte
                 _ => basic_credentials(&req),
             };
             let Some((client_id, secret)) = creds else {
-                return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "send client_id and client_secret (form fields or HTTP Basic)");
+                return oauth_error(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_client",
+                    "send client_id and client_secret (form fields or HTTP Basic)",
+                );
             };
             match check_client(&state, &client_id, &secret).await {
                 Ok(Some(p)) => p,
@@ -77,17 +101,34 @@ async fn get_token(state: web::Data<AppState>, req: HttpRequest, body: web::Byte
         }
         TOKEN_EXCHANGE => {
             let Some(subject) = form.subject_token else {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "token exchange needs subject_token");
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "token exchange needs subject_token",
+                );
             };
             let Ok(caller) = state.tokens.verify(&subject) else {
-                return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "subject_token is not a valid token");
+                return oauth_error(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_client",
+                    "subject_token is not a valid token",
+                );
             };
-            match state.catalog.store().get_principal(caller.principal_id).await {
+            match state
+                .catalog
+                .store()
+                .get_principal(caller.principal_id)
+                .await
+            {
                 Ok(Some(p)) if !p.disabled => p,
                 Ok(_) => return invalid_client(),
                 Err(e) => {
                     tracing::error!(error = %e, "store failure during token exchange");
-                    return oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "store unavailable");
+                    return oauth_error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "temporarily_unavailable",
+                        "store unavailable",
+                    );
                 }
             }
         }
@@ -101,22 +142,38 @@ async fn get_token(state: web::Data<AppState>, req: HttpRequest, body: web::Byte
     };
     let issued = state.tokens.issue(&principal);
     tracing::info!(principal = %principal.id, tenant = %principal.tenant_id, "issued token");
-    HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(OAuthTokenResponse {
-        access_token: issued.access_token,
-        token_type: "bearer".into(),
-        expires_in: issued.expires_in,
-        issued_token_type: ACCESS_TOKEN_TYPE.into(),
-    })
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(OAuthTokenResponse {
+            access_token: issued.access_token,
+            token_type: "bearer".into(),
+            expires_in: issued.expires_in,
+            issued_token_type: ACCESS_TOKEN_TYPE.into(),
+        })
 }
 
 /// The principal owning `client_id` when `secret` is right. Successful checks are remembered
 /// briefly (argon2 is deliberately slow; clients fetch tokens in bursts).
-async fn check_client(state: &AppState, client_id: &str, secret: &str) -> Result<Option<PrincipalRecord>, HttpResponse> {
+async fn check_client(
+    state: &AppState,
+    client_id: &str,
+    secret: &str,
+) -> Result<Option<PrincipalRecord>, HttpResponse> {
     let unavailable = |e: crate::store::StoreError| {
         tracing::error!(error = %e, "store failure during token issue");
-        oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "store unavailable")
+        oauth_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "store unavailable",
+        )
     };
-    let Some(principal) = state.catalog.store().get_principal_by_client_id(client_id).await.map_err(unavailable)? else {
+    let Some(principal) = state
+        .catalog
+        .store()
+        .get_principal_by_client_id(client_id)
+        .await
+        .map_err(unavailable)?
+    else {
         return Ok(None);
     };
     if principal.disabled {
@@ -134,11 +191,16 @@ async fn check_client(state: &AppState, client_id: &str, secret: &str) -> Result
         return Ok(Some(principal));
     }
     let (secret, hash) = (secret.to_owned(), principal.secret_hash.clone());
-    let ok = tokio::task::spawn_blocking(move || verify_secret(&secret, &hash)).await.unwrap_or(false);
+    let ok = tokio::task::spawn_blocking(move || verify_secret(&secret, &hash))
+        .await
+        .unwrap_or(false);
     if !ok {
         return Ok(None);
     }
-    state.verified_secrets.insert(fingerprint, principal.id).await;
+    state
+        .verified_secrets
+        .insert(fingerprint, principal.id)
+        .await;
     Ok(Some(principal))
 }
 

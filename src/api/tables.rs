@@ -12,8 +12,13 @@ use utoipa::IntoParams;
 use super::namespaces::PageQuery;
 use super::openapi::CommonErrors;
 use super::types::*;
-use super::{ApiError, ApiResult, AppState, Authenticated, Reply, identifier, identifier_body, idempotent, namespace_param, table_param};
-use crate::catalog::{CreateTable, LoadedTable, SnapshotsMode, TableChange, Warehouse, encode_page_token};
+use super::{
+    ApiError, ApiResult, AppState, Authenticated, Reply, idempotent, identifier, identifier_body,
+    namespace_param, table_param,
+};
+use crate::catalog::{
+    CreateTable, LoadedTable, SnapshotsMode, TableChange, Warehouse, encode_page_token,
+};
 use crate::domain::{ObjectName, TableIdent};
 use crate::store::StorageProfile;
 
@@ -49,7 +54,13 @@ pub struct DropTableQuery {
 /// Table-specific client configuration (storage endpoint settings; no credentials yet).
 fn table_config(wh: &Warehouse) -> BTreeMap<String, String> {
     let mut config = BTreeMap::new();
-    if let StorageProfile::S3 { region, endpoint, path_style, .. } = &wh.record.storage {
+    if let StorageProfile::S3 {
+        region,
+        endpoint,
+        path_style,
+        ..
+    } = &wh.record.storage
+    {
         config.insert("s3.region".into(), region.clone());
         config.insert("client.region".into(), region.clone());
         if let Some(ep) = endpoint {
@@ -62,7 +73,11 @@ fn table_config(wh: &Warehouse) -> BTreeMap<String, String> {
 
 /// `{"metadata-location":..., "metadata": <cached JSON>, "config": {...}}` without re-serializing
 /// the metadata.
-fn load_result_body(loaded: &LoadedTable, mode: SnapshotsMode, config: &BTreeMap<String, String>) -> Bytes {
+fn load_result_body(
+    loaded: &LoadedTable,
+    mode: SnapshotsMode,
+    config: &BTreeMap<String, String>,
+) -> Bytes {
     let metadata = loaded.table.json_for(mode);
     let mut out = Vec::with_capacity(metadata.len() + 256);
     out.extend_from_slice(b"{\"metadata-location\":");
@@ -76,7 +91,10 @@ fn load_result_body(loaded: &LoadedTable, mode: SnapshotsMode, config: &BTreeMap
 }
 
 fn etag(metadata_location: &str, mode: SnapshotsMode) -> String {
-    let digest = Sha256::new().chain_update(metadata_location.as_bytes()).chain_update([mode as u8]).finalize();
+    let digest = Sha256::new()
+        .chain_update(metadata_location.as_bytes())
+        .chain_update([mode as u8])
+        .finalize();
     format!("\"{}\"", hex::encode(&digest[..16]))
 }
 
@@ -105,8 +123,13 @@ async fn list_tables(
 ) -> ApiResult<HttpResponse> {
     let (prefix, ns) = path.into_inner();
     let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
-    let request = state.catalog.page_request(page.page_token.as_deref(), page.page_size)?;
-    let listed = state.catalog.list_tables(&wh, &namespace_param(&ns)?, &request).await?;
+    let request = state
+        .catalog
+        .page_request(page.page_token.as_deref(), page.page_size)?;
+    let listed = state
+        .catalog
+        .list_tables(&wh, &namespace_param(&ns)?, &request)
+        .await?;
     Ok(HttpResponse::Ok().json(ListTablesResponse {
         next_page_token: listed.next.as_deref().map(encode_page_token),
         identifiers: listed.items.iter().map(identifier_body).collect(),
@@ -143,8 +166,15 @@ async fn create_table(
             stage_create: body.stage_create,
             properties: body.properties,
         };
-        let loaded = state.catalog.create_table(&wh, &namespace_param(&ns)?, request).await?;
-        Ok(Reply::json_bytes(load_result_body(&loaded, SnapshotsMode::All, &table_config(&wh))))
+        let loaded = state
+            .catalog
+            .create_table(&wh, &namespace_param(&ns)?, request)
+            .await?;
+        Ok(Reply::json_bytes(load_result_body(
+            &loaded,
+            SnapshotsMode::All,
+            &table_config(&wh),
+        )))
     };
     idempotent(&state, &auth.0, &req, run).await
 }
@@ -171,18 +201,30 @@ async fn load_table(
     let mode = match query.snapshots.as_deref() {
         None | Some("all") => SnapshotsMode::All,
         Some("refs") => SnapshotsMode::Refs,
-        Some(other) => return Err(ApiError::bad_request(format!("snapshots must be 'all' or 'refs', not '{other}'"))),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "snapshots must be 'all' or 'refs', not '{other}'"
+            )));
+        }
     };
     let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
-    let loaded = state.catalog.load_table(&wh, &table_param(&ns, &table)?).await?;
-    let tag = etag(loaded.metadata_location.as_deref().unwrap_or_default(), mode);
+    let loaded = state
+        .catalog
+        .load_table(&wh, &table_param(&ns, &table)?)
+        .await?;
+    let tag = etag(
+        loaded.metadata_location.as_deref().unwrap_or_default(),
+        mode,
+    );
     let unchanged = req
         .headers()
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"));
     if unchanged {
-        return Ok(HttpResponse::NotModified().insert_header((header::ETAG, tag)).finish());
+        return Ok(HttpResponse::NotModified()
+            .insert_header((header::ETAG, tag))
+            .finish());
     }
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, tag))
@@ -197,12 +239,23 @@ async fn load_table(
     responses((status = 204, description = "Exists"), (status = 404, description = "Does not exist"), CommonErrors),
     security(("bearer" = [])))]
 #[route("/v1/{prefix}/namespaces/{namespace}/tables/{table}", method = "HEAD")]
-async fn table_exists(state: web::Data<AppState>, auth: Authenticated, path: web::Path<(String, String, String)>) -> ApiResult<HttpResponse> {
+async fn table_exists(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<(String, String, String)>,
+) -> ApiResult<HttpResponse> {
     let (prefix, ns, table) = path.into_inner();
     let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
     let ident = table_param(&ns, &table)?;
-    match state.catalog.store().get_tabular(wh.record.id, &ident).await? {
-        Some(r) if r.kind == crate::store::TabularKind::Table => Ok(HttpResponse::NoContent().finish()),
+    match state
+        .catalog
+        .store()
+        .get_tabular(wh.record.id, &ident)
+        .await?
+    {
+        Some(r) if r.kind == crate::store::TabularKind::Table => {
+            Ok(HttpResponse::NoContent().finish())
+        }
         _ => Ok(HttpResponse::NotFound().finish()),
     }
 }
@@ -211,9 +264,15 @@ fn table_change(ident: TableIdent, body: CommitTableRequest) -> ApiResult<TableC
     if let Some(id) = &body.identifier
         && identifier(id)? != ident
     {
-        return Err(ApiError::bad_request("the body's identifier does not match the table in the path"));
+        return Err(ApiError::bad_request(
+            "the body's identifier does not match the table in the path",
+        ));
     }
-    Ok(TableChange { ident, requirements: body.requirements, updates: body.updates })
+    Ok(TableChange {
+        ident,
+        requirements: body.requirements,
+        updates: body.updates,
+    })
 }
 
 /// Commit updates to a table; requirements are checked against its current metadata.
@@ -263,7 +322,14 @@ async fn drop_table(
     let run = async {
         let (prefix, ns, table) = path.into_inner();
         let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
-        state.catalog.drop_table(&wh, &table_param(&ns, &table)?, query.purge_requested.unwrap_or(false)).await?;
+        state
+            .catalog
+            .drop_table(
+                &wh,
+                &table_param(&ns, &table)?,
+                query.purge_requested.unwrap_or(false),
+            )
+            .await?;
         Ok(Reply::no_content())
     };
     idempotent(&state, &auth.0, &req, run).await
@@ -291,8 +357,15 @@ async fn register_table(
         let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
         let body = body.into_inner();
         let ident = TableIdent::new(namespace_param(&ns)?, ObjectName::new(body.name)?);
-        let loaded = state.catalog.register_table(&wh, ident, &body.metadata_location, body.overwrite).await?;
-        Ok(Reply::json_bytes(load_result_body(&loaded, SnapshotsMode::All, &table_config(&wh))))
+        let loaded = state
+            .catalog
+            .register_table(&wh, ident, &body.metadata_location, body.overwrite)
+            .await?;
+        Ok(Reply::json_bytes(load_result_body(
+            &loaded,
+            SnapshotsMode::All,
+            &table_config(&wh),
+        )))
     };
     idempotent(&state, &auth.0, &req, run).await
 }
@@ -339,7 +412,14 @@ async fn rename_table(
 ) -> HttpResponse {
     let run = async {
         let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
-        state.catalog.rename_table(&wh, &identifier(&body.source)?, &identifier(&body.destination)?).await?;
+        state
+            .catalog
+            .rename_table(
+                &wh,
+                &identifier(&body.source)?,
+                &identifier(&body.destination)?,
+            )
+            .await?;
         Ok(Reply::no_content())
     };
     idempotent(&state, &auth.0, &req, run).await
@@ -366,10 +446,9 @@ async fn commit_transaction(
         let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
         let mut changes = Vec::new();
         for change in body.into_inner().table_changes {
-            let id = change
-                .identifier
-                .as_ref()
-                .ok_or_else(|| ApiError::bad_request("every table change in a transaction needs an identifier"))?;
+            let id = change.identifier.as_ref().ok_or_else(|| {
+                ApiError::bad_request("every table change in a transaction needs an identifier")
+            })?;
             changes.push(table_change(identifier(id)?, change)?);
         }
         state.catalog.commit_transaction(&wh, changes).await?;

@@ -150,7 +150,10 @@ pub struct LoadTableResult {
     #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
     pub config: BTreeMap<String, String>,
-    #[serde(rename = "storage-credentials", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "storage-credentials",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub storage_credentials: Option<Vec<StorageCredential>>,
 }
 

@@ -6,7 +6,10 @@ use bytes::Bytes;
 use super::namespaces::PageQuery;
 use super::openapi::CommonErrors;
 use super::types::*;
-use super::{ApiError, ApiResult, AppState, Authenticated, Reply, identifier, identifier_body, idempotent, namespace_param, table_param};
+use super::{
+    ApiError, ApiResult, AppState, Authenticated, Reply, idempotent, identifier, identifier_body,
+    namespace_param, table_param,
+};
 use crate::catalog::{CreateView, LoadedView, encode_page_token};
 use crate::domain::{ObjectName, TableIdent};
 
@@ -46,8 +49,13 @@ async fn list_views(
 ) -> ApiResult<HttpResponse> {
     let (prefix, ns) = path.into_inner();
     let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
-    let request = state.catalog.page_request(page.page_token.as_deref(), page.page_size)?;
-    let listed = state.catalog.list_views(&wh, &namespace_param(&ns)?, &request).await?;
+    let request = state
+        .catalog
+        .page_request(page.page_token.as_deref(), page.page_size)?;
+    let listed = state
+        .catalog
+        .list_views(&wh, &namespace_param(&ns)?, &request)
+        .await?;
     Ok(HttpResponse::Ok().json(ListTablesResponse {
         next_page_token: listed.next.as_deref().map(encode_page_token),
         identifiers: listed.items.iter().map(identifier_body).collect(),
@@ -82,7 +90,10 @@ async fn create_view(
             view_version: body.view_version,
             properties: body.properties,
         };
-        let loaded = state.catalog.create_view(&wh, &namespace_param(&ns)?, request).await?;
+        let loaded = state
+            .catalog
+            .create_view(&wh, &namespace_param(&ns)?, request)
+            .await?;
         Ok(Reply::json_bytes(view_body(&loaded)))
     };
     idempotent(&state, &auth.0, &req, run).await
@@ -96,11 +107,20 @@ async fn create_view(
               (status = 404, description = "No such view", body = IcebergErrorResponse), CommonErrors),
     security(("bearer" = [])))]
 #[get("/v1/{prefix}/namespaces/{namespace}/views/{view}")]
-async fn load_view(state: web::Data<AppState>, auth: Authenticated, path: web::Path<(String, String, String)>) -> ApiResult<HttpResponse> {
+async fn load_view(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<(String, String, String)>,
+) -> ApiResult<HttpResponse> {
     let (prefix, ns, view) = path.into_inner();
     let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
-    let loaded = state.catalog.load_view(&wh, &table_param(&ns, &view)?).await?;
-    Ok(HttpResponse::Ok().content_type("application/json").body(view_body(&loaded)))
+    let loaded = state
+        .catalog
+        .load_view(&wh, &table_param(&ns, &view)?)
+        .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(view_body(&loaded)))
 }
 
 /// Whether a view exists.
@@ -110,11 +130,22 @@ async fn load_view(state: web::Data<AppState>, auth: Authenticated, path: web::P
     responses((status = 204, description = "Exists"), (status = 404, description = "Does not exist"), CommonErrors),
     security(("bearer" = [])))]
 #[route("/v1/{prefix}/namespaces/{namespace}/views/{view}", method = "HEAD")]
-async fn view_exists(state: web::Data<AppState>, auth: Authenticated, path: web::Path<(String, String, String)>) -> ApiResult<HttpResponse> {
+async fn view_exists(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<(String, String, String)>,
+) -> ApiResult<HttpResponse> {
     let (prefix, ns, view) = path.into_inner();
     let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
-    match state.catalog.store().get_tabular(wh.record.id, &table_param(&ns, &view)?).await? {
-        Some(r) if r.kind == crate::store::TabularKind::View => Ok(HttpResponse::NoContent().finish()),
+    match state
+        .catalog
+        .store()
+        .get_tabular(wh.record.id, &table_param(&ns, &view)?)
+        .await?
+    {
+        Some(r) if r.kind == crate::store::TabularKind::View => {
+            Ok(HttpResponse::NoContent().finish())
+        }
         _ => Ok(HttpResponse::NotFound().finish()),
     }
 }
@@ -145,9 +176,14 @@ async fn replace_view(
         if let Some(id) = &body.identifier
             && identifier(id)? != ident
         {
-            return Err(ApiError::bad_request("the body's identifier does not match the view in the path"));
+            return Err(ApiError::bad_request(
+                "the body's identifier does not match the view in the path",
+            ));
         }
-        let loaded = state.catalog.replace_view(&wh, &ident, body.requirements, body.updates).await?;
+        let loaded = state
+            .catalog
+            .replace_view(&wh, &ident, body.requirements, body.updates)
+            .await?;
         Ok(Reply::json_bytes(view_body(&loaded)))
     };
     idempotent(&state, &auth.0, &req, run).await
@@ -162,11 +198,19 @@ async fn replace_view(
               (status = 404, description = "No such view", body = IcebergErrorResponse), CommonErrors),
     security(("bearer" = [])))]
 #[delete("/v1/{prefix}/namespaces/{namespace}/views/{view}")]
-async fn drop_view(state: web::Data<AppState>, auth: Authenticated, req: HttpRequest, path: web::Path<(String, String, String)>) -> HttpResponse {
+async fn drop_view(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    req: HttpRequest,
+    path: web::Path<(String, String, String)>,
+) -> HttpResponse {
     let run = async {
         let (prefix, ns, view) = path.into_inner();
         let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
-        state.catalog.drop_view(&wh, &table_param(&ns, &view)?).await?;
+        state
+            .catalog
+            .drop_view(&wh, &table_param(&ns, &view)?)
+            .await?;
         Ok(Reply::no_content())
     };
     idempotent(&state, &auth.0, &req, run).await
@@ -191,7 +235,14 @@ async fn rename_view(
 ) -> HttpResponse {
     let run = async {
         let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
-        state.catalog.rename_view(&wh, &identifier(&body.source)?, &identifier(&body.destination)?).await?;
+        state
+            .catalog
+            .rename_view(
+                &wh,
+                &identifier(&body.source)?,
+                &identifier(&body.destination)?,
+            )
+            .await?;
         Ok(Reply::no_content())
     };
     idempotent(&state, &auth.0, &req, run).await
@@ -219,7 +270,10 @@ async fn register_view(
         let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
         let body = body.into_inner();
         let ident = TableIdent::new(namespace_param(&ns)?, ObjectName::new(body.name)?);
-        let loaded = state.catalog.register_view(&wh, ident, &body.metadata_location).await?;
+        let loaded = state
+            .catalog
+            .register_view(&wh, ident, &body.metadata_location)
+            .await?;
         Ok(Reply::json_bytes(view_body(&loaded)))
     };
     idempotent(&state, &auth.0, &req, run).await

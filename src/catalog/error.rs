@@ -59,7 +59,9 @@ impl ErrorType {
             | ErrorType::NoSuchView
             | ErrorType::NotFound => 404,
             ErrorType::UnsupportedOperation => 406,
-            ErrorType::AlreadyExists | ErrorType::NamespaceNotEmpty | ErrorType::CommitFailed => 409,
+            ErrorType::AlreadyExists | ErrorType::NamespaceNotEmpty | ErrorType::CommitFailed => {
+                409
+            }
             ErrorType::PayloadTooLarge => 413,
             ErrorType::Unprocessable => 422,
             ErrorType::Internal => 500,
@@ -79,7 +81,10 @@ pub struct CatalogError {
 impl CatalogError {
     /// An error of `kind` with `message`.
     pub fn new(kind: ErrorType, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into() }
+        Self {
+            kind,
+            message: message.into(),
+        }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(ErrorType::BadRequest, message)
@@ -112,7 +117,10 @@ impl From<StoreError> for CatalogError {
             StoreError::Conflict(_) => ErrorType::CommitFailed,
             StoreError::Backend(_) => {
                 tracing::error!(error = %message, "store failure");
-                return Self::new(ErrorType::ServiceUnavailable, "the catalog store is unavailable; retry later");
+                return Self::new(
+                    ErrorType::ServiceUnavailable,
+                    "the catalog store is unavailable; retry later",
+                );
             }
         };
         Self::new(kind, message)
@@ -135,8 +143,12 @@ impl From<IoError> for CatalogError {
 impl From<iceberg::Error> for CatalogError {
     fn from(e: iceberg::Error) -> Self {
         match e.kind() {
-            iceberg::ErrorKind::CatalogCommitConflicts => Self::commit_failed(e.message().to_owned()),
-            iceberg::ErrorKind::FeatureUnsupported => Self::new(ErrorType::UnsupportedOperation, e.message().to_owned()),
+            iceberg::ErrorKind::CatalogCommitConflicts => {
+                Self::commit_failed(e.message().to_owned())
+            }
+            iceberg::ErrorKind::FeatureUnsupported => {
+                Self::new(ErrorType::UnsupportedOperation, e.message().to_owned())
+            }
             _ => Self::bad_request(e.message().to_owned()),
         }
     }

@@ -31,7 +31,11 @@ pub struct CachedTable {
 
 impl CachedTable {
     pub(crate) fn new(metadata: TableMetadata, json: Bytes) -> Self {
-        Self { metadata: Arc::new(metadata), json, refs_json: OnceLock::new() }
+        Self {
+            metadata: Arc::new(metadata),
+            json,
+            refs_json: OnceLock::new(),
+        }
     }
 
     /// The metadata JSON for `mode`: everything, or only snapshots that a branch or tag points at.
@@ -43,14 +47,23 @@ impl CachedTable {
     }
 
     fn refs_only(&self) -> Bytes {
-        let mut value: serde_json::Value = serde_json::from_slice(&self.json).expect("cached metadata is JSON");
+        let mut value: serde_json::Value =
+            serde_json::from_slice(&self.json).expect("cached metadata is JSON");
         let referenced: HashSet<i64> = value
             .get("refs")
             .and_then(|r| r.as_object())
-            .map(|refs| refs.values().filter_map(|r| r.get("snapshot-id").and_then(|i| i.as_i64())).collect())
+            .map(|refs| {
+                refs.values()
+                    .filter_map(|r| r.get("snapshot-id").and_then(|i| i.as_i64()))
+                    .collect()
+            })
             .unwrap_or_default();
         if let Some(snapshots) = value.get_mut("snapshots").and_then(|s| s.as_array_mut()) {
-            snapshots.retain(|s| s.get("snapshot-id").and_then(|i| i.as_i64()).is_some_and(|i| referenced.contains(&i)));
+            snapshots.retain(|s| {
+                s.get("snapshot-id")
+                    .and_then(|i| i.as_i64())
+                    .is_some_and(|i| referenced.contains(&i))
+            });
         }
         Bytes::from(serde_json::to_vec(&value).expect("metadata JSON serializes"))
     }
@@ -69,7 +82,10 @@ pub struct MetadataCache {
 }
 
 fn parse_error(location: &str, e: impl std::fmt::Display) -> CatalogError {
-    CatalogError::new(ErrorType::Internal, format!("metadata file {location} cannot be read as Iceberg metadata: {e}"))
+    CatalogError::new(
+        ErrorType::Internal,
+        format!("metadata file {location} cannot be read as Iceberg metadata: {e}"),
+    )
 }
 
 impl MetadataCache {
@@ -82,26 +98,42 @@ impl MetadataCache {
     }
 
     /// The table metadata at `location`, read once and then served from memory.
-    pub async fn table(&self, io: &dyn WarehouseIo, location: &str) -> CatalogResult<Arc<CachedTable>> {
+    pub async fn table(
+        &self,
+        io: &dyn WarehouseIo,
+        location: &str,
+    ) -> CatalogResult<Arc<CachedTable>> {
         if let Some(hit) = self.tables.get(location).await {
             return Ok(hit);
         }
         let bytes = io.read(location).await?;
-        let metadata: TableMetadata = serde_json::from_slice(&bytes).map_err(|e| parse_error(location, e))?;
-        let json = Bytes::from(serde_json::to_vec(&metadata).map_err(|e| parse_error(location, e))?);
+        let metadata: TableMetadata =
+            serde_json::from_slice(&bytes).map_err(|e| parse_error(location, e))?;
+        let json =
+            Bytes::from(serde_json::to_vec(&metadata).map_err(|e| parse_error(location, e))?);
         let cached = Arc::new(CachedTable::new(metadata, json));
-        self.tables.insert(location.to_owned(), cached.clone()).await;
+        self.tables
+            .insert(location.to_owned(), cached.clone())
+            .await;
         Ok(cached)
     }
 
     /// The view metadata at `location`.
-    pub async fn view(&self, io: &dyn WarehouseIo, location: &str) -> CatalogResult<Arc<CachedView>> {
+    pub async fn view(
+        &self,
+        io: &dyn WarehouseIo,
+        location: &str,
+    ) -> CatalogResult<Arc<CachedView>> {
         if let Some(hit) = self.views.get(location).await {
             return Ok(hit);
         }
         let bytes = io.read(location).await?;
-        let metadata: ViewMetadata = serde_json::from_slice(&bytes).map_err(|e| parse_error(location, e))?;
-        let cached = Arc::new(CachedView { metadata: Arc::new(metadata), json: bytes });
+        let metadata: ViewMetadata =
+            serde_json::from_slice(&bytes).map_err(|e| parse_error(location, e))?;
+        let cached = Arc::new(CachedView {
+            metadata: Arc::new(metadata),
+            json: bytes,
+        });
         self.views.insert(location.to_owned(), cached.clone()).await;
         Ok(cached)
     }
@@ -113,10 +145,14 @@ impl MetadataCache {
         location: &str,
         metadata: TableMetadata,
     ) -> CatalogResult<Arc<CachedTable>> {
-        let json = Bytes::from(serde_json::to_vec(&metadata).map_err(|e| CatalogError::internal(e.to_string()))?);
+        let json = Bytes::from(
+            serde_json::to_vec(&metadata).map_err(|e| CatalogError::internal(e.to_string()))?,
+        );
         io.write(location, json.clone()).await?;
         let cached = Arc::new(CachedTable::new(metadata, json));
-        self.tables.insert(location.to_owned(), cached.clone()).await;
+        self.tables
+            .insert(location.to_owned(), cached.clone())
+            .await;
         Ok(cached)
     }
 
@@ -127,9 +163,14 @@ impl MetadataCache {
         location: &str,
         metadata: ViewMetadata,
     ) -> CatalogResult<Arc<CachedView>> {
-        let json = Bytes::from(serde_json::to_vec(&metadata).map_err(|e| CatalogError::internal(e.to_string()))?);
+        let json = Bytes::from(
+            serde_json::to_vec(&metadata).map_err(|e| CatalogError::internal(e.to_string()))?,
+        );
         io.write(location, json.clone()).await?;
-        let cached = Arc::new(CachedView { metadata: Arc::new(metadata), json });
+        let cached = Arc::new(CachedView {
+            metadata: Arc::new(metadata),
+            json,
+        });
         self.views.insert(location.to_owned(), cached.clone()).await;
         Ok(cached)
     }
@@ -147,7 +188,11 @@ impl MetadataCache {
 /// `{location}/metadata/{version:05}-{uuid}.metadata.json`, one past the version of `current`.
 pub fn next_metadata_location(table_location: &str, current: Option<&str>) -> String {
     let version = current.map_or(0, |c| version_of(c).map_or(1, |v| v + 1));
-    format!("{}/metadata/{version:05}-{}.metadata.json", table_location.trim_end_matches('/'), Uuid::now_v7())
+    format!(
+        "{}/metadata/{version:05}-{}.metadata.json",
+        table_location.trim_end_matches('/'),
+        Uuid::now_v7()
+    )
 }
 
 fn version_of(location: &str) -> Option<u64> {
@@ -190,12 +235,18 @@ mod tests {
         assert!(first.starts_with("s3://b/t/metadata/00000-"), "{first}");
         let second = next_metadata_location("s3://b/t", Some(&first));
         assert!(second.starts_with("s3://b/t/metadata/00001-"), "{second}");
-        assert!(next_metadata_location("s3://b/t", Some("s3://b/t/metadata/v7.metadata.json")).contains("/00008-"));
+        assert!(
+            next_metadata_location("s3://b/t", Some("s3://b/t/metadata/v7.metadata.json"))
+                .contains("/00008-")
+        );
     }
 
     #[test]
     fn page_tokens_round_trip() {
-        assert_eq!(decode_page_token(&encode_page_token("ns/ä")).unwrap(), "ns/ä");
+        assert_eq!(
+            decode_page_token(&encode_page_token("ns/ä")).unwrap(),
+            "ns/ä"
+        );
         assert!(decode_page_token("***").is_err());
     }
 }

@@ -94,13 +94,21 @@ impl Catalog {
 
     /// Registers static S3 keys for the server's own access to a warehouse.
     pub fn set_s3_credentials(&self, warehouse: Uuid, creds: S3StaticCredentials) {
-        self.s3_credentials.write().expect("credential map lock").insert(warehouse, creds);
+        self.s3_credentials
+            .write()
+            .expect("credential map lock")
+            .insert(warehouse, creds);
     }
 
     /// Resolves an Iceberg `prefix` (a warehouse id) for `caller`. A warehouse of another tenant is
     /// reported as missing, so ids do not leak across tenants.
     pub async fn warehouse(&self, caller: &Caller, prefix: &str) -> CatalogResult<Warehouse> {
-        let missing = || CatalogError::new(ErrorType::NoSuchWarehouse, format!("warehouse '{prefix}' does not exist"));
+        let missing = || {
+            CatalogError::new(
+                ErrorType::NoSuchWarehouse,
+                format!("warehouse '{prefix}' does not exist"),
+            )
+        };
         let id = Uuid::parse_str(prefix).map_err(|_| missing())?;
         let record = match self.warehouses.get(&id).await {
             Some(hit) => hit,
@@ -119,19 +127,31 @@ impl Catalog {
     }
 
     /// Finds a warehouse by name in the caller's tenant, or its only warehouse when `name` is `None`.
-    pub async fn warehouse_by_name(&self, caller: &Caller, name: Option<&str>) -> CatalogResult<Arc<WarehouseRecord>> {
+    pub async fn warehouse_by_name(
+        &self,
+        caller: &Caller,
+        name: Option<&str>,
+    ) -> CatalogResult<Arc<WarehouseRecord>> {
         match name {
             Some(name) => self
                 .store
                 .get_warehouse_by_name(caller.tenant_id, name)
                 .await?
                 .map(Arc::new)
-                .ok_or_else(|| CatalogError::new(ErrorType::NoSuchWarehouse, format!("warehouse '{name}' does not exist"))),
+                .ok_or_else(|| {
+                    CatalogError::new(
+                        ErrorType::NoSuchWarehouse,
+                        format!("warehouse '{name}' does not exist"),
+                    )
+                }),
             None => {
                 let mut all = self.store.list_warehouses(caller.tenant_id).await?;
                 match all.len() {
                     1 => Ok(Arc::new(all.remove(0))),
-                    0 => Err(CatalogError::new(ErrorType::NoSuchWarehouse, "this tenant has no warehouse")),
+                    0 => Err(CatalogError::new(
+                        ErrorType::NoSuchWarehouse,
+                        "this tenant has no warehouse",
+                    )),
                     _ => Err(CatalogError::bad_request(
                         "this tenant has several warehouses: name one with ?warehouse=NAME (the client's 'warehouse' property)",
                     )),
@@ -141,15 +161,26 @@ impl Catalog {
     }
 
     async fn io_for(&self, record: &WarehouseRecord) -> CatalogResult<Arc<dyn WarehouseIo>> {
-        let creds = self.s3_credentials.read().expect("credential map lock").get(&record.id).cloned();
+        let creds = self
+            .s3_credentials
+            .read()
+            .expect("credential map lock")
+            .get(&record.id)
+            .cloned();
         let storage = record.storage.clone();
         self.io
             .try_get_with(record.id, async move {
                 let io: Arc<dyn WarehouseIo> = match &storage {
                     StorageProfile::Local { root } => Arc::new(LocalIo::new(root)?),
-                    StorageProfile::S3 { bucket, region, endpoint, path_style, .. } => {
-                        Arc::new(S3Io::new(bucket, region, endpoint.as_deref(), *path_style, creds).await)
-                    }
+                    StorageProfile::S3 {
+                        bucket,
+                        region,
+                        endpoint,
+                        path_style,
+                        ..
+                    } => Arc::new(
+                        S3Io::new(bucket, region, endpoint.as_deref(), *path_style, creds).await,
+                    ),
                 };
                 Ok::<_, crate::warehouse_io::IoError>(io)
             })
@@ -159,9 +190,15 @@ impl Catalog {
 
     /// Turns a client's `pageToken` / `pageSize` into a store page request. With neither, the whole
     /// list comes back (as the spec asks); `pageSize` is capped at the configured maximum.
-    pub fn page_request(&self, token: Option<&str>, size: Option<i64>) -> CatalogResult<PageRequest> {
+    pub fn page_request(
+        &self,
+        token: Option<&str>,
+        size: Option<i64>,
+    ) -> CatalogResult<PageRequest> {
         let limit = match size {
-            Some(n) if n < 1 => return Err(CatalogError::bad_request("pageSize must be at least 1")),
+            Some(n) if n < 1 => {
+                return Err(CatalogError::bad_request("pageSize must be at least 1"));
+            }
             Some(n) => Some((n as usize).min(self.options.max_page_size)),
             None if token.is_some() => Some(self.options.max_page_size),
             None => None,
@@ -174,7 +211,7 @@ impl Catalog {
     }
 
     fn commit_lock(&self, warehouse: Uuid, table: Uuid) -> Arc<tokio::sync::Mutex<()>> {
-        self.commit_locks.get_with((warehouse, table), || Arc::new(tokio::sync::Mutex::new(())))
+        self.commit_locks
+            .get_with((warehouse, table), || Arc::new(tokio::sync::Mutex::new(())))
     }
 }
-

@@ -27,20 +27,39 @@ impl Catalog {
         ident: NamespaceIdent,
         properties: BTreeMap<String, String>,
     ) -> CatalogResult<NamespaceRecord> {
-        if let Some(key) = properties.keys().find(|k| RESERVED_PROPERTIES.contains(&k.as_str())) {
-            return Err(CatalogError::bad_request(format!("namespace property '{key}' is managed by the server")));
+        if let Some(key) = properties
+            .keys()
+            .find(|k| RESERVED_PROPERTIES.contains(&k.as_str()))
+        {
+            return Err(CatalogError::bad_request(format!(
+                "namespace property '{key}' is managed by the server"
+            )));
         }
-        let record = NamespaceRecord { id: Uuid::now_v7(), ident, properties, created_at_ms: now_ms() };
+        let record = NamespaceRecord {
+            id: Uuid::now_v7(),
+            ident,
+            properties,
+            created_at_ms: now_ms(),
+        };
         self.store.create_namespace(wh.record.id, &record).await?;
         Ok(record)
     }
 
     /// A namespace with its properties.
-    pub async fn load_namespace(&self, wh: &Warehouse, ident: &NamespaceIdent) -> CatalogResult<NamespaceRecord> {
+    pub async fn load_namespace(
+        &self,
+        wh: &Warehouse,
+        ident: &NamespaceIdent,
+    ) -> CatalogResult<NamespaceRecord> {
         self.store
             .get_namespace(wh.record.id, ident)
             .await?
-            .ok_or_else(|| CatalogError::new(ErrorType::NoSuchNamespace, format!("namespace {ident} does not exist")))
+            .ok_or_else(|| {
+                CatalogError::new(
+                    ErrorType::NoSuchNamespace,
+                    format!("namespace {ident} does not exist"),
+                )
+            })
     }
 
     /// Direct children of `parent`, or the top level.
@@ -50,7 +69,10 @@ impl Catalog {
         parent: Option<&NamespaceIdent>,
         page: &PageRequest,
     ) -> CatalogResult<Page<NamespaceIdent>> {
-        Ok(self.store.list_namespaces(wh.record.id, parent, page).await?)
+        Ok(self
+            .store
+            .list_namespaces(wh.record.id, parent, page)
+            .await?)
     }
 
     /// Removes then sets properties; a key may not be in both lists.
@@ -67,16 +89,33 @@ impl Catalog {
                 format!("property '{both}' is both updated and removed"),
             ));
         }
-        if let Some(key) = updates.keys().chain(&removals).find(|k| RESERVED_PROPERTIES.contains(&k.as_str())) {
-            return Err(CatalogError::bad_request(format!("namespace property '{key}' is managed by the server")));
+        if let Some(key) = updates
+            .keys()
+            .chain(&removals)
+            .find(|k| RESERVED_PROPERTIES.contains(&k.as_str()))
+        {
+            return Err(CatalogError::bad_request(format!(
+                "namespace property '{key}' is managed by the server"
+            )));
         }
-        let (before, _) = self.store.update_namespace_properties(wh.record.id, ident, &updates, &removals).await?;
+        let (before, _) = self
+            .store
+            .update_namespace_properties(wh.record.id, ident, &updates, &removals)
+            .await?;
         let (removed, missing) = removals.into_iter().partition(|k| before.contains_key(k));
-        Ok(PropertiesUpdate { updated: updates.into_keys().collect(), removed, missing })
+        Ok(PropertiesUpdate {
+            updated: updates.into_keys().collect(),
+            removed,
+            missing,
+        })
     }
 
     /// Drops an empty namespace.
-    pub async fn drop_namespace(&self, wh: &Warehouse, ident: &NamespaceIdent) -> CatalogResult<()> {
+    pub async fn drop_namespace(
+        &self,
+        wh: &Warehouse,
+        ident: &NamespaceIdent,
+    ) -> CatalogResult<()> {
         Ok(self.store.drop_namespace(wh.record.id, ident).await?)
     }
 }

@@ -14,12 +14,18 @@ use uuid::Uuid;
 use super::metadata::next_metadata_location;
 use super::{CachedTable, Catalog, CatalogError, CatalogResult, ErrorType, Warehouse};
 use crate::domain::{NamespaceIdent, ObjectName, TableIdent};
-use crate::store::{MetadataSwap, Page, PageRequest, StoreError, TabularKind, TabularRecord, now_ms};
+use crate::store::{
+    MetadataSwap, Page, PageRequest, StoreError, TabularKind, TabularRecord, now_ms,
+};
 use crate::warehouse_io::{is_inside, normalize_location};
 
 /// Table properties that redirect where files are written; they must stay inside the table.
-const PATH_PROPERTIES: &[&str] =
-    &["write.data.path", "write.metadata.path", "write.object-storage.path", "write.folder-storage.path"];
+const PATH_PROPERTIES: &[&str] = &[
+    "write.data.path",
+    "write.metadata.path",
+    "write.object-storage.path",
+    "write.folder-storage.path",
+];
 
 /// A create-table request, as the spec's `CreateTableRequest`.
 pub struct CreateTable {
@@ -48,12 +54,25 @@ pub struct LoadedTable {
 
 impl Catalog {
     /// Lists tables in a namespace.
-    pub async fn list_tables(&self, wh: &Warehouse, ns: &NamespaceIdent, page: &PageRequest) -> CatalogResult<Page<TableIdent>> {
-        Ok(self.store.list_tabulars(wh.record.id, ns, TabularKind::Table, page).await?)
+    pub async fn list_tables(
+        &self,
+        wh: &Warehouse,
+        ns: &NamespaceIdent,
+        page: &PageRequest,
+    ) -> CatalogResult<Page<TableIdent>> {
+        Ok(self
+            .store
+            .list_tabulars(wh.record.id, ns, TabularKind::Table, page)
+            .await?)
     }
 
     /// Creates a table, or with `stage_create` only returns the metadata it would have.
-    pub async fn create_table(&self, wh: &Warehouse, ns: &NamespaceIdent, req: CreateTable) -> CatalogResult<LoadedTable> {
+    pub async fn create_table(
+        &self,
+        wh: &Warehouse,
+        ns: &NamespaceIdent,
+        req: CreateTable,
+    ) -> CatalogResult<LoadedTable> {
         let namespace = self.load_namespace(wh, ns).await?;
         let ident = TableIdent::new(ns.clone(), req.name.clone());
         if let Some(existing) = self.store.get_tabular(wh.record.id, &ident).await? {
@@ -73,11 +92,19 @@ impl Catalog {
             .sort_order_opt(req.write_order)
             .properties(req.properties)
             .build();
-        let metadata = TableMetadataBuilder::from_table_creation(creation)?.assign_uuid(uuid).build()?.metadata;
+        let metadata = TableMetadataBuilder::from_table_creation(creation)?
+            .assign_uuid(uuid)
+            .build()?
+            .metadata;
         if req.stage_create {
-            let json = serde_json::to_vec(&metadata).map_err(|e| CatalogError::internal(e.to_string()))?;
+            let json =
+                serde_json::to_vec(&metadata).map_err(|e| CatalogError::internal(e.to_string()))?;
             let table = Arc::new(CachedTable::new(metadata, json.into()));
-            return Ok(LoadedTable { ident, metadata_location: None, table });
+            return Ok(LoadedTable {
+                ident,
+                metadata_location: None,
+                table,
+            });
         }
         self.insert_table(wh, ident, uuid, location, metadata).await
     }
@@ -91,7 +118,10 @@ impl Catalog {
         metadata: TableMetadata,
     ) -> CatalogResult<LoadedTable> {
         let metadata_location = next_metadata_location(&location, None);
-        let table = self.metadata.write_table(wh.io.as_ref(), &metadata_location, metadata).await?;
+        let table = self
+            .metadata
+            .write_table(wh.io.as_ref(), &metadata_location, metadata)
+            .await?;
         let record = TabularRecord {
             id,
             kind: TabularKind::Table,
@@ -101,13 +131,23 @@ impl Catalog {
             created_at_ms: now_ms(),
         };
         if let Err(e) = self.store.create_tabular(wh.record.id, &record).await {
-            self.metadata.discard(wh.io.as_ref(), &metadata_location).await;
+            self.metadata
+                .discard(wh.io.as_ref(), &metadata_location)
+                .await;
             return Err(e.into());
         }
-        Ok(LoadedTable { ident, metadata_location: Some(metadata_location), table })
+        Ok(LoadedTable {
+            ident,
+            metadata_location: Some(metadata_location),
+            table,
+        })
     }
 
-    async fn table_record(&self, wh: &Warehouse, ident: &TableIdent) -> CatalogResult<Option<TabularRecord>> {
+    async fn table_record(
+        &self,
+        wh: &Warehouse,
+        ident: &TableIdent,
+    ) -> CatalogResult<Option<TabularRecord>> {
         match self.store.get_tabular(wh.record.id, ident).await? {
             Some(r) if r.kind == TabularKind::Table => Ok(Some(r)),
             _ => Ok(None),
@@ -115,25 +155,43 @@ impl Catalog {
     }
 
     /// The table's current metadata (from cache when warm).
-    pub async fn load_table(&self, wh: &Warehouse, ident: &TableIdent) -> CatalogResult<LoadedTable> {
+    pub async fn load_table(
+        &self,
+        wh: &Warehouse,
+        ident: &TableIdent,
+    ) -> CatalogResult<LoadedTable> {
         let record = self
             .table_record(wh, ident)
             .await?
             .ok_or_else(|| CatalogError::no_such(TabularKind::Table, ident))?;
-        let table = self.metadata.table(wh.io.as_ref(), &record.metadata_location).await?;
-        Ok(LoadedTable { ident: ident.clone(), metadata_location: Some(record.metadata_location), table })
+        let table = self
+            .metadata
+            .table(wh.io.as_ref(), &record.metadata_location)
+            .await?;
+        Ok(LoadedTable {
+            ident: ident.clone(),
+            metadata_location: Some(record.metadata_location),
+            table,
+        })
     }
 
     /// Commits one table's changes. A lost race is retried while the requirements still hold; a
     /// failed requirement is a 409. With `assert-create` and no table, this creates the table
     /// (the second half of a staged create).
-    pub async fn commit_table(&self, wh: &Warehouse, change: TableChange) -> CatalogResult<LoadedTable> {
+    pub async fn commit_table(
+        &self,
+        wh: &Warehouse,
+        change: TableChange,
+    ) -> CatalogResult<LoadedTable> {
         let Some(record) = self.table_record(wh, &change.ident).await? else {
             if change.requirements.contains(&TableRequirement::NotExist) {
                 return self.create_from_updates(wh, change).await;
             }
             if let Some(other) = self.store.get_tabular(wh.record.id, &change.ident).await? {
-                return Err(CatalogError::no_such(TabularKind::Table, format!("{} (it is a {})", change.ident, other.kind.noun())));
+                return Err(CatalogError::no_such(
+                    TabularKind::Table,
+                    format!("{} (it is a {})", change.ident, other.kind.noun()),
+                ));
             }
             return Err(CatalogError::no_such(TabularKind::Table, &change.ident));
         };
@@ -141,31 +199,53 @@ impl Catalog {
         // replicas are still caught by the store's compare-and-swap.
         let lock = self.commit_lock(wh.record.id, record.id);
         let _guard = lock.lock().await;
-        let mut loaded = self.commit_tables(wh, std::slice::from_ref(&change)).await?;
+        let mut loaded = self
+            .commit_tables(wh, std::slice::from_ref(&change))
+            .await?;
         Ok(loaded.remove(0))
     }
 
     /// Commits several tables' changes atomically: all or none.
-    pub async fn commit_transaction(&self, wh: &Warehouse, changes: Vec<TableChange>) -> CatalogResult<()> {
+    pub async fn commit_transaction(
+        &self,
+        wh: &Warehouse,
+        changes: Vec<TableChange>,
+    ) -> CatalogResult<()> {
         let mut seen = std::collections::HashSet::new();
         for c in &changes {
             if !seen.insert(&c.ident) {
-                return Err(CatalogError::bad_request(format!("table {} appears twice in one transaction", c.ident)));
+                return Err(CatalogError::bad_request(format!(
+                    "table {} appears twice in one transaction",
+                    c.ident
+                )));
             }
         }
         if changes.is_empty() {
-            return Err(CatalogError::bad_request("a transaction needs at least one table change"));
+            return Err(CatalogError::bad_request(
+                "a transaction needs at least one table change",
+            ));
         }
         self.commit_tables(wh, &changes).await.map(|_| ())
     }
 
-    async fn commit_tables(&self, wh: &Warehouse, changes: &[TableChange]) -> CatalogResult<Vec<LoadedTable>> {
+    async fn commit_tables(
+        &self,
+        wh: &Warehouse,
+        changes: &[TableChange],
+    ) -> CatalogResult<Vec<LoadedTable>> {
         let mut attempt = 0;
         loop {
             let mut swaps = Vec::with_capacity(changes.len());
             let mut written = Vec::with_capacity(changes.len());
-            let result = match self.prepare_commits(wh, changes, &mut swaps, &mut written).await {
-                Ok(()) => self.store.swap_metadata(wh.record.id, TabularKind::Table, &swaps).await.map_err(Into::into),
+            let result = match self
+                .prepare_commits(wh, changes, &mut swaps, &mut written)
+                .await
+            {
+                Ok(()) => self
+                    .store
+                    .swap_metadata(wh.record.id, TabularKind::Table, &swaps)
+                    .await
+                    .map_err(Into::into),
                 Err(e) => Err(e),
             };
             let error = match result {
@@ -199,18 +279,37 @@ impl Catalog {
                 .table_record(wh, &change.ident)
                 .await?
                 .ok_or_else(|| CatalogError::no_such(TabularKind::Table, &change.ident))?;
-            let current = self.metadata.table(wh.io.as_ref(), &record.metadata_location).await?;
+            let current = self
+                .metadata
+                .table(wh.io.as_ref(), &record.metadata_location)
+                .await?;
             let next = apply_changes(&current.metadata, &record, change)?;
-            let location = next_metadata_location(&record.location, Some(&record.metadata_location));
-            let table = self.metadata.write_table(wh.io.as_ref(), &location, next).await?;
-            swaps.push(MetadataSwap { ident: change.ident.clone(), expected: record.metadata_location, new: location.clone() });
-            written.push(LoadedTable { ident: change.ident.clone(), metadata_location: Some(location), table });
+            let location =
+                next_metadata_location(&record.location, Some(&record.metadata_location));
+            let table = self
+                .metadata
+                .write_table(wh.io.as_ref(), &location, next)
+                .await?;
+            swaps.push(MetadataSwap {
+                ident: change.ident.clone(),
+                expected: record.metadata_location,
+                new: location.clone(),
+            });
+            written.push(LoadedTable {
+                ident: change.ident.clone(),
+                metadata_location: Some(location),
+                table,
+            });
         }
         Ok(())
     }
 
     /// Creates a table from a create transaction's updates (`assert-create` + the initial changes).
-    async fn create_from_updates(&self, wh: &Warehouse, change: TableChange) -> CatalogResult<LoadedTable> {
+    async fn create_from_updates(
+        &self,
+        wh: &Warehouse,
+        change: TableChange,
+    ) -> CatalogResult<LoadedTable> {
         let namespace = self.load_namespace(wh, &change.ident.namespace).await?;
         let mut uuid = None;
         let (mut location, mut schema, mut spec, mut order) = (None, None, None, None);
@@ -218,16 +317,23 @@ impl Catalog {
         for u in &change.updates {
             match u {
                 TableUpdate::AssignUuid { uuid: u } => uuid = Some(*u),
-                TableUpdate::SetLocation { location: l } => location = Some(checked_location(wh, l)?),
-                TableUpdate::AddSchema { schema: s } if schema.is_none() => schema = Some(s.clone()),
+                TableUpdate::SetLocation { location: l } => {
+                    location = Some(checked_location(wh, l)?)
+                }
+                TableUpdate::AddSchema { schema: s } if schema.is_none() => {
+                    schema = Some(s.clone())
+                }
                 TableUpdate::AddSpec { spec: s } if spec.is_none() => spec = Some(s.clone()),
-                TableUpdate::AddSortOrder { sort_order } if order.is_none() => order = Some(sort_order.clone()),
+                TableUpdate::AddSortOrder { sort_order } if order.is_none() => {
+                    order = Some(sort_order.clone())
+                }
                 TableUpdate::UpgradeFormatVersion { format_version } => format = *format_version,
                 TableUpdate::SetProperties { updates } => properties.extend(updates.clone()),
                 _ => {}
             }
         }
-        let schema = schema.ok_or_else(|| CatalogError::bad_request("a create transaction must add a schema"))?;
+        let schema = schema
+            .ok_or_else(|| CatalogError::bad_request("a create transaction must add a schema"))?;
         let uuid = uuid.unwrap_or_else(Uuid::now_v7);
         let location = location.unwrap_or_else(|| default_location(wh, namespace.id, uuid));
         check_path_properties(&location, &properties)?;
@@ -252,12 +358,21 @@ impl Catalog {
             builder = u.apply(builder)?;
         }
         let metadata = builder.build()?.metadata;
-        self.insert_table(wh, change.ident, uuid, location, metadata).await
+        self.insert_table(wh, change.ident, uuid, location, metadata)
+            .await
     }
 
     /// Drops a table; with `purge`, deletes its files too.
-    pub async fn drop_table(&self, wh: &Warehouse, ident: &TableIdent, purge: bool) -> CatalogResult<()> {
-        let record = self.store.drop_tabular(wh.record.id, TabularKind::Table, ident).await?;
+    pub async fn drop_table(
+        &self,
+        wh: &Warehouse,
+        ident: &TableIdent,
+        purge: bool,
+    ) -> CatalogResult<()> {
+        let record = self
+            .store
+            .drop_tabular(wh.record.id, TabularKind::Table, ident)
+            .await?;
         if purge {
             self.purge_location(wh, &record.location).await;
         }
@@ -266,17 +381,29 @@ impl Catalog {
 
     pub(super) async fn purge_location(&self, wh: &Warehouse, location: &str) {
         match normalize_location(location) {
-            Ok(loc) if is_inside(&loc, &wh.root()) && loc != wh.root() => match wh.io.delete_prefix(&loc).await {
-                Ok(n) => tracing::info!(%location, files = n, "purged dropped location"),
-                Err(e) => tracing::warn!(%location, error = %e, "purge of a dropped location failed"),
-            },
+            Ok(loc) if is_inside(&loc, &wh.root()) && loc != wh.root() => {
+                match wh.io.delete_prefix(&loc).await {
+                    Ok(n) => tracing::info!(%location, files = n, "purged dropped location"),
+                    Err(e) => {
+                        tracing::warn!(%location, error = %e, "purge of a dropped location failed")
+                    }
+                }
+            }
             _ => tracing::warn!(%location, "not purging a location outside the warehouse"),
         }
     }
 
     /// Renames a table, possibly into another namespace.
-    pub async fn rename_table(&self, wh: &Warehouse, from: &TableIdent, to: &TableIdent) -> CatalogResult<()> {
-        Ok(self.store.rename_tabular(wh.record.id, TabularKind::Table, from, to).await?)
+    pub async fn rename_table(
+        &self,
+        wh: &Warehouse,
+        from: &TableIdent,
+        to: &TableIdent,
+    ) -> CatalogResult<()> {
+        Ok(self
+            .store
+            .rename_tabular(wh.record.id, TabularKind::Table, from, to)
+            .await?)
     }
 
     /// Registers an existing metadata file (inside the warehouse) as a table.
@@ -289,15 +416,25 @@ impl Catalog {
     ) -> CatalogResult<LoadedTable> {
         self.load_namespace(wh, &ident.namespace).await?;
         let metadata_location = checked_location(wh, metadata_location)?;
-        let table = self.metadata.table(wh.io.as_ref(), &metadata_location).await.map_err(|e| match e.kind {
-            ErrorType::NotFound => CatalogError::bad_request(e.message),
-            _ => e,
-        })?;
+        let table = self
+            .metadata
+            .table(wh.io.as_ref(), &metadata_location)
+            .await
+            .map_err(|e| match e.kind {
+                ErrorType::NotFound => CatalogError::bad_request(e.message),
+                _ => e,
+            })?;
         let location = checked_location(wh, table.metadata.location())?;
         match self.store.get_tabular(wh.record.id, &ident).await? {
             Some(existing) if overwrite && existing.kind == TabularKind::Table => {
-                let swap = [MetadataSwap { ident: ident.clone(), expected: existing.metadata_location, new: metadata_location.clone() }];
-                self.store.swap_metadata(wh.record.id, TabularKind::Table, &swap).await?;
+                let swap = [MetadataSwap {
+                    ident: ident.clone(),
+                    expected: existing.metadata_location,
+                    new: metadata_location.clone(),
+                }];
+                self.store
+                    .swap_metadata(wh.record.id, TabularKind::Table, &swap)
+                    .await?;
             }
             Some(existing) => return Err(already_exists(&existing)),
             None => {
@@ -312,7 +449,11 @@ impl Catalog {
                 self.store.create_tabular(wh.record.id, &record).await?;
             }
         }
-        Ok(LoadedTable { ident, metadata_location: Some(metadata_location), table })
+        Ok(LoadedTable {
+            ident,
+            metadata_location: Some(metadata_location),
+            table,
+        })
     }
 }
 
@@ -324,7 +465,10 @@ struct CommitError {
 
 impl From<CatalogError> for CommitError {
     fn from(error: CatalogError) -> Self {
-        CommitError { error, lost_race: false }
+        CommitError {
+            error,
+            lost_race: false,
+        }
     }
 }
 
@@ -332,7 +476,9 @@ impl From<StoreError> for CommitError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(ident) => CommitError {
-                error: CatalogError::commit_failed(format!("{ident} kept changing under this commit; retry the commit")),
+                error: CatalogError::commit_failed(format!(
+                    "{ident} kept changing under this commit; retry the commit"
+                )),
                 lost_race: true,
             },
             other => CatalogError::from(other).into(),
@@ -353,7 +499,10 @@ impl From<iceberg::Error> for CommitError {
 }
 
 fn already_exists(existing: &TabularRecord) -> CatalogError {
-    CatalogError::new(ErrorType::AlreadyExists, format!("{} {} already exists", existing.kind.noun(), existing.ident))
+    CatalogError::new(
+        ErrorType::AlreadyExists,
+        format!("{} {} already exists", existing.kind.noun(), existing.ident),
+    )
 }
 
 /// `{warehouse}/{namespace id}/{table id}`: ids, not names, so a rename or a re-created name never
@@ -375,7 +524,10 @@ pub(super) fn checked_location(wh: &Warehouse, location: &str) -> CatalogResult<
     Ok(normalized)
 }
 
-fn check_path_properties(location: &str, properties: &HashMap<String, String>) -> CatalogResult<()> {
+fn check_path_properties(
+    location: &str,
+    properties: &HashMap<String, String>,
+) -> CatalogResult<()> {
     for key in PATH_PROPERTIES {
         if let Some(path) = properties.get(*key) {
             let ok = normalize_location(path).is_ok_and(|p| is_inside(&p, location));
@@ -391,20 +543,35 @@ fn check_path_properties(location: &str, properties: &HashMap<String, String>) -
 
 /// Checks requirements against `current` and applies updates, refusing changes the server does
 /// not allow (a new uuid, a new location, write paths outside the table).
-fn apply_changes(current: &TableMetadata, record: &TabularRecord, change: &TableChange) -> CatalogResult<TableMetadata> {
+fn apply_changes(
+    current: &TableMetadata,
+    record: &TabularRecord,
+    change: &TableChange,
+) -> CatalogResult<TableMetadata> {
     for r in &change.requirements {
         r.check(Some(current))?;
     }
-    let mut builder = current.clone().into_builder(Some(record.metadata_location.clone()));
+    let mut builder = current
+        .clone()
+        .into_builder(Some(record.metadata_location.clone()));
     for u in &change.updates {
         match u {
             TableUpdate::AssignUuid { uuid } if *uuid != current.uuid() => {
-                return Err(CatalogError::bad_request("a table's uuid cannot be changed"));
+                return Err(CatalogError::bad_request(
+                    "a table's uuid cannot be changed",
+                ));
             }
-            TableUpdate::SetLocation { location } if normalize_location(location).ok().as_deref() != Some(record.location.as_str()) => {
-                return Err(CatalogError::bad_request("a table's location cannot be changed"));
+            TableUpdate::SetLocation { location }
+                if normalize_location(location).ok().as_deref()
+                    != Some(record.location.as_str()) =>
+            {
+                return Err(CatalogError::bad_request(
+                    "a table's location cannot be changed",
+                ));
             }
-            TableUpdate::SetProperties { updates } => check_path_properties(&record.location, updates)?,
+            TableUpdate::SetProperties { updates } => {
+                check_path_properties(&record.location, updates)?
+            }
             _ => {}
         }
         builder = u.clone().apply(builder)?;

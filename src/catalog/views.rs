@@ -14,7 +14,9 @@ use super::metadata::next_metadata_location;
 use super::tables::{checked_location, default_location};
 use super::{CachedView, Catalog, CatalogError, CatalogResult, ErrorType, Warehouse};
 use crate::domain::{NamespaceIdent, ObjectName, TableIdent};
-use crate::store::{MetadataSwap, Page, PageRequest, StoreError, TabularKind, TabularRecord, now_ms};
+use crate::store::{
+    MetadataSwap, Page, PageRequest, StoreError, TabularKind, TabularRecord, now_ms,
+};
 
 /// A requirement of a view commit (the spec knows only `assert-view-uuid`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -41,12 +43,25 @@ pub struct LoadedView {
 
 impl Catalog {
     /// Lists views in a namespace.
-    pub async fn list_views(&self, wh: &Warehouse, ns: &NamespaceIdent, page: &PageRequest) -> CatalogResult<Page<TableIdent>> {
-        Ok(self.store.list_tabulars(wh.record.id, ns, TabularKind::View, page).await?)
+    pub async fn list_views(
+        &self,
+        wh: &Warehouse,
+        ns: &NamespaceIdent,
+        page: &PageRequest,
+    ) -> CatalogResult<Page<TableIdent>> {
+        Ok(self
+            .store
+            .list_tabulars(wh.record.id, ns, TabularKind::View, page)
+            .await?)
     }
 
     /// Creates a view.
-    pub async fn create_view(&self, wh: &Warehouse, ns: &NamespaceIdent, req: CreateView) -> CatalogResult<LoadedView> {
+    pub async fn create_view(
+        &self,
+        wh: &Warehouse,
+        ns: &NamespaceIdent,
+        req: CreateView,
+    ) -> CatalogResult<LoadedView> {
         let namespace = self.load_namespace(wh, ns).await?;
         let ident = TableIdent::new(ns.clone(), req.name);
         if let Some(existing) = self.store.get_tabular(wh.record.id, &ident).await? {
@@ -60,13 +75,21 @@ impl Catalog {
             Some(l) => checked_location(wh, l)?,
             None => default_location(wh, namespace.id, id),
         };
-        let metadata =
-            ViewMetadataBuilder::new(location.clone(), req.schema, req.view_version, ViewFormatVersion::V1, req.properties)?
-                .assign_uuid(id)
-                .build()?
-                .metadata;
+        let metadata = ViewMetadataBuilder::new(
+            location.clone(),
+            req.schema,
+            req.view_version,
+            ViewFormatVersion::V1,
+            req.properties,
+        )?
+        .assign_uuid(id)
+        .build()?
+        .metadata;
         let metadata_location = next_metadata_location(&location, None);
-        let view = self.metadata.write_view(wh.io.as_ref(), &metadata_location, metadata).await?;
+        let view = self
+            .metadata
+            .write_view(wh.io.as_ref(), &metadata_location, metadata)
+            .await?;
         let record = TabularRecord {
             id,
             kind: TabularKind::View,
@@ -76,13 +99,22 @@ impl Catalog {
             created_at_ms: now_ms(),
         };
         if let Err(e) = self.store.create_tabular(wh.record.id, &record).await {
-            self.metadata.discard(wh.io.as_ref(), &metadata_location).await;
+            self.metadata
+                .discard(wh.io.as_ref(), &metadata_location)
+                .await;
             return Err(e.into());
         }
-        Ok(LoadedView { metadata_location, view })
+        Ok(LoadedView {
+            metadata_location,
+            view,
+        })
     }
 
-    async fn view_record(&self, wh: &Warehouse, ident: &TableIdent) -> CatalogResult<TabularRecord> {
+    async fn view_record(
+        &self,
+        wh: &Warehouse,
+        ident: &TableIdent,
+    ) -> CatalogResult<TabularRecord> {
         match self.store.get_tabular(wh.record.id, ident).await? {
             Some(r) if r.kind == TabularKind::View => Ok(r),
             _ => Err(CatalogError::no_such(TabularKind::View, ident)),
@@ -92,8 +124,14 @@ impl Catalog {
     /// The view's current metadata.
     pub async fn load_view(&self, wh: &Warehouse, ident: &TableIdent) -> CatalogResult<LoadedView> {
         let record = self.view_record(wh, ident).await?;
-        let view = self.metadata.view(wh.io.as_ref(), &record.metadata_location).await?;
-        Ok(LoadedView { metadata_location: record.metadata_location, view })
+        let view = self
+            .metadata
+            .view(wh.io.as_ref(), &record.metadata_location)
+            .await?;
+        Ok(LoadedView {
+            metadata_location: record.metadata_location,
+            view,
+        })
     }
 
     /// Replaces a view's metadata (commit), retrying lost races while requirements hold.
@@ -107,22 +145,48 @@ impl Catalog {
         let mut attempt = 0;
         loop {
             let record = self.view_record(wh, ident).await?;
-            let current = self.metadata.view(wh.io.as_ref(), &record.metadata_location).await?;
+            let current = self
+                .metadata
+                .view(wh.io.as_ref(), &record.metadata_location)
+                .await?;
             for ViewRequirement::AssertViewUuid { uuid } in &requirements {
                 if *uuid != current.metadata.uuid() {
-                    return Err(CatalogError::commit_failed(format!("view {ident} has uuid {}, not {uuid}", current.metadata.uuid())));
+                    return Err(CatalogError::commit_failed(format!(
+                        "view {ident} has uuid {}, not {uuid}",
+                        current.metadata.uuid()
+                    )));
                 }
             }
             let next = apply_view_updates(&current.metadata, &record, updates.clone())?;
-            let location = next_metadata_location(&record.location, Some(&record.metadata_location));
-            let view = self.metadata.write_view(wh.io.as_ref(), &location, next).await?;
-            let swap = [MetadataSwap { ident: ident.clone(), expected: record.metadata_location, new: location.clone() }];
-            match self.store.swap_metadata(wh.record.id, TabularKind::View, &swap).await {
-                Ok(()) => return Ok(LoadedView { metadata_location: location, view }),
+            let location =
+                next_metadata_location(&record.location, Some(&record.metadata_location));
+            let view = self
+                .metadata
+                .write_view(wh.io.as_ref(), &location, next)
+                .await?;
+            let swap = [MetadataSwap {
+                ident: ident.clone(),
+                expected: record.metadata_location,
+                new: location.clone(),
+            }];
+            match self
+                .store
+                .swap_metadata(wh.record.id, TabularKind::View, &swap)
+                .await
+            {
+                Ok(()) => {
+                    return Ok(LoadedView {
+                        metadata_location: location,
+                        view,
+                    });
+                }
                 Err(StoreError::Conflict(_)) if attempt < self.options.commit_retries => {
                     self.metadata.discard(wh.io.as_ref(), &location).await;
                     attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % (2 * attempt as u64 + 1))).await;
+                    tokio::time::sleep(Duration::from_millis(
+                        rand::random::<u64>() % (2 * attempt as u64 + 1),
+                    ))
+                    .await;
                 }
                 Err(e) => {
                     self.metadata.discard(wh.io.as_ref(), &location).await;
@@ -134,23 +198,42 @@ impl Catalog {
 
     /// Drops a view (its files stay, as views have no purge in the spec).
     pub async fn drop_view(&self, wh: &Warehouse, ident: &TableIdent) -> CatalogResult<()> {
-        self.store.drop_tabular(wh.record.id, TabularKind::View, ident).await?;
+        self.store
+            .drop_tabular(wh.record.id, TabularKind::View, ident)
+            .await?;
         Ok(())
     }
 
     /// Renames a view.
-    pub async fn rename_view(&self, wh: &Warehouse, from: &TableIdent, to: &TableIdent) -> CatalogResult<()> {
-        Ok(self.store.rename_tabular(wh.record.id, TabularKind::View, from, to).await?)
+    pub async fn rename_view(
+        &self,
+        wh: &Warehouse,
+        from: &TableIdent,
+        to: &TableIdent,
+    ) -> CatalogResult<()> {
+        Ok(self
+            .store
+            .rename_tabular(wh.record.id, TabularKind::View, from, to)
+            .await?)
     }
 
     /// Registers an existing view metadata file (inside the warehouse) as a view.
-    pub async fn register_view(&self, wh: &Warehouse, ident: TableIdent, metadata_location: &str) -> CatalogResult<LoadedView> {
+    pub async fn register_view(
+        &self,
+        wh: &Warehouse,
+        ident: TableIdent,
+        metadata_location: &str,
+    ) -> CatalogResult<LoadedView> {
         self.load_namespace(wh, &ident.namespace).await?;
         let metadata_location = checked_location(wh, metadata_location)?;
-        let view = self.metadata.view(wh.io.as_ref(), &metadata_location).await.map_err(|e| match e.kind {
-            ErrorType::NotFound => CatalogError::bad_request(e.message),
-            _ => e,
-        })?;
+        let view = self
+            .metadata
+            .view(wh.io.as_ref(), &metadata_location)
+            .await
+            .map_err(|e| match e.kind {
+                ErrorType::NotFound => CatalogError::bad_request(e.message),
+                _ => e,
+            })?;
         let location = checked_location(wh, view.metadata.location())?;
         let record = TabularRecord {
             id: view.metadata.uuid(),
@@ -161,29 +244,44 @@ impl Catalog {
             created_at_ms: now_ms(),
         };
         self.store.create_tabular(wh.record.id, &record).await?;
-        Ok(LoadedView { metadata_location, view })
+        Ok(LoadedView {
+            metadata_location,
+            view,
+        })
     }
 }
 
-fn apply_view_updates(current: &ViewMetadata, record: &TabularRecord, updates: Vec<ViewUpdate>) -> CatalogResult<ViewMetadata> {
+fn apply_view_updates(
+    current: &ViewMetadata,
+    record: &TabularRecord,
+    updates: Vec<ViewUpdate>,
+) -> CatalogResult<ViewMetadata> {
     let mut builder = ViewMetadataBuilder::new_from_metadata(current.clone());
     for update in updates {
         builder = match update {
             ViewUpdate::AssignUuid { uuid } if uuid == current.uuid() => builder,
-            ViewUpdate::AssignUuid { .. } => return Err(CatalogError::bad_request("a view's uuid cannot be changed")),
-            ViewUpdate::UpgradeFormatVersion { format_version } => builder.upgrade_format_version(format_version)?,
+            ViewUpdate::AssignUuid { .. } => {
+                return Err(CatalogError::bad_request("a view's uuid cannot be changed"));
+            }
+            ViewUpdate::UpgradeFormatVersion { format_version } => {
+                builder.upgrade_format_version(format_version)?
+            }
             ViewUpdate::AddSchema { schema, .. } => builder.add_schema(schema),
             ViewUpdate::SetLocation { location } => {
                 if checked_location_eq(&location, &record.location) {
                     builder
                 } else {
-                    return Err(CatalogError::bad_request("a view's location cannot be changed"));
+                    return Err(CatalogError::bad_request(
+                        "a view's location cannot be changed",
+                    ));
                 }
             }
             ViewUpdate::SetProperties { updates } => builder.set_properties(updates)?,
             ViewUpdate::RemoveProperties { removals } => builder.remove_properties(&removals),
             ViewUpdate::AddViewVersion { view_version } => builder.add_version(view_version)?,
-            ViewUpdate::SetCurrentViewVersion { view_version_id } => builder.set_current_version_id(view_version_id)?,
+            ViewUpdate::SetCurrentViewVersion { view_version_id } => {
+                builder.set_current_version_id(view_version_id)?
+            }
         };
     }
     Ok(builder.build()?.metadata)

@@ -19,13 +19,16 @@ pub struct SigningKey {
 }
 
 /// PKCS#8 v1 DER prefix of an Ed25519 private key; the 32-byte seed follows.
-const ED25519_PKCS8_PREFIX: [u8; 16] =
-    [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+const ED25519_PKCS8_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
 
 impl SigningKey {
     /// Builds the key pair from a 32-byte seed.
     pub fn from_seed(seed: [u8; 32]) -> Self {
-        let public = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key().to_bytes();
+        let public = ed25519_dalek::SigningKey::from_bytes(&seed)
+            .verifying_key()
+            .to_bytes();
         let mut der = ED25519_PKCS8_PREFIX.to_vec();
         der.extend_from_slice(&seed);
         let public_x = URL_SAFE_NO_PAD.encode(public);
@@ -43,7 +46,9 @@ impl SigningKey {
         if path.exists() {
             let text = std::fs::read_to_string(path)?;
             let bytes = STANDARD.decode(text.trim()).map_err(|e| invalid(path, e))?;
-            let seed: [u8; 32] = bytes.try_into().map_err(|_| invalid(path, "expected 32 bytes"))?;
+            let seed: [u8; 32] = bytes
+                .try_into()
+                .map_err(|_| invalid(path, "expected 32 bytes"))?;
             return Ok(Self::from_seed(seed));
         }
         let seed: [u8; 32] = rand::random();
@@ -58,7 +63,10 @@ impl SigningKey {
 }
 
 fn invalid(path: &Path, e: impl std::fmt::Display) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("signing key file {}: {e}", path.display()))
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("signing key file {}: {e}", path.display()),
+    )
 }
 
 /// Creates a new file readable and writable only by its owner.

@@ -13,12 +13,19 @@ pub fn generate_secret() -> String {
 
 /// The argon2id PHC string of a secret.
 pub fn hash_secret(secret: &str) -> String {
-    Argon2::default().hash_password(secret.as_bytes()).expect("argon2 hashing with defaults").to_string()
+    Argon2::default()
+        .hash_password(secret.as_bytes())
+        .expect("argon2 hashing with defaults")
+        .to_string()
 }
 
 /// True when `secret` matches the stored hash.
 pub fn verify_secret(secret: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|parsed| Argon2::default().verify_password(secret.as_bytes(), &parsed).is_ok())
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(secret.as_bytes(), &parsed)
+            .is_ok()
+    })
 }
 
 #[cfg(test)]

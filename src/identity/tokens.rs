@@ -37,7 +37,9 @@ struct Claims {
 /// Why a token was refused. Messages are safe to show to the caller.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum AuthError {
-    #[error("missing bearer token: send 'Authorization: Bearer <token>' (get one at /v1/oauth/tokens)")]
+    #[error(
+        "missing bearer token: send 'Authorization: Bearer <token>' (get one at /v1/oauth/tokens)"
+    )]
     Missing,
     #[error("invalid bearer token: {0}")]
     Invalid(String),
@@ -75,7 +77,14 @@ impl TokenService {
             .max_capacity(100_000)
             .time_to_live(Duration::from_secs(VERIFIED_TOKEN_CACHE_SECS))
             .build();
-        Self { key, issuer: issuer.into(), audience: audience.into(), ttl_secs, validation, verified }
+        Self {
+            key,
+            issuer: issuer.into(),
+            audience: audience.into(),
+            ttl_secs,
+            validation,
+            verified,
+        }
     }
 
     /// Signs a token for `principal`.
@@ -95,8 +104,12 @@ impl TokenService {
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.key.kid.clone());
-        let access_token = jsonwebtoken::encode(&header, &claims, &self.key.encoding).expect("Ed25519 signing cannot fail");
-        IssuedToken { access_token, expires_in: self.ttl_secs }
+        let access_token = jsonwebtoken::encode(&header, &claims, &self.key.encoding)
+            .expect("Ed25519 signing cannot fail");
+        IssuedToken {
+            access_token,
+            expires_in: self.ttl_secs,
+        }
     }
 
     /// The caller a bearer token stands for.
@@ -108,14 +121,14 @@ impl TokenService {
             }
             return Err(AuthError::Expired);
         }
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key.decoding, &self.validation).map_err(|e| {
-            match e.kind() {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.key.decoding, &self.validation)
+            .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
                 kind => AuthError::Invalid(format!("{kind:?}")),
-            }
-        })?;
+            })?;
         let claims = data.claims;
-        let principal_id = Uuid::parse_str(&claims.sub).map_err(|_| AuthError::Invalid("sub is not a principal id".into()))?;
+        let principal_id = Uuid::parse_str(&claims.sub)
+            .map_err(|_| AuthError::Invalid("sub is not a principal id".into()))?;
         let caller = Arc::new(Caller {
             principal_id,
             tenant_id: claims.tenant,
@@ -176,7 +189,10 @@ mod tests {
         let token = svc.issue(&principal()).access_token;
         // Signed by another key.
         let other = TokenService::new(SigningKey::from_seed([8; 32]), "floe", "floe", 3600);
-        assert!(matches!(svc.verify(&other.issue(&principal()).access_token), Err(AuthError::Invalid(_))));
+        assert!(matches!(
+            svc.verify(&other.issue(&principal()).access_token),
+            Err(AuthError::Invalid(_))
+        ));
         // Wrong audience / issuer.
         let aud = TokenService::new(SigningKey::from_seed([7; 32]), "floe", "elsewhere", 3600);
         assert!(svc.verify(&aud.issue(&principal()).access_token).is_err());
@@ -189,7 +205,10 @@ mod tests {
         // HS256 signed with the public key as the secret (algorithm confusion).
         let hs = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
-            &serde_json::from_slice::<serde_json::Value>(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap(),
+            &serde_json::from_slice::<serde_json::Value>(
+                &URL_SAFE_NO_PAD.decode(parts[1]).unwrap(),
+            )
+            .unwrap(),
             &jsonwebtoken::EncodingKey::from_secret(svc.key.public_x.as_bytes()),
         )
         .unwrap();
@@ -216,7 +235,9 @@ mod tests {
             iat: now - 7200,
             jti: "j".into(),
         };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &svc.key.encoding).unwrap();
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &svc.key.encoding)
+                .unwrap();
         assert_eq!(svc.verify(&token), Err(AuthError::Expired));
     }
 }

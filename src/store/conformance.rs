@@ -12,22 +12,51 @@ use super::*;
 use crate::domain::{NamespaceIdent, ObjectName, TableIdent};
 
 /// Every check in the suite, by name, for a test harness to run one by one.
-pub fn checks() -> Vec<(&'static str, fn(Arc<dyn CatalogStore>) -> futures::future::BoxFuture<'static, ()>)> {
+pub fn checks() -> Vec<(
+    &'static str,
+    fn(Arc<dyn CatalogStore>) -> futures::future::BoxFuture<'static, ()>,
+)> {
     use futures::FutureExt;
     vec![
-        ("tenants_and_warehouses", |s| tenants_and_warehouses(s).boxed()),
-        ("principals_by_client_id", |s| principals_by_client_id(s).boxed()),
-        ("namespaces_nest_and_list", |s| namespaces_nest_and_list(s).boxed()),
-        ("namespace_pages_are_stable", |s| namespace_pages_are_stable(s).boxed()),
-        ("namespace_properties_update", |s| namespace_properties_update(s).boxed()),
-        ("only_empty_namespaces_drop", |s| only_empty_namespaces_drop(s).boxed()),
-        ("tables_and_views_share_names", |s| tables_and_views_share_names(s).boxed()),
-        ("metadata_swap_is_compare_and_swap", |s| metadata_swap_is_compare_and_swap(s).boxed()),
-        ("multi_table_swap_is_all_or_nothing", |s| multi_table_swap_is_all_or_nothing(s).boxed()),
-        ("rename_moves_across_namespaces", |s| rename_moves_across_namespaces(s).boxed()),
-        ("concurrent_swaps_lose_nothing", |s| concurrent_swaps_lose_nothing(s).boxed()),
-        ("warehouses_are_isolated", |s| warehouses_are_isolated(s).boxed()),
-        ("idempotency_records_expire", |s| idempotency_records_expire(s).boxed()),
+        ("tenants_and_warehouses", |s| {
+            tenants_and_warehouses(s).boxed()
+        }),
+        ("principals_by_client_id", |s| {
+            principals_by_client_id(s).boxed()
+        }),
+        ("namespaces_nest_and_list", |s| {
+            namespaces_nest_and_list(s).boxed()
+        }),
+        ("namespace_pages_are_stable", |s| {
+            namespace_pages_are_stable(s).boxed()
+        }),
+        ("namespace_properties_update", |s| {
+            namespace_properties_update(s).boxed()
+        }),
+        ("only_empty_namespaces_drop", |s| {
+            only_empty_namespaces_drop(s).boxed()
+        }),
+        ("tables_and_views_share_names", |s| {
+            tables_and_views_share_names(s).boxed()
+        }),
+        ("metadata_swap_is_compare_and_swap", |s| {
+            metadata_swap_is_compare_and_swap(s).boxed()
+        }),
+        ("multi_table_swap_is_all_or_nothing", |s| {
+            multi_table_swap_is_all_or_nothing(s).boxed()
+        }),
+        ("rename_moves_across_namespaces", |s| {
+            rename_moves_across_namespaces(s).boxed()
+        }),
+        ("concurrent_swaps_lose_nothing", |s| {
+            concurrent_swaps_lose_nothing(s).boxed()
+        }),
+        ("warehouses_are_isolated", |s| {
+            warehouses_are_isolated(s).boxed()
+        }),
+        ("idempotency_records_expire", |s| {
+            idempotency_records_expire(s).boxed()
+        }),
     ]
 }
 
@@ -40,7 +69,12 @@ fn ident(parts: &[&str], name: &str) -> TableIdent {
 }
 
 fn namespace(parts: &[&str]) -> NamespaceRecord {
-    NamespaceRecord { id: Uuid::new_v4(), ident: ns(parts), properties: BTreeMap::new(), created_at_ms: 1 }
+    NamespaceRecord {
+        id: Uuid::new_v4(),
+        ident: ns(parts),
+        properties: BTreeMap::new(),
+        created_at_ms: 1,
+    }
 }
 
 fn tabular(kind: TabularKind, id: &TableIdent, metadata: &str) -> TabularRecord {
@@ -56,13 +90,19 @@ fn tabular(kind: TabularKind, id: &TableIdent, metadata: &str) -> TabularRecord 
 
 /// A tenant with one warehouse; returns the warehouse id.
 pub async fn seed_warehouse(store: &dyn CatalogStore) -> Uuid {
-    let tenant = TenantRecord { id: Uuid::new_v4(), name: format!("t-{}", Uuid::new_v4()), created_at_ms: 1 };
+    let tenant = TenantRecord {
+        id: Uuid::new_v4(),
+        name: format!("t-{}", Uuid::new_v4()),
+        created_at_ms: 1,
+    };
     store.create_tenant(&tenant).await.unwrap();
     let wh = WarehouseRecord {
         id: Uuid::new_v4(),
         tenant_id: tenant.id,
         name: "wh".into(),
-        storage: StorageProfile::Local { root: "file:///tmp/wh".into() },
+        storage: StorageProfile::Local {
+            root: "file:///tmp/wh".into(),
+        },
         created_at_ms: 1,
     };
     store.create_warehouse(&wh).await.unwrap();
@@ -70,30 +110,72 @@ pub async fn seed_warehouse(store: &dyn CatalogStore) -> Uuid {
 }
 
 async fn tenants_and_warehouses(store: Arc<dyn CatalogStore>) {
-    let tenant = TenantRecord { id: Uuid::new_v4(), name: "acme".into(), created_at_ms: 1 };
+    let tenant = TenantRecord {
+        id: Uuid::new_v4(),
+        name: "acme".into(),
+        created_at_ms: 1,
+    };
     store.create_tenant(&tenant).await.unwrap();
-    let dup = TenantRecord { id: Uuid::new_v4(), ..tenant.clone() };
-    assert!(matches!(store.create_tenant(&dup).await, Err(StoreError::AlreadyExists(_))));
-    assert_eq!(store.get_tenant(tenant.id).await.unwrap(), Some(tenant.clone()));
-    assert_eq!(store.get_tenant_by_name("acme").await.unwrap(), Some(tenant.clone()));
+    let dup = TenantRecord {
+        id: Uuid::new_v4(),
+        ..tenant.clone()
+    };
+    assert!(matches!(
+        store.create_tenant(&dup).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert_eq!(
+        store.get_tenant(tenant.id).await.unwrap(),
+        Some(tenant.clone())
+    );
+    assert_eq!(
+        store.get_tenant_by_name("acme").await.unwrap(),
+        Some(tenant.clone())
+    );
     assert_eq!(store.list_tenants().await.unwrap(), vec![tenant.clone()]);
 
     let mut wh = WarehouseRecord {
         id: Uuid::new_v4(),
         tenant_id: tenant.id,
         name: "sales".into(),
-        storage: StorageProfile::Local { root: "file:///tmp/sales".into() },
+        storage: StorageProfile::Local {
+            root: "file:///tmp/sales".into(),
+        },
         created_at_ms: 1,
     };
     store.create_warehouse(&wh).await.unwrap();
-    let dup = WarehouseRecord { id: Uuid::new_v4(), ..wh.clone() };
-    assert!(matches!(store.create_warehouse(&dup).await, Err(StoreError::AlreadyExists(_))));
-    assert_eq!(store.get_warehouse_by_name(tenant.id, "sales").await.unwrap(), Some(wh.clone()));
-    assert_eq!(store.get_warehouse_by_name(Uuid::new_v4(), "sales").await.unwrap(), None);
+    let dup = WarehouseRecord {
+        id: Uuid::new_v4(),
+        ..wh.clone()
+    };
+    assert!(matches!(
+        store.create_warehouse(&dup).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert_eq!(
+        store
+            .get_warehouse_by_name(tenant.id, "sales")
+            .await
+            .unwrap(),
+        Some(wh.clone())
+    );
+    assert_eq!(
+        store
+            .get_warehouse_by_name(Uuid::new_v4(), "sales")
+            .await
+            .unwrap(),
+        None
+    );
 
     wh.name = "sales2".into();
     store.update_warehouse(&wh).await.unwrap();
-    assert_eq!(store.get_warehouse_by_name(tenant.id, "sales").await.unwrap(), None);
+    assert_eq!(
+        store
+            .get_warehouse_by_name(tenant.id, "sales")
+            .await
+            .unwrap(),
+        None
+    );
     assert_eq!(store.get_warehouse(wh.id).await.unwrap(), Some(wh.clone()));
     assert_eq!(store.list_warehouses(tenant.id).await.unwrap(), vec![wh]);
 }
@@ -112,12 +194,27 @@ async fn principals_by_client_id(store: Arc<dyn CatalogStore>) {
     };
     store.create_principal(&p).await.unwrap();
     assert_eq!(store.get_principal(p.id).await.unwrap(), Some(p.clone()));
-    assert_eq!(store.get_principal_by_client_id("client-1").await.unwrap(), Some(p.clone()));
-    let disabled = PrincipalRecord { disabled: true, ..p.clone() };
+    assert_eq!(
+        store.get_principal_by_client_id("client-1").await.unwrap(),
+        Some(p.clone())
+    );
+    let disabled = PrincipalRecord {
+        disabled: true,
+        ..p.clone()
+    };
     store.update_principal(&disabled).await.unwrap();
-    assert_eq!(store.get_principal_by_client_id("client-1").await.unwrap(), Some(disabled));
-    let dup = PrincipalRecord { id: Uuid::new_v4(), ..p };
-    assert!(matches!(store.create_principal(&dup).await, Err(StoreError::AlreadyExists(_))));
+    assert_eq!(
+        store.get_principal_by_client_id("client-1").await.unwrap(),
+        Some(disabled)
+    );
+    let dup = PrincipalRecord {
+        id: Uuid::new_v4(),
+        ..p
+    };
+    assert!(matches!(
+        store.create_principal(&dup).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
 }
 
 async fn namespaces_nest_and_list(store: Arc<dyn CatalogStore>) {
@@ -126,29 +223,60 @@ async fn namespaces_nest_and_list(store: Arc<dyn CatalogStore>) {
         store.create_namespace(wh, &namespace(&["a", "b"])).await,
         Err(StoreError::NoSuchNamespace(_))
     ));
-    for parts in [&["a"][..], &["a", "b"], &["a", "c"], &["a", "b", "x"], &["z"], &["ab"]] {
+    for parts in [
+        &["a"][..],
+        &["a", "b"],
+        &["a", "c"],
+        &["a", "b", "x"],
+        &["z"],
+        &["ab"],
+    ] {
         store.create_namespace(wh, &namespace(parts)).await.unwrap();
     }
-    assert!(matches!(store.create_namespace(wh, &namespace(&["a"])).await, Err(StoreError::AlreadyExists(_))));
+    assert!(matches!(
+        store.create_namespace(wh, &namespace(&["a"])).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
     let all = PageRequest::default();
     let top = store.list_namespaces(wh, None, &all).await.unwrap();
     assert_eq!(top.items, vec![ns(&["a"]), ns(&["ab"]), ns(&["z"])]);
     assert_eq!(top.next, None);
-    let children = store.list_namespaces(wh, Some(&ns(&["a"])), &all).await.unwrap();
+    let children = store
+        .list_namespaces(wh, Some(&ns(&["a"])), &all)
+        .await
+        .unwrap();
     assert_eq!(children.items, vec![ns(&["a", "b"]), ns(&["a", "c"])]);
     let missing = store.list_namespaces(wh, Some(&ns(&["nope"])), &all).await;
     assert!(matches!(missing, Err(StoreError::NoSuchNamespace(_))));
-    assert!(store.get_namespace(wh, &ns(&["a", "b", "x"])).await.unwrap().is_some());
-    assert!(store.get_namespace(wh, &ns(&["a", "x"])).await.unwrap().is_none());
+    assert!(
+        store
+            .get_namespace(wh, &ns(&["a", "b", "x"]))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .get_namespace(wh, &ns(&["a", "x"]))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn namespace_pages_are_stable(store: Arc<dyn CatalogStore>) {
     let wh = seed_warehouse(store.as_ref()).await;
     for i in 0..25 {
-        store.create_namespace(wh, &namespace(&[&format!("ns{i:02}")])).await.unwrap();
+        store
+            .create_namespace(wh, &namespace(&[&format!("ns{i:02}")]))
+            .await
+            .unwrap();
     }
     let mut seen = Vec::new();
-    let mut page = PageRequest { after: None, limit: Some(10) };
+    let mut page = PageRequest {
+        after: None,
+        limit: Some(10),
+    };
     loop {
         let got = store.list_namespaces(wh, None, &page).await.unwrap();
         assert!(got.items.len() <= 10);
@@ -177,24 +305,50 @@ async fn namespace_properties_update(store: Arc<dyn CatalogStore>) {
     assert_eq!(after, updates);
     let loaded = store.get_namespace(wh, &ns(&["p"])).await.unwrap().unwrap();
     assert_eq!(loaded.properties, updates);
-    let missing = store.update_namespace_properties(wh, &ns(&["q"]), &updates, &[]).await;
+    let missing = store
+        .update_namespace_properties(wh, &ns(&["q"]), &updates, &[])
+        .await;
     assert!(matches!(missing, Err(StoreError::NoSuchNamespace(_))));
 }
 
 async fn only_empty_namespaces_drop(store: Arc<dyn CatalogStore>) {
     let wh = seed_warehouse(store.as_ref()).await;
-    store.create_namespace(wh, &namespace(&["a"])).await.unwrap();
-    store.create_namespace(wh, &namespace(&["a", "b"])).await.unwrap();
-    assert!(matches!(store.drop_namespace(wh, &ns(&["a"])).await, Err(StoreError::NamespaceNotEmpty(_))));
+    store
+        .create_namespace(wh, &namespace(&["a"]))
+        .await
+        .unwrap();
+    store
+        .create_namespace(wh, &namespace(&["a", "b"]))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.drop_namespace(wh, &ns(&["a"])).await,
+        Err(StoreError::NamespaceNotEmpty(_))
+    ));
     let t = ident(&["a", "b"], "t");
-    store.create_tabular(wh, &tabular(TabularKind::Table, &t, "m0")).await.unwrap();
-    assert!(matches!(store.drop_namespace(wh, &ns(&["a", "b"])).await, Err(StoreError::NamespaceNotEmpty(_))));
-    store.drop_tabular(wh, TabularKind::Table, &t).await.unwrap();
+    store
+        .create_tabular(wh, &tabular(TabularKind::Table, &t, "m0"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.drop_namespace(wh, &ns(&["a", "b"])).await,
+        Err(StoreError::NamespaceNotEmpty(_))
+    ));
+    store
+        .drop_tabular(wh, TabularKind::Table, &t)
+        .await
+        .unwrap();
     store.drop_namespace(wh, &ns(&["a", "b"])).await.unwrap();
     store.drop_namespace(wh, &ns(&["a"])).await.unwrap();
-    assert!(matches!(store.drop_namespace(wh, &ns(&["a"])).await, Err(StoreError::NoSuchNamespace(_))));
+    assert!(matches!(
+        store.drop_namespace(wh, &ns(&["a"])).await,
+        Err(StoreError::NoSuchNamespace(_))
+    ));
     // A namespace dropped and created again starts empty.
-    store.create_namespace(wh, &namespace(&["a"])).await.unwrap();
+    store
+        .create_namespace(wh, &namespace(&["a"]))
+        .await
+        .unwrap();
     store.drop_namespace(wh, &ns(&["a"])).await.unwrap();
 }
 
@@ -202,91 +356,222 @@ async fn tables_and_views_share_names(store: Arc<dyn CatalogStore>) {
     let wh = seed_warehouse(store.as_ref()).await;
     let t = ident(&["n"], "t");
     assert!(matches!(
-        store.create_tabular(wh, &tabular(TabularKind::Table, &t, "m0")).await,
+        store
+            .create_tabular(wh, &tabular(TabularKind::Table, &t, "m0"))
+            .await,
         Err(StoreError::NoSuchNamespace(_))
     ));
-    store.create_namespace(wh, &namespace(&["n"])).await.unwrap();
-    store.create_tabular(wh, &tabular(TabularKind::Table, &t, "m0")).await.unwrap();
-    let clash = store.create_tabular(wh, &tabular(TabularKind::View, &t, "v0")).await;
+    store
+        .create_namespace(wh, &namespace(&["n"]))
+        .await
+        .unwrap();
+    store
+        .create_tabular(wh, &tabular(TabularKind::Table, &t, "m0"))
+        .await
+        .unwrap();
+    let clash = store
+        .create_tabular(wh, &tabular(TabularKind::View, &t, "v0"))
+        .await;
     assert!(matches!(clash, Err(StoreError::AlreadyExists(_))));
     let v = ident(&["n"], "v");
-    store.create_tabular(wh, &tabular(TabularKind::View, &v, "v0")).await.unwrap();
+    store
+        .create_tabular(wh, &tabular(TabularKind::View, &v, "v0"))
+        .await
+        .unwrap();
     let all = PageRequest::default();
-    let tables = store.list_tabulars(wh, &ns(&["n"]), TabularKind::Table, &all).await.unwrap();
+    let tables = store
+        .list_tabulars(wh, &ns(&["n"]), TabularKind::Table, &all)
+        .await
+        .unwrap();
     assert_eq!(tables.items, vec![t.clone()]);
-    let views = store.list_tabulars(wh, &ns(&["n"]), TabularKind::View, &all).await.unwrap();
+    let views = store
+        .list_tabulars(wh, &ns(&["n"]), TabularKind::View, &all)
+        .await
+        .unwrap();
     assert_eq!(views.items, vec![v.clone()]);
     assert!(matches!(
         store.drop_tabular(wh, TabularKind::View, &t).await,
         Err(StoreError::NoSuchTabular(TabularKind::View, _))
     ));
-    assert_eq!(store.get_tabular(wh, &t).await.unwrap().unwrap().kind, TabularKind::Table);
+    assert_eq!(
+        store.get_tabular(wh, &t).await.unwrap().unwrap().kind,
+        TabularKind::Table
+    );
 }
 
 async fn metadata_swap_is_compare_and_swap(store: Arc<dyn CatalogStore>) {
     let wh = seed_warehouse(store.as_ref()).await;
-    store.create_namespace(wh, &namespace(&["n"])).await.unwrap();
+    store
+        .create_namespace(wh, &namespace(&["n"]))
+        .await
+        .unwrap();
     let t = ident(&["n"], "t");
-    store.create_tabular(wh, &tabular(TabularKind::Table, &t, "m0")).await.unwrap();
-    let swap = |expected: &str, new: &str| vec![MetadataSwap { ident: t.clone(), expected: expected.into(), new: new.into() }];
-    store.swap_metadata(wh, TabularKind::Table, &swap("m0", "m1")).await.unwrap();
-    let stale = store.swap_metadata(wh, TabularKind::Table, &swap("m0", "m2")).await;
+    store
+        .create_tabular(wh, &tabular(TabularKind::Table, &t, "m0"))
+        .await
+        .unwrap();
+    let swap = |expected: &str, new: &str| {
+        vec![MetadataSwap {
+            ident: t.clone(),
+            expected: expected.into(),
+            new: new.into(),
+        }]
+    };
+    store
+        .swap_metadata(wh, TabularKind::Table, &swap("m0", "m1"))
+        .await
+        .unwrap();
+    let stale = store
+        .swap_metadata(wh, TabularKind::Table, &swap("m0", "m2"))
+        .await;
     assert!(matches!(stale, Err(StoreError::Conflict(_))));
-    assert_eq!(store.get_tabular(wh, &t).await.unwrap().unwrap().metadata_location, "m1");
-    let wrong_kind = store.swap_metadata(wh, TabularKind::View, &swap("m1", "m2")).await;
+    assert_eq!(
+        store
+            .get_tabular(wh, &t)
+            .await
+            .unwrap()
+            .unwrap()
+            .metadata_location,
+        "m1"
+    );
+    let wrong_kind = store
+        .swap_metadata(wh, TabularKind::View, &swap("m1", "m2"))
+        .await;
     assert!(matches!(wrong_kind, Err(StoreError::NoSuchTabular(..))));
 }
 
 async fn multi_table_swap_is_all_or_nothing(store: Arc<dyn CatalogStore>) {
     let wh = seed_warehouse(store.as_ref()).await;
-    store.create_namespace(wh, &namespace(&["n"])).await.unwrap();
+    store
+        .create_namespace(wh, &namespace(&["n"]))
+        .await
+        .unwrap();
     let (a, b) = (ident(&["n"], "a"), ident(&["n"], "b"));
-    store.create_tabular(wh, &tabular(TabularKind::Table, &a, "a0")).await.unwrap();
-    store.create_tabular(wh, &tabular(TabularKind::Table, &b, "b0")).await.unwrap();
+    store
+        .create_tabular(wh, &tabular(TabularKind::Table, &a, "a0"))
+        .await
+        .unwrap();
+    store
+        .create_tabular(wh, &tabular(TabularKind::Table, &b, "b0"))
+        .await
+        .unwrap();
     let swaps = vec![
-        MetadataSwap { ident: a.clone(), expected: "a0".into(), new: "a1".into() },
-        MetadataSwap { ident: b.clone(), expected: "stale".into(), new: "b1".into() },
+        MetadataSwap {
+            ident: a.clone(),
+            expected: "a0".into(),
+            new: "a1".into(),
+        },
+        MetadataSwap {
+            ident: b.clone(),
+            expected: "stale".into(),
+            new: "b1".into(),
+        },
     ];
-    assert!(matches!(store.swap_metadata(wh, TabularKind::Table, &swaps).await, Err(StoreError::Conflict(_))));
-    assert_eq!(store.get_tabular(wh, &a).await.unwrap().unwrap().metadata_location, "a0");
+    assert!(matches!(
+        store.swap_metadata(wh, TabularKind::Table, &swaps).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store
+            .get_tabular(wh, &a)
+            .await
+            .unwrap()
+            .unwrap()
+            .metadata_location,
+        "a0"
+    );
     let swaps = vec![
-        MetadataSwap { ident: a.clone(), expected: "a0".into(), new: "a1".into() },
-        MetadataSwap { ident: b.clone(), expected: "b0".into(), new: "b1".into() },
+        MetadataSwap {
+            ident: a.clone(),
+            expected: "a0".into(),
+            new: "a1".into(),
+        },
+        MetadataSwap {
+            ident: b.clone(),
+            expected: "b0".into(),
+            new: "b1".into(),
+        },
     ];
-    store.swap_metadata(wh, TabularKind::Table, &swaps).await.unwrap();
-    assert_eq!(store.get_tabular(wh, &a).await.unwrap().unwrap().metadata_location, "a1");
-    assert_eq!(store.get_tabular(wh, &b).await.unwrap().unwrap().metadata_location, "b1");
+    store
+        .swap_metadata(wh, TabularKind::Table, &swaps)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_tabular(wh, &a)
+            .await
+            .unwrap()
+            .unwrap()
+            .metadata_location,
+        "a1"
+    );
+    assert_eq!(
+        store
+            .get_tabular(wh, &b)
+            .await
+            .unwrap()
+            .unwrap()
+            .metadata_location,
+        "b1"
+    );
 }
 
 async fn rename_moves_across_namespaces(store: Arc<dyn CatalogStore>) {
     let wh = seed_warehouse(store.as_ref()).await;
-    store.create_namespace(wh, &namespace(&["src"])).await.unwrap();
-    store.create_namespace(wh, &namespace(&["dst"])).await.unwrap();
+    store
+        .create_namespace(wh, &namespace(&["src"]))
+        .await
+        .unwrap();
+    store
+        .create_namespace(wh, &namespace(&["dst"]))
+        .await
+        .unwrap();
     let (from, to) = (ident(&["src"], "t"), ident(&["dst"], "t2"));
     let rec = tabular(TabularKind::Table, &from, "m0");
     store.create_tabular(wh, &rec).await.unwrap();
-    let missing_ns = store.rename_tabular(wh, TabularKind::Table, &from, &ident(&["nope"], "t")).await;
+    let missing_ns = store
+        .rename_tabular(wh, TabularKind::Table, &from, &ident(&["nope"], "t"))
+        .await;
     assert!(matches!(missing_ns, Err(StoreError::NoSuchNamespace(_))));
-    store.rename_tabular(wh, TabularKind::Table, &from, &to).await.unwrap();
+    store
+        .rename_tabular(wh, TabularKind::Table, &from, &to)
+        .await
+        .unwrap();
     assert!(store.get_tabular(wh, &from).await.unwrap().is_none());
     let moved = store.get_tabular(wh, &to).await.unwrap().unwrap();
     assert_eq!((moved.id, moved.ident.clone()), (rec.id, to.clone()));
     // The source namespace is empty now, the destination is not.
     store.drop_namespace(wh, &ns(&["src"])).await.unwrap();
-    assert!(matches!(store.drop_namespace(wh, &ns(&["dst"])).await, Err(StoreError::NamespaceNotEmpty(_))));
+    assert!(matches!(
+        store.drop_namespace(wh, &ns(&["dst"])).await,
+        Err(StoreError::NamespaceNotEmpty(_))
+    ));
     let other = ident(&["dst"], "other");
-    store.create_tabular(wh, &tabular(TabularKind::Table, &other, "o0")).await.unwrap();
-    let taken = store.rename_tabular(wh, TabularKind::Table, &other, &to).await;
+    store
+        .create_tabular(wh, &tabular(TabularKind::Table, &other, "o0"))
+        .await
+        .unwrap();
+    let taken = store
+        .rename_tabular(wh, TabularKind::Table, &other, &to)
+        .await;
     assert!(matches!(taken, Err(StoreError::AlreadyExists(_))));
-    let gone = store.rename_tabular(wh, TabularKind::Table, &from, &ident(&["dst"], "x")).await;
+    let gone = store
+        .rename_tabular(wh, TabularKind::Table, &from, &ident(&["dst"], "x"))
+        .await;
     assert!(matches!(gone, Err(StoreError::NoSuchTabular(..))));
 }
 
 async fn concurrent_swaps_lose_nothing(store: Arc<dyn CatalogStore>) {
     let wh = seed_warehouse(store.as_ref()).await;
-    store.create_namespace(wh, &namespace(&["n"])).await.unwrap();
+    store
+        .create_namespace(wh, &namespace(&["n"]))
+        .await
+        .unwrap();
     let t = ident(&["n"], "t");
-    store.create_tabular(wh, &tabular(TabularKind::Table, &t, "v0")).await.unwrap();
+    store
+        .create_tabular(wh, &tabular(TabularKind::Table, &t, "v0"))
+        .await
+        .unwrap();
     let (tasks, per_task) = (16, 25);
     let mut handles = Vec::new();
     for task in 0..tasks {
@@ -294,9 +579,18 @@ async fn concurrent_swaps_lose_nothing(store: Arc<dyn CatalogStore>) {
         handles.push(tokio::spawn(async move {
             let mut won = 0;
             while won < per_task {
-                let current = store.get_tabular(wh, &t).await.unwrap().unwrap().metadata_location;
+                let current = store
+                    .get_tabular(wh, &t)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .metadata_location;
                 let next = format!("{current}>{task}");
-                let swap = [MetadataSwap { ident: t.clone(), expected: current, new: next }];
+                let swap = [MetadataSwap {
+                    ident: t.clone(),
+                    expected: current,
+                    new: next,
+                }];
                 match store.swap_metadata(wh, TabularKind::Table, &swap).await {
                     Ok(()) => won += 1,
                     Err(StoreError::Conflict(_)) => {}
@@ -308,24 +602,66 @@ async fn concurrent_swaps_lose_nothing(store: Arc<dyn CatalogStore>) {
     for h in handles {
         h.await.unwrap();
     }
-    let chain = store.get_tabular(wh, &t).await.unwrap().unwrap().metadata_location;
-    assert_eq!(chain.matches('>').count(), tasks * per_task, "every won swap is in the chain");
+    let chain = store
+        .get_tabular(wh, &t)
+        .await
+        .unwrap()
+        .unwrap()
+        .metadata_location;
+    assert_eq!(
+        chain.matches('>').count(),
+        tasks * per_task,
+        "every won swap is in the chain"
+    );
 }
 
 async fn warehouses_are_isolated(store: Arc<dyn CatalogStore>) {
-    let (a, b) = (seed_warehouse(store.as_ref()).await, seed_warehouse(store.as_ref()).await);
+    let (a, b) = (
+        seed_warehouse(store.as_ref()).await,
+        seed_warehouse(store.as_ref()).await,
+    );
     store.create_namespace(a, &namespace(&["n"])).await.unwrap();
-    store.create_tabular(a, &tabular(TabularKind::Table, &ident(&["n"], "t"), "m")).await.unwrap();
+    store
+        .create_tabular(a, &tabular(TabularKind::Table, &ident(&["n"], "t"), "m"))
+        .await
+        .unwrap();
     assert!(store.get_namespace(b, &ns(&["n"])).await.unwrap().is_none());
-    assert!(store.get_tabular(b, &ident(&["n"], "t")).await.unwrap().is_none());
-    assert!(store.list_namespaces(b, None, &PageRequest::default()).await.unwrap().items.is_empty());
+    assert!(
+        store
+            .get_tabular(b, &ident(&["n"], "t"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .list_namespaces(b, None, &PageRequest::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
     store.create_namespace(b, &namespace(&["n"])).await.unwrap();
 }
 
 async fn idempotency_records_expire(store: Arc<dyn CatalogStore>) {
-    let rec = IdempotencyRecord { operation: "POST /x".into(), status: 200, body: "{}".into(), expires_at_ms: 100 };
+    let rec = IdempotencyRecord {
+        operation: "POST /x".into(),
+        status: 200,
+        body: "{}".into(),
+        expires_at_ms: 100,
+    };
     store.put_idempotency("k1", &rec).await.unwrap();
-    store.put_idempotency("k2", &IdempotencyRecord { expires_at_ms: 300, ..rec.clone() }).await.unwrap();
+    store
+        .put_idempotency(
+            "k2",
+            &IdempotencyRecord {
+                expires_at_ms: 300,
+                ..rec.clone()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(store.get_idempotency("k1").await.unwrap(), Some(rec));
     assert_eq!(store.purge_idempotency(200).await.unwrap(), 1);
     assert_eq!(store.get_idempotency("k1").await.unwrap(), None);

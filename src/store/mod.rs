@@ -50,7 +50,9 @@ impl StorageProfile {
     pub fn root_location(&self) -> String {
         match self {
             StorageProfile::Local { root } => root.trim_end_matches('/').to_owned(),
-            StorageProfile::S3 { bucket, key_prefix, .. } => {
+            StorageProfile::S3 {
+                bucket, key_prefix, ..
+            } => {
                 let prefix = key_prefix.trim_matches('/');
                 if prefix.is_empty() {
                     format!("s3://{bucket}")

@@ -14,9 +14,7 @@ use std::path::Path;
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use sled::transaction::{
-    ConflictableTransactionError, TransactionError, TransactionalTree, abort,
-};
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree, abort};
 use sled::{Transactional, Tree};
 use uuid::Uuid;
 
@@ -138,7 +136,9 @@ impl SledStore {
             .path(dir)
             .flush_every_ms(Some(1000))
             .open()
-            .map_err(|e| StoreError::Backend(format!("cannot open sled at {}: {e}", dir.display())))?;
+            .map_err(|e| {
+                StoreError::Backend(format!("cannot open sled at {}: {e}", dir.display()))
+            })?;
         let tree = |name: &str| db.open_tree(name).map_err(backend);
         Ok(Self {
             tenants: tree("tenants")?,
@@ -154,13 +154,22 @@ impl SledStore {
         })
     }
 
+    /// Flushes before a write is acknowledged. sled 0.34's `flush_async` can stall under
+    /// concurrent writers, so the blocking flush runs on tokio's blocking pool instead.
     async fn durable(&self) -> StoreResult<()> {
-        self.db.flush_async().await.map_err(backend)?;
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(backend)?
+            .map_err(backend)?;
         Ok(())
     }
 
     fn get_json<T: DeserializeOwned>(tree: &Tree, key: &[u8]) -> StoreResult<Option<T>> {
-        tree.get(key).map_err(backend)?.map(|v| decode(&v)).transpose()
+        tree.get(key)
+            .map_err(backend)?
+            .map(|v| decode(&v))
+            .transpose()
     }
 
     /// Inserts `record` under `id` and a unique secondary `name` key, atomically.
@@ -223,7 +232,10 @@ impl SledStore {
             if let Some(limit) = page.limit
                 && items.len() == limit
             {
-                return Ok(Page { items, next: last_name });
+                return Ok(Page {
+                    items,
+                    next: last_name,
+                });
             }
             if let Some(item) = keep(name, &value)? {
                 items.push(item);
@@ -238,8 +250,14 @@ impl SledStore {
 impl CatalogStore for SledStore {
     async fn create_tenant(&self, tenant: &TenantRecord) -> StoreResult<()> {
         let what = format!("tenant '{}'", tenant.name);
-        self.insert_named((&self.tenants, &self.tenant_names), tenant.id, tenant.name.as_bytes(), what, tenant)
-            .await
+        self.insert_named(
+            (&self.tenants, &self.tenant_names),
+            tenant.id,
+            tenant.name.as_bytes(),
+            what,
+            tenant,
+        )
+        .await
     }
 
     async fn get_tenant(&self, id: Uuid) -> StoreResult<Option<TenantRecord>> {
@@ -262,27 +280,42 @@ impl CatalogStore for SledStore {
     async fn create_warehouse(&self, wh: &WarehouseRecord) -> StoreResult<()> {
         let name = warehouse_name_key(wh.tenant_id, &wh.name);
         let what = format!("warehouse '{}'", wh.name);
-        self.insert_named((&self.warehouses, &self.warehouse_names), wh.id, &name, what, wh).await
+        self.insert_named(
+            (&self.warehouses, &self.warehouse_names),
+            wh.id,
+            &name,
+            what,
+            wh,
+        )
+        .await
     }
 
     async fn update_warehouse(&self, wh: &WarehouseRecord) -> StoreResult<()> {
         let value = encode(wh)?;
         let new_name = warehouse_name_key(wh.tenant_id, &wh.name);
-        unwrap_tx((&self.warehouses, &self.warehouse_names).transaction(|(ids, names)| {
-            let Some(old) = ids.get(wh.id.as_bytes())? else {
-                return abort(StoreError::Backend(format!("warehouse {} does not exist", wh.id)));
-            };
-            let old: WarehouseRecord = tx_decode(&old)?;
-            if old.name != wh.name {
-                if names.get(&new_name)?.is_some() {
-                    return abort(StoreError::AlreadyExists(format!("warehouse '{}'", wh.name)));
+        unwrap_tx(
+            (&self.warehouses, &self.warehouse_names).transaction(|(ids, names)| {
+                let Some(old) = ids.get(wh.id.as_bytes())? else {
+                    return abort(StoreError::Backend(format!(
+                        "warehouse {} does not exist",
+                        wh.id
+                    )));
+                };
+                let old: WarehouseRecord = tx_decode(&old)?;
+                if old.name != wh.name {
+                    if names.get(&new_name)?.is_some() {
+                        return abort(StoreError::AlreadyExists(format!(
+                            "warehouse '{}'",
+                            wh.name
+                        )));
+                    }
+                    names.remove(warehouse_name_key(old.tenant_id, &old.name))?;
+                    names.insert(new_name.as_slice(), wh.id.as_bytes().as_slice())?;
                 }
-                names.remove(warehouse_name_key(old.tenant_id, &old.name))?;
-                names.insert(new_name.as_slice(), wh.id.as_bytes().as_slice())?;
-            }
-            ids.insert(wh.id.as_bytes().as_slice(), value.as_slice())?;
-            Ok(())
-        }))?;
+                ids.insert(wh.id.as_bytes().as_slice(), value.as_slice())?;
+                Ok(())
+            }),
+        )?;
         self.durable().await
     }
 
@@ -295,7 +328,11 @@ impl CatalogStore for SledStore {
         tenant: Uuid,
         name: &str,
     ) -> StoreResult<Option<WarehouseRecord>> {
-        Self::get_by_name(&self.warehouses, &self.warehouse_names, &warehouse_name_key(tenant, name))
+        Self::get_by_name(
+            &self.warehouses,
+            &self.warehouse_names,
+            &warehouse_name_key(tenant, name),
+        )
     }
 
     async fn list_warehouses(&self, tenant: Uuid) -> StoreResult<Vec<WarehouseRecord>> {
@@ -311,19 +348,30 @@ impl CatalogStore for SledStore {
 
     async fn create_principal(&self, p: &PrincipalRecord) -> StoreResult<()> {
         let what = format!("principal with client id '{}'", p.client_id);
-        self.insert_named((&self.principals, &self.client_ids), p.id, p.client_id.as_bytes(), what, p)
-            .await
+        self.insert_named(
+            (&self.principals, &self.client_ids),
+            p.id,
+            p.client_id.as_bytes(),
+            what,
+            p,
+        )
+        .await
     }
 
     async fn update_principal(&self, p: &PrincipalRecord) -> StoreResult<()> {
         let value = encode(p)?;
         unwrap_tx(self.principals.transaction(|ids| {
             let Some(old) = ids.get(p.id.as_bytes())? else {
-                return abort(StoreError::Backend(format!("principal {} does not exist", p.id)));
+                return abort(StoreError::Backend(format!(
+                    "principal {} does not exist",
+                    p.id
+                )));
             };
             let old: PrincipalRecord = tx_decode(&old)?;
             if old.client_id != p.client_id {
-                return abort(StoreError::Backend("a principal's client id cannot change".into()));
+                return abort(StoreError::Backend(
+                    "a principal's client id cannot change".into(),
+                ));
             }
             ids.insert(p.id.as_bytes().as_slice(), value.as_slice())?;
             Ok(())
@@ -344,7 +392,10 @@ impl CatalogStore for SledStore {
 
     async fn create_namespace(&self, warehouse: Uuid, ns: &NamespaceRecord) -> StoreResult<()> {
         let key = namespace_key(warehouse, &ns.ident);
-        let value = encode(&StoredNamespace { record: ns.clone(), children: 0 })?;
+        let value = encode(&StoredNamespace {
+            record: ns.clone(),
+            children: 0,
+        })?;
         unwrap_tx(self.namespaces.transaction(|tree| {
             if tree.get(&key)?.is_some() {
                 return abort(StoreError::AlreadyExists(format!("namespace {}", ns.ident)));
@@ -437,19 +488,21 @@ impl CatalogStore for SledStore {
         let ns_key = namespace_key(warehouse, ns);
         let key = tabular_key(warehouse, &record.ident);
         let value = encode(record)?;
-        unwrap_tx((&self.namespaces, &self.tabulars).transaction(|(nss, tabs)| {
-            if let Some(existing) = tabs.get(&key)? {
-                let existing: TabularRecord = tx_decode(&existing)?;
-                return abort(StoreError::AlreadyExists(format!(
-                    "{} {}",
-                    existing.kind.noun(),
-                    record.ident
-                )));
-            }
-            bump_children(nss, &ns_key, ns, 1)?;
-            tabs.insert(key.as_slice(), value.as_slice())?;
-            Ok(())
-        }))?;
+        unwrap_tx(
+            (&self.namespaces, &self.tabulars).transaction(|(nss, tabs)| {
+                if let Some(existing) = tabs.get(&key)? {
+                    let existing: TabularRecord = tx_decode(&existing)?;
+                    return abort(StoreError::AlreadyExists(format!(
+                        "{} {}",
+                        existing.kind.noun(),
+                        record.ident
+                    )));
+                }
+                bump_children(nss, &ns_key, ns, 1)?;
+                tabs.insert(key.as_slice(), value.as_slice())?;
+                Ok(())
+            }),
+        )?;
         self.durable().await
     }
 
@@ -488,7 +541,10 @@ impl CatalogStore for SledStore {
         kind: TabularKind,
         swaps: &[MetadataSwap],
     ) -> StoreResult<()> {
-        let keys: Vec<Vec<u8>> = swaps.iter().map(|s| tabular_key(warehouse, &s.ident)).collect();
+        let keys: Vec<Vec<u8>> = swaps
+            .iter()
+            .map(|s| tabular_key(warehouse, &s.ident))
+            .collect();
         unwrap_tx(self.tabulars.transaction(|tree| {
             for (swap, key) in swaps.iter().zip(&keys) {
                 let Some(bytes) = tree.get(key)? else {
@@ -517,18 +573,20 @@ impl CatalogStore for SledStore {
     ) -> StoreResult<TabularRecord> {
         let ns_key = namespace_key(warehouse, &ident.namespace);
         let key = tabular_key(warehouse, ident);
-        let record = unwrap_tx((&self.namespaces, &self.tabulars).transaction(|(nss, tabs)| {
-            let Some(bytes) = tabs.get(&key)? else {
-                return abort(StoreError::NoSuchTabular(kind, ident.clone()));
-            };
-            let record: TabularRecord = tx_decode(&bytes)?;
-            if record.kind != kind {
-                return abort(StoreError::NoSuchTabular(kind, ident.clone()));
-            }
-            bump_children(nss, &ns_key, &ident.namespace, -1)?;
-            tabs.remove(key.as_slice())?;
-            Ok(record)
-        }))?;
+        let record = unwrap_tx(
+            (&self.namespaces, &self.tabulars).transaction(|(nss, tabs)| {
+                let Some(bytes) = tabs.get(&key)? else {
+                    return abort(StoreError::NoSuchTabular(kind, ident.clone()));
+                };
+                let record: TabularRecord = tx_decode(&bytes)?;
+                if record.kind != kind {
+                    return abort(StoreError::NoSuchTabular(kind, ident.clone()));
+                }
+                bump_children(nss, &ns_key, &ident.namespace, -1)?;
+                tabs.remove(key.as_slice())?;
+                Ok(record)
+            }),
+        )?;
         self.durable().await?;
         Ok(record)
     }
@@ -543,35 +601,42 @@ impl CatalogStore for SledStore {
         let (from_key, to_key) = (tabular_key(warehouse, from), tabular_key(warehouse, to));
         let from_ns = namespace_key(warehouse, &from.namespace);
         let to_ns = namespace_key(warehouse, &to.namespace);
-        unwrap_tx((&self.namespaces, &self.tabulars).transaction(|(nss, tabs)| {
-            let Some(bytes) = tabs.get(&from_key)? else {
-                return abort(StoreError::NoSuchTabular(kind, from.clone()));
-            };
-            let mut record: TabularRecord = tx_decode(&bytes)?;
-            if record.kind != kind {
-                return abort(StoreError::NoSuchTabular(kind, from.clone()));
-            }
-            if from == to {
-                return Ok(());
-            }
-            if let Some(existing) = tabs.get(&to_key)? {
-                let existing: TabularRecord = tx_decode(&existing)?;
-                return abort(StoreError::AlreadyExists(format!("{} {to}", existing.kind.noun())));
-            }
-            if from.namespace != to.namespace {
-                bump_children(nss, &to_ns, &to.namespace, 1)?;
-                bump_children(nss, &from_ns, &from.namespace, -1)?;
-            }
-            record.ident = to.clone();
-            tabs.remove(from_key.as_slice())?;
-            tabs.insert(to_key.as_slice(), tx_encode(&record)?)?;
-            Ok(())
-        }))?;
+        unwrap_tx(
+            (&self.namespaces, &self.tabulars).transaction(|(nss, tabs)| {
+                let Some(bytes) = tabs.get(&from_key)? else {
+                    return abort(StoreError::NoSuchTabular(kind, from.clone()));
+                };
+                let mut record: TabularRecord = tx_decode(&bytes)?;
+                if record.kind != kind {
+                    return abort(StoreError::NoSuchTabular(kind, from.clone()));
+                }
+                if from == to {
+                    return Ok(());
+                }
+                if let Some(existing) = tabs.get(&to_key)? {
+                    let existing: TabularRecord = tx_decode(&existing)?;
+                    return abort(StoreError::AlreadyExists(format!(
+                        "{} {to}",
+                        existing.kind.noun()
+                    )));
+                }
+                if from.namespace != to.namespace {
+                    bump_children(nss, &to_ns, &to.namespace, 1)?;
+                    bump_children(nss, &from_ns, &from.namespace, -1)?;
+                }
+                record.ident = to.clone();
+                tabs.remove(from_key.as_slice())?;
+                tabs.insert(to_key.as_slice(), tx_encode(&record)?)?;
+                Ok(())
+            }),
+        )?;
         self.durable().await
     }
 
     async fn put_idempotency(&self, key: &str, record: &IdempotencyRecord) -> StoreResult<()> {
-        self.idempotency.insert(key.as_bytes(), encode(record)?).map_err(backend)?;
+        self.idempotency
+            .insert(key.as_bytes(), encode(record)?)
+            .map_err(backend)?;
         self.durable().await
     }
 

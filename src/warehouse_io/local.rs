@@ -23,11 +23,14 @@ impl LocalIo {
     }
 
     fn path_of(location: &str) -> Result<PathBuf, IoError> {
-        let path = location
-            .strip_prefix("file://")
-            .ok_or_else(|| IoError::BadLocation(location.into(), "not a file:// location".into()))?;
+        let path = location.strip_prefix("file://").ok_or_else(|| {
+            IoError::BadLocation(location.into(), "not a file:// location".into())
+        })?;
         if !path.starts_with('/') || path.split('/').any(|s| s == "..") {
-            return Err(IoError::BadLocation(location.into(), "must be an absolute path".into()));
+            return Err(IoError::BadLocation(
+                location.into(),
+                "must be an absolute path".into(),
+            ));
         }
         Ok(PathBuf::from(path))
     }
@@ -35,7 +38,10 @@ impl LocalIo {
     fn checked_path(&self, location: &str) -> Result<PathBuf, IoError> {
         let path = Self::path_of(location)?;
         if !path.starts_with(&self.root) {
-            return Err(IoError::BadLocation(location.into(), "outside the warehouse".into()));
+            return Err(IoError::BadLocation(
+                location.into(),
+                "outside the warehouse".into(),
+            ));
         }
         Ok(path)
     }
@@ -54,7 +60,10 @@ impl WarehouseIo for LocalIo {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&path)?;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)?;
             file.write_all(&bytes)?;
             file.sync_data()
         })
@@ -67,7 +76,9 @@ impl WarehouseIo for LocalIo {
         let path = self.checked_path(location)?;
         match tokio::fs::read(&path).await {
             Ok(b) => Ok(Bytes::from(b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(IoError::NotFound(location.into())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(IoError::NotFound(location.into()))
+            }
             Err(e) => Err(storage(location)(e)),
         }
     }
@@ -83,7 +94,10 @@ impl WarehouseIo for LocalIo {
     async fn delete_prefix(&self, prefix: &str) -> Result<u64, IoError> {
         let path = self.checked_path(prefix)?;
         if path == self.root {
-            return Err(IoError::BadLocation(prefix.into(), "refusing to delete the warehouse root".into()));
+            return Err(IoError::BadLocation(
+                prefix.into(),
+                "refusing to delete the warehouse root".into(),
+            ));
         }
         let count = walk_count(&path);
         match tokio::fs::remove_dir_all(&path).await {
@@ -94,9 +108,17 @@ impl WarehouseIo for LocalIo {
 }
 
 fn walk_count(path: &std::path::Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(path) else { return 0 };
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
     entries
         .flatten()
-        .map(|e| if e.path().is_dir() { walk_count(&e.path()) } else { 1 })
+        .map(|e| {
+            if e.path().is_dir() {
+                walk_count(&e.path())
+            } else {
+                1
+            }
+        })
         .sum()
 }

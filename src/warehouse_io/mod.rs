@@ -39,21 +39,33 @@ pub trait WarehouseIo: Send + Sync {
 /// Strips a trailing `/` and refuses `.`/`..`/empty segments after the scheme, so a location can be
 /// compared to a warehouse root by plain prefix.
 pub fn normalize_location(location: &str) -> Result<String, String> {
-    let (scheme, rest) = location
-        .split_once("://")
-        .ok_or_else(|| format!("location '{location}' has no scheme (expected s3://... or file://...)"))?;
+    let (scheme, rest) = location.split_once("://").ok_or_else(|| {
+        format!("location '{location}' has no scheme (expected s3://... or file://...)")
+    })?;
     let scheme = match scheme {
         "s3" | "s3a" | "s3n" => "s3",
         "file" => "file",
         other => return Err(format!("location scheme '{other}' is not supported")),
     };
     let rest = rest.trim_end_matches('/');
-    let body = if scheme == "file" { rest.strip_prefix('/').unwrap_or(rest) } else { rest };
-    if body.is_empty() || body.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
-        return Err(format!("location '{location}' has an empty, '.' or '..' path segment"));
+    let body = if scheme == "file" {
+        rest.strip_prefix('/').unwrap_or(rest)
+    } else {
+        rest
+    };
+    if body.is_empty()
+        || body
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return Err(format!(
+            "location '{location}' has an empty, '.' or '..' path segment"
+        ));
     }
     if location.contains('\\') || location.chars().any(char::is_control) || location.contains('%') {
-        return Err(format!("location '{location}' contains characters that are not allowed"));
+        return Err(format!(
+            "location '{location}' contains characters that are not allowed"
+        ));
     }
     Ok(format!("{scheme}://{rest}"))
 }
@@ -61,7 +73,10 @@ pub fn normalize_location(location: &str) -> Result<String, String> {
 /// True when `location` is `root` itself or lies below it (as a path, never as a sibling name:
 /// `s3://b/t1` does not contain `s3://b/t10`). Both must be normalized.
 pub fn is_inside(location: &str, root: &str) -> bool {
-    location == root || location.strip_prefix(root).is_some_and(|rest| rest.starts_with('/'))
+    location == root
+        || location
+            .strip_prefix(root)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 #[cfg(test)]
@@ -83,6 +98,9 @@ mod tests {
         assert!(normalize_location("/tmp/x").is_err());
         assert!(normalize_location("s3://b/wh/%2e%2e/x").is_err());
         assert_eq!(normalize_location("s3a://b/wh/").unwrap(), "s3://b/wh");
-        assert_eq!(normalize_location("file:///tmp/wh/").unwrap(), "file:///tmp/wh");
+        assert_eq!(
+            normalize_location("file:///tmp/wh/").unwrap(),
+            "file:///tmp/wh"
+        );
     }
 }

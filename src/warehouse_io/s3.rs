@@ -18,7 +18,9 @@ pub struct S3StaticCredentials {
 
 impl std::fmt::Debug for S3StaticCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3StaticCredentials").field("access_key_id", &self.access_key_id).finish_non_exhaustive()
+        f.debug_struct("S3StaticCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -37,7 +39,8 @@ impl S3Io {
         path_style: bool,
         credentials: Option<S3StaticCredentials>,
     ) -> Self {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(Region::new(region.to_owned()));
+        let mut loader =
+            aws_config::defaults(BehaviorVersion::latest()).region(Region::new(region.to_owned()));
         if let Some(c) = credentials {
             loader = loader.credentials_provider(Credentials::new(
                 c.access_key_id,
@@ -52,7 +55,10 @@ impl S3Io {
         if let Some(ep) = endpoint {
             conf = conf.endpoint_url(ep);
         }
-        Self { client: Client::from_conf(conf.build()), bucket: bucket.to_owned() }
+        Self {
+            client: Client::from_conf(conf.build()),
+            bucket: bucket.to_owned(),
+        }
     }
 
     fn key_of<'a>(&self, location: &'a str) -> Result<&'a str, IoError> {
@@ -61,7 +67,10 @@ impl S3Io {
             .ok_or_else(|| IoError::BadLocation(location.into(), "not an s3:// location".into()))?;
         match rest.split_once('/') {
             Some((bucket, key)) if bucket == self.bucket && !key.is_empty() => Ok(key),
-            _ => Err(IoError::BadLocation(location.into(), format!("not in bucket {}", self.bucket))),
+            _ => Err(IoError::BadLocation(
+                location.into(),
+                format!("not in bucket {}", self.bucket),
+            )),
         }
     }
 }
@@ -88,13 +97,20 @@ impl WarehouseIo for S3Io {
 
     async fn read(&self, location: &str) -> Result<Bytes, IoError> {
         let key = self.key_of(location)?;
-        let out = self.client.get_object().bucket(&self.bucket).key(key).send().await.map_err(|e| {
-            if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
-                IoError::NotFound(location.into())
-            } else {
-                storage(location, aws_sdk_s3::error::DisplayErrorContext(e))
-            }
-        })?;
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
+                    IoError::NotFound(location.into())
+                } else {
+                    storage(location, aws_sdk_s3::error::DisplayErrorContext(e))
+                }
+            })?;
         let body = out.body.collect().await.map_err(|e| storage(location, e))?;
         Ok(body.into_bytes())
     }
@@ -133,7 +149,10 @@ impl WarehouseIo for S3Io {
                 .collect();
             if !ids.is_empty() {
                 deleted += ids.len() as u64;
-                let delete = Delete::builder().set_objects(Some(ids)).build().map_err(|e| storage(prefix, e))?;
+                let delete = Delete::builder()
+                    .set_objects(Some(ids))
+                    .build()
+                    .map_err(|e| storage(prefix, e))?;
                 self.client
                     .delete_objects()
                     .bucket(&self.bucket)

@@ -1,0 +1,256 @@
+//! Authentication as clients meet it: token requests in every style real clients use, and every
+//! catalog route refusing missing, bad or forged tokens.
+
+mod common;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::*;
+use reqwest::Method;
+use serde_json::Value;
+
+#[tokio::test]
+async fn token_endpoint_accepts_form_and_basic_client_auth() {
+    let app = spawn_app().await;
+    let url = format!("{}/v1/oauth/tokens", app.base);
+    // PyIceberg / Iceberg Java: credentials in the form, scope=catalog.
+    let r = app
+        .client
+        .post(&url)
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", ROOT_ID),
+            ("client_secret", ROOT_SECRET),
+            ("scope", "catalog"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["token_type"], "bearer");
+    assert_eq!(
+        body["issued_token_type"],
+        "urn:ietf:params:oauth:token-type:access_token"
+    );
+    assert!(body["expires_in"].as_u64().unwrap() > 0);
+    // DuckDB: HTTP Basic with Polaris' scope.
+    let r = app
+        .client
+        .post(&url)
+        .basic_auth(ROOT_ID, Some(ROOT_SECRET))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "PRINCIPAL_ROLE:ALL"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Token exchange with a valid token (Iceberg Java's refresh).
+    let r = app
+        .client
+        .post(&url)
+        .form(&[
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            ("subject_token", app.token.as_str()),
+            (
+                "subject_token_type",
+                "urn:ietf:params:oauth:token-type:access_token",
+            ),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn token_endpoint_refuses_bad_clients_with_oauth_errors() {
+    let app = spawn_app().await;
+    let url = format!("{}/v1/oauth/tokens", app.base);
+    for (id, secret) in [(ROOT_ID, "wrong-secret"), ("nobody", ROOT_SECRET)] {
+        let r = app
+            .client
+            .post(&url)
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", id),
+                ("client_secret", secret),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_client");
+    }
+    let r = app
+        .client
+        .post(&url)
+        .basic_auth(ROOT_ID, Some("nope"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = app
+        .client
+        .post(&url)
+        .form(&[("grant_type", "password")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"],
+        "unsupported_grant_type"
+    );
+}
+
+#[tokio::test]
+async fn catalog_routes_refuse_missing_and_bad_tokens() {
+    let app = spawn_app().await;
+    app.create_namespace(&["ns"]).await;
+    app.create_table("ns", "t").await;
+    let parts: Vec<String> = app.token.split('.').map(str::to_owned).collect();
+    let none_alg = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
+        parts[1]
+    );
+    let tampered = format!("{}.{}A.{}", parts[0], parts[1], parts[2]);
+    let bad_tokens: Vec<Option<String>> = vec![
+        None,
+        Some("None".into()),
+        Some("garbage".into()),
+        Some(none_alg),
+        Some(tampered),
+    ];
+    let routes = [
+        (Method::GET, format!("/v1/config?warehouse=demo")),
+        (Method::GET, format!("/v1/{}/namespaces", app.prefix)),
+        (Method::POST, format!("/v1/{}/namespaces", app.prefix)),
+        (
+            Method::GET,
+            format!("/v1/{}/namespaces/ns/tables/t", app.prefix),
+        ),
+        (
+            Method::POST,
+            format!("/v1/{}/namespaces/ns/tables/t", app.prefix),
+        ),
+        (
+            Method::DELETE,
+            format!("/v1/{}/namespaces/ns/tables/t", app.prefix),
+        ),
+        (
+            Method::GET,
+            format!("/v1/{}/namespaces/ns/views", app.prefix),
+        ),
+        (
+            Method::POST,
+            format!("/v1/{}/transactions/commit", app.prefix),
+        ),
+    ];
+    for token in &bad_tokens {
+        for (method, path) in &routes {
+            let mut req = app
+                .client
+                .request(method.clone(), format!("{}{path}", app.base))
+                .header("content-type", "application/json")
+                .body("{}");
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 401, "{method} {path} with {token:?}");
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["error"]["type"], "NotAuthorizedException");
+        }
+    }
+    // Nothing was changed by the refused requests.
+    assert_eq!(app.get("/namespaces/ns/tables/t").await.status(), 200);
+}
+
+#[tokio::test]
+async fn tokens_expire() {
+    let app = spawn_app_with(|s| s.auth.token_ttl_secs = 60).await;
+    let r = app
+        .client
+        .post(format!("{}/v1/oauth/tokens", app.base))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", ROOT_ID),
+            ("client_secret", ROOT_SECRET),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["expires_in"], 60);
+}
+
+#[tokio::test]
+async fn unknown_and_foreign_warehouses_are_not_found() {
+    let app = spawn_app().await;
+    let r = app
+        .client
+        .get(format!("{}/v1/config?warehouse=nope", app.base))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 404, "NoSuchWarehouseException").await;
+    let r = app
+        .client
+        .get(format!(
+            "{}/v1/{}/namespaces",
+            app.base,
+            uuid::Uuid::new_v4()
+        ))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 404, "NoSuchWarehouseException").await;
+    let r = app
+        .client
+        .get(format!("{}/v1/not-a-uuid/namespaces", app.base))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 404, "NoSuchWarehouseException").await;
+}
+
+#[tokio::test]
+async fn health_and_jwks_answer_without_a_token() {
+    let app = spawn_app().await;
+    for path in [
+        "/health/live",
+        "/health/ready",
+        "/.well-known/jwks.json",
+        "/openapi.json",
+    ] {
+        let r = app
+            .client
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    let jwks: Value = app
+        .client
+        .get(format!("{}/.well-known/jwks.json", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"][0]["kty"], "OKP");
+    assert_eq!(jwks["keys"][0]["alg"], "EdDSA");
+}

@@ -1,0 +1,562 @@
+//! Tables over HTTP: create, stage-create, load (ETag, snapshots=refs), commit and its conflicts,
+//! concurrent appenders, transactions, rename, register, drop with purge, and guarded locations.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::*;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+fn local_path(location: &str) -> PathBuf {
+    PathBuf::from(location.strip_prefix("file://").unwrap())
+}
+
+#[tokio::test]
+async fn create_load_and_list_tables() {
+    let app = spawn_app().await;
+    app.create_namespace(&["ns"]).await;
+    let created = app.create_table("ns", "t").await;
+    let location = created["metadata-location"].as_str().unwrap();
+    assert!(location.contains("/metadata/00000-"), "{location}");
+    assert!(
+        local_path(location).exists(),
+        "the metadata file is written"
+    );
+    assert_eq!(created["metadata"]["properties"]["owner"], "tests");
+    assert_eq!(
+        created["metadata"]["partition-specs"][0]["fields"][0]["transform"],
+        "day"
+    );
+    let table_dir = created["metadata"]["location"].as_str().unwrap();
+    assert!(table_dir.starts_with(
+        &format!("file://{}", std::fs::canonicalize(app.data_dir.path()).unwrap().display())
+    ));
+
+    let r = app.post("/namespaces/ns/tables", table_request("t")).await;
+    assert_error(r, 409, "AlreadyExistsException").await;
+    let r = app
+        .post("/namespaces/nope/tables", table_request("t"))
+        .await;
+    assert_error(r, 404, "NoSuchNamespaceException").await;
+    assert_error(
+        app.get("/namespaces/ns/tables/missing").await,
+        404,
+        "NoSuchTableException",
+    )
+    .await;
+    assert_eq!(
+        app.catalog(Method::HEAD, "/namespaces/ns/tables/t")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_eq!(
+        app.catalog(Method::HEAD, "/namespaces/ns/tables/x")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+
+    app.create_table("ns", "u").await;
+    let listed: Value = app.get("/namespaces/ns/tables").await.json().await.unwrap();
+    assert_eq!(
+        listed["identifiers"],
+        json!([{"namespace": ["ns"], "name": "t"}, {"namespace": ["ns"], "name": "u"}])
+    );
+    assert_error(
+        app.get("/namespaces/nope/tables").await,
+        404,
+        "NoSuchNamespaceException",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn load_table_answers_304_for_the_current_etag() {
+    let app = spawn_app().await;
+    app.create_namespace(&["ns"]).await;
+    app.create_table("ns", "t").await;
+    let r = app.get("/namespaces/ns/tables/t").await;
+    let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+    let r = app
+        .catalog(Method::GET, "/namespaces/ns/tables/t")
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    let refs = app
+        .catalog(Method::GET, "/namespaces/ns/tables/t?snapshots=refs")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(
+        refs.headers()["etag"].to_str().unwrap(),
+        etag,
+        "refs and all are different representations"
+    );
+    let metadata = app.load_table("ns", "t").await["metadata"].clone();
+    assert_eq!(
+        app.post("/namespaces/ns/tables/t", append_commit(&metadata, 11))
+            .await
+            .status(),
+        200
+    );
+    let r = app
+        .catalog(Method::GET, "/namespaces/ns/tables/t")
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "a commit changes the ETag");
+    assert_error(
+        app.get("/namespaces/ns/tables/t?snapshots=some").await,
+        400,
+        "BadRequestException",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn snapshots_refs_returns_only_referenced_snapshots() {
+    let app = spawn_app().await;
+    app.create_namespace(&["ns"]).await;
+    app.create_table("ns", "t").await;
+    for id in [1, 2] {
+        let md = app.load_table("ns", "t").await["metadata"].clone();
+        assert_eq!(
+            app.post("/namespaces/ns/tables/t", append_commit(&md, id))
+                .await
+                .status(),
+            200
+        );
+    }
+    let all = app.load_table("ns", "t").await;
+    assert_eq!(all["metadata"]["snapshots"].as_array().unwrap().len(), 2);
+    let refs: Value = app
+        .get("/namespaces/ns/tables/t?snapshots=refs")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<i64> = refs["metadata"]["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["snapshot-id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![2]);
+}
+
+#[tokio::test]
+async fn commits_check_requirements_and_keep_history() {
+    let app = spawn_app().await;
+    app.create_namespace(&["ns"]).await;
+    let created = app.create_table("ns", "t").await;
+    let first = created["metadata"].clone();
+    let r = app
+        .post("/namespaces/ns/tables/t", append_commit(&first, 1))
+        .await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["metadata-location"]
+            .as_str()
+            .unwrap()
+            .contains("/metadata/00001-")
+    );
+    assert_eq!(body["metadata"]["current-snapshot-id"], 1);
+    assert_eq!(
+        body["metadata"]["metadata-log"].as_array().unwrap().len(),
+        1
+    );
+    // A second writer that saw the old state loses: its requirement fails against the new metadata.
+    let r = app
+        .post("/namespaces/ns/tables/t", append_commit(&first, 2))
+        .await;
+    let message = assert_error(r, 409, "CommitFailedException").await;
+    assert!(message.contains("main"), "{message}");
+    let r = app.post("/namespaces/ns/tables/t", json!({"requirements": [{"type": "assert-table-uuid", "uuid": uuid::Uuid::new_v4()}], "updates": []})).await;
+    assert_error(r, 409, "CommitFailedException").await;
+    // Changes that do not depend on the snapshot apply on top of newer metadata.
+    let r = app.post("/namespaces/ns/tables/t", json!({"requirements": [], "updates": [{"action": "set-properties", "updates": {"k": "v"}}]})).await;
+    assert_eq!(r.status(), 200);
+    let md = app.load_table("ns", "t").await["metadata"].clone();
+    assert_eq!(
+        (
+            md["current-snapshot-id"].as_i64(),
+            md["properties"]["k"].as_str()
+        ),
+        (Some(1), Some("v"))
+    );
+    // Schema evolution.
+    let evolve = json!({"requirements": [{"type": "assert-current-schema-id", "current-schema-id": 0}], "updates": [
+        {"action": "add-schema", "schema": {"type": "struct", "schema-id": 1, "fields": [
+            {"id": 1, "name": "id", "type": "long", "required": true},
+            {"id": 2, "name": "ts", "type": "timestamptz", "required": false},
+            {"id": 3, "name": "note", "type": "string", "required": false}]}, "last-column-id": 3},
+        {"action": "set-current-schema", "schema-id": -1}]});
+    let r = app.post("/namespaces/ns/tables/t", evolve).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(
+        app.load_table("ns", "t").await["metadata"]["current-schema-id"],
+        1
+    );
+    assert_error(
+        app.post("/namespaces/ns/tables/none", append_commit(&first, 3))
+            .await,
+        404,
+        "NoSuchTableException",
+    )
+    .await;
+    let r = app
+        .post(
+            "/namespaces/ns/tables/t",
+            json!({"requirements": [], "updates": [{"action": "frobnicate"}]}),
+        )
+        .await;
+    assert_error(r, 400, "BadRequestException").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn eight_concurrent_appenders_lose_nothing() {
+    let app = std::sync::Arc::new(spawn_app().await);
+    app.create_namespace(&["ns"]).await;
+    app.create_table("ns", "t").await;
+    let (writers, per_writer) = (8i64, 6i64);
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut conflicts = 0;
+            for i in 0..per_writer {
+                loop {
+                    let md = app.load_table("ns", "t").await["metadata"].clone();
+                    let r = app
+                        .post(
+                            "/namespaces/ns/tables/t",
+                            append_commit(&md, 1000 * (w + 1) + i),
+                        )
+                        .await;
+                    match r.status().as_u16() {
+                        200 => break,
+                        409 => conflicts += 1,
+                        other => panic!("unexpected {other}: {}", r.text().await.unwrap()),
+                    }
+                }
+            }
+            conflicts
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let md = app.load_table("ns", "t").await["metadata"].clone();
+    // Walk the chain from the current snapshot: every acknowledged append is on it.
+    let snapshots: std::collections::HashMap<i64, Option<i64>> = md["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["snapshot-id"].as_i64().unwrap(),
+                s["parent-snapshot-id"].as_i64(),
+            )
+        })
+        .collect();
+    let mut chain = 0;
+    let mut cursor = md["current-snapshot-id"].as_i64();
+    while let Some(id) = cursor {
+        chain += 1;
+        cursor = snapshots[&id];
+    }
+    assert_eq!(chain, writers * per_writer);
+}
+
+#[tokio::test]
+async fn stage_create_then_commit_creates_the_table() {
+    let app = spawn_app().await;
+    app.create_namespace(&["ns"]).await;
+    let mut req = table_request("staged");
+    req["stage-create"] = json!(true);
+    let r = app.post("/namespaces/ns/tables", req).await;
+    assert_eq!(r.status(), 200);
+    let staged: Value = r.json().await.unwrap();
+    assert_eq!(staged["metadata-location"], Value::Null);
+    assert_error(
+        app.get("/namespaces/ns/tables/staged").await,
+        404,
+        "NoSuchTableException",
+    )
+    .await;
+    let md = &staged["metadata"];
+    let commit = json!({
+        "requirements": [{"type": "assert-create"}],
+        "updates": [
+            {"action": "assign-uuid", "uuid": md["table-uuid"]},
+            {"action": "upgrade-format-version", "format-version": 2},
+            {"action": "add-schema", "schema": md["schemas"][0], "last-column-id": 2},
+            {"action": "set-current-schema", "schema-id": -1},
+            {"action": "add-spec", "spec": md["partition-specs"][0]},
+            {"action": "set-default-spec", "spec-id": -1},
+            {"action": "add-sort-order", "sort-order": md["sort-orders"][0]},
+            {"action": "set-default-sort-order", "sort-order-id": -1},
+            {"action": "set-location", "location": md["location"]},
+            {"action": "set-properties", "updates": {"owner": "tests"}}
+        ]
+    });
+    let r = app
+        .post("/namespaces/ns/tables/staged", commit.clone())
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let loaded = app.load_table("ns", "staged").await;
+    assert_eq!(loaded["metadata"]["table-uuid"], md["table-uuid"]);
+    assert_error(
+        app.post("/namespaces/ns/tables/staged", commit).await,
+        409,
+        "CommitFailedException",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn locations_outside_the_warehouse_are_refused() {
+    let app = spawn_app().await;
+    app.create_namespace(&["ns"]).await;
+    let root = format!(
+        "file://{}",
+        std::fs::canonicalize(app.data_dir.path())
+            .unwrap()
+            .join("warehouse")
+            .display()
+    );
+    for location in [
+        "file:///tmp/elsewhere".to_string(),
+        format!("{root}/../escape"),
+        format!("{root}x/sibling"),
+        "s3://other/bucket".into(),
+    ] {
+        let mut req = table_request("t");
+        req["location"] = json!(location);
+        assert_error(
+            app.post("/namespaces/ns/tables", req).await,
+            400,
+            "BadRequestException",
+        )
+        .await;
+    }
+    let mut req = table_request("t");
+    req["location"] = json!(format!("{root}/custom/t"));
+    assert_eq!(app.post("/namespaces/ns/tables", req).await.status(), 200);
+    let mut req = table_request("u");
+    req["properties"] = json!({"write.data.path": "file:///tmp/steal"});
+    assert_error(
+        app.post("/namespaces/ns/tables", req).await,
+        400,
+        "BadRequestException",
+    )
+    .await;
+    let r = app.post("/namespaces/ns/tables/t", json!({"requirements": [], "updates": [{"action": "set-properties", "updates": {"write.metadata.path": "file:///tmp/x"}}]})).await;
+    assert_error(r, 400, "BadRequestException").await;
+    let r = app.post("/namespaces/ns/tables/t", json!({"requirements": [], "updates": [{"action": "set-location", "location": "file:///tmp/x"}]})).await;
+    assert_error(r, 400, "BadRequestException").await;
+    let r = app
+        .post(
+            "/namespaces/ns/tables",
+            json!({"name": "a/b", "schema": table_request("x")["schema"]}),
+        )
+        .await;
+    assert_error(r, 400, "BadRequestException").await;
+}
+
+#[tokio::test]
+async fn rename_moves_tables_across_namespaces() {
+    let app = spawn_app().await;
+    app.create_namespace(&["a"]).await;
+    app.create_namespace(&["b"]).await;
+    let created = app.create_table("a", "t").await;
+    app.create_table("b", "taken").await;
+    let rename = |src: &str, dst_ns: &str, dst: &str| json!({"source": {"namespace": ["a"], "name": src}, "destination": {"namespace": [dst_ns], "name": dst}});
+    assert_error(
+        app.post("/tables/rename", rename("t", "b", "taken")).await,
+        409,
+        "AlreadyExistsException",
+    )
+    .await;
+    assert_error(
+        app.post("/tables/rename", rename("t", "zz", "t")).await,
+        404,
+        "NoSuchNamespaceException",
+    )
+    .await;
+    assert_error(
+        app.post("/tables/rename", rename("nope", "b", "x")).await,
+        404,
+        "NoSuchTableException",
+    )
+    .await;
+    assert_eq!(
+        app.post("/tables/rename", rename("t", "b", "moved"))
+            .await
+            .status(),
+        204
+    );
+    let moved = app.load_table("b", "moved").await;
+    assert_eq!(moved["metadata-location"], created["metadata-location"]);
+    assert_error(
+        app.get("/namespaces/a/tables/t").await,
+        404,
+        "NoSuchTableException",
+    )
+    .await;
+    assert_eq!(
+        app.delete("/namespaces/a").await.status(),
+        204,
+        "the source namespace is empty now"
+    );
+}
+
+#[tokio::test]
+async fn drop_with_purge_deletes_the_files() {
+    let app = spawn_app().await;
+    app.create_namespace(&["ns"]).await;
+    let kept = app.create_table("ns", "kept").await;
+    let purged = app.create_table("ns", "purged").await;
+    assert_eq!(app.delete("/namespaces/ns/tables/kept").await.status(), 204);
+    assert!(
+        local_path(kept["metadata-location"].as_str().unwrap()).exists(),
+        "drop without purge keeps files"
+    );
+    assert_eq!(
+        app.delete("/namespaces/ns/tables/purged?purgeRequested=true")
+            .await
+            .status(),
+        204
+    );
+    assert!(
+        !local_path(purged["metadata"]["location"].as_str().unwrap()).exists(),
+        "purge deletes the table directory"
+    );
+    assert_error(
+        app.delete("/namespaces/ns/tables/purged").await,
+        404,
+        "NoSuchTableException",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn register_takes_an_existing_metadata_file() {
+    let app = spawn_app().await;
+    app.create_namespace(&["ns"]).await;
+    let created = app.create_table("ns", "orig").await;
+    let location = created["metadata-location"].as_str().unwrap();
+    assert_eq!(app.delete("/namespaces/ns/tables/orig").await.status(), 204);
+    let r = app
+        .post(
+            "/namespaces/ns/register",
+            json!({"name": "again", "metadata-location": location}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        app.load_table("ns", "again").await["metadata-location"],
+        location
+    );
+    let r = app
+        .post(
+            "/namespaces/ns/register",
+            json!({"name": "again", "metadata-location": location}),
+        )
+        .await;
+    assert_error(r, 409, "AlreadyExistsException").await;
+    let r = app
+        .post(
+            "/namespaces/ns/register",
+            json!({"name": "again", "metadata-location": location, "overwrite": true}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = app
+        .post(
+            "/namespaces/ns/register",
+            json!({"name": "x", "metadata-location": "file:///etc/passwd"}),
+        )
+        .await;
+    assert_error(r, 400, "BadRequestException").await;
+}
+
+#[tokio::test]
+async fn transactions_commit_all_tables_or_none() {
+    let app = spawn_app().await;
+    app.create_namespace(&["ns"]).await;
+    let a = app.create_table("ns", "a").await["metadata"].clone();
+    let b = app.create_table("ns", "b").await["metadata"].clone();
+    let change = |name: &str, md: &Value, id: i64| {
+        let mut c = append_commit(md, id);
+        c["identifier"] = json!({"namespace": ["ns"], "name": name});
+        c
+    };
+    let stale_b = json!({"identifier": {"namespace": ["ns"], "name": "b"}, "requirements": [{"type": "assert-table-uuid", "uuid": uuid::Uuid::new_v4()}], "updates": []});
+    let r = app
+        .post(
+            "/transactions/commit",
+            json!({"table-changes": [change("a", &a, 1), stale_b]}),
+        )
+        .await;
+    assert_error(r, 409, "CommitFailedException").await;
+    assert_eq!(
+        app.load_table("ns", "a").await["metadata"]["current-snapshot-id"],
+        Value::Null,
+        "nothing of a failed transaction is applied"
+    );
+    let r = app
+        .post(
+            "/transactions/commit",
+            json!({"table-changes": [change("a", &a, 1), change("b", &b, 2)]}),
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        app.load_table("ns", "a").await["metadata"]["current-snapshot-id"],
+        1
+    );
+    assert_eq!(
+        app.load_table("ns", "b").await["metadata"]["current-snapshot-id"],
+        2
+    );
+    let no_id = append_commit(&a, 5);
+    assert_error(
+        app.post("/transactions/commit", json!({"table-changes": [no_id]}))
+            .await,
+        400,
+        "BadRequestException",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn metrics_reports_are_accepted() {
+    let app = spawn_app().await;
+    app.create_namespace(&["ns"]).await;
+    app.create_table("ns", "t").await;
+    let report = json!({"report-type": "scan-report", "table-name": "ns.t", "snapshot-id": 1, "filter": true, "schema-id": 0, "projected-field-ids": [1], "projected-field-names": ["id"], "metrics": {}});
+    assert_eq!(
+        app.post("/namespaces/ns/tables/t/metrics", report.clone())
+            .await
+            .status(),
+        204
+    );
+    assert_error(
+        app.post("/namespaces/ns/tables/none/metrics", report).await,
+        404,
+        "NoSuchTableException",
+    )
+    .await;
+}

@@ -1,0 +1,176 @@
+//! Starts a real Floe on a free port with a fresh data directory; tests talk HTTP to it.
+#![allow(dead_code)]
+
+use floe::config::{Secret, Settings};
+use floe::startup::Application;
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::{Value, json};
+
+pub const ROOT_ID: &str = "test-root";
+pub const ROOT_SECRET: &str = "test-root-secret";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub token: String,
+    /// The `demo` warehouse's id (the Iceberg prefix).
+    pub prefix: String,
+    pub data_dir: tempfile::TempDir,
+}
+
+/// Starts Floe with `adjust` applied to the default test settings.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings::default();
+    settings.listen = "127.0.0.1:0".into();
+    settings.data_dir = data_dir.path().to_path_buf();
+    settings.workers = 2;
+    settings.root_client_id = Some(ROOT_ID.into());
+    settings.root_client_secret = Some(Secret::new(ROOT_SECRET));
+    adjust(&mut settings);
+    let app = Application::build(settings).await.expect("Floe starts");
+    let base = format!("http://127.0.0.1:{}", app.port);
+    tokio::spawn(app.server);
+    let client = reqwest::Client::new();
+    let token = fetch_token(&client, &base, ROOT_ID, ROOT_SECRET).await;
+    let config: Value = client
+        .get(format!("{base}/v1/config?warehouse=demo"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let prefix = config["overrides"]["prefix"].as_str().unwrap().to_owned();
+    TestApp {
+        base,
+        client,
+        token,
+        prefix,
+        data_dir,
+    }
+}
+
+/// Starts Floe with the default test settings.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn fetch_token(client: &reqwest::Client, base: &str, id: &str, secret: &str) -> String {
+    let r: Value = client
+        .post(format!("{base}/v1/oauth/tokens"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", id),
+            ("client_secret", secret),
+            ("scope", "catalog"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["access_token"].as_str().expect("a token").to_owned()
+}
+
+impl TestApp {
+    /// A request to `path` under `/v1/{prefix}` with the root token.
+    pub fn catalog(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}/v1/{}{}", self.base, self.prefix, path))
+            .bearer_auth(&self.token)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.catalog(Method::GET, path).send().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Response {
+        self.catalog(Method::POST, path)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn delete(&self, path: &str) -> Response {
+        self.catalog(Method::DELETE, path).send().await.unwrap()
+    }
+
+    pub async fn create_namespace(&self, parts: &[&str]) {
+        let r = self.post("/namespaces", json!({"namespace": parts})).await;
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    }
+
+    /// Creates `ns.name` with an (id long, ts timestamptz) schema partitioned by day(ts).
+    pub async fn create_table(&self, ns: &str, name: &str) -> Value {
+        let r = self
+            .post(&format!("/namespaces/{ns}/tables"), table_request(name))
+            .await;
+        assert_eq!(r.status(), 200, "create table: {}", r.text().await.unwrap());
+        r.json().await.unwrap()
+    }
+
+    pub async fn load_table(&self, ns: &str, name: &str) -> Value {
+        let r = self.get(&format!("/namespaces/{ns}/tables/{name}")).await;
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+}
+
+pub fn table_request(name: &str) -> Value {
+    json!({
+        "name": name,
+        "schema": {"type": "struct", "schema-id": 0, "fields": [
+            {"id": 1, "name": "id", "type": "long", "required": true},
+            {"id": 2, "name": "ts", "type": "timestamptz", "required": false}
+        ]},
+        "partition-spec": {"spec-id": 0, "fields": [{"source-id": 2, "field-id": 1000, "transform": "day", "name": "ts_day"}]},
+        "properties": {"owner": "tests"}
+    })
+}
+
+/// An append commit on top of `metadata`: asserts main is where the client saw it.
+pub fn append_commit(metadata: &Value, snapshot_id: i64) -> Value {
+    let parent = metadata["current-snapshot-id"]
+        .as_i64()
+        .filter(|id| *id >= 0);
+    let seq = metadata["last-sequence-number"].as_i64().unwrap_or(0) + 1;
+    let location = metadata["location"].as_str().unwrap();
+    let mut snapshot = json!({
+        "snapshot-id": snapshot_id,
+        "sequence-number": seq,
+        "timestamp-ms": chrono_ms(),
+        "manifest-list": format!("{location}/metadata/snap-{snapshot_id}.avro"),
+        "summary": {"operation": "append"},
+        "schema-id": 0
+    });
+    if let Some(p) = parent {
+        snapshot["parent-snapshot-id"] = json!(p);
+    }
+    json!({
+        "requirements": [{"type": "assert-ref-snapshot-id", "ref": "main", "snapshot-id": parent}],
+        "updates": [
+            {"action": "add-snapshot", "snapshot": snapshot},
+            {"action": "set-snapshot-ref", "ref-name": "main", "type": "branch", "snapshot-id": snapshot_id}
+        ]
+    })
+}
+
+fn chrono_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Asserts an Iceberg error body of `status` and `kind`.
+pub async fn assert_error(r: Response, status: u16, kind: &str) -> String {
+    assert_eq!(r.status().as_u16(), status, "unexpected status");
+    let body: Value = r.json().await.expect("error bodies are JSON");
+    assert_eq!(body["error"]["type"], kind, "{body}");
+    assert_eq!(body["error"]["code"], status, "{body}");
+    body["error"]["message"].as_str().unwrap().to_owned()
+}
