@@ -3,7 +3,7 @@
 # reuse it. Prints the venv path. Re-installs only when tests/e2e/requirements.txt changed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-venv=${FLOE_VENV:-$HOME/.cache/floe/venv}
+venv=${VENV_DIR:-$HOME/.cache/floe/venv}
 req="$here/tests/e2e/requirements.txt"
 stamp="$venv/.requirements.sha256"
 want=$(sha256sum "$req" | cut -d' ' -f1)

@@ -1,6 +1,6 @@
 //! The committed OpenAPI document is what the code generates, and every Iceberg operation Floe
 //! serves has the reference spec's path, method and operationId.
-//! Regenerate with: `FLOE_UPDATE_OPENAPI=1 cargo nextest run --test openapi`.
+//! Regenerate with: `UPDATE_OPENAPI=1 cargo nextest run --test openapi`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,14 +14,14 @@ const REFERENCE: &str = "../shared/reference/iceberg-rest/rest-catalog-open-api.
 fn committed_openapi_document_is_up_to_date() {
     let generated = floe::api::openapi::document_json();
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(COMMITTED);
-    if std::env::var_os("FLOE_UPDATE_OPENAPI").is_some() {
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, &generated).unwrap();
     }
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         committed == generated,
-        "{COMMITTED} is stale: run FLOE_UPDATE_OPENAPI=1 cargo nextest run --test openapi"
+        "{COMMITTED} is stale: run UPDATE_OPENAPI=1 cargo nextest run --test openapi"
     );
 }
 

@@ -47,8 +47,19 @@ pub struct LoadTableQuery {
 pub struct DropTableQuery {
     /// Also delete the table's files.
     #[serde(rename = "purgeRequested")]
-    #[param(rename = "purgeRequested")]
-    purge_requested: Option<bool>,
+    #[param(rename = "purgeRequested", value_type = Option<bool>)]
+    purge_requested: Option<String>,
+}
+
+impl DropTableQuery {
+    /// `true`/`false` in any case (PyIceberg sends `True`).
+    fn purge(&self) -> ApiResult<bool> {
+        match self.purge_requested.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(other) => Err(ApiError::bad_request(format!("purgeRequested must be true or false, not '{other}'"))),
+        }
+    }
 }
 
 /// Table-specific client configuration (storage endpoint settings; no credentials yet).
@@ -327,7 +338,7 @@ async fn drop_table(
             .drop_table(
                 &wh,
                 &table_param(&ns, &table)?,
-                query.purge_requested.unwrap_or(false),
+                query.purge()?,
             )
             .await?;
         Ok(Reply::no_content())

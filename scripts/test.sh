@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, Rust unit/integration tests (nextest), then the
+# end-to-end tests with real clients (PyIceberg, DuckDB) against the real binary, and the quickstart.
+# Build output and the Python venv live under ~/.cache/floe so later runs reuse them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/floe/target}
+export CARGO_TERM_COLOR=never
+step() { printf '\n== %s (%ss)\n' "$1" "$SECONDS"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy"
+cargo clippy --all-targets --quiet -- -D warnings
+step "cargo build"
+cargo build --quiet
+step "Rust tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --no-fail-fast
+else
+  cargo test --quiet
+fi
+step "Python environment"
+venv=$(scripts/python-env.sh)
+step "end-to-end tests (PyIceberg, DuckDB)"
+TEST_FLOE_BIN="$CARGO_TARGET_DIR/debug/floe" "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/e2e
+step "quickstart"
+TEST_FLOE_BIN="$CARGO_TARGET_DIR/debug/floe" QUICKSTART_ONCE=1 scripts/quickstart.sh >/dev/null
+step "done"

@@ -1,0 +1,79 @@
+"""Starts the real `floe` binary for end-to-end tests with real Iceberg clients."""
+
+import os
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT_ID = "e2e-root"
+ROOT_SECRET = "e2e-root-secret"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def floe_binary() -> str:
+    if os.environ.get("TEST_FLOE_BIN"):
+        return os.environ["TEST_FLOE_BIN"]
+    target = os.environ.get("CARGO_TARGET_DIR", str(REPO / "target"))
+    return str(Path(target) / "debug" / "floe")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class FloeServer:
+    """One Floe process with its own data directory."""
+
+    def __init__(self, config_toml: str = "", env: dict | None = None):
+        self.dir = tempfile.TemporaryDirectory(prefix="floe-e2e-")
+        self.port = free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        data = Path(self.dir.name) / "data"
+        config = Path(self.dir.name) / "floe.toml"
+        config.write_text(config_toml)
+        self.log_path = Path(self.dir.name) / "floe.log"
+        full_env = dict(os.environ, FLOE_ROOT_CLIENT_ID=ROOT_ID, FLOE_ROOT_CLIENT_SECRET=ROOT_SECRET,
+                        FLOE_LOG="info", **(env or {}))
+        self.proc = subprocess.Popen(
+            [floe_binary(), "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(data),
+             "--config", str(config)],
+            stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT, env=full_env)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"{self.uri}/health/ready", timeout=1)
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.1)
+        raise RuntimeError(f"floe did not start:\n{self.log_path.read_text()}")
+
+    def catalog(self, warehouse: str = "demo", **props):
+        from pyiceberg.catalog import load_catalog
+        return load_catalog("floe", **{
+            "type": "rest", "uri": self.uri, "warehouse": warehouse,
+            "credential": f"{ROOT_ID}:{ROOT_SECRET}",
+            "oauth2-server-uri": f"{self.uri}/v1/oauth/tokens", **props})
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.dir.cleanup()
+
+
+@pytest.fixture
+def floe():
+    server = FloeServer()
+    yield server
+    server.stop()
