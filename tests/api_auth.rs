@@ -131,7 +131,7 @@ async fn catalog_routes_refuse_missing_and_bad_tokens() {
         Some(tampered),
     ];
     let routes = [
-        (Method::GET, format!("/v1/config?warehouse=demo")),
+        (Method::GET, "/v1/config?warehouse=demo".to_string()),
         (Method::GET, format!("/v1/{}/namespaces", app.prefix)),
         (Method::POST, format!("/v1/{}/namespaces", app.prefix)),
         (

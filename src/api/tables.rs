@@ -54,10 +54,17 @@ pub struct DropTableQuery {
 impl DropTableQuery {
     /// `true`/`false` in any case (PyIceberg sends `True`).
     fn purge(&self) -> ApiResult<bool> {
-        match self.purge_requested.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        match self
+            .purge_requested
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None | Some("false") => Ok(false),
             Some("true") => Ok(true),
-            Some(other) => Err(ApiError::bad_request(format!("purgeRequested must be true or false, not '{other}'"))),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "purgeRequested must be true or false, not '{other}'"
+            ))),
         }
     }
 }
@@ -335,11 +342,7 @@ async fn drop_table(
         let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
         state
             .catalog
-            .drop_table(
-                &wh,
-                &table_param(&ns, &table)?,
-                query.purge()?,
-            )
+            .drop_table(&wh, &table_param(&ns, &table)?, query.purge()?)
             .await?;
         Ok(Reply::no_content())
     };

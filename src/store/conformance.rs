@@ -11,11 +11,11 @@ use uuid::Uuid;
 use super::*;
 use crate::domain::{NamespaceIdent, ObjectName, TableIdent};
 
+/// One named check: it takes a fresh, empty store.
+pub type Check = fn(Arc<dyn CatalogStore>) -> futures::future::BoxFuture<'static, ()>;
+
 /// Every check in the suite, by name, for a test harness to run one by one.
-pub fn checks() -> Vec<(
-    &'static str,
-    fn(Arc<dyn CatalogStore>) -> futures::future::BoxFuture<'static, ()>,
-)> {
+pub fn checks() -> Vec<(&'static str, Check)> {
     use futures::FutureExt;
     vec![
         ("tenants_and_warehouses", |s| {

@@ -21,12 +21,14 @@ pub struct TestApp {
 /// Starts Floe with `adjust` applied to the default test settings.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let data_dir = tempfile::tempdir().unwrap();
-    let mut settings = Settings::default();
-    settings.listen = "127.0.0.1:0".into();
-    settings.data_dir = data_dir.path().to_path_buf();
-    settings.workers = 2;
-    settings.root_client_id = Some(ROOT_ID.into());
-    settings.root_client_secret = Some(Secret::new(ROOT_SECRET));
+    let mut settings = Settings {
+        listen: "127.0.0.1:0".into(),
+        data_dir: data_dir.path().to_path_buf(),
+        workers: 2,
+        root_client_id: Some(ROOT_ID.into()),
+        root_client_secret: Some(Secret::new(ROOT_SECRET)),
+        ..Settings::default()
+    };
     adjust(&mut settings);
     let app = Application::build(settings).await.expect("Floe starts");
     let base = format!("http://127.0.0.1:{}", app.port);

@@ -12,13 +12,12 @@ import pytest
 
 ROOT_ID = "e2e-root"
 ROOT_SECRET = "e2e-root-secret"
-REPO = Path(__file__).resolve().parents[2]
 
 
 def floe_binary() -> str:
     if os.environ.get("TEST_FLOE_BIN"):
         return os.environ["TEST_FLOE_BIN"]
-    target = os.environ.get("CARGO_TARGET_DIR", str(REPO / "target"))
+    target = os.environ.get("CARGO_TARGET_DIR", str(Path.home() / ".cache" / "floe" / "target"))
     return str(Path(target) / "debug" / "floe")
 
 

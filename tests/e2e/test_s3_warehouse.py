@@ -1,0 +1,79 @@
+"""A warehouse on S3 (SeaweedFS): Floe writes metadata with its own keys; PyIceberg, with its own
+keys (credential vending is a later issue), writes and reads data there."""
+
+import threading
+
+import pyarrow as pa
+import pytest
+from pyiceberg.exceptions import CommitFailedException
+
+from conftest import FloeServer
+from seaweed import ACCESS_KEY, SECRET_KEY, SeaweedS3
+
+
+@pytest.fixture(scope="module")
+def s3():
+    server = SeaweedS3()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def floe_s3(s3):
+    config = f"""
+[[warehouses]]
+name = "lake"
+storage = {{ kind = "s3", bucket = "{s3.bucket}", key_prefix = "wh", region = "us-east-1", endpoint = "{s3.endpoint}", path_style = true }}
+s3_access_key_id = "{ACCESS_KEY}"
+s3_secret_access_key = "{SECRET_KEY}"
+"""
+    server = FloeServer(config)
+    yield server
+    server.stop()
+
+
+def client_keys(s3):
+    return {"s3.access-key-id": ACCESS_KEY, "s3.secret-access-key": SECRET_KEY}
+
+
+def test_pyiceberg_on_an_s3_warehouse(floe_s3, s3):
+    cat = floe_s3.catalog("lake", **client_keys(s3))
+    cat.create_namespace(("ns",))
+    data = pa.table({"id": pa.array([1, 2, 3], pa.int64())})
+    table = cat.create_table(("ns", "t"), schema=data.schema)
+    assert table.location().startswith(f"s3://{s3.bucket}/wh/")
+    metadata_keys = [k for k in s3.keys("wh/") if k.endswith(".metadata.json")]
+    assert len(metadata_keys) == 1, "Floe wrote the first metadata file to S3"
+    table.append(data)
+    table.append(data)
+    assert cat.load_table(("ns", "t")).scan().to_arrow().num_rows == 6
+    prefix = table.location().removeprefix(f"s3://{s3.bucket}/")
+    assert s3.keys(prefix + "/data/"), "data files are in the bucket"
+    cat.purge_table(("ns", "t"))
+    assert s3.keys(prefix + "/") == [], "purge removed every object under the table"
+
+
+def test_eight_appenders_on_s3_lose_nothing(floe_s3, s3):
+    floe_s3.catalog("lake", **client_keys(s3)).create_namespace(("load",))
+    floe_s3.catalog("lake", **client_keys(s3)).create_table(("load", "t"), schema=pa.schema([("id", pa.int64())]))
+    errors = []
+
+    def writer(w):
+        cat = floe_s3.catalog("lake", **client_keys(s3))
+        try:
+            for i in range(3):
+                while True:
+                    try:
+                        cat.load_table(("load", "t")).append(pa.table({"id": pa.array([w * 10 + i], pa.int64())}))
+                        break
+                    except CommitFailedException:
+                        continue
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert not errors, errors
+    ids = sorted(floe_s3.catalog("lake", **client_keys(s3)).load_table(("load", "t")).scan().to_arrow()["id"].to_pylist())
+    assert ids == sorted(w * 10 + i for w in range(8) for i in range(3))
