@@ -25,5 +25,9 @@ venv=$(scripts/python-env.sh)
 step "end-to-end tests (PyIceberg, DuckDB)"
 TEST_FLOE_BIN="$CARGO_TARGET_DIR/debug/floe" "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/e2e
 step "quickstart"
-TEST_FLOE_BIN="$CARGO_TARGET_DIR/debug/floe" QUICKSTART_ONCE=1 scripts/quickstart.sh >/dev/null
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+log=$(mktemp)
+TEST_FLOE_BIN="$CARGO_TARGET_DIR/debug/floe" QUICKSTART_ONCE=1 FLOE_LISTEN="127.0.0.1:$port" scripts/quickstart.sh >"$log" 2>&1 ||
+  { cat "$log"; exit 1; }
+tail -n 1 "$log"
 step "done"

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): the release build of Floe over loopback, driven by wrk.
+# load-table at 1/8/64 connections, create-table rate, commits uncontended and 8 writers on one
+# table (with a check that every acknowledged commit is in the final metadata), and nginx (one
+# worker) serving a file the size of a load-table response as this machine's ceiling.
+# Needs wrk and nginx-light (installed with apt-get when missing). DURATION=10s by default.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/floe/target}
+duration=${DURATION:-10s}
+command -v wrk >/dev/null && command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk nginx-light >/dev/null; }
+cargo build --release --quiet
+venv=$(scripts/python-env.sh)
+out=$(mktemp -d /tmp/floe-bench.XXXX)
+port=18555; nginx_port=18556
+FLOE_ROOT_CLIENT_ID=bench FLOE_ROOT_CLIENT_SECRET=bench-secret FLOE_LOG=warn \
+  "$CARGO_TARGET_DIR/release/floe" serve --listen 127.0.0.1:$port --data-dir "$out/data" > "$out/floe.log" 2>&1 &
+floe_pid=$!
+cleanup() { kill $floe_pid 2>/dev/null || true; [ -f "$out/nginx.pid" ] && kill "$(cat "$out/nginx.pid")" 2>/dev/null || true; }
+trap cleanup EXIT
+for _ in $(seq 100); do curl -sf http://127.0.0.1:$port/health/ready >/dev/null && break; sleep 0.1; done
+uri=http://127.0.0.1:$port
+meta=$("$venv/bin/python" bench/prepare.py $uri bench bench-secret "$out")
+export FLOE_BENCH_TOKEN=$(echo "$meta" | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+prefix=$(echo "$meta" | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["prefix"])')
+tables=$uri/v1/$prefix/namespaces/bench/tables
+
+cat > "$out/nginx.conf" <<NGINX
+worker_processes 1; pid $out/nginx.pid; error_log $out/nginx.err; daemon on;
+events { worker_connections 1024; }
+http { access_log off; server { listen 127.0.0.1:$nginx_port; root $out; } }
+NGINX
+nginx -c "$out/nginx.conf"
+sleep 0.5
+echo "running wrk ($duration per run)..." >&2
+wrk -t2 -c8 -d$duration --latency http://127.0.0.1:$nginx_port/load_table.json > "$out/nginx_c8.txt"
+wrk -t1 -c1 -d$duration --latency -s bench/load_table.lua "$tables/hot" > "$out/load_c1.txt"
+wrk -t2 -c8 -d$duration --latency -s bench/load_table.lua "$tables/hot" > "$out/load_c8.txt"
+wrk -t2 -c64 -d$duration --latency -s bench/load_table.lua "$tables/hot" > "$out/load_c64.txt"
+wrk -t2 -c8 -d$duration --latency -s bench/create_table.lua "$tables" > "$out/create_c8.txt"
+rss_before=$(ps -o rss= -p $floe_pid | tr -d ' ')
+wrk -t1 -c1 -d$duration --latency -s bench/commit.lua "$tables/solo" > "$out/commit_solo_c1.txt"
+wrk -t2 -c8 -d$duration --latency -s bench/commit.lua "$tables/shared" > "$out/commit_shared_c8.txt"
+rss_after=$(ps -o rss= -p $floe_pid | tr -d ' ')
+count_props() {
+  curl -sf -H "Authorization: Bearer $FLOE_BENCH_TOKEN" "$tables/$1" |
+    "$venv/bin/python" -c 'import json,sys; print(sum(k.startswith("bench.") for k in json.load(sys.stdin)["metadata"]["properties"]))'
+}
+echo "$meta" | "$venv/bin/python" -c "
+import json,sys; m=json.load(sys.stdin); m.pop('token')
+m.update(properties={'solo': $(count_props solo), 'shared': $(count_props shared)}, rss_before_kb=$rss_before, rss_after_kb=$rss_after)
+json.dump(m, open('$out/meta.json','w'))"
+"$venv/bin/python" bench/report.py "$out" | tee "$out/report.txt"
+echo "raw wrk output in $out" >&2
