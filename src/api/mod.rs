@@ -174,6 +174,26 @@ pub async fn idempotent(
     reply.respond()
 }
 
+/// `{"metadata-location": .., "metadata": <JSON as cached>, "config": {..}}`, assembled around the
+/// cached metadata bytes instead of re-serializing them (load-table is the hot path).
+pub fn metadata_body(
+    metadata_location: Option<&str>,
+    metadata: &[u8],
+    config: Option<&std::collections::BTreeMap<String, String>>,
+) -> Bytes {
+    let mut out = Vec::with_capacity(metadata.len() + 256);
+    out.extend_from_slice(b"{\"metadata-location\":");
+    serde_json::to_writer(&mut out, &metadata_location).expect("string serializes");
+    out.extend_from_slice(b",\"metadata\":");
+    out.extend_from_slice(metadata);
+    if let Some(config) = config {
+        out.extend_from_slice(b",\"config\":");
+        serde_json::to_writer(&mut out, config).expect("map serializes");
+    }
+    out.push(b'}');
+    Bytes::from(out)
+}
+
 /// Parses a namespace path segment.
 pub fn namespace_param(segment: &str) -> ApiResult<NamespaceIdent> {
     Ok(NamespaceIdent::from_url_segment(segment)?)

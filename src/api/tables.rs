@@ -14,7 +14,7 @@ use super::openapi::CommonErrors;
 use super::types::*;
 use super::{
     ApiError, ApiResult, AppState, Authenticated, Reply, idempotent, identifier, identifier_body,
-    namespace_param, table_param,
+    metadata_body, namespace_param, table_param,
 };
 use crate::catalog::{
     CreateTable, LoadedTable, SnapshotsMode, TableChange, Warehouse, encode_page_token,
@@ -89,23 +89,16 @@ fn table_config(wh: &Warehouse) -> BTreeMap<String, String> {
     config
 }
 
-/// `{"metadata-location":..., "metadata": <cached JSON>, "config": {...}}` without re-serializing
-/// the metadata.
 fn load_result_body(
     loaded: &LoadedTable,
     mode: SnapshotsMode,
     config: &BTreeMap<String, String>,
 ) -> Bytes {
-    let metadata = loaded.table.json_for(mode);
-    let mut out = Vec::with_capacity(metadata.len() + 256);
-    out.extend_from_slice(b"{\"metadata-location\":");
-    serde_json::to_writer(&mut out, &loaded.metadata_location).expect("string serializes");
-    out.extend_from_slice(b",\"metadata\":");
-    out.extend_from_slice(&metadata);
-    out.extend_from_slice(b",\"config\":");
-    serde_json::to_writer(&mut out, config).expect("map serializes");
-    out.push(b'}');
-    Bytes::from(out)
+    metadata_body(
+        loaded.metadata_location.as_deref(),
+        &loaded.table.json_for(mode),
+        Some(config),
+    )
 }
 
 fn etag(metadata_location: &str, mode: SnapshotsMode) -> String {
@@ -117,13 +110,11 @@ fn etag(metadata_location: &str, mode: SnapshotsMode) -> String {
 }
 
 fn commit_body(loaded: &LoadedTable) -> Bytes {
-    let mut out = Vec::with_capacity(loaded.table.json.len() + 128);
-    out.extend_from_slice(b"{\"metadata-location\":");
-    serde_json::to_writer(&mut out, &loaded.metadata_location).expect("string serializes");
-    out.extend_from_slice(b",\"metadata\":");
-    out.extend_from_slice(&loaded.table.json);
-    out.push(b'}');
-    Bytes::from(out)
+    metadata_body(
+        loaded.metadata_location.as_deref(),
+        &loaded.table.json,
+        None,
+    )
 }
 
 /// List tables in a namespace.

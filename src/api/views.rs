@@ -8,7 +8,7 @@ use super::openapi::CommonErrors;
 use super::types::*;
 use super::{
     ApiError, ApiResult, AppState, Authenticated, Reply, idempotent, identifier, identifier_body,
-    namespace_param, table_param,
+    metadata_body, namespace_param, table_param,
 };
 use crate::catalog::{CreateView, LoadedView, encode_page_token};
 use crate::domain::{ObjectName, TableIdent};
@@ -25,13 +25,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 fn view_body(loaded: &LoadedView) -> Bytes {
-    let mut out = Vec::with_capacity(loaded.view.json.len() + 128);
-    out.extend_from_slice(b"{\"metadata-location\":");
-    serde_json::to_writer(&mut out, &loaded.metadata_location).expect("string serializes");
-    out.extend_from_slice(b",\"metadata\":");
-    out.extend_from_slice(&loaded.view.json);
-    out.extend_from_slice(b",\"config\":{}}");
-    Bytes::from(out)
+    metadata_body(
+        Some(&loaded.metadata_location),
+        &loaded.view.json,
+        Some(&Default::default()),
+    )
 }
 
 /// List views in a namespace.
