@@ -34,16 +34,20 @@ class FloeServer:
         self.dir = tempfile.TemporaryDirectory(prefix="floe-e2e-")
         self.port = free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
-        data = Path(self.dir.name) / "data"
-        config = Path(self.dir.name) / "floe.toml"
-        config.write_text(config_toml)
+        self.config = Path(self.dir.name) / "floe.toml"
+        self.config.write_text(config_toml)
         self.log_path = Path(self.dir.name) / "floe.log"
-        full_env = dict(os.environ, FLOE_ROOT_CLIENT_ID=ROOT_ID, FLOE_ROOT_CLIENT_SECRET=ROOT_SECRET,
+        self.env = dict(os.environ, FLOE_ROOT_CLIENT_ID=ROOT_ID, FLOE_ROOT_CLIENT_SECRET=ROOT_SECRET,
                         FLOE_LOG="info", **(env or {}))
+        self.start()
+
+    def start(self):
+        """Starts (or restarts) the process on the same port and data directory."""
+        data = Path(self.dir.name) / "data"
         self.proc = subprocess.Popen(
             [floe_binary(), "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(data),
-             "--config", str(config)],
-            stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT, env=full_env)
+             "--config", str(self.config)],
+            stdout=open(self.log_path, "a"), stderr=subprocess.STDOUT, env=self.env)
         deadline = time.time() + 30
         while time.time() < deadline:
             try:
@@ -61,6 +65,11 @@ class FloeServer:
             "type": "rest", "uri": self.uri, "warehouse": warehouse,
             "credential": f"{ROOT_ID}:{ROOT_SECRET}",
             "oauth2-server-uri": f"{self.uri}/v1/oauth/tokens", **props})
+
+    def kill(self):
+        """SIGKILL: no shutdown, no flush."""
+        self.proc.kill()
+        self.proc.wait()
 
     def stop(self):
         self.proc.terminate()
