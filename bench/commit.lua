@@ -1,27 +1,34 @@
--- wrk: commits that each add one unique table property (no requirements), so every 200 must leave
--- its property in the final metadata; 409s are counted.
+-- wrk: commits with no requirements that each set one property per thread, `bench.<thread>`, to
+-- one more than the thread's acknowledged commits so far. Run with as many threads as connections, so
+-- each thread has one connection and its requests are sequential: afterwards the property must equal
+-- the thread's count of acknowledged commits (or one more, for a request in flight when wrk stopped).
+-- BENCH_SPREAD=1 sends thread N to table `<url>N` (its own table); otherwise all share `<url>`.
 local threads = {}
 function setup(thread)
   thread:set("tid", #threads + 1)
   table.insert(threads, thread)
 end
 function init(args)
-  counter = 0
   ok = 0
   conflicts = 0
-  wrk.headers["Authorization"] = "Bearer " .. os.getenv("FLOE_BENCH_TOKEN")
+  path = wrk.path
+  if os.getenv("BENCH_SPREAD") == "1" then path = wrk.path .. tid end
+  wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN")
   wrk.headers["Content-Type"] = "application/json"
 end
 function request()
-  counter = counter + 1
-  local body = '{"requirements":[],"updates":[{"action":"set-properties","updates":{"bench.' .. tid .. '.' .. counter .. '":"v"}}]}'
-  return wrk.format("POST", nil, nil, body)
+  local body = '{"requirements":[],"updates":[{"action":"set-properties","updates":{"bench.' .. tid .. '":"' .. (ok + 1) .. '"}}]}'
+  return wrk.format("POST", path, nil, body)
 end
 function response(status)
   if status == 200 then ok = ok + 1 elseif status == 409 then conflicts = conflicts + 1 end
 end
 function done()
   local total, c = 0, 0
-  for _, t in ipairs(threads) do total = total + t:get("ok"); c = c + t:get("conflicts") end
+  for _, t in ipairs(threads) do
+    total = total + t:get("ok")
+    c = c + t:get("conflicts")
+    io.write("THREAD " .. t:get("tid") .. " " .. t:get("ok") .. "\n")
+  end
   io.write("ACKED " .. total .. "\nCONFLICTS " .. c .. "\n")
 end

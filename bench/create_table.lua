@@ -7,7 +7,7 @@ end
 function init(args)
   counter = 0
   ok = 0
-  wrk.headers["Authorization"] = "Bearer " .. os.getenv("FLOE_BENCH_TOKEN")
+  wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN")
   wrk.headers["Content-Type"] = "application/json"
 end
 function request()

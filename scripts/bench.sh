@@ -12,6 +12,7 @@ command -v wrk >/dev/null && command -v nginx >/dev/null || { apt-get update -qq
 cargo build --release --quiet
 venv=$(scripts/python-env.sh)
 out=$(mktemp -d /tmp/floe-bench.XXXX)
+chmod 755 "$out"   # nginx's worker runs as www-data
 port=18555; nginx_port=18556
 FLOE_ROOT_CLIENT_ID=bench FLOE_ROOT_CLIENT_SECRET=bench-secret FLOE_LOG=warn \
   "$CARGO_TARGET_DIR/release/floe" serve --listen 127.0.0.1:$port --data-dir "$out/data" > "$out/floe.log" 2>&1 &
@@ -21,7 +22,7 @@ trap cleanup EXIT
 for _ in $(seq 100); do curl -sf http://127.0.0.1:$port/health/ready >/dev/null && break; sleep 0.1; done
 uri=http://127.0.0.1:$port
 meta=$("$venv/bin/python" bench/prepare.py $uri bench bench-secret "$out")
-export FLOE_BENCH_TOKEN=$(echo "$meta" | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+export BENCH_TOKEN=$(echo "$meta" | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 prefix=$(echo "$meta" | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["prefix"])')
 tables=$uri/v1/$prefix/namespaces/bench/tables
 
@@ -40,15 +41,14 @@ wrk -t2 -c64 -d$duration --latency -s bench/load_table.lua "$tables/hot" > "$out
 wrk -t2 -c8 -d$duration --latency -s bench/create_table.lua "$tables" > "$out/create_c8.txt"
 rss_before=$(ps -o rss= -p $floe_pid | tr -d ' ')
 wrk -t1 -c1 -d$duration --latency -s bench/commit.lua "$tables/solo" > "$out/commit_solo_c1.txt"
-wrk -t2 -c8 -d$duration --latency -s bench/commit.lua "$tables/shared" > "$out/commit_shared_c8.txt"
+BENCH_SPREAD=1 wrk -t8 -c8 -d$duration --latency -s bench/commit.lua "$tables/c" > "$out/commit_own_c8.txt"
+wrk -t8 -c8 -d$duration --latency -s bench/commit.lua "$tables/shared" > "$out/commit_shared_c8.txt"
+rss_mid=$(ps -o rss= -p $floe_pid | tr -d ' ')
+wrk -t8 -c8 -d$duration -s bench/commit.lua "$tables/shared" > "$out/commit_more_c8.txt"
 rss_after=$(ps -o rss= -p $floe_pid | tr -d ' ')
-count_props() {
-  curl -sf -H "Authorization: Bearer $FLOE_BENCH_TOKEN" "$tables/$1" |
-    "$venv/bin/python" -c 'import json,sys; print(sum(k.startswith("bench.") for k in json.load(sys.stdin)["metadata"]["properties"]))'
-}
 echo "$meta" | "$venv/bin/python" -c "
 import json,sys; m=json.load(sys.stdin); m.pop('token')
-m.update(properties={'solo': $(count_props solo), 'shared': $(count_props shared)}, rss_before_kb=$rss_before, rss_after_kb=$rss_after)
+m.update(rss_kb=[$rss_before, $rss_mid, $rss_after])
 json.dump(m, open('$out/meta.json','w'))"
-"$venv/bin/python" bench/report.py "$out" | tee "$out/report.txt"
+BENCH_TABLES=$tables "$venv/bin/python" bench/report.py "$out" | tee "$out/report.txt"
 echo "raw wrk output in $out" >&2

@@ -37,9 +37,12 @@ pub struct Settings {
     /// HTTP worker threads (0 = one per core).
     #[serde(deserialize_with = "lenient")]
     pub workers: usize,
-    /// Parsed metadata files kept in memory.
+    /// Memory for parsed metadata files, in bytes (weighed at three times their JSON size).
     #[serde(deserialize_with = "lenient")]
-    pub metadata_cache_entries: u64,
+    pub metadata_cache_bytes: u64,
+    /// sled's page cache, in bytes (sled's own default is 1 GiB).
+    #[serde(deserialize_with = "lenient")]
+    pub store_cache_bytes: u64,
     /// Root principal's client id; generated on first start when unset.
     pub root_client_id: Option<String>,
     /// Root principal's secret; generated on first start when unset.
@@ -109,7 +112,8 @@ impl Default for Settings {
             idempotency_lifetime_secs: 1800,
             commit_retries: 32,
             workers: 0,
-            metadata_cache_entries: 10_000,
+            metadata_cache_bytes: 256 * 1024 * 1024,
+            store_cache_bytes: 128 * 1024 * 1024,
             root_client_id: None,
             root_client_secret: None,
             log: "info".into(),

@@ -11,6 +11,7 @@ mod health;
 mod namespaces;
 mod oauth;
 pub mod openapi;
+mod request_log;
 mod tables;
 pub mod types;
 mod views;
@@ -26,6 +27,7 @@ use serde::Serialize;
 pub use auth::Authenticated;
 pub use config::ENDPOINTS;
 pub use error::{ApiError, ApiResult};
+pub use request_log::request_log;
 
 use crate::catalog::{Catalog, CatalogError, ErrorType};
 use crate::domain::{NamespaceIdent, ObjectName, TableIdent};
@@ -53,12 +55,15 @@ pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) 
         .app_data(web::PathConfig::default().error_handler(error::path_error))
         .app_data(web::FormConfig::default().limit(max_body_bytes))
         .app_data(web::PayloadConfig::default().limit(max_body_bytes));
-        health::routes(cfg);
-        oauth::routes(cfg);
-        config::routes(cfg);
-        namespaces::routes(cfg);
+        // actix tries routes in registration order, one regex each: the hot table routes
+        // (load-table first) go first. Patterns are anchored and never overlap, so order only
+        // changes cost, not which route answers.
         tables::routes(cfg);
+        namespaces::routes(cfg);
         views::routes(cfg);
+        config::routes(cfg);
+        oauth::routes(cfg);
+        health::routes(cfg);
         openapi::routes(cfg);
     }
 }

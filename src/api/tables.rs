@@ -6,7 +6,6 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, route, web};
 use bytes::Bytes;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use utoipa::IntoParams;
 
 use super::namespaces::PageQuery;
@@ -23,9 +22,9 @@ use crate::domain::{ObjectName, TableIdent};
 use crate::store::StorageProfile;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(list_tables)
+    cfg.service(load_table)
+        .service(list_tables)
         .service(create_table)
-        .service(load_table)
         .service(table_exists)
         .service(update_table)
         .service(drop_table)
@@ -99,14 +98,6 @@ fn load_result_body(
         &loaded.table.json_for(mode),
         Some(config),
     )
-}
-
-fn etag(metadata_location: &str, mode: SnapshotsMode) -> String {
-    let digest = Sha256::new()
-        .chain_update(metadata_location.as_bytes())
-        .chain_update([mode as u8])
-        .finalize();
-    format!("\"{}\"", hex::encode(&digest[..16]))
 }
 
 fn commit_body(loaded: &LoadedTable) -> Bytes {
@@ -221,10 +212,13 @@ async fn load_table(
         .catalog
         .load_table(&wh, &table_param(&ns, &table)?)
         .await?;
-    let tag = etag(
-        loaded.metadata_location.as_deref().unwrap_or_default(),
-        mode,
-    );
+    let tag = loaded
+        .table
+        .etag(
+            loaded.metadata_location.as_deref().unwrap_or_default(),
+            mode,
+        )
+        .to_owned();
     let unchanged = req
         .headers()
         .get(header::IF_NONE_MATCH)

@@ -10,6 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use iceberg::spec::{TableMetadata, ViewMetadata};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{CatalogError, CatalogResult, ErrorType};
@@ -27,6 +28,7 @@ pub struct CachedTable {
     pub metadata: Arc<TableMetadata>,
     pub json: Bytes,
     refs_json: OnceLock<Bytes>,
+    etags: [OnceLock<String>; 2],
 }
 
 impl CachedTable {
@@ -35,7 +37,20 @@ impl CachedTable {
             metadata: Arc::new(metadata),
             json,
             refs_json: OnceLock::new(),
+            etags: Default::default(),
         }
+    }
+
+    /// The HTTP ETag of this file served in `mode`: a hash of its location and the mode, computed
+    /// once (a metadata file never changes, so neither does its tag).
+    pub fn etag(&self, location: &str, mode: SnapshotsMode) -> &str {
+        self.etags[mode as usize].get_or_init(|| {
+            let digest = Sha256::new()
+                .chain_update(location.as_bytes())
+                .chain_update([mode as u8])
+                .finalize();
+            format!("\"{}\"", hex::encode(&digest[..16]))
+        })
     }
 
     /// The metadata JSON for `mode`: everything, or only snapshots that a branch or tag points at.
@@ -88,12 +103,24 @@ fn parse_error(location: &str, e: impl std::fmt::Display) -> CatalogError {
     )
 }
 
+/// What a cached file costs: its JSON, the parsed structure (about as large again) and the
+/// lazily built `snapshots=refs` JSON.
+fn weight(json: &Bytes) -> u32 {
+    u32::try_from(json.len().saturating_mul(3)).unwrap_or(u32::MAX)
+}
+
 impl MetadataCache {
-    /// A cache holding up to `entries` files of each kind.
-    pub fn new(entries: u64) -> Self {
+    /// A cache of about `bytes` of table metadata (and a quarter of that for views).
+    pub fn new(bytes: u64) -> Self {
         Self {
-            tables: moka::future::Cache::builder().max_capacity(entries).build(),
-            views: moka::future::Cache::builder().max_capacity(entries).build(),
+            tables: moka::future::Cache::builder()
+                .max_capacity(bytes)
+                .weigher(|_, v: &Arc<CachedTable>| weight(&v.json))
+                .build(),
+            views: moka::future::Cache::builder()
+                .max_capacity(bytes / 4)
+                .weigher(|_, v: &Arc<CachedView>| weight(&v.json))
+                .build(),
         }
     }
 

@@ -48,7 +48,7 @@ impl Warehouse {
 pub struct CatalogOptions {
     pub max_page_size: usize,
     pub commit_retries: u32,
-    pub metadata_cache_entries: u64,
+    pub metadata_cache_bytes: u64,
 }
 
 /// The catalog service shared by all request handlers.
@@ -73,7 +73,7 @@ impl Catalog {
                 .build(),
             io: moka::future::Cache::builder().max_capacity(10_000).build(),
             s3_credentials: RwLock::new(HashMap::new()),
-            metadata: MetadataCache::new(options.metadata_cache_entries),
+            metadata: MetadataCache::new(options.metadata_cache_bytes),
             commit_locks: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_idle(Duration::from_secs(300))
@@ -161,6 +161,9 @@ impl Catalog {
     }
 
     async fn io_for(&self, record: &WarehouseRecord) -> CatalogResult<Arc<dyn WarehouseIo>> {
+        if let Some(io) = self.io.get(&record.id).await {
+            return Ok(io);
+        }
         let creds = self
             .s3_credentials
             .read()

@@ -130,10 +130,16 @@ fn bump_children(
 }
 
 impl SledStore {
-    /// Opens (or creates) the store in `dir`.
+    /// Opens (or creates) the store in `dir` with sled's default page cache.
     pub fn open(dir: &Path) -> StoreResult<Self> {
+        Self::open_with_cache(dir, 1024 * 1024 * 1024)
+    }
+
+    /// Opens (or creates) the store in `dir` with a page cache of `cache_bytes`.
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> StoreResult<Self> {
         let db = sled::Config::new()
             .path(dir)
+            .cache_capacity(cache_bytes)
             .flush_every_ms(Some(1000))
             .open()
             .map_err(|e| {
