@@ -15,7 +15,7 @@ cat.create_namespace("bench")
 t = cat.create_table("bench.hot", schema=pa.schema([("id", pa.int64()), ("city", pa.string())]))
 for i in range(10):  # ten snapshots: a realistic metadata size
     t.append(pa.table({"id": pa.array([i], pa.int64()), "city": pa.array(["x"])}))
-for name in ["solo", "shared"] + [f"c{i}" for i in range(1, 9)]:
+for name in ["solo", "shared", "appended"] + [f"c{i}" for i in range(1, 9)]:
     cat.create_table(f"bench.{name}", schema=pa.schema([("id", pa.int64())]))
 token = json.load(urllib.request.urlopen(urllib.request.Request(
     f"{uri}/v1/oauth/tokens", data=f"grant_type=client_credentials&client_id={cid}&client_secret={secret}".encode())))["access_token"]

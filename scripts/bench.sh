@@ -46,9 +46,11 @@ wrk -t8 -c8 -d$duration --latency -s bench/commit.lua "$tables/shared" > "$out/c
 rss_mid=$(ps -o rss= -p $floe_pid | tr -d ' ')
 wrk -t8 -c8 -d$duration -s bench/commit.lua "$tables/shared" > "$out/commit_more_c8.txt"
 rss_after=$(ps -o rss= -p $floe_pid | tr -d ' ')
+"$venv/bin/python" bench/appenders.py "$tables/appended" "$BENCH_TOKEN" "${duration%s}" 8 > "$out/appenders.txt"
 echo "$meta" | "$venv/bin/python" -c "
 import json,sys; m=json.load(sys.stdin); m.pop('token')
 m.update(rss_kb=[$rss_before, $rss_mid, $rss_after])
 json.dump(m, open('$out/meta.json','w'))"
 BENCH_TABLES=$tables "$venv/bin/python" bench/report.py "$out" | tee "$out/report.txt"
+tee -a "$out/report.txt" < "$out/appenders.txt"
 echo "raw wrk output in $out" >&2

@@ -9,6 +9,7 @@ from pyiceberg.exceptions import CommitFailedException
 
 from conftest import FloeServer
 from seaweed import ACCESS_KEY, SECRET_KEY, SeaweedS3
+from test_pyiceberg_local import run_table_lifecycle
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +52,13 @@ def test_pyiceberg_on_an_s3_warehouse(floe_s3, s3):
     assert s3.keys(prefix + "/data/"), "data files are in the bucket"
     cat.purge_table(("ns", "t"))
     assert s3.keys(prefix + "/") == [], "purge removed every object under the table"
+
+
+def test_table_lifecycle_on_s3(floe_s3, s3):
+    def exists(location):
+        return bool(s3.keys(location.removeprefix(f"s3://{s3.bucket}/") + "/"))
+
+    run_table_lifecycle(floe_s3.catalog("lake", **client_keys(s3)), exists)
 
 
 def test_eight_appenders_on_s3_lose_nothing(floe_s3, s3):
