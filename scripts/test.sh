@@ -29,5 +29,5 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 log=$(mktemp)
 TEST_FLOE_BIN="$CARGO_TARGET_DIR/debug/floe" QUICKSTART_ONCE=1 FLOE_LISTEN="127.0.0.1:$port" scripts/quickstart.sh >"$log" 2>&1 ||
   { cat "$log"; exit 1; }
-tail -n 1 "$log"
+grep "PyIceberg wrote" "$log"
 step "done"
