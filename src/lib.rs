@@ -5,12 +5,14 @@
 //! - [`startup`]: opens the store, bootstraps tenant/root/warehouse, binds the HTTP server.
 //! - [`api`]: actix-web routes of the Iceberg REST spec; errors as `IcebergErrorResponse`; OpenAPI.
 //! - [`identity`]: Floe's JWTs (issue, verify, cache), client secrets, the authenticated caller.
+//! - [`authz`]: privileges, grants inherited downward, cached decisions, data access per table.
 //! - [`catalog`]: use-cases for namespaces, tables and views; commits; metadata cache.
 //! - [`store`]: the `CatalogStore` trait, its sled backend and the conformance suite.
 //! - [`warehouse_io`]: reading and writing metadata files on local disk or S3.
 //! - [`domain`]: validated names (namespaces, tables, views, warehouses).
 
 pub mod api;
+pub mod authz;
 pub mod catalog;
 pub mod config;
 pub mod domain;

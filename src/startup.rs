@@ -86,6 +86,7 @@ impl Application {
 
         let state = web::Data::new(AppState {
             catalog: catalog.clone(),
+            authz: Arc::new(crate::authz::Authorizer::new(store.clone())),
             tokens,
             idempotency_lifetime_secs: settings.idempotency_lifetime_secs,
             verified_secrets: moka::future::Cache::builder()

@@ -71,6 +71,19 @@ async fn get_config(
         .catalog
         .warehouse_by_name(&caller, query.warehouse.as_deref())
         .await?;
+    // A warehouse the caller holds nothing in is reported as missing.
+    if !state
+        .authz
+        .sees(&caller, &crate::authz::on_warehouse(wh.id))
+        .await?
+    {
+        let name = query.warehouse.as_deref().unwrap_or_default();
+        let e = crate::catalog::CatalogError::new(
+            crate::catalog::ErrorType::NoSuchWarehouse,
+            format!("warehouse '{name}' does not exist"),
+        );
+        return Err(e.into());
+    }
     let mut overrides = BTreeMap::from([("prefix".to_string(), wh.id.to_string())]);
     if let StorageProfile::S3 {
         region,

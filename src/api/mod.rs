@@ -37,6 +37,7 @@ use crate::store::{IdempotencyRecord, now_ms};
 /// Shared state of every handler.
 pub struct AppState {
     pub catalog: Arc<Catalog>,
+    pub authz: Arc<crate::authz::Authorizer>,
     pub tokens: Arc<TokenService>,
     pub idempotency_lifetime_secs: u64,
     /// Successful client-secret checks, by hash of (client id, secret), for a short while.
@@ -197,6 +198,31 @@ pub fn metadata_body(
     }
     out.push(b'}');
     Bytes::from(out)
+}
+
+/// What a list shows: everything with the list privilege on the container; otherwise only the
+/// items the caller holds something on (and 403 when it holds nothing on or in the container).
+pub async fn visible_items<T>(
+    state: &AppState,
+    caller: &Caller,
+    container: &crate::store::GrantResource,
+    list: crate::authz::Privilege,
+    items: Vec<T>,
+    resource_of: impl Fn(&T) -> crate::store::GrantResource,
+) -> ApiResult<Vec<T>> {
+    if state.authz.allows(caller, container, list).await? {
+        return Ok(items);
+    }
+    if !state.authz.sees(caller, container).await? {
+        state.authz.require(caller, container, list).await?;
+    }
+    let mut visible = Vec::with_capacity(items.len());
+    for item in items {
+        if state.authz.sees(caller, &resource_of(&item)).await? {
+            visible.push(item);
+        }
+    }
+    Ok(visible)
 }
 
 /// Parses a namespace path segment.

@@ -6,7 +6,10 @@ use utoipa::IntoParams;
 
 use super::openapi::CommonErrors;
 use super::types::*;
-use super::{ApiResult, AppState, Authenticated, Reply, idempotent, namespace_param};
+use super::{
+    ApiResult, AppState, Authenticated, Reply, idempotent, namespace_param, visible_items,
+};
+use crate::authz::{Privilege, on_namespace, on_warehouse};
 use crate::catalog::encode_page_token;
 use crate::domain::NamespaceIdent;
 
@@ -62,10 +65,24 @@ async fn list_namespaces(
     let request = state
         .catalog
         .page_request(page.page_token.as_deref(), page.page_size)?;
-    let listed = state
+    let container = match &parent {
+        Some(p) => on_namespace(wh.record.id, p),
+        None => on_warehouse(wh.record.id),
+    };
+    let mut listed = state
         .catalog
         .list_namespaces(&wh, parent.as_ref(), &request)
         .await?;
+    let warehouse = wh.record.id;
+    listed.items = visible_items(
+        &state,
+        &auth.0,
+        &container,
+        Privilege::NamespaceList,
+        listed.items,
+        |ns| on_namespace(warehouse, ns),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(ListNamespacesResponse {
         next_page_token: listed.next.as_deref().map(encode_page_token),
         namespaces: listed.items.into_iter().map(Vec::from).collect(),
@@ -93,6 +110,14 @@ async fn create_namespace(
         let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
         let body = body.into_inner();
         let ident = NamespaceIdent::new(body.namespace)?;
+        let container = match ident.parent() {
+            Some(p) => on_namespace(wh.record.id, &p),
+            None => on_warehouse(wh.record.id),
+        };
+        state
+            .authz
+            .require(&auth.0, &container, Privilege::NamespaceCreate)
+            .await?;
         let created = state
             .catalog
             .create_namespace(&wh, ident, body.properties)
@@ -119,10 +144,16 @@ async fn load_namespace(
 ) -> ApiResult<HttpResponse> {
     let (prefix, ns) = path.into_inner();
     let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
-    let record = state
-        .catalog
-        .load_namespace(&wh, &namespace_param(&ns)?)
+    let ident = namespace_param(&ns)?;
+    state
+        .authz
+        .require(
+            &auth.0,
+            &on_namespace(wh.record.id, &ident),
+            Privilege::NamespaceRead,
+        )
         .await?;
+    let record = state.catalog.load_namespace(&wh, &ident).await?;
     Ok(HttpResponse::Ok().json(GetNamespaceResponse {
         namespace: record.ident.into(),
         properties: record.properties,
@@ -142,10 +173,22 @@ async fn namespace_exists(
 ) -> ApiResult<HttpResponse> {
     let (prefix, ns) = path.into_inner();
     let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
-    state
-        .catalog
-        .load_namespace(&wh, &namespace_param(&ns)?)
-        .await?;
+    let ident = namespace_param(&ns)?;
+    if !state
+        .authz
+        .sees(&auth.0, &on_namespace(wh.record.id, &ident))
+        .await?
+    {
+        state
+            .authz
+            .require(
+                &auth.0,
+                &on_namespace(wh.record.id, &ident),
+                Privilege::NamespaceRead,
+            )
+            .await?;
+    }
+    state.catalog.load_namespace(&wh, &ident).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -167,10 +210,16 @@ async fn drop_namespace(
     let run = async {
         let (prefix, ns) = path.into_inner();
         let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
+        let ident = namespace_param(&ns)?;
         state
-            .catalog
-            .drop_namespace(&wh, &namespace_param(&ns)?)
+            .authz
+            .require(
+                &auth.0,
+                &on_namespace(wh.record.id, &ident),
+                Privilege::NamespaceDrop,
+            )
             .await?;
+        state.catalog.drop_namespace(&wh, &ident).await?;
         Ok(Reply::no_content())
     };
     idempotent(&state, &auth.0, &req, run).await
@@ -196,10 +245,19 @@ async fn update_properties(
     let run = async {
         let (prefix, ns) = path.into_inner();
         let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
+        let ident = namespace_param(&ns)?;
+        state
+            .authz
+            .require(
+                &auth.0,
+                &on_namespace(wh.record.id, &ident),
+                Privilege::NamespaceWrite,
+            )
+            .await?;
         let body = body.into_inner();
         let changed = state
             .catalog
-            .update_namespace_properties(&wh, &namespace_param(&ns)?, body.updates, body.removals)
+            .update_namespace_properties(&wh, &ident, body.updates, body.removals)
             .await?;
         Ok(Reply::json(&UpdateNamespacePropertiesResponse {
             updated: changed.updated,

@@ -13,8 +13,9 @@ use super::openapi::CommonErrors;
 use super::types::*;
 use super::{
     ApiError, ApiResult, AppState, Authenticated, Reply, idempotent, identifier, identifier_body,
-    metadata_body, namespace_param, table_param,
+    metadata_body, namespace_param, table_param, visible_items,
 };
+use crate::authz::{Privilege, on_namespace, on_table};
 use crate::catalog::{
     CreateTable, LoadedTable, SnapshotsMode, TableChange, Warehouse, encode_page_token,
 };
@@ -126,10 +127,19 @@ async fn list_tables(
     let request = state
         .catalog
         .page_request(page.page_token.as_deref(), page.page_size)?;
-    let listed = state
-        .catalog
-        .list_tables(&wh, &namespace_param(&ns)?, &request)
-        .await?;
+    let ns = namespace_param(&ns)?;
+    let mut listed = state.catalog.list_tables(&wh, &ns, &request).await?;
+    let warehouse = wh.record.id;
+    let container = on_namespace(warehouse, &ns);
+    listed.items = visible_items(
+        &state,
+        &auth.0,
+        &container,
+        Privilege::TableList,
+        listed.items,
+        |t| on_table(warehouse, t),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(ListTablesResponse {
         next_page_token: listed.next.as_deref().map(encode_page_token),
         identifiers: listed.items.iter().map(identifier_body).collect(),
@@ -156,6 +166,15 @@ async fn create_table(
     let run = async {
         let (prefix, ns) = path.into_inner();
         let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
+        let ns = namespace_param(&ns)?;
+        state
+            .authz
+            .require(
+                &auth.0,
+                &on_namespace(wh.record.id, &ns),
+                Privilege::TableCreate,
+            )
+            .await?;
         let body = body.into_inner();
         let request = CreateTable {
             name: ObjectName::new(body.name)?,
@@ -166,10 +185,7 @@ async fn create_table(
             stage_create: body.stage_create,
             properties: body.properties,
         };
-        let loaded = state
-            .catalog
-            .create_table(&wh, &namespace_param(&ns)?, request)
-            .await?;
+        let loaded = state.catalog.create_table(&wh, &ns, request).await?;
         Ok(Reply::json_bytes(load_result_body(
             &loaded,
             SnapshotsMode::All,
@@ -208,10 +224,16 @@ async fn load_table(
         }
     };
     let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
-    let loaded = state
-        .catalog
-        .load_table(&wh, &table_param(&ns, &table)?)
+    let ident = table_param(&ns, &table)?;
+    state
+        .authz
+        .require(
+            &auth.0,
+            &on_table(wh.record.id, &ident),
+            Privilege::TableReadMetadata,
+        )
         .await?;
+    let loaded = state.catalog.load_table(&wh, &ident).await?;
     let tag = loaded
         .table
         .etag(
@@ -250,6 +272,14 @@ async fn table_exists(
     let (prefix, ns, table) = path.into_inner();
     let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
     let ident = table_param(&ns, &table)?;
+    state
+        .authz
+        .require(
+            &auth.0,
+            &on_table(wh.record.id, &ident),
+            Privilege::TableReadMetadata,
+        )
+        .await?;
     match state
         .catalog
         .store()
@@ -300,6 +330,23 @@ async fn update_table(
         let (prefix, ns, table) = path.into_inner();
         let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
         let change = table_change(table_param(&ns, &table)?, body.into_inner())?;
+        // Completing a staged create needs the create privilege; any other commit writes data.
+        if change
+            .requirements
+            .contains(&iceberg::TableRequirement::NotExist)
+        {
+            let target = on_namespace(wh.record.id, &change.ident.namespace);
+            state
+                .authz
+                .require(&auth.0, &target, Privilege::TableCreate)
+                .await?;
+        } else {
+            let target = on_table(wh.record.id, &change.ident);
+            state
+                .authz
+                .require(&auth.0, &target, Privilege::TableWriteData)
+                .await?;
+        }
         let loaded = state.catalog.commit_table(&wh, change).await?;
         Ok(Reply::json_bytes(commit_body(&loaded)))
     };
@@ -325,9 +372,18 @@ async fn drop_table(
     let run = async {
         let (prefix, ns, table) = path.into_inner();
         let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
+        let ident = table_param(&ns, &table)?;
+        state
+            .authz
+            .require(
+                &auth.0,
+                &on_table(wh.record.id, &ident),
+                Privilege::TableDrop,
+            )
+            .await?;
         state
             .catalog
-            .drop_table(&wh, &table_param(&ns, &table)?, query.purge()?)
+            .drop_table(&wh, &ident, query.purge()?)
             .await?;
         Ok(Reply::no_content())
     };
@@ -356,6 +412,11 @@ async fn register_table(
         let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
         let body = body.into_inner();
         let ident = TableIdent::new(namespace_param(&ns)?, ObjectName::new(body.name)?);
+        let target = on_namespace(wh.record.id, &ident.namespace);
+        state
+            .authz
+            .require(&auth.0, &target, Privilege::TableCreate)
+            .await?;
         let loaded = state
             .catalog
             .register_table(&wh, ident, &body.metadata_location, body.overwrite)
@@ -387,6 +448,14 @@ async fn report_metrics(
     let (prefix, ns, table) = path.into_inner();
     let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
     let ident = table_param(&ns, &table)?;
+    state
+        .authz
+        .require(
+            &auth.0,
+            &on_table(wh.record.id, &ident),
+            Privilege::TableReadMetadata,
+        )
+        .await?;
     state.catalog.load_table(&wh, &ident).await?;
     tracing::info!(table = %ident, warehouse = %wh.record.name, report_type = %body.report_type, "metrics report");
     Ok(HttpResponse::NoContent().finish())
@@ -411,14 +480,21 @@ async fn rename_table(
 ) -> HttpResponse {
     let run = async {
         let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
+        let (from, to) = (identifier(&body.source)?, identifier(&body.destination)?);
         state
-            .catalog
-            .rename_table(
-                &wh,
-                &identifier(&body.source)?,
-                &identifier(&body.destination)?,
+            .authz
+            .require(
+                &auth.0,
+                &on_table(wh.record.id, &from),
+                Privilege::TableDrop,
             )
             .await?;
+        let target = on_namespace(wh.record.id, &to.namespace);
+        state
+            .authz
+            .require(&auth.0, &target, Privilege::TableCreate)
+            .await?;
+        state.catalog.rename_table(&wh, &from, &to).await?;
         Ok(Reply::no_content())
     };
     idempotent(&state, &auth.0, &req, run).await
@@ -448,7 +524,13 @@ async fn commit_transaction(
             let id = change.identifier.as_ref().ok_or_else(|| {
                 ApiError::bad_request("every table change in a transaction needs an identifier")
             })?;
-            changes.push(table_change(identifier(id)?, change)?);
+            let ident = identifier(id)?;
+            let target = on_table(wh.record.id, &ident);
+            state
+                .authz
+                .require(&auth.0, &target, Privilege::TableWriteData)
+                .await?;
+            changes.push(table_change(ident, change)?);
         }
         state.catalog.commit_transaction(&wh, changes).await?;
         Ok(Reply::no_content())

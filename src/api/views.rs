@@ -8,8 +8,9 @@ use super::openapi::CommonErrors;
 use super::types::*;
 use super::{
     ApiError, ApiResult, AppState, Authenticated, Reply, idempotent, identifier, identifier_body,
-    metadata_body, namespace_param, table_param,
+    metadata_body, namespace_param, table_param, visible_items,
 };
+use crate::authz::{Privilege, on_namespace, on_view};
 use crate::catalog::{CreateView, LoadedView, encode_page_token};
 use crate::domain::{ObjectName, TableIdent};
 
@@ -50,10 +51,19 @@ async fn list_views(
     let request = state
         .catalog
         .page_request(page.page_token.as_deref(), page.page_size)?;
-    let listed = state
-        .catalog
-        .list_views(&wh, &namespace_param(&ns)?, &request)
-        .await?;
+    let ns = namespace_param(&ns)?;
+    let mut listed = state.catalog.list_views(&wh, &ns, &request).await?;
+    let warehouse = wh.record.id;
+    let container = on_namespace(warehouse, &ns);
+    listed.items = visible_items(
+        &state,
+        &auth.0,
+        &container,
+        Privilege::ViewList,
+        listed.items,
+        |v| on_view(warehouse, v),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(ListTablesResponse {
         next_page_token: listed.next.as_deref().map(encode_page_token),
         identifiers: listed.items.iter().map(identifier_body).collect(),
@@ -80,6 +90,15 @@ async fn create_view(
     let run = async {
         let (prefix, ns) = path.into_inner();
         let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
+        let ns = namespace_param(&ns)?;
+        state
+            .authz
+            .require(
+                &auth.0,
+                &on_namespace(wh.record.id, &ns),
+                Privilege::ViewCreate,
+            )
+            .await?;
         let body = body.into_inner();
         let request = CreateView {
             name: ObjectName::new(body.name)?,
@@ -88,10 +107,7 @@ async fn create_view(
             view_version: body.view_version,
             properties: body.properties,
         };
-        let loaded = state
-            .catalog
-            .create_view(&wh, &namespace_param(&ns)?, request)
-            .await?;
+        let loaded = state.catalog.create_view(&wh, &ns, request).await?;
         Ok(Reply::json_bytes(view_body(&loaded)))
     };
     idempotent(&state, &auth.0, &req, run).await
@@ -112,10 +128,12 @@ async fn load_view(
 ) -> ApiResult<HttpResponse> {
     let (prefix, ns, view) = path.into_inner();
     let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
-    let loaded = state
-        .catalog
-        .load_view(&wh, &table_param(&ns, &view)?)
+    let ident = table_param(&ns, &view)?;
+    state
+        .authz
+        .require(&auth.0, &on_view(wh.record.id, &ident), Privilege::ViewRead)
         .await?;
+    let loaded = state.catalog.load_view(&wh, &ident).await?;
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .body(view_body(&loaded)))
@@ -135,10 +153,15 @@ async fn view_exists(
 ) -> ApiResult<HttpResponse> {
     let (prefix, ns, view) = path.into_inner();
     let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
+    let ident = table_param(&ns, &view)?;
+    state
+        .authz
+        .require(&auth.0, &on_view(wh.record.id, &ident), Privilege::ViewRead)
+        .await?;
     match state
         .catalog
         .store()
-        .get_tabular(wh.record.id, &table_param(&ns, &view)?)
+        .get_tabular(wh.record.id, &ident)
         .await?
     {
         Some(r) if r.kind == crate::store::TabularKind::View => {
@@ -170,6 +193,14 @@ async fn replace_view(
         let (prefix, ns, view) = path.into_inner();
         let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
         let ident = table_param(&ns, &view)?;
+        state
+            .authz
+            .require(
+                &auth.0,
+                &on_view(wh.record.id, &ident),
+                Privilege::ViewWrite,
+            )
+            .await?;
         let body = body.into_inner();
         if let Some(id) = &body.identifier
             && identifier(id)? != ident
@@ -205,10 +236,12 @@ async fn drop_view(
     let run = async {
         let (prefix, ns, view) = path.into_inner();
         let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
+        let ident = table_param(&ns, &view)?;
         state
-            .catalog
-            .drop_view(&wh, &table_param(&ns, &view)?)
+            .authz
+            .require(&auth.0, &on_view(wh.record.id, &ident), Privilege::ViewDrop)
             .await?;
+        state.catalog.drop_view(&wh, &ident).await?;
         Ok(Reply::no_content())
     };
     idempotent(&state, &auth.0, &req, run).await
@@ -233,14 +266,17 @@ async fn rename_view(
 ) -> HttpResponse {
     let run = async {
         let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
+        let (from, to) = (identifier(&body.source)?, identifier(&body.destination)?);
         state
-            .catalog
-            .rename_view(
-                &wh,
-                &identifier(&body.source)?,
-                &identifier(&body.destination)?,
-            )
+            .authz
+            .require(&auth.0, &on_view(wh.record.id, &from), Privilege::ViewDrop)
             .await?;
+        let target = on_namespace(wh.record.id, &to.namespace);
+        state
+            .authz
+            .require(&auth.0, &target, Privilege::ViewCreate)
+            .await?;
+        state.catalog.rename_view(&wh, &from, &to).await?;
         Ok(Reply::no_content())
     };
     idempotent(&state, &auth.0, &req, run).await
@@ -268,6 +304,11 @@ async fn register_view(
         let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
         let body = body.into_inner();
         let ident = TableIdent::new(namespace_param(&ns)?, ObjectName::new(body.name)?);
+        let target = on_namespace(wh.record.id, &ident.namespace);
+        state
+            .authz
+            .require(&auth.0, &target, Privilege::ViewCreate)
+            .await?;
         let loaded = state
             .catalog
             .register_view(&wh, ident, &body.metadata_location)

@@ -17,6 +17,7 @@ pub enum ErrorType {
     AlreadyExists,
     NamespaceNotEmpty,
     CommitFailed,
+    Conflict,
     UnsupportedOperation,
     Unprocessable,
     PayloadTooLarge,
@@ -39,6 +40,7 @@ impl ErrorType {
             ErrorType::AlreadyExists => "AlreadyExistsException",
             ErrorType::NamespaceNotEmpty => "NamespaceNotEmptyException",
             ErrorType::CommitFailed => "CommitFailedException",
+            ErrorType::Conflict => "ConflictException",
             ErrorType::UnsupportedOperation => "UnsupportedOperationException",
             ErrorType::Unprocessable => "UnprocessableEntityException",
             ErrorType::PayloadTooLarge => "PayloadTooLargeException",
@@ -59,9 +61,10 @@ impl ErrorType {
             | ErrorType::NoSuchView
             | ErrorType::NotFound => 404,
             ErrorType::UnsupportedOperation => 406,
-            ErrorType::AlreadyExists | ErrorType::NamespaceNotEmpty | ErrorType::CommitFailed => {
-                409
-            }
+            ErrorType::AlreadyExists
+            | ErrorType::NamespaceNotEmpty
+            | ErrorType::CommitFailed
+            | ErrorType::Conflict => 409,
             ErrorType::PayloadTooLarge => 413,
             ErrorType::Unprocessable => 422,
             ErrorType::Internal => 500,
@@ -115,6 +118,8 @@ impl From<StoreError> for CatalogError {
             StoreError::AlreadyExists(_) => ErrorType::AlreadyExists,
             StoreError::NamespaceNotEmpty(_) => ErrorType::NamespaceNotEmpty,
             StoreError::Conflict(_) => ErrorType::CommitFailed,
+            StoreError::NotFound(_) => ErrorType::NotFound,
+            StoreError::NotEmpty(..) => ErrorType::Conflict,
             StoreError::Backend(_) => {
                 tracing::error!(error = %message, "store failure");
                 return Self::new(

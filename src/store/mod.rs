@@ -97,6 +97,48 @@ pub struct PrincipalRecord {
     pub created_at_ms: i64,
 }
 
+/// A named set of grants inside a tenant, assigned to principals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleRecord {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub created_at_ms: i64,
+}
+
+/// What a grant is on. Everything inside a resource inherits its grants.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum GrantResource {
+    Tenant,
+    Warehouse {
+        warehouse: Uuid,
+    },
+    Namespace {
+        warehouse: Uuid,
+        namespace: NamespaceIdent,
+    },
+    Table {
+        warehouse: Uuid,
+        table: TableIdent,
+    },
+    View {
+        warehouse: Uuid,
+        view: TableIdent,
+    },
+}
+
+/// One privilege on one resource, given to a role.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GrantRecord {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub role_id: Uuid,
+    pub resource: GrantResource,
+    pub privilege: crate::authz::Privilege,
+    pub created_at_ms: i64,
+}
+
 /// A namespace and its properties.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NamespaceRecord {
@@ -180,6 +222,10 @@ pub enum StoreError {
     NamespaceNotEmpty(NamespaceIdent),
     #[error("{0} was changed by another commit")]
     Conflict(TableIdent),
+    #[error("{0} does not exist")]
+    NotFound(String),
+    #[error("{0} is not empty: {1}")]
+    NotEmpty(String, String),
     #[error("store failure: {0}")]
     Backend(String),
 }
@@ -205,6 +251,12 @@ pub trait CatalogStore: Send + Sync + 'static {
         name: &str,
     ) -> StoreResult<Option<WarehouseRecord>>;
     async fn list_warehouses(&self, tenant: Uuid) -> StoreResult<Vec<WarehouseRecord>>;
+    /// Deletes a warehouse that has no namespaces.
+    async fn delete_warehouse(&self, id: Uuid) -> StoreResult<()>;
+    /// Renames a tenant (names stay unique).
+    async fn rename_tenant(&self, id: Uuid, name: &str) -> StoreResult<()>;
+    /// Deletes a tenant that has no warehouses; its principals, roles and grants go with it.
+    async fn delete_tenant(&self, id: Uuid) -> StoreResult<()>;
 
     async fn create_principal(&self, principal: &PrincipalRecord) -> StoreResult<()>;
     /// Replaces a principal's record (same id and client id).
@@ -214,6 +266,23 @@ pub trait CatalogStore: Send + Sync + 'static {
         &self,
         client_id: &str,
     ) -> StoreResult<Option<PrincipalRecord>>;
+    async fn list_principals(&self, tenant: Uuid) -> StoreResult<Vec<PrincipalRecord>>;
+    /// Deletes a principal and its role assignments.
+    async fn delete_principal(&self, id: Uuid) -> StoreResult<()>;
+
+    async fn create_role(&self, role: &RoleRecord) -> StoreResult<()>;
+    async fn get_role(&self, id: Uuid) -> StoreResult<Option<RoleRecord>>;
+    async fn list_roles(&self, tenant: Uuid) -> StoreResult<Vec<RoleRecord>>;
+    /// Deletes a role with its grants and assignments.
+    async fn delete_role(&self, id: Uuid) -> StoreResult<()>;
+    async fn assign_role(&self, principal: Uuid, role: Uuid) -> StoreResult<()>;
+    async fn unassign_role(&self, principal: Uuid, role: Uuid) -> StoreResult<()>;
+    /// The roles assigned to a principal.
+    async fn roles_of(&self, principal: Uuid) -> StoreResult<Vec<Uuid>>;
+    async fn create_grant(&self, grant: &GrantRecord) -> StoreResult<()>;
+    async fn delete_grant(&self, id: Uuid) -> StoreResult<Option<GrantRecord>>;
+    /// Grants of a tenant, optionally only those of one role.
+    async fn list_grants(&self, tenant: Uuid, role: Option<Uuid>) -> StoreResult<Vec<GrantRecord>>;
 
     /// Creates a namespace; its parent must exist.
     async fn create_namespace(&self, warehouse: Uuid, ns: &NamespaceRecord) -> StoreResult<()>;

@@ -33,6 +33,10 @@ pub struct SledStore {
     namespaces: Tree,
     tabulars: Tree,
     idempotency: Tree,
+    roles: Tree,
+    role_names: Tree,
+    assignments: Tree,
+    grants: Tree,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -107,6 +111,15 @@ fn tabular_key(warehouse: Uuid, ident: &TableIdent) -> Vec<u8> {
     key
 }
 
+fn pair_key(a: Uuid, b: Uuid) -> Vec<u8> {
+    [a.as_bytes().as_slice(), b.as_bytes().as_slice()].concat()
+}
+
+fn grant_key(tenant: Uuid, grant: Uuid) -> Vec<u8> {
+    pair_key(tenant, grant)
+}
+
+/// `tenant(16) | name`: unique names inside a tenant (warehouses, roles).
 fn warehouse_name_key(tenant: Uuid, name: &str) -> Vec<u8> {
     let mut key = tenant.as_bytes().to_vec();
     key.extend(name.as_bytes());
@@ -156,6 +169,10 @@ impl SledStore {
             namespaces: tree("namespaces")?,
             tabulars: tree("tabulars")?,
             idempotency: tree("idempotency")?,
+            roles: tree("roles")?,
+            role_names: tree("role_names")?,
+            assignments: tree("assignments")?,
+            grants: tree("grants")?,
             db,
         })
     }
@@ -347,6 +364,228 @@ impl CatalogStore for SledStore {
             let (_, id) = entry.map_err(backend)?;
             if let Some(wh) = Self::get_json(&self.warehouses, &id)? {
                 out.push(wh);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn delete_warehouse(&self, id: Uuid) -> StoreResult<()> {
+        let Some(wh) = self.get_warehouse(id).await? else {
+            return Err(StoreError::NotFound(format!("warehouse {id}")));
+        };
+        if self.namespaces.scan_prefix(id.as_bytes()).next().is_some() {
+            return Err(StoreError::NotEmpty(
+                format!("warehouse '{}'", wh.name),
+                "drop its namespaces first".into(),
+            ));
+        }
+        unwrap_tx(
+            (&self.warehouses, &self.warehouse_names).transaction(|(ids, names)| {
+                ids.remove(id.as_bytes().as_slice())?;
+                names.remove(warehouse_name_key(wh.tenant_id, &wh.name))?;
+                Ok(())
+            }),
+        )?;
+        self.durable().await
+    }
+
+    async fn rename_tenant(&self, id: Uuid, name: &str) -> StoreResult<()> {
+        unwrap_tx(
+            (&self.tenants, &self.tenant_names).transaction(|(ids, names)| {
+                let Some(bytes) = ids.get(id.as_bytes())? else {
+                    return abort(StoreError::NotFound(format!("tenant {id}")));
+                };
+                let mut tenant: TenantRecord = tx_decode(&bytes)?;
+                if tenant.name == name {
+                    return Ok(());
+                }
+                if names.get(name.as_bytes())?.is_some() {
+                    return abort(StoreError::AlreadyExists(format!("tenant '{name}'")));
+                }
+                names.remove(tenant.name.as_bytes())?;
+                names.insert(name.as_bytes(), id.as_bytes().as_slice())?;
+                tenant.name = name.to_owned();
+                ids.insert(id.as_bytes().as_slice(), tx_encode(&tenant)?)?;
+                Ok(())
+            }),
+        )?;
+        self.durable().await
+    }
+
+    async fn delete_tenant(&self, id: Uuid) -> StoreResult<()> {
+        let Some(tenant) = self.get_tenant(id).await? else {
+            return Err(StoreError::NotFound(format!("tenant {id}")));
+        };
+        if self
+            .warehouse_names
+            .scan_prefix(id.as_bytes())
+            .next()
+            .is_some()
+        {
+            return Err(StoreError::NotEmpty(
+                format!("tenant '{}'", tenant.name),
+                "delete its warehouses first".into(),
+            ));
+        }
+        for p in self.list_principals(id).await? {
+            self.delete_principal(p.id).await?;
+        }
+        for r in self.list_roles(id).await? {
+            self.delete_role(r.id).await?;
+        }
+        unwrap_tx(
+            (&self.tenants, &self.tenant_names).transaction(|(ids, names)| {
+                ids.remove(id.as_bytes().as_slice())?;
+                names.remove(tenant.name.as_bytes())?;
+                Ok(())
+            }),
+        )?;
+        self.durable().await
+    }
+
+    async fn list_principals(&self, tenant: Uuid) -> StoreResult<Vec<PrincipalRecord>> {
+        let mut out = Vec::new();
+        for entry in self.principals.iter() {
+            let p: PrincipalRecord = decode(&entry.map_err(backend)?.1)?;
+            if p.tenant_id == tenant {
+                out.push(p);
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    async fn delete_principal(&self, id: Uuid) -> StoreResult<()> {
+        let Some(p) = self.get_principal(id).await? else {
+            return Err(StoreError::NotFound(format!("principal {id}")));
+        };
+        for entry in self.assignments.scan_prefix(id.as_bytes()) {
+            self.assignments
+                .remove(entry.map_err(backend)?.0)
+                .map_err(backend)?;
+        }
+        unwrap_tx(
+            (&self.principals, &self.client_ids).transaction(|(ids, clients)| {
+                ids.remove(id.as_bytes().as_slice())?;
+                clients.remove(p.client_id.as_bytes())?;
+                Ok(())
+            }),
+        )?;
+        self.durable().await
+    }
+
+    async fn create_role(&self, role: &RoleRecord) -> StoreResult<()> {
+        let what = format!("role '{}'", role.name);
+        let name = warehouse_name_key(role.tenant_id, &role.name);
+        self.insert_named((&self.roles, &self.role_names), role.id, &name, what, role)
+            .await
+    }
+
+    async fn get_role(&self, id: Uuid) -> StoreResult<Option<RoleRecord>> {
+        Self::get_json(&self.roles, id.as_bytes())
+    }
+
+    async fn list_roles(&self, tenant: Uuid) -> StoreResult<Vec<RoleRecord>> {
+        let mut out = Vec::new();
+        for entry in self.role_names.scan_prefix(tenant.as_bytes()) {
+            if let Some(role) = Self::get_json(&self.roles, &entry.map_err(backend)?.1)? {
+                out.push(role);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn delete_role(&self, id: Uuid) -> StoreResult<()> {
+        let Some(role) = self.get_role(id).await? else {
+            return Err(StoreError::NotFound(format!("role {id}")));
+        };
+        for grant in self.list_grants(role.tenant_id, Some(id)).await? {
+            self.grants
+                .remove(grant_key(role.tenant_id, grant.id))
+                .map_err(backend)?;
+        }
+        for entry in self.assignments.iter() {
+            let (key, _) = entry.map_err(backend)?;
+            if key.ends_with(id.as_bytes()) {
+                self.assignments.remove(key).map_err(backend)?;
+            }
+        }
+        unwrap_tx((&self.roles, &self.role_names).transaction(|(ids, names)| {
+            ids.remove(id.as_bytes().as_slice())?;
+            names.remove(warehouse_name_key(role.tenant_id, &role.name))?;
+            Ok(())
+        }))?;
+        self.durable().await
+    }
+
+    async fn assign_role(&self, principal: Uuid, role: Uuid) -> StoreResult<()> {
+        self.assignments
+            .insert(pair_key(principal, role), &[])
+            .map_err(backend)?;
+        self.durable().await
+    }
+
+    async fn unassign_role(&self, principal: Uuid, role: Uuid) -> StoreResult<()> {
+        if self
+            .assignments
+            .remove(pair_key(principal, role))
+            .map_err(backend)?
+            .is_none()
+        {
+            return Err(StoreError::NotFound(format!(
+                "assignment of role {role} to principal {principal}"
+            )));
+        }
+        self.durable().await
+    }
+
+    async fn roles_of(&self, principal: Uuid) -> StoreResult<Vec<Uuid>> {
+        let mut out = Vec::new();
+        for entry in self.assignments.scan_prefix(principal.as_bytes()) {
+            let (key, _) = entry.map_err(backend)?;
+            out.push(Uuid::from_slice(&key[16..]).map_err(backend)?);
+        }
+        Ok(out)
+    }
+
+    async fn create_grant(&self, grant: &GrantRecord) -> StoreResult<()> {
+        let existing = self
+            .list_grants(grant.tenant_id, Some(grant.role_id))
+            .await?;
+        if existing
+            .iter()
+            .any(|g| g.resource == grant.resource && g.privilege == grant.privilege)
+        {
+            return Err(StoreError::AlreadyExists(format!(
+                "grant of {:?} on this resource to role {}",
+                grant.privilege, grant.role_id
+            )));
+        }
+        self.grants
+            .insert(grant_key(grant.tenant_id, grant.id), encode(grant)?)
+            .map_err(backend)?;
+        self.durable().await
+    }
+
+    async fn delete_grant(&self, id: Uuid) -> StoreResult<Option<GrantRecord>> {
+        for entry in self.grants.iter() {
+            let (key, value) = entry.map_err(backend)?;
+            if key.ends_with(id.as_bytes()) {
+                let grant: GrantRecord = decode(&value)?;
+                self.grants.remove(key).map_err(backend)?;
+                self.durable().await?;
+                return Ok(Some(grant));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn list_grants(&self, tenant: Uuid, role: Option<Uuid>) -> StoreResult<Vec<GrantRecord>> {
+        let mut out = Vec::new();
+        for entry in self.grants.scan_prefix(tenant.as_bytes()) {
+            let grant: GrantRecord = decode(&entry.map_err(backend)?.1)?;
+            if role.is_none_or(|r| r == grant.role_id) {
+                out.push(grant);
             }
         }
         Ok(out)
