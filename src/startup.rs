@@ -89,6 +89,7 @@ impl Application {
             authz: Arc::new(crate::authz::Authorizer::new(store.clone())),
             tokens,
             idempotency_lifetime_secs: settings.idempotency_lifetime_secs,
+            local_warehouse_base: format!("file://{}", data_dir.join("warehouses").display()),
             verified_secrets: moka::future::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(Duration::from_secs(60))

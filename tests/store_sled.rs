@@ -53,7 +53,20 @@ async fn acknowledged_writes_survive_reopening() {
             .unwrap();
         wh
     };
-    let reopened = SledStore::open(dir.path()).unwrap();
+    // sled's background flusher may hold the file lock a moment after the store is dropped (a new
+    // process never meets this), so reopening is retried briefly.
+    let mut attempts = 0;
+    let reopened = loop {
+        match SledStore::open(dir.path()) {
+            Ok(store) => break store,
+            Err(e) if attempts < 50 => {
+                attempts += 1;
+                eprintln!("reopen attempt {attempts}: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("the store does not reopen: {e}"),
+        }
+    };
     let record = reopened
         .get_tabular(wh, &ident)
         .await

@@ -8,6 +8,7 @@ mod auth;
 mod config;
 mod error;
 mod health;
+mod management;
 mod namespaces;
 mod oauth;
 pub mod openapi;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub authz: Arc<crate::authz::Authorizer>,
     pub tokens: Arc<TokenService>,
     pub idempotency_lifetime_secs: u64,
+    /// Where local warehouses created through the management API live (`file:///...`).
+    pub local_warehouse_base: String,
     /// Successful client-secret checks, by hash of (client id, secret), for a short while.
     pub verified_secrets: moka::future::Cache<[u8; 32], uuid::Uuid>,
 }
@@ -65,6 +68,7 @@ pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) 
         config::routes(cfg);
         oauth::routes(cfg);
         health::routes(cfg);
+        management::routes(cfg);
         openapi::routes(cfg);
     }
 }

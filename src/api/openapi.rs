@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
 use super::types::*;
-use super::{config, health, namespaces, oauth, tables, views};
+use super::{config, health, management, namespaces, oauth, tables, views};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(openapi_json);
@@ -65,6 +65,16 @@ impl Modify for BearerAuth {
         tables::rename_table, tables::commit_transaction,
         views::list_views, views::create_view, views::load_view, views::view_exists,
         views::replace_view, views::drop_view, views::rename_view, views::register_view,
+        management::whoami,
+        management::create_tenant, management::list_tenants, management::get_tenant,
+        management::rename_tenant, management::delete_tenant,
+        management::create_warehouse, management::list_warehouses, management::get_warehouse,
+        management::update_warehouse, management::delete_warehouse, management::validate_warehouse,
+        management::create_principal, management::list_principals, management::get_principal,
+        management::set_enabled, management::rotate_secret, management::delete_principal,
+        management::create_role, management::list_roles, management::delete_role,
+        management::assign_role, management::unassign_role,
+        management::create_grant, management::list_grants, management::delete_grant,
     )
 )]
 pub struct ApiDoc;

@@ -126,6 +126,12 @@ impl Catalog {
         Ok(Warehouse { record, io })
     }
 
+    /// Drops what is cached about a warehouse (after it changed or was deleted).
+    pub async fn forget_warehouse(&self, id: Uuid) {
+        self.warehouses.invalidate(&id).await;
+        self.io.invalidate(&id).await;
+    }
+
     /// Finds a warehouse by name in the caller's tenant, or its only warehouse when `name` is `None`.
     pub async fn warehouse_by_name(
         &self,

@@ -57,6 +57,12 @@ pub fn checks() -> Vec<(&'static str, Check)> {
         ("idempotency_records_expire", |s| {
             idempotency_records_expire(s).boxed()
         }),
+        ("roles_grants_and_assignments", |s| {
+            roles_grants_and_assignments(s).boxed()
+        }),
+        ("only_empty_warehouses_and_tenants_delete", |s| {
+            only_empty_warehouses_and_tenants_delete(s).boxed()
+        }),
     ]
 }
 
@@ -666,4 +672,150 @@ async fn idempotency_records_expire(store: Arc<dyn CatalogStore>) {
     assert_eq!(store.purge_idempotency(200).await.unwrap(), 1);
     assert_eq!(store.get_idempotency("k1").await.unwrap(), None);
     assert!(store.get_idempotency("k2").await.unwrap().is_some());
+}
+
+fn principal(tenant: Uuid, client_id: &str) -> PrincipalRecord {
+    PrincipalRecord {
+        id: Uuid::new_v4(),
+        tenant_id: tenant,
+        name: client_id.into(),
+        kind: PrincipalKind::Human,
+        client_id: client_id.into(),
+        secret_hash: String::new(),
+        root: false,
+        disabled: false,
+        created_at_ms: 1,
+    }
+}
+
+async fn roles_grants_and_assignments(store: Arc<dyn CatalogStore>) {
+    let (t1, t2) = (Uuid::new_v4(), Uuid::new_v4());
+    let role = RoleRecord {
+        id: Uuid::new_v4(),
+        tenant_id: t1,
+        name: "readers".into(),
+        created_at_ms: 1,
+    };
+    store.create_role(&role).await.unwrap();
+    let dup = RoleRecord {
+        id: Uuid::new_v4(),
+        ..role.clone()
+    };
+    assert!(matches!(
+        store.create_role(&dup).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    let other_tenant = RoleRecord {
+        id: Uuid::new_v4(),
+        tenant_id: t2,
+        ..role.clone()
+    };
+    store.create_role(&other_tenant).await.unwrap();
+    assert_eq!(store.list_roles(t1).await.unwrap(), vec![role.clone()]);
+
+    let p = principal(t1, "ann");
+    store.create_principal(&p).await.unwrap();
+    store.create_principal(&principal(t2, "bob")).await.unwrap();
+    assert_eq!(store.list_principals(t1).await.unwrap(), vec![p.clone()]);
+    store.assign_role(p.id, role.id).await.unwrap();
+    assert_eq!(store.roles_of(p.id).await.unwrap(), vec![role.id]);
+
+    let grant = |resource: GrantResource, privilege| GrantRecord {
+        id: Uuid::new_v4(),
+        tenant_id: t1,
+        role_id: role.id,
+        resource,
+        privilege,
+        created_at_ms: 1,
+    };
+    let g1 = grant(GrantResource::Tenant, crate::authz::Privilege::TenantAdmin);
+    let g2 = grant(
+        GrantResource::Namespace {
+            warehouse: Uuid::new_v4(),
+            namespace: ns(&["a"]),
+        },
+        crate::authz::Privilege::TableReadData,
+    );
+    store.create_grant(&g1).await.unwrap();
+    store.create_grant(&g2).await.unwrap();
+    let again = GrantRecord {
+        id: Uuid::new_v4(),
+        ..g1.clone()
+    };
+    assert!(matches!(
+        store.create_grant(&again).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert_eq!(store.list_grants(t1, Some(role.id)).await.unwrap().len(), 2);
+    assert!(store.list_grants(t2, None).await.unwrap().is_empty());
+    assert_eq!(store.delete_grant(g1.id).await.unwrap(), Some(g1));
+    assert_eq!(store.list_grants(t1, None).await.unwrap(), vec![g2]);
+
+    store.unassign_role(p.id, role.id).await.unwrap();
+    assert!(store.roles_of(p.id).await.unwrap().is_empty());
+    assert!(matches!(
+        store.unassign_role(p.id, role.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    store.assign_role(p.id, role.id).await.unwrap();
+    store.delete_role(role.id).await.unwrap();
+    assert!(
+        store.roles_of(p.id).await.unwrap().is_empty(),
+        "deleting a role removes its assignments"
+    );
+    assert!(
+        store.list_grants(t1, None).await.unwrap().is_empty(),
+        "and its grants"
+    );
+    store.delete_principal(p.id).await.unwrap();
+    assert_eq!(store.get_principal_by_client_id("ann").await.unwrap(), None);
+}
+
+async fn only_empty_warehouses_and_tenants_delete(store: Arc<dyn CatalogStore>) {
+    let wh = seed_warehouse(store.as_ref()).await;
+    let tenant = store.get_warehouse(wh).await.unwrap().unwrap().tenant_id;
+    store
+        .create_namespace(wh, &namespace(&["n"]))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.delete_warehouse(wh).await,
+        Err(StoreError::NotEmpty(..))
+    ));
+    assert!(matches!(
+        store.delete_tenant(tenant).await,
+        Err(StoreError::NotEmpty(..))
+    ));
+    store.drop_namespace(wh, &ns(&["n"])).await.unwrap();
+    store.delete_warehouse(wh).await.unwrap();
+    assert!(store.get_warehouse(wh).await.unwrap().is_none());
+    assert!(store.list_warehouses(tenant).await.unwrap().is_empty());
+    store
+        .create_principal(&principal(tenant, "gone"))
+        .await
+        .unwrap();
+    store.rename_tenant(tenant, "renamed").await.unwrap();
+    assert_eq!(
+        store
+            .get_tenant_by_name("renamed")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        tenant
+    );
+    store.delete_tenant(tenant).await.unwrap();
+    assert!(store.get_tenant(tenant).await.unwrap().is_none());
+    assert!(
+        store
+            .get_principal_by_client_id("gone")
+            .await
+            .unwrap()
+            .is_none(),
+        "a tenant's principals go with it"
+    );
+    assert!(matches!(
+        store.delete_tenant(tenant).await,
+        Err(StoreError::NotFound(_))
+    ));
 }

@@ -1,0 +1,111 @@
+//! The management API under `/management/v1`: tenants (root only), and inside a tenant its
+//! warehouses, principals, roles, role assignments and grants (tenant admins), plus `whoami`.
+//! Every change takes effect at once on this replica (the decision cache is dropped).
+
+mod principals;
+mod roles;
+mod tenants;
+mod warehouses;
+
+use actix_web::{HttpResponse, get, web};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{ApiResult, AppState, Authenticated};
+use crate::authz::Privilege;
+use crate::catalog::{CatalogError, ErrorType};
+use crate::identity::Caller;
+use crate::store::{GrantResource, TenantRecord};
+
+pub use principals::*;
+pub use roles::*;
+pub use tenants::*;
+pub use warehouses::*;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(whoami);
+    tenants::routes(cfg);
+    warehouses::routes(cfg);
+    principals::routes(cfg);
+    roles::routes(cfg);
+}
+
+fn not_found(what: &str) -> CatalogError {
+    CatalogError::new(ErrorType::NotFound, format!("{what} does not exist"))
+}
+
+/// The tenant at `id` if the caller may see it (root, or a member); other tenants are 404.
+async fn visible_tenant(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<TenantRecord> {
+    if !caller.may_access_tenant(id) {
+        return Err(not_found(&format!("tenant {id}")).into());
+    }
+    Ok(state
+        .catalog
+        .store()
+        .get_tenant(id)
+        .await?
+        .ok_or_else(|| not_found(&format!("tenant {id}")))?)
+}
+
+/// The tenant at `id`, when the caller administers it.
+async fn admin_tenant(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<TenantRecord> {
+    let tenant = visible_tenant(state, caller, id).await?;
+    state
+        .authz
+        .require(caller, &GrantResource::Tenant, Privilege::TenantAdmin)
+        .await?;
+    Ok(tenant)
+}
+
+/// Who is calling.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WhoAmI {
+    pub principal_id: Uuid,
+    pub name: String,
+    pub tenant_id: Uuid,
+    pub tenant_name: String,
+    pub root: bool,
+    /// Names of the roles assigned to the caller.
+    pub roles: Vec<String>,
+}
+
+/// The caller's principal, tenant and roles.
+#[utoipa::path(get, path = "/management/v1/whoami", operation_id = "whoami", tag = "Management API",
+    responses((status = 200, description = "The caller", body = WhoAmI),
+              (status = 401, description = "Missing or bad token", body = super::types::IcebergErrorResponse)),
+    security(("bearer" = [])))]
+#[get("/management/v1/whoami")]
+async fn whoami(state: web::Data<AppState>, auth: Authenticated) -> ApiResult<HttpResponse> {
+    let caller = &auth.0;
+    let store = state.catalog.store();
+    let principal = store
+        .get_principal(caller.principal_id)
+        .await?
+        .filter(|p| !p.disabled)
+        .ok_or_else(|| {
+            CatalogError::new(
+                ErrorType::NotAuthorized,
+                "this principal is disabled or no longer exists",
+            )
+        })?;
+    let tenant = store
+        .get_tenant(caller.tenant_id)
+        .await?
+        .ok_or_else(|| not_found("tenant"))?;
+    let mut roles = Vec::new();
+    for id in store.roles_of(principal.id).await? {
+        if let Some(role) = store.get_role(id).await? {
+            roles.push(role.name);
+        }
+    }
+    roles.sort();
+    Ok(HttpResponse::Ok().json(WhoAmI {
+        principal_id: principal.id,
+        name: principal.name,
+        tenant_id: tenant.id,
+        tenant_name: tenant.name,
+        root: principal.root,
+        roles,
+    }))
+}

@@ -1,0 +1,248 @@
+//! Principals inside a tenant: created with a client id and a secret shown once; disabled,
+//! re-enabled, given a new secret or deleted by tenant admins. A disabled or deleted principal's
+//! tokens stop working within the decision cache time (at once on this replica).
+
+use actix_web::{HttpResponse, delete, get, post, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{admin_tenant, not_found};
+use crate::api::openapi::CommonErrors;
+use crate::api::types::IcebergErrorResponse;
+use crate::api::{ApiResult, AppState, Authenticated};
+use crate::catalog::{CatalogError, ErrorType};
+use crate::domain::check_resource_name;
+use crate::identity::{generate_secret, hash_secret};
+use crate::store::{PrincipalKind, PrincipalRecord, now_ms};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(create_principal)
+        .service(list_principals)
+        .service(get_principal)
+        .service(set_enabled)
+        .service(rotate_secret)
+        .service(delete_principal);
+}
+
+/// A principal (never with its secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PrincipalInfo {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    #[schema(value_type = String, example = "service")]
+    pub kind: PrincipalKind,
+    pub client_id: String,
+    pub disabled: bool,
+}
+
+impl From<PrincipalRecord> for PrincipalInfo {
+    fn from(p: PrincipalRecord) -> Self {
+        Self {
+            id: p.id,
+            tenant_id: p.tenant_id,
+            name: p.name,
+            kind: p.kind,
+            client_id: p.client_id,
+            disabled: p.disabled,
+        }
+    }
+}
+
+/// Principals.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PrincipalList {
+    pub principals: Vec<PrincipalInfo>,
+}
+
+/// A principal to create.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePrincipalRequest {
+    pub name: String,
+    /// `human` or `service` (default).
+    #[schema(value_type = Option<String>)]
+    pub kind: Option<PrincipalKind>,
+}
+
+/// Credentials of a principal, shown only in this answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PrincipalCredentials {
+    pub principal: PrincipalInfo,
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+async fn tenant_principal(state: &AppState, tenant: Uuid, id: Uuid) -> ApiResult<PrincipalRecord> {
+    let p = state
+        .catalog
+        .store()
+        .get_principal(id)
+        .await?
+        .filter(|p| p.tenant_id == tenant);
+    Ok(p.ok_or_else(|| not_found(&format!("principal {id}")))?)
+}
+
+fn changed(state: &AppState) {
+    state.authz.invalidate();
+    state.verified_secrets.invalidate_all();
+}
+
+/// Create a principal; its secret is returned once and stored only as a hash.
+#[utoipa::path(post, path = "/management/v1/tenants/{tenant}/principals", operation_id = "createPrincipal", tag = "Management API",
+    params(("tenant" = Uuid, Path, description = "Tenant id")), request_body = CreatePrincipalRequest,
+    responses((status = 201, description = "Created, with its credentials", body = PrincipalCredentials),
+              (status = 404, description = "No such tenant", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[post("/management/v1/tenants/{tenant}/principals")]
+async fn create_principal(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<Uuid>,
+    body: web::Json<CreatePrincipalRequest>,
+) -> ApiResult<HttpResponse> {
+    let tenant = admin_tenant(&state, &auth.0, path.into_inner()).await?;
+    check_resource_name("principal name", &body.name)?;
+    let secret = generate_secret();
+    let principal = PrincipalRecord {
+        id: Uuid::now_v7(),
+        tenant_id: tenant.id,
+        name: body.name.clone(),
+        kind: body.kind.unwrap_or(PrincipalKind::Service),
+        client_id: format!("floe-{}", Uuid::new_v4().simple()),
+        secret_hash: hash_secret(&secret),
+        root: false,
+        disabled: false,
+        created_at_ms: now_ms(),
+    };
+    state.catalog.store().create_principal(&principal).await?;
+    tracing::info!(actor = %auth.0.principal_id, tenant = %tenant.id, action = "create-principal", principal = %principal.id, "management change");
+    let client_id = principal.client_id.clone();
+    Ok(HttpResponse::Created().json(PrincipalCredentials {
+        principal: principal.into(),
+        client_id,
+        client_secret: secret,
+    }))
+}
+
+/// List a tenant's principals.
+#[utoipa::path(get, path = "/management/v1/tenants/{tenant}/principals", operation_id = "listPrincipals", tag = "Management API",
+    params(("tenant" = Uuid, Path, description = "Tenant id")),
+    responses((status = 200, description = "Principals", body = PrincipalList), CommonErrors),
+    security(("bearer" = [])))]
+#[get("/management/v1/tenants/{tenant}/principals")]
+async fn list_principals(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let tenant = admin_tenant(&state, &auth.0, path.into_inner()).await?;
+    let principals = state.catalog.store().list_principals(tenant.id).await?;
+    Ok(HttpResponse::Ok().json(PrincipalList {
+        principals: principals.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// Get a principal.
+#[utoipa::path(get, path = "/management/v1/tenants/{tenant}/principals/{principal}", operation_id = "getPrincipal", tag = "Management API",
+    params(("tenant" = Uuid, Path, description = "Tenant id"), ("principal" = Uuid, Path, description = "Principal id")),
+    responses((status = 200, description = "The principal", body = PrincipalInfo),
+              (status = 404, description = "No such principal", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[get("/management/v1/tenants/{tenant}/principals/{principal}")]
+async fn get_principal(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<(Uuid, Uuid)>,
+) -> ApiResult<HttpResponse> {
+    let (tenant, id) = path.into_inner();
+    admin_tenant(&state, &auth.0, tenant).await?;
+    Ok(HttpResponse::Ok().json(PrincipalInfo::from(
+        tenant_principal(&state, tenant, id).await?,
+    )))
+}
+
+/// Disable (`disable`) or re-enable (`enable`) a principal.
+#[utoipa::path(post, path = "/management/v1/tenants/{tenant}/principals/{principal}/{action}", operation_id = "setPrincipalEnabled", tag = "Management API",
+    params(("tenant" = Uuid, Path, description = "Tenant id"), ("principal" = Uuid, Path, description = "Principal id"),
+           ("action" = String, Path, description = "`disable` or `enable`")),
+    responses((status = 200, description = "The principal", body = PrincipalInfo),
+              (status = 404, description = "No such principal", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[post("/management/v1/tenants/{tenant}/principals/{principal}/{action:enable|disable}")]
+async fn set_enabled(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<(Uuid, Uuid, String)>,
+) -> ApiResult<HttpResponse> {
+    let (tenant, id, action) = path.into_inner();
+    admin_tenant(&state, &auth.0, tenant).await?;
+    let mut p = tenant_principal(&state, tenant, id).await?;
+    if p.root {
+        return Err(CatalogError::new(
+            ErrorType::Conflict,
+            "the root principal cannot be disabled",
+        )
+        .into());
+    }
+    p.disabled = action == "disable";
+    state.catalog.store().update_principal(&p).await?;
+    changed(&state);
+    tracing::info!(actor = %auth.0.principal_id, tenant = %tenant, action = %format!("{action}-principal"), principal = %id, "management change");
+    Ok(HttpResponse::Ok().json(PrincipalInfo::from(p)))
+}
+
+/// Give a principal a new secret; the old one stops working at once for new tokens.
+#[utoipa::path(post, path = "/management/v1/tenants/{tenant}/principals/{principal}/rotate-secret", operation_id = "rotatePrincipalSecret", tag = "Management API",
+    params(("tenant" = Uuid, Path, description = "Tenant id"), ("principal" = Uuid, Path, description = "Principal id")),
+    responses((status = 200, description = "The new credentials", body = PrincipalCredentials),
+              (status = 404, description = "No such principal", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[post("/management/v1/tenants/{tenant}/principals/{principal}/rotate-secret")]
+async fn rotate_secret(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<(Uuid, Uuid)>,
+) -> ApiResult<HttpResponse> {
+    let (tenant, id) = path.into_inner();
+    admin_tenant(&state, &auth.0, tenant).await?;
+    let mut p = tenant_principal(&state, tenant, id).await?;
+    let secret = generate_secret();
+    p.secret_hash = hash_secret(&secret);
+    state.catalog.store().update_principal(&p).await?;
+    changed(&state);
+    tracing::info!(actor = %auth.0.principal_id, tenant = %tenant, action = "rotate-secret", principal = %id, "management change");
+    let client_id = p.client_id.clone();
+    Ok(HttpResponse::Ok().json(PrincipalCredentials {
+        principal: p.into(),
+        client_id,
+        client_secret: secret,
+    }))
+}
+
+/// Delete a principal.
+#[utoipa::path(delete, path = "/management/v1/tenants/{tenant}/principals/{principal}", operation_id = "deletePrincipal", tag = "Management API",
+    params(("tenant" = Uuid, Path, description = "Tenant id"), ("principal" = Uuid, Path, description = "Principal id")),
+    responses((status = 204, description = "Deleted"),
+              (status = 404, description = "No such principal", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[delete("/management/v1/tenants/{tenant}/principals/{principal}")]
+async fn delete_principal(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<(Uuid, Uuid)>,
+) -> ApiResult<HttpResponse> {
+    let (tenant, id) = path.into_inner();
+    admin_tenant(&state, &auth.0, tenant).await?;
+    let p = tenant_principal(&state, tenant, id).await?;
+    if p.root {
+        return Err(
+            CatalogError::new(ErrorType::Conflict, "the root principal cannot be deleted").into(),
+        );
+    }
+    state.catalog.store().delete_principal(id).await?;
+    changed(&state);
+    tracing::info!(actor = %auth.0.principal_id, tenant = %tenant, action = "delete-principal", principal = %id, "management change");
+    Ok(HttpResponse::NoContent().finish())
+}

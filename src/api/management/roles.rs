@@ -1,0 +1,339 @@
+//! Roles, their assignment to principals, and grants of privileges on resources to roles.
+
+use actix_web::{HttpResponse, delete, get, post, put, web};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::{admin_tenant, not_found};
+use crate::api::openapi::CommonErrors;
+use crate::api::types::IcebergErrorResponse;
+use crate::api::{ApiResult, AppState, Authenticated};
+use crate::authz::Privilege;
+use crate::catalog::CatalogError;
+use crate::domain::check_resource_name;
+use crate::store::{GrantRecord, GrantResource, RoleRecord, now_ms};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(create_role)
+        .service(list_roles)
+        .service(delete_role)
+        .service(assign_role)
+        .service(unassign_role)
+        .service(create_grant)
+        .service(list_grants)
+        .service(delete_grant);
+}
+
+/// A role.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleInfo {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+}
+
+impl From<RoleRecord> for RoleInfo {
+    fn from(r: RoleRecord) -> Self {
+        Self {
+            id: r.id,
+            tenant_id: r.tenant_id,
+            name: r.name,
+        }
+    }
+}
+
+/// Roles.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleList {
+    pub roles: Vec<RoleInfo>,
+}
+
+/// A role to create.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRoleRequest {
+    pub name: String,
+}
+
+/// A grant of one privilege on one resource to a role.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GrantInfo {
+    pub id: Uuid,
+    pub role_id: Uuid,
+    /// `{"kind": "tenant"}`, `{"kind": "warehouse", "warehouse": id}`,
+    /// `{"kind": "namespace", "warehouse": id, "namespace": ["a", "b"]}`,
+    /// `{"kind": "table", "warehouse": id, "table": {"namespace": [..], "name": ".."}}`, or
+    /// `{"kind": "view", "warehouse": id, "view": {"namespace": [..], "name": ".."}}`.
+    #[schema(value_type = Object)]
+    pub resource: GrantResource,
+    pub privilege: Privilege,
+}
+
+impl From<GrantRecord> for GrantInfo {
+    fn from(g: GrantRecord) -> Self {
+        Self {
+            id: g.id,
+            role_id: g.role_id,
+            resource: g.resource,
+            privilege: g.privilege,
+        }
+    }
+}
+
+/// Grants.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GrantList {
+    pub grants: Vec<GrantInfo>,
+}
+
+/// A grant to create.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateGrantRequest {
+    pub role_id: Uuid,
+    /// The resource, shaped as in `GrantInfo.resource`.
+    #[schema(value_type = Object)]
+    pub resource: GrantResource,
+    pub privilege: Privilege,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct GrantQuery {
+    /// Only the grants of this role.
+    role: Option<Uuid>,
+}
+
+async fn tenant_role(state: &AppState, tenant: Uuid, id: Uuid) -> ApiResult<RoleRecord> {
+    let role = state
+        .catalog
+        .store()
+        .get_role(id)
+        .await?
+        .filter(|r| r.tenant_id == tenant);
+    Ok(role.ok_or_else(|| not_found(&format!("role {id}")))?)
+}
+
+/// Create a role.
+#[utoipa::path(post, path = "/management/v1/tenants/{tenant}/roles", operation_id = "createRole", tag = "Management API",
+    params(("tenant" = Uuid, Path, description = "Tenant id")), request_body = CreateRoleRequest,
+    responses((status = 201, description = "Created", body = RoleInfo),
+              (status = 409, description = "Name taken", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[post("/management/v1/tenants/{tenant}/roles")]
+async fn create_role(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<Uuid>,
+    body: web::Json<CreateRoleRequest>,
+) -> ApiResult<HttpResponse> {
+    let tenant = admin_tenant(&state, &auth.0, path.into_inner()).await?;
+    check_resource_name("role name", &body.name)?;
+    let role = RoleRecord {
+        id: Uuid::now_v7(),
+        tenant_id: tenant.id,
+        name: body.into_inner().name,
+        created_at_ms: now_ms(),
+    };
+    state.catalog.store().create_role(&role).await?;
+    tracing::info!(actor = %auth.0.principal_id, tenant = %tenant.id, action = "create-role", role = %role.id, "management change");
+    Ok(HttpResponse::Created().json(RoleInfo::from(role)))
+}
+
+/// List roles.
+#[utoipa::path(get, path = "/management/v1/tenants/{tenant}/roles", operation_id = "listRoles", tag = "Management API",
+    params(("tenant" = Uuid, Path, description = "Tenant id")),
+    responses((status = 200, description = "Roles", body = RoleList), CommonErrors),
+    security(("bearer" = [])))]
+#[get("/management/v1/tenants/{tenant}/roles")]
+async fn list_roles(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let tenant = admin_tenant(&state, &auth.0, path.into_inner()).await?;
+    let roles = state.catalog.store().list_roles(tenant.id).await?;
+    Ok(HttpResponse::Ok().json(RoleList {
+        roles: roles.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// Delete a role with its grants and assignments.
+#[utoipa::path(delete, path = "/management/v1/tenants/{tenant}/roles/{role}", operation_id = "deleteRole", tag = "Management API",
+    params(("tenant" = Uuid, Path, description = "Tenant id"), ("role" = Uuid, Path, description = "Role id")),
+    responses((status = 204, description = "Deleted"),
+              (status = 404, description = "No such role", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[delete("/management/v1/tenants/{tenant}/roles/{role}")]
+async fn delete_role(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<(Uuid, Uuid)>,
+) -> ApiResult<HttpResponse> {
+    let (tenant, id) = path.into_inner();
+    admin_tenant(&state, &auth.0, tenant).await?;
+    tenant_role(&state, tenant, id).await?;
+    state.catalog.store().delete_role(id).await?;
+    state.authz.invalidate();
+    tracing::info!(actor = %auth.0.principal_id, tenant = %tenant, action = "delete-role", role = %id, "management change");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Assign a role to a principal.
+#[utoipa::path(put, path = "/management/v1/tenants/{tenant}/roles/{role}/principals/{principal}", operation_id = "assignRole", tag = "Management API",
+    params(("tenant" = Uuid, Path, description = "Tenant id"), ("role" = Uuid, Path, description = "Role id"),
+           ("principal" = Uuid, Path, description = "Principal id")),
+    responses((status = 204, description = "Assigned"),
+              (status = 404, description = "No such role or principal", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[put("/management/v1/tenants/{tenant}/roles/{role}/principals/{principal}")]
+async fn assign_role(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<(Uuid, Uuid, Uuid)>,
+) -> ApiResult<HttpResponse> {
+    let (tenant, role, principal) = path.into_inner();
+    admin_tenant(&state, &auth.0, tenant).await?;
+    tenant_role(&state, tenant, role).await?;
+    let store = state.catalog.store();
+    store
+        .get_principal(principal)
+        .await?
+        .filter(|p| p.tenant_id == tenant)
+        .ok_or_else(|| not_found(&format!("principal {principal}")))?;
+    store.assign_role(principal, role).await?;
+    state.authz.invalidate();
+    tracing::info!(actor = %auth.0.principal_id, tenant = %tenant, action = "assign-role", role = %role, principal = %principal, "management change");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Take a role away from a principal.
+#[utoipa::path(delete, path = "/management/v1/tenants/{tenant}/roles/{role}/principals/{principal}", operation_id = "unassignRole", tag = "Management API",
+    params(("tenant" = Uuid, Path, description = "Tenant id"), ("role" = Uuid, Path, description = "Role id"),
+           ("principal" = Uuid, Path, description = "Principal id")),
+    responses((status = 204, description = "Unassigned"),
+              (status = 404, description = "No such assignment", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[delete("/management/v1/tenants/{tenant}/roles/{role}/principals/{principal}")]
+async fn unassign_role(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<(Uuid, Uuid, Uuid)>,
+) -> ApiResult<HttpResponse> {
+    let (tenant, role, principal) = path.into_inner();
+    admin_tenant(&state, &auth.0, tenant).await?;
+    tenant_role(&state, tenant, role).await?;
+    state.catalog.store().unassign_role(principal, role).await?;
+    state.authz.invalidate();
+    tracing::info!(actor = %auth.0.principal_id, tenant = %tenant, action = "unassign-role", role = %role, principal = %principal, "management change");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Grant a privilege on a resource of this tenant to a role.
+#[utoipa::path(post, path = "/management/v1/tenants/{tenant}/grants", operation_id = "createGrant", tag = "Management API",
+    params(("tenant" = Uuid, Path, description = "Tenant id")), request_body = CreateGrantRequest,
+    responses((status = 201, description = "Granted", body = GrantInfo),
+              (status = 404, description = "No such role or warehouse", body = IcebergErrorResponse),
+              (status = 409, description = "Already granted", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[post("/management/v1/tenants/{tenant}/grants")]
+async fn create_grant(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<Uuid>,
+    body: web::Json<CreateGrantRequest>,
+) -> ApiResult<HttpResponse> {
+    let tenant = admin_tenant(&state, &auth.0, path.into_inner()).await?;
+    let body = body.into_inner();
+    tenant_role(&state, tenant.id, body.role_id).await?;
+    let warehouse = match &body.resource {
+        GrantResource::Tenant => None,
+        GrantResource::Warehouse { warehouse }
+        | GrantResource::Namespace { warehouse, .. }
+        | GrantResource::Table { warehouse, .. }
+        | GrantResource::View { warehouse, .. } => Some(*warehouse),
+    };
+    if let Some(id) = warehouse {
+        let found = state
+            .catalog
+            .store()
+            .get_warehouse(id)
+            .await?
+            .filter(|w| w.tenant_id == tenant.id);
+        found.ok_or_else(|| not_found(&format!("warehouse {id}")))?;
+    }
+    match (body.privilege, &body.resource) {
+        (Privilege::TenantAdmin, GrantResource::Tenant) => {}
+        (Privilege::TenantAdmin, _) => {
+            return Err(CatalogError::bad_request("TENANT_ADMIN is granted on the tenant").into());
+        }
+        (Privilege::WarehouseAdmin, GrantResource::Tenant | GrantResource::Warehouse { .. }) => {}
+        (Privilege::WarehouseAdmin, _) => {
+            return Err(CatalogError::bad_request(
+                "WAREHOUSE_ADMIN is granted on a warehouse or the tenant",
+            )
+            .into());
+        }
+        _ => {}
+    }
+    let grant = GrantRecord {
+        id: Uuid::now_v7(),
+        tenant_id: tenant.id,
+        role_id: body.role_id,
+        resource: body.resource,
+        privilege: body.privilege,
+        created_at_ms: now_ms(),
+    };
+    state.catalog.store().create_grant(&grant).await?;
+    state.authz.invalidate();
+    tracing::info!(actor = %auth.0.principal_id, tenant = %tenant.id, action = "create-grant", grant = %grant.id, "management change");
+    Ok(HttpResponse::Created().json(GrantInfo::from(grant)))
+}
+
+/// List grants.
+#[utoipa::path(get, path = "/management/v1/tenants/{tenant}/grants", operation_id = "listGrants", tag = "Management API",
+    params(("tenant" = Uuid, Path, description = "Tenant id"), GrantQuery),
+    responses((status = 200, description = "Grants", body = GrantList), CommonErrors),
+    security(("bearer" = [])))]
+#[get("/management/v1/tenants/{tenant}/grants")]
+async fn list_grants(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<Uuid>,
+    query: web::Query<GrantQuery>,
+) -> ApiResult<HttpResponse> {
+    let tenant = admin_tenant(&state, &auth.0, path.into_inner()).await?;
+    let grants = state
+        .catalog
+        .store()
+        .list_grants(tenant.id, query.role)
+        .await?;
+    Ok(HttpResponse::Ok().json(GrantList {
+        grants: grants.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// Revoke a grant.
+#[utoipa::path(delete, path = "/management/v1/tenants/{tenant}/grants/{grant}", operation_id = "deleteGrant", tag = "Management API",
+    params(("tenant" = Uuid, Path, description = "Tenant id"), ("grant" = Uuid, Path, description = "Grant id")),
+    responses((status = 204, description = "Revoked"),
+              (status = 404, description = "No such grant", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[delete("/management/v1/tenants/{tenant}/grants/{grant}")]
+async fn delete_grant(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<(Uuid, Uuid)>,
+) -> ApiResult<HttpResponse> {
+    let (tenant, id) = path.into_inner();
+    admin_tenant(&state, &auth.0, tenant).await?;
+    let grants = state.catalog.store().list_grants(tenant, None).await?;
+    if !grants.iter().any(|g| g.id == id) {
+        return Err(not_found(&format!("grant {id}")).into());
+    }
+    state.catalog.store().delete_grant(id).await?;
+    state.authz.invalidate();
+    tracing::info!(actor = %auth.0.principal_id, tenant = %tenant, action = "delete-grant", grant = %id, "management change");
+    Ok(HttpResponse::NoContent().finish())
+}

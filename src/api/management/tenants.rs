@@ -1,0 +1,173 @@
+//! Tenants: created, renamed and deleted by the root principal only.
+
+use actix_web::{HttpResponse, delete, get, patch, post, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{not_found, visible_tenant};
+use crate::api::openapi::CommonErrors;
+use crate::api::types::IcebergErrorResponse;
+use crate::api::{ApiResult, AppState, Authenticated};
+use crate::catalog::{CatalogError, ErrorType};
+use crate::domain::check_resource_name;
+use crate::identity::Caller;
+use crate::store::{TenantRecord, now_ms};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(create_tenant)
+        .service(list_tenants)
+        .service(get_tenant)
+        .service(rename_tenant)
+        .service(delete_tenant);
+}
+
+/// A tenant.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantInfo {
+    pub id: Uuid,
+    pub name: String,
+    pub created_at_ms: i64,
+}
+
+impl From<TenantRecord> for TenantInfo {
+    fn from(t: TenantRecord) -> Self {
+        Self {
+            id: t.id,
+            name: t.name,
+            created_at_ms: t.created_at_ms,
+        }
+    }
+}
+
+/// Tenants.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantList {
+    pub tenants: Vec<TenantInfo>,
+}
+
+/// A tenant's name.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantRequest {
+    pub name: String,
+}
+
+fn require_root(caller: &Caller) -> ApiResult<()> {
+    if caller.root {
+        return Ok(());
+    }
+    Err(CatalogError::new(
+        ErrorType::Forbidden,
+        "only the root principal manages tenants",
+    )
+    .into())
+}
+
+/// Create a tenant.
+#[utoipa::path(post, path = "/management/v1/tenants", operation_id = "createTenant", tag = "Management API",
+    request_body = TenantRequest,
+    responses((status = 201, description = "Created", body = TenantInfo),
+              (status = 409, description = "Name taken", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[post("/management/v1/tenants")]
+async fn create_tenant(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    body: web::Json<TenantRequest>,
+) -> ApiResult<HttpResponse> {
+    require_root(&auth.0)?;
+    check_resource_name("tenant name", &body.name)?;
+    let tenant = TenantRecord {
+        id: Uuid::now_v7(),
+        name: body.into_inner().name,
+        created_at_ms: now_ms(),
+    };
+    state.catalog.store().create_tenant(&tenant).await?;
+    tracing::info!(actor = %auth.0.principal_id, action = "create-tenant", tenant = %tenant.id, "management change");
+    Ok(HttpResponse::Created().json(TenantInfo::from(tenant)))
+}
+
+/// List tenants.
+#[utoipa::path(get, path = "/management/v1/tenants", operation_id = "listTenants", tag = "Management API",
+    responses((status = 200, description = "Tenants", body = TenantList), CommonErrors),
+    security(("bearer" = [])))]
+#[get("/management/v1/tenants")]
+async fn list_tenants(state: web::Data<AppState>, auth: Authenticated) -> ApiResult<HttpResponse> {
+    require_root(&auth.0)?;
+    let tenants = state.catalog.store().list_tenants().await?;
+    Ok(HttpResponse::Ok().json(TenantList {
+        tenants: tenants.into_iter().map(TenantInfo::from).collect(),
+    }))
+}
+
+/// Get a tenant (root, or a member of it).
+#[utoipa::path(get, path = "/management/v1/tenants/{tenant}", operation_id = "getTenant", tag = "Management API",
+    params(("tenant" = Uuid, Path, description = "Tenant id")),
+    responses((status = 200, description = "The tenant", body = TenantInfo),
+              (status = 404, description = "No such tenant", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[get("/management/v1/tenants/{tenant}")]
+async fn get_tenant(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let tenant = visible_tenant(&state, &auth.0, path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(TenantInfo::from(tenant)))
+}
+
+/// Rename a tenant.
+#[utoipa::path(patch, path = "/management/v1/tenants/{tenant}", operation_id = "renameTenant", tag = "Management API",
+    params(("tenant" = Uuid, Path, description = "Tenant id")), request_body = TenantRequest,
+    responses((status = 200, description = "Renamed", body = TenantInfo),
+              (status = 404, description = "No such tenant", body = IcebergErrorResponse),
+              (status = 409, description = "Name taken", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[patch("/management/v1/tenants/{tenant}")]
+async fn rename_tenant(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<Uuid>,
+    body: web::Json<TenantRequest>,
+) -> ApiResult<HttpResponse> {
+    require_root(&auth.0)?;
+    check_resource_name("tenant name", &body.name)?;
+    let id = path.into_inner();
+    let store = state.catalog.store();
+    store.rename_tenant(id, &body.name).await?;
+    let tenant = store
+        .get_tenant(id)
+        .await?
+        .ok_or_else(|| not_found("tenant"))?;
+    tracing::info!(actor = %auth.0.principal_id, action = "rename-tenant", tenant = %id, "management change");
+    Ok(HttpResponse::Ok().json(TenantInfo::from(tenant)))
+}
+
+/// Delete a tenant that has no warehouses.
+#[utoipa::path(delete, path = "/management/v1/tenants/{tenant}", operation_id = "deleteTenant", tag = "Management API",
+    params(("tenant" = Uuid, Path, description = "Tenant id")),
+    responses((status = 204, description = "Deleted"),
+              (status = 404, description = "No such tenant", body = IcebergErrorResponse),
+              (status = 409, description = "The tenant still has warehouses", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[delete("/management/v1/tenants/{tenant}")]
+async fn delete_tenant(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    require_root(&auth.0)?;
+    let id = path.into_inner();
+    if id == auth.0.tenant_id {
+        return Err(CatalogError::new(
+            ErrorType::Conflict,
+            "the root principal's own tenant cannot be deleted",
+        )
+        .into());
+    }
+    state.catalog.store().delete_tenant(id).await?;
+    state.authz.invalidate();
+    tracing::info!(actor = %auth.0.principal_id, action = "delete-tenant", tenant = %id, "management change");
+    Ok(HttpResponse::NoContent().finish())
+}

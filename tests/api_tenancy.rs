@@ -1,0 +1,650 @@
+//! Tenants, principals, roles and grants as tenant admins use them, and the walls between tenants.
+
+mod common;
+
+use common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// A principal's session: its token and helpers for both APIs.
+struct Session<'a> {
+    app: &'a TestApp,
+    token: String,
+}
+
+impl<'a> Session<'a> {
+    async fn login(app: &'a TestApp, client_id: &str, secret: &str) -> Session<'a> {
+        Session {
+            app,
+            token: fetch_token(&app.client, &app.base, client_id, secret).await,
+        }
+    }
+
+    async fn send(&self, method: Method, path: &str, body: Option<Value>) -> reqwest::Response {
+        let mut req = self
+            .app
+            .client
+            .request(method, format!("{}{path}", self.app.base))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.unwrap()
+    }
+
+    async fn ok(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        let r = self.send(method.clone(), path, body).await;
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        assert!(status.is_success(), "{method} {path}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    async fn status(&self, method: Method, path: &str, body: Option<Value>) -> StatusCode {
+        self.send(method, path, body).await.status()
+    }
+}
+
+/// A tenant set up by root: a warehouse, an admin (TENANT_ADMIN) and a principal with no grants.
+struct Tenant {
+    id: String,
+    warehouse: String,
+    admin: (String, String),
+    member: (String, String),
+    member_id: String,
+}
+
+async fn principal(admin: &Session<'_>, tenant: &str, name: &str) -> (String, String, String) {
+    let p = admin
+        .ok(
+            Method::POST,
+            &format!("/management/v1/tenants/{tenant}/principals"),
+            Some(json!({"name": name})),
+        )
+        .await;
+    (
+        p["client_id"].as_str().unwrap().into(),
+        p["client_secret"].as_str().unwrap().into(),
+        p["principal"]["id"].as_str().unwrap().into(),
+    )
+}
+
+async fn role_with(
+    admin: &Session<'_>,
+    tenant: &str,
+    name: &str,
+    grants: Vec<(Value, &str)>,
+    principal: &str,
+) -> Vec<String> {
+    let role = admin
+        .ok(
+            Method::POST,
+            &format!("/management/v1/tenants/{tenant}/roles"),
+            Some(json!({"name": name})),
+        )
+        .await;
+    let role_id = role["id"].as_str().unwrap().to_owned();
+    let mut ids = Vec::new();
+    for (resource, privilege) in grants {
+        let g = admin
+            .ok(
+                Method::POST,
+                &format!("/management/v1/tenants/{tenant}/grants"),
+                Some(json!({"role_id": role_id, "resource": resource, "privilege": privilege})),
+            )
+            .await;
+        ids.push(g["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        admin
+            .status(
+                Method::PUT,
+                &format!("/management/v1/tenants/{tenant}/roles/{role_id}/principals/{principal}"),
+                None
+            )
+            .await,
+        204
+    );
+    ids
+}
+
+async fn tenant(root: &Session<'_>, name: &str) -> Tenant {
+    let t = root
+        .ok(
+            Method::POST,
+            "/management/v1/tenants",
+            Some(json!({"name": name})),
+        )
+        .await;
+    let id = t["id"].as_str().unwrap().to_owned();
+    let wh = root
+        .ok(
+            Method::POST,
+            &format!("/management/v1/tenants/{id}/warehouses"),
+            Some(json!({"name": "main", "storage": {"kind": "local"}})),
+        )
+        .await;
+    let (admin_id, admin_secret, admin_pid) = principal(root, &id, "admin").await;
+    role_with(
+        root,
+        &id,
+        "admins",
+        vec![(json!({"kind": "tenant"}), "TENANT_ADMIN")],
+        &admin_pid,
+    )
+    .await;
+    let (member_id, member_secret, member_pid) = principal(root, &id, "member").await;
+    Tenant {
+        id,
+        warehouse: wh["id"].as_str().unwrap().to_owned(),
+        admin: (admin_id, admin_secret),
+        member: (member_id, member_secret),
+        member_id: member_pid,
+    }
+}
+
+#[tokio::test]
+async fn tenants_never_see_each_other() {
+    let app = spawn_app().await;
+    let root = Session {
+        app: &app,
+        token: app.token.clone(),
+    };
+    let (a, b) = (tenant(&root, "alpha").await, tenant(&root, "beta").await);
+    let admin_a = Session::login(&app, &a.admin.0, &a.admin.1).await;
+    let admin_b = Session::login(&app, &b.admin.0, &b.admin.1).await;
+    admin_b
+        .ok(
+            Method::POST,
+            &format!("/v1/{}/namespaces", b.warehouse),
+            Some(json!({"namespace": ["secret"]})),
+        )
+        .await;
+    admin_b
+        .ok(
+            Method::POST,
+            &format!("/v1/{}/namespaces/secret/tables", b.warehouse),
+            Some(table_request("t")),
+        )
+        .await;
+
+    // Tenant A's admin, on every route that names tenant B or its warehouse: 404, never 403.
+    let wb = &b.warehouse;
+    for (method, path) in [
+        (Method::GET, format!("/v1/{wb}/namespaces")),
+        (Method::POST, format!("/v1/{wb}/namespaces")),
+        (Method::GET, format!("/v1/{wb}/namespaces/secret")),
+        (Method::GET, format!("/v1/{wb}/namespaces/secret/tables")),
+        (Method::GET, format!("/v1/{wb}/namespaces/secret/tables/t")),
+        (Method::POST, format!("/v1/{wb}/namespaces/secret/tables/t")),
+        (
+            Method::DELETE,
+            format!("/v1/{wb}/namespaces/secret/tables/t"),
+        ),
+        (Method::POST, format!("/v1/{wb}/transactions/commit")),
+        (Method::GET, format!("/management/v1/tenants/{}", b.id)),
+        (
+            Method::GET,
+            format!("/management/v1/tenants/{}/warehouses", b.id),
+        ),
+        (
+            Method::GET,
+            format!("/management/v1/tenants/{}/warehouses/{wb}", b.id),
+        ),
+        (
+            Method::DELETE,
+            format!("/management/v1/tenants/{}/warehouses/{wb}", b.id),
+        ),
+        (
+            Method::GET,
+            format!("/management/v1/tenants/{}/principals", b.id),
+        ),
+        (
+            Method::POST,
+            format!("/management/v1/tenants/{}/principals", b.id),
+        ),
+        (
+            Method::POST,
+            format!("/management/v1/tenants/{}/roles", b.id),
+        ),
+        (
+            Method::GET,
+            format!("/management/v1/tenants/{}/grants", b.id),
+        ),
+    ] {
+        let body = if path.starts_with("/management") {
+            Some(json!({"name": "x"}))
+        } else {
+            Some(
+                json!({"namespace": ["x"], "requirements": [], "updates": [], "table-changes": []}),
+            )
+        };
+        assert_eq!(
+            admin_a.status(method.clone(), &path, body).await,
+            404,
+            "{method} {path}"
+        );
+    }
+    let r = admin_a
+        .send(Method::GET, "/v1/config?warehouse=main", None)
+        .await;
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["overrides"]["prefix"],
+        a.warehouse.as_str(),
+        "a name resolves in the caller's tenant"
+    );
+    // Nothing of B was changed, and B's admin still sees its table.
+    admin_b
+        .ok(
+            Method::GET,
+            &format!("/v1/{}/namespaces/secret/tables/t", b.warehouse),
+            None,
+        )
+        .await;
+    // Tenant admins manage only their own tenant, and cannot make tenants.
+    assert_eq!(
+        admin_a
+            .status(
+                Method::POST,
+                "/management/v1/tenants",
+                Some(json!({"name": "gamma"}))
+            )
+            .await,
+        403
+    );
+    assert_eq!(
+        admin_a
+            .status(Method::GET, "/management/v1/tenants", None)
+            .await,
+        403
+    );
+    let me = admin_a.ok(Method::GET, "/management/v1/whoami", None).await;
+    assert_eq!(
+        (me["tenant_name"].as_str(), me["roles"].clone()),
+        (Some("alpha"), json!(["admins"]))
+    );
+}
+
+#[tokio::test]
+async fn readers_read_and_grants_open_and_close_access() {
+    let app = spawn_app().await;
+    let root = Session {
+        app: &app,
+        token: app.token.clone(),
+    };
+    let t = tenant(&root, "acme").await;
+    let admin = Session::login(&app, &t.admin.0, &t.admin.1).await;
+    let wh = &t.warehouse;
+    for ns in ["sales", "hr"] {
+        admin
+            .ok(
+                Method::POST,
+                &format!("/v1/{wh}/namespaces"),
+                Some(json!({"namespace": [ns]})),
+            )
+            .await;
+        admin
+            .ok(
+                Method::POST,
+                &format!("/v1/{wh}/namespaces/{ns}/tables"),
+                Some(table_request("t")),
+            )
+            .await;
+    }
+    let member = Session::login(&app, &t.member.0, &t.member.1).await;
+    // No grants yet: nothing is readable, the warehouse is not even visible.
+    assert_eq!(
+        member
+            .status(
+                Method::GET,
+                &format!("/v1/{wh}/namespaces/sales/tables/t"),
+                None
+            )
+            .await,
+        403
+    );
+    assert_eq!(
+        member
+            .status(Method::GET, "/v1/config?warehouse=main", None)
+            .await,
+        404
+    );
+
+    // A read grant on the namespace opens every table in it, and only there.
+    let grants = role_with(
+        &admin,
+        &t.id,
+        "sales-readers",
+        vec![(
+            json!({"kind": "namespace", "warehouse": wh, "namespace": ["sales"]}),
+            "TABLE_READ_DATA",
+        )],
+        &t.member_id,
+    )
+    .await;
+    let table = format!("/v1/{wh}/namespaces/sales/tables/t");
+    let loaded = member.ok(Method::GET, &table, None).await;
+    assert_eq!(
+        member
+            .status(
+                Method::GET,
+                &format!("/v1/{wh}/namespaces/hr/tables/t"),
+                None
+            )
+            .await,
+        403
+    );
+    // Reading is not writing, dropping or creating.
+    assert_eq!(
+        member
+            .status(
+                Method::POST,
+                &table,
+                Some(append_commit(&loaded["metadata"], 1))
+            )
+            .await,
+        403
+    );
+    assert_eq!(member.status(Method::DELETE, &table, None).await, 403);
+    assert_eq!(
+        member
+            .status(
+                Method::POST,
+                &format!("/v1/{wh}/namespaces/sales/tables"),
+                Some(table_request("u"))
+            )
+            .await,
+        403
+    );
+    assert_eq!(
+        member
+            .status(
+                Method::POST,
+                &format!("/v1/{wh}/namespaces"),
+                Some(json!({"namespace": ["mine"]}))
+            )
+            .await,
+        403
+    );
+    // Lists show only what the member holds something on.
+    let listed = member
+        .ok(Method::GET, &format!("/v1/{wh}/namespaces"), None)
+        .await;
+    assert_eq!(listed["namespaces"], json!([["sales"]]));
+    let tables = member
+        .ok(
+            Method::GET,
+            &format!("/v1/{wh}/namespaces/sales/tables"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        tables["identifiers"],
+        json!([{"namespace": ["sales"], "name": "t"}])
+    );
+    assert_eq!(
+        member
+            .status(Method::GET, &format!("/v1/{wh}/namespaces/hr/tables"), None)
+            .await,
+        403
+    );
+    let warehouses = member
+        .ok(
+            Method::GET,
+            &format!("/management/v1/tenants/{}/warehouses", t.id),
+            None,
+        )
+        .await;
+    assert_eq!(warehouses["warehouses"].as_array().unwrap().len(), 1);
+    // Members are not tenant admins.
+    assert_eq!(
+        member
+            .status(
+                Method::GET,
+                &format!("/management/v1/tenants/{}/principals", t.id),
+                None
+            )
+            .await,
+        403
+    );
+
+    // Write access lets the member commit; the table's metadata changes.
+    role_with(&admin, &t.id, "sales-writers", vec![(json!({"kind": "table", "warehouse": wh, "table": {"namespace": ["sales"], "name": "t"}}), "TABLE_WRITE_DATA")], &t.member_id).await;
+    member
+        .ok(
+            Method::POST,
+            &table,
+            Some(append_commit(&loaded["metadata"], 1)),
+        )
+        .await;
+
+    // Revoking the namespace grant closes reading of other tables at once on this replica.
+    admin
+        .ok(
+            Method::POST,
+            &format!("/v1/{wh}/namespaces/sales/tables"),
+            Some(table_request("other")),
+        )
+        .await;
+    member
+        .ok(
+            Method::GET,
+            &format!("/v1/{wh}/namespaces/sales/tables/other"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        admin
+            .status(
+                Method::DELETE,
+                &format!("/management/v1/tenants/{}/grants/{}", t.id, grants[0]),
+                None
+            )
+            .await,
+        204
+    );
+    assert_eq!(
+        member
+            .status(
+                Method::GET,
+                &format!("/v1/{wh}/namespaces/sales/tables/other"),
+                None
+            )
+            .await,
+        403
+    );
+    member.ok(Method::GET, &table, None).await;
+}
+
+#[tokio::test]
+async fn disabled_principals_and_rotated_secrets_stop_working() {
+    let app = spawn_app().await;
+    let root = Session {
+        app: &app,
+        token: app.token.clone(),
+    };
+    let t = tenant(&root, "ops").await;
+    let admin = Session::login(&app, &t.admin.0, &t.admin.1).await;
+    let member = Session::login(&app, &t.member.0, &t.member.1).await;
+    assert_eq!(
+        member
+            .status(Method::GET, "/management/v1/whoami", None)
+            .await,
+        200
+    );
+    let base = format!("/management/v1/tenants/{}/principals/{}", t.id, t.member_id);
+    admin
+        .ok(Method::POST, &format!("{base}/disable"), None)
+        .await;
+    assert_eq!(
+        member
+            .status(Method::GET, "/management/v1/whoami", None)
+            .await,
+        401
+    );
+    assert_eq!(
+        member
+            .status(
+                Method::GET,
+                &format!("/v1/{}/namespaces", t.warehouse),
+                None
+            )
+            .await,
+        401
+    );
+    let r = app
+        .client
+        .post(format!("{}/v1/oauth/tokens", app.base))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", t.member.0.as_str()),
+            ("client_secret", t.member.1.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "a disabled principal gets no token");
+    admin
+        .ok(Method::POST, &format!("{base}/enable"), None)
+        .await;
+    let rotated = admin
+        .ok(Method::POST, &format!("{base}/rotate-secret"), None)
+        .await;
+    let r = app
+        .client
+        .post(format!("{}/v1/oauth/tokens", app.base))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", t.member.0.as_str()),
+            ("client_secret", t.member.1.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "the old secret stops working");
+    let fresh = Session::login(
+        &app,
+        &t.member.0,
+        rotated["client_secret"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(
+        fresh
+            .status(Method::GET, "/management/v1/whoami", None)
+            .await,
+        200
+    );
+    let listed = admin
+        .ok(
+            Method::GET,
+            &format!("/management/v1/tenants/{}/principals", t.id),
+            None,
+        )
+        .await;
+    assert!(
+        !listed
+            .to_string()
+            .contains(rotated["client_secret"].as_str().unwrap()),
+        "no API returns a secret after creation"
+    );
+    assert_eq!(admin.status(Method::DELETE, &base, None).await, 204);
+    assert_eq!(
+        fresh
+            .status(Method::GET, "/management/v1/whoami", None)
+            .await,
+        401
+    );
+}
+
+#[tokio::test]
+async fn non_empty_tenants_and_warehouses_are_not_deleted() {
+    let app = spawn_app().await;
+    let root = Session {
+        app: &app,
+        token: app.token.clone(),
+    };
+    let t = tenant(&root, "keep").await;
+    let admin = Session::login(&app, &t.admin.0, &t.admin.1).await;
+    admin
+        .ok(
+            Method::POST,
+            &format!("/v1/{}/namespaces", t.warehouse),
+            Some(json!({"namespace": ["n"]})),
+        )
+        .await;
+    let wh_path = format!("/management/v1/tenants/{}/warehouses/{}", t.id, t.warehouse);
+    assert_eq!(admin.status(Method::DELETE, &wh_path, None).await, 409);
+    assert_eq!(
+        root.status(
+            Method::DELETE,
+            &format!("/management/v1/tenants/{}", t.id),
+            None
+        )
+        .await,
+        409
+    );
+    let report = admin
+        .ok(Method::POST, &format!("{wh_path}/validate"), None)
+        .await;
+    assert_eq!(report["ok"], true, "{report}");
+    // A tenant admin cannot point a local warehouse at a directory of its choice.
+    let r = admin
+        .status(
+            Method::POST,
+            &format!("/management/v1/tenants/{}/warehouses", t.id),
+            Some(json!({"name": "evil", "storage": {"kind": "local", "root": "file:///etc"}})),
+        )
+        .await;
+    assert_eq!(r, 403);
+    admin
+        .ok(
+            Method::DELETE,
+            &format!("/v1/{}/namespaces/n", t.warehouse),
+            None,
+        )
+        .await;
+    assert_eq!(admin.status(Method::DELETE, &wh_path, None).await, 204);
+    assert_eq!(
+        root.status(
+            Method::DELETE,
+            &format!("/management/v1/tenants/{}", t.id),
+            None
+        )
+        .await,
+        204
+    );
+    let r = app
+        .client
+        .post(format!("{}/v1/oauth/tokens", app.base))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", t.admin.0.as_str()),
+            ("client_secret", t.admin.1.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "a deleted tenant's principals are gone");
+}
+
+#[tokio::test]
+async fn management_routes_refuse_bad_tokens() {
+    let app = spawn_app().await;
+    for path in ["/management/v1/whoami", "/management/v1/tenants"] {
+        let r = app
+            .client
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+        let r = app
+            .client
+            .get(format!("{}{path}", app.base))
+            .bearer_auth("None")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+}
