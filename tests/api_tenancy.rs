@@ -454,6 +454,47 @@ async fn readers_read_and_grants_open_and_close_access() {
         403
     );
     member.ok(Method::GET, &table, None).await;
+
+    // The audit trail has the changes and the denials, newest first; members may not read it.
+    let audit = admin
+        .ok(
+            Method::GET,
+            &format!("/management/v1/tenants/{}/audit?limit=1000", t.id),
+            None,
+        )
+        .await;
+    let events = audit["events"].as_array().unwrap();
+    let has = |action: &str, outcome: &str| {
+        events.iter().any(|e| {
+            e["action"] == action && e["outcome"] == outcome && e["tenant_id"] == t.id.as_str()
+        })
+    };
+    assert!(
+        has("create-grant", "ok") && has("delete-grant", "ok") && has("assign-role", "ok"),
+        "{audit}"
+    );
+    assert!(
+        has("TableWriteData", "denied") && has("TableDrop", "denied"),
+        "{audit}"
+    );
+    let denial = events.iter().find(|e| e["outcome"] == "denied").unwrap();
+    assert_eq!(denial["actor"], t.member_id.as_str());
+    assert!(
+        events
+            .windows(2)
+            .all(|w| w[0]["id"].as_str() > w[1]["id"].as_str()),
+        "newest first"
+    );
+    assert_eq!(
+        member
+            .status(
+                Method::GET,
+                &format!("/management/v1/tenants/{}/audit", t.id),
+                None
+            )
+            .await,
+        403
+    );
 }
 
 #[tokio::test]

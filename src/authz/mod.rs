@@ -194,7 +194,16 @@ impl Authorizer {
         if self.allows(caller, target, wanted).await? {
             return Ok(());
         }
-        tracing::info!(principal = %caller.principal_id, tenant = %caller.tenant_id, ?wanted, ?target, outcome = "denied", "authorization denied");
+        let event = crate::store::AuditEvent {
+            id: Uuid::now_v7(),
+            tenant_id: caller.tenant_id,
+            at_ms: crate::store::now_ms(),
+            actor: caller.principal_id,
+            action: format!("{wanted:?}"),
+            resource: describe(target),
+            outcome: "denied".into(),
+        };
+        record_audit(self.store.as_ref(), &event).await;
         Err(CatalogError::new(
             ErrorType::Forbidden,
             format!(
@@ -240,6 +249,18 @@ impl Authorizer {
         } else {
             Ok(DataAccess::None)
         }
+    }
+}
+
+/// Writes an audit event to the log and the store (a store failure is logged, not raised).
+pub async fn record_audit(store: &dyn CatalogStore, event: &crate::store::AuditEvent) {
+    tracing::info!(
+        target: "floe::audit",
+        tenant = %event.tenant_id, actor = %event.actor, action = %event.action,
+        resource = %event.resource, outcome = %event.outcome, "audit"
+    );
+    if let Err(e) = store.append_audit(event).await {
+        tracing::warn!(error = %e, "could not store an audit event");
     }
 }
 

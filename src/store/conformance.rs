@@ -57,6 +57,9 @@ pub fn checks() -> Vec<(&'static str, Check)> {
         ("idempotency_records_expire", |s| {
             idempotency_records_expire(s).boxed()
         }),
+        ("audit_events_list_newest_first", |s| {
+            audit_events_list_newest_first(s).boxed()
+        }),
         ("roles_grants_and_assignments", |s| {
             roles_grants_and_assignments(s).boxed()
         }),
@@ -818,4 +821,33 @@ async fn only_empty_warehouses_and_tenants_delete(store: Arc<dyn CatalogStore>) 
         store.delete_tenant(tenant).await,
         Err(StoreError::NotFound(_))
     ));
+}
+
+async fn audit_events_list_newest_first(store: Arc<dyn CatalogStore>) {
+    let (tenant, other) = (Uuid::new_v4(), Uuid::new_v4());
+    let event = |tenant, action: &str| AuditEvent {
+        id: Uuid::now_v7(),
+        tenant_id: tenant,
+        at_ms: 1,
+        actor: Uuid::new_v4(),
+        action: action.into(),
+        resource: "r".into(),
+        outcome: "ok".into(),
+    };
+    for action in ["first", "second", "third"] {
+        store.append_audit(&event(tenant, action)).await.unwrap();
+    }
+    store
+        .append_audit(&event(other, "elsewhere"))
+        .await
+        .unwrap();
+    let listed: Vec<String> = store
+        .list_audit(tenant, 2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(listed, ["third", "second"]);
+    assert_eq!(store.list_audit(other, 10).await.unwrap().len(), 1);
 }

@@ -139,6 +139,21 @@ pub struct GrantRecord {
     pub created_at_ms: i64,
 }
 
+/// Something that happened: a management change or an authorization denial.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AuditEvent {
+    /// Time-ordered id (UUIDv7).
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub at_ms: i64,
+    /// The principal who acted.
+    pub actor: Uuid,
+    pub action: String,
+    pub resource: String,
+    /// `ok` or `denied`.
+    pub outcome: String,
+}
+
 /// A namespace and its properties.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NamespaceRecord {
@@ -345,6 +360,10 @@ pub trait CatalogStore: Send + Sync + 'static {
         from: &TableIdent,
         to: &TableIdent,
     ) -> StoreResult<()>;
+
+    async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()>;
+    /// A tenant's newest events first, at most `limit`.
+    async fn list_audit(&self, tenant: Uuid, limit: usize) -> StoreResult<Vec<AuditEvent>>;
 
     async fn put_idempotency(&self, key: &str, record: &IdempotencyRecord) -> StoreResult<()>;
     async fn get_idempotency(&self, key: &str) -> StoreResult<Option<IdempotencyRecord>>;

@@ -37,6 +37,7 @@ pub struct SledStore {
     role_names: Tree,
     assignments: Tree,
     grants: Tree,
+    audit: Tree,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -173,6 +174,7 @@ impl SledStore {
             role_names: tree("role_names")?,
             assignments: tree("assignments")?,
             grants: tree("grants")?,
+            audit: tree("audit")?,
             db,
         })
     }
@@ -876,6 +878,21 @@ impl CatalogStore for SledStore {
             }),
         )?;
         self.durable().await
+    }
+
+    async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
+        self.audit
+            .insert(pair_key(event.tenant_id, event.id), encode(event)?)
+            .map_err(backend)?;
+        self.durable().await
+    }
+
+    async fn list_audit(&self, tenant: Uuid, limit: usize) -> StoreResult<Vec<AuditEvent>> {
+        let mut out = Vec::new();
+        for entry in self.audit.scan_prefix(tenant.as_bytes()).rev().take(limit) {
+            out.push(decode(&entry.map_err(backend)?.1)?);
+        }
+        Ok(out)
     }
 
     async fn put_idempotency(&self, key: &str, record: &IdempotencyRecord) -> StoreResult<()> {

@@ -37,8 +37,8 @@ class FloeServer:
         self.config = Path(self.dir.name) / "floe.toml"
         self.config.write_text(config_toml)
         self.log_path = Path(self.dir.name) / "floe.log"
-        self.env = dict(os.environ, FLOE_ROOT_CLIENT_ID=ROOT_ID, FLOE_ROOT_CLIENT_SECRET=ROOT_SECRET,
-                        FLOE_LOG="info", **(env or {}))
+        self.env = {**os.environ, "FLOE_ROOT_CLIENT_ID": ROOT_ID, "FLOE_ROOT_CLIENT_SECRET": ROOT_SECRET,
+                    "FLOE_LOG": "info", **(env or {})}
         self.start()
 
     def start(self):

@@ -24,7 +24,7 @@ pub use tenants::*;
 pub use warehouses::*;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(whoami);
+    cfg.service(whoami).service(list_audit);
     tenants::routes(cfg);
     warehouses::routes(cfg);
     principals::routes(cfg);
@@ -56,6 +56,52 @@ async fn admin_tenant(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<
         .require(caller, &GrantResource::Tenant, Privilege::TenantAdmin)
         .await?;
     Ok(tenant)
+}
+
+/// Records a management change as an audit event (log and store).
+async fn audit(state: &AppState, caller: &Caller, tenant: Uuid, action: &str, resource: String) {
+    let event = crate::store::AuditEvent {
+        id: Uuid::now_v7(),
+        tenant_id: tenant,
+        at_ms: crate::store::now_ms(),
+        actor: caller.principal_id,
+        action: action.to_owned(),
+        resource,
+        outcome: "ok".into(),
+    };
+    crate::authz::record_audit(state.catalog.store().as_ref(), &event).await;
+}
+
+/// Audit events, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditList {
+    pub events: Vec<crate::store::AuditEvent>,
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// At most this many events (default 100, at most 1000).
+    limit: Option<usize>,
+}
+
+/// A tenant's audit events: management changes and authorization denials, newest first.
+#[utoipa::path(get, path = "/management/v1/tenants/{tenant}/audit", operation_id = "listAuditEvents", tag = "Management API",
+    params(("tenant" = Uuid, Path, description = "Tenant id"), AuditQuery),
+    responses((status = 200, description = "Events", body = AuditList),
+              (status = 404, description = "No such tenant", body = super::types::IcebergErrorResponse)),
+    security(("bearer" = [])))]
+#[get("/management/v1/tenants/{tenant}/audit")]
+async fn list_audit(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<Uuid>,
+    query: web::Query<AuditQuery>,
+) -> ApiResult<HttpResponse> {
+    let tenant = admin_tenant(&state, &auth.0, path.into_inner()).await?;
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let events = state.catalog.store().list_audit(tenant.id, limit).await?;
+    Ok(HttpResponse::Ok().json(AuditList { events }))
 }
 
 /// Who is calling.

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{admin_tenant, not_found};
+use super::{admin_tenant, audit, not_found};
 use crate::api::openapi::CommonErrors;
 use crate::api::types::IcebergErrorResponse;
 use crate::api::{ApiResult, AppState, Authenticated};
@@ -117,7 +117,14 @@ async fn create_principal(
         created_at_ms: now_ms(),
     };
     state.catalog.store().create_principal(&principal).await?;
-    tracing::info!(actor = %auth.0.principal_id, tenant = %tenant.id, action = "create-principal", principal = %principal.id, "management change");
+    audit(
+        &state,
+        &auth.0,
+        tenant.id,
+        "create-principal",
+        format!("principal {}", principal.id),
+    )
+    .await;
     let client_id = principal.client_id.clone();
     Ok(HttpResponse::Created().json(PrincipalCredentials {
         principal: principal.into(),
@@ -189,7 +196,14 @@ async fn set_enabled(
     p.disabled = action == "disable";
     state.catalog.store().update_principal(&p).await?;
     changed(&state);
-    tracing::info!(actor = %auth.0.principal_id, tenant = %tenant, action = %format!("{action}-principal"), principal = %id, "management change");
+    audit(
+        &state,
+        &auth.0,
+        tenant,
+        &format!("{action}-principal"),
+        format!("principal {id}"),
+    )
+    .await;
     Ok(HttpResponse::Ok().json(PrincipalInfo::from(p)))
 }
 
@@ -212,7 +226,14 @@ async fn rotate_secret(
     p.secret_hash = hash_secret(&secret);
     state.catalog.store().update_principal(&p).await?;
     changed(&state);
-    tracing::info!(actor = %auth.0.principal_id, tenant = %tenant, action = "rotate-secret", principal = %id, "management change");
+    audit(
+        &state,
+        &auth.0,
+        tenant,
+        "rotate-secret",
+        format!("principal {id}"),
+    )
+    .await;
     let client_id = p.client_id.clone();
     Ok(HttpResponse::Ok().json(PrincipalCredentials {
         principal: p.into(),
@@ -243,6 +264,13 @@ async fn delete_principal(
     }
     state.catalog.store().delete_principal(id).await?;
     changed(&state);
-    tracing::info!(actor = %auth.0.principal_id, tenant = %tenant, action = "delete-principal", principal = %id, "management change");
+    audit(
+        &state,
+        &auth.0,
+        tenant,
+        "delete-principal",
+        format!("principal {id}"),
+    )
+    .await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{admin_tenant, not_found};
+use super::{admin_tenant, audit, not_found};
 use crate::api::openapi::CommonErrors;
 use crate::api::types::IcebergErrorResponse;
 use crate::api::{ApiResult, AppState, Authenticated};
@@ -137,7 +137,14 @@ async fn create_role(
         created_at_ms: now_ms(),
     };
     state.catalog.store().create_role(&role).await?;
-    tracing::info!(actor = %auth.0.principal_id, tenant = %tenant.id, action = "create-role", role = %role.id, "management change");
+    audit(
+        &state,
+        &auth.0,
+        tenant.id,
+        "create-role",
+        format!("role {}", role.id),
+    )
+    .await;
     Ok(HttpResponse::Created().json(RoleInfo::from(role)))
 }
 
@@ -176,7 +183,7 @@ async fn delete_role(
     tenant_role(&state, tenant, id).await?;
     state.catalog.store().delete_role(id).await?;
     state.authz.invalidate();
-    tracing::info!(actor = %auth.0.principal_id, tenant = %tenant, action = "delete-role", role = %id, "management change");
+    audit(&state, &auth.0, tenant, "delete-role", format!("role {id}")).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -204,7 +211,14 @@ async fn assign_role(
         .ok_or_else(|| not_found(&format!("principal {principal}")))?;
     store.assign_role(principal, role).await?;
     state.authz.invalidate();
-    tracing::info!(actor = %auth.0.principal_id, tenant = %tenant, action = "assign-role", role = %role, principal = %principal, "management change");
+    audit(
+        &state,
+        &auth.0,
+        tenant,
+        "assign-role",
+        format!("role {role} principal {principal}"),
+    )
+    .await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -226,7 +240,14 @@ async fn unassign_role(
     tenant_role(&state, tenant, role).await?;
     state.catalog.store().unassign_role(principal, role).await?;
     state.authz.invalidate();
-    tracing::info!(actor = %auth.0.principal_id, tenant = %tenant, action = "unassign-role", role = %role, principal = %principal, "management change");
+    audit(
+        &state,
+        &auth.0,
+        tenant,
+        "unassign-role",
+        format!("role {role} principal {principal}"),
+    )
+    .await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -287,7 +308,14 @@ async fn create_grant(
     };
     state.catalog.store().create_grant(&grant).await?;
     state.authz.invalidate();
-    tracing::info!(actor = %auth.0.principal_id, tenant = %tenant.id, action = "create-grant", grant = %grant.id, "management change");
+    audit(
+        &state,
+        &auth.0,
+        tenant.id,
+        "create-grant",
+        format!("grant {}", grant.id),
+    )
+    .await;
     Ok(HttpResponse::Created().json(GrantInfo::from(grant)))
 }
 
@@ -334,6 +362,13 @@ async fn delete_grant(
     }
     state.catalog.store().delete_grant(id).await?;
     state.authz.invalidate();
-    tracing::info!(actor = %auth.0.principal_id, tenant = %tenant, action = "delete-grant", grant = %id, "management change");
+    audit(
+        &state,
+        &auth.0,
+        tenant,
+        "delete-grant",
+        format!("grant {id}"),
+    )
+    .await;
     Ok(HttpResponse::NoContent().finish())
 }

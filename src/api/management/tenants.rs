@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{not_found, visible_tenant};
+use super::{audit, not_found, visible_tenant};
 use crate::api::openapi::CommonErrors;
 use crate::api::types::IcebergErrorResponse;
 use crate::api::{ApiResult, AppState, Authenticated};
@@ -84,7 +84,14 @@ async fn create_tenant(
         created_at_ms: now_ms(),
     };
     state.catalog.store().create_tenant(&tenant).await?;
-    tracing::info!(actor = %auth.0.principal_id, action = "create-tenant", tenant = %tenant.id, "management change");
+    audit(
+        &state,
+        &auth.0,
+        tenant.id,
+        "create-tenant",
+        format!("tenant {}", tenant.id),
+    )
+    .await;
     Ok(HttpResponse::Created().json(TenantInfo::from(tenant)))
 }
 
@@ -140,7 +147,7 @@ async fn rename_tenant(
         .get_tenant(id)
         .await?
         .ok_or_else(|| not_found("tenant"))?;
-    tracing::info!(actor = %auth.0.principal_id, action = "rename-tenant", tenant = %id, "management change");
+    audit(&state, &auth.0, id, "rename-tenant", format!("tenant {id}")).await;
     Ok(HttpResponse::Ok().json(TenantInfo::from(tenant)))
 }
 
@@ -168,6 +175,6 @@ async fn delete_tenant(
     }
     state.catalog.store().delete_tenant(id).await?;
     state.authz.invalidate();
-    tracing::info!(actor = %auth.0.principal_id, action = "delete-tenant", tenant = %id, "management change");
+    audit(&state, &auth.0, id, "delete-tenant", format!("tenant {id}")).await;
     Ok(HttpResponse::NoContent().finish())
 }

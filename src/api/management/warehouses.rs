@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{admin_tenant, not_found, visible_tenant};
+use super::{admin_tenant, audit, not_found, visible_tenant};
 use crate::api::openapi::CommonErrors;
 use crate::api::types::IcebergErrorResponse;
 use crate::api::{ApiResult, AppState, Authenticated};
@@ -186,7 +186,14 @@ async fn create_warehouse(
         created_at_ms: now_ms(),
     };
     state.catalog.store().create_warehouse(&record).await?;
-    tracing::info!(actor = %auth.0.principal_id, tenant = %tenant.id, action = "create-warehouse", warehouse = %id, "management change");
+    audit(
+        &state,
+        &auth.0,
+        tenant.id,
+        "create-warehouse",
+        format!("warehouse {id}"),
+    )
+    .await;
     Ok(HttpResponse::Created().json(WarehouseInfo::from(record)))
 }
 
@@ -280,7 +287,14 @@ async fn update_warehouse(
     }
     state.catalog.store().update_warehouse(&wh).await?;
     state.catalog.forget_warehouse(id).await;
-    tracing::info!(actor = %auth.0.principal_id, tenant = %tenant, action = "update-warehouse", warehouse = %id, "management change");
+    audit(
+        &state,
+        &auth.0,
+        tenant,
+        "update-warehouse",
+        format!("warehouse {id}"),
+    )
+    .await;
     Ok(HttpResponse::Ok().json(WarehouseInfo::from(wh)))
 }
 
@@ -302,7 +316,14 @@ async fn delete_warehouse(
     admin_tenant(&state, &auth.0, tenant).await?;
     state.catalog.store().delete_warehouse(id).await?;
     state.catalog.forget_warehouse(id).await;
-    tracing::info!(actor = %auth.0.principal_id, tenant = %tenant, action = "delete-warehouse", warehouse = %id, "management change");
+    audit(
+        &state,
+        &auth.0,
+        tenant,
+        "delete-warehouse",
+        format!("warehouse {id}"),
+    )
+    .await;
     Ok(HttpResponse::NoContent().finish())
 }
 
