@@ -43,6 +43,8 @@ pub struct Settings {
     /// sled's page cache, in bytes (sled's own default is 1 GiB).
     #[serde(deserialize_with = "lenient")]
     pub store_cache_bytes: u64,
+    /// Key that encrypts secrets at rest (base64 of 32 bytes); generated into the data dir when unset.
+    pub master_key: Option<Secret>,
     /// Root principal's client id; generated on first start when unset.
     pub root_client_id: Option<String>,
     /// Root principal's secret; generated on first start when unset.
@@ -64,8 +66,6 @@ pub struct AuthSettings {
     pub audience: String,
     #[serde(deserialize_with = "lenient")]
     pub token_ttl_secs: u64,
-    /// Ed25519 signing key (base64 of the 32-byte seed); generated into the data dir when unset.
-    pub signing_key_file: Option<PathBuf>,
 }
 
 /// A warehouse declared in configuration.
@@ -114,6 +114,7 @@ impl Default for Settings {
             workers: 0,
             metadata_cache_bytes: 256 * 1024 * 1024,
             store_cache_bytes: 128 * 1024 * 1024,
+            master_key: None,
             root_client_id: None,
             root_client_secret: None,
             log: "info".into(),
@@ -130,7 +131,6 @@ impl Default for AuthSettings {
             issuer: "floe".into(),
             audience: "floe".into(),
             token_ttl_secs: 3600,
-            signing_key_file: None,
         }
     }
 }

@@ -13,7 +13,9 @@ use uuid::Uuid;
 use crate::api::{self, AppState};
 use crate::catalog::{Catalog, CatalogOptions};
 use crate::config::Settings;
-use crate::identity::{SigningKey, TokenService, generate_secret, hash_secret, verify_secret};
+use crate::identity::{
+    MasterKey, SigningKey, TokenService, generate_secret, hash_secret, key_store, verify_secret,
+};
 use crate::store::{
     CatalogStore, PrincipalKind, PrincipalRecord, SledStore, StorageProfile, TenantRecord,
     WarehouseRecord, now_ms,
@@ -57,19 +59,27 @@ impl Application {
             SledStore::open_with_cache(&data_dir.join("catalog"), settings.store_cache_bytes)
                 .map_err(|e| fail("store")(&e))?,
         );
-        let key_file = settings
-            .auth
-            .signing_key_file
-            .clone()
-            .unwrap_or_else(|| data_dir.join("jwt-signing.key"));
-        let key = SigningKey::load_or_generate(&key_file)
-            .map_err(|e| fail("auth.signing_key_file")(&e))?;
+        let master_key = Arc::new(load_master_key(&settings, &data_dir)?);
         let tokens = Arc::new(TokenService::new(
-            key,
+            SigningKey::generate().0,
             &settings.auth.issuer,
             &settings.auth.audience,
             settings.auth.token_ttl_secs,
         ));
+        key_store::load_keys(
+            store.as_ref(),
+            &master_key,
+            &tokens,
+            settings.auth.token_ttl_secs,
+        )
+        .await
+        .map_err(|e| fail("signing keys")(&e))?;
+        spawn_key_reloader(
+            store.clone(),
+            master_key.clone(),
+            tokens.clone(),
+            settings.auth.token_ttl_secs,
+        );
         let catalog = Arc::new(Catalog::new(
             store.clone(),
             CatalogOptions {
@@ -89,6 +99,8 @@ impl Application {
             authz: Arc::new(crate::authz::Authorizer::new(store.clone())),
             tokens,
             idempotency_lifetime_secs: settings.idempotency_lifetime_secs,
+            master_key: master_key.clone(),
+            token_ttl_secs: settings.auth.token_ttl_secs,
             local_warehouse_base: format!("file://{}", data_dir.join("warehouses").display()),
             verified_secrets: moka::future::Cache::builder()
                 .max_capacity(10_000)
@@ -297,6 +309,52 @@ async fn ensure_warehouses(
         }
     }
     Ok(())
+}
+
+/// The master key from configuration; without one, a key generated into `<data_dir>/master.key`
+/// (mode 0600). That protects nothing from someone who can read the data directory: set
+/// `FLOE_MASTER_KEY` from a secret store in production.
+fn load_master_key(settings: &Settings, data_dir: &Path) -> Result<MasterKey, StartupError> {
+    use base64::Engine;
+    if let Some(key) = &settings.master_key {
+        return MasterKey::from_base64(key.expose())
+            .map_err(|e| StartupError(format!("master_key: {e}")));
+    }
+    let path = data_dir.join("master.key");
+    if !path.exists() {
+        use std::io::Write;
+        let key: [u8; 32] = rand::random();
+        let mut file =
+            crate::identity::owner_only_file(&path).map_err(|e| fail("master key file")(&e))?;
+        file.write_all(
+            base64::engine::general_purpose::STANDARD
+                .encode(key)
+                .as_bytes(),
+        )
+        .and_then(|_| file.sync_all())
+        .map_err(|e| fail("master key file")(&e))?;
+        tracing::warn!(path = %path.display(), "generated a master key in the data directory; set FLOE_MASTER_KEY in production");
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| fail("master key file")(&e))?;
+    MasterKey::from_base64(&text).map_err(|e| StartupError(format!("{}: {e}", path.display())))
+}
+
+fn spawn_key_reloader(
+    store: Arc<dyn CatalogStore>,
+    master: Arc<MasterKey>,
+    tokens: Arc<TokenService>,
+    ttl: u64,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(key_store::KEY_RELOAD_SECS));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(e) = key_store::load_keys(store.as_ref(), &master, &tokens, ttl).await {
+                tracing::warn!(error = %e, "reloading signing keys failed");
+            }
+        }
+    });
 }
 
 fn spawn_idempotency_purger(store: Arc<dyn CatalogStore>) {

@@ -254,3 +254,100 @@ async fn health_and_jwks_answer_without_a_token() {
     assert_eq!(jwks["keys"][0]["kty"], "OKP");
     assert_eq!(jwks["keys"][0]["alg"], "EdDSA");
 }
+
+#[tokio::test]
+async fn signing_keys_rotate_and_old_tokens_verify_until_expiry() {
+    let app = spawn_app().await;
+    let kid = |token: &str| {
+        let header = token.split('.').next().unwrap();
+        let header: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+        header["kid"].as_str().unwrap().to_owned()
+    };
+    let old = app.token.clone();
+    let r = app
+        .client
+        .post(format!("{}/management/v1/signing-keys/rotate", app.base))
+        .bearer_auth(&old)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let new_kid = r.json::<Value>().await.unwrap()["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(new_kid, kid(&old));
+    let fresh = fetch_token(&app.client, &app.base, ROOT_ID, ROOT_SECRET).await;
+    assert_eq!(kid(&fresh), new_kid);
+    for token in [&old, &fresh] {
+        let r = app
+            .client
+            .get(format!("{}/management/v1/whoami", app.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "both the old and the new key verify");
+    }
+    let jwks: Value = app
+        .client
+        .get(format!("{}/.well-known/jwks.json", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert!(
+        kids.contains(&new_kid.as_str()) && kids.contains(&kid(&old).as_str()),
+        "{kids:?}"
+    );
+    let r = app
+        .client
+        .post(format!("{}/management/v1/tenants", app.base))
+        .bearer_auth(&fresh)
+        .json(&serde_json::json!({"name": "t2"}))
+        .send()
+        .await
+        .unwrap();
+    let tenant = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let p: Value = app
+        .client
+        .post(format!(
+            "{}/management/v1/tenants/{tenant}/principals",
+            app.base
+        ))
+        .bearer_auth(&fresh)
+        .json(&serde_json::json!({"name": "p"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let other = fetch_token(
+        &app.client,
+        &app.base,
+        p["client_id"].as_str().unwrap(),
+        p["client_secret"].as_str().unwrap(),
+    )
+    .await;
+    let r = app
+        .client
+        .post(format!("{}/management/v1/signing-keys/rotate", app.base))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "only root rotates keys");
+}

@@ -41,6 +41,9 @@ pub struct AppState {
     pub authz: Arc<crate::authz::Authorizer>,
     pub tokens: Arc<TokenService>,
     pub idempotency_lifetime_secs: u64,
+    /// Seals secrets at rest (signing keys).
+    pub master_key: Arc<crate::identity::MasterKey>,
+    pub token_ttl_secs: u64,
     /// Where local warehouses created through the management API live (`file:///...`).
     pub local_warehouse_base: String,
     /// Successful client-secret checks, by hash of (client id, secret), for a short while.

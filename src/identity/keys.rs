@@ -1,10 +1,9 @@
-//! Floe's token signing key: Ed25519, kept as a base64 seed in a file only its owner can read.
+//! Floe's token signing keys: Ed25519, identified by a hash of the public key.
 
-use std::io::Write;
 use std::path::Path;
 
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{DecodingKey, EncodingKey};
 use sha2::{Digest, Sha256};
 
@@ -41,32 +40,11 @@ impl SigningKey {
         }
     }
 
-    /// Loads the seed from `path`, or generates one there (mode 0600) when the file is absent.
-    pub fn load_or_generate(path: &Path) -> std::io::Result<Self> {
-        if path.exists() {
-            let text = std::fs::read_to_string(path)?;
-            let bytes = STANDARD.decode(text.trim()).map_err(|e| invalid(path, e))?;
-            let seed: [u8; 32] = bytes
-                .try_into()
-                .map_err(|_| invalid(path, "expected 32 bytes"))?;
-            return Ok(Self::from_seed(seed));
-        }
+    /// A new random key and its seed.
+    pub fn generate() -> (Self, [u8; 32]) {
         let seed: [u8; 32] = rand::random();
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let mut file = owner_only_file(path)?;
-        file.write_all(STANDARD.encode(seed).as_bytes())?;
-        file.sync_all()?;
-        Ok(Self::from_seed(seed))
+        (Self::from_seed(seed), seed)
     }
-}
-
-fn invalid(path: &Path, e: impl std::fmt::Display) -> std::io::Error {
-    std::io::Error::new(
-        std::io::ErrorKind::InvalidData,
-        format!("signing key file {}: {e}", path.display()),
-    )
 }
 
 /// Creates a new file readable and writable only by its owner.

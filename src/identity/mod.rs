@@ -3,13 +3,16 @@
 //! Owns: Floe's Ed25519 signing key, JWT claims and their verification (cached by token until a
 //! short bound), argon2 secret hashes. Must not touch: HTTP types or warehouse storage.
 
+pub mod key_store;
 mod keys;
+mod sealing;
 mod secrets;
 mod tokens;
 
 use uuid::Uuid;
 
 pub use keys::{SigningKey, owner_only_file};
+pub use sealing::{MasterKey, SealError};
 pub use secrets::{generate_secret, hash_secret, verify_secret};
 pub use tokens::{AuthError, IssuedToken, TokenService};
 

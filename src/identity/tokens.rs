@@ -4,7 +4,8 @@
 //! for at most [`VERIFIED_TOKEN_CACHE_SECS`] and never past its `exp`; a cache hit costs a hash
 //! lookup, not a signature check.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, Header, Validation};
@@ -53,9 +54,15 @@ pub struct IssuedToken {
     pub expires_in: u64,
 }
 
+/// The keys in use: one signs, all (including retired ones whose tokens may still live) verify.
+struct KeySet {
+    active: Arc<SigningKey>,
+    verifying: HashMap<String, Arc<SigningKey>>,
+}
+
 /// Issues and verifies Floe's tokens.
 pub struct TokenService {
-    key: SigningKey,
+    keys: RwLock<KeySet>,
     issuer: String,
     audience: String,
     ttl_secs: u64,
@@ -77,8 +84,13 @@ impl TokenService {
             .max_capacity(100_000)
             .time_to_live(Duration::from_secs(VERIFIED_TOKEN_CACHE_SECS))
             .build();
+        let key = Arc::new(key);
+        let keys = KeySet {
+            verifying: HashMap::from([(key.kid.clone(), key.clone())]),
+            active: key,
+        };
         Self {
-            key,
+            keys: RwLock::new(keys),
             issuer: issuer.into(),
             audience: audience.into(),
             ttl_secs,
@@ -102,9 +114,10 @@ impl TokenService {
             iat: now,
             jti: Uuid::new_v4().to_string(),
         };
+        let key = self.keys.read().expect("key set lock").active.clone();
         let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.key.kid.clone());
-        let access_token = jsonwebtoken::encode(&header, &claims, &self.key.encoding)
+        header.kid = Some(key.kid.clone());
+        let access_token = jsonwebtoken::encode(&header, &claims, &key.encoding)
             .expect("Ed25519 signing cannot fail");
         IssuedToken {
             access_token,
@@ -121,11 +134,24 @@ impl TokenService {
             }
             return Err(AuthError::Expired);
         }
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key.decoding, &self.validation)
-            .map_err(|e| match e.kind() {
+        let kid = jsonwebtoken::decode_header(token)
+            .map_err(|e| AuthError::Invalid(format!("{:?}", e.kind())))?
+            .kid
+            .ok_or_else(|| AuthError::Invalid("token has no key id".into()))?;
+        let key = self
+            .keys
+            .read()
+            .expect("key set lock")
+            .verifying
+            .get(&kid)
+            .cloned()
+            .ok_or_else(|| AuthError::Invalid("unknown signing key".into()))?;
+        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation).map_err(
+            |e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
                 kind => AuthError::Invalid(format!("{kind:?}")),
-            })?;
+            },
+        )?;
         let claims = data.claims;
         let principal_id = Uuid::parse_str(&claims.sub)
             .map_err(|_| AuthError::Invalid("sub is not a principal id".into()))?;
@@ -140,12 +166,36 @@ impl TokenService {
         Ok(caller)
     }
 
-    /// The public signing key as a JWKS document.
+    /// Installs the keys in use: `active` signs; it and `others` verify. Tokens signed by a key
+    /// that is no longer installed stop verifying (once out of the verified-token cache).
+    pub fn install_keys(&self, active: SigningKey, others: Vec<SigningKey>) {
+        let active = Arc::new(active);
+        let mut verifying: HashMap<String, Arc<SigningKey>> = others
+            .into_iter()
+            .map(|k| (k.kid.clone(), Arc::new(k)))
+            .collect();
+        verifying.insert(active.kid.clone(), active.clone());
+        *self.keys.write().expect("key set lock") = KeySet { active, verifying };
+    }
+
+    /// The key id that signs new tokens.
+    pub fn active_kid(&self) -> String {
+        self.keys.read().expect("key set lock").active.kid.clone()
+    }
+
+    /// The public keys that verify Floe's tokens, as a JWKS document.
     pub fn jwks(&self) -> serde_json::Value {
-        serde_json::json!({"keys": [{
-            "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig",
-            "kid": self.key.kid, "x": self.key.public_x,
-        }]})
+        let keys = self.keys.read().expect("key set lock");
+        let mut list: Vec<_> = keys.verifying.values().collect();
+        list.sort_by(|a, b| a.kid.cmp(&b.kid));
+        let keys: Vec<_> = list
+            .into_iter()
+            .map(|k| {
+                serde_json::json!({"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig",
+                                   "kid": k.kid, "x": k.public_x})
+            })
+            .collect();
+        serde_json::json!({ "keys": keys })
     }
 }
 
@@ -169,6 +219,35 @@ mod tests {
             disabled: false,
             created_at_ms: 0,
         }
+    }
+
+    fn header_with_kid() -> Header {
+        let mut h = Header::new(Algorithm::EdDSA);
+        h.kid = Some(SigningKey::from_seed([7; 32]).kid);
+        h
+    }
+
+    #[test]
+    fn rotated_keys_keep_verifying_until_removed() {
+        let svc = service();
+        let old = svc.issue(&principal()).access_token;
+        svc.install_keys(
+            SigningKey::from_seed([9; 32]),
+            vec![SigningKey::from_seed([7; 32])],
+        );
+        let new = svc.issue(&principal()).access_token;
+        assert_ne!(
+            jsonwebtoken::decode_header(&new).unwrap().kid,
+            jsonwebtoken::decode_header(&old).unwrap().kid
+        );
+        assert!(svc.verify(&old).is_ok() && svc.verify(&new).is_ok());
+        assert_eq!(svc.jwks()["keys"].as_array().unwrap().len(), 2);
+        let fresh = TokenService::new(SigningKey::from_seed([9; 32]), "floe", "floe", 3600);
+        assert!(
+            fresh.verify(&old).is_err(),
+            "a key no longer installed does not verify"
+        );
+        assert!(fresh.verify(&new).is_ok());
     }
 
     fn service() -> TokenService {
@@ -209,7 +288,9 @@ mod tests {
                 &URL_SAFE_NO_PAD.decode(parts[1]).unwrap(),
             )
             .unwrap(),
-            &jsonwebtoken::EncodingKey::from_secret(svc.key.public_x.as_bytes()),
+            &jsonwebtoken::EncodingKey::from_secret(
+                SigningKey::from_seed([7; 32]).public_x.as_bytes(),
+            ),
         )
         .unwrap();
         assert!(svc.verify(&hs).is_err());
@@ -235,9 +316,12 @@ mod tests {
             iat: now - 7200,
             jti: "j".into(),
         };
-        let token =
-            jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &svc.key.encoding)
-                .unwrap();
+        let token = jsonwebtoken::encode(
+            &header_with_kid(),
+            &claims,
+            &SigningKey::from_seed([7; 32]).encoding,
+        )
+        .unwrap();
         assert_eq!(svc.verify(&token), Err(AuthError::Expired));
     }
 }

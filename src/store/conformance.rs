@@ -57,6 +57,9 @@ pub fn checks() -> Vec<(&'static str, Check)> {
         ("idempotency_records_expire", |s| {
             idempotency_records_expire(s).boxed()
         }),
+        ("signing_keys_are_kept_in_order", |s| {
+            signing_keys_are_kept_in_order(s).boxed()
+        }),
         ("audit_events_list_newest_first", |s| {
             audit_events_list_newest_first(s).boxed()
         }),
@@ -850,4 +853,30 @@ async fn audit_events_list_newest_first(store: Arc<dyn CatalogStore>) {
         .collect();
     assert_eq!(listed, ["third", "second"]);
     assert_eq!(store.list_audit(other, 10).await.unwrap().len(), 1);
+}
+
+async fn signing_keys_are_kept_in_order(store: Arc<dyn CatalogStore>) {
+    let key = |kid: &str, at| SigningKeyRecord {
+        kid: kid.into(),
+        sealed_seed: "sealed".into(),
+        created_at_ms: at,
+        retired_at_ms: None,
+    };
+    store.put_signing_key(&key("b", 2)).await.unwrap();
+    store.put_signing_key(&key("a", 1)).await.unwrap();
+    store
+        .put_signing_key(&SigningKeyRecord {
+            retired_at_ms: Some(3),
+            ..key("a", 1)
+        })
+        .await
+        .unwrap();
+    let keys = store.list_signing_keys().await.unwrap();
+    assert_eq!(
+        keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(),
+        ["a", "b"]
+    );
+    assert_eq!(keys[0].retired_at_ms, Some(3));
+    store.delete_signing_key("a").await.unwrap();
+    assert_eq!(store.list_signing_keys().await.unwrap().len(), 1);
 }

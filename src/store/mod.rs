@@ -154,6 +154,16 @@ pub struct AuditEvent {
     pub outcome: String,
 }
 
+/// A token-signing key, its seed sealed under the master key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    pub sealed_seed: String,
+    pub created_at_ms: i64,
+    /// Set when a newer key took over; the key still verifies until its tokens expire.
+    pub retired_at_ms: Option<i64>,
+}
+
 /// A namespace and its properties.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NamespaceRecord {
@@ -360,6 +370,11 @@ pub trait CatalogStore: Send + Sync + 'static {
         from: &TableIdent,
         to: &TableIdent,
     ) -> StoreResult<()>;
+
+    /// Inserts or replaces a signing key (by kid).
+    async fn put_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()>;
+    async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
+    async fn delete_signing_key(&self, kid: &str) -> StoreResult<()>;
 
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()>;
     /// A tenant's newest events first, at most `limit`.

@@ -38,6 +38,7 @@ pub struct SledStore {
     assignments: Tree,
     grants: Tree,
     audit: Tree,
+    signing_keys: Tree,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -175,6 +176,7 @@ impl SledStore {
             assignments: tree("assignments")?,
             grants: tree("grants")?,
             audit: tree("audit")?,
+            signing_keys: tree("signing_keys")?,
             db,
         })
     }
@@ -877,6 +879,27 @@ impl CatalogStore for SledStore {
                 Ok(())
             }),
         )?;
+        self.durable().await
+    }
+
+    async fn put_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()> {
+        self.signing_keys
+            .insert(key.kid.as_bytes(), encode(key)?)
+            .map_err(backend)?;
+        self.durable().await
+    }
+
+    async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+        let mut keys: Vec<SigningKeyRecord> = Vec::new();
+        for entry in self.signing_keys.iter() {
+            keys.push(decode(&entry.map_err(backend)?.1)?);
+        }
+        keys.sort_by_key(|k| k.created_at_ms);
+        Ok(keys)
+    }
+
+    async fn delete_signing_key(&self, kid: &str) -> StoreResult<()> {
+        self.signing_keys.remove(kid.as_bytes()).map_err(backend)?;
         self.durable().await
     }
 

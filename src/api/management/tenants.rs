@@ -15,7 +15,8 @@ use crate::identity::Caller;
 use crate::store::{TenantRecord, now_ms};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(create_tenant)
+    cfg.service(rotate_signing_key)
+        .service(create_tenant)
         .service(list_tenants)
         .service(get_tenant)
         .service(rename_tenant)
@@ -177,4 +178,40 @@ async fn delete_tenant(
     state.authz.invalidate();
     audit(&state, &auth.0, id, "delete-tenant", format!("tenant {id}")).await;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// The new signing key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RotatedKey {
+    /// Key id of the key that signs new tokens; older keys keep verifying until their tokens expire.
+    pub kid: String,
+}
+
+/// Rotate the token signing key (root only).
+#[utoipa::path(post, path = "/management/v1/signing-keys/rotate", operation_id = "rotateSigningKey", tag = "Management API",
+    responses((status = 200, description = "Rotated", body = RotatedKey), CommonErrors),
+    security(("bearer" = [])))]
+#[post("/management/v1/signing-keys/rotate")]
+async fn rotate_signing_key(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+) -> ApiResult<HttpResponse> {
+    require_root(&auth.0)?;
+    let store = state.catalog.store();
+    let kid = crate::identity::key_store::rotate(
+        store.as_ref(),
+        &state.master_key,
+        &state.tokens,
+        state.token_ttl_secs,
+    )
+    .await?;
+    audit(
+        &state,
+        &auth.0,
+        auth.0.tenant_id,
+        "rotate-signing-key",
+        format!("signing key {kid}"),
+    )
+    .await;
+    Ok(HttpResponse::Ok().json(RotatedKey { kid }))
 }

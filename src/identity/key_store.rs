@@ -1,0 +1,85 @@
+//! Signing keys kept in the store, sealed under the master key: loaded at start and every
+//! [`KEY_RELOAD_SECS`] (so replicas pick up a rotation), generated when none is active, rotated on
+//! request. A retired key keeps verifying until every token it signed has expired, then is deleted.
+
+use super::{MasterKey, SigningKey, TokenService};
+use crate::store::{CatalogStore, SigningKeyRecord, StoreError, now_ms};
+
+/// How often each replica re-reads the signing keys.
+pub const KEY_RELOAD_SECS: u64 = 30;
+
+fn purpose(kid: &str) -> String {
+    format!("floe-signing-key:{kid}")
+}
+
+fn open(master: &MasterKey, record: &SigningKeyRecord) -> Result<SigningKey, StoreError> {
+    let seed = master
+        .open(&record.sealed_seed, &purpose(&record.kid))
+        .map_err(|e| StoreError::Backend(e.to_string()))?;
+    let seed: [u8; 32] = seed
+        .try_into()
+        .map_err(|_| StoreError::Backend("a signing key seed is not 32 bytes".into()))?;
+    Ok(SigningKey::from_seed(seed))
+}
+
+async fn create(store: &dyn CatalogStore, master: &MasterKey) -> Result<SigningKey, StoreError> {
+    let (key, seed) = SigningKey::generate();
+    let record = SigningKeyRecord {
+        kid: key.kid.clone(),
+        sealed_seed: master.seal(&seed, &purpose(&key.kid)),
+        created_at_ms: now_ms(),
+        retired_at_ms: None,
+    };
+    store.put_signing_key(&record).await?;
+    tracing::info!(kid = %key.kid, "created a token signing key");
+    Ok(key)
+}
+
+/// Loads the keys into `tokens`: the newest unretired key signs, unexpired retired keys verify.
+/// Creates a key when none is active; deletes retired keys older than `token_ttl_secs` + a minute.
+pub async fn load_keys(
+    store: &dyn CatalogStore,
+    master: &MasterKey,
+    tokens: &TokenService,
+    token_ttl_secs: u64,
+) -> Result<(), StoreError> {
+    let horizon = now_ms() - (token_ttl_secs as i64 + 60) * 1000;
+    let mut active = None;
+    let mut others = Vec::new();
+    for record in store.list_signing_keys().await? {
+        match record.retired_at_ms {
+            Some(at) if at < horizon => store.delete_signing_key(&record.kid).await?,
+            Some(_) => others.push(open(master, &record)?),
+            None => {
+                if let Some(previous) = active.replace(open(master, &record)?) {
+                    others.push(previous);
+                }
+            }
+        }
+    }
+    let active = match active {
+        Some(key) => key,
+        None => create(store, master).await?,
+    };
+    tokens.install_keys(active, others);
+    Ok(())
+}
+
+/// Retires the active key(s), creates a new one, and installs the result. Returns the new kid.
+pub async fn rotate(
+    store: &dyn CatalogStore,
+    master: &MasterKey,
+    tokens: &TokenService,
+    token_ttl_secs: u64,
+) -> Result<String, StoreError> {
+    for mut record in store.list_signing_keys().await? {
+        if record.retired_at_ms.is_none() {
+            record.retired_at_ms = Some(now_ms());
+            store.put_signing_key(&record).await?;
+        }
+    }
+    let key = create(store, master).await?;
+    let kid = key.kid.clone();
+    load_keys(store, master, tokens, token_ttl_secs).await?;
+    Ok(kid)
+}
