@@ -45,6 +45,8 @@ pub struct Settings {
     pub store_cache_bytes: u64,
     /// Key that encrypts secrets at rest (base64 of 32 bytes); generated into the data dir when unset.
     pub master_key: Option<Secret>,
+    /// Environment variables that `env:NAME` credential references may read, comma-separated.
+    pub secret_env_allowlist: String,
     /// Root principal's client id; generated on first start when unset.
     pub root_client_id: Option<String>,
     /// Root principal's secret; generated on first start when unset.
@@ -115,6 +117,7 @@ impl Default for Settings {
             metadata_cache_bytes: 256 * 1024 * 1024,
             store_cache_bytes: 128 * 1024 * 1024,
             master_key: None,
+            secret_env_allowlist: String::new(),
             root_client_id: None,
             root_client_secret: None,
             log: "info".into(),

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::api::{self, AppState};
 use crate::catalog::{Catalog, CatalogOptions};
 use crate::config::Settings;
+use crate::identity::storage_credentials::CredentialResolver;
 use crate::identity::{
     MasterKey, SigningKey, TokenService, generate_secret, hash_secret, key_store, verify_secret,
 };
@@ -80,6 +81,14 @@ impl Application {
             tokens.clone(),
             settings.auth.token_ttl_secs,
         );
+        let allowlist = settings
+            .secret_env_allowlist
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        let credentials = Arc::new(CredentialResolver::new(master_key.clone(), allowlist));
         let catalog = Arc::new(Catalog::new(
             store.clone(),
             CatalogOptions {
@@ -87,6 +96,7 @@ impl Application {
                 commit_retries: settings.commit_retries,
                 metadata_cache_bytes: settings.metadata_cache_bytes,
             },
+            credentials.clone(),
         ));
 
         let tenant = ensure_default_tenant(store.as_ref()).await?;
@@ -100,6 +110,7 @@ impl Application {
             tokens,
             idempotency_lifetime_secs: settings.idempotency_lifetime_secs,
             master_key: master_key.clone(),
+            credentials,
             token_ttl_secs: settings.auth.token_ttl_secs,
             local_warehouse_base: format!("file://{}", data_dir.join("warehouses").display()),
             verified_secrets: moka::future::Cache::builder()
@@ -287,6 +298,7 @@ async fn ensure_warehouses(
                     name: name.clone(),
                     storage,
                     created_at_ms: now_ms(),
+                    credential: None,
                 };
                 store
                     .create_warehouse(&created)

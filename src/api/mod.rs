@@ -43,6 +43,8 @@ pub struct AppState {
     pub idempotency_lifetime_secs: u64,
     /// Seals secrets at rest (signing keys).
     pub master_key: Arc<crate::identity::MasterKey>,
+    /// Seals and checks storage credentials.
+    pub credentials: Arc<crate::identity::storage_credentials::CredentialResolver>,
     pub token_ttl_secs: u64,
     /// Where local warehouses created through the management API live (`file:///...`).
     pub local_warehouse_base: String,

@@ -75,6 +75,8 @@ impl Modify for BearerAuth {
         management::create_role, management::list_roles, management::delete_role,
         management::assign_role, management::unassign_role,
         management::create_grant, management::list_grants, management::delete_grant,
+        management::create_credential, management::list_credentials, management::rotate_credential,
+        management::delete_credential,
     )
 )]
 pub struct ApiDoc;

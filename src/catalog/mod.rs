@@ -23,6 +23,7 @@ pub use tables::{CreateTable, LoadedTable, TableChange};
 pub use views::{CreateView, LoadedView, ViewRequirement};
 
 use crate::identity::Caller;
+use crate::identity::storage_credentials::CredentialResolver;
 use crate::store::{CatalogStore, PageRequest, StorageProfile, WarehouseRecord};
 use crate::warehouse_io::{LocalIo, S3Io, S3StaticCredentials, WarehouseIo};
 
@@ -60,11 +61,16 @@ pub struct Catalog {
     s3_credentials: RwLock<HashMap<Uuid, S3StaticCredentials>>,
     metadata: MetadataCache,
     commit_locks: moka::sync::Cache<(Uuid, Uuid), Arc<tokio::sync::Mutex<()>>>,
+    credentials: Arc<CredentialResolver>,
 }
 
 impl Catalog {
     /// A catalog over `store`.
-    pub fn new(store: Arc<dyn CatalogStore>, options: CatalogOptions) -> Self {
+    pub fn new(
+        store: Arc<dyn CatalogStore>,
+        options: CatalogOptions,
+        credentials: Arc<CredentialResolver>,
+    ) -> Self {
         Self {
             store,
             warehouses: moka::future::Cache::builder()
@@ -79,6 +85,7 @@ impl Catalog {
                 .time_to_idle(Duration::from_secs(300))
                 .build(),
             options,
+            credentials,
         }
     }
 
@@ -170,12 +177,15 @@ impl Catalog {
         if let Some(io) = self.io.get(&record.id).await {
             return Ok(io);
         }
-        let creds = self
-            .s3_credentials
-            .read()
-            .expect("credential map lock")
-            .get(&record.id)
-            .cloned();
+        let creds = match &record.credential {
+            Some(name) => Some(self.storage_credential(record, name).await?),
+            None => self
+                .s3_credentials
+                .read()
+                .expect("credential map lock")
+                .get(&record.id)
+                .cloned(),
+        };
         let storage = record.storage.clone();
         self.io
             .try_get_with(record.id, async move {
@@ -195,6 +205,41 @@ impl Catalog {
             })
             .await
             .map_err(|e| CatalogError::from((*e).clone()))
+    }
+
+    /// Resolves a warehouse's named storage credential now; fails closed, naming the credential.
+    async fn storage_credential(
+        &self,
+        record: &WarehouseRecord,
+        name: &str,
+    ) -> CatalogResult<S3StaticCredentials> {
+        let unavailable = |e: String| {
+            tracing::error!(warehouse = %record.name, error = %e, "storage credential unavailable");
+            CatalogError::new(
+                ErrorType::ServiceUnavailable,
+                format!("warehouse '{}': {e}", record.name),
+            )
+        };
+        let stored = self
+            .store
+            .get_storage_credential(record.tenant_id, name)
+            .await?
+            .ok_or_else(|| unavailable(format!("storage credential '{name}' does not exist")))?;
+        let mut fields = self.credentials.resolve(&stored).map_err(unavailable)?;
+        Ok(S3StaticCredentials {
+            access_key_id: fields.remove("access_key_id").unwrap_or_default(),
+            secret_access_key: fields.remove("secret_access_key").unwrap_or_default(),
+        })
+    }
+
+    /// Forgets cached warehouse IO built with a credential that changed.
+    pub async fn forget_credentials_of(&self, tenant: Uuid) -> CatalogResult<()> {
+        for wh in self.store.list_warehouses(tenant).await? {
+            if wh.credential.is_some() {
+                self.forget_warehouse(wh.id).await;
+            }
+        }
+        Ok(())
     }
 
     /// Turns a client's `pageToken` / `pageSize` into a store page request. With neither, the whole

@@ -7,6 +7,7 @@ pub mod key_store;
 mod keys;
 mod sealing;
 mod secrets;
+pub mod storage_credentials;
 mod tokens;
 
 use uuid::Uuid;

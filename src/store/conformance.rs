@@ -116,6 +116,7 @@ pub async fn seed_warehouse(store: &dyn CatalogStore) -> Uuid {
             root: "file:///tmp/wh".into(),
         },
         created_at_ms: 1,
+        credential: None,
     };
     store.create_warehouse(&wh).await.unwrap();
     wh.id
@@ -154,6 +155,7 @@ async fn tenants_and_warehouses(store: Arc<dyn CatalogStore>) {
             root: "file:///tmp/sales".into(),
         },
         created_at_ms: 1,
+        credential: None,
     };
     store.create_warehouse(&wh).await.unwrap();
     let dup = WarehouseRecord {

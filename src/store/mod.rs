@@ -64,6 +64,29 @@ impl StorageProfile {
     }
 }
 
+/// Where a storage credential's value comes from: sealed in the store, or a reference resolved at
+/// each use and never stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "kebab-case")]
+pub enum CredentialValue {
+    /// JSON of the credential's fields, sealed under the master key.
+    Sealed { sealed: String },
+    /// `env:NAME` or `file:/path`, holding the same JSON.
+    Reference { reference: String },
+}
+
+/// A named credential for a tenant's storage (e.g. S3 keys), referenced by warehouses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StorageCredentialRecord {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    /// `s3-access-key` (fields `access_key_id`, `secret_access_key`).
+    pub kind: String,
+    pub value: CredentialValue,
+    pub created_at_ms: i64,
+}
+
 /// A warehouse: a named catalog inside a tenant; its id is the Iceberg `prefix`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WarehouseRecord {
@@ -71,6 +94,9 @@ pub struct WarehouseRecord {
     pub tenant_id: Uuid,
     pub name: String,
     pub storage: StorageProfile,
+    /// Name of the tenant's storage credential the server uses to reach this warehouse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
     pub created_at_ms: i64,
 }
 
@@ -370,6 +396,23 @@ pub trait CatalogStore: Send + Sync + 'static {
         from: &TableIdent,
         to: &TableIdent,
     ) -> StoreResult<()>;
+
+    /// Creates, or with `replace` replaces, a tenant's named storage credential.
+    async fn put_storage_credential(
+        &self,
+        credential: &StorageCredentialRecord,
+        replace: bool,
+    ) -> StoreResult<()>;
+    async fn get_storage_credential(
+        &self,
+        tenant: Uuid,
+        name: &str,
+    ) -> StoreResult<Option<StorageCredentialRecord>>;
+    async fn list_storage_credentials(
+        &self,
+        tenant: Uuid,
+    ) -> StoreResult<Vec<StorageCredentialRecord>>;
+    async fn delete_storage_credential(&self, tenant: Uuid, name: &str) -> StoreResult<()>;
 
     /// Inserts or replaces a signing key (by kid).
     async fn put_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()>;

@@ -39,6 +39,7 @@ pub struct SledStore {
     grants: Tree,
     audit: Tree,
     signing_keys: Tree,
+    storage_credentials: Tree,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -177,6 +178,7 @@ impl SledStore {
             grants: tree("grants")?,
             audit: tree("audit")?,
             signing_keys: tree("signing_keys")?,
+            storage_credentials: tree("storage_credentials")?,
             db,
         })
     }
@@ -879,6 +881,75 @@ impl CatalogStore for SledStore {
                 Ok(())
             }),
         )?;
+        self.durable().await
+    }
+
+    async fn put_storage_credential(
+        &self,
+        c: &StorageCredentialRecord,
+        replace: bool,
+    ) -> StoreResult<()> {
+        let key = warehouse_name_key(c.tenant_id, &c.name);
+        let value = encode(c)?;
+        unwrap_tx(self.storage_credentials.transaction(|tree| {
+            let exists = tree.get(&key)?.is_some();
+            if exists && !replace {
+                return abort(StoreError::AlreadyExists(format!(
+                    "storage credential '{}'",
+                    c.name
+                )));
+            }
+            if !exists && replace {
+                return abort(StoreError::NotFound(format!(
+                    "storage credential '{}'",
+                    c.name
+                )));
+            }
+            tree.insert(key.as_slice(), value.as_slice())?;
+            Ok(())
+        }))?;
+        self.durable().await
+    }
+
+    async fn get_storage_credential(
+        &self,
+        tenant: Uuid,
+        name: &str,
+    ) -> StoreResult<Option<StorageCredentialRecord>> {
+        Self::get_json(&self.storage_credentials, &warehouse_name_key(tenant, name))
+    }
+
+    async fn list_storage_credentials(
+        &self,
+        tenant: Uuid,
+    ) -> StoreResult<Vec<StorageCredentialRecord>> {
+        let mut out = Vec::new();
+        for entry in self.storage_credentials.scan_prefix(tenant.as_bytes()) {
+            out.push(decode(&entry.map_err(backend)?.1)?);
+        }
+        Ok(out)
+    }
+
+    async fn delete_storage_credential(&self, tenant: Uuid, name: &str) -> StoreResult<()> {
+        let in_use = self
+            .list_warehouses(tenant)
+            .await?
+            .into_iter()
+            .find(|w| w.credential.as_deref() == Some(name));
+        if let Some(wh) = in_use {
+            return Err(StoreError::NotEmpty(
+                format!("storage credential '{name}'"),
+                format!("warehouse '{}' uses it", wh.name),
+            ));
+        }
+        if self
+            .storage_credentials
+            .remove(warehouse_name_key(tenant, name))
+            .map_err(backend)?
+            .is_none()
+        {
+            return Err(StoreError::NotFound(format!("storage credential '{name}'")));
+        }
         self.durable().await
     }
 

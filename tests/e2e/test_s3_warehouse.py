@@ -85,3 +85,53 @@ def test_eight_appenders_on_s3_lose_nothing(floe_s3, s3):
     assert not errors, errors
     ids = sorted(floe_s3.catalog("lake", **client_keys(s3)).load_table(("load", "t")).scan().to_arrow()["id"].to_pylist())
     assert ids == sorted(w * 10 + i for w in range(8) for i in range(3))
+
+
+def test_tenant_admin_registers_an_s3_credential_and_warehouse(s3):
+    import requests
+    from pathlib import Path
+    floe = FloeServer(env={"FLOE_SECRET_ENV_ALLOWLIST": "LAKE_S3_CREDENTIAL",
+                           "LAKE_S3_CREDENTIAL": f'{{"access_key_id": "{ACCESS_KEY}", "secret_access_key": "{SECRET_KEY}"}}'})
+    try:
+        token = requests.post(f"{floe.uri}/v1/oauth/tokens", data={
+            "grant_type": "client_credentials", "client_id": "e2e-root", "client_secret": "e2e-root-secret"}).json()["access_token"]
+        h = {"Authorization": f"Bearer {token}"}
+        tenant = requests.get(f"{floe.uri}/management/v1/whoami", headers=h).json()["tenant_id"]
+        base = f"{floe.uri}/management/v1/tenants/{tenant}"
+        value = {"access_key_id": ACCESS_KEY, "secret_access_key": SECRET_KEY}
+        r = requests.post(f"{base}/storage-credentials", headers=h, json={"name": "lake-keys", "kind": "s3-access-key", "value": value})
+        assert r.status_code == 201 and SECRET_KEY not in r.text, r.text
+        listed = requests.get(f"{base}/storage-credentials", headers=h)
+        assert listed.json() == {"credentials": [{"name": "lake-keys", "kind": "s3-access-key"}]}
+        storage = {"kind": "s3", "bucket": s3.bucket, "key_prefix": "tenant-lake", "region": "us-east-1",
+                   "endpoint": s3.endpoint, "path_style": True}
+        wh = requests.post(f"{base}/warehouses", headers=h, json={"name": "s3lake", "storage": storage, "credential": "lake-keys"}).json()
+        report = requests.post(f"{base}/warehouses/{wh['id']}/validate", headers=h).json()
+        assert report["ok"], report
+
+        cat = floe.catalog("s3lake", **{"s3.access-key-id": ACCESS_KEY, "s3.secret-access-key": SECRET_KEY})
+        cat.create_namespace("ns")
+        table = cat.create_table("ns.t", schema=pa.schema([("id", pa.int64())]))
+        table.append(pa.table({"id": pa.array([1], pa.int64())}))
+        assert table.location().startswith(f"s3://{s3.bucket}/tenant-lake/")
+
+        # Rotating to wrong keys fails closed; the error names the step, never a secret.
+        bad = {"access_key_id": ACCESS_KEY, "secret_access_key": "wrong-secret-value"}
+        assert requests.put(f"{base}/storage-credentials/lake-keys", headers=h, json={"kind": "s3-access-key", "value": bad}).status_code == 200
+        report = requests.post(f"{base}/warehouses/{wh['id']}/validate", headers=h).json()
+        assert not report["ok"] and "wrong-secret-value" not in str(report), report
+        # A reference to an allow-listed environment variable works again; others are refused.
+        r = requests.put(f"{base}/storage-credentials/lake-keys", headers=h, json={"kind": "s3-access-key", "reference": "env:HOME"})
+        assert r.status_code == 400 and "allow-list" in r.json()["error"]["message"]
+        r = requests.put(f"{base}/storage-credentials/lake-keys", headers=h, json={"kind": "s3-access-key", "reference": "env:LAKE_S3_CREDENTIAL"})
+        assert r.status_code == 200, r.text
+        assert requests.post(f"{base}/warehouses/{wh['id']}/validate", headers=h).json()["ok"]
+        assert requests.delete(f"{base}/storage-credentials/lake-keys", headers=h).status_code == 409, "in use"
+    finally:
+        floe.proc.terminate()
+        floe.proc.wait(timeout=15)
+    for path in Path(floe.dir.name).rglob("*"):
+        if path.is_file() and path.name not in ("floe.toml",):
+            data = path.read_bytes()
+            assert SECRET_KEY.encode() not in data and b"wrong-secret-value" not in data, f"secret in {path}"
+    floe.dir.cleanup()

@@ -2,6 +2,7 @@
 //! warehouses, principals, roles, role assignments and grants (tenant admins), plus `whoami`.
 //! Every change takes effect at once on this replica (the decision cache is dropped).
 
+mod credentials;
 mod principals;
 mod roles;
 mod tenants;
@@ -18,6 +19,7 @@ use crate::catalog::{CatalogError, ErrorType};
 use crate::identity::Caller;
 use crate::store::{GrantResource, TenantRecord};
 
+pub use credentials::*;
 pub use principals::*;
 pub use roles::*;
 pub use tenants::*;
@@ -26,6 +28,7 @@ pub use warehouses::*;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(whoami).service(list_audit);
     tenants::routes(cfg);
+    credentials::routes(cfg);
     warehouses::routes(cfg);
     principals::routes(cfg);
     roles::routes(cfg);

@@ -38,6 +38,8 @@ pub struct WarehouseInfo {
     /// `{"kind": "s3", "bucket", "key_prefix", "region", "endpoint", "path_style"}`.
     #[schema(value_type = Object)]
     pub storage: StorageProfile,
+    /// Name of the storage credential in use, if any (never its value).
+    pub credential: Option<String>,
 }
 
 impl From<WarehouseRecord> for WarehouseInfo {
@@ -47,6 +49,7 @@ impl From<WarehouseRecord> for WarehouseInfo {
             tenant_id: w.tenant_id,
             name: w.name,
             storage: w.storage,
+            credential: w.credential,
         }
     }
 }
@@ -82,6 +85,8 @@ pub enum StorageRequest {
 pub struct CreateWarehouseRequest {
     pub name: String,
     pub storage: StorageRequest,
+    /// Name of the tenant's storage credential the server reaches the storage with.
+    pub credential: Option<String>,
 }
 
 /// Changes to a warehouse.
@@ -90,6 +95,8 @@ pub struct CreateWarehouseRequest {
 pub struct UpdateWarehouseRequest {
     pub name: Option<String>,
     pub storage: Option<StorageRequest>,
+    /// Name of the tenant's storage credential to use from now on.
+    pub credential: Option<String>,
 }
 
 /// One step of a validation.
@@ -105,6 +112,20 @@ pub struct ValidationStep {
 pub struct ValidationReport {
     pub ok: bool,
     pub steps: Vec<ValidationStep>,
+}
+
+async fn check_credential(state: &AppState, tenant: Uuid, name: &Option<String>) -> ApiResult<()> {
+    if let Some(name) = name
+        && state
+            .catalog
+            .store()
+            .get_storage_credential(tenant, name)
+            .await?
+            .is_none()
+    {
+        return Err(not_found(&format!("storage credential '{name}'")).into());
+    }
+    Ok(())
 }
 
 fn storage_profile(
@@ -178,12 +199,14 @@ async fn create_warehouse(
     check_resource_name("warehouse name", &body.name)?;
     let id = Uuid::now_v7();
     let storage = storage_profile(&state, &auth.0, id, body.storage)?;
+    check_credential(&state, tenant.id, &body.credential).await?;
     let record = WarehouseRecord {
         id,
         tenant_id: tenant.id,
         name: body.name,
         storage,
         created_at_ms: now_ms(),
+        credential: body.credential,
     };
     state.catalog.store().create_warehouse(&record).await?;
     audit(
@@ -284,6 +307,10 @@ async fn update_warehouse(
     }
     if let Some(storage) = body.storage {
         wh.storage = storage_profile(&state, &auth.0, id, storage)?;
+    }
+    if body.credential.is_some() {
+        check_credential(&state, tenant, &body.credential).await?;
+        wh.credential = body.credential;
     }
     state.catalog.store().update_warehouse(&wh).await?;
     state.catalog.forget_warehouse(id).await;
