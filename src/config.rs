@@ -56,6 +56,8 @@ pub struct Settings {
     /// `text` or `json`.
     pub log_format: String,
     pub auth: AuthSettings,
+    /// External OpenID Connect issuers whose tokens are accepted (`[[oidc]]`).
+    pub oidc: Vec<crate::identity::oidc::OidcIssuer>,
     /// Warehouses created (or updated) in the default tenant at start.
     pub warehouses: Vec<WarehouseSettings>,
 }
@@ -123,6 +125,7 @@ impl Default for Settings {
             log: "info".into(),
             log_format: "text".into(),
             auth: AuthSettings::default(),
+            oidc: Vec::new(),
             warehouses: Vec::new(),
         }
     }
@@ -226,6 +229,16 @@ impl Settings {
             && secret.expose().len() < 8
         {
             return bad("root_client_secret: must be at least 8 characters");
+        }
+        for (i, issuer) in self.oidc.iter().enumerate() {
+            if issuer.tenant.is_some() == issuer.tenant_claim.is_some() {
+                return bad(&format!(
+                    "oidc[{i}]: set exactly one of tenant and tenant_claim"
+                ));
+            }
+            if issuer.issuer == self.auth.issuer {
+                return bad(&format!("oidc[{i}].issuer: must differ from auth.issuer"));
+            }
         }
         for (i, wh) in self.warehouses.iter().enumerate() {
             crate::domain::check_resource_name("warehouse name", &wh.name)

@@ -108,6 +108,9 @@ impl Application {
             catalog: catalog.clone(),
             authz: Arc::new(crate::authz::Authorizer::new(store.clone())),
             tokens,
+            oidc: Arc::new(crate::identity::oidc::OidcVerifier::new(
+                settings.oidc.clone(),
+            )),
             idempotency_lifetime_secs: settings.idempotency_lifetime_secs,
             master_key: master_key.clone(),
             credentials,

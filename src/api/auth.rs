@@ -1,6 +1,6 @@
 //! The bearer-token extractor: a handler that takes [`Authenticated`] runs only for a verified caller.
 
-use std::future::{Ready, ready};
+use futures::future::LocalBoxFuture;
 use std::sync::Arc;
 
 use actix_web::dev::Payload;
@@ -8,6 +8,7 @@ use actix_web::{FromRequest, HttpRequest, web};
 
 use super::AppState;
 use super::error::ApiError;
+use crate::identity::oidc::unverified_issuer;
 use crate::identity::{AuthError, Caller};
 
 /// The verified caller of a request.
@@ -31,20 +32,35 @@ pub fn bearer_token(req: &HttpRequest) -> Result<Option<&str>, AuthError> {
     }
 }
 
-/// Verifies the request's bearer token.
-pub fn authenticate(req: &HttpRequest) -> Result<Arc<Caller>, ApiError> {
+/// Verifies the request's bearer token: Floe's own (cached), or one of a configured OIDC issuer.
+pub async fn authenticate(req: &HttpRequest) -> Result<Arc<Caller>, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
-        .expect("AppState is registered");
-    let token = bearer_token(req)?.ok_or(AuthError::Missing)?;
-    Ok(state.tokens.verify(token)?)
+        .expect("AppState is registered")
+        .clone();
+    let token = bearer_token(req)?.ok_or(AuthError::Missing)?.to_owned();
+    let own_error = match state.tokens.verify(&token) {
+        Ok(caller) => return Ok(caller),
+        Err(e) => e,
+    };
+    match unverified_issuer(&token) {
+        Some(iss) if iss != state.tokens.issuer() && state.oidc.knows(&iss) => {
+            let identity = state.oidc.verify(&token).await?;
+            let store = state.catalog.store();
+            let caller = Arc::new(state.oidc.caller_for(store.as_ref(), identity).await?);
+            state.tokens.remember(&token, caller.clone());
+            Ok(caller)
+        }
+        _ => Err(own_error.into()),
+    }
 }
 
 impl FromRequest for Authenticated {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(req).map(Authenticated))
+        let req = req.clone();
+        Box::pin(async move { authenticate(&req).await.map(Authenticated) })
     }
 }

@@ -66,7 +66,7 @@ async fn get_config(
     req: HttpRequest,
     query: web::Query<ConfigQuery>,
 ) -> ApiResult<HttpResponse> {
-    let caller = auth::authenticate(&req)?;
+    let caller = auth::authenticate(&req).await?;
     let wh = state
         .catalog
         .warehouse_by_name(&caller, query.warehouse.as_deref())

@@ -40,6 +40,8 @@ pub struct AppState {
     pub catalog: Arc<Catalog>,
     pub authz: Arc<crate::authz::Authorizer>,
     pub tokens: Arc<TokenService>,
+    /// Verifies tokens of configured external OIDC issuers.
+    pub oidc: Arc<crate::identity::oidc::OidcVerifier>,
     pub idempotency_lifetime_secs: u64,
     /// Seals secrets at rest (signing keys).
     pub master_key: Arc<crate::identity::MasterKey>,

@@ -5,6 +5,7 @@
 
 pub mod key_store;
 mod keys;
+pub mod oidc;
 mod sealing;
 mod secrets;
 pub mod storage_credentials;

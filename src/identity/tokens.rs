@@ -166,6 +166,16 @@ impl TokenService {
         Ok(caller)
     }
 
+    /// Remembers a caller verified elsewhere (an external issuer's token) like one of ours.
+    pub fn remember(&self, token: &str, caller: Arc<Caller>) {
+        self.verified.insert(Arc::from(token), caller);
+    }
+
+    /// The issuer of Floe's own tokens.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
     /// Installs the keys in use: `active` signs; it and `others` verify. Tokens signed by a key
     /// that is no longer installed stop verifying (once out of the verified-token cache).
     pub fn install_keys(&self, active: SigningKey, others: Vec<SigningKey>) {
