@@ -27,6 +27,8 @@ use crate::identity::storage_credentials::CredentialResolver;
 use crate::store::{CatalogStore, PageRequest, StorageProfile, WarehouseRecord};
 use crate::warehouse_io::{LocalIo, S3Io, S3StaticCredentials, WarehouseIo};
 
+/// How long a warehouse's storage client (and the credential it was built with) is reused.
+const IO_CACHE_SECS: u64 = 300;
 /// How long a warehouse record is served from memory before it is read again.
 const WAREHOUSE_CACHE_SECS: u64 = 10;
 
@@ -77,7 +79,11 @@ impl Catalog {
                 .max_capacity(10_000)
                 .time_to_live(Duration::from_secs(WAREHOUSE_CACHE_SECS))
                 .build(),
-            io: moka::future::Cache::builder().max_capacity(10_000).build(),
+            // Rebuilt every few minutes, so credential references are resolved again.
+            io: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(IO_CACHE_SECS))
+                .build(),
             s3_credentials: RwLock::new(HashMap::new()),
             metadata: MetadataCache::new(options.metadata_cache_bytes),
             commit_locks: moka::sync::Cache::builder()
@@ -225,7 +231,11 @@ impl Catalog {
             .get_storage_credential(record.tenant_id, name)
             .await?
             .ok_or_else(|| unavailable(format!("storage credential '{name}' does not exist")))?;
-        let mut fields = self.credentials.resolve(&stored).map_err(unavailable)?;
+        let mut fields = self
+            .credentials
+            .resolve(&stored)
+            .await
+            .map_err(unavailable)?;
         Ok(S3StaticCredentials {
             access_key_id: fields.remove("access_key_id").unwrap_or_default(),
             secret_access_key: fields.remove("secret_access_key").unwrap_or_default(),

@@ -1,6 +1,8 @@
 //! Storage credentials: sealed under the master key when given by value, or references resolved at
-//! each use (`env:NAME` for names on the configured allow-list, `file:/path`). Errors name the
-//! credential and the reference, never the value.
+//! each use: `env:NAME` (names on the configured allow-list), `file:/path`,
+//! `aws-secretsmanager:ARN[#json.path]` and `aws-ssm:/parameter/name` (endpoints and credentials from
+//! the AWS default chain, e.g. `AWS_ENDPOINT_URL`). Errors name the credential and the reference,
+//! never the value.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,6 +19,7 @@ pub const KINDS: &[(&str, &[&str])] = &[("s3-access-key", &["access_key_id", "se
 pub struct CredentialResolver {
     master: Arc<MasterKey>,
     env_allowlist: Vec<String>,
+    aws: tokio::sync::OnceCell<aws_config::SdkConfig>,
 }
 
 fn purpose(tenant: Uuid, name: &str) -> String {
@@ -59,6 +62,7 @@ impl CredentialResolver {
         Self {
             master,
             env_allowlist,
+            aws: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -83,57 +87,160 @@ impl CredentialResolver {
                 "environment variable '{name}' is not on the allow-list (setting secret_env_allowlist)"
             )),
             Some(("file", path)) if path.starts_with('/') => Ok(()),
-            Some(("aws-secretsmanager" | "aws-ssm", _)) => Err(format!(
-                "reference '{reference}': AWS Secrets Manager and SSM references are not supported yet"
-            )),
+            Some(("aws-secretsmanager", id)) if !id.is_empty() && !id.starts_with('#') => Ok(()),
+            Some(("aws-ssm", name)) if name.starts_with('/') || name.starts_with("arn:") => Ok(()),
             _ => Err(format!(
-                "reference '{reference}' is not env:NAME or file:/absolute/path"
+                "reference '{reference}' is not env:NAME, file:/absolute/path, \
+                 aws-secretsmanager:ARN[#json.path] or aws-ssm:/name"
             )),
         }
     }
 
     /// The credential's fields, read now (references are resolved at every call).
-    pub fn resolve(
+    pub async fn resolve(
         &self,
         record: &StorageCredentialRecord,
     ) -> Result<BTreeMap<String, String>, String> {
         let name = &record.name;
+        let fail = |e: String| format!("storage credential '{name}': {e}");
         let json = match &record.value {
             CredentialValue::Sealed { sealed } => self
                 .master
                 .open(sealed, &purpose(record.tenant_id, name))
-                .map_err(|e| format!("storage credential '{name}': {e}"))?,
+                .map_err(|e| fail(e.to_string()))?,
             CredentialValue::Reference { reference } => {
-                self.check_reference(reference)
-                    .map_err(|e| format!("storage credential '{name}': {e}"))?;
-                let value = match reference.split_once(':') {
-                    Some(("env", var)) => std::env::var(var).unwrap_or_default().into_bytes(),
-                    Some(("file", path)) => std::fs::read(path).map_err(|e| {
-                        format!(
-                            "storage credential '{name}': cannot read {reference}: {}",
-                            e.kind()
-                        )
-                    })?,
-                    _ => unreachable!("checked above"),
-                };
+                self.check_reference(reference).map_err(fail)?;
+                let value = self.read_reference(reference).await.map_err(fail)?;
                 if value.iter().all(u8::is_ascii_whitespace) {
-                    return Err(format!("storage credential '{name}': {reference} is empty"));
+                    return Err(fail(format!("{reference} is empty")));
                 }
                 value
             }
         };
-        let fields: BTreeMap<String, String> = serde_json::from_slice(&json).map_err(|_| {
-            format!("storage credential '{name}': the value is not a JSON object of strings")
-        })?;
-        check_fields(&record.kind, &fields)
-            .map_err(|e| format!("storage credential '{name}': {e}"))?;
+        let fields: BTreeMap<String, String> = serde_json::from_slice(&json)
+            .map_err(|_| fail("the value is not a JSON object of strings".into()))?;
+        check_fields(&record.kind, &fields).map_err(fail)?;
         Ok(fields)
     }
+
+    async fn read_reference(&self, reference: &str) -> Result<Vec<u8>, String> {
+        match reference.split_once(':') {
+            Some(("env", var)) => Ok(std::env::var(var).unwrap_or_default().into_bytes()),
+            Some(("file", path)) => {
+                std::fs::read(path).map_err(|e| format!("cannot read {reference}: {}", e.kind()))
+            }
+            Some(("aws-secretsmanager", rest)) => {
+                let (id, path) = rest
+                    .split_once('#')
+                    .map_or((rest, None), |(id, p)| (id, Some(p)));
+                let config = self.aws_config(region_of(id)).await;
+                let client = aws_sdk_secretsmanager::Client::new(&config);
+                let out = client
+                    .get_secret_value()
+                    .secret_id(id)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "cannot read {reference}: {}",
+                            aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+                        )
+                    })?;
+                let text = out
+                    .secret_string()
+                    .ok_or_else(|| format!("{reference} has no string value"))?;
+                select_json_path(text, path).map_err(|e| format!("{reference}: {e}"))
+            }
+            Some(("aws-ssm", name)) => {
+                let config = self.aws_config(region_of(name)).await;
+                let client = aws_sdk_ssm::Client::new(&config);
+                let out = client
+                    .get_parameter()
+                    .name(name)
+                    .with_decryption(true)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "cannot read {reference}: {}",
+                            aws_sdk_ssm::error::DisplayErrorContext(e)
+                        )
+                    })?;
+                Ok(out
+                    .parameter()
+                    .and_then(|p| p.value())
+                    .unwrap_or_default()
+                    .as_bytes()
+                    .to_vec())
+            }
+            _ => Err(format!("reference '{reference}' cannot be read")),
+        }
+    }
+
+    /// The AWS configuration from the default chain (loaded once), in `region` when the ARN names one.
+    async fn aws_config(&self, region: Option<String>) -> aws_config::SdkConfig {
+        let shared = self
+            .aws
+            .get_or_init(|| aws_config::defaults(aws_config::BehaviorVersion::latest()).load())
+            .await;
+        match region {
+            Some(r) => shared
+                .to_builder()
+                .region(aws_config::Region::new(r))
+                .build(),
+            None => shared.clone(),
+        }
+    }
+}
+
+/// The region of an ARN (`arn:aws:service:REGION:account:...`).
+fn region_of(id: &str) -> Option<String> {
+    let parts: Vec<&str> = id.split(':').collect();
+    (parts.len() > 4 && parts[0] == "arn" && !parts[3].is_empty()).then(|| parts[3].to_owned())
+}
+
+/// The JSON at a dot-separated path of a secret's JSON text (the whole text without a path). A
+/// string found there is taken as JSON text itself.
+fn select_json_path(text: &str, path: Option<&str>) -> Result<Vec<u8>, String> {
+    let Some(path) = path else {
+        return Ok(text.as_bytes().to_vec());
+    };
+    let mut value: serde_json::Value =
+        serde_json::from_str(text).map_err(|_| "the secret is not JSON".to_string())?;
+    for part in path.split('.') {
+        value = value
+            .get(part)
+            .cloned()
+            .ok_or_else(|| format!("the secret has no '{path}'"))?;
+    }
+    Ok(match value {
+        serde_json::Value::String(s) => s.into_bytes(),
+        other => serde_json::to_vec(&other).expect("JSON serializes"),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arns_name_their_region_and_json_paths_select() {
+        assert_eq!(
+            region_of("arn:aws:secretsmanager:eu-west-1:123:secret:x").as_deref(),
+            Some("eu-west-1")
+        );
+        assert_eq!(region_of("plain-name"), None);
+        let text = r#"{"lake": {"access_key_id": "a", "secret_access_key": "b"}, "str": "{\"k\": \"v\"}"}"#;
+        assert_eq!(
+            select_json_path(text, Some("lake")).unwrap(),
+            br#"{"access_key_id":"a","secret_access_key":"b"}"#
+        );
+        assert_eq!(
+            select_json_path(text, Some("str")).unwrap(),
+            br#"{"k": "v"}"#
+        );
+        assert!(select_json_path(text, Some("nope")).is_err());
+    }
 
     fn record(value: CredentialValue) -> StorageCredentialRecord {
         StorageCredentialRecord {
@@ -153,16 +260,16 @@ mod tests {
         ])
     }
 
-    #[test]
-    fn sealed_credentials_resolve_and_never_show_their_value() {
+    #[tokio::test]
+    async fn sealed_credentials_resolve_and_never_show_their_value() {
         let r = CredentialResolver::new(Arc::new(MasterKey::from_bytes(&[3; 32])), vec![]);
         let sealed = r.seal(Uuid::nil(), "lake", &fields());
         assert!(!format!("{sealed:?}").contains("s3cr3t-value"));
-        assert_eq!(r.resolve(&record(sealed)).unwrap(), fields());
+        assert_eq!(r.resolve(&record(sealed)).await.unwrap(), fields());
     }
 
-    #[test]
-    fn references_fail_closed_and_name_the_reference_not_the_value() {
+    #[tokio::test]
+    async fn references_fail_closed_and_name_the_reference_not_the_value() {
         let r = CredentialResolver::new(
             Arc::new(MasterKey::from_bytes(&[3; 32])),
             vec!["FLOE_TEST_CRED".into()],
@@ -173,11 +280,14 @@ mod tests {
         );
         assert!(r.check_reference("env:FLOE_TEST_CRED").is_ok());
         assert!(r.check_reference("file:relative").is_err());
-        assert!(r.check_reference("aws-ssm:/x").is_err());
+        assert!(r.check_reference("aws-ssm:/x").is_ok());
+        assert!(r.check_reference("aws-ssm:x").is_err());
+        assert!(r.check_reference("aws-secretsmanager:").is_err());
         let missing = r
             .resolve(&record(CredentialValue::Reference {
                 reference: "env:FLOE_TEST_CRED".into(),
             }))
+            .await
             .unwrap_err();
         assert!(
             missing.contains("env:FLOE_TEST_CRED") && missing.contains("empty"),
@@ -195,12 +305,14 @@ mod tests {
             r.resolve(&record(CredentialValue::Reference {
                 reference: reference.clone()
             }))
+            .await
             .unwrap(),
             fields()
         );
         std::fs::write(&path, r#"{"access_key_id": "AKIA1"}"#).unwrap();
         let incomplete = r
             .resolve(&record(CredentialValue::Reference { reference }))
+            .await
             .unwrap_err();
         assert!(
             incomplete.contains("secret_access_key") && !incomplete.contains("AKIA1"),

@@ -1,7 +1,9 @@
 """A warehouse on S3 (SeaweedFS): Floe writes metadata with its own keys; PyIceberg, with its own
 keys (credential vending is a later issue), writes and reads data there."""
 
+import sys
 import threading
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -135,3 +137,63 @@ def test_tenant_admin_registers_an_s3_credential_and_warehouse(s3):
             data = path.read_bytes()
             assert SECRET_KEY.encode() not in data and b"wrong-secret-value" not in data, f"secret in {path}"
     floe.dir.cleanup()
+
+
+@pytest.fixture(scope="module")
+def moto():
+    import subprocess
+    import time
+
+    import requests
+
+    from conftest import free_port
+    port = free_port()
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            requests.get(url, timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_credentials_referenced_in_aws_secrets_manager_and_ssm(s3, moto):
+    import json
+
+    import boto3
+    import requests
+    aws = {"region_name": "us-east-1", "aws_access_key_id": "testing", "aws_secret_access_key": "testing", "endpoint_url": moto}
+    keys = {"access_key_id": ACCESS_KEY, "secret_access_key": SECRET_KEY}
+    arn = boto3.client("secretsmanager", **aws).create_secret(Name="floe/lake", SecretString=json.dumps({"lake": keys}))["ARN"]
+    boto3.client("ssm", **aws).put_parameter(Name="/floe/lake", Value=json.dumps(keys), Type="SecureString")
+    floe = FloeServer(env={"AWS_ENDPOINT_URL_SECRETS_MANAGER": moto, "AWS_ENDPOINT_URL_SSM": moto, "AWS_REGION": "us-east-1",
+                           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
+    try:
+        token = requests.post(f"{floe.uri}/v1/oauth/tokens", data={
+            "grant_type": "client_credentials", "client_id": "e2e-root", "client_secret": "e2e-root-secret"}).json()["access_token"]
+        h = {"Authorization": f"Bearer {token}"}
+        tenant = requests.get(f"{floe.uri}/management/v1/whoami", headers=h).json()["tenant_id"]
+        base = f"{floe.uri}/management/v1/tenants/{tenant}"
+        r = requests.post(f"{base}/storage-credentials", headers=h,
+                          json={"name": "sm", "kind": "s3-access-key", "reference": f"aws-secretsmanager:{arn}#lake"})
+        assert r.status_code == 201, r.text
+        storage = {"kind": "s3", "bucket": s3.bucket, "key_prefix": "sm-lake", "region": "us-east-1",
+                   "endpoint": s3.endpoint, "path_style": True}
+        wh = requests.post(f"{base}/warehouses", headers=h, json={"name": "smlake", "storage": storage, "credential": "sm"}).json()
+        validate = f"{base}/warehouses/{wh['id']}/validate"
+        assert requests.post(validate, headers=h).json()["ok"], "resolved from Secrets Manager"
+        r = requests.put(f"{base}/storage-credentials/sm", headers=h, json={"kind": "s3-access-key", "reference": "aws-ssm:/floe/lake"})
+        assert r.status_code == 200, r.text
+        assert requests.post(validate, headers=h).json()["ok"], "resolved from SSM"
+        r = requests.put(f"{base}/storage-credentials/sm", headers=h, json={"kind": "s3-access-key", "reference": "aws-ssm:/floe/missing"})
+        r = requests.post(validate, headers=h)
+        assert r.status_code == 503, r.text
+        message = r.json()["error"]["message"]
+        assert "aws-ssm:/floe/missing" in message and SECRET_KEY not in message, message
+    finally:
+        floe.stop()
