@@ -533,36 +533,22 @@ async fn disabled_principals_and_rotated_secrets_stop_working() {
             .await,
         401
     );
-    let r = app
-        .client
-        .post(format!("{}/v1/oauth/tokens", app.base))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", t.member.0.as_str()),
-            ("client_secret", t.member.1.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401, "a disabled principal gets no token");
+    assert_eq!(
+        token_status(&app, t.member.0.as_str(), t.member.1.as_str()).await,
+        401,
+        "a disabled principal gets no token"
+    );
     admin
         .ok(Method::POST, &format!("{base}/enable"), None)
         .await;
     let rotated = admin
         .ok(Method::POST, &format!("{base}/rotate-secret"), None)
         .await;
-    let r = app
-        .client
-        .post(format!("{}/v1/oauth/tokens", app.base))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", t.member.0.as_str()),
-            ("client_secret", t.member.1.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401, "the old secret stops working");
+    assert_eq!(
+        token_status(&app, t.member.0.as_str(), t.member.1.as_str()).await,
+        401,
+        "the old secret stops working"
+    );
     let fresh = Session::login(
         &app,
         &t.member.0,
@@ -654,18 +640,11 @@ async fn non_empty_tenants_and_warehouses_are_not_deleted() {
         .await,
         204
     );
-    let r = app
-        .client
-        .post(format!("{}/v1/oauth/tokens", app.base))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", t.admin.0.as_str()),
-            ("client_secret", t.admin.1.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401, "a deleted tenant's principals are gone");
+    assert_eq!(
+        token_status(&app, t.admin.0.as_str(), t.admin.1.as_str()).await,
+        401,
+        "a deleted tenant's principals are gone"
+    );
 }
 
 #[tokio::test]

@@ -77,6 +77,22 @@ pub async fn fetch_token(client: &reqwest::Client, base: &str, id: &str, secret:
     r["access_token"].as_str().expect("a token").to_owned()
 }
 
+/// The status of a client-credentials token request.
+pub async fn token_status(app: &TestApp, id: &str, secret: &str) -> u16 {
+    app.client
+        .post(format!("{}/v1/oauth/tokens", app.base))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", id),
+            ("client_secret", secret),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 impl TestApp {
     /// A request to `path` under `/v1/{prefix}` with the root token.
     pub fn catalog(&self, method: Method, path: &str) -> RequestBuilder {
