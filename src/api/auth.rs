@@ -1,6 +1,8 @@
 //! The bearer-token extractor: a handler that takes [`Authenticated`] runs only for a verified caller.
 
-use futures::future::LocalBoxFuture;
+use std::future::{Ready, ready};
+
+use futures::future::{Either, LocalBoxFuture};
 use std::sync::Arc;
 
 use actix_web::dev::Payload;
@@ -34,33 +36,77 @@ pub fn bearer_token(req: &HttpRequest) -> Result<Option<&str>, AuthError> {
 
 /// Verifies the request's bearer token: Floe's own (cached), or one of a configured OIDC issuer.
 pub async fn authenticate(req: &HttpRequest) -> Result<Arc<Caller>, ApiError> {
+    match verify_own(req) {
+        Ok(caller) => Ok(caller),
+        Err(Some(token)) => verify_external(req, token).await,
+        Err(None) => Err(own_error(req)),
+    }
+}
+
+/// Floe's own token, synchronously. `Err(Some(token))` when the token may be an external issuer's.
+fn verify_own(req: &HttpRequest) -> Result<Arc<Caller>, Option<String>> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .expect("AppState is registered");
+    let Ok(Some(token)) = bearer_token(req) else {
+        return Err(None);
+    };
+    match state.tokens.verify(token) {
+        Ok(caller) => Ok(caller),
+        Err(_) => match unverified_issuer(token) {
+            Some(iss) if iss != state.tokens.issuer() && state.oidc.knows(&iss) => {
+                Err(Some(token.to_owned()))
+            }
+            _ => Err(None),
+        },
+    }
+}
+
+/// The error for a request whose token is not Floe's and not an external issuer's.
+fn own_error(req: &HttpRequest) -> ApiError {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .expect("AppState is registered");
+    match bearer_token(req) {
+        Err(e) => e.into(),
+        Ok(None) => AuthError::Missing.into(),
+        Ok(Some(token)) => state
+            .tokens
+            .verify(token)
+            .err()
+            .unwrap_or(AuthError::Missing)
+            .into(),
+    }
+}
+
+async fn verify_external(req: &HttpRequest, token: String) -> Result<Arc<Caller>, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .expect("AppState is registered")
         .clone();
-    let token = bearer_token(req)?.ok_or(AuthError::Missing)?.to_owned();
-    let own_error = match state.tokens.verify(&token) {
-        Ok(caller) => return Ok(caller),
-        Err(e) => e,
-    };
-    match unverified_issuer(&token) {
-        Some(iss) if iss != state.tokens.issuer() && state.oidc.knows(&iss) => {
-            let identity = state.oidc.verify(&token).await?;
-            let store = state.catalog.store();
-            let caller = Arc::new(state.oidc.caller_for(store.as_ref(), identity).await?);
-            state.tokens.remember(&token, caller.clone());
-            Ok(caller)
-        }
-        _ => Err(own_error.into()),
-    }
+    let identity = state.oidc.verify(&token).await?;
+    let store = state.catalog.store();
+    let caller = Arc::new(state.oidc.caller_for(store.as_ref(), identity).await?);
+    state.tokens.remember(&token, caller.clone());
+    Ok(caller)
 }
 
 impl FromRequest for Authenticated {
     type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+    type Future =
+        Either<Ready<Result<Self, ApiError>>, LocalBoxFuture<'static, Result<Self, ApiError>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move { authenticate(&req).await.map(Authenticated) })
+        // The common case (Floe's own token, usually cached) answers without a boxed future.
+        match verify_own(req) {
+            Ok(caller) => Either::Left(ready(Ok(Authenticated(caller)))),
+            Err(None) => Either::Left(ready(Err(own_error(req)))),
+            Err(Some(token)) => {
+                let req = req.clone();
+                Either::Right(Box::pin(async move {
+                    verify_external(&req, token).await.map(Authenticated)
+                }))
+            }
+        }
     }
 }

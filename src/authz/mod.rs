@@ -113,13 +113,13 @@ type Held = Vec<(GrantResource, Privilege)>;
 /// Decides and caches.
 pub struct Authorizer {
     store: Arc<dyn CatalogStore>,
-    held: moka::future::Cache<Uuid, Arc<Option<Held>>>,
+    held: moka::sync::Cache<Uuid, Arc<Option<Held>>>,
 }
 
 impl Authorizer {
     /// An authorizer reading grants from `store`.
     pub fn new(store: Arc<dyn CatalogStore>) -> Self {
-        let held = moka::future::Cache::builder()
+        let held = moka::sync::Cache::builder()
             .max_capacity(100_000)
             .time_to_live(Duration::from_secs(DECISION_CACHE_SECS))
             .build();
@@ -133,7 +133,7 @@ impl Authorizer {
 
     /// The caller's grants; `None` when the principal is gone or disabled.
     async fn held(&self, caller: &Caller) -> CatalogResult<Arc<Option<Held>>> {
-        if let Some(hit) = self.held.get(&caller.principal_id).await {
+        if let Some(hit) = self.held.get(&caller.principal_id) {
             return Ok(hit);
         }
         let principal = self.store.get_principal(caller.principal_id).await?;
@@ -152,7 +152,7 @@ impl Authorizer {
             _ => None,
         };
         let held = Arc::new(held);
-        self.held.insert(caller.principal_id, held.clone()).await;
+        self.held.insert(caller.principal_id, held.clone());
         Ok(held)
     }
 
