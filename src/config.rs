@@ -31,6 +31,9 @@ pub struct Settings {
     /// How long an `Idempotency-Key` answer is replayed, in seconds.
     #[serde(deserialize_with = "lenient")]
     pub idempotency_lifetime_secs: u64,
+    /// Audit events older than this many days are deleted.
+    #[serde(deserialize_with = "lenient")]
+    pub audit_retention_days: u32,
     /// Attempts of a commit that loses a race but whose requirements still hold.
     #[serde(deserialize_with = "lenient")]
     pub commit_retries: u32,
@@ -115,6 +118,7 @@ impl Default for Settings {
             max_page_size: 1000,
             idempotency_lifetime_secs: 1800,
             commit_retries: 32,
+            audit_retention_days: 90,
             workers: 0,
             metadata_cache_bytes: 256 * 1024 * 1024,
             store_cache_bytes: 128 * 1024 * 1024,

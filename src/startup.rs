@@ -121,7 +121,7 @@ impl Application {
                 .time_to_live(Duration::from_secs(60))
                 .build(),
         });
-        spawn_idempotency_purger(store.clone());
+        spawn_purger(store.clone(), settings.audit_retention_days);
 
         let listener = TcpListener::bind(&settings.listen)
             .map_err(|e| fail("listen")(&format!("{}: {e}", settings.listen)))?;
@@ -372,13 +372,18 @@ fn spawn_key_reloader(
     });
 }
 
-fn spawn_idempotency_purger(store: Arc<dyn CatalogStore>) {
+/// Deletes expired idempotency records and audit events older than the retention, every 5 minutes.
+fn spawn_purger(store: Arc<dyn CatalogStore>, audit_retention_days: u32) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(300));
         loop {
             tick.tick().await;
             if let Err(e) = store.purge_idempotency(now_ms()).await {
                 tracing::warn!(error = %e, "idempotency purge failed");
+            }
+            let horizon = now_ms() - i64::from(audit_retention_days) * 86_400_000;
+            if let Err(e) = store.purge_audit(horizon).await {
+                tracing::warn!(error = %e, "audit purge failed");
             }
         }
     });

@@ -855,6 +855,17 @@ async fn audit_events_list_newest_first(store: Arc<dyn CatalogStore>) {
         .collect();
     assert_eq!(listed, ["third", "second"]);
     assert_eq!(store.list_audit(other, 10).await.unwrap().len(), 1);
+    let old = AuditEvent {
+        at_ms: 0,
+        ..event(tenant, "ancient")
+    };
+    store.append_audit(&old).await.unwrap();
+    assert_eq!(
+        store.purge_audit(1).await.unwrap(),
+        1,
+        "only the older event goes"
+    );
+    assert_eq!(store.list_audit(tenant, 10).await.unwrap().len(), 3);
 }
 
 async fn signing_keys_are_kept_in_order(store: Arc<dyn CatalogStore>) {

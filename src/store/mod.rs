@@ -422,6 +422,8 @@ pub trait CatalogStore: Send + Sync + 'static {
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()>;
     /// A tenant's newest events first, at most `limit`.
     async fn list_audit(&self, tenant: Uuid, limit: usize) -> StoreResult<Vec<AuditEvent>>;
+    /// Deletes events older than `before_ms`; returns how many.
+    async fn purge_audit(&self, before_ms: i64) -> StoreResult<u64>;
 
     async fn put_idempotency(&self, key: &str, record: &IdempotencyRecord) -> StoreResult<()>;
     async fn get_idempotency(&self, key: &str) -> StoreResult<Option<IdempotencyRecord>>;

@@ -989,6 +989,22 @@ impl CatalogStore for SledStore {
         Ok(out)
     }
 
+    async fn purge_audit(&self, before_ms: i64) -> StoreResult<u64> {
+        let mut removed = 0;
+        for entry in self.audit.iter() {
+            let (key, value) = entry.map_err(backend)?;
+            let event: AuditEvent = decode(&value)?;
+            if event.at_ms < before_ms {
+                self.audit.remove(key).map_err(backend)?;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            self.durable().await?;
+        }
+        Ok(removed)
+    }
+
     async fn put_idempotency(&self, key: &str, record: &IdempotencyRecord) -> StoreResult<()> {
         self.idempotency
             .insert(key.as_bytes(), encode(record)?)
