@@ -756,7 +756,12 @@ async fn roles_grants_and_assignments(store: Arc<dyn CatalogStore>) {
     ));
     assert_eq!(store.list_grants(t1, Some(role.id)).await.unwrap().len(), 2);
     assert!(store.list_grants(t2, None).await.unwrap().is_empty());
-    assert_eq!(store.delete_grant(g1.id).await.unwrap(), Some(g1));
+    assert_eq!(
+        store.delete_grant(t2, g1.id).await.unwrap(),
+        None,
+        "another tenant's id does not match"
+    );
+    assert_eq!(store.delete_grant(t1, g1.id).await.unwrap(), Some(g1));
     assert_eq!(store.list_grants(t1, None).await.unwrap(), vec![g2]);
 
     store.unassign_role(p.id, role.id).await.unwrap();

@@ -331,7 +331,8 @@ pub trait CatalogStore: Send + Sync + 'static {
     /// The roles assigned to a principal.
     async fn roles_of(&self, principal: Uuid) -> StoreResult<Vec<Uuid>>;
     async fn create_grant(&self, grant: &GrantRecord) -> StoreResult<()>;
-    async fn delete_grant(&self, id: Uuid) -> StoreResult<Option<GrantRecord>>;
+    /// Deletes a tenant's grant; `None` when the tenant has no grant with that id.
+    async fn delete_grant(&self, tenant: Uuid, id: Uuid) -> StoreResult<Option<GrantRecord>>;
     /// Grants of a tenant, optionally only those of one role.
     async fn list_grants(&self, tenant: Uuid, role: Option<Uuid>) -> StoreResult<Vec<GrantRecord>>;
 

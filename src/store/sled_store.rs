@@ -573,17 +573,12 @@ impl CatalogStore for SledStore {
         self.durable().await
     }
 
-    async fn delete_grant(&self, id: Uuid) -> StoreResult<Option<GrantRecord>> {
-        for entry in self.grants.iter() {
-            let (key, value) = entry.map_err(backend)?;
-            if key.ends_with(id.as_bytes()) {
-                let grant: GrantRecord = decode(&value)?;
-                self.grants.remove(key).map_err(backend)?;
-                self.durable().await?;
-                return Ok(Some(grant));
-            }
-        }
-        Ok(None)
+    async fn delete_grant(&self, tenant: Uuid, id: Uuid) -> StoreResult<Option<GrantRecord>> {
+        let Some(value) = self.grants.remove(grant_key(tenant, id)).map_err(backend)? else {
+            return Ok(None);
+        };
+        self.durable().await?;
+        Ok(Some(decode(&value)?))
     }
 
     async fn list_grants(&self, tenant: Uuid, role: Option<Uuid>) -> StoreResult<Vec<GrantRecord>> {

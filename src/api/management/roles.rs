@@ -356,11 +356,15 @@ async fn delete_grant(
 ) -> ApiResult<HttpResponse> {
     let (tenant, id) = path.into_inner();
     admin_tenant(&state, &auth.0, tenant).await?;
-    let grants = state.catalog.store().list_grants(tenant, None).await?;
-    if !grants.iter().any(|g| g.id == id) {
+    if state
+        .catalog
+        .store()
+        .delete_grant(tenant, id)
+        .await?
+        .is_none()
+    {
         return Err(not_found(&format!("grant {id}")).into());
     }
-    state.catalog.store().delete_grant(id).await?;
     state.authz.invalidate();
     audit(
         &state,
