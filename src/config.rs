@@ -59,6 +59,8 @@ pub struct Settings {
     /// `text` or `json`.
     pub log_format: String,
     pub auth: AuthSettings,
+    /// Credential vending (`[vending]`).
+    pub vending: VendingSettings,
     /// External OpenID Connect issuers whose tokens are accepted (`[[oidc]]`).
     pub oidc: Vec<crate::identity::oidc::OidcIssuer>,
     /// Warehouses created (or updated) in the default tenant at start.
@@ -73,6 +75,28 @@ pub struct AuthSettings {
     pub audience: String,
     #[serde(deserialize_with = "lenient")]
     pub token_ttl_secs: u64,
+}
+
+/// Credential vending knobs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VendingSettings {
+    /// Vended sessions are renewed when less than this many seconds remain, and never handed out
+    /// with less (below 900, the shortest STS session).
+    #[serde(deserialize_with = "lenient")]
+    pub refresh_margin_secs: u64,
+    /// Lifetime of presigned URLs, in seconds (1..=3600).
+    #[serde(deserialize_with = "lenient")]
+    pub presign_ttl_secs: u64,
+}
+
+impl Default for VendingSettings {
+    fn default() -> Self {
+        Self {
+            refresh_margin_secs: 300,
+            presign_ttl_secs: 300,
+        }
+    }
 }
 
 /// A warehouse declared in configuration.
@@ -129,6 +153,7 @@ impl Default for Settings {
             log: "info".into(),
             log_format: "text".into(),
             auth: AuthSettings::default(),
+            vending: VendingSettings::default(),
             oidc: Vec::new(),
             warehouses: Vec::new(),
         }
@@ -219,6 +244,12 @@ impl Settings {
         }
         if !(60..=86_400).contains(&self.auth.token_ttl_secs) {
             return bad("auth.token_ttl_secs: must be between 60 and 86400");
+        }
+        if self.vending.refresh_margin_secs >= 900 {
+            return bad("vending.refresh_margin_secs: must be below 900 (the shortest STS session)");
+        }
+        if !(1..=3600).contains(&self.vending.presign_ttl_secs) {
+            return bad("vending.presign_ttl_secs: must be between 1 and 3600");
         }
         if self.auth.issuer.is_empty() || self.auth.audience.is_empty() {
             return bad("auth.issuer and auth.audience must not be empty");

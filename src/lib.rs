@@ -8,6 +8,7 @@
 //! - [`authz`]: privileges, grants inherited downward, cached decisions, data access per table.
 //! - [`catalog`]: use-cases for namespaces, tables and views; commits; metadata cache.
 //! - [`store`]: the `CatalogStore` trait, its sled backend and the conformance suite.
+//! - [`vending`]: table-scoped storage credentials (STS sessions), presigned URLs, remote signing.
 //! - [`warehouse_io`]: reading and writing metadata files on local disk or S3.
 //! - [`domain`]: validated names (namespaces, tables, views, warehouses).
 
@@ -19,4 +20,5 @@ pub mod domain;
 pub mod identity;
 pub mod startup;
 pub mod store;
+pub mod vending;
 pub mod warehouse_io;

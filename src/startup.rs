@@ -3,11 +3,12 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use uuid::Uuid;
 
 use crate::api::{self, AppState};
@@ -21,6 +22,7 @@ use crate::store::{
     CatalogStore, PrincipalKind, PrincipalRecord, SledStore, StorageProfile, TenantRecord,
     WarehouseRecord, now_ms,
 };
+use crate::vending::{Vending, VendingOptions};
 use crate::warehouse_io::S3StaticCredentials;
 
 /// Name of the tenant a fresh data directory starts with.
@@ -104,6 +106,19 @@ impl Application {
             ensure_root_principal(store.as_ref(), &settings, &data_dir, tenant.id).await?;
         ensure_warehouses(&catalog, &settings, &data_dir, tenant.id).await?;
 
+        let listener = TcpListener::bind(&settings.listen)
+            .map_err(|e| fail("listen")(&format!("{}: {e}", settings.listen)))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| fail("listen")(&e))?
+            .port();
+        let public_url = match &settings.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!(
+                "http://{}:{port}",
+                listener.local_addr().map_err(|e| fail("listen")(&e))?.ip()
+            ),
+        };
         let state = web::Data::new(AppState {
             catalog: catalog.clone(),
             authz: Arc::new(crate::authz::Authorizer::new(store.clone())),
@@ -120,15 +135,19 @@ impl Application {
                 .max_capacity(10_000)
                 .time_to_live(Duration::from_secs(60))
                 .build(),
+            public_url,
+            vending: Arc::new(Vending::new(VendingOptions {
+                refresh_margin: Duration::from_secs(settings.vending.refresh_margin_secs),
+                presign_ttl: Duration::from_secs(settings.vending.presign_ttl_secs),
+            })),
+            tenant_names: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(60))
+                .build(),
+            metrics: metrics_handle(),
         });
         spawn_purger(store.clone(), settings.audit_retention_days);
 
-        let listener = TcpListener::bind(&settings.listen)
-            .map_err(|e| fail("listen")(&format!("{}: {e}", settings.listen)))?;
-        let port = listener
-            .local_addr()
-            .map_err(|e| fail("listen")(&e))?
-            .port();
         let max_body = settings.max_body_bytes;
         // The log filter is fixed at start: without INFO for requests the middleware is left out
         // entirely (it would cost about a tenth of load-table's throughput for nothing).
@@ -158,6 +177,18 @@ impl Application {
             root_credentials_file,
         })
     }
+}
+
+/// The process-wide Prometheus recorder (installed once, shared by every server in the process).
+fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .install_recorder()
+                .expect("no other metrics recorder is installed")
+        })
+        .clone()
 }
 
 async fn ensure_default_tenant(store: &dyn CatalogStore) -> Result<TenantRecord, StartupError> {
@@ -270,6 +301,14 @@ async fn ensure_warehouses(
         }
     }
     for (name, storage) in wanted {
+        if let StorageProfile::S3(s3) = &storage {
+            let has_keys = settings
+                .warehouses
+                .iter()
+                .any(|w| w.name == name && w.s3_secret_access_key.is_some());
+            crate::vending::check_s3_profile(s3, has_keys)
+                .map_err(|e| StartupError(format!("warehouse '{name}': {e}")))?;
+        }
         if let StorageProfile::Local { root } = &storage
             && crate::warehouse_io::normalize_location(root).is_err()
         {
@@ -319,6 +358,7 @@ async fn ensure_warehouses(
                 S3StaticCredentials {
                     access_key_id: id.clone(),
                     secret_access_key: secret.expose().to_owned(),
+                    session_token: None,
                 },
             );
         }

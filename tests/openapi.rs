@@ -57,6 +57,9 @@ fn reference_operations(text: &str) -> BTreeMap<(String, String), String> {
     ops
 }
 
+/// Floe's own additions under `/v1/` (not in the Iceberg spec).
+const EXTENSIONS: &[&str] = &["get /v1/{prefix}/namespaces/{namespace}/tables/{table}/presign"];
+
 #[test]
 fn iceberg_operations_match_the_reference_spec() {
     let reference_path = Path::new(env!("CARGO_MANIFEST_DIR")).join(REFERENCE);
@@ -76,6 +79,9 @@ fn iceberg_operations_match_the_reference_spec() {
             continue;
         }
         for (method, op) in item.as_object().unwrap() {
+            if EXTENSIONS.contains(&format!("{method} {path}").as_str()) {
+                continue;
+            }
             let id = op["operationId"].as_str().unwrap();
             let expected = reference.get(&(method.clone(), path.clone()));
             assert_eq!(

@@ -30,6 +30,8 @@ pub const ENDPOINTS: &[&str] = &[
     "DELETE /v1/{prefix}/namespaces/{namespace}/tables/{table}",
     "POST /v1/{prefix}/namespaces/{namespace}/register",
     "POST /v1/{prefix}/namespaces/{namespace}/tables/{table}/metrics",
+    "GET /v1/{prefix}/namespaces/{namespace}/tables/{table}/credentials",
+    "POST /v1/{prefix}/namespaces/{namespace}/tables/{table}/sign",
     "POST /v1/{prefix}/tables/rename",
     "POST /v1/{prefix}/transactions/commit",
     "GET /v1/{prefix}/namespaces/{namespace}/views",
@@ -85,21 +87,17 @@ async fn get_config(
         return Err(e.into());
     }
     let mut overrides = BTreeMap::from([("prefix".to_string(), wh.id.to_string())]);
-    if let StorageProfile::S3 {
-        region,
-        endpoint,
-        path_style,
-        ..
-    } = &wh.storage
-    {
-        overrides.insert("s3.region".into(), region.clone());
-        overrides.insert("client.region".into(), region.clone());
-        if let Some(ep) = endpoint {
-            overrides.insert("s3.endpoint".into(), ep.clone());
-        }
-        overrides.insert("s3.path-style-access".into(), path_style.to_string());
+    if let StorageProfile::S3(s3) = &wh.storage {
+        overrides.extend(crate::vending::s3_client_config(s3));
     }
-    let defaults = BTreeMap::from([("warehouse-name".to_string(), wh.name.clone())]);
+    // Iceberg Java sends `X-Iceberg-Access-Delegation` only when told to; PyIceberg always does.
+    let defaults = BTreeMap::from([
+        ("warehouse-name".to_string(), wh.name.clone()),
+        (
+            "header.X-Iceberg-Access-Delegation".to_string(),
+            "vended-credentials".to_string(),
+        ),
+    ]);
     Ok(HttpResponse::Ok().json(CatalogConfig {
         defaults,
         overrides,

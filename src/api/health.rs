@@ -6,7 +6,7 @@ use super::AppState;
 use super::types::HealthStatus;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(live).service(ready);
+    cfg.service(live).service(ready).service(metrics);
 }
 
 /// The process is up.
@@ -36,4 +36,14 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
             })
         }
     }
+}
+
+/// Prometheus metrics (text exposition format).
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "Health",
+    responses((status = 200, description = "Metrics in Prometheus text format", body = String)))]
+#[get("/metrics")]
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render())
 }

@@ -14,6 +14,7 @@ mod oauth;
 pub mod openapi;
 mod request_log;
 mod tables;
+pub(crate) mod vending;
 pub mod types;
 mod views;
 
@@ -52,6 +53,14 @@ pub struct AppState {
     pub local_warehouse_base: String,
     /// Successful client-secret checks, by hash of (client id, secret), for a short while.
     pub verified_secrets: moka::future::Cache<[u8; 32], uuid::Uuid>,
+    /// URL clients reach this server at (for refresh and signer endpoints).
+    pub public_url: String,
+    /// Table-scoped storage credentials, presigning and remote signing.
+    pub vending: Arc<crate::vending::Vending>,
+    /// Tenant names by id, for STS session names.
+    pub tenant_names: moka::sync::Cache<uuid::Uuid, Arc<str>>,
+    /// Renders the Prometheus metrics.
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
 
 /// Registers every route and the body/query/path error mappers.
@@ -70,6 +79,7 @@ pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) 
         // (load-table first) go first. Patterns are anchored and never overlap, so order only
         // changes cost, not which route answers.
         tables::routes(cfg);
+        vending::routes(cfg);
         namespaces::routes(cfg);
         views::routes(cfg);
         config::routes(cfg);
@@ -84,6 +94,9 @@ pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) 
 pub struct Reply {
     status: StatusCode,
     body: Option<Bytes>,
+    /// What an `Idempotency-Key` replay answers instead of `body` (e.g. without credentials, which
+    /// must never be stored).
+    replay_body: Option<Bytes>,
 }
 
 impl Reply {
@@ -99,6 +112,16 @@ impl Reply {
         Self {
             status: StatusCode::OK,
             body: Some(body),
+            replay_body: None,
+        }
+    }
+
+    /// 200 with a JSON body that holds secrets; a replay answers `replay` instead.
+    pub fn json_with_secrets(body: Bytes, replay: Bytes) -> Self {
+        Self {
+            status: StatusCode::OK,
+            body: Some(body),
+            replay_body: Some(replay),
         }
     }
 
@@ -107,6 +130,7 @@ impl Reply {
         Self {
             status: StatusCode::NO_CONTENT,
             body: None,
+            replay_body: None,
         }
     }
 
@@ -128,6 +152,7 @@ impl From<ApiError> for Reply {
             body: Some(Bytes::from(
                 serde_json::to_vec(&e.body()).expect("errors serialize"),
             )),
+            replay_body: None,
         }
     }
 }
@@ -167,7 +192,12 @@ pub async fn idempotent(
             }
             let status = StatusCode::from_u16(rec.status).unwrap_or(StatusCode::OK);
             let body = (!rec.body.is_empty()).then(|| Bytes::from(rec.body));
-            return Reply { status, body }.respond();
+            return Reply {
+                status,
+                body,
+                replay_body: None,
+            }
+            .respond();
         }
         Ok(_) => {}
         Err(e) => return Reply::from(ApiError::from(e)).respond(),
@@ -178,8 +208,9 @@ pub async fn idempotent(
             operation,
             status: reply.status.as_u16(),
             body: reply
-                .body
+                .replay_body
                 .as_ref()
+                .or(reply.body.as_ref())
                 .map(|b| String::from_utf8_lossy(b).into_owned())
                 .unwrap_or_default(),
             expires_at_ms: now_ms() + state.idempotency_lifetime_secs as i64 * 1000,
@@ -197,6 +228,7 @@ pub fn metadata_body(
     metadata_location: Option<&str>,
     metadata: &[u8],
     config: Option<&std::collections::BTreeMap<String, String>>,
+    credentials: &[types::StorageCredential],
 ) -> Bytes {
     let mut out = Vec::with_capacity(metadata.len() + 256);
     out.extend_from_slice(b"{\"metadata-location\":");
@@ -206,6 +238,10 @@ pub fn metadata_body(
     if let Some(config) = config {
         out.extend_from_slice(b",\"config\":");
         serde_json::to_writer(&mut out, config).expect("map serializes");
+    }
+    if !credentials.is_empty() {
+        out.extend_from_slice(b",\"storage-credentials\":");
+        serde_json::to_writer(&mut out, credentials).expect("credentials serialize");
     }
     out.push(b'}');
     Bytes::from(out)

@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
 use super::types::*;
-use super::{config, health, management, namespaces, oauth, tables, views};
+use super::{config, health, management, namespaces, oauth, tables, vending, views};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(openapi_json);
@@ -56,13 +56,14 @@ impl Modify for BearerAuth {
     info(title = "Floe", description = "Multi-tenant Apache Iceberg REST catalog that vends table-scoped credentials."),
     modifiers(&BearerAuth),
     paths(
-        health::live, health::ready,
+        health::live, health::ready, health::metrics,
         oauth::get_token, oauth::jwks, config::get_config,
         namespaces::list_namespaces, namespaces::create_namespace, namespaces::load_namespace,
         namespaces::namespace_exists, namespaces::drop_namespace, namespaces::update_properties,
         tables::list_tables, tables::create_table, tables::load_table, tables::table_exists,
         tables::update_table, tables::drop_table, tables::register_table, tables::report_metrics,
         tables::rename_table, tables::commit_transaction,
+        vending::load_credentials, vending::presign_file, vending::sign_request,
         views::list_views, views::create_view, views::load_view, views::view_exists,
         views::replace_view, views::drop_view, views::rename_view, views::register_view,
         management::whoami, management::list_audit, management::rotate_signing_key,

@@ -1,7 +1,5 @@
 //! Table routes. Load-table is the hot path: its body is assembled from the cached metadata JSON.
 
-use std::collections::BTreeMap;
-
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, route, web};
 use bytes::Bytes;
@@ -16,11 +14,11 @@ use super::{
     metadata_body, namespace_param, table_param, visible_items,
 };
 use crate::authz::{Privilege, on_namespace, on_table};
+use super::vending::{StorageAccess, storage_access};
 use crate::catalog::{
     CreateTable, LoadedTable, SnapshotsMode, TableChange, Warehouse, encode_page_token,
 };
 use crate::domain::{ObjectName, TableIdent};
-use crate::store::StorageProfile;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(load_table)
@@ -69,36 +67,23 @@ impl DropTableQuery {
     }
 }
 
-/// Table-specific client configuration (storage endpoint settings; no credentials yet).
-fn table_config(wh: &Warehouse) -> BTreeMap<String, String> {
-    let mut config = BTreeMap::new();
-    if let StorageProfile::S3 {
-        region,
-        endpoint,
-        path_style,
-        ..
-    } = &wh.record.storage
-    {
-        config.insert("s3.region".into(), region.clone());
-        config.insert("client.region".into(), region.clone());
-        if let Some(ep) = endpoint {
-            config.insert("s3.endpoint".into(), ep.clone());
-        }
-        config.insert("s3.path-style-access".into(), path_style.to_string());
-    }
-    config
-}
-
-fn load_result_body(
-    loaded: &LoadedTable,
-    mode: SnapshotsMode,
-    config: &BTreeMap<String, String>,
-) -> Bytes {
+fn load_result_body(loaded: &LoadedTable, mode: SnapshotsMode, access: &StorageAccess) -> Bytes {
     metadata_body(
         loaded.metadata_location.as_deref(),
         &loaded.table.json_for(mode),
-        Some(config),
+        Some(&access.config),
+        &access.credentials,
     )
+}
+
+/// A create or register answer; an idempotent replay of it carries no credentials.
+fn table_reply(loaded: &LoadedTable, wh: &Warehouse, access: &StorageAccess) -> Reply {
+    let body = load_result_body(loaded, SnapshotsMode::All, access);
+    if access.credentials.is_empty() {
+        return Reply::json_bytes(body);
+    }
+    let replay = load_result_body(loaded, SnapshotsMode::All, &access.without_secrets(wh));
+    Reply::json_with_secrets(body, replay)
 }
 
 fn commit_body(loaded: &LoadedTable) -> Bytes {
@@ -106,6 +91,7 @@ fn commit_body(loaded: &LoadedTable) -> Bytes {
         loaded.metadata_location.as_deref(),
         &loaded.table.json,
         None,
+        &[],
     )
 }
 
@@ -185,12 +171,12 @@ async fn create_table(
             stage_create: body.stage_create,
             properties: body.properties,
         };
+        let name = request.name.clone();
         let loaded = state.catalog.create_table(&wh, &ns, request).await?;
-        Ok(Reply::json_bytes(load_result_body(
-            &loaded,
-            SnapshotsMode::All,
-            &table_config(&wh),
-        )))
+        // The location was checked to lie inside the warehouse before anything was written.
+        let ident = TableIdent::new(ns, name);
+        let access = storage_access(&state, &auth.0, &req, &wh, &ident, &loaded).await?;
+        Ok(table_reply(&loaded, &wh, &access))
     };
     idempotent(&state, &auth.0, &req, run).await
 }
@@ -251,10 +237,11 @@ async fn load_table(
             .insert_header((header::ETAG, tag))
             .finish());
     }
+    let access = storage_access(&state, &auth.0, &req, &wh, &ident, &loaded).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, tag))
         .content_type("application/json")
-        .body(load_result_body(&loaded, mode, &table_config(&wh))))
+        .body(load_result_body(&loaded, mode, &access)))
 }
 
 /// Whether a table exists.
@@ -419,13 +406,10 @@ async fn register_table(
             .await?;
         let loaded = state
             .catalog
-            .register_table(&wh, ident, &body.metadata_location, body.overwrite)
+            .register_table(&wh, ident.clone(), &body.metadata_location, body.overwrite)
             .await?;
-        Ok(Reply::json_bytes(load_result_body(
-            &loaded,
-            SnapshotsMode::All,
-            &table_config(&wh),
-        )))
+        let access = storage_access(&state, &auth.0, &req, &wh, &ident, &loaded).await?;
+        Ok(table_reply(&loaded, &wh, &access))
     };
     idempotent(&state, &auth.0, &req, run).await
 }

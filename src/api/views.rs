@@ -30,6 +30,7 @@ fn view_body(loaded: &LoadedView) -> Bytes {
         Some(&loaded.metadata_location),
         &loaded.view.json,
         Some(&Default::default()),
+        &[],
     )
 }
 

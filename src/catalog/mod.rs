@@ -37,6 +37,14 @@ const WAREHOUSE_CACHE_SECS: u64 = 10;
 pub struct Warehouse {
     pub record: Arc<WarehouseRecord>,
     pub io: Arc<dyn WarehouseIo>,
+    /// The server's own S3 keys for this warehouse, if it has static ones (else the AWS chain).
+    pub s3_keys: Option<Arc<S3StaticCredentials>>,
+}
+
+/// How the server reaches a warehouse's storage, built once and cached.
+struct StorageAccess {
+    io: Arc<dyn WarehouseIo>,
+    s3_keys: Option<Arc<S3StaticCredentials>>,
 }
 
 impl Warehouse {
@@ -59,7 +67,7 @@ pub struct Catalog {
     store: Arc<dyn CatalogStore>,
     options: CatalogOptions,
     warehouses: moka::future::Cache<Uuid, Arc<WarehouseRecord>>,
-    io: moka::future::Cache<Uuid, Arc<dyn WarehouseIo>>,
+    io: moka::future::Cache<Uuid, Arc<StorageAccess>>,
     s3_credentials: RwLock<HashMap<Uuid, S3StaticCredentials>>,
     metadata: MetadataCache,
     commit_locks: moka::sync::Cache<(Uuid, Uuid), Arc<tokio::sync::Mutex<()>>>,
@@ -135,8 +143,12 @@ impl Catalog {
         if !caller.may_access_tenant(record.tenant_id) {
             return Err(missing());
         }
-        let io = self.io_for(&record).await?;
-        Ok(Warehouse { record, io })
+        let access = self.io_for(&record).await?;
+        Ok(Warehouse {
+            record,
+            io: access.io.clone(),
+            s3_keys: access.s3_keys.clone(),
+        })
     }
 
     /// Drops what is cached about a warehouse (after it changed or was deleted).
@@ -179,9 +191,9 @@ impl Catalog {
         }
     }
 
-    async fn io_for(&self, record: &WarehouseRecord) -> CatalogResult<Arc<dyn WarehouseIo>> {
-        if let Some(io) = self.io.get(&record.id).await {
-            return Ok(io);
+    async fn io_for(&self, record: &WarehouseRecord) -> CatalogResult<Arc<StorageAccess>> {
+        if let Some(access) = self.io.get(&record.id).await {
+            return Ok(access);
         }
         let creds = match &record.credential {
             Some(name) => Some(self.storage_credential(record, name).await?),
@@ -197,17 +209,21 @@ impl Catalog {
             .try_get_with(record.id, async move {
                 let io: Arc<dyn WarehouseIo> = match &storage {
                     StorageProfile::Local { root } => Arc::new(LocalIo::new(root)?),
-                    StorageProfile::S3 {
-                        bucket,
-                        region,
-                        endpoint,
-                        path_style,
-                        ..
-                    } => Arc::new(
-                        S3Io::new(bucket, region, endpoint.as_deref(), *path_style, creds).await,
+                    StorageProfile::S3(s3) => Arc::new(
+                        S3Io::new(
+                            &s3.bucket,
+                            &s3.region,
+                            s3.endpoint.as_deref(),
+                            s3.path_style,
+                            creds.clone(),
+                        )
+                        .await,
                     ),
                 };
-                Ok::<_, crate::warehouse_io::IoError>(io)
+                Ok::<_, crate::warehouse_io::IoError>(Arc::new(StorageAccess {
+                    io,
+                    s3_keys: creds.map(Arc::new),
+                }))
             })
             .await
             .map_err(|e| CatalogError::from((*e).clone()))
@@ -239,6 +255,7 @@ impl Catalog {
         Ok(S3StaticCredentials {
             access_key_id: fields.remove("access_key_id").unwrap_or_default(),
             secret_access_key: fields.remove("secret_access_key").unwrap_or_default(),
+            session_token: None,
         })
     }
 

@@ -33,16 +33,105 @@ pub enum StorageProfile {
     /// A directory on the server's own disk (`file:///abs/path`).
     Local { root: String },
     /// An S3 bucket (or S3-compatible store) under an optional key prefix.
-    S3 {
-        bucket: String,
-        #[serde(default)]
-        key_prefix: String,
-        region: String,
-        #[serde(default)]
-        endpoint: Option<String>,
-        #[serde(default)]
-        path_style: bool,
-    },
+    S3(S3Profile),
+}
+
+/// How clients get access to the files of an S3 warehouse's tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum S3Vending {
+    /// Table-scoped STS sessions (AssumeRole with a session policy naming the table's prefix).
+    Sts,
+    /// The warehouse's own keys, unscoped: every client reaches the whole bucket.
+    Static,
+    /// No credentials are handed out; clients bring their own storage access.
+    Off,
+}
+
+/// An S3 warehouse: where it is, how the server reaches it, and how clients get access.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct S3Profile {
+    pub bucket: String,
+    /// Keys of the warehouse start with this (no leading or trailing `/`).
+    #[serde(default)]
+    pub key_prefix: String,
+    pub region: String,
+    /// S3 endpoint for S3-compatible stores (`http://host:port`); AWS when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Path-style addressing (`endpoint/bucket/key`), as most S3-compatible stores need.
+    #[serde(default)]
+    pub path_style: bool,
+    /// STS endpoint; AWS's regional STS when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sts_endpoint: Option<String>,
+    /// Role assumed for read access (and for write access when no write role is set and
+    /// `write_uses_read_role` is true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_role_arn: Option<String>,
+    /// Role assumed for read-write access.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_role_arn: Option<String>,
+    /// Without a write role, assume the read role for read-write sessions too. When false and no
+    /// write role is set, writers get read-only credentials.
+    #[serde(default)]
+    pub write_uses_read_role: bool,
+    /// `ExternalId` sent with AssumeRole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// Lifetime of vended sessions, 900..=43200 seconds.
+    #[serde(default = "default_session_secs")]
+    pub session_duration_secs: u32,
+    /// KMS key the bucket encrypts with; sessions may use it (decrypt; encrypt for writers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_arn: Option<String>,
+    /// Also send `SourceIdentity` (the principal) with AssumeRole; the role's trust policy must
+    /// allow `sts:SetSourceIdentity`.
+    #[serde(default)]
+    pub source_identity: bool,
+    /// `sts` (the default when a read role is set), `static`, or `off` (the default otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vending: Option<S3Vending>,
+    /// Offer remote signing (`s3.remote-signing-enabled`) to clients that ask for it.
+    #[serde(default)]
+    pub remote_signing: bool,
+}
+
+fn default_session_secs() -> u32 {
+    3600
+}
+
+impl S3Profile {
+    /// The vending mode in force: as set, else `sts` with a read role and `off` without.
+    pub fn vending_mode(&self) -> S3Vending {
+        self.vending.unwrap_or(if self.read_role_arn.is_some() {
+            S3Vending::Sts
+        } else {
+            S3Vending::Off
+        })
+    }
+
+    /// A profile for `bucket` with nothing but its place set.
+    pub fn new(bucket: &str, key_prefix: &str, region: &str) -> Self {
+        Self {
+            bucket: bucket.to_owned(),
+            key_prefix: key_prefix.trim_matches('/').to_owned(),
+            region: region.to_owned(),
+            endpoint: None,
+            path_style: false,
+            sts_endpoint: None,
+            read_role_arn: None,
+            write_role_arn: None,
+            write_uses_read_role: false,
+            external_id: None,
+            session_duration_secs: default_session_secs(),
+            kms_key_arn: None,
+            source_identity: false,
+            vending: None,
+            remote_signing: false,
+        }
+    }
 }
 
 impl StorageProfile {
@@ -50,14 +139,12 @@ impl StorageProfile {
     pub fn root_location(&self) -> String {
         match self {
             StorageProfile::Local { root } => root.trim_end_matches('/').to_owned(),
-            StorageProfile::S3 {
-                bucket, key_prefix, ..
-            } => {
-                let prefix = key_prefix.trim_matches('/');
+            StorageProfile::S3(s3) => {
+                let prefix = s3.key_prefix.trim_matches('/');
                 if prefix.is_empty() {
-                    format!("s3://{bucket}")
+                    format!("s3://{}", s3.bucket)
                 } else {
-                    format!("s3://{bucket}/{prefix}")
+                    format!("s3://{}/{prefix}", s3.bucket)
                 }
             }
         }

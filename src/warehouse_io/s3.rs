@@ -14,6 +14,8 @@ use super::{IoError, WarehouseIo};
 pub struct S3StaticCredentials {
     pub access_key_id: String,
     pub secret_access_key: String,
+    /// Set for temporary (STS) keys.
+    pub session_token: Option<String>,
 }
 
 impl std::fmt::Debug for S3StaticCredentials {
@@ -45,7 +47,7 @@ impl S3Io {
             loader = loader.credentials_provider(Credentials::new(
                 c.access_key_id,
                 c.secret_access_key,
-                None,
+                c.session_token,
                 None,
                 "floe-warehouse",
             ));

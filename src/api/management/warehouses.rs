@@ -11,11 +11,13 @@ use super::{admin_tenant, audit, not_found, visible_tenant};
 use crate::api::openapi::CommonErrors;
 use crate::api::types::IcebergErrorResponse;
 use crate::api::{ApiResult, AppState, Authenticated};
-use crate::authz::{Privilege, on_warehouse};
+use crate::authz::{DataAccess, Privilege, on_warehouse};
 use crate::catalog::CatalogError;
 use crate::domain::check_resource_name;
 use crate::identity::Caller;
-use crate::store::{StorageProfile, WarehouseRecord, now_ms};
+use crate::store::{S3Profile, S3Vending, StorageProfile, WarehouseRecord, now_ms};
+use crate::vending::TableAccess;
+use crate::warehouse_io::{S3Io, S3StaticCredentials, WarehouseIo};
 use crate::warehouse_io::normalize_location;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -34,8 +36,8 @@ pub struct WarehouseInfo {
     pub id: Uuid,
     pub tenant_id: Uuid,
     pub name: String,
-    /// `{"kind": "local", "root": "file:///..."}` or
-    /// `{"kind": "s3", "bucket", "key_prefix", "region", "endpoint", "path_style"}`.
+    /// `{"kind": "local", "root": "file:///..."}` or `{"kind": "s3", "bucket", "key_prefix",
+    /// "region", "endpoint", "path_style", "read_role_arn", ...}` (see `S3Profile`).
     #[schema(value_type = Object)]
     pub storage: StorageProfile,
     /// Name of the storage credential in use, if any (never its value).
@@ -68,15 +70,8 @@ pub enum StorageRequest {
     Local {
         root: Option<String>,
     },
-    S3 {
-        bucket: String,
-        #[serde(default)]
-        key_prefix: String,
-        region: String,
-        endpoint: Option<String>,
-        #[serde(default)]
-        path_style: bool,
-    },
+    /// An S3 bucket; see the README's "Credential vending on S3" for every setting.
+    S3(S3Profile),
 }
 
 /// A warehouse to create.
@@ -112,6 +107,8 @@ pub struct ValidationStep {
 pub struct ValidationReport {
     pub ok: bool,
     pub steps: Vec<ValidationStep>,
+    /// Settings that work but weaken isolation (e.g. unscoped static keys).
+    pub warnings: Vec<String>,
 }
 
 async fn check_credential(state: &AppState, tenant: Uuid, name: &Option<String>) -> ApiResult<()> {
@@ -133,6 +130,7 @@ fn storage_profile(
     caller: &Caller,
     id: Uuid,
     req: StorageRequest,
+    has_credential: bool,
 ) -> ApiResult<StorageProfile> {
     match req {
         StorageRequest::Local { root: None } => {
@@ -160,22 +158,13 @@ fn storage_profile(
             }
             Ok(StorageProfile::Local { root })
         }
-        StorageRequest::S3 {
-            bucket,
-            key_prefix,
-            region,
-            endpoint,
-            path_style,
-        } => {
-            let check = format!("s3://{bucket}/{}", key_prefix.trim_matches('/'));
+        StorageRequest::S3(mut s3) => {
+            s3.key_prefix = s3.key_prefix.trim_matches('/').to_owned();
+            let check = format!("s3://{}/{}", s3.bucket, s3.key_prefix);
             normalize_location(check.trim_end_matches('/')).map_err(CatalogError::bad_request)?;
-            Ok(StorageProfile::S3 {
-                bucket,
-                key_prefix: key_prefix.trim_matches('/').to_owned(),
-                region,
-                endpoint,
-                path_style,
-            })
+            crate::vending::check_s3_profile(&s3, has_credential)
+                .map_err(CatalogError::bad_request)?;
+            Ok(StorageProfile::S3(s3))
         }
     }
 }
@@ -198,8 +187,8 @@ async fn create_warehouse(
     let body = body.into_inner();
     check_resource_name("warehouse name", &body.name)?;
     let id = Uuid::now_v7();
-    let storage = storage_profile(&state, &auth.0, id, body.storage)?;
     check_credential(&state, tenant.id, &body.credential).await?;
+    let storage = storage_profile(&state, &auth.0, id, body.storage, body.credential.is_some())?;
     let record = WarehouseRecord {
         id,
         tenant_id: tenant.id,
@@ -305,15 +294,17 @@ async fn update_warehouse(
         check_resource_name("warehouse name", &name)?;
         wh.name = name;
     }
-    if let Some(storage) = body.storage {
-        wh.storage = storage_profile(&state, &auth.0, id, storage)?;
-    }
     if body.credential.is_some() {
         check_credential(&state, tenant, &body.credential).await?;
         wh.credential = body.credential;
     }
+    if let Some(storage) = body.storage {
+        let has_credential = wh.credential.is_some();
+        wh.storage = storage_profile(&state, &auth.0, id, storage, has_credential)?;
+    }
     state.catalog.store().update_warehouse(&wh).await?;
     state.catalog.forget_warehouse(id).await;
+    state.vending.forget_sessions();
     audit(
         &state,
         &auth.0,
@@ -411,6 +402,135 @@ async fn validate_warehouse(
             wh.io.delete(&probe).await.map_err(|e| e.to_string()),
         );
     }
+    let mut warnings = Vec::new();
+    if let StorageProfile::S3(profile) = &wh.record.storage {
+        match profile.vending_mode() {
+            S3Vending::Static => {
+                let w = "vending 'static' hands the warehouse's own keys to every client: UNSCOPED, they reach the whole bucket";
+                tracing::warn!(warehouse = %wh.record.name, "{w}");
+                warnings.push(w.to_owned());
+            }
+            S3Vending::Sts => {
+                let tenant = crate::api::vending::tenant_name(&state, &auth.0).await?;
+                validate_sts(&state, &auth.0, &wh, &tenant, &mut steps).await;
+            }
+            S3Vending::Off => warnings.push(
+                "vending is off: clients need storage access of their own".to_owned(),
+            ),
+        }
+    }
     let ok = steps.iter().all(|s| s.ok);
-    Ok(HttpResponse::Ok().json(ValidationReport { ok, steps }))
+    Ok(HttpResponse::Ok().json(ValidationReport {
+        ok,
+        steps,
+        warnings,
+    }))
+}
+
+/// Assumes the roles the way vending does, for a sample table, and checks what the sessions can
+/// and cannot do: read-write inside the sample table, nothing beside it, no writes when read-only.
+async fn validate_sts(
+    state: &AppState,
+    caller: &Caller,
+    wh: &crate::catalog::Warehouse,
+    tenant: &str,
+    steps: &mut Vec<ValidationStep>,
+) {
+    let mut record = |step: &str, result: Result<(), String>| {
+        let ok = result.is_ok();
+        steps.push(ValidationStep {
+            step: step.into(),
+            ok,
+            detail: result.err(),
+        });
+        ok
+    };
+    let StorageProfile::S3(profile) = &wh.record.storage else {
+        return;
+    };
+    let sample = format!("{}/.floe-validate/{}", wh.root(), Uuid::now_v7());
+    let body = Bytes::from_static(b"floe vended-session probe");
+    for access in [DataAccess::ReadWrite, DataAccess::Read] {
+        let label = if access == DataAccess::Read {
+            "read-only"
+        } else {
+            "read-write"
+        };
+        let table = TableAccess {
+            warehouse: wh,
+            location: &sample,
+            access,
+            caller,
+            tenant_name: tenant,
+            refresh_endpoint: String::new(),
+        };
+        let session = state
+            .vending
+            .table_session(&table)
+            .await
+            .map_err(|e| e.message.clone())
+            .and_then(|s| s.ok_or_else(|| "no session".to_owned()));
+        let session = match session {
+            Ok(s) => {
+                record(&format!("assume role for a {label} session on a sample table"), Ok(()));
+                s
+            }
+            Err(e) => {
+                record(&format!("assume role for a {label} session on a sample table"), Err(e));
+                return;
+            }
+        };
+        let io = S3Io::new(
+            &profile.bucket,
+            &profile.region,
+            profile.endpoint.as_deref(),
+            profile.path_style,
+            Some(S3StaticCredentials {
+                access_key_id: session.access_key_id.clone(),
+                secret_access_key: session.secret_access_key.clone(),
+                session_token: Some(session.session_token.clone()),
+            }),
+        )
+        .await;
+        let inside = format!("{sample}/probe-{label}");
+        let beside = format!("{sample}-beside/probe-{label}");
+        if access == DataAccess::ReadWrite {
+            let wrote = record(
+                "write a file in the sample table with the session",
+                io.write(&inside, body.clone()).await.map_err(|e| e.to_string()),
+            );
+            if wrote {
+                record(
+                    "read it back with the session",
+                    io.read(&inside).await.map(|_| ()).map_err(|e| e.to_string()),
+                );
+            }
+        } else if wh.io.write(&inside, body.clone()).await.is_ok() {
+            record(
+                "read a file of the sample table with the read-only session",
+                io.read(&inside).await.map(|_| ()).map_err(|e| e.to_string()),
+            );
+            record(
+                "the read-only session cannot delete it",
+                match io.delete(&inside).await {
+                    Ok(()) if wh.io.read(&inside).await.is_err() => Err(
+                        "a read-only session deleted a file: the role's policy is not narrowed"
+                            .into(),
+                    ),
+                    _ => Ok(()),
+                },
+            );
+        }
+        record(
+            &format!("the {label} session cannot write beside the sample table"),
+            match io.write(&beside, body.clone()).await {
+                Ok(()) => {
+                    let _ = wh.io.delete(&beside).await;
+                    Err("the session wrote outside its table: session policies are not enforced by this store".into())
+                }
+                Err(_) => Ok(()),
+            },
+        );
+        let _ = wh.io.delete(&inside).await;
+    }
 }

@@ -1,0 +1,475 @@
+//! Storage access for tables over HTTP: credentials in table answers, `/credentials`, presigned
+//! URLs and remote signing. Every route checks the caller's data access to the table first.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::openapi::CommonErrors;
+use super::types::{IcebergErrorResponse, StorageCredential};
+use super::{ApiError, ApiResult, AppState, Authenticated, table_param};
+use crate::authz::{DataAccess, Privilege, on_table};
+use crate::catalog::{CatalogError, ErrorType, LoadedTable, Warehouse};
+use crate::domain::TableIdent;
+use crate::identity::Caller;
+use crate::store::{S3Profile, S3Vending, StorageProfile};
+use crate::vending::presign::{PresignMethod, object_key, presigned_url};
+use crate::vending::signer::{Needs, SignRequest, SigningKeys, check_request, sign_headers};
+use crate::vending::{Delegation, TableAccess, s3_client_config, table_prefix};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(load_credentials)
+        .service(presign_file)
+        .service(sign_request);
+}
+
+/// Table-specific client configuration and credentials for a table answer.
+pub struct StorageAccess {
+    pub config: BTreeMap<String, String>,
+    pub credentials: Vec<StorageCredential>,
+}
+
+impl StorageAccess {
+    /// The same answer with no secrets (what an idempotent replay returns).
+    pub fn without_secrets(&self, wh: &Warehouse) -> Self {
+        Self {
+            config: base_config(wh),
+            credentials: Vec::new(),
+        }
+    }
+}
+
+fn base_config(wh: &Warehouse) -> BTreeMap<String, String> {
+    match &wh.record.storage {
+        StorageProfile::S3(p) => s3_client_config(p),
+        _ => BTreeMap::new(),
+    }
+}
+
+fn s3_profile(wh: &Warehouse) -> Option<&S3Profile> {
+    match &wh.record.storage {
+        StorageProfile::S3(p) => Some(p),
+        _ => None,
+    }
+}
+
+/// A path segment as clients send it (namespace levels joined by `%1F`).
+fn segment(s: &str) -> String {
+    utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
+}
+
+/// `v1/{prefix}/namespaces/{ns}/tables/{table}` (no leading slash).
+fn table_path(wh: &Warehouse, ident: &TableIdent) -> String {
+    format!(
+        "v1/{}/namespaces/{}/tables/{}",
+        wh.record.id,
+        segment(&ident.namespace.parts().join("\u{1f}")),
+        segment(ident.name.as_str())
+    )
+}
+
+/// The caller's tenant name (cached), for STS session names.
+pub async fn tenant_name(state: &AppState, caller: &Caller) -> ApiResult<Arc<str>> {
+    if let Some(name) = state.tenant_names.get(&caller.tenant_id) {
+        return Ok(name);
+    }
+    let name: Arc<str> = match state.catalog.store().get_tenant(caller.tenant_id).await? {
+        Some(t) => t.name.into(),
+        None => caller.tenant_id.simple().to_string().into(),
+    };
+    state.tenant_names.insert(caller.tenant_id, name.clone());
+    Ok(name)
+}
+
+/// Configuration and credentials for a loaded table: credentials when the client asked for
+/// `vended-credentials` and holds data access; the remote signer when the warehouse offers it and
+/// the client asked for delegation; the storage's plain settings otherwise.
+pub async fn storage_access(
+    state: &AppState,
+    caller: &Caller,
+    req: &HttpRequest,
+    wh: &Warehouse,
+    ident: &TableIdent,
+    loaded: &LoadedTable,
+) -> ApiResult<StorageAccess> {
+    let mut access = StorageAccess {
+        config: base_config(wh),
+        credentials: Vec::new(),
+    };
+    let Some(profile) = s3_profile(wh) else {
+        return Ok(access);
+    };
+    let delegation = Delegation::parse(
+        req.headers()
+            .get("X-Iceberg-Access-Delegation")
+            .and_then(|v| v.to_str().ok()),
+    );
+    if !delegation.any() {
+        return Ok(access);
+    }
+    let data = state
+        .authz
+        .data_access(caller, wh.record.id, ident)
+        .await?;
+    if data == DataAccess::None {
+        return Ok(access);
+    }
+    let location = loaded.table.metadata.location();
+    if delegation.vended_credentials && profile.vending_mode() != S3Vending::Off {
+        let tenant = tenant_name(state, caller).await?;
+        let table = TableAccess {
+            warehouse: wh,
+            location,
+            access: data,
+            caller,
+            tenant_name: &tenant,
+            refresh_endpoint: format!("{}/{}/credentials", state.public_url, table_path(wh, ident)),
+        };
+        if let Some(c) = state.vending.credentials(&table).await? {
+            access.config.extend(c.config.clone());
+            access.credentials.push(StorageCredential {
+                prefix: c.prefix,
+                config: c.config,
+            });
+            return Ok(access);
+        }
+    }
+    if profile.remote_signing {
+        access
+            .config
+            .insert("s3.remote-signing-enabled".into(), "true".into());
+        access
+            .config
+            .insert("s3.signer.uri".into(), state.public_url.clone());
+        access.config.insert(
+            "s3.signer.endpoint".into(),
+            format!("{}/sign", table_path(wh, ident)),
+        );
+        access
+            .config
+            .insert("s3.signer".into(), "S3V4RestSigner".into());
+    }
+    Ok(access)
+}
+
+/// Resolves a table for a storage route: the warehouse, the table, the caller's data access.
+async fn table_for_data(
+    state: &AppState,
+    caller: &Caller,
+    prefix: &str,
+    ns: &str,
+    table: &str,
+) -> ApiResult<(Warehouse, TableIdent, LoadedTable, DataAccess)> {
+    let wh = state.catalog.warehouse(caller, prefix).await?;
+    let ident = table_param(ns, table)?;
+    state
+        .authz
+        .require(
+            caller,
+            &on_table(wh.record.id, &ident),
+            Privilege::TableReadMetadata,
+        )
+        .await?;
+    let loaded = state.catalog.load_table(&wh, &ident).await?;
+    let data = state
+        .authz
+        .data_access(caller, wh.record.id, &ident)
+        .await?;
+    if data == DataAccess::None {
+        // Audited like every denial.
+        state
+            .authz
+            .require(
+                caller,
+                &on_table(wh.record.id, &ident),
+                Privilege::TableReadData,
+            )
+            .await?;
+    }
+    Ok((wh, ident, loaded, data))
+}
+
+/// The spec's `LoadCredentialsResponse`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoadCredentialsResponse {
+    #[serde(rename = "storage-credentials")]
+    pub storage_credentials: Vec<StorageCredential>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LoadCredentialsQuery {
+    /// Server-side scan plan id (scan planning is not offered; ignored).
+    #[serde(rename = "planId")]
+    #[param(rename = "planId")]
+    #[allow(dead_code)]
+    plan_id: Option<String>,
+}
+
+/// Load vended credentials for a table (one entry for the table's location; none for warehouses
+/// that vend nothing).
+#[utoipa::path(get, path = "/v1/{prefix}/namespaces/{namespace}/tables/{table}/credentials", operation_id = "loadCredentials", tag = "Catalog API",
+    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
+           ("table" = String, Path, description = "Table name"), LoadCredentialsQuery),
+    responses((status = 200, description = "Credentials for the table's location", body = LoadCredentialsResponse),
+              (status = 404, description = "No such table", body = IcebergErrorResponse),
+              (status = 503, description = "The cloud's token service failed", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[get("/v1/{prefix}/namespaces/{namespace}/tables/{table}/credentials")]
+async fn load_credentials(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<(String, String, String)>,
+    _query: web::Query<LoadCredentialsQuery>,
+) -> ApiResult<HttpResponse> {
+    let (prefix, ns, table) = path.into_inner();
+    let (wh, ident, loaded, data) = table_for_data(&state, &auth.0, &prefix, &ns, &table).await?;
+    let tenant = tenant_name(&state, &auth.0).await?;
+    let access = TableAccess {
+        warehouse: &wh,
+        location: loaded.table.metadata.location(),
+        access: data,
+        caller: &auth.0,
+        tenant_name: &tenant,
+        refresh_endpoint: format!(
+            "{}/{}/credentials",
+            state.public_url,
+            table_path(&wh, &ident)
+        ),
+    };
+    let storage_credentials = state
+        .vending
+        .credentials(&access)
+        .await?
+        .map(|c| StorageCredential {
+            prefix: c.prefix,
+            config: c.config,
+        })
+        .into_iter()
+        .collect();
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(LoadCredentialsResponse {
+            storage_credentials,
+        }))
+}
+
+/// The keys that sign for a caller on a table: its table-scoped STS session when the warehouse
+/// has a role, else the warehouse's own keys (the request itself is checked to stay in the table).
+/// Also returns when the keys expire, if they do.
+async fn signing_keys(
+    state: &AppState,
+    caller: &Caller,
+    wh: &Warehouse,
+    location: &str,
+    data: DataAccess,
+) -> ApiResult<(SigningKeys, Option<i64>)> {
+    let tenant = tenant_name(state, caller).await?;
+    let table = TableAccess {
+        warehouse: wh,
+        location,
+        access: data,
+        caller,
+        tenant_name: &tenant,
+        refresh_endpoint: String::new(),
+    };
+    if let Some(session) = state.vending.table_session(&table).await? {
+        let keys = SigningKeys {
+            access_key_id: session.access_key_id.clone(),
+            secret_access_key: session.secret_access_key.clone(),
+            session_token: Some(session.session_token.clone()),
+        };
+        return Ok((keys, Some(session.expires_at_ms)));
+    }
+    match &wh.s3_keys {
+        Some(k) => Ok((
+            SigningKeys {
+                access_key_id: k.access_key_id.clone(),
+                secret_access_key: k.secret_access_key.clone(),
+                session_token: k.session_token.clone(),
+            },
+            None,
+        )),
+        None => Err(CatalogError::new(
+            ErrorType::ServiceUnavailable,
+            format!(
+                "warehouse '{}' has neither a role nor keys to sign with",
+                wh.record.name
+            ),
+        )
+        .into()),
+    }
+}
+
+fn forbidden(message: String) -> ApiError {
+    CatalogError::new(ErrorType::Forbidden, message).into()
+}
+
+fn s3_only(wh: &Warehouse) -> ApiResult<&S3Profile> {
+    s3_profile(wh).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "warehouse '{}' is not on S3: nothing to presign or sign",
+            wh.record.name
+        ))
+    })
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PresignQuery {
+    /// `s3://bucket/key` of one file inside the table.
+    location: String,
+    /// `GET` (needs read access) or `PUT` (needs write access).
+    method: Option<String>,
+}
+
+/// A presigned URL for one file.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PresignResponse {
+    pub url: String,
+    pub method: String,
+    /// When the URL stops working, milliseconds since the epoch.
+    #[serde(rename = "expires-at-ms")]
+    pub expires_at_ms: i64,
+}
+
+/// Presign one file of a table for GET or PUT. The file must lie inside the table's location.
+#[utoipa::path(get, path = "/v1/{prefix}/namespaces/{namespace}/tables/{table}/presign", operation_id = "presignFile", tag = "Catalog API",
+    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
+           ("table" = String, Path, description = "Table name"), PresignQuery),
+    responses((status = 200, description = "A presigned URL", body = PresignResponse),
+              (status = 404, description = "No such table", body = IcebergErrorResponse),
+              (status = 503, description = "The cloud's token service failed", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[get("/v1/{prefix}/namespaces/{namespace}/tables/{table}/presign")]
+async fn presign_file(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<(String, String, String)>,
+    query: web::Query<PresignQuery>,
+) -> ApiResult<HttpResponse> {
+    let (prefix, ns, table) = path.into_inner();
+    let method = PresignMethod::parse(query.method.as_deref().unwrap_or("GET"))
+        .map_err(ApiError::bad_request)?;
+    let (wh, ident, loaded, data) = table_for_data(&state, &auth.0, &prefix, &ns, &table).await?;
+    let profile = s3_only(&wh)?;
+    let location = loaded.table.metadata.location();
+    table_prefix(&wh, profile, location)?;
+    let key = object_key(&query.location, location).map_err(forbidden)?;
+    if method == PresignMethod::Put && data != DataAccess::ReadWrite {
+        state
+            .authz
+            .require(
+                &auth.0,
+                &on_table(wh.record.id, &ident),
+                Privilege::TableWriteData,
+            )
+            .await?;
+    }
+    let (keys, keys_expire) = signing_keys(&state, &auth.0, &wh, location, data).await?;
+    let now = crate::store::now_ms();
+    let mut ttl = state.vending.options().presign_ttl;
+    if let Some(expires) = keys_expire {
+        ttl = ttl.min(std::time::Duration::from_millis((expires - now).max(1) as u64));
+    }
+    let url = presigned_url(profile, &key, method, &keys, ttl).map_err(ApiError::bad_request)?;
+    tracing::info!(table = %ident, principal = %auth.0.name, method = ?method, "presigned a file URL");
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(PresignResponse {
+            url,
+            method: format!("{method:?}").to_uppercase(),
+            expires_at_ms: now + ttl.as_millis() as i64,
+        }))
+}
+
+/// The spec's `RemoteSignRequest`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RemoteSignRequest {
+    pub region: String,
+    pub uri: String,
+    pub method: String,
+    pub headers: BTreeMap<String, Vec<String>>,
+    /// Pass-through client properties (accepted; the path already names the table).
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub properties: BTreeMap<String, String>,
+    pub body: Option<String>,
+    /// `s3` (the default) is the only provider signed here.
+    pub provider: Option<String>,
+}
+
+/// The spec's `RemoteSignResult`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RemoteSignResult {
+    pub uri: String,
+    pub headers: BTreeMap<String, Vec<String>>,
+}
+
+/// Sign one S3 request for a client, after checking that every key it touches (object, list
+/// prefix, each key of a DeleteObjects body) is inside the table and allowed for the caller.
+#[utoipa::path(post, path = "/v1/{prefix}/namespaces/{namespace}/tables/{table}/sign", operation_id = "signRequest", tag = "Catalog API",
+    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
+           ("table" = String, Path, description = "Table name")),
+    request_body = RemoteSignRequest,
+    responses((status = 200, description = "Headers to send", body = RemoteSignResult),
+              (status = 404, description = "No such table", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[post("/v1/{prefix}/namespaces/{namespace}/tables/{table}/sign")]
+async fn sign_request(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<(String, String, String)>,
+    body: web::Json<RemoteSignRequest>,
+) -> ApiResult<HttpResponse> {
+    let (prefix, ns, table) = path.into_inner();
+    let (wh, ident, loaded, data) = table_for_data(&state, &auth.0, &prefix, &ns, &table).await?;
+    let profile = s3_only(&wh)?;
+    if !profile.remote_signing {
+        return Err(forbidden(format!(
+            "warehouse '{}' does not offer remote signing",
+            wh.record.name
+        )));
+    }
+    if body.provider.as_deref().is_some_and(|p| p != "s3") {
+        return Err(ApiError::bad_request("only the s3 provider is signed"));
+    }
+    if body.region != profile.region {
+        return Err(ApiError::bad_request(format!(
+            "region '{}' is not the warehouse's region",
+            body.region
+        )));
+    }
+    let location = loaded.table.metadata.location();
+    let (_, table_key_prefix) = table_prefix(&wh, profile, location)?;
+    let request = SignRequest {
+        method: &body.method,
+        uri: &body.uri,
+        headers: &body.headers,
+        body: body.body.as_deref(),
+    };
+    let needs = check_request(profile, &request, &table_key_prefix).map_err(|e| {
+        tracing::warn!(table = %ident, principal = %auth.0.name, error = %e, "refused to sign a request");
+        forbidden(e)
+    })?;
+    if needs == Needs::Write && data != DataAccess::ReadWrite {
+        state
+            .authz
+            .require(
+                &auth.0,
+                &on_table(wh.record.id, &ident),
+                Privilege::TableWriteData,
+            )
+            .await?;
+    }
+    let (keys, _) = signing_keys(&state, &auth.0, &wh, location, data).await?;
+    let (uri, headers) =
+        sign_headers(&request, &profile.region, &keys).map_err(ApiError::bad_request)?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-cache"))
+        .json(RemoteSignResult { uri, headers }))
+}

@@ -1,0 +1,494 @@
+//! SigV4 signing of S3 requests on a client's behalf (remote signing and presigned URLs), and the
+//! checks that a request only touches keys inside one table.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use aws_sigv4::http_request::{
+    PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SignatureLocation,
+    SigningSettings, UriPathNormalizationMode, sign,
+};
+use aws_sigv4::sign::v4;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+
+use crate::store::S3Profile;
+
+/// Characters S3 leaves unencoded in a key segment (RFC 3986 unreserved).
+const KEY_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Keys that sign: temporary (with a session token) or the warehouse's own.
+pub struct SigningKeys {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+}
+
+impl std::fmt::Debug for SigningKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeys")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether a request reads or writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    Read,
+    Write,
+}
+
+/// An S3 request a client wants signed, as the spec's `RemoteSignRequest` carries it.
+pub struct SignRequest<'a> {
+    pub method: &'a str,
+    pub uri: &'a str,
+    pub headers: &'a BTreeMap<String, Vec<String>>,
+    pub body: Option<&'a str>,
+}
+
+/// The URL of one object, for the profile's endpoint and addressing style.
+pub fn object_url(profile: &S3Profile, key: &str) -> String {
+    let encoded: Vec<String> = key
+        .split('/')
+        .map(|s| utf8_percent_encode(s, KEY_SEGMENT).to_string())
+        .collect();
+    let key = encoded.join("/");
+    let bucket = &profile.bucket;
+    match &profile.endpoint {
+        Some(ep) if profile.path_style => format!("{}/{bucket}/{key}", ep.trim_end_matches('/')),
+        Some(ep) => {
+            let (scheme, host) = ep.split_once("://").unwrap_or(("https", ep));
+            format!("{scheme}://{bucket}.{}/{key}", host.trim_end_matches('/'))
+        }
+        None if profile.path_style => {
+            format!("https://s3.{}.amazonaws.com/{bucket}/{key}", profile.region)
+        }
+        None => format!("https://{bucket}.s3.{}.amazonaws.com/{key}", profile.region),
+    }
+}
+
+/// A presigned URL: SigV4 in the query string, valid for `ttl`.
+pub fn presign(
+    method: &str,
+    url: &str,
+    region: &str,
+    keys: &SigningKeys,
+    ttl: Duration,
+) -> Result<String, String> {
+    let host = host_of(url)?;
+    let headers = [("host".to_owned(), host)];
+    let signed = sign_with(
+        method,
+        url,
+        &headers,
+        SignableBody::UnsignedPayload,
+        region,
+        keys,
+        Some(ttl),
+    )?;
+    Ok(signed.0)
+}
+
+/// Signs a client's request with SigV4 in headers; returns the URI and every header to send.
+pub fn sign_headers(
+    req: &SignRequest,
+    region: &str,
+    keys: &SigningKeys,
+) -> Result<(String, BTreeMap<String, Vec<String>>), String> {
+    let mut headers: Vec<(String, String)> = Vec::new();
+    let mut payload = None;
+    for (name, values) in req.headers {
+        let lower = name.to_ascii_lowercase();
+        // Signing headers are ours to set; a client's would be stale or forged.
+        if matches!(
+            lower.as_str(),
+            "authorization" | "x-amz-date" | "x-amz-security-token"
+        ) {
+            continue;
+        }
+        if lower == "x-amz-content-sha256" {
+            payload = values.first().cloned();
+        }
+        headers.push((lower, values.join(",")));
+    }
+    if !headers.iter().any(|(n, _)| n == "host") {
+        headers.push(("host".into(), host_of(req.uri)?));
+    }
+    let body = match payload.as_deref() {
+        Some("UNSIGNED-PAYLOAD") | None => SignableBody::UnsignedPayload,
+        Some(hash) => SignableBody::Precomputed(hash.to_owned()),
+    };
+    let (uri, signed) = sign_with(req.method, req.uri, &headers, body, region, keys, None)?;
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (n, v) in headers.into_iter().chain(signed) {
+        out.insert(n, vec![v]);
+    }
+    Ok((uri, out))
+}
+
+fn sign_with(
+    method: &str,
+    url: &str,
+    headers: &[(String, String)],
+    body: SignableBody,
+    region: &str,
+    keys: &SigningKeys,
+    expires_in: Option<Duration>,
+) -> Result<(String, Vec<(String, String)>), String> {
+    let identity = aws_credential_types::Credentials::new(
+        keys.access_key_id.clone(),
+        keys.secret_access_key.clone(),
+        keys.session_token.clone(),
+        None,
+        "floe-signer",
+    )
+    .into();
+    let mut settings = SigningSettings::default();
+    settings.percent_encoding_mode = PercentEncodingMode::Single;
+    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+    settings.payload_checksum_kind = if expires_in.is_some() {
+        PayloadChecksumKind::NoHeader
+    } else {
+        PayloadChecksumKind::XAmzSha256
+    };
+    if let Some(ttl) = expires_in {
+        settings.signature_location = SignatureLocation::QueryParams;
+        settings.expires_in = Some(ttl);
+    }
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name("s3")
+        .time(SystemTime::now())
+        .settings(settings)
+        .build()
+        .map_err(|e| e.to_string())?
+        .into();
+    let signable = SignableRequest::new(
+        method,
+        url,
+        headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+        body,
+    )
+    .map_err(|e| format!("cannot sign {url}: {e}"))?;
+    let (instructions, _) = sign(signable, &params)
+        .map_err(|e| format!("cannot sign {url}: {e}"))?
+        .into_parts();
+    let (signed_headers, params) = instructions.into_parts();
+    let mut url = url.to_owned();
+    for (name, value) in params {
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(name);
+        url.push('=');
+        url.push_str(&utf8_percent_encode(&value, KEY_SEGMENT).to_string());
+    }
+    let signed = signed_headers
+        .into_iter()
+        .map(|h| (h.name().to_owned(), h.value().to_owned()))
+        .collect();
+    Ok((url, signed))
+}
+
+fn host_of(url: &str) -> Result<String, String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("'{url}' is not a URL: {e}"))?;
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| format!("'{url}' has no host"))?;
+    Ok(match parsed.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_owned(),
+    })
+}
+
+/// Query parameters an object request may carry (multipart, versions, response overrides).
+fn object_param_allowed(name: &str) -> bool {
+    matches!(
+        name,
+        "uploads" | "uploadId" | "partNumber" | "versionId" | "x-id"
+    ) || name.starts_with("response-")
+        || name.starts_with("X-Amz-")
+}
+
+/// Query parameters a bucket-level list may carry.
+fn list_param_allowed(name: &str) -> bool {
+    matches!(
+        name,
+        "list-type"
+            | "prefix"
+            | "delimiter"
+            | "continuation-token"
+            | "start-after"
+            | "max-keys"
+            | "encoding-type"
+            | "fetch-owner"
+            | "marker"
+            | "x-id"
+    )
+}
+
+/// Checks that a request touches only keys under `table_prefix` (which ends in `/`) of the
+/// profile's bucket, and says whether it reads or writes. Refuses anything it does not understand.
+pub fn check_request(
+    profile: &S3Profile,
+    req: &SignRequest,
+    table_prefix: &str,
+) -> Result<Needs, String> {
+    debug_assert!(table_prefix.ends_with('/'));
+    let url = url::Url::parse(req.uri).map_err(|e| format!("'{}' is not a URL: {e}", req.uri))?;
+    let host = url.host_str().unwrap_or_default();
+    let raw_path = url.path();
+    if raw_path.to_ascii_lowercase().contains("%2f") || raw_path.contains('\\') {
+        return Err("encoded slashes and backslashes are refused in object keys".into());
+    }
+    let bucket = &profile.bucket;
+    let virtual_host = host.starts_with(&format!("{bucket}."));
+    let path = percent_decode_str(raw_path)
+        .decode_utf8()
+        .map_err(|_| "the key is not UTF-8".to_owned())?;
+    let key: Cow<str> = if virtual_host {
+        Cow::Borrowed(path.trim_start_matches('/'))
+    } else {
+        let rest = path.strip_prefix('/').unwrap_or(&path);
+        match rest.split_once('/') {
+            Some((b, k)) if b == bucket => Cow::Owned(k.to_owned()),
+            None if rest == bucket => Cow::Borrowed(""),
+            _ => return Err(format!("the request is not for bucket {bucket}")),
+        }
+    };
+    if let Some(ep) = &profile.endpoint {
+        let ep_host = url::Url::parse(ep)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_default();
+        if host != ep_host && host != format!("{bucket}.{ep_host}") {
+            return Err(format!("the request is not for the warehouse's endpoint {ep}"));
+        }
+    } else if !host.ends_with(".amazonaws.com") {
+        return Err("the request is not for AWS S3".into());
+    }
+    let method = req.method.to_ascii_uppercase();
+    let params: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    if key.is_empty() {
+        return check_bucket_request(&method, &params, req.body, table_prefix);
+    }
+    check_key(&key, table_prefix)?;
+    if let Some((name, _)) = params.iter().find(|(n, _)| !object_param_allowed(n)) {
+        return Err(format!("the object sub-resource '{name}' is not signed"));
+    }
+    match method.as_str() {
+        "GET" | "HEAD" => Ok(Needs::Read),
+        "PUT" | "POST" | "DELETE" => Ok(Needs::Write),
+        other => Err(format!("method {other} is not signed")),
+    }
+}
+
+fn check_bucket_request(
+    method: &str,
+    params: &[(String, String)],
+    body: Option<&str>,
+    table_prefix: &str,
+) -> Result<Needs, String> {
+    if method == "POST" && params.iter().any(|(n, _)| n == "delete") {
+        let body = body.ok_or("a DeleteObjects request must carry its body to be checked")?;
+        let keys = delete_keys(body)?;
+        if keys.is_empty() {
+            return Err("a DeleteObjects body without keys".into());
+        }
+        for k in &keys {
+            check_key(k, table_prefix)?;
+        }
+        return Ok(Needs::Write);
+    }
+    if method == "GET" || method == "HEAD" {
+        if let Some((name, _)) = params.iter().find(|(n, _)| !list_param_allowed(n)) {
+            return Err(format!("the bucket sub-resource '{name}' is not signed"));
+        }
+        let prefix = params
+            .iter()
+            .find(|(n, _)| n == "prefix")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default();
+        if !prefix.starts_with(table_prefix) || has_bad_segment(prefix) {
+            return Err(format!(
+                "a list must stay inside the table: prefix '{prefix}' does not start with '{table_prefix}'"
+            ));
+        }
+        return Ok(Needs::Read);
+    }
+    Err("only lists and DeleteObjects are signed at bucket level".into())
+}
+
+fn has_bad_segment(key: &str) -> bool {
+    key.split('/').any(|s| s == "." || s == "..") || key.contains("//") || key.contains('\\')
+}
+
+/// A key is inside the table when it starts with the table prefix and walks nowhere.
+fn check_key(key: &str, table_prefix: &str) -> Result<(), String> {
+    if !key.starts_with(table_prefix) || key.len() == table_prefix.len() {
+        return Err(format!("key '{key}' is outside the table ({table_prefix})"));
+    }
+    if has_bad_segment(key) || key.chars().any(char::is_control) {
+        return Err(format!(
+            "key '{key}' has '.', '..' or empty segments, or control characters"
+        ));
+    }
+    Ok(())
+}
+
+/// The `<Key>`s of a DeleteObjects body.
+fn delete_keys(body: &str) -> Result<Vec<String>, String> {
+    let bad = |e: aws_smithy_xml::decode::XmlDecodeError| format!("DeleteObjects body: {e}");
+    let mut doc = aws_smithy_xml::decode::Document::new(body);
+    let mut root = doc.root_element().map_err(bad)?;
+    if !root.start_el().matches("Delete") {
+        return Err("DeleteObjects body: the root element is not <Delete>".into());
+    }
+    let mut keys = Vec::new();
+    while let Some(mut el) = root.next_tag() {
+        if el.start_el().matches("Object") {
+            while let Some(mut field) = el.next_tag() {
+                if field.start_el().matches("Key") {
+                    keys.push(
+                        aws_smithy_xml::decode::try_data(&mut field)
+                            .map_err(bad)?
+                            .into_owned(),
+                    );
+                }
+            }
+        }
+    }
+    Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile() -> S3Profile {
+        let mut p = S3Profile::new("lake", "wh", "us-east-1");
+        p.endpoint = Some("http://127.0.0.1:9000".into());
+        p.path_style = true;
+        p
+    }
+
+    fn check(method: &str, uri: &str, body: Option<&str>) -> Result<Needs, String> {
+        let headers = BTreeMap::new();
+        let req = SignRequest {
+            method,
+            uri,
+            headers: &headers,
+            body,
+        };
+        check_request(&profile(), &req, "wh/ns/t1/")
+    }
+
+    const BASE: &str = "http://127.0.0.1:9000/lake";
+
+    #[test]
+    fn inside_the_table_is_signed() {
+        assert_eq!(
+            check("GET", &format!("{BASE}/wh/ns/t1/data/a.parquet"), None),
+            Ok(Needs::Read)
+        );
+        assert_eq!(
+            check("PUT", &format!("{BASE}/wh/ns/t1/data/a.parquet"), None),
+            Ok(Needs::Write)
+        );
+        assert_eq!(
+            check("POST", &format!("{BASE}/wh/ns/t1/d/a?uploads"), None),
+            Ok(Needs::Write)
+        );
+        assert_eq!(
+            check("GET", &format!("{BASE}?list-type=2&prefix=wh/ns/t1/data/"), None),
+            Ok(Needs::Read)
+        );
+    }
+
+    #[test]
+    fn outside_sibling_and_traversal_are_refused() {
+        for uri in [
+            format!("{BASE}/wh/ns/t10/data/a.parquet"),
+            format!("{BASE}/wh/ns/t2/a"),
+            format!("{BASE}/wh/ns/t1/../t2/a"),
+            format!("{BASE}/wh/ns/t1/%2E%2E/t2/a"),
+            format!("{BASE}/wh/ns/t1%2F..%2Ft2/a"),
+            format!("{BASE}/wh/ns/t1/"),
+            format!("{BASE}/wh/ns/t1//a"),
+            "http://127.0.0.1:9000/other/wh/ns/t1/a".to_owned(),
+            "http://evil.example.com/lake/wh/ns/t1/a".to_owned(),
+            format!("{BASE}/wh/ns/t1/a?acl"),
+        ] {
+            assert!(check("GET", &uri, None).is_err(), "{uri} was signed");
+        }
+        for list in [
+            format!("{BASE}?list-type=2&prefix=wh/ns/t1"),
+            format!("{BASE}?list-type=2&prefix=wh/ns/"),
+            format!("{BASE}?list-type=2"),
+            format!("{BASE}?policy"),
+        ] {
+            assert!(check("GET", &list, None).is_err(), "{list} was signed");
+        }
+        assert!(check("PUT", &format!("{BASE}?policy"), None).is_err());
+    }
+
+    #[test]
+    fn every_key_of_a_delete_objects_body_is_checked() {
+        let uri = format!("{BASE}?delete");
+        let ok = "<Delete><Object><Key>wh/ns/t1/a</Key></Object><Object><Key>wh/ns/t1/b</Key></Object></Delete>";
+        assert_eq!(check("POST", &uri, Some(ok)), Ok(Needs::Write));
+        let bad = "<Delete><Object><Key>wh/ns/t1/a</Key></Object><Object><Key>wh/ns/t10/b</Key></Object></Delete>";
+        assert!(check("POST", &uri, Some(bad)).is_err());
+        assert!(check("POST", &uri, None).is_err(), "body required");
+        assert!(check("POST", &uri, Some("<Delete></Delete>")).is_err());
+        let escaped = "<Delete><Object><Key>wh/ns/t1/&#46;&#46;/x</Key></Object></Delete>";
+        assert!(check("POST", &uri, Some(escaped)).is_err());
+    }
+
+    #[test]
+    fn urls_follow_the_addressing_style() {
+        let mut p = profile();
+        assert_eq!(
+            object_url(&p, "wh/a b/c(1).parquet"),
+            "http://127.0.0.1:9000/lake/wh/a%20b/c%281%29.parquet"
+        );
+        p.path_style = false;
+        p.endpoint = None;
+        assert_eq!(
+            object_url(&p, "wh/x"),
+            "https://lake.s3.us-east-1.amazonaws.com/wh/x"
+        );
+    }
+
+    #[test]
+    fn signing_sets_authorization_and_keeps_client_headers() {
+        let mut headers = BTreeMap::new();
+        headers.insert("Authorization".to_owned(), vec!["forged".to_owned()]);
+        headers.insert("Range".to_owned(), vec!["bytes=0-9".to_owned()]);
+        let uri = format!("{BASE}/wh/ns/t1/a");
+        let req = SignRequest {
+            method: "GET",
+            uri: &uri,
+            headers: &headers,
+            body: None,
+        };
+        let keys = SigningKeys {
+            access_key_id: "AKID".into(),
+            secret_access_key: "secret".into(),
+            session_token: Some("tok".into()),
+        };
+        let (out_uri, out) = sign_headers(&req, "us-east-1", &keys).unwrap();
+        assert_eq!(out_uri, uri);
+        let auth = &out["authorization"][0];
+        assert!(auth.starts_with("AWS4-HMAC-SHA256 Credential=AKID/"), "{auth}");
+        assert!(auth.contains("range"), "client headers are signed: {auth}");
+        assert_eq!(out["x-amz-security-token"], vec!["tok".to_owned()]);
+        assert_eq!(out["range"], vec!["bytes=0-9".to_owned()]);
+        let url = presign("GET", &uri, "us-east-1", &keys, Duration::from_secs(60)).unwrap();
+        assert!(url.contains("X-Amz-Signature=") && url.contains("X-Amz-Expires=60"));
+    }
+}
