@@ -336,3 +336,27 @@ def test_validate_proves_the_sessions_are_scoped(floe):
     steps = [s["step"] for s in report["steps"]]
     assert "the read-write session cannot write beside the sample table" in steps
     assert "the read-only session cannot delete it" in steps
+
+
+def test_vended_secrets_are_never_stored_or_logged(floe, s3):
+    import uuid
+    from pathlib import Path
+    api = Api(floe)
+    floe.catalog("lake").create_namespace(("idem",))
+    body = {"name": "t", "schema": {"type": "struct", "schema-id": 0,
+                                     "fields": [{"id": 1, "name": "id", "type": "long", "required": False}]}}
+    headers = {**api.h, **DELEGATION, "Idempotency-Key": str(uuid.uuid4())}
+    url = f"{api.uri}/v1/{api.prefix}/namespaces/idem/tables"
+    first = requests.post(url, json=body, headers=headers)
+    assert first.status_code == 200, first.text
+    config = first.json()["storage-credentials"][0]["config"]
+    replay = requests.post(url, json=body, headers=headers)
+    assert replay.status_code == 200
+    assert replay.json()["metadata-location"] == first.json()["metadata-location"]
+    assert "storage-credentials" not in replay.json(), "a replay carries no credentials"
+    secrets = [config["s3.session-token"].encode(), config["s3.secret-access-key"].encode(), SECRET_KEY.encode()]
+    for path in Path(floe.dir.name).rglob("*"):
+        if path.is_file() and path != floe.config:  # the operator's own config file holds its key
+            content = path.read_bytes()
+            for secret in secrets:
+                assert secret not in content, f"a secret is in {path}"
