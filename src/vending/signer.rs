@@ -94,7 +94,15 @@ pub fn presign(
     Ok(signed.0)
 }
 
-/// Signs a client's request with SigV4 in headers; returns the URI and every header to send.
+/// Whether a client header is signed: the host, the body's type and checksum, and `x-amz-*`.
+/// Headers that change between attempts (`amz-sdk-request`, `user-agent`) are left unsigned.
+fn signed_header(name: &str) -> bool {
+    matches!(name, "host" | "content-md5" | "content-type") || name.starts_with("x-amz-")
+}
+
+/// Signs a client's request with SigV4 in headers. Returns the URI and only the headers the client
+/// must add (`authorization`, `x-amz-date`, `x-amz-security-token`, a missing
+/// `x-amz-content-sha256`): clients merge them into the request they already have.
 pub fn sign_headers(
     req: &SignRequest,
     region: &str,
@@ -108,7 +116,8 @@ pub fn sign_headers(
         if matches!(
             lower.as_str(),
             "authorization" | "x-amz-date" | "x-amz-security-token"
-        ) {
+        ) || !signed_header(&lower)
+        {
             continue;
         }
         if lower == "x-amz-content-sha256" {
@@ -116,19 +125,28 @@ pub fn sign_headers(
         }
         headers.push((lower, values.join(",")));
     }
+    let mut added: BTreeMap<String, Vec<String>> = BTreeMap::new();
     if !headers.iter().any(|(n, _)| n == "host") {
         headers.push(("host".into(), host_of(req.uri)?));
+    }
+    if payload.is_none() {
+        headers.push(("x-amz-content-sha256".into(), "UNSIGNED-PAYLOAD".into()));
+        added.insert(
+            "x-amz-content-sha256".into(),
+            vec!["UNSIGNED-PAYLOAD".into()],
+        );
     }
     let body = match payload.as_deref() {
         Some("UNSIGNED-PAYLOAD") | None => SignableBody::UnsignedPayload,
         Some(hash) => SignableBody::Precomputed(hash.to_owned()),
     };
     let (uri, signed) = sign_with(req.method, req.uri, &headers, body, region, keys, None)?;
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (n, v) in headers.into_iter().chain(signed) {
-        out.insert(n, vec![v]);
+    for (n, v) in signed {
+        if n != "x-amz-content-sha256" || !added.contains_key(&n) {
+            added.insert(n, vec![v]);
+        }
     }
-    Ok((uri, out))
+    Ok((uri, added))
 }
 
 fn sign_with(
@@ -465,7 +483,7 @@ mod tests {
     }
 
     #[test]
-    fn signing_sets_authorization_and_keeps_client_headers() {
+    fn signing_returns_only_the_headers_to_add() {
         let mut headers = BTreeMap::new();
         headers.insert("Authorization".to_owned(), vec!["forged".to_owned()]);
         headers.insert("Range".to_owned(), vec!["bytes=0-9".to_owned()]);
@@ -485,9 +503,15 @@ mod tests {
         assert_eq!(out_uri, uri);
         let auth = &out["authorization"][0];
         assert!(auth.starts_with("AWS4-HMAC-SHA256 Credential=AKID/"), "{auth}");
-        assert!(auth.contains("range"), "client headers are signed: {auth}");
+        assert!(
+            auth.contains("SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-security-token,"),
+            "{auth}"
+        );
         assert_eq!(out["x-amz-security-token"], vec!["tok".to_owned()]);
-        assert_eq!(out["range"], vec!["bytes=0-9".to_owned()]);
+        assert!(
+            !out.contains_key("range") && !out.contains_key("host"),
+            "only headers to add come back: {out:?}"
+        );
         let url = presign("GET", &uri, "us-east-1", &keys, Duration::from_secs(60)).unwrap();
         assert!(url.contains("X-Amz-Signature=") && url.contains("X-Amz-Expires=60"));
     }

@@ -279,7 +279,8 @@ def test_remote_signing_signs_only_requests_inside_the_table(floe, s3, tables):
     r = sign("GET", uri)
     assert r.status_code == 200, r.text
     signed = r.json()
-    got = requests.get(signed["uri"], headers={k: v[0] for k, v in signed["headers"].items()})
+    sent = {"x-amz-content-sha256": "UNSIGNED-PAYLOAD", **{k: v[0] for k, v in signed["headers"].items()}}
+    got = requests.get(signed["uri"], headers=sent)
     assert got.status_code == 200, got.text
 
     t10_file = s3.keys(t10_key + "/")[0]
@@ -290,6 +291,19 @@ def test_remote_signing_signs_only_requests_inside_the_table(floe, s3, tables):
     delete = (f"<Delete><Object><Key>{t1_key}/a</Key></Object>"
               f"<Object><Key>{t10_file}</Key></Object></Delete>")
     assert sign("POST", f"{s3.endpoint}/{s3.bucket}?delete", body=delete).status_code == 403
+
+
+def test_pyiceberg_writes_and_reads_through_the_remote_signer(floe, s3):
+    cat = floe.catalog("lake", **{"header.X-Iceberg-Access-Delegation": "remote-signing",
+                                  "py-io-impl": "pyiceberg.io.fsspec.FsspecFileIO"})
+    cat.create_namespace(("signed",))
+    data = pa.table({"id": pa.array([1, 2, 3], pa.int64())})
+    table = cat.create_table(("signed", "t"), schema=data.schema)
+    assert table.io.properties.get("s3.remote-signing-enabled") == "true"
+    assert "s3.session-token" not in table.io.properties, "signing, not vending"
+    table.append(data)
+    assert cat.load_table(("signed", "t")).scan().to_arrow().num_rows == 3
+    assert s3.keys(key_of(s3, table.location()) + "/data/")
 
 
 DUCKDB_SCRIPT = r"""
