@@ -374,3 +374,13 @@ def test_vended_secrets_are_never_stored_or_logged(floe, s3):
             content = path.read_bytes()
             for secret in secrets:
                 assert secret not in content, f"a secret is in {path}"
+
+
+def test_the_readme_example_runs(s3):
+    """examples/s3_vending.py (the README's runnable example) succeeds as documented."""
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, str(root / "examples" / "s3_vending.py")], cwd=root, timeout=180,
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(root / "tests" / "e2e")})
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "list another table: AccessDenied" in out.stdout
