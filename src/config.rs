@@ -246,7 +246,9 @@ impl Settings {
             return bad("auth.token_ttl_secs: must be between 60 and 86400");
         }
         if self.vending.refresh_margin_secs >= 900 {
-            return bad("vending.refresh_margin_secs: must be below 900 (the shortest STS session)");
+            return bad(
+                "vending.refresh_margin_secs: must be below 900 (the shortest STS session)",
+            );
         }
         if !(1..=3600).contains(&self.vending.presign_ttl_secs) {
             return bad("vending.presign_ttl_secs: must be between 1 and 3600");

@@ -24,7 +24,10 @@ async fn tenant_id(app: &TestApp) -> String {
 
 async fn create_warehouse(app: &TestApp, tenant: &str, body: Value) -> reqwest::Response {
     app.client
-        .post(format!("{}/management/v1/tenants/{tenant}/warehouses", app.base))
+        .post(format!(
+            "{}/management/v1/tenants/{tenant}/warehouses",
+            app.base
+        ))
         .bearer_auth(&app.token)
         .json(&body)
         .send()
@@ -33,7 +36,8 @@ async fn create_warehouse(app: &TestApp, tenant: &str, body: Value) -> reqwest::
 }
 
 fn s3(extra: Value) -> Value {
-    let mut storage = json!({"kind": "s3", "bucket": "lake", "key_prefix": "wh", "region": "us-east-1"});
+    let mut storage =
+        json!({"kind": "s3", "bucket": "lake", "key_prefix": "wh", "region": "us-east-1"});
     for (k, v) in extra.as_object().unwrap() {
         storage[k] = v.clone();
     }
@@ -66,7 +70,12 @@ async fn s3_profiles_are_checked_when_created() {
         (json!({"vending": "sometimes"}), "sometimes"),
         (json!({"unknown_setting": true}), "unknown_setting"),
     ] {
-        let r = create_warehouse(&app, &tenant, json!({"name": "w", "storage": s3(extra.clone())})).await;
+        let r = create_warehouse(
+            &app,
+            &tenant,
+            json!({"name": "w", "storage": s3(extra.clone())}),
+        )
+        .await;
         let message = assert_error(r, 400, "BadRequestException").await;
         assert!(message.contains(says), "{extra}: {message}");
     }
@@ -153,7 +162,9 @@ async fn config_tells_java_clients_to_ask_for_credentials() {
         .iter()
         .map(|e| e.as_str().unwrap())
         .collect();
-    assert!(endpoints.contains(&"GET /v1/{prefix}/namespaces/{namespace}/tables/{table}/credentials"));
+    assert!(
+        endpoints.contains(&"GET /v1/{prefix}/namespaces/{namespace}/tables/{table}/credentials")
+    );
     assert!(endpoints.contains(&"POST /v1/{prefix}/namespaces/{namespace}/tables/{table}/sign"));
 }
 

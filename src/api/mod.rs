@@ -14,8 +14,8 @@ mod oauth;
 pub mod openapi;
 mod request_log;
 mod tables;
-pub(crate) mod vending;
 pub mod types;
+pub(crate) mod vending;
 mod views;
 
 use std::future::Future;

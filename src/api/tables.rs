@@ -9,12 +9,12 @@ use utoipa::IntoParams;
 use super::namespaces::PageQuery;
 use super::openapi::CommonErrors;
 use super::types::*;
+use super::vending::{StorageAccess, storage_access};
 use super::{
     ApiError, ApiResult, AppState, Authenticated, Reply, idempotent, identifier, identifier_body,
     metadata_body, namespace_param, table_param, visible_items,
 };
 use crate::authz::{Privilege, on_namespace, on_table};
-use super::vending::{StorageAccess, storage_access};
 use crate::catalog::{
     CreateTable, LoadedTable, SnapshotsMode, TableChange, Warehouse, encode_page_token,
 };

@@ -111,10 +111,7 @@ pub async fn storage_access(
     if !delegation.any() {
         return Ok(access);
     }
-    let data = state
-        .authz
-        .data_access(caller, wh.record.id, ident)
-        .await?;
+    let data = state.authz.data_access(caller, wh.record.id, ident).await?;
     if data == DataAccess::None {
         return Ok(access);
     }
@@ -374,7 +371,9 @@ async fn presign_file(
     let now = crate::store::now_ms();
     let mut ttl = state.vending.options().presign_ttl;
     if let Some(expires) = keys_expire {
-        ttl = ttl.min(std::time::Duration::from_millis((expires - now).max(1) as u64));
+        ttl = ttl.min(std::time::Duration::from_millis(
+            (expires - now).max(1) as u64
+        ));
     }
     let url = presigned_url(profile, &key, method, &keys, ttl).map_err(ApiError::bad_request)?;
     tracing::info!(table = %ident, principal = %auth.0.name, method = ?method, "presigned a file URL");

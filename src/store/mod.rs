@@ -29,6 +29,8 @@ pub struct TenantRecord {
 /// Where a warehouse keeps its files and how the server itself reaches them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
+// Built once per warehouse change and kept behind an `Arc`: size does not matter here.
+#[allow(clippy::large_enum_variant)]
 pub enum StorageProfile {
     /// A directory on the server's own disk (`file:///abs/path`).
     Local { root: String },

@@ -112,7 +112,10 @@ impl Vending {
 
     /// Credentials for the table, or `None` when the caller has no data access or the warehouse
     /// hands none out (local warehouses, vending `off`).
-    pub async fn credentials(&self, t: &TableAccess<'_>) -> CatalogResult<Option<VendedCredential>> {
+    pub async fn credentials(
+        &self,
+        t: &TableAccess<'_>,
+    ) -> CatalogResult<Option<VendedCredential>> {
         let StorageProfile::S3(profile) = &t.warehouse.record.storage else {
             return Ok(None);
         };
@@ -225,14 +228,10 @@ impl Vending {
             duration_secs: profile.session_duration_secs,
             external_id: profile.external_id.as_deref(),
         };
-        let creds = self
-            .sts
-            .session(key, target, request)
-            .await
-            .map_err(|e| {
-                tracing::error!(warehouse = %t.warehouse.record.name, error = %e, "STS session failed");
-                unavailable(e)
-            })?;
+        let creds = self.sts.session(key, target, request).await.map_err(|e| {
+            tracing::error!(warehouse = %t.warehouse.record.name, error = %e, "STS session failed");
+            unavailable(e)
+        })?;
         let margin = self.options.refresh_margin.as_millis() as i64;
         if creds.expires_at_ms - now_ms() < margin {
             return Err(unavailable(
@@ -393,7 +392,10 @@ mod tests {
     #[test]
     fn writers_never_get_more_than_the_profile_allows() {
         let mut p = S3Profile::new("lake", "wh", "us-east-1");
-        assert!(role_for(&p, DataAccess::Read).is_none(), "no role, no session");
+        assert!(
+            role_for(&p, DataAccess::Read).is_none(),
+            "no role, no session"
+        );
         p.read_role_arn = Some("arn:aws:iam::1:role/r".into());
         assert_eq!(
             role_for(&p, DataAccess::ReadWrite),
@@ -418,16 +420,27 @@ mod tests {
     #[test]
     fn profile_checks_name_the_setting() {
         let mut p = S3Profile::new("lake", "wh", "us-east-1");
-        assert!(check_s3_profile(&p, false).is_ok(), "vending off by default");
+        assert!(
+            check_s3_profile(&p, false).is_ok(),
+            "vending off by default"
+        );
         p.vending = Some(S3Vending::Sts);
-        assert!(check_s3_profile(&p, false).unwrap_err().contains("read_role_arn"));
+        assert!(
+            check_s3_profile(&p, false)
+                .unwrap_err()
+                .contains("read_role_arn")
+        );
         p.read_role_arn = Some("arn:aws:iam::1:role/r".into());
         p.session_duration_secs = 60;
         assert!(check_s3_profile(&p, false).unwrap_err().contains("900"));
         p.session_duration_secs = 900;
         assert!(check_s3_profile(&p, false).is_ok());
         p.vending = Some(S3Vending::Static);
-        assert!(check_s3_profile(&p, false).unwrap_err().contains("credential"));
+        assert!(
+            check_s3_profile(&p, false)
+                .unwrap_err()
+                .contains("credential")
+        );
         p.bucket = "Bad_Bucket".into();
         assert!(check_s3_profile(&p, true).unwrap_err().contains("bucket"));
     }

@@ -38,7 +38,9 @@ pub fn object_key(location: &str, table_location: &str) -> Result<String, String
     let object = normalize_location(location)?;
     let table = normalize_location(table_location)?;
     if object == table || !is_inside(&object, &table) {
-        return Err(format!("{location} is not a file inside the table ({table}/)"));
+        return Err(format!(
+            "{location} is not a file inside the table ({table}/)"
+        ));
     }
     split_s3(&object)
         .map(|(_, key)| key.to_owned())

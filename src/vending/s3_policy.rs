@@ -246,7 +246,11 @@ mod tests {
             let p = session_policy(&scope(&prefix, S3Access::ReadWrite)).unwrap();
             assert!(p.json.len() <= MAX_POLICY_CHARS);
             assert_eq!(p.level, PolicyLevel::Full, "depth {depth}");
-            eprintln!("depth {depth:2}: prefix {} chars, policy {} chars", prefix.len(), p.json.len());
+            eprintln!(
+                "depth {depth:2}: prefix {} chars, policy {} chars",
+                prefix.len(),
+                p.json.len()
+            );
         }
         // Longer names need the fallback steps; each step keeps the same scope.
         let mut seen = Vec::new();
@@ -255,7 +259,11 @@ mod tests {
             let prefix = deep_prefix(16, len);
             match session_policy(&scope(&prefix, S3Access::ReadWrite)) {
                 Ok(p) => {
-                    eprintln!("depth 16, {len}-byte names: {:?}, {} chars", p.level, p.json.len());
+                    eprintln!(
+                        "depth 16, {len}-byte names: {:?}, {} chars",
+                        p.level,
+                        p.json.len()
+                    );
                     assert!(p.json.len() <= MAX_POLICY_CHARS);
                     let v = parsed(&p);
                     let objects = format!("arn:aws:s3:::lake/{prefix}*");
@@ -286,6 +294,9 @@ mod tests {
         let full = build(&s, PolicyLevel::Full).to_string().len();
         let merged = build(&s, PolicyLevel::Merged).to_string().len();
         let minimal = build(&s, PolicyLevel::Minimal).to_string().len();
-        assert!(full > merged && merged > minimal, "{full} {merged} {minimal}");
+        assert!(
+            full > merged && merged > minimal,
+            "{full} {merged} {minimal}"
+        );
     }
 }

@@ -284,7 +284,9 @@ pub fn check_request(
             .and_then(|u| u.host_str().map(str::to_owned))
             .unwrap_or_default();
         if host != ep_host && host != format!("{bucket}.{ep_host}") {
-            return Err(format!("the request is not for the warehouse's endpoint {ep}"));
+            return Err(format!(
+                "the request is not for the warehouse's endpoint {ep}"
+            ));
         }
     } else if !host.ends_with(".amazonaws.com") {
         return Err("the request is not for AWS S3".into());
@@ -422,7 +424,11 @@ mod tests {
             Ok(Needs::Write)
         );
         assert_eq!(
-            check("GET", &format!("{BASE}?list-type=2&prefix=wh/ns/t1/data/"), None),
+            check(
+                "GET",
+                &format!("{BASE}?list-type=2&prefix=wh/ns/t1/data/"),
+                None
+            ),
             Ok(Needs::Read)
         );
     }
@@ -502,9 +508,14 @@ mod tests {
         let (out_uri, out) = sign_headers(&req, "us-east-1", &keys).unwrap();
         assert_eq!(out_uri, uri);
         let auth = &out["authorization"][0];
-        assert!(auth.starts_with("AWS4-HMAC-SHA256 Credential=AKID/"), "{auth}");
         assert!(
-            auth.contains("SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-security-token,"),
+            auth.starts_with("AWS4-HMAC-SHA256 Credential=AKID/"),
+            "{auth}"
+        );
+        assert!(
+            auth.contains(
+                "SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-security-token,"
+            ),
             "{auth}"
         );
         assert_eq!(out["x-amz-security-token"], vec!["tok".to_owned()]);

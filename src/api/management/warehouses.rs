@@ -17,8 +17,8 @@ use crate::domain::check_resource_name;
 use crate::identity::Caller;
 use crate::store::{S3Profile, S3Vending, StorageProfile, WarehouseRecord, now_ms};
 use crate::vending::TableAccess;
-use crate::warehouse_io::{S3Io, S3StaticCredentials, WarehouseIo};
 use crate::warehouse_io::normalize_location;
+use crate::warehouse_io::{S3Io, S3StaticCredentials, WarehouseIo};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(create_warehouse)
@@ -66,6 +66,8 @@ pub struct WarehouseList {
 /// server's data directory; only the root principal may name a local directory itself.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+// Built once per warehouse change and kept behind an `Arc`: size does not matter here.
+#[allow(clippy::large_enum_variant)]
 pub enum StorageRequest {
     Local {
         root: Option<String>,
@@ -414,9 +416,9 @@ async fn validate_warehouse(
                 let tenant = crate::api::vending::tenant_name(&state, &auth.0).await?;
                 validate_sts(&state, &auth.0, &wh, &tenant, &mut steps).await;
             }
-            S3Vending::Off => warnings.push(
-                "vending is off: clients need storage access of their own".to_owned(),
-            ),
+            S3Vending::Off => {
+                warnings.push("vending is off: clients need storage access of their own".to_owned())
+            }
         }
     }
     let ok = steps.iter().all(|s| s.ok);
@@ -472,11 +474,17 @@ async fn validate_sts(
             .and_then(|s| s.ok_or_else(|| "no session".to_owned()));
         let session = match session {
             Ok(s) => {
-                record(&format!("assume role for a {label} session on a sample table"), Ok(()));
+                record(
+                    &format!("assume role for a {label} session on a sample table"),
+                    Ok(()),
+                );
                 s
             }
             Err(e) => {
-                record(&format!("assume role for a {label} session on a sample table"), Err(e));
+                record(
+                    &format!("assume role for a {label} session on a sample table"),
+                    Err(e),
+                );
                 return;
             }
         };
@@ -497,18 +505,26 @@ async fn validate_sts(
         if access == DataAccess::ReadWrite {
             let wrote = record(
                 "write a file in the sample table with the session",
-                io.write(&inside, body.clone()).await.map_err(|e| e.to_string()),
+                io.write(&inside, body.clone())
+                    .await
+                    .map_err(|e| e.to_string()),
             );
             if wrote {
                 record(
                     "read it back with the session",
-                    io.read(&inside).await.map(|_| ()).map_err(|e| e.to_string()),
+                    io.read(&inside)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string()),
                 );
             }
         } else if wh.io.write(&inside, body.clone()).await.is_ok() {
             record(
                 "read a file of the sample table with the read-only session",
-                io.read(&inside).await.map(|_| ()).map_err(|e| e.to_string()),
+                io.read(&inside)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
             );
             record(
                 "the read-only session cannot delete it",
