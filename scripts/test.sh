@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, Rust unit/integration tests (nextest), then the
-# end-to-end tests with real clients (PyIceberg, DuckDB) against the real binary, and the quickstart.
+# end-to-end tests with real clients (PyIceberg, DuckDB, Spark) against the real binary and real
+# storage (SeaweedFS with STS), and the quickstart.
 # Build output and the Python venv live under ~/.cache/floe so later runs reuse them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +23,9 @@ else
 fi
 step "Python environment"
 venv=$(scripts/python-env.sh)
-step "end-to-end tests (PyIceberg, DuckDB)"
+step "Spark environment (Iceberg Java client)"
+export TEST_SPARK_DIR=$(scripts/spark-env.sh)
+step "end-to-end tests (PyIceberg, DuckDB, Spark, SeaweedFS STS)"
 TEST_FLOE_BIN="$CARGO_TARGET_DIR/debug/floe" "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/e2e
 step "quickstart"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

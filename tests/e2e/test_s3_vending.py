@@ -384,3 +384,72 @@ def test_the_readme_example_runs(s3):
                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(root / "tests" / "e2e")})
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert "list another table: AccessDenied" in out.stdout
+
+
+SPARK_SCRIPT = r"""
+import json, sys
+from pyspark.sql import SparkSession
+uri, client, secret, jars, answers = sys.argv[1:6]
+spark = (SparkSession.builder.master("local[1]")
+         .config("spark.jars", f"{jars}/iceberg-spark-runtime-3.5_2.12-1.10.2.jar,{jars}/iceberg-shaded-deps.jar")
+         .config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1")
+         .config("spark.ui.enabled", "false")
+         .config("spark.sql.catalog.rest", "org.apache.iceberg.spark.SparkCatalog")
+         .config("spark.sql.catalog.rest.type", "rest")
+         .config("spark.sql.catalog.rest.uri", uri)
+         .config("spark.sql.catalog.rest.warehouse", "lake")
+         .config("spark.sql.catalog.rest.credential", f"{client}:{secret}")
+         .config("spark.sql.catalog.rest.oauth2-server-uri", f"{uri}/v1/oauth/tokens")
+         .getOrCreate())
+spark.sparkContext.setLogLevel("ERROR")
+jvm = spark._jvm
+out = {"namespaces": sorted(r[0] for r in spark.sql("SHOW NAMESPACES IN rest").collect()),
+       "tables": sorted(r.tableName for r in spark.sql("SHOW TABLES IN rest.spark").collect()),
+       "columns": [r.col_name for r in spark.sql("DESCRIBE TABLE rest.spark.t").collect()]}
+# The table as Iceberg Java loaded it: no X-Iceberg-Access-Delegation was configured here, so
+# credentials arrive only because /v1/config's defaults told the client to ask for them.
+catalog = spark._jsparkSession.sessionState().catalogManager().catalog("rest").icebergCatalog()
+table = catalog.loadTable(jvm.org.apache.iceberg.catalog.TableIdentifier.parse("spark.t"))
+props = table.io().properties()
+out["io"] = {k: props.get(k) for k in ("s3.session-token", "client.refresh-credentials-endpoint", "s3.endpoint")}
+# Iceberg Java's own parsers on Floe's load-table and /credentials answers.
+raw = json.load(open(answers))
+parsers = jvm.org.apache.iceberg.rest.responses
+loaded = parsers.LoadTableResponseParser.fromJson(json.dumps(raw["load"]))
+creds = parsers.LoadCredentialsResponseParser.fromJson(json.dumps(raw["credentials"]))
+out["load_credentials"] = [(c.prefix(), c.config().get("s3.session-token")) for c in loaded.credentials()]
+out["credentials"] = [(c.prefix(), c.config().get("s3.access-key-id")) for c in creds.credentials()]
+print("RESULT " + json.dumps(out))
+"""
+
+
+def spark_dir():
+    from pathlib import Path
+    d = Path(os.environ.get("TEST_SPARK_DIR", Path.home() / ".cache" / "floe" / "spark"))
+    assert (d / ".ready-v1").exists(), f"Spark is not prepared in {d}: run scripts/spark-env.sh"
+    return d
+
+
+def test_iceberg_java_accepts_floes_vended_answers(floe, s3):
+    cat = floe.catalog("lake")
+    cat.create_namespace(("spark",))
+    cat.create_table(("spark", "t"), schema=pa.schema([("id", pa.int64()), ("name", pa.string())]))
+    api = Api(floe)
+    load = api.load("spark", "t")
+    credentials = api.credentials("spark", "t").json()
+    d = spark_dir()
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as answers:
+        json.dump({"load": load, "credentials": credentials}, answers)
+        answers.flush()
+        out = subprocess.run([str(d / "venv" / "bin" / "python"), "-c", SPARK_SCRIPT, floe.uri, ROOT_ID, ROOT_SECRET,
+                              str(d / "jars"), answers.name], capture_output=True, text=True, timeout=300)
+    lines = [l for l in out.stdout.splitlines() if l.startswith("RESULT ")]
+    assert out.returncode == 0 and lines, out.stdout[-2000:] + out.stderr[-4000:]
+    result = json.loads(lines[-1].removeprefix("RESULT "))
+    assert "spark" in result["namespaces"] and result["tables"] == ["t"]
+    assert result["columns"][:2] == ["id", "name"]
+    assert result["io"]["s3.session-token"], "Iceberg Java asked for and kept vended credentials"
+    assert result["io"]["client.refresh-credentials-endpoint"].endswith("/tables/t/credentials")
+    prefix = load["storage-credentials"][0]["prefix"]
+    assert result["load_credentials"] == [[prefix, load["storage-credentials"][0]["config"]["s3.session-token"]]]
+    assert result["credentials"] == [[prefix, credentials["storage-credentials"][0]["config"]["s3.access-key-id"]]]
