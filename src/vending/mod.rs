@@ -22,7 +22,7 @@ use crate::identity::Caller;
 use crate::store::{S3Profile, S3Vending, StorageProfile, now_ms};
 use crate::warehouse_io::{is_inside, normalize_location};
 use s3_policy::{PolicyScope, S3Access, session_policy};
-use sts::{AssumeRole, SessionKey, StsSessions, StsTarget, TempCredentials};
+use sts::{AssumeRole, SessionError, SessionKey, StsSessions, StsTarget, TempCredentials};
 
 /// Knobs of vending.
 #[derive(Debug, Clone)]
@@ -198,13 +198,6 @@ impl Vending {
                 t.warehouse.record.name
             ))
         })?;
-        let policy = session_policy(&PolicyScope {
-            bucket,
-            prefix: key_prefix,
-            access,
-            kms_key_arn: profile.kms_key_arn.as_deref(),
-        })
-        .map_err(CatalogError::bad_request)?;
         let key = SessionKey {
             warehouse: t.warehouse.record.id,
             profile: fingerprint(profile, t.warehouse.record.credential.as_deref()),
@@ -218,20 +211,35 @@ impl Vending {
             endpoint: profile.sts_endpoint.as_deref(),
             keys: t.warehouse.s3_keys.as_deref(),
         };
-        let request = AssumeRole {
-            role_arn: role,
-            session_name: sts::session_name(t.tenant_name, &t.caller.name),
-            source_identity: profile
-                .source_identity
-                .then(|| sts::session_name(t.tenant_name, &t.caller.name)),
-            policy: policy.json,
-            duration_secs: profile.session_duration_secs,
-            external_id: profile.external_id.as_deref(),
+        let make = || {
+            let policy = session_policy(&PolicyScope {
+                bucket,
+                prefix: key_prefix,
+                access,
+                kms_key_arn: profile.kms_key_arn.as_deref(),
+            })
+            .map_err(SessionError::Refused)?;
+            let name = sts::session_name(t.tenant_name, &t.caller.name);
+            Ok(AssumeRole {
+                role_arn: role,
+                source_identity: profile.source_identity.then(|| name.clone()),
+                session_name: name,
+                policy: policy.json,
+                duration_secs: profile.session_duration_secs,
+                external_id: profile.external_id.as_deref(),
+            })
         };
-        let creds = self.sts.session(key, target, request).await.map_err(|e| {
-            tracing::error!(warehouse = %t.warehouse.record.name, error = %e, "STS session failed");
-            unavailable(e)
-        })?;
+        let creds = self
+            .sts
+            .session(key, target, make)
+            .await
+            .map_err(|e| match e {
+                SessionError::Refused(m) => CatalogError::bad_request(m),
+                SessionError::Unavailable(m) => {
+                    tracing::error!(warehouse = %t.warehouse.record.name, error = %m, "STS session failed");
+                    unavailable(m)
+                }
+            })?;
         let margin = self.options.refresh_margin.as_millis() as i64;
         if creds.expires_at_ms - now_ms() < margin {
             return Err(unavailable(

@@ -53,6 +53,15 @@ pub struct AssumeRole<'a> {
     pub external_id: Option<&'a str>,
 }
 
+/// Why no session could be had.
+#[derive(Debug, Clone)]
+pub enum SessionError {
+    /// The request cannot be scoped (e.g. the policy would be too long): the caller's fault.
+    Refused(String),
+    /// STS failed or answered something unusable.
+    Unavailable(String),
+}
+
 /// Where STS is and who calls it.
 pub struct StsTarget<'a> {
     pub region: &'a str,
@@ -102,31 +111,35 @@ impl StsSessions {
         }
     }
 
-    /// A cached session for `key`, or a new one from STS. Never returns keys with less than the
-    /// refresh margin left.
-    pub async fn session(
+    /// A cached session for `key`, or a new one from STS with the request `make` builds (only on a
+    /// miss: building the session policy is the costly part). Never returns keys with less than
+    /// the refresh margin left.
+    pub async fn session<'a>(
         &self,
         key: SessionKey,
         target: StsTarget<'_>,
-        request: AssumeRole<'_>,
-    ) -> Result<Arc<TempCredentials>, String> {
+        make: impl FnOnce() -> Result<AssumeRole<'a>, SessionError>,
+    ) -> Result<Arc<TempCredentials>, SessionError> {
         let client_key = (key.warehouse, key.profile);
         let margin_ms = self.margin.as_millis() as i64;
         let session = self
             .sessions
             .try_get_with(key, async {
+                let request = make()?;
                 let client = self
                     .clients
                     .get_with(client_key, sts_client(&target))
                     .await;
-                let creds = assume_role(&client, &request).await?;
+                let creds = assume_role(&client, &request)
+                    .await
+                    .map_err(SessionError::Unavailable)?;
                 let left = creds.expires_at_ms - now_ms();
                 if left < margin_ms {
-                    return Err(format!(
+                    return Err(SessionError::Unavailable(format!(
                         "STS returned a session that expires in {} s, less than the refresh margin of {} s",
                         left / 1000,
                         margin_ms / 1000
-                    ));
+                    )));
                 }
                 Ok(Arc::new(creds))
             })
