@@ -222,26 +222,29 @@ pub async fn idempotent(
     reply.respond()
 }
 
-/// `{"metadata-location": .., "metadata": <JSON as cached>, "config": {..}}`, assembled around the
-/// cached metadata bytes instead of re-serializing them (load-table is the hot path).
+/// `{"metadata-location": .., "metadata": <JSON as cached>, "config": {..},
+/// "storage-credentials": [..]}`, assembled around the cached metadata bytes and pre-rendered
+/// config and credential JSON instead of re-serializing them (load-table is the hot path).
 pub fn metadata_body(
     metadata_location: Option<&str>,
     metadata: &[u8],
-    config: Option<&std::collections::BTreeMap<String, String>>,
-    credentials: &[types::StorageCredential],
+    config: Option<&[u8]>,
+    credentials: Option<&[u8]>,
 ) -> Bytes {
-    let mut out = Vec::with_capacity(metadata.len() + 256);
+    let extra = config.map_or(0, <[u8]>::len) + credentials.map_or(0, <[u8]>::len);
+    let mut out = Vec::with_capacity(metadata.len() + extra + 256);
     out.extend_from_slice(b"{\"metadata-location\":");
     serde_json::to_writer(&mut out, &metadata_location).expect("string serializes");
     out.extend_from_slice(b",\"metadata\":");
     out.extend_from_slice(metadata);
     if let Some(config) = config {
         out.extend_from_slice(b",\"config\":");
-        serde_json::to_writer(&mut out, config).expect("map serializes");
+        out.extend_from_slice(config);
     }
-    if !credentials.is_empty() {
-        out.extend_from_slice(b",\"storage-credentials\":");
-        serde_json::to_writer(&mut out, credentials).expect("credentials serialize");
+    if let Some(credential) = credentials {
+        out.extend_from_slice(b",\"storage-credentials\":[");
+        out.extend_from_slice(credential);
+        out.push(b']');
     }
     out.push(b'}');
     Bytes::from(out)

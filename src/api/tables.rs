@@ -71,15 +71,15 @@ fn load_result_body(loaded: &LoadedTable, mode: SnapshotsMode, access: &StorageA
     metadata_body(
         loaded.metadata_location.as_deref(),
         &loaded.table.json_for(mode),
-        Some(&access.config),
-        &access.credentials,
+        Some(&access.config_json),
+        access.credential_json.as_deref(),
     )
 }
 
 /// A create or register answer; an idempotent replay of it carries no credentials.
 fn table_reply(loaded: &LoadedTable, wh: &Warehouse, access: &StorageAccess) -> Reply {
     let body = load_result_body(loaded, SnapshotsMode::All, access);
-    if access.credentials.is_empty() {
+    if access.credential_json.is_none() {
         return Reply::json_bytes(body);
     }
     let replay = load_result_body(loaded, SnapshotsMode::All, &access.without_secrets(wh));
@@ -91,7 +91,7 @@ fn commit_body(loaded: &LoadedTable) -> Bytes {
         loaded.metadata_location.as_deref(),
         &loaded.table.json,
         None,
-        &[],
+        None,
     )
 }
 

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use bytes::Bytes;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -27,19 +28,25 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(sign_request);
 }
 
-/// Table-specific client configuration and credentials for a table answer.
+/// Table-specific client configuration and credentials for a table answer, as JSON.
 pub struct StorageAccess {
-    pub config: BTreeMap<String, String>,
-    pub credentials: Vec<StorageCredential>,
+    /// The `config` object.
+    pub config_json: Bytes,
+    /// The one `storage-credentials` entry, if any.
+    pub credential_json: Option<Bytes>,
 }
 
 impl StorageAccess {
+    fn plain(wh: &Warehouse) -> Self {
+        Self {
+            config_json: Bytes::from(serde_json::to_vec(&base_config(wh)).expect("maps serialize")),
+            credential_json: None,
+        }
+    }
+
     /// The same answer with no secrets (what an idempotent replay returns).
     pub fn without_secrets(&self, wh: &Warehouse) -> Self {
-        Self {
-            config: base_config(wh),
-            credentials: Vec::new(),
-        }
+        Self::plain(wh)
     }
 }
 
@@ -96,12 +103,8 @@ pub async fn storage_access(
     ident: &TableIdent,
     loaded: &LoadedTable,
 ) -> ApiResult<StorageAccess> {
-    let mut access = StorageAccess {
-        config: base_config(wh),
-        credentials: Vec::new(),
-    };
     let Some(profile) = s3_profile(wh) else {
-        return Ok(access);
+        return Ok(StorageAccess::plain(wh));
     };
     let delegation = Delegation::parse(
         req.headers()
@@ -109,11 +112,11 @@ pub async fn storage_access(
             .and_then(|v| v.to_str().ok()),
     );
     if !delegation.any() {
-        return Ok(access);
+        return Ok(StorageAccess::plain(wh));
     }
     let data = state.authz.data_access(caller, wh.record.id, ident).await?;
     if data == DataAccess::None {
-        return Ok(access);
+        return Ok(StorageAccess::plain(wh));
     }
     let location = loaded.table.metadata.location();
     if delegation.vended_credentials && profile.vending_mode() != S3Vending::Off {
@@ -127,30 +130,26 @@ pub async fn storage_access(
             refresh_endpoint: format!("{}/{}/credentials", state.public_url, table_path(wh, ident)),
         };
         if let Some(c) = state.vending.credentials(&table).await? {
-            access.config.extend(c.config.clone());
-            access.credentials.push(StorageCredential {
-                prefix: c.prefix,
-                config: c.config,
+            return Ok(StorageAccess {
+                config_json: c.config_json.clone(),
+                credential_json: Some(c.credential_json.clone()),
             });
-            return Ok(access);
         }
     }
+    let mut config = base_config(wh);
     if profile.remote_signing {
-        access
-            .config
-            .insert("s3.remote-signing-enabled".into(), "true".into());
-        access
-            .config
-            .insert("s3.signer.uri".into(), state.public_url.clone());
-        access.config.insert(
+        config.insert("s3.remote-signing-enabled".into(), "true".into());
+        config.insert("s3.signer.uri".into(), state.public_url.clone());
+        config.insert(
             "s3.signer.endpoint".into(),
             format!("{}/sign", table_path(wh, ident)),
         );
-        access
-            .config
-            .insert("s3.signer".into(), "S3V4RestSigner".into());
+        config.insert("s3.signer".into(), "S3V4RestSigner".into());
     }
-    Ok(access)
+    Ok(StorageAccess {
+        config_json: Bytes::from(serde_json::to_vec(&config).expect("maps serialize")),
+        credential_json: None,
+    })
 }
 
 /// Resolves a table for a storage route: the warehouse, the table, the caller's data access.
@@ -243,8 +242,8 @@ async fn load_credentials(
         .credentials(&access)
         .await?
         .map(|c| StorageCredential {
-            prefix: c.prefix,
-            config: c.config,
+            prefix: c.prefix.clone(),
+            config: c.config.clone(),
         })
         .into_iter()
         .collect();

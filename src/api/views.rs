@@ -29,8 +29,8 @@ fn view_body(loaded: &LoadedView) -> Bytes {
     metadata_body(
         Some(&loaded.metadata_location),
         &loaded.view.json,
-        Some(&Default::default()),
-        &[],
+        Some(b"{}"),
+        None,
     )
 }
 

@@ -12,7 +12,10 @@ pub mod sts;
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use std::time::Duration;
+
+use bytes::Bytes;
 
 use uuid::Uuid;
 
@@ -60,12 +63,66 @@ impl Delegation {
     }
 }
 
-/// Credentials for one table location: the spec's `StorageCredential`.
+/// Credentials for one table location: the spec's `StorageCredential`, also pre-rendered as JSON
+/// (load-table splices it into its answer instead of serializing it again).
 #[derive(Debug, Clone)]
 pub struct VendedCredential {
     /// The table location with a trailing `/`.
     pub prefix: String,
     pub config: BTreeMap<String, String>,
+    /// `config` as a JSON object.
+    pub config_json: Bytes,
+    /// `{"prefix": .., "config": ..}`.
+    pub credential_json: Bytes,
+    /// When the credentials stop working, if they do.
+    pub expires_at_ms: Option<i64>,
+}
+
+impl VendedCredential {
+    fn new(prefix: String, config: BTreeMap<String, String>, expires_at_ms: Option<i64>) -> Self {
+        let config_json = Bytes::from(serde_json::to_vec(&config).expect("maps serialize"));
+        let credential_json = Bytes::from(
+            serde_json::to_vec(&serde_json::json!({"prefix": prefix, "config": config}))
+                .expect("maps serialize"),
+        );
+        Self {
+            prefix,
+            config,
+            config_json,
+            credential_json,
+            expires_at_ms,
+        }
+    }
+}
+
+/// What a rendered credential is for: the session's identity plus the table's refresh endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct RenderKey {
+    warehouse: Uuid,
+    profile: u64,
+    location: String,
+    access: DataAccess,
+    principal: Uuid,
+    refresh_endpoint: String,
+}
+
+/// Rendered credentials leave the cache when their session would be renewed (static keys: 5 min).
+struct RenderedExpiry {
+    margin_ms: i64,
+}
+
+impl moka::Expiry<RenderKey, Arc<VendedCredential>> for RenderedExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &RenderKey,
+        value: &Arc<VendedCredential>,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(match value.expires_at_ms {
+            Some(at) => Duration::from_millis((at - now_ms() - self.margin_ms).max(0) as u64),
+            None => Duration::from_secs(300),
+        })
+    }
 }
 
 /// What a caller gets for one table.
@@ -84,6 +141,7 @@ pub struct TableAccess<'a> {
 /// The vending service.
 pub struct Vending {
     sts: StsSessions,
+    rendered: moka::future::Cache<RenderKey, Arc<VendedCredential>>,
     options: VendingOptions,
     static_warned: moka::sync::Cache<Uuid, ()>,
 }
@@ -93,6 +151,12 @@ impl Vending {
     pub fn new(options: VendingOptions) -> Self {
         Self {
             sts: StsSessions::new(options.refresh_margin),
+            rendered: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .expire_after(RenderedExpiry {
+                    margin_ms: options.refresh_margin.as_millis() as i64,
+                })
+                .build(),
             static_warned: moka::sync::Cache::builder()
                 .time_to_live(Duration::from_secs(300))
                 .build(),
@@ -108,6 +172,7 @@ impl Vending {
     /// Forgets cached sessions (a warehouse's profile or credential changed).
     pub fn forget_sessions(&self) {
         self.sts.clear();
+        self.rendered.invalidate_all();
     }
 
     /// Credentials for the table, or `None` when the caller has no data access or the warehouse
@@ -115,17 +180,39 @@ impl Vending {
     pub async fn credentials(
         &self,
         t: &TableAccess<'_>,
-    ) -> CatalogResult<Option<VendedCredential>> {
+    ) -> CatalogResult<Option<Arc<VendedCredential>>> {
         let StorageProfile::S3(profile) = &t.warehouse.record.storage else {
             return Ok(None);
         };
-        if t.access == DataAccess::None {
+        if t.access == DataAccess::None || profile.vending_mode() == S3Vending::Off {
             return Ok(None);
         }
+        let key = RenderKey {
+            warehouse: t.warehouse.record.id,
+            profile: fingerprint(profile, t.warehouse.record.credential.as_deref()),
+            location: t.location.to_owned(),
+            access: t.access,
+            principal: t.caller.principal_id,
+            refresh_endpoint: t.refresh_endpoint.clone(),
+        };
+        if let Some(hit) = self.rendered.get(&key).await {
+            return Ok(Some(hit));
+        }
+        let rendered = Arc::new(self.render(t, profile).await?);
+        self.rendered.insert(key, rendered.clone()).await;
+        Ok(Some(rendered))
+    }
+
+    async fn render(
+        &self,
+        t: &TableAccess<'_>,
+        profile: &S3Profile,
+    ) -> CatalogResult<VendedCredential> {
         let (bucket, key_prefix) = table_prefix(t.warehouse, profile, t.location)?;
         let mut config = s3_client_config(profile);
+        let mut expires_at_ms = None;
         match profile.vending_mode() {
-            S3Vending::Off => return Ok(None),
+            S3Vending::Off => unreachable!("checked by the caller"),
             S3Vending::Static => {
                 let keys = t.warehouse.s3_keys.as_ref().ok_or_else(|| {
                     unavailable(format!(
@@ -155,6 +242,7 @@ impl Vending {
                     "s3.session-token-expires-at-ms".into(),
                     creds.expires_at_ms.to_string(),
                 );
+                expires_at_ms = Some(creds.expires_at_ms);
                 config.insert("client.refresh-credentials-enabled".into(), "true".into());
                 config.insert(
                     "client.refresh-credentials-endpoint".into(),
@@ -162,17 +250,18 @@ impl Vending {
                 );
             }
         }
-        Ok(Some(VendedCredential {
-            prefix: format!("{}/", t.location),
+        Ok(VendedCredential::new(
+            format!("{}/", t.location),
             config,
-        }))
+            expires_at_ms,
+        ))
     }
 
     /// The temporary keys of the caller's session for a table (used by presign and the signer).
     pub async fn table_session(
         &self,
         t: &TableAccess<'_>,
-    ) -> CatalogResult<Option<std::sync::Arc<TempCredentials>>> {
+    ) -> CatalogResult<Option<Arc<TempCredentials>>> {
         let StorageProfile::S3(profile) = &t.warehouse.record.storage else {
             return Ok(None);
         };
@@ -191,7 +280,7 @@ impl Vending {
         profile: &S3Profile,
         bucket: &str,
         key_prefix: &str,
-    ) -> CatalogResult<std::sync::Arc<TempCredentials>> {
+    ) -> CatalogResult<Arc<TempCredentials>> {
         let (role, access) = role_for(profile, t.access).ok_or_else(|| {
             unavailable(format!(
                 "warehouse '{}' has no read_role_arn to vend STS sessions with",
