@@ -5,6 +5,8 @@ use actix_web::{HttpResponse, delete, get, patch, post, web};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
 use uuid::Uuid;
 
 use super::{admin_tenant, audit, not_found, visible_tenant};
@@ -64,7 +66,7 @@ pub struct WarehouseList {
 
 /// Where a new warehouse keeps its files. A local warehouse without `root` is placed in the
 /// server's data directory; only the root principal may name a local directory itself.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 // Built once per warehouse change and kept behind an `Arc`: size does not matter here.
 #[allow(clippy::large_enum_variant)]
@@ -74,6 +76,52 @@ pub enum StorageRequest {
     },
     /// An S3 bucket; see the README's "Credential vending on S3" for every setting.
     S3(S3Profile),
+}
+
+// Written by hand: the derived schema nests the S3 variant in `allOf`, which client generators
+// (openapi-python-client) cannot read inside a `oneOf`. Here each variant is one plain object.
+impl utoipa::PartialSchema for StorageRequest {
+    fn schema() -> RefOr<Schema> {
+        let kind = |k: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some([k]))
+        };
+        let local = ObjectBuilder::new()
+            .property("kind", kind("local"))
+            .required("kind")
+            .property(
+                "root",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some("file:///absolute/path (root principal only)")),
+            )
+            .description(Some("A directory on the server's disk"));
+        let RefOr::T(Schema::Object(mut s3)) = <S3Profile as utoipa::PartialSchema>::schema()
+        else {
+            unreachable!("S3Profile derives an object schema")
+        };
+        s3.properties.insert("kind".into(), kind("s3").into());
+        s3.required.insert(0, "kind".into());
+        s3.description =
+            Some("An S3 bucket (see the README's \"Credential vending on S3\")".into());
+        OneOfBuilder::new()
+            .item(local)
+            .item(s3)
+            .description(Some(
+                "Where a new warehouse keeps its files; `kind` says which storage.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for StorageRequest {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((
+            S3Vending::name().into(),
+            <S3Vending as utoipa::PartialSchema>::schema(),
+        ));
+    }
 }
 
 /// A warehouse to create.
