@@ -9,16 +9,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 async fn tenant_id(app: &TestApp) -> String {
-    let who: Value = app
-        .client
-        .get(format!("{}/management/v1/whoami", app.base))
-        .bearer_auth(&app.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let who = app.get_json("/management/v1/whoami").await;
     who["tenant_id"].as_str().unwrap().to_owned()
 }
 
@@ -142,16 +133,7 @@ async fn local_warehouses_vend_nothing_and_storage_routes_check_first() {
 #[tokio::test]
 async fn config_tells_java_clients_to_ask_for_credentials() {
     let app = spawn_app().await;
-    let config: Value = app
-        .client
-        .get(format!("{}/v1/config?warehouse=demo", app.base))
-        .bearer_auth(&app.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let config = app.get_json("/v1/config?warehouse=demo").await;
     assert_eq!(
         config["defaults"]["header.X-Iceberg-Access-Delegation"],
         "vended-credentials"

@@ -94,6 +94,19 @@ pub async fn token_status(app: &TestApp, id: &str, secret: &str) -> u16 {
 }
 
 impl TestApp {
+    /// GET `path` (from the server root, e.g. `/management/v1/whoami`) with the root token, as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// A request to `path` under `/v1/{prefix}` with the root token.
     pub fn catalog(&self, method: Method, path: &str) -> RequestBuilder {
         self.client

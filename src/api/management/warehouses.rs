@@ -416,17 +416,8 @@ async fn validate_warehouse(
     let wh = state.catalog.warehouse(&auth.0, &id.to_string()).await?;
     let probe = format!("{}/.floe-validate/{}", wh.root(), Uuid::now_v7());
     let body = Bytes::from_static(b"floe validation probe");
-    let mut steps = Vec::new();
-    let mut record = |step: &str, result: Result<(), String>| {
-        let ok = result.is_ok();
-        steps.push(ValidationStep {
-            step: step.into(),
-            ok,
-            detail: result.err(),
-        });
-        ok
-    };
-    let wrote = record(
+    let mut steps = Steps(Vec::new());
+    let wrote = steps.record(
         "write probe",
         wh.io
             .write(&probe, body.clone())
@@ -446,8 +437,8 @@ async fn validate_warehouse(
                     Err("read back different bytes".into())
                 }
             });
-        record("read probe", read);
-        record(
+        steps.record("read probe", read);
+        steps.record(
             "delete probe",
             wh.io.delete(&probe).await.map_err(|e| e.to_string()),
         );
@@ -469,12 +460,28 @@ async fn validate_warehouse(
             }
         }
     }
-    let ok = steps.iter().all(|s| s.ok);
+    let ok = steps.0.iter().all(|s| s.ok);
     Ok(HttpResponse::Ok().json(ValidationReport {
         ok,
-        steps,
+        steps: steps.0,
         warnings,
     }))
+}
+
+/// The steps of a validation, in order.
+struct Steps(Vec<ValidationStep>);
+
+impl Steps {
+    /// Records a step's outcome; returns whether it succeeded.
+    fn record(&mut self, step: &str, result: Result<(), String>) -> bool {
+        let ok = result.is_ok();
+        self.0.push(ValidationStep {
+            step: step.into(),
+            ok,
+            detail: result.err(),
+        });
+        ok
+    }
 }
 
 /// Assumes the roles the way vending does, for a sample table, and checks what the sessions can
@@ -484,17 +491,8 @@ async fn validate_sts(
     caller: &Caller,
     wh: &crate::catalog::Warehouse,
     tenant: &str,
-    steps: &mut Vec<ValidationStep>,
+    steps: &mut Steps,
 ) {
-    let mut record = |step: &str, result: Result<(), String>| {
-        let ok = result.is_ok();
-        steps.push(ValidationStep {
-            step: step.into(),
-            ok,
-            detail: result.err(),
-        });
-        ok
-    };
     let StorageProfile::S3(profile) = &wh.record.storage else {
         return;
     };
@@ -522,14 +520,14 @@ async fn validate_sts(
             .and_then(|s| s.ok_or_else(|| "no session".to_owned()));
         let session = match session {
             Ok(s) => {
-                record(
+                steps.record(
                     &format!("assume role for a {label} session on a sample table"),
                     Ok(()),
                 );
                 s
             }
             Err(e) => {
-                record(
+                steps.record(
                     &format!("assume role for a {label} session on a sample table"),
                     Err(e),
                 );
@@ -551,14 +549,14 @@ async fn validate_sts(
         let inside = format!("{sample}/probe-{label}");
         let beside = format!("{sample}-beside/probe-{label}");
         if access == DataAccess::ReadWrite {
-            let wrote = record(
+            let wrote = steps.record(
                 "write a file in the sample table with the session",
                 io.write(&inside, body.clone())
                     .await
                     .map_err(|e| e.to_string()),
             );
             if wrote {
-                record(
+                steps.record(
                     "read it back with the session",
                     io.read(&inside)
                         .await
@@ -567,14 +565,14 @@ async fn validate_sts(
                 );
             }
         } else if wh.io.write(&inside, body.clone()).await.is_ok() {
-            record(
+            steps.record(
                 "read a file of the sample table with the read-only session",
                 io.read(&inside)
                     .await
                     .map(|_| ())
                     .map_err(|e| e.to_string()),
             );
-            record(
+            steps.record(
                 "the read-only session cannot delete it",
                 match io.delete(&inside).await {
                     Ok(()) if wh.io.read(&inside).await.is_err() => Err(
@@ -585,7 +583,7 @@ async fn validate_sts(
                 },
             );
         }
-        record(
+        steps.record(
             &format!("the {label} session cannot write beside the sample table"),
             match io.write(&beside, body.clone()).await {
                 Ok(()) => {
