@@ -17,8 +17,8 @@ use crate::authz::{DataAccess, Privilege, on_table};
 use crate::catalog::{CatalogError, ErrorType, LoadedTable, Warehouse};
 use crate::domain::TableIdent;
 use crate::identity::Caller;
-use crate::store::{S3Profile, S3Vending, StorageProfile};
-use crate::vending::presign::{PresignMethod, object_key, presigned_url};
+use crate::store::{S3Profile, StorageProfile};
+use crate::vending::presign::{PresignMethod, file_inside, object_key, presigned_url};
 use crate::vending::signer::{Needs, SignRequest, SigningKeys, check_request, sign_headers};
 use crate::vending::{Delegation, TableAccess, s3_client_config, table_prefix};
 
@@ -53,7 +53,8 @@ impl StorageAccess {
 fn base_config(wh: &Warehouse) -> BTreeMap<String, String> {
     match &wh.record.storage {
         StorageProfile::S3(p) => s3_client_config(p),
-        _ => BTreeMap::new(),
+        StorageProfile::Adls(p) => crate::vending::adls::adls_client_config(p),
+        StorageProfile::Local { .. } => BTreeMap::new(),
     }
 }
 
@@ -103,9 +104,9 @@ pub async fn storage_access(
     ident: &TableIdent,
     loaded: &LoadedTable,
 ) -> ApiResult<StorageAccess> {
-    let Some(profile) = s3_profile(wh) else {
+    if matches!(wh.record.storage, StorageProfile::Local { .. }) {
         return Ok(StorageAccess::plain(wh));
-    };
+    }
     let delegation = Delegation::parse(
         req.headers()
             .get("X-Iceberg-Access-Delegation")
@@ -119,7 +120,7 @@ pub async fn storage_access(
         return Ok(StorageAccess::plain(wh));
     }
     let location = loaded.table.metadata.location();
-    if delegation.vended_credentials && profile.vending_mode() != S3Vending::Off {
+    if delegation.vended_credentials {
         let tenant = tenant_name(state, caller).await?;
         let table = TableAccess {
             warehouse: wh,
@@ -137,7 +138,9 @@ pub async fn storage_access(
         }
     }
     let mut config = base_config(wh);
-    if profile.remote_signing {
+    if let Some(profile) = s3_profile(wh)
+        && profile.remote_signing
+    {
         config.insert("s3.remote-signing-enabled".into(), "true".into());
         config.insert("s3.signer.uri".into(), state.public_url.clone());
         config.insert(
@@ -281,7 +284,7 @@ async fn signing_keys(
         };
         return Ok((keys, Some(session.expires_at_ms)));
     }
-    match &wh.s3_keys {
+    match wh.s3_keys() {
         Some(k) => Ok((
             SigningKeys {
                 access_key_id: k.access_key_id.clone(),
@@ -352,10 +355,7 @@ async fn presign_file(
     let method = PresignMethod::parse(query.method.as_deref().unwrap_or("GET"))
         .map_err(ApiError::bad_request)?;
     let (wh, ident, loaded, data) = table_for_data(&state, &auth.0, &prefix, &ns, &table).await?;
-    let profile = s3_only(&wh)?;
     let location = loaded.table.metadata.location();
-    table_prefix(&wh, profile, location)?;
-    let key = object_key(&query.location, location).map_err(forbidden)?;
     if method == PresignMethod::Put && data != DataAccess::ReadWrite {
         state
             .authz
@@ -366,23 +366,60 @@ async fn presign_file(
             )
             .await?;
     }
-    let (keys, keys_expire) = signing_keys(&state, &auth.0, &wh, location, data).await?;
     let now = crate::store::now_ms();
     let mut ttl = state.vending.options().presign_ttl;
+    if let StorageProfile::Adls(profile) = &wh.record.storage {
+        let file = file_inside(&query.location, location).map_err(forbidden)?;
+        let path = crate::vending::adls::blob_path(&wh, profile, &file)?;
+        let url = crate::vending::adls::presigned_blob_url(
+            &wh,
+            profile,
+            &path,
+            method == PresignMethod::Put,
+            ttl,
+        )?;
+        return Ok(presigned(
+            &auth.0,
+            &ident,
+            url,
+            method,
+            now + ttl.as_millis() as i64,
+        ));
+    }
+    let profile = s3_only(&wh)?;
+    table_prefix(&wh, profile, location)?;
+    let key = object_key(&query.location, location).map_err(forbidden)?;
+    let (keys, keys_expire) = signing_keys(&state, &auth.0, &wh, location, data).await?;
     if let Some(expires) = keys_expire {
         ttl = ttl.min(std::time::Duration::from_millis(
             (expires - now).max(1) as u64
         ));
     }
     let url = presigned_url(profile, &key, method, &keys, ttl).map_err(ApiError::bad_request)?;
-    tracing::info!(table = %ident, principal = %auth.0.name, method = ?method, "presigned a file URL");
-    Ok(HttpResponse::Ok()
+    Ok(presigned(
+        &auth.0,
+        &ident,
+        url,
+        method,
+        now + ttl.as_millis() as i64,
+    ))
+}
+
+fn presigned(
+    caller: &Caller,
+    ident: &TableIdent,
+    url: String,
+    method: PresignMethod,
+    expires_at_ms: i64,
+) -> HttpResponse {
+    tracing::info!(table = %ident, principal = %caller.name, method = ?method, "presigned a file URL");
+    HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(PresignResponse {
             url,
             method: format!("{method:?}").to_uppercase(),
-            expires_at_ms: now + ttl.as_millis() as i64,
-        }))
+            expires_at_ms,
+        })
 }
 
 /// The spec's `RemoteSignRequest`.

@@ -25,7 +25,9 @@ pub use views::{CreateView, LoadedView, ViewRequirement};
 use crate::identity::Caller;
 use crate::identity::storage_credentials::CredentialResolver;
 use crate::store::{CatalogStore, PageRequest, StorageProfile, WarehouseRecord};
-use crate::warehouse_io::{LocalIo, S3Io, S3StaticCredentials, WarehouseIo};
+use crate::warehouse_io::{
+    AzureIo, IoError, LocalIo, S3Io, S3StaticCredentials, StorageSecret, WarehouseIo,
+};
 
 /// How long a warehouse's storage client (and the credential it was built with) is reused.
 const IO_CACHE_SECS: u64 = 300;
@@ -37,14 +39,33 @@ const WAREHOUSE_CACHE_SECS: u64 = 10;
 pub struct Warehouse {
     pub record: Arc<WarehouseRecord>,
     pub io: Arc<dyn WarehouseIo>,
-    /// The server's own S3 keys for this warehouse, if it has static ones (else the AWS chain).
-    pub s3_keys: Option<Arc<S3StaticCredentials>>,
+    /// The server's own secret for this warehouse's storage, if it has one (else, on S3, the AWS
+    /// default chain).
+    pub secret: Option<Arc<StorageSecret>>,
+}
+
+impl Warehouse {
+    /// The server's static S3 keys, if any.
+    pub fn s3_keys(&self) -> Option<&S3StaticCredentials> {
+        match self.secret.as_deref() {
+            Some(StorageSecret::S3(k)) => Some(k),
+            _ => None,
+        }
+    }
+
+    /// The Azure account key, if the warehouse has one.
+    pub fn azure_key(&self) -> Option<&str> {
+        match self.secret.as_deref() {
+            Some(StorageSecret::AzureSharedKey(k)) => Some(k),
+            _ => None,
+        }
+    }
 }
 
 /// How the server reaches a warehouse's storage, built once and cached.
 struct StorageAccess {
     io: Arc<dyn WarehouseIo>,
-    s3_keys: Option<Arc<S3StaticCredentials>>,
+    secret: Option<Arc<StorageSecret>>,
 }
 
 impl Warehouse {
@@ -147,7 +168,7 @@ impl Catalog {
         Ok(Warehouse {
             record,
             io: access.io.clone(),
-            s3_keys: access.s3_keys.clone(),
+            secret: access.secret.clone(),
         })
     }
 
@@ -195,34 +216,51 @@ impl Catalog {
         if let Some(access) = self.io.get(&record.id).await {
             return Ok(access);
         }
-        let creds = match &record.credential {
+        let secret = match &record.credential {
             Some(name) => Some(self.storage_credential(record, name).await?),
             None => self
                 .s3_credentials
                 .read()
                 .expect("credential map lock")
                 .get(&record.id)
-                .cloned(),
+                .cloned()
+                .map(StorageSecret::S3),
         };
         let storage = record.storage.clone();
+        let name = record.name.clone();
         self.io
             .try_get_with(record.id, async move {
-                let io: Arc<dyn WarehouseIo> = match &storage {
-                    StorageProfile::Local { root } => Arc::new(LocalIo::new(root)?),
-                    StorageProfile::S3(s3) => Arc::new(
-                        S3Io::new(
-                            &s3.bucket,
-                            &s3.region,
-                            s3.endpoint.as_deref(),
-                            s3.path_style,
-                            creds.clone(),
+                let io: Arc<dyn WarehouseIo> = match (&storage, &secret) {
+                    (StorageProfile::Local { root }, _) => Arc::new(LocalIo::new(root)?),
+                    (StorageProfile::S3(s3), secret) => {
+                        let keys = match secret {
+                            Some(StorageSecret::S3(k)) => Some(k.clone()),
+                            _ => None,
+                        };
+                        Arc::new(
+                            S3Io::new(
+                                &s3.bucket,
+                                &s3.region,
+                                s3.endpoint.as_deref(),
+                                s3.path_style,
+                                keys,
+                            )
+                            .await,
                         )
-                        .await,
-                    ),
+                    }
+                    (StorageProfile::Adls(a), Some(StorageSecret::AzureSharedKey(key))) => {
+                        Arc::new(AzureIo::new(a, key.clone()))
+                    }
+                    (StorageProfile::Adls(_), _) => {
+                        return Err(IoError::Storage(
+                            name,
+                            "an ADLS warehouse needs an azure-shared-key storage credential".into(),
+                        ));
+                    }
                 };
-                Ok::<_, crate::warehouse_io::IoError>(Arc::new(StorageAccess {
+                Ok::<_, IoError>(Arc::new(StorageAccess {
                     io,
-                    s3_keys: creds.map(Arc::new),
+                    secret: secret.map(Arc::new),
                 }))
             })
             .await
@@ -234,7 +272,7 @@ impl Catalog {
         &self,
         record: &WarehouseRecord,
         name: &str,
-    ) -> CatalogResult<S3StaticCredentials> {
+    ) -> CatalogResult<StorageSecret> {
         let unavailable = |e: String| {
             tracing::error!(warehouse = %record.name, error = %e, "storage credential unavailable");
             CatalogError::new(
@@ -252,10 +290,15 @@ impl Catalog {
             .resolve(&stored)
             .await
             .map_err(unavailable)?;
-        Ok(S3StaticCredentials {
-            access_key_id: fields.remove("access_key_id").unwrap_or_default(),
-            secret_access_key: fields.remove("secret_access_key").unwrap_or_default(),
-            session_token: None,
+        Ok(match stored.kind.as_str() {
+            "azure-shared-key" => {
+                StorageSecret::AzureSharedKey(fields.remove("account_key").unwrap_or_default())
+            }
+            _ => StorageSecret::S3(S3StaticCredentials {
+                access_key_id: fields.remove("access_key_id").unwrap_or_default(),
+                secret_access_key: fields.remove("secret_access_key").unwrap_or_default(),
+                session_token: None,
+            }),
         })
     }
 

@@ -13,7 +13,10 @@ use super::MasterKey;
 use crate::store::{CredentialValue, StorageCredentialRecord};
 
 /// The kinds of storage credential and the fields each must have.
-pub const KINDS: &[(&str, &[&str])] = &[("s3-access-key", &["access_key_id", "secret_access_key"])];
+pub const KINDS: &[(&str, &[&str])] = &[
+    ("s3-access-key", &["access_key_id", "secret_access_key"]),
+    ("azure-shared-key", &["account_key"]),
+];
 
 /// Seals, checks and resolves storage credentials.
 pub struct CredentialResolver {
@@ -33,7 +36,7 @@ fn required_fields(kind: &str) -> Result<&'static [&'static str], String> {
         .find(|(k, _)| *k == kind)
         .map(|(_, f)| *f)
         .ok_or_else(|| {
-            format!("storage credential kind '{kind}' is not supported (supported: s3-access-key)")
+            format!("storage credential kind '{kind}' is not supported (supported: s3-access-key, azure-shared-key)")
         })
 }
 

@@ -36,6 +36,62 @@ pub enum StorageProfile {
     Local { root: String },
     /// An S3 bucket (or S3-compatible store) under an optional key prefix.
     S3(S3Profile),
+    /// An Azure storage container (ADLS Gen2 filesystem) under an optional prefix.
+    Adls(AdlsProfile),
+}
+
+/// An Azure Data Lake Storage Gen2 (or Blob) warehouse: where it is and how clients get access.
+/// The server signs with the account key of the warehouse's `azure-shared-key` credential; that
+/// key never leaves the server.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdlsProfile {
+    pub account: String,
+    /// The container (ADLS Gen2 filesystem).
+    pub container: String,
+    /// Paths of the warehouse start with this (no leading or trailing `/`).
+    #[serde(default)]
+    pub key_prefix: String,
+    /// Blob endpoint override including the account for emulators
+    /// (`http://127.0.0.1:10000/devstoreaccount1`) and sovereign clouds; Azure public otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// The account has a hierarchical namespace: SAS tokens are scoped to the table's directory.
+    #[serde(default = "yes")]
+    pub hierarchical_namespace: bool,
+    /// Without a hierarchical namespace no SAS can be scoped to a directory; only with this set
+    /// are container-wide (UNSCOPED) tokens handed out.
+    #[serde(default)]
+    pub allow_container_scope: bool,
+    /// Lifetime of vended SAS tokens, 60..=604800 seconds (7 days).
+    #[serde(default = "default_sas_secs")]
+    pub sas_duration_secs: u32,
+    /// Hand out SAS tokens (`true`, the default) or nothing.
+    #[serde(default = "yes")]
+    pub vending: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_sas_secs() -> u32 {
+    3600
+}
+
+impl AdlsProfile {
+    /// The blob endpoint, e.g. `https://acct.blob.core.windows.net` (no trailing `/`).
+    pub fn blob_endpoint(&self) -> String {
+        match &self.endpoint {
+            Some(ep) => ep.trim_end_matches('/').to_owned(),
+            None => format!("https://{}.blob.core.windows.net", self.account),
+        }
+    }
+
+    /// The `abfss://` authority of the warehouse's locations.
+    pub fn authority(&self) -> String {
+        format!("{}@{}.dfs.core.windows.net", self.container, self.account)
+    }
 }
 
 /// How clients get access to the files of an S3 warehouse's tables.
@@ -141,15 +197,18 @@ impl StorageProfile {
     pub fn root_location(&self) -> String {
         match self {
             StorageProfile::Local { root } => root.trim_end_matches('/').to_owned(),
-            StorageProfile::S3(s3) => {
-                let prefix = s3.key_prefix.trim_matches('/');
-                if prefix.is_empty() {
-                    format!("s3://{}", s3.bucket)
-                } else {
-                    format!("s3://{}/{prefix}", s3.bucket)
-                }
-            }
+            StorageProfile::S3(s3) => join_root("s3", &s3.bucket, &s3.key_prefix),
+            StorageProfile::Adls(a) => join_root("abfss", &a.authority(), &a.key_prefix),
         }
+    }
+}
+
+fn join_root(scheme: &str, authority: &str, prefix: &str) -> String {
+    let prefix = prefix.trim_matches('/');
+    if prefix.is_empty() {
+        format!("{scheme}://{authority}")
+    } else {
+        format!("{scheme}://{authority}/{prefix}")
     }
 }
 

@@ -5,6 +5,7 @@
 //! Must not touch: HTTP types or the store. Every credential is scoped to the table location,
 //! which is checked to lie inside its warehouse first; anything else fails closed.
 
+pub mod adls;
 pub mod presign;
 pub mod s3_policy;
 pub mod signer;
@@ -22,7 +23,7 @@ use uuid::Uuid;
 use crate::authz::DataAccess;
 use crate::catalog::{CatalogError, CatalogResult, ErrorType, Warehouse};
 use crate::identity::Caller;
-use crate::store::{S3Profile, S3Vending, StorageProfile, now_ms};
+use crate::store::{AdlsProfile, S3Profile, S3Vending, StorageProfile, now_ms};
 use crate::warehouse_io::{is_inside, normalize_location};
 use s3_policy::{PolicyScope, S3Access, session_policy};
 use sts::{AssumeRole, SessionError, SessionKey, StsSessions, StsTarget, TempCredentials};
@@ -181,15 +182,20 @@ impl Vending {
         &self,
         t: &TableAccess<'_>,
     ) -> CatalogResult<Option<Arc<VendedCredential>>> {
-        let StorageProfile::S3(profile) = &t.warehouse.record.storage else {
-            return Ok(None);
-        };
-        if t.access == DataAccess::None || profile.vending_mode() == S3Vending::Off {
+        if t.access == DataAccess::None {
             return Ok(None);
         }
+        let credential = t.warehouse.record.credential.as_deref();
+        let profile_hash = match &t.warehouse.record.storage {
+            StorageProfile::S3(p) if p.vending_mode() != S3Vending::Off => {
+                fingerprint(p, credential)
+            }
+            StorageProfile::Adls(p) if p.vending => fingerprint(p, credential),
+            _ => return Ok(None),
+        };
         let key = RenderKey {
             warehouse: t.warehouse.record.id,
-            profile: fingerprint(profile, t.warehouse.record.credential.as_deref()),
+            profile: profile_hash,
             location: t.location.to_owned(),
             access: t.access,
             principal: t.caller.principal_id,
@@ -198,9 +204,44 @@ impl Vending {
         if let Some(hit) = self.rendered.get(&key).await {
             return Ok(Some(hit));
         }
-        let rendered = Arc::new(self.render(t, profile).await?);
+        let rendered = Arc::new(match &t.warehouse.record.storage {
+            StorageProfile::S3(profile) => self.render(t, profile).await?,
+            StorageProfile::Adls(profile) => self.render_adls(t, profile)?,
+            StorageProfile::Local { .. } => return Ok(None),
+        });
         self.rendered.insert(key, rendered.clone()).await;
         Ok(Some(rendered))
+    }
+
+    fn render_adls(
+        &self,
+        t: &TableAccess<'_>,
+        profile: &AdlsProfile,
+    ) -> CatalogResult<VendedCredential> {
+        if !profile.hierarchical_namespace {
+            self.warn_unscoped(t.warehouse, "container-wide SAS tokens");
+        }
+        let (config, expires_at_ms) = adls::table_sas(
+            t.warehouse,
+            profile,
+            t.location,
+            t.access,
+            &t.refresh_endpoint,
+        )?;
+        let location = normalize_location(t.location).map_err(CatalogError::bad_request)?;
+        Ok(VendedCredential::new(
+            format!("{location}/"),
+            config,
+            Some(expires_at_ms),
+        ))
+    }
+
+    /// Logs, at most every 5 minutes per warehouse, that it hands out unscoped access.
+    fn warn_unscoped(&self, wh: &Warehouse, what: &str) {
+        if self.static_warned.get(&wh.record.id).is_none() {
+            self.static_warned.insert(wh.record.id, ());
+            tracing::warn!(warehouse = %wh.record.name, "vending {what}: UNSCOPED, every client reaches the whole bucket or container");
+        }
     }
 
     async fn render(
@@ -214,16 +255,13 @@ impl Vending {
         match profile.vending_mode() {
             S3Vending::Off => unreachable!("checked by the caller"),
             S3Vending::Static => {
-                let keys = t.warehouse.s3_keys.as_ref().ok_or_else(|| {
+                let keys = t.warehouse.s3_keys().ok_or_else(|| {
                     unavailable(format!(
                         "warehouse '{}' vends static keys but has no storage credential",
                         t.warehouse.record.name
                     ))
                 })?;
-                if self.static_warned.get(&t.warehouse.record.id).is_none() {
-                    self.static_warned.insert(t.warehouse.record.id, ());
-                    tracing::warn!(warehouse = %t.warehouse.record.name, "vending the warehouse's static keys: UNSCOPED, every client reaches the whole bucket");
-                }
+                self.warn_unscoped(t.warehouse, "the warehouse's static keys");
                 config.insert("s3.access-key-id".into(), keys.access_key_id.clone());
                 config.insert(
                     "s3.secret-access-key".into(),
@@ -298,7 +336,7 @@ impl Vending {
         let target = StsTarget {
             region: &profile.region,
             endpoint: profile.sts_endpoint.as_deref(),
-            keys: t.warehouse.s3_keys.as_deref(),
+            keys: t.warehouse.s3_keys(),
         };
         let make = || {
             let policy = session_policy(&PolicyScope {
@@ -406,7 +444,7 @@ pub fn s3_client_config(profile: &S3Profile) -> BTreeMap<String, String> {
 }
 
 /// A hash of what a session depends on in a warehouse's settings.
-pub fn fingerprint(profile: &S3Profile, credential: Option<&str>) -> u64 {
+pub fn fingerprint(profile: &impl Hash, credential: Option<&str>) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     profile.hash(&mut h);
     credential.hash(&mut h);

@@ -32,9 +32,9 @@ impl PresignMethod {
     }
 }
 
-/// The object key of `location` when it lies strictly inside `table_location` (both are checked
-/// after normalizing: `..`, empty segments, `%` escapes and sibling prefixes are refused).
-pub fn object_key(location: &str, table_location: &str) -> Result<String, String> {
+/// `location`, normalized, when it lies strictly inside `table_location` (both are checked after
+/// normalizing: `..`, empty segments, `%` escapes and sibling prefixes are refused).
+pub fn file_inside(location: &str, table_location: &str) -> Result<String, String> {
     let object = normalize_location(location)?;
     let table = normalize_location(table_location)?;
     if object == table || !is_inside(&object, &table) {
@@ -42,6 +42,12 @@ pub fn object_key(location: &str, table_location: &str) -> Result<String, String
             "{location} is not a file inside the table ({table}/)"
         ));
     }
+    Ok(object)
+}
+
+/// The S3 object key of `location` when it lies strictly inside `table_location`.
+pub fn object_key(location: &str, table_location: &str) -> Result<String, String> {
+    let object = file_inside(location, table_location)?;
     split_s3(&object)
         .map(|(_, key)| key.to_owned())
         .ok_or_else(|| format!("{location} is not an s3:// location"))

@@ -3,14 +3,35 @@
 //! Owns: the [`WarehouseIo`] trait, its local-directory and S3 backends, and the rules for which
 //! locations lie inside a warehouse. Must not touch: the store or HTTP.
 
+mod azure;
+pub mod azure_sas;
 mod local;
 mod s3;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
+pub use azure::{AzureIo, encode_blob_path};
 pub use local::LocalIo;
 pub use s3::{S3Io, S3StaticCredentials};
+
+/// The secret a warehouse's storage credential resolves to.
+#[derive(Clone)]
+pub enum StorageSecret {
+    /// S3 access keys.
+    S3(S3StaticCredentials),
+    /// An Azure storage account key (base64).
+    AzureSharedKey(String),
+}
+
+impl std::fmt::Debug for StorageSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::S3(k) => k.fmt(f),
+            Self::AzureSharedKey(_) => f.write_str("AzureSharedKey(***)"),
+        }
+    }
+}
 
 /// Storage failures, named by location (never by credential).
 #[derive(Debug, Clone, thiserror::Error)]
@@ -40,10 +61,11 @@ pub trait WarehouseIo: Send + Sync {
 /// compared to a warehouse root by plain prefix.
 pub fn normalize_location(location: &str) -> Result<String, String> {
     let (scheme, rest) = location.split_once("://").ok_or_else(|| {
-        format!("location '{location}' has no scheme (expected s3://... or file://...)")
+        format!("location '{location}' has no scheme (expected s3://, abfss:// or file://)")
     })?;
     let scheme = match scheme {
         "s3" | "s3a" | "s3n" => "s3",
+        "abfss" | "abfs" => "abfss",
         "file" => "file",
         other => return Err(format!("location scheme '{other}' is not supported")),
     };

@@ -17,7 +17,7 @@ use crate::authz::{DataAccess, Privilege, on_warehouse};
 use crate::catalog::CatalogError;
 use crate::domain::check_resource_name;
 use crate::identity::Caller;
-use crate::store::{S3Profile, S3Vending, StorageProfile, WarehouseRecord, now_ms};
+use crate::store::{AdlsProfile, S3Profile, S3Vending, StorageProfile, WarehouseRecord, now_ms};
 use crate::vending::TableAccess;
 use crate::warehouse_io::normalize_location;
 use crate::warehouse_io::{S3Io, S3StaticCredentials, WarehouseIo};
@@ -76,6 +76,8 @@ pub enum StorageRequest {
     },
     /// An S3 bucket; see the README's "Credential vending on S3" for every setting.
     S3(S3Profile),
+    /// An Azure container; see the README's "Credential vending on ADLS".
+    Adls(AdlsProfile),
 }
 
 // Written by hand: the derived schema nests the S3 variant in `allOf`, which client generators
@@ -105,9 +107,18 @@ impl utoipa::PartialSchema for StorageRequest {
         s3.required.insert(0, "kind".into());
         s3.description =
             Some("An S3 bucket (see the README's \"Credential vending on S3\")".into());
+        let RefOr::T(Schema::Object(mut adls)) = <AdlsProfile as utoipa::PartialSchema>::schema()
+        else {
+            unreachable!("AdlsProfile derives an object schema")
+        };
+        adls.properties.insert("kind".into(), kind("adls").into());
+        adls.required.insert(0, "kind".into());
+        adls.description =
+            Some("An Azure container (see the README's \"Credential vending on ADLS\")".into());
         OneOfBuilder::new()
             .item(local)
             .item(s3)
+            .item(adls)
             .description(Some(
                 "Where a new warehouse keeps its files; `kind` says which storage.",
             ))
@@ -161,18 +172,34 @@ pub struct ValidationReport {
     pub warnings: Vec<String>,
 }
 
-async fn check_credential(state: &AppState, tenant: Uuid, name: &Option<String>) -> ApiResult<()> {
-    if let Some(name) = name
-        && state
-            .catalog
-            .store()
-            .get_storage_credential(tenant, name)
-            .await?
-            .is_none()
+/// The kind of the named storage credential (`None` without a name); 404 when it does not exist.
+async fn credential_kind(
+    state: &AppState,
+    tenant: Uuid,
+    name: &Option<String>,
+) -> ApiResult<Option<String>> {
+    let Some(name) = name else {
+        return Ok(None);
+    };
+    match state
+        .catalog
+        .store()
+        .get_storage_credential(tenant, name)
+        .await?
     {
-        return Err(not_found(&format!("storage credential '{name}'")).into());
+        Some(c) => Ok(Some(c.kind)),
+        None => Err(not_found(&format!("storage credential '{name}'")).into()),
     }
-    Ok(())
+}
+
+/// Checks that a storage profile's credential is of the kind its storage needs.
+fn check_kind(kind: Option<&str>, wanted: &str) -> Result<bool, CatalogError> {
+    match kind {
+        Some(k) if k != wanted => Err(CatalogError::bad_request(format!(
+            "this storage needs a {wanted} credential, not {k}"
+        ))),
+        k => Ok(k.is_some()),
+    }
 }
 
 fn storage_profile(
@@ -180,7 +207,7 @@ fn storage_profile(
     caller: &Caller,
     id: Uuid,
     req: StorageRequest,
-    has_credential: bool,
+    credential_kind: Option<&str>,
 ) -> ApiResult<StorageProfile> {
     match req {
         StorageRequest::Local { root: None } => {
@@ -212,9 +239,19 @@ fn storage_profile(
             s3.key_prefix = s3.key_prefix.trim_matches('/').to_owned();
             let check = format!("s3://{}/{}", s3.bucket, s3.key_prefix);
             normalize_location(check.trim_end_matches('/')).map_err(CatalogError::bad_request)?;
+            let has_credential = check_kind(credential_kind, "s3-access-key")?;
             crate::vending::check_s3_profile(&s3, has_credential)
                 .map_err(CatalogError::bad_request)?;
             Ok(StorageProfile::S3(s3))
+        }
+        StorageRequest::Adls(mut adls) => {
+            adls.key_prefix = adls.key_prefix.trim_matches('/').to_owned();
+            let root = StorageProfile::Adls(adls.clone()).root_location();
+            normalize_location(&root).map_err(CatalogError::bad_request)?;
+            let has_credential = check_kind(credential_kind, "azure-shared-key")?;
+            crate::vending::adls::check_adls_profile(&adls, has_credential)
+                .map_err(CatalogError::bad_request)?;
+            Ok(StorageProfile::Adls(adls))
         }
     }
 }
@@ -237,8 +274,8 @@ async fn create_warehouse(
     let body = body.into_inner();
     check_resource_name("warehouse name", &body.name)?;
     let id = Uuid::now_v7();
-    check_credential(&state, tenant.id, &body.credential).await?;
-    let storage = storage_profile(&state, &auth.0, id, body.storage, body.credential.is_some())?;
+    let kind = credential_kind(&state, tenant.id, &body.credential).await?;
+    let storage = storage_profile(&state, &auth.0, id, body.storage, kind.as_deref())?;
     let record = WarehouseRecord {
         id,
         tenant_id: tenant.id,
@@ -345,12 +382,11 @@ async fn update_warehouse(
         wh.name = name;
     }
     if body.credential.is_some() {
-        check_credential(&state, tenant, &body.credential).await?;
         wh.credential = body.credential;
     }
+    let kind = credential_kind(&state, tenant, &wh.credential).await?;
     if let Some(storage) = body.storage {
-        let has_credential = wh.credential.is_some();
-        wh.storage = storage_profile(&state, &auth.0, id, storage, has_credential)?;
+        wh.storage = storage_profile(&state, &auth.0, id, storage, kind.as_deref())?;
     }
     state.catalog.store().update_warehouse(&wh).await?;
     state.catalog.forget_warehouse(id).await;
@@ -460,12 +496,91 @@ async fn validate_warehouse(
             }
         }
     }
+    if let StorageProfile::Adls(profile) = &wh.record.storage {
+        if !profile.hierarchical_namespace {
+            let w =
+                "no hierarchical namespace: vended SAS tokens reach the whole container (UNSCOPED)";
+            tracing::warn!(warehouse = %wh.record.name, "{w}");
+            warnings.push(w.to_owned());
+        }
+        validate_sas(&wh, profile, &mut steps).await;
+    }
     let ok = steps.0.iter().all(|s| s.ok);
     Ok(HttpResponse::Ok().json(ValidationReport {
         ok,
         steps: steps.0,
         warnings,
     }))
+}
+
+/// Signs a read-only SAS the way vending does for a sample table and checks what it allows: it
+/// reads a file there and cannot write one.
+async fn validate_sas(wh: &crate::catalog::Warehouse, profile: &AdlsProfile, steps: &mut Steps) {
+    let sample = format!("{}/.floe-validate/{}", wh.root(), Uuid::now_v7());
+    let probe = format!("{sample}/probe");
+    let sas = crate::vending::adls::table_sas(wh, profile, &sample, DataAccess::Read, "")
+        .map(|(config, _)| config["adls.sas-token"].clone());
+    let sas = match sas {
+        Ok(t) => {
+            steps.record("sign a read-only SAS for a sample table", Ok(()));
+            t
+        }
+        Err(e) => {
+            steps.record("sign a read-only SAS for a sample table", Err(e.message));
+            return;
+        }
+    };
+    if wh
+        .io
+        .write(&probe, Bytes::from_static(b"floe SAS probe"))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let url = |path: &str| {
+        let blob = path
+            .strip_prefix(&format!("abfss://{}/", profile.authority()))
+            .unwrap_or(path);
+        format!(
+            "{}/{}/{}{sas}",
+            profile.blob_endpoint(),
+            profile.container,
+            crate::warehouse_io::encode_blob_path(blob)
+        )
+    };
+    let http = reqwest::Client::new();
+    let read = http
+        .get(url(&probe))
+        .header("x-ms-version", crate::warehouse_io::azure_sas::SAS_VERSION)
+        .send()
+        .await;
+    steps.record(
+        "read a file of the sample table with the SAS",
+        match read {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => Err(format!("HTTP {}", r.status())),
+            Err(e) => Err(e.to_string()),
+        },
+    );
+    let write = http
+        .put(url(&format!("{sample}/written")))
+        .header("x-ms-blob-type", "BlockBlob")
+        .header("x-ms-version", crate::warehouse_io::azure_sas::SAS_VERSION)
+        .body("x")
+        .send()
+        .await;
+    steps.record(
+        "the read-only SAS cannot write",
+        match write {
+            Ok(r) if r.status().is_success() => {
+                let _ = wh.io.delete(&format!("{sample}/written")).await;
+                Err("a read-only SAS wrote a file".into())
+            }
+            _ => Ok(()),
+        },
+    );
+    let _ = wh.io.delete(&probe).await;
 }
 
 /// The steps of a validation, in order.

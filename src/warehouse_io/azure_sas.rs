@@ -191,7 +191,11 @@ mod tests {
 
     #[test]
     fn scopes_are_named_in_the_token() {
-        let c = sign(&request(SasResource::Container), &SasKey::Account(AZURITE_KEY)).unwrap();
+        let c = sign(
+            &request(SasResource::Container),
+            &SasKey::Account(AZURITE_KEY),
+        )
+        .unwrap();
         assert!(c.contains("sr=c") && !c.contains("sdd="));
         let b = sign(
             &request(SasResource::Blob {

@@ -1,0 +1,266 @@
+//! ADLS Gen2 / Blob vending: SAS tokens for a table's directory (hierarchical namespace), or for
+//! the whole container where the profile explicitly allows that unscoped fallback.
+
+use std::collections::BTreeMap;
+
+use chrono::{Duration, Utc};
+
+use crate::authz::DataAccess;
+use crate::catalog::{CatalogError, CatalogResult, ErrorType, Warehouse};
+use crate::store::AdlsProfile;
+use crate::warehouse_io::azure_sas::{SasKey, SasRequest, SasResource, sign};
+use crate::warehouse_io::{encode_blob_path, is_inside, normalize_location};
+
+/// Longest SAS lifetime Floe signs (Azure allows any, Floe caps at 7 days).
+pub const MAX_SAS_SECS: u32 = 7 * 24 * 3600;
+
+/// The blob path of a location inside the warehouse (no leading or trailing `/`).
+pub fn blob_path(wh: &Warehouse, profile: &AdlsProfile, location: &str) -> CatalogResult<String> {
+    let location = normalize_location(location).map_err(CatalogError::bad_request)?;
+    let root = wh.root();
+    if location == root || !is_inside(&location, &root) {
+        return Err(CatalogError::new(
+            ErrorType::Forbidden,
+            format!("{location} is not inside warehouse '{}'", wh.record.name),
+        ));
+    }
+    let prefix = format!("abfss://{}/", profile.authority());
+    location
+        .strip_prefix(&prefix)
+        .map(str::to_owned)
+        .ok_or_else(|| CatalogError::bad_request(format!("{location} is not in {prefix}")))
+}
+
+/// Permissions by access level, in Azure's order.
+fn permissions(access: DataAccess) -> &'static str {
+    match access {
+        DataAccess::ReadWrite => "racwdl",
+        _ => "rl",
+    }
+}
+
+/// The key of the Azure account, or why there is none.
+fn account_key<'a>(wh: &'a Warehouse) -> CatalogResult<&'a str> {
+    wh.azure_key().ok_or_else(|| {
+        CatalogError::new(
+            ErrorType::ServiceUnavailable,
+            format!(
+                "warehouse '{}' has no azure-shared-key credential to sign with",
+                wh.record.name
+            ),
+        )
+    })
+}
+
+/// A SAS for the table at `location` and the config keys clients read, with its expiry.
+pub fn table_sas(
+    wh: &Warehouse,
+    profile: &AdlsProfile,
+    location: &str,
+    access: DataAccess,
+    refresh_endpoint: &str,
+) -> CatalogResult<(BTreeMap<String, String>, i64)> {
+    let path = blob_path(wh, profile, location)?;
+    let resource = if profile.hierarchical_namespace {
+        SasResource::Directory { path }
+    } else if profile.allow_container_scope {
+        SasResource::Container
+    } else {
+        return Err(CatalogError::new(
+            ErrorType::Forbidden,
+            format!(
+                "warehouse '{}' has no hierarchical namespace, so no SAS can be scoped to a table; container-wide tokens need allow_container_scope",
+                wh.record.name
+            ),
+        ));
+    };
+    let now = Utc::now();
+    let expiry = now + Duration::seconds(profile.sas_duration_secs.into());
+    let token = sign(
+        &SasRequest {
+            account: &profile.account,
+            container: &profile.container,
+            resource,
+            permissions: permissions(access),
+            start: now - Duration::minutes(5),
+            expiry,
+            protocol: protocol(profile),
+        },
+        &SasKey::Account(account_key(wh)?),
+    )
+    .map_err(|e| CatalogError::new(ErrorType::ServiceUnavailable, e))?;
+    let host = format!("{}.dfs.core.windows.net", profile.account);
+    let expires_at_ms = expiry.timestamp_millis();
+    let mut config = adls_client_config(profile);
+    config.insert(format!("adls.sas-token.{host}"), token.clone());
+    config.insert(format!("adls.sas-token.{}", profile.account), token.clone());
+    // pyarrow's Azure filesystem (PyIceberg) reads only this key and needs the leading `?`.
+    config.insert("adls.sas-token".into(), format!("?{token}"));
+    config.insert(
+        format!("adls.sas-token-expires-at-ms.{host}"),
+        expires_at_ms.to_string(),
+    );
+    config.insert(
+        "adls.refresh-credentials-endpoint".into(),
+        refresh_endpoint.to_owned(),
+    );
+    config.insert("adls.refresh-credentials-enabled".into(), "true".into());
+    Ok((config, expires_at_ms))
+}
+
+/// `https` only, unless the endpoint is plain HTTP (emulators).
+fn protocol(profile: &AdlsProfile) -> &'static str {
+    match &profile.endpoint {
+        Some(ep) if ep.starts_with("http://") => "https,http",
+        _ => "https",
+    }
+}
+
+/// The non-secret client settings of an ADLS warehouse: account name and endpoint overrides.
+pub fn adls_client_config(profile: &AdlsProfile) -> BTreeMap<String, String> {
+    let mut config = BTreeMap::new();
+    config.insert("adls.account-name".into(), profile.account.clone());
+    if let Some(ep) = &profile.endpoint
+        && let Ok(url) = url::Url::parse(ep)
+    {
+        let authority = match url.port() {
+            Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
+            None => url.host_str().unwrap_or_default().to_owned(),
+        };
+        for service in ["blob", "dfs"] {
+            config.insert(
+                format!("adls.{service}-storage-authority"),
+                authority.clone(),
+            );
+            config.insert(
+                format!("adls.{service}-storage-scheme"),
+                url.scheme().into(),
+            );
+        }
+    }
+    config
+}
+
+/// A SAS URL for one blob: read for GET, create and write for PUT.
+pub fn presigned_blob_url(
+    wh: &Warehouse,
+    profile: &AdlsProfile,
+    path: &str,
+    write: bool,
+    ttl: std::time::Duration,
+) -> CatalogResult<String> {
+    let now = Utc::now();
+    let token = sign(
+        &SasRequest {
+            account: &profile.account,
+            container: &profile.container,
+            resource: SasResource::Blob {
+                path: path.to_owned(),
+            },
+            permissions: if write { "cw" } else { "r" },
+            start: now - Duration::minutes(5),
+            expiry: now + Duration::milliseconds(ttl.as_millis() as i64),
+            protocol: protocol(profile),
+        },
+        &SasKey::Account(account_key(wh)?),
+    )
+    .map_err(|e| CatalogError::new(ErrorType::ServiceUnavailable, e))?;
+    Ok(format!(
+        "{}/{}/{}?{token}",
+        profile.blob_endpoint(),
+        profile.container,
+        encode_blob_path(path)
+    ))
+}
+
+/// Checks an ADLS profile; the message names the setting at fault.
+pub fn check_adls_profile(p: &AdlsProfile, has_credential: bool) -> Result<(), String> {
+    let name_ok = |s: &str, max: usize| {
+        (3..=max).contains(&s.len())
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    };
+    if !name_ok(&p.account, 24) || p.account.contains('-') {
+        return Err(format!(
+            "account '{}' is not a storage account name (3-24 lowercase letters and digits)",
+            p.account
+        ));
+    }
+    if !name_ok(&p.container, 63) {
+        return Err(format!(
+            "container '{}' is not a container name (3-63 lowercase letters, digits and '-')",
+            p.container
+        ));
+    }
+    if let Some(ep) = &p.endpoint
+        && !(ep.starts_with("http://") || ep.starts_with("https://"))
+    {
+        return Err("endpoint must be an http:// or https:// URL".into());
+    }
+    if !(60..=MAX_SAS_SECS).contains(&p.sas_duration_secs) {
+        return Err(format!(
+            "sas_duration_secs must be between 60 and {MAX_SAS_SECS} (7 days), not {}",
+            p.sas_duration_secs
+        ));
+    }
+    if !has_credential {
+        return Err("an ADLS warehouse needs an azure-shared-key storage credential".into());
+    }
+    if p.vending && !p.hierarchical_namespace && !p.allow_container_scope {
+        return Err("without a hierarchical namespace no SAS can be scoped to a table: set allow_container_scope (UNSCOPED container-wide tokens) or vending = false".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile() -> AdlsProfile {
+        serde_json::from_value(serde_json::json!({"account": "acct", "container": "lake"})).unwrap()
+    }
+
+    #[test]
+    fn profile_checks_name_the_setting() {
+        let mut p = profile();
+        assert!(p.hierarchical_namespace && p.vending, "defaults");
+        assert!(check_adls_profile(&p, true).is_ok());
+        assert!(
+            check_adls_profile(&p, false)
+                .unwrap_err()
+                .contains("credential")
+        );
+        p.hierarchical_namespace = false;
+        assert!(
+            check_adls_profile(&p, true)
+                .unwrap_err()
+                .contains("allow_container_scope")
+        );
+        p.allow_container_scope = true;
+        assert!(check_adls_profile(&p, true).is_ok());
+        p.sas_duration_secs = MAX_SAS_SECS + 1;
+        assert!(check_adls_profile(&p, true).unwrap_err().contains("7 days"));
+        p.sas_duration_secs = 3600;
+        p.account = "Bad_Account".into();
+        assert!(
+            check_adls_profile(&p, true)
+                .unwrap_err()
+                .contains("account")
+        );
+    }
+
+    #[test]
+    fn emulator_endpoints_become_client_authorities() {
+        let mut p = profile();
+        p.endpoint = Some("http://127.0.0.1:10000/devstoreaccount1".into());
+        let c = adls_client_config(&p);
+        assert_eq!(c["adls.blob-storage-authority"], "127.0.0.1:10000");
+        assert_eq!(c["adls.dfs-storage-scheme"], "http");
+        assert_eq!(c["adls.account-name"], "acct");
+        assert!(
+            adls_client_config(&profile())
+                .get("adls.blob-storage-authority")
+                .is_none()
+        );
+    }
+}
