@@ -23,9 +23,11 @@ else
 fi
 step "Python environment"
 venv=$(scripts/python-env.sh)
+step "Node tools (Azurite)"
+export TEST_NODE_DIR=$(scripts/node-env.sh)
 step "Spark environment (Iceberg Java client)"
 export TEST_SPARK_DIR=$(scripts/spark-env.sh)
-step "end-to-end tests (PyIceberg, DuckDB, Spark, SeaweedFS STS)"
+step "end-to-end tests (PyIceberg, DuckDB, Spark; SeaweedFS STS, Azurite)"
 TEST_FLOE_BIN="$CARGO_TARGET_DIR/debug/floe" "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/e2e
 step "quickstart"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

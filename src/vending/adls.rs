@@ -40,7 +40,7 @@ fn permissions(access: DataAccess) -> &'static str {
 }
 
 /// The key of the Azure account, or why there is none.
-fn account_key<'a>(wh: &'a Warehouse) -> CatalogResult<&'a str> {
+fn account_key(wh: &Warehouse) -> CatalogResult<&str> {
     wh.azure_key().ok_or_else(|| {
         CatalogError::new(
             ErrorType::ServiceUnavailable,
@@ -100,6 +100,17 @@ pub fn table_sas(
         format!("adls.sas-token-expires-at-ms.{host}"),
         expires_at_ms.to_string(),
     );
+    // With an endpoint override (emulators, sovereign clouds) fsspec/adlfs needs the endpoint
+    // and the SAS together: a SAS connection string (it holds no account key).
+    if let Some(ep) = &profile.endpoint {
+        config.insert(
+            "adls.connection-string".into(),
+            format!(
+                "BlobEndpoint={};SharedAccessSignature={token}",
+                ep.trim_end_matches('/')
+            ),
+        );
+    }
     config.insert(
         "adls.refresh-credentials-endpoint".into(),
         refresh_endpoint.to_owned(),
@@ -257,10 +268,6 @@ mod tests {
         assert_eq!(c["adls.blob-storage-authority"], "127.0.0.1:10000");
         assert_eq!(c["adls.dfs-storage-scheme"], "http");
         assert_eq!(c["adls.account-name"], "acct");
-        assert!(
-            adls_client_config(&profile())
-                .get("adls.blob-storage-authority")
-                .is_none()
-        );
+        assert!(!adls_client_config(&profile()).contains_key("adls.blob-storage-authority"));
     }
 }

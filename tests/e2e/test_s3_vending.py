@@ -57,13 +57,13 @@ def floe(s3):
 class Api:
     """Raw HTTP as one principal."""
 
-    def __init__(self, floe, client_id=ROOT_ID, secret=ROOT_SECRET):
+    def __init__(self, floe, client_id=ROOT_ID, secret=ROOT_SECRET, warehouse="lake"):
         self.uri = floe.uri
         self.client_id, self.secret = client_id, secret
         token = requests.post(f"{floe.uri}/v1/oauth/tokens", data={
             "grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}).json()
         self.h = {"Authorization": f"Bearer {token['access_token']}"}
-        cfg = requests.get(f"{floe.uri}/v1/config", params={"warehouse": "lake"}, headers=self.h).json()
+        cfg = requests.get(f"{floe.uri}/v1/config", params={"warehouse": warehouse}, headers=self.h).json()
         self.prefix = cfg["overrides"]["prefix"]
 
     def table_url(self, ns, table):
@@ -83,9 +83,9 @@ class Api:
         return r.json() if r.content else None
 
 
-def principal_with(floe, name, grants):
+def principal_with(floe, name, grants, warehouse="lake"):
     """A principal whose only role grants `grants` ([(resource, privilege)]); returns its Api."""
-    root = Api(floe)
+    root = Api(floe, warehouse=warehouse)
     tenant = root.manage("GET", "/whoami")["tenant_id"]
     created = root.manage("POST", f"/tenants/{tenant}/principals", {"name": name})
     role = root.manage("POST", f"/tenants/{tenant}/roles", {"name": f"{name}-role"})
@@ -93,7 +93,7 @@ def principal_with(floe, name, grants):
         root.manage("POST", f"/tenants/{tenant}/grants",
                     {"role_id": role["id"], "resource": resource, "privilege": privilege})
     root.manage("PUT", f"/tenants/{tenant}/roles/{role['id']}/principals/{created['principal']['id']}")
-    return Api(floe, created["client_id"], created["client_secret"])
+    return Api(floe, created["client_id"], created["client_secret"], warehouse)
 
 
 def table_resource(api, ns, name):
