@@ -54,6 +54,7 @@ fn base_config(wh: &Warehouse) -> BTreeMap<String, String> {
     match &wh.record.storage {
         StorageProfile::S3(p) => s3_client_config(p),
         StorageProfile::Adls(p) => crate::vending::adls::adls_client_config(p),
+        StorageProfile::Gcs(p) => crate::vending::gcs::gcs_client_config(p),
         StorageProfile::Local { .. } => BTreeMap::new(),
     }
 }
@@ -378,6 +379,37 @@ async fn presign_file(
             method == PresignMethod::Put,
             ttl,
         )?;
+        return Ok(presigned(
+            &auth.0,
+            &ident,
+            url,
+            method,
+            now + ttl.as_millis() as i64,
+        ));
+    }
+    if let StorageProfile::Gcs(profile) = &wh.record.storage {
+        let file = file_inside(&query.location, location).map_err(forbidden)?;
+        let (object, _) = crate::vending::gcs_object(&wh, profile, &file)?;
+        let account = wh.gcs_account().ok_or_else(|| {
+            CatalogError::new(
+                ErrorType::ServiceUnavailable,
+                "the warehouse has no service account to sign with",
+            )
+        })?;
+        let method_name = if method == PresignMethod::Put {
+            "PUT"
+        } else {
+            "GET"
+        };
+        let url = crate::vending::gcs::signed_url(
+            account,
+            &profile.bucket,
+            &object,
+            method_name,
+            chrono::Utc::now(),
+            ttl.as_secs().max(1),
+        )
+        .map_err(|e| CatalogError::new(ErrorType::ServiceUnavailable, e))?;
         return Ok(presigned(
             &auth.0,
             &ident,

@@ -26,7 +26,8 @@ use crate::identity::Caller;
 use crate::identity::storage_credentials::CredentialResolver;
 use crate::store::{CatalogStore, PageRequest, StorageProfile, WarehouseRecord};
 use crate::warehouse_io::{
-    AzureIo, IoError, LocalIo, S3Io, S3StaticCredentials, StorageSecret, WarehouseIo,
+    AzureIo, GcsIo, GcsServiceAccount, IoError, LocalIo, S3Io, S3StaticCredentials, StorageSecret,
+    WarehouseIo,
 };
 
 /// How long a warehouse's storage client (and the credential it was built with) is reused.
@@ -49,6 +50,14 @@ impl Warehouse {
     pub fn s3_keys(&self) -> Option<&S3StaticCredentials> {
         match self.secret.as_deref() {
             Some(StorageSecret::S3(k)) => Some(k),
+            _ => None,
+        }
+    }
+
+    /// The Google service account, if the warehouse has one.
+    pub fn gcs_account(&self) -> Option<&Arc<GcsServiceAccount>> {
+        match self.secret.as_deref() {
+            Some(StorageSecret::Gcs(sa)) => Some(sa),
             _ => None,
         }
     }
@@ -251,6 +260,15 @@ impl Catalog {
                     (StorageProfile::Adls(a), Some(StorageSecret::AzureSharedKey(key))) => {
                         Arc::new(AzureIo::new(a, key.clone()))
                     }
+                    (StorageProfile::Gcs(g), Some(StorageSecret::Gcs(account))) => {
+                        Arc::new(GcsIo::new(g, account.clone()))
+                    }
+                    (StorageProfile::Gcs(_), _) => {
+                        return Err(IoError::Storage(
+                            name,
+                            "a GCS warehouse needs a gcs-service-account storage credential".into(),
+                        ));
+                    }
                     (StorageProfile::Adls(_), _) => {
                         return Err(IoError::Storage(
                             name,
@@ -294,6 +312,12 @@ impl Catalog {
             "azure-shared-key" => {
                 StorageSecret::AzureSharedKey(fields.remove("account_key").unwrap_or_default())
             }
+            "gcs-service-account" => StorageSecret::Gcs(Arc::new(
+                GcsServiceAccount::from_json(
+                    &fields.remove("service_account_json").unwrap_or_default(),
+                )
+                .map_err(unavailable)?,
+            )),
             _ => StorageSecret::S3(S3StaticCredentials {
                 access_key_id: fields.remove("access_key_id").unwrap_or_default(),
                 secret_access_key: fields.remove("secret_access_key").unwrap_or_default(),

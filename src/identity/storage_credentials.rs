@@ -16,6 +16,7 @@ use crate::store::{CredentialValue, StorageCredentialRecord};
 pub const KINDS: &[(&str, &[&str])] = &[
     ("s3-access-key", &["access_key_id", "secret_access_key"]),
     ("azure-shared-key", &["account_key"]),
+    ("gcs-service-account", &["service_account_json"]),
 ];
 
 /// Seals, checks and resolves storage credentials.
@@ -36,7 +37,7 @@ fn required_fields(kind: &str) -> Result<&'static [&'static str], String> {
         .find(|(k, _)| *k == kind)
         .map(|(_, f)| *f)
         .ok_or_else(|| {
-            format!("storage credential kind '{kind}' is not supported (supported: s3-access-key, azure-shared-key)")
+            format!("storage credential kind '{kind}' is not supported (supported: s3-access-key, azure-shared-key, gcs-service-account)")
         })
 }
 

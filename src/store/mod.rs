@@ -38,6 +38,42 @@ pub enum StorageProfile {
     S3(S3Profile),
     /// An Azure storage container (ADLS Gen2 filesystem) under an optional prefix.
     Adls(AdlsProfile),
+    /// A Google Cloud Storage bucket under an optional prefix.
+    Gcs(GcsProfile),
+}
+
+/// A Google Cloud Storage warehouse. The server reaches it, and downscopes tokens for clients,
+/// with the service account of the warehouse's `gcs-service-account` credential.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GcsProfile {
+    pub bucket: String,
+    /// Object names of the warehouse start with this (no leading or trailing `/`).
+    #[serde(default)]
+    pub key_prefix: String,
+    /// Handed to clients as `gcs.project-id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    /// Storage endpoint override (emulators); `https://storage.googleapis.com` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Google STS token-exchange URL; `https://sts.googleapis.com/v1/token` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sts_endpoint: Option<String>,
+    /// Hand out downscoped tokens (`true`, the default) or nothing.
+    #[serde(default = "yes")]
+    pub vending: bool,
+}
+
+impl GcsProfile {
+    /// The storage endpoint without a trailing `/`.
+    pub fn storage_endpoint(&self) -> String {
+        self.endpoint
+            .as_deref()
+            .unwrap_or("https://storage.googleapis.com")
+            .trim_end_matches('/')
+            .to_owned()
+    }
 }
 
 /// An Azure Data Lake Storage Gen2 (or Blob) warehouse: where it is and how clients get access.
@@ -199,6 +235,7 @@ impl StorageProfile {
             StorageProfile::Local { root } => root.trim_end_matches('/').to_owned(),
             StorageProfile::S3(s3) => join_root("s3", &s3.bucket, &s3.key_prefix),
             StorageProfile::Adls(a) => join_root("abfss", &a.authority(), &a.key_prefix),
+            StorageProfile::Gcs(g) => join_root("gs", &g.bucket, &g.key_prefix),
         }
     }
 }

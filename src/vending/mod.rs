@@ -6,6 +6,7 @@
 //! which is checked to lie inside its warehouse first; anything else fails closed.
 
 pub mod adls;
+pub mod gcs;
 pub mod presign;
 pub mod s3_policy;
 pub mod signer;
@@ -23,7 +24,7 @@ use uuid::Uuid;
 use crate::authz::DataAccess;
 use crate::catalog::{CatalogError, CatalogResult, ErrorType, Warehouse};
 use crate::identity::Caller;
-use crate::store::{AdlsProfile, S3Profile, S3Vending, StorageProfile, now_ms};
+use crate::store::{AdlsProfile, GcsProfile, S3Profile, S3Vending, StorageProfile, now_ms};
 use crate::warehouse_io::{is_inside, normalize_location};
 use s3_policy::{PolicyScope, S3Access, session_policy};
 use sts::{AssumeRole, SessionError, SessionKey, StsSessions, StsTarget, TempCredentials};
@@ -142,6 +143,7 @@ pub struct TableAccess<'a> {
 /// The vending service.
 pub struct Vending {
     sts: StsSessions,
+    http: reqwest::Client,
     rendered: moka::future::Cache<RenderKey, Arc<VendedCredential>>,
     options: VendingOptions,
     static_warned: moka::sync::Cache<Uuid, ()>,
@@ -152,6 +154,7 @@ impl Vending {
     pub fn new(options: VendingOptions) -> Self {
         Self {
             sts: StsSessions::new(options.refresh_margin),
+            http: reqwest::Client::new(),
             rendered: moka::future::Cache::builder()
                 .max_capacity(100_000)
                 .expire_after(RenderedExpiry {
@@ -191,6 +194,7 @@ impl Vending {
                 fingerprint(p, credential)
             }
             StorageProfile::Adls(p) if p.vending => fingerprint(p, credential),
+            StorageProfile::Gcs(p) if p.vending => fingerprint(p, credential),
             _ => return Ok(None),
         };
         let key = RenderKey {
@@ -201,16 +205,57 @@ impl Vending {
             principal: t.caller.principal_id,
             refresh_endpoint: t.refresh_endpoint.clone(),
         };
-        if let Some(hit) = self.rendered.get(&key).await {
-            return Ok(Some(hit));
-        }
-        let rendered = Arc::new(match &t.warehouse.record.storage {
-            StorageProfile::S3(profile) => self.render(t, profile).await?,
-            StorageProfile::Adls(profile) => self.render_adls(t, profile)?,
-            StorageProfile::Local { .. } => return Ok(None),
-        });
-        self.rendered.insert(key, rendered.clone()).await;
+        // Concurrent misses for one key wait for a single render (and STS call).
+        let rendered = self
+            .rendered
+            .try_get_with(key, async {
+                let rendered = match &t.warehouse.record.storage {
+                    StorageProfile::S3(profile) => self.render(t, profile).await?,
+                    StorageProfile::Adls(profile) => self.render_adls(t, profile)?,
+                    StorageProfile::Gcs(profile) => self.render_gcs(t, profile).await?,
+                    StorageProfile::Local { .. } => unreachable!("local warehouses vend nothing"),
+                };
+                Ok::<_, CatalogError>(Arc::new(rendered))
+            })
+            .await
+            .map_err(|e| (*e).clone())?;
         Ok(Some(rendered))
+    }
+
+    async fn render_gcs(
+        &self,
+        t: &TableAccess<'_>,
+        profile: &GcsProfile,
+    ) -> CatalogResult<VendedCredential> {
+        let (prefix, _) = gcs_object(t.warehouse, profile, t.location)?;
+        let account = t.warehouse.gcs_account().ok_or_else(|| {
+            unavailable(format!(
+                "warehouse '{}' has no gcs-service-account credential",
+                t.warehouse.record.name
+            ))
+        })?;
+        let prefix = format!("{prefix}/");
+        let boundary = gcs::access_boundary(&profile.bucket, &prefix, t.access);
+        let token = gcs::downscope(&self.http, profile, account, &boundary)
+            .await
+            .map_err(|e| {
+                tracing::error!(warehouse = %t.warehouse.record.name, error = %e, "GCS token exchange failed");
+                unavailable(e)
+            })?;
+        let left = token.expires_at_ms - now_ms();
+        if left < self.options.refresh_margin.as_millis() as i64 {
+            return Err(unavailable(format!(
+                "the downscoped token expires in {} s, less than the refresh margin",
+                left / 1000
+            )));
+        }
+        let config = gcs::token_config(profile, &token, &t.refresh_endpoint);
+        let location = normalize_location(t.location).map_err(CatalogError::bad_request)?;
+        Ok(VendedCredential::new(
+            format!("{location}/"),
+            config,
+            Some(token.expires_at_ms),
+        ))
     }
 
     fn render_adls(
@@ -414,6 +459,28 @@ pub fn table_prefix(
         ));
     }
     Ok((bucket.to_owned(), format!("{key}/")))
+}
+
+/// The object name of a location inside a GCS warehouse (no trailing `/`), and the location
+/// normalized. Refuses locations outside the warehouse.
+pub fn gcs_object(
+    wh: &Warehouse,
+    profile: &GcsProfile,
+    location: &str,
+) -> CatalogResult<(String, String)> {
+    let location = normalize_location(location).map_err(CatalogError::bad_request)?;
+    let root = wh.root();
+    if location == root || !is_inside(&location, &root) {
+        return Err(CatalogError::new(
+            ErrorType::Forbidden,
+            format!("{location} is not inside warehouse '{}'", wh.record.name),
+        ));
+    }
+    let name = location
+        .strip_prefix(&format!("gs://{}/", profile.bucket))
+        .ok_or_else(|| CatalogError::bad_request(format!("{location} is not in the bucket")))?
+        .to_owned();
+    Ok((name, location))
 }
 
 /// Splits `s3://bucket/key` into bucket and key.

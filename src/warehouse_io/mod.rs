@@ -5,13 +5,17 @@
 
 mod azure;
 pub mod azure_sas;
+mod gcs;
 mod local;
 mod s3;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
 pub use azure::{AzureIo, encode_blob_path};
+pub use gcs::{GcsIo, GcsServiceAccount};
 pub use local::LocalIo;
 pub use s3::{S3Io, S3StaticCredentials};
 
@@ -22,6 +26,8 @@ pub enum StorageSecret {
     S3(S3StaticCredentials),
     /// An Azure storage account key (base64).
     AzureSharedKey(String),
+    /// A Google service account (its key file).
+    Gcs(Arc<GcsServiceAccount>),
 }
 
 impl std::fmt::Debug for StorageSecret {
@@ -29,6 +35,7 @@ impl std::fmt::Debug for StorageSecret {
         match self {
             Self::S3(k) => k.fmt(f),
             Self::AzureSharedKey(_) => f.write_str("AzureSharedKey(***)"),
+            Self::Gcs(sa) => write!(f, "Gcs({})", sa.client_email),
         }
     }
 }
@@ -66,6 +73,7 @@ pub fn normalize_location(location: &str) -> Result<String, String> {
     let scheme = match scheme {
         "s3" | "s3a" | "s3n" => "s3",
         "abfss" | "abfs" => "abfss",
+        "gs" => "gs",
         "file" => "file",
         other => return Err(format!("location scheme '{other}' is not supported")),
     };

@@ -78,6 +78,8 @@ pub enum StorageRequest {
     S3(S3Profile),
     /// An Azure container; see the README's "Credential vending on ADLS".
     Adls(AdlsProfile),
+    /// A Google Cloud Storage bucket; see the README's "Credential vending on GCS".
+    Gcs(GcsProfile),
 }
 
 // Written by hand: the derived schema nests the S3 variant in `allOf`, which client generators
@@ -115,10 +117,19 @@ impl utoipa::PartialSchema for StorageRequest {
         adls.required.insert(0, "kind".into());
         adls.description =
             Some("An Azure container (see the README's \"Credential vending on ADLS\")".into());
+        let RefOr::T(Schema::Object(mut gcs)) = <GcsProfile as utoipa::PartialSchema>::schema()
+        else {
+            unreachable!("GcsProfile derives an object schema")
+        };
+        gcs.properties.insert("kind".into(), kind("gcs").into());
+        gcs.required.insert(0, "kind".into());
+        gcs.description =
+            Some("A GCS bucket (see the README's \"Credential vending on GCS\")".into());
         OneOfBuilder::new()
             .item(local)
             .item(s3)
             .item(adls)
+            .item(gcs)
             .description(Some(
                 "Where a new warehouse keeps its files; `kind` says which storage.",
             ))
@@ -252,6 +263,15 @@ fn storage_profile(
             crate::vending::adls::check_adls_profile(&adls, has_credential)
                 .map_err(CatalogError::bad_request)?;
             Ok(StorageProfile::Adls(adls))
+        }
+        StorageRequest::Gcs(mut gcs) => {
+            gcs.key_prefix = gcs.key_prefix.trim_matches('/').to_owned();
+            let root = StorageProfile::Gcs(gcs.clone()).root_location();
+            normalize_location(&root).map_err(CatalogError::bad_request)?;
+            let has_credential = check_kind(credential_kind, "gcs-service-account")?;
+            crate::vending::gcs::check_gcs_profile(&gcs, has_credential)
+                .map_err(CatalogError::bad_request)?;
+            Ok(StorageProfile::Gcs(gcs))
         }
     }
 }

@@ -1,0 +1,279 @@
+//! GCS vending: the service account's token exchanged at Google's STS for one downscoped by a
+//! credential access boundary to the table's prefix, and V4 signed URLs for single objects.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::authz::DataAccess;
+use crate::store::GcsProfile;
+use crate::warehouse_io::GcsServiceAccount;
+
+/// Google's STS token-exchange endpoint.
+pub const GOOGLE_STS: &str = "https://sts.googleapis.com/v1/token";
+
+/// Escapes a string for a single-quoted CEL literal: nothing in it can end the literal.
+pub fn cel_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// The credential access boundary for `prefix` (object names, ending in `/`) of `bucket`:
+/// objects under the prefix, readable (and writable for read-write), and lists of that prefix only.
+pub fn access_boundary(bucket: &str, prefix: &str, access: DataAccess) -> serde_json::Value {
+    debug_assert!(prefix.ends_with('/'));
+    let role = match access {
+        DataAccess::ReadWrite => "inRole:roles/storage.objectAdmin",
+        _ => "inRole:roles/storage.objectViewer",
+    };
+    let objects = format!("projects/_/buckets/{bucket}/objects/{prefix}");
+    let expression = format!(
+        "resource.name.startsWith({}) || api.getAttribute('storage.googleapis.com/objectListPrefix', '').startsWith({})",
+        cel_string(&objects),
+        cel_string(prefix)
+    );
+    json!({"accessBoundary": {"accessBoundaryRules": [{
+        "availableResource": format!("//storage.googleapis.com/projects/_/buckets/{bucket}"),
+        "availablePermissions": [role],
+        "availabilityCondition": {"expression": expression},
+    }]}})
+}
+
+/// A downscoped token and when it expires.
+pub struct DownscopedToken {
+    pub token: String,
+    pub expires_at_ms: i64,
+}
+
+/// Exchanges the service account's token for one limited by `boundary` (RFC 8693 at Google STS).
+pub async fn downscope(
+    http: &reqwest::Client,
+    profile: &GcsProfile,
+    account: &GcsServiceAccount,
+    boundary: &serde_json::Value,
+) -> Result<DownscopedToken, String> {
+    #[derive(Deserialize)]
+    struct Answer {
+        access_token: String,
+        expires_in: Option<i64>,
+    }
+    let source = account.token().await?;
+    metrics::counter!("floe_gcs_token_exchanges_total").increment(1);
+    let url = profile.sts_endpoint.as_deref().unwrap_or(GOOGLE_STS);
+    let r = http
+        .post(url)
+        .form(&[
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            ("subject_token", source.as_str()),
+            (
+                "subject_token_type",
+                "urn:ietf:params:oauth:token-type:access_token",
+            ),
+            (
+                "requested_token_type",
+                "urn:ietf:params:oauth:token-type:access_token",
+            ),
+            ("options", &boundary.to_string()),
+        ])
+        .send()
+        .await
+        .map_err(|e| format!("token exchange at {url} failed: {e}"))?;
+    if !r.status().is_success() {
+        metrics::counter!("floe_gcs_token_exchange_failures_total").increment(1);
+        return Err(format!(
+            "token exchange at {url} answered HTTP {}",
+            r.status()
+        ));
+    }
+    let answer: Answer = r
+        .json()
+        .await
+        .map_err(|e| format!("token exchange at {url}: unreadable answer: {e}"))?;
+    // A downscoped token lives as long as its source token.
+    let expires_at_ms = match answer.expires_in {
+        Some(secs) => Utc::now().timestamp_millis() + secs * 1000,
+        None => source.expires_at().timestamp_millis(),
+    };
+    Ok(DownscopedToken {
+        token: answer.access_token,
+        expires_at_ms,
+    })
+}
+
+/// The config keys clients read for a downscoped token.
+pub fn token_config(
+    profile: &GcsProfile,
+    token: &DownscopedToken,
+    refresh_endpoint: &str,
+) -> BTreeMap<String, String> {
+    let mut config = gcs_client_config(profile);
+    config.insert("gcs.oauth2.token".into(), token.token.clone());
+    config.insert(
+        "gcs.oauth2.token-expires-at".into(),
+        token.expires_at_ms.to_string(),
+    );
+    config.insert(
+        "gcs.oauth2.refresh-credentials-endpoint".into(),
+        refresh_endpoint.to_owned(),
+    );
+    config.insert(
+        "gcs.oauth2.refresh-credentials-enabled".into(),
+        "true".into(),
+    );
+    config
+}
+
+/// The non-secret client settings of a GCS warehouse.
+pub fn gcs_client_config(profile: &GcsProfile) -> BTreeMap<String, String> {
+    let mut config = BTreeMap::new();
+    if let Some(p) = &profile.project_id {
+        config.insert("gcs.project-id".into(), p.clone());
+    }
+    if let Some(ep) = &profile.endpoint {
+        config.insert(
+            "gcs.service.host".into(),
+            ep.trim_end_matches('/').to_owned(),
+        );
+    }
+    config
+}
+
+/// Characters left as they are in a V4 canonical URI segment and query value.
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// A V4 signed URL (GOOG4-RSA-SHA256) for one object, signed with the service account's key.
+pub fn signed_url(
+    account: &GcsServiceAccount,
+    bucket: &str,
+    object: &str,
+    method: &str,
+    now: DateTime<Utc>,
+    expires_secs: u64,
+) -> Result<String, String> {
+    let host = "storage.googleapis.com";
+    let date = now.format("%Y%m%d").to_string();
+    let timestamp = now.format("%Y%m%dT%H%M%SZ").to_string();
+    let scope = format!("{date}/auto/storage/goog4_request");
+    let path = format!(
+        "/{bucket}/{}",
+        object
+            .split('/')
+            .map(|s| utf8_percent_encode(s, UNRESERVED).to_string())
+            .collect::<Vec<_>>()
+            .join("/")
+    );
+    let credential = format!("{}/{scope}", account.client_email);
+    let query = [
+        ("X-Goog-Algorithm", "GOOG4-RSA-SHA256".to_owned()),
+        ("X-Goog-Credential", credential),
+        ("X-Goog-Date", timestamp.clone()),
+        ("X-Goog-Expires", expires_secs.to_string()),
+        ("X-Goog-SignedHeaders", "host".to_owned()),
+    ]
+    .iter()
+    .map(|(k, v)| format!("{k}={}", utf8_percent_encode(v, UNRESERVED)))
+    .collect::<Vec<_>>()
+    .join("&");
+    let canonical = format!("{method}\n{path}\n{query}\nhost:{host}\n\nhost\nUNSIGNED-PAYLOAD");
+    let to_sign = format!(
+        "GOOG4-RSA-SHA256\n{timestamp}\n{scope}\n{}",
+        hex::encode(Sha256::digest(canonical.as_bytes()))
+    );
+    let signature = account
+        .account
+        .signer()
+        .sign(to_sign.as_bytes())
+        .map_err(|e| format!("cannot sign with the service account's key: {e}"))?;
+    Ok(format!(
+        "https://{host}{path}?{query}&X-Goog-Signature={}",
+        hex::encode(signature)
+    ))
+}
+
+/// Checks a GCS profile; the message names the setting at fault.
+pub fn check_gcs_profile(p: &GcsProfile, has_credential: bool) -> Result<(), String> {
+    if !(3..=63).contains(&p.bucket.len())
+        || !p
+            .bucket
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(format!("bucket '{}' is not a valid bucket name", p.bucket));
+    }
+    for (name, url) in [("endpoint", &p.endpoint), ("sts_endpoint", &p.sts_endpoint)] {
+        if let Some(url) = url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(format!("{name} must be an http:// or https:// URL"));
+        }
+    }
+    if !has_credential {
+        return Err("a GCS warehouse needs a gcs-service-account storage credential".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cel_literals_cannot_be_broken_out_of() {
+        assert_eq!(cel_string("a/b/"), "'a/b/'");
+        assert_eq!(cel_string("it's"), r"'it\'s'");
+        assert_eq!(
+            cel_string(r"a\') || true || ('"),
+            r"'a\\\') || true || (\''"
+        );
+        assert_eq!(cel_string("x\ny"), r"'x\ny'");
+    }
+
+    #[test]
+    fn boundaries_name_the_prefix_and_the_role() {
+        let b = access_boundary("lake", "wh/ns/t1/", DataAccess::Read);
+        let rule = &b["accessBoundary"]["accessBoundaryRules"][0];
+        assert_eq!(
+            rule["availableResource"],
+            "//storage.googleapis.com/projects/_/buckets/lake"
+        );
+        assert_eq!(
+            rule["availablePermissions"],
+            json!(["inRole:roles/storage.objectViewer"])
+        );
+        let expr = rule["availabilityCondition"]["expression"]
+            .as_str()
+            .unwrap();
+        assert!(expr.contains("startsWith('projects/_/buckets/lake/objects/wh/ns/t1/')"));
+        assert!(expr.contains("objectListPrefix', '').startsWith('wh/ns/t1/')"));
+        let rw = access_boundary("lake", "wh/t/", DataAccess::ReadWrite);
+        assert_eq!(
+            rw["accessBoundary"]["accessBoundaryRules"][0]["availablePermissions"],
+            json!(["inRole:roles/storage.objectAdmin"])
+        );
+    }
+}
