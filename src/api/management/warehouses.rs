@@ -17,7 +17,9 @@ use crate::authz::{DataAccess, Privilege, on_warehouse};
 use crate::catalog::CatalogError;
 use crate::domain::check_resource_name;
 use crate::identity::Caller;
-use crate::store::{AdlsProfile, S3Profile, S3Vending, StorageProfile, WarehouseRecord, now_ms};
+use crate::store::{
+    AdlsProfile, GcsProfile, S3Profile, S3Vending, StorageProfile, WarehouseRecord, now_ms,
+};
 use crate::vending::TableAccess;
 use crate::warehouse_io::normalize_location;
 use crate::warehouse_io::{S3Io, S3StaticCredentials, WarehouseIo};
