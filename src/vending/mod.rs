@@ -208,15 +208,23 @@ impl Vending {
         // Concurrent misses for one key wait for a single render (and STS call).
         let rendered = self
             .rendered
-            .try_get_with(key, async {
-                let rendered = match &t.warehouse.record.storage {
-                    StorageProfile::S3(profile) => self.render(t, profile).await?,
-                    StorageProfile::Adls(profile) => self.render_adls(t, profile)?,
-                    StorageProfile::Gcs(profile) => self.render_gcs(t, profile).await?,
-                    StorageProfile::Local { .. } => unreachable!("local warehouses vend nothing"),
-                };
-                Ok::<_, CatalogError>(Arc::new(rendered))
-            })
+            // Boxed: the cloud clients' futures are large, and debug builds keep them on the stack.
+            .try_get_with(
+                key,
+                Box::pin(async {
+                    let rendered = match &t.warehouse.record.storage {
+                        StorageProfile::S3(profile) => Box::pin(self.render(t, profile)).await?,
+                        StorageProfile::Adls(profile) => self.render_adls(t, profile)?,
+                        StorageProfile::Gcs(profile) => {
+                            Box::pin(self.render_gcs(t, profile)).await?
+                        }
+                        StorageProfile::Local { .. } => {
+                            unreachable!("local warehouses vend nothing")
+                        }
+                    };
+                    Ok::<_, CatalogError>(Arc::new(rendered))
+                }),
+            )
             .await
             .map_err(|e| (*e).clone())?;
         Ok(Some(rendered))

@@ -125,7 +125,8 @@ impl WarehouseIo for GcsIo {
             .http
             .post(url)
             .header("authorization", self.bearer(location).await?)
-            .header("content-type", "application/json")
+            // Not `application/json`: some emulators parse such bodies instead of storing them.
+            .header("content-type", "application/octet-stream")
             .body(bytes)
             .send()
             .await
