@@ -199,3 +199,16 @@ def test_signed_urls_equal_the_google_clients(floe, service_account):
     assert signed == expected
     for bad in [table.location() + "0/x", table.location() + "/../x", "gs://other/wh/x"]:
         assert requests.get(url, params={"location": bad}, headers=api.h).status_code == 403, bad
+
+
+def test_validate_reports_each_step_truthfully(floe):
+    api = Api(floe, warehouse="gcslake")
+    report = api.manage("POST", f"/tenants/{floe.tenant}/warehouses/{api.prefix}/validate")
+    steps = {s["step"]: s for s in report["steps"]}
+    assert steps["write probe"]["ok"] and steps["read probe"]["ok"]
+    assert steps["exchange a read-only downscoped token for a sample table"]["ok"]
+    assert steps["read a file of the sample table with the token"]["ok"]
+    # gcp-storage-emulator ignores tokens, so the boundary is not enforced here, and validate says so.
+    beside = steps["the read-only token cannot write beside the sample table"]
+    assert not beside["ok"] and "does not enforce" in beside["detail"]
+    assert not report["ok"]

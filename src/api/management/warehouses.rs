@@ -527,6 +527,9 @@ async fn validate_warehouse(
         }
         validate_sas(&wh, profile, &mut steps).await;
     }
+    if let StorageProfile::Gcs(profile) = &wh.record.storage {
+        validate_gcs(&wh, profile, &mut steps).await;
+    }
     let ok = steps.0.iter().all(|s| s.ok);
     Ok(HttpResponse::Ok().json(ValidationReport {
         ok,
@@ -598,6 +601,100 @@ async fn validate_sas(wh: &crate::catalog::Warehouse, profile: &AdlsProfile, ste
             Ok(r) if r.status().is_success() => {
                 let _ = wh.io.delete(&format!("{sample}/written")).await;
                 Err("a read-only SAS wrote a file".into())
+            }
+            _ => Ok(()),
+        },
+    );
+    let _ = wh.io.delete(&probe).await;
+}
+
+/// Downscopes a token for a sample table the way vending does and checks what it allows: it
+/// reads a file there and cannot write beside it.
+async fn validate_gcs(wh: &crate::catalog::Warehouse, profile: &GcsProfile, steps: &mut Steps) {
+    use crate::vending::gcs;
+    let Some(account) = wh.gcs_account() else {
+        steps.record(
+            "service account",
+            Err("no gcs-service-account credential".into()),
+        );
+        return;
+    };
+    let sample = format!("{}/.floe-validate/{}", wh.root(), Uuid::now_v7());
+    let Some(prefix) = sample.strip_prefix(&format!("gs://{}/", profile.bucket)) else {
+        return;
+    };
+    let http = reqwest::Client::new();
+    let boundary = gcs::access_boundary(&profile.bucket, &format!("{prefix}/"), DataAccess::Read);
+    let token = match gcs::downscope(&http, profile, account, &boundary).await {
+        Ok(t) => {
+            steps.record(
+                "exchange a read-only downscoped token for a sample table",
+                Ok(()),
+            );
+            t.token
+        }
+        Err(e) => {
+            steps.record(
+                "exchange a read-only downscoped token for a sample table",
+                Err(e),
+            );
+            return;
+        }
+    };
+    let probe = format!("{sample}/probe");
+    if wh
+        .io
+        .write(&probe, Bytes::from_static(b"floe GCS probe"))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let object_url = |name: &str| {
+        let encoded: String =
+            percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC)
+                .to_string();
+        format!(
+            "{}/storage/v1/b/{}/o/{encoded}",
+            profile.storage_endpoint(),
+            profile.bucket
+        )
+    };
+    let read = http
+        .get(format!(
+            "{}?alt=media",
+            object_url(&format!("{prefix}/probe"))
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await;
+    steps.record(
+        "read a file of the sample table with the token",
+        match read {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => Err(format!("HTTP {}", r.status())),
+            Err(e) => Err(e.to_string()),
+        },
+    );
+    let beside = format!("{prefix}-beside/probe");
+    let write = http
+        .post(format!(
+            "{}/upload/storage/v1/b/{}/o?uploadType=media&name={}",
+            profile.storage_endpoint(),
+            profile.bucket,
+            percent_encoding::utf8_percent_encode(&beside, percent_encoding::NON_ALPHANUMERIC)
+        ))
+        .bearer_auth(&token)
+        .header("content-type", "application/octet-stream")
+        .body("x")
+        .send()
+        .await;
+    steps.record(
+        "the read-only token cannot write beside the sample table",
+        match write {
+            Ok(r) if r.status().is_success() => {
+                let _ = wh.io.delete(&format!("gs://{}/{beside}", profile.bucket)).await;
+                Err("the token wrote outside its table: this store does not enforce access boundaries".into())
             }
             _ => Ok(()),
         },
