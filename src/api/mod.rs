@@ -230,8 +230,11 @@ pub fn metadata_body(
     metadata: &[u8],
     config: Option<&[u8]>,
     credentials: Option<&[u8]>,
+    remote_signing: Option<&[u8]>,
 ) -> Bytes {
-    let extra = config.map_or(0, <[u8]>::len) + credentials.map_or(0, <[u8]>::len);
+    let extra = config.map_or(0, <[u8]>::len)
+        + credentials.map_or(0, <[u8]>::len)
+        + remote_signing.map_or(0, <[u8]>::len);
     let mut out = Vec::with_capacity(metadata.len() + extra + 256);
     out.extend_from_slice(b"{\"metadata-location\":");
     serde_json::to_writer(&mut out, &metadata_location).expect("string serializes");
@@ -245,6 +248,10 @@ pub fn metadata_body(
         out.extend_from_slice(b",\"storage-credentials\":[");
         out.extend_from_slice(credential);
         out.push(b']');
+    }
+    if let Some(signing) = remote_signing {
+        out.extend_from_slice(b",\"remote-signing-config\":");
+        out.extend_from_slice(signing);
     }
     out.push(b'}');
     Bytes::from(out)

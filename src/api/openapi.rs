@@ -63,7 +63,7 @@ impl Modify for BearerAuth {
         tables::list_tables, tables::create_table, tables::load_table, tables::table_exists,
         tables::update_table, tables::drop_table, tables::register_table, tables::report_metrics,
         tables::rename_table, tables::commit_transaction,
-        vending::load_credentials, vending::presign_file, vending::sign_request,
+        vending::load_credentials, vending::presign_file, vending::sign_request, vending::sign_s3_request,
         views::list_views, views::create_view, views::load_view, views::view_exists,
         views::replace_view, views::drop_view, views::rename_view, views::register_view,
         management::whoami, management::list_audit, management::rotate_signing_key,

@@ -73,6 +73,7 @@ fn load_result_body(loaded: &LoadedTable, mode: SnapshotsMode, access: &StorageA
         &loaded.table.json_for(mode),
         Some(&access.config_json),
         access.credential_json.as_deref(),
+        access.remote_signing_json.as_deref(),
     )
 }
 
@@ -90,6 +91,7 @@ fn commit_body(loaded: &LoadedTable) -> Bytes {
     metadata_body(
         loaded.metadata_location.as_deref(),
         &loaded.table.json,
+        None,
         None,
         None,
     )

@@ -25,7 +25,8 @@ use crate::vending::{Delegation, TableAccess, s3_client_config, table_prefix};
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(load_credentials)
         .service(presign_file)
-        .service(sign_request);
+        .service(sign_request)
+        .service(sign_s3_request);
 }
 
 /// Table-specific client configuration and credentials for a table answer, as JSON.
@@ -34,6 +35,8 @@ pub struct StorageAccess {
     pub config_json: Bytes,
     /// The one `storage-credentials` entry, if any.
     pub credential_json: Option<Bytes>,
+    /// The `remote-signing-config` object, when the client is to sign remotely.
+    pub remote_signing_json: Option<Bytes>,
 }
 
 impl StorageAccess {
@@ -41,6 +44,7 @@ impl StorageAccess {
         Self {
             config_json: Bytes::from(serde_json::to_vec(&base_config(wh)).expect("maps serialize")),
             credential_json: None,
+            remote_signing_json: None,
         }
     }
 
@@ -135,10 +139,12 @@ pub async fn storage_access(
             return Ok(StorageAccess {
                 config_json: c.config_json.clone(),
                 credential_json: Some(c.credential_json.clone()),
+                remote_signing_json: None,
             });
         }
     }
     let mut config = base_config(wh);
+    let mut remote_signing_json = None;
     if let Some(profile) = s3_profile(wh)
         && profile.remote_signing
     {
@@ -149,11 +155,28 @@ pub async fn storage_access(
             format!("{}/sign", table_path(wh, ident)),
         );
         config.insert("s3.signer".into(), "S3V4RestSigner".into());
+        // Clients that post to the global `/v1/aws/s3/sign` pass these back: they name the table.
+        let scope = serde_json::json!({"properties": {SIGNER_TABLE: table_scope(wh, ident)}});
+        remote_signing_json = Some(Bytes::from(scope.to_string()));
     }
     Ok(StorageAccess {
         config_json: Bytes::from(serde_json::to_vec(&config).expect("maps serialize")),
         credential_json: None,
+        remote_signing_json,
     })
+}
+
+/// The `RemoteSignRequest.properties` key that names the table a global sign request is for.
+pub const SIGNER_TABLE: &str = "floe.table";
+
+/// `{prefix}/{namespace}/{table}` as in this table's paths.
+fn table_scope(wh: &Warehouse, ident: &TableIdent) -> String {
+    format!(
+        "{}/{}/{}",
+        wh.record.id,
+        segment(&ident.namespace.parts().join("\u{1f}")),
+        segment(ident.name.as_str())
+    )
 }
 
 /// Resolves a table for a storage route: the warehouse, the table, the caller's data access.
@@ -461,9 +484,9 @@ pub struct RemoteSignRequest {
     pub uri: String,
     pub method: String,
     pub headers: BTreeMap<String, Vec<String>>,
-    /// Pass-through client properties (accepted; the path already names the table).
+    /// Pass-through properties from `remote-signing-config` (`floe.table` names the table for
+    /// the global `/v1/aws/s3/sign`).
     #[serde(default)]
-    #[allow(dead_code)]
     pub properties: BTreeMap<String, String>,
     pub body: Option<String>,
     /// `s3` (the default) is the only provider signed here.
@@ -494,7 +517,53 @@ async fn sign_request(
     body: web::Json<RemoteSignRequest>,
 ) -> ApiResult<HttpResponse> {
     let (prefix, ns, table) = path.into_inner();
-    let (wh, ident, loaded, data) = table_for_data(&state, &auth.0, &prefix, &ns, &table).await?;
+    sign_for_table(&state, &auth.0, &prefix, &ns, &table, &body).await
+}
+
+/// The older, global form of [`sign_request`]: the table comes from `properties["floe.table"]`,
+/// which Floe hands out in `remote-signing-config` and clients pass back unchanged. Every check
+/// of the per-table form applies, against the caller's own grants on that table.
+#[utoipa::path(post, path = "/v1/aws/s3/sign", operation_id = "signS3Request", tag = "S3 Signer API",
+    request_body = RemoteSignRequest,
+    responses((status = 200, description = "Headers to send", body = RemoteSignResult),
+              (status = 404, description = "No such table", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[post("/v1/aws/s3/sign")]
+async fn sign_s3_request(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    body: web::Json<RemoteSignRequest>,
+) -> ApiResult<HttpResponse> {
+    let scope = body.properties.get(SIGNER_TABLE).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "Floe signs only for a table: pass the '{SIGNER_TABLE}' property from the table's remote-signing-config"
+        ))
+    })?;
+    let parts: Vec<String> = scope
+        .split('/')
+        .map(|p| {
+            percent_encoding::percent_decode_str(p)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    let [prefix, ns, table] = parts.as_slice() else {
+        return Err(ApiError::bad_request(format!(
+            "'{SIGNER_TABLE}' must be warehouse/namespace/table"
+        )));
+    };
+    sign_for_table(&state, &auth.0, prefix, ns, table, &body).await
+}
+
+async fn sign_for_table(
+    state: &AppState,
+    caller: &Caller,
+    prefix: &str,
+    ns: &str,
+    table: &str,
+    body: &RemoteSignRequest,
+) -> ApiResult<HttpResponse> {
+    let (wh, ident, loaded, data) = table_for_data(state, caller, prefix, ns, table).await?;
     let profile = s3_only(&wh)?;
     if !profile.remote_signing {
         return Err(forbidden(format!(
@@ -520,20 +589,20 @@ async fn sign_request(
         body: body.body.as_deref(),
     };
     let needs = check_request(profile, &request, &table_key_prefix).map_err(|e| {
-        tracing::warn!(table = %ident, principal = %auth.0.name, error = %e, "refused to sign a request");
+        tracing::warn!(table = %ident, principal = %caller.name, error = %e, "refused to sign a request");
         forbidden(e)
     })?;
     if needs == Needs::Write && data != DataAccess::ReadWrite {
         state
             .authz
             .require(
-                &auth.0,
+                caller,
                 &on_table(wh.record.id, &ident),
                 Privilege::TableWriteData,
             )
             .await?;
     }
-    let (keys, _) = signing_keys(&state, &auth.0, &wh, location, data).await?;
+    let (keys, _) = signing_keys(state, caller, &wh, location, data).await?;
     let (uri, headers) =
         sign_headers(&request, &profile.region, &keys).map_err(ApiError::bad_request)?;
     Ok(HttpResponse::Ok()

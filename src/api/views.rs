@@ -31,6 +31,7 @@ fn view_body(loaded: &LoadedView) -> Bytes {
         &loaded.view.json,
         Some(b"{}"),
         None,
+        None,
     )
 }
 

@@ -292,6 +292,21 @@ def test_remote_signing_signs_only_requests_inside_the_table(floe, s3, tables):
               f"<Object><Key>{t10_file}</Key></Object></Delete>")
     assert sign("POST", f"{s3.endpoint}/{s3.bucket}?delete", body=delete).status_code == 403
 
+    # The older global endpoint: the table comes from remote-signing-config's properties.
+    properties = loaded["remote-signing-config"]["properties"]
+    assert set(properties) == {"floe.table"}
+    legacy = f"{api.uri}/v1/aws/s3/sign"
+    body = {"region": "us-east-1", "method": "GET", "uri": uri,
+            "headers": {"x-amz-content-sha256": ["UNSIGNED-PAYLOAD"]}}
+    r = requests.post(legacy, headers=api.h, json={**body, "properties": properties})
+    assert r.status_code == 200, r.text
+    sent = {"x-amz-content-sha256": "UNSIGNED-PAYLOAD", **{k: v[0] for k, v in r.json()["headers"].items()}}
+    assert requests.get(r.json()["uri"], headers=sent).status_code == 200
+    assert requests.post(legacy, headers=api.h, json=body).status_code == 400, "no table, no signature"
+    t10_scope = properties["floe.table"].rsplit("/", 1)[0] + "/t10"
+    r = requests.post(legacy, headers=api.h, json={**body, "properties": {"floe.table": t10_scope}})
+    assert r.status_code == 403, "t1's object is outside t10"
+
 
 def test_pyiceberg_writes_and_reads_through_the_remote_signer(floe, s3):
     cat = floe.catalog("lake", **{"header.X-Iceberg-Access-Delegation": "remote-signing",
