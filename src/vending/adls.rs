@@ -9,21 +9,14 @@ use crate::authz::DataAccess;
 use crate::catalog::{CatalogError, CatalogResult, ErrorType, Warehouse};
 use crate::store::AdlsProfile;
 use crate::warehouse_io::azure_sas::{SasKey, SasRequest, SasResource, sign};
-use crate::warehouse_io::{encode_blob_path, is_inside, normalize_location};
+use crate::warehouse_io::encode_blob_path;
 
 /// Longest SAS lifetime Floe signs (Azure allows any, Floe caps at 7 days).
 pub const MAX_SAS_SECS: u32 = 7 * 24 * 3600;
 
 /// The blob path of a location inside the warehouse (no leading or trailing `/`).
 pub fn blob_path(wh: &Warehouse, profile: &AdlsProfile, location: &str) -> CatalogResult<String> {
-    let location = normalize_location(location).map_err(CatalogError::bad_request)?;
-    let root = wh.root();
-    if location == root || !is_inside(&location, &root) {
-        return Err(CatalogError::new(
-            ErrorType::Forbidden,
-            format!("{location} is not inside warehouse '{}'", wh.record.name),
-        ));
-    }
+    let location = super::inside_warehouse(wh, location)?;
     let prefix = format!("abfss://{}/", profile.authority());
     location
         .strip_prefix(&prefix)

@@ -451,13 +451,7 @@ pub fn table_prefix(
     profile: &S3Profile,
     location: &str,
 ) -> CatalogResult<(String, String)> {
-    let location = normalize_location(location).map_err(CatalogError::bad_request)?;
-    if !is_inside(&location, &wh.root()) || location == wh.root() {
-        return Err(CatalogError::new(
-            ErrorType::Forbidden,
-            format!("table location {location} is not inside its warehouse; no credentials"),
-        ));
-    }
+    let location = inside_warehouse(wh, location)?;
     let (bucket, key) = split_s3(&location)
         .ok_or_else(|| CatalogError::bad_request(format!("{location} is not an s3:// location")))?;
     if bucket != profile.bucket {
@@ -469,6 +463,23 @@ pub fn table_prefix(
     Ok((bucket.to_owned(), format!("{key}/")))
 }
 
+/// `location`, normalized, when it lies strictly below the warehouse root; 403 otherwise (no
+/// credential or URL is ever made for anything outside its warehouse).
+pub fn inside_warehouse(wh: &Warehouse, location: &str) -> CatalogResult<String> {
+    let location = normalize_location(location).map_err(CatalogError::bad_request)?;
+    let root = wh.root();
+    if location == root || !is_inside(&location, &root) {
+        return Err(CatalogError::new(
+            ErrorType::Forbidden,
+            format!(
+                "{location} is not inside warehouse '{}'; no credentials",
+                wh.record.name
+            ),
+        ));
+    }
+    Ok(location)
+}
+
 /// The object name of a location inside a GCS warehouse (no trailing `/`), and the location
 /// normalized. Refuses locations outside the warehouse.
 pub fn gcs_object(
@@ -476,14 +487,7 @@ pub fn gcs_object(
     profile: &GcsProfile,
     location: &str,
 ) -> CatalogResult<(String, String)> {
-    let location = normalize_location(location).map_err(CatalogError::bad_request)?;
-    let root = wh.root();
-    if location == root || !is_inside(&location, &root) {
-        return Err(CatalogError::new(
-            ErrorType::Forbidden,
-            format!("{location} is not inside warehouse '{}'", wh.record.name),
-        ));
-    }
+    let location = inside_warehouse(wh, location)?;
     let name = location
         .strip_prefix(&format!("gs://{}/", profile.bucket))
         .ok_or_else(|| CatalogError::bad_request(format!("{location} is not in the bucket")))?

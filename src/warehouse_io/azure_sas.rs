@@ -142,13 +142,14 @@ pub fn sign(req: &SasRequest, key: &SasKey) -> Result<String, String> {
         .join("&"))
 }
 
-/// Percent-encodes a query value as the Azure SDKs do (`quote` with no safe characters).
+/// Percent-encodes a query value as the Azure SDKs do (Python's `quote`: `/` stays as it is).
 fn encode(v: &str) -> String {
     const SAFE: &percent_encoding::AsciiSet = &NON_ALPHANUMERIC
         .remove(b'-')
         .remove(b'_')
         .remove(b'.')
-        .remove(b'~');
+        .remove(b'~')
+        .remove(b'/');
     utf8_percent_encode(v, SAFE).to_string()
 }
 
