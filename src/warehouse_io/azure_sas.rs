@@ -114,7 +114,17 @@ pub fn sign(req: &SasRequest, key: &SasKey) -> Result<String, String> {
     mac.update(string_to_sign.as_bytes());
     let sig = STANDARD.encode(mac.finalize().into_bytes());
 
-    let mut query: Vec<(&str, String)> = vec![("st", st.clone()), ("se", se.clone())];
+    let mut query: Vec<(&str, String)> = vec![
+        ("st", st.clone()),
+        ("se", se.clone()),
+        ("sp", req.permissions.to_owned()),
+        ("spr", req.protocol.to_owned()),
+        ("sv", SAS_VERSION.to_owned()),
+        ("sr", sr.to_owned()),
+    ];
+    if let Some(d) = depth {
+        query.push(("sdd", d.to_string()));
+    }
     if let SasKey::UserDelegation(k) = key {
         query.extend([
             ("skoid", k.signed_oid.clone()),
@@ -124,15 +134,6 @@ pub fn sign(req: &SasRequest, key: &SasKey) -> Result<String, String> {
             ("sks", k.signed_service.clone()),
             ("skv", k.signed_version.clone()),
         ]);
-    }
-    query.extend([
-        ("sp", req.permissions.to_owned()),
-        ("spr", req.protocol.to_owned()),
-        ("sv", SAS_VERSION.to_owned()),
-        ("sr", sr.to_owned()),
-    ]);
-    if let Some(d) = depth {
-        query.push(("sdd", d.to_string()));
     }
     query.push(("sig", sig));
     Ok(query
@@ -187,6 +188,30 @@ mod tests {
         assert_eq!(
             sas,
             "st=2026-11-23T00%3A00%3A00Z&se=2026-11-24T00%3A00%3A00Z&sp=rl&spr=https&sv=2026-10-06&sr=d&sdd=3&sig=k36wJ9VwAANtsnfiRyv52IW3N81HtWahr%2BFBv1BM2dg%3D"
+        );
+    }
+
+    #[test]
+    fn user_delegation_sas_matches_the_azure_python_sdk() {
+        // generate_directory_sas("acct", "lake", "wh/ns/t1", UserDelegationKey(oid 1..., tid 2...,
+        // 2026-11-23..2026-11-30, service b, version 2026-10-06, value AZURITE_KEY), "rl", ...).
+        let key = UserDelegationKey {
+            signed_oid: "11111111-1111-1111-1111-111111111111".into(),
+            signed_tid: "22222222-2222-2222-2222-222222222222".into(),
+            signed_start: "2026-11-23T00:00:00Z".into(),
+            signed_expiry: "2026-11-30T00:00:00Z".into(),
+            signed_service: "b".into(),
+            signed_version: "2026-10-06".into(),
+            value: AZURITE_KEY.into(),
+        };
+        let mut req = request(SasResource::Directory {
+            path: "wh/ns/t1".into(),
+        });
+        req.account = "acct";
+        let sas = sign(&req, &SasKey::UserDelegation(&key)).unwrap();
+        assert_eq!(
+            sas,
+            "st=2026-11-23T00%3A00%3A00Z&se=2026-11-24T00%3A00%3A00Z&sp=rl&spr=https&sv=2026-10-06&sr=d&sdd=3&skoid=11111111-1111-1111-1111-111111111111&sktid=22222222-2222-2222-2222-222222222222&skt=2026-11-23T00%3A00%3A00Z&ske=2026-11-30T00%3A00%3A00Z&sks=b&skv=2026-10-06&sig=4L3y6inkjBrk7bvcsN6%2B8WWoKG4Rv%2BsvCtYEEXaiWk4%3D"
         );
     }
 
