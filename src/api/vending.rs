@@ -401,7 +401,8 @@ async fn presign_file(
             &path,
             method == PresignMethod::Put,
             ttl,
-        )?;
+        )
+        .await?;
         return Ok(presigned(
             &auth.0,
             &ident,

@@ -25,6 +25,7 @@ pub use views::{CreateView, LoadedView, ViewRequirement};
 use crate::identity::Caller;
 use crate::identity::storage_credentials::CredentialResolver;
 use crate::store::{CatalogStore, PageRequest, StorageProfile, WarehouseRecord};
+use crate::warehouse_io::azure_auth::{AzureAuth, AzureSigner};
 use crate::warehouse_io::{
     AzureIo, GcsIo, GcsServiceAccount, IoError, LocalIo, S3Io, S3StaticCredentials, StorageSecret,
     WarehouseIo,
@@ -43,6 +44,8 @@ pub struct Warehouse {
     /// The server's own secret for this warehouse's storage, if it has one (else, on S3, the AWS
     /// default chain).
     pub secret: Option<Arc<StorageSecret>>,
+    /// Signs SAS tokens for an ADLS warehouse (shared with its IO, so keys are fetched once).
+    pub azure: Option<Arc<AzureSigner>>,
 }
 
 impl Warehouse {
@@ -62,12 +65,9 @@ impl Warehouse {
         }
     }
 
-    /// The Azure account key, if the warehouse has one.
-    pub fn azure_key(&self) -> Option<&str> {
-        match self.secret.as_deref() {
-            Some(StorageSecret::AzureSharedKey(k)) => Some(k),
-            _ => None,
-        }
+    /// The SAS signer of an ADLS warehouse.
+    pub fn azure_signer(&self) -> Option<&Arc<AzureSigner>> {
+        self.azure.as_ref()
     }
 }
 
@@ -75,6 +75,7 @@ impl Warehouse {
 struct StorageAccess {
     io: Arc<dyn WarehouseIo>,
     secret: Option<Arc<StorageSecret>>,
+    azure: Option<Arc<AzureSigner>>,
 }
 
 impl Warehouse {
@@ -178,6 +179,7 @@ impl Catalog {
             record,
             io: access.io.clone(),
             secret: access.secret.clone(),
+            azure: access.azure.clone(),
         })
     }
 
@@ -239,6 +241,7 @@ impl Catalog {
         let name = record.name.clone();
         self.io
             .try_get_with(record.id, async move {
+                let mut azure = None;
                 let io: Arc<dyn WarehouseIo> = match (&storage, &secret) {
                     (StorageProfile::Local { root }, _) => Arc::new(LocalIo::new(root)?),
                     (StorageProfile::S3(s3), secret) => {
@@ -257,8 +260,10 @@ impl Catalog {
                             .await,
                         )
                     }
-                    (StorageProfile::Adls(a), Some(StorageSecret::AzureSharedKey(key))) => {
-                        Arc::new(AzureIo::new(a, key.clone()))
+                    (StorageProfile::Adls(a), Some(StorageSecret::Azure(auth))) => {
+                        let signer = Arc::new(AzureSigner::new(a, auth.clone()));
+                        azure = Some(signer.clone());
+                        Arc::new(AzureIo::new(a, signer))
                     }
                     (StorageProfile::Gcs(g), Some(StorageSecret::Gcs(account))) => {
                         Arc::new(GcsIo::new(g, account.clone()))
@@ -272,13 +277,14 @@ impl Catalog {
                     (StorageProfile::Adls(_), _) => {
                         return Err(IoError::Storage(
                             name,
-                            "an ADLS warehouse needs an azure-shared-key storage credential".into(),
+                            "an ADLS warehouse needs an azure-shared-key or azure-client-secret credential".into(),
                         ));
                     }
                 };
                 Ok::<_, IoError>(Arc::new(StorageAccess {
                     io,
                     secret: secret.map(Arc::new),
+                    azure,
                 }))
             })
             .await
@@ -309,9 +315,14 @@ impl Catalog {
             .await
             .map_err(unavailable)?;
         Ok(match stored.kind.as_str() {
-            "azure-shared-key" => {
-                StorageSecret::AzureSharedKey(fields.remove("account_key").unwrap_or_default())
-            }
+            "azure-shared-key" => StorageSecret::Azure(AzureAuth::AccountKey(
+                fields.remove("account_key").unwrap_or_default(),
+            )),
+            "azure-client-secret" => StorageSecret::Azure(AzureAuth::ClientSecret {
+                tenant_id: fields.remove("tenant_id").unwrap_or_default(),
+                client_id: fields.remove("client_id").unwrap_or_default(),
+                client_secret: fields.remove("client_secret").unwrap_or_default(),
+            }),
             "gcs-service-account" => StorageSecret::Gcs(Arc::new(
                 GcsServiceAccount::from_json(
                     &fields.remove("service_account_json").unwrap_or_default(),

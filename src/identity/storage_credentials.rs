@@ -16,6 +16,10 @@ use crate::store::{CredentialValue, StorageCredentialRecord};
 pub const KINDS: &[(&str, &[&str])] = &[
     ("s3-access-key", &["access_key_id", "secret_access_key"]),
     ("azure-shared-key", &["account_key"]),
+    (
+        "azure-client-secret",
+        &["tenant_id", "client_id", "client_secret"],
+    ),
     ("gcs-service-account", &["service_account_json"]),
 ];
 
@@ -37,7 +41,7 @@ fn required_fields(kind: &str) -> Result<&'static [&'static str], String> {
         .find(|(k, _)| *k == kind)
         .map(|(_, f)| *f)
         .ok_or_else(|| {
-            format!("storage credential kind '{kind}' is not supported (supported: s3-access-key, azure-shared-key, gcs-service-account)")
+            format!("storage credential kind '{kind}' is not supported (supported: s3-access-key, azure-shared-key, azure-client-secret, gcs-service-account)")
         })
 }
 

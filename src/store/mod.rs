@@ -105,6 +105,10 @@ pub struct AdlsProfile {
     /// Hand out SAS tokens (`true`, the default) or nothing.
     #[serde(default = "yes")]
     pub vending: bool,
+    /// Entra ID authority for `azure-client-secret` credentials; `https://login.microsoftonline.com`
+    /// otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority_host: Option<String>,
 }
 
 fn yes() -> bool {

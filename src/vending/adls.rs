@@ -8,7 +8,7 @@ use chrono::{Duration, Utc};
 use crate::authz::DataAccess;
 use crate::catalog::{CatalogError, CatalogResult, ErrorType, Warehouse};
 use crate::store::AdlsProfile;
-use crate::warehouse_io::azure_sas::{SasKey, SasRequest, SasResource, sign};
+use crate::warehouse_io::azure_sas::{SasRequest, SasResource};
 use crate::warehouse_io::encode_blob_path;
 
 /// Longest SAS lifetime Floe signs (Azure allows any, Floe caps at 7 days).
@@ -32,21 +32,26 @@ fn permissions(access: DataAccess) -> &'static str {
     }
 }
 
-/// The key of the Azure account, or why there is none.
-fn account_key(wh: &Warehouse) -> CatalogResult<&str> {
-    wh.azure_key().ok_or_else(|| {
+/// Signs `req` with the warehouse's key (account key or user-delegation key).
+async fn sign_for(wh: &Warehouse, req: SasRequest<'_>) -> CatalogResult<(String, i64)> {
+    let signer = wh.azure_signer().ok_or_else(|| {
         CatalogError::new(
             ErrorType::ServiceUnavailable,
             format!(
-                "warehouse '{}' has no azure-shared-key credential to sign with",
+                "warehouse '{}' has no Azure credential to sign with",
                 wh.record.name
             ),
         )
-    })
+    })?;
+    let (token, expiry) = signer.sign(req).await.map_err(|e| {
+        tracing::error!(warehouse = %wh.record.name, error = %e, "SAS signing failed");
+        CatalogError::new(ErrorType::ServiceUnavailable, e)
+    })?;
+    Ok((token, expiry.timestamp_millis()))
 }
 
 /// A SAS for the table at `location` and the config keys clients read, with its expiry.
-pub fn table_sas(
+pub async fn table_sas(
     wh: &Warehouse,
     profile: &AdlsProfile,
     location: &str,
@@ -69,8 +74,9 @@ pub fn table_sas(
     };
     let now = Utc::now();
     let expiry = now + Duration::seconds(profile.sas_duration_secs.into());
-    let token = sign(
-        &SasRequest {
+    let (token, expires_at_ms) = sign_for(
+        wh,
+        SasRequest {
             account: &profile.account,
             container: &profile.container,
             resource,
@@ -79,11 +85,9 @@ pub fn table_sas(
             expiry,
             protocol: protocol(profile),
         },
-        &SasKey::Account(account_key(wh)?),
     )
-    .map_err(|e| CatalogError::new(ErrorType::ServiceUnavailable, e))?;
+    .await?;
     let host = format!("{}.dfs.core.windows.net", profile.account);
-    let expires_at_ms = expiry.timestamp_millis();
     let mut config = adls_client_config(profile);
     config.insert(format!("adls.sas-token.{host}"), token.clone());
     config.insert(format!("adls.sas-token.{}", profile.account), token.clone());
@@ -146,7 +150,7 @@ pub fn adls_client_config(profile: &AdlsProfile) -> BTreeMap<String, String> {
 }
 
 /// A SAS URL for one blob: read for GET, create and write for PUT.
-pub fn presigned_blob_url(
+pub async fn presigned_blob_url(
     wh: &Warehouse,
     profile: &AdlsProfile,
     path: &str,
@@ -154,8 +158,9 @@ pub fn presigned_blob_url(
     ttl: std::time::Duration,
 ) -> CatalogResult<String> {
     let now = Utc::now();
-    let token = sign(
-        &SasRequest {
+    let (token, _) = sign_for(
+        wh,
+        SasRequest {
             account: &profile.account,
             container: &profile.container,
             resource: SasResource::Blob {
@@ -166,9 +171,8 @@ pub fn presigned_blob_url(
             expiry: now + Duration::milliseconds(ttl.as_millis() as i64),
             protocol: protocol(profile),
         },
-        &SasKey::Account(account_key(wh)?),
     )
-    .map_err(|e| CatalogError::new(ErrorType::ServiceUnavailable, e))?;
+    .await?;
     Ok(format!(
         "{}/{}/{}?{token}",
         profile.blob_endpoint(),
@@ -208,7 +212,10 @@ pub fn check_adls_profile(p: &AdlsProfile, has_credential: bool) -> Result<(), S
         ));
     }
     if !has_credential {
-        return Err("an ADLS warehouse needs an azure-shared-key storage credential".into());
+        return Err(
+            "an ADLS warehouse needs an azure-shared-key or azure-client-secret storage credential"
+                .into(),
+        );
     }
     if p.vending && !p.hierarchical_namespace && !p.allow_container_scope {
         return Err("without a hierarchical namespace no SAS can be scoped to a table: set allow_container_scope (UNSCOPED container-wide tokens) or vending = false".into());

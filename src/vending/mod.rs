@@ -214,7 +214,9 @@ impl Vending {
                 Box::pin(async {
                     let rendered = match &t.warehouse.record.storage {
                         StorageProfile::S3(profile) => Box::pin(self.render(t, profile)).await?,
-                        StorageProfile::Adls(profile) => self.render_adls(t, profile)?,
+                        StorageProfile::Adls(profile) => {
+                            Box::pin(self.render_adls(t, profile)).await?
+                        }
                         StorageProfile::Gcs(profile) => {
                             Box::pin(self.render_gcs(t, profile)).await?
                         }
@@ -266,7 +268,7 @@ impl Vending {
         ))
     }
 
-    fn render_adls(
+    async fn render_adls(
         &self,
         t: &TableAccess<'_>,
         profile: &AdlsProfile,
@@ -280,7 +282,8 @@ impl Vending {
             t.location,
             t.access,
             &t.refresh_endpoint,
-        )?;
+        )
+        .await?;
         let location = normalize_location(t.location).map_err(CatalogError::bad_request)?;
         Ok(VendedCredential::new(
             format!("{location}/"),

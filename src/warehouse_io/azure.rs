@@ -6,7 +6,10 @@ use bytes::Bytes;
 use chrono::{Duration, Utc};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use super::azure_sas::{SAS_VERSION, SasKey, SasRequest, SasResource, sign};
+use std::sync::Arc;
+
+use super::azure_auth::AzureSigner;
+use super::azure_sas::{SAS_VERSION, SasRequest, SasResource};
 use super::{IoError, WarehouseIo};
 use crate::store::AdlsProfile;
 
@@ -29,16 +32,16 @@ pub fn encode_blob_path(path: &str) -> String {
 pub struct AzureIo {
     http: reqwest::Client,
     profile: AdlsProfile,
-    account_key: String,
+    signer: Arc<AzureSigner>,
 }
 
 impl AzureIo {
-    /// IO for the profile's container, signing with `account_key` (base64).
-    pub fn new(profile: &AdlsProfile, account_key: String) -> Self {
+    /// IO for the profile's container, with SAS tokens from `signer`.
+    pub fn new(profile: &AdlsProfile, signer: Arc<AzureSigner>) -> Self {
         Self {
             http: reqwest::Client::new(),
             profile: profile.clone(),
-            account_key,
+            signer,
         }
     }
 
@@ -57,10 +60,10 @@ impl AzureIo {
     }
 
     /// A container SAS for the server's own requests (read, add, create, write, delete, list).
-    fn sas(&self) -> Result<String, IoError> {
+    async fn sas(&self) -> Result<String, IoError> {
         let now = Utc::now();
-        sign(
-            &SasRequest {
+        self.signer
+            .sign(SasRequest {
                 account: &self.profile.account,
                 container: &self.profile.container,
                 resource: SasResource::Container,
@@ -68,19 +71,19 @@ impl AzureIo {
                 start: now - Duration::minutes(5),
                 expiry: now + Duration::minutes(30),
                 protocol: "https,http",
-            },
-            &SasKey::Account(&self.account_key),
-        )
-        .map_err(|e| IoError::Storage(self.profile.account.clone(), e))
+            })
+            .await
+            .map(|(token, _)| token)
+            .map_err(|e| IoError::Storage(self.profile.account.clone(), e))
     }
 
-    fn blob_url(&self, path: &str) -> Result<String, IoError> {
+    async fn blob_url(&self, path: &str) -> Result<String, IoError> {
         Ok(format!(
             "{}/{}/{}?{}",
             self.profile.blob_endpoint(),
             self.profile.container,
             encode_blob_path(path),
-            self.sas()?
+            self.sas().await?
         ))
     }
 }
@@ -106,7 +109,7 @@ async fn check(location: &str, r: reqwest::Response) -> Result<reqwest::Response
 #[async_trait]
 impl WarehouseIo for AzureIo {
     async fn write(&self, location: &str, bytes: Bytes) -> Result<(), IoError> {
-        let url = self.blob_url(self.path_of(location)?)?;
+        let url = self.blob_url(self.path_of(location)?).await?;
         let r = self
             .http
             .put(url)
@@ -122,7 +125,7 @@ impl WarehouseIo for AzureIo {
     }
 
     async fn read(&self, location: &str) -> Result<Bytes, IoError> {
-        let url = self.blob_url(self.path_of(location)?)?;
+        let url = self.blob_url(self.path_of(location)?).await?;
         let r = self
             .http
             .get(url)
@@ -138,7 +141,7 @@ impl WarehouseIo for AzureIo {
     }
 
     async fn delete(&self, location: &str) -> Result<(), IoError> {
-        let url = self.blob_url(self.path_of(location)?)?;
+        let url = self.blob_url(self.path_of(location)?).await?;
         let r = self
             .http
             .delete(url)
@@ -164,7 +167,7 @@ impl WarehouseIo for AzureIo {
                 self.profile.container,
                 utf8_percent_encode(&dir, PATH_SEGMENT),
                 utf8_percent_encode(&marker, PATH_SEGMENT),
-                self.sas()?
+                self.sas().await?
             );
             let r = self
                 .http

@@ -46,6 +46,7 @@ pub enum SasKey<'a> {
 }
 
 /// One SAS to sign.
+#[derive(Clone)]
 pub struct SasRequest<'a> {
     pub account: &'a str,
     pub container: &'a str,

@@ -4,6 +4,7 @@
 //! locations lie inside a warehouse. Must not touch: the store or HTTP.
 
 mod azure;
+pub mod azure_auth;
 pub mod azure_sas;
 mod gcs;
 mod local;
@@ -24,8 +25,8 @@ pub use s3::{S3Io, S3StaticCredentials};
 pub enum StorageSecret {
     /// S3 access keys.
     S3(S3StaticCredentials),
-    /// An Azure storage account key (base64).
-    AzureSharedKey(String),
+    /// An Azure account key or Entra ID application.
+    Azure(azure_auth::AzureAuth),
     /// A Google service account (its key file).
     Gcs(Arc<GcsServiceAccount>),
 }
@@ -34,7 +35,7 @@ impl std::fmt::Debug for StorageSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::S3(k) => k.fmt(f),
-            Self::AzureSharedKey(_) => f.write_str("AzureSharedKey(***)"),
+            Self::Azure(a) => a.fmt(f),
             Self::Gcs(sa) => write!(f, "Gcs({})", sa.client_email),
         }
     }

@@ -261,7 +261,10 @@ fn storage_profile(
             adls.key_prefix = adls.key_prefix.trim_matches('/').to_owned();
             let root = StorageProfile::Adls(adls.clone()).root_location();
             normalize_location(&root).map_err(CatalogError::bad_request)?;
-            let has_credential = check_kind(credential_kind, "azure-shared-key")?;
+            let has_credential = match credential_kind {
+                Some("azure-client-secret") => true,
+                kind => check_kind(kind, "azure-shared-key")?,
+            };
             crate::vending::adls::check_adls_profile(&adls, has_credential)
                 .map_err(CatalogError::bad_request)?;
             Ok(StorageProfile::Adls(adls))
@@ -544,6 +547,7 @@ async fn validate_sas(wh: &crate::catalog::Warehouse, profile: &AdlsProfile, ste
     let sample = format!("{}/.floe-validate/{}", wh.root(), Uuid::now_v7());
     let probe = format!("{sample}/probe");
     let sas = crate::vending::adls::table_sas(wh, profile, &sample, DataAccess::Read, "")
+        .await
         .map(|(config, _)| config["adls.sas-token"].clone());
     let sas = match sas {
         Ok(t) => {
