@@ -25,18 +25,39 @@ def azurite_bin() -> str:
 class Azurite:
     """`azurite-blob` in memory on a free loopback port."""
 
-    def __init__(self, containers=("lake",)):
+    def __init__(self, containers=("lake",), oauth=False):
+        """With `oauth`, Azurite serves HTTPS with a self-signed certificate (`self.ca_bundle`
+        trusts it) and accepts Entra ID bearer tokens, so user-delegation keys work."""
         self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}/{ACCOUNT}"
         self.dir = tempfile.TemporaryDirectory(prefix="azurite-")
         self.log = open(Path(self.dir.name) / "azurite.log", "w")
+        extra, scheme, self.ca_bundle = [], "http", None
+        if oauth:
+            d = Path(self.dir.name)
+            cert, key = d / "cert.pem", d / "key.pem"
+            run = lambda *args: subprocess.run(["openssl", *args], check=True, capture_output=True)
+            # A test CA and a server certificate it signs (rustls refuses a self-signed leaf).
+            run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=floe test CA",
+                "-keyout", str(d / "ca.key"), "-out", str(d / "ca.pem"))
+            run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", str(key),
+                "-out", str(d / "server.csr"))
+            (d / "ext.cnf").write_text("basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\n"
+                                       "extendedKeyUsage=serverAuth\n")
+            run("x509", "-req", "-in", str(d / "server.csr"), "-CA", str(d / "ca.pem"), "-CAkey", str(d / "ca.key"),
+                "-CAcreateserial", "-days", "2", "-extfile", str(d / "ext.cnf"), "-out", str(cert))
+            system = Path(os.environ.get("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt"))
+            self.ca_bundle = str(d / "ca-bundle.pem")
+            Path(self.ca_bundle).write_text((system.read_text() if system.exists() else "") + (d / "ca.pem").read_text())
+            extra, scheme = ["--cert", str(cert), "--key", str(key), "--oauth", "basic"], "https"
+        self.endpoint = f"{scheme}://127.0.0.1:{self.port}/{ACCOUNT}"
         self.proc = subprocess.Popen(
             [azurite_bin(), "--blobHost", "127.0.0.1", "--blobPort", str(self.port), "--inMemoryPersistence",
-             "--disableTelemetry", "--skipApiVersionCheck", "--loose"],
+             "--disableTelemetry", "--skipApiVersionCheck", "--loose", *extra],
             cwd=self.dir.name, stdout=self.log, stderr=subprocess.STDOUT)
-        self.connection_string = (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+        self.connection_string = (f"DefaultEndpointsProtocol={scheme};AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
                                   f"BlobEndpoint={self.endpoint};")
-        self.client = BlobServiceClient.from_connection_string(self.connection_string)
+        self.client = BlobServiceClient.from_connection_string(
+            self.connection_string, **({"connection_verify": self.ca_bundle} if oauth else {}))
         deadline = time.time() + 30
         while True:
             try:

@@ -96,11 +96,11 @@ def test_vended_sas_keys_and_permissions(floe, azurite, events):
     assert fields["sr"] == "c" and fields["sp"] == "racwdl", "writers get a read-write container SAS"
     prefix = events.location().removeprefix(f"abfss://lake@{host}/")
 
-    writer = ContainerClient(f"{azurite.endpoint}/lake", "lake", credential=token)
+    writer = ContainerClient.from_container_url(f"{azurite.endpoint}/lake", credential=token)
     writer.upload_blob(f"{prefix}/data/probe", b"x")
     tampered = token.replace(fields["sig"][:4], "AAAA" if not fields["sig"].startswith("AAAA") else "BBBB")
     with pytest.raises(HttpResponseError) as e:
-        ContainerClient(f"{azurite.endpoint}/lake", "lake", credential=tampered).upload_blob(f"{prefix}/data/x", b"x")
+        ContainerClient.from_container_url(f"{azurite.endpoint}/lake", credential=tampered).upload_blob(f"{prefix}/data/x", b"x")
     assert e.value.status_code == 403
 
     reader = principal_with(floe, "az-reader", [({"kind": "table", "warehouse": api.prefix,
@@ -110,7 +110,7 @@ def test_vended_sas_keys_and_permissions(floe, azurite, events):
     assert r.status_code == 200, r.text
     read_token = r.json()["storage-credentials"][0]["config"][f"adls.sas-token.{host}"]
     assert sas_fields(read_token)["sp"] == "rl"
-    ro = ContainerClient(f"{azurite.endpoint}/lake", "lake", credential=read_token)
+    ro = ContainerClient.from_container_url(f"{azurite.endpoint}/lake", credential=read_token)
     assert ro.download_blob(f"{prefix}/data/probe").readall() == b"x"
     with pytest.raises(HttpResponseError) as e:
         ro.upload_blob(f"{prefix}/data/evil", b"x")
