@@ -3,6 +3,7 @@ and blob SAS but has no ADLS Gen2 endpoint and refuses directory SAS, so: a cont
 warehouse (explicitly unscoped) proves signatures and permissions end to end, and directory SAS
 tokens are checked field for field against the Azure Python SDK's."""
 
+import time
 import urllib.parse
 from datetime import datetime, timezone
 
@@ -37,7 +38,8 @@ def storage(azurite, container, **extra):
 
 @pytest.fixture(scope="module")
 def floe(azurite):
-    server = FloeServer()
+    # Presigned URLs live 3 s here, so the expiry Floe signs can be seen enforced.
+    server = FloeServer(env={"FLOE_VENDING__PRESIGN_TTL_SECS": "3"})
     root = Api(server, warehouse="demo")
     tenant = root.manage("GET", "/whoami")["tenant_id"]
     root.manage("POST", f"/tenants/{tenant}/storage-credentials",
@@ -153,6 +155,18 @@ def test_presigned_blob_urls_reach_one_file_inside_the_table(floe, azurite, even
     for bad in [events.location() + "0/x", events.location() + "/../other/x", events.location(),
                 f"abfss://dirlake@{ACCOUNT}.dfs.core.windows.net/{name}"]:
         assert requests.get(url, params={"location": bad}, headers=api.h).status_code == 403, bad
+
+
+def test_azurite_enforces_the_expiry_floe_signs(floe, azurite, events):
+    api = api_for(floe, "azlake")
+    prefix = events.location().removeprefix(f"abfss://lake@{ACCOUNT}.dfs.core.windows.net/")
+    name = azurite.names("lake", prefix + "/metadata/")[0]
+    r = requests.get(f"{api.uri}/v1/{api.prefix}/namespaces/az/tables/events/presign",
+                     params={"location": f"abfss://lake@{ACCOUNT}.dfs.core.windows.net/{name}"}, headers=api.h)
+    url = r.json()["url"]
+    assert requests.get(url).status_code == 200
+    time.sleep(4.5)
+    assert requests.get(url).status_code == 403, "an expired SAS is refused"
 
 
 def test_validate_checks_the_sas_and_flags_container_scope(floe):
