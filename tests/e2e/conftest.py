@@ -85,3 +85,43 @@ def floe():
     server = FloeServer()
     yield server
     server.stop()
+
+
+class JsonServer:
+    """A local HTTP server standing in for a cloud's token endpoints: `answer(path, form)` returns
+    the JSON to send (or None for 404); every request's path and form are recorded."""
+
+    def __init__(self, answer):
+        import json
+        import threading
+        import urllib.parse
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.requests = []
+        recorded = self.requests
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                form = dict(urllib.parse.parse_qsl(self.rfile.read(int(self.headers["Content-Length"])).decode()))
+                recorded.append((self.path, form))
+                body = answer(self.path, form)
+                if body is None:
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def shutdown(self):
+        self.server.shutdown()

@@ -6,11 +6,9 @@ SAS tokens, which Azurite verifies for every request."""
 import base64
 import json
 import os
-import threading
 import time
 import urllib.parse
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pyarrow as pa
 import pytest
@@ -18,7 +16,7 @@ from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import ContainerClient
 
 from azurite import ACCOUNT, Azurite
-from conftest import FloeServer
+from conftest import FloeServer, JsonServer
 from test_s3_vending import Api, principal_with
 
 TENANT_ID = str(uuid.uuid4())
@@ -29,34 +27,19 @@ def b64url(data: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
 
 
-class MockEntra(ThreadingHTTPServer):
+class MockEntra(JsonServer):
     """`POST /{tenant}/oauth2/v2.0/token` (client credentials) answering a storage-audience token."""
 
     def __init__(self):
-        self.requests = []
-        server = self
+        super().__init__(self.answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                form = dict(urllib.parse.parse_qsl(self.rfile.read(int(self.headers["Content-Length"])).decode()))
-                server.requests.append((self.path, form))
-                now = int(time.time())
-                claims = {"aud": "https://storage.azure.com", "iss": f"https://sts.windows.net/{TENANT_ID}/",
-                          "oid": OBJECT_ID, "tid": TENANT_ID, "iat": now, "nbf": now - 60, "exp": now + 3600}
-                token = f"{b64url({'alg': 'RS256', 'typ': 'JWT'})}.{b64url(claims)}.c2ln"
-                body = json.dumps({"token_type": "Bearer", "expires_in": 3599, "access_token": token}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server_address[1]}"
-        threading.Thread(target=self.serve_forever, daemon=True).start()
+    @staticmethod
+    def answer(path, form):
+        now = int(time.time())
+        claims = {"aud": "https://storage.azure.com", "iss": f"https://sts.windows.net/{TENANT_ID}/",
+                  "oid": OBJECT_ID, "tid": TENANT_ID, "iat": now, "nbf": now - 60, "exp": now + 3600}
+        token = f"{b64url({'alg': 'RS256', 'typ': 'JWT'})}.{b64url(claims)}.c2ln"
+        return {"token_type": "Bearer", "expires_in": 3599, "access_token": token}
 
 
 @pytest.fixture(scope="module")

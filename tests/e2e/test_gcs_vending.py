@@ -7,11 +7,9 @@ import json
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import urllib.parse
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pyarrow as pa
@@ -20,47 +18,33 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from conftest import FloeServer, free_port
+from conftest import FloeServer, JsonServer, free_port
 from test_s3_vending import Api, principal_with
 
 PROJECT = "floe-test"
 
 
-class MockGoogle(ThreadingHTTPServer):
+class MockGoogle(JsonServer):
     """Google's OAuth token endpoint (`/token`) and STS token exchange (`/sts`)."""
 
     def __init__(self):
-        self.tokens, self.exchanges = [], []
-        server = self
+        super().__init__(self.answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                form = dict(urllib.parse.parse_qsl(self.rfile.read(int(self.headers["Content-Length"])).decode()))
-                if self.path == "/token":
-                    server.tokens.append(form)
-                    body = {"access_token": f"source-token-{len(server.tokens)}", "token_type": "Bearer",
-                            "expires_in": 3600}
-                elif self.path == "/sts":
-                    server.exchanges.append(form)
-                    body = {"access_token": f"downscoped-{len(server.exchanges)}", "token_type": "Bearer",
-                            "issued_token_type": "urn:ietf:params:oauth:token-type:access_token", "expires_in": 3599}
-                else:
-                    self.send_response(404)
-                    self.end_headers()
-                    return
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+    @property
+    def tokens(self):
+        return [form for path, form in self.requests if path == "/token"]
 
-            def log_message(self, *args):
-                pass
+    @property
+    def exchanges(self):
+        return [form for path, form in self.requests if path == "/sts"]
 
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server_address[1]}"
-        threading.Thread(target=self.serve_forever, daemon=True).start()
+    def answer(self, path, form):
+        if path == "/token":
+            return {"access_token": f"source-token-{len(self.tokens)}", "token_type": "Bearer", "expires_in": 3600}
+        if path == "/sts":
+            return {"access_token": f"downscoped-{len(self.exchanges)}", "token_type": "Bearer",
+                    "issued_token_type": "urn:ietf:params:oauth:token-type:access_token", "expires_in": 3599}
+        return None
 
 
 @pytest.fixture(scope="module")

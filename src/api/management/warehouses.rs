@@ -103,30 +103,16 @@ impl utoipa::PartialSchema for StorageRequest {
                     .description(Some("file:///absolute/path (root principal only)")),
             )
             .description(Some("A directory on the server's disk"));
-        let RefOr::T(Schema::Object(mut s3)) = <S3Profile as utoipa::PartialSchema>::schema()
-        else {
-            unreachable!("S3Profile derives an object schema")
-        };
-        s3.properties.insert("kind".into(), kind("s3").into());
-        s3.required.insert(0, "kind".into());
-        s3.description =
-            Some("An S3 bucket (see the README's \"Credential vending on S3\")".into());
-        let RefOr::T(Schema::Object(mut adls)) = <AdlsProfile as utoipa::PartialSchema>::schema()
-        else {
-            unreachable!("AdlsProfile derives an object schema")
-        };
-        adls.properties.insert("kind".into(), kind("adls").into());
-        adls.required.insert(0, "kind".into());
-        adls.description =
-            Some("An Azure container (see the README's \"Credential vending on ADLS\")".into());
-        let RefOr::T(Schema::Object(mut gcs)) = <GcsProfile as utoipa::PartialSchema>::schema()
-        else {
-            unreachable!("GcsProfile derives an object schema")
-        };
-        gcs.properties.insert("kind".into(), kind("gcs").into());
-        gcs.required.insert(0, "kind".into());
-        gcs.description =
-            Some("A GCS bucket (see the README's \"Credential vending on GCS\")".into());
+        let s3 =
+            with_kind::<S3Profile>("s3", "An S3 bucket (README: \"Credential vending on S3\")");
+        let adls = with_kind::<AdlsProfile>(
+            "adls",
+            "An Azure container (README: \"Credential vending on ADLS\")",
+        );
+        let gcs = with_kind::<GcsProfile>(
+            "gcs",
+            "A GCS bucket (README: \"Credential vending on GCS\")",
+        );
         OneOfBuilder::new()
             .item(local)
             .item(s3)
@@ -137,6 +123,20 @@ impl utoipa::PartialSchema for StorageRequest {
             ))
             .into()
     }
+}
+
+/// A profile's derived object schema with the `kind` tag added as its first required property.
+fn with_kind<T: utoipa::PartialSchema>(kind: &str, description: &str) -> Schema {
+    let RefOr::T(Schema::Object(mut object)) = T::schema() else {
+        unreachable!("storage profiles derive object schemas")
+    };
+    let tag = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some([kind]));
+    object.properties.insert("kind".into(), tag.into());
+    object.required.insert(0, "kind".into());
+    object.description = Some(description.into());
+    Schema::Object(object)
 }
 
 impl ToSchema for StorageRequest {
