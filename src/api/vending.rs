@@ -433,6 +433,7 @@ async fn presign_file(
             chrono::Utc::now(),
             ttl.as_secs().max(1),
         )
+        .await
         .map_err(|e| CatalogError::new(ErrorType::ServiceUnavailable, e))?;
         return Ok(presigned(
             &auth.0,

@@ -69,13 +69,14 @@ pub async fn downscope(
     profile: &GcsProfile,
     account: &GcsServiceAccount,
     boundary: &serde_json::Value,
+    at_least: std::time::Duration,
 ) -> Result<DownscopedToken, String> {
     #[derive(Deserialize)]
     struct Answer {
         access_token: String,
         expires_in: Option<i64>,
     }
-    let source = account.token().await?;
+    let source = account.token_lasting(at_least).await?;
     metrics::counter!("floe_gcs_token_exchanges_total").increment(1);
     let url = profile.sts_endpoint.as_deref().unwrap_or(GOOGLE_STS);
     let r = http
@@ -167,7 +168,7 @@ const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~');
 
 /// A V4 signed URL (GOOG4-RSA-SHA256) for one object, signed with the service account's key.
-pub fn signed_url(
+pub async fn signed_url(
     account: &GcsServiceAccount,
     bucket: &str,
     object: &str,
@@ -204,11 +205,7 @@ pub fn signed_url(
         "GOOG4-RSA-SHA256\n{timestamp}\n{scope}\n{}",
         hex::encode(Sha256::digest(canonical.as_bytes()))
     );
-    let signature = account
-        .account
-        .signer()
-        .sign(to_sign.as_bytes())
-        .map_err(|e| format!("cannot sign with the service account's key: {e}"))?;
+    let signature = account.sign(to_sign.as_bytes()).await?;
     Ok(format!(
         "https://{host}{path}?{query}&X-Goog-Signature={}",
         hex::encode(signature)

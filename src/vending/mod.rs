@@ -246,7 +246,9 @@ impl Vending {
         })?;
         let prefix = format!("{prefix}/");
         let boundary = gcs::access_boundary(&profile.bucket, &prefix, t.access);
-        let token = gcs::downscope(&self.http, profile, account, &boundary)
+        // A few seconds beyond the margin: the exchange itself takes a moment.
+        let at_least = self.options.refresh_margin + Duration::from_secs(30);
+        let token = gcs::downscope(&self.http, profile, account, &boundary, at_least)
             .await
             .map_err(|e| {
                 tracing::error!(warehouse = %t.warehouse.record.name, error = %e, "GCS token exchange failed");

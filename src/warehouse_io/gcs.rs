@@ -18,7 +18,9 @@ pub const STORAGE_SCOPE: &str = "https://www.googleapis.com/auth/devstorage.read
 /// A service account: its token source and signer, and its e-mail (the signed-URL credential).
 pub struct GcsServiceAccount {
     pub client_email: String,
-    pub account: CustomServiceAccount,
+    /// The key file, kept to start a fresh token cache when the cached token is too old.
+    key_json: String,
+    account: tokio::sync::RwLock<Arc<CustomServiceAccount>>,
 }
 
 impl GcsServiceAccount {
@@ -34,16 +36,51 @@ impl GcsServiceAccount {
             .map_err(|e| format!("the service-account key cannot be used: {e}"))?;
         Ok(Self {
             client_email: key.client_email,
-            account,
+            key_json: json.to_owned(),
+            account: tokio::sync::RwLock::new(Arc::new(account)),
         })
     }
 
     /// An access token for the storage scope (cached by gcp_auth until it expires).
     pub async fn token(&self) -> Result<Arc<gcp_auth::Token>, String> {
-        self.account
+        let account = self.account.read().await.clone();
+        account
             .token(&[STORAGE_SCOPE])
             .await
             .map_err(|e| format!("no token for {}: {e}", self.client_email))
+    }
+
+    /// A token with at least `at_least` of its life left: the cached one, or a new one (a
+    /// downscoped token lives only as long as the token it was made from).
+    pub async fn token_lasting(
+        &self,
+        at_least: std::time::Duration,
+    ) -> Result<Arc<gcp_auth::Token>, String> {
+        let token = self.token().await?;
+        let until = chrono::Utc::now()
+            + chrono::Duration::from_std(at_least).unwrap_or(chrono::Duration::zero());
+        if token.expires_at() > until {
+            return Ok(token);
+        }
+        let fresh = Arc::new(
+            CustomServiceAccount::from_json(&self.key_json)
+                .map_err(|e| format!("the service-account key cannot be used: {e}"))?,
+        );
+        let token = fresh
+            .token(&[STORAGE_SCOPE])
+            .await
+            .map_err(|e| format!("no token for {}: {e}", self.client_email))?;
+        *self.account.write().await = fresh;
+        Ok(token)
+    }
+
+    /// Signs `input` with the service account's private key (RSA-SHA256).
+    pub async fn sign(&self, input: &[u8]) -> Result<Vec<u8>, String> {
+        let account = self.account.read().await.clone();
+        account
+            .signer()
+            .sign(input)
+            .map_err(|e| format!("cannot sign with the service account's key: {e}"))
     }
 }
 

@@ -40,7 +40,10 @@ class MockGoogle(JsonServer):
 
     def answer(self, path, form):
         if path == "/token":
-            return {"access_token": f"source-token-{len(self.tokens)}", "token_type": "Bearer", "expires_in": 3600}
+            # The first token is nearly spent: too old to downscope (the margin is 300 s).
+            lifetime = 100 if len(self.tokens) == 1 else 3600
+            return {"access_token": f"source-token-{len(self.tokens)}", "token_type": "Bearer",
+                    "expires_in": lifetime}
         if path == "/sts":
             return {"access_token": f"downscoped-{len(self.exchanges)}", "token_type": "Bearer",
                     "issued_token_type": "urn:ietf:params:oauth:token-type:access_token", "expires_in": 3599}
@@ -113,6 +116,8 @@ def test_pyiceberg_works_with_downscoped_tokens(floe, google):
     table.append(data)
     assert cat.load_table(("g", "events")).scan().to_arrow().num_rows == 3
     assert table.io.properties["gcs.oauth2.token"].startswith("downscoped-")
+    assert google.tokens and "source-token-1" not in [e["subject_token"] for e in google.exchanges], \
+        "a source token with less than the refresh margin left is replaced before it is downscoped"
 
 
 def test_boundaries_name_the_table_prefix_and_the_role(floe, google):

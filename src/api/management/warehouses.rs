@@ -629,7 +629,8 @@ async fn validate_gcs(wh: &crate::catalog::Warehouse, profile: &GcsProfile, step
     };
     let http = reqwest::Client::new();
     let boundary = gcs::access_boundary(&profile.bucket, &format!("{prefix}/"), DataAccess::Read);
-    let token = match gcs::downscope(&http, profile, account, &boundary).await {
+    let at_least = std::time::Duration::from_secs(60);
+    let token = match gcs::downscope(&http, profile, account, &boundary, at_least).await {
         Ok(t) => {
             steps.record(
                 "exchange a read-only downscoped token for a sample table",
