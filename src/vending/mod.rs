@@ -205,6 +205,9 @@ impl Vending {
             principal: t.caller.principal_id,
             refresh_endpoint: t.refresh_endpoint.clone(),
         };
+        if let Some(hit) = self.rendered.get(&key).await {
+            return Ok(Some(hit));
+        }
         // Concurrent misses for one key wait for a single render (and STS call).
         let rendered = self
             .rendered
