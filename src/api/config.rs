@@ -8,7 +8,6 @@ use utoipa::IntoParams;
 
 use super::types::{CatalogConfig, IcebergErrorResponse};
 use super::{ApiResult, AppState, auth};
-use crate::store::StorageProfile;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(get_config);
@@ -87,9 +86,7 @@ async fn get_config(
         return Err(e.into());
     }
     let mut overrides = BTreeMap::from([("prefix".to_string(), wh.id.to_string())]);
-    if let StorageProfile::S3(s3) = &wh.storage {
-        overrides.extend(crate::vending::s3_client_config(s3));
-    }
+    overrides.extend(crate::vending::client_config(&wh.storage));
     // Iceberg Java sends `X-Iceberg-Access-Delegation` only when told to; PyIceberg always does.
     let defaults = BTreeMap::from([
         ("warehouse-name".to_string(), wh.name.clone()),

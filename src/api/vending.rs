@@ -20,7 +20,7 @@ use crate::identity::Caller;
 use crate::store::{S3Profile, StorageProfile};
 use crate::vending::presign::{PresignMethod, file_inside, object_key, presigned_url};
 use crate::vending::signer::{Needs, SignRequest, SigningKeys, check_request, sign_headers};
-use crate::vending::{Delegation, TableAccess, s3_client_config, table_prefix};
+use crate::vending::{Delegation, TableAccess, table_prefix};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(load_credentials)
@@ -55,12 +55,7 @@ impl StorageAccess {
 }
 
 fn base_config(wh: &Warehouse) -> BTreeMap<String, String> {
-    match &wh.record.storage {
-        StorageProfile::S3(p) => s3_client_config(p),
-        StorageProfile::Adls(p) => crate::vending::adls::adls_client_config(p),
-        StorageProfile::Gcs(p) => crate::vending::gcs::gcs_client_config(p),
-        StorageProfile::Local { .. } => BTreeMap::new(),
-    }
+    crate::vending::client_config(&wh.record.storage)
 }
 
 fn s3_profile(wh: &Warehouse) -> Option<&S3Profile> {

@@ -9,12 +9,29 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::inside_warehouse;
 use crate::authz::DataAccess;
+use crate::catalog::{CatalogError, CatalogResult, Warehouse};
 use crate::store::GcsProfile;
 use crate::warehouse_io::GcsServiceAccount;
 
 /// Google's STS token-exchange endpoint.
 pub const GOOGLE_STS: &str = "https://sts.googleapis.com/v1/token";
+
+/// The object name of a location inside a GCS warehouse (no trailing `/`), and the location
+/// normalized. Refuses locations outside the warehouse.
+pub fn gcs_object(
+    wh: &Warehouse,
+    profile: &GcsProfile,
+    location: &str,
+) -> CatalogResult<(String, String)> {
+    let location = inside_warehouse(wh, location)?;
+    let name = location
+        .strip_prefix(&format!("gs://{}/", profile.bucket))
+        .ok_or_else(|| CatalogError::bad_request(format!("{location} is not in the bucket")))?
+        .to_owned();
+    Ok((name, location))
+}
 
 /// Escapes a string for a single-quoted CEL literal: nothing in it can end the literal.
 pub fn cel_string(s: &str) -> String {
