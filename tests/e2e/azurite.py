@@ -8,7 +8,7 @@ from pathlib import Path
 
 from azure.storage.blob import BlobServiceClient
 
-from conftest import free_port
+from conftest import free_port, stop_process
 
 ACCOUNT = "devstoreaccount1"
 # Azurite's well-known development key (public, documented by Microsoft).
@@ -74,10 +74,6 @@ class Azurite:
         return [b.name for b in self.client.get_container_client(container).list_blobs(name_starts_with=prefix)]
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop_process(self.proc)
         self.log.close()
         self.dir.cleanup()

@@ -21,6 +21,16 @@ def floe_binary() -> str:
     return str(Path(target) / "debug" / "floe")
 
 
+def stop_process(proc: subprocess.Popen, timeout: float = 10):
+    """Terminates a server process, killing it when it does not stop in time."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -12,7 +12,7 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 
-from conftest import free_port
+from conftest import free_port, stop_process
 
 ACCESS_KEY = "floeCatalogAK"
 SECRET_KEY = "floeCatalogSecretKey123"
@@ -95,10 +95,6 @@ class SeaweedS3:
         return [o["Key"] for o in out.get("Contents", [])]
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop_process(self.proc)
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
