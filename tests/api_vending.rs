@@ -167,3 +167,50 @@ async fn metrics_are_exposed_for_prometheus() {
             .starts_with("text/plain")
     );
 }
+
+#[tokio::test]
+async fn a_credential_must_fit_the_warehouse_storage() {
+    let app = spawn_app().await;
+    let tenant = tenant_id(&app).await;
+    let r = app
+        .client
+        .post(format!(
+            "{}/management/v1/tenants/{tenant}/storage-credentials",
+            app.base
+        ))
+        .bearer_auth(&app.token)
+        .json(&json!({"name": "az", "kind": "azure-shared-key", "value": {"account_key": "a2V5"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let r = create_warehouse(
+        &app,
+        &tenant,
+        json!({"name": "w", "storage": s3(json!({}))}),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let wh: Value = r.json().await.unwrap();
+    let r = app
+        .client
+        .patch(format!(
+            "{}/management/v1/tenants/{tenant}/warehouses/{}",
+            app.base,
+            wh["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&app.token)
+        .json(&json!({"credential": "az"}))
+        .send()
+        .await
+        .unwrap();
+    let message = assert_error(r, 400, "BadRequestException").await;
+    assert!(message.contains("does not fit"), "{message}");
+    let r = create_warehouse(
+        &app,
+        &tenant,
+        json!({"name": "w2", "credential": "az", "storage": s3(json!({}))}),
+    )
+    .await;
+    assert_error(r, 400, "BadRequestException").await;
+}

@@ -411,6 +411,20 @@ async fn update_warehouse(
     let kind = credential_kind(&state, tenant, &wh.credential).await?;
     if let Some(storage) = body.storage {
         wh.storage = storage_profile(&state, &auth.0, id, storage, kind.as_deref())?;
+    } else if let Some(kind) = kind.as_deref() {
+        // A new credential must still fit the storage the warehouse already has.
+        let fits: &[&str] = match &wh.storage {
+            StorageProfile::Local { .. } => &[],
+            StorageProfile::S3(_) => &["s3-access-key"],
+            StorageProfile::Adls(_) => &["azure-shared-key", "azure-client-secret"],
+            StorageProfile::Gcs(_) => &["gcs-service-account"],
+        };
+        if !fits.contains(&kind) {
+            return Err(CatalogError::bad_request(format!(
+                "a {kind} credential does not fit this warehouse's storage"
+            ))
+            .into());
+        }
     }
     state.catalog.store().update_warehouse(&wh).await?;
     state.catalog.forget_warehouse(id).await;
