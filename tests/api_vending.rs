@@ -153,6 +153,9 @@ async fn config_tells_java_clients_to_ask_for_credentials() {
 #[tokio::test]
 async fn metrics_are_exposed_for_prometheus() {
     let app = spawn_app().await;
+    app.create_namespace(&["m"]).await;
+    app.create_table("m", "t").await;
+    app.load_table("m", "t").await;
     let r = app
         .client
         .get(format!("{}/metrics", app.base))
@@ -166,6 +169,8 @@ async fn metrics_are_exposed_for_prometheus() {
             .unwrap()
             .starts_with("text/plain")
     );
+    let text = r.text().await.unwrap();
+    assert!(text.contains("floe_metadata_cache_hits_total"), "{text}");
 }
 
 #[tokio::test]

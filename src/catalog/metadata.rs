@@ -131,8 +131,13 @@ impl MetadataCache {
         location: &str,
     ) -> CatalogResult<Arc<CachedTable>> {
         if let Some(hit) = self.tables.get(location).await {
+            // A handle kept once: load-table is the hot path.
+            static HITS: std::sync::LazyLock<metrics::Counter> =
+                std::sync::LazyLock::new(|| metrics::counter!("floe_metadata_cache_hits_total"));
+            HITS.increment(1);
             return Ok(hit);
         }
+        metrics::counter!("floe_metadata_cache_misses_total").increment(1);
         let bytes = io.read(location).await?;
         let metadata: TableMetadata =
             serde_json::from_slice(&bytes).map_err(|e| parse_error(location, e))?;

@@ -257,9 +257,13 @@ impl Catalog {
                     self.metadata.discard(wh.io.as_ref(), loc).await;
                 }
             }
+            if error.lost_race {
+                metrics::counter!("floe_commit_conflicts_total").increment(1);
+            }
             if !error.lost_race || attempt >= self.options.commit_retries {
                 return Err(error.error);
             }
+            metrics::counter!("floe_commit_retries_total").increment(1);
             attempt += 1;
             let jitter = rand::random::<u64>() % (2 * attempt as u64 + 1);
             tokio::time::sleep(Duration::from_millis(jitter)).await;

@@ -209,8 +209,12 @@ impl Vending {
             refresh_endpoint: t.refresh_endpoint.clone(),
         };
         if let Some(hit) = self.rendered.get(&key).await {
+            static HITS: std::sync::LazyLock<metrics::Counter> =
+                std::sync::LazyLock::new(|| metrics::counter!("floe_vended_cache_hits_total"));
+            HITS.increment(1);
             return Ok(Some(hit));
         }
+        metrics::counter!("floe_vended_cache_misses_total").increment(1);
         // Concurrent misses for one key wait for a single render (and STS call).
         let rendered = self
             .rendered
