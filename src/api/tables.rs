@@ -19,6 +19,7 @@ use crate::catalog::{
     CreateTable, LoadedTable, SnapshotsMode, TableChange, Warehouse, encode_page_token,
 };
 use crate::domain::{ObjectName, TableIdent};
+use crate::identity::Caller;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(load_table)
@@ -95,6 +96,24 @@ fn commit_body(loaded: &LoadedTable) -> Bytes {
         None,
         None,
     )
+}
+
+/// A table route's warehouse and table, after checking the caller holds `privilege` on the table.
+pub(super) async fn table_route(
+    state: &AppState,
+    caller: &Caller,
+    prefix: &str,
+    ns: &str,
+    table: &str,
+    privilege: Privilege,
+) -> ApiResult<(Warehouse, TableIdent)> {
+    let wh = state.catalog.warehouse(caller, prefix).await?;
+    let ident = table_param(ns, table)?;
+    state
+        .authz
+        .require(caller, &on_table(wh.record.id, &ident), privilege)
+        .await?;
+    Ok((wh, ident))
 }
 
 /// List tables in a namespace.
@@ -211,16 +230,15 @@ async fn load_table(
             )));
         }
     };
-    let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
-    let ident = table_param(&ns, &table)?;
-    state
-        .authz
-        .require(
-            &auth.0,
-            &on_table(wh.record.id, &ident),
-            Privilege::TableReadMetadata,
-        )
-        .await?;
+    let (wh, ident) = table_route(
+        &state,
+        &auth.0,
+        &prefix,
+        &ns,
+        &table,
+        Privilege::TableReadMetadata,
+    )
+    .await?;
     let loaded = state.catalog.load_table(&wh, &ident).await?;
     let tag = loaded
         .table
@@ -259,16 +277,15 @@ async fn table_exists(
     path: web::Path<(String, String, String)>,
 ) -> ApiResult<HttpResponse> {
     let (prefix, ns, table) = path.into_inner();
-    let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
-    let ident = table_param(&ns, &table)?;
-    state
-        .authz
-        .require(
-            &auth.0,
-            &on_table(wh.record.id, &ident),
-            Privilege::TableReadMetadata,
-        )
-        .await?;
+    let (wh, ident) = table_route(
+        &state,
+        &auth.0,
+        &prefix,
+        &ns,
+        &table,
+        Privilege::TableReadMetadata,
+    )
+    .await?;
     match state
         .catalog
         .store()
@@ -360,16 +377,8 @@ async fn drop_table(
 ) -> HttpResponse {
     let run = async {
         let (prefix, ns, table) = path.into_inner();
-        let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
-        let ident = table_param(&ns, &table)?;
-        state
-            .authz
-            .require(
-                &auth.0,
-                &on_table(wh.record.id, &ident),
-                Privilege::TableDrop,
-            )
-            .await?;
+        let (wh, ident) =
+            table_route(&state, &auth.0, &prefix, &ns, &table, Privilege::TableDrop).await?;
         state
             .catalog
             .drop_table(&wh, &ident, query.purge()?)
@@ -432,16 +441,15 @@ async fn report_metrics(
     body: web::Json<ReportMetricsRequest>,
 ) -> ApiResult<HttpResponse> {
     let (prefix, ns, table) = path.into_inner();
-    let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
-    let ident = table_param(&ns, &table)?;
-    state
-        .authz
-        .require(
-            &auth.0,
-            &on_table(wh.record.id, &ident),
-            Privilege::TableReadMetadata,
-        )
-        .await?;
+    let (wh, ident) = table_route(
+        &state,
+        &auth.0,
+        &prefix,
+        &ns,
+        &table,
+        Privilege::TableReadMetadata,
+    )
+    .await?;
     state.catalog.load_table(&wh, &ident).await?;
     tracing::info!(table = %ident, warehouse = %wh.record.name, report_type = %body.report_type, "metrics report");
     Ok(HttpResponse::NoContent().finish())

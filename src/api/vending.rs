@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::openapi::CommonErrors;
 use super::types::{IcebergErrorResponse, StorageCredential};
-use super::{ApiError, ApiResult, AppState, Authenticated, table_param};
+use super::{ApiError, ApiResult, AppState, Authenticated};
 use crate::authz::{DataAccess, Privilege, on_table};
 use crate::catalog::{CatalogError, ErrorType, LoadedTable, Warehouse};
 use crate::domain::TableIdent;
@@ -182,16 +182,15 @@ async fn table_for_data(
     ns: &str,
     table: &str,
 ) -> ApiResult<(Warehouse, TableIdent, LoadedTable, DataAccess)> {
-    let wh = state.catalog.warehouse(caller, prefix).await?;
-    let ident = table_param(ns, table)?;
-    state
-        .authz
-        .require(
-            caller,
-            &on_table(wh.record.id, &ident),
-            Privilege::TableReadMetadata,
-        )
-        .await?;
+    let (wh, ident) = super::tables::table_route(
+        state,
+        caller,
+        prefix,
+        ns,
+        table,
+        Privilege::TableReadMetadata,
+    )
+    .await?;
     let loaded = state.catalog.load_table(&wh, &ident).await?;
     let data = state
         .authz

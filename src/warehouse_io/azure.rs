@@ -77,6 +77,19 @@ impl AzureIo {
             .map_err(|e| IoError::Storage(self.profile.account.clone(), e))
     }
 
+    /// A request for the blob at `location`, with a fresh SAS and the service version.
+    async fn blob_request(
+        &self,
+        method: reqwest::Method,
+        location: &str,
+    ) -> Result<reqwest::RequestBuilder, IoError> {
+        let url = self.blob_url(self.path_of(location)?).await?;
+        Ok(self
+            .http
+            .request(method, url)
+            .header("x-ms-version", SAS_VERSION))
+    }
+
     async fn blob_url(&self, path: &str) -> Result<String, IoError> {
         Ok(format!(
             "{}/{}/{}?{}",
@@ -109,12 +122,10 @@ async fn check(location: &str, r: reqwest::Response) -> Result<reqwest::Response
 #[async_trait]
 impl WarehouseIo for AzureIo {
     async fn write(&self, location: &str, bytes: Bytes) -> Result<(), IoError> {
-        let url = self.blob_url(self.path_of(location)?).await?;
         let r = self
-            .http
-            .put(url)
+            .blob_request(reqwest::Method::PUT, location)
+            .await?
             .header("x-ms-blob-type", "BlockBlob")
-            .header("x-ms-version", SAS_VERSION)
             .header("content-type", "application/json")
             .body(bytes)
             .send()
@@ -125,11 +136,9 @@ impl WarehouseIo for AzureIo {
     }
 
     async fn read(&self, location: &str) -> Result<Bytes, IoError> {
-        let url = self.blob_url(self.path_of(location)?).await?;
         let r = self
-            .http
-            .get(url)
-            .header("x-ms-version", SAS_VERSION)
+            .blob_request(reqwest::Method::GET, location)
+            .await?
             .send()
             .await
             .map_err(|e| storage(location, e))?;
@@ -141,11 +150,9 @@ impl WarehouseIo for AzureIo {
     }
 
     async fn delete(&self, location: &str) -> Result<(), IoError> {
-        let url = self.blob_url(self.path_of(location)?).await?;
         let r = self
-            .http
-            .delete(url)
-            .header("x-ms-version", SAS_VERSION)
+            .blob_request(reqwest::Method::DELETE, location)
+            .await?
             .send()
             .await
             .map_err(|e| storage(location, e))?;

@@ -204,6 +204,13 @@ async fn credential_kind(
     }
 }
 
+/// Checks that a profile's root is a usable location (no `..`, empty segments or odd characters).
+fn check_root(profile: &StorageProfile) -> Result<(), CatalogError> {
+    normalize_location(&profile.root_location())
+        .map(|_| ())
+        .map_err(CatalogError::bad_request)
+}
+
 /// Checks that a storage profile's credential is of the kind its storage needs.
 fn check_kind(kind: Option<&str>, wanted: &str) -> Result<bool, CatalogError> {
     match kind {
@@ -249,8 +256,7 @@ fn storage_profile(
         }
         StorageRequest::S3(mut s3) => {
             s3.key_prefix = s3.key_prefix.trim_matches('/').to_owned();
-            let check = format!("s3://{}/{}", s3.bucket, s3.key_prefix);
-            normalize_location(check.trim_end_matches('/')).map_err(CatalogError::bad_request)?;
+            check_root(&StorageProfile::S3(s3.clone()))?;
             let has_credential = check_kind(credential_kind, "s3-access-key")?;
             crate::vending::check_s3_profile(&s3, has_credential)
                 .map_err(CatalogError::bad_request)?;
@@ -258,8 +264,7 @@ fn storage_profile(
         }
         StorageRequest::Adls(mut adls) => {
             adls.key_prefix = adls.key_prefix.trim_matches('/').to_owned();
-            let root = StorageProfile::Adls(adls.clone()).root_location();
-            normalize_location(&root).map_err(CatalogError::bad_request)?;
+            check_root(&StorageProfile::Adls(adls.clone()))?;
             let has_credential = match credential_kind {
                 Some("azure-client-secret") => true,
                 kind => check_kind(kind, "azure-shared-key")?,
@@ -270,8 +275,7 @@ fn storage_profile(
         }
         StorageRequest::Gcs(mut gcs) => {
             gcs.key_prefix = gcs.key_prefix.trim_matches('/').to_owned();
-            let root = StorageProfile::Gcs(gcs.clone()).root_location();
-            normalize_location(&root).map_err(CatalogError::bad_request)?;
+            check_root(&StorageProfile::Gcs(gcs.clone()))?;
             let has_credential = check_kind(credential_kind, "gcs-service-account")?;
             crate::vending::gcs::check_gcs_profile(&gcs, has_credential)
                 .map_err(CatalogError::bad_request)?;
