@@ -43,6 +43,11 @@ pub struct Settings {
     /// Memory for parsed metadata files, in bytes (weighed at three times their JSON size).
     #[serde(deserialize_with = "lenient")]
     pub metadata_cache_bytes: u64,
+    /// Where the catalog lives: `sled` (embedded, in `data_dir`; the default) or `postgres`
+    /// (shared by replicas; see `[postgres]`).
+    pub store: StoreKind,
+    /// The PostgreSQL store (`[postgres]`), used when `store = "postgres"`.
+    pub postgres: PostgresSettings,
     /// sled's page cache, in bytes (sled's own default is 1 GiB).
     #[serde(deserialize_with = "lenient")]
     pub store_cache_bytes: u64,
@@ -75,6 +80,37 @@ pub struct AuthSettings {
     pub audience: String,
     #[serde(deserialize_with = "lenient")]
     pub token_ttl_secs: u64,
+}
+
+/// Which backend keeps the catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// Embedded sled in `data_dir`: one process.
+    #[default]
+    Sled,
+    /// A PostgreSQL database shared by any number of replicas.
+    Postgres,
+}
+
+/// The PostgreSQL store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresSettings {
+    /// `postgres://user:password@host:port/database` (may carry a password, so never logged).
+    pub url: Option<Secret>,
+    /// Connections this replica keeps at most.
+    #[serde(deserialize_with = "lenient")]
+    pub max_connections: u32,
+}
+
+impl Default for PostgresSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            max_connections: 16,
+        }
+    }
 }
 
 /// Credential vending knobs.
@@ -145,6 +181,8 @@ impl Default for Settings {
             audit_retention_days: 90,
             workers: 0,
             metadata_cache_bytes: 256 * 1024 * 1024,
+            store: StoreKind::Sled,
+            postgres: PostgresSettings::default(),
             store_cache_bytes: 128 * 1024 * 1024,
             master_key: None,
             secret_env_allowlist: String::new(),
@@ -255,6 +293,20 @@ impl Settings {
         }
         if self.auth.issuer.is_empty() || self.auth.audience.is_empty() {
             return bad("auth.issuer and auth.audience must not be empty");
+        }
+        if self.store == StoreKind::Postgres {
+            if self.postgres.url.is_none() {
+                return bad("postgres.url: required with store = \"postgres\"");
+            }
+            // Replicas must open each other's sealed secrets and signing keys.
+            if self.master_key.is_none() {
+                return bad(
+                    "master_key: required with store = \"postgres\" (every replica needs the same key)",
+                );
+            }
+            if self.postgres.max_connections == 0 {
+                return bad("postgres.max_connections: must be at least 1");
+            }
         }
         if !["text", "json"].contains(&self.log_format.as_str()) {
             return bad("log_format: must be 'text' or 'json'");

@@ -18,6 +18,7 @@ pub mod catalog;
 pub mod config;
 pub mod domain;
 pub mod identity;
+pub mod migrate;
 pub mod startup;
 pub mod store;
 pub mod vending;

@@ -37,6 +37,23 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Copy a catalog between stores.
+    #[command(subcommand)]
+    Migrate(Migrate),
+}
+
+#[derive(Subcommand)]
+enum Migrate {
+    /// Copy a sled catalog (stopped server's data directory) into PostgreSQL, then verify the
+    /// copy. Safe to run again. The PostgreSQL replicas need the same master key.
+    SledToPostgres {
+        /// The sled server's data directory (holds `catalog/`).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Target database (FLOE_POSTGRES__URL).
+        #[arg(long, env = "FLOE_POSTGRES__URL", hide_env_values = true)]
+        postgres_url: String,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -45,6 +62,19 @@ fn main() -> std::process::ExitCode {
             print!("{}", floe::api::openapi::document_json());
             std::process::ExitCode::SUCCESS
         }
+        Command::Migrate(Migrate::SledToPostgres {
+            data_dir,
+            postgres_url,
+        }) => match sled_to_postgres(&data_dir, &postgres_url) {
+            Ok(report) => {
+                println!("{report}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("floe migrate: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        },
         Command::Serve {
             listen,
             data_dir,
@@ -73,6 +103,21 @@ fn main() -> std::process::ExitCode {
             }
         }
     }
+}
+
+#[tokio::main]
+async fn sled_to_postgres(
+    data_dir: &std::path::Path,
+    url: &str,
+) -> Result<floe::migrate::Report, Box<dyn std::error::Error>> {
+    use floe::store::{PgStore, SledStore};
+    let catalog = data_dir.join("catalog");
+    if !catalog.is_dir() {
+        return Err(format!("{} holds no sled catalog", catalog.display()).into());
+    }
+    let from = SledStore::open(&catalog)?;
+    let to = PgStore::connect(url, 4).await?;
+    Ok(floe::migrate::migrate(&from, &to).await?)
 }
 
 #[actix_web::main]

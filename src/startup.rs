@@ -8,19 +8,19 @@ use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use uuid::Uuid;
 
 use crate::api::{self, AppState};
 use crate::catalog::{Catalog, CatalogOptions};
-use crate::config::Settings;
+use crate::config::{Settings, StoreKind};
 use crate::identity::storage_credentials::CredentialResolver;
 use crate::identity::{
     MasterKey, SigningKey, TokenService, generate_secret, hash_secret, key_store, verify_secret,
 };
 use crate::store::{
-    CatalogStore, PrincipalKind, PrincipalRecord, SledStore, StorageProfile, TenantRecord,
-    WarehouseRecord, now_ms,
+    CatalogStore, MeteredStore, PgStore, PrincipalKind, PrincipalRecord, SledStore, StorageProfile,
+    StoreError, TenantRecord, WarehouseRecord, now_ms,
 };
 use crate::vending::{Vending, VendingOptions};
 use crate::warehouse_io::S3StaticCredentials;
@@ -58,10 +58,7 @@ impl Application {
         })?;
         let data_dir =
             std::fs::canonicalize(&settings.data_dir).map_err(|e| fail("data_dir")(&e))?;
-        let store: Arc<dyn CatalogStore> = Arc::new(
-            SledStore::open_with_cache(&data_dir.join("catalog"), settings.store_cache_bytes)
-                .map_err(|e| fail("store")(&e))?,
-        );
+        let (store, postgres) = open_store(&settings, &data_dir).await?;
         let master_key = Arc::new(load_master_key(&settings, &data_dir)?);
         let tokens = Arc::new(TokenService::new(
             SigningKey::generate().0,
@@ -147,6 +144,15 @@ impl Application {
             metrics: metrics_handle(),
         });
         spawn_purger(store.clone(), settings.audit_retention_days);
+        if let Some(pg) = &postgres {
+            let reload = key_store::Reloader::new(
+                store.clone(),
+                master_key.clone(),
+                state.tokens.clone(),
+                settings.auth.token_ttl_secs,
+            );
+            pg.watch(state.change_listener(reload));
+        }
 
         let max_body = settings.max_body_bytes;
         // The log filter is fixed at start: without INFO for requests the middleware is left out
@@ -155,6 +161,7 @@ impl Application {
             tracing::enabled!(target: "floe::api::request_log", tracing::Level::INFO);
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(api::http_metrics))
                 .wrap(actix_web::middleware::Condition::new(
                     log_requests,
                     actix_web::middleware::from_fn(api::request_log),
@@ -179,17 +186,79 @@ impl Application {
     }
 }
 
+/// Opens the configured store; the PostgreSQL one is also returned as such, for its notifications.
+async fn open_store(
+    settings: &Settings,
+    data_dir: &Path,
+) -> Result<(Arc<dyn CatalogStore>, Option<Arc<PgStore>>), StartupError> {
+    match settings.store {
+        StoreKind::Sled => {
+            let sled =
+                SledStore::open_with_cache(&data_dir.join("catalog"), settings.store_cache_bytes)
+                    .map_err(|e| fail("store")(&e))?;
+            Ok((Arc::new(MeteredStore::new(Arc::new(sled))), None))
+        }
+        StoreKind::Postgres => {
+            let url = settings.postgres.url.as_ref().expect("validated");
+            let pg = Arc::new(
+                PgStore::connect(url.expose(), settings.postgres.max_connections)
+                    .await
+                    .map_err(|e| fail("store")(&e))?,
+            );
+            tracing::info!("catalog store: postgres");
+            Ok((Arc::new(MeteredStore::new(pg.clone())), Some(pg)))
+        }
+    }
+}
+
+/// Upper bounds of the latency histograms' buckets, in seconds.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
 /// The process-wide Prometheus recorder (installed once, shared by every server in the process).
 fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            PrometheusBuilder::new()
+            let handle = PrometheusBuilder::new()
+                // Real histograms (not summaries), so replicas' latencies can be added up.
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .expect("the buckets are not empty")
                 .install_recorder()
-                .expect("no other metrics recorder is installed")
+                .expect("no other metrics recorder is installed");
+            // Counters appear on /metrics from the start, at zero until something happens.
+            for name in COUNTERS {
+                metrics::counter!(*name).increment(0);
+            }
+            handle
         })
         .clone()
 }
+
+/// Every counter Floe keeps (some also carry labels).
+const COUNTERS: &[&str] = &[
+    "floe_commit_conflicts_total",
+    "floe_commit_retries_total",
+    "floe_metadata_cache_hits_total",
+    "floe_metadata_cache_misses_total",
+    "floe_vended_cache_hits_total",
+    "floe_vended_cache_misses_total",
+    "floe_grant_cache_hits_total",
+    "floe_grant_cache_misses_total",
+    "floe_token_cache_hits_total",
+    "floe_token_cache_misses_total",
+    "floe_sts_calls_total",
+    "floe_sts_failures_total",
+    "floe_sas_tokens_total",
+    "floe_sas_failures_total",
+    "floe_azure_delegation_key_requests_total",
+    "floe_gcs_token_exchanges_total",
+    "floe_gcs_token_exchange_failures_total",
+    "floe_change_notifications_total",
+    "floe_store_errors_total",
+];
 
 async fn ensure_default_tenant(store: &dyn CatalogStore) -> Result<TenantRecord, StartupError> {
     if let Some(t) = store
@@ -204,11 +273,18 @@ async fn ensure_default_tenant(store: &dyn CatalogStore) -> Result<TenantRecord,
         name: DEFAULT_TENANT.into(),
         created_at_ms: now_ms(),
     };
-    store
-        .create_tenant(&tenant)
-        .await
-        .map_err(|e| fail("store")(&e))?;
-    tracing::info!(tenant = %tenant.id, "created the default tenant");
+    match store.create_tenant(&tenant).await {
+        Ok(()) => tracing::info!(tenant = %tenant.id, "created the default tenant"),
+        // Another replica starting at the same time created it first.
+        Err(StoreError::AlreadyExists(_)) => {
+            return store
+                .get_tenant_by_name(DEFAULT_TENANT)
+                .await
+                .map_err(|e| fail("store")(&e))?
+                .ok_or_else(|| StartupError("the default tenant vanished".into()));
+        }
+        Err(e) => return Err(fail("store")(&e)),
+    }
     Ok(tenant)
 }
 
@@ -268,11 +344,17 @@ async fn ensure_root_principal(
         let mut f = crate::identity::owner_only_file(&file).map_err(|e| err(&e))?;
         writeln!(f, "client_id={client_id}\nclient_secret={secret}").map_err(|e| err(&e))?;
     }
-    store
-        .create_principal(&principal)
-        .await
-        .map_err(|e| err(&e))?;
-    tracing::info!(client_id = %client_id, "created the root principal");
+    match store.create_principal(&principal).await {
+        Ok(()) => tracing::info!(client_id = %client_id, "created the root principal"),
+        // Another replica starting at the same time created it first.
+        Err(StoreError::AlreadyExists(_)) => {
+            if generated {
+                let _ = std::fs::remove_file(&file);
+            }
+            return Ok(None);
+        }
+        Err(e) => return Err(err(&e)),
+    }
     Ok(generated.then_some(file))
 }
 
@@ -289,7 +371,8 @@ async fn ensure_warehouses(
         .iter()
         .map(|w| (w.name.clone(), w.storage.clone()))
         .collect();
-    if !wanted.iter().any(|(n, _)| n == DEMO_WAREHOUSE) {
+    // The demo warehouse is a directory on this machine: fine for one process, wrong for replicas.
+    if settings.store == StoreKind::Sled && !wanted.iter().any(|(n, _)| n == DEMO_WAREHOUSE) {
         let root = format!("file://{}", data_dir.join("warehouse").display());
         if store
             .get_warehouse_by_name(tenant, DEMO_WAREHOUSE)
@@ -342,12 +425,19 @@ async fn ensure_warehouses(
                     created_at_ms: now_ms(),
                     credential: None,
                 };
-                store
-                    .create_warehouse(&created)
-                    .await
-                    .map_err(|e| err(&e))?;
-                tracing::info!(warehouse = %name, id = %created.id, "created warehouse");
-                created
+                match store.create_warehouse(&created).await {
+                    Ok(()) => {
+                        tracing::info!(warehouse = %name, id = %created.id, "created warehouse");
+                        created
+                    }
+                    // Another replica starting at the same time created it first.
+                    Err(StoreError::AlreadyExists(_)) => store
+                        .get_warehouse_by_name(tenant, &name)
+                        .await
+                        .map_err(|e| err(&e))?
+                        .ok_or_else(|| StartupError(format!("warehouse '{name}' vanished")))?,
+                    Err(e) => return Err(err(&e)),
+                }
             }
         };
         if let Some(cfg) = settings.warehouses.iter().find(|w| w.name == name)
@@ -405,7 +495,7 @@ fn spawn_key_reloader(
         tick.tick().await;
         loop {
             tick.tick().await;
-            if let Err(e) = key_store::load_keys(store.as_ref(), &master, &tokens, ttl).await {
+            if let Err(e) = key_store::reload_keys(store.as_ref(), &master, &tokens, ttl).await {
                 tracing::warn!(error = %e, "reloading signing keys failed");
             }
         }

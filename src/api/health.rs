@@ -3,6 +3,10 @@
 use actix_web::{HttpResponse, get, web};
 
 use super::AppState;
+use crate::store::StoreError;
+
+/// How long readiness waits for the store.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 use super::types::HealthStatus;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -25,7 +29,9 @@ async fn live() -> HttpResponse {
               (status = 503, description = "Store unreachable", body = HealthStatus)))]
 #[get("/health/ready")]
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    match state.catalog.store().ping().await {
+    // A store that does not answer in time is as unready as one that refuses.
+    let ping = tokio::time::timeout(READY_TIMEOUT, state.catalog.store().ping()).await;
+    match ping.unwrap_or_else(|_| Err(StoreError::Backend("no answer in time".into()))) {
         Ok(()) => HttpResponse::Ok().json(HealthStatus {
             status: "ready".into(),
         }),

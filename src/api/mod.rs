@@ -8,6 +8,7 @@ mod auth;
 mod config;
 mod error;
 mod health;
+mod http_metrics;
 mod management;
 mod namespaces;
 mod oauth;
@@ -29,6 +30,7 @@ use serde::Serialize;
 pub use auth::Authenticated;
 pub use config::ENDPOINTS;
 pub use error::{ApiError, ApiResult};
+pub use http_metrics::http_metrics;
 pub use request_log::request_log;
 
 use crate::catalog::{Catalog, CatalogError, ErrorType};
@@ -61,6 +63,31 @@ pub struct AppState {
     pub tenant_names: moka::sync::Cache<uuid::Uuid, Arc<str>>,
     /// Renders the Prometheus metrics.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+impl AppState {
+    /// What this replica does when another one changed something it caches: drops cached grants,
+    /// principal secrets, warehouses and tenant names, and reloads signing keys.
+    pub fn change_listener(
+        &self,
+        keys: crate::identity::key_store::Reloader,
+    ) -> Arc<dyn Fn(crate::store::postgres::Change) + Send + Sync> {
+        use crate::store::postgres::Change;
+        let (authz, catalog) = (self.authz.clone(), self.catalog.clone());
+        let (secrets, tenants) = (self.verified_secrets.clone(), self.tenant_names.clone());
+        Arc::new(move |change| {
+            metrics::counter!("floe_change_notifications_total").increment(1);
+            if change != Change::SigningKeys {
+                authz.invalidate();
+                catalog.forget_all_warehouses();
+                secrets.invalidate_all();
+                tenants.invalidate_all();
+            }
+            if change != Change::Access {
+                keys.reload();
+            }
+        })
+    }
 }
 
 /// Registers every route and the body/query/path error mappers.

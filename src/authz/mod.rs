@@ -6,7 +6,7 @@
 //! [`DECISION_CACHE_SECS`] after a change on another replica; changes made through this process
 //! take effect at once.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -135,9 +135,13 @@ impl Authorizer {
 
     /// The caller's grants; `None` when the principal is gone or disabled.
     async fn held(&self, caller: &Caller) -> CatalogResult<Arc<Option<Held>>> {
+        static HITS: LazyLock<metrics::Counter> =
+            LazyLock::new(|| metrics::counter!("floe_grant_cache_hits_total"));
         if let Some(hit) = self.held.get(&caller.principal_id) {
+            HITS.increment(1);
             return Ok(hit);
         }
+        metrics::counter!("floe_grant_cache_misses_total").increment(1);
         let principal = self.store.get_principal(caller.principal_id).await?;
         let held = match principal {
             Some(p) if !p.disabled && p.tenant_id == caller.tenant_id => {

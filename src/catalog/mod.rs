@@ -189,6 +189,12 @@ impl Catalog {
         self.io.invalidate(&id).await;
     }
 
+    /// Drops what is cached about every warehouse (after another replica changed one).
+    pub fn forget_all_warehouses(&self) {
+        self.warehouses.invalidate_all();
+        self.io.invalidate_all();
+    }
+
     /// Finds a warehouse by name in the caller's tenant, or its only warehouse when `name` is `None`.
     pub async fn warehouse_by_name(
         &self,

@@ -2,6 +2,8 @@
 //! [`KEY_RELOAD_SECS`] (so replicas pick up a rotation), generated when none is active, rotated on
 //! request. A retired key keeps verifying until every token it signed has expired, then is deleted.
 
+use std::sync::Arc;
+
 use super::{MasterKey, SigningKey, TokenService};
 use crate::store::{CatalogStore, SigningKeyRecord, StoreError, now_ms};
 
@@ -43,6 +45,27 @@ pub async fn load_keys(
     tokens: &TokenService,
     token_ttl_secs: u64,
 ) -> Result<(), StoreError> {
+    load(store, master, tokens, token_ttl_secs, true).await
+}
+
+/// Re-reads the keys into `tokens`, like [`load_keys`] but never creating one: while another
+/// replica rotates, there is a moment with no active key, and that replica creates the next one.
+pub async fn reload_keys(
+    store: &dyn CatalogStore,
+    master: &MasterKey,
+    tokens: &TokenService,
+    token_ttl_secs: u64,
+) -> Result<(), StoreError> {
+    load(store, master, tokens, token_ttl_secs, false).await
+}
+
+async fn load(
+    store: &dyn CatalogStore,
+    master: &MasterKey,
+    tokens: &TokenService,
+    token_ttl_secs: u64,
+    create_missing: bool,
+) -> Result<(), StoreError> {
     let horizon = now_ms() - (token_ttl_secs as i64 + 60) * 1000;
     let mut active = None;
     let mut others = Vec::new();
@@ -59,7 +82,8 @@ pub async fn load_keys(
     }
     let active = match active {
         Some(key) => key,
-        None => create(store, master).await?,
+        None if create_missing => create(store, master).await?,
+        None => return Ok(()),
     };
     tokens.install_keys(active, others);
     Ok(())
@@ -82,4 +106,41 @@ pub async fn rotate(
     let kid = key.kid.clone();
     load_keys(store, master, tokens, token_ttl_secs).await?;
     Ok(kid)
+}
+
+/// Reloads the signing keys when asked (on another replica's change), in the background.
+#[derive(Clone)]
+pub struct Reloader {
+    store: Arc<dyn CatalogStore>,
+    master: Arc<MasterKey>,
+    tokens: Arc<TokenService>,
+    token_ttl_secs: u64,
+}
+
+impl Reloader {
+    /// A reloader of `tokens`' keys from `store`.
+    pub fn new(
+        store: Arc<dyn CatalogStore>,
+        master: Arc<MasterKey>,
+        tokens: Arc<TokenService>,
+        token_ttl_secs: u64,
+    ) -> Self {
+        Self {
+            store,
+            master,
+            tokens,
+            token_ttl_secs,
+        }
+    }
+
+    /// Starts a reload and returns at once.
+    pub fn reload(&self) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let (store, ttl) = (me.store.as_ref(), me.token_ttl_secs);
+            if let Err(e) = reload_keys(store, &me.master, &me.tokens, ttl).await {
+                tracing::warn!(error = %e, "reloading signing keys failed");
+            }
+        });
+    }
 }

@@ -128,12 +128,16 @@ impl TokenService {
     /// The caller a bearer token stands for.
     pub fn verify(&self, token: &str) -> Result<Arc<Caller>, AuthError> {
         let now = chrono::Utc::now().timestamp();
+        static HITS: std::sync::LazyLock<metrics::Counter> =
+            std::sync::LazyLock::new(|| metrics::counter!("floe_token_cache_hits_total"));
         if let Some(caller) = self.verified.get(token) {
+            HITS.increment(1);
             if caller.expires_at + LEEWAY_SECS as i64 >= now {
                 return Ok(caller);
             }
             return Err(AuthError::Expired);
         }
+        metrics::counter!("floe_token_cache_misses_total").increment(1);
         let kid = jsonwebtoken::decode_header(token)
             .map_err(|e| AuthError::Invalid(format!("{:?}", e.kind())))?
             .kid

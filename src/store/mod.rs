@@ -6,6 +6,8 @@
 //! every backend passes the same [`conformance`] suite. An `Ok` from a write means the write is durable.
 
 pub mod conformance;
+pub mod metered;
+pub mod postgres;
 pub mod sled_store;
 
 use std::collections::BTreeMap;
@@ -16,6 +18,8 @@ use uuid::Uuid;
 
 use crate::domain::{NamespaceIdent, TableIdent};
 
+pub use metered::MeteredStore;
+pub use postgres::PgStore;
 pub use sled_store::SledStore;
 
 /// A tenant: the unit of isolation. Principals and warehouses belong to exactly one.

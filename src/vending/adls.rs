@@ -43,7 +43,9 @@ async fn sign_for(wh: &Warehouse, req: SasRequest<'_>) -> CatalogResult<(String,
             ),
         )
     })?;
+    metrics::counter!("floe_sas_tokens_total").increment(1);
     let (token, expiry) = signer.sign(req).await.map_err(|e| {
+        metrics::counter!("floe_sas_failures_total").increment(1);
         tracing::error!(warehouse = %wh.record.name, error = %e, "SAS signing failed");
         CatalogError::new(ErrorType::ServiceUnavailable, e)
     })?;

@@ -1,0 +1,103 @@
+//! A [`CatalogStore`] wrapper that measures every call: `floe_store_seconds{op}` (a histogram)
+//! and `floe_store_errors_total{op}`. Both backends run behind it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::*;
+use crate::domain::{NamespaceIdent, TableIdent};
+
+/// Times each call of the store inside.
+pub struct MeteredStore {
+    inner: Arc<dyn CatalogStore>,
+}
+
+impl MeteredStore {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn CatalogStore>) -> Self {
+        Self { inner }
+    }
+}
+
+fn observe<T>(op: &'static str, started: Instant, result: &StoreResult<T>) {
+    metrics::histogram!("floe_store_seconds", "op" => op).record(started.elapsed().as_secs_f64());
+    // Expected outcomes (not found, conflicts, ...) are answers, not failures of the store.
+    if let Err(StoreError::Backend(_)) = result {
+        metrics::counter!("floe_store_errors_total", "op" => op).increment(1);
+    }
+}
+
+macro_rules! metered {
+    ($(fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
+        #[async_trait]
+        impl CatalogStore for MeteredStore {
+            $(
+                async fn $name(&self, $($arg: $ty),*) -> $ret {
+                    let started = Instant::now();
+                    let result = self.inner.$name($($arg),*).await;
+                    observe(stringify!($name), started, &result);
+                    result
+                }
+            )*
+        }
+    };
+}
+
+metered! {
+fn create_tenant(tenant: &TenantRecord) -> StoreResult<()>;
+fn get_tenant(id: Uuid) -> StoreResult<Option<TenantRecord>>;
+fn get_tenant_by_name(name: &str) -> StoreResult<Option<TenantRecord>>;
+fn list_tenants() -> StoreResult<Vec<TenantRecord>>;
+fn create_warehouse(warehouse: &WarehouseRecord) -> StoreResult<()>;
+fn update_warehouse(warehouse: &WarehouseRecord) -> StoreResult<()>;
+fn get_warehouse(id: Uuid) -> StoreResult<Option<WarehouseRecord>>;
+fn get_warehouse_by_name(tenant: Uuid, name: &str) -> StoreResult<Option<WarehouseRecord>>;
+fn list_warehouses(tenant: Uuid) -> StoreResult<Vec<WarehouseRecord>>;
+fn delete_warehouse(id: Uuid) -> StoreResult<()>;
+fn rename_tenant(id: Uuid, name: &str) -> StoreResult<()>;
+fn delete_tenant(id: Uuid) -> StoreResult<()>;
+fn create_principal(principal: &PrincipalRecord) -> StoreResult<()>;
+fn update_principal(principal: &PrincipalRecord) -> StoreResult<()>;
+fn get_principal(id: Uuid) -> StoreResult<Option<PrincipalRecord>>;
+fn get_principal_by_client_id(client_id: &str) -> StoreResult<Option<PrincipalRecord>>;
+fn list_principals(tenant: Uuid) -> StoreResult<Vec<PrincipalRecord>>;
+fn delete_principal(id: Uuid) -> StoreResult<()>;
+fn create_role(role: &RoleRecord) -> StoreResult<()>;
+fn get_role(id: Uuid) -> StoreResult<Option<RoleRecord>>;
+fn list_roles(tenant: Uuid) -> StoreResult<Vec<RoleRecord>>;
+fn delete_role(id: Uuid) -> StoreResult<()>;
+fn assign_role(principal: Uuid, role: Uuid) -> StoreResult<()>;
+fn unassign_role(principal: Uuid, role: Uuid) -> StoreResult<()>;
+fn roles_of(principal: Uuid) -> StoreResult<Vec<Uuid>>;
+fn create_grant(grant: &GrantRecord) -> StoreResult<()>;
+fn delete_grant(tenant: Uuid, id: Uuid) -> StoreResult<Option<GrantRecord>>;
+fn list_grants(tenant: Uuid, role: Option<Uuid>) -> StoreResult<Vec<GrantRecord>>;
+fn create_namespace(warehouse: Uuid, ns: &NamespaceRecord) -> StoreResult<()>;
+fn get_namespace(warehouse: Uuid, ns: &NamespaceIdent) -> StoreResult<Option<NamespaceRecord>>;
+fn list_namespaces(warehouse: Uuid, parent: Option<&NamespaceIdent>, page: &PageRequest) -> StoreResult<Page<NamespaceIdent>>;
+fn update_namespace_properties(warehouse: Uuid, ns: &NamespaceIdent, updates: &BTreeMap<String, String>, removals: &[String]) -> StoreResult<(BTreeMap<String, String>, BTreeMap<String, String>)>;
+fn drop_namespace(warehouse: Uuid, ns: &NamespaceIdent) -> StoreResult<()>;
+fn create_tabular(warehouse: Uuid, record: &TabularRecord) -> StoreResult<()>;
+fn get_tabular(warehouse: Uuid, ident: &TableIdent) -> StoreResult<Option<TabularRecord>>;
+fn list_tabulars(warehouse: Uuid, ns: &NamespaceIdent, kind: TabularKind, page: &PageRequest) -> StoreResult<Page<TableIdent>>;
+fn swap_metadata(warehouse: Uuid, kind: TabularKind, swaps: &[MetadataSwap]) -> StoreResult<()>;
+fn drop_tabular(warehouse: Uuid, kind: TabularKind, ident: &TableIdent) -> StoreResult<TabularRecord>;
+fn rename_tabular(warehouse: Uuid, kind: TabularKind, from: &TableIdent, to: &TableIdent) -> StoreResult<()>;
+fn put_storage_credential(credential: &StorageCredentialRecord, replace: bool) -> StoreResult<()>;
+fn get_storage_credential(tenant: Uuid, name: &str) -> StoreResult<Option<StorageCredentialRecord>>;
+fn list_storage_credentials(tenant: Uuid) -> StoreResult<Vec<StorageCredentialRecord>>;
+fn delete_storage_credential(tenant: Uuid, name: &str) -> StoreResult<()>;
+fn put_signing_key(key: &SigningKeyRecord) -> StoreResult<()>;
+fn list_signing_keys() -> StoreResult<Vec<SigningKeyRecord>>;
+fn delete_signing_key(kid: &str) -> StoreResult<()>;
+fn append_audit(event: &AuditEvent) -> StoreResult<()>;
+fn list_audit(tenant: Uuid, limit: usize) -> StoreResult<Vec<AuditEvent>>;
+fn purge_audit(before_ms: i64) -> StoreResult<u64>;
+fn put_idempotency(key: &str, record: &IdempotencyRecord) -> StoreResult<()>;
+fn get_idempotency(key: &str) -> StoreResult<Option<IdempotencyRecord>>;
+fn purge_idempotency(now_ms: i64) -> StoreResult<u64>;
+fn ping() -> StoreResult<()>;}

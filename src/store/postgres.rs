@@ -1,0 +1,1264 @@
+//! The scale-out backend: one PostgreSQL database shared by any number of Floe replicas.
+//!
+//! Migrations are embedded (`migrations/`) and applied at start under sqlx's advisory lock, so
+//! replicas starting together do not race. Commits are a conditional
+//! `UPDATE ... WHERE metadata_location = $expected` per table inside one transaction, taken in a
+//! fixed order so multi-table commits cannot deadlock. "Only when empty" rules rest on foreign keys,
+//! which stay correct whatever another replica does at the same moment.
+//!
+//! Every change to something replicas cache (tenants, warehouses, principals, roles, grants,
+//! storage credentials, signing keys) sends `NOTIFY floe_changes` in its transaction;
+//! [`PgStore::watch`] hands those to a callback on every replica.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::types::Json;
+use sqlx::{Postgres, Row, Transaction};
+use uuid::Uuid;
+
+use super::*;
+use crate::domain::{NamespaceIdent, ObjectName, TableIdent};
+
+/// The channel replicas listen on for cache invalidations.
+pub const CHANGES_CHANNEL: &str = "floe_changes";
+
+/// The embedded schema migrations.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// What a change notification says changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Tenants, warehouses, principals, roles, grants or storage credentials.
+    Access,
+    /// Token signing keys.
+    SigningKeys,
+    /// Unknown: notifications may have been missed (the listener reconnected).
+    Everything,
+}
+
+impl Change {
+    fn as_str(self) -> &'static str {
+        match self {
+            Change::Access => "access",
+            Change::SigningKeys => "signing-keys",
+            Change::Everything => "everything",
+        }
+    }
+
+    fn parse(payload: &str) -> Change {
+        match payload {
+            "access" => Change::Access,
+            "signing-keys" => Change::SigningKeys,
+            _ => Change::Everything,
+        }
+    }
+}
+
+/// PostgreSQL-backed [`CatalogStore`].
+pub struct PgStore {
+    pool: PgPool,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_foreign_key_violation())
+}
+
+fn record<T: DeserializeOwned>(row: &PgRow) -> StoreResult<T> {
+    let Json(value): Json<T> = row.try_get("record").map_err(backend)?;
+    Ok(value)
+}
+
+fn records<T: DeserializeOwned>(rows: &[PgRow]) -> StoreResult<Vec<T>> {
+    rows.iter().map(record).collect()
+}
+
+fn kind_text(kind: TabularKind) -> &'static str {
+    match kind {
+        TabularKind::Table => "table",
+        TabularKind::View => "view",
+    }
+}
+
+fn parse_kind(text: &str) -> StoreResult<TabularKind> {
+    match text {
+        "table" => Ok(TabularKind::Table),
+        "view" => Ok(TabularKind::View),
+        other => Err(backend(format!("unknown tabular kind '{other}'"))),
+    }
+}
+
+fn namespace_ident(levels: Vec<String>) -> StoreResult<NamespaceIdent> {
+    NamespaceIdent::new(levels).map_err(backend)
+}
+
+fn tabular_from_row(row: &PgRow) -> StoreResult<TabularRecord> {
+    let get = |c: &str| -> StoreResult<String> { row.try_get(c).map_err(backend) };
+    let levels: Vec<String> = row.try_get("levels").map_err(backend)?;
+    Ok(TabularRecord {
+        id: row.try_get("id").map_err(backend)?,
+        kind: parse_kind(&get("kind")?)?,
+        ident: TableIdent::new(
+            namespace_ident(levels)?,
+            ObjectName::new(get("name")?).map_err(backend)?,
+        ),
+        location: get("location")?,
+        metadata_location: get("metadata_location")?,
+        created_at_ms: row.try_get("created_at_ms").map_err(backend)?,
+    })
+}
+
+/// Applies a page request to rows already ordered by name: at most `limit`, `next` when more follow.
+fn page_of<T>(mut items: Vec<(String, T)>, page: &PageRequest) -> Page<T> {
+    let more = page.limit.is_some_and(|limit| items.len() > limit);
+    if let Some(limit) = page.limit {
+        items.truncate(limit);
+    }
+    let next = if more {
+        items.last().map(|(name, _)| name.clone())
+    } else {
+        None
+    };
+    Page {
+        items: items.into_iter().map(|(_, item)| item).collect(),
+        next,
+    }
+}
+
+/// Rows to fetch for a page: one more than asked, to know whether more follow.
+fn fetch_limit(page: &PageRequest) -> i64 {
+    page.limit.map_or(i64::MAX, |l| l.saturating_add(1) as i64)
+}
+
+impl PgStore {
+    /// Connects with at most `max_connections` and applies pending migrations.
+    pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| backend(format!("postgres url: {e}")))?
+            .application_name("floe");
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(|e| backend(format!("cannot connect to postgres: {e}")))?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| backend(format!("postgres migrations: {e}")))?;
+        Ok(Self { pool })
+    }
+
+    /// The connection pool (for tools and tests).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Calls `on_change` for every change notification any replica sends, from a background task
+    /// with its own connection. After a lost connection it reports [`Change::Everything`], since
+    /// notifications sent meanwhile are gone.
+    pub fn watch(&self, on_change: Arc<dyn Fn(Change) + Send + Sync>) {
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            loop {
+                match listen(&pool, on_change.as_ref()).await {
+                    Ok(()) => {}
+                    Err(e) => tracing::warn!(error = %e, "change listener failed; retrying"),
+                }
+                on_change(Change::Everything);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+
+    async fn begin(&self) -> StoreResult<Transaction<'static, Postgres>> {
+        self.pool.begin().await.map_err(backend)
+    }
+
+    /// Runs one statement that changes what replicas cache, with its notification, atomically.
+    async fn changing(
+        &self,
+        change: Change,
+        query: sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments>,
+    ) -> Result<u64, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let done = query.execute(&mut *tx).await?.rows_affected();
+        notify(&mut tx, change).await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// The id of a namespace; with `share`, locked against being dropped until the transaction ends.
+    async fn namespace_id(
+        conn: &mut PgConnection,
+        warehouse: Uuid,
+        ns: &NamespaceIdent,
+        share: bool,
+    ) -> StoreResult<Uuid> {
+        let sql = if share {
+            "SELECT id FROM namespaces WHERE warehouse_id = $1 AND levels = $2 FOR SHARE"
+        } else {
+            "SELECT id FROM namespaces WHERE warehouse_id = $1 AND levels = $2"
+        };
+        sqlx::query_scalar(sql)
+            .bind(warehouse)
+            .bind(ns.parts())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(backend)?
+            .ok_or_else(|| StoreError::NoSuchNamespace(ns.clone()))
+    }
+
+    /// A table or view by name; with `for_update`, locked until the transaction ends.
+    async fn tabular_in(
+        conn: &mut PgConnection,
+        warehouse: Uuid,
+        ident: &TableIdent,
+        for_update: bool,
+    ) -> StoreResult<Option<TabularRecord>> {
+        let sql = if for_update {
+            "SELECT t.id, t.kind, t.name, t.location, t.metadata_location, t.created_at_ms, n.levels \
+             FROM tabulars t JOIN namespaces n ON n.id = t.namespace_id \
+             WHERE n.warehouse_id = $1 AND n.levels = $2 AND t.name = $3 FOR UPDATE OF t"
+        } else {
+            "SELECT t.id, t.kind, t.name, t.location, t.metadata_location, t.created_at_ms, n.levels \
+             FROM tabulars t JOIN namespaces n ON n.id = t.namespace_id \
+             WHERE n.warehouse_id = $1 AND n.levels = $2 AND t.name = $3"
+        };
+        let row = sqlx::query(sql)
+            .bind(warehouse)
+            .bind(ident.namespace.parts())
+            .bind(ident.name.as_str())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(tabular_from_row).transpose()
+    }
+
+    /// One table's compare-and-swap as a single conditional update.
+    async fn swap_one(
+        &self,
+        warehouse: Uuid,
+        kind: TabularKind,
+        swap: &MetadataSwap,
+    ) -> StoreResult<()> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        if Self::set_metadata(&mut conn, warehouse, kind, swap)
+            .await
+            .map_err(backend)?
+        {
+            return Ok(());
+        }
+        match Self::tabular_in(&mut conn, warehouse, &swap.ident, false).await? {
+            Some(r) if r.kind == kind => Err(StoreError::Conflict(swap.ident.clone())),
+            _ => Err(StoreError::NoSuchTabular(kind, swap.ident.clone())),
+        }
+    }
+
+    /// Sets a metadata pointer if it still holds the expected value; false when it did not.
+    async fn set_metadata(
+        conn: &mut PgConnection,
+        warehouse: Uuid,
+        kind: TabularKind,
+        swap: &MetadataSwap,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE tabulars t SET metadata_location = $6 FROM namespaces n \
+             WHERE n.id = t.namespace_id AND n.warehouse_id = $1 AND n.levels = $2 AND t.name = $3 \
+             AND t.kind = $4 AND t.metadata_location = $5",
+        )
+        .bind(warehouse)
+        .bind(swap.ident.namespace.parts())
+        .bind(swap.ident.name.as_str())
+        .bind(kind_text(kind))
+        .bind(&swap.expected)
+        .bind(&swap.new)
+        .execute(&mut *conn)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn fetch_records<T: DeserializeOwned>(
+        &self,
+        sql: &'static str,
+        id: Uuid,
+    ) -> StoreResult<Vec<T>> {
+        let rows = sqlx::query(sql)
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        records(&rows)
+    }
+
+    async fn fetch_record<T: DeserializeOwned>(
+        &self,
+        query: sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments>,
+    ) -> StoreResult<Option<T>> {
+        let row = query.fetch_optional(&self.pool).await.map_err(backend)?;
+        row.as_ref().map(record).transpose()
+    }
+}
+
+async fn notify(
+    tx: &mut Transaction<'static, Postgres>,
+    change: Change,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANGES_CHANNEL)
+        .bind(change.as_str())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn listen(
+    pool: &PgPool,
+    on_change: &(dyn Fn(Change) + Send + Sync),
+) -> Result<(), sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(CHANGES_CHANNEL).await?;
+    // Anything may have changed before the listener was up.
+    on_change(Change::Everything);
+    loop {
+        match listener.try_recv().await? {
+            Some(n) => on_change(Change::parse(n.payload())),
+            // The connection was lost; notifications sent meanwhile are gone.
+            None => return Ok(()),
+        }
+    }
+}
+
+fn json<T: Serialize>(value: &T) -> Json<&T> {
+    Json(value)
+}
+
+#[async_trait]
+impl CatalogStore for PgStore {
+    async fn create_tenant(&self, tenant: &TenantRecord) -> StoreResult<()> {
+        let q = sqlx::query("INSERT INTO tenants (id, name, record) VALUES ($1, $2, $3)")
+            .bind(tenant.id)
+            .bind(&tenant.name)
+            .bind(json(tenant));
+        match self.changing(Change::Access, q).await {
+            Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists(format!(
+                "tenant '{}'",
+                tenant.name
+            ))),
+            r => r.map(|_| ()).map_err(backend),
+        }
+    }
+
+    async fn get_tenant(&self, id: Uuid) -> StoreResult<Option<TenantRecord>> {
+        self.fetch_record(sqlx::query("SELECT record FROM tenants WHERE id = $1").bind(id))
+            .await
+    }
+
+    async fn get_tenant_by_name(&self, name: &str) -> StoreResult<Option<TenantRecord>> {
+        self.fetch_record(sqlx::query("SELECT record FROM tenants WHERE name = $1").bind(name))
+            .await
+    }
+
+    async fn list_tenants(&self) -> StoreResult<Vec<TenantRecord>> {
+        let rows = sqlx::query("SELECT record FROM tenants ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        records(&rows)
+    }
+
+    async fn create_warehouse(&self, wh: &WarehouseRecord) -> StoreResult<()> {
+        let q = sqlx::query(
+            "INSERT INTO warehouses (id, tenant_id, name, credential, record) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(wh.id)
+        .bind(wh.tenant_id)
+        .bind(&wh.name)
+        .bind(&wh.credential)
+        .bind(json(wh));
+        match self.changing(Change::Access, q).await {
+            Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists(format!(
+                "warehouse '{}'",
+                wh.name
+            ))),
+            Err(e) if is_foreign_key_violation(&e) => {
+                Err(StoreError::NotFound(format!("tenant {}", wh.tenant_id)))
+            }
+            r => r.map(|_| ()).map_err(backend),
+        }
+    }
+
+    async fn update_warehouse(&self, wh: &WarehouseRecord) -> StoreResult<()> {
+        let q = sqlx::query(
+            "UPDATE warehouses SET name = $2, credential = $3, record = $4 WHERE id = $1",
+        )
+        .bind(wh.id)
+        .bind(&wh.name)
+        .bind(&wh.credential)
+        .bind(json(wh));
+        match self.changing(Change::Access, q).await {
+            Ok(0) => Err(backend(format!("warehouse {} does not exist", wh.id))),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists(format!(
+                "warehouse '{}'",
+                wh.name
+            ))),
+            r => r.map(|_| ()).map_err(backend),
+        }
+    }
+
+    async fn get_warehouse(&self, id: Uuid) -> StoreResult<Option<WarehouseRecord>> {
+        self.fetch_record(sqlx::query("SELECT record FROM warehouses WHERE id = $1").bind(id))
+            .await
+    }
+
+    async fn get_warehouse_by_name(
+        &self,
+        tenant: Uuid,
+        name: &str,
+    ) -> StoreResult<Option<WarehouseRecord>> {
+        self.fetch_record(
+            sqlx::query("SELECT record FROM warehouses WHERE tenant_id = $1 AND name = $2")
+                .bind(tenant)
+                .bind(name),
+        )
+        .await
+    }
+
+    async fn list_warehouses(&self, tenant: Uuid) -> StoreResult<Vec<WarehouseRecord>> {
+        self.fetch_records(
+            "SELECT record FROM warehouses WHERE tenant_id = $1 ORDER BY name",
+            tenant,
+        )
+        .await
+    }
+
+    async fn delete_warehouse(&self, id: Uuid) -> StoreResult<()> {
+        let Some(wh) = self.get_warehouse(id).await? else {
+            return Err(StoreError::NotFound(format!("warehouse {id}")));
+        };
+        let q = sqlx::query("DELETE FROM warehouses WHERE id = $1").bind(id);
+        match self.changing(Change::Access, q).await {
+            Ok(0) => Err(StoreError::NotFound(format!("warehouse {id}"))),
+            Err(e) if is_foreign_key_violation(&e) => Err(StoreError::NotEmpty(
+                format!("warehouse '{}'", wh.name),
+                "drop its namespaces first".into(),
+            )),
+            r => r.map(|_| ()).map_err(backend),
+        }
+    }
+
+    async fn rename_tenant(&self, id: Uuid, name: &str) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query("SELECT record FROM tenants WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let Some(row) = row else {
+            return Err(StoreError::NotFound(format!("tenant {id}")));
+        };
+        let mut tenant: TenantRecord = record(&row)?;
+        if tenant.name == name {
+            return Ok(());
+        }
+        tenant.name = name.to_owned();
+        let updated = sqlx::query("UPDATE tenants SET name = $2, record = $3 WHERE id = $1")
+            .bind(id)
+            .bind(name)
+            .bind(json(&tenant))
+            .execute(&mut *tx)
+            .await;
+        match updated {
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::AlreadyExists(format!("tenant '{name}'")));
+            }
+            r => r.map_err(backend)?,
+        };
+        notify(&mut tx, Change::Access).await.map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn delete_tenant(&self, id: Uuid) -> StoreResult<()> {
+        let Some(tenant) = self.get_tenant(id).await? else {
+            return Err(StoreError::NotFound(format!("tenant {id}")));
+        };
+        let mut tx = self.begin().await?;
+        for sql in [
+            "DELETE FROM principals WHERE tenant_id = $1",
+            "DELETE FROM roles WHERE tenant_id = $1",
+        ] {
+            sqlx::query(sql)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        let deleted = sqlx::query("DELETE FROM tenants WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map(|r| r.rows_affected());
+        match deleted {
+            Ok(0) => return Err(StoreError::NotFound(format!("tenant {id}"))),
+            Err(e) if is_foreign_key_violation(&e) => {
+                return Err(StoreError::NotEmpty(
+                    format!("tenant '{}'", tenant.name),
+                    "delete its warehouses first".into(),
+                ));
+            }
+            r => r.map_err(backend)?,
+        };
+        notify(&mut tx, Change::Access).await.map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn create_principal(&self, p: &PrincipalRecord) -> StoreResult<()> {
+        let q = sqlx::query(
+            "INSERT INTO principals (id, tenant_id, name, client_id, record) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(p.id)
+        .bind(p.tenant_id)
+        .bind(&p.name)
+        .bind(&p.client_id)
+        .bind(json(p));
+        match self.changing(Change::Access, q).await {
+            Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists(format!(
+                "principal with client id '{}'",
+                p.client_id
+            ))),
+            r => r.map(|_| ()).map_err(backend),
+        }
+    }
+
+    async fn update_principal(&self, p: &PrincipalRecord) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let client_id: Option<String> =
+            sqlx::query_scalar("SELECT client_id FROM principals WHERE id = $1 FOR UPDATE")
+                .bind(p.id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+        match client_id {
+            None => return Err(backend(format!("principal {} does not exist", p.id))),
+            Some(c) if c != p.client_id => {
+                return Err(backend("a principal's client id cannot change"));
+            }
+            Some(_) => {}
+        }
+        sqlx::query("UPDATE principals SET name = $2, record = $3 WHERE id = $1")
+            .bind(p.id)
+            .bind(&p.name)
+            .bind(json(p))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        notify(&mut tx, Change::Access).await.map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn get_principal(&self, id: Uuid) -> StoreResult<Option<PrincipalRecord>> {
+        self.fetch_record(sqlx::query("SELECT record FROM principals WHERE id = $1").bind(id))
+            .await
+    }
+
+    async fn get_principal_by_client_id(
+        &self,
+        client_id: &str,
+    ) -> StoreResult<Option<PrincipalRecord>> {
+        self.fetch_record(
+            sqlx::query("SELECT record FROM principals WHERE client_id = $1").bind(client_id),
+        )
+        .await
+    }
+
+    async fn list_principals(&self, tenant: Uuid) -> StoreResult<Vec<PrincipalRecord>> {
+        self.fetch_records(
+            "SELECT record FROM principals WHERE tenant_id = $1 ORDER BY name, id",
+            tenant,
+        )
+        .await
+    }
+
+    async fn delete_principal(&self, id: Uuid) -> StoreResult<()> {
+        let q = sqlx::query("DELETE FROM principals WHERE id = $1").bind(id);
+        match self.changing(Change::Access, q).await.map_err(backend)? {
+            0 => Err(StoreError::NotFound(format!("principal {id}"))),
+            _ => Ok(()),
+        }
+    }
+
+    async fn create_role(&self, role: &RoleRecord) -> StoreResult<()> {
+        let q =
+            sqlx::query("INSERT INTO roles (id, tenant_id, name, record) VALUES ($1, $2, $3, $4)")
+                .bind(role.id)
+                .bind(role.tenant_id)
+                .bind(&role.name)
+                .bind(json(role));
+        match self.changing(Change::Access, q).await {
+            Err(e) if is_unique_violation(&e) => {
+                Err(StoreError::AlreadyExists(format!("role '{}'", role.name)))
+            }
+            r => r.map(|_| ()).map_err(backend),
+        }
+    }
+
+    async fn get_role(&self, id: Uuid) -> StoreResult<Option<RoleRecord>> {
+        self.fetch_record(sqlx::query("SELECT record FROM roles WHERE id = $1").bind(id))
+            .await
+    }
+
+    async fn list_roles(&self, tenant: Uuid) -> StoreResult<Vec<RoleRecord>> {
+        self.fetch_records(
+            "SELECT record FROM roles WHERE tenant_id = $1 ORDER BY name",
+            tenant,
+        )
+        .await
+    }
+
+    async fn delete_role(&self, id: Uuid) -> StoreResult<()> {
+        // Grants and assignments go with it (ON DELETE CASCADE).
+        let q = sqlx::query("DELETE FROM roles WHERE id = $1").bind(id);
+        match self.changing(Change::Access, q).await.map_err(backend)? {
+            0 => Err(StoreError::NotFound(format!("role {id}"))),
+            _ => Ok(()),
+        }
+    }
+
+    async fn assign_role(&self, principal: Uuid, role: Uuid) -> StoreResult<()> {
+        let q = sqlx::query(
+            "INSERT INTO role_assignments (principal_id, role_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(principal)
+        .bind(role);
+        match self.changing(Change::Access, q).await {
+            Err(e) if is_foreign_key_violation(&e) => Err(StoreError::NotFound(format!(
+                "principal {principal} or role {role}"
+            ))),
+            r => r.map(|_| ()).map_err(backend),
+        }
+    }
+
+    async fn unassign_role(&self, principal: Uuid, role: Uuid) -> StoreResult<()> {
+        let q =
+            sqlx::query("DELETE FROM role_assignments WHERE principal_id = $1 AND role_id = $2")
+                .bind(principal)
+                .bind(role);
+        match self.changing(Change::Access, q).await.map_err(backend)? {
+            0 => Err(StoreError::NotFound(format!(
+                "assignment of role {role} to principal {principal}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    async fn roles_of(&self, principal: Uuid) -> StoreResult<Vec<Uuid>> {
+        sqlx::query_scalar(
+            "SELECT role_id FROM role_assignments WHERE principal_id = $1 ORDER BY role_id",
+        )
+        .bind(principal)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)
+    }
+
+    async fn create_grant(&self, grant: &GrantRecord) -> StoreResult<()> {
+        let privilege = serde_json::to_value(grant.privilege).map_err(backend)?;
+        let q = sqlx::query(
+            "INSERT INTO grants (id, tenant_id, role_id, resource, privilege, record) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(grant.id)
+        .bind(grant.tenant_id)
+        .bind(grant.role_id)
+        .bind(json(&grant.resource))
+        .bind(privilege.as_str().unwrap_or_default().to_owned())
+        .bind(json(grant));
+        match self.changing(Change::Access, q).await {
+            Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists(format!(
+                "grant of {:?} on this resource to role {}",
+                grant.privilege, grant.role_id
+            ))),
+            Err(e) if is_foreign_key_violation(&e) => {
+                Err(StoreError::NotFound(format!("role {}", grant.role_id)))
+            }
+            r => r.map(|_| ()).map_err(backend),
+        }
+    }
+
+    async fn delete_grant(&self, tenant: Uuid, id: Uuid) -> StoreResult<Option<GrantRecord>> {
+        let mut tx = self.begin().await?;
+        let row =
+            sqlx::query("DELETE FROM grants WHERE tenant_id = $1 AND id = $2 RETURNING record")
+                .bind(tenant)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        notify(&mut tx, Change::Access).await.map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(Some(record(&row)?))
+    }
+
+    async fn list_grants(&self, tenant: Uuid, role: Option<Uuid>) -> StoreResult<Vec<GrantRecord>> {
+        let rows = sqlx::query(
+            "SELECT record FROM grants WHERE tenant_id = $1 AND ($2::uuid IS NULL OR role_id = $2) \
+             ORDER BY id",
+        )
+        .bind(tenant)
+        .bind(role)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        records(&rows)
+    }
+
+    async fn create_namespace(&self, warehouse: Uuid, ns: &NamespaceRecord) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let parent = match ns.ident.parent() {
+            Some(parent) => Some(Self::namespace_id(&mut tx, warehouse, &parent, true).await?),
+            None => None,
+        };
+        let name = ns.ident.parts().last().cloned().unwrap_or_default();
+        let inserted = sqlx::query(
+            "INSERT INTO namespaces (id, warehouse_id, parent_id, levels, name, properties, created_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(ns.id)
+        .bind(warehouse)
+        .bind(parent)
+        .bind(ns.ident.parts())
+        .bind(name)
+        .bind(json(&ns.properties))
+        .bind(ns.created_at_ms)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::AlreadyExists(format!("namespace {}", ns.ident)));
+            }
+            Err(e) if is_foreign_key_violation(&e) => {
+                return Err(StoreError::NotFound(format!("warehouse {warehouse}")));
+            }
+            r => r.map_err(backend)?,
+        };
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn get_namespace(
+        &self,
+        warehouse: Uuid,
+        ns: &NamespaceIdent,
+    ) -> StoreResult<Option<NamespaceRecord>> {
+        let row = sqlx::query(
+            "SELECT id, properties, created_at_ms FROM namespaces WHERE warehouse_id = $1 AND levels = $2",
+        )
+        .bind(warehouse)
+        .bind(ns.parts())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let Json(properties): Json<BTreeMap<String, String>> =
+            row.try_get("properties").map_err(backend)?;
+        Ok(Some(NamespaceRecord {
+            id: row.try_get("id").map_err(backend)?,
+            ident: ns.clone(),
+            properties,
+            created_at_ms: row.try_get("created_at_ms").map_err(backend)?,
+        }))
+    }
+
+    async fn list_namespaces(
+        &self,
+        warehouse: Uuid,
+        parent: Option<&NamespaceIdent>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<NamespaceIdent>> {
+        let after = page.after.as_deref();
+        let rows = match parent {
+            None => sqlx::query(
+                "SELECT name, levels FROM namespaces \
+                 WHERE warehouse_id = $1 AND parent_id IS NULL AND ($2::text IS NULL OR name > $2) \
+                 ORDER BY name LIMIT $3",
+            )
+            .bind(warehouse)
+            .bind(after)
+            .bind(fetch_limit(page))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?,
+            Some(p) => {
+                let mut tx = self.begin().await?;
+                let parent_id = Self::namespace_id(&mut tx, warehouse, p, false).await?;
+                sqlx::query(
+                    "SELECT name, levels FROM namespaces \
+                     WHERE warehouse_id = $1 AND parent_id = $2 AND ($3::text IS NULL OR name > $3) \
+                     ORDER BY name LIMIT $4",
+                )
+                .bind(warehouse)
+                .bind(parent_id)
+                .bind(after)
+                .bind(fetch_limit(page))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(backend)?
+            }
+        };
+        let items = rows
+            .iter()
+            .map(|row| {
+                let name: String = row.try_get("name").map_err(backend)?;
+                let levels: Vec<String> = row.try_get("levels").map_err(backend)?;
+                Ok((name, namespace_ident(levels)?))
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(page_of(items, page))
+    }
+
+    async fn update_namespace_properties(
+        &self,
+        warehouse: Uuid,
+        ns: &NamespaceIdent,
+        updates: &BTreeMap<String, String>,
+        removals: &[String],
+    ) -> StoreResult<(BTreeMap<String, String>, BTreeMap<String, String>)> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(
+            "SELECT id, properties FROM namespaces WHERE warehouse_id = $1 AND levels = $2 FOR UPDATE",
+        )
+        .bind(warehouse)
+        .bind(ns.parts())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?
+        .ok_or_else(|| StoreError::NoSuchNamespace(ns.clone()))?;
+        let id: Uuid = row.try_get("id").map_err(backend)?;
+        let Json(before): Json<BTreeMap<String, String>> =
+            row.try_get("properties").map_err(backend)?;
+        let mut after = before.clone();
+        for k in removals {
+            after.remove(k);
+        }
+        for (k, v) in updates {
+            after.insert(k.clone(), v.clone());
+        }
+        sqlx::query("UPDATE namespaces SET properties = $2 WHERE id = $1")
+            .bind(id)
+            .bind(json(&after))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok((before, after))
+    }
+
+    async fn drop_namespace(&self, warehouse: Uuid, ns: &NamespaceIdent) -> StoreResult<()> {
+        // Child namespaces and tables reference the row: the delete fails while any exist.
+        let deleted = sqlx::query("DELETE FROM namespaces WHERE warehouse_id = $1 AND levels = $2")
+            .bind(warehouse)
+            .bind(ns.parts())
+            .execute(&self.pool)
+            .await;
+        match deleted {
+            Ok(r) if r.rows_affected() == 0 => Err(StoreError::NoSuchNamespace(ns.clone())),
+            Err(e) if is_foreign_key_violation(&e) => {
+                Err(StoreError::NamespaceNotEmpty(ns.clone()))
+            }
+            r => r.map(|_| ()).map_err(backend),
+        }
+    }
+
+    async fn create_tabular(&self, warehouse: Uuid, record: &TabularRecord) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let ns_id = Self::namespace_id(&mut tx, warehouse, &record.ident.namespace, true).await?;
+        let inserted = sqlx::query(
+            "INSERT INTO tabulars (namespace_id, name, id, kind, location, metadata_location, created_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(ns_id)
+        .bind(record.ident.name.as_str())
+        .bind(record.id)
+        .bind(kind_text(record.kind))
+        .bind(&record.location)
+        .bind(&record.metadata_location)
+        .bind(record.created_at_ms)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => {
+                drop(tx);
+                let existing = self.get_tabular(warehouse, &record.ident).await?;
+                let noun = existing.map_or(record.kind, |r| r.kind).noun();
+                return Err(StoreError::AlreadyExists(format!(
+                    "{noun} {}",
+                    record.ident
+                )));
+            }
+            Err(e) if is_foreign_key_violation(&e) => {
+                return Err(StoreError::NoSuchNamespace(record.ident.namespace.clone()));
+            }
+            r => r.map_err(backend)?,
+        };
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn get_tabular(
+        &self,
+        warehouse: Uuid,
+        ident: &TableIdent,
+    ) -> StoreResult<Option<TabularRecord>> {
+        let row = sqlx::query(
+            "SELECT t.id, t.kind, t.name, t.location, t.metadata_location, t.created_at_ms, n.levels \
+             FROM tabulars t JOIN namespaces n ON n.id = t.namespace_id \
+             WHERE n.warehouse_id = $1 AND n.levels = $2 AND t.name = $3",
+        )
+        .bind(warehouse)
+        .bind(ident.namespace.parts())
+        .bind(ident.name.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.as_ref().map(tabular_from_row).transpose()
+    }
+
+    async fn list_tabulars(
+        &self,
+        warehouse: Uuid,
+        ns: &NamespaceIdent,
+        kind: TabularKind,
+        page: &PageRequest,
+    ) -> StoreResult<Page<TableIdent>> {
+        let mut tx = self.begin().await?;
+        let ns_id = Self::namespace_id(&mut tx, warehouse, ns, false).await?;
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM tabulars WHERE namespace_id = $1 AND kind = $2 \
+             AND ($3::text IS NULL OR name > $3) ORDER BY name LIMIT $4",
+        )
+        .bind(ns_id)
+        .bind(kind_text(kind))
+        .bind(page.after.as_deref())
+        .bind(fetch_limit(page))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let items = names
+            .into_iter()
+            .map(|name| {
+                let ident = TableIdent::new(ns.clone(), ObjectName::new(&name).map_err(backend)?);
+                Ok((name, ident))
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(page_of(items, page))
+    }
+
+    async fn swap_metadata(
+        &self,
+        warehouse: Uuid,
+        kind: TabularKind,
+        swaps: &[MetadataSwap],
+    ) -> StoreResult<()> {
+        if let [swap] = swaps {
+            return self.swap_one(warehouse, kind, swap).await;
+        }
+        // Rows are locked in one fixed order, so two multi-table commits cannot deadlock.
+        let mut order: Vec<&MetadataSwap> = swaps.iter().collect();
+        order.sort_by(|a, b| {
+            (a.ident.namespace.parts(), a.ident.name.as_str())
+                .cmp(&(b.ident.namespace.parts(), b.ident.name.as_str()))
+        });
+        let mut tx = self.begin().await?;
+        let mut current = Vec::with_capacity(order.len());
+        for swap in order {
+            let record = Self::tabular_in(&mut tx, warehouse, &swap.ident, true).await?;
+            current.push((&swap.ident, record));
+        }
+        for swap in swaps {
+            let record = current
+                .iter()
+                .find(|(ident, _)| **ident == swap.ident)
+                .and_then(|(_, r)| r.as_ref())
+                .filter(|r| r.kind == kind)
+                .ok_or_else(|| StoreError::NoSuchTabular(kind, swap.ident.clone()))?;
+            if record.metadata_location != swap.expected {
+                return Err(StoreError::Conflict(swap.ident.clone()));
+            }
+        }
+        for swap in swaps {
+            Self::set_metadata(&mut tx, warehouse, kind, swap)
+                .await
+                .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn drop_tabular(
+        &self,
+        warehouse: Uuid,
+        kind: TabularKind,
+        ident: &TableIdent,
+    ) -> StoreResult<TabularRecord> {
+        let mut tx = self.begin().await?;
+        let record = Self::tabular_in(&mut tx, warehouse, ident, true)
+            .await?
+            .filter(|r| r.kind == kind)
+            .ok_or_else(|| StoreError::NoSuchTabular(kind, ident.clone()))?;
+        sqlx::query(
+            "DELETE FROM tabulars t USING namespaces n \
+             WHERE n.id = t.namespace_id AND n.warehouse_id = $1 AND n.levels = $2 AND t.name = $3",
+        )
+        .bind(warehouse)
+        .bind(ident.namespace.parts())
+        .bind(ident.name.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(record)
+    }
+
+    async fn rename_tabular(
+        &self,
+        warehouse: Uuid,
+        kind: TabularKind,
+        from: &TableIdent,
+        to: &TableIdent,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        Self::tabular_in(&mut tx, warehouse, from, true)
+            .await?
+            .filter(|r| r.kind == kind)
+            .ok_or_else(|| StoreError::NoSuchTabular(kind, from.clone()))?;
+        if from == to {
+            return Ok(());
+        }
+        let from_ns = Self::namespace_id(&mut tx, warehouse, &from.namespace, false).await?;
+        let to_ns = Self::namespace_id(&mut tx, warehouse, &to.namespace, true).await?;
+        let moved = sqlx::query(
+            "UPDATE tabulars SET namespace_id = $3, name = $4 WHERE namespace_id = $1 AND name = $2",
+        )
+        .bind(from_ns)
+        .bind(from.name.as_str())
+        .bind(to_ns)
+        .bind(to.name.as_str())
+        .execute(&mut *tx)
+        .await;
+        match moved {
+            Err(e) if is_unique_violation(&e) => {
+                drop(tx);
+                let existing = self.get_tabular(warehouse, to).await?;
+                let noun = existing.map_or(kind, |r| r.kind).noun();
+                return Err(StoreError::AlreadyExists(format!("{noun} {to}")));
+            }
+            r => r.map_err(backend)?,
+        };
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn put_storage_credential(
+        &self,
+        c: &StorageCredentialRecord,
+        replace: bool,
+    ) -> StoreResult<()> {
+        let q = if replace {
+            sqlx::query(
+                "UPDATE storage_credentials SET record = $3 WHERE tenant_id = $1 AND name = $2",
+            )
+        } else {
+            sqlx::query(
+                "INSERT INTO storage_credentials (tenant_id, name, record) VALUES ($1, $2, $3)",
+            )
+        }
+        .bind(c.tenant_id)
+        .bind(&c.name)
+        .bind(json(c));
+        match self.changing(Change::Access, q).await {
+            Ok(0) => Err(StoreError::NotFound(format!(
+                "storage credential '{}'",
+                c.name
+            ))),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists(format!(
+                "storage credential '{}'",
+                c.name
+            ))),
+            r => r.map(|_| ()).map_err(backend),
+        }
+    }
+
+    async fn get_storage_credential(
+        &self,
+        tenant: Uuid,
+        name: &str,
+    ) -> StoreResult<Option<StorageCredentialRecord>> {
+        self.fetch_record(
+            sqlx::query(
+                "SELECT record FROM storage_credentials WHERE tenant_id = $1 AND name = $2",
+            )
+            .bind(tenant)
+            .bind(name),
+        )
+        .await
+    }
+
+    async fn list_storage_credentials(
+        &self,
+        tenant: Uuid,
+    ) -> StoreResult<Vec<StorageCredentialRecord>> {
+        self.fetch_records(
+            "SELECT record FROM storage_credentials WHERE tenant_id = $1 ORDER BY name",
+            tenant,
+        )
+        .await
+    }
+
+    async fn delete_storage_credential(&self, tenant: Uuid, name: &str) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        // Locks the tenant's warehouses that use it, so none starts using it meanwhile unnoticed.
+        let user: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM warehouses WHERE tenant_id = $1 AND credential = $2 ORDER BY name LIMIT 1 FOR UPDATE",
+        )
+        .bind(tenant)
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if let Some(wh) = user {
+            return Err(StoreError::NotEmpty(
+                format!("storage credential '{name}'"),
+                format!("warehouse '{wh}' uses it"),
+            ));
+        }
+        let deleted =
+            sqlx::query("DELETE FROM storage_credentials WHERE tenant_id = $1 AND name = $2")
+                .bind(tenant)
+                .bind(name)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        if deleted.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("storage credential '{name}'")));
+        }
+        notify(&mut tx, Change::Access).await.map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn put_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()> {
+        let q = sqlx::query(
+            "INSERT INTO signing_keys (kid, created_at_ms, record) VALUES ($1, $2, $3) \
+             ON CONFLICT (kid) DO UPDATE SET created_at_ms = EXCLUDED.created_at_ms, record = EXCLUDED.record",
+        )
+        .bind(&key.kid)
+        .bind(key.created_at_ms)
+        .bind(json(key));
+        self.changing(Change::SigningKeys, q)
+            .await
+            .map(|_| ())
+            .map_err(backend)
+    }
+
+    async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+        let rows = sqlx::query("SELECT record FROM signing_keys ORDER BY created_at_ms, kid")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        records(&rows)
+    }
+
+    async fn delete_signing_key(&self, kid: &str) -> StoreResult<()> {
+        let q = sqlx::query("DELETE FROM signing_keys WHERE kid = $1").bind(kid);
+        self.changing(Change::SigningKeys, q)
+            .await
+            .map(|_| ())
+            .map_err(backend)
+    }
+
+    async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO audit_events (id, tenant_id, at_ms, record) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(event.id)
+        .bind(event.tenant_id)
+        .bind(event.at_ms)
+        .bind(json(event))
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(backend)
+    }
+
+    async fn list_audit(&self, tenant: Uuid, limit: usize) -> StoreResult<Vec<AuditEvent>> {
+        let rows = sqlx::query(
+            "SELECT record FROM audit_events WHERE tenant_id = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(tenant)
+        .bind(limit.min(i64::MAX as usize) as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        records(&rows)
+    }
+
+    async fn purge_audit(&self, before_ms: i64) -> StoreResult<u64> {
+        sqlx::query("DELETE FROM audit_events WHERE at_ms < $1")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(backend)
+    }
+
+    async fn put_idempotency(&self, key: &str, rec: &IdempotencyRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO idempotency (key, expires_at_ms, record) VALUES ($1, $2, $3) \
+             ON CONFLICT (key) DO UPDATE SET expires_at_ms = EXCLUDED.expires_at_ms, record = EXCLUDED.record",
+        )
+        .bind(key)
+        .bind(rec.expires_at_ms)
+        .bind(json(rec))
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(backend)
+    }
+
+    async fn get_idempotency(&self, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
+        self.fetch_record(sqlx::query("SELECT record FROM idempotency WHERE key = $1").bind(key))
+            .await
+    }
+
+    async fn purge_idempotency(&self, now: i64) -> StoreResult<u64> {
+        sqlx::query("DELETE FROM idempotency WHERE expires_at_ms < $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(backend)
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(backend)
+    }
+}

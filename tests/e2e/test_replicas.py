@@ -1,0 +1,184 @@
+"""Two Floe processes on one PostgreSQL database: commits through both lose nothing, a grant
+revoked on one stops working on the other within the documented bound, and /metrics shows the
+operations series."""
+
+import base64
+import os
+import re
+import tempfile
+import threading
+import time
+
+import pyarrow as pa
+import pytest
+import requests
+from pyiceberg.exceptions import CommitFailedException
+
+from conftest import FloeServer
+from postgres import Database
+
+WRITERS = 8
+APPENDS_PER_WRITER = 5
+# Documented bound for a change on one replica to reach another's caches (README, "Replicas"):
+# notifications arrive within milliseconds; 5 s is the cache lifetime if they are lost.
+PROPAGATION_BOUND_SECS = 5
+
+
+@pytest.fixture(scope="module")
+def replicas():
+    db = Database()
+    shared = tempfile.TemporaryDirectory(prefix="floe-shared-")
+    config = f"""
+[[warehouses]]
+name = "lake"
+storage = {{ kind = "local", root = "file://{shared.name}" }}
+"""
+    env = {"FLOE_STORE": "postgres", "FLOE_POSTGRES__URL": db.url,
+           "FLOE_MASTER_KEY": base64.b64encode(os.urandom(32)).decode()}
+    a = FloeServer(config, env)
+    b = FloeServer(config, env)
+    yield a, b
+    a.stop()
+    b.stop()
+    shared.cleanup()
+    db.drop()
+
+
+def token(server, client_id, secret):
+    r = requests.post(f"{server.uri}/v1/oauth/tokens", data={
+        "grant_type": "client_credentials", "client_id": client_id, "client_secret": secret})
+    r.raise_for_status()
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def test_both_replicas_serve_one_catalog(replicas):
+    a, b = replicas
+    a.catalog("lake").create_namespace(("shared",))
+    assert ("shared",) in b.catalog("lake").list_namespaces()
+    for server in replicas:
+        assert requests.get(f"{server.uri}/health/ready").status_code == 200
+
+
+def test_eight_writers_across_two_replicas_lose_no_append(replicas):
+    a, b = replicas
+    cat = a.catalog("lake")
+    cat.create_namespace(("w",))
+    schema = pa.schema([("writer", pa.int64()), ("n", pa.int64())])
+    cat.create_table(("w", "t"), schema=schema)
+    acknowledged, conflicts, errors = [], [0], []
+    lock = threading.Lock()
+
+    def writer(i):
+        try:
+            table = (a if i % 2 == 0 else b).catalog("lake").load_table(("w", "t"))
+            for n in range(APPENDS_PER_WRITER):
+                rows = pa.table({"writer": [i], "n": [n]}, schema=schema)
+                while True:
+                    try:
+                        table.append(rows)
+                        break
+                    except CommitFailedException:
+                        with lock:
+                            conflicts[0] += 1
+                        table = table.refresh()
+                with lock:
+                    acknowledged.append((table.current_snapshot().snapshot_id, (i, n)))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(WRITERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len(acknowledged) == WRITERS * APPENDS_PER_WRITER
+
+    final = b.catalog("lake").load_table(("w", "t"))
+    history = {entry.snapshot_id for entry in final.history()}
+    missing = [ack for ack in acknowledged if ack[0] not in history]
+    assert not missing, f"acknowledged appends missing from the snapshot history: {missing}"
+    rows = final.scan().to_arrow()
+    got = sorted(zip(rows["writer"].to_pylist(), rows["n"].to_pylist()))
+    assert got == sorted(row for _, row in acknowledged)
+    print(f"{len(acknowledged)} appends through 2 replicas, {conflicts[0]} client retries after 409")
+
+
+def test_a_grant_revoked_on_one_replica_stops_working_on_the_other(replicas):
+    a, b = replicas
+    cat = a.catalog("lake")
+    cat.create_namespace(("g",))
+    cat.create_table(("g", "t"), schema=pa.schema([("id", pa.int64())]))
+    root = token(a, "e2e-root", "e2e-root-secret")
+    manage = f"{a.uri}/management/v1"
+    tenant = requests.get(f"{manage}/whoami", headers=root).json()["tenant_id"]
+    prefix = requests.get(f"{a.uri}/v1/config", params={"warehouse": "lake"}, headers=root).json()["overrides"]["prefix"]
+    created = requests.post(f"{manage}/tenants/{tenant}/principals", headers=root, json={"name": "viewer"}).json()
+    role = requests.post(f"{manage}/tenants/{tenant}/roles", headers=root, json={"name": "viewers"}).json()
+    resource = {"kind": "namespace", "warehouse": prefix, "namespace": ["g"]}
+    grant = requests.post(f"{manage}/tenants/{tenant}/grants", headers=root,
+                          json={"role_id": role["id"], "resource": resource, "privilege": "TABLE_READ_METADATA"})
+    assert grant.status_code == 201, grant.text
+    r = requests.put(f"{manage}/tenants/{tenant}/roles/{role['id']}/principals/{created['principal']['id']}",
+                     headers=root)
+    assert r.status_code < 300, r.text
+
+    viewer_on_b = token(b, created["client_id"], created["client_secret"])
+    table_on_b = f"{b.uri}/v1/{prefix}/namespaces/g/tables/t"
+    # Replica B learns the new grant and caches the viewer's grants.
+    deadline = time.time() + PROPAGATION_BOUND_SECS
+    while requests.get(table_on_b, headers=viewer_on_b).status_code != 200:
+        assert time.time() < deadline, "the grant did not reach replica B in time"
+        time.sleep(0.05)
+    assert requests.get(table_on_b, headers=viewer_on_b).status_code == 200
+
+    revoked = requests.delete(f"{manage}/tenants/{tenant}/grants/{grant.json()['id']}", headers=root)
+    assert revoked.status_code == 204
+    started = time.time()
+    while (status := requests.get(table_on_b, headers=viewer_on_b).status_code) == 200:
+        assert time.time() - started < PROPAGATION_BOUND_SECS, "revocation did not reach replica B"
+        time.sleep(0.02)
+    took = time.time() - started
+    assert status == 403
+    # Well inside the cache lifetime: the notification did it, not the cache expiring.
+    assert took < 2, f"revocation took {took:.2f} s"
+    print(f"revocation reached replica B after {took * 1000:.0f} ms")
+
+
+def metric(text, name, **labels):
+    """The value of one series in Prometheus text, or None."""
+    for line in text.splitlines():
+        m = re.match(rf"^{name}(\{{[^}}]*\}})? (\S+)$", line)
+        if m and all(f'{k}="{v}"' in (m.group(1) or "") for k, v in labels.items()):
+            return float(m.group(2))
+    return None
+
+
+def test_metrics_expose_the_operations_series(replicas):
+    a, _ = replicas
+    cat = a.catalog("lake")
+    cat.create_namespace(("m",))
+    table = cat.create_table(("m", "t"), schema=pa.schema([("id", pa.int64())]))
+    table.append(pa.table({"id": pa.array([1], pa.int64())}))
+    for _ in range(3):
+        cat.load_table(("m", "t"))
+    text = requests.get(f"{a.uri}/metrics").text
+    route = "/v1/{prefix}/namespaces/{namespace}/tables/{table}"
+    assert metric(text, "floe_http_requests_total", method="GET", route=route, status="200") >= 3
+    assert metric(text, "floe_http_request_seconds_bucket", route=route, le="+Inf") >= 3
+    assert metric(text, "floe_http_requests_total", route="/v1/{prefix}/namespaces/{namespace}/tables/{table}",
+                  method="POST", status="200") >= 1
+    assert metric(text, "floe_store_seconds_count", op="get_tabular") >= 1
+    assert metric(text, "floe_store_seconds_count", op="swap_metadata") >= 1
+    for name in ["floe_metadata_cache_hits_total", "floe_token_cache_hits_total", "floe_grant_cache_hits_total",
+                 "floe_change_notifications_total"]:
+        assert metric(text, name) >= 1, name
+    for name in ["floe_metadata_cache_misses_total", "floe_token_cache_misses_total",
+                 "floe_grant_cache_misses_total", "floe_vended_cache_hits_total",
+                 "floe_vended_cache_misses_total", "floe_commit_conflicts_total", "floe_commit_retries_total",
+                 "floe_sts_calls_total", "floe_sts_failures_total", "floe_sas_tokens_total",
+                 "floe_sas_failures_total", "floe_gcs_token_exchanges_total",
+                 "floe_gcs_token_exchange_failures_total", "floe_store_errors_total"]:
+        assert metric(text, name) is not None, f"{name} is not exposed"
+    # Raw paths never become labels.
+    assert "/namespaces/m/" not in text

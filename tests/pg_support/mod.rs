@@ -1,0 +1,81 @@
+//! A fresh PostgreSQL database per test run, on the server at `FLOE_TEST_POSTGRES_URL`
+//! (default: the local trust-auth server, database `test`), dropped when the run ends.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use sqlx::{Connection, PgConnection};
+
+/// The server tests connect to (any database on it; it is used to create others).
+pub fn admin_url() -> String {
+    std::env::var("FLOE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A database created for this test run; dropped (with its connections) on drop.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+    schemas: AtomicU32,
+}
+
+impl TestDatabase {
+    /// Creates `floe_test_<random>`.
+    pub async fn create() -> Self {
+        let admin = admin_url();
+        let name = format!("floe_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = PgConnection::connect(&admin)
+            .await
+            .expect("PostgreSQL is reachable (set FLOE_TEST_POSTGRES_URL)");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let url = with_database(&admin, &name);
+        Self {
+            name,
+            url,
+            schemas: AtomicU32::new(0),
+        }
+    }
+
+    /// The URL of a new, empty schema in this database (for a fresh store without a new database).
+    pub async fn fresh_schema_url(&self) -> String {
+        let schema = format!("s{}", self.schemas.fetch_add(1, Ordering::SeqCst));
+        let mut conn = PgConnection::connect(&self.url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let sep = if self.url.contains('?') { '&' } else { '?' };
+        format!("{}{sep}options=-c%20search_path%3D{schema}", self.url)
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let (admin, name) = (admin_url(), self.name.clone());
+        // Drop runs outside any runtime's async context; use a short-lived one.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(mut conn) = PgConnection::connect(&admin).await {
+                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// `url` with its database replaced by `name`.
+pub fn with_database(url: &str, name: &str) -> String {
+    let mut parsed = url::Url::parse(url).expect("a postgres:// URL");
+    parsed.set_path(&format!("/{name}"));
+    parsed.to_string()
+}
