@@ -3,9 +3,11 @@
 -- each thread has one connection and its requests are sequential: afterwards the property must equal
 -- the thread's count of acknowledged commits (or one more, for a request in flight when wrk stopped).
 -- BENCH_SPREAD=1 sends thread N to table `<url>N` (its own table); otherwise all share `<url>`.
+-- BENCH_TID_OFFSET numbers this process's threads after another wrk's (two replicas, one table).
 local threads = {}
+local offset = tonumber(os.getenv("BENCH_TID_OFFSET") or "0")
 function setup(thread)
-  thread:set("tid", #threads + 1)
+  thread:set("tid", #threads + 1 + offset)
   table.insert(threads, thread)
 end
 function init(args)

@@ -378,6 +378,25 @@ mod tests {
     }
 
     #[test]
+    fn the_docker_compose_configuration_loads() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/floe.toml");
+        let key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+        let s = Settings::load(Some(&file), env(&[("FLOE_MASTER_KEY", key)])).unwrap();
+        assert_eq!(s.store, StoreKind::Postgres);
+        assert_eq!(s.warehouses.len(), 1);
+        let without_key = Settings::load(Some(&file), env(&[])).unwrap_err();
+        assert!(without_key.0.contains("master_key"), "{without_key}");
+    }
+
+    #[test]
+    fn postgres_needs_a_url() {
+        let e = Settings::load(None, env(&[("FLOE_STORE", "postgres")])).unwrap_err();
+        assert!(e.0.contains("postgres.url"), "{e}");
+        let e = Settings::load(None, env(&[("FLOE_STORE", "mysql")])).unwrap_err();
+        assert!(e.0.contains("store"), "{e}");
+    }
+
+    #[test]
     fn environment_overrides_defaults_with_types() {
         let s = Settings::load(
             None,
