@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, Rust unit/integration tests (nextest), then the
+# The whole test suite: formatting, lints, Rust unit/integration tests (nextest; the PostgreSQL
+# store's tests use the local server on 127.0.0.1:5432, FLOE_TEST_POSTGRES_URL), then the
 # end-to-end tests with real clients (PyIceberg, DuckDB, Spark) against the real binary and real
-# storage (SeaweedFS with STS), and the quickstart.
+# storage (SeaweedFS with STS, Azurite, a GCS emulator) and two replicas on PostgreSQL, and the
+# quickstart.
 # Build output and the Python venv live under ~/.cache/floe so later runs reuse them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +29,7 @@ step "Node tools (Azurite)"
 export TEST_NODE_DIR=$(scripts/node-env.sh)
 step "Spark environment (Iceberg Java client)"
 export TEST_SPARK_DIR=$(scripts/spark-env.sh)
-step "end-to-end tests (PyIceberg, DuckDB, Spark; SeaweedFS STS, Azurite)"
+step "end-to-end tests (PyIceberg, DuckDB, Spark; SeaweedFS STS, Azurite, PostgreSQL replicas)"
 TEST_FLOE_BIN="$CARGO_TARGET_DIR/debug/floe" "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/e2e
 step "quickstart"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
