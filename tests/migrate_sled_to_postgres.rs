@@ -174,6 +174,7 @@ async fn a_sled_catalog_moves_to_postgres_whole_and_again_without_change() {
         fill(&sled).await
     };
     let db = TestDatabase::create().await;
+    let url = db.fresh_schema_url().await;
 
     // The command itself, as an operator runs it.
     let mut run = None;
@@ -181,7 +182,7 @@ async fn a_sled_catalog_moves_to_postgres_whole_and_again_without_change() {
         let out = Command::new(env!("CARGO_BIN_EXE_floe"))
             .args(["migrate", "sled-to-postgres", "--data-dir"])
             .arg(dir.path())
-            .args(["--postgres-url", &db.url])
+            .args(["--postgres-url", &url])
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr).to_string();
@@ -208,7 +209,7 @@ async fn a_sled_catalog_moves_to_postgres_whole_and_again_without_change() {
         "{stdout}"
     );
 
-    let pg = PgStore::connect(&db.url, 4).await.unwrap();
+    let pg = PgStore::connect(&url, 4).await.unwrap();
     let sled = open_sled(&catalog);
     let (want, got) = (
         Snapshot::read(&sled).await.unwrap(),
