@@ -1,13 +1,24 @@
-//! Request metrics: `floe_http_requests_total{method, route, status}` and the latency histogram
-//! `floe_http_request_seconds{method, route, status}`. The route is the matched pattern
-//! (`/v1/{prefix}/namespaces/{namespace}/tables/{table}`), never the raw path, so names of
-//! tenants' tables do not become label values; unmatched paths are counted as `unmatched`.
+//! Request metrics: the latency histogram `floe_http_request_seconds{method, route, status}`, whose
+//! `_count` series is the request count. The route is the matched pattern
+//! (`/v1/{prefix}/namespaces/{namespace}/tables/{table}`), never the raw path, so names of tenants'
+//! tables do not become label values; unmatched paths are counted as `unmatched`.
+//!
+//! Each worker thread keeps the histogram handles it has used, so a request costs a route match
+//! and a map lookup, not a registry lookup with freshly built labels.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::middleware::Next;
+use metrics::Histogram;
+
+thread_local! {
+    static HANDLES: RefCell<HashMap<(String, Method, u16), Histogram>> = RefCell::new(HashMap::new());
+}
 
 /// The middleware: `App::new().wrap(from_fn(http_metrics))`.
 pub async fn http_metrics(
@@ -21,25 +32,22 @@ pub async fn http_metrics(
     let route = request
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
-    let labels = [
-        ("method", method_label(request.method())),
-        ("route", route.into()),
-        ("status", res.status().as_u16().to_string().into()),
-    ];
-    metrics::counter!("floe_http_requests_total", &labels).increment(1);
-    metrics::histogram!("floe_http_request_seconds", &labels).record(elapsed);
+    let key = (route, request.method().clone(), res.status().as_u16());
+    HANDLES.with(|handles| {
+        let mut handles = handles.borrow_mut();
+        match handles.get(&key) {
+            Some(histogram) => histogram.record(elapsed),
+            None => {
+                let labels = [
+                    ("method", key.1.as_str().to_owned()),
+                    ("route", key.0.clone()),
+                    ("status", key.2.to_string()),
+                ];
+                let histogram = metrics::histogram!("floe_http_request_seconds", &labels);
+                histogram.record(elapsed);
+                handles.insert(key, histogram);
+            }
+        }
+    });
     Ok(res)
-}
-
-fn method_label(method: &actix_web::http::Method) -> metrics::SharedString {
-    use actix_web::http::Method;
-    match *method {
-        Method::GET => "GET".into(),
-        Method::POST => "POST".into(),
-        Method::PUT => "PUT".into(),
-        Method::DELETE => "DELETE".into(),
-        Method::HEAD => "HEAD".into(),
-        Method::PATCH => "PATCH".into(),
-        _ => "OTHER".into(),
-    }
 }

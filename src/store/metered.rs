@@ -2,10 +2,11 @@
 //! and `floe_store_errors_total{op}`. Both backends run behind it.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use async_trait::async_trait;
+use metrics::Histogram;
 use uuid::Uuid;
 
 use super::*;
@@ -23,8 +24,8 @@ impl MeteredStore {
     }
 }
 
-fn observe<T>(op: &'static str, started: Instant, result: &StoreResult<T>) {
-    metrics::histogram!("floe_store_seconds", "op" => op).record(started.elapsed().as_secs_f64());
+fn observe<T>(seconds: &Histogram, op: &'static str, started: Instant, result: &StoreResult<T>) {
+    seconds.record(started.elapsed().as_secs_f64());
     // Expected outcomes (not found, conflicts, ...) are answers, not failures of the store.
     if let Err(StoreError::Backend(_)) = result {
         metrics::counter!("floe_store_errors_total", "op" => op).increment(1);
@@ -37,9 +38,13 @@ macro_rules! metered {
         impl CatalogStore for MeteredStore {
             $(
                 async fn $name(&self, $($arg: $ty),*) -> $ret {
+                    // One handle per operation, looked up once.
+                    static SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
+                        metrics::histogram!("floe_store_seconds", "op" => stringify!($name))
+                    });
                     let started = Instant::now();
                     let result = self.inner.$name($($arg),*).await;
-                    observe(stringify!($name), started, &result);
+                    observe(&SECONDS, stringify!($name), started, &result);
                     result
                 }
             )*
