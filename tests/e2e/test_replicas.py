@@ -3,6 +3,7 @@ revoked on one stops working on the other within the documented bound, and /metr
 operations series."""
 
 import base64
+import json
 import os
 import re
 import tempfile
@@ -33,7 +34,7 @@ def replicas():
 name = "lake"
 storage = {{ kind = "local", root = "file://{shared.name}" }}
 """
-    env = {"FLOE_STORE": "postgres", "FLOE_POSTGRES__URL": db.url,
+    env = {"FLOE_STORE": "postgres", "FLOE_POSTGRES__URL": db.url, "FLOE_LOG_FORMAT": "json",
            "FLOE_MASTER_KEY": base64.b64encode(os.urandom(32)).decode()}
     a = FloeServer(config, env)
     b = FloeServer(config, env)
@@ -182,3 +183,22 @@ def test_metrics_expose_the_operations_series(replicas):
         assert metric(text, name) is not None, f"{name} is not exposed"
     # Raw paths never become labels.
     assert "/namespaces/m/" not in text
+
+
+def test_logs_are_json_lines_carrying_the_request_id(replicas):
+    a, _ = replicas
+    r = requests.get(f"{a.uri}/v1/config", params={"warehouse": "lake"},
+                     headers={**token(a, "e2e-root", "e2e-root-secret"), "X-Request-Id": "e2e-req-42"})
+    assert r.status_code == 200
+    assert r.headers["x-request-id"] == "e2e-req-42"
+    generated = requests.get(f"{a.uri}/health/live").headers["x-request-id"]
+    assert generated
+    time.sleep(0.2)
+    lines = [json.loads(line) for line in a.log_path.read_text().splitlines() if line.startswith("{")]
+    ours = [e for e in lines if e.get("fields", {}).get("message") == "http request"
+            and e.get("span", {}).get("request_id") == "e2e-req-42"]
+    assert ours, lines[-5:]
+    assert ours[0]["fields"]["status"] == 200 and ours[0]["fields"]["path"] == "/v1/config"
+    assert any(e.get("span", {}).get("request_id") == generated for e in lines)
+    # Secrets never reach the log.
+    assert "e2e-root-secret" not in a.log_path.read_text()
