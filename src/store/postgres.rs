@@ -153,6 +153,10 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
+            // No ping before every query (a second round trip on load-table's hot path): a
+            // connection the server dropped fails one query and is discarded; idle ones are closed.
+            .test_before_acquire(false)
+            .idle_timeout(Duration::from_secs(60))
             .connect_with(options)
             .await
             .map_err(|e| backend(format!("cannot connect to postgres: {e}")))?;
