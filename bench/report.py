@@ -3,25 +3,18 @@ Usage: BENCH_TOKEN=.. BENCH_TABLES=<tables url> report.py OUT_DIR"""
 
 import json
 import os
-import re
 import sys
 import urllib.request
 from pathlib import Path
+
+import wrk_output
 
 out = Path(sys.argv[1])
 meta = json.loads((out / "meta.json").read_text())
 
 
 def wrk(name):
-    text = (out / f"{name}.txt").read_text()
-    pct = {p: float(v) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
-           for p, v, unit in re.findall(r"^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)}
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
-    field = lambda pattern: int(m.group(1)) if (m := re.search(pattern, text)) else None
-    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)),
-            "p50_ms": pct.get("50"), "p99_ms": pct.get("99"), "non_2xx": int(non2xx.group(1)) if non2xx else 0,
-            "acked": field(r"ACKED (\d+)"), "conflicts": field(r"CONFLICTS (\d+)"),
-            "threads": {int(t): int(n) for t, n in re.findall(r"THREAD (\d+) (\d+)", text)}}
+    return wrk_output.parse((out / f"{name}.txt").read_text())
 
 
 def properties(table):
@@ -36,7 +29,7 @@ fmt = lambda v: "-" if v is None else (f"{v:.2f}" if isinstance(v, float) else s
 print(f"load-table response: {meta['bytes']} bytes")
 print(f"{'run':<18}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'acked':>8}{'409s':>7}")
 for name, r in rows.items():
-    print(f"{name:<18}{r['rps']:>10.0f}{fmt(r['p50_ms']):>9}{fmt(r['p99_ms']):>9}{r['non_2xx']:>9}{fmt(r['acked']):>8}{fmt(r['conflicts']):>7}")
+    print(f"{name:<18}{r['rps']:>10.0f}{fmt(r['p50']):>9}{fmt(r['p99']):>9}{r['non2xx']:>9}{fmt(r['acked']):>8}{fmt(r['conflicts']):>7}")
 print(f"load-table at 8 connections = {rows['load_c8']['rps'] / rows['nginx_c8']['rps']:.2f} of nginx's static-file rate")
 
 # Every acknowledged commit must be in the final metadata: each thread's property counts its commits.

@@ -6,13 +6,13 @@ Usage (from scripts/bench-stores.sh): stores.py FLOE_BIN POSTGRES_ADMIN_URL OUT_
 import base64
 import json
 import os
-import re
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
+
+import wrk_output
 
 floe_bin, admin_url, out, seconds = sys.argv[1], sys.argv[2], Path(sys.argv[3]), sys.argv[4]
 here = Path(__file__).parent
@@ -36,25 +36,10 @@ def start_replicas(name, count, store_env, warehouse_root):
                                        str(out / f"{name}-data-{i}"), "--config", str(config)],
                                       env=env, stdout=log, stderr=subprocess.STDOUT))
         uri = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(f"{uri}/health/ready", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
+        if not wrk_output.wait_ready(uri):
             raise SystemExit(f"{name} replica {i} did not start: {(out / f'{name}-{i}.log').read_text()}")
         uris.append(uri)
     return procs, uris
-
-
-def wrk_parse(text):
-    pct = {p: float(v) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
-           for p, v, unit in re.findall(r"^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)}
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
-    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)), "p50": pct.get("50"),
-            "p99": pct.get("99"), "non2xx": int(non2xx.group(1)) if non2xx else 0,
-            "threads": {int(t): int(n) for t, n in re.findall(r"THREAD (\d+) (\d+)", text)}}
 
 
 def wrk(label, uris, conns, script, path, env=None, one_thread_per_conn=False):
@@ -69,7 +54,7 @@ def wrk(label, uris, conns, script, path, env=None, one_thread_per_conn=False):
                                       str(here / script), f"{uri}{path}"], env=e, stdout=f))
     for r in runs:
         r.wait()
-    parts = [wrk_parse((out / f"{label}-{i}.txt").read_text()) for i in range(len(uris))]
+    parts = [wrk_output.parse((out / f"{label}-{i}.txt").read_text()) for i in range(len(uris))]
     threads = {}
     for p in parts:
         threads.update(p["threads"])

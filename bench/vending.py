@@ -10,11 +10,12 @@ import os
 import re
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "e2e"))
+
+import wrk_output  # noqa: E402
 
 import pyarrow as pa  # noqa: E402
 from pyiceberg.catalog import load_catalog  # noqa: E402
@@ -42,12 +43,7 @@ floe = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{port}", "--da
                          "--config", str(out / "floe.toml")], env=env,
                         stdout=open(out / "floe.log", "w"), stderr=subprocess.STDOUT)
 try:
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(f"{uri}/health/ready", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.1)
+    wrk_output.wait_ready(uri)
     cat = load_catalog("bench", type="rest", uri=uri, warehouse="lake", credential="bench:bench-secret",
                        **{"oauth2-server-uri": f"{uri}/v1/oauth/tokens"})
     cat.create_namespace("bench")
@@ -72,11 +68,7 @@ try:
         wrk_env = {**os.environ, "BENCH_TOKEN": token, "BENCH_DELEGATION": delegation}
         text = subprocess.run(["wrk", f"-t{min(conns, 2)}", f"-c{conns}", f"-d{duration}", "--latency", "-s", lua, url],
                               env=wrk_env, capture_output=True, text=True, check=True).stdout
-        pct = {p: float(v) * {"us": 0.001, "ms": 1, "s": 1000}[u]
-               for p, v, u in re.findall(r"^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)}
-        non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
-        return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)), "p50": pct["50"],
-                "p99": pct["99"], "non2xx": int(non2xx.group(1)) if non2xx else 0, "sts": sts_calls() - before}
+        return {**wrk_output.parse(text), "sts": sts_calls() - before}
 
     # Warm the session cache first, as a client's first load would.
     req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}",

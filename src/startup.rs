@@ -74,12 +74,13 @@ impl Application {
         )
         .await
         .map_err(|e| fail("signing keys")(&e))?;
-        spawn_key_reloader(
+        let key_reloader = key_store::Reloader::new(
             store.clone(),
             master_key.clone(),
             tokens.clone(),
             settings.auth.token_ttl_secs,
         );
+        key_reloader.spawn_periodic();
         let allowlist = settings
             .secret_env_allowlist
             .split(',')
@@ -145,13 +146,7 @@ impl Application {
         });
         spawn_purger(store.clone(), settings.audit_retention_days);
         if let Some(pg) = &postgres {
-            let reload = key_store::Reloader::new(
-                store.clone(),
-                master_key.clone(),
-                state.tokens.clone(),
-                settings.auth.token_ttl_secs,
-            );
-            pg.watch(state.change_listener(reload));
+            pg.watch(state.change_listener(key_reloader));
         }
 
         let max_body = settings.max_body_bytes;
@@ -482,24 +477,6 @@ fn load_master_key(settings: &Settings, data_dir: &Path) -> Result<MasterKey, St
     }
     let text = std::fs::read_to_string(&path).map_err(|e| fail("master key file")(&e))?;
     MasterKey::from_base64(&text).map_err(|e| StartupError(format!("{}: {e}", path.display())))
-}
-
-fn spawn_key_reloader(
-    store: Arc<dyn CatalogStore>,
-    master: Arc<MasterKey>,
-    tokens: Arc<TokenService>,
-    ttl: u64,
-) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(key_store::KEY_RELOAD_SECS));
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            if let Err(e) = key_store::reload_keys(store.as_ref(), &master, &tokens, ttl).await {
-                tracing::warn!(error = %e, "reloading signing keys failed");
-            }
-        }
-    });
 }
 
 /// Deletes expired idempotency records and audit events older than the retention, every 5 minutes.

@@ -3,11 +3,11 @@
 use actix_web::{HttpResponse, get, web};
 
 use super::AppState;
+use super::types::HealthStatus;
 use crate::store::StoreError;
 
 /// How long readiness waits for the store.
 const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
-use super::types::HealthStatus;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(live).service(ready).service(metrics);

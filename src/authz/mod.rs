@@ -2,9 +2,9 @@
 //!
 //! Owns: the fixed set of privileges, what each implies, how grants on a container reach what is
 //! inside it, and a short-lived cache of each principal's grants. Must not touch: HTTP types.
-//! A principal's grants (and whether it is still enabled) are re-read at most
-//! [`DECISION_CACHE_SECS`] after a change on another replica; changes made through this process
-//! take effect at once.
+//! A principal's grants (and whether it is still enabled) are re-read at once after a change made
+//! through this process, as soon as another replica's change notification arrives (PostgreSQL),
+//! and at most [`DECISION_CACHE_SECS`] after any change.
 
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;

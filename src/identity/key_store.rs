@@ -3,6 +3,7 @@
 //! request. A retired key keeps verifying until every token it signed has expired, then is deleted.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::{MasterKey, SigningKey, TokenService};
 use crate::store::{CatalogStore, SigningKeyRecord, StoreError, now_ms};
@@ -108,7 +109,8 @@ pub async fn rotate(
     Ok(kid)
 }
 
-/// Reloads the signing keys when asked (on another replica's change), in the background.
+/// Reloads the signing keys in the background: periodically, and when asked (on another replica's
+/// change).
 #[derive(Clone)]
 pub struct Reloader {
     store: Arc<dyn CatalogStore>,
@@ -136,11 +138,26 @@ impl Reloader {
     /// Starts a reload and returns at once.
     pub fn reload(&self) {
         let me = self.clone();
+        tokio::spawn(async move { me.reload_now().await });
+    }
+
+    /// Reloads every [`KEY_RELOAD_SECS`], in the background, for as long as the process runs.
+    pub fn spawn_periodic(&self) {
+        let me = self.clone();
         tokio::spawn(async move {
-            let (store, ttl) = (me.store.as_ref(), me.token_ttl_secs);
-            if let Err(e) = reload_keys(store, &me.master, &me.tokens, ttl).await {
-                tracing::warn!(error = %e, "reloading signing keys failed");
+            let mut tick = tokio::time::interval(Duration::from_secs(KEY_RELOAD_SECS));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                me.reload_now().await;
             }
         });
+    }
+
+    async fn reload_now(&self) {
+        let (store, ttl) = (self.store.as_ref(), self.token_ttl_secs);
+        if let Err(e) = reload_keys(store, &self.master, &self.tokens, ttl).await {
+            tracing::warn!(error = %e, "reloading signing keys failed");
+        }
     }
 }
