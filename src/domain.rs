@@ -185,6 +185,83 @@ pub fn check_resource_name(what: &'static str, name: &str) -> Result<(), NameErr
     check_part(what, name)
 }
 
+/// What a storage credential is: the kind decides which storage it fits and which fields it has.
+/// Stored and shown under its canonical name; [`CredentialKind::parse`] also takes the names
+/// credential stores commonly use (`gcp`, `google_service_account`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CredentialKind {
+    /// An S3 access key pair (optionally with a session token).
+    S3AccessKey,
+    /// An Azure storage account key.
+    AzureSharedKey,
+    /// An Entra ID application (client credentials), for user-delegation SAS.
+    AzureClientSecret,
+    /// A Google service account key file.
+    GcsServiceAccount,
+}
+
+impl CredentialKind {
+    /// Every kind, in the order the docs list them.
+    pub const ALL: [CredentialKind; 4] = [
+        CredentialKind::S3AccessKey,
+        CredentialKind::AzureSharedKey,
+        CredentialKind::AzureClientSecret,
+        CredentialKind::GcsServiceAccount,
+    ];
+
+    /// Other names accepted for a kind, beside its canonical one.
+    const ALIASES: &[(&str, CredentialKind)] = &[
+        ("google_service_account", CredentialKind::GcsServiceAccount),
+        ("gcp", CredentialKind::GcsServiceAccount),
+    ];
+
+    /// The canonical name (`s3-access-key`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialKind::S3AccessKey => "s3-access-key",
+            CredentialKind::AzureSharedKey => "azure-shared-key",
+            CredentialKind::AzureClientSecret => "azure-client-secret",
+            CredentialKind::GcsServiceAccount => "gcs-service-account",
+        }
+    }
+
+    /// Every name a request may use, canonical names first.
+    pub fn accepted_names() -> Vec<&'static str> {
+        Self::ALL
+            .iter()
+            .map(|k| k.as_str())
+            .chain(Self::ALIASES.iter().map(|(a, _)| *a))
+            .collect()
+    }
+
+    /// A kind from its canonical name or an alias; an unknown name is an error listing the names.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|k| k.as_str() == name)
+            .or_else(|| {
+                Self::ALIASES
+                    .iter()
+                    .find(|(a, _)| *a == name)
+                    .map(|(_, k)| *k)
+            })
+            .ok_or_else(|| {
+                format!(
+                    "storage credential kind '{name}' is not supported (supported: {})",
+                    Self::accepted_names().join(", ")
+                )
+            })
+    }
+}
+
+impl fmt::Display for CredentialKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,7 +40,7 @@ async fn fill(store: &dyn CatalogStore) -> Vec<(Uuid, TableIdent)> {
                     id: Uuid::now_v7(),
                     tenant_id: tenant.id,
                     name: "keys".into(),
-                    kind: "s3-access-key".into(),
+                    kind: floe::domain::CredentialKind::S3AccessKey,
                     value: CredentialValue::Sealed {
                         sealed: "sealed-bytes".into(),
                     },

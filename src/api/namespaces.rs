@@ -92,7 +92,7 @@ async fn list_namespaces(
 /// Create a namespace (its parent must exist).
 #[utoipa::path(post, path = "/v1/{prefix}/namespaces", operation_id = "createNamespace", tag = "Catalog API",
     params(("prefix" = String, Path, description = "Warehouse id"),
-           ("Idempotency-Key" = Option<String>, Header, description = "UUID that makes retries safe")),
+           ("Idempotency-Key" = Option<uuid::Uuid>, Header, description = "UUID that makes retries safe")),
     request_body = CreateNamespaceRequest,
     responses((status = 200, description = "Created", body = CreateNamespaceResponse),
               (status = 404, description = "No such warehouse or parent namespace", body = IcebergErrorResponse),
@@ -195,7 +195,7 @@ async fn namespace_exists(
 /// Drop an empty namespace.
 #[utoipa::path(delete, path = "/v1/{prefix}/namespaces/{namespace}", operation_id = "dropNamespace", tag = "Catalog API",
     params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
-           ("Idempotency-Key" = Option<String>, Header, description = "UUID that makes retries safe")),
+           ("Idempotency-Key" = Option<uuid::Uuid>, Header, description = "UUID that makes retries safe")),
     responses((status = 204, description = "Dropped"),
               (status = 404, description = "No such namespace", body = IcebergErrorResponse),
               (status = 409, description = "Not empty", body = IcebergErrorResponse), CommonErrors),
@@ -228,7 +228,7 @@ async fn drop_namespace(
 /// Set and remove namespace properties.
 #[utoipa::path(post, path = "/v1/{prefix}/namespaces/{namespace}/properties", operation_id = "updateProperties", tag = "Catalog API",
     params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
-           ("Idempotency-Key" = Option<String>, Header, description = "UUID that makes retries safe")),
+           ("Idempotency-Key" = Option<uuid::Uuid>, Header, description = "UUID that makes retries safe")),
     request_body = UpdateNamespacePropertiesRequest,
     responses((status = 200, description = "What changed", body = UpdateNamespacePropertiesResponse),
               (status = 404, description = "No such namespace", body = IcebergErrorResponse),

@@ -2,7 +2,9 @@
 //! The committed copy lives in `openapi/floe.json`; a test fails when it is stale.
 
 use actix_web::{HttpResponse, get, web};
+use utoipa::openapi::schema::{Discriminator, ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Ref, RefOr};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
 use super::types::*;
@@ -96,4 +98,47 @@ async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
         .body(document_json())
+}
+
+/// A tagged union as client generators read it: a `oneOf` of references to one named component
+/// per variant, with a discriminator on `tag` (generated clients get `S3Storage`, not
+/// `StorageRequestType2`). `variants` pairs each tag value with its component's name.
+pub(crate) fn tagged_union(
+    tag: &str,
+    variants: &[(&str, &str)],
+    description: &str,
+) -> RefOr<Schema> {
+    let mut one_of = OneOfBuilder::new().description(Some(description));
+    for (_, name) in variants {
+        one_of = one_of.item(Ref::from_schema_name(*name));
+    }
+    one_of
+        .discriminator(Some(Discriminator::with_mapping(
+            tag,
+            variants
+                .iter()
+                .map(|(value, name)| (*value, format!("#/components/schemas/{name}"))),
+        )))
+        .into()
+}
+
+/// A variant's object schema with the tag property added first and required, holding `value`.
+pub(crate) fn with_tag(
+    tag: &str,
+    value: &str,
+    object: RefOr<Schema>,
+    description: &str,
+) -> RefOr<Schema> {
+    let RefOr::T(Schema::Object(mut object)) = object else {
+        unreachable!("union variants are object schemas")
+    };
+    let tag_schema = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some([value]));
+    let rest = std::mem::take(&mut object.properties);
+    object.properties.insert(tag.into(), tag_schema.into());
+    object.properties.extend(rest);
+    object.required.insert(0, tag.into());
+    object.description = Some(description.into());
+    RefOr::T(Schema::Object(object))
 }

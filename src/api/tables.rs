@@ -156,7 +156,7 @@ async fn list_tables(
 /// Create a table (or stage its creation). The server assigns its location inside the warehouse.
 #[utoipa::path(post, path = "/v1/{prefix}/namespaces/{namespace}/tables", operation_id = "createTable", tag = "Catalog API",
     params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
-           ("Idempotency-Key" = Option<String>, Header, description = "UUID that makes retries safe")),
+           ("Idempotency-Key" = Option<uuid::Uuid>, Header, description = "UUID that makes retries safe")),
     request_body = CreateTableRequest,
     responses((status = 200, description = "The new table", body = LoadTableResult),
               (status = 404, description = "No such namespace", body = IcebergErrorResponse),
@@ -318,7 +318,7 @@ fn table_change(ident: TableIdent, body: CommitTableRequest) -> ApiResult<TableC
 #[utoipa::path(post, path = "/v1/{prefix}/namespaces/{namespace}/tables/{table}", operation_id = "updateTable", tag = "Catalog API",
     params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
            ("table" = String, Path, description = "Table name"),
-           ("Idempotency-Key" = Option<String>, Header, description = "UUID that makes retries safe")),
+           ("Idempotency-Key" = Option<uuid::Uuid>, Header, description = "UUID that makes retries safe")),
     request_body = CommitTableRequest,
     responses((status = 200, description = "The new metadata", body = CommitTableResponse),
               (status = 404, description = "No such table", body = IcebergErrorResponse),
@@ -363,7 +363,7 @@ async fn update_table(
 #[utoipa::path(delete, path = "/v1/{prefix}/namespaces/{namespace}/tables/{table}", operation_id = "dropTable", tag = "Catalog API",
     params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
            ("table" = String, Path, description = "Table name"), DropTableQuery,
-           ("Idempotency-Key" = Option<String>, Header, description = "UUID that makes retries safe")),
+           ("Idempotency-Key" = Option<uuid::Uuid>, Header, description = "UUID that makes retries safe")),
     responses((status = 204, description = "Dropped"),
               (status = 404, description = "No such table", body = IcebergErrorResponse), CommonErrors),
     security(("bearer" = [])))]
@@ -391,7 +391,7 @@ async fn drop_table(
 /// Register an existing metadata file (inside the warehouse) as a table.
 #[utoipa::path(post, path = "/v1/{prefix}/namespaces/{namespace}/register", operation_id = "registerTable", tag = "Catalog API",
     params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
-           ("Idempotency-Key" = Option<String>, Header, description = "UUID that makes retries safe")),
+           ("Idempotency-Key" = Option<uuid::Uuid>, Header, description = "UUID that makes retries safe")),
     request_body = RegisterTableRequest,
     responses((status = 200, description = "The registered table", body = LoadTableResult),
               (status = 404, description = "No such namespace", body = IcebergErrorResponse),
@@ -458,7 +458,7 @@ async fn report_metrics(
 /// Rename a table, possibly into another namespace.
 #[utoipa::path(post, path = "/v1/{prefix}/tables/rename", operation_id = "renameTable", tag = "Catalog API",
     params(("prefix" = String, Path, description = "Warehouse id"),
-           ("Idempotency-Key" = Option<String>, Header, description = "UUID that makes retries safe")),
+           ("Idempotency-Key" = Option<uuid::Uuid>, Header, description = "UUID that makes retries safe")),
     request_body = RenameTableRequest,
     responses((status = 204, description = "Renamed"),
               (status = 404, description = "No such table or destination namespace", body = IcebergErrorResponse),
@@ -497,7 +497,7 @@ async fn rename_table(
 /// Commit changes to several tables atomically: all or none.
 #[utoipa::path(post, path = "/v1/{prefix}/transactions/commit", operation_id = "commitTransaction", tag = "Catalog API",
     params(("prefix" = String, Path, description = "Warehouse id"),
-           ("Idempotency-Key" = Option<String>, Header, description = "UUID that makes retries safe")),
+           ("Idempotency-Key" = Option<uuid::Uuid>, Header, description = "UUID that makes retries safe")),
     request_body = CommitTransactionRequest,
     responses((status = 204, description = "Committed"),
               (status = 404, description = "No such table", body = IcebergErrorResponse),

@@ -75,7 +75,7 @@ async fn list_views(
 /// Create a view.
 #[utoipa::path(post, path = "/v1/{prefix}/namespaces/{namespace}/views", operation_id = "createView", tag = "Catalog API",
     params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
-           ("Idempotency-Key" = Option<String>, Header, description = "UUID that makes retries safe")),
+           ("Idempotency-Key" = Option<uuid::Uuid>, Header, description = "UUID that makes retries safe")),
     request_body = CreateViewRequest,
     responses((status = 200, description = "The new view", body = LoadViewResult),
               (status = 404, description = "No such namespace", body = IcebergErrorResponse),
@@ -177,7 +177,7 @@ async fn view_exists(
 #[utoipa::path(post, path = "/v1/{prefix}/namespaces/{namespace}/views/{view}", operation_id = "replaceView", tag = "Catalog API",
     params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
            ("view" = String, Path, description = "View name"),
-           ("Idempotency-Key" = Option<String>, Header, description = "UUID that makes retries safe")),
+           ("Idempotency-Key" = Option<uuid::Uuid>, Header, description = "UUID that makes retries safe")),
     request_body = CommitViewRequest,
     responses((status = 200, description = "The new view metadata", body = LoadViewResult),
               (status = 404, description = "No such view", body = IcebergErrorResponse),
@@ -224,7 +224,7 @@ async fn replace_view(
 #[utoipa::path(delete, path = "/v1/{prefix}/namespaces/{namespace}/views/{view}", operation_id = "dropView", tag = "Catalog API",
     params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
            ("view" = String, Path, description = "View name"),
-           ("Idempotency-Key" = Option<String>, Header, description = "UUID that makes retries safe")),
+           ("Idempotency-Key" = Option<uuid::Uuid>, Header, description = "UUID that makes retries safe")),
     responses((status = 204, description = "Dropped"),
               (status = 404, description = "No such view", body = IcebergErrorResponse), CommonErrors),
     security(("bearer" = [])))]
@@ -252,7 +252,7 @@ async fn drop_view(
 /// Rename a view.
 #[utoipa::path(post, path = "/v1/{prefix}/views/rename", operation_id = "renameView", tag = "Catalog API",
     params(("prefix" = String, Path, description = "Warehouse id"),
-           ("Idempotency-Key" = Option<String>, Header, description = "UUID that makes retries safe")),
+           ("Idempotency-Key" = Option<uuid::Uuid>, Header, description = "UUID that makes retries safe")),
     request_body = RenameTableRequest,
     responses((status = 204, description = "Renamed"),
               (status = 404, description = "No such view or destination namespace", body = IcebergErrorResponse),
@@ -287,7 +287,7 @@ async fn rename_view(
 /// Register an existing view metadata file as a view.
 #[utoipa::path(post, path = "/v1/{prefix}/namespaces/{namespace}/register-view", operation_id = "registerView", tag = "Catalog API",
     params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
-           ("Idempotency-Key" = Option<String>, Header, description = "UUID that makes retries safe")),
+           ("Idempotency-Key" = Option<uuid::Uuid>, Header, description = "UUID that makes retries safe")),
     request_body = RegisterViewRequest,
     responses((status = 200, description = "The registered view", body = LoadViewResult),
               (status = 404, description = "No such namespace", body = IcebergErrorResponse),

@@ -7,6 +7,7 @@
 mod error;
 mod metadata;
 mod namespaces;
+mod properties;
 mod tables;
 mod views;
 
@@ -22,6 +23,7 @@ pub use namespaces::PropertiesUpdate;
 pub use tables::{CreateTable, LoadedTable, TableChange};
 pub use views::{CreateView, LoadedView, ViewRequirement};
 
+use crate::domain::CredentialKind;
 use crate::identity::Caller;
 use crate::identity::storage_credentials::CredentialResolver;
 use crate::store::{CatalogStore, PageRequest, StorageProfile, WarehouseRecord};
@@ -320,25 +322,25 @@ impl Catalog {
             .resolve(&stored)
             .await
             .map_err(unavailable)?;
-        Ok(match stored.kind.as_str() {
-            "azure-shared-key" => StorageSecret::Azure(AzureAuth::AccountKey(
+        Ok(match stored.kind {
+            CredentialKind::AzureSharedKey => StorageSecret::Azure(AzureAuth::AccountKey(
                 fields.remove("account_key").unwrap_or_default(),
             )),
-            "azure-client-secret" => StorageSecret::Azure(AzureAuth::ClientSecret {
+            CredentialKind::AzureClientSecret => StorageSecret::Azure(AzureAuth::ClientSecret {
                 tenant_id: fields.remove("tenant_id").unwrap_or_default(),
                 client_id: fields.remove("client_id").unwrap_or_default(),
                 client_secret: fields.remove("client_secret").unwrap_or_default(),
             }),
-            "gcs-service-account" => StorageSecret::Gcs(Arc::new(
+            CredentialKind::GcsServiceAccount => StorageSecret::Gcs(Arc::new(
                 GcsServiceAccount::from_json(
                     &fields.remove("service_account_json").unwrap_or_default(),
                 )
                 .map_err(unavailable)?,
             )),
-            _ => StorageSecret::S3(S3StaticCredentials {
+            CredentialKind::S3AccessKey => StorageSecret::S3(S3StaticCredentials {
                 access_key_id: fields.remove("access_key_id").unwrap_or_default(),
                 secret_access_key: fields.remove("secret_access_key").unwrap_or_default(),
-                session_token: None,
+                session_token: fields.remove("session_token"),
             }),
         })
     }

@@ -5,13 +5,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use iceberg::spec::{
-    FormatVersion, Schema, SortOrder, TableMetadata, TableMetadataBuilder, UnboundPartitionSpec,
-};
+use iceberg::spec::{Schema, SortOrder, TableMetadata, TableMetadataBuilder, UnboundPartitionSpec};
 use iceberg::{TableCreation, TableRequirement, TableUpdate};
 use uuid::Uuid;
 
 use super::metadata::next_metadata_location;
+use super::properties::{DEFAULT_FORMAT_VERSION, split_reserved, updates_without_reserved};
 use super::{CachedTable, Catalog, CatalogError, CatalogResult, ErrorType, Warehouse};
 use crate::domain::{NamespaceIdent, ObjectName, TableIdent};
 use crate::store::{
@@ -83,20 +82,23 @@ impl Catalog {
             Some(l) => checked_location(wh, l)?,
             None => default_location(wh, namespace.id, uuid),
         };
-        check_path_properties(&location, &req.properties)?;
+        let properties = split_reserved(req.properties)?;
+        check_path_properties(&location, &properties.persisted)?;
         let creation = TableCreation::builder()
             .name(req.name.to_string())
             .location(location.clone())
             .schema(req.schema)
             .partition_spec_opt(req.partition_spec)
             .sort_order_opt(req.write_order)
-            .properties(req.properties)
+            .properties(properties.persisted)
+            .format_version(properties.format_version.unwrap_or(DEFAULT_FORMAT_VERSION))
             .build();
         let metadata = TableMetadataBuilder::from_table_creation(creation)?
             .assign_uuid(uuid)
             .build()?
             .metadata;
         if req.stage_create {
+            wh.io.prepare_table_location(&location).await?;
             let json =
                 serde_json::to_vec(&metadata).map_err(|e| CatalogError::internal(e.to_string()))?;
             let table = Arc::new(CachedTable::new(metadata, json.into()));
@@ -315,10 +317,11 @@ impl Catalog {
         change: TableChange,
     ) -> CatalogResult<LoadedTable> {
         let namespace = self.load_namespace(wh, &change.ident.namespace).await?;
+        let updates = updates_without_reserved(change.updates)?;
         let mut uuid = None;
         let (mut location, mut schema, mut spec, mut order) = (None, None, None, None);
-        let (mut format, mut properties) = (FormatVersion::V2, HashMap::new());
-        for u in &change.updates {
+        let (mut format, mut properties) = (DEFAULT_FORMAT_VERSION, HashMap::new());
+        for u in &updates {
             match u {
                 TableUpdate::AssignUuid { uuid: u } => uuid = Some(*u),
                 TableUpdate::SetLocation { location: l } => {
@@ -358,7 +361,7 @@ impl Catalog {
             }
         }
         let mut builder = base.into_builder(None);
-        for u in change.updates {
+        for u in updates {
             builder = u.apply(builder)?;
         }
         let metadata = builder.build()?.metadata;
@@ -558,7 +561,7 @@ fn apply_changes(
     let mut builder = current
         .clone()
         .into_builder(Some(record.metadata_location.clone()));
-    for u in &change.updates {
+    for u in &updates_without_reserved(change.updates.clone())? {
         match u {
             TableUpdate::AssignUuid { uuid } if *uuid != current.uuid() => {
                 return Err(CatalogError::bad_request(

@@ -10,18 +10,166 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::MasterKey;
+use crate::domain::CredentialKind;
 use crate::store::{CredentialValue, StorageCredentialRecord};
 
-/// The kinds of storage credential and the fields each must have.
-pub const KINDS: &[(&str, &[&str])] = &[
-    ("s3-access-key", &["access_key_id", "secret_access_key"]),
-    ("azure-shared-key", &["account_key"]),
-    (
-        "azure-client-secret",
-        &["tenant_id", "client_id", "client_secret"],
+/// One field of a credential: its canonical name, the other spellings accepted for it, and
+/// whether it must be given.
+struct Field {
+    name: &'static str,
+    aliases: &'static [&'static str],
+    required: bool,
+}
+
+const fn required(name: &'static str, aliases: &'static [&'static str]) -> Field {
+    Field {
+        name,
+        aliases,
+        required: true,
+    }
+}
+
+const fn optional(name: &'static str) -> Field {
+    Field {
+        name,
+        aliases: &[],
+        required: false,
+    }
+}
+
+const S3_ACCESS_KEY_FIELDS: &[Field] = &[
+    required("access_key_id", &["aws_access_key_id", "key_id"]),
+    required(
+        "secret_access_key",
+        &["aws_secret_access_key", "secret_key", "secret"],
     ),
-    ("gcs-service-account", &["service_account_json"]),
+    optional("session_token"),
+    optional("region"),
 ];
+const AZURE_SHARED_KEY_FIELDS: &[Field] = &[required("account_key", &[])];
+const AZURE_CLIENT_SECRET_FIELDS: &[Field] = &[
+    required("tenant_id", &[]),
+    required("client_id", &[]),
+    required("client_secret", &[]),
+];
+const GCS_SERVICE_ACCOUNT_FIELDS: &[Field] = &[required("service_account_json", &[])];
+
+/// The fields of each kind, with the spellings credential stores commonly use.
+fn fields_of(kind: CredentialKind) -> &'static [Field] {
+    match kind {
+        CredentialKind::S3AccessKey => S3_ACCESS_KEY_FIELDS,
+        CredentialKind::AzureSharedKey => AZURE_SHARED_KEY_FIELDS,
+        CredentialKind::AzureClientSecret => AZURE_CLIENT_SECRET_FIELDS,
+        CredentialKind::GcsServiceAccount => GCS_SERVICE_ACCOUNT_FIELDS,
+    }
+}
+
+/// The credential's fields under their canonical names, from a value as people write it: the
+/// canonical or alias spellings, and for a Google service account also the key file itself or the
+/// key file nested under `data`. Unknown fields, a field given twice under two spellings, and
+/// missing or empty required fields are errors that name the field, never its value.
+pub fn normalize_fields(
+    kind: CredentialKind,
+    value: &serde_json::Value,
+) -> Result<BTreeMap<String, String>, String> {
+    let object = value
+        .as_object()
+        .ok_or_else(|| format!("a {kind} credential's value must be a JSON object"))?;
+    if kind == CredentialKind::GcsServiceAccount
+        && let Some(key_file) = service_account_key_file(object)?
+    {
+        return Ok(BTreeMap::from([(
+            "service_account_json".to_owned(),
+            key_file,
+        )]));
+    }
+    let fields = fields_of(kind);
+    let mut out = BTreeMap::new();
+    for (given, v) in object {
+        let field = fields
+            .iter()
+            .find(|f| f.name == given || f.aliases.contains(&given.as_str()))
+            .ok_or_else(|| {
+                let names: Vec<&str> = fields
+                    .iter()
+                    .flat_map(|f| std::iter::once(f.name).chain(f.aliases.iter().copied()))
+                    .collect();
+                format!(
+                    "a {kind} credential has no field '{given}' (its fields: {})",
+                    names.join(", ")
+                )
+            })?;
+        let v = v
+            .as_str()
+            .ok_or_else(|| format!("a {kind} credential's '{given}' must be a string"))?;
+        if out.insert(field.name.to_owned(), v.to_owned()).is_some() {
+            return Err(format!(
+                "a {kind} credential gives '{}' twice (under two of its names: {})",
+                field.name,
+                std::iter::once(field.name)
+                    .chain(field.aliases.iter().copied())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    for f in fields {
+        match out.get(f.name) {
+            Some(v) if v.is_empty() => {
+                return Err(format!(
+                    "a {kind} credential needs a non-empty '{}'",
+                    f.name
+                ));
+            }
+            None if f.required => {
+                return Err(format!(
+                    "a {kind} credential needs a non-empty '{}'",
+                    f.name
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// A service account key file given whole (`{"type": "service_account", ...}`) or under `data`
+/// (as an object or as JSON text), as compact JSON text; `None` for the canonical form.
+fn service_account_key_file(
+    object: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Option<String>, String> {
+    let key_file = match object.get("data") {
+        Some(data) if object.len() == 1 => match data {
+            serde_json::Value::String(text) => serde_json::from_str(text).map_err(|_| {
+                "a gcs-service-account credential's 'data' is not a JSON key file".to_string()
+            })?,
+            other => other.clone(),
+        },
+        Some(_) => {
+            return Err(
+                "a gcs-service-account credential with 'data' must have nothing beside it".into(),
+            );
+        }
+        None if object.contains_key("service_account_json") => return Ok(None),
+        None => serde_json::Value::Object(object.clone()),
+    };
+    let is_key_file = key_file.get("type").and_then(|t| t.as_str()) == Some("service_account")
+        && ["client_email", "private_key"].iter().all(|k| {
+            key_file
+                .get(k)
+                .and_then(|v| v.as_str())
+                .is_some_and(|v| !v.is_empty())
+        });
+    if !is_key_file {
+        return Err(
+            "a gcs-service-account credential is a service account key file \
+             (\"type\": \"service_account\" with client_email and private_key), the same under \
+             'data', or {\"service_account_json\": \"<key file text>\"}"
+                .into(),
+        );
+    }
+    Ok(Some(key_file.to_string()))
+}
 
 /// Seals, checks and resolves storage credentials.
 pub struct CredentialResolver {
@@ -32,36 +180,6 @@ pub struct CredentialResolver {
 
 fn purpose(tenant: Uuid, name: &str) -> String {
     format!("floe-storage-credential:{tenant}:{name}")
-}
-
-/// The fields a kind needs, or an error naming the kind.
-fn required_fields(kind: &str) -> Result<&'static [&'static str], String> {
-    KINDS
-        .iter()
-        .find(|(k, _)| *k == kind)
-        .map(|(_, f)| *f)
-        .ok_or_else(|| {
-            format!("storage credential kind '{kind}' is not supported (supported: s3-access-key, azure-shared-key, azure-client-secret, gcs-service-account)")
-        })
-}
-
-/// Checks that `kind` is a supported kind of credential.
-pub fn check_kind(kind: &str) -> Result<(), String> {
-    required_fields(kind).map(|_| ())
-}
-
-/// Checks that `fields` has every field `kind` needs, non-empty, and nothing else.
-pub fn check_fields(kind: &str, fields: &BTreeMap<String, String>) -> Result<(), String> {
-    let required = required_fields(kind)?;
-    for f in required {
-        if fields.get(*f).is_none_or(|v| v.is_empty()) {
-            return Err(format!("a {kind} credential needs a non-empty '{f}'"));
-        }
-    }
-    if let Some(extra) = fields.keys().find(|k| !required.contains(&k.as_str())) {
-        return Err(format!("a {kind} credential has no field '{extra}'"));
-    }
-    Ok(())
 }
 
 impl CredentialResolver {
@@ -125,10 +243,9 @@ impl CredentialResolver {
                 value
             }
         };
-        let fields: BTreeMap<String, String> = serde_json::from_slice(&json)
-            .map_err(|_| fail("the value is not a JSON object of strings".into()))?;
-        check_fields(&record.kind, &fields).map_err(fail)?;
-        Ok(fields)
+        let value: serde_json::Value = serde_json::from_slice(&json)
+            .map_err(|_| fail("the value is not a JSON object".into()))?;
+        normalize_fields(record.kind, &value).map_err(fail)
     }
 
     async fn read_reference(&self, reference: &str) -> Result<Vec<u8>, String> {
@@ -255,7 +372,7 @@ mod tests {
             id: Uuid::nil(),
             tenant_id: Uuid::nil(),
             name: "lake".into(),
-            kind: "s3-access-key".into(),
+            kind: CredentialKind::S3AccessKey,
             value,
             created_at_ms: 0,
         }
@@ -325,6 +442,100 @@ mod tests {
         assert!(
             incomplete.contains("secret_access_key") && !incomplete.contains("AKIA1"),
             "{incomplete}"
+        );
+    }
+
+    #[test]
+    fn s3_keys_are_taken_under_every_common_spelling() {
+        use serde_json::json;
+        let canonical = BTreeMap::from([
+            ("access_key_id".to_owned(), "AKIA1".to_owned()),
+            ("secret_access_key".to_owned(), "s3cr3t".to_owned()),
+        ]);
+        for (id, secret) in [
+            ("access_key_id", "secret_access_key"),
+            ("aws_access_key_id", "aws_secret_access_key"),
+            ("key_id", "secret_key"),
+            ("key_id", "secret"),
+        ] {
+            let got = normalize_fields(
+                CredentialKind::S3AccessKey,
+                &json!({id: "AKIA1", secret: "s3cr3t"}),
+            )
+            .unwrap();
+            assert_eq!(got, canonical, "{id}/{secret}");
+        }
+        let full = normalize_fields(
+            CredentialKind::S3AccessKey,
+            &json!({"key_id": "AKIA1", "secret": "s3cr3t", "region": "eu-west-1", "session_token": "tok"}),
+        )
+        .unwrap();
+        assert_eq!(full["region"], "eu-west-1");
+        assert_eq!(full["session_token"], "tok");
+    }
+
+    #[test]
+    fn unknown_duplicate_and_missing_fields_are_named_without_values() {
+        use serde_json::json;
+        let kind = CredentialKind::S3AccessKey;
+        let dup = normalize_fields(
+            kind,
+            &json!({"access_key_id": "AKIA1", "key_id": "AKIA2", "secret": "s3cr3t"}),
+        )
+        .unwrap_err();
+        assert!(
+            dup.contains("'access_key_id' twice") && !dup.contains("AKIA"),
+            "{dup}"
+        );
+        let unknown = normalize_fields(
+            kind,
+            &json!({"key_id": "AKIA1", "secret": "s", "token": "x"}),
+        )
+        .unwrap_err();
+        assert!(unknown.contains("no field 'token'"), "{unknown}");
+        let missing = normalize_fields(kind, &json!({"key_id": "AKIA1"})).unwrap_err();
+        assert!(missing.contains("'secret_access_key'"), "{missing}");
+        let not_string = normalize_fields(kind, &json!({"key_id": 1, "secret": "s"})).unwrap_err();
+        assert!(not_string.contains("must be a string"), "{not_string}");
+    }
+
+    #[test]
+    fn a_service_account_key_file_is_taken_whole_or_under_data() {
+        use serde_json::json;
+        let key_file = json!({"type": "service_account", "project_id": "p", "private_key": "-----BEGIN",
+                              "client_email": "sa@p.iam.gserviceaccount.com", "token_uri": "http://127.0.0.1/token"});
+        let kind = CredentialKind::GcsServiceAccount;
+        let whole = normalize_fields(kind, &key_file).unwrap();
+        let nested = normalize_fields(kind, &json!({"data": key_file})).unwrap();
+        let nested_text = normalize_fields(kind, &json!({"data": key_file.to_string()})).unwrap();
+        let canonical =
+            normalize_fields(kind, &json!({"service_account_json": key_file.to_string()})).unwrap();
+        assert_eq!(whole, canonical);
+        assert_eq!(nested, canonical);
+        assert_eq!(nested_text, canonical);
+        let parsed: serde_json::Value =
+            serde_json::from_str(&canonical["service_account_json"]).unwrap();
+        assert_eq!(parsed, key_file);
+        assert!(normalize_fields(kind, &json!({"type": "authorized_user"})).is_err());
+        assert!(normalize_fields(kind, &json!({"data": key_file, "extra": "x"})).is_err());
+    }
+
+    #[test]
+    fn credential_kinds_take_their_aliases() {
+        for name in ["gcs-service-account", "google_service_account", "gcp"] {
+            assert_eq!(
+                CredentialKind::parse(name).unwrap(),
+                CredentialKind::GcsServiceAccount
+            );
+        }
+        assert_eq!(
+            CredentialKind::parse("s3-access-key").unwrap(),
+            CredentialKind::S3AccessKey
+        );
+        let err = CredentialKind::parse("s3").unwrap_err();
+        assert!(
+            err.contains("gcp") && err.contains("s3-access-key"),
+            "{err}"
         );
     }
 }

@@ -274,8 +274,8 @@ pub struct StorageCredentialRecord {
     pub id: Uuid,
     pub tenant_id: Uuid,
     pub name: String,
-    /// `s3-access-key` (fields `access_key_id`, `secret_access_key`).
-    pub kind: String,
+    /// Which storage it fits and which fields it has.
+    pub kind: crate::domain::CredentialKind,
     pub value: CredentialValue,
     pub created_at_ms: i64,
 }

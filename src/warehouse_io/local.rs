@@ -72,6 +72,19 @@ impl WarehouseIo for LocalIo {
         .map_err(storage(location))
     }
 
+    /// Creates `metadata/` and `data/`: engines writing to a local path (DuckDB) do not create
+    /// the directories of a staged table themselves.
+    async fn prepare_table_location(&self, location: &str) -> Result<(), IoError> {
+        let path = self.checked_path(location)?;
+        tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(path.join("metadata"))?;
+            std::fs::create_dir_all(path.join("data"))
+        })
+        .await
+        .map_err(|e| IoError::Storage(location.to_owned(), e.to_string()))?
+        .map_err(storage(location))
+    }
+
     async fn read(&self, location: &str) -> Result<Bytes, IoError> {
         let path = self.checked_path(location)?;
         match tokio::fs::read(&path).await {

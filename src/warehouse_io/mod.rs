@@ -63,6 +63,11 @@ pub trait WarehouseIo: Send + Sync {
     async fn delete(&self, location: &str) -> Result<(), IoError>;
     /// Deletes every file under `prefix` (a directory location); returns how many.
     async fn delete_prefix(&self, prefix: &str) -> Result<u64, IoError>;
+    /// Makes a new table's location ready for clients to write into before the server has written
+    /// anything there (a staged create). Object stores have no directories: nothing to do.
+    async fn prepare_table_location(&self, _location: &str) -> Result<(), IoError> {
+        Ok(())
+    }
 }
 
 /// Strips a trailing `/` and refuses `.`/`..`/empty segments after the scheme, so a location can be

@@ -1,8 +1,6 @@
 //! Named storage credentials of a tenant. Values are write-only: given at creation or rotation,
 //! sealed (or kept as a reference), and never returned by any API.
 
-use std::collections::BTreeMap;
-
 use actix_web::{HttpResponse, delete, get, post, put, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -13,8 +11,8 @@ use crate::api::openapi::CommonErrors;
 use crate::api::types::IcebergErrorResponse;
 use crate::api::{ApiResult, AppState, Authenticated};
 use crate::catalog::CatalogError;
-use crate::domain::check_resource_name;
-use crate::identity::storage_credentials::{check_fields, check_kind};
+use crate::domain::{CredentialKind, check_resource_name};
+use crate::identity::storage_credentials::normalize_fields;
 use crate::store::{CredentialValue, StorageCredentialRecord, now_ms};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -25,30 +23,59 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// A storage credential's value: its fields, or a reference resolved at each use.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialRequest {
-    /// `s3-access-key`.
+    #[schema(value_type = CredentialKindName)]
     pub kind: String,
-    /// The fields (`access_key_id`, `secret_access_key`); sealed under the master key.
-    pub value: Option<BTreeMap<String, String>>,
+    /// The fields, sealed under the master key. `s3-access-key`: `access_key_id` (or
+    /// `aws_access_key_id`, `key_id`), `secret_access_key` (or `aws_secret_access_key`,
+    /// `secret_key`, `secret`), optional `session_token` and `region`. `azure-shared-key`:
+    /// `account_key`. `azure-client-secret`: `tenant_id`, `client_id`, `client_secret`.
+    /// `gcs-service-account`: the key file itself, the key file under `data`, or
+    /// `service_account_json` holding its text.
+    #[schema(value_type = Option<Object>)]
+    pub value: Option<serde_json::Value>,
     /// Instead of a value: `env:NAME` (allow-listed names only) or `file:/path`, holding the fields as JSON.
     pub reference: Option<String>,
 }
 
 /// A storage credential to create.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCredentialRequest {
     pub name: String,
-    #[serde(flatten)]
-    pub credential: CredentialRequest,
+    #[schema(value_type = CredentialKindName)]
+    pub kind: String,
+    /// As in `CredentialRequest`.
+    #[schema(value_type = Option<Object>)]
+    pub value: Option<serde_json::Value>,
+    /// As in `CredentialRequest`.
+    pub reference: Option<String>,
+}
+
+/// A credential kind as a request may name it: a canonical name, or `google_service_account` or
+/// `gcp` for `gcs-service-account`.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+#[serde(rename_all = "kebab-case")]
+pub enum CredentialKindName {
+    S3AccessKey,
+    AzureSharedKey,
+    AzureClientSecret,
+    GcsServiceAccount,
+    #[serde(rename = "google_service_account")]
+    GoogleServiceAccount,
+    #[serde(rename = "gcp")]
+    Gcp,
 }
 
 /// A storage credential, by name and kind only.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CredentialInfo {
     pub name: String,
+    /// The canonical kind.
+    #[schema(value_type = CredentialKindName)]
     pub kind: String,
 }
 
@@ -63,14 +90,14 @@ fn value_of(
     tenant: Uuid,
     name: &str,
     req: CredentialRequest,
-) -> ApiResult<(String, CredentialValue)> {
+) -> ApiResult<(CredentialKind, CredentialValue)> {
+    let kind = CredentialKind::parse(&req.kind).map_err(CatalogError::bad_request)?;
     let value = match (req.value, req.reference) {
-        (Some(fields), None) => {
-            check_fields(&req.kind, &fields).map_err(CatalogError::bad_request)?;
+        (Some(value), None) => {
+            let fields = normalize_fields(kind, &value).map_err(CatalogError::bad_request)?;
             state.credentials.seal(tenant, name, &fields)
         }
         (None, Some(reference)) => {
-            check_kind(&req.kind).map_err(CatalogError::bad_request)?;
             state
                 .credentials
                 .check_reference(&reference)
@@ -83,7 +110,7 @@ fn value_of(
             );
         }
     };
-    Ok((req.kind, value))
+    Ok((kind, value))
 }
 
 /// Create a named storage credential.
@@ -102,7 +129,12 @@ async fn create_credential(
     let tenant = admin_tenant(&state, &auth.0, path.into_inner()).await?;
     let body = body.into_inner();
     check_resource_name("credential name", &body.name)?;
-    let (kind, value) = value_of(&state, tenant.id, &body.name, body.credential)?;
+    let credential = CredentialRequest {
+        kind: body.kind,
+        value: body.value,
+        reference: body.reference,
+    };
+    let (kind, value) = value_of(&state, tenant.id, &body.name, credential)?;
     let record = StorageCredentialRecord {
         id: Uuid::now_v7(),
         tenant_id: tenant.id,
@@ -126,7 +158,7 @@ async fn create_credential(
     .await;
     Ok(HttpResponse::Created().json(CredentialInfo {
         name: record.name,
-        kind: record.kind,
+        kind: record.kind.to_string(),
     }))
 }
 
@@ -152,7 +184,7 @@ async fn list_credentials(
             .into_iter()
             .map(|c| CredentialInfo {
                 name: c.name,
-                kind: c.kind,
+                kind: c.kind.to_string(),
             })
             .collect(),
     }))
@@ -199,7 +231,7 @@ async fn rotate_credential(
     .await;
     Ok(HttpResponse::Ok().json(CredentialInfo {
         name,
-        kind: record.kind,
+        kind: record.kind.to_string(),
     }))
 }
 

@@ -2,11 +2,12 @@
 
 use actix_web::{HttpResponse, delete, get, post, put, web};
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::{RefOr, schema::Schema};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{admin_tenant, audit, not_found};
-use crate::api::openapi::CommonErrors;
+use crate::api::openapi::{CommonErrors, tagged_union, with_tag};
 use crate::api::types::IcebergErrorResponse;
 use crate::api::{ApiResult, AppState, Authenticated};
 use crate::authz::Privilege;
@@ -61,13 +62,117 @@ pub struct CreateRoleRequest {
 pub struct GrantInfo {
     pub id: Uuid,
     pub role_id: Uuid,
-    /// `{"kind": "tenant"}`, `{"kind": "warehouse", "warehouse": id}`,
-    /// `{"kind": "namespace", "warehouse": id, "namespace": ["a", "b"]}`,
-    /// `{"kind": "table", "warehouse": id, "table": {"namespace": [..], "name": ".."}}`, or
-    /// `{"kind": "view", "warehouse": id, "view": {"namespace": [..], "name": ".."}}`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = GrantResourceSchema)]
     pub resource: GrantResource,
     pub privilege: Privilege,
+}
+
+/// The wire shapes of a grant's resource, one named schema per kind, for the OpenAPI document.
+#[allow(dead_code)]
+mod resource_schemas {
+    use utoipa::ToSchema;
+    use uuid::Uuid;
+
+    use crate::api::types::TableIdentifier;
+
+    /// The whole tenant.
+    #[derive(ToSchema)]
+    pub struct TenantResource {}
+
+    /// A warehouse and everything in it.
+    #[derive(ToSchema)]
+    pub struct WarehouseResource {
+        pub warehouse: Uuid,
+    }
+
+    /// A namespace (its levels) and everything in it.
+    #[derive(ToSchema)]
+    pub struct NamespaceResource {
+        pub warehouse: Uuid,
+        pub namespace: Vec<String>,
+    }
+
+    /// One table.
+    #[derive(ToSchema)]
+    pub struct TableResource {
+        pub warehouse: Uuid,
+        pub table: TableIdentifier,
+    }
+
+    /// One view.
+    #[derive(ToSchema)]
+    pub struct ViewResource {
+        pub warehouse: Uuid,
+        pub view: TableIdentifier,
+    }
+}
+
+/// What a grant is on: `kind` says which resource; everything inside it inherits the grant.
+pub struct GrantResourceSchema;
+
+impl utoipa::PartialSchema for GrantResourceSchema {
+    fn schema() -> RefOr<Schema> {
+        tagged_union(
+            "kind",
+            &[
+                ("tenant", "TenantResource"),
+                ("warehouse", "WarehouseResource"),
+                ("namespace", "NamespaceResource"),
+                ("table", "TableResource"),
+                ("view", "ViewResource"),
+            ],
+            "What a grant is on: `kind` says which resource; everything inside it inherits the grant.",
+        )
+    }
+}
+
+impl ToSchema for GrantResourceSchema {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "GrantResource".into()
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        use resource_schemas::*;
+        use utoipa::PartialSchema;
+        TableResource::schemas(schemas);
+        schemas.extend([
+            (
+                "TenantResource".to_owned(),
+                with_tag(
+                    "kind",
+                    "tenant",
+                    TenantResource::schema(),
+                    "The whole tenant.",
+                ),
+            ),
+            (
+                "WarehouseResource".to_owned(),
+                with_tag(
+                    "kind",
+                    "warehouse",
+                    WarehouseResource::schema(),
+                    "A warehouse and everything in it.",
+                ),
+            ),
+            (
+                "NamespaceResource".to_owned(),
+                with_tag(
+                    "kind",
+                    "namespace",
+                    NamespaceResource::schema(),
+                    "A namespace (its levels) and everything in it.",
+                ),
+            ),
+            (
+                "TableResource".to_owned(),
+                with_tag("kind", "table", TableResource::schema(), "One table."),
+            ),
+            (
+                "ViewResource".to_owned(),
+                with_tag("kind", "view", ViewResource::schema(), "One view."),
+            ),
+        ]);
+    }
 }
 
 impl From<GrantRecord> for GrantInfo {
@@ -92,8 +197,7 @@ pub struct GrantList {
 #[serde(deny_unknown_fields)]
 pub struct CreateGrantRequest {
     pub role_id: Uuid,
-    /// The resource, shaped as in `GrantInfo.resource`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = GrantResourceSchema)]
     pub resource: GrantResource,
     pub privilege: Privilege,
 }

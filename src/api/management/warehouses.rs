@@ -6,17 +6,17 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa::openapi::RefOr;
-use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use uuid::Uuid;
 
 use super::validate::{Steps, validate_gcs, validate_sas, validate_sts};
 use super::{admin_tenant, audit, not_found, visible_tenant};
-use crate::api::openapi::CommonErrors;
+use crate::api::openapi::{CommonErrors, tagged_union, with_tag};
 use crate::api::types::IcebergErrorResponse;
 use crate::api::{ApiResult, AppState, Authenticated};
 use crate::authz::{Privilege, on_warehouse};
 use crate::catalog::CatalogError;
-use crate::domain::check_resource_name;
+use crate::domain::{CredentialKind, check_resource_name};
 use crate::identity::Caller;
 use crate::store::{
     AdlsProfile, GcsProfile, S3Profile, S3Vending, StorageProfile, WarehouseRecord, now_ms,
@@ -84,66 +84,72 @@ pub enum StorageRequest {
 }
 
 // Written by hand: the derived schema nests the S3 variant in `allOf`, which client generators
-// (openapi-python-client) cannot read inside a `oneOf`. Here each variant is one plain object.
+// cannot read inside a `oneOf`. Here each variant is one named plain object with its `kind`.
 impl utoipa::PartialSchema for StorageRequest {
     fn schema() -> RefOr<Schema> {
-        let kind = |k: &str| {
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .enum_values(Some([k]))
-        };
-        let local = ObjectBuilder::new()
-            .property("kind", kind("local"))
-            .required("kind")
-            .property(
-                "root",
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .description(Some("file:///absolute/path (root principal only)")),
-            )
-            .description(Some("A directory on the server's disk"));
-        let s3 =
-            with_kind::<S3Profile>("s3", "An S3 bucket (README: \"Credential vending on S3\")");
-        let adls = with_kind::<AdlsProfile>(
-            "adls",
-            "An Azure container (README: \"Credential vending on ADLS\")",
-        );
-        let gcs = with_kind::<GcsProfile>(
-            "gcs",
-            "A GCS bucket (README: \"Credential vending on GCS\")",
-        );
-        OneOfBuilder::new()
-            .item(local)
-            .item(s3)
-            .item(adls)
-            .item(gcs)
-            .description(Some(
-                "Where a new warehouse keeps its files; `kind` says which storage.",
-            ))
-            .into()
+        tagged_union(
+            "kind",
+            &[
+                ("local", "LocalStorage"),
+                ("s3", "S3Storage"),
+                ("adls", "AdlsStorage"),
+                ("gcs", "GcsStorage"),
+            ],
+            "Where a new warehouse keeps its files; `kind` says which storage.",
+        )
     }
-}
-
-/// A profile's derived object schema with the `kind` tag added as its first required property.
-fn with_kind<T: utoipa::PartialSchema>(kind: &str, description: &str) -> Schema {
-    let RefOr::T(Schema::Object(mut object)) = T::schema() else {
-        unreachable!("storage profiles derive object schemas")
-    };
-    let tag = ObjectBuilder::new()
-        .schema_type(Type::String)
-        .enum_values(Some([kind]));
-    object.properties.insert("kind".into(), tag.into());
-    object.required.insert(0, "kind".into());
-    object.description = Some(description.into());
-    Schema::Object(object)
 }
 
 impl ToSchema for StorageRequest {
     fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-        schemas.push((
-            S3Vending::name().into(),
-            <S3Vending as utoipa::PartialSchema>::schema(),
-        ));
+        let local = ObjectBuilder::new().property(
+            "root",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some("file:///absolute/path (root principal only)")),
+        );
+        schemas.extend([
+            (
+                S3Vending::name().into(),
+                <S3Vending as utoipa::PartialSchema>::schema(),
+            ),
+            (
+                "LocalStorage".into(),
+                with_tag(
+                    "kind",
+                    "local",
+                    Schema::Object(local.build()).into(),
+                    "A directory on the server's disk",
+                ),
+            ),
+            (
+                "S3Storage".into(),
+                with_tag(
+                    "kind",
+                    "s3",
+                    <S3Profile as utoipa::PartialSchema>::schema(),
+                    "An S3 bucket (README: \"Credential vending on S3\")",
+                ),
+            ),
+            (
+                "AdlsStorage".into(),
+                with_tag(
+                    "kind",
+                    "adls",
+                    <AdlsProfile as utoipa::PartialSchema>::schema(),
+                    "An Azure container (README: \"Credential vending on ADLS\")",
+                ),
+            ),
+            (
+                "GcsStorage".into(),
+                with_tag(
+                    "kind",
+                    "gcs",
+                    <GcsProfile as utoipa::PartialSchema>::schema(),
+                    "A GCS bucket (README: \"Credential vending on GCS\")",
+                ),
+            ),
+        ]);
     }
 }
 
@@ -189,7 +195,7 @@ async fn credential_kind(
     state: &AppState,
     tenant: Uuid,
     name: &Option<String>,
-) -> ApiResult<Option<String>> {
+) -> ApiResult<Option<CredentialKind>> {
     let Some(name) = name else {
         return Ok(None);
     };
@@ -212,7 +218,7 @@ fn check_root(profile: &StorageProfile) -> Result<(), CatalogError> {
 }
 
 /// Checks that a storage profile's credential is of the kind its storage needs.
-fn check_kind(kind: Option<&str>, wanted: &str) -> Result<bool, CatalogError> {
+fn check_kind(kind: Option<CredentialKind>, wanted: CredentialKind) -> Result<bool, CatalogError> {
     match kind {
         Some(k) if k != wanted => Err(CatalogError::bad_request(format!(
             "this storage needs a {wanted} credential, not {k}"
@@ -226,7 +232,7 @@ fn storage_profile(
     caller: &Caller,
     id: Uuid,
     req: StorageRequest,
-    credential_kind: Option<&str>,
+    credential_kind: Option<CredentialKind>,
 ) -> ApiResult<StorageProfile> {
     match req {
         StorageRequest::Local { root: None } => {
@@ -257,7 +263,7 @@ fn storage_profile(
         StorageRequest::S3(mut s3) => {
             s3.key_prefix = s3.key_prefix.trim_matches('/').to_owned();
             check_root(&StorageProfile::S3(s3.clone()))?;
-            let has_credential = check_kind(credential_kind, "s3-access-key")?;
+            let has_credential = check_kind(credential_kind, CredentialKind::S3AccessKey)?;
             crate::vending::check_s3_profile(&s3, has_credential)
                 .map_err(CatalogError::bad_request)?;
             Ok(StorageProfile::S3(s3))
@@ -266,8 +272,8 @@ fn storage_profile(
             adls.key_prefix = adls.key_prefix.trim_matches('/').to_owned();
             check_root(&StorageProfile::Adls(adls.clone()))?;
             let has_credential = match credential_kind {
-                Some("azure-client-secret") => true,
-                kind => check_kind(kind, "azure-shared-key")?,
+                Some(CredentialKind::AzureClientSecret) => true,
+                kind => check_kind(kind, CredentialKind::AzureSharedKey)?,
             };
             crate::vending::adls::check_adls_profile(&adls, has_credential)
                 .map_err(CatalogError::bad_request)?;
@@ -276,7 +282,7 @@ fn storage_profile(
         StorageRequest::Gcs(mut gcs) => {
             gcs.key_prefix = gcs.key_prefix.trim_matches('/').to_owned();
             check_root(&StorageProfile::Gcs(gcs.clone()))?;
-            let has_credential = check_kind(credential_kind, "gcs-service-account")?;
+            let has_credential = check_kind(credential_kind, CredentialKind::GcsServiceAccount)?;
             crate::vending::gcs::check_gcs_profile(&gcs, has_credential)
                 .map_err(CatalogError::bad_request)?;
             Ok(StorageProfile::Gcs(gcs))
@@ -303,7 +309,7 @@ async fn create_warehouse(
     check_resource_name("warehouse name", &body.name)?;
     let id = Uuid::now_v7();
     let kind = credential_kind(&state, tenant.id, &body.credential).await?;
-    let storage = storage_profile(&state, &auth.0, id, body.storage, kind.as_deref())?;
+    let storage = storage_profile(&state, &auth.0, id, body.storage, kind)?;
     let record = WarehouseRecord {
         id,
         tenant_id: tenant.id,
@@ -414,14 +420,17 @@ async fn update_warehouse(
     }
     let kind = credential_kind(&state, tenant, &wh.credential).await?;
     if let Some(storage) = body.storage {
-        wh.storage = storage_profile(&state, &auth.0, id, storage, kind.as_deref())?;
-    } else if let Some(kind) = kind.as_deref() {
+        wh.storage = storage_profile(&state, &auth.0, id, storage, kind)?;
+    } else if let Some(kind) = kind {
         // A new credential must still fit the storage the warehouse already has.
-        let fits: &[&str] = match &wh.storage {
+        let fits: &[CredentialKind] = match &wh.storage {
             StorageProfile::Local { .. } => &[],
-            StorageProfile::S3(_) => &["s3-access-key"],
-            StorageProfile::Adls(_) => &["azure-shared-key", "azure-client-secret"],
-            StorageProfile::Gcs(_) => &["gcs-service-account"],
+            StorageProfile::S3(_) => &[CredentialKind::S3AccessKey],
+            StorageProfile::Adls(_) => &[
+                CredentialKind::AzureSharedKey,
+                CredentialKind::AzureClientSecret,
+            ],
+            StorageProfile::Gcs(_) => &[CredentialKind::GcsServiceAccount],
         };
         if !fits.contains(&kind) {
             return Err(CatalogError::bad_request(format!(
