@@ -219,3 +219,98 @@ async fn a_credential_must_fit_the_warehouse_storage() {
     .await;
     assert_error(r, 400, "BadRequestException").await;
 }
+
+#[tokio::test]
+async fn credentials_take_the_names_credential_stores_use_and_refuse_ambiguity() {
+    let app = spawn_app().await;
+    let tenant = tenant_id(&app).await;
+    let url = format!(
+        "{}/management/v1/tenants/{tenant}/storage-credentials",
+        app.base
+    );
+    let post = |body: Value| {
+        app.client
+            .post(&url)
+            .bearer_auth(&app.token)
+            .json(&body)
+            .send()
+    };
+    let key_file = json!({"type": "service_account", "project_id": "p", "private_key_id": "k1",
+        "private_key": "-----BEGIN PRIVATE KEY-----\nMIIsecret\n-----END PRIVATE KEY-----\n",
+        "client_email": "floe@p.iam.gserviceaccount.com", "token_uri": "http://127.0.0.1:1/token"});
+    let accepted = [
+        json!({"name": "s3-aws", "kind": "s3-access-key",
+               "value": {"aws_access_key_id": "AKIA1", "aws_secret_access_key": "s3cr3t-1", "region": "eu-west-1"}}),
+        json!({"name": "s3-short", "kind": "s3-access-key",
+               "value": {"key_id": "AKIA2", "secret": "s3cr3t-2", "session_token": "tok"}}),
+        json!({"name": "gcp-file", "kind": "gcp", "value": key_file}),
+        json!({"name": "gcp-data", "kind": "google_service_account", "value": {"data": key_file}}),
+        json!({"name": "gcs-text", "kind": "gcs-service-account",
+               "value": {"service_account_json": key_file.to_string()}}),
+    ];
+    for body in accepted {
+        let r = post(body.clone()).await.unwrap();
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        assert_eq!(status, 201, "{body}: {text}");
+        assert!(
+            !text.contains("s3cr3t") && !text.contains("MIIsecret"),
+            "{text}"
+        );
+    }
+    let listed = app
+        .get_json(&format!(
+            "/management/v1/tenants/{tenant}/storage-credentials"
+        ))
+        .await;
+    let kinds: Vec<(&str, &str)> = listed["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("gcp-data", "gcs-service-account"),
+            ("gcp-file", "gcs-service-account"),
+            ("gcs-text", "gcs-service-account"),
+            ("s3-aws", "s3-access-key"),
+            ("s3-short", "s3-access-key"),
+        ]
+    );
+    let refused = [
+        (
+            json!({"name": "dup", "kind": "s3-access-key",
+                "value": {"access_key_id": "AKIA3", "key_id": "AKIA3", "secret": "s3cr3t-3"}}),
+            "gives 'access_key_id' twice",
+        ),
+        (
+            json!({"name": "dup2", "kind": "s3-access-key",
+                "value": {"key_id": "AKIA3", "secret_key": "s3cr3t-3", "secret": "s3cr3t-3"}}),
+            "gives 'secret_access_key' twice",
+        ),
+        (
+            json!({"name": "unknown", "kind": "s3-access-key",
+                "value": {"key_id": "AKIA3", "secret": "s3cr3t-3", "endpoint": "x"}}),
+            "has no field 'endpoint'",
+        ),
+        (
+            json!({"name": "kind", "kind": "aws", "value": {"key_id": "AKIA3", "secret": "s3cr3t-3"}}),
+            "kind 'aws' is not supported",
+        ),
+        (
+            json!({"name": "notfile", "kind": "gcp", "value": {"type": "authorized_user"}}),
+            "service account key file",
+        ),
+    ];
+    for (body, wanted) in refused {
+        let r = post(body.clone()).await.unwrap();
+        let message = assert_error(r, 400, "BadRequestException").await;
+        assert!(message.contains(wanted), "{body}: {message}");
+        assert!(
+            !message.contains("s3cr3t") && !message.contains("AKIA3"),
+            "{message}"
+        );
+    }
+}

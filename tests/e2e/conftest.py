@@ -135,3 +135,82 @@ class JsonServer:
 
     def shutdown(self):
         self.server.shutdown()
+
+
+def spark_dir() -> Path:
+    """The Spark client prepared by scripts/spark-env.sh (pyspark 3.5.9, Iceberg 1.10.2)."""
+    d = Path(os.environ.get("TEST_SPARK_DIR", Path.home() / ".cache" / "floe" / "spark"))
+    assert (d / ".ready-v1").exists(), f"Spark is not prepared in {d}: run scripts/spark-env.sh"
+    return d
+
+
+SPARK_SQL_SCRIPT = r"""
+import json, sys
+from pyspark.sql import SparkSession
+uri, client, secret, jars, warehouse = sys.argv[1:6]
+spark = (SparkSession.builder.master("local[1]")
+         .config("spark.jars", f"{jars}/iceberg-spark-runtime-3.5_2.12-1.10.2.jar,{jars}/iceberg-shaded-deps.jar")
+         .config("spark.sql.extensions", "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions")
+         .config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1")
+         .config("spark.ui.enabled", "false")
+         .config("spark.sql.catalog.rest", "org.apache.iceberg.spark.SparkCatalog")
+         .config("spark.sql.catalog.rest.type", "rest")
+         .config("spark.sql.catalog.rest.uri", uri)
+         .config("spark.sql.catalog.rest.warehouse", warehouse)
+         .config("spark.sql.catalog.rest.credential", f"{client}:{secret}")
+         .config("spark.sql.catalog.rest.oauth2-server-uri", f"{uri}/v1/oauth/tokens")
+         .getOrCreate())
+spark.sparkContext.setLogLevel("ERROR")
+for statement in json.loads(sys.stdin.read()):
+    try:
+        rows = [list(r) for r in spark.sql(statement).collect()]
+        print("RESULT " + json.dumps({"sql": statement, "rows": rows}, default=str))
+    except Exception as e:
+        print("RESULT " + json.dumps({"sql": statement, "error": str(e)}))
+"""
+
+
+def run_spark_sql(floe_server, statements: list[str], warehouse: str = "demo") -> list[dict]:
+    """Runs SQL statements in one Spark session against Floe's REST catalog `rest`; each result
+    is {"sql", "rows"} or {"sql", "error"}."""
+    import json
+    d = spark_dir()
+    out = subprocess.run([str(d / "venv" / "bin" / "python"), "-c", SPARK_SQL_SCRIPT, floe_server.uri, ROOT_ID,
+                          ROOT_SECRET, str(d / "jars"), warehouse],
+                         input=json.dumps(statements), capture_output=True, text=True, timeout=300)
+    results = [json.loads(l.removeprefix("RESULT ")) for l in out.stdout.splitlines() if l.startswith("RESULT ")]
+    assert out.returncode == 0 and len(results) == len(statements), out.stdout[-2000:] + out.stderr[-4000:]
+    return results
+
+
+DUCKDB_SQL_SCRIPT = r"""
+import json, sys, duckdb, duckdb_extensions
+uri, ext_dir, client, secret, warehouse = sys.argv[1:6]
+con = duckdb.connect(config={"extension_directory": ext_dir, "autoinstall_known_extensions": "false"})
+for name in ("httpfs", "avro", "iceberg"):
+    duckdb_extensions.import_extension(name, con=con)
+    con.execute(f"LOAD {name}")
+con.execute(f"CREATE SECRET floe (TYPE iceberg, CLIENT_ID '{client}', CLIENT_SECRET '{secret}', OAUTH2_SERVER_URI '{uri}/v1/oauth/tokens')")
+con.execute(f"ATTACH '{warehouse}' AS floe (TYPE iceberg, SECRET floe, ENDPOINT '{uri}')")
+for statement in json.loads(sys.stdin.read()):
+    try:
+        rows = [list(r) for r in con.execute(statement).fetchall()]
+        print("RESULT " + json.dumps({"sql": statement, "rows": rows}, default=str))
+    except Exception as e:
+        print("RESULT " + json.dumps({"sql": statement, "error": str(e)}))
+"""
+
+
+def run_duckdb_sql(floe_server, statements: list[str], warehouse: str = "demo") -> list[dict]:
+    """Runs SQL statements in one DuckDB connection with Floe attached as `floe`, in a subprocess
+    with a timeout (DuckDB can hang instead of failing); each result is {"sql", "rows"} or
+    {"sql", "error"}."""
+    import json
+    import sys
+    with tempfile.TemporaryDirectory() as ext_dir:
+        out = subprocess.run([sys.executable, "-c", DUCKDB_SQL_SCRIPT, floe_server.uri, ext_dir, ROOT_ID, ROOT_SECRET,
+                              warehouse], input=json.dumps(statements), capture_output=True, text=True, timeout=180)
+    results = [json.loads(l.removeprefix("RESULT ")) for l in out.stdout.splitlines() if l.startswith("RESULT ")]
+    assert out.returncode == 0 and len(results) == len(statements), out.stdout[-2000:] + out.stderr[-3000:]
+    return results
+

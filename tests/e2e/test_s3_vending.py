@@ -17,7 +17,7 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from conftest import ROOT_ID, ROOT_SECRET, FloeServer
+from conftest import ROOT_ID, ROOT_SECRET, FloeServer, spark_dir
 from seaweed import ACCESS_KEY, READ_ROLE, SECRET_KEY, WRITE_ROLE, SeaweedS3
 
 DELEGATION = {"X-Iceberg-Access-Delegation": "vended-credentials"}
@@ -436,13 +436,6 @@ out["load_credentials"] = [(c.prefix(), c.config().get("s3.session-token")) for 
 out["credentials"] = [(c.prefix(), c.config().get("s3.access-key-id")) for c in creds.credentials()]
 print("RESULT " + json.dumps(out))
 """
-
-
-def spark_dir():
-    from pathlib import Path
-    d = Path(os.environ.get("TEST_SPARK_DIR", Path.home() / ".cache" / "floe" / "spark"))
-    assert (d / ".ready-v1").exists(), f"Spark is not prepared in {d}: run scripts/spark-env.sh"
-    return d
 
 
 def test_iceberg_java_accepts_floes_vended_answers(floe, s3):

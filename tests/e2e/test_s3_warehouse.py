@@ -93,7 +93,8 @@ def test_tenant_admin_registers_an_s3_credential_and_warehouse(s3):
     import requests
     from pathlib import Path
     floe = FloeServer(env={"FLOE_SECRET_ENV_ALLOWLIST": "LAKE_S3_CREDENTIAL",
-                           "LAKE_S3_CREDENTIAL": f'{{"access_key_id": "{ACCESS_KEY}", "secret_access_key": "{SECRET_KEY}"}}'})
+                           # The spelling other credential stores use: resolved at each use.
+                           "LAKE_S3_CREDENTIAL": f'{{"key_id": "{ACCESS_KEY}", "secret": "{SECRET_KEY}", "region": "us-east-1"}}'})
     try:
         token = requests.post(f"{floe.uri}/v1/oauth/tokens", data={
             "grant_type": "client_credentials", "client_id": "e2e-root", "client_secret": "e2e-root-secret"}).json()["access_token"]
@@ -116,6 +117,16 @@ def test_tenant_admin_registers_an_s3_credential_and_warehouse(s3):
         table = cat.create_table("ns.t", schema=pa.schema([("id", pa.int64())]))
         table.append(pa.table({"id": pa.array([1], pa.int64())}))
         assert table.location().startswith(f"s3://{s3.bucket}/tenant-lake/")
+
+        # The AWS CLI's key names work as well as Floe's own.
+        aws_names = {"aws_access_key_id": ACCESS_KEY, "aws_secret_access_key": SECRET_KEY}
+        r = requests.put(f"{base}/storage-credentials/lake-keys", headers=h, json={"kind": "s3-access-key", "value": aws_names})
+        assert r.status_code == 200 and SECRET_KEY not in r.text, r.text
+        assert requests.post(f"{base}/warehouses/{wh['id']}/validate", headers=h).json()["ok"]
+        both = {"access_key_id": ACCESS_KEY, "aws_access_key_id": ACCESS_KEY, "secret": SECRET_KEY}
+        r = requests.put(f"{base}/storage-credentials/lake-keys", headers=h, json={"kind": "s3-access-key", "value": both})
+        assert r.status_code == 400 and "'access_key_id' twice" in r.json()["error"]["message"], r.text
+        assert SECRET_KEY not in r.text and ACCESS_KEY not in r.text
 
         # Rotating to wrong keys fails closed; the error names the step, never a secret.
         bad = {"access_key_id": ACCESS_KEY, "secret_access_key": "wrong-secret-value"}
