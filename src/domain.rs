@@ -1,14 +1,17 @@
 //! Validated names: a handler can only hold a namespace, table or warehouse name that is legal.
 //!
-//! Limits are explicit: a name part is 1..=255 bytes, a namespace at most 16 levels deep, and no part
+//! Limits are explicit: a name part is 1..=255 characters, a namespace at most 16 levels deep, and no part
 //! may contain control characters, `/` or `\`, or be `.` / `..` (names end up in logs, keys and paths).
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// Longest allowed namespace level, table, view or warehouse name, in bytes.
-pub const MAX_NAME_BYTES: usize = 255;
+/// Longest allowed namespace level, table, view or warehouse name, in characters.
+pub const MAX_NAME_CHARS: usize = 255;
+/// The names [`check_resource_name`] accepts, as an ECMA-262 regular expression (for the OpenAPI
+/// document): no control characters (Unicode `Cc`), `/` or `\`, and not `.` or `..`.
+pub const NAME_PATTERN: &str = r"^(?!\.\.?$)[^\u0000-\u001f\u007f-\u009f/\\]+$";
 /// Deepest allowed namespace.
 pub const MAX_NAMESPACE_DEPTH: usize = 16;
 /// The separator of namespace levels in a URL path segment (`%1F`), as the spec's default.
@@ -19,7 +22,7 @@ pub const NAMESPACE_SEPARATOR: char = '\u{1f}';
 pub enum NameError {
     #[error("{what} must not be empty")]
     Empty { what: &'static str },
-    #[error("{what} '{name}' is longer than {MAX_NAME_BYTES} bytes")]
+    #[error("{what} '{name}' is longer than {MAX_NAME_CHARS} characters")]
     TooLong { what: &'static str, name: String },
     #[error(
         "{what} '{name}' contains a character that is not allowed (control characters, '/' and '\\')"
@@ -35,7 +38,7 @@ fn check_part(what: &'static str, part: &str) -> Result<(), NameError> {
     if part.is_empty() {
         return Err(NameError::Empty { what });
     }
-    if part.len() > MAX_NAME_BYTES {
+    if part.chars().count() > MAX_NAME_CHARS {
         let shown: String = part.chars().take(40).collect();
         return Err(NameError::TooLong {
             what,

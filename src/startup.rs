@@ -163,6 +163,7 @@ impl Application {
                 ))
                 .app_data(state.clone())
                 .configure(api::configure(max_body))
+                .default_service(actix_web::web::to(api::unrouted))
         })
         .shutdown_timeout(10);
         if settings.workers > 0 {

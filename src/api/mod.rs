@@ -16,6 +16,7 @@ pub mod openapi;
 mod request_log;
 mod tables;
 pub mod types;
+mod unrouted;
 pub(crate) mod vending;
 mod views;
 
@@ -32,6 +33,7 @@ pub use config::ENDPOINTS;
 pub use error::{ApiError, ApiResult};
 pub use http_metrics::http_metrics;
 pub use request_log::request_log;
+pub use unrouted::unrouted;
 
 use crate::catalog::{Catalog, CatalogError, ErrorType};
 use crate::domain::{NamespaceIdent, ObjectName, TableIdent};

@@ -2,7 +2,10 @@
 //! The committed copy lives in `openapi/floe.json`; a test fails when it is stale.
 
 use actix_web::{HttpResponse, get, web};
-use utoipa::openapi::schema::{Discriminator, ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::path::ParameterIn;
+use utoipa::openapi::schema::{
+    Discriminator, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
+};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{IntoResponses, Modify, OpenApi};
@@ -52,11 +55,92 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Makes the document say every status a route can answer, whatever its annotation forgot:
+/// an authenticated route answers the common errors, a route with path parameters answers 404
+/// when they name nothing, a route taking `Idempotency-Key` answers 422 when the key was used for
+/// another operation. Header parameters are never `null` (a header is absent or a string).
+struct EveryAnswerDocumented;
+
+impl Modify for EveryAnswerDocumented {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let common = CommonErrors::responses();
+        let error = |description: &str| {
+            utoipa::openapi::ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    utoipa::openapi::ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("IcebergErrorResponse")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.head,
+                &mut item.patch,
+            ];
+            for op in operations.into_iter().flatten() {
+                let params = op.parameters.get_or_insert_with(Vec::new);
+                let mut in_path = false;
+                let mut idempotent = false;
+                for p in params.iter_mut() {
+                    let RefOr::T(p) = p else { continue };
+                    in_path |= p.parameter_in == ParameterIn::Path;
+                    idempotent |= p.name == "Idempotency-Key";
+                    if p.parameter_in == ParameterIn::Header
+                        && let Some(RefOr::T(Schema::Object(o))) = p.schema.as_mut()
+                        && let SchemaType::Array(types) = &o.schema_type
+                    {
+                        let types: Vec<Type> = types
+                            .iter()
+                            .filter(|t| **t != Type::Null)
+                            .cloned()
+                            .collect();
+                        o.schema_type = match types.as_slice() {
+                            [one] => SchemaType::Type(one.clone()),
+                            _ => SchemaType::Array(types),
+                        };
+                    }
+                }
+                if params.is_empty() {
+                    op.parameters = None;
+                }
+                let responses = &mut op.responses.responses;
+                if op.security.is_some() {
+                    for (status, response) in &common {
+                        responses
+                            .entry(status.clone())
+                            .or_insert_with(|| response.clone());
+                    }
+                }
+                if in_path {
+                    responses
+                        .entry("404".into())
+                        .or_insert_with(|| error("What the path names does not exist").into());
+                }
+                if idempotent {
+                    responses.entry("422".into()).or_insert_with(|| {
+                        error("The Idempotency-Key was used for another operation").into()
+                    });
+                }
+            }
+        }
+    }
+}
+
 /// Floe's API description.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Floe", description = "Multi-tenant Apache Iceberg REST catalog that vends table-scoped credentials."),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &EveryAnswerDocumented),
+    components(schemas(
+        management::PrincipalAction, tables::SnapshotsParam, vending::PresignMethodName,
+    )),
     paths(
         health::live, health::ready, health::metrics,
         oauth::get_token, oauth::jwks, config::get_config,

@@ -34,10 +34,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(commit_transaction);
 }
 
+/// Which snapshots load-table returns.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum SnapshotsParam {
+    All,
+    Refs,
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct LoadTableQuery {
     /// `all` (default) or `refs`: only snapshots that a branch or tag points at.
+    #[param(value_type = Option<SnapshotsParam>)]
     snapshots: Option<String>,
 }
 

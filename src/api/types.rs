@@ -4,9 +4,63 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::catalog::ViewRequirement;
+use crate::domain::{MAX_NAME_CHARS, MAX_NAMESPACE_DEPTH, NAME_PATTERN};
+
+/// A name as the server accepts it (namespace level, table, view, warehouse, tenant, role,
+/// principal, credential): 1 to 255 characters, none of them a control character, `/` or `\`,
+/// and not `.` or `..`.
+pub struct Name;
+
+impl PartialSchema for Name {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(MAX_NAME_CHARS))
+            .pattern(Some(NAME_PATTERN))
+            .description(Some(
+                "1 to 255 characters; no control characters, '/' or '\\'; not '.' or '..'",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for Name {}
+
+/// A namespace: its levels, outermost first, 1 to 16 of them.
+pub struct Namespace;
+
+impl PartialSchema for Namespace {
+    fn schema() -> RefOr<Schema> {
+        ArrayBuilder::new()
+            .items(Ref::from_schema_name("Name"))
+            .min_items(Some(1))
+            .max_items(Some(MAX_NAMESPACE_DEPTH))
+            .description(Some("Levels, outermost first"))
+            .into()
+    }
+}
+
+impl ToSchema for Namespace {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push(("Name".into(), Name::schema()));
+    }
+}
+
+/// The grant types the token endpoint serves.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub enum GrantType {
+    #[serde(rename = "client_credentials")]
+    ClientCredentials,
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:token-exchange")]
+    TokenExchange,
+}
 
 /// The spec's error envelope.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -55,6 +109,7 @@ pub struct OAuthError {
 /// The token endpoint's form fields (client credentials, or token exchange).
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct OAuthTokenRequest {
+    #[schema(value_type = GrantType)]
     pub grant_type: String,
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
@@ -65,6 +120,7 @@ pub struct OAuthTokenRequest {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateNamespaceRequest {
+    #[schema(value_type = Namespace)]
     pub namespace: Vec<String>,
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
@@ -72,12 +128,14 @@ pub struct CreateNamespaceRequest {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CreateNamespaceResponse {
+    #[schema(value_type = Namespace)]
     pub namespace: Vec<String>,
     pub properties: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct GetNamespaceResponse {
+    #[schema(value_type = Namespace)]
     pub namespace: Vec<String>,
     pub properties: BTreeMap<String, String>,
 }
@@ -86,6 +144,7 @@ pub struct GetNamespaceResponse {
 pub struct ListNamespacesResponse {
     #[serde(rename = "next-page-token")]
     pub next_page_token: Option<String>,
+    #[schema(value_type = Vec<Namespace>)]
     pub namespaces: Vec<Vec<String>>,
 }
 
@@ -107,7 +166,9 @@ pub struct UpdateNamespacePropertiesResponse {
 /// A table or view inside a namespace.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TableIdentifier {
+    #[schema(value_type = Namespace)]
     pub namespace: Vec<String>,
+    #[schema(value_type = Name)]
     pub name: String,
 }
 
@@ -121,6 +182,7 @@ pub struct ListTablesResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct CreateTableRequest {
+    #[schema(value_type = Name)]
     pub name: String,
     pub location: Option<String>,
     #[schema(value_type = Object)]
@@ -189,6 +251,7 @@ pub struct RenameTableRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct RegisterTableRequest {
+    #[schema(value_type = Name)]
     pub name: String,
     pub metadata_location: String,
     #[serde(default)]
@@ -208,6 +271,7 @@ pub struct ReportMetricsRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct CreateViewRequest {
+    #[schema(value_type = Name)]
     pub name: String,
     pub location: Option<String>,
     #[schema(value_type = Object)]
@@ -239,6 +303,7 @@ pub struct CommitViewRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct RegisterViewRequest {
+    #[schema(value_type = Name)]
     pub name: String,
     pub metadata_location: String,
 }

@@ -341,7 +341,16 @@ pub struct PresignQuery {
     /// `s3://bucket/key` of one file inside the table.
     location: String,
     /// `GET` (needs read access) or `PUT` (needs write access).
+    #[param(value_type = Option<PresignMethodName>)]
     method: Option<String>,
+}
+
+/// What a presigned URL may do.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code, clippy::upper_case_acronyms)]
+pub enum PresignMethodName {
+    GET,
+    PUT,
 }
 
 /// A presigned URL for one file.

@@ -20,6 +20,7 @@ pub enum ErrorType {
     Conflict,
     UnsupportedOperation,
     Unprocessable,
+    MethodNotAllowed,
     PayloadTooLarge,
     ServiceUnavailable,
     Internal,
@@ -43,6 +44,7 @@ impl ErrorType {
             ErrorType::Conflict => "ConflictException",
             ErrorType::UnsupportedOperation => "UnsupportedOperationException",
             ErrorType::Unprocessable => "UnprocessableEntityException",
+            ErrorType::MethodNotAllowed => "MethodNotAllowedException",
             ErrorType::PayloadTooLarge => "PayloadTooLargeException",
             ErrorType::ServiceUnavailable => "ServiceUnavailableException",
             ErrorType::Internal => "InternalServerError",
@@ -65,6 +67,7 @@ impl ErrorType {
             | ErrorType::NamespaceNotEmpty
             | ErrorType::CommitFailed
             | ErrorType::Conflict => 409,
+            ErrorType::MethodNotAllowed => 405,
             ErrorType::PayloadTooLarge => 413,
             ErrorType::Unprocessable => 422,
             ErrorType::Internal => 500,

@@ -3,12 +3,14 @@
 
 use actix_web::{HttpResponse, delete, get, post, put, web};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{PartialSchema, ToSchema};
 use uuid::Uuid;
 
 use super::{admin_tenant, audit};
 use crate::api::openapi::CommonErrors;
-use crate::api::types::IcebergErrorResponse;
+use crate::api::types::{IcebergErrorResponse, Name};
 use crate::api::{ApiResult, AppState, Authenticated};
 use crate::catalog::CatalogError;
 use crate::domain::{CredentialKind, check_resource_name};
@@ -23,35 +25,132 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// A storage credential's value: its fields, or a reference resolved at each use.
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialRequest {
-    #[schema(value_type = CredentialKindName)]
     pub kind: String,
-    /// The fields, sealed under the master key. `s3-access-key`: `access_key_id` (or
-    /// `aws_access_key_id`, `key_id`), `secret_access_key` (or `aws_secret_access_key`,
-    /// `secret_key`, `secret`), optional `session_token` and `region`. `azure-shared-key`:
-    /// `account_key`. `azure-client-secret`: `tenant_id`, `client_id`, `client_secret`.
-    /// `gcs-service-account`: the key file itself, the key file under `data`, or
-    /// `service_account_json` holding its text.
-    #[schema(value_type = Option<Object>)]
     pub value: Option<serde_json::Value>,
-    /// Instead of a value: `env:NAME` (allow-listed names only) or `file:/path`, holding the fields as JSON.
     pub reference: Option<String>,
 }
 
 /// A storage credential to create.
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCredentialRequest {
     pub name: String,
-    #[schema(value_type = CredentialKindName)]
     pub kind: String,
-    /// As in `CredentialRequest`.
-    #[schema(value_type = Option<Object>)]
     pub value: Option<serde_json::Value>,
-    /// As in `CredentialRequest`.
     pub reference: Option<String>,
+}
+
+const VALUE_DOC: &str = "The fields, sealed under the master key. `s3-access-key`: \
+    `access_key_id` (or `aws_access_key_id`, `key_id`), `secret_access_key` (or \
+    `aws_secret_access_key`, `secret_key`, `secret`), optional `session_token` and `region`. \
+    `azure-shared-key`: `account_key`. `azure-client-secret`: `tenant_id`, `client_id`, \
+    `client_secret`. `gcs-service-account`: the key file itself, the key file under `data`, or \
+    `service_account_json` holding its text.";
+const REFERENCE_DOC: &str = "Instead of a value: `env:NAME` (allow-listed names only) or \
+    `file:/path`, holding the fields as JSON.";
+
+/// The forms `CredentialResolver::check_reference` accepts (which `env:` names and files are
+/// allowed is the server's configuration, not the schema's).
+const REFERENCE_PATTERN: &str = "^(env:.+|file:/.*|aws-secretsmanager:[^#].*|aws-ssm:(/|arn:).*)$";
+
+/// One way of giving a credential: by `value` or by `reference`, with or without its name.
+fn credential_schema(with_name: bool, by_value: bool, description: &str) -> RefOr<Schema> {
+    let mut object = ObjectBuilder::new().description(Some(description));
+    if with_name {
+        object = object
+            .property("name", Ref::from_schema_name("Name"))
+            .required("name");
+    }
+    object = object
+        .property("kind", Ref::from_schema_name("CredentialKindName"))
+        .required("kind");
+    object = if by_value {
+        object
+            .property(
+                "value",
+                ObjectBuilder::new()
+                    .schema_type(Type::Object)
+                    .description(Some(VALUE_DOC)),
+            )
+            .required("value")
+    } else {
+        object
+            .property(
+                "reference",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(REFERENCE_PATTERN))
+                    .description(Some(REFERENCE_DOC)),
+            )
+            .required("reference")
+    };
+    object
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        .into()
+}
+
+fn credential_schemas(schemas: &mut Vec<(String, RefOr<Schema>)>, with_name: bool) {
+    let (by_value, by_reference) = if with_name {
+        ("NewCredentialByValue", "NewCredentialByReference")
+    } else {
+        ("CredentialByValue", "CredentialByReference")
+    };
+    schemas.extend([
+        (
+            by_value.to_owned(),
+            credential_schema(with_name, true, "A credential given by its fields."),
+        ),
+        (
+            by_reference.to_owned(),
+            credential_schema(with_name, false, "A credential given by a reference."),
+        ),
+        (
+            "CredentialKindName".to_owned(),
+            <CredentialKindName as PartialSchema>::schema(),
+        ),
+        ("Name".to_owned(), Name::schema()),
+    ]);
+}
+
+fn one_of(names: [&str; 2], description: &str) -> RefOr<Schema> {
+    OneOfBuilder::new()
+        .item(Ref::from_schema_name(names[0]))
+        .item(Ref::from_schema_name(names[1]))
+        .description(Some(description))
+        .into()
+}
+
+impl PartialSchema for CredentialRequest {
+    fn schema() -> RefOr<Schema> {
+        one_of(
+            ["CredentialByValue", "CredentialByReference"],
+            "A storage credential's new value: its fields, or a reference resolved at each use.",
+        )
+    }
+}
+
+impl ToSchema for CredentialRequest {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        credential_schemas(schemas, false);
+    }
+}
+
+impl PartialSchema for CreateCredentialRequest {
+    fn schema() -> RefOr<Schema> {
+        one_of(
+            ["NewCredentialByValue", "NewCredentialByReference"],
+            "A storage credential to create: its fields, or a reference resolved at each use.",
+        )
+    }
+}
+
+impl ToSchema for CreateCredentialRequest {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        credential_schemas(schemas, true);
+    }
 }
 
 /// A credential kind as a request may name it: a canonical name, or `google_service_account` or

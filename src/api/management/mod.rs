@@ -85,8 +85,9 @@ pub struct AuditList {
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
-    /// At most this many events (default 100, at most 1000).
-    limit: Option<usize>,
+    /// At most this many events (default 100; larger values are taken as 1000).
+    #[param(minimum = 0, maximum = 4294967295_u64)]
+    limit: Option<u32>,
 }
 
 /// A tenant's audit events: management changes and authorization denials, newest first.
@@ -103,7 +104,7 @@ async fn list_audit(
     query: web::Query<AuditQuery>,
 ) -> ApiResult<HttpResponse> {
     let tenant = admin_tenant(&state, &auth.0, path.into_inner()).await?;
-    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000) as usize;
     let events = state.catalog.store().list_audit(tenant.id, limit).await?;
     Ok(HttpResponse::Ok().json(AuditList { events }))
 }

@@ -31,7 +31,7 @@ pub struct PrincipalInfo {
     pub id: Uuid,
     pub tenant_id: Uuid,
     pub name: String,
-    #[schema(value_type = String, example = "service")]
+    #[schema(value_type = PrincipalKindName)]
     pub kind: PrincipalKind,
     pub client_id: String,
     pub disabled: bool,
@@ -50,6 +50,24 @@ impl From<PrincipalRecord> for PrincipalInfo {
     }
 }
 
+/// Whether a principal is a person or a program.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(dead_code)]
+pub enum PrincipalKindName {
+    Human,
+    Service,
+}
+
+/// `disable` or `enable`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(dead_code)]
+pub enum PrincipalAction {
+    Disable,
+    Enable,
+}
+
 /// Principals.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PrincipalList {
@@ -60,9 +78,10 @@ pub struct PrincipalList {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePrincipalRequest {
+    #[schema(value_type = crate::api::types::Name)]
     pub name: String,
     /// `human` or `service` (default).
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<PrincipalKindName>)]
     pub kind: Option<PrincipalKind>,
 }
 
@@ -173,9 +192,10 @@ async fn get_principal(
 /// Disable (`disable`) or re-enable (`enable`) a principal.
 #[utoipa::path(post, path = "/management/v1/tenants/{tenant}/principals/{principal}/{action}", operation_id = "setPrincipalEnabled", tag = "Management API",
     params(("tenant" = Uuid, Path, description = "Tenant id"), ("principal" = Uuid, Path, description = "Principal id"),
-           ("action" = String, Path, description = "`disable` or `enable`")),
+           ("action" = PrincipalAction, Path, description = "`disable` or `enable`")),
     responses((status = 200, description = "The principal", body = PrincipalInfo),
-              (status = 404, description = "No such principal", body = IcebergErrorResponse), CommonErrors),
+              (status = 404, description = "No such principal", body = IcebergErrorResponse),
+              (status = 409, description = "The root principal cannot be disabled", body = IcebergErrorResponse), CommonErrors),
     security(("bearer" = [])))]
 #[post("/management/v1/tenants/{tenant}/principals/{principal}/{action:enable|disable}")]
 async fn set_enabled(
@@ -246,7 +266,8 @@ async fn rotate_secret(
 #[utoipa::path(delete, path = "/management/v1/tenants/{tenant}/principals/{principal}", operation_id = "deletePrincipal", tag = "Management API",
     params(("tenant" = Uuid, Path, description = "Tenant id"), ("principal" = Uuid, Path, description = "Principal id")),
     responses((status = 204, description = "Deleted"),
-              (status = 404, description = "No such principal", body = IcebergErrorResponse), CommonErrors),
+              (status = 404, description = "No such principal", body = IcebergErrorResponse),
+              (status = 409, description = "The root principal cannot be deleted", body = IcebergErrorResponse), CommonErrors),
     security(("bearer" = [])))]
 #[delete("/management/v1/tenants/{tenant}/principals/{principal}")]
 async fn delete_principal(

@@ -54,6 +54,7 @@ pub struct RoleList {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRoleRequest {
+    #[schema(value_type = crate::api::types::Name)]
     pub name: String,
 }
 
@@ -89,6 +90,7 @@ mod resource_schemas {
     #[derive(ToSchema)]
     pub struct NamespaceResource {
         pub warehouse: Uuid,
+        #[schema(value_type = crate::api::types::Namespace)]
         pub namespace: Vec<String>,
     }
 

@@ -51,6 +51,7 @@ pub struct TenantList {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantRequest {
+    #[schema(value_type = crate::api::types::Name)]
     pub name: String,
 }
 

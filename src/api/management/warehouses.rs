@@ -102,12 +102,16 @@ impl utoipa::PartialSchema for StorageRequest {
 
 impl ToSchema for StorageRequest {
     fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-        let local = ObjectBuilder::new().property(
-            "root",
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .description(Some("file:///absolute/path (root principal only)")),
-        );
+        let local = ObjectBuilder::new()
+            .property(
+                "root",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some("file:///absolute/path (root principal only)")),
+            )
+            .additional_properties(Some(
+                utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+            ));
         schemas.extend([
             (
                 S3Vending::name().into(),
@@ -157,6 +161,7 @@ impl ToSchema for StorageRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWarehouseRequest {
+    #[schema(value_type = crate::api::types::Name)]
     pub name: String,
     pub storage: StorageRequest,
     /// Name of the tenant's storage credential the server reaches the storage with.
@@ -167,6 +172,7 @@ pub struct CreateWarehouseRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateWarehouseRequest {
+    #[schema(value_type = Option<crate::api::types::Name>)]
     pub name: Option<String>,
     pub storage: Option<StorageRequest>,
     /// Name of the tenant's storage credential to use from now on.
