@@ -351,3 +351,53 @@ async fn signing_keys_rotate_and_old_tokens_verify_until_expiry() {
         .unwrap();
     assert_eq!(r.status(), 403, "only root rotates keys");
 }
+
+#[tokio::test]
+async fn a_documented_path_asked_with_another_method_answers_405_with_allow() {
+    let app = spawn_app().await;
+    let r = app
+        .client
+        .request(Method::TRACE, format!("{}/v1/config", app.base))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["allow"], "GET");
+    assert_error(r, 405, "MethodNotAllowedException").await;
+    let r = app
+        .client
+        .request(
+            Method::PATCH,
+            format!("{}/v1/{}/namespaces/ns/tables/t", app.base, app.prefix),
+        )
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["allow"], "GET, POST, DELETE, HEAD");
+    assert_error(r, 405, "MethodNotAllowedException").await;
+}
+
+#[tokio::test]
+async fn unknown_routes_and_principal_actions_answer_a_json_404() {
+    let app = spawn_app().await;
+    let whoami = app.get_json("/management/v1/whoami").await;
+    let (tenant, principal) = (&whoami["tenant_id"], &whoami["principal_id"]);
+    for path in [
+        format!(
+            "/management/v1/tenants/{}/principals/{}/explode",
+            tenant.as_str().unwrap(),
+            principal.as_str().unwrap()
+        ),
+        "/v2/nothing".to_owned(),
+    ] {
+        let r = app
+            .client
+            .post(format!("{}{path}", app.base))
+            .bearer_auth(&app.token)
+            .send()
+            .await
+            .unwrap();
+        assert_error(r, 404, "NotFoundException").await;
+    }
+}
