@@ -123,6 +123,7 @@ impl From<StoreError> for CatalogError {
             StoreError::Conflict(_) => ErrorType::CommitFailed,
             StoreError::NotFound(_) => ErrorType::NotFound,
             StoreError::NotEmpty(..) => ErrorType::Conflict,
+            StoreError::LocationTaken(_) => ErrorType::BadRequest,
             StoreError::Backend(_) => {
                 tracing::error!(error = %message, "store failure");
                 return Self::new(

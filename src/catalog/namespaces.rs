@@ -1,11 +1,14 @@
-//! Namespace use-cases.
+//! Namespace use-cases. A namespace may have a `location` (inside its warehouse, owned by no
+//! other table, view or namespace): its new tables and views are placed under it.
 
 use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
+use super::tables::checked_location;
 use super::{Catalog, CatalogError, CatalogResult, ErrorType, Warehouse};
 use crate::domain::NamespaceIdent;
+use crate::store::locations::NAMESPACE_LOCATION;
 use crate::store::{NamespaceRecord, Page, PageRequest, now_ms};
 
 /// What an update of namespace properties changed.
@@ -16,8 +19,37 @@ pub struct PropertiesUpdate {
     pub missing: Vec<String>,
 }
 
-/// Namespace property keys the server manages itself.
-const RESERVED_PROPERTIES: &[&str] = &["location"];
+/// A namespace's `location`, normalized: strictly inside the warehouse and outside the server's
+/// own layout (`{warehouse}/{namespace id}/...`, where namespaces without a location keep their
+/// tables). Whether another table, view or namespace already owns it is the store's to decide.
+fn checked_namespace_location(wh: &Warehouse, location: &str) -> CatalogResult<String> {
+    let location = checked_location(wh, location)
+        .map_err(|e| CatalogError::bad_request(format!("namespace {}", e.message)))?;
+    let first = location[wh.root().len()..]
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    if first.len() == 32 && first.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(CatalogError::bad_request(format!(
+            "namespace location {location} is inside the server's own layout ({}/<id>/...); \
+             choose a path whose first segment under the warehouse is not a 32-digit id",
+            wh.root()
+        )));
+    }
+    Ok(location)
+}
+
+/// Normalizes a `location` among `properties`, if there is one.
+fn with_checked_location(
+    wh: &Warehouse,
+    mut properties: BTreeMap<String, String>,
+) -> CatalogResult<BTreeMap<String, String>> {
+    if let Some(location) = properties.get_mut(NAMESPACE_LOCATION) {
+        *location = checked_namespace_location(wh, location)?;
+    }
+    Ok(properties)
+}
 
 impl Catalog {
     /// Creates a namespace; its parent must exist.
@@ -27,14 +59,7 @@ impl Catalog {
         ident: NamespaceIdent,
         properties: BTreeMap<String, String>,
     ) -> CatalogResult<NamespaceRecord> {
-        if let Some(key) = properties
-            .keys()
-            .find(|k| RESERVED_PROPERTIES.contains(&k.as_str()))
-        {
-            return Err(CatalogError::bad_request(format!(
-                "namespace property '{key}' is managed by the server"
-            )));
-        }
+        let properties = with_checked_location(wh, properties)?;
         let record = NamespaceRecord {
             id: Uuid::now_v7(),
             ident,
@@ -89,15 +114,7 @@ impl Catalog {
                 format!("property '{both}' is both updated and removed"),
             ));
         }
-        if let Some(key) = updates
-            .keys()
-            .chain(&removals)
-            .find(|k| RESERVED_PROPERTIES.contains(&k.as_str()))
-        {
-            return Err(CatalogError::bad_request(format!(
-                "namespace property '{key}' is managed by the server"
-            )));
-        }
+        let updates = with_checked_location(wh, updates)?;
         let (before, _) = self
             .store
             .update_namespace_properties(wh.record.id, ident, &updates, &removals)

@@ -13,8 +13,10 @@ use super::metadata::next_metadata_location;
 use super::properties::{DEFAULT_FORMAT_VERSION, split_reserved, updates_without_reserved};
 use super::{CachedTable, Catalog, CatalogError, CatalogResult, ErrorType, Warehouse};
 use crate::domain::{NamespaceIdent, ObjectName, TableIdent};
+use crate::store::locations::NAMESPACE_LOCATION;
 use crate::store::{
-    MetadataSwap, Page, PageRequest, StoreError, TabularKind, TabularRecord, now_ms,
+    MetadataSwap, NamespaceRecord, Page, PageRequest, StoreError, TabularKind, TabularRecord,
+    now_ms,
 };
 use crate::warehouse_io::{is_inside, normalize_location};
 
@@ -80,7 +82,7 @@ impl Catalog {
         let uuid = Uuid::now_v7();
         let location = match &req.location {
             Some(l) => checked_location(wh, l)?,
-            None => default_location(wh, namespace.id, uuid),
+            None => default_location(wh, &namespace, uuid),
         };
         let properties = split_reserved(req.properties)?;
         check_path_properties(&location, &properties.persisted)?;
@@ -342,7 +344,7 @@ impl Catalog {
         let schema = schema
             .ok_or_else(|| CatalogError::bad_request("a create transaction must add a schema"))?;
         let uuid = uuid.unwrap_or_else(Uuid::now_v7);
-        let location = location.unwrap_or_else(|| default_location(wh, namespace.id, uuid));
+        let location = location.unwrap_or_else(|| default_location(wh, &namespace, uuid));
         check_path_properties(&location, &properties)?;
         let base = TableMetadataBuilder::new(
             schema,
@@ -512,10 +514,14 @@ fn already_exists(existing: &TabularRecord) -> CatalogError {
     )
 }
 
+/// `{namespace location}/{table id}` when the namespace has a location, else
 /// `{warehouse}/{namespace id}/{table id}`: ids, not names, so a rename or a re-created name never
 /// shares a location and no name can shape a path.
-pub(super) fn default_location(wh: &Warehouse, namespace: Uuid, id: Uuid) -> String {
-    format!("{}/{}/{}", wh.root(), namespace.simple(), id.simple())
+pub(super) fn default_location(wh: &Warehouse, namespace: &NamespaceRecord, id: Uuid) -> String {
+    match namespace.properties.get(NAMESPACE_LOCATION) {
+        Some(parent) => format!("{parent}/{}", id.simple()),
+        None => format!("{}/{}/{}", wh.root(), namespace.id.simple(), id.simple()),
+    }
 }
 
 /// A client-supplied location, normalized, which must lie strictly inside the warehouse.

@@ -73,7 +73,7 @@ impl Catalog {
         let id = Uuid::now_v7();
         let location = match &req.location {
             Some(l) => checked_location(wh, l)?,
-            None => default_location(wh, namespace.id, id),
+            None => default_location(wh, &namespace, id),
         };
         let metadata = ViewMetadataBuilder::new(
             location.clone(),

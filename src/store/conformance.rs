@@ -69,6 +69,15 @@ pub fn checks() -> Vec<(&'static str, Check)> {
         ("only_empty_warehouses_and_tenants_delete", |s| {
             only_empty_warehouses_and_tenants_delete(s).boxed()
         }),
+        ("locations_never_overlap", |s| {
+            locations_never_overlap(s).boxed()
+        }),
+        ("namespace_locations_hold_their_own", |s| {
+            namespace_locations_hold_their_own(s).boxed()
+        }),
+        ("concurrent_claims_cannot_both_win", |s| {
+            concurrent_claims_cannot_both_win(s).boxed()
+        }),
     ]
 }
 
@@ -897,4 +906,244 @@ async fn signing_keys_are_kept_in_order(store: Arc<dyn CatalogStore>) {
     assert_eq!(keys[0].retired_at_ms, Some(3));
     store.delete_signing_key("a").await.unwrap();
     assert_eq!(store.list_signing_keys().await.unwrap().len(), 1);
+}
+
+fn at(kind: TabularKind, id: &TableIdent, location: &str) -> TabularRecord {
+    TabularRecord {
+        location: location.to_owned(),
+        ..tabular(kind, id, &format!("{location}/metadata/00000.json"))
+    }
+}
+
+fn located(parts: &[&str], location: &str) -> NamespaceRecord {
+    let mut record = namespace(parts);
+    record
+        .properties
+        .insert("location".into(), location.to_owned());
+    record
+}
+
+fn taken(r: StoreResult<()>) -> bool {
+    matches!(r, Err(StoreError::LocationTaken(_)))
+}
+
+async fn locations_never_overlap(store: Arc<dyn CatalogStore>) {
+    let wh = seed_warehouse(store.as_ref()).await;
+    let other_wh = seed_warehouse(store.as_ref()).await;
+    for w in [wh, other_wh] {
+        store.create_namespace(w, &namespace(&["a"])).await.unwrap();
+        store.create_namespace(w, &namespace(&["b"])).await.unwrap();
+    }
+    let t = |name: &str| ident(&["a"], name);
+    let u = |name: &str| ident(&["b"], name);
+    store
+        .create_tabular(wh, &at(TabularKind::Table, &t("t"), "file:///tmp/wh/x/t"))
+        .await
+        .unwrap();
+    // The same location, one inside it, one around it: refused, for tables and views alike.
+    for location in [
+        "file:///tmp/wh/x/t",
+        "file:///tmp/wh/x/t/in",
+        "file:///tmp/wh/x",
+    ] {
+        assert!(
+            taken(
+                store
+                    .create_tabular(wh, &at(TabularKind::Table, &u("u"), location))
+                    .await
+            ),
+            "{location}"
+        );
+        assert!(
+            taken(
+                store
+                    .create_tabular(wh, &at(TabularKind::View, &u("v"), location))
+                    .await
+            ),
+            "{location}"
+        );
+        assert!(
+            taken(store.create_namespace(wh, &located(&["c"], location)).await),
+            "{location}"
+        );
+    }
+    assert!(store.get_tabular(wh, &u("u")).await.unwrap().is_none());
+    assert!(
+        store
+            .get_namespace(wh, &ns(&["c"]))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A sibling whose name merely starts the same is not inside.
+    store
+        .create_tabular(wh, &at(TabularKind::Table, &u("u"), "file:///tmp/wh/x/t2"))
+        .await
+        .unwrap();
+    // Another warehouse's locations are its own.
+    store
+        .create_tabular(
+            other_wh,
+            &at(TabularKind::Table, &t("t"), "file:///tmp/wh/x/t"),
+        )
+        .await
+        .unwrap();
+    // Dropping frees the location, and a rename keeps it owned.
+    store
+        .rename_tabular(wh, TabularKind::Table, &u("u"), &t("moved"))
+        .await
+        .unwrap();
+    assert!(taken(
+        store
+            .create_tabular(wh, &at(TabularKind::Table, &u("w"), "file:///tmp/wh/x/t2"))
+            .await
+    ));
+    store
+        .drop_tabular(wh, TabularKind::Table, &t("t"))
+        .await
+        .unwrap();
+    store
+        .create_tabular(
+            wh,
+            &at(TabularKind::View, &u("again"), "file:///tmp/wh/x/t"),
+        )
+        .await
+        .unwrap();
+}
+
+async fn namespace_locations_hold_their_own(store: Arc<dyn CatalogStore>) {
+    let wh = seed_warehouse(store.as_ref()).await;
+    store
+        .create_namespace(wh, &located(&["a"], "file:///tmp/wh/sales"))
+        .await
+        .unwrap();
+    store
+        .create_namespace(wh, &namespace(&["b"]))
+        .await
+        .unwrap();
+    // Its own tables and child namespaces may lie inside; others' may not.
+    store
+        .create_tabular(
+            wh,
+            &at(
+                TabularKind::Table,
+                &ident(&["a"], "t"),
+                "file:///tmp/wh/sales/t-1",
+            ),
+        )
+        .await
+        .unwrap();
+    store
+        .create_namespace(wh, &located(&["a", "eu"], "file:///tmp/wh/sales/eu"))
+        .await
+        .unwrap();
+    store
+        .create_tabular(
+            wh,
+            &at(
+                TabularKind::View,
+                &ident(&["a", "eu"], "v"),
+                "file:///tmp/wh/sales/eu/v",
+            ),
+        )
+        .await
+        .unwrap();
+    assert!(taken(
+        store
+            .create_tabular(
+                wh,
+                &at(
+                    TabularKind::Table,
+                    &ident(&["b"], "t"),
+                    "file:///tmp/wh/sales/b-t"
+                )
+            )
+            .await
+    ));
+    assert!(taken(
+        store
+            .create_namespace(wh, &located(&["c"], "file:///tmp/wh/sales/c"))
+            .await
+    ));
+    assert!(taken(
+        store
+            .create_namespace(wh, &located(&["c"], "file:///tmp/wh"))
+            .await
+    ));
+    // Moving a namespace's location checks the new one and frees the old.
+    let to = |loc: &str| BTreeMap::from([("location".to_owned(), loc.to_owned())]);
+    let moved = store
+        .update_namespace_properties(wh, &ns(&["b"]), &to("file:///tmp/wh/sales/x"), &[])
+        .await;
+    assert!(
+        matches!(moved, Err(StoreError::LocationTaken(_))),
+        "{moved:?}"
+    );
+    store
+        .update_namespace_properties(wh, &ns(&["b"]), &to("file:///tmp/wh/bought"), &[])
+        .await
+        .unwrap();
+    store
+        .update_namespace_properties(wh, &ns(&["b"]), &to("file:///tmp/wh/bought2"), &[])
+        .await
+        .unwrap();
+    store
+        .create_namespace(wh, &located(&["d"], "file:///tmp/wh/bought"))
+        .await
+        .unwrap();
+    store
+        .update_namespace_properties(wh, &ns(&["d"]), &BTreeMap::new(), &["location".to_owned()])
+        .await
+        .unwrap();
+    store
+        .create_namespace(wh, &located(&["e"], "file:///tmp/wh/bought"))
+        .await
+        .unwrap();
+    // Dropping a namespace frees its location.
+    store.drop_namespace(wh, &ns(&["e"])).await.unwrap();
+    store
+        .create_namespace(wh, &located(&["f"], "file:///tmp/wh/bought"))
+        .await
+        .unwrap();
+}
+
+async fn concurrent_claims_cannot_both_win(store: Arc<dyn CatalogStore>) {
+    let wh = seed_warehouse(store.as_ref()).await;
+    store
+        .create_namespace(wh, &namespace(&["a"]))
+        .await
+        .unwrap();
+    for round in 0..8 {
+        let outer = format!("file:///tmp/wh/r{round}");
+        let inner = format!("{outer}/inner");
+        let (s1, s2) = (store.clone(), store.clone());
+        let first = tokio::spawn(async move {
+            s1.create_tabular(
+                wh,
+                &at(
+                    TabularKind::Table,
+                    &ident(&["a"], &format!("o{round}")),
+                    &outer,
+                ),
+            )
+            .await
+        });
+        let second = tokio::spawn(async move {
+            s2.create_tabular(
+                wh,
+                &at(
+                    TabularKind::Table,
+                    &ident(&["a"], &format!("i{round}")),
+                    &inner,
+                ),
+            )
+            .await
+        });
+        let (first, second) = (first.await.unwrap(), second.await.unwrap());
+        assert!(
+            first.is_ok() != second.is_ok(),
+            "round {round}: {first:?} / {second:?}"
+        );
+        assert!(taken(if first.is_ok() { second } else { first }));
+    }
 }

@@ -6,6 +6,7 @@
 //! every backend passes the same [`conformance`] suite. An `Ok` from a write means the write is durable.
 
 pub mod conformance;
+pub mod locations;
 pub mod metered;
 pub mod postgres;
 pub mod sled_store;
@@ -470,6 +471,12 @@ pub enum StoreError {
     NotFound(String),
     #[error("{0} is not empty: {1}")]
     NotEmpty(String, String),
+    /// The location equals, contains or lies inside another table's, view's or namespace's.
+    #[error(
+        "location {0} overlaps the location of another table, view or namespace (a location may \
+         lie inside only its own namespace's location)"
+    )]
+    LocationTaken(String),
     #[error("store failure: {0}")]
     Backend(String),
 }

@@ -6,6 +6,10 @@
 //! fixed order so multi-table commits cannot deadlock. "Only when empty" rules rest on foreign keys,
 //! which stay correct whatever another replica does at the same moment.
 //!
+//! Locations (see [`super::locations`]) are the rows' own `location` columns and namespace
+//! properties, indexed in byte order; a claim takes a per-warehouse advisory lock first (before any
+//! row lock, so claims cannot deadlock with each other) and then reads the overlapping ones.
+//!
 //! Every change to something replicas cache (tenants, warehouses, principals, roles, grants,
 //! storage credentials, signing keys) sends `NOTIFY floe_changes` in its transaction;
 //! [`PgStore::watch`] hands those to a callback on every replica.
@@ -23,8 +27,84 @@ use sqlx::types::Json;
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
+use super::locations::{LocationClaim, NAMESPACE_LOCATION, OwnerKind, enclosing, refusal};
 use super::*;
 use crate::domain::{NamespaceIdent, ObjectName, TableIdent};
+
+/// The first key of the advisory locks that serialize location claims (ASCII "Floe").
+const LOCATION_LOCK_CLASS: i32 = 0x466c_6f65;
+
+/// Serializes location claims in one warehouse until the transaction ends. Taken before any row
+/// lock by everything that claims a location.
+async fn lock_locations(conn: &mut PgConnection, warehouse: Uuid) -> StoreResult<()> {
+    let bytes = warehouse.as_bytes();
+    let key = i32::from_be_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
+    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+        .bind(LOCATION_LOCK_CLASS)
+        .bind(key)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+/// Refuses `claim` when another owner's location equals it, lies inside it, or encloses it
+/// without being its namespace. Call with the warehouse's location lock held.
+async fn check_claim(
+    conn: &mut PgConnection,
+    warehouse: Uuid,
+    claim: &LocationClaim,
+) -> StoreResult<()> {
+    let mut candidates: Vec<&str> = enclosing(&claim.location);
+    candidates.push(&claim.location);
+    let (inside_from, inside_to) = (
+        format!("{}/", claim.location),
+        format!("{}0", claim.location),
+    );
+    let rows = sqlx::query(
+        "SELECT t.id AS owner, t.kind AS kind, t.location AS location, n.levels AS levels \
+           FROM tabulars t JOIN namespaces n ON n.id = t.namespace_id \
+          WHERE n.warehouse_id = $1 AND ((t.location COLLATE \"C\") = ANY($2) \
+                OR ((t.location COLLATE \"C\") >= $3 AND (t.location COLLATE \"C\") < $4)) \
+         UNION ALL \
+         SELECT n.id, 'namespace', n.properties ->> 'location', n.levels FROM namespaces n \
+          WHERE n.warehouse_id = $1 AND n.properties ? 'location' \
+            AND (((n.properties ->> 'location') COLLATE \"C\") = ANY($2) \
+                 OR (((n.properties ->> 'location') COLLATE \"C\") >= $3 \
+                     AND ((n.properties ->> 'location') COLLATE \"C\") < $4))",
+    )
+    .bind(warehouse)
+    .bind(&candidates)
+    .bind(&inside_from)
+    .bind(&inside_to)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?;
+    for row in rows {
+        let owner: Uuid = row.try_get("owner").map_err(backend)?;
+        if owner == claim.owner {
+            continue;
+        }
+        let location: String = row.try_get("location").map_err(backend)?;
+        let kind: String = row.try_get("kind").map_err(backend)?;
+        let levels: Vec<String> = row.try_get("levels").map_err(backend)?;
+        let other = LocationClaim {
+            kind: match kind.as_str() {
+                "namespace" => OwnerKind::Namespace,
+                "view" => OwnerKind::View,
+                _ => OwnerKind::Table,
+            },
+            owner,
+            namespace: NamespaceIdent::new(levels).map_err(backend)?,
+            location,
+        };
+        let encloses = other.location.len() < claim.location.len();
+        if !encloses || !claim.may_lie_inside(&other) {
+            return Err(refusal(&claim.location));
+        }
+    }
+    Ok(())
+}
 
 /// The channel replicas listen on for cache invalidations.
 pub const CHANGES_CHANNEL: &str = "floe_changes";
@@ -735,6 +815,10 @@ impl CatalogStore for PgStore {
 
     async fn create_namespace(&self, warehouse: Uuid, ns: &NamespaceRecord) -> StoreResult<()> {
         let mut tx = self.begin().await?;
+        if let Some(claim) = LocationClaim::of_namespace(ns) {
+            lock_locations(&mut tx, warehouse).await?;
+            check_claim(&mut tx, warehouse, &claim).await?;
+        }
         let parent = match ns.ident.parent() {
             Some(parent) => Some(Self::namespace_id(&mut tx, warehouse, &parent, true).await?),
             None => None,
@@ -846,6 +930,11 @@ impl CatalogStore for PgStore {
         removals: &[String],
     ) -> StoreResult<(BTreeMap<String, String>, BTreeMap<String, String>)> {
         let mut tx = self.begin().await?;
+        let moves_location = updates.contains_key(NAMESPACE_LOCATION)
+            || removals.iter().any(|k| k == NAMESPACE_LOCATION);
+        if moves_location {
+            lock_locations(&mut tx, warehouse).await?;
+        }
         let row = sqlx::query(
             "SELECT id, properties FROM namespaces WHERE warehouse_id = $1 AND levels = $2 FOR UPDATE",
         )
@@ -864,6 +953,17 @@ impl CatalogStore for PgStore {
         }
         for (k, v) in updates {
             after.insert(k.clone(), v.clone());
+        }
+        if let Some(location) = after.get(NAMESPACE_LOCATION)
+            && before.get(NAMESPACE_LOCATION) != Some(location)
+        {
+            let claim = LocationClaim {
+                location: location.clone(),
+                owner: id,
+                kind: OwnerKind::Namespace,
+                namespace: ns.clone(),
+            };
+            check_claim(&mut tx, warehouse, &claim).await?;
         }
         sqlx::query("UPDATE namespaces SET properties = $2 WHERE id = $1")
             .bind(id)
@@ -893,6 +993,8 @@ impl CatalogStore for PgStore {
 
     async fn create_tabular(&self, warehouse: Uuid, record: &TabularRecord) -> StoreResult<()> {
         let mut tx = self.begin().await?;
+        lock_locations(&mut tx, warehouse).await?;
+        check_claim(&mut tx, warehouse, &LocationClaim::of_tabular(record)).await?;
         let ns_id = Self::namespace_id(&mut tx, warehouse, &record.ident.namespace, true).await?;
         let inserted = sqlx::query(
             "INSERT INTO tabulars (namespace_id, name, id, kind, location, metadata_location, created_at_ms) \

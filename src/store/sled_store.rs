@@ -6,6 +6,11 @@
 //! Each namespace stores how many children (namespaces, tables, views) it has: every create or drop
 //! reads and writes its parent's record inside the transaction, so a drop of a non-empty namespace and
 //! a create inside a namespace being dropped can never both succeed.
+//!
+//! Locations (see [`super::locations`]): `locations` maps `warehouse(16) | location` to its claim,
+//! and `locations_below` counts, for every location enclosing a claim, the claims inside it. A claim
+//! reads its own key, its count and every enclosing key inside the transaction that writes it, so
+//! two overlapping claims conflict in sled and one of them sees the other.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -18,6 +23,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::{Transactional, Tree};
 use uuid::Uuid;
 
+use super::locations::{LocationClaim, enclosing, refusal};
 use super::*;
 use crate::domain::{NamespaceIdent, ObjectName, TableIdent};
 
@@ -40,7 +46,13 @@ pub struct SledStore {
     audit: Tree,
     signing_keys: Tree,
     storage_credentials: Tree,
+    locations: Tree,
+    locations_below: Tree,
+    meta: Tree,
 }
+
+/// The `meta` key set once every existing table and view has its location claimed.
+const LOCATIONS_BACKFILLED: &[u8] = b"locations-v1";
 
 #[derive(Serialize, Deserialize)]
 struct StoredNamespace {
@@ -129,6 +141,87 @@ fn warehouse_name_key(tenant: Uuid, name: &str) -> Vec<u8> {
     key
 }
 
+/// `warehouse(16) | location`: the key of a location's claim and of its count of claims inside.
+fn location_key(warehouse: Uuid, location: &str) -> Vec<u8> {
+    let mut key = warehouse.as_bytes().to_vec();
+    key.extend(location.as_bytes());
+    key
+}
+
+fn bump_below(below: &TransactionalTree, key: &[u8], delta: i64) -> TxResult<()> {
+    let count = below
+        .get(key)?
+        .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+        .map_or(0, u64::from_be_bytes)
+        .saturating_add_signed(delta);
+    if count == 0 {
+        below.remove(key)?;
+    } else {
+        below.insert(key, count.to_be_bytes().to_vec())?;
+    }
+    Ok(())
+}
+
+/// Claims a location inside a transaction, or aborts with `LocationTaken` when another owner has
+/// it, has one inside it, or encloses it without being its namespace (the rules of
+/// [`super::locations`]). Claiming a location the same owner holds is a no-op.
+fn claim_location(
+    claims: &TransactionalTree,
+    below: &TransactionalTree,
+    warehouse: Uuid,
+    claim: &LocationClaim,
+) -> TxResult<()> {
+    let key = location_key(warehouse, &claim.location);
+    if let Some(bytes) = claims.get(&key)? {
+        let existing: LocationClaim = tx_decode(&bytes)?;
+        return if existing.owner == claim.owner {
+            Ok(())
+        } else {
+            abort(refusal(&claim.location))
+        };
+    }
+    if below.get(&key)?.is_some() {
+        return abort(refusal(&claim.location));
+    }
+    let outers = enclosing(&claim.location);
+    for outer in &outers {
+        if let Some(bytes) = claims.get(location_key(warehouse, outer))? {
+            let outer: LocationClaim = tx_decode(&bytes)?;
+            if !claim.may_lie_inside(&outer) {
+                return abort(refusal(&claim.location));
+            }
+        }
+    }
+    claims.insert(key, tx_encode(claim)?)?;
+    for outer in &outers {
+        bump_below(below, &location_key(warehouse, outer), 1)?;
+    }
+    Ok(())
+}
+
+/// Releases `owner`'s claim on a location inside a transaction (nothing when it is not theirs).
+fn release_location(
+    claims: &TransactionalTree,
+    below: &TransactionalTree,
+    warehouse: Uuid,
+    location: &str,
+    owner: Uuid,
+) -> TxResult<()> {
+    let key = location_key(warehouse, location);
+    let Some(bytes) = claims.get(&key)? else {
+        return Ok(());
+    };
+    let existing: LocationClaim = tx_decode(&bytes)?;
+    if existing.owner != owner {
+        return Ok(());
+    }
+    claims.remove(key)?;
+    for outer in enclosing(location) {
+        bump_below(below, &location_key(warehouse, outer), -1)?;
+    }
+    Ok(())
+}
+
 /// Adds `delta` to a namespace's child count inside a transaction; fails when it does not exist.
 fn bump_children(
     tree: &TransactionalTree,
@@ -179,8 +272,54 @@ impl SledStore {
             audit: tree("audit")?,
             signing_keys: tree("signing_keys")?,
             storage_credentials: tree("storage_credentials")?,
+            locations: tree("locations")?,
+            locations_below: tree("locations_below")?,
+            meta: tree("meta")?,
             db,
         })
+        .and_then(Self::backfill_locations)
+    }
+
+    /// Claims the locations of tables, views and namespaces written before locations were
+    /// claimed (once). Overlaps among them are kept as they were, and logged.
+    fn backfill_locations(self) -> StoreResult<Self> {
+        if self
+            .meta
+            .get(LOCATIONS_BACKFILLED)
+            .map_err(backend)?
+            .is_some()
+        {
+            return Ok(self);
+        }
+        let mut claims = Vec::new();
+        for entry in self.tabulars.iter() {
+            let (key, value) = entry.map_err(backend)?;
+            let record: TabularRecord = decode(&value)?;
+            claims.push((
+                Uuid::from_slice(&key[..16]).map_err(backend)?,
+                LocationClaim::of_tabular(&record),
+            ));
+        }
+        for entry in self.namespaces.iter() {
+            let (key, value) = entry.map_err(backend)?;
+            let stored: StoredNamespace = decode(&value)?;
+            if let Some(claim) = LocationClaim::of_namespace(&stored.record) {
+                claims.push((Uuid::from_slice(&key[..16]).map_err(backend)?, claim));
+            }
+        }
+        for (warehouse, claim) in &claims {
+            let claimed = unwrap_tx((&self.locations, &self.locations_below).transaction(
+                |(locations, below)| claim_location(locations, below, *warehouse, claim),
+            ));
+            if let Err(e) = claimed {
+                tracing::warn!(location = %claim.location, error = %e, "an existing location overlaps another; left as it was");
+            }
+        }
+        self.meta
+            .insert(LOCATIONS_BACKFILLED, b"1".as_slice())
+            .map_err(backend)?;
+        self.db.flush().map_err(backend)?;
+        Ok(self)
     }
 
     /// Flushes before a write is acknowledged. sled 0.34's `flush_async` can stall under
@@ -642,16 +781,24 @@ impl CatalogStore for SledStore {
             record: ns.clone(),
             children: 0,
         })?;
-        unwrap_tx(self.namespaces.transaction(|tree| {
-            if tree.get(&key)?.is_some() {
-                return abort(StoreError::AlreadyExists(format!("namespace {}", ns.ident)));
-            }
-            if let Some(parent) = ns.ident.parent() {
-                bump_children(tree, &namespace_key(warehouse, &parent), &parent, 1)?;
-            }
-            tree.insert(key.as_slice(), value.as_slice())?;
-            Ok(())
-        }))?;
+        let claim = LocationClaim::of_namespace(ns);
+        unwrap_tx(
+            (&self.namespaces, &self.locations, &self.locations_below).transaction(
+                |(tree, locations, below)| {
+                    if tree.get(&key)?.is_some() {
+                        return abort(StoreError::AlreadyExists(format!("namespace {}", ns.ident)));
+                    }
+                    if let Some(parent) = ns.ident.parent() {
+                        bump_children(tree, &namespace_key(warehouse, &parent), &parent, 1)?;
+                    }
+                    if let Some(claim) = &claim {
+                        claim_location(locations, below, warehouse, claim)?;
+                    }
+                    tree.insert(key.as_slice(), value.as_slice())?;
+                    Ok(())
+                },
+            ),
+        )?;
         self.durable().await
     }
 
@@ -691,41 +838,74 @@ impl CatalogStore for SledStore {
         removals: &[String],
     ) -> StoreResult<(BTreeMap<String, String>, BTreeMap<String, String>)> {
         let key = namespace_key(warehouse, ns);
-        let result = unwrap_tx(self.namespaces.transaction(|tree| {
-            let Some(bytes) = tree.get(&key)? else {
-                return abort(StoreError::NoSuchNamespace(ns.clone()));
-            };
-            let mut stored: StoredNamespace = tx_decode(&bytes)?;
-            let before = stored.record.properties.clone();
-            for k in removals {
-                stored.record.properties.remove(k);
-            }
-            for (k, v) in updates {
-                stored.record.properties.insert(k.clone(), v.clone());
-            }
-            tree.insert(key.as_slice(), tx_encode(&stored)?)?;
-            Ok((before, stored.record.properties))
-        }))?;
+        let result = unwrap_tx(
+            (&self.namespaces, &self.locations, &self.locations_below).transaction(
+                |(tree, locations, below)| {
+                    let Some(bytes) = tree.get(&key)? else {
+                        return abort(StoreError::NoSuchNamespace(ns.clone()));
+                    };
+                    let mut stored: StoredNamespace = tx_decode(&bytes)?;
+                    let before_claim = LocationClaim::of_namespace(&stored.record);
+                    let before = stored.record.properties.clone();
+                    for k in removals {
+                        stored.record.properties.remove(k);
+                    }
+                    for (k, v) in updates {
+                        stored.record.properties.insert(k.clone(), v.clone());
+                    }
+                    let after_claim = LocationClaim::of_namespace(&stored.record);
+                    if before_claim != after_claim {
+                        if let Some(old) = &before_claim {
+                            release_location(
+                                locations,
+                                below,
+                                warehouse,
+                                &old.location,
+                                old.owner,
+                            )?;
+                        }
+                        if let Some(new) = &after_claim {
+                            claim_location(locations, below, warehouse, new)?;
+                        }
+                    }
+                    tree.insert(key.as_slice(), tx_encode(&stored)?)?;
+                    Ok((before, stored.record.properties))
+                },
+            ),
+        )?;
         self.durable().await?;
         Ok(result)
     }
 
     async fn drop_namespace(&self, warehouse: Uuid, ns: &NamespaceIdent) -> StoreResult<()> {
         let key = namespace_key(warehouse, ns);
-        unwrap_tx(self.namespaces.transaction(|tree| {
-            let Some(bytes) = tree.get(&key)? else {
-                return abort(StoreError::NoSuchNamespace(ns.clone()));
-            };
-            let stored: StoredNamespace = tx_decode(&bytes)?;
-            if stored.children > 0 {
-                return abort(StoreError::NamespaceNotEmpty(ns.clone()));
-            }
-            if let Some(parent) = ns.parent() {
-                bump_children(tree, &namespace_key(warehouse, &parent), &parent, -1)?;
-            }
-            tree.remove(key.as_slice())?;
-            Ok(())
-        }))?;
+        unwrap_tx(
+            (&self.namespaces, &self.locations, &self.locations_below).transaction(
+                |(tree, locations, below)| {
+                    let Some(bytes) = tree.get(&key)? else {
+                        return abort(StoreError::NoSuchNamespace(ns.clone()));
+                    };
+                    let stored: StoredNamespace = tx_decode(&bytes)?;
+                    if stored.children > 0 {
+                        return abort(StoreError::NamespaceNotEmpty(ns.clone()));
+                    }
+                    if let Some(parent) = ns.parent() {
+                        bump_children(tree, &namespace_key(warehouse, &parent), &parent, -1)?;
+                    }
+                    if let Some(claim) = LocationClaim::of_namespace(&stored.record) {
+                        release_location(
+                            locations,
+                            below,
+                            warehouse,
+                            &claim.location,
+                            claim.owner,
+                        )?;
+                    }
+                    tree.remove(key.as_slice())?;
+                    Ok(())
+                },
+            ),
+        )?;
         self.durable().await
     }
 
@@ -734,20 +914,28 @@ impl CatalogStore for SledStore {
         let ns_key = namespace_key(warehouse, ns);
         let key = tabular_key(warehouse, &record.ident);
         let value = encode(record)?;
+        let claim = LocationClaim::of_tabular(record);
         unwrap_tx(
-            (&self.namespaces, &self.tabulars).transaction(|(nss, tabs)| {
-                if let Some(existing) = tabs.get(&key)? {
-                    let existing: TabularRecord = tx_decode(&existing)?;
-                    return abort(StoreError::AlreadyExists(format!(
-                        "{} {}",
-                        existing.kind.noun(),
-                        record.ident
-                    )));
-                }
-                bump_children(nss, &ns_key, ns, 1)?;
-                tabs.insert(key.as_slice(), value.as_slice())?;
-                Ok(())
-            }),
+            (
+                &self.namespaces,
+                &self.tabulars,
+                &self.locations,
+                &self.locations_below,
+            )
+                .transaction(|(nss, tabs, locations, below)| {
+                    if let Some(existing) = tabs.get(&key)? {
+                        let existing: TabularRecord = tx_decode(&existing)?;
+                        return abort(StoreError::AlreadyExists(format!(
+                            "{} {}",
+                            existing.kind.noun(),
+                            record.ident
+                        )));
+                    }
+                    bump_children(nss, &ns_key, ns, 1)?;
+                    claim_location(locations, below, warehouse, &claim)?;
+                    tabs.insert(key.as_slice(), value.as_slice())?;
+                    Ok(())
+                }),
         )?;
         self.durable().await
     }
@@ -820,18 +1008,25 @@ impl CatalogStore for SledStore {
         let ns_key = namespace_key(warehouse, &ident.namespace);
         let key = tabular_key(warehouse, ident);
         let record = unwrap_tx(
-            (&self.namespaces, &self.tabulars).transaction(|(nss, tabs)| {
-                let Some(bytes) = tabs.get(&key)? else {
-                    return abort(StoreError::NoSuchTabular(kind, ident.clone()));
-                };
-                let record: TabularRecord = tx_decode(&bytes)?;
-                if record.kind != kind {
-                    return abort(StoreError::NoSuchTabular(kind, ident.clone()));
-                }
-                bump_children(nss, &ns_key, &ident.namespace, -1)?;
-                tabs.remove(key.as_slice())?;
-                Ok(record)
-            }),
+            (
+                &self.namespaces,
+                &self.tabulars,
+                &self.locations,
+                &self.locations_below,
+            )
+                .transaction(|(nss, tabs, locations, below)| {
+                    let Some(bytes) = tabs.get(&key)? else {
+                        return abort(StoreError::NoSuchTabular(kind, ident.clone()));
+                    };
+                    let record: TabularRecord = tx_decode(&bytes)?;
+                    if record.kind != kind {
+                        return abort(StoreError::NoSuchTabular(kind, ident.clone()));
+                    }
+                    bump_children(nss, &ns_key, &ident.namespace, -1)?;
+                    release_location(locations, below, warehouse, &record.location, record.id)?;
+                    tabs.remove(key.as_slice())?;
+                    Ok(record)
+                }),
         )?;
         self.durable().await?;
         Ok(record)

@@ -71,8 +71,17 @@ pub trait WarehouseIo: Send + Sync {
 }
 
 /// Strips a trailing `/` and refuses `.`/`..`/empty segments after the scheme, so a location can be
-/// compared to a warehouse root by plain prefix.
+/// compared to a warehouse root by plain prefix. Hadoop's `file:/path` (what Spark sends) is
+/// `file:///path`.
 pub fn normalize_location(location: &str) -> Result<String, String> {
+    let hadoop_form;
+    let location = match location.strip_prefix("file:") {
+        Some(path) if path.starts_with('/') && !path.starts_with("//") => {
+            hadoop_form = format!("file://{path}");
+            hadoop_form.as_str()
+        }
+        _ => location,
+    };
     let (scheme, rest) = location.split_once("://").ok_or_else(|| {
         format!("location '{location}' has no scheme (expected s3://, abfss:// or file://)")
     })?;
@@ -124,6 +133,19 @@ mod tests {
         assert!(is_inside("s3://b/wh/t1/x", "s3://b/wh/t1"));
         assert!(!is_inside("s3://b/wh/t10", "s3://b/wh/t1"));
         assert!(is_inside("s3://b/wh", "s3://b/wh"));
+    }
+
+    #[test]
+    fn hadoop_file_paths_are_file_urls() {
+        assert_eq!(
+            normalize_location("file:/tmp/w/t/").unwrap(),
+            "file:///tmp/w/t"
+        );
+        assert_eq!(
+            normalize_location("file:///tmp/w/t").unwrap(),
+            "file:///tmp/w/t"
+        );
+        assert!(normalize_location("file:relative").is_err());
     }
 
     #[test]

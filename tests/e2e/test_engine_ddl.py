@@ -5,7 +5,7 @@ reads back what each wrote, at the format version asked for."""
 import pyarrow as pa
 import pytest
 
-from conftest import run_duckdb_sql, run_spark_sql
+from conftest import ROOT_ID, ROOT_SECRET, run_duckdb_sql, run_spark_sql
 
 
 def rows(result: dict) -> list:
@@ -103,3 +103,60 @@ def test_pyiceberg_refuses_an_unsupported_format_version_clearly(floe):
     with pytest.raises(BadRequestError, match="format-version=4 is not supported: use 1, 2 or 3"):
         cat.create_table(("py", "t"), schema=pa.schema([("id", pa.int64())]), properties={"format-version": "4"})
     assert cat.list_tables("py") == []
+
+
+def warehouse_root(floe_server, name: str = "demo") -> str:
+    import requests
+    token = requests.post(f"{floe_server.uri}/v1/oauth/tokens", data={
+        "grant_type": "client_credentials", "client_id": ROOT_ID, "client_secret": ROOT_SECRET}).json()["access_token"]
+    h = {"Authorization": f"Bearer {token}"}
+    tenant = requests.get(f"{floe_server.uri}/management/v1/whoami", headers=h).json()["tenant_id"]
+    listed = requests.get(f"{floe_server.uri}/management/v1/tenants/{tenant}/warehouses", headers=h).json()
+    return next(w["storage"]["root"] for w in listed["warehouses"] if w["name"] == name)
+
+
+def test_spark_places_a_namespace_and_its_tables_at_a_location(floe):
+    root = warehouse_root(floe)
+    results = run_spark_sql(floe, [
+        f"CREATE NAMESPACE rest.sales LOCATION '{root}/sales'",
+        "CREATE TABLE rest.sales.orders (id bigint) USING iceberg",
+        "INSERT INTO rest.sales.orders VALUES (1), (2)",
+        "DESCRIBE NAMESPACE EXTENDED rest.sales",
+        "CREATE NAMESPACE rest.elsewhere LOCATION 'file:///tmp/not-the-warehouse'",
+        f"CREATE NAMESPACE rest.inside LOCATION '{root}/sales/inside'",
+        f"CREATE NAMESPACE rest.around LOCATION '{root}'",
+    ])
+    for r in results[:4]:
+        rows(r)
+    assert f"{root}/sales" in str(results[3]["rows"])
+    assert "outside warehouse 'demo'" in results[4]["error"], results[4]["error"][:500]
+    assert "overlaps the location of another table, view or namespace" in results[5]["error"]
+    assert "outside warehouse" in results[6]["error"] or "overlaps" in results[6]["error"]
+
+    cat = floe.catalog()
+    assert cat.load_namespace_properties("sales")["location"] == f"{root}/sales"
+    orders = cat.load_table(("sales", "orders"))
+    assert orders.location().startswith(f"{root}/sales/")
+    assert sorted(orders.scan().to_arrow()["id"].to_pylist()) == [1, 2]
+    assert "elsewhere" not in str(cat.list_namespaces())
+
+
+def test_pyiceberg_creates_tables_under_its_namespace_location(floe):
+    from pyiceberg.exceptions import BadRequestError
+    root = warehouse_root(floe)
+    cat = floe.catalog()
+    cat.create_namespace("eu", properties={"location": f"{root}/eu/"})
+    assert cat.load_namespace_properties("eu")["location"] == f"{root}/eu"
+    table = cat.create_table(("eu", "t"), schema=pa.schema([("id", pa.int64())]))
+    assert table.location().startswith(f"{root}/eu/")
+    table.append(pa.table({"id": pa.array([5], pa.int64())}))
+    # Another namespace cannot take a location inside it, nor place a table there.
+    cat.create_namespace("us")
+    with pytest.raises(BadRequestError, match="overlaps the location"):
+        cat.create_table(("us", "t"), schema=pa.schema([("id", pa.int64())]), location=f"{root}/eu/mine")
+    with pytest.raises(BadRequestError, match="overlaps the location"):
+        cat.update_namespace_properties("us", updates={"location": f"{root}/eu/us"})
+    with pytest.raises(BadRequestError, match="server's own layout"):
+        cat.update_namespace_properties("us", updates={"location": f"{root}/{'ab' * 16}"})
+    cat.update_namespace_properties("us", updates={"location": f"{root}/us"})
+    assert cat.create_table(("us", "t"), schema=pa.schema([("id", pa.int64())])).location().startswith(f"{root}/us/")
