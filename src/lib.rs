@@ -7,10 +7,11 @@
 //! - [`identity`]: Floe's JWTs (issue, verify, cache), client secrets, the authenticated caller.
 //! - [`authz`]: privileges, grants inherited downward, cached decisions, data access per table.
 //! - [`catalog`]: use-cases for namespaces, tables and views; commits; metadata cache.
-//! - [`store`]: the `CatalogStore` trait, its sled backend and the conformance suite.
+//! - [`store`]: the `CatalogStore` trait, its sled and PostgreSQL backends, who owns which
+//!   location, and the conformance suite every backend passes.
 //! - [`vending`]: table-scoped storage credentials (STS sessions), presigned URLs, remote signing.
 //! - [`warehouse_io`]: reading and writing metadata files on local disk or S3.
-//! - [`domain`]: validated names (namespaces, tables, views, warehouses).
+//! - [`domain`]: validated names (namespaces, tables, views, warehouses) and credential kinds.
 
 pub mod api;
 pub mod authz;

@@ -8,7 +8,7 @@ use std::path::Path;
 use serde_json::Value;
 
 const COMMITTED: &str = "openapi/floe.json";
-const REFERENCE: &str = "../shared/reference/iceberg-rest/rest-catalog-open-api.yaml";
+const REFERENCE: &str = "openapi/iceberg/rest-catalog-open-api.yaml";
 
 #[test]
 fn committed_openapi_document_is_up_to_date() {

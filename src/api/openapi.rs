@@ -1,41 +1,59 @@
 //! The OpenAPI document, generated from the handlers' annotations and served at `/openapi.json`.
 //! The committed copy lives in `openapi/floe.json`; a test fails when it is stale.
 
+use std::collections::BTreeMap;
+
 use actix_web::{HttpResponse, get, web};
 use utoipa::openapi::path::ParameterIn;
 use utoipa::openapi::schema::{
     Discriminator, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{Ref, RefOr};
+use utoipa::openapi::{Ref, RefOr, Response};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
-use super::types::*;
 use super::{config, health, management, namespaces, oauth, tables, vending, views};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(openapi_json);
 }
 
-/// Errors any catalog route can answer.
-#[allow(dead_code)]
-#[derive(IntoResponses)]
-pub enum CommonErrors {
-    /// Malformed request: bad JSON, bad names, bad parameters.
-    #[response(status = 400)]
-    BadRequest(#[to_schema] IcebergErrorResponse),
-    /// Missing, expired or invalid bearer token.
-    #[response(status = 401)]
-    Unauthorized(#[to_schema] IcebergErrorResponse),
-    /// The caller may not do this.
-    #[response(status = 403)]
-    Forbidden(#[to_schema] IcebergErrorResponse),
-    /// The request body is larger than the configured limit.
-    #[response(status = 413)]
-    PayloadTooLarge(#[to_schema] IcebergErrorResponse),
-    /// The store or the warehouse storage is unavailable.
-    #[response(status = 503)]
-    Unavailable(#[to_schema] IcebergErrorResponse),
+/// Errors any catalog route can answer, each an `IcebergErrorResponse` (by reference, so generated
+/// clients get one error type).
+pub struct CommonErrors;
+
+impl IntoResponses for CommonErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        [
+            (
+                "400",
+                "Malformed request: bad JSON, bad names, bad parameters.",
+            ),
+            ("401", "Missing, expired or invalid bearer token."),
+            ("403", "The caller may not do this."),
+            (
+                "413",
+                "The request body is larger than the configured limit.",
+            ),
+            ("503", "The store or the warehouse storage is unavailable."),
+        ]
+        .into_iter()
+        .map(|(status, description)| (status.to_owned(), error_response(description).into()))
+        .collect()
+    }
+}
+
+/// An error answer: `IcebergErrorResponse` as JSON.
+fn error_response(description: &str) -> Response {
+    utoipa::openapi::ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            utoipa::openapi::ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("IcebergErrorResponse")))
+                .build(),
+        )
+        .build()
 }
 
 struct BearerAuth;
@@ -64,17 +82,7 @@ struct EveryAnswerDocumented;
 impl Modify for EveryAnswerDocumented {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let common = CommonErrors::responses();
-        let error = |description: &str| {
-            utoipa::openapi::ResponseBuilder::new()
-                .description(description)
-                .content(
-                    "application/json",
-                    utoipa::openapi::ContentBuilder::new()
-                        .schema(Some(Ref::from_schema_name("IcebergErrorResponse")))
-                        .build(),
-                )
-                .build()
-        };
+        let error = error_response;
         for item in openapi.paths.paths.values_mut() {
             let operations = [
                 &mut item.get,

@@ -39,22 +39,23 @@ def test_generated_client_sets_up_a_tenant_and_pyiceberg_sees_only_it(floe, floe
     from floe_client import AuthenticatedClient
     from floe_client.api.management_api import (assign_role, create_grant, create_principal, create_role,
                                                 create_tenant, create_warehouse, whoami)
-    from floe_client.models import (CreateGrantRequest, CreateGrantRequestResource, CreatePrincipalRequest,
-                                    CreateRoleRequest, CreateWarehouseRequest, PrincipalCredentials, Privilege,
-                                    RoleInfo, StorageRequestType0, StorageRequestType0Kind, TenantInfo,
-                                    TenantRequest, WarehouseInfo)
+    # Unions have named variants: LocalStorage / S3Storage / ..., WarehouseResource / TableResource / ...
+    from floe_client.models import (CreateGrantRequest, CreatePrincipalRequest, CreateRoleRequest,
+                                    CreateWarehouseRequest, LocalStorage, LocalStorageKind, PrincipalCredentials,
+                                    Privilege, RoleInfo, TenantInfo, TenantRequest, WarehouseInfo,
+                                    WarehouseResource, WarehouseResourceKind)
 
     root = AuthenticatedClient(base_url=floe.uri, token=root_token(floe))
     tenant = create_tenant.sync(client=root, body=TenantRequest(name="analytics"))
     assert isinstance(tenant, TenantInfo), tenant
     warehouse = create_warehouse.sync(client=root, tenant=tenant.id, body=CreateWarehouseRequest(
-        name="lake", storage=StorageRequestType0(kind=StorageRequestType0Kind.LOCAL)))
+        name="lake", storage=LocalStorage(kind=LocalStorageKind.LOCAL)))
     assert isinstance(warehouse, WarehouseInfo), warehouse
     creds = create_principal.sync(client=root, tenant=tenant.id, body=CreatePrincipalRequest(name="etl"))
     assert isinstance(creds, PrincipalCredentials), creds
     role = create_role.sync(client=root, tenant=tenant.id, body=CreateRoleRequest(name="lake-admins"))
     assert isinstance(role, RoleInfo), role
-    resource = CreateGrantRequestResource.from_dict({"kind": "warehouse", "warehouse": str(warehouse.id)})
+    resource = WarehouseResource(kind=WarehouseResourceKind.WAREHOUSE, warehouse=warehouse.id)
     grant = create_grant.sync(client=root, tenant=tenant.id, body=CreateGrantRequest(
         role_id=role.id, resource=resource, privilege=Privilege.WAREHOUSE_ADMIN))
     assert grant.privilege == Privilege.WAREHOUSE_ADMIN, grant

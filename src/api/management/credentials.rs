@@ -67,6 +67,8 @@ fn credential_schema(with_name: bool, by_value: bool, description: &str) -> RefO
     object = object
         .property("kind", Ref::from_schema_name("CredentialKindName"))
         .required("kind");
+    // The other of the two may be given as `null`, which means absent.
+    let null = || ObjectBuilder::new().schema_type(Type::Null);
     object = if by_value {
         object
             .property(
@@ -76,6 +78,7 @@ fn credential_schema(with_name: bool, by_value: bool, description: &str) -> RefO
                     .description(Some(VALUE_DOC)),
             )
             .required("value")
+            .property("reference", null())
     } else {
         object
             .property(
@@ -86,6 +89,7 @@ fn credential_schema(with_name: bool, by_value: bool, description: &str) -> RefO
                     .description(Some(REFERENCE_DOC)),
             )
             .required("reference")
+            .property("value", null())
     };
     object
         .additional_properties(Some(AdditionalProperties::FreeForm(false)))

@@ -85,9 +85,9 @@ pub struct AuditList {
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
-    /// At most this many events (default 100; larger values are taken as 1000).
-    #[param(minimum = 0, maximum = 4294967295_u64)]
-    limit: Option<u32>,
+    /// At most this many events: 1 to 1000, default 100.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
+    limit: Option<i64>,
 }
 
 /// A tenant's audit events: management changes and authorization denials, newest first.
@@ -104,7 +104,14 @@ async fn list_audit(
     query: web::Query<AuditQuery>,
 ) -> ApiResult<HttpResponse> {
     let tenant = admin_tenant(&state, &auth.0, path.into_inner()).await?;
-    let limit = query.limit.unwrap_or(100).clamp(1, 1000) as usize;
+    let limit = match query.limit.unwrap_or(100) {
+        n @ 1..=1000 => n as usize,
+        n => {
+            return Err(
+                CatalogError::bad_request(format!("limit must be 1 to 1000, not {n}")).into(),
+            );
+        }
+    };
     let events = state.catalog.store().list_audit(tenant.id, limit).await?;
     Ok(HttpResponse::Ok().json(AuditList { events }))
 }

@@ -106,7 +106,10 @@ impl ToSchema for StorageRequest {
             .property(
                 "root",
                 ObjectBuilder::new()
-                    .schema_type(Type::String)
+                    .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+                        Type::String,
+                        Type::Null,
+                    ]))
                     .description(Some("file:///absolute/path (root principal only)")),
             )
             .additional_properties(Some(
