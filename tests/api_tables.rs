@@ -560,3 +560,88 @@ async fn metrics_reports_are_accepted() {
     )
     .await;
 }
+
+/// The requests Trino's Iceberg connector sends (read in its source; Trino cannot run here) for
+/// `CREATE SCHEMA s WITH (location = ...)`, `CREATE TABLE s.orders ...` and `DROP TABLE`: the
+/// namespace location, a staged create at `<location>/<table>-<uuid>` carrying `format-version`,
+/// `write.format.default` and an empty compression codec, one commit with `assert-create` that
+/// repeats the location and properties, then a drop with `purgeRequested=true`.
+#[tokio::test]
+async fn trinos_create_schema_with_location_create_table_and_drop_are_answered() {
+    let app = spawn_app().await;
+    let root = format!(
+        "file://{}",
+        std::fs::canonicalize(app.data_dir.path())
+            .unwrap()
+            .join("warehouse")
+            .display()
+    );
+    let schema_location = format!("{root}/trino_sales");
+    let r = app
+        .post(
+            "/namespaces",
+            json!({"namespace": ["trino_sales"], "properties": {"location": schema_location}}),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let loaded = app
+        .get_json(&format!("/v1/{}/namespaces/trino_sales", app.prefix))
+        .await;
+    assert_eq!(loaded["properties"]["location"], schema_location.as_str());
+
+    let location = format!("{schema_location}/orders-0f4c3a2b9d8e4f6a8b7c6d5e4f3a2b1c");
+    let properties = json!({"format-version": "2", "write.format.default": "PARQUET",
+                            "write.parquet.compression-codec": ""});
+    let mut req = table_request("orders");
+    req["stage-create"] = json!(true);
+    req["location"] = json!(location);
+    req["properties"] = properties.clone();
+    let r = app.post("/namespaces/trino_sales/tables", req).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let staged: Value = r.json().await.unwrap();
+    let md = &staged["metadata"];
+    assert_eq!(md["location"], location.as_str());
+    assert_eq!(md["format-version"], 2);
+    let commit = json!({
+        "requirements": [{"type": "assert-create"}],
+        "updates": [
+            {"action": "assign-uuid", "uuid": md["table-uuid"]},
+            {"action": "upgrade-format-version", "format-version": 2},
+            {"action": "add-schema", "schema": md["schemas"][0], "last-column-id": 2},
+            {"action": "set-current-schema", "schema-id": -1},
+            {"action": "add-spec", "spec": md["partition-specs"][0]},
+            {"action": "set-default-spec", "spec-id": -1},
+            {"action": "add-sort-order", "sort-order": md["sort-orders"][0]},
+            {"action": "set-default-sort-order", "sort-order-id": -1},
+            {"action": "set-location", "location": location},
+            {"action": "set-properties", "updates": properties}
+        ]
+    });
+    let r = app
+        .post("/namespaces/trino_sales/tables/orders", commit)
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let loaded = app.load_table("trino_sales", "orders").await;
+    assert_eq!(loaded["metadata"]["location"], location.as_str());
+    let props = &loaded["metadata"]["properties"];
+    assert_eq!(props["write.format.default"], "PARQUET");
+    assert_eq!(props["write.parquet.compression-codec"], "");
+    assert!(props.get("format-version").is_none(), "{props}");
+
+    // Another schema cannot take a location inside this one.
+    let r = app
+        .post(
+            "/namespaces",
+            json!({"namespace": ["other"], "properties": {"location": format!("{schema_location}/x")}}),
+        )
+        .await;
+    let message = assert_error(r, 400, "BadRequestException").await;
+    assert!(message.contains("overlaps the location"), "{message}");
+
+    let r = app
+        .delete("/namespaces/trino_sales/tables/orders?purgeRequested=true")
+        .await;
+    assert_eq!(r.status(), 204);
+    let table_dir = location.strip_prefix("file://").unwrap();
+    assert!(!std::path::Path::new(table_dir).join("metadata").exists());
+}
