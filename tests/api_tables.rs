@@ -279,6 +279,26 @@ async fn eight_concurrent_appenders_lose_nothing() {
     assert_eq!(chain, writers * per_writer);
 }
 
+/// The commit that completes a staged create, as Iceberg Java sends it: `assert-create` and the
+/// staged metadata's uuid, schema, spec, sort order and location, with `properties`.
+fn create_commit(md: &Value, properties: Value) -> Value {
+    json!({
+        "requirements": [{"type": "assert-create"}],
+        "updates": [
+            {"action": "assign-uuid", "uuid": md["table-uuid"]},
+            {"action": "upgrade-format-version", "format-version": 2},
+            {"action": "add-schema", "schema": md["schemas"][0], "last-column-id": 2},
+            {"action": "set-current-schema", "schema-id": -1},
+            {"action": "add-spec", "spec": md["partition-specs"][0]},
+            {"action": "set-default-spec", "spec-id": -1},
+            {"action": "add-sort-order", "sort-order": md["sort-orders"][0]},
+            {"action": "set-default-sort-order", "sort-order-id": -1},
+            {"action": "set-location", "location": md["location"]},
+            {"action": "set-properties", "updates": properties}
+        ]
+    })
+}
+
 #[tokio::test]
 async fn stage_create_then_commit_creates_the_table() {
     let app = spawn_app().await;
@@ -296,21 +316,7 @@ async fn stage_create_then_commit_creates_the_table() {
     )
     .await;
     let md = &staged["metadata"];
-    let commit = json!({
-        "requirements": [{"type": "assert-create"}],
-        "updates": [
-            {"action": "assign-uuid", "uuid": md["table-uuid"]},
-            {"action": "upgrade-format-version", "format-version": 2},
-            {"action": "add-schema", "schema": md["schemas"][0], "last-column-id": 2},
-            {"action": "set-current-schema", "schema-id": -1},
-            {"action": "add-spec", "spec": md["partition-specs"][0]},
-            {"action": "set-default-spec", "spec-id": -1},
-            {"action": "add-sort-order", "sort-order": md["sort-orders"][0]},
-            {"action": "set-default-sort-order", "sort-order-id": -1},
-            {"action": "set-location", "location": md["location"]},
-            {"action": "set-properties", "updates": {"owner": "tests"}}
-        ]
-    });
+    let commit = create_commit(md, json!({"owner": "tests"}));
     let r = app
         .post("/namespaces/ns/tables/staged", commit.clone())
         .await;
@@ -325,17 +331,17 @@ async fn stage_create_then_commit_creates_the_table() {
     .await;
 }
 
+/// The `demo` warehouse's root, as the server names it.
+fn demo_root(app: &TestApp) -> String {
+    let dir = std::fs::canonicalize(app.data_dir.path()).unwrap();
+    format!("file://{}", dir.join("warehouse").display())
+}
+
 #[tokio::test]
 async fn locations_outside_the_warehouse_are_refused() {
     let app = spawn_app().await;
     app.create_namespace(&["ns"]).await;
-    let root = format!(
-        "file://{}",
-        std::fs::canonicalize(app.data_dir.path())
-            .unwrap()
-            .join("warehouse")
-            .display()
-    );
+    let root = demo_root(&app);
     for location in [
         "file:///tmp/elsewhere".to_string(),
         format!("{root}/../escape"),
@@ -569,13 +575,7 @@ async fn metrics_reports_are_accepted() {
 #[tokio::test]
 async fn trinos_create_schema_with_location_create_table_and_drop_are_answered() {
     let app = spawn_app().await;
-    let root = format!(
-        "file://{}",
-        std::fs::canonicalize(app.data_dir.path())
-            .unwrap()
-            .join("warehouse")
-            .display()
-    );
+    let root = demo_root(&app);
     let schema_location = format!("{root}/trino_sales");
     let r = app
         .post(
@@ -602,21 +602,7 @@ async fn trinos_create_schema_with_location_create_table_and_drop_are_answered()
     let md = &staged["metadata"];
     assert_eq!(md["location"], location.as_str());
     assert_eq!(md["format-version"], 2);
-    let commit = json!({
-        "requirements": [{"type": "assert-create"}],
-        "updates": [
-            {"action": "assign-uuid", "uuid": md["table-uuid"]},
-            {"action": "upgrade-format-version", "format-version": 2},
-            {"action": "add-schema", "schema": md["schemas"][0], "last-column-id": 2},
-            {"action": "set-current-schema", "schema-id": -1},
-            {"action": "add-spec", "spec": md["partition-specs"][0]},
-            {"action": "set-default-spec", "spec-id": -1},
-            {"action": "add-sort-order", "sort-order": md["sort-orders"][0]},
-            {"action": "set-default-sort-order", "sort-order-id": -1},
-            {"action": "set-location", "location": location},
-            {"action": "set-properties", "updates": properties}
-        ]
-    });
+    let commit = create_commit(md, properties);
     let r = app
         .post("/namespaces/trino_sales/tables/orders", commit)
         .await;

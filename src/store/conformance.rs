@@ -915,6 +915,18 @@ fn at(kind: TabularKind, id: &TableIdent, location: &str) -> TabularRecord {
     }
 }
 
+async fn place(
+    store: &dyn CatalogStore,
+    warehouse: Uuid,
+    kind: TabularKind,
+    id: &TableIdent,
+    location: &str,
+) -> StoreResult<()> {
+    store
+        .create_tabular(warehouse, &at(kind, id, location))
+        .await
+}
+
 fn located(parts: &[&str], location: &str) -> NamespaceRecord {
     let mut record = namespace(parts);
     record
@@ -936,10 +948,15 @@ async fn locations_never_overlap(store: Arc<dyn CatalogStore>) {
     }
     let t = |name: &str| ident(&["a"], name);
     let u = |name: &str| ident(&["b"], name);
-    store
-        .create_tabular(wh, &at(TabularKind::Table, &t("t"), "file:///tmp/wh/x/t"))
-        .await
-        .unwrap();
+    place(
+        store.as_ref(),
+        wh,
+        TabularKind::Table,
+        &t("t"),
+        "file:///tmp/wh/x/t",
+    )
+    .await
+    .unwrap();
     // The same location, one inside it, one around it: refused, for tables and views alike.
     for location in [
         "file:///tmp/wh/x/t",
@@ -947,19 +964,11 @@ async fn locations_never_overlap(store: Arc<dyn CatalogStore>) {
         "file:///tmp/wh/x",
     ] {
         assert!(
-            taken(
-                store
-                    .create_tabular(wh, &at(TabularKind::Table, &u("u"), location))
-                    .await
-            ),
+            taken(place(store.as_ref(), wh, TabularKind::Table, &u("u"), location).await),
             "{location}"
         );
         assert!(
-            taken(
-                store
-                    .create_tabular(wh, &at(TabularKind::View, &u("v"), location))
-                    .await
-            ),
+            taken(place(store.as_ref(), wh, TabularKind::View, &u("v"), location).await),
             "{location}"
         );
         assert!(
@@ -976,39 +985,53 @@ async fn locations_never_overlap(store: Arc<dyn CatalogStore>) {
             .is_none()
     );
     // A sibling whose name merely starts the same is not inside.
-    store
-        .create_tabular(wh, &at(TabularKind::Table, &u("u"), "file:///tmp/wh/x/t2"))
-        .await
-        .unwrap();
+    place(
+        store.as_ref(),
+        wh,
+        TabularKind::Table,
+        &u("u"),
+        "file:///tmp/wh/x/t2",
+    )
+    .await
+    .unwrap();
     // Another warehouse's locations are its own.
-    store
-        .create_tabular(
-            other_wh,
-            &at(TabularKind::Table, &t("t"), "file:///tmp/wh/x/t"),
-        )
-        .await
-        .unwrap();
+    place(
+        store.as_ref(),
+        other_wh,
+        TabularKind::Table,
+        &t("t"),
+        "file:///tmp/wh/x/t",
+    )
+    .await
+    .unwrap();
     // Dropping frees the location, and a rename keeps it owned.
     store
         .rename_tabular(wh, TabularKind::Table, &u("u"), &t("moved"))
         .await
         .unwrap();
     assert!(taken(
-        store
-            .create_tabular(wh, &at(TabularKind::Table, &u("w"), "file:///tmp/wh/x/t2"))
-            .await
+        place(
+            store.as_ref(),
+            wh,
+            TabularKind::Table,
+            &u("w"),
+            "file:///tmp/wh/x/t2"
+        )
+        .await
     ));
     store
         .drop_tabular(wh, TabularKind::Table, &t("t"))
         .await
         .unwrap();
-    store
-        .create_tabular(
-            wh,
-            &at(TabularKind::View, &u("again"), "file:///tmp/wh/x/t"),
-        )
-        .await
-        .unwrap();
+    place(
+        store.as_ref(),
+        wh,
+        TabularKind::View,
+        &u("again"),
+        "file:///tmp/wh/x/t",
+    )
+    .await
+    .unwrap();
 }
 
 async fn namespace_locations_hold_their_own(store: Arc<dyn CatalogStore>) {
@@ -1022,43 +1045,37 @@ async fn namespace_locations_hold_their_own(store: Arc<dyn CatalogStore>) {
         .await
         .unwrap();
     // Its own tables and child namespaces may lie inside; others' may not.
-    store
-        .create_tabular(
-            wh,
-            &at(
-                TabularKind::Table,
-                &ident(&["a"], "t"),
-                "file:///tmp/wh/sales/t-1",
-            ),
-        )
-        .await
-        .unwrap();
+    place(
+        store.as_ref(),
+        wh,
+        TabularKind::Table,
+        &ident(&["a"], "t"),
+        "file:///tmp/wh/sales/t-1",
+    )
+    .await
+    .unwrap();
     store
         .create_namespace(wh, &located(&["a", "eu"], "file:///tmp/wh/sales/eu"))
         .await
         .unwrap();
-    store
-        .create_tabular(
+    place(
+        store.as_ref(),
+        wh,
+        TabularKind::View,
+        &ident(&["a", "eu"], "v"),
+        "file:///tmp/wh/sales/eu/v",
+    )
+    .await
+    .unwrap();
+    assert!(taken(
+        place(
+            store.as_ref(),
             wh,
-            &at(
-                TabularKind::View,
-                &ident(&["a", "eu"], "v"),
-                "file:///tmp/wh/sales/eu/v",
-            ),
+            TabularKind::Table,
+            &ident(&["b"], "t"),
+            "file:///tmp/wh/sales/b-t"
         )
         .await
-        .unwrap();
-    assert!(taken(
-        store
-            .create_tabular(
-                wh,
-                &at(
-                    TabularKind::Table,
-                    &ident(&["b"], "t"),
-                    "file:///tmp/wh/sales/b-t"
-                )
-            )
-            .await
     ));
     assert!(taken(
         store
@@ -1116,29 +1133,15 @@ async fn concurrent_claims_cannot_both_win(store: Arc<dyn CatalogStore>) {
     for round in 0..8 {
         let outer = format!("file:///tmp/wh/r{round}");
         let inner = format!("{outer}/inner");
-        let (s1, s2) = (store.clone(), store.clone());
-        let first = tokio::spawn(async move {
-            s1.create_tabular(
-                wh,
-                &at(
-                    TabularKind::Table,
-                    &ident(&["a"], &format!("o{round}")),
-                    &outer,
-                ),
-            )
-            .await
-        });
-        let second = tokio::spawn(async move {
-            s2.create_tabular(
-                wh,
-                &at(
-                    TabularKind::Table,
-                    &ident(&["a"], &format!("i{round}")),
-                    &inner,
-                ),
-            )
-            .await
-        });
+        let claim = |name: String, location: String| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let id = ident(&["a"], &name);
+                place(store.as_ref(), wh, TabularKind::Table, &id, &location).await
+            })
+        };
+        let first = claim(format!("o{round}"), outer);
+        let second = claim(format!("i{round}"), inner);
         let (first, second) = (first.await.unwrap(), second.await.unwrap());
         assert!(
             first.is_ok() != second.is_ok(),

@@ -170,17 +170,21 @@ for statement in json.loads(sys.stdin.read()):
 """
 
 
-def run_spark_sql(floe_server, statements: list[str], warehouse: str = "demo") -> list[dict]:
-    """Runs SQL statements in one Spark session against Floe's REST catalog `rest`; each result
-    is {"sql", "rows"} or {"sql", "error"}."""
+def run_sql(command: list[str], statements: list[str], timeout: int) -> list[dict]:
+    """Runs an engine script that reads a JSON list of statements on stdin and prints one
+    `RESULT {"sql", "rows"}` or `RESULT {"sql", "error"}` line per statement."""
     import json
-    d = spark_dir()
-    out = subprocess.run([str(d / "venv" / "bin" / "python"), "-c", SPARK_SQL_SCRIPT, floe_server.uri, ROOT_ID,
-                          ROOT_SECRET, str(d / "jars"), warehouse],
-                         input=json.dumps(statements), capture_output=True, text=True, timeout=300)
+    out = subprocess.run(command, input=json.dumps(statements), capture_output=True, text=True, timeout=timeout)
     results = [json.loads(l.removeprefix("RESULT ")) for l in out.stdout.splitlines() if l.startswith("RESULT ")]
     assert out.returncode == 0 and len(results) == len(statements), out.stdout[-2000:] + out.stderr[-4000:]
     return results
+
+
+def run_spark_sql(floe_server, statements: list[str], warehouse: str = "demo") -> list[dict]:
+    """Runs SQL statements in one Spark session against Floe's REST catalog `rest`."""
+    d = spark_dir()
+    return run_sql([str(d / "venv" / "bin" / "python"), "-c", SPARK_SQL_SCRIPT, floe_server.uri, ROOT_ID, ROOT_SECRET,
+                    str(d / "jars"), warehouse], statements, timeout=300)
 
 
 DUCKDB_SQL_SCRIPT = r"""
@@ -203,14 +207,8 @@ for statement in json.loads(sys.stdin.read()):
 
 def run_duckdb_sql(floe_server, statements: list[str], warehouse: str = "demo") -> list[dict]:
     """Runs SQL statements in one DuckDB connection with Floe attached as `floe`, in a subprocess
-    with a timeout (DuckDB can hang instead of failing); each result is {"sql", "rows"} or
-    {"sql", "error"}."""
-    import json
+    with a timeout (DuckDB can hang instead of failing)."""
     import sys
     with tempfile.TemporaryDirectory() as ext_dir:
-        out = subprocess.run([sys.executable, "-c", DUCKDB_SQL_SCRIPT, floe_server.uri, ext_dir, ROOT_ID, ROOT_SECRET,
-                              warehouse], input=json.dumps(statements), capture_output=True, text=True, timeout=180)
-    results = [json.loads(l.removeprefix("RESULT ")) for l in out.stdout.splitlines() if l.startswith("RESULT ")]
-    assert out.returncode == 0 and len(results) == len(statements), out.stdout[-2000:] + out.stderr[-3000:]
-    return results
-
+        return run_sql([sys.executable, "-c", DUCKDB_SQL_SCRIPT, floe_server.uri, ext_dir, ROOT_ID, ROOT_SECRET,
+                        warehouse], statements, timeout=180)

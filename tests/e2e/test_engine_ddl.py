@@ -13,6 +13,17 @@ def rows(result: dict) -> list:
     return result["rows"]
 
 
+def assert_tables_read_back(cat, namespace: str, expected: dict):
+    """PyIceberg loads each table at its format version, without `format-version` among its
+    properties, and reads the rows `expected[name]` gives (column -> values, in order)."""
+    for name, (version, data) in expected.items():
+        table = cat.load_table((namespace, name))
+        assert table.metadata.format_version == version, name
+        assert "format-version" not in table.properties, name
+        got = table.scan().to_arrow().sort_by(list(data)[0]).to_pydict()
+        assert {k: got[k] for k in data} == data, name
+
+
 def test_duckdb_creates_tables_with_and_without_format_version(floe):
     results = run_duckdb_sql(floe, [
         "CREATE SCHEMA floe.duck",
@@ -34,14 +45,9 @@ def test_duckdb_creates_tables_with_and_without_format_version(floe):
     assert rows(results[11]) == [[2]]
 
     cat = floe.catalog()
-    expected = {"plain": (2, {"id": [1, 2], "name": ["a", "b"]}), "ctas": (2, {"x": [42]}),
-                "v2": (2, {"id": [5, 7]}), "v3": (3, {"id": [9]}), "v1": (1, {"id": []})}
-    for name, (version, data) in expected.items():
-        table = cat.load_table(("duck", name))
-        assert table.metadata.format_version == version, name
-        assert "format-version" not in table.properties, name
-        got = table.scan().to_arrow().sort_by(list(data)[0]).to_pydict()
-        assert {k: got[k] for k in data} == data, name
+    assert_tables_read_back(cat, "duck", {
+        "plain": (2, {"id": [1, 2], "name": ["a", "b"]}), "ctas": (2, {"x": [42]}),
+        "v2": (2, {"id": [5, 7]}), "v3": (3, {"id": [9]}), "v1": (1, {"id": []})})
     assert ("duck", "v7") not in cat.list_tables("duck")
 
 
@@ -68,14 +74,9 @@ def test_spark_creates_replaces_and_upgrades_tables_by_format_version(floe):
     assert rows(results[13]) == [[8, "z"]]
 
     cat = floe.catalog()
-    expected = {"v1": (1, {"id": [1]}), "v2": (3, {"id": [2]}), "v3": (3, {"id": [3]}), "plain": (2, {"id": []}),
-                "ctas": (2, {"y": [8], "z": ["z"]}), "rtas": (3, {"y": [9]})}
-    for name, (version, data) in expected.items():
-        table = cat.load_table(("spark", name))
-        assert table.metadata.format_version == version, name
-        assert "format-version" not in table.properties, name
-        got = table.scan().to_arrow().to_pydict()
-        assert {k: got[k] for k in data} == data, name
+    assert_tables_read_back(cat, "spark", {
+        "v1": (1, {"id": [1]}), "v2": (3, {"id": [2]}), "v3": (3, {"id": [3]}), "plain": (2, {"id": []}),
+        "ctas": (2, {"y": [8], "z": ["z"]}), "rtas": (3, {"y": [9]})})
     assert len(cat.load_table(("spark", "ctas")).metadata.snapshots) == 2, "CTAS, then the replacement"
 
 
