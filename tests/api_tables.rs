@@ -631,3 +631,91 @@ async fn trinos_create_schema_with_location_create_table_and_drop_are_answered()
     let table_dir = location.strip_prefix("file://").unwrap();
     assert!(!std::path::Path::new(table_dir).join("metadata").exists());
 }
+
+/// Issue: a principal with create rights in one namespace placed a table at (or inside) another
+/// table's location, then purged its own table to delete the victim's files, or registered the
+/// victim's metadata under its own namespace to read it without a grant.
+#[tokio::test]
+async fn an_attacker_cannot_create_or_register_a_table_on_another_tables_location() {
+    let app = spawn_app().await;
+    app.create_namespace(&["victim"]).await;
+    app.create_namespace(&["attacker"]).await;
+    let victim = app.create_table("victim", "t").await;
+    let victim_location = victim["metadata"]["location"].as_str().unwrap().to_owned();
+    let victim_metadata = victim["metadata-location"].as_str().unwrap().to_owned();
+    for location in [
+        victim_location.clone(),
+        format!("{victim_location}/data"),
+        format!("{victim_location}/metadata/../data"),
+    ] {
+        let mut req = table_request("mine");
+        req["location"] = json!(location);
+        let r = app.post("/namespaces/attacker/tables", req.clone()).await;
+        assert_eq!(r.status(), 400, "create at {location}");
+        // A staged create answers without claiming anything, and its commit is refused.
+        req["stage-create"] = json!(true);
+        let r = app.post("/namespaces/attacker/tables", req).await;
+        if r.status() == 200 {
+            let staged: Value = r.json().await.unwrap();
+            let mut commit = json!({"requirements": [{"type": "assert-create"}], "updates": [
+                {"action": "assign-uuid", "uuid": staged["metadata"]["table-uuid"]},
+                {"action": "add-schema", "schema": staged["metadata"]["schemas"][0]},
+                {"action": "set-location", "location": location}]});
+            commit["identifier"] = json!({"namespace": ["attacker"], "name": "mine"});
+            let r = app.post("/namespaces/attacker/tables/mine", commit).await;
+            let message = assert_error(r, 400, "BadRequestException").await;
+            assert!(message.contains("overlaps the location"), "{message}");
+        }
+    }
+    // A table around the victim's location, too.
+    let around = victim_location.rsplit_once('/').unwrap().0.to_owned();
+    let mut req = table_request("around");
+    req["location"] = json!(around);
+    assert_error(
+        app.post("/namespaces/attacker/tables", req).await,
+        400,
+        "BadRequestException",
+    )
+    .await;
+    // Registering the victim's metadata under another name is refused: its location is owned.
+    let r = app
+        .post(
+            "/namespaces/attacker/register",
+            json!({"name": "stolen", "metadata-location": victim_metadata}),
+        )
+        .await;
+    let message = assert_error(r, 400, "BadRequestException").await;
+    assert!(message.contains("overlaps the location"), "{message}");
+    let r = app.get("/namespaces/attacker/tables").await;
+    let listed: Value = r.json().await.unwrap();
+    assert_eq!(listed["identifiers"], json!([]));
+    // The victim is intact.
+    assert_eq!(
+        app.load_table("victim", "t").await["metadata-location"],
+        victim_metadata.as_str()
+    );
+}
+
+/// Issue: `register` with `overwrite` pointed the attacker's own table at the victim's metadata
+/// file, so load-table answered the victim's metadata and credentials for the victim's files.
+#[tokio::test]
+async fn an_attacker_cannot_overwrite_its_table_with_another_tables_metadata() {
+    let app = spawn_app().await;
+    app.create_namespace(&["victim"]).await;
+    app.create_namespace(&["attacker"]).await;
+    let victim = app.create_table("victim", "t").await;
+    let victim_metadata = victim["metadata-location"].as_str().unwrap().to_owned();
+    let mine = app.create_table("attacker", "mine").await;
+    let r = app
+        .post(
+            "/namespaces/attacker/register",
+            json!({"name": "mine", "metadata-location": victim_metadata, "overwrite": true}),
+        )
+        .await;
+    let message = assert_error(r, 400, "BadRequestException").await;
+    assert!(message.contains("must keep table"), "{message}");
+    assert_eq!(
+        app.load_table("attacker", "mine").await["metadata-location"],
+        mine["metadata-location"]
+    );
+}

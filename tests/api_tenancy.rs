@@ -668,3 +668,83 @@ async fn management_routes_refuse_bad_tokens() {
         assert_eq!(r.status(), 401);
     }
 }
+
+impl Session<'_> {
+    async fn send_with_key(&self, path: &str, body: Value, key: &str) -> reqwest::Response {
+        self.app
+            .client
+            .post(format!("{}{path}", self.app.base))
+            .bearer_auth(&self.token)
+            .header("Idempotency-Key", key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// Issue: a principal of the same tenant with no grants replayed a tenant admin's create-table
+/// with the same `Idempotency-Key` and got the full answer; and two requests with one key both ran.
+#[tokio::test]
+async fn an_idempotency_replay_is_authorized_and_a_key_runs_once() {
+    let app = spawn_app().await;
+    let root = Session {
+        app: &app,
+        token: app.token.clone(),
+    };
+    let t = tenant(&root, "gamma").await;
+    let admin = Session::login(&app, &t.admin.0, &t.admin.1).await;
+    let member = Session::login(&app, &t.member.0, &t.member.1).await;
+    let tables = format!("/v1/{}/namespaces/ns/tables", t.warehouse);
+    admin
+        .ok(
+            Method::POST,
+            &format!("/v1/{}/namespaces", t.warehouse),
+            Some(json!({"namespace": ["ns"]})),
+        )
+        .await;
+    let key = "0b8f3f6e-4f2a-4c1e-9d3b-7a6c5e4d3c2b";
+    let r = admin.send_with_key(&tables, table_request("t"), key).await;
+    assert_eq!(r.status(), 200);
+    let first: Value = r.json().await.unwrap();
+    // The same key from a principal without grants is authorized like any request: 403.
+    let r = member.send_with_key(&tables, table_request("t"), key).await;
+    let body = r.text().await.unwrap();
+    assert!(body.contains("ForbiddenException"), "{body}");
+    assert!(
+        !body.contains(first["metadata-location"].as_str().unwrap()),
+        "{body}"
+    );
+    // The admin's own replay answers the first answer.
+    let r = admin.send_with_key(&tables, table_request("t"), key).await;
+    assert_eq!(r.status(), 200);
+    let replay: Value = r.json().await.unwrap();
+    assert_eq!(replay["metadata-location"], first["metadata-location"]);
+
+    // Eight concurrent creates with one fresh key: one runs, the others wait their turn (409)
+    // or replay it; the table is created once.
+    let key = "5e2d6c1a-8b7f-4e3d-a2c1-0f9e8d7c6b5a";
+    let sends = (0..8).map(|_| admin.send_with_key(&tables, table_request("once"), key));
+    let statuses: Vec<u16> = futures::future::join_all(sends)
+        .await
+        .into_iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    assert!(
+        statuses.iter().all(|s| [200, 409].contains(s)),
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&200), "{statuses:?}");
+    let r = admin
+        .send_with_key(&tables, table_request("once"), key)
+        .await;
+    assert_eq!(r.status(), 200, "the finished answer is replayed");
+    let listed = admin.ok(Method::GET, &tables, None).await;
+    let names: Vec<&str> = listed["identifiers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["once", "t"]);
+}

@@ -186,69 +186,75 @@ impl From<ApiError> for Reply {
     }
 }
 
-/// Runs a mutation once per `Idempotency-Key`: a repeated key replays the first final answer
-/// (2xx or 4xx) within the advertised lifetime; 5xx answers are not kept.
+/// Runs a mutation once per `Idempotency-Key`. Call it after the request is authorized: a replay
+/// is authorized exactly like a first run. A key belongs to the principal that sent it (another
+/// principal's same key is another key), and it is reserved in the store before `work` runs, so
+/// of two requests with one key only one runs; the other gets 409 while the first is running, and
+/// the first final answer (2xx or 4xx) afterwards, within the advertised lifetime. A 5xx releases
+/// the key, so the client may retry.
 pub async fn idempotent(
     state: &AppState,
     caller: &Caller,
     req: &HttpRequest,
-    run: impl Future<Output = ApiResult<Reply>>,
-) -> HttpResponse {
+    work: impl Future<Output = ApiResult<Reply>>,
+) -> ApiResult<Reply> {
     let Some(key) = req.headers().get("Idempotency-Key") else {
-        return run.await.unwrap_or_else(Reply::from).respond();
+        return work.await;
     };
-    let key = match key
+    let key = key
         .to_str()
         .ok()
         .and_then(|k| uuid::Uuid::parse_str(k).ok())
-    {
-        Some(k) => k,
-        None => {
-            return Reply::from(ApiError::bad_request("Idempotency-Key must be a UUID")).respond();
-        }
-    };
+        .ok_or_else(|| ApiError::bad_request("Idempotency-Key must be a UUID"))?;
     let store = state.catalog.store();
-    let store_key = format!("{}/{}", caller.tenant_id, key);
+    let store_key = format!("{}/{}/{}", caller.tenant_id, caller.principal_id, key);
     let operation = format!("{} {}", req.method(), req.path());
-    match store.get_idempotency(&store_key).await {
-        Ok(Some(rec)) if rec.expires_at_ms > now_ms() => {
-            if rec.operation != operation {
-                let e = CatalogError::new(
-                    ErrorType::Unprocessable,
-                    "this Idempotency-Key was used for another operation",
-                );
-                return Reply::from(ApiError(e)).respond();
+    let now = now_ms();
+    let pending = IdempotencyRecord {
+        operation: operation.clone(),
+        status: 0,
+        body: String::new(),
+        expires_at_ms: now + state.idempotency_lifetime_secs as i64 * 1000,
+        pending: true,
+    };
+    match store.reserve_idempotency(&store_key, &pending, now).await? {
+        Some(rec) if rec.operation != operation => Err(ApiError(CatalogError::new(
+            ErrorType::Unprocessable,
+            "this Idempotency-Key was used for another operation",
+        ))),
+        Some(rec) if rec.pending => Err(ApiError(CatalogError::new(
+            ErrorType::Conflict,
+            "a request with this Idempotency-Key is still running; retry it shortly",
+        ))),
+        Some(rec) => Ok(Reply {
+            status: StatusCode::from_u16(rec.status).unwrap_or(StatusCode::OK),
+            body: (!rec.body.is_empty()).then(|| Bytes::from(rec.body)),
+            replay_body: None,
+        }),
+        None => {
+            let reply = work.await.unwrap_or_else(Reply::from);
+            let kept = if reply.status.is_server_error() {
+                store.delete_idempotency(&store_key).await
+            } else {
+                let record = IdempotencyRecord {
+                    status: reply.status.as_u16(),
+                    body: reply
+                        .replay_body
+                        .as_ref()
+                        .or(reply.body.as_ref())
+                        .map(|b| String::from_utf8_lossy(b).into_owned())
+                        .unwrap_or_default(),
+                    pending: false,
+                    ..pending
+                };
+                store.put_idempotency(&store_key, &record).await
+            };
+            if let Err(e) = kept {
+                tracing::warn!(error = %e, "could not record or release an idempotency key");
             }
-            let status = StatusCode::from_u16(rec.status).unwrap_or(StatusCode::OK);
-            let body = (!rec.body.is_empty()).then(|| Bytes::from(rec.body));
-            return Reply {
-                status,
-                body,
-                replay_body: None,
-            }
-            .respond();
-        }
-        Ok(_) => {}
-        Err(e) => return Reply::from(ApiError::from(e)).respond(),
-    }
-    let reply = run.await.unwrap_or_else(Reply::from);
-    if !reply.status.is_server_error() {
-        let record = IdempotencyRecord {
-            operation,
-            status: reply.status.as_u16(),
-            body: reply
-                .replay_body
-                .as_ref()
-                .or(reply.body.as_ref())
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .unwrap_or_default(),
-            expires_at_ms: now_ms() + state.idempotency_lifetime_secs as i64 * 1000,
-        };
-        if let Err(e) = store.put_idempotency(&store_key, &record).await {
-            tracing::warn!(error = %e, "could not record an idempotency key");
+            Ok(reply)
         }
     }
-    reply.respond()
 }
 
 /// `{"metadata-location": .., "metadata": <JSON as cached>, "config": {..},

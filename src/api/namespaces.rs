@@ -118,16 +118,19 @@ async fn create_namespace(
             .authz
             .require(&auth.0, &container, Privilege::NamespaceCreate)
             .await?;
-        let created = state
-            .catalog
-            .create_namespace(&wh, ident, body.properties)
-            .await?;
-        Ok(Reply::json(&CreateNamespaceResponse {
-            namespace: created.ident.into(),
-            properties: created.properties,
-        }))
+        idempotent(&state, &auth.0, &req, async {
+            let created = state
+                .catalog
+                .create_namespace(&wh, ident, body.properties)
+                .await?;
+            Ok(Reply::json(&CreateNamespaceResponse {
+                namespace: created.ident.into(),
+                properties: created.properties,
+            }))
+        })
+        .await
     };
-    idempotent(&state, &auth.0, &req, run).await
+    run.await.unwrap_or_else(Reply::from).respond()
 }
 
 /// Load a namespace's properties.
@@ -219,10 +222,13 @@ async fn drop_namespace(
                 Privilege::NamespaceDrop,
             )
             .await?;
-        state.catalog.drop_namespace(&wh, &ident).await?;
-        Ok(Reply::no_content())
+        idempotent(&state, &auth.0, &req, async {
+            state.catalog.drop_namespace(&wh, &ident).await?;
+            Ok(Reply::no_content())
+        })
+        .await
     };
-    idempotent(&state, &auth.0, &req, run).await
+    run.await.unwrap_or_else(Reply::from).respond()
 }
 
 /// Set and remove namespace properties.
@@ -254,16 +260,19 @@ async fn update_properties(
                 Privilege::NamespaceWrite,
             )
             .await?;
-        let body = body.into_inner();
-        let changed = state
-            .catalog
-            .update_namespace_properties(&wh, &ident, body.updates, body.removals)
-            .await?;
-        Ok(Reply::json(&UpdateNamespacePropertiesResponse {
-            updated: changed.updated,
-            removed: changed.removed,
-            missing: Some(changed.missing),
-        }))
+        idempotent(&state, &auth.0, &req, async {
+            let body = body.into_inner();
+            let changed = state
+                .catalog
+                .update_namespace_properties(&wh, &ident, body.updates, body.removals)
+                .await?;
+            Ok(Reply::json(&UpdateNamespacePropertiesResponse {
+                updated: changed.updated,
+                removed: changed.removed,
+                missing: Some(changed.missing),
+            }))
+        })
+        .await
     };
-    idempotent(&state, &auth.0, &req, run).await
+    run.await.unwrap_or_else(Reply::from).respond()
 }

@@ -192,24 +192,27 @@ async fn create_table(
                 Privilege::TableCreate,
             )
             .await?;
-        let body = body.into_inner();
-        let request = CreateTable {
-            name: ObjectName::new(body.name)?,
-            location: body.location,
-            schema: body.schema,
-            partition_spec: body.partition_spec,
-            write_order: body.write_order,
-            stage_create: body.stage_create,
-            properties: body.properties,
-        };
-        let name = request.name.clone();
-        let loaded = state.catalog.create_table(&wh, &ns, request).await?;
-        // The location was checked to lie inside the warehouse before anything was written.
-        let ident = TableIdent::new(ns, name);
-        let access = storage_access(&state, &auth.0, &req, &wh, &ident, &loaded).await?;
-        Ok(table_reply(&loaded, &wh, &access))
+        idempotent(&state, &auth.0, &req, async {
+            let body = body.into_inner();
+            let request = CreateTable {
+                name: ObjectName::new(body.name)?,
+                location: body.location,
+                schema: body.schema,
+                partition_spec: body.partition_spec,
+                write_order: body.write_order,
+                stage_create: body.stage_create,
+                properties: body.properties,
+            };
+            let name = request.name.clone();
+            let loaded = state.catalog.create_table(&wh, &ns, request).await?;
+            // The location was checked to lie inside the warehouse before anything was written.
+            let ident = TableIdent::new(ns, name);
+            let access = storage_access(&state, &auth.0, &req, &wh, &ident, &loaded).await?;
+            Ok(table_reply(&loaded, &wh, &access))
+        })
+        .await
     };
-    idempotent(&state, &auth.0, &req, run).await
+    run.await.unwrap_or_else(Reply::from).respond()
 }
 
 /// Load a table's metadata; `If-None-Match` with the last ETag answers 304 when unchanged.
@@ -363,10 +366,13 @@ async fn update_table(
                 .require(&auth.0, &target, Privilege::TableWriteData)
                 .await?;
         }
-        let loaded = state.catalog.commit_table(&wh, change).await?;
-        Ok(Reply::json_bytes(commit_body(&loaded)))
+        idempotent(&state, &auth.0, &req, async {
+            let loaded = state.catalog.commit_table(&wh, change).await?;
+            Ok(Reply::json_bytes(commit_body(&loaded)))
+        })
+        .await
     };
-    idempotent(&state, &auth.0, &req, run).await
+    run.await.unwrap_or_else(Reply::from).respond()
 }
 
 /// Drop a table; `purgeRequested=true` deletes its files too.
@@ -389,13 +395,16 @@ async fn drop_table(
         let (prefix, ns, table) = path.into_inner();
         let (wh, ident) =
             table_route(&state, &auth.0, &prefix, &ns, &table, Privilege::TableDrop).await?;
-        state
-            .catalog
-            .drop_table(&wh, &ident, query.purge()?)
-            .await?;
-        Ok(Reply::no_content())
+        idempotent(&state, &auth.0, &req, async {
+            state
+                .catalog
+                .drop_table(&wh, &ident, query.purge()?)
+                .await?;
+            Ok(Reply::no_content())
+        })
+        .await
     };
-    idempotent(&state, &auth.0, &req, run).await
+    run.await.unwrap_or_else(Reply::from).respond()
 }
 
 /// Register an existing metadata file (inside the warehouse) as a table.
@@ -425,14 +434,17 @@ async fn register_table(
             .authz
             .require(&auth.0, &target, Privilege::TableCreate)
             .await?;
-        let loaded = state
-            .catalog
-            .register_table(&wh, ident.clone(), &body.metadata_location, body.overwrite)
-            .await?;
-        let access = storage_access(&state, &auth.0, &req, &wh, &ident, &loaded).await?;
-        Ok(table_reply(&loaded, &wh, &access))
+        idempotent(&state, &auth.0, &req, async {
+            let loaded = state
+                .catalog
+                .register_table(&wh, ident.clone(), &body.metadata_location, body.overwrite)
+                .await?;
+            let access = storage_access(&state, &auth.0, &req, &wh, &ident, &loaded).await?;
+            Ok(table_reply(&loaded, &wh, &access))
+        })
+        .await
     };
-    idempotent(&state, &auth.0, &req, run).await
+    run.await.unwrap_or_else(Reply::from).respond()
 }
 
 /// Accept a scan or commit report (logged).
@@ -498,10 +510,13 @@ async fn rename_table(
             .authz
             .require(&auth.0, &target, Privilege::TableCreate)
             .await?;
-        state.catalog.rename_table(&wh, &from, &to).await?;
-        Ok(Reply::no_content())
+        idempotent(&state, &auth.0, &req, async {
+            state.catalog.rename_table(&wh, &from, &to).await?;
+            Ok(Reply::no_content())
+        })
+        .await
     };
-    idempotent(&state, &auth.0, &req, run).await
+    run.await.unwrap_or_else(Reply::from).respond()
 }
 
 /// Commit changes to several tables atomically: all or none.
@@ -536,8 +551,11 @@ async fn commit_transaction(
                 .await?;
             changes.push(table_change(ident, change)?);
         }
-        state.catalog.commit_transaction(&wh, changes).await?;
-        Ok(Reply::no_content())
+        idempotent(&state, &auth.0, &req, async {
+            state.catalog.commit_transaction(&wh, changes).await?;
+            Ok(Reply::no_content())
+        })
+        .await
     };
-    idempotent(&state, &auth.0, &req, run).await
+    run.await.unwrap_or_else(Reply::from).respond()
 }

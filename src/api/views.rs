@@ -101,18 +101,21 @@ async fn create_view(
                 Privilege::ViewCreate,
             )
             .await?;
-        let body = body.into_inner();
-        let request = CreateView {
-            name: ObjectName::new(body.name)?,
-            location: body.location,
-            schema: body.schema,
-            view_version: body.view_version,
-            properties: body.properties,
-        };
-        let loaded = state.catalog.create_view(&wh, &ns, request).await?;
-        Ok(Reply::json_bytes(view_body(&loaded)))
+        idempotent(&state, &auth.0, &req, async {
+            let body = body.into_inner();
+            let request = CreateView {
+                name: ObjectName::new(body.name)?,
+                location: body.location,
+                schema: body.schema,
+                view_version: body.view_version,
+                properties: body.properties,
+            };
+            let loaded = state.catalog.create_view(&wh, &ns, request).await?;
+            Ok(Reply::json_bytes(view_body(&loaded)))
+        })
+        .await
     };
-    idempotent(&state, &auth.0, &req, run).await
+    run.await.unwrap_or_else(Reply::from).respond()
 }
 
 /// Load a view.
@@ -203,21 +206,24 @@ async fn replace_view(
                 Privilege::ViewWrite,
             )
             .await?;
-        let body = body.into_inner();
-        if let Some(id) = &body.identifier
-            && identifier(id)? != ident
-        {
-            return Err(ApiError::bad_request(
-                "the body's identifier does not match the view in the path",
-            ));
-        }
-        let loaded = state
-            .catalog
-            .replace_view(&wh, &ident, body.requirements, body.updates)
-            .await?;
-        Ok(Reply::json_bytes(view_body(&loaded)))
+        idempotent(&state, &auth.0, &req, async {
+            let body = body.into_inner();
+            if let Some(id) = &body.identifier
+                && identifier(id)? != ident
+            {
+                return Err(ApiError::bad_request(
+                    "the body's identifier does not match the view in the path",
+                ));
+            }
+            let loaded = state
+                .catalog
+                .replace_view(&wh, &ident, body.requirements, body.updates)
+                .await?;
+            Ok(Reply::json_bytes(view_body(&loaded)))
+        })
+        .await
     };
-    idempotent(&state, &auth.0, &req, run).await
+    run.await.unwrap_or_else(Reply::from).respond()
 }
 
 /// Drop a view.
@@ -243,10 +249,13 @@ async fn drop_view(
             .authz
             .require(&auth.0, &on_view(wh.record.id, &ident), Privilege::ViewDrop)
             .await?;
-        state.catalog.drop_view(&wh, &ident).await?;
-        Ok(Reply::no_content())
+        idempotent(&state, &auth.0, &req, async {
+            state.catalog.drop_view(&wh, &ident).await?;
+            Ok(Reply::no_content())
+        })
+        .await
     };
-    idempotent(&state, &auth.0, &req, run).await
+    run.await.unwrap_or_else(Reply::from).respond()
 }
 
 /// Rename a view.
@@ -278,10 +287,13 @@ async fn rename_view(
             .authz
             .require(&auth.0, &target, Privilege::ViewCreate)
             .await?;
-        state.catalog.rename_view(&wh, &from, &to).await?;
-        Ok(Reply::no_content())
+        idempotent(&state, &auth.0, &req, async {
+            state.catalog.rename_view(&wh, &from, &to).await?;
+            Ok(Reply::no_content())
+        })
+        .await
     };
-    idempotent(&state, &auth.0, &req, run).await
+    run.await.unwrap_or_else(Reply::from).respond()
 }
 
 /// Register an existing view metadata file as a view.
@@ -311,11 +323,14 @@ async fn register_view(
             .authz
             .require(&auth.0, &target, Privilege::ViewCreate)
             .await?;
-        let loaded = state
-            .catalog
-            .register_view(&wh, ident, &body.metadata_location)
-            .await?;
-        Ok(Reply::json_bytes(view_body(&loaded)))
+        idempotent(&state, &auth.0, &req, async {
+            let loaded = state
+                .catalog
+                .register_view(&wh, ident, &body.metadata_location)
+                .await?;
+            Ok(Reply::json_bytes(view_body(&loaded)))
+        })
+        .await
     };
-    idempotent(&state, &auth.0, &req, run).await
+    run.await.unwrap_or_else(Reply::from).respond()
 }

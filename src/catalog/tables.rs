@@ -436,6 +436,15 @@ impl Catalog {
         let location = checked_location(wh, table.metadata.location())?;
         match self.store.get_tabular(wh.record.id, &ident).await? {
             Some(existing) if overwrite && existing.kind == TabularKind::Table => {
+                // The location is what the table owns (and what readers get credentials for):
+                // overwriting may point it at another metadata file, never at another location.
+                if location != existing.location {
+                    return Err(CatalogError::bad_request(format!(
+                        "register with overwrite must keep table {ident}'s location {}; the \
+                         metadata file names {location}",
+                        existing.location
+                    )));
+                }
                 let swap = [MetadataSwap {
                     ident: ident.clone(),
                     expected: existing.metadata_location,

@@ -104,5 +104,7 @@ fn list_audit(tenant: Uuid, limit: usize) -> StoreResult<Vec<AuditEvent>>;
 fn purge_audit(before_ms: i64) -> StoreResult<u64>;
 fn put_idempotency(key: &str, record: &IdempotencyRecord) -> StoreResult<()>;
 fn get_idempotency(key: &str) -> StoreResult<Option<IdempotencyRecord>>;
+fn reserve_idempotency(key: &str, pending: &IdempotencyRecord, now_ms: i64) -> StoreResult<Option<IdempotencyRecord>>;
+fn delete_idempotency(key: &str) -> StoreResult<()>;
 fn purge_idempotency(now_ms: i64) -> StoreResult<u64>;
 fn ping() -> StoreResult<()>;}

@@ -452,6 +452,9 @@ pub struct IdempotencyRecord {
     pub status: u16,
     pub body: String,
     pub expires_at_ms: i64,
+    /// Reserved by a request still running: no answer yet.
+    #[serde(default)]
+    pub pending: bool,
 }
 
 /// What went wrong in the store, in terms the catalog can act on.
@@ -628,6 +631,16 @@ pub trait CatalogStore: Send + Sync + 'static {
 
     async fn put_idempotency(&self, key: &str, record: &IdempotencyRecord) -> StoreResult<()>;
     async fn get_idempotency(&self, key: &str) -> StoreResult<Option<IdempotencyRecord>>;
+    /// Reserves `key` with `pending` unless a record that has not expired at `now_ms` holds it,
+    /// which is returned instead. Atomic: of two concurrent reservations of one key, one wins.
+    async fn reserve_idempotency(
+        &self,
+        key: &str,
+        pending: &IdempotencyRecord,
+        now_ms: i64,
+    ) -> StoreResult<Option<IdempotencyRecord>>;
+    /// Forgets a key (a reservation whose work failed with a server error).
+    async fn delete_idempotency(&self, key: &str) -> StoreResult<()>;
     /// Deletes records that expired before `now_ms`; returns how many.
     async fn purge_idempotency(&self, now_ms: i64) -> StoreResult<u64>;
 

@@ -82,11 +82,13 @@ async fn check_claim(
     .map_err(backend)?;
     for row in rows {
         let owner: Uuid = row.try_get("owner").map_err(backend)?;
-        if owner == claim.owner {
+        let kind: String = row.try_get("kind").map_err(backend)?;
+        // A namespace moving its location still has its old one in its row. Tables are never
+        // skipped: a registered copy of a table's metadata carries that table's id.
+        if kind == "namespace" && claim.kind == OwnerKind::Namespace && owner == claim.owner {
             continue;
         }
         let location: String = row.try_get("location").map_err(backend)?;
-        let kind: String = row.try_get("kind").map_err(backend)?;
         let levels: Vec<String> = row.try_get("levels").map_err(backend)?;
         let other = LocationClaim {
             kind: match kind.as_str() {
@@ -1349,6 +1351,46 @@ impl CatalogStore for PgStore {
     async fn get_idempotency(&self, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
         self.fetch_record(sqlx::query("SELECT record FROM idempotency WHERE key = $1").bind(key))
             .await
+    }
+
+    async fn reserve_idempotency(
+        &self,
+        key: &str,
+        pending: &IdempotencyRecord,
+        now_ms: i64,
+    ) -> StoreResult<Option<IdempotencyRecord>> {
+        loop {
+            let reserved = sqlx::query(
+                "INSERT INTO idempotency (key, expires_at_ms, record) VALUES ($1, $2, $3) \
+                 ON CONFLICT (key) DO UPDATE SET expires_at_ms = EXCLUDED.expires_at_ms, \
+                 record = EXCLUDED.record WHERE idempotency.expires_at_ms <= $4",
+            )
+            .bind(key)
+            .bind(pending.expires_at_ms)
+            .bind(json(pending))
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+            if reserved.rows_affected() == 1 {
+                return Ok(None);
+            }
+            // A live record holds the key; it may have expired or gone since: then try again.
+            if let Some(existing) = self.get_idempotency(key).await?
+                && existing.expires_at_ms > now_ms
+            {
+                return Ok(Some(existing));
+            }
+        }
+    }
+
+    async fn delete_idempotency(&self, key: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM idempotency WHERE key = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(backend)
     }
 
     async fn purge_idempotency(&self, now: i64) -> StoreResult<u64> {

@@ -162,9 +162,9 @@ fn bump_below(below: &TransactionalTree, key: &[u8], delta: i64) -> TxResult<()>
     Ok(())
 }
 
-/// Claims a location inside a transaction, or aborts with `LocationTaken` when another owner has
-/// it, has one inside it, or encloses it without being its namespace (the rules of
-/// [`super::locations`]). Claiming a location the same owner holds is a no-op.
+/// Claims a location inside a transaction, or aborts with `LocationTaken` when another claim has
+/// it (whoever owns it: a registered copy of a table's metadata carries that table's id), has one
+/// inside it, or encloses it without being its namespace (the rules of [`super::locations`]).
 fn claim_location(
     claims: &TransactionalTree,
     below: &TransactionalTree,
@@ -172,13 +172,8 @@ fn claim_location(
     claim: &LocationClaim,
 ) -> TxResult<()> {
     let key = location_key(warehouse, &claim.location);
-    if let Some(bytes) = claims.get(&key)? {
-        let existing: LocationClaim = tx_decode(&bytes)?;
-        return if existing.owner == claim.owner {
-            Ok(())
-        } else {
-            abort(refusal(&claim.location))
-        };
+    if claims.get(&key)?.is_some() {
+        return abort(refusal(&claim.location));
     }
     if below.get(&key)?.is_some() {
         return abort(refusal(&claim.location));
@@ -1204,6 +1199,37 @@ impl CatalogStore for SledStore {
 
     async fn get_idempotency(&self, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
         Self::get_json(&self.idempotency, key.as_bytes())
+    }
+
+    async fn reserve_idempotency(
+        &self,
+        key: &str,
+        pending: &IdempotencyRecord,
+        now_ms: i64,
+    ) -> StoreResult<Option<IdempotencyRecord>> {
+        let value = encode(pending)?;
+        loop {
+            let current = self.idempotency.get(key.as_bytes()).map_err(backend)?;
+            if let Some(bytes) = &current {
+                let existing: IdempotencyRecord = decode(bytes)?;
+                if existing.expires_at_ms > now_ms {
+                    return Ok(Some(existing));
+                }
+            }
+            let swapped = self
+                .idempotency
+                .compare_and_swap(key.as_bytes(), current, Some(value.as_slice()))
+                .map_err(backend)?;
+            if swapped.is_ok() {
+                self.durable().await?;
+                return Ok(None);
+            }
+        }
+    }
+
+    async fn delete_idempotency(&self, key: &str) -> StoreResult<()> {
+        self.idempotency.remove(key.as_bytes()).map_err(backend)?;
+        self.durable().await
     }
 
     async fn purge_idempotency(&self, now: i64) -> StoreResult<u64> {

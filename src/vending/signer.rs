@@ -94,10 +94,61 @@ pub fn presign(
     Ok(signed.0)
 }
 
-/// Whether a client header is signed: the host, the body's type and checksum, and `x-amz-*`.
-/// Headers that change between attempts (`amz-sdk-request`, `user-agent`) are left unsigned.
+/// The `x-amz-*` headers the signer signs (lower case; a trailing `*` is a prefix): checksums,
+/// the object's own metadata, storage class and encryption. They describe the object the key
+/// names. Any other `x-amz-*` header is refused by [`check_request`]: some name another object
+/// (`x-amz-copy-source*` reads any object the signer's keys can) or widen access (`x-amz-acl`,
+/// `x-amz-grant-*`).
+const SIGNED_AMZ_HEADERS: &[&str] = &[
+    "x-amz-content-sha256",
+    "x-amz-checksum-*",
+    "x-amz-sdk-checksum-algorithm",
+    "x-amz-trailer",
+    "x-amz-decoded-content-length",
+    "x-amz-meta-*",
+    "x-amz-storage-class",
+    "x-amz-server-side-encryption*",
+    "x-amz-expected-bucket-owner",
+];
+
+/// Headers the signer sets itself; a client's are dropped (stale or forged).
+const SIGNER_HEADERS: &[&str] = &["authorization", "x-amz-date", "x-amz-security-token"];
+
+/// Headers left unsigned because they change between attempts or do not reach S3's decision.
+const UNSIGNED_AMZ_HEADERS: &[&str] = &["x-amz-user-agent"];
+
+fn on_list(list: &[&str], name: &str) -> bool {
+    list.iter().any(|entry| match entry.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => name == *entry,
+    })
+}
+
+/// Whether a client header (lower case) is signed: the host, the body's type and checksum, and
+/// the `x-amz-*` headers on [`SIGNED_AMZ_HEADERS`].
 fn signed_header(name: &str) -> bool {
-    matches!(name, "host" | "content-md5" | "content-type") || name.starts_with("x-amz-")
+    matches!(name, "host" | "content-md5" | "content-type") || on_list(SIGNED_AMZ_HEADERS, name)
+}
+
+/// Refuses a request carrying an `x-amz-*` header the signer does not sign: it might name another
+/// object or change who may read this one.
+fn check_headers(headers: &BTreeMap<String, Vec<String>>) -> Result<(), String> {
+    for name in headers.keys() {
+        let lower = name.to_ascii_lowercase();
+        if lower.starts_with("x-amz-copy-source") {
+            return Err(format!(
+                "'{lower}' reads another object: copies are not signed (read the source and write it instead)"
+            ));
+        }
+        if lower.starts_with("x-amz-")
+            && !signed_header(&lower)
+            && !on_list(SIGNER_HEADERS, &lower)
+            && !on_list(UNSIGNED_AMZ_HEADERS, &lower)
+        {
+            return Err(format!("the header '{lower}' is not signed"));
+        }
+    }
+    Ok(())
 }
 
 /// Signs a client's request with SigV4 in headers. Returns the URI and only the headers the client
@@ -113,11 +164,7 @@ pub fn sign_headers(
     for (name, values) in req.headers {
         let lower = name.to_ascii_lowercase();
         // Signing headers are ours to set; a client's would be stale or forged.
-        if matches!(
-            lower.as_str(),
-            "authorization" | "x-amz-date" | "x-amz-security-token"
-        ) || !signed_header(&lower)
-        {
+        if on_list(SIGNER_HEADERS, &lower) || !signed_header(&lower) {
             continue;
         }
         if lower == "x-amz-content-sha256" {
@@ -257,6 +304,7 @@ pub fn check_request(
     table_prefix: &str,
 ) -> Result<Needs, String> {
     debug_assert!(table_prefix.ends_with('/'));
+    check_headers(req.headers)?;
     let url = url::Url::parse(req.uri).map_err(|e| format!("'{}' is not a URL: {e}", req.uri))?;
     let host = url.host_str().unwrap_or_default();
     let raw_path = url.path();
@@ -408,6 +456,50 @@ mod tests {
     }
 
     const BASE: &str = "http://127.0.0.1:9000/lake";
+
+    #[test]
+    fn headers_naming_another_object_or_widening_access_are_refused() {
+        let uri = format!("{BASE}/wh/ns/t1/data/x.parquet");
+        for (name, value) in [
+            ("x-amz-copy-source", "/lake/wh/ns/t2/data/secret.parquet"),
+            ("X-Amz-Copy-Source-Range", "bytes=0-9"),
+            ("x-amz-acl", "public-read"),
+            ("x-amz-grant-full-control", "id=someone"),
+            ("x-amz-website-redirect-location", "/elsewhere"),
+        ] {
+            let headers = BTreeMap::from([(name.to_owned(), vec![value.to_owned()])]);
+            let req = SignRequest {
+                method: "PUT",
+                uri: &uri,
+                headers: &headers,
+                body: None,
+            };
+            let refused = check_request(&profile(), &req, "wh/ns/t1/").unwrap_err();
+            assert!(refused.contains(&name.to_ascii_lowercase()), "{refused}");
+        }
+        let headers = BTreeMap::from([
+            ("x-amz-meta-writer".to_owned(), vec!["spark".to_owned()]),
+            (
+                "x-amz-checksum-crc32".to_owned(),
+                vec!["AAAAAA==".to_owned()],
+            ),
+            (
+                "x-amz-server-side-encryption".to_owned(),
+                vec!["aws:kms".to_owned()],
+            ),
+            ("x-amz-user-agent".to_owned(), vec!["sdk".to_owned()]),
+        ]);
+        let req = SignRequest {
+            method: "PUT",
+            uri: &uri,
+            headers: &headers,
+            body: None,
+        };
+        assert_eq!(
+            check_request(&profile(), &req, "wh/ns/t1/"),
+            Ok(Needs::Write)
+        );
+    }
 
     #[test]
     fn inside_the_table_is_signed() {

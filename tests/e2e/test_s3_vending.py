@@ -308,6 +308,35 @@ def test_remote_signing_signs_only_requests_inside_the_table(floe, s3, tables):
     assert r.status_code == 403, "t1's object is outside t10"
 
 
+def test_the_remote_signer_refuses_to_sign_a_copy_from_outside_the_table(floe, s3, tables):
+    """Issue: a PUT inside the table with `x-amz-copy-source` naming another table's object was
+    signed (every `x-amz-*` header was), so the signer's keys copied a file the caller may not read."""
+    api = Api(floe)
+    t1_key, t10_key = key_of(s3, tables[("scope", "t1")]), key_of(s3, tables[("scope", "t10")])
+    loaded = requests.get(api.table_url("scope", "t1"),
+                          headers={**api.h, "X-Iceberg-Access-Delegation": "remote-signing"}).json()
+    sign_url = f"{loaded['config']['s3.signer.uri']}/{loaded['config']['s3.signer.endpoint']}"
+    t10_file = s3.keys(t10_key + "/")[0]
+    target = f"{s3.endpoint}/{s3.bucket}/{t1_key}/data/stolen.parquet"
+
+    def sign(method, uri, extra):
+        return requests.post(sign_url, headers=api.h, json={
+            "region": "us-east-1", "method": method, "uri": uri,
+            "headers": {"x-amz-content-sha256": ["UNSIGNED-PAYLOAD"], **extra}})
+
+    for extra in ({"x-amz-copy-source": [f"/{s3.bucket}/{t10_file}"]},
+                  {"X-Amz-Copy-Source": [f"{s3.bucket}/{t10_file}"], "x-amz-copy-source-range": ["bytes=0-9"]},
+                  {"x-amz-acl": ["public-read"]}, {"x-amz-grant-read": ["uri=http://acs.amazonaws.com/groups/global/AllUsers"]}):
+        r = sign("PUT", target, extra)
+        assert r.status_code == 403, (extra, r.status_code, r.text)
+    r = sign("PUT", f"{target}?partNumber=1&uploadId=x", {"x-amz-copy-source": [f"/{s3.bucket}/{t10_file}"]})
+    assert r.status_code == 403, r.text
+    # The object's own metadata and checksums are still signed.
+    r = sign("PUT", target, {"x-amz-meta-writer": ["spark"], "x-amz-checksum-crc32": ["AAAAAA=="]})
+    assert r.status_code == 200, r.text
+    assert s3.keys(f"{t1_key}/data/stolen") == []
+
+
 def test_pyiceberg_writes_and_reads_through_the_remote_signer(floe, s3):
     cat = floe.catalog("lake", **{"header.X-Iceberg-Access-Delegation": "remote-signing",
                                   "py-io-impl": "pyiceberg.io.fsspec.FsspecFileIO"})
