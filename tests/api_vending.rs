@@ -314,3 +314,86 @@ async fn credentials_take_the_names_credential_stores_use_and_refuse_ambiguity()
         );
     }
 }
+
+/// Issue: an Azure Blob request error carried its URL, with the container-wide SAS the server
+/// signed for itself, into the 503 a client got (and into the log).
+#[tokio::test]
+async fn a_storage_failure_tells_the_client_nothing_of_the_servers_signed_urls() {
+    let app = spawn_app().await;
+    let tenant = tenant_id(&app).await;
+    let r = app
+        .client
+        .post(format!(
+            "{}/management/v1/tenants/{tenant}/storage-credentials",
+            app.base
+        ))
+        .bearer_auth(&app.token)
+        .json(&json!({"name": "az", "kind": "azure-shared-key", "value": {"account_key": "a2V5a2V5a2V5"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    // Nothing listens on port 9 of this machine: every blob request fails.
+    let storage = json!({"kind": "adls", "account": "devstoreaccount1", "container": "lake",
+                         "key_prefix": "wh", "endpoint": "http://127.0.0.1:9/devstoreaccount1"});
+    let r = create_warehouse(
+        &app,
+        &tenant,
+        json!({"name": "az", "credential": "az", "storage": storage}),
+    )
+    .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let wh: Value = r.json().await.unwrap();
+    let prefix = wh["id"].as_str().unwrap();
+    let url = |path: &str| format!("{}/v1/{prefix}{path}", app.base);
+    let r = app
+        .client
+        .post(url("/namespaces"))
+        .bearer_auth(&app.token)
+        .json(&json!({"namespace": ["ns"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = app
+        .client
+        .post(url("/namespaces/ns/tables"))
+        .bearer_auth(&app.token)
+        .json(&table_request("t"))
+        .send()
+        .await
+        .unwrap();
+    let message = assert_error(r, 503, "ServiceUnavailableException").await;
+    for leak in ["sig=", "sv=", "se=", "127.0.0.1:9", "http"] {
+        assert!(!message.contains(leak), "{leak} in {message}");
+    }
+}
+
+/// Issue: the `method` label of request metrics came from the client, so any client could mint
+/// new series (and grow the server's memory) with made-up methods.
+#[tokio::test]
+async fn clients_cannot_mint_metric_labels_with_made_up_methods() {
+    let app = spawn_app().await;
+    for i in 0..3 {
+        let method = reqwest::Method::from_bytes(format!("MINTED{i}").as_bytes()).unwrap();
+        let r = app
+            .client
+            .request(method, format!("{}/v1/config", app.base))
+            .bearer_auth(&app.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 405);
+    }
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains("MINTED"), "{text}");
+    assert!(text.contains("method=\"other\""), "{text}");
+}

@@ -1,7 +1,8 @@
 //! Request metrics: the latency histogram `floe_http_request_seconds{method, route, status}`, whose
 //! `_count` series is the request count. The route is the matched pattern
 //! (`/v1/{prefix}/namespaces/{namespace}/tables/{table}`), never the raw path, so names of tenants'
-//! tables do not become label values; unmatched paths are counted as `unmatched`.
+//! tables do not become label values; unmatched paths are counted as `unmatched`, and methods
+//! other than the standard ones as `other` (a client picks the method: it must not pick labels).
 //!
 //! Each worker thread keeps the histogram handles it has used, so a request costs a route match
 //! and a map lookup, not a registry lookup with freshly built labels.
@@ -17,7 +18,23 @@ use actix_web::middleware::Next;
 use metrics::Histogram;
 
 thread_local! {
-    static HANDLES: RefCell<HashMap<(String, Method, u16), Histogram>> = RefCell::new(HashMap::new());
+    static HANDLES: RefCell<HashMap<(String, &'static str, u16), Histogram>> = RefCell::new(HashMap::new());
+}
+
+/// The `method` label: a standard method's name, or `other`.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
+    }
 }
 
 /// The middleware: `App::new().wrap(from_fn(http_metrics))`.
@@ -32,14 +49,14 @@ pub async fn http_metrics(
     let route = request
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
-    let key = (route, request.method().clone(), res.status().as_u16());
+    let key = (route, method_label(request.method()), res.status().as_u16());
     HANDLES.with(|handles| {
         let mut handles = handles.borrow_mut();
         match handles.get(&key) {
             Some(histogram) => histogram.record(elapsed),
             None => {
                 let labels = [
-                    ("method", key.1.as_str().to_owned()),
+                    ("method", key.1.to_owned()),
                     ("route", key.0.clone()),
                     ("status", key.2.to_string()),
                 ];

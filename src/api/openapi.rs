@@ -76,7 +76,7 @@ impl Modify for BearerAuth {
 /// Makes the document say every status a route can answer, whatever its annotation forgot:
 /// an authenticated route answers the common errors, a route with path parameters answers 404
 /// when they name nothing, a route taking `Idempotency-Key` answers 422 when the key was used for
-/// another operation. Header parameters are never `null` (a header is absent or a string).
+/// another operation (and 409 while a request with the key is still running). Header parameters are never `null` (a header is absent or a string).
 struct EveryAnswerDocumented;
 
 impl Modify for EveryAnswerDocumented {
@@ -134,6 +134,9 @@ impl Modify for EveryAnswerDocumented {
                 if idempotent {
                     responses.entry("422".into()).or_insert_with(|| {
                         error("The Idempotency-Key was used for another operation").into()
+                    });
+                    responses.entry("409".into()).or_insert_with(|| {
+                        error("A request with this Idempotency-Key is still running").into()
                     });
                 }
             }

@@ -91,7 +91,7 @@ pub struct CatalogConfig {
 }
 
 /// The token endpoint's answer.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct OAuthTokenResponse {
     pub access_token: String,
     pub token_type: String,
@@ -107,7 +107,7 @@ pub struct OAuthError {
 }
 
 /// The token endpoint's form fields (client credentials, or token exchange).
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct OAuthTokenRequest {
     #[schema(value_type = GrantType)]
     pub grant_type: String,
@@ -116,6 +116,28 @@ pub struct OAuthTokenRequest {
     pub scope: Option<String>,
     pub subject_token: Option<String>,
     pub subject_token_type: Option<String>,
+}
+
+/// Without the token.
+impl std::fmt::Debug for OAuthTokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthTokenResponse")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Without the client secret or the subject token.
+impl std::fmt::Debug for OAuthTokenRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthTokenRequest")
+            .field("grant_type", &self.grant_type)
+            .field("client_id", &self.client_id)
+            .field("scope", &self.scope)
+            .field("subject_token_type", &self.subject_token_type)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -312,4 +334,32 @@ pub struct RegisterViewRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HealthStatus {
     pub status: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_requests_and_answers_never_print_their_secrets() {
+        let request = OAuthTokenRequest {
+            grant_type: "client_credentials".into(),
+            client_id: Some("etl".into()),
+            client_secret: Some("s3cr3t-value".into()),
+            scope: None,
+            subject_token: Some("eyJ.subject.token".into()),
+            subject_token_type: None,
+        };
+        let answer = OAuthTokenResponse {
+            access_token: "eyJ.access.token".into(),
+            token_type: "bearer".into(),
+            expires_in: 3600,
+            issued_token_type: "urn:ietf:params:oauth:token-type:access_token".into(),
+        };
+        let shown = format!("{request:?} {answer:?}");
+        assert!(shown.contains("etl"), "{shown}");
+        for secret in ["s3cr3t-value", "subject.token", "access.token"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+    }
 }

@@ -141,9 +141,18 @@ impl From<IoError> for CatalogError {
         match e {
             IoError::BadLocation(..) => Self::bad_request(e.to_string()),
             IoError::NotFound(_) => Self::new(ErrorType::NotFound, e.to_string()),
+            IoError::Misconfigured(..) => {
+                tracing::error!(error = %e, "warehouse storage misconfigured");
+                Self::new(ErrorType::ServiceUnavailable, e.to_string())
+            }
+            // The detail goes to the log (its URLs already without query strings), never to the
+            // client: it can name internal endpoints and the server's own identity.
             IoError::Storage(..) => {
                 tracing::error!(error = %e, "warehouse storage failure");
-                Self::new(ErrorType::ServiceUnavailable, e.to_string())
+                Self::new(
+                    ErrorType::ServiceUnavailable,
+                    "the warehouse's storage failed; the server log has the details",
+                )
             }
         }
     }

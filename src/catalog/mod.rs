@@ -277,13 +277,13 @@ impl Catalog {
                         Arc::new(GcsIo::new(g, account.clone()))
                     }
                     (StorageProfile::Gcs(_), _) => {
-                        return Err(IoError::Storage(
+                        return Err(IoError::Misconfigured(
                             name,
                             "a GCS warehouse needs a gcs-service-account storage credential".into(),
                         ));
                     }
                     (StorageProfile::Adls(_), _) => {
-                        return Err(IoError::Storage(
+                        return Err(IoError::Misconfigured(
                             name,
                             "an ADLS warehouse needs an azure-shared-key or azure-client-secret credential".into(),
                         ));

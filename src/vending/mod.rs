@@ -70,7 +70,7 @@ impl Delegation {
 
 /// Credentials for one table location: the spec's `StorageCredential`, also pre-rendered as JSON
 /// (load-table splices it into its answer instead of serializing it again).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct VendedCredential {
     /// The table location with a trailing `/`.
     pub prefix: String,
@@ -81,6 +81,17 @@ pub struct VendedCredential {
     pub credential_json: Bytes,
     /// When the credentials stop working, if they do.
     pub expires_at_ms: Option<i64>,
+}
+
+/// Shows where and until when, and which keys the config has: never their values.
+impl std::fmt::Debug for VendedCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VendedCredential")
+            .field("prefix", &self.prefix)
+            .field("config_keys", &self.config.keys().collect::<Vec<_>>())
+            .field("expires_at_ms", &self.expires_at_ms)
+            .finish_non_exhaustive()
+    }
 }
 
 impl VendedCredential {
@@ -486,6 +497,30 @@ fn unavailable(message: String) -> CatalogError {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_vended_credential_prints_its_keys_not_their_values() {
+        let credential = VendedCredential::new(
+            "s3://b/wh/t/".into(),
+            BTreeMap::from([
+                ("s3.access-key-id".to_owned(), "ASIAEXAMPLE".to_owned()),
+                ("s3.secret-access-key".to_owned(), "s3cr3t-value".to_owned()),
+                (
+                    "s3.session-token".to_owned(),
+                    "session-token-value".to_owned(),
+                ),
+            ]),
+            Some(1),
+        );
+        let shown = format!("{credential:?}");
+        assert!(
+            shown.contains("s3.session-token") && shown.contains("s3://b/wh/t/"),
+            "{shown}"
+        );
+        for secret in ["ASIAEXAMPLE", "s3cr3t-value", "session-token-value"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -74,7 +74,7 @@ impl AzureIo {
             })
             .await
             .map(|(token, _)| token)
-            .map_err(|e| IoError::Storage(self.profile.account.clone(), e))
+            .map_err(|e| IoError::storage(self.profile.account.clone(), e))
     }
 
     /// A request for the blob at `location`, with a fresh SAS and the service version.
@@ -102,7 +102,7 @@ impl AzureIo {
 }
 
 fn storage(location: &str, e: impl std::fmt::Display) -> IoError {
-    IoError::Storage(location.to_owned(), e.to_string())
+    IoError::storage(location, e)
 }
 
 async fn check(location: &str, r: reqwest::Response) -> Result<reqwest::Response, IoError> {

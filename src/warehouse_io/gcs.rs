@@ -96,7 +96,7 @@ fn encode(s: &str) -> String {
 }
 
 fn storage(location: &str, e: impl std::fmt::Display) -> IoError {
-    IoError::Storage(location.to_owned(), e.to_string())
+    IoError::storage(location, e)
 }
 
 impl GcsIo {

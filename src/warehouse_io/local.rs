@@ -17,8 +17,7 @@ impl LocalIo {
     /// `root` is the warehouse directory as a `file://` URL.
     pub fn new(root_url: &str) -> Result<Self, IoError> {
         let root = Self::path_of(root_url)?;
-        std::fs::create_dir_all(&root)
-            .map_err(|e| IoError::Storage(root_url.to_owned(), e.to_string()))?;
+        std::fs::create_dir_all(&root).map_err(|e| IoError::storage(root_url, e))?;
         Ok(Self { root })
     }
 
@@ -48,7 +47,7 @@ impl LocalIo {
 }
 
 fn storage(location: &str) -> impl Fn(std::io::Error) -> IoError + '_ {
-    move |e| IoError::Storage(location.to_owned(), e.to_string())
+    move |e| IoError::storage(location, e)
 }
 
 #[async_trait]
@@ -68,7 +67,7 @@ impl WarehouseIo for LocalIo {
             file.sync_data()
         })
         .await
-        .map_err(|e| IoError::Storage(owned.clone(), e.to_string()))?
+        .map_err(|e| IoError::storage(owned.clone(), e))?
         .map_err(storage(location))
     }
 
@@ -81,7 +80,7 @@ impl WarehouseIo for LocalIo {
             std::fs::create_dir_all(path.join("data"))
         })
         .await
-        .map_err(|e| IoError::Storage(location.to_owned(), e.to_string()))?
+        .map_err(|e| IoError::storage(location, e))?
         .map_err(storage(location))
     }
 

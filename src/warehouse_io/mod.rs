@@ -50,6 +50,46 @@ pub enum IoError {
     BadLocation(String, String),
     #[error("storage error at {0}: {1}")]
     Storage(String, String),
+    /// The warehouse cannot be reached as configured; the text says what to fix and holds no
+    /// secret, URL or upstream answer.
+    #[error("warehouse {0}: {1}")]
+    Misconfigured(String, String),
+}
+
+impl IoError {
+    /// A storage failure at `location`. Any URL in `detail` loses its query string first: a
+    /// request URL may carry a SAS or a presigned signature.
+    pub fn storage(location: impl Into<String>, detail: impl std::fmt::Display) -> Self {
+        IoError::Storage(location.into(), redact_urls(&detail.to_string()))
+    }
+}
+
+/// `text` with the query string of every `http://` or `https://` URL in it replaced by `?…`, so
+/// errors and logs never carry signatures or tokens from a URL.
+pub fn redact_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = [rest.find("http://"), rest.find("https://")]
+        .into_iter()
+        .flatten()
+        .min()
+    {
+        let end = rest[start..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ')' | '>' | ','))
+            .map_or(rest.len(), |e| start + e);
+        let url = &rest[start..end];
+        out.push_str(&rest[..start]);
+        match url.split_once('?') {
+            Some((base, _)) => {
+                out.push_str(base);
+                out.push_str("?…");
+            }
+            None => out.push_str(url),
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// File access to one warehouse.
@@ -133,6 +173,20 @@ mod tests {
         assert!(is_inside("s3://b/wh/t1/x", "s3://b/wh/t1"));
         assert!(!is_inside("s3://b/wh/t10", "s3://b/wh/t1"));
         assert!(is_inside("s3://b/wh", "s3://b/wh"));
+    }
+
+    #[test]
+    fn urls_lose_their_query_strings() {
+        let text = "error sending request for url (http://127.0.0.1:1/devstoreaccount1/c/x?sv=2022&sig=SECRET%3D) and https://h/y?X-Amz-Signature=abc, plain http://h/z";
+        let redacted = redact_urls(text);
+        assert!(
+            !redacted.contains("SECRET") && !redacted.contains("abc"),
+            "{redacted}"
+        );
+        assert_eq!(
+            redacted,
+            "error sending request for url (http://127.0.0.1:1/devstoreaccount1/c/x?…) and https://h/y?…, plain http://h/z"
+        );
     }
 
     #[test]

@@ -78,7 +78,7 @@ impl S3Io {
 }
 
 fn storage(location: &str, e: impl std::fmt::Display) -> IoError {
-    IoError::Storage(location.to_owned(), e.to_string())
+    IoError::storage(location, e)
 }
 
 #[async_trait]
