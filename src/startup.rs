@@ -254,6 +254,8 @@ const COUNTERS: &[&str] = &[
     "floe_gcs_token_exchange_failures_total",
     "floe_change_notifications_total",
     "floe_store_errors_total",
+    "floe_secret_checks_total",
+    "floe_secret_checks_shed_total",
 ];
 
 async fn ensure_default_tenant(store: &dyn CatalogStore) -> Result<TenantRecord, StartupError> {

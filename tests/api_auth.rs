@@ -401,3 +401,40 @@ async fn unknown_routes_and_principal_actions_answer_a_json_404() {
         assert_error(r, 404, "NotFoundException").await;
     }
 }
+
+/// The value of an unlabelled counter on /metrics.
+async fn counter(app: &TestApp, name: &str) -> f64 {
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+/// Issue: a known client id with a wrong secret cost an argon2 check (~20 ms) and an unknown one
+/// answered at once, so the answer time told which client ids exist.
+#[tokio::test]
+async fn unknown_and_known_client_ids_cost_the_same_secret_check() {
+    let app = spawn_app().await;
+    for (client_id, secret) in [
+        ("no-such-client", "whatever"),
+        (ROOT_ID, "wrong-secret"),
+        ("also-unknown", "x"),
+    ] {
+        let before = counter(&app, "floe_secret_checks_total").await;
+        assert_eq!(token_status(&app, client_id, secret).await, 401);
+        let after = counter(&app, "floe_secret_checks_total").await;
+        assert_eq!(
+            after - before,
+            1.0,
+            "{client_id}: one argon2 check either way"
+        );
+    }
+}

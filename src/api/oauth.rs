@@ -3,6 +3,9 @@
 //! Client authentication is accepted as form fields (PyIceberg, Iceberg Java) or HTTP Basic
 //! (DuckDB, PyIceberg's newer auth manager). Failures answer OAuth2 errors, not Iceberg ones.
 
+use std::sync::LazyLock;
+use std::time::Duration;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use base64::Engine;
@@ -20,6 +23,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
+/// Secret hashes checked at once: argon2 takes 19 MiB and tens of milliseconds each, and the token
+/// endpoint is open to anyone, so the work is bounded by the cores there are.
+static SECRET_CHECKS: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    tokio::sync::Semaphore::new(cores.max(2))
+});
+/// How long a token request waits for a turn before it is told to come back (429).
+const SECRET_CHECK_WAIT: Duration = Duration::from_secs(2);
+
+/// Checked when the client id is unknown or disabled, so that answer costs what a wrong secret
+/// costs: the time to answer does not tell which client ids exist.
+static DECOY_HASH: LazyLock<String> =
+    LazyLock::new(|| crate::identity::hash_secret(&crate::identity::generate_secret()));
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> HttpResponse {
     HttpResponse::build(status).json(OAuthError {
@@ -66,6 +83,8 @@ fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {
         (status = 200, description = "An access token", body = OAuthTokenResponse),
         (status = 400, description = "Malformed request or unsupported grant", body = OAuthError),
         (status = 401, description = "Unknown client or wrong secret", body = OAuthError),
+        (status = 429, description = "Too many token requests at once; retry after `Retry-After` seconds", body = OAuthError),
+        (status = 503, description = "The store is unavailable", body = OAuthError),
     )
 )]
 #[post("/v1/oauth/tokens")]
@@ -167,18 +186,17 @@ async fn check_client(
             "store unavailable",
         )
     };
-    let Some(principal) = state
+    let principal = state
         .catalog
         .store()
         .get_principal_by_client_id(client_id)
         .await
         .map_err(unavailable)?
-    else {
+        .filter(|p| !p.disabled);
+    let Some(principal) = principal else {
+        check_secret(secret, &DECOY_HASH).await?;
         return Ok(None);
     };
-    if principal.disabled {
-        return Ok(None);
-    }
     let fingerprint: [u8; 32] = Sha256::new()
         .chain_update(client_id.as_bytes())
         .chain_update([0])
@@ -190,11 +208,7 @@ async fn check_client(
     if state.verified_secrets.get(&fingerprint).await == Some(principal.id) {
         return Ok(Some(principal));
     }
-    let (secret, hash) = (secret.to_owned(), principal.secret_hash.clone());
-    let ok = tokio::task::spawn_blocking(move || verify_secret(&secret, &hash))
-        .await
-        .unwrap_or(false);
-    if !ok {
+    if !check_secret(secret, &principal.secret_hash).await? {
         return Ok(None);
     }
     state
@@ -202,6 +216,32 @@ async fn check_client(
         .insert(fingerprint, principal.id)
         .await;
     Ok(Some(principal))
+}
+
+/// Verifies a secret against its hash on the blocking pool, at most [`SECRET_CHECKS`] at once; a
+/// request that cannot get a turn within [`SECRET_CHECK_WAIT`] answers 429 with `Retry-After`.
+async fn check_secret(secret: &str, hash: &str) -> Result<bool, HttpResponse> {
+    let Ok(Ok(_permit)) = tokio::time::timeout(SECRET_CHECK_WAIT, SECRET_CHECKS.acquire()).await
+    else {
+        metrics::counter!("floe_secret_checks_shed_total").increment(1);
+        let mut busy = oauth_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "temporarily_unavailable",
+            "too many token requests at once; retry shortly",
+        );
+        busy.headers_mut().insert(
+            actix_web::http::header::RETRY_AFTER,
+            actix_web::http::header::HeaderValue::from_static("1"),
+        );
+        return Err(busy);
+    };
+    metrics::counter!("floe_secret_checks_total").increment(1);
+    let (secret, hash) = (secret.to_owned(), hash.to_owned());
+    Ok(
+        tokio::task::spawn_blocking(move || verify_secret(&secret, &hash))
+            .await
+            .unwrap_or(false),
+    )
 }
 
 /// The public keys that verify Floe's tokens.
