@@ -55,6 +55,12 @@ pub struct Settings {
     pub master_key: Option<Secret>,
     /// Environment variables that `env:NAME` credential references may read, comma-separated.
     pub secret_env_allowlist: String,
+    /// Directories whose files `file:/path` credential references may read, comma-separated
+    /// (never the data directory). Empty: no `file:` references.
+    pub secret_file_dirs: String,
+    /// ARN and name prefixes that `aws-secretsmanager:` and `aws-ssm:` references may read,
+    /// comma-separated. Empty: no AWS references.
+    pub secret_aws_allowlist: String,
     /// Root principal's client id; generated on first start when unset.
     pub root_client_id: Option<String>,
     /// Root principal's secret; generated on first start when unset.
@@ -186,6 +192,8 @@ impl Default for Settings {
             store_cache_bytes: 128 * 1024 * 1024,
             master_key: None,
             secret_env_allowlist: String::new(),
+            secret_file_dirs: String::new(),
+            secret_aws_allowlist: String::new(),
             root_client_id: None,
             root_client_secret: None,
             log: "info".into(),

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::api::{self, AppState};
 use crate::catalog::{Catalog, CatalogOptions};
 use crate::config::{Settings, StoreKind};
-use crate::identity::storage_credentials::CredentialResolver;
+use crate::identity::storage_credentials::{CredentialResolver, ReferencePolicy};
 use crate::identity::{
     MasterKey, SigningKey, TokenService, generate_secret, hash_secret, key_store, verify_secret,
 };
@@ -81,14 +81,20 @@ impl Application {
             settings.auth.token_ttl_secs,
         );
         key_reloader.spawn_periodic();
-        let allowlist = settings
-            .secret_env_allowlist
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect();
-        let credentials = Arc::new(CredentialResolver::new(master_key.clone(), allowlist));
+        let list = |text: &str| -> Vec<String> {
+            text.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        };
+        let policy = ReferencePolicy::new(
+            list(&settings.secret_env_allowlist),
+            list(&settings.secret_file_dirs),
+            list(&settings.secret_aws_allowlist),
+            &settings.data_dir,
+        );
+        let credentials = Arc::new(CredentialResolver::new(master_key.clone(), policy));
         let catalog = Arc::new(Catalog::new(
             store.clone(),
             CatalogOptions {

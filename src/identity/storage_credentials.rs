@@ -1,8 +1,11 @@
 //! Storage credentials: sealed under the master key when given by value, or references resolved at
-//! each use: `env:NAME` (names on the configured allow-list), `file:/path`,
+//! each use with the server's own identity: `env:NAME`, `file:/path`,
 //! `aws-secretsmanager:ARN[#json.path]` and `aws-ssm:/parameter/name` (endpoints and credentials from
-//! the AWS default chain, e.g. `AWS_ENDPOINT_URL`). Errors name the credential and the reference,
-//! never the value.
+//! the AWS default chain, e.g. `AWS_ENDPOINT_URL`). A tenant admin may reference only what the
+//! operator allowed ([`ReferencePolicy`]): allow-listed variables, files inside allowed directories
+//! (after resolving symlinks, and never inside the data directory), and allow-listed ARN or name
+//! prefixes. The policy is checked when a reference is registered and again at every use. Errors
+//! name the credential, the reference and the rule, never the value.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -171,10 +174,83 @@ fn service_account_key_file(
     Ok(Some(key_file.to_string()))
 }
 
+/// What credential references may read: the server operator's allow-lists.
+#[derive(Debug, Clone, Default)]
+pub struct ReferencePolicy {
+    env: Vec<String>,
+    /// Canonical directories whose files may be read.
+    file_dirs: Vec<std::path::PathBuf>,
+    aws_prefixes: Vec<String>,
+    /// The canonical data directory: never readable, whatever `file_dirs` says.
+    data_dir: Option<std::path::PathBuf>,
+}
+
+impl ReferencePolicy {
+    /// The policy from the settings' lists (`file_dirs` are resolved now; one that does not exist
+    /// allows nothing).
+    pub fn new(
+        env: Vec<String>,
+        file_dirs: Vec<String>,
+        aws_prefixes: Vec<String>,
+        data_dir: &std::path::Path,
+    ) -> Self {
+        Self {
+            env,
+            file_dirs: file_dirs
+                .iter()
+                .filter_map(|d| std::fs::canonicalize(d).ok())
+                .collect(),
+            aws_prefixes,
+            data_dir: std::fs::canonicalize(data_dir)
+                .ok()
+                .or_else(|| Some(data_dir.to_owned())),
+        }
+    }
+
+    /// Whether `path` (absolute, already free of `..`) lies in an allowed directory and outside the
+    /// data directory.
+    fn file_allowed(&self, path: &std::path::Path) -> Result<(), String> {
+        if self.data_dir.as_ref().is_some_and(|d| path.starts_with(d)) {
+            return Err(
+                "files in the server's data directory are never readable by references, whatever secret_file_dirs says".into(),
+            );
+        }
+        if self.file_dirs.iter().any(|d| path.starts_with(d)) {
+            return Ok(());
+        }
+        Err(format!(
+            "file references may read only files inside the directories on secret_file_dirs ({})",
+            if self.file_dirs.is_empty() {
+                "none are set".to_owned()
+            } else {
+                self.file_dirs
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        ))
+    }
+
+    fn aws_allowed(&self, id: &str) -> Result<(), String> {
+        if self.aws_prefixes.iter().any(|p| id.starts_with(p.as_str())) {
+            return Ok(());
+        }
+        Err(format!(
+            "'{id}' does not start with a prefix on secret_aws_allowlist ({})",
+            if self.aws_prefixes.is_empty() {
+                "none are set".to_owned()
+            } else {
+                self.aws_prefixes.join(", ")
+            }
+        ))
+    }
+}
+
 /// Seals, checks and resolves storage credentials.
 pub struct CredentialResolver {
     master: Arc<MasterKey>,
-    env_allowlist: Vec<String>,
+    policy: ReferencePolicy,
     aws: tokio::sync::OnceCell<aws_config::SdkConfig>,
 }
 
@@ -183,11 +259,11 @@ fn purpose(tenant: Uuid, name: &str) -> String {
 }
 
 impl CredentialResolver {
-    /// A resolver sealing with `master`; `env:` references may name only `env_allowlist`.
-    pub fn new(master: Arc<MasterKey>, env_allowlist: Vec<String>) -> Self {
+    /// A resolver sealing with `master`; references may read only what `policy` allows.
+    pub fn new(master: Arc<MasterKey>, policy: ReferencePolicy) -> Self {
         Self {
             master,
-            env_allowlist,
+            policy,
             aws: tokio::sync::OnceCell::new(),
         }
     }
@@ -205,16 +281,32 @@ impl CredentialResolver {
         }
     }
 
-    /// Checks a reference's form (not its value, which is read at use).
+    /// Checks a reference's form and the operator's policy (not its value, which is read at use).
     pub fn check_reference(&self, reference: &str) -> Result<(), String> {
         match reference.split_once(':') {
-            Some(("env", name)) if self.env_allowlist.iter().any(|a| a == name) => Ok(()),
+            Some(("env", name)) if self.policy.env.iter().any(|a| a == name) => Ok(()),
             Some(("env", name)) => Err(format!(
                 "environment variable '{name}' is not on the allow-list (setting secret_env_allowlist)"
             )),
-            Some(("file", path)) if path.starts_with('/') => Ok(()),
-            Some(("aws-secretsmanager", id)) if !id.is_empty() && !id.starts_with('#') => Ok(()),
-            Some(("aws-ssm", name)) if name.starts_with('/') || name.starts_with("arn:") => Ok(()),
+            Some(("file", path)) if path.starts_with('/') => {
+                let path = std::path::Path::new(path);
+                if path.components().any(|c| {
+                    !matches!(
+                        c,
+                        std::path::Component::RootDir | std::path::Component::Normal(_)
+                    )
+                }) {
+                    return Err(format!("'{reference}' must not contain '.' or '..'"));
+                }
+                self.policy.file_allowed(path)
+            }
+            Some(("aws-secretsmanager", id)) if !id.is_empty() && !id.starts_with('#') => {
+                let id = id.split_once('#').map_or(id, |(id, _)| id);
+                self.policy.aws_allowed(id)
+            }
+            Some(("aws-ssm", name)) if name.starts_with('/') || name.starts_with("arn:") => {
+                self.policy.aws_allowed(name)
+            }
             _ => Err(format!(
                 "reference '{reference}' is not env:NAME, file:/absolute/path, \
                  aws-secretsmanager:ARN[#json.path] or aws-ssm:/name"
@@ -252,7 +344,12 @@ impl CredentialResolver {
         match reference.split_once(':') {
             Some(("env", var)) => Ok(std::env::var(var).unwrap_or_default().into_bytes()),
             Some(("file", path)) => {
-                std::fs::read(path).map_err(|e| format!("cannot read {reference}: {}", e.kind()))
+                // Symlinks are resolved before the policy is checked again: a link inside an
+                // allowed directory may not lead out of it.
+                let real = std::fs::canonicalize(path)
+                    .map_err(|e| format!("cannot read {reference}: {}", e.kind()))?;
+                self.policy.file_allowed(&real)?;
+                std::fs::read(&real).map_err(|e| format!("cannot read {reference}: {}", e.kind()))
             }
             Some(("aws-secretsmanager", rest)) => {
                 let (id, path) = rest
@@ -387,7 +484,10 @@ mod tests {
 
     #[tokio::test]
     async fn sealed_credentials_resolve_and_never_show_their_value() {
-        let r = CredentialResolver::new(Arc::new(MasterKey::from_bytes(&[3; 32])), vec![]);
+        let r = CredentialResolver::new(
+            Arc::new(MasterKey::from_bytes(&[3; 32])),
+            ReferencePolicy::default(),
+        );
         let sealed = r.seal(Uuid::nil(), "lake", &fields());
         assert!(!format!("{sealed:?}").contains("s3cr3t-value"));
         assert_eq!(r.resolve(&record(sealed)).await.unwrap(), fields());
@@ -395,9 +495,16 @@ mod tests {
 
     #[tokio::test]
     async fn references_fail_closed_and_name_the_reference_not_the_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = tempfile::tempdir().unwrap();
         let r = CredentialResolver::new(
             Arc::new(MasterKey::from_bytes(&[3; 32])),
-            vec!["FLOE_TEST_CRED".into()],
+            ReferencePolicy::new(
+                vec!["FLOE_TEST_CRED".into()],
+                vec![dir.path().display().to_string()],
+                vec!["/x".into()],
+                data.path(),
+            ),
         );
         assert!(
             r.check_reference("env:HOME").is_err(),
@@ -418,8 +525,7 @@ mod tests {
             missing.contains("env:FLOE_TEST_CRED") && missing.contains("empty"),
             "{missing}"
         );
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cred.json");
+        let path = std::fs::canonicalize(dir.path()).unwrap().join("cred.json");
         std::fs::write(
             &path,
             r#"{"access_key_id": "AKIA1", "secret_access_key": "s3cr3t-value"}"#,
@@ -536,6 +642,91 @@ mod tests {
         assert!(
             err.contains("gcp") && err.contains("s3-access-key"),
             "{err}"
+        );
+    }
+
+    /// Issue: a tenant admin registered references to the server's own files and secrets
+    /// (`file:/etc/passwd`, the data directory's master key, `..` paths, any ARN) and got their
+    /// contents back as warehouse keys.
+    #[tokio::test]
+    async fn references_reach_only_what_the_operator_allowed() {
+        let allowed = tempfile::tempdir().unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let allowed_dir = std::fs::canonicalize(allowed.path()).unwrap();
+        let data_dir = std::fs::canonicalize(data.path()).unwrap();
+        let keys = r#"{"access_key_id": "AKIA1", "secret_access_key": "s3cr3t-value"}"#;
+        std::fs::write(data_dir.join("master.key"), keys).unwrap();
+        std::fs::write(allowed_dir.join("ok.json"), keys).unwrap();
+        std::os::unix::fs::symlink(data_dir.join("master.key"), allowed_dir.join("link.json"))
+            .unwrap();
+        let strict = CredentialResolver::new(
+            Arc::new(MasterKey::from_bytes(&[3; 32])),
+            ReferencePolicy::new(vec![], vec![], vec![], &data_dir),
+        );
+        for reference in [
+            "file:/etc/passwd".to_owned(),
+            format!("file:{}/master.key", data_dir.display()),
+            "aws-secretsmanager:arn:aws:secretsmanager:us-east-1:1:secret:prod".to_owned(),
+            "aws-ssm:/prod/db".to_owned(),
+        ] {
+            let refused = strict.check_reference(&reference).unwrap_err();
+            assert!(refused.contains("secret_"), "{reference}: {refused}");
+        }
+        // The data directory stays closed even when an operator lists it or a parent of it.
+        let loose = CredentialResolver::new(
+            Arc::new(MasterKey::from_bytes(&[3; 32])),
+            ReferencePolicy::new(
+                vec![],
+                vec![
+                    allowed_dir.display().to_string(),
+                    data_dir.display().to_string(),
+                ],
+                vec![
+                    "/floe/".into(),
+                    "arn:aws:secretsmanager:us-east-1:1:secret:floe-".into(),
+                ],
+                &data_dir,
+            ),
+        );
+        assert!(
+            loose
+                .check_reference(&format!("file:{}/master.key", data_dir.display()))
+                .is_err()
+        );
+        assert!(
+            loose
+                .check_reference(&format!("file:{}/../x/ok.json", allowed_dir.display()))
+                .is_err()
+        );
+        assert!(loose.check_reference("aws-ssm:/floe/lake").is_ok());
+        assert!(loose.check_reference("aws-ssm:/prod/lake").is_err());
+        assert!(
+            loose
+                .check_reference(
+                    "aws-secretsmanager:arn:aws:secretsmanager:us-east-1:1:secret:floe-lake#k"
+                )
+                .is_ok()
+        );
+        let ok = format!("file:{}/ok.json", allowed_dir.display());
+        assert!(
+            loose
+                .resolve(&record(CredentialValue::Reference { reference: ok }))
+                .await
+                .is_ok()
+        );
+        // A symlink inside an allowed directory that leads into the data directory is refused at use.
+        let link = format!("file:{}/link.json", allowed_dir.display());
+        assert!(
+            loose.check_reference(&link).is_ok(),
+            "the link itself lies in the allowed directory"
+        );
+        let refused = loose
+            .resolve(&record(CredentialValue::Reference { reference: link }))
+            .await
+            .unwrap_err();
+        assert!(
+            refused.contains("data directory") && !refused.contains("s3cr3t"),
+            "{refused}"
         );
     }
 }

@@ -182,8 +182,11 @@ def test_credentials_referenced_in_aws_secrets_manager_and_ssm(s3, moto):
     keys = {"access_key_id": ACCESS_KEY, "secret_access_key": SECRET_KEY}
     arn = boto3.client("secretsmanager", **aws).create_secret(Name="floe/lake", SecretString=json.dumps({"lake": keys}))["ARN"]
     boto3.client("ssm", **aws).put_parameter(Name="/floe/lake", Value=json.dumps(keys), Type="SecureString")
+    # The operator allows references to the floe/ secrets and the /floe/ parameters, nothing else.
+    allowed = f"{arn.split('secret:')[0]}secret:floe/,/floe/"
     floe = FloeServer(env={"AWS_ENDPOINT_URL_SECRETS_MANAGER": moto, "AWS_ENDPOINT_URL_SSM": moto, "AWS_REGION": "us-east-1",
-                           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
+                           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                           "FLOE_SECRET_AWS_ALLOWLIST": allowed})
     try:
         token = requests.post(f"{floe.uri}/v1/oauth/tokens", data={
             "grant_type": "client_credentials", "client_id": "e2e-root", "client_secret": "e2e-root-secret"}).json()["access_token"]
@@ -201,6 +204,9 @@ def test_credentials_referenced_in_aws_secrets_manager_and_ssm(s3, moto):
         r = requests.put(f"{base}/storage-credentials/sm", headers=h, json={"kind": "s3-access-key", "reference": "aws-ssm:/floe/lake"})
         assert r.status_code == 200, r.text
         assert requests.post(validate, headers=h).json()["ok"], "resolved from SSM"
+        for outside in ("aws-ssm:/prod/db", f"aws-secretsmanager:{arn.split('secret:')[0]}secret:prod/db"):
+            r = requests.put(f"{base}/storage-credentials/sm", headers=h, json={"kind": "s3-access-key", "reference": outside})
+            assert r.status_code == 400 and "secret_aws_allowlist" in r.json()["error"]["message"], r.text
         r = requests.put(f"{base}/storage-credentials/sm", headers=h, json={"kind": "s3-access-key", "reference": "aws-ssm:/floe/missing"})
         r = requests.post(validate, headers=h)
         assert r.status_code == 503, r.text
