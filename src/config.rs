@@ -86,6 +86,10 @@ pub struct AuthSettings {
     pub audience: String,
     #[serde(deserialize_with = "lenient")]
     pub token_ttl_secs: u64,
+    /// How long a chain of token exchanges may renew a session after the client last showed its
+    /// secret, in seconds; then it must authenticate again.
+    #[serde(deserialize_with = "lenient")]
+    pub max_session_secs: u64,
 }
 
 /// Which backend keeps the catalog.
@@ -212,6 +216,7 @@ impl Default for AuthSettings {
             issuer: "floe".into(),
             audience: "floe".into(),
             token_ttl_secs: 3600,
+            max_session_secs: 12 * 3600,
         }
     }
 }

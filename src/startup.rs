@@ -60,12 +60,15 @@ impl Application {
             std::fs::canonicalize(&settings.data_dir).map_err(|e| fail("data_dir")(&e))?;
         let (store, postgres) = open_store(&settings, &data_dir).await?;
         let master_key = Arc::new(load_master_key(&settings, &data_dir)?);
-        let tokens = Arc::new(TokenService::new(
-            SigningKey::generate().0,
-            &settings.auth.issuer,
-            &settings.auth.audience,
-            settings.auth.token_ttl_secs,
-        ));
+        let tokens = Arc::new(
+            TokenService::new(
+                SigningKey::generate().0,
+                &settings.auth.issuer,
+                &settings.auth.audience,
+                settings.auth.token_ttl_secs,
+            )
+            .with_max_session_secs(settings.auth.max_session_secs),
+        );
         key_store::load_keys(
             store.as_ref(),
             &master_key,

@@ -99,7 +99,8 @@ async fn get_token(state: web::Data<AppState>, req: HttpRequest, body: web::Byte
             );
         }
     };
-    let principal = match form.grant_type.as_str() {
+    // The principal, and for an exchange when its session began.
+    let (principal, session_began) = match form.grant_type.as_str() {
         "client_credentials" => {
             let creds = match (form.client_id, form.client_secret) {
                 (Some(id), Some(secret)) => Some((id, secret)),
@@ -113,7 +114,7 @@ async fn get_token(state: web::Data<AppState>, req: HttpRequest, body: web::Byte
                 );
             };
             match check_client(&state, &client_id, &secret).await {
-                Ok(Some(p)) => p,
+                Ok(Some(p)) => (p, None),
                 Ok(None) => return invalid_client(),
                 Err(response) => return response,
             }
@@ -139,7 +140,7 @@ async fn get_token(state: web::Data<AppState>, req: HttpRequest, body: web::Byte
                 .get_principal(caller.principal_id)
                 .await
             {
-                Ok(Some(p)) if !p.disabled => p,
+                Ok(Some(p)) if !p.disabled => (p, Some(caller.authenticated_at)),
                 Ok(_) => return invalid_client(),
                 Err(e) => {
                     tracing::error!(error = %e, "store failure during token exchange");
@@ -159,7 +160,15 @@ async fn get_token(state: web::Data<AppState>, req: HttpRequest, body: web::Byte
             );
         }
     };
-    let issued = state.tokens.issue(&principal);
+    let issued = match session_began {
+        None => state.tokens.issue(&principal),
+        Some(began) => match state.tokens.renew(&principal, began) {
+            Ok(issued) => issued,
+            Err(e) => {
+                return oauth_error(StatusCode::UNAUTHORIZED, "invalid_grant", &e.to_string());
+            }
+        },
+    };
     tracing::info!(principal = %principal.id, tenant = %principal.tenant_id, "issued token");
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))

@@ -28,6 +28,9 @@ pub struct Caller {
     pub root: bool,
     /// Token expiry, seconds since the epoch.
     pub expires_at: i64,
+    /// When the client last authenticated with its secret (or the external issuer), seconds since
+    /// the epoch: token exchanges renew a session only so long after it.
+    pub authenticated_at: i64,
 }
 
 impl Caller {

@@ -204,6 +204,7 @@ impl OidcVerifier {
             name: principal.name,
             root: false,
             expires_at: identity.expires_at,
+            authenticated_at: chrono::Utc::now().timestamp(),
         })
     }
 

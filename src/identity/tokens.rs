@@ -32,6 +32,10 @@ struct Claims {
     exp: i64,
     nbf: i64,
     iat: i64,
+    /// When the session began (the secret was shown); tokens from before this claim existed
+    /// count from their `iat`.
+    #[serde(default)]
+    auth_time: Option<i64>,
     jti: String,
 }
 
@@ -66,6 +70,7 @@ pub struct TokenService {
     issuer: String,
     audience: String,
     ttl_secs: u64,
+    max_session_secs: u64,
     validation: Validation,
     verified: moka::sync::Cache<Arc<str>, Arc<Caller>>,
 }
@@ -94,13 +99,46 @@ impl TokenService {
             issuer: issuer.into(),
             audience: audience.into(),
             ttl_secs,
+            max_session_secs: 12 * 3600,
             validation,
             verified,
         }
     }
 
-    /// Signs a token for `principal`.
+    /// Sessions renewed by token exchange end this long after they began.
+    pub fn with_max_session_secs(mut self, secs: u64) -> Self {
+        self.max_session_secs = secs;
+        self
+    }
+
+    /// Signs a token for `principal`, who has just shown its secret: a new session.
     pub fn issue(&self, principal: &PrincipalRecord) -> IssuedToken {
+        let now = chrono::Utc::now().timestamp();
+        self.sign(principal, now, now + self.ttl_secs as i64)
+    }
+
+    /// Renews a session that began at `authenticated_at` (token exchange): the new token expires
+    /// no later than the session's end, and a session past its end is refused.
+    pub fn renew(
+        &self,
+        principal: &PrincipalRecord,
+        authenticated_at: i64,
+    ) -> Result<IssuedToken, AuthError> {
+        let now = chrono::Utc::now().timestamp();
+        let session_end = authenticated_at.saturating_add(self.max_session_secs as i64);
+        if session_end <= now {
+            return Err(AuthError::Invalid(
+                "the session is older than its maximum lifetime (setting auth.max_session_secs): authenticate with the client secret again".into(),
+            ));
+        }
+        Ok(self.sign(
+            principal,
+            authenticated_at,
+            (now + self.ttl_secs as i64).min(session_end),
+        ))
+    }
+
+    fn sign(&self, principal: &PrincipalRecord, auth_time: i64, exp: i64) -> IssuedToken {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             iss: self.issuer.clone(),
@@ -109,9 +147,10 @@ impl TokenService {
             tenant: principal.tenant_id,
             name: principal.name.clone(),
             root: principal.root,
-            exp: now + self.ttl_secs as i64,
+            exp,
             nbf: now,
             iat: now,
+            auth_time: Some(auth_time),
             jti: Uuid::new_v4().to_string(),
         };
         let key = self.keys.read().expect("key set lock").active.clone();
@@ -121,7 +160,7 @@ impl TokenService {
             .expect("Ed25519 signing cannot fail");
         IssuedToken {
             access_token,
-            expires_in: self.ttl_secs,
+            expires_in: (exp - now).max(0) as u64,
         }
     }
 
@@ -165,6 +204,7 @@ impl TokenService {
             name: claims.name,
             root: claims.root,
             expires_at: claims.exp,
+            authenticated_at: claims.auth_time.unwrap_or(claims.iat),
         });
         self.verified.insert(Arc::from(token), caller.clone());
         Ok(caller)
@@ -328,6 +368,7 @@ mod tests {
             exp: now - 3600,
             nbf: now - 7200,
             iat: now - 7200,
+            auth_time: None,
             jti: "j".into(),
         };
         let token = jsonwebtoken::encode(
@@ -337,5 +378,40 @@ mod tests {
         )
         .unwrap();
         assert_eq!(svc.verify(&token), Err(AuthError::Expired));
+    }
+
+    /// Issue: any valid token was exchanged for a fresh full-lifetime token, again and again.
+    #[test]
+    fn renewals_end_with_the_session_that_began_with_the_secret() {
+        let svc = service().with_max_session_secs(7200);
+        let principal = PrincipalRecord {
+            id: Uuid::new_v4(),
+            tenant_id: Uuid::new_v4(),
+            name: "etl".into(),
+            kind: crate::store::PrincipalKind::Service,
+            client_id: "etl".into(),
+            secret_hash: String::new(),
+            disabled: false,
+            root: false,
+            created_at_ms: 0,
+        };
+        let now = chrono::Utc::now().timestamp();
+        let fresh = svc.issue(&principal);
+        let began = svc.verify(&fresh.access_token).unwrap().authenticated_at;
+        assert!((now - began).abs() <= 1);
+        // A renewal keeps the session's start, and does not outlive the session.
+        let renewed = svc.renew(&principal, now - 7000).unwrap();
+        assert!(renewed.expires_in <= 200, "{}", renewed.expires_in);
+        let caller = svc.verify(&renewed.access_token).unwrap();
+        assert_eq!(caller.authenticated_at, now - 7000);
+        assert!(caller.expires_at <= now - 7000 + 7200);
+        // Past the session's end there is no renewal at all.
+        let Err(refused) = svc.renew(&principal, now - 7300) else {
+            panic!("a session past its end was renewed");
+        };
+        assert!(
+            refused.to_string().contains("max_session_secs"),
+            "{refused}"
+        );
     }
 }
