@@ -2,7 +2,7 @@
 # Prepares (once) and prints the directory of the Spark client used by the tests: a venv with
 # pyspark 3.5.9 and Iceberg's Spark runtime jar (PyPI), and `jars/iceberg-shaded-deps.jar` —
 # the Jackson and HttpClient5 classes that PyPI's runtime jar lacks, relocated the way Iceberg
-# relocates them, built with jarjar from Debian's jars (see ../shared/reference/clients.md §3).
+# relocates them, built with jarjar from Debian's jars (PyPI has no Iceberg runtime with them for Spark 3.5).
 # Needs Java 17 and apt-get (for the Debian jars) on a fresh machine; later runs reuse the result.
 set -euo pipefail
 base=${SPARK_ENV_DIR:-$HOME/.cache/floe/spark}

@@ -404,16 +404,9 @@ async fn unknown_routes_and_principal_actions_answer_a_json_404() {
 
 /// The value of an unlabelled counter on /metrics.
 async fn counter(app: &TestApp, name: &str) -> f64 {
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
+    app.metrics()
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .find_map(|l| l.strip_prefix(&format!("{name} ")))
         .map_or(0.0, |v| v.trim().parse().unwrap())
 }

@@ -14,16 +14,8 @@ async fn tenant_id(app: &TestApp) -> String {
 }
 
 async fn create_warehouse(app: &TestApp, tenant: &str, body: Value) -> reqwest::Response {
-    app.client
-        .post(format!(
-            "{}/management/v1/tenants/{tenant}/warehouses",
-            app.base
-        ))
-        .bearer_auth(&app.token)
-        .json(&body)
-        .send()
+    app.post_root(&format!("/management/v1/tenants/{tenant}/warehouses"), body)
         .await
-        .unwrap()
 }
 
 fn s3(extra: Value) -> Value {
@@ -178,16 +170,11 @@ async fn a_credential_must_fit_the_warehouse_storage() {
     let app = spawn_app().await;
     let tenant = tenant_id(&app).await;
     let r = app
-        .client
-        .post(format!(
-            "{}/management/v1/tenants/{tenant}/storage-credentials",
-            app.base
-        ))
-        .bearer_auth(&app.token)
-        .json(&json!({"name": "az", "kind": "azure-shared-key", "value": {"account_key": "a2V5"}}))
-        .send()
-        .await
-        .unwrap();
+        .post_root(
+            &format!("/management/v1/tenants/{tenant}/storage-credentials"),
+            json!({"name": "az", "kind": "azure-shared-key", "value": {"account_key": "a2V5"}}),
+        )
+        .await;
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
     let r = create_warehouse(
         &app,
@@ -322,16 +309,11 @@ async fn a_storage_failure_tells_the_client_nothing_of_the_servers_signed_urls()
     let app = spawn_app().await;
     let tenant = tenant_id(&app).await;
     let r = app
-        .client
-        .post(format!(
-            "{}/management/v1/tenants/{tenant}/storage-credentials",
-            app.base
-        ))
-        .bearer_auth(&app.token)
-        .json(&json!({"name": "az", "kind": "azure-shared-key", "value": {"account_key": "a2V5a2V5a2V5"}}))
-        .send()
-        .await
-        .unwrap();
+        .post_root(
+            &format!("/management/v1/tenants/{tenant}/storage-credentials"),
+            json!({"name": "az", "kind": "azure-shared-key", "value": {"account_key": "a2V5a2V5a2V5"}}),
+        )
+        .await;
     assert_eq!(r.status(), 201);
     // Nothing listens on port 9 of this machine: every blob request fails.
     let storage = json!({"kind": "adls", "account": "devstoreaccount1", "container": "lake",
@@ -345,24 +327,19 @@ async fn a_storage_failure_tells_the_client_nothing_of_the_servers_signed_urls()
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
     let wh: Value = r.json().await.unwrap();
     let prefix = wh["id"].as_str().unwrap();
-    let url = |path: &str| format!("{}/v1/{prefix}{path}", app.base);
     let r = app
-        .client
-        .post(url("/namespaces"))
-        .bearer_auth(&app.token)
-        .json(&json!({"namespace": ["ns"]}))
-        .send()
-        .await
-        .unwrap();
+        .post_root(
+            &format!("/v1/{prefix}/namespaces"),
+            json!({"namespace": ["ns"]}),
+        )
+        .await;
     assert_eq!(r.status(), 200);
     let r = app
-        .client
-        .post(url("/namespaces/ns/tables"))
-        .bearer_auth(&app.token)
-        .json(&table_request("t"))
-        .send()
-        .await
-        .unwrap();
+        .post_root(
+            &format!("/v1/{prefix}/namespaces/ns/tables"),
+            table_request("t"),
+        )
+        .await;
     let message = assert_error(r, 503, "ServiceUnavailableException").await;
     for leak in ["sig=", "sv=", "se=", "127.0.0.1:9", "http"] {
         assert!(!message.contains(leak), "{leak} in {message}");
@@ -385,15 +362,7 @@ async fn clients_cannot_mint_metric_labels_with_made_up_methods() {
             .unwrap();
         assert_eq!(r.status(), 405);
     }
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert!(!text.contains("MINTED"), "{text}");
     assert!(text.contains("method=\"other\""), "{text}");
 }

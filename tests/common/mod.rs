@@ -94,6 +94,29 @@ pub async fn token_status(app: &TestApp, id: &str, secret: &str) -> u16 {
 }
 
 impl TestApp {
+    /// POST a JSON body to `path` (from the server root) with the root token.
+    pub async fn post_root(&self, path: &str, body: Value) -> Response {
+        self.client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// What `/metrics` shows now.
+    pub async fn metrics(&self) -> String {
+        let r = self
+            .client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.text().await.unwrap()
+    }
+
     /// GET `path` (from the server root, e.g. `/management/v1/whoami`) with the root token, as JSON.
     pub async fn get_json(&self, path: &str) -> Value {
         self.client
