@@ -102,6 +102,7 @@ impl Application {
             store.clone(),
             CatalogOptions {
                 max_page_size: settings.max_page_size,
+                page_token_key: master_key.derive("floe-page-tokens"),
                 commit_retries: settings.commit_retries,
                 metadata_cache_bytes: settings.metadata_cache_bytes,
             },

@@ -253,3 +253,37 @@ async fn idempotency_key_replays_the_first_answer() {
         .unwrap();
     assert_error(r, 400, "BadRequestException").await;
 }
+
+/// Issue: a page token was base64 of a name, so a client could make one up and start a list
+/// anywhere; tokens are now signed, and a forged or changed one is a 400.
+#[tokio::test]
+async fn a_made_up_or_changed_page_token_is_refused() {
+    use base64::Engine;
+    let app = spawn_app().await;
+    for ns in ["a", "b", "c"] {
+        app.create_namespace(&[ns]).await;
+    }
+    let first: Value = app
+        .get("/namespaces?pageSize=1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = first["next-page-token"].as_str().unwrap().to_owned();
+    let next: Value = app
+        .get(&format!("/namespaces?pageSize=1&pageToken={token}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(next["namespaces"], json!([["b"]]));
+    let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("b");
+    let (_, tag) = token.split_once('.').unwrap();
+    for bad in [forged.clone(), format!("{forged}.{tag}")] {
+        let r = app
+            .get(&format!("/namespaces?pageSize=1&pageToken={bad}"))
+            .await;
+        let message = assert_error(r, 400, "BadRequestException").await;
+        assert!(message.contains("pageToken"), "{message}");
+    }
+}

@@ -10,7 +10,6 @@ use super::{
     ApiResult, AppState, Authenticated, Reply, idempotent, namespace_param, visible_items,
 };
 use crate::authz::{Privilege, on_namespace, on_warehouse};
-use crate::catalog::encode_page_token;
 use crate::domain::NamespaceIdent;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -84,7 +83,10 @@ async fn list_namespaces(
     )
     .await?;
     Ok(HttpResponse::Ok().json(ListNamespacesResponse {
-        next_page_token: listed.next.as_deref().map(encode_page_token),
+        next_page_token: listed
+            .next
+            .as_deref()
+            .map(|last| state.catalog.encode_page_token(last)),
         namespaces: listed.items.into_iter().map(Vec::from).collect(),
     }))
 }

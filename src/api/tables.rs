@@ -15,9 +15,7 @@ use super::{
     metadata_body, namespace_param, table_param, visible_items,
 };
 use crate::authz::{Privilege, on_namespace, on_table};
-use crate::catalog::{
-    CreateTable, LoadedTable, SnapshotsMode, TableChange, Warehouse, encode_page_token,
-};
+use crate::catalog::{CreateTable, LoadedTable, SnapshotsMode, TableChange, Warehouse};
 use crate::domain::{ObjectName, TableIdent};
 use crate::identity::Caller;
 
@@ -158,7 +156,10 @@ async fn list_tables(
     )
     .await?;
     Ok(HttpResponse::Ok().json(ListTablesResponse {
-        next_page_token: listed.next.as_deref().map(encode_page_token),
+        next_page_token: listed
+            .next
+            .as_deref()
+            .map(|last| state.catalog.encode_page_token(last)),
         identifiers: listed.items.iter().map(identifier_body).collect(),
     }))
 }

@@ -11,7 +11,7 @@ use super::{
     metadata_body, namespace_param, table_param, visible_items,
 };
 use crate::authz::{Privilege, on_namespace, on_view};
-use crate::catalog::{CreateView, LoadedView, encode_page_token};
+use crate::catalog::{CreateView, LoadedView};
 use crate::domain::{ObjectName, TableIdent};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -67,7 +67,10 @@ async fn list_views(
     )
     .await?;
     Ok(HttpResponse::Ok().json(ListTablesResponse {
-        next_page_token: listed.next.as_deref().map(encode_page_token),
+        next_page_token: listed
+            .next
+            .as_deref()
+            .map(|last| state.catalog.encode_page_token(last)),
         identifiers: listed.items.iter().map(identifier_body).collect(),
     }))
 }

@@ -238,17 +238,38 @@ fn version_of(location: &str) -> Option<u64> {
 }
 
 /// An opaque page token for the name a page ended at.
-pub fn encode_page_token(last: &str) -> String {
-    URL_SAFE_NO_PAD.encode(last.as_bytes())
+pub fn encode_page_token(key: &[u8; 32], last: &str) -> String {
+    let mac = crate::identity::hmac_sha256(key, last.as_bytes());
+    format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(last.as_bytes()),
+        URL_SAFE_NO_PAD.encode(&mac[..16])
+    )
 }
 
-/// The name a page token stands for.
-pub fn decode_page_token(token: &str) -> CatalogResult<String> {
-    URL_SAFE_NO_PAD
-        .decode(token)
+/// The name a page token stands for; a token this server did not issue (or one changed since)
+/// is a 400.
+pub fn decode_page_token(key: &[u8; 32], token: &str) -> CatalogResult<String> {
+    let refused = || CatalogError::bad_request("pageToken is not a token this server issued");
+    let (name, mac) = token.split_once('.').ok_or_else(refused)?;
+    let name = URL_SAFE_NO_PAD
+        .decode(name)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| CatalogError::bad_request("pageToken is not a token this server issued"))
+        .ok_or_else(refused)?;
+    let expected = crate::identity::hmac_sha256(key, name.as_bytes());
+    let given = URL_SAFE_NO_PAD.decode(mac).map_err(|_| refused())?;
+    // Constant-time comparison: the tag must not be guessable byte by byte.
+    let same = given.len() == 16
+        && given
+            .iter()
+            .zip(&expected[..16])
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if !same {
+        return Err(refused());
+    }
+    Ok(name)
 }
 
 impl From<Arc<IoError>> for CatalogError {
@@ -276,9 +297,20 @@ mod tests {
     #[test]
     fn page_tokens_round_trip() {
         assert_eq!(
-            decode_page_token(&encode_page_token("ns/ä")).unwrap(),
+            decode_page_token(&[1; 32], &encode_page_token(&[1; 32], "ns/ä")).unwrap(),
             "ns/ä"
         );
-        assert!(decode_page_token("***").is_err());
+        assert!(decode_page_token(&[1; 32], "***").is_err());
+        // A token made by hand, or with another key, or changed, is refused.
+        let forged = URL_SAFE_NO_PAD.encode("zzz");
+        assert!(decode_page_token(&[1; 32], &forged).is_err());
+        assert!(decode_page_token(&[1; 32], &encode_page_token(&[2; 32], "ns")).is_err());
+        let token = encode_page_token(&[1; 32], "ns");
+        let tampered = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode("nt"),
+            token.split_once('.').unwrap().1
+        );
+        assert!(decode_page_token(&[1; 32], &tampered).is_err());
     }
 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 pub use error::{CatalogError, CatalogResult, ErrorType};
-pub use metadata::{CachedTable, CachedView, MetadataCache, SnapshotsMode, encode_page_token};
+pub use metadata::{CachedTable, CachedView, MetadataCache, SnapshotsMode};
 pub use namespaces::PropertiesUpdate;
 pub use tables::{CreateTable, LoadedTable, TableChange};
 pub use views::{CreateView, LoadedView, ViewRequirement};
@@ -91,6 +91,9 @@ impl Warehouse {
 #[derive(Debug, Clone)]
 pub struct CatalogOptions {
     pub max_page_size: usize,
+    /// Signs page tokens, so a client cannot make one up (derived from the master key, so every
+    /// replica accepts every replica's tokens).
+    pub page_token_key: [u8; 32],
     pub commit_retries: u32,
     pub metadata_cache_bytes: u64,
 }
@@ -372,9 +375,17 @@ impl Catalog {
         };
         let after = match token {
             None | Some("") => None,
-            Some(t) => Some(metadata::decode_page_token(t)?),
+            Some(t) => Some(metadata::decode_page_token(
+                &self.options.page_token_key,
+                t,
+            )?),
         };
         Ok(PageRequest { after, limit })
+    }
+
+    /// The page token for a list that continues after `last`.
+    pub fn encode_page_token(&self, last: &str) -> String {
+        metadata::encode_page_token(&self.options.page_token_key, last)
     }
 
     fn commit_lock(&self, warehouse: Uuid, table: Uuid) -> Arc<tokio::sync::Mutex<()>> {

@@ -14,7 +14,7 @@ mod tokens;
 use uuid::Uuid;
 
 pub use keys::{SigningKey, owner_only_file};
-pub use sealing::{MasterKey, SealError};
+pub use sealing::{MasterKey, SealError, hmac_sha256};
 pub use secrets::{generate_secret, hash_secret, verify_secret};
 pub use tokens::{AuthError, IssuedToken, TokenService};
 

@@ -10,6 +10,17 @@ use base64::engine::general_purpose::STANDARD;
 /// The key that seals secrets stored by Floe.
 pub struct MasterKey {
     cipher: Aes256Gcm,
+    /// HMAC key for keys derived per purpose (never the sealing key itself).
+    derivation: [u8; 32],
+}
+
+/// HMAC-SHA256 of `message` under `key`.
+pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    let mut mac =
+        <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(message);
+    mac.finalize().into_bytes().into()
 }
 
 /// A sealed value could not be opened: wrong master key, or tampered data.
@@ -22,7 +33,14 @@ impl MasterKey {
     pub fn from_bytes(key: &[u8; 32]) -> Self {
         Self {
             cipher: Aes256Gcm::new_from_slice(key).expect("32-byte key"),
+            derivation: hmac_sha256(key, b"floe-derived-keys"),
         }
+    }
+
+    /// A key for `purpose` (such as signing page tokens), the same on every replica that shares
+    /// this master key, and telling nothing of it.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        hmac_sha256(&self.derivation, purpose.as_bytes())
     }
 
     /// A master key from base64 text (32 bytes once decoded).
