@@ -748,3 +748,86 @@ async fn an_idempotency_replay_is_authorized_and_a_key_runs_once() {
         .collect();
     assert_eq!(names, ["once", "t"]);
 }
+
+/// Issue (as the insider it describes): a principal holding create and drop rights in its own
+/// namespace only tries to put a table on a table of another namespace, to purge the victim's
+/// files or read them through a registered copy. Every attempt is refused and the victim is whole.
+#[tokio::test]
+async fn a_principal_with_create_rights_in_one_namespace_cannot_take_another_tables_location() {
+    let app = spawn_app().await;
+    let root = Session {
+        app: &app,
+        token: app.token.clone(),
+    };
+    let t = tenant(&root, "delta").await;
+    let admin = Session::login(&app, &t.admin.0, &t.admin.1).await;
+    let wh = &t.warehouse;
+    for ns in ["victim", "mine"] {
+        admin
+            .ok(
+                Method::POST,
+                &format!("/v1/{wh}/namespaces"),
+                Some(json!({"namespace": [ns]})),
+            )
+            .await;
+    }
+    let victim = admin
+        .ok(
+            Method::POST,
+            &format!("/v1/{wh}/namespaces/victim/tables"),
+            Some(table_request("t")),
+        )
+        .await;
+    let location = victim["metadata"]["location"].as_str().unwrap().to_owned();
+    let metadata = victim["metadata-location"].as_str().unwrap().to_owned();
+    let mine = json!({"kind": "namespace", "warehouse": wh, "namespace": ["mine"]});
+    role_with(
+        &admin,
+        &t.id,
+        "creators",
+        vec![(mine.clone(), "TABLE_CREATE"), (mine, "TABLE_DROP")],
+        &t.member_id,
+    )
+    .await;
+    let member = Session::login(&app, &t.member.0, &t.member.1).await;
+    for at in [location.clone(), format!("{location}/data")] {
+        let mut req = table_request("evil");
+        req["location"] = json!(at);
+        let r = member
+            .send(
+                Method::POST,
+                &format!("/v1/{wh}/namespaces/mine/tables"),
+                Some(req),
+            )
+            .await;
+        assert_eq!(r.status(), 400, "{at}: {}", r.text().await.unwrap());
+    }
+    let r = member
+        .send(
+            Method::POST,
+            &format!("/v1/{wh}/namespaces/mine/register"),
+            Some(json!({"name": "copy", "metadata-location": metadata})),
+        )
+        .await;
+    assert_eq!(r.status(), 400, "{}", r.text().await.unwrap());
+    // Its own table still works, and dropping it with purge leaves the victim loadable.
+    member
+        .ok(
+            Method::POST,
+            &format!("/v1/{wh}/namespaces/mine/tables"),
+            Some(table_request("own")),
+        )
+        .await;
+    let purge = format!("/v1/{wh}/namespaces/mine/tables/own?purgeRequested=true");
+    assert_eq!(member.status(Method::DELETE, &purge, None).await, 204);
+    let loaded = admin
+        .ok(
+            Method::GET,
+            &format!("/v1/{wh}/namespaces/victim/tables/t"),
+            None,
+        )
+        .await;
+    assert_eq!(loaded["metadata-location"], metadata.as_str());
+    let dir = location.strip_prefix("file://").unwrap();
+    assert!(std::path::Path::new(dir).join("metadata").exists());
+}
