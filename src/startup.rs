@@ -192,8 +192,23 @@ impl Application {
     }
 }
 
-/// Opens the configured store; the PostgreSQL one is also returned as such, for its notifications.
+/// Opens the configured store (the PostgreSQL one is also returned as such, for its
+/// notifications) and rewrites grants stored by object name to name the object's id.
 async fn open_store(
+    settings: &Settings,
+    data_dir: &Path,
+) -> Result<(Arc<dyn CatalogStore>, Option<Arc<PgStore>>), StartupError> {
+    let (store, pg) = open_backend(settings, data_dir).await?;
+    let upgraded = crate::store::upgrade_name_keyed_grants(store.as_ref())
+        .await
+        .map_err(|e| fail("store")(&e))?;
+    if upgraded > 0 {
+        tracing::info!(upgraded, "grants on tables and views now name them by id");
+    }
+    Ok((store, pg))
+}
+
+async fn open_backend(
     settings: &Settings,
     data_dir: &Path,
 ) -> Result<(Arc<dyn CatalogStore>, Option<Arc<PgStore>>), StartupError> {

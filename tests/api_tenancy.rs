@@ -831,3 +831,207 @@ async fn a_principal_with_create_rights_in_one_namespace_cannot_take_another_tab
     let dir = location.strip_prefix("file://").unwrap();
     assert!(std::path::Path::new(dir).join("metadata").exists());
 }
+
+#[tokio::test]
+async fn a_grant_on_a_table_follows_the_table_not_its_name() {
+    let app = spawn_app().await;
+    let root = Session::login(&app, ROOT_ID, ROOT_SECRET).await;
+    let t = tenant(&root, "follow").await;
+    let admin = Session::login(&app, &t.admin.0, &t.admin.1).await;
+    let member = Session::login(&app, &t.member.0, &t.member.1).await;
+    let wh = &t.warehouse;
+    let tables = format!("/v1/{wh}/namespaces/sales/tables");
+    admin
+        .ok(
+            Method::POST,
+            &format!("/v1/{wh}/namespaces"),
+            Some(json!({"namespace": ["sales"]})),
+        )
+        .await;
+    admin
+        .ok(Method::POST, &tables, Some(table_request("t")))
+        .await;
+    let on_t =
+        json!({"kind": "table", "warehouse": wh, "table": {"namespace": ["sales"], "name": "t"}});
+    role_with(
+        &admin,
+        &t.id,
+        "t-readers",
+        vec![(on_t, "TABLE_READ_DATA")],
+        &t.member_id,
+    )
+    .await;
+    member.ok(Method::GET, &format!("{tables}/t"), None).await;
+
+    // A rename keeps the grant: it names the table, not the name.
+    admin
+        .ok(
+            Method::POST,
+            &format!("/v1/{wh}/tables/rename"),
+            Some(json!({"source": {"namespace": ["sales"], "name": "t"},
+                        "destination": {"namespace": ["sales"], "name": "renamed"}})),
+        )
+        .await;
+    member
+        .ok(Method::GET, &format!("{tables}/renamed"), None)
+        .await;
+    let listed = admin
+        .ok(
+            Method::GET,
+            &format!("/management/v1/tenants/{}/grants", t.id),
+            None,
+        )
+        .await;
+    let on_table: Vec<&Value> = listed["grants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["resource"]["kind"] == "table")
+        .collect();
+    assert_eq!(on_table.len(), 1, "{listed}");
+    assert_eq!(
+        on_table[0]["resource"]["table"],
+        json!({"namespace": ["sales"], "name": "renamed"}),
+        "answers show the table's current name"
+    );
+    assert!(on_table[0]["resource"]["table_id"].is_string());
+
+    // A new table under the old name does not inherit the grant.
+    admin
+        .ok(Method::POST, &tables, Some(table_request("t")))
+        .await;
+    assert_eq!(
+        member
+            .status(Method::GET, &format!("{tables}/t"), None)
+            .await,
+        403
+    );
+
+    // Nor does a table re-created after the granted one is dropped.
+    assert_eq!(
+        admin
+            .status(Method::DELETE, &format!("{tables}/renamed"), None)
+            .await,
+        204
+    );
+    admin
+        .ok(Method::POST, &tables, Some(table_request("renamed")))
+        .await;
+    assert_eq!(
+        member
+            .status(Method::GET, &format!("{tables}/renamed"), None)
+            .await,
+        403
+    );
+    let listed = admin
+        .ok(
+            Method::GET,
+            &format!("/management/v1/tenants/{}/grants", t.id),
+            None,
+        )
+        .await;
+    let dropped = listed["grants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["resource"]["kind"] == "table")
+        .unwrap();
+    assert!(
+        dropped["resource"].get("table").is_none(),
+        "a grant on a dropped table shows no name: {dropped}"
+    );
+
+    // A grant on a table that does not exist is refused, not kept for a future one.
+    let role = admin
+        .ok(
+            Method::POST,
+            &format!("/management/v1/tenants/{}/roles", t.id),
+            Some(json!({"name": "future"})),
+        )
+        .await;
+    let r = admin
+        .send(
+            Method::POST,
+            &format!("/management/v1/tenants/{}/grants", t.id),
+            Some(
+                json!({"role_id": role["id"], "privilege": "TABLE_READ_DATA",
+                        "resource": {"kind": "table", "warehouse": wh,
+                                     "table": {"namespace": ["sales"], "name": "not-yet"}}}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status(), 404, "{}", r.text().await.unwrap());
+}
+
+#[tokio::test]
+async fn a_tenant_admin_cannot_point_a_warehouse_at_another_warehouses_storage() {
+    let app = spawn_app().await;
+    let root = Session::login(&app, ROOT_ID, ROOT_SECRET).await;
+    let victim = tenant(&root, "victim").await;
+    let attacker = tenant(&root, "attacker").await;
+    let victim_admin = Session::login(&app, &victim.admin.0, &victim.admin.1).await;
+    let attacker_admin = Session::login(&app, &attacker.admin.0, &attacker.admin.1).await;
+    let s3 = |bucket: &str, prefix: &str| json!({"kind": "s3", "bucket": bucket, "key_prefix": prefix, "region": "us-east-1"});
+    let victim_wh = victim_admin
+        .ok(
+            Method::POST,
+            &format!("/management/v1/tenants/{}/warehouses", victim.id),
+            Some(json!({"name": "lake", "storage": s3("victim-lake", "prod")})),
+        )
+        .await;
+    let warehouses = format!("/management/v1/tenants/{}/warehouses", attacker.id);
+    for (bucket, prefix) in [
+        ("victim-lake", "prod"),
+        ("victim-lake", "prod/inside"),
+        ("victim-lake", ""),
+        ("victim-lake", "/prod/"),
+    ] {
+        let r = attacker_admin
+            .send(
+                Method::POST,
+                &warehouses,
+                Some(json!({"name": "grab", "storage": s3(bucket, prefix)})),
+            )
+            .await;
+        assert_eq!(
+            r.status(),
+            409,
+            "{bucket}/{prefix}: {}",
+            r.text().await.unwrap()
+        );
+    }
+    let own = attacker_admin
+        .ok(
+            Method::POST,
+            &warehouses,
+            Some(json!({"name": "own", "storage": s3("victim-lake", "production")})),
+        )
+        .await;
+    let own_path = format!("{warehouses}/{}", own["id"].as_str().unwrap());
+    let r = attacker_admin
+        .send(
+            Method::PATCH,
+            &own_path,
+            Some(json!({"storage": s3("victim-lake", "prod/tables")})),
+        )
+        .await;
+    assert_eq!(r.status(), 409, "{}", r.text().await.unwrap());
+
+    // A warehouse holding namespaces keeps its storage: its tables' files are there.
+    let wh = victim_wh["id"].as_str().unwrap();
+    victim_admin
+        .ok(
+            Method::POST,
+            &format!("/v1/{wh}/namespaces"),
+            Some(json!({"namespace": ["n"]})),
+        )
+        .await;
+    let r = victim_admin
+        .send(
+            Method::PATCH,
+            &format!("/management/v1/tenants/{}/warehouses/{wh}", victim.id),
+            Some(json!({"storage": s3("elsewhere", "prod")})),
+        )
+        .await;
+    assert_eq!(r.status(), 409, "{}", r.text().await.unwrap());
+}

@@ -297,10 +297,10 @@ pub fn metadata_body(
 pub async fn visible_items<T>(
     state: &AppState,
     caller: &Caller,
-    container: &crate::store::GrantResource,
+    container: &crate::authz::Target,
     list: crate::authz::Privilege,
     items: Vec<T>,
-    resource_of: impl Fn(&T) -> crate::store::GrantResource,
+    resource_of: impl Fn(&T) -> crate::authz::Target,
 ) -> ApiResult<Vec<T>> {
     if state.authz.allows(caller, container, list).await? {
         return Ok(items);

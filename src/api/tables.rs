@@ -513,6 +513,8 @@ async fn rename_table(
             .await?;
         idempotent(&state, &auth.0, &req, async {
             state.catalog.rename_table(&wh, &from, &to).await?;
+            // Grants on the object follow it by id; cached decisions hold its old name.
+            state.authz.invalidate();
             Ok(Reply::no_content())
         })
         .await

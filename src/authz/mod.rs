@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::catalog::{CatalogError, CatalogResult, ErrorType};
 use crate::domain::{NamespaceIdent, TableIdent};
 use crate::identity::Caller;
-use crate::store::{CatalogStore, GrantResource};
+use crate::store::{CatalogStore, GrantResource, TabularKind};
 
 /// How long a principal's grants are trusted without reading them again.
 pub const DECISION_CACHE_SECS: u64 = 5;
@@ -79,38 +79,115 @@ fn namespace_contains(outer: &NamespaceIdent, inner: &NamespaceIdent) -> bool {
     outer == inner || inner.is_inside(outer)
 }
 
-/// True when a grant on `grant` reaches `target` (the same resource, or something inside it).
-pub fn contains(grant: &GrantResource, target: &GrantResource) -> bool {
-    use GrantResource::*;
-    let warehouse_of = |r: &GrantResource| match r {
-        Tenant => None,
-        Warehouse { warehouse }
-        | Namespace { warehouse, .. }
-        | Table { warehouse, .. }
-        | View { warehouse, .. } => Some(*warehouse),
-    };
-    match grant {
-        Tenant => true,
-        Warehouse { warehouse } => warehouse_of(target) == Some(*warehouse),
-        Namespace {
-            warehouse,
-            namespace,
-        } => {
-            warehouse_of(target) == Some(*warehouse)
-                && match target {
-                    Namespace { namespace: n, .. } => namespace_contains(namespace, n),
-                    Table { table: t, .. } | View { view: t, .. } => {
-                        namespace_contains(namespace, &t.namespace)
-                    }
-                    _ => false,
-                }
+/// What a request acts on, named as the request names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Tenant,
+    Warehouse {
+        warehouse: Uuid,
+    },
+    Namespace {
+        warehouse: Uuid,
+        namespace: NamespaceIdent,
+    },
+    Table {
+        warehouse: Uuid,
+        table: TableIdent,
+    },
+    View {
+        warehouse: Uuid,
+        view: TableIdent,
+    },
+}
+
+impl Target {
+    fn warehouse(&self) -> Option<Uuid> {
+        match self {
+            Target::Tenant => None,
+            Target::Warehouse { warehouse }
+            | Target::Namespace { warehouse, .. }
+            | Target::Table { warehouse, .. }
+            | Target::View { warehouse, .. } => Some(*warehouse),
         }
-        Table { .. } | View { .. } => grant == target,
+    }
+
+    /// The table or view this names, with its kind.
+    fn object(&self) -> Option<(Uuid, TabularKind, &TableIdent)> {
+        match self {
+            Target::Table { warehouse, table } => Some((*warehouse, TabularKind::Table, table)),
+            Target::View { warehouse, view } => Some((*warehouse, TabularKind::View, view)),
+            _ => None,
+        }
+    }
+}
+
+/// Where a held grant reaches. A grant on a table or view holds the object's id and the name the
+/// object had when the grants were read; a decision on it checks the id again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach {
+    Tenant,
+    Warehouse(Uuid),
+    Namespace(Uuid, NamespaceIdent),
+    Object {
+        warehouse: Uuid,
+        kind: TabularKind,
+        id: Uuid,
+        ident: TableIdent,
+    },
+}
+
+impl Reach {
+    /// True when the grant reaches `target` by name: the same resource, or something inside it.
+    /// For an object grant the caller must still check that `target` is that object (its id).
+    pub fn contains(&self, target: &Target) -> bool {
+        match self {
+            Reach::Tenant => true,
+            Reach::Warehouse(w) => target.warehouse() == Some(*w),
+            Reach::Namespace(w, namespace) => {
+                target.warehouse() == Some(*w)
+                    && match target {
+                        Target::Namespace { namespace: n, .. } => namespace_contains(namespace, n),
+                        Target::Table { table: t, .. } | Target::View { view: t, .. } => {
+                            namespace_contains(namespace, &t.namespace)
+                        }
+                        _ => false,
+                    }
+            }
+            Reach::Object {
+                warehouse,
+                kind,
+                ident,
+                ..
+            } => target
+                .object()
+                .is_some_and(|(w, k, t)| w == *warehouse && k == *kind && t == ident),
+        }
+    }
+
+    /// True when the grant lies inside `target` (so the caller may see `target`'s name).
+    pub fn lies_inside(&self, target: &Target) -> bool {
+        let (warehouse, inner) = match self {
+            Reach::Tenant => return false,
+            Reach::Warehouse(_) => return target == &Target::Tenant,
+            Reach::Namespace(w, n) => (*w, n),
+            Reach::Object {
+                warehouse, ident, ..
+            } => (*warehouse, &ident.namespace),
+        };
+        match target {
+            Target::Tenant => true,
+            Target::Warehouse { warehouse: w } => *w == warehouse,
+            Target::Namespace {
+                warehouse: w,
+                namespace,
+            } => *w == warehouse && namespace_contains(namespace, inner),
+            Target::Table { .. } | Target::View { .. } => false,
+        }
     }
 }
 
 /// A grant held by the caller through one of its roles.
-type Held = Vec<(GrantResource, Privilege)>;
+type Held = Vec<(Reach, Privilege)>;
 
 /// Decides and caches.
 pub struct Authorizer {
@@ -128,9 +205,34 @@ impl Authorizer {
         Self { store, held }
     }
 
-    /// Forgets every cached decision (after a change to grants, roles or principals).
+    /// Forgets every cached decision (after a change to grants, roles or principals, or a rename).
     pub fn invalidate(&self) {
         self.held.invalidate_all();
+    }
+
+    /// Where a stored grant reaches now; `None` when its table or view is gone (or the grant
+    /// predates grants by id).
+    async fn reach(&self, resource: GrantResource) -> CatalogResult<Option<Reach>> {
+        let (warehouse, kind, id) = match resource {
+            GrantResource::Tenant => return Ok(Some(Reach::Tenant)),
+            GrantResource::Warehouse { warehouse } => return Ok(Some(Reach::Warehouse(warehouse))),
+            GrantResource::Namespace {
+                warehouse,
+                namespace,
+            } => return Ok(Some(Reach::Namespace(warehouse, namespace))),
+            GrantResource::Table { warehouse, table } => (warehouse, TabularKind::Table, table),
+            GrantResource::View { warehouse, view } => (warehouse, TabularKind::View, view),
+            GrantResource::TableByName { .. } | GrantResource::ViewByName { .. } => {
+                return Ok(None);
+            }
+        };
+        let object = self.store.get_tabular_by_id(warehouse, id).await?;
+        Ok(object.filter(|o| o.kind == kind).map(|o| Reach::Object {
+            warehouse,
+            kind,
+            id,
+            ident: o.ident,
+        }))
     }
 
     /// The caller's grants; `None` when the principal is gone or disabled.
@@ -147,13 +249,13 @@ impl Authorizer {
             Some(p) if !p.disabled && p.tenant_id == caller.tenant_id => {
                 let roles = self.store.roles_of(p.id).await?;
                 let grants = self.store.list_grants(p.tenant_id, None).await?;
-                Some(
-                    grants
-                        .into_iter()
-                        .filter(|g| roles.contains(&g.role_id))
-                        .map(|g| (g.resource, g.privilege))
-                        .collect(),
-                )
+                let mut held = Vec::new();
+                for grant in grants.into_iter().filter(|g| roles.contains(&g.role_id)) {
+                    if let Some(reach) = self.reach(grant.resource).await? {
+                        held.push((reach, grant.privilege));
+                    }
+                }
+                Some(held)
             }
             _ => None,
         };
@@ -173,11 +275,38 @@ impl Authorizer {
         Ok(held)
     }
 
+    /// True when one of `reaches` reaches `target`. A grant on a table or view counts only while
+    /// `target` still is that object: a table created under a dropped table's name has another id.
+    async fn any_reaches<'a>(
+        &self,
+        mut reaches: impl Iterator<Item = &'a Reach>,
+        target: &Target,
+    ) -> CatalogResult<bool> {
+        let mut object_ids = Vec::new();
+        for reach in reaches.by_ref() {
+            if !reach.contains(target) {
+                continue;
+            }
+            match reach {
+                Reach::Object { id, .. } => object_ids.push(*id),
+                _ => return Ok(true),
+            }
+        }
+        let Some((warehouse, kind, ident)) = target.object() else {
+            return Ok(false);
+        };
+        if object_ids.is_empty() {
+            return Ok(false);
+        }
+        let current = self.store.get_tabular(warehouse, ident).await?;
+        Ok(current.is_some_and(|o| o.kind == kind && object_ids.contains(&o.id)))
+    }
+
     /// True when the caller holds `wanted` on `target` (root holds everything).
     pub async fn allows(
         &self,
         caller: &Caller,
-        target: &GrantResource,
+        target: &Target,
         wanted: Privilege,
     ) -> CatalogResult<bool> {
         let held = self.active_grants(caller).await?;
@@ -185,16 +314,18 @@ impl Authorizer {
             return Ok(true);
         }
         let held = held.as_ref().as_ref().expect("checked active");
-        Ok(held
+        let reaches = held
             .iter()
-            .any(|(resource, privilege)| privilege.implies(wanted) && contains(resource, target)))
+            .filter(|(_, privilege)| privilege.implies(wanted))
+            .map(|(reach, _)| reach);
+        self.any_reaches(reaches, target).await
     }
 
     /// Fails with 403 unless the caller holds `wanted` on `target`.
     pub async fn require(
         &self,
         caller: &Caller,
-        target: &GrantResource,
+        target: &Target,
         wanted: Privilege,
     ) -> CatalogResult<()> {
         if self.allows(caller, target, wanted).await? {
@@ -220,15 +351,17 @@ impl Authorizer {
     }
 
     /// True when the caller holds anything on `target`, inside it or above it: enough to see its name.
-    pub async fn sees(&self, caller: &Caller, target: &GrantResource) -> CatalogResult<bool> {
+    pub async fn sees(&self, caller: &Caller, target: &Target) -> CatalogResult<bool> {
         let held = self.active_grants(caller).await?;
         if caller.root {
             return Ok(true);
         }
         let held = held.as_ref().as_ref().expect("checked active");
-        Ok(held
-            .iter()
-            .any(|(resource, _)| contains(resource, target) || contains(target, resource)))
+        if held.iter().any(|(reach, _)| reach.lies_inside(target)) {
+            return Ok(true);
+        }
+        self.any_reaches(held.iter().map(|(reach, _)| reach), target)
+            .await
     }
 
     /// The caller's data access to a table: read-write, read, or none.
@@ -238,10 +371,7 @@ impl Authorizer {
         warehouse: Uuid,
         table: &TableIdent,
     ) -> CatalogResult<DataAccess> {
-        let target = GrantResource::Table {
-            warehouse,
-            table: table.clone(),
-        };
+        let target = on_table(warehouse, table);
         if self
             .allows(caller, &target, Privilege::TableWriteData)
             .await?
@@ -270,42 +400,42 @@ pub async fn record_audit(store: &dyn CatalogStore, event: &crate::store::AuditE
     }
 }
 
-/// The grant target of a warehouse.
-pub fn on_warehouse(warehouse: Uuid) -> GrantResource {
-    GrantResource::Warehouse { warehouse }
+/// The target of a request on a warehouse.
+pub fn on_warehouse(warehouse: Uuid) -> Target {
+    Target::Warehouse { warehouse }
 }
 
-/// The grant target of a namespace.
-pub fn on_namespace(warehouse: Uuid, namespace: &NamespaceIdent) -> GrantResource {
-    GrantResource::Namespace {
+/// The target of a request on a namespace.
+pub fn on_namespace(warehouse: Uuid, namespace: &NamespaceIdent) -> Target {
+    Target::Namespace {
         warehouse,
         namespace: namespace.clone(),
     }
 }
 
-/// The grant target of a table.
-pub fn on_table(warehouse: Uuid, table: &TableIdent) -> GrantResource {
-    GrantResource::Table {
+/// The target of a request on a table.
+pub fn on_table(warehouse: Uuid, table: &TableIdent) -> Target {
+    Target::Table {
         warehouse,
         table: table.clone(),
     }
 }
 
-/// The grant target of a view.
-pub fn on_view(warehouse: Uuid, view: &TableIdent) -> GrantResource {
-    GrantResource::View {
+/// The target of a request on a view.
+pub fn on_view(warehouse: Uuid, view: &TableIdent) -> Target {
+    Target::View {
         warehouse,
         view: view.clone(),
     }
 }
 
-fn describe(target: &GrantResource) -> String {
+fn describe(target: &Target) -> String {
     match target {
-        GrantResource::Tenant => "tenant".into(),
-        GrantResource::Warehouse { warehouse } => format!("warehouse {warehouse}"),
-        GrantResource::Namespace { namespace, .. } => format!("namespace {namespace}"),
-        GrantResource::Table { table, .. } => format!("table {table}"),
-        GrantResource::View { view, .. } => format!("view {view}"),
+        Target::Tenant => "tenant".into(),
+        Target::Warehouse { warehouse } => format!("warehouse {warehouse}"),
+        Target::Namespace { namespace, .. } => format!("namespace {namespace}"),
+        Target::Table { table, .. } => format!("table {table}"),
+        Target::View { view, .. } => format!("view {view}"),
     }
 }
 
@@ -322,50 +452,47 @@ mod tests {
     fn grants_reach_inside_their_container_only() {
         let (w, other) = (Uuid::new_v4(), Uuid::new_v4());
         let t = TableIdent::new(ns(&["a", "b"]), ObjectName::new("t").unwrap());
-        let table = GrantResource::Table {
+        let table = on_table(w, &t);
+        assert!(Reach::Tenant.contains(&table));
+        assert!(Reach::Warehouse(w).contains(&table));
+        assert!(!Reach::Warehouse(other).contains(&table));
+        assert!(Reach::Namespace(w, ns(&["a"])).contains(&table));
+        assert!(!Reach::Namespace(w, ns(&["ab"])).contains(&table));
+        assert!(!Reach::Namespace(w, ns(&["a", "b", "c"])).contains(&table));
+        assert!(!Reach::Namespace(other, ns(&["a"])).contains(&table));
+        let on_t = Reach::Object {
             warehouse: w,
-            table: t.clone(),
+            kind: TabularKind::Table,
+            id: Uuid::new_v4(),
+            ident: t.clone(),
         };
-        assert!(contains(&GrantResource::Tenant, &table));
-        assert!(contains(&GrantResource::Warehouse { warehouse: w }, &table));
-        assert!(!contains(
-            &GrantResource::Warehouse { warehouse: other },
-            &table
-        ));
-        assert!(contains(
-            &GrantResource::Namespace {
-                warehouse: w,
-                namespace: ns(&["a"])
-            },
-            &table
-        ));
-        assert!(!contains(
-            &GrantResource::Namespace {
-                warehouse: w,
-                namespace: ns(&["ab"])
-            },
-            &table
-        ));
-        assert!(!contains(
-            &GrantResource::Namespace {
-                warehouse: w,
-                namespace: ns(&["a", "b", "c"])
-            },
-            &table
-        ));
-        let t10 = GrantResource::Table {
-            warehouse: w,
-            table: TableIdent::new(ns(&["a", "b"]), ObjectName::new("t10").unwrap()),
-        };
-        assert!(!contains(&table, &t10));
-        let view = GrantResource::View {
-            warehouse: w,
-            view: t,
-        };
+        assert!(on_t.contains(&table));
+        let t10 = TableIdent::new(ns(&["a", "b"]), ObjectName::new("t10").unwrap());
+        assert!(!on_t.contains(&on_table(w, &t10)));
         assert!(
-            !contains(&table, &view),
+            !on_t.contains(&on_view(w, &t)),
             "a table grant does not reach a view of the same name"
         );
+        assert!(!on_t.contains(&on_namespace(w, &ns(&["a", "b"]))));
+    }
+
+    #[test]
+    fn a_grant_inside_a_container_shows_its_name() {
+        let w = Uuid::new_v4();
+        let t = TableIdent::new(ns(&["a", "b"]), ObjectName::new("t").unwrap());
+        let on_t = Reach::Object {
+            warehouse: w,
+            kind: TabularKind::Table,
+            id: Uuid::new_v4(),
+            ident: t.clone(),
+        };
+        assert!(on_t.lies_inside(&Target::Tenant));
+        assert!(on_t.lies_inside(&on_warehouse(w)));
+        assert!(on_t.lies_inside(&on_namespace(w, &ns(&["a"]))));
+        assert!(on_t.lies_inside(&on_namespace(w, &ns(&["a", "b"]))));
+        assert!(!on_t.lies_inside(&on_namespace(w, &ns(&["c"]))));
+        assert!(!on_t.lies_inside(&on_warehouse(Uuid::new_v4())));
+        assert!(!Reach::Tenant.lies_inside(&on_warehouse(w)));
     }
 
     #[test]

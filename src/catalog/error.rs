@@ -124,6 +124,7 @@ impl From<StoreError> for CatalogError {
             StoreError::NotFound(_) => ErrorType::NotFound,
             StoreError::NotEmpty(..) => ErrorType::Conflict,
             StoreError::LocationTaken(_) => ErrorType::BadRequest,
+            StoreError::StorageTaken(_) => ErrorType::Conflict,
             StoreError::Backend(_) => {
                 tracing::error!(error = %message, "store failure");
                 return Self::new(

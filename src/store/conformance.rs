@@ -78,6 +78,18 @@ pub fn checks() -> Vec<(&'static str, Check)> {
         ("concurrent_claims_cannot_both_win", |s| {
             concurrent_claims_cannot_both_win(s).boxed()
         }),
+        ("warehouse_storage_never_overlaps", |s| {
+            warehouse_storage_never_overlaps(s).boxed()
+        }),
+        ("concurrent_warehouse_roots_cannot_both_win", |s| {
+            concurrent_warehouse_roots_cannot_both_win(s).boxed()
+        }),
+        ("tables_are_found_by_id", |s| {
+            tables_are_found_by_id(s).boxed()
+        }),
+        ("name_keyed_grants_upgrade_to_ids", |s| {
+            name_keyed_grants_upgrade_to_ids(s).boxed()
+        }),
     ]
 }
 
@@ -122,7 +134,7 @@ pub async fn seed_warehouse(store: &dyn CatalogStore) -> Uuid {
         tenant_id: tenant.id,
         name: "wh".into(),
         storage: StorageProfile::Local {
-            root: "file:///tmp/wh".into(),
+            root: format!("file:///tmp/wh-{}", Uuid::new_v4()),
         },
         created_at_ms: 1,
         credential: None,
@@ -1189,8 +1201,15 @@ async fn concurrent_claims_cannot_both_win(store: Arc<dyn CatalogStore>) {
         .create_namespace(wh, &namespace(&["a"]))
         .await
         .unwrap();
+    let root = store
+        .get_warehouse(wh)
+        .await
+        .unwrap()
+        .unwrap()
+        .storage
+        .root_location();
     for round in 0..8 {
-        let outer = format!("file:///tmp/wh/r{round}");
+        let outer = format!("{root}/r{round}");
         let inner = format!("{outer}/inner");
         let claim = |name: String, location: String| {
             let store = store.clone();
@@ -1208,4 +1227,247 @@ async fn concurrent_claims_cannot_both_win(store: Arc<dyn CatalogStore>) {
         );
         assert!(taken(if first.is_ok() { second } else { first }));
     }
+}
+
+fn local_warehouse(tenant: Uuid, name: &str, root: &str) -> WarehouseRecord {
+    WarehouseRecord {
+        id: Uuid::new_v4(),
+        tenant_id: tenant,
+        name: name.into(),
+        storage: StorageProfile::Local {
+            root: root.to_owned(),
+        },
+        credential: None,
+        created_at_ms: 1,
+    }
+}
+
+async fn tenant(store: &dyn CatalogStore) -> Uuid {
+    let t = TenantRecord {
+        id: Uuid::new_v4(),
+        name: format!("t-{}", Uuid::new_v4()),
+        created_at_ms: 1,
+    };
+    store.create_tenant(&t).await.unwrap();
+    t.id
+}
+
+fn storage_taken(r: StoreResult<()>) -> bool {
+    matches!(r, Err(StoreError::StorageTaken(_)))
+}
+
+async fn warehouse_storage_never_overlaps(store: Arc<dyn CatalogStore>) {
+    let (t1, t2) = (tenant(store.as_ref()).await, tenant(store.as_ref()).await);
+    let base = format!("file:///tmp/roots-{}", Uuid::new_v4());
+    let a = local_warehouse(t1, "a", &format!("{base}/a"));
+    store.create_warehouse(&a).await.unwrap();
+    for (tenant, root) in [
+        (t1, format!("{base}/a")),
+        (t2, format!("{base}/a")),
+        (t2, format!("{base}/a/inside")),
+        (t2, base.clone()),
+    ] {
+        let other = local_warehouse(tenant, "b", &root);
+        assert!(
+            storage_taken(store.create_warehouse(&other).await),
+            "{root} overlaps a's root"
+        );
+    }
+    let mut b = local_warehouse(t2, "b", &format!("{base}/ab"));
+    store
+        .create_warehouse(&b)
+        .await
+        .expect("a sibling whose name starts the same does not overlap");
+    b.storage = StorageProfile::Local {
+        root: format!("{base}/a/x"),
+    };
+    assert!(storage_taken(store.update_warehouse(&b).await));
+    b.storage = StorageProfile::Local {
+        root: format!("{base}/b"),
+    };
+    store
+        .update_warehouse(&b)
+        .await
+        .expect("an empty warehouse may move");
+    let c = local_warehouse(t1, "c", &format!("{base}/ab"));
+    store
+        .create_warehouse(&c)
+        .await
+        .expect("a moved warehouse's old root is free");
+    store
+        .create_namespace(b.id, &namespace(&["n"]))
+        .await
+        .unwrap();
+    b.storage = StorageProfile::Local {
+        root: format!("{base}/elsewhere"),
+    };
+    assert!(matches!(
+        store.update_warehouse(&b).await,
+        Err(StoreError::NotEmpty(..))
+    ));
+    b.storage = StorageProfile::Local {
+        root: format!("{base}/b"),
+    };
+    b.name = "renamed".into();
+    store
+        .update_warehouse(&b)
+        .await
+        .expect("a warehouse holding namespaces may change what is not its storage");
+    store.delete_warehouse(a.id).await.unwrap();
+    let again = local_warehouse(t2, "again", &format!("{base}/a"));
+    store
+        .create_warehouse(&again)
+        .await
+        .expect("a deleted warehouse's root is free");
+}
+
+async fn concurrent_warehouse_roots_cannot_both_win(store: Arc<dyn CatalogStore>) {
+    let (t1, t2) = (tenant(store.as_ref()).await, tenant(store.as_ref()).await);
+    let base = format!("file:///tmp/race-{}", Uuid::new_v4());
+    for round in 0..8 {
+        let outer = format!("{base}/r{round}");
+        let inner = format!("{outer}/inner");
+        let create = |tenant: Uuid, root: String| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let wh = local_warehouse(tenant, &format!("w-{}", Uuid::new_v4()), &root);
+                store.create_warehouse(&wh).await
+            })
+        };
+        let first = create(t1, outer);
+        let second = create(t2, inner);
+        let (first, second) = (first.await.unwrap(), second.await.unwrap());
+        assert!(
+            first.is_ok() != second.is_ok(),
+            "round {round}: {first:?} / {second:?}"
+        );
+        assert!(storage_taken(if first.is_ok() { second } else { first }));
+    }
+}
+
+async fn tables_are_found_by_id(store: Arc<dyn CatalogStore>) {
+    let (wh, other) = (
+        seed_warehouse(store.as_ref()).await,
+        seed_warehouse(store.as_ref()).await,
+    );
+    for w in [wh, other] {
+        store.create_namespace(w, &namespace(&["a"])).await.unwrap();
+        store.create_namespace(w, &namespace(&["b"])).await.unwrap();
+    }
+    let t = tabular(TabularKind::Table, &ident(&["a"], "t"), "m");
+    store.create_tabular(wh, &t).await.unwrap();
+    assert_eq!(
+        store.get_tabular_by_id(wh, t.id).await.unwrap(),
+        Some(t.clone())
+    );
+    assert_eq!(store.get_tabular_by_id(other, t.id).await.unwrap(), None);
+    let copy = TabularRecord {
+        ident: ident(&["b"], "copy"),
+        location: format!("{}-copy", t.location),
+        ..t.clone()
+    };
+    assert!(
+        matches!(
+            store.create_tabular(wh, &copy).await,
+            Err(StoreError::AlreadyExists(_))
+        ),
+        "two tables of one warehouse never share an id"
+    );
+    store
+        .create_tabular(other, &copy)
+        .await
+        .expect("another warehouse may hold a table with the same uuid");
+    store
+        .rename_tabular(wh, TabularKind::Table, &t.ident, &ident(&["b"], "moved"))
+        .await
+        .unwrap();
+    let found = store.get_tabular_by_id(wh, t.id).await.unwrap().unwrap();
+    assert_eq!(
+        found.ident,
+        ident(&["b"], "moved"),
+        "the id follows a rename"
+    );
+    store
+        .drop_tabular(wh, TabularKind::Table, &found.ident)
+        .await
+        .unwrap();
+    assert_eq!(store.get_tabular_by_id(wh, t.id).await.unwrap(), None);
+    let recreated = tabular(TabularKind::Table, &ident(&["a"], "t"), "m");
+    store.create_tabular(wh, &recreated).await.unwrap();
+    assert_eq!(store.get_tabular_by_id(wh, t.id).await.unwrap(), None);
+}
+
+async fn name_keyed_grants_upgrade_to_ids(store: Arc<dyn CatalogStore>) {
+    let wh = seed_warehouse(store.as_ref()).await;
+    let tenant = store.get_warehouse(wh).await.unwrap().unwrap().tenant_id;
+    store
+        .create_namespace(wh, &namespace(&["a"]))
+        .await
+        .unwrap();
+    let t = tabular(TabularKind::Table, &ident(&["a"], "t"), "m");
+    let v = tabular(TabularKind::View, &ident(&["a"], "v"), "m");
+    store.create_tabular(wh, &t).await.unwrap();
+    store.create_tabular(wh, &v).await.unwrap();
+    let role = RoleRecord {
+        id: Uuid::new_v4(),
+        tenant_id: tenant,
+        name: "r".into(),
+        created_at_ms: 1,
+    };
+    store.create_role(&role).await.unwrap();
+    let legacy = |resource| GrantRecord {
+        id: Uuid::new_v4(),
+        tenant_id: tenant,
+        role_id: role.id,
+        resource,
+        privilege: crate::authz::Privilege::TableReadData,
+        created_at_ms: 1,
+    };
+    let on_table = legacy(GrantResource::TableByName {
+        warehouse: wh,
+        table: t.ident.clone(),
+    });
+    let on_view = legacy(GrantResource::ViewByName {
+        warehouse: wh,
+        view: v.ident.clone(),
+    });
+    let on_gone = legacy(GrantResource::TableByName {
+        warehouse: wh,
+        table: ident(&["a"], "gone"),
+    });
+    let on_view_as_table = legacy(GrantResource::TableByName {
+        warehouse: wh,
+        table: v.ident.clone(),
+    });
+    for g in [&on_table, &on_view, &on_gone, &on_view_as_table] {
+        store.create_grant(g).await.unwrap();
+    }
+    assert_eq!(upgrade_name_keyed_grants(store.as_ref()).await.unwrap(), 4);
+    let mut upgraded: Vec<_> = store
+        .list_grants(tenant, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| (g.id, g.resource))
+        .collect();
+    upgraded.sort_by_key(|(id, _)| *id);
+    let mut expected = vec![
+        (
+            on_table.id,
+            GrantResource::Table {
+                warehouse: wh,
+                table: t.id,
+            },
+        ),
+        (
+            on_view.id,
+            GrantResource::View {
+                warehouse: wh,
+                view: v.id,
+            },
+        ),
+    ];
+    expected.sort_by_key(|(id, _)| *id);
+    assert_eq!(upgraded, expected, "grants on missing objects are deleted");
+    assert_eq!(upgrade_name_keyed_grants(store.as_ref()).await.unwrap(), 0);
 }

@@ -88,6 +88,7 @@ fn update_namespace_properties(warehouse: Uuid, ns: &NamespaceIdent, updates: &B
 fn drop_namespace(warehouse: Uuid, ns: &NamespaceIdent) -> StoreResult<()>;
 fn create_tabular(warehouse: Uuid, record: &TabularRecord) -> StoreResult<()>;
 fn get_tabular(warehouse: Uuid, ident: &TableIdent) -> StoreResult<Option<TabularRecord>>;
+fn get_tabular_by_id(warehouse: Uuid, id: Uuid) -> StoreResult<Option<TabularRecord>>;
 fn list_tabulars(warehouse: Uuid, ns: &NamespaceIdent, kind: TabularKind, page: &PageRequest) -> StoreResult<Page<TableIdent>>;
 fn swap_metadata(warehouse: Uuid, kind: TabularKind, swaps: &[MetadataSwap]) -> StoreResult<()>;
 fn drop_tabular(warehouse: Uuid, kind: TabularKind, ident: &TableIdent) -> StoreResult<TabularRecord>;

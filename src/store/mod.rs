@@ -326,7 +326,8 @@ pub struct RoleRecord {
     pub created_at_ms: i64,
 }
 
-/// What a grant is on. Everything inside a resource inherits its grants.
+/// What a grant is on. Everything inside a resource inherits its grants. A table or view is named
+/// by its id, so a rename keeps its grants and a new object under a dropped one's name gets none.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum GrantResource {
@@ -338,14 +339,86 @@ pub enum GrantResource {
         warehouse: Uuid,
         namespace: NamespaceIdent,
     },
+    #[serde(rename = "table-id")]
     Table {
+        warehouse: Uuid,
+        table: Uuid,
+    },
+    #[serde(rename = "view-id")]
+    View {
+        warehouse: Uuid,
+        view: Uuid,
+    },
+    /// A grant stored before grants named objects by id; [`upgrade_name_keyed_grants`] rewrites it
+    /// at start, and until then it reaches nothing.
+    #[serde(rename = "table")]
+    TableByName {
         warehouse: Uuid,
         table: TableIdent,
     },
-    View {
+    /// Like [`GrantResource::TableByName`], for a view.
+    #[serde(rename = "view")]
+    ViewByName {
         warehouse: Uuid,
         view: TableIdent,
     },
+}
+
+impl GrantResource {
+    /// The warehouse the resource is in; `None` for the tenant.
+    pub fn warehouse(&self) -> Option<Uuid> {
+        match self {
+            GrantResource::Tenant => None,
+            GrantResource::Warehouse { warehouse }
+            | GrantResource::Namespace { warehouse, .. }
+            | GrantResource::Table { warehouse, .. }
+            | GrantResource::View { warehouse, .. }
+            | GrantResource::TableByName { warehouse, .. }
+            | GrantResource::ViewByName { warehouse, .. } => Some(*warehouse),
+        }
+    }
+}
+
+/// Rewrites grants stored by table or view name to name the object's id, and deletes those whose
+/// object no longer exists (so a future object of that name does not inherit them). Runs at start.
+pub async fn upgrade_name_keyed_grants(store: &dyn CatalogStore) -> StoreResult<usize> {
+    let mut upgraded = 0;
+    for tenant in store.list_tenants().await? {
+        for grant in store.list_grants(tenant.id, None).await? {
+            let (warehouse, ident, kind) = match &grant.resource {
+                GrantResource::TableByName { warehouse, table } => {
+                    (*warehouse, table, TabularKind::Table)
+                }
+                GrantResource::ViewByName { warehouse, view } => {
+                    (*warehouse, view, TabularKind::View)
+                }
+                _ => continue,
+            };
+            let object = store
+                .get_tabular(warehouse, ident)
+                .await?
+                .filter(|r| r.kind == kind);
+            store.delete_grant(tenant.id, grant.id).await?;
+            if let Some(object) = object {
+                let resource = match kind {
+                    TabularKind::Table => GrantResource::Table {
+                        warehouse,
+                        table: object.id,
+                    },
+                    TabularKind::View => GrantResource::View {
+                        warehouse,
+                        view: object.id,
+                    },
+                };
+                match store.create_grant(&GrantRecord { resource, ..grant }).await {
+                    Ok(()) | Err(StoreError::AlreadyExists(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            upgraded += 1;
+        }
+    }
+    Ok(upgraded)
 }
 
 /// One privilege on one resource, given to a role.
@@ -480,8 +553,31 @@ pub enum StoreError {
          lie inside only its own namespace's location)"
     )]
     LocationTaken(String),
+    /// The warehouse's storage root equals, contains or lies inside another warehouse's.
+    #[error(
+        "storage {0} overlaps another warehouse's storage (no warehouse's root may equal, contain \
+         or lie inside another's)"
+    )]
+    StorageTaken(String),
     #[error("store failure: {0}")]
     Backend(String),
+}
+
+/// Why a table or view may not take an id another one in its warehouse has (a registered copy of
+/// a table's metadata carries that table's uuid).
+pub fn id_taken_error(record: &TabularRecord) -> StoreError {
+    StoreError::AlreadyExists(format!(
+        "a table or view with uuid {} (registering {})",
+        record.id, record.ident
+    ))
+}
+
+/// Why a warehouse's storage root may not change now.
+pub fn storage_in_use(warehouse: &str) -> StoreError {
+    StoreError::NotEmpty(
+        format!("warehouse '{warehouse}'"),
+        "its storage location can change only while it holds no namespaces".into(),
+    )
 }
 
 /// Shorthand for store results.
@@ -495,8 +591,12 @@ pub trait CatalogStore: Send + Sync + 'static {
     async fn get_tenant_by_name(&self, name: &str) -> StoreResult<Option<TenantRecord>>;
     async fn list_tenants(&self) -> StoreResult<Vec<TenantRecord>>;
 
+    /// Creates a warehouse; `StorageTaken` when its storage root overlaps any other warehouse's,
+    /// in any tenant.
     async fn create_warehouse(&self, warehouse: &WarehouseRecord) -> StoreResult<()>;
-    /// Replaces a warehouse's record (same id); its name stays unique in the tenant.
+    /// Replaces a warehouse's record (same id); its name stays unique in the tenant. A new storage
+    /// root must not overlap another warehouse's (`StorageTaken`), and may change only while the
+    /// warehouse has no namespaces (`NotEmpty`).
     async fn update_warehouse(&self, warehouse: &WarehouseRecord) -> StoreResult<()>;
     async fn get_warehouse(&self, id: Uuid) -> StoreResult<Option<WarehouseRecord>>;
     async fn get_warehouse_by_name(
@@ -571,6 +671,12 @@ pub trait CatalogStore: Send + Sync + 'static {
         &self,
         warehouse: Uuid,
         ident: &TableIdent,
+    ) -> StoreResult<Option<TabularRecord>>;
+    /// The table or view with this id, whichever kind it is, under its current name.
+    async fn get_tabular_by_id(
+        &self,
+        warehouse: Uuid,
+        id: Uuid,
     ) -> StoreResult<Option<TabularRecord>>;
     async fn list_tabulars(
         &self,

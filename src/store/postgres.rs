@@ -48,6 +48,44 @@ async fn lock_locations(conn: &mut PgConnection, warehouse: Uuid) -> StoreResult
     Ok(())
 }
 
+/// The second key of the advisory lock that serializes warehouse storage-root claims across all
+/// tenants. A warehouse whose location lock has the same key only waits longer; it never deadlocks,
+/// since no transaction takes both.
+const ROOTS_LOCK_KEY: i32 = 0;
+
+/// Serializes warehouse storage-root claims until the transaction ends.
+async fn lock_roots(conn: &mut PgConnection) -> StoreResult<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+        .bind(LOCATION_LOCK_CLASS)
+        .bind(ROOTS_LOCK_KEY)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+/// Refuses `root` when another warehouse's root equals it, lies inside it or encloses it. Call
+/// with the roots lock held.
+async fn check_root(conn: &mut PgConnection, warehouse: Uuid, root: &str) -> StoreResult<()> {
+    let mut candidates: Vec<&str> = enclosing(root);
+    candidates.push(root);
+    let taken: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM warehouses WHERE id <> $1 AND (root = ANY($2) \
+         OR (root >= $3 AND root < $4)))",
+    )
+    .bind(warehouse)
+    .bind(&candidates)
+    .bind(format!("{root}/"))
+    .bind(format!("{root}0"))
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(backend)?;
+    if taken {
+        return Err(StoreError::StorageTaken(root.to_owned()));
+    }
+    Ok(())
+}
+
 /// Refuses `claim` when another owner's location equals it, lies inside it, or encloses it
 /// without being its namespace. Call with the warehouse's location lock held.
 async fn check_claim(
@@ -246,7 +284,27 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|e| backend(format!("postgres migrations: {e}")))?;
-        Ok(Self { pool })
+        let store = Self { pool };
+        store.backfill_roots().await?;
+        Ok(store)
+    }
+
+    /// Records the storage root of warehouses created before roots were recorded.
+    async fn backfill_roots(&self) -> StoreResult<()> {
+        let rows: Vec<(Uuid, sqlx::types::Json<WarehouseRecord>)> =
+            sqlx::query_as("SELECT id, record FROM warehouses WHERE root IS NULL")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend)?;
+        for (id, wh) in rows {
+            sqlx::query("UPDATE warehouses SET root = $2 WHERE id = $1")
+                .bind(id)
+                .bind(wh.storage.root_location())
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?;
+        }
+        Ok(())
     }
 
     /// The connection pool (for tools and tests).
@@ -468,42 +526,79 @@ impl CatalogStore for PgStore {
     }
 
     async fn create_warehouse(&self, wh: &WarehouseRecord) -> StoreResult<()> {
-        let q = sqlx::query(
-            "INSERT INTO warehouses (id, tenant_id, name, credential, record) VALUES ($1, $2, $3, $4, $5)",
+        let root = wh.storage.root_location();
+        let mut tx = self.begin().await?;
+        lock_roots(&mut tx).await?;
+        let inserted = sqlx::query(
+            "INSERT INTO warehouses (id, tenant_id, name, credential, record, root) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(wh.id)
         .bind(wh.tenant_id)
         .bind(&wh.name)
         .bind(&wh.credential)
-        .bind(json(wh));
-        match self.changing(Change::Access, q).await {
-            Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists(format!(
-                "warehouse '{}'",
-                wh.name
-            ))),
-            Err(e) if is_foreign_key_violation(&e) => {
-                Err(StoreError::NotFound(format!("tenant {}", wh.tenant_id)))
+        .bind(json(wh))
+        .bind(&root)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::AlreadyExists(format!(
+                    "warehouse '{}'",
+                    wh.name
+                )));
             }
-            r => r.map(|_| ()).map_err(backend),
-        }
+            Err(e) if is_foreign_key_violation(&e) => {
+                return Err(StoreError::NotFound(format!("tenant {}", wh.tenant_id)));
+            }
+            r => r.map_err(backend)?,
+        };
+        check_root(&mut tx, wh.id, &root).await?;
+        notify(&mut tx, Change::Access).await.map_err(backend)?;
+        tx.commit().await.map_err(backend)
     }
 
     async fn update_warehouse(&self, wh: &WarehouseRecord) -> StoreResult<()> {
-        let q = sqlx::query(
-            "UPDATE warehouses SET name = $2, credential = $3, record = $4 WHERE id = $1",
+        let root = wh.storage.root_location();
+        let mut tx = self.begin().await?;
+        lock_roots(&mut tx).await?;
+        let old: Option<(String, Option<String>, bool)> = sqlx::query_as(
+            "SELECT name, root, EXISTS (SELECT 1 FROM namespaces WHERE warehouse_id = $1) \
+             FROM warehouses WHERE id = $1 FOR UPDATE",
+        )
+        .bind(wh.id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let Some((old_name, old_root, holds_namespaces)) = old else {
+            return Err(backend(format!("warehouse {} does not exist", wh.id)));
+        };
+        if old_root.as_deref() != Some(root.as_str()) {
+            if holds_namespaces {
+                return Err(storage_in_use(&old_name));
+            }
+            check_root(&mut tx, wh.id, &root).await?;
+        }
+        let updated = sqlx::query(
+            "UPDATE warehouses SET name = $2, credential = $3, record = $4, root = $5 WHERE id = $1",
         )
         .bind(wh.id)
         .bind(&wh.name)
         .bind(&wh.credential)
-        .bind(json(wh));
-        match self.changing(Change::Access, q).await {
-            Ok(0) => Err(backend(format!("warehouse {} does not exist", wh.id))),
-            Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists(format!(
-                "warehouse '{}'",
-                wh.name
-            ))),
-            r => r.map(|_| ()).map_err(backend),
-        }
+        .bind(json(wh))
+        .bind(&root)
+        .execute(&mut *tx)
+        .await;
+        match updated {
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::AlreadyExists(format!(
+                    "warehouse '{}'",
+                    wh.name
+                )));
+            }
+            r => r.map_err(backend)?,
+        };
+        notify(&mut tx, Change::Access).await.map_err(backend)?;
+        tx.commit().await.map_err(backend)
     }
 
     async fn get_warehouse(&self, id: Uuid) -> StoreResult<Option<WarehouseRecord>> {
@@ -997,6 +1092,20 @@ impl CatalogStore for PgStore {
         let mut tx = self.begin().await?;
         lock_locations(&mut tx, warehouse).await?;
         check_claim(&mut tx, warehouse, &LocationClaim::of_tabular(record)).await?;
+        let id_taken: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM tabulars t JOIN namespaces n ON n.id = t.namespace_id \
+             WHERE n.warehouse_id = $1 AND t.id = $2 AND NOT (n.levels = $3 AND t.name = $4))",
+        )
+        .bind(warehouse)
+        .bind(record.id)
+        .bind(record.ident.namespace.parts())
+        .bind(record.ident.name.as_str())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if id_taken {
+            return Err(id_taken_error(record));
+        }
         let ns_id = Self::namespace_id(&mut tx, warehouse, &record.ident.namespace, true).await?;
         let inserted = sqlx::query(
             "INSERT INTO tabulars (namespace_id, name, id, kind, location, metadata_location, created_at_ms) \
@@ -1042,6 +1151,24 @@ impl CatalogStore for PgStore {
         .bind(warehouse)
         .bind(ident.namespace.parts())
         .bind(ident.name.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.as_ref().map(tabular_from_row).transpose()
+    }
+
+    async fn get_tabular_by_id(
+        &self,
+        warehouse: Uuid,
+        id: Uuid,
+    ) -> StoreResult<Option<TabularRecord>> {
+        let row = sqlx::query(
+            "SELECT t.id, t.kind, t.name, t.location, t.metadata_location, t.created_at_ms, n.levels \
+             FROM tabulars t JOIN namespaces n ON n.id = t.namespace_id \
+             WHERE n.warehouse_id = $1 AND t.id = $2",
+        )
+        .bind(warehouse)
+        .bind(id)
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;

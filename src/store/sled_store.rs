@@ -10,7 +10,9 @@
 //! Locations (see [`super::locations`]): `locations` maps `warehouse(16) | location` to its claim,
 //! and `locations_below` counts, for every location enclosing a claim, the claims inside it. A claim
 //! reads its own key, its count and every enclosing key inside the transaction that writes it, so
-//! two overlapping claims conflict in sled and one of them sees the other.
+//! two overlapping claims conflict in sled and one of them sees the other. Warehouse storage roots
+//! are claimed the same way, across all tenants, in `warehouse_roots` and `warehouse_roots_below`.
+//! `tabular_ids` maps `warehouse(16) | id(16)` to a table's or view's key, for grants by id.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -48,11 +50,17 @@ pub struct SledStore {
     storage_credentials: Tree,
     locations: Tree,
     locations_below: Tree,
+    tabular_ids: Tree,
+    warehouse_roots: Tree,
+    warehouse_roots_below: Tree,
     meta: Tree,
 }
 
 /// The `meta` key set once every existing table and view has its location claimed.
 const LOCATIONS_BACKFILLED: &[u8] = b"locations-v1";
+/// The `meta` key set once every table and view is in `tabular_ids` and every warehouse's root in
+/// `warehouse_roots`.
+const IDS_AND_ROOTS_BACKFILLED: &[u8] = b"ids-and-roots-v1";
 
 #[derive(Serialize, Deserialize)]
 struct StoredNamespace {
@@ -158,6 +166,61 @@ fn bump_below(below: &TransactionalTree, key: &[u8], delta: i64) -> TxResult<()>
         below.remove(key)?;
     } else {
         below.insert(key, count.to_be_bytes().to_vec())?;
+    }
+    Ok(())
+}
+
+/// `warehouse(16) | id(16)`: the key of a table's or view's entry in `tabular_ids`.
+fn tabular_id_key(warehouse: Uuid, id: Uuid) -> Vec<u8> {
+    pair_key(warehouse, id)
+}
+
+/// Claims a warehouse's storage root inside a transaction, or aborts with `StorageTaken` when
+/// another warehouse's root equals it, lies inside it or encloses it.
+fn claim_root(
+    roots: &TransactionalTree,
+    below: &TransactionalTree,
+    root: &str,
+    owner: Uuid,
+) -> TxResult<()> {
+    let taken = || abort(StoreError::StorageTaken(root.to_owned()));
+    if let Some(existing) = roots.get(root.as_bytes())? {
+        return if existing.as_ref() == owner.as_bytes() {
+            Ok(())
+        } else {
+            taken()
+        };
+    }
+    if below.get(root.as_bytes())?.is_some() {
+        return taken();
+    }
+    let outers = enclosing(root);
+    for outer in &outers {
+        if roots.get(outer.as_bytes())?.is_some() {
+            return taken();
+        }
+    }
+    roots.insert(root.as_bytes(), owner.as_bytes().as_slice())?;
+    for outer in &outers {
+        bump_below(below, outer.as_bytes(), 1)?;
+    }
+    Ok(())
+}
+
+/// Releases `owner`'s claim on a storage root inside a transaction (nothing when it is not theirs).
+fn release_root(
+    roots: &TransactionalTree,
+    below: &TransactionalTree,
+    root: &str,
+    owner: Uuid,
+) -> TxResult<()> {
+    match roots.get(root.as_bytes())? {
+        Some(existing) if existing.as_ref() == owner.as_bytes() => {}
+        _ => return Ok(()),
+    }
+    roots.remove(root.as_bytes())?;
+    for outer in enclosing(root) {
+        bump_below(below, outer.as_bytes(), -1)?;
     }
     Ok(())
 }
@@ -269,10 +332,52 @@ impl SledStore {
             storage_credentials: tree("storage_credentials")?,
             locations: tree("locations")?,
             locations_below: tree("locations_below")?,
+            tabular_ids: tree("tabular_ids")?,
+            warehouse_roots: tree("warehouse_roots")?,
+            warehouse_roots_below: tree("warehouse_roots_below")?,
             meta: tree("meta")?,
             db,
         })
         .and_then(Self::backfill_locations)
+        .and_then(Self::backfill_ids_and_roots)
+    }
+
+    /// Indexes tables and views by id and claims warehouse roots written before either existed
+    /// (once). Overlapping roots among existing warehouses are kept as they were, and logged.
+    fn backfill_ids_and_roots(self) -> StoreResult<Self> {
+        if self
+            .meta
+            .get(IDS_AND_ROOTS_BACKFILLED)
+            .map_err(backend)?
+            .is_some()
+        {
+            return Ok(self);
+        }
+        for entry in self.tabulars.iter() {
+            let (key, value) = entry.map_err(backend)?;
+            let record: TabularRecord = decode(&value)?;
+            let warehouse = Uuid::from_slice(&key[..16]).map_err(backend)?;
+            self.tabular_ids
+                .insert(tabular_id_key(warehouse, record.id), key)
+                .map_err(backend)?;
+        }
+        for entry in self.warehouses.iter() {
+            let (_, value) = entry.map_err(backend)?;
+            let wh: WarehouseRecord = decode(&value)?;
+            let root = wh.storage.root_location();
+            let claimed = unwrap_tx(
+                (&self.warehouse_roots, &self.warehouse_roots_below)
+                    .transaction(|(roots, below)| claim_root(roots, below, &root, wh.id)),
+            );
+            if let Err(e) = claimed {
+                tracing::warn!(warehouse = %wh.id, error = %e, "an existing warehouse's storage overlaps another's; left as it was");
+            }
+        }
+        self.meta
+            .insert(IDS_AND_ROOTS_BACKFILLED, b"1".as_slice())
+            .map_err(backend)?;
+        self.db.flush().map_err(backend)?;
+        Ok(self)
     }
 
     /// Claims the locations of tables, views and namespaces written before locations were
@@ -442,42 +547,76 @@ impl CatalogStore for SledStore {
 
     async fn create_warehouse(&self, wh: &WarehouseRecord) -> StoreResult<()> {
         let name = warehouse_name_key(wh.tenant_id, &wh.name);
-        let what = format!("warehouse '{}'", wh.name);
-        self.insert_named(
-            (&self.warehouses, &self.warehouse_names),
-            wh.id,
-            &name,
-            what,
-            wh,
-        )
-        .await
-    }
-
-    async fn update_warehouse(&self, wh: &WarehouseRecord) -> StoreResult<()> {
         let value = encode(wh)?;
-        let new_name = warehouse_name_key(wh.tenant_id, &wh.name);
+        let root = wh.storage.root_location();
         unwrap_tx(
-            (&self.warehouses, &self.warehouse_names).transaction(|(ids, names)| {
-                let Some(old) = ids.get(wh.id.as_bytes())? else {
-                    return abort(StoreError::Backend(format!(
-                        "warehouse {} does not exist",
-                        wh.id
-                    )));
-                };
-                let old: WarehouseRecord = tx_decode(&old)?;
-                if old.name != wh.name {
-                    if names.get(&new_name)?.is_some() {
+            (
+                &self.warehouses,
+                &self.warehouse_names,
+                &self.warehouse_roots,
+                &self.warehouse_roots_below,
+            )
+                .transaction(|(ids, names, roots, below)| {
+                    if names.get(&name)?.is_some() || ids.get(wh.id.as_bytes())?.is_some() {
                         return abort(StoreError::AlreadyExists(format!(
                             "warehouse '{}'",
                             wh.name
                         )));
                     }
-                    names.remove(warehouse_name_key(old.tenant_id, &old.name))?;
-                    names.insert(new_name.as_slice(), wh.id.as_bytes().as_slice())?;
-                }
-                ids.insert(wh.id.as_bytes().as_slice(), value.as_slice())?;
-                Ok(())
-            }),
+                    claim_root(roots, below, &root, wh.id)?;
+                    names.insert(name.as_slice(), wh.id.as_bytes().as_slice())?;
+                    ids.insert(wh.id.as_bytes().as_slice(), value.as_slice())?;
+                    Ok(())
+                }),
+        )?;
+        self.durable().await
+    }
+
+    async fn update_warehouse(&self, wh: &WarehouseRecord) -> StoreResult<()> {
+        let value = encode(wh)?;
+        let new_name = warehouse_name_key(wh.tenant_id, &wh.name);
+        let new_root = wh.storage.root_location();
+        let holds_namespaces = self
+            .namespaces
+            .scan_prefix(wh.id.as_bytes())
+            .next()
+            .is_some();
+        unwrap_tx(
+            (
+                &self.warehouses,
+                &self.warehouse_names,
+                &self.warehouse_roots,
+                &self.warehouse_roots_below,
+            )
+                .transaction(|(ids, names, roots, below)| {
+                    let Some(old) = ids.get(wh.id.as_bytes())? else {
+                        return abort(StoreError::Backend(format!(
+                            "warehouse {} does not exist",
+                            wh.id
+                        )));
+                    };
+                    let old: WarehouseRecord = tx_decode(&old)?;
+                    if old.name != wh.name {
+                        if names.get(&new_name)?.is_some() {
+                            return abort(StoreError::AlreadyExists(format!(
+                                "warehouse '{}'",
+                                wh.name
+                            )));
+                        }
+                        names.remove(warehouse_name_key(old.tenant_id, &old.name))?;
+                        names.insert(new_name.as_slice(), wh.id.as_bytes().as_slice())?;
+                    }
+                    let old_root = old.storage.root_location();
+                    if old_root != new_root {
+                        if holds_namespaces {
+                            return abort(storage_in_use(&old.name));
+                        }
+                        release_root(roots, below, &old_root, wh.id)?;
+                        claim_root(roots, below, &new_root, wh.id)?;
+                    }
+                    ids.insert(wh.id.as_bytes().as_slice(), value.as_slice())?;
+                    Ok(())
+                }),
         )?;
         self.durable().await
     }
@@ -519,12 +658,20 @@ impl CatalogStore for SledStore {
                 "drop its namespaces first".into(),
             ));
         }
+        let root = wh.storage.root_location();
         unwrap_tx(
-            (&self.warehouses, &self.warehouse_names).transaction(|(ids, names)| {
-                ids.remove(id.as_bytes().as_slice())?;
-                names.remove(warehouse_name_key(wh.tenant_id, &wh.name))?;
-                Ok(())
-            }),
+            (
+                &self.warehouses,
+                &self.warehouse_names,
+                &self.warehouse_roots,
+                &self.warehouse_roots_below,
+            )
+                .transaction(|(ids, names, roots, below)| {
+                    ids.remove(id.as_bytes().as_slice())?;
+                    names.remove(warehouse_name_key(wh.tenant_id, &wh.name))?;
+                    release_root(roots, below, &root, id)?;
+                    Ok(())
+                }),
         )?;
         self.durable().await
     }
@@ -916,8 +1063,9 @@ impl CatalogStore for SledStore {
                 &self.tabulars,
                 &self.locations,
                 &self.locations_below,
+                &self.tabular_ids,
             )
-                .transaction(|(nss, tabs, locations, below)| {
+                .transaction(|(nss, tabs, locations, below, ids)| {
                     if let Some(existing) = tabs.get(&key)? {
                         let existing: TabularRecord = tx_decode(&existing)?;
                         return abort(StoreError::AlreadyExists(format!(
@@ -928,7 +1076,11 @@ impl CatalogStore for SledStore {
                     }
                     bump_children(nss, &ns_key, ns, 1)?;
                     claim_location(locations, below, warehouse, &claim)?;
+                    if ids.get(tabular_id_key(warehouse, record.id))?.is_some() {
+                        return abort(id_taken_error(record));
+                    }
                     tabs.insert(key.as_slice(), value.as_slice())?;
+                    ids.insert(tabular_id_key(warehouse, record.id), key.as_slice())?;
                     Ok(())
                 }),
         )?;
@@ -941,6 +1093,22 @@ impl CatalogStore for SledStore {
         ident: &TableIdent,
     ) -> StoreResult<Option<TabularRecord>> {
         Self::get_json(&self.tabulars, &tabular_key(warehouse, ident))
+    }
+
+    async fn get_tabular_by_id(
+        &self,
+        warehouse: Uuid,
+        id: Uuid,
+    ) -> StoreResult<Option<TabularRecord>> {
+        match self
+            .tabular_ids
+            .get(tabular_id_key(warehouse, id))
+            .map_err(backend)?
+        {
+            Some(key) => Ok(Self::get_json::<TabularRecord>(&self.tabulars, &key)?
+                .filter(|record| record.id == id)),
+            None => Ok(None),
+        }
     }
 
     async fn list_tabulars(
@@ -1008,8 +1176,9 @@ impl CatalogStore for SledStore {
                 &self.tabulars,
                 &self.locations,
                 &self.locations_below,
+                &self.tabular_ids,
             )
-                .transaction(|(nss, tabs, locations, below)| {
+                .transaction(|(nss, tabs, locations, below, ids)| {
                     let Some(bytes) = tabs.get(&key)? else {
                         return abort(StoreError::NoSuchTabular(kind, ident.clone()));
                     };
@@ -1020,6 +1189,7 @@ impl CatalogStore for SledStore {
                     bump_children(nss, &ns_key, &ident.namespace, -1)?;
                     release_location(locations, below, warehouse, &record.location, record.id)?;
                     tabs.remove(key.as_slice())?;
+                    ids.remove(tabular_id_key(warehouse, record.id))?;
                     Ok(record)
                 }),
         )?;
@@ -1038,33 +1208,36 @@ impl CatalogStore for SledStore {
         let from_ns = namespace_key(warehouse, &from.namespace);
         let to_ns = namespace_key(warehouse, &to.namespace);
         unwrap_tx(
-            (&self.namespaces, &self.tabulars).transaction(|(nss, tabs)| {
-                let Some(bytes) = tabs.get(&from_key)? else {
-                    return abort(StoreError::NoSuchTabular(kind, from.clone()));
-                };
-                let mut record: TabularRecord = tx_decode(&bytes)?;
-                if record.kind != kind {
-                    return abort(StoreError::NoSuchTabular(kind, from.clone()));
-                }
-                if from == to {
-                    return Ok(());
-                }
-                if let Some(existing) = tabs.get(&to_key)? {
-                    let existing: TabularRecord = tx_decode(&existing)?;
-                    return abort(StoreError::AlreadyExists(format!(
-                        "{} {to}",
-                        existing.kind.noun()
-                    )));
-                }
-                if from.namespace != to.namespace {
-                    bump_children(nss, &to_ns, &to.namespace, 1)?;
-                    bump_children(nss, &from_ns, &from.namespace, -1)?;
-                }
-                record.ident = to.clone();
-                tabs.remove(from_key.as_slice())?;
-                tabs.insert(to_key.as_slice(), tx_encode(&record)?)?;
-                Ok(())
-            }),
+            (&self.namespaces, &self.tabulars, &self.tabular_ids).transaction(
+                |(nss, tabs, ids)| {
+                    let Some(bytes) = tabs.get(&from_key)? else {
+                        return abort(StoreError::NoSuchTabular(kind, from.clone()));
+                    };
+                    let mut record: TabularRecord = tx_decode(&bytes)?;
+                    if record.kind != kind {
+                        return abort(StoreError::NoSuchTabular(kind, from.clone()));
+                    }
+                    if from == to {
+                        return Ok(());
+                    }
+                    if let Some(existing) = tabs.get(&to_key)? {
+                        let existing: TabularRecord = tx_decode(&existing)?;
+                        return abort(StoreError::AlreadyExists(format!(
+                            "{} {to}",
+                            existing.kind.noun()
+                        )));
+                    }
+                    if from.namespace != to.namespace {
+                        bump_children(nss, &to_ns, &to.namespace, 1)?;
+                        bump_children(nss, &from_ns, &from.namespace, -1)?;
+                    }
+                    record.ident = to.clone();
+                    tabs.remove(from_key.as_slice())?;
+                    tabs.insert(to_key.as_slice(), tx_encode(&record)?)?;
+                    ids.insert(tabular_id_key(warehouse, record.id), to_key.as_slice())?;
+                    Ok(())
+                },
+            ),
         )?;
         self.durable().await
     }

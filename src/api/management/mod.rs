@@ -16,9 +16,10 @@ use uuid::Uuid;
 
 use super::{ApiResult, AppState, Authenticated};
 use crate::authz::Privilege;
+use crate::authz::Target;
 use crate::catalog::{CatalogError, ErrorType};
 use crate::identity::Caller;
-use crate::store::{GrantResource, TenantRecord};
+use crate::store::TenantRecord;
 
 pub use credentials::*;
 pub use principals::*;
@@ -57,7 +58,7 @@ async fn admin_tenant(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<
     let tenant = visible_tenant(state, caller, id).await?;
     state
         .authz
-        .require(caller, &GrantResource::Tenant, Privilege::TenantAdmin)
+        .require(caller, &Target::Tenant, Privilege::TenantAdmin)
         .await?;
     Ok(tenant)
 }

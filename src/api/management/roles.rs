@@ -12,8 +12,8 @@ use crate::api::types::IcebergErrorResponse;
 use crate::api::{ApiResult, AppState, Authenticated};
 use crate::authz::Privilege;
 use crate::catalog::CatalogError;
-use crate::domain::check_resource_name;
-use crate::store::{GrantRecord, GrantResource, RoleRecord, now_ms};
+use crate::domain::{NamespaceIdent, TableIdent, check_resource_name};
+use crate::store::{GrantRecord, GrantResource, RoleRecord, TabularKind, now_ms};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(create_role)
@@ -63,9 +63,72 @@ pub struct CreateRoleRequest {
 pub struct GrantInfo {
     pub id: Uuid,
     pub role_id: Uuid,
-    #[schema(value_type = GrantResourceSchema)]
-    pub resource: GrantResource,
+    #[schema(value_type = GrantedResourceSchema)]
+    pub resource: GrantedResource,
     pub privilege: Privilege,
+}
+
+/// What a grant to create is on, named as the catalog API names it. A table or view is looked up
+/// at once: the grant then follows that object (its id) through renames, and a new object under
+/// its name after a drop does not get it.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum GrantTarget {
+    Tenant,
+    Warehouse {
+        warehouse: Uuid,
+    },
+    Namespace {
+        warehouse: Uuid,
+        namespace: NamespaceIdent,
+    },
+    Table {
+        warehouse: Uuid,
+        table: TableIdent,
+    },
+    View {
+        warehouse: Uuid,
+        view: TableIdent,
+    },
+}
+
+impl GrantTarget {
+    fn warehouse(&self) -> Option<Uuid> {
+        match self {
+            GrantTarget::Tenant => None,
+            GrantTarget::Warehouse { warehouse }
+            | GrantTarget::Namespace { warehouse, .. }
+            | GrantTarget::Table { warehouse, .. }
+            | GrantTarget::View { warehouse, .. } => Some(*warehouse),
+        }
+    }
+}
+
+/// What a grant is on, in answers: a table or view by id, with its current name (absent once it
+/// no longer exists; such a grant reaches nothing).
+#[derive(Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum GrantedResource {
+    Tenant,
+    Warehouse {
+        warehouse: Uuid,
+    },
+    Namespace {
+        warehouse: Uuid,
+        namespace: NamespaceIdent,
+    },
+    Table {
+        warehouse: Uuid,
+        table_id: Uuid,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        table: Option<TableIdent>,
+    },
+    View {
+        warehouse: Uuid,
+        view_id: Uuid,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        view: Option<TableIdent>,
+    },
 }
 
 /// The wire shapes of a grant's resource, one named schema per kind, for the OpenAPI document.
@@ -106,6 +169,24 @@ mod resource_schemas {
     pub struct ViewResource {
         pub warehouse: Uuid,
         pub view: TableIdentifier,
+    }
+
+    /// One table, by id.
+    #[derive(ToSchema)]
+    pub struct GrantedTableResource {
+        pub warehouse: Uuid,
+        pub table_id: Uuid,
+        /// Its current name; absent once the table no longer exists.
+        pub table: Option<TableIdentifier>,
+    }
+
+    /// One view, by id.
+    #[derive(ToSchema)]
+    pub struct GrantedViewResource {
+        pub warehouse: Uuid,
+        pub view_id: Uuid,
+        /// Its current name; absent once the view no longer exists.
+        pub view: Option<TableIdentifier>,
     }
 }
 
@@ -177,15 +258,134 @@ impl ToSchema for GrantResourceSchema {
     }
 }
 
-impl From<GrantRecord> for GrantInfo {
-    fn from(g: GrantRecord) -> Self {
-        Self {
-            id: g.id,
-            role_id: g.role_id,
-            resource: g.resource,
-            privilege: g.privilege,
-        }
+/// What a grant is on, in answers: a table or view by id and current name.
+pub struct GrantedResourceSchema;
+
+impl utoipa::PartialSchema for GrantedResourceSchema {
+    fn schema() -> RefOr<Schema> {
+        tagged_union(
+            "kind",
+            &[
+                ("tenant", "TenantResource"),
+                ("warehouse", "WarehouseResource"),
+                ("namespace", "NamespaceResource"),
+                ("table", "GrantedTableResource"),
+                ("view", "GrantedViewResource"),
+            ],
+            "What a grant is on: a table or view by id, with its current name.",
+        )
     }
+}
+
+impl ToSchema for GrantedResourceSchema {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "GrantedResource".into()
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        use resource_schemas::*;
+        use utoipa::PartialSchema;
+        GrantResourceSchema::schemas(schemas);
+        schemas.extend([
+            (
+                "GrantedTableResource".to_owned(),
+                with_tag(
+                    "kind",
+                    "table",
+                    GrantedTableResource::schema(),
+                    "One table, by id; `table` is its current name, absent once it no longer exists.",
+                ),
+            ),
+            (
+                "GrantedViewResource".to_owned(),
+                with_tag(
+                    "kind",
+                    "view",
+                    GrantedViewResource::schema(),
+                    "One view, by id; `view` is its current name, absent once it no longer exists.",
+                ),
+            ),
+        ]);
+    }
+}
+
+/// A grant as answers show it: its table or view under its current name.
+async fn grant_info(state: &AppState, g: GrantRecord) -> ApiResult<GrantInfo> {
+    let store = state.catalog.store();
+    let name_of = |warehouse: Uuid, id: Uuid, kind: TabularKind| async move {
+        let found = store.get_tabular_by_id(warehouse, id).await?;
+        Ok::<_, crate::store::StoreError>(found.filter(|o| o.kind == kind).map(|o| o.ident))
+    };
+    let resource = match g.resource {
+        GrantResource::Tenant => GrantedResource::Tenant,
+        GrantResource::Warehouse { warehouse } => GrantedResource::Warehouse { warehouse },
+        GrantResource::Namespace {
+            warehouse,
+            namespace,
+        } => GrantedResource::Namespace {
+            warehouse,
+            namespace,
+        },
+        GrantResource::Table { warehouse, table } => GrantedResource::Table {
+            warehouse,
+            table_id: table,
+            table: name_of(warehouse, table, TabularKind::Table).await?,
+        },
+        GrantResource::View { warehouse, view } => GrantedResource::View {
+            warehouse,
+            view_id: view,
+            view: name_of(warehouse, view, TabularKind::View).await?,
+        },
+        // Rewritten at start; shown as what they name until then.
+        GrantResource::TableByName { warehouse, table } => GrantedResource::Table {
+            warehouse,
+            table_id: Uuid::nil(),
+            table: Some(table),
+        },
+        GrantResource::ViewByName { warehouse, view } => GrantedResource::View {
+            warehouse,
+            view_id: Uuid::nil(),
+            view: Some(view),
+        },
+    };
+    Ok(GrantInfo {
+        id: g.id,
+        role_id: g.role_id,
+        resource,
+        privilege: g.privilege,
+    })
+}
+
+/// The stored form of a grant's resource: a table or view is looked up and named by its id.
+async fn grant_resource(state: &AppState, target: GrantTarget) -> ApiResult<GrantResource> {
+    let store = state.catalog.store();
+    let object_id = |warehouse: Uuid, ident: TableIdent, kind: TabularKind| async move {
+        store
+            .get_tabular(warehouse, &ident)
+            .await?
+            .filter(|o| o.kind == kind)
+            .map(|o| o.id)
+            .ok_or_else(|| not_found(&format!("{} {ident}", kind.noun())))
+    };
+    Ok(match target {
+        GrantTarget::Tenant => GrantResource::Tenant,
+        GrantTarget::Warehouse { warehouse } => GrantResource::Warehouse { warehouse },
+        GrantTarget::Namespace {
+            warehouse,
+            namespace,
+        } => GrantResource::Namespace {
+            warehouse,
+            namespace,
+        },
+        GrantTarget::Table { warehouse, table } => GrantResource::Table {
+            warehouse,
+            table: object_id(warehouse, table, TabularKind::Table).await?,
+        },
+        GrantTarget::View { warehouse, view } => GrantResource::View {
+            warehouse,
+            view: object_id(warehouse, view, TabularKind::View).await?,
+        },
+    })
 }
 
 /// Grants.
@@ -200,7 +400,7 @@ pub struct GrantList {
 pub struct CreateGrantRequest {
     pub role_id: Uuid,
     #[schema(value_type = GrantResourceSchema)]
-    pub resource: GrantResource,
+    pub resource: GrantTarget,
     pub privilege: Privilege,
 }
 
@@ -374,14 +574,7 @@ async fn create_grant(
     let tenant = admin_tenant(&state, &auth.0, path.into_inner()).await?;
     let body = body.into_inner();
     tenant_role(&state, tenant.id, body.role_id).await?;
-    let warehouse = match &body.resource {
-        GrantResource::Tenant => None,
-        GrantResource::Warehouse { warehouse }
-        | GrantResource::Namespace { warehouse, .. }
-        | GrantResource::Table { warehouse, .. }
-        | GrantResource::View { warehouse, .. } => Some(*warehouse),
-    };
-    if let Some(id) = warehouse {
+    if let Some(id) = body.resource.warehouse() {
         let found = state
             .catalog
             .store()
@@ -391,11 +584,11 @@ async fn create_grant(
         found.ok_or_else(|| not_found(&format!("warehouse {id}")))?;
     }
     match (body.privilege, &body.resource) {
-        (Privilege::TenantAdmin, GrantResource::Tenant) => {}
+        (Privilege::TenantAdmin, GrantTarget::Tenant) => {}
         (Privilege::TenantAdmin, _) => {
             return Err(CatalogError::bad_request("TENANT_ADMIN is granted on the tenant").into());
         }
-        (Privilege::WarehouseAdmin, GrantResource::Tenant | GrantResource::Warehouse { .. }) => {}
+        (Privilege::WarehouseAdmin, GrantTarget::Tenant | GrantTarget::Warehouse { .. }) => {}
         (Privilege::WarehouseAdmin, _) => {
             return Err(CatalogError::bad_request(
                 "WAREHOUSE_ADMIN is granted on a warehouse or the tenant",
@@ -408,7 +601,7 @@ async fn create_grant(
         id: Uuid::now_v7(),
         tenant_id: tenant.id,
         role_id: body.role_id,
-        resource: body.resource,
+        resource: grant_resource(&state, body.resource).await?,
         privilege: body.privilege,
         created_at_ms: now_ms(),
     };
@@ -422,7 +615,7 @@ async fn create_grant(
         format!("grant {}", grant.id),
     )
     .await;
-    Ok(HttpResponse::Created().json(GrantInfo::from(grant)))
+    Ok(HttpResponse::Created().json(grant_info(&state, grant).await?))
 }
 
 /// List grants.
@@ -443,9 +636,11 @@ async fn list_grants(
         .store()
         .list_grants(tenant.id, query.role)
         .await?;
-    Ok(HttpResponse::Ok().json(GrantList {
-        grants: grants.into_iter().map(Into::into).collect(),
-    }))
+    let mut infos = Vec::with_capacity(grants.len());
+    for grant in grants {
+        infos.push(grant_info(&state, grant).await?);
+    }
+    Ok(HttpResponse::Ok().json(GrantList { grants: infos }))
 }
 
 /// Revoke a grant.
