@@ -43,6 +43,10 @@ pub struct Settings {
     /// Memory for parsed metadata files, in bytes (weighed at three times their JSON size).
     #[serde(deserialize_with = "lenient")]
     pub metadata_cache_bytes: u64,
+    /// Largest table or view metadata file the server reads or writes, in bytes: registering a
+    /// larger file, or a commit whose metadata would be larger, is refused with a 400.
+    #[serde(deserialize_with = "lenient")]
+    pub max_metadata_file_bytes: u64,
     /// Where the catalog lives: `sled` (embedded, in `data_dir`; the default) or `postgres`
     /// (shared by replicas; see `[postgres]`).
     pub store: StoreKind,
@@ -191,6 +195,7 @@ impl Default for Settings {
             audit_retention_days: 90,
             workers: 0,
             metadata_cache_bytes: 256 * 1024 * 1024,
+            max_metadata_file_bytes: 64 * 1024 * 1024,
             store: StoreKind::Sled,
             postgres: PostgresSettings::default(),
             store_cache_bytes: 128 * 1024 * 1024,
@@ -292,6 +297,9 @@ impl Settings {
         }
         if self.max_page_size == 0 {
             return bad("max_page_size: must be at least 1");
+        }
+        if self.max_metadata_file_bytes < 64 * 1024 {
+            return bad("max_metadata_file_bytes: must be at least 65536");
         }
         if !(60..=86_400).contains(&self.auth.token_ttl_secs) {
             return bad("auth.token_ttl_secs: must be between 60 and 86400");

@@ -15,9 +15,7 @@ use crate::api::{self, AppState};
 use crate::catalog::{Catalog, CatalogOptions};
 use crate::config::{Settings, StoreKind};
 use crate::identity::storage_credentials::{CredentialResolver, ReferencePolicy};
-use crate::identity::{
-    MasterKey, SigningKey, TokenService, generate_secret, hash_secret, key_store, verify_secret,
-};
+use crate::identity::{MasterKey, SigningKey, TokenService, hash_secret, key_store};
 use crate::store::{
     CatalogStore, MeteredStore, PgStore, PrincipalKind, PrincipalRecord, SledStore, StorageProfile,
     StoreError, TenantRecord, WarehouseRecord, now_ms,
@@ -60,6 +58,7 @@ impl Application {
             std::fs::canonicalize(&settings.data_dir).map_err(|e| fail("data_dir")(&e))?;
         let (store, postgres) = open_store(&settings, &data_dir).await?;
         let master_key = Arc::new(load_master_key(&settings, &data_dir)?);
+        let client_secrets = Arc::new(crate::identity::ClientSecrets::new(&master_key));
         let tokens = Arc::new(
             TokenService::new(
                 SigningKey::generate().0,
@@ -105,13 +104,20 @@ impl Application {
                 page_token_key: master_key.derive("floe-page-tokens"),
                 commit_retries: settings.commit_retries,
                 metadata_cache_bytes: settings.metadata_cache_bytes,
+                max_metadata_file_bytes: settings.max_metadata_file_bytes,
             },
             credentials.clone(),
         ));
 
         let tenant = ensure_default_tenant(store.as_ref()).await?;
-        let root_credentials_file =
-            ensure_root_principal(store.as_ref(), &settings, &data_dir, tenant.id).await?;
+        let root_credentials_file = ensure_root_principal(
+            store.as_ref(),
+            &client_secrets,
+            &settings,
+            &data_dir,
+            tenant.id,
+        )
+        .await?;
         ensure_warehouses(&catalog, &settings, &data_dir, tenant.id).await?;
 
         let listener = TcpListener::bind(&settings.listen)
@@ -139,6 +145,8 @@ impl Application {
             credentials,
             token_ttl_secs: settings.auth.token_ttl_secs,
             local_warehouse_base: format!("file://{}", data_dir.join("warehouses").display()),
+            client_secrets: client_secrets.clone(),
+            sign_ins: Arc::new(crate::identity::SignInBackoff::new()),
             verified_secrets: moka::future::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(Duration::from_secs(60))
@@ -281,6 +289,8 @@ const COUNTERS: &[&str] = &[
     "floe_store_errors_total",
     "floe_secret_checks_total",
     "floe_secret_checks_shed_total",
+    "floe_slow_secret_checks_total",
+    "floe_sign_ins_backed_off_total",
 ];
 
 async fn ensure_default_tenant(store: &dyn CatalogStore) -> Result<TenantRecord, StartupError> {
@@ -315,6 +325,7 @@ async fn ensure_default_tenant(store: &dyn CatalogStore) -> Result<TenantRecord,
 /// value), or a generated one whose credentials go to a file only the owner can read.
 async fn ensure_root_principal(
     store: &dyn CatalogStore,
+    secrets: &crate::identity::ClientSecrets,
     settings: &Settings,
     data_dir: &Path,
     tenant: Uuid,
@@ -332,7 +343,7 @@ async fn ensure_root_principal(
     let file = data_dir.join("root-credentials");
     match existing {
         Some(_) if generated => return Ok(file.exists().then_some(file)),
-        Some(p) if verify_secret(&secret, &p.secret_hash) && p.root => return Ok(None),
+        Some(p) if secrets.verify(&secret, &p.secret_hash) && p.root => return Ok(None),
         Some(p) => {
             let updated = PrincipalRecord {
                 secret_hash: hash_secret(&secret),
@@ -349,14 +360,20 @@ async fn ensure_root_principal(
         }
         None => {}
     }
-    let secret = if generated { generate_secret() } else { secret };
+    // A generated secret cannot be guessed and gets a keyed hash; a chosen one gets argon2.
+    let (secret, secret_hash) = if generated {
+        secrets.generate()
+    } else {
+        let hash = hash_secret(&secret);
+        (secret, hash)
+    };
     let principal = PrincipalRecord {
         id: Uuid::now_v7(),
         tenant_id: tenant,
         name: "root".into(),
         kind: PrincipalKind::Service,
         client_id: client_id.clone(),
-        secret_hash: hash_secret(&secret),
+        secret_hash,
         root: true,
         disabled: false,
         created_at_ms: now_ms(),

@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::*;
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn token_endpoint_accepts_form_and_basic_client_auth() {
@@ -411,23 +411,91 @@ async fn counter(app: &TestApp, name: &str) -> f64 {
         .map_or(0.0, |v| v.trim().parse().unwrap())
 }
 
+/// A principal created over the management API; returns its client id and secret.
+async fn service_principal(app: &TestApp, name: &str) -> (String, String) {
+    let who = app.get_json("/management/v1/whoami").await;
+    let tenant = who["tenant_id"].as_str().unwrap();
+    let r = app
+        .post_root(
+            &format!("/management/v1/tenants/{tenant}/principals"),
+            json!({"name": name}),
+        )
+        .await;
+    let p: Value = r.json().await.unwrap();
+    (
+        p["client_id"].as_str().unwrap().to_owned(),
+        p["client_secret"].as_str().unwrap().to_owned(),
+    )
+}
+
 /// Issue: a known client id with a wrong secret cost an argon2 check (~20 ms) and an unknown one
-/// answered at once, so the answer time told which client ids exist.
+/// answered at once, so the answer time told which client ids exist; and every attempt ran argon2.
 #[tokio::test]
 async fn unknown_and_known_client_ids_cost_the_same_secret_check() {
     let app = spawn_app().await;
-    for (client_id, secret) in [
-        ("no-such-client", "whatever"),
-        (ROOT_ID, "wrong-secret"),
-        ("also-unknown", "x"),
+    let (generated, _) = service_principal(&app, "etl").await;
+    for (client_id, secret, slow) in [
+        ("no-such-client", "whatever", 0.0),
+        (generated.as_str(), "wrong-secret", 0.0),
+        ("also-unknown", "x", 0.0),
+        // The root secret in these tests is chosen in the configuration: argon2.
+        (ROOT_ID, "wrong-secret", 1.0),
     ] {
         let before = counter(&app, "floe_secret_checks_total").await;
+        let slow_before = counter(&app, "floe_slow_secret_checks_total").await;
         assert_eq!(token_status(&app, client_id, secret).await, 401);
         let after = counter(&app, "floe_secret_checks_total").await;
+        let slow_after = counter(&app, "floe_slow_secret_checks_total").await;
+        assert_eq!(after - before, 1.0, "{client_id}: one check either way");
         assert_eq!(
-            after - before,
-            1.0,
-            "{client_id}: one argon2 check either way"
+            slow_after - slow_before,
+            slow,
+            "{client_id}: argon2 only for a secret a person chose"
         );
     }
+}
+
+/// Issue: nothing slowed down guessing a client's secret, from one address or many.
+#[tokio::test]
+async fn guessing_a_client_secret_backs_off_per_client_and_per_address() {
+    let app = spawn_app().await;
+    let (client, secret) = service_principal(&app, "victim").await;
+    for _ in 0..6 {
+        assert_eq!(token_status(&app, &client, "guess").await, 401);
+    }
+    let r = app
+        .client
+        .post(format!("{}/v1/oauth/tokens", app.base))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client.as_str()),
+            ("client_secret", "guess"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "1");
+    assert_eq!(
+        token_status(&app, &client, &secret).await,
+        429,
+        "while the door is shut no secret is checked"
+    );
+    assert!(counter(&app, "floe_sign_ins_backed_off_total").await >= 2.0);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(token_status(&app, &client, &secret).await, 200);
+    assert_eq!(
+        token_status(&app, &client, "guess").await,
+        401,
+        "a success starts the client afresh"
+    );
+
+    // Spraying many client ids from one address shuts that address once it has failed 20 times
+    // freely (7 of them above).
+    let mut refused = Vec::new();
+    for i in 0..16 {
+        refused.push(token_status(&app, &format!("sprayed-{i}"), "guess").await);
+    }
+    assert_eq!(refused[..14], [401; 14]);
+    assert_eq!(refused[14..], [429, 429]);
 }

@@ -719,3 +719,71 @@ async fn an_attacker_cannot_overwrite_its_table_with_another_tables_metadata() {
         mine["metadata-location"]
     );
 }
+
+/// Issue: a list without `pageSize` loaded and answered everything at once.
+#[tokio::test]
+async fn a_list_without_a_page_size_is_paged_at_max_page_size() {
+    let app = spawn_app_with(|s| s.max_page_size = 2).await;
+    app.create_namespace(&["ns"]).await;
+    for name in ["a", "b", "c", "d", "e"] {
+        app.create_table("ns", name).await;
+    }
+    let mut seen = Vec::new();
+    let mut path = "/namespaces/ns/tables".to_owned();
+    loop {
+        let page = app.get_json(&format!("/v1/{}{path}", app.prefix)).await;
+        let ids = page["identifiers"].as_array().unwrap();
+        assert!(ids.len() <= 2, "{page}");
+        seen.extend(ids.iter().map(|i| i["name"].as_str().unwrap().to_owned()));
+        match page["next-page-token"].as_str() {
+            Some(token) => path = format!("/namespaces/ns/tables?pageToken={token}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["a", "b", "c", "d", "e"]);
+}
+
+/// Issue: metadata files of any size were read whole, and commits could write them.
+#[tokio::test]
+async fn metadata_files_larger_than_the_limit_are_neither_read_nor_written() {
+    let app = spawn_app_with(|s| s.max_metadata_file_bytes = 64 * 1024).await;
+    app.create_namespace(&["ns"]).await;
+    let created = app.create_table("ns", "t").await;
+    let big = "x".repeat(70 * 1024);
+    let r = app
+        .post(
+            "/namespaces/ns/tables/t",
+            json!({"requirements": [], "updates": [
+                {"action": "set-properties", "updates": {"padding": big}}]}),
+        )
+        .await;
+    let message = assert_error(r, 400, "BadRequestException").await;
+    assert!(message.contains("max_metadata_file_bytes"), "{message}");
+    assert_eq!(
+        app.load_table("ns", "t").await["metadata-location"],
+        created["metadata-location"],
+        "the refused commit changed nothing"
+    );
+
+    // A file grown past the limit outside the catalog cannot be registered.
+    let other = app.create_table("ns", "other").await;
+    let location = other["metadata-location"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.delete("/namespaces/ns/tables/other").await.status(),
+        204
+    );
+    let path = location.strip_prefix("file://").unwrap();
+    let mut metadata: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    metadata["properties"]["padding"] = json!(big);
+    let location = location.replace(".metadata.json", "-grown.metadata.json");
+    let grown = location.strip_prefix("file://").unwrap();
+    std::fs::write(grown, serde_json::to_vec(&metadata).unwrap()).unwrap();
+    let r = app
+        .post(
+            "/namespaces/ns/register",
+            json!({"name": "grown", "metadata-location": location}),
+        )
+        .await;
+    let message = assert_error(r, 400, "BadRequestException").await;
+    assert!(message.contains("larger than"), "{message}");
+}

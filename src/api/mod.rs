@@ -57,6 +57,10 @@ pub struct AppState {
     pub local_warehouse_base: String,
     /// Successful client-secret checks, by hash of (client id, secret), for a short while.
     pub verified_secrets: moka::future::Cache<[u8; 32], uuid::Uuid>,
+    /// Hashes and checks client secrets.
+    pub client_secrets: Arc<crate::identity::ClientSecrets>,
+    /// Back-off after failed sign-ins.
+    pub sign_ins: Arc<crate::identity::SignInBackoff>,
     /// URL clients reach this server at (for refresh and signer endpoints).
     pub public_url: String,
     /// Table-scoped storage credentials, presigning and remote signing.

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::types::{OAuthError, OAuthTokenRequest, OAuthTokenResponse};
-use crate::identity::verify_secret;
+use crate::identity::{ClientSecrets, HashKind};
 use crate::store::PrincipalRecord;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -33,16 +33,26 @@ static SECRET_CHECKS: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
 /// How long a token request waits for a turn before it is told to come back (429).
 const SECRET_CHECK_WAIT: Duration = Duration::from_secs(2);
 
-/// Checked when the client id is unknown or disabled, so that answer costs what a wrong secret
-/// costs: the time to answer does not tell which client ids exist.
-static DECOY_HASH: LazyLock<String> =
-    LazyLock::new(|| crate::identity::hash_secret(&crate::identity::generate_secret()));
-
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> HttpResponse {
     HttpResponse::build(status).json(OAuthError {
         error: error.into(),
         error_description: description.into(),
     })
+}
+
+/// 429 with `Retry-After` (whole seconds, at least 1).
+fn come_back_later(after: Duration, description: &str) -> HttpResponse {
+    let mut busy = oauth_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "temporarily_unavailable",
+        description,
+    );
+    let secs = after.as_secs_f64().ceil().max(1.0) as u64;
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&secs.to_string()) {
+        busy.headers_mut()
+            .insert(actix_web::http::header::RETRY_AFTER, value);
+    }
+    busy
 }
 
 fn invalid_client() -> HttpResponse {
@@ -83,7 +93,7 @@ fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {
         (status = 200, description = "An access token", body = OAuthTokenResponse),
         (status = 400, description = "Malformed request or unsupported grant", body = OAuthError),
         (status = 401, description = "Unknown client or wrong secret", body = OAuthError),
-        (status = 429, description = "Too many token requests at once; retry after `Retry-After` seconds", body = OAuthError),
+        (status = 429, description = "Too many token requests at once, or too many failed sign-ins for this client id or from this address; retry after `Retry-After` seconds", body = OAuthError),
         (status = 503, description = "The store is unavailable", body = OAuthError),
     )
 )]
@@ -113,9 +123,20 @@ async fn get_token(state: web::Data<AppState>, req: HttpRequest, body: web::Byte
                     "send client_id and client_secret (form fields or HTTP Basic)",
                 );
             };
+            let address = req.peer_addr().map(|a| a.ip());
+            if let Some(wait) = state.sign_ins.wait(&client_id, address) {
+                metrics::counter!("floe_sign_ins_backed_off_total").increment(1);
+                return come_back_later(wait, "too many failed sign-ins; retry later");
+            }
             match check_client(&state, &client_id, &secret).await {
-                Ok(Some(p)) => (p, None),
-                Ok(None) => return invalid_client(),
+                Ok(Some(p)) => {
+                    state.sign_ins.succeeded(&client_id);
+                    (p, None)
+                }
+                Ok(None) => {
+                    state.sign_ins.failed(&client_id, address);
+                    return invalid_client();
+                }
                 Err(response) => return response,
             }
         }
@@ -202,8 +223,9 @@ async fn check_client(
         .await
         .map_err(unavailable)?
         .filter(|p| !p.disabled);
+    let secrets = state.client_secrets.as_ref();
     let Some(principal) = principal else {
-        check_secret(secret, &DECOY_HASH).await?;
+        check_secret(secrets, secret, secrets.decoy()).await?;
         return Ok(None);
     };
     let fingerprint: [u8; 32] = Sha256::new()
@@ -217,7 +239,7 @@ async fn check_client(
     if state.verified_secrets.get(&fingerprint).await == Some(principal.id) {
         return Ok(Some(principal));
     }
-    if !check_secret(secret, &principal.secret_hash).await? {
+    if !check_secret(secrets, secret, &principal.secret_hash).await? {
         return Ok(None);
     }
     state
@@ -227,27 +249,30 @@ async fn check_client(
     Ok(Some(principal))
 }
 
-/// Verifies a secret against its hash on the blocking pool, at most [`SECRET_CHECKS`] at once; a
-/// request that cannot get a turn within [`SECRET_CHECK_WAIT`] answers 429 with `Retry-After`.
-async fn check_secret(secret: &str, hash: &str) -> Result<bool, HttpResponse> {
+/// Verifies a secret against its hash: a keyed hash at once, an argon2 one on the blocking pool, at
+/// most [`SECRET_CHECKS`] at once; a request that cannot get a turn within [`SECRET_CHECK_WAIT`]
+/// answers 429 with `Retry-After`.
+async fn check_secret(
+    secrets: &ClientSecrets,
+    secret: &str,
+    hash: &str,
+) -> Result<bool, HttpResponse> {
+    metrics::counter!("floe_secret_checks_total").increment(1);
+    if ClientSecrets::kind(hash) == HashKind::Keyed {
+        return Ok(secrets.verify(secret, hash));
+    }
     let Ok(Ok(_permit)) = tokio::time::timeout(SECRET_CHECK_WAIT, SECRET_CHECKS.acquire()).await
     else {
         metrics::counter!("floe_secret_checks_shed_total").increment(1);
-        let mut busy = oauth_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "temporarily_unavailable",
+        return Err(come_back_later(
+            Duration::from_secs(1),
             "too many token requests at once; retry shortly",
-        );
-        busy.headers_mut().insert(
-            actix_web::http::header::RETRY_AFTER,
-            actix_web::http::header::HeaderValue::from_static("1"),
-        );
-        return Err(busy);
+        ));
     };
-    metrics::counter!("floe_secret_checks_total").increment(1);
+    metrics::counter!("floe_slow_secret_checks_total").increment(1);
     let (secret, hash) = (secret.to_owned(), hash.to_owned());
     Ok(
-        tokio::task::spawn_blocking(move || verify_secret(&secret, &hash))
+        tokio::task::spawn_blocking(move || crate::identity::verify_argon2(&secret, &hash))
             .await
             .unwrap_or(false),
     )

@@ -140,7 +140,7 @@ impl From<StoreError> for CatalogError {
 impl From<IoError> for CatalogError {
     fn from(e: IoError) -> Self {
         match e {
-            IoError::BadLocation(..) => Self::bad_request(e.to_string()),
+            IoError::BadLocation(..) | IoError::TooLarge(..) => Self::bad_request(e.to_string()),
             IoError::NotFound(_) => Self::new(ErrorType::NotFound, e.to_string()),
             IoError::Misconfigured(..) => {
                 tracing::error!(error = %e, "warehouse storage misconfigured");

@@ -94,6 +94,8 @@ pub struct CachedView {
 pub struct MetadataCache {
     tables: moka::future::Cache<String, Arc<CachedTable>>,
     views: moka::future::Cache<String, Arc<CachedView>>,
+    /// Largest file read or written.
+    max_file_bytes: u64,
 }
 
 fn parse_error(location: &str, e: impl std::fmt::Display) -> CatalogError {
@@ -110,8 +112,9 @@ fn weight(json: &Bytes) -> u32 {
 }
 
 impl MetadataCache {
-    /// A cache of about `bytes` of table metadata (and a quarter of that for views).
-    pub fn new(bytes: u64) -> Self {
+    /// A cache of about `bytes` of table metadata (and a quarter of that for views), of files no
+    /// larger than `max_file_bytes`.
+    pub fn new(bytes: u64, max_file_bytes: u64) -> Self {
         Self {
             tables: moka::future::Cache::builder()
                 .max_capacity(bytes)
@@ -121,7 +124,21 @@ impl MetadataCache {
                 .max_capacity(bytes / 4)
                 .weigher(|_, v: &Arc<CachedView>| weight(&v.json))
                 .build(),
+            max_file_bytes,
         }
+    }
+
+    /// Refuses metadata that would be larger than the server reads.
+    fn check_written_size(&self, location: &str, json: &Bytes) -> CatalogResult<()> {
+        if json.len() as u64 > self.max_file_bytes {
+            return Err(CatalogError::bad_request(format!(
+                "the new metadata for {location} would be {} bytes, more than the {} this server \
+                 reads (max_metadata_file_bytes); expire snapshots or remove old metadata first",
+                json.len(),
+                self.max_file_bytes
+            )));
+        }
+        Ok(())
     }
 
     /// The table metadata at `location`, read once and then served from memory.
@@ -138,7 +155,7 @@ impl MetadataCache {
             return Ok(hit);
         }
         metrics::counter!("floe_metadata_cache_misses_total").increment(1);
-        let bytes = io.read(location).await?;
+        let bytes = io.read(location, self.max_file_bytes).await?;
         let metadata: TableMetadata =
             serde_json::from_slice(&bytes).map_err(|e| parse_error(location, e))?;
         let json =
@@ -159,7 +176,7 @@ impl MetadataCache {
         if let Some(hit) = self.views.get(location).await {
             return Ok(hit);
         }
-        let bytes = io.read(location).await?;
+        let bytes = io.read(location, self.max_file_bytes).await?;
         let metadata: ViewMetadata =
             serde_json::from_slice(&bytes).map_err(|e| parse_error(location, e))?;
         let cached = Arc::new(CachedView {
@@ -180,6 +197,7 @@ impl MetadataCache {
         let json = Bytes::from(
             serde_json::to_vec(&metadata).map_err(|e| CatalogError::internal(e.to_string()))?,
         );
+        self.check_written_size(location, &json)?;
         io.write(location, json.clone()).await?;
         let cached = Arc::new(CachedTable::new(metadata, json));
         self.tables
@@ -198,6 +216,7 @@ impl MetadataCache {
         let json = Bytes::from(
             serde_json::to_vec(&metadata).map_err(|e| CatalogError::internal(e.to_string()))?,
         );
+        self.check_written_size(location, &json)?;
         io.write(location, json.clone()).await?;
         let cached = Arc::new(CachedView {
             metadata: Arc::new(metadata),

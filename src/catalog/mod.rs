@@ -96,6 +96,8 @@ pub struct CatalogOptions {
     pub page_token_key: [u8; 32],
     pub commit_retries: u32,
     pub metadata_cache_bytes: u64,
+    /// Largest metadata file read or written.
+    pub max_metadata_file_bytes: u64,
 }
 
 /// The catalog service shared by all request handlers.
@@ -129,7 +131,10 @@ impl Catalog {
                 .time_to_live(Duration::from_secs(IO_CACHE_SECS))
                 .build(),
             s3_credentials: RwLock::new(HashMap::new()),
-            metadata: MetadataCache::new(options.metadata_cache_bytes),
+            metadata: MetadataCache::new(
+                options.metadata_cache_bytes,
+                options.max_metadata_file_bytes,
+            ),
             commit_locks: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_idle(Duration::from_secs(300))
@@ -370,8 +375,8 @@ impl Catalog {
                 return Err(CatalogError::bad_request("pageSize must be at least 1"));
             }
             Some(n) => Some((n as usize).min(self.options.max_page_size)),
-            None if token.is_some() => Some(self.options.max_page_size),
-            None => None,
+            // Without a size a list is still paged: at most `max_page_size` per answer.
+            None => Some(self.options.max_page_size),
         };
         let after = match token {
             None | Some("") => None,

@@ -1,8 +1,10 @@
 //! Who is calling: token issuing and checking, client secrets, and the authenticated [`Caller`].
 //!
 //! Owns: Floe's Ed25519 signing key, JWT claims and their verification (cached by token until a
-//! short bound), argon2 secret hashes. Must not touch: HTTP types or warehouse storage.
+//! short bound), client-secret hashes (keyed for generated secrets, argon2 for chosen ones), and
+//! back-off after failed sign-ins. Must not touch: HTTP types or warehouse storage.
 
+mod backoff;
 pub mod key_store;
 mod keys;
 pub mod oidc;
@@ -13,9 +15,10 @@ mod tokens;
 
 use uuid::Uuid;
 
+pub use backoff::SignInBackoff;
 pub use keys::{SigningKey, owner_only_file};
 pub use sealing::{MasterKey, SealError, hmac_sha256};
-pub use secrets::{generate_secret, hash_secret, verify_secret};
+pub use secrets::{ClientSecrets, HashKind, generate_secret, hash_secret, verify_argon2};
 pub use tokens::{AuthError, IssuedToken, TokenService};
 
 /// The authenticated principal behind a request.

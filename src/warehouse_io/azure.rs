@@ -135,7 +135,7 @@ impl WarehouseIo for AzureIo {
         Ok(())
     }
 
-    async fn read(&self, location: &str) -> Result<Bytes, IoError> {
+    async fn read(&self, location: &str, max_bytes: u64) -> Result<Bytes, IoError> {
         let r = self
             .blob_request(reqwest::Method::GET, location)
             .await?
@@ -146,7 +146,7 @@ impl WarehouseIo for AzureIo {
             return Err(IoError::NotFound(location.into()));
         }
         let r = check(location, r).await?;
-        r.bytes().await.map_err(|e| storage(location, e))
+        super::bounded_body(location, r, max_bytes).await
     }
 
     async fn delete(&self, location: &str) -> Result<(), IoError> {

@@ -172,7 +172,7 @@ impl WarehouseIo for GcsIo {
         Ok(())
     }
 
-    async fn read(&self, location: &str) -> Result<Bytes, IoError> {
+    async fn read(&self, location: &str, max_bytes: u64) -> Result<Bytes, IoError> {
         let name = self.name_of(location)?;
         let r = self
             .http
@@ -184,11 +184,8 @@ impl WarehouseIo for GcsIo {
         if r.status() == reqwest::StatusCode::NOT_FOUND {
             return Err(IoError::NotFound(location.into()));
         }
-        check(location, r)
-            .await?
-            .bytes()
-            .await
-            .map_err(|e| storage(location, e))
+        let r = check(location, r).await?;
+        super::bounded_body(location, r, max_bytes).await
     }
 
     async fn delete(&self, location: &str) -> Result<(), IoError> {

@@ -84,15 +84,25 @@ impl WarehouseIo for LocalIo {
         .map_err(storage(location))
     }
 
-    async fn read(&self, location: &str) -> Result<Bytes, IoError> {
+    async fn read(&self, location: &str, max_bytes: u64) -> Result<Bytes, IoError> {
+        use tokio::io::AsyncReadExt;
         let path = self.checked_path(location)?;
-        match tokio::fs::read(&path).await {
-            Ok(b) => Ok(Bytes::from(b)),
+        let file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(IoError::NotFound(location.into()))
+                return Err(IoError::NotFound(location.into()));
             }
-            Err(e) => Err(storage(location)(e)),
-        }
+            Err(e) => return Err(storage(location)(e)),
+        };
+        let len = file.metadata().await.map_err(storage(location))?.len();
+        super::check_size(location, len, max_bytes)?;
+        let mut bytes = Vec::with_capacity(len as usize);
+        file.take(max_bytes + 1)
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(storage(location))?;
+        super::check_size(location, bytes.len() as u64, max_bytes)?;
+        Ok(Bytes::from(bytes))
     }
 
     async fn delete(&self, location: &str) -> Result<(), IoError> {

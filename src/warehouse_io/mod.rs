@@ -54,6 +54,33 @@ pub enum IoError {
     /// secret, URL or upstream answer.
     #[error("warehouse {0}: {1}")]
     Misconfigured(String, String),
+    #[error("file {0} is larger than the {1} bytes this server reads")]
+    TooLarge(String, u64),
+}
+
+/// `TooLarge` when a file of `size` bytes exceeds `max_bytes`.
+pub fn check_size(location: &str, size: u64, max_bytes: u64) -> Result<(), IoError> {
+    if size > max_bytes {
+        return Err(IoError::TooLarge(location.to_owned(), max_bytes));
+    }
+    Ok(())
+}
+
+/// The body of an HTTP answer, refused as soon as it exceeds `max_bytes`.
+pub async fn bounded_body(
+    location: &str,
+    mut r: reqwest::Response,
+    max_bytes: u64,
+) -> Result<Bytes, IoError> {
+    if let Some(len) = r.content_length() {
+        check_size(location, len, max_bytes)?;
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = r.chunk().await.map_err(|e| IoError::storage(location, e))? {
+        check_size(location, (body.len() + chunk.len()) as u64, max_bytes)?;
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(body))
 }
 
 impl IoError {
@@ -97,8 +124,8 @@ pub fn redact_urls(text: &str) -> String {
 pub trait WarehouseIo: Send + Sync {
     /// Writes a new file; the file is durable when this returns.
     async fn write(&self, location: &str, bytes: Bytes) -> Result<(), IoError>;
-    /// Reads a whole file.
-    async fn read(&self, location: &str) -> Result<Bytes, IoError>;
+    /// Reads a whole file of at most `max_bytes` (`TooLarge` otherwise, without reading it all).
+    async fn read(&self, location: &str, max_bytes: u64) -> Result<Bytes, IoError>;
     /// Deletes one file; a missing file is not an error.
     async fn delete(&self, location: &str) -> Result<(), IoError>;
     /// Deletes every file under `prefix` (a directory location); returns how many.

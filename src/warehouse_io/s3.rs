@@ -97,7 +97,7 @@ impl WarehouseIo for S3Io {
         Ok(())
     }
 
-    async fn read(&self, location: &str) -> Result<Bytes, IoError> {
+    async fn read(&self, location: &str, max_bytes: u64) -> Result<Bytes, IoError> {
         let key = self.key_of(location)?;
         let out = self
             .client
@@ -113,8 +113,16 @@ impl WarehouseIo for S3Io {
                     storage(location, aws_sdk_s3::error::DisplayErrorContext(e))
                 }
             })?;
-        let body = out.body.collect().await.map_err(|e| storage(location, e))?;
-        Ok(body.into_bytes())
+        if let Some(len) = out.content_length() {
+            super::check_size(location, len.max(0) as u64, max_bytes)?;
+        }
+        let mut body = out.body;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.try_next().await.map_err(|e| storage(location, e))? {
+            super::check_size(location, (bytes.len() + chunk.len()) as u64, max_bytes)?;
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(Bytes::from(bytes))
     }
 
     async fn delete(&self, location: &str) -> Result<(), IoError> {

@@ -13,7 +13,6 @@ use crate::api::types::IcebergErrorResponse;
 use crate::api::{ApiResult, AppState, Authenticated};
 use crate::catalog::{CatalogError, ErrorType};
 use crate::domain::check_resource_name;
-use crate::identity::{generate_secret, hash_secret};
 use crate::store::{PrincipalKind, PrincipalRecord, now_ms};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -123,14 +122,14 @@ async fn create_principal(
 ) -> ApiResult<HttpResponse> {
     let tenant = admin_tenant(&state, &auth.0, path.into_inner()).await?;
     check_resource_name("principal name", &body.name)?;
-    let secret = generate_secret();
+    let (secret, secret_hash) = state.client_secrets.generate();
     let principal = PrincipalRecord {
         id: Uuid::now_v7(),
         tenant_id: tenant.id,
         name: body.name.clone(),
         kind: body.kind.unwrap_or(PrincipalKind::Service),
         client_id: format!("floe-{}", Uuid::new_v4().simple()),
-        secret_hash: hash_secret(&secret),
+        secret_hash,
         root: false,
         disabled: false,
         created_at_ms: now_ms(),
@@ -242,8 +241,8 @@ async fn rotate_secret(
     let (tenant, id) = path.into_inner();
     admin_tenant(&state, &auth.0, tenant).await?;
     let mut p = tenant_principal(&state, tenant, id).await?;
-    let secret = generate_secret();
-    p.secret_hash = hash_secret(&secret);
+    let (secret, secret_hash) = state.client_secrets.generate();
+    p.secret_hash = secret_hash;
     state.catalog.store().update_principal(&p).await?;
     changed(&state);
     audit(

@@ -13,6 +13,9 @@ use crate::store::{AdlsProfile, GcsProfile, StorageProfile};
 use crate::vending::TableAccess;
 use crate::warehouse_io::{S3Io, S3StaticCredentials, WarehouseIo};
 
+/// The largest file validation reads back (it writes a few bytes).
+pub(super) const VALIDATION_READ_BYTES: u64 = 1024 * 1024;
+
 /// Signs a read-only SAS the way vending does for a sample table and checks what it allows: it
 /// reads a file there and cannot write one.
 pub(super) async fn validate_sas(wh: &Warehouse, profile: &AdlsProfile, steps: &mut Steps) {
@@ -269,7 +272,7 @@ pub(super) async fn validate_sts(
             if wrote {
                 steps.record(
                     "read it back with the session",
-                    io.read(&inside)
+                    io.read(&inside, VALIDATION_READ_BYTES)
                         .await
                         .map(|_| ())
                         .map_err(|e| e.to_string()),
@@ -278,7 +281,7 @@ pub(super) async fn validate_sts(
         } else if wh.io.write(&inside, body.clone()).await.is_ok() {
             steps.record(
                 "read a file of the sample table with the read-only session",
-                io.read(&inside)
+                io.read(&inside, VALIDATION_READ_BYTES)
                     .await
                     .map(|_| ())
                     .map_err(|e| e.to_string()),
@@ -286,7 +289,7 @@ pub(super) async fn validate_sts(
             steps.record(
                 "the read-only session cannot delete it",
                 match io.delete(&inside).await {
-                    Ok(()) if wh.io.read(&inside).await.is_err() => Err(
+                    Ok(()) if wh.io.read(&inside, VALIDATION_READ_BYTES).await.is_err() => Err(
                         "a read-only session deleted a file: the role's policy is not narrowed"
                             .into(),
                     ),

@@ -523,7 +523,7 @@ async fn validate_warehouse(
     if wrote {
         let read = wh
             .io
-            .read(&probe)
+            .read(&probe, super::validate::VALIDATION_READ_BYTES)
             .await
             .map_err(|e| e.to_string())
             .and_then(|b| {
