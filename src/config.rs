@@ -349,6 +349,16 @@ impl Settings {
             if issuer.issuer == self.auth.issuer {
                 return bad(&format!("oidc[{i}].issuer: must differ from auth.issuer"));
             }
+            if issuer.algorithms.is_empty()
+                || !issuer
+                    .algorithms
+                    .iter()
+                    .all(|a| crate::identity::oidc::is_asymmetric(*a))
+            {
+                return bad(&format!(
+                    "oidc[{i}].algorithms: name at least one, and only asymmetric ones (RS256, ES256, EdDSA, ...)"
+                ));
+            }
         }
         for (i, wh) in self.warehouses.iter().enumerate() {
             crate::domain::check_resource_name("warehouse name", &wh.name)

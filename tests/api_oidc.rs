@@ -74,6 +74,7 @@ async fn tokens_of_a_configured_issuer_work_and_survive_its_key_rotation() {
             principal_claim: "email".into(),
             create_principals: true,
             jwks_min_refresh_secs: 0,
+            algorithms: vec![Algorithm::EdDSA],
         }];
     })
     .await;
@@ -175,6 +176,7 @@ async fn unknown_principals_are_refused_unless_the_issuer_creates_them() {
             principal_claim: "sub".into(),
             create_principals: false,
             jwks_min_refresh_secs: 0,
+            algorithms: vec![Algorithm::EdDSA],
         }];
     })
     .await;
@@ -193,4 +195,51 @@ async fn unknown_principals_are_refused_unless_the_issuer_creates_them() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401, "no tenant claim and no principal yet");
+}
+
+/// Issue: the verifier took the algorithm from the token's own header.
+#[tokio::test]
+async fn a_token_is_verified_only_with_the_algorithms_its_issuer_is_pinned_to() {
+    let key = SigningKey::from_seed([41; 32]);
+    let jwks_url = jwks_server(Arc::new(Mutex::new(vec![SigningKey::from_seed([41; 32])]))).await;
+    let issuer = |algorithms: Vec<Algorithm>, jwks_url: String| OidcIssuer {
+        issuer: ISSUER.into(),
+        audience: "floe-api".into(),
+        jwks_url,
+        tenant: Some("default".into()),
+        tenant_claim: None,
+        principal_claim: "sub".into(),
+        create_principals: true,
+        jwks_min_refresh_secs: 0,
+        algorithms,
+    };
+    let whoami = |app: &TestApp, t: String| {
+        let request = app
+            .client
+            .get(format!("{}/management/v1/whoami", app.base))
+            .bearer_auth(t);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    // Pinned to RS256 (the default): a valid EdDSA signature from a key in its JWKS is refused.
+    let url = jwks_url.clone();
+    let rs256_only =
+        spawn_app_with(move |s| s.oidc = vec![issuer(vec![Algorithm::RS256], url)]).await;
+    let good = token(&key, ISSUER, "floe-api", "dana", 600);
+    assert_eq!(whoami(&rs256_only, good.clone()).await, 401);
+
+    // Pinned to EdDSA: that token works, and an HMAC token keyed with the public key does not.
+    let app =
+        spawn_app_with(move |s| s.oidc = vec![issuer(vec![Algorithm::EdDSA], jwks_url)]).await;
+    assert_eq!(whoami(&app, good).await, 200);
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some(key.kid.clone());
+    let now = chrono_now();
+    let claims = json!({"iss": ISSUER, "aud": "floe-api", "sub": "dana", "exp": now + 600});
+    let forged = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(key.public_x.as_bytes()),
+    )
+    .unwrap();
+    assert_eq!(whoami(&app, forged).await, 401);
 }

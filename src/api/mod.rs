@@ -130,7 +130,12 @@ pub struct Reply {
     /// What an `Idempotency-Key` replay answers instead of `body` (e.g. without credentials, which
     /// must never be stored).
     replay_body: Option<Bytes>,
+    /// Why the answer holds no credentials although the client asked (never replayed).
+    credentials_withheld: Option<String>,
 }
+
+/// The header saying why a table answer holds no credentials although the client asked for them.
+pub const CREDENTIALS_WITHHELD: &str = "Floe-Credentials-Withheld";
 
 impl Reply {
     /// 200 with a JSON body.
@@ -146,7 +151,14 @@ impl Reply {
             status: StatusCode::OK,
             body: Some(body),
             replay_body: None,
+            credentials_withheld: None,
         }
+    }
+
+    /// The same reply, saying in [`CREDENTIALS_WITHHELD`] why it holds no credentials.
+    pub fn credentials_withheld(mut self, why: impl Into<String>) -> Self {
+        self.credentials_withheld = Some(why.into());
+        self
     }
 
     /// 200 with a JSON body that holds secrets; a replay answers `replay` instead.
@@ -155,6 +167,7 @@ impl Reply {
             status: StatusCode::OK,
             body: Some(body),
             replay_body: Some(replay),
+            credentials_withheld: None,
         }
     }
 
@@ -164,12 +177,16 @@ impl Reply {
             status: StatusCode::NO_CONTENT,
             body: None,
             replay_body: None,
+            credentials_withheld: None,
         }
     }
 
     /// The HTTP response.
     pub fn respond(self) -> HttpResponse {
         let mut r = HttpResponse::build(self.status);
+        if let Some(why) = self.credentials_withheld {
+            r.insert_header((CREDENTIALS_WITHHELD, why));
+        }
         match self.body {
             Some(body) => r.content_type("application/json").body(body),
             None => r.finish(),
@@ -186,6 +203,7 @@ impl From<ApiError> for Reply {
                 serde_json::to_vec(&e.body()).expect("errors serialize"),
             )),
             replay_body: None,
+            credentials_withheld: None,
         }
     }
 }
@@ -234,6 +252,7 @@ pub async fn idempotent(
             status: StatusCode::from_u16(rec.status).unwrap_or(StatusCode::OK),
             body: (!rec.body.is_empty()).then(|| Bytes::from(rec.body)),
             replay_body: None,
+            credentials_withheld: None,
         }),
         None => {
             let reply = work.await.unwrap_or_else(Reply::from);

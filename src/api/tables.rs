@@ -9,7 +9,7 @@ use utoipa::IntoParams;
 use super::namespaces::PageQuery;
 use super::openapi::CommonErrors;
 use super::types::*;
-use super::vending::{StorageAccess, storage_access};
+use super::vending::{StorageAccess, access_asked, storage_access, storage_access_for};
 use super::{
     ApiError, ApiResult, AppState, Authenticated, Reply, idempotent, identifier, identifier_body,
     metadata_body, namespace_param, table_param, visible_items,
@@ -96,6 +96,29 @@ fn table_reply(loaded: &LoadedTable, wh: &Warehouse, access: &StorageAccess) -> 
     Reply::json_with_secrets(body, replay)
 }
 
+/// The answer for a table that now exists (created or registered). The table is committed, so a
+/// failure to vend must not make the answer an error the client would retry: it answers the table
+/// without credentials and says why in `Floe-Credentials-Withheld` (a load gets them later).
+async fn committed_table_reply(
+    state: &AppState,
+    caller: &Caller,
+    req: &HttpRequest,
+    wh: &Warehouse,
+    ident: &TableIdent,
+    loaded: &LoadedTable,
+) -> Reply {
+    match storage_access(state, caller, req, wh, ident, loaded).await {
+        Ok(access) => table_reply(loaded, wh, &access),
+        Err(e) => {
+            tracing::warn!(table = %ident, error = %e.0, "table committed; credentials not vended");
+            let plain = StorageAccess::plain(wh);
+            table_reply(loaded, wh, &plain).credentials_withheld(
+                "the table was committed but credentials could not be vended; load the table to get them",
+            )
+        }
+    }
+}
+
 fn commit_body(loaded: &LoadedTable) -> Bytes {
     metadata_body(
         loaded.metadata_location.as_deref(),
@@ -169,7 +192,7 @@ async fn list_tables(
     params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
            ("Idempotency-Key" = Option<uuid::Uuid>, Header, description = "UUID that makes retries safe")),
     request_body = CreateTableRequest,
-    responses((status = 200, description = "The new table", body = LoadTableResult),
+    responses((status = 200, description = "The new table", body = LoadTableResult, headers(("Floe-Credentials-Withheld" = String, description = "Present when credentials were asked for but could not be vended after the table was committed: why; load the table to get them"))),
               (status = 404, description = "No such namespace", body = IcebergErrorResponse),
               (status = 409, description = "Already exists", body = IcebergErrorResponse), CommonErrors),
     security(("bearer" = [])))]
@@ -208,8 +231,7 @@ async fn create_table(
             let loaded = state.catalog.create_table(&wh, &ns, request).await?;
             // The location was checked to lie inside the warehouse before anything was written.
             let ident = TableIdent::new(ns, name);
-            let access = storage_access(&state, &auth.0, &req, &wh, &ident, &loaded).await?;
-            Ok(table_reply(&loaded, &wh, &access))
+            Ok(committed_table_reply(&state, &auth.0, &req, &wh, &ident, &loaded).await)
         })
         .await
     };
@@ -254,13 +276,11 @@ async fn load_table(
     )
     .await?;
     let loaded = state.catalog.load_table(&wh, &ident).await?;
-    let tag = loaded
-        .table
-        .etag(
-            loaded.metadata_location.as_deref().unwrap_or_default(),
-            mode,
-        )
-        .to_owned();
+    let asked = access_asked(&state, &auth.0, &req, &wh, &ident).await?;
+    let tag = asked.etag(loaded.table.etag(
+        loaded.metadata_location.as_deref().unwrap_or_default(),
+        mode,
+    ));
     let unchanged = req
         .headers()
         .get(header::IF_NONE_MATCH)
@@ -271,7 +291,7 @@ async fn load_table(
             .insert_header((header::ETAG, tag))
             .finish());
     }
-    let access = storage_access(&state, &auth.0, &req, &wh, &ident, &loaded).await?;
+    let access = storage_access_for(&state, &auth.0, &wh, &ident, &loaded, asked).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, tag))
         .content_type("application/json")
@@ -413,7 +433,7 @@ async fn drop_table(
     params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
            ("Idempotency-Key" = Option<uuid::Uuid>, Header, description = "UUID that makes retries safe")),
     request_body = RegisterTableRequest,
-    responses((status = 200, description = "The registered table", body = LoadTableResult),
+    responses((status = 200, description = "The registered table", body = LoadTableResult, headers(("Floe-Credentials-Withheld" = String, description = "Present when credentials were asked for but could not be vended after the table was committed: why; load the table to get them"))),
               (status = 404, description = "No such namespace", body = IcebergErrorResponse),
               (status = 409, description = "Already exists", body = IcebergErrorResponse), CommonErrors),
     security(("bearer" = [])))]
@@ -440,8 +460,7 @@ async fn register_table(
                 .catalog
                 .register_table(&wh, ident.clone(), &body.metadata_location, body.overwrite)
                 .await?;
-            let access = storage_access(&state, &auth.0, &req, &wh, &ident, &loaded).await?;
-            Ok(table_reply(&loaded, &wh, &access))
+            Ok(committed_table_reply(&state, &auth.0, &req, &wh, &ident, &loaded).await)
         })
         .await
     };

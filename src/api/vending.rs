@@ -40,7 +40,8 @@ pub struct StorageAccess {
 }
 
 impl StorageAccess {
-    fn plain(wh: &Warehouse) -> Self {
+    /// The warehouse's plain client settings: no credentials, no signer.
+    pub fn plain(wh: &Warehouse) -> Self {
         Self {
             config_json: Bytes::from(serde_json::to_vec(&base_config(wh)).expect("maps serialize")),
             credential_json: None,
@@ -104,8 +105,58 @@ pub async fn storage_access(
     ident: &TableIdent,
     loaded: &LoadedTable,
 ) -> ApiResult<StorageAccess> {
+    let asked = access_asked(state, caller, req, wh, ident).await?;
+    storage_access_for(state, caller, wh, ident, loaded, asked).await
+}
+
+/// What the storage part of a table answer depends on: the delegation the client asked for and
+/// the caller's data access (nothing for a local warehouse, which hands out neither).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessAsked {
+    delegation: Delegation,
+    data: DataAccess,
+}
+
+impl AccessAsked {
+    const PLAIN: AccessAsked = AccessAsked {
+        delegation: Delegation {
+            vended_credentials: false,
+            remote_signing: false,
+        },
+        data: DataAccess::None,
+    };
+
+    /// `tag` (a quoted ETag) made specific to this access, so a client that asks with other
+    /// delegation or holds other grants never gets a 304 for an answer it was not given.
+    pub fn etag(&self, tag: &str) -> String {
+        let mode = match (
+            self.delegation.vended_credentials,
+            self.delegation.remote_signing,
+        ) {
+            (false, false) => 'p',
+            (true, false) => 'v',
+            (false, true) => 's',
+            (true, true) => 'b',
+        };
+        let data = match self.data {
+            DataAccess::None => 'n',
+            DataAccess::Read => 'r',
+            DataAccess::ReadWrite => 'w',
+        };
+        format!("{}-{mode}{data}\"", tag.trim_end_matches('"'))
+    }
+}
+
+/// The delegation asked for in `X-Iceberg-Access-Delegation` and the caller's data access.
+pub async fn access_asked(
+    state: &AppState,
+    caller: &Caller,
+    req: &HttpRequest,
+    wh: &Warehouse,
+    ident: &TableIdent,
+) -> ApiResult<AccessAsked> {
     if matches!(wh.record.storage, StorageProfile::Local { .. }) {
-        return Ok(StorageAccess::plain(wh));
+        return Ok(AccessAsked::PLAIN);
     }
     let delegation = Delegation::parse(
         req.headers()
@@ -113,10 +164,23 @@ pub async fn storage_access(
             .and_then(|v| v.to_str().ok()),
     );
     if !delegation.any() {
-        return Ok(StorageAccess::plain(wh));
+        return Ok(AccessAsked::PLAIN);
     }
     let data = state.authz.data_access(caller, wh.record.id, ident).await?;
-    if data == DataAccess::None {
+    Ok(AccessAsked { delegation, data })
+}
+
+/// The storage part of a table answer for `asked`.
+pub async fn storage_access_for(
+    state: &AppState,
+    caller: &Caller,
+    wh: &Warehouse,
+    ident: &TableIdent,
+    loaded: &LoadedTable,
+    asked: AccessAsked,
+) -> ApiResult<StorageAccess> {
+    let AccessAsked { delegation, data } = asked;
+    if !delegation.any() || data == DataAccess::None {
         return Ok(StorageAccess::plain(wh));
     }
     let location = loaded.table.metadata.location();

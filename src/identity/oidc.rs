@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -39,6 +39,20 @@ pub struct OidcIssuer {
     /// Shortest time between two JWKS fetches, in seconds.
     #[serde(default = "default_min_refresh")]
     pub jwks_min_refresh_secs: u64,
+    /// The signature algorithms this issuer's tokens may use (default `["RS256"]`); a token's
+    /// own `alg` header is only a claim, checked against this list. Asymmetric ones only.
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<Algorithm>,
+}
+
+fn default_algorithms() -> Vec<Algorithm> {
+    vec![Algorithm::RS256]
+}
+
+/// True for the algorithms an issuer may be pinned to: those with a public key. An HMAC one would
+/// make the JWKS's public material a shared secret.
+pub fn is_asymmetric(alg: Algorithm) -> bool {
+    !matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
 }
 
 fn default_min_refresh() -> u64 {
@@ -102,9 +116,27 @@ impl OidcVerifier {
         self.issuers.iter().any(|i| i.issuer == issuer)
     }
 
-    async fn key_for(&self, index: usize, kid: &str) -> Result<DecodingKey, AuthError> {
+    async fn key_for(
+        &self,
+        index: usize,
+        kid: &str,
+        alg: Algorithm,
+    ) -> Result<DecodingKey, AuthError> {
         let issuer = &self.issuers[index];
         let unknown = || AuthError::Invalid("unknown signing key of the issuer".into());
+        // A key that names its algorithm is used with that one only.
+        let usable = |jwk: &jsonwebtoken::jwk::Jwk| {
+            if jwk
+                .common
+                .key_algorithm
+                .is_some_and(|a| format!("{a:?}") != format!("{alg:?}"))
+            {
+                return Err(AuthError::Invalid(format!(
+                    "the issuer's key {kid} is not for {alg:?}"
+                )));
+            }
+            DecodingKey::from_jwk(jwk).map_err(|_| unknown())
+        };
         // Use the cached set while it is young enough and knows the key; fetch again otherwise,
         // but not more often than every `jwks_min_refresh_secs`.
         let (known, may_fetch) = match self.jwks[index].lock().expect("jwks lock").as_ref() {
@@ -121,7 +153,7 @@ impl OidcVerifier {
             None => (None, true),
         };
         if let Some(jwk) = known {
-            return DecodingKey::from_jwk(&jwk).map_err(|_| unknown());
+            return usable(&jwk);
         }
         if !may_fetch {
             return Err(unknown());
@@ -145,7 +177,7 @@ impl OidcVerifier {
             keys,
             fetched: Instant::now(),
         });
-        DecodingKey::from_jwk(&jwk.ok_or_else(unknown)?).map_err(|_| unknown())
+        usable(&jwk.ok_or_else(unknown)?)
     }
 
     /// The caller an external identity stands for: its tenant by name, its principal by issuer and
@@ -220,10 +252,16 @@ impl OidcVerifier {
         let issuer = &self.issuers[index];
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| AuthError::Invalid(format!("{:?}", e.kind())))?;
+        if !issuer.algorithms.contains(&header.alg) {
+            return Err(AuthError::Invalid(format!(
+                "token signed with {:?}; this issuer's tokens must use one of {:?}",
+                header.alg, issuer.algorithms
+            )));
+        }
         let kid = header
             .kid
             .ok_or_else(|| AuthError::Invalid("token has no key id".into()))?;
-        let key = self.key_for(index, &kid).await?;
+        let key = self.key_for(index, &kid, header.alg).await?;
         let mut validation = Validation::new(header.alg);
         validation.algorithms = vec![header.alg];
         validation.set_issuer(&[&issuer.issuer]);

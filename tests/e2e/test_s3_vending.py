@@ -490,3 +490,51 @@ def test_iceberg_java_accepts_floes_vended_answers(floe, s3):
     prefix = load["storage-credentials"][0]["prefix"]
     assert result["load_credentials"] == [[prefix, load["storage-credentials"][0]["config"]["s3.session-token"]]]
     assert result["credentials"] == [[prefix, credentials["storage-credentials"][0]["config"]["s3.access-key-id"]]]
+
+
+def test_a_304_never_withholds_credentials_the_caller_now_gets(floe, tables):
+    """Issue: the load-table ETag ignored the caller's access, so a client that had loaded the
+    table without credentials (or before it was granted data access) got 304 and no credentials."""
+    root = Api(floe)
+    tenant = root.manage("GET", "/whoami")["tenant_id"]
+    url = root.table_url("scope", "t1")
+    plain = requests.get(url, headers=root.h)
+    assert plain.status_code == 200
+    vended = requests.get(url, headers={**root.h, **DELEGATION, "If-None-Match": plain.headers["ETag"]})
+    assert vended.status_code == 200, "asking for credentials is another answer"
+    assert vended.json()["storage-credentials"]
+    again = requests.get(url, headers={**root.h, **DELEGATION, "If-None-Match": vended.headers["ETag"]})
+    assert again.status_code == 304, "the same question still gets its 304"
+
+    reader = principal_with(floe, "etag-reader", [(table_resource(root, "scope", "t1"), "TABLE_READ_METADATA")])
+    first = requests.get(url, headers={**reader.h, **DELEGATION})
+    assert first.status_code == 200 and not first.json().get("storage-credentials")
+    role = next(r for r in root.manage("GET", f"/tenants/{tenant}/roles")["roles"] if r["name"] == "etag-reader-role")
+    root.manage("POST", f"/tenants/{tenant}/grants", {"role_id": role["id"], "privilege": "TABLE_READ_DATA",
+                                                      "resource": table_resource(root, "scope", "t1")})
+    granted = requests.get(url, headers={**reader.h, **DELEGATION, "If-None-Match": first.headers["ETag"]})
+    assert granted.status_code == 200, "new data access is another answer"
+    assert granted.json()["storage-credentials"]
+
+
+def test_a_table_committed_before_vending_fails_is_answered_without_credentials(s3):
+    """Issue: create and register vended after committing, so an STS refusal answered 503 for a
+    table that now existed, and a client that retried the create got 409."""
+    config = vending_config(s3).replace(READ_ROLE, "arn:aws:iam::000000000000:role/NoSuchRole") \
+        .replace(WRITE_ROLE, "arn:aws:iam::000000000000:role/NoSuchRoleEither") \
+        .replace('key_prefix = "wh"', 'key_prefix = "wh-refused"')
+    server = FloeServer(config)
+    try:
+        api = Api(server)
+        requests.post(f"{api.uri}/v1/{api.prefix}/namespaces", json={"namespace": ["refused"]},
+                      headers=api.h).raise_for_status()
+        body = {"name": "t", "schema": {"type": "struct", "schema-id": 0,
+                                         "fields": [{"id": 1, "name": "id", "type": "long", "required": False}]}}
+        r = requests.post(f"{api.uri}/v1/{api.prefix}/namespaces/refused/tables", json=body,
+                          headers={**api.h, **DELEGATION})
+        assert r.status_code == 200, r.text
+        assert "storage-credentials" not in r.json()
+        assert "load the table" in r.headers["Floe-Credentials-Withheld"]
+        assert api.load("refused", "t", delegation=False)["metadata-location"] == r.json()["metadata-location"]
+    finally:
+        server.stop()
