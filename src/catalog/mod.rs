@@ -18,7 +18,9 @@ use std::time::Duration;
 use uuid::Uuid;
 
 pub use error::{CatalogError, CatalogResult, ErrorType};
-pub use metadata::{CachedTable, CachedView, MetadataCache, SnapshotsMode};
+pub use metadata::{
+    CachedTable, CachedView, MetadataCache, SnapshotsMode, decode_page_token, encode_page_token,
+};
 pub use namespaces::PropertiesUpdate;
 pub use tables::{CreateTable, LoadedTable, TableChange};
 pub use views::{CreateView, LoadedView, ViewRequirement};
