@@ -832,6 +832,24 @@ async fn a_principal_with_create_rights_in_one_namespace_cannot_take_another_tab
     assert!(std::path::Path::new(dir).join("metadata").exists());
 }
 
+/// The tenant's grants on tables, as the management API lists them.
+async fn table_grants(admin: &Session<'_>, tenant: &str) -> Vec<Value> {
+    let listed = admin
+        .ok(
+            Method::GET,
+            &format!("/management/v1/tenants/{tenant}/grants"),
+            None,
+        )
+        .await;
+    listed["grants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["resource"]["kind"] == "table")
+        .cloned()
+        .collect()
+}
+
 #[tokio::test]
 async fn a_grant_on_a_table_follows_the_table_not_its_name() {
     let app = spawn_app().await;
@@ -875,20 +893,8 @@ async fn a_grant_on_a_table_follows_the_table_not_its_name() {
     member
         .ok(Method::GET, &format!("{tables}/renamed"), None)
         .await;
-    let listed = admin
-        .ok(
-            Method::GET,
-            &format!("/management/v1/tenants/{}/grants", t.id),
-            None,
-        )
-        .await;
-    let on_table: Vec<&Value> = listed["grants"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|g| g["resource"]["kind"] == "table")
-        .collect();
-    assert_eq!(on_table.len(), 1, "{listed}");
+    let on_table = table_grants(&admin, &t.id).await;
+    assert_eq!(on_table.len(), 1, "{on_table:?}");
     assert_eq!(
         on_table[0]["resource"]["table"],
         json!({"namespace": ["sales"], "name": "renamed"}),
@@ -923,19 +929,7 @@ async fn a_grant_on_a_table_follows_the_table_not_its_name() {
             .await,
         403
     );
-    let listed = admin
-        .ok(
-            Method::GET,
-            &format!("/management/v1/tenants/{}/grants", t.id),
-            None,
-        )
-        .await;
-    let dropped = listed["grants"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|g| g["resource"]["kind"] == "table")
-        .unwrap();
+    let dropped = &table_grants(&admin, &t.id).await[0];
     assert!(
         dropped["resource"].get("table").is_none(),
         "a grant on a dropped table shows no name: {dropped}"

@@ -79,8 +79,10 @@ fn namespace_contains(outer: &NamespaceIdent, inner: &NamespaceIdent) -> bool {
     outer == inner || inner.is_inside(outer)
 }
 
-/// What a request acts on, named as the request names it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a request acts on, named as the request names it (and what a grant to create names, on
+/// the management API's wire: `kind` says which).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Target {
     Tenant,
     Warehouse {
@@ -101,7 +103,8 @@ pub enum Target {
 }
 
 impl Target {
-    fn warehouse(&self) -> Option<Uuid> {
+    /// The warehouse the target is in; `None` for the tenant.
+    pub fn warehouse(&self) -> Option<Uuid> {
         match self {
             Target::Tenant => None,
             Target::Warehouse { warehouse }

@@ -345,14 +345,10 @@ impl SledStore {
     /// Indexes tables and views by id and claims warehouse roots written before either existed
     /// (once). Overlapping roots among existing warehouses are kept as they were, and logged.
     fn backfill_ids_and_roots(self) -> StoreResult<Self> {
-        if self
-            .meta
-            .get(IDS_AND_ROOTS_BACKFILLED)
-            .map_err(backend)?
-            .is_some()
-        {
-            return Ok(self);
-        }
+        self.once(IDS_AND_ROOTS_BACKFILLED, Self::index_ids_and_claim_roots)
+    }
+
+    fn index_ids_and_claim_roots(&self) -> StoreResult<()> {
         for entry in self.tabulars.iter() {
             let (key, value) = entry.map_err(backend)?;
             let record: TabularRecord = decode(&value)?;
@@ -373,9 +369,16 @@ impl SledStore {
                 tracing::warn!(warehouse = %wh.id, error = %e, "an existing warehouse's storage overlaps another's; left as it was");
             }
         }
-        self.meta
-            .insert(IDS_AND_ROOTS_BACKFILLED, b"1".as_slice())
-            .map_err(backend)?;
+        Ok(())
+    }
+
+    /// Runs `work` once in the life of the store: not again once `key` is set in `meta`.
+    fn once(self, key: &[u8], work: impl FnOnce(&Self) -> StoreResult<()>) -> StoreResult<Self> {
+        if self.meta.get(key).map_err(backend)?.is_some() {
+            return Ok(self);
+        }
+        work(&self)?;
+        self.meta.insert(key, b"1".as_slice()).map_err(backend)?;
         self.db.flush().map_err(backend)?;
         Ok(self)
     }
@@ -383,14 +386,10 @@ impl SledStore {
     /// Claims the locations of tables, views and namespaces written before locations were
     /// claimed (once). Overlaps among them are kept as they were, and logged.
     fn backfill_locations(self) -> StoreResult<Self> {
-        if self
-            .meta
-            .get(LOCATIONS_BACKFILLED)
-            .map_err(backend)?
-            .is_some()
-        {
-            return Ok(self);
-        }
+        self.once(LOCATIONS_BACKFILLED, Self::claim_existing_locations)
+    }
+
+    fn claim_existing_locations(&self) -> StoreResult<()> {
         let mut claims = Vec::new();
         for entry in self.tabulars.iter() {
             let (key, value) = entry.map_err(backend)?;
@@ -415,11 +414,7 @@ impl SledStore {
                 tracing::warn!(location = %claim.location, error = %e, "an existing location overlaps another; left as it was");
             }
         }
-        self.meta
-            .insert(LOCATIONS_BACKFILLED, b"1".as_slice())
-            .map_err(backend)?;
-        self.db.flush().map_err(backend)?;
-        Ok(self)
+        Ok(())
     }
 
     /// Flushes before a write is acknowledged. sled 0.34's `flush_async` can stall under

@@ -10,7 +10,7 @@ use super::{admin_tenant, audit, not_found};
 use crate::api::openapi::{CommonErrors, tagged_union, with_tag};
 use crate::api::types::IcebergErrorResponse;
 use crate::api::{ApiResult, AppState, Authenticated};
-use crate::authz::Privilege;
+use crate::authz::{Privilege, Target};
 use crate::catalog::CatalogError;
 use crate::domain::{NamespaceIdent, TableIdent, check_resource_name};
 use crate::store::{GrantRecord, GrantResource, RoleRecord, TabularKind, now_ms};
@@ -66,42 +66,6 @@ pub struct GrantInfo {
     #[schema(value_type = GrantedResourceSchema)]
     pub resource: GrantedResource,
     pub privilege: Privilege,
-}
-
-/// What a grant to create is on, named as the catalog API names it. A table or view is looked up
-/// at once: the grant then follows that object (its id) through renames, and a new object under
-/// its name after a drop does not get it.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum GrantTarget {
-    Tenant,
-    Warehouse {
-        warehouse: Uuid,
-    },
-    Namespace {
-        warehouse: Uuid,
-        namespace: NamespaceIdent,
-    },
-    Table {
-        warehouse: Uuid,
-        table: TableIdent,
-    },
-    View {
-        warehouse: Uuid,
-        view: TableIdent,
-    },
-}
-
-impl GrantTarget {
-    fn warehouse(&self) -> Option<Uuid> {
-        match self {
-            GrantTarget::Tenant => None,
-            GrantTarget::Warehouse { warehouse }
-            | GrantTarget::Namespace { warehouse, .. }
-            | GrantTarget::Table { warehouse, .. }
-            | GrantTarget::View { warehouse, .. } => Some(*warehouse),
-        }
-    }
 }
 
 /// What a grant is on, in answers: a table or view by id, with its current name (absent once it
@@ -356,8 +320,10 @@ async fn grant_info(state: &AppState, g: GrantRecord) -> ApiResult<GrantInfo> {
     })
 }
 
-/// The stored form of a grant's resource: a table or view is looked up and named by its id.
-async fn grant_resource(state: &AppState, target: GrantTarget) -> ApiResult<GrantResource> {
+/// The stored form of a grant's resource. A table or view is looked up now and named by its id: the
+/// grant then follows that object through renames, and a new object under its name after a drop
+/// does not get it.
+async fn grant_resource(state: &AppState, target: Target) -> ApiResult<GrantResource> {
     let store = state.catalog.store();
     let object_id = |warehouse: Uuid, ident: TableIdent, kind: TabularKind| async move {
         store
@@ -368,20 +334,20 @@ async fn grant_resource(state: &AppState, target: GrantTarget) -> ApiResult<Gran
             .ok_or_else(|| not_found(&format!("{} {ident}", kind.noun())))
     };
     Ok(match target {
-        GrantTarget::Tenant => GrantResource::Tenant,
-        GrantTarget::Warehouse { warehouse } => GrantResource::Warehouse { warehouse },
-        GrantTarget::Namespace {
+        Target::Tenant => GrantResource::Tenant,
+        Target::Warehouse { warehouse } => GrantResource::Warehouse { warehouse },
+        Target::Namespace {
             warehouse,
             namespace,
         } => GrantResource::Namespace {
             warehouse,
             namespace,
         },
-        GrantTarget::Table { warehouse, table } => GrantResource::Table {
+        Target::Table { warehouse, table } => GrantResource::Table {
             warehouse,
             table: object_id(warehouse, table, TabularKind::Table).await?,
         },
-        GrantTarget::View { warehouse, view } => GrantResource::View {
+        Target::View { warehouse, view } => GrantResource::View {
             warehouse,
             view: object_id(warehouse, view, TabularKind::View).await?,
         },
@@ -400,7 +366,7 @@ pub struct GrantList {
 pub struct CreateGrantRequest {
     pub role_id: Uuid,
     #[schema(value_type = GrantResourceSchema)]
-    pub resource: GrantTarget,
+    pub resource: Target,
     pub privilege: Privilege,
 }
 
@@ -584,11 +550,11 @@ async fn create_grant(
         found.ok_or_else(|| not_found(&format!("warehouse {id}")))?;
     }
     match (body.privilege, &body.resource) {
-        (Privilege::TenantAdmin, GrantTarget::Tenant) => {}
+        (Privilege::TenantAdmin, Target::Tenant) => {}
         (Privilege::TenantAdmin, _) => {
             return Err(CatalogError::bad_request("TENANT_ADMIN is granted on the tenant").into());
         }
-        (Privilege::WarehouseAdmin, GrantTarget::Tenant | GrantTarget::Warehouse { .. }) => {}
+        (Privilege::WarehouseAdmin, Target::Tenant | Target::Warehouse { .. }) => {}
         (Privilege::WarehouseAdmin, _) => {
             return Err(CatalogError::bad_request(
                 "WAREHOUSE_ADMIN is granted on a warehouse or the tenant",
