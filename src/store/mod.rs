@@ -1,7 +1,8 @@
 //! The catalog's persistent state behind one async trait, [`CatalogStore`].
 //!
 //! Owns: records for tenants, warehouses, principals, namespaces, tables and views, and the atomic
-//! operations the catalog needs (compare-and-swap of metadata locations, renames, multi-table commits).
+//! operations the catalog needs (compare-and-swap of metadata locations, renames, multi-table commits),
+//! and the claims that keep locations and warehouse storage roots from overlapping.
 //! Must not touch: HTTP, metadata files, or cloud SDKs. Keys and encodings are private to each backend;
 //! every backend passes the same [`conformance`] suite. An `Ok` from a write means the write is durable.
 
