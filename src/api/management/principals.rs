@@ -84,8 +84,8 @@ pub struct CreatePrincipalRequest {
     pub kind: Option<PrincipalKind>,
 }
 
-/// Credentials of a principal, shown only in this answer.
-#[derive(Debug, Serialize, ToSchema)]
+/// Credentials of a principal, shown only in this answer (no `Debug`: it holds the secret).
+#[derive(Serialize, ToSchema)]
 pub struct PrincipalCredentials {
     pub principal: PrincipalInfo,
     pub client_id: String,
