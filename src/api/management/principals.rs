@@ -84,7 +84,8 @@ pub struct CreatePrincipalRequest {
     pub kind: Option<PrincipalKind>,
 }
 
-/// Credentials of a principal, shown only in this answer (no `Debug`: it holds the secret).
+/// Credentials of a principal, shown only in this answer.
+// No `Debug`: it holds the secret.
 #[derive(Serialize, ToSchema)]
 pub struct PrincipalCredentials {
     pub principal: PrincipalInfo,
