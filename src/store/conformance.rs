@@ -1,6 +1,6 @@
 //! One behavioural test suite for every [`CatalogStore`] backend.
 //!
-//! Each check takes a fresh, empty store and panics on a violation; `tests/store_*.rs` run them all
+//! Each check takes a fresh, empty store and panics on a violation; `tests/integration/store_*.rs` run them all
 //! against each backend, so sled and PostgreSQL are held to exactly the same contract.
 
 use std::collections::BTreeMap;

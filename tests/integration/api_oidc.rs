@@ -2,12 +2,10 @@
 //! rotation at the issuer keeps old tokens valid until expiry, and tokens of other issuers, other
 //! audiences or expired ones are refused.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 
+use crate::common::*;
 use actix_web::{App, HttpResponse, HttpServer, web};
-use common::*;
 use floe::identity::SigningKey;
 use floe::identity::oidc::OidcIssuer;
 use jsonwebtoken::{Algorithm, Header};

@@ -4,7 +4,7 @@
 //! and page tokens come back only as issued.
 //!
 //! Cases per property: `PROPTEST_CASES` (proptest's own setting; 256 by default, which is what CI
-//! runs). `PROPTEST_CASES=100000 cargo nextest run --test properties` is the longer run.
+//! runs). `PROPTEST_CASES=100000 cargo nextest run --test integration properties::` is the longer run.
 
 use std::collections::BTreeMap;
 

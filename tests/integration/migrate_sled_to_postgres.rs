@@ -2,17 +2,15 @@
 //! everything arrives, a second run changes nothing, and a run after the source moved on brings
 //! the target up to date.
 
-mod pg_support;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
+use crate::pg_support::TestDatabase;
 use floe::authz::Privilege;
 use floe::domain::{NamespaceIdent, ObjectName, TableIdent};
 use floe::migrate::{Snapshot, migrate};
 use floe::store::*;
-use pg_support::TestDatabase;
 use uuid::Uuid;
 
 fn ns(parts: &[&str]) -> NamespaceIdent {

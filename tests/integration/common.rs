@@ -1,5 +1,4 @@
 //! Starts a real Floe on a free port with a fresh data directory; tests talk HTTP to it.
-#![allow(dead_code)]
 
 use floe::config::{Secret, Settings};
 use floe::startup::Application;

@@ -1,9 +1,7 @@
 //! Views over HTTP: create, load, replace, rename, register, drop, and their shared name space
 //! with tables.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::Method;
 use serde_json::{Value, json};
 

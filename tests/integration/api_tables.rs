@@ -1,11 +1,9 @@
 //! Tables over HTTP: create, stage-create, load (ETag, snapshots=refs), commit and its conflicts,
 //! concurrent appenders, transactions, rename, register, drop with purge, and guarded locations.
 
-mod common;
-
 use std::path::PathBuf;
 
-use common::*;
+use crate::common::*;
 use reqwest::Method;
 use serde_json::{Value, json};
 

@@ -1,8 +1,6 @@
 //! Tenants, principals, roles and grants as tenant admins use them, and the walls between tenants.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

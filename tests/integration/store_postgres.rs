@@ -1,15 +1,13 @@
 //! The store conformance suite on PostgreSQL (the same checks sled passes, unchanged), plus what
 //! only a shared database shows: two stores (two replicas) on one database, and notifications.
 
-mod pg_support;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::pg_support::TestDatabase;
 use floe::store::conformance::{checks, seed_warehouse};
 use floe::store::postgres::Change;
 use floe::store::*;
-use pg_support::TestDatabase;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_passes_the_store_conformance_suite() {

@@ -2,9 +2,7 @@
 //! local warehouses hand out nothing, and the storage routes check access and input first.
 //! (Scoping against a real STS is in `tests/e2e/test_s3_vending.py`.)
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::Method;
 use serde_json::{Value, json};
 

@@ -1,8 +1,6 @@
 //! Namespaces over HTTP: create, nest, list with pages, properties, drop, and bad input.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::Method;
 use serde_json::{Value, json};
 

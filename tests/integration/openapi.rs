@@ -1,6 +1,6 @@
 //! The committed OpenAPI document is what the code generates, and every Iceberg operation Floe
 //! serves has the reference spec's path, method and operationId.
-//! Regenerate with: `UPDATE_OPENAPI=1 cargo nextest run --test openapi`.
+//! Regenerate with: `UPDATE_OPENAPI=1 cargo nextest run --test integration openapi::`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,7 +21,7 @@ fn committed_openapi_document_is_up_to_date() {
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         committed == generated,
-        "{COMMITTED} is stale: run UPDATE_OPENAPI=1 cargo nextest run --test openapi"
+        "{COMMITTED} is stale: run UPDATE_OPENAPI=1 cargo nextest run --test integration openapi::"
     );
 }
 

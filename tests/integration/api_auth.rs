@@ -1,11 +1,9 @@
 //! Authentication as clients meet it: token requests in every style real clients use, and every
 //! catalog route refusing missing, bad or forged tokens.
 
-mod common;
-
+use crate::common::*;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::*;
 use reqwest::Method;
 use serde_json::{Value, json};
 

@@ -1,0 +1,28 @@
+//! Every Rust integration test, in one binary (one link of the crate instead of one per file).
+//!
+//! - `common`: a real Floe on a free port with a fresh data directory, and the HTTP helpers the
+//!   API tests share; `pg_support`: a fresh PostgreSQL database per run.
+//! - `api_*`: the catalog and management APIs over HTTP, each file one area, with the attack tests
+//!   for that area.
+//! - `store_sled`, `store_postgres`: the store conformance suite on each backend.
+//! - `migrate_sled_to_postgres`: the `floe migrate` command.
+//! - `openapi`: the committed OpenAPI document is current and matches the vendored Iceberg spec.
+//! - `properties`: proptest properties of the signer, session policies, names and page tokens.
+//!
+//! Run one area with a filter: `cargo nextest run --test integration api_tables::`.
+
+mod common;
+mod pg_support;
+
+mod api_auth;
+mod api_namespaces;
+mod api_oidc;
+mod api_tables;
+mod api_tenancy;
+mod api_vending;
+mod api_views;
+mod migrate_sled_to_postgres;
+mod openapi;
+mod properties;
+mod store_postgres;
+mod store_sled;
