@@ -20,7 +20,7 @@ from postgres import Database
 
 WRITERS = 8
 APPENDS_PER_WRITER = 5
-# Documented bound for a change on one replica to reach another's caches (README, "Replicas"):
+# Documented bound for a change on one replica to reach another's caches (docs/operations.md, "sled or PostgreSQL"):
 # notifications arrive within milliseconds; 5 s is the cache lifetime if they are lost.
 PROPAGATION_BOUND_SECS = 5
 

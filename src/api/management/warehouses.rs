@@ -75,11 +75,11 @@ pub enum StorageRequest {
     Local {
         root: Option<String>,
     },
-    /// An S3 bucket; see the README's "Credential vending on S3" for every setting.
+    /// An S3 bucket; see docs/vending.md ("Credential vending on S3") for every setting.
     S3(S3Profile),
-    /// An Azure container; see the README's "Credential vending on ADLS".
+    /// An Azure container; see docs/vending.md ("Credential vending on ADLS").
     Adls(AdlsProfile),
-    /// A Google Cloud Storage bucket; see the README's "Credential vending on GCS".
+    /// A Google Cloud Storage bucket; see docs/vending.md ("Credential vending on GCS").
     Gcs(GcsProfile),
 }
 
@@ -135,7 +135,7 @@ impl ToSchema for StorageRequest {
                     "kind",
                     "s3",
                     <S3Profile as utoipa::PartialSchema>::schema(),
-                    "An S3 bucket (README: \"Credential vending on S3\")",
+                    "An S3 bucket (docs/vending.md: \"Credential vending on S3\")",
                 ),
             ),
             (
@@ -144,7 +144,7 @@ impl ToSchema for StorageRequest {
                     "kind",
                     "adls",
                     <AdlsProfile as utoipa::PartialSchema>::schema(),
-                    "An Azure container (README: \"Credential vending on ADLS\")",
+                    "An Azure container (docs/vending.md: \"Credential vending on ADLS\")",
                 ),
             ),
             (
@@ -153,7 +153,7 @@ impl ToSchema for StorageRequest {
                     "kind",
                     "gcs",
                     <GcsProfile as utoipa::PartialSchema>::schema(),
-                    "A GCS bucket (README: \"Credential vending on GCS\")",
+                    "A GCS bucket (docs/vending.md: \"Credential vending on GCS\")",
                 ),
             ),
         ]);
