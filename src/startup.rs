@@ -156,10 +156,6 @@ impl Application {
                 refresh_margin: Duration::from_secs(settings.vending.refresh_margin_secs),
                 presign_ttl: Duration::from_secs(settings.vending.presign_ttl_secs),
             })),
-            tenant_names: moka::sync::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(Duration::from_secs(60))
-                .build(),
             metrics: metrics_handle(),
         });
         spawn_purger(store.clone(), settings.audit_retention_days);

@@ -65,8 +65,6 @@ pub struct AppState {
     pub public_url: String,
     /// Table-scoped storage credentials, presigning and remote signing.
     pub vending: Arc<crate::vending::Vending>,
-    /// Tenant names by id, for STS session names.
-    pub tenant_names: moka::sync::Cache<uuid::Uuid, Arc<str>>,
     /// Renders the Prometheus metrics.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
@@ -80,14 +78,13 @@ impl AppState {
     ) -> Arc<dyn Fn(crate::store::postgres::Change) + Send + Sync> {
         use crate::store::postgres::Change;
         let (authz, catalog) = (self.authz.clone(), self.catalog.clone());
-        let (secrets, tenants) = (self.verified_secrets.clone(), self.tenant_names.clone());
+        let secrets = self.verified_secrets.clone();
         Arc::new(move |change| {
             metrics::counter!("floe_change_notifications_total").increment(1);
             if change != Change::SigningKeys {
                 authz.invalidate();
                 catalog.forget_all_warehouses();
                 secrets.invalidate_all();
-                tenants.invalidate_all();
             }
             if change != Change::Access {
                 keys.reload();

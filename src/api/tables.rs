@@ -9,7 +9,7 @@ use utoipa::IntoParams;
 use super::namespaces::PageQuery;
 use super::openapi::CommonErrors;
 use super::types::*;
-use super::vending::{StorageAccess, access_asked, storage_access, storage_access_for};
+use super::vending::{TableStorage, access_asked, storage_access, storage_access_for};
 use super::{
     ApiError, ApiResult, AppState, Authenticated, Reply, idempotent, identifier, identifier_body,
     metadata_body, namespace_param, table_param, visible_items,
@@ -76,7 +76,7 @@ impl DropTableQuery {
     }
 }
 
-fn load_result_body(loaded: &LoadedTable, mode: SnapshotsMode, access: &StorageAccess) -> Bytes {
+fn load_result_body(loaded: &LoadedTable, mode: SnapshotsMode, access: &TableStorage) -> Bytes {
     metadata_body(
         loaded.metadata_location.as_deref(),
         &loaded.table.json_for(mode),
@@ -87,12 +87,12 @@ fn load_result_body(loaded: &LoadedTable, mode: SnapshotsMode, access: &StorageA
 }
 
 /// A create or register answer; an idempotent replay of it carries no credentials.
-fn table_reply(loaded: &LoadedTable, wh: &Warehouse, access: &StorageAccess) -> Reply {
+fn table_reply(loaded: &LoadedTable, wh: &Warehouse, access: &TableStorage) -> Reply {
     let body = load_result_body(loaded, SnapshotsMode::All, access);
     if access.credential_json.is_none() {
         return Reply::json_bytes(body);
     }
-    let replay = load_result_body(loaded, SnapshotsMode::All, &access.without_secrets(wh));
+    let replay = load_result_body(loaded, SnapshotsMode::All, &TableStorage::plain(wh));
     Reply::json_with_secrets(body, replay)
 }
 
@@ -111,7 +111,7 @@ async fn committed_table_reply(
         Ok(access) => table_reply(loaded, wh, &access),
         Err(e) => {
             tracing::warn!(table = %ident, error = %e.0, "table committed; credentials not vended");
-            let plain = StorageAccess::plain(wh);
+            let plain = TableStorage::plain(wh);
             table_reply(loaded, wh, &plain).credentials_withheld(
                 "the table was committed but credentials could not be vended; load the table to get them",
             )

@@ -1,11 +1,11 @@
-//! Storage access for tables over HTTP: credentials in table answers, `/credentials`, presigned
-//! URLs and remote signing. Every route checks the caller's data access to the table first.
+//! Storage access for tables over HTTP: the storage part of table answers, `/credentials`,
+//! presigned URLs and remote signing. Each route parses, checks the caller's data access, and makes
+//! one call to [`crate::vending`], which decides what the caller gets for the table's storage.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
-use bytes::Bytes;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -14,13 +14,14 @@ use super::openapi::CommonErrors;
 use super::types::{IcebergErrorResponse, StorageCredential};
 use super::{ApiError, ApiResult, AppState, Authenticated};
 use crate::authz::{DataAccess, Privilege, on_table};
-use crate::catalog::{CatalogError, ErrorType, LoadedTable, Warehouse};
+use crate::catalog::{LoadedTable, Warehouse};
 use crate::domain::TableIdent;
 use crate::identity::Caller;
-use crate::store::{S3Profile, StorageProfile};
-use crate::vending::presign::{PresignMethod, file_inside, object_key, presigned_url};
-use crate::vending::signer::{Needs, SignRequest, SigningKeys, check_request, sign_headers};
-use crate::vending::{Delegation, TableAccess, table_prefix};
+use crate::vending::presign::PresignMethod;
+use crate::vending::signer::{Needs, SignRequest};
+pub use crate::vending::table_storage::{AccessAsked, SIGNER_TABLE, TableStorage};
+use crate::vending::table_storage::{RemoteSign, TableEndpoints};
+use crate::vending::{Delegation, TableAccess};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(load_credentials)
@@ -29,46 +30,28 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(sign_s3_request);
 }
 
-/// Table-specific client configuration and credentials for a table answer, as JSON.
-pub struct StorageAccess {
-    /// The `config` object.
-    pub config_json: Bytes,
-    /// The one `storage-credentials` entry, if any.
-    pub credential_json: Option<Bytes>,
-    /// The `remote-signing-config` object, when the client is to sign remotely.
-    pub remote_signing_json: Option<Bytes>,
-}
-
-impl StorageAccess {
-    /// The warehouse's plain client settings: no credentials, no signer.
-    pub fn plain(wh: &Warehouse) -> Self {
-        Self {
-            config_json: Bytes::from(serde_json::to_vec(&base_config(wh)).expect("maps serialize")),
-            credential_json: None,
-            remote_signing_json: None,
-        }
-    }
-
-    /// The same answer with no secrets (what an idempotent replay returns).
-    pub fn without_secrets(&self, wh: &Warehouse) -> Self {
-        Self::plain(wh)
-    }
-}
-
-fn base_config(wh: &Warehouse) -> BTreeMap<String, String> {
-    crate::vending::client_config(&wh.record.storage)
-}
-
-fn s3_profile(wh: &Warehouse) -> Option<&S3Profile> {
-    match &wh.record.storage {
-        StorageProfile::S3(p) => Some(p),
-        _ => None,
-    }
-}
-
 /// A path segment as clients send it (namespace levels joined by `%1F`).
 fn segment(s: &str) -> String {
     utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
+}
+
+/// `{prefix}/{namespace}/{table}` as in this table's paths.
+fn table_scope(wh: &Warehouse, ident: &TableIdent) -> String {
+    format!(
+        "{}/{}/{}",
+        wh.record.id,
+        segment(&ident.namespace.parts().join("\u{1f}")),
+        segment(ident.name.as_str())
+    )
+}
+
+/// Where this server serves the table's storage routes.
+fn endpoints(state: &AppState, wh: &Warehouse, ident: &TableIdent) -> TableEndpoints {
+    TableEndpoints {
+        signer_uri: state.public_url.clone(),
+        signer_endpoint: format!("{}/sign", table_path(wh, ident)),
+        signer_scope: table_scope(wh, ident),
+    }
 }
 
 /// `v1/{prefix}/namespaces/{ns}/tables/{table}` (no leading slash).
@@ -83,67 +66,26 @@ fn table_path(wh: &Warehouse, ident: &TableIdent) -> String {
 
 /// The caller's tenant name (cached), for STS session names.
 pub async fn tenant_name(state: &AppState, caller: &Caller) -> ApiResult<Arc<str>> {
-    if let Some(name) = state.tenant_names.get(&caller.tenant_id) {
-        return Ok(name);
-    }
-    let name: Arc<str> = match state.catalog.store().get_tenant(caller.tenant_id).await? {
-        Some(t) => t.name.into(),
-        None => caller.tenant_id.simple().to_string().into(),
-    };
-    state.tenant_names.insert(caller.tenant_id, name.clone());
-    Ok(name)
+    Ok(state.catalog.tenant_name(caller.tenant_id).await?)
 }
 
-/// Configuration and credentials for a loaded table: credentials when the client asked for
-/// `vended-credentials` and holds data access; the remote signer when the warehouse offers it and
-/// the client asked for delegation; the storage's plain settings otherwise.
-pub async fn storage_access(
+/// What vending needs to know of the caller and the table.
+async fn table_access<'a>(
     state: &AppState,
-    caller: &Caller,
-    req: &HttpRequest,
-    wh: &Warehouse,
+    caller: &'a Caller,
+    wh: &'a Warehouse,
     ident: &TableIdent,
-    loaded: &LoadedTable,
-) -> ApiResult<StorageAccess> {
-    let asked = access_asked(state, caller, req, wh, ident).await?;
-    storage_access_for(state, caller, wh, ident, loaded, asked).await
-}
-
-/// What the storage part of a table answer depends on: the delegation the client asked for and
-/// the caller's data access (nothing for a local warehouse, which hands out neither).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AccessAsked {
-    delegation: Delegation,
+    loaded: &'a LoadedTable,
     data: DataAccess,
-}
-
-impl AccessAsked {
-    const PLAIN: AccessAsked = AccessAsked {
-        delegation: Delegation {
-            vended_credentials: false,
-            remote_signing: false,
-        },
-        data: DataAccess::None,
-    };
-
-    /// `tag` (a quoted ETag) made specific to this access, so a client that asks with other
-    /// delegation or holds other grants never gets a 304 for an answer it was not given.
-    pub fn etag(&self, tag: &str) -> String {
-        let mode = match (
-            self.delegation.vended_credentials,
-            self.delegation.remote_signing,
-        ) {
-            (false, false) => 'p',
-            (true, false) => 'v',
-            (false, true) => 's',
-            (true, true) => 'b',
-        };
-        let data = match self.data {
-            DataAccess::None => 'n',
-            DataAccess::Read => 'r',
-            DataAccess::ReadWrite => 'w',
-        };
-        format!("{}-{mode}{data}\"", tag.trim_end_matches('"'))
+    tenant_name: &'a str,
+) -> TableAccess<'a> {
+    TableAccess {
+        warehouse: wh,
+        location: loaded.table.metadata.location(),
+        access: data,
+        caller,
+        tenant_name,
+        refresh_endpoint: format!("{}/{}/credentials", state.public_url, table_path(wh, ident)),
     }
 }
 
@@ -155,19 +97,29 @@ pub async fn access_asked(
     wh: &Warehouse,
     ident: &TableIdent,
 ) -> ApiResult<AccessAsked> {
-    if matches!(wh.record.storage, StorageProfile::Local { .. }) {
-        return Ok(AccessAsked::PLAIN);
-    }
     let delegation = Delegation::parse(
         req.headers()
             .get("X-Iceberg-Access-Delegation")
             .and_then(|v| v.to_str().ok()),
     );
-    if !delegation.any() {
+    if !AccessAsked::needs_data_access(wh, delegation) {
         return Ok(AccessAsked::PLAIN);
     }
     let data = state.authz.data_access(caller, wh.record.id, ident).await?;
-    Ok(AccessAsked { delegation, data })
+    Ok(AccessAsked::new(wh, delegation, data))
+}
+
+/// The storage part of a table answer, for what the request asks.
+pub async fn storage_access(
+    state: &AppState,
+    caller: &Caller,
+    req: &HttpRequest,
+    wh: &Warehouse,
+    ident: &TableIdent,
+    loaded: &LoadedTable,
+) -> ApiResult<TableStorage> {
+    let asked = access_asked(state, caller, req, wh, ident).await?;
+    storage_access_for(state, caller, wh, ident, loaded, asked).await
 }
 
 /// The storage part of a table answer for `asked`.
@@ -178,67 +130,20 @@ pub async fn storage_access_for(
     ident: &TableIdent,
     loaded: &LoadedTable,
     asked: AccessAsked,
-) -> ApiResult<StorageAccess> {
-    let AccessAsked { delegation, data } = asked;
-    if !delegation.any() || data == DataAccess::None {
-        return Ok(StorageAccess::plain(wh));
+) -> ApiResult<TableStorage> {
+    if asked == AccessAsked::PLAIN {
+        return Ok(TableStorage::plain(wh));
     }
-    let location = loaded.table.metadata.location();
-    if delegation.vended_credentials {
-        let tenant = tenant_name(state, caller).await?;
-        let table = TableAccess {
-            warehouse: wh,
-            location,
-            access: data,
-            caller,
-            tenant_name: &tenant,
-            refresh_endpoint: format!("{}/{}/credentials", state.public_url, table_path(wh, ident)),
-        };
-        if let Some(c) = state.vending.credentials(&table).await? {
-            return Ok(StorageAccess {
-                config_json: c.config_json.clone(),
-                credential_json: Some(c.credential_json.clone()),
-                remote_signing_json: None,
-            });
-        }
-    }
-    let mut config = base_config(wh);
-    let mut remote_signing_json = None;
-    if let Some(profile) = s3_profile(wh)
-        && profile.remote_signing
-    {
-        config.insert("s3.remote-signing-enabled".into(), "true".into());
-        config.insert("s3.signer.uri".into(), state.public_url.clone());
-        config.insert(
-            "s3.signer.endpoint".into(),
-            format!("{}/sign", table_path(wh, ident)),
-        );
-        config.insert("s3.signer".into(), "S3V4RestSigner".into());
-        // Clients that post to the global `/v1/aws/s3/sign` pass these back: they name the table.
-        let scope = serde_json::json!({"properties": {SIGNER_TABLE: table_scope(wh, ident)}});
-        remote_signing_json = Some(Bytes::from(scope.to_string()));
-    }
-    Ok(StorageAccess {
-        config_json: Bytes::from(serde_json::to_vec(&config).expect("maps serialize")),
-        credential_json: None,
-        remote_signing_json,
-    })
+    let tenant = tenant_name(state, caller).await?;
+    let t = table_access(state, caller, wh, ident, loaded, asked.data(), &tenant).await;
+    Ok(state
+        .vending
+        .table_storage(&t, asked, &endpoints(state, wh, ident))
+        .await?)
 }
 
-/// The `RemoteSignRequest.properties` key that names the table a global sign request is for.
-pub const SIGNER_TABLE: &str = "floe.table";
-
-/// `{prefix}/{namespace}/{table}` as in this table's paths.
-fn table_scope(wh: &Warehouse, ident: &TableIdent) -> String {
-    format!(
-        "{}/{}/{}",
-        wh.record.id,
-        segment(&ident.namespace.parts().join("\u{1f}")),
-        segment(ident.name.as_str())
-    )
-}
-
-/// Resolves a table for a storage route: the warehouse, the table, the caller's data access.
+/// Resolves a table for a storage route: the warehouse, the table, the caller's data access
+/// (403, audited, without read access).
 async fn table_for_data(
     state: &AppState,
     caller: &Caller,
@@ -261,7 +166,6 @@ async fn table_for_data(
         .data_access(caller, wh.record.id, &ident)
         .await?;
     if data == DataAccess::None {
-        // Audited like every denial.
         state
             .authz
             .require(
@@ -272,6 +176,27 @@ async fn table_for_data(
             .await?;
     }
     Ok((wh, ident, loaded, data))
+}
+
+/// Fails with 403 (audited) unless the caller may write the table.
+async fn require_write(
+    state: &AppState,
+    caller: &Caller,
+    wh: &Warehouse,
+    ident: &TableIdent,
+    data: DataAccess,
+) -> ApiResult<()> {
+    if data != DataAccess::ReadWrite {
+        state
+            .authz
+            .require(
+                caller,
+                &on_table(wh.record.id, ident),
+                Privilege::TableWriteData,
+            )
+            .await?;
+    }
+    Ok(())
 }
 
 /// The spec's `LoadCredentialsResponse`.
@@ -310,93 +235,19 @@ async fn load_credentials(
     let (prefix, ns, table) = path.into_inner();
     let (wh, ident, loaded, data) = table_for_data(&state, &auth.0, &prefix, &ns, &table).await?;
     let tenant = tenant_name(&state, &auth.0).await?;
-    let access = TableAccess {
-        warehouse: &wh,
-        location: loaded.table.metadata.location(),
-        access: data,
-        caller: &auth.0,
-        tenant_name: &tenant,
-        refresh_endpoint: format!(
-            "{}/{}/credentials",
-            state.public_url,
-            table_path(&wh, &ident)
-        ),
-    };
-    let storage_credentials = state
-        .vending
-        .credentials(&access)
-        .await?
-        .map(|c| StorageCredential {
-            prefix: c.prefix.clone(),
-            config: c.config.clone(),
-        })
-        .into_iter()
-        .collect();
+    let t = table_access(&state, &auth.0, &wh, &ident, &loaded, data, &tenant).await;
+    let credential = state.vending.refresh_credentials(&t).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(LoadCredentialsResponse {
-            storage_credentials,
+            storage_credentials: credential
+                .map(|c| StorageCredential {
+                    prefix: c.prefix.clone(),
+                    config: c.config.clone(),
+                })
+                .into_iter()
+                .collect(),
         }))
-}
-
-/// The keys that sign for a caller on a table: its table-scoped STS session when the warehouse
-/// has a role, else the warehouse's own keys (the request itself is checked to stay in the table).
-/// Also returns when the keys expire, if they do.
-async fn signing_keys(
-    state: &AppState,
-    caller: &Caller,
-    wh: &Warehouse,
-    location: &str,
-    data: DataAccess,
-) -> ApiResult<(SigningKeys, Option<i64>)> {
-    let tenant = tenant_name(state, caller).await?;
-    let table = TableAccess {
-        warehouse: wh,
-        location,
-        access: data,
-        caller,
-        tenant_name: &tenant,
-        refresh_endpoint: String::new(),
-    };
-    if let Some(session) = state.vending.table_session(&table).await? {
-        let keys = SigningKeys {
-            access_key_id: session.access_key_id.clone(),
-            secret_access_key: session.secret_access_key.clone(),
-            session_token: Some(session.session_token.clone()),
-        };
-        return Ok((keys, Some(session.expires_at_ms)));
-    }
-    match wh.s3_keys() {
-        Some(k) => Ok((
-            SigningKeys {
-                access_key_id: k.access_key_id.clone(),
-                secret_access_key: k.secret_access_key.clone(),
-                session_token: k.session_token.clone(),
-            },
-            None,
-        )),
-        None => Err(CatalogError::new(
-            ErrorType::ServiceUnavailable,
-            format!(
-                "warehouse '{}' has neither a role nor keys to sign with",
-                wh.record.name
-            ),
-        )
-        .into()),
-    }
-}
-
-fn forbidden(message: String) -> ApiError {
-    CatalogError::new(ErrorType::Forbidden, message).into()
-}
-
-fn s3_only(wh: &Warehouse) -> ApiResult<&S3Profile> {
-    s3_profile(wh).ok_or_else(|| {
-        ApiError::bad_request(format!(
-            "warehouse '{}' is not on S3: nothing to presign or sign",
-            wh.record.name
-        ))
-    })
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -446,104 +297,20 @@ async fn presign_file(
     let method = PresignMethod::parse(query.method.as_deref().unwrap_or("GET"))
         .map_err(ApiError::bad_request)?;
     let (wh, ident, loaded, data) = table_for_data(&state, &auth.0, &prefix, &ns, &table).await?;
-    let location = loaded.table.metadata.location();
-    if method == PresignMethod::Put && data != DataAccess::ReadWrite {
-        state
-            .authz
-            .require(
-                &auth.0,
-                &on_table(wh.record.id, &ident),
-                Privilege::TableWriteData,
-            )
-            .await?;
+    if method == PresignMethod::Put {
+        require_write(&state, &auth.0, &wh, &ident, data).await?;
     }
-    let now = crate::store::now_ms();
-    let mut ttl = state.vending.options().presign_ttl;
-    if let StorageProfile::Adls(profile) = &wh.record.storage {
-        let file = file_inside(&query.location, location).map_err(forbidden)?;
-        let path = crate::vending::adls::blob_path(&wh, profile, &file)?;
-        let url = crate::vending::adls::presigned_blob_url(
-            &wh,
-            profile,
-            &path,
-            method == PresignMethod::Put,
-            ttl,
-        )
-        .await?;
-        return Ok(presigned(
-            &auth.0,
-            &ident,
-            url,
-            method,
-            now + ttl.as_millis() as i64,
-        ));
-    }
-    if let StorageProfile::Gcs(profile) = &wh.record.storage {
-        let file = file_inside(&query.location, location).map_err(forbidden)?;
-        let (object, _) = crate::vending::gcs_object(&wh, profile, &file)?;
-        let account = wh.gcs_account().ok_or_else(|| {
-            CatalogError::new(
-                ErrorType::ServiceUnavailable,
-                "the warehouse has no service account to sign with",
-            )
-        })?;
-        let method_name = if method == PresignMethod::Put {
-            "PUT"
-        } else {
-            "GET"
-        };
-        let url = crate::vending::gcs::signed_url(
-            account,
-            &profile.bucket,
-            &object,
-            method_name,
-            chrono::Utc::now(),
-            ttl.as_secs().max(1),
-        )
-        .await
-        .map_err(|e| CatalogError::new(ErrorType::ServiceUnavailable, e))?;
-        return Ok(presigned(
-            &auth.0,
-            &ident,
-            url,
-            method,
-            now + ttl.as_millis() as i64,
-        ));
-    }
-    let profile = s3_only(&wh)?;
-    table_prefix(&wh, profile, location)?;
-    let key = object_key(&query.location, location).map_err(forbidden)?;
-    let (keys, keys_expire) = signing_keys(&state, &auth.0, &wh, location, data).await?;
-    if let Some(expires) = keys_expire {
-        ttl = ttl.min(std::time::Duration::from_millis(
-            (expires - now).max(1) as u64
-        ));
-    }
-    let url = presigned_url(profile, &key, method, &keys, ttl).map_err(ApiError::bad_request)?;
-    Ok(presigned(
-        &auth.0,
-        &ident,
-        url,
-        method,
-        now + ttl.as_millis() as i64,
-    ))
-}
-
-fn presigned(
-    caller: &Caller,
-    ident: &TableIdent,
-    url: String,
-    method: PresignMethod,
-    expires_at_ms: i64,
-) -> HttpResponse {
-    tracing::info!(table = %ident, principal = %caller.name, method = ?method, "presigned a file URL");
-    HttpResponse::Ok()
+    let tenant = tenant_name(&state, &auth.0).await?;
+    let t = table_access(&state, &auth.0, &wh, &ident, &loaded, data, &tenant).await;
+    let presigned = state.vending.presign(&t, &query.location, method).await?;
+    tracing::info!(table = %ident, principal = %auth.0.name, method = ?method, "presigned a file URL");
+    Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(PresignResponse {
-            url,
+            url: presigned.url,
             method: format!("{method:?}").to_uppercase(),
-            expires_at_ms,
-        })
+            expires_at_ms: presigned.expires_at_ms,
+        }))
 }
 
 /// The spec's `RemoteSignRequest`.
@@ -633,47 +400,22 @@ async fn sign_for_table(
     body: &RemoteSignRequest,
 ) -> ApiResult<HttpResponse> {
     let (wh, ident, loaded, data) = table_for_data(state, caller, prefix, ns, table).await?;
-    let profile = s3_only(&wh)?;
-    if !profile.remote_signing {
-        return Err(forbidden(format!(
-            "warehouse '{}' does not offer remote signing",
-            wh.record.name
-        )));
-    }
-    if body.provider.as_deref().is_some_and(|p| p != "s3") {
-        return Err(ApiError::bad_request("only the s3 provider is signed"));
-    }
-    if body.region != profile.region {
-        return Err(ApiError::bad_request(format!(
-            "region '{}' is not the warehouse's region",
-            body.region
-        )));
-    }
-    let location = loaded.table.metadata.location();
-    let (_, table_key_prefix) = table_prefix(&wh, profile, location)?;
-    let request = SignRequest {
-        method: &body.method,
-        uri: &body.uri,
-        headers: &body.headers,
-        body: body.body.as_deref(),
+    let tenant = tenant_name(state, caller).await?;
+    let t = table_access(state, caller, &wh, &ident, &loaded, data, &tenant).await;
+    let sign = RemoteSign {
+        request: SignRequest {
+            method: &body.method,
+            uri: &body.uri,
+            headers: &body.headers,
+            body: body.body.as_deref(),
+        },
+        region: &body.region,
+        provider: body.provider.as_deref(),
     };
-    let needs = check_request(profile, &request, &table_key_prefix).map_err(|e| {
-        tracing::warn!(table = %ident, principal = %caller.name, error = %e, "refused to sign a request");
-        forbidden(e)
-    })?;
-    if needs == Needs::Write && data != DataAccess::ReadWrite {
-        state
-            .authz
-            .require(
-                caller,
-                &on_table(wh.record.id, &ident),
-                Privilege::TableWriteData,
-            )
-            .await?;
+    if state.vending.check_sign(&t, &sign)? == Needs::Write {
+        require_write(state, caller, &wh, &ident, data).await?;
     }
-    let (keys, _) = signing_keys(state, caller, &wh, location, data).await?;
-    let (uri, headers) =
-        sign_headers(&request, &profile.region, &keys).map_err(ApiError::bad_request)?;
+    let (uri, headers) = state.vending.sign(&t, &sign).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-cache"))
         .json(RemoteSignResult { uri, headers }))

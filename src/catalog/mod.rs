@@ -112,6 +112,7 @@ pub struct Catalog {
     metadata: MetadataCache,
     commit_locks: moka::sync::Cache<(Uuid, Uuid), Arc<tokio::sync::Mutex<()>>>,
     credentials: Arc<CredentialResolver>,
+    tenant_names: moka::sync::Cache<Uuid, Arc<str>>,
 }
 
 impl Catalog {
@@ -133,6 +134,10 @@ impl Catalog {
                 .time_to_live(Duration::from_secs(IO_CACHE_SECS))
                 .build(),
             s3_credentials: RwLock::new(HashMap::new()),
+            tenant_names: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(60))
+                .build(),
             metadata: MetadataCache::new(
                 options.metadata_cache_bytes,
                 options.max_metadata_file_bytes,
@@ -201,10 +206,25 @@ impl Catalog {
         self.io.invalidate(&id).await;
     }
 
-    /// Drops what is cached about every warehouse (after another replica changed one).
+    /// Drops what is cached about every warehouse and tenant name (after another replica changed
+    /// one, or a tenant was renamed).
     pub fn forget_all_warehouses(&self) {
         self.warehouses.invalidate_all();
         self.io.invalidate_all();
+        self.tenant_names.invalidate_all();
+    }
+
+    /// A tenant's name (cached), for STS session names; its id when the tenant is gone.
+    pub async fn tenant_name(&self, tenant: Uuid) -> CatalogResult<Arc<str>> {
+        if let Some(name) = self.tenant_names.get(&tenant) {
+            return Ok(name);
+        }
+        let name: Arc<str> = match self.store.get_tenant(tenant).await? {
+            Some(t) => t.name.into(),
+            None => tenant.simple().to_string().into(),
+        };
+        self.tenant_names.insert(tenant, name.clone());
+        Ok(name)
     }
 
     /// Finds a warehouse by name in the caller's tenant, or its only warehouse when `name` is `None`.

@@ -12,6 +12,7 @@ mod s3;
 pub mod s3_policy;
 pub mod signer;
 pub mod sts;
+pub mod table_storage;
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};

@@ -145,6 +145,8 @@ async fn rename_tenant(
     let id = path.into_inner();
     let store = state.catalog.store();
     store.rename_tenant(id, &body.name).await?;
+    // STS session names carry the tenant's name.
+    state.catalog.forget_all_warehouses();
     let tenant = store
         .get_tenant(id)
         .await?

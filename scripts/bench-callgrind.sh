@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): instructions per warm load-table, counted by callgrind on the release
+# build. Floe runs under valgrind; after WARM loads of one table the counters are zeroed, LOADS
+# more loads run, and the dumped total divided by LOADS is the figure (every thread counted, so
+# background tasks add a little). Needs valgrind (installed with apt-get when missing).
+# LOADS=1000 and WARM=50 by default; prints "instructions per load-table: N".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/floe/target}
+loads=${LOADS:-1000}
+warm=${WARM:-50}
+command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
+cargo build --release --quiet
+venv=$(scripts/python-env.sh)
+out=$(mktemp -d /tmp/floe-callgrind.XXXX)
+port=18557
+FLOE_ROOT_CLIENT_ID=bench FLOE_ROOT_CLIENT_SECRET=bench-secret FLOE_LOG=warn FLOE_WORKERS=1 \
+  valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.%p" \
+  "$CARGO_TARGET_DIR/release/floe" serve --listen 127.0.0.1:$port --data-dir "$out/data" \
+  > "$out/floe.log" 2>&1 &
+floe_pid=$!
+trap 'kill $floe_pid 2>/dev/null || true' EXIT
+for _ in $(seq 600); do curl -sf http://127.0.0.1:$port/health/ready >/dev/null && break; sleep 0.5; done
+uri=http://127.0.0.1:$port
+meta=$("$venv/bin/python" bench/prepare.py $uri bench bench-secret "$out")
+token=$(echo "$meta" | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+prefix=$(echo "$meta" | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["prefix"])')
+table=$uri/v1/$prefix/namespaces/bench/tables/hot
+load() {
+  "$venv/bin/python" - "$table" "$token" "$1" <<'PY'
+import sys, http.client, urllib.parse
+url, token, n = urllib.parse.urlsplit(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+conn = http.client.HTTPConnection(url.hostname, url.port)
+for _ in range(n):
+    conn.request("GET", url.path, headers={"Authorization": f"Bearer {token}"})
+    r = conn.getresponse(); r.read()
+    assert r.status == 200, r.status
+PY
+}
+load "$warm"
+callgrind_control -z $floe_pid >/dev/null
+load "$loads"
+callgrind_control -d $floe_pid >/dev/null
+sleep 1
+total=$(cat "$out"/callgrind.$floe_pid.* | awk '/^totals:/ {s += $2} END {print s}')
+echo "instructions per load-table: $(( total / loads )) (callgrind, $loads warm loads, release build)"
+echo "raw output in $out" >&2
