@@ -13,6 +13,7 @@ pub mod s3_policy;
 pub mod signer;
 pub mod sts;
 pub mod table_storage;
+pub mod validate;
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};

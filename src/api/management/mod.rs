@@ -6,7 +6,6 @@ mod credentials;
 mod principals;
 mod roles;
 mod tenants;
-mod validate;
 mod warehouses;
 
 use actix_web::{HttpResponse, get, web};

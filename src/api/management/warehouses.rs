@@ -2,14 +2,12 @@
 //! something in a warehouse can see it. `validate` writes, reads and deletes a probe file.
 
 use actix_web::{HttpResponse, delete, get, patch, post, web};
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use uuid::Uuid;
 
-use super::validate::{Steps, validate_gcs, validate_sas, validate_sts};
 use super::{admin_tenant, audit, not_found, visible_tenant};
 use crate::api::openapi::{CommonErrors, tagged_union, with_tag};
 use crate::api::types::IcebergErrorResponse;
@@ -21,6 +19,7 @@ use crate::identity::Caller;
 use crate::store::{
     AdlsProfile, GcsProfile, S3Profile, S3Vending, StorageProfile, WarehouseRecord, now_ms,
 };
+use crate::vending::validate::ValidationReport;
 use crate::warehouse_io::normalize_location;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -180,23 +179,6 @@ pub struct UpdateWarehouseRequest {
     pub storage: Option<StorageRequest>,
     /// Name of the tenant's storage credential to use from now on.
     pub credential: Option<String>,
-}
-
-/// One step of a validation.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ValidationStep {
-    pub step: String,
-    pub ok: bool,
-    pub detail: Option<String>,
-}
-
-/// What validating a warehouse found.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ValidationReport {
-    pub ok: bool,
-    pub steps: Vec<ValidationStep>,
-    /// Settings that work but weaken isolation (e.g. unscoped static keys).
-    pub warnings: Vec<String>,
 }
 
 /// The kind of the named storage credential (`None` without a name); 404 when it does not exist.
@@ -510,68 +492,7 @@ async fn validate_warehouse(
         .require(&auth.0, &on_warehouse(id), Privilege::WarehouseAdmin)
         .await?;
     let wh = state.catalog.warehouse(&auth.0, &id.to_string()).await?;
-    let probe = format!("{}/.floe-validate/{}", wh.root(), Uuid::now_v7());
-    let body = Bytes::from_static(b"floe validation probe");
-    let mut steps = Steps(Vec::new());
-    let wrote = steps.record(
-        "write probe",
-        wh.io
-            .write(&probe, body.clone())
-            .await
-            .map_err(|e| e.to_string()),
-    );
-    if wrote {
-        let read = wh
-            .io
-            .read(&probe, super::validate::VALIDATION_READ_BYTES)
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|b| {
-                if b == body {
-                    Ok(())
-                } else {
-                    Err("read back different bytes".into())
-                }
-            });
-        steps.record("read probe", read);
-        steps.record(
-            "delete probe",
-            wh.io.delete(&probe).await.map_err(|e| e.to_string()),
-        );
-    }
-    let mut warnings = Vec::new();
-    if let StorageProfile::S3(profile) = &wh.record.storage {
-        match profile.vending_mode() {
-            S3Vending::Static => {
-                let w = "vending 'static' hands the warehouse's own keys to every client: UNSCOPED, they reach the whole bucket";
-                tracing::warn!(warehouse = %wh.record.name, "{w}");
-                warnings.push(w.to_owned());
-            }
-            S3Vending::Sts => {
-                let tenant = crate::api::vending::tenant_name(&state, &auth.0).await?;
-                validate_sts(&state, &auth.0, &wh, &tenant, &mut steps).await;
-            }
-            S3Vending::Off => {
-                warnings.push("vending is off: clients need storage access of their own".to_owned())
-            }
-        }
-    }
-    if let StorageProfile::Adls(profile) = &wh.record.storage {
-        if !profile.hierarchical_namespace {
-            let w =
-                "no hierarchical namespace: vended SAS tokens reach the whole container (UNSCOPED)";
-            tracing::warn!(warehouse = %wh.record.name, "{w}");
-            warnings.push(w.to_owned());
-        }
-        validate_sas(&wh, profile, &mut steps).await;
-    }
-    if let StorageProfile::Gcs(profile) = &wh.record.storage {
-        validate_gcs(&wh, profile, &mut steps).await;
-    }
-    let ok = steps.0.iter().all(|s| s.ok);
-    Ok(HttpResponse::Ok().json(ValidationReport {
-        ok,
-        steps: steps.0,
-        warnings,
-    }))
+    let tenant = state.catalog.tenant_name(auth.0.tenant_id).await?;
+    let report = state.vending.validate(&wh, &auth.0, &tenant).await;
+    Ok(HttpResponse::Ok().json(report))
 }

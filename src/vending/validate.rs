@@ -1,24 +1,116 @@
-//! The cloud-side steps of `validate`: each signs or assumes credentials the way vending does,
-//! for a sample table, and checks what they can and cannot do against the real storage.
+//! Validating a warehouse against its real storage: the server writes, reads back and deletes a
+//! probe file with its own access, then signs or assumes credentials the way vending does for a
+//! sample table and checks what they can and cannot do. Every step is run and reported.
 
 use bytes::Bytes;
+use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::warehouses::ValidationStep;
-use crate::api::AppState;
+use super::Vending;
 use crate::authz::DataAccess;
 use crate::catalog::Warehouse;
 use crate::identity::Caller;
-use crate::store::{AdlsProfile, GcsProfile, StorageProfile};
+use crate::store::{AdlsProfile, GcsProfile, S3Vending, StorageProfile};
 use crate::vending::TableAccess;
 use crate::warehouse_io::{S3Io, S3StaticCredentials, WarehouseIo};
 
+/// One step of a validation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ValidationStep {
+    pub step: String,
+    pub ok: bool,
+    pub detail: Option<String>,
+}
+
+/// What validating a warehouse found.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ValidationReport {
+    pub ok: bool,
+    pub steps: Vec<ValidationStep>,
+    /// Settings that work but weaken isolation (e.g. unscoped static keys).
+    pub warnings: Vec<String>,
+}
+
+impl Vending {
+    /// Runs every step for `wh` and reports each outcome, with warnings for settings that work
+    /// but weaken isolation.
+    pub async fn validate(
+        &self,
+        wh: &Warehouse,
+        caller: &Caller,
+        tenant: &str,
+    ) -> ValidationReport {
+        let probe = format!("{}/.floe-validate/{}", wh.root(), Uuid::now_v7());
+        let body = Bytes::from_static(b"floe validation probe");
+        let mut steps = Steps(Vec::new());
+        let wrote = steps.record(
+            "write probe",
+            wh.io
+                .write(&probe, body.clone())
+                .await
+                .map_err(|e| e.to_string()),
+        );
+        if wrote {
+            let read = wh
+                .io
+                .read(&probe, VALIDATION_READ_BYTES)
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|b| {
+                    if b == body {
+                        Ok(())
+                    } else {
+                        Err("read back different bytes".into())
+                    }
+                });
+            steps.record("read probe", read);
+            steps.record(
+                "delete probe",
+                wh.io.delete(&probe).await.map_err(|e| e.to_string()),
+            );
+        }
+        let mut warnings = Vec::new();
+        if let StorageProfile::S3(profile) = &wh.record.storage {
+            match profile.vending_mode() {
+                S3Vending::Static => {
+                    let w = "vending 'static' hands the warehouse's own keys to every client: UNSCOPED, they reach the whole bucket";
+                    tracing::warn!(warehouse = %wh.record.name, "{w}");
+                    warnings.push(w.to_owned());
+                }
+                S3Vending::Sts => {
+                    validate_sts(self, caller, wh, tenant, &mut steps).await;
+                }
+                S3Vending::Off => warnings
+                    .push("vending is off: clients need storage access of their own".to_owned()),
+            }
+        }
+        if let StorageProfile::Adls(profile) = &wh.record.storage {
+            if !profile.hierarchical_namespace {
+                let w = "no hierarchical namespace: vended SAS tokens reach the whole container (UNSCOPED)";
+                tracing::warn!(warehouse = %wh.record.name, "{w}");
+                warnings.push(w.to_owned());
+            }
+            validate_sas(wh, profile, &mut steps).await;
+        }
+        if let StorageProfile::Gcs(profile) = &wh.record.storage {
+            validate_gcs(wh, profile, &mut steps).await;
+        }
+        let ok = steps.0.iter().all(|s| s.ok);
+        ValidationReport {
+            ok,
+            steps: steps.0,
+            warnings,
+        }
+    }
+}
+
 /// The largest file validation reads back (it writes a few bytes).
-pub(super) const VALIDATION_READ_BYTES: u64 = 1024 * 1024;
+pub const VALIDATION_READ_BYTES: u64 = 1024 * 1024;
 
 /// Signs a read-only SAS the way vending does for a sample table and checks what it allows: it
 /// reads a file there and cannot write one.
-pub(super) async fn validate_sas(wh: &Warehouse, profile: &AdlsProfile, steps: &mut Steps) {
+async fn validate_sas(wh: &Warehouse, profile: &AdlsProfile, steps: &mut Steps) {
     let sample = format!("{}/.floe-validate/{}", wh.root(), Uuid::now_v7());
     let probe = format!("{sample}/probe");
     let sas = crate::vending::adls::table_sas(wh, profile, &sample, DataAccess::Read, "")
@@ -89,7 +181,7 @@ pub(super) async fn validate_sas(wh: &Warehouse, profile: &AdlsProfile, steps: &
 
 /// Downscopes a token for a sample table the way vending does and checks what it allows: it
 /// reads a file there and cannot write beside it.
-pub(super) async fn validate_gcs(wh: &Warehouse, profile: &GcsProfile, steps: &mut Steps) {
+async fn validate_gcs(wh: &Warehouse, profile: &GcsProfile, steps: &mut Steps) {
     use crate::vending::gcs;
     let Some(account) = wh.gcs_account() else {
         steps.record(
@@ -183,11 +275,11 @@ pub(super) async fn validate_gcs(wh: &Warehouse, profile: &GcsProfile, steps: &m
 }
 
 /// The steps of a validation, in order.
-pub(super) struct Steps(pub(super) Vec<ValidationStep>);
+struct Steps(Vec<ValidationStep>);
 
 impl Steps {
     /// Records a step's outcome; returns whether it succeeded.
-    pub(super) fn record(&mut self, step: &str, result: Result<(), String>) -> bool {
+    fn record(&mut self, step: &str, result: Result<(), String>) -> bool {
         let ok = result.is_ok();
         self.0.push(ValidationStep {
             step: step.into(),
@@ -200,8 +292,8 @@ impl Steps {
 
 /// Assumes the roles the way vending does, for a sample table, and checks what the sessions can
 /// and cannot do: read-write inside the sample table, nothing beside it, no writes when read-only.
-pub(super) async fn validate_sts(
-    state: &AppState,
+async fn validate_sts(
+    vending: &Vending,
     caller: &Caller,
     wh: &Warehouse,
     tenant: &str,
@@ -226,8 +318,7 @@ pub(super) async fn validate_sts(
             tenant_name: tenant,
             refresh_endpoint: String::new(),
         };
-        let session = state
-            .vending
+        let session = vending
             .table_session(&table)
             .await
             .map_err(|e| e.message.clone())
