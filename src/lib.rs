@@ -4,6 +4,8 @@
 //! - [`config`]: typed settings from a TOML file and `FLOE_*` variables, validated at start.
 //! - [`startup`]: opens the store, bootstraps tenant/root/warehouse, binds the HTTP server.
 //! - [`api`]: actix-web routes of the Iceberg REST spec; errors as `IcebergErrorResponse`; OpenAPI.
+//! - [`admin`]: tenancy use-cases: each management change (roles, assignments, grants so far),
+//!   its tenant checks, audit event and the typed change that clears the caches it affects.
 //! - [`identity`]: Floe's JWTs (issue, verify, cache), OIDC issuers, client secrets (keyed or
 //!   argon2 hashes) and back-off after failed sign-ins, sealed storage credentials, the caller.
 //! - [`authz`]: privileges, grants inherited downward (tables and views by id), cached decisions,
@@ -15,6 +17,7 @@
 //! - [`warehouse_io`]: reading and writing metadata files on local disk, S3, ADLS and GCS.
 //! - [`domain`]: validated names (namespaces, tables, views, warehouses) and credential kinds.
 
+pub mod admin;
 pub mod api;
 pub mod authz;
 pub mod catalog;

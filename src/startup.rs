@@ -133,9 +133,11 @@ impl Application {
                 listener.local_addr().map_err(|e| fail("listen")(&e))?.ip()
             ),
         };
+        let authz = Arc::new(crate::authz::Authorizer::new(store.clone()));
         let state = web::Data::new(AppState {
             catalog: catalog.clone(),
-            authz: Arc::new(crate::authz::Authorizer::new(store.clone())),
+            admin: Arc::new(crate::admin::Admin::new(store.clone(), authz.clone())),
+            authz,
             tokens,
             oidc: Arc::new(crate::identity::oidc::OidcVerifier::new(
                 settings.oidc.clone(),

@@ -63,6 +63,8 @@ pub struct AppState {
     pub sign_ins: Arc<crate::identity::SignInBackoff>,
     /// URL clients reach this server at (for refresh and signer endpoints).
     pub public_url: String,
+    /// Tenancy use-cases (management changes).
+    pub admin: Arc<crate::admin::Admin>,
     /// Table-scoped storage credentials, presigning and remote signing.
     pub vending: Arc<crate::vending::Vending>,
     /// Renders the Prometheus metrics.

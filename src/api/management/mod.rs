@@ -35,21 +35,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     roles::routes(cfg);
 }
 
-fn not_found(what: &str) -> CatalogError {
-    CatalogError::new(ErrorType::NotFound, format!("{what} does not exist"))
-}
+use crate::admin::not_found;
 
 /// The tenant at `id` if the caller may see it (root, or a member); other tenants are 404.
 async fn visible_tenant(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<TenantRecord> {
-    if !caller.may_access_tenant(id) {
-        return Err(not_found(&format!("tenant {id}")).into());
-    }
-    Ok(state
-        .catalog
-        .store()
-        .get_tenant(id)
-        .await?
-        .ok_or_else(|| not_found(&format!("tenant {id}")))?)
+    Ok(state.admin.visible_tenant(caller, id).await?)
 }
 
 /// The tenant at `id`, when the caller administers it.
@@ -64,16 +54,7 @@ async fn admin_tenant(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<
 
 /// Records a management change as an audit event (log and store).
 async fn audit(state: &AppState, caller: &Caller, tenant: Uuid, action: &str, resource: String) {
-    let event = crate::store::AuditEvent {
-        id: Uuid::now_v7(),
-        tenant_id: tenant,
-        at_ms: crate::store::now_ms(),
-        actor: caller.principal_id,
-        action: action.to_owned(),
-        resource,
-        outcome: "ok".into(),
-    };
-    crate::authz::record_audit(state.catalog.store().as_ref(), &event).await;
+    state.admin.audit(caller, tenant, action, resource).await;
 }
 
 /// Audit events, newest first.
@@ -104,15 +85,8 @@ async fn list_audit(
     query: web::Query<AuditQuery>,
 ) -> ApiResult<HttpResponse> {
     let tenant = admin_tenant(&state, &auth.0, path.into_inner()).await?;
-    let limit = match query.limit.unwrap_or(100) {
-        n @ 1..=1000 => n as usize,
-        n => {
-            return Err(
-                CatalogError::bad_request(format!("limit must be 1 to 1000, not {n}")).into(),
-            );
-        }
-    };
-    let events = state.catalog.store().list_audit(tenant.id, limit).await?;
+    let limit = query.limit.unwrap_or(100);
+    let events = state.admin.audit_events(tenant.id, limit).await?;
     Ok(HttpResponse::Ok().json(AuditList { events }))
 }
 

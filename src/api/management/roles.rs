@@ -6,14 +6,14 @@ use utoipa::openapi::{RefOr, schema::Schema};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{admin_tenant, audit, not_found};
+use super::admin_tenant;
+use crate::admin::GrantView;
 use crate::api::openapi::{CommonErrors, tagged_union, with_tag};
 use crate::api::types::IcebergErrorResponse;
 use crate::api::{ApiResult, AppState, Authenticated};
 use crate::authz::{Privilege, Target};
-use crate::catalog::CatalogError;
-use crate::domain::{NamespaceIdent, TableIdent, check_resource_name};
-use crate::store::{GrantRecord, GrantResource, RoleRecord, TabularKind, now_ms};
+use crate::domain::{NamespaceIdent, TableIdent};
+use crate::store::{GrantResource, RoleRecord};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(create_role)
@@ -274,12 +274,9 @@ impl ToSchema for GrantedResourceSchema {
 }
 
 /// A grant as answers show it: its table or view under its current name.
-async fn grant_info(state: &AppState, g: GrantRecord) -> ApiResult<GrantInfo> {
-    let store = state.catalog.store();
-    let name_of = |warehouse: Uuid, id: Uuid, kind: TabularKind| async move {
-        let found = store.get_tabular_by_id(warehouse, id).await?;
-        Ok::<_, crate::store::StoreError>(found.filter(|o| o.kind == kind).map(|o| o.ident))
-    };
+/// A grant as answers show it: its table or view by id, with its current name.
+fn grant_info(view: GrantView) -> GrantInfo {
+    let GrantView { grant: g, object } = view;
     let resource = match g.resource {
         GrantResource::Tenant => GrantedResource::Tenant,
         GrantResource::Warehouse { warehouse } => GrantedResource::Warehouse { warehouse },
@@ -293,65 +290,31 @@ async fn grant_info(state: &AppState, g: GrantRecord) -> ApiResult<GrantInfo> {
         GrantResource::Table { warehouse, table } => GrantedResource::Table {
             warehouse,
             table_id: table,
-            table: name_of(warehouse, table, TabularKind::Table).await?,
+            table: object,
         },
         GrantResource::View { warehouse, view } => GrantedResource::View {
             warehouse,
             view_id: view,
-            view: name_of(warehouse, view, TabularKind::View).await?,
+            view: object,
         },
         // Rewritten at start; shown as what they name until then.
-        GrantResource::TableByName { warehouse, table } => GrantedResource::Table {
+        GrantResource::TableByName { warehouse, .. } => GrantedResource::Table {
             warehouse,
             table_id: Uuid::nil(),
-            table: Some(table),
+            table: object,
         },
-        GrantResource::ViewByName { warehouse, view } => GrantedResource::View {
+        GrantResource::ViewByName { warehouse, .. } => GrantedResource::View {
             warehouse,
             view_id: Uuid::nil(),
-            view: Some(view),
+            view: object,
         },
     };
-    Ok(GrantInfo {
+    GrantInfo {
         id: g.id,
         role_id: g.role_id,
         resource,
         privilege: g.privilege,
-    })
-}
-
-/// The stored form of a grant's resource. A table or view is looked up now and named by its id: the
-/// grant then follows that object through renames, and a new object under its name after a drop
-/// does not get it.
-async fn grant_resource(state: &AppState, target: Target) -> ApiResult<GrantResource> {
-    let store = state.catalog.store();
-    let object_id = |warehouse: Uuid, ident: TableIdent, kind: TabularKind| async move {
-        store
-            .get_tabular(warehouse, &ident)
-            .await?
-            .filter(|o| o.kind == kind)
-            .map(|o| o.id)
-            .ok_or_else(|| not_found(&format!("{} {ident}", kind.noun())))
-    };
-    Ok(match target {
-        Target::Tenant => GrantResource::Tenant,
-        Target::Warehouse { warehouse } => GrantResource::Warehouse { warehouse },
-        Target::Namespace {
-            warehouse,
-            namespace,
-        } => GrantResource::Namespace {
-            warehouse,
-            namespace,
-        },
-        Target::Table { warehouse, table } => GrantResource::Table {
-            warehouse,
-            table: object_id(warehouse, table, TabularKind::Table).await?,
-        },
-        Target::View { warehouse, view } => GrantResource::View {
-            warehouse,
-            view: object_id(warehouse, view, TabularKind::View).await?,
-        },
-    })
+    }
 }
 
 /// Grants.
@@ -377,16 +340,6 @@ pub struct GrantQuery {
     role: Option<Uuid>,
 }
 
-async fn tenant_role(state: &AppState, tenant: Uuid, id: Uuid) -> ApiResult<RoleRecord> {
-    let role = state
-        .catalog
-        .store()
-        .get_role(id)
-        .await?
-        .filter(|r| r.tenant_id == tenant);
-    Ok(role.ok_or_else(|| not_found(&format!("role {id}")))?)
-}
-
 /// Create a role.
 #[utoipa::path(post, path = "/management/v1/tenants/{tenant}/roles", operation_id = "createRole", tag = "Management API",
     params(("tenant" = Uuid, Path, description = "Tenant id")), request_body = CreateRoleRequest,
@@ -401,22 +354,8 @@ async fn create_role(
     body: web::Json<CreateRoleRequest>,
 ) -> ApiResult<HttpResponse> {
     let tenant = admin_tenant(&state, &auth.0, path.into_inner()).await?;
-    check_resource_name("role name", &body.name)?;
-    let role = RoleRecord {
-        id: Uuid::now_v7(),
-        tenant_id: tenant.id,
-        name: body.into_inner().name,
-        created_at_ms: now_ms(),
-    };
-    state.catalog.store().create_role(&role).await?;
-    audit(
-        &state,
-        &auth.0,
-        tenant.id,
-        "create-role",
-        format!("role {}", role.id),
-    )
-    .await;
+    let name = body.into_inner().name;
+    let role = state.admin.create_role(&auth.0, tenant.id, name).await?;
     Ok(HttpResponse::Created().json(RoleInfo::from(role)))
 }
 
@@ -432,7 +371,7 @@ async fn list_roles(
     path: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
     let tenant = admin_tenant(&state, &auth.0, path.into_inner()).await?;
-    let roles = state.catalog.store().list_roles(tenant.id).await?;
+    let roles = state.admin.roles(tenant.id).await?;
     Ok(HttpResponse::Ok().json(RoleList {
         roles: roles.into_iter().map(Into::into).collect(),
     }))
@@ -452,10 +391,7 @@ async fn delete_role(
 ) -> ApiResult<HttpResponse> {
     let (tenant, id) = path.into_inner();
     admin_tenant(&state, &auth.0, tenant).await?;
-    tenant_role(&state, tenant, id).await?;
-    state.catalog.store().delete_role(id).await?;
-    state.authz.invalidate();
-    audit(&state, &auth.0, tenant, "delete-role", format!("role {id}")).await;
+    state.admin.delete_role(&auth.0, tenant, id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -474,23 +410,10 @@ async fn assign_role(
 ) -> ApiResult<HttpResponse> {
     let (tenant, role, principal) = path.into_inner();
     admin_tenant(&state, &auth.0, tenant).await?;
-    tenant_role(&state, tenant, role).await?;
-    let store = state.catalog.store();
-    store
-        .get_principal(principal)
-        .await?
-        .filter(|p| p.tenant_id == tenant)
-        .ok_or_else(|| not_found(&format!("principal {principal}")))?;
-    store.assign_role(principal, role).await?;
-    state.authz.invalidate();
-    audit(
-        &state,
-        &auth.0,
-        tenant,
-        "assign-role",
-        format!("role {role} principal {principal}"),
-    )
-    .await;
+    state
+        .admin
+        .assign_role(&auth.0, tenant, role, principal)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -509,17 +432,10 @@ async fn unassign_role(
 ) -> ApiResult<HttpResponse> {
     let (tenant, role, principal) = path.into_inner();
     admin_tenant(&state, &auth.0, tenant).await?;
-    tenant_role(&state, tenant, role).await?;
-    state.catalog.store().unassign_role(principal, role).await?;
-    state.authz.invalidate();
-    audit(
-        &state,
-        &auth.0,
-        tenant,
-        "unassign-role",
-        format!("role {role} principal {principal}"),
-    )
-    .await;
+    state
+        .admin
+        .unassign_role(&auth.0, tenant, role, principal)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -539,49 +455,17 @@ async fn create_grant(
 ) -> ApiResult<HttpResponse> {
     let tenant = admin_tenant(&state, &auth.0, path.into_inner()).await?;
     let body = body.into_inner();
-    tenant_role(&state, tenant.id, body.role_id).await?;
-    if let Some(id) = body.resource.warehouse() {
-        let found = state
-            .catalog
-            .store()
-            .get_warehouse(id)
-            .await?
-            .filter(|w| w.tenant_id == tenant.id);
-        found.ok_or_else(|| not_found(&format!("warehouse {id}")))?;
-    }
-    match (body.privilege, &body.resource) {
-        (Privilege::TenantAdmin, Target::Tenant) => {}
-        (Privilege::TenantAdmin, _) => {
-            return Err(CatalogError::bad_request("TENANT_ADMIN is granted on the tenant").into());
-        }
-        (Privilege::WarehouseAdmin, Target::Tenant | Target::Warehouse { .. }) => {}
-        (Privilege::WarehouseAdmin, _) => {
-            return Err(CatalogError::bad_request(
-                "WAREHOUSE_ADMIN is granted on a warehouse or the tenant",
-            )
-            .into());
-        }
-        _ => {}
-    }
-    let grant = GrantRecord {
-        id: Uuid::now_v7(),
-        tenant_id: tenant.id,
-        role_id: body.role_id,
-        resource: grant_resource(&state, body.resource).await?,
-        privilege: body.privilege,
-        created_at_ms: now_ms(),
-    };
-    state.catalog.store().create_grant(&grant).await?;
-    state.authz.invalidate();
-    audit(
-        &state,
-        &auth.0,
-        tenant.id,
-        "create-grant",
-        format!("grant {}", grant.id),
-    )
-    .await;
-    Ok(HttpResponse::Created().json(grant_info(&state, grant).await?))
+    let view = state
+        .admin
+        .create_grant(
+            &auth.0,
+            tenant.id,
+            body.role_id,
+            body.resource,
+            body.privilege,
+        )
+        .await?;
+    Ok(HttpResponse::Created().json(grant_info(view)))
 }
 
 /// List grants.
@@ -597,16 +481,10 @@ async fn list_grants(
     query: web::Query<GrantQuery>,
 ) -> ApiResult<HttpResponse> {
     let tenant = admin_tenant(&state, &auth.0, path.into_inner()).await?;
-    let grants = state
-        .catalog
-        .store()
-        .list_grants(tenant.id, query.role)
-        .await?;
-    let mut infos = Vec::with_capacity(grants.len());
-    for grant in grants {
-        infos.push(grant_info(&state, grant).await?);
-    }
-    Ok(HttpResponse::Ok().json(GrantList { grants: infos }))
+    let grants = state.admin.grants(tenant.id, query.role).await?;
+    Ok(HttpResponse::Ok().json(GrantList {
+        grants: grants.into_iter().map(grant_info).collect(),
+    }))
 }
 
 /// Revoke a grant.
@@ -623,23 +501,6 @@ async fn delete_grant(
 ) -> ApiResult<HttpResponse> {
     let (tenant, id) = path.into_inner();
     admin_tenant(&state, &auth.0, tenant).await?;
-    if state
-        .catalog
-        .store()
-        .delete_grant(tenant, id)
-        .await?
-        .is_none()
-    {
-        return Err(not_found(&format!("grant {id}")).into());
-    }
-    state.authz.invalidate();
-    audit(
-        &state,
-        &auth.0,
-        tenant,
-        "delete-grant",
-        format!("grant {id}"),
-    )
-    .await;
+    state.admin.delete_grant(&auth.0, tenant, id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

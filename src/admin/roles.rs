@@ -1,0 +1,228 @@
+//! Roles, their assignment to principals, and grants of privileges on resources to roles.
+
+use uuid::Uuid;
+
+use super::{AccessChange, Admin, not_found};
+use crate::authz::{Privilege, Target};
+use crate::catalog::{CatalogError, CatalogResult};
+use crate::domain::{TableIdent, check_resource_name};
+use crate::identity::Caller;
+use crate::store::{GrantRecord, GrantResource, RoleRecord, TabularKind, now_ms};
+
+/// The current name of the table or view a grant names by id.
+pub type ObjectName = Option<TableIdent>;
+
+/// A grant with the current name of its table or view (`None` once the object is gone).
+pub struct GrantView {
+    pub grant: GrantRecord,
+    pub object: ObjectName,
+}
+
+impl Admin {
+    /// The tenant's role `id`; 404 for a missing one or another tenant's.
+    pub async fn role(&self, tenant: Uuid, id: Uuid) -> CatalogResult<RoleRecord> {
+        self.store
+            .get_role(id)
+            .await?
+            .filter(|r| r.tenant_id == tenant)
+            .ok_or_else(|| not_found(&format!("role {id}")))
+    }
+
+    pub async fn create_role(
+        &self,
+        caller: &Caller,
+        tenant: Uuid,
+        name: String,
+    ) -> CatalogResult<RoleRecord> {
+        check_resource_name("role name", &name)?;
+        let role = RoleRecord {
+            id: Uuid::now_v7(),
+            tenant_id: tenant,
+            name,
+            created_at_ms: now_ms(),
+        };
+        self.store.create_role(&role).await?;
+        self.audit(caller, tenant, "create-role", format!("role {}", role.id))
+            .await;
+        Ok(role)
+    }
+
+    pub async fn roles(&self, tenant: Uuid) -> CatalogResult<Vec<RoleRecord>> {
+        Ok(self.store.list_roles(tenant).await?)
+    }
+
+    /// Deletes a role with its grants and assignments.
+    pub async fn delete_role(&self, caller: &Caller, tenant: Uuid, id: Uuid) -> CatalogResult<()> {
+        self.role(tenant, id).await?;
+        self.store.delete_role(id).await?;
+        self.changed(AccessChange::Grants);
+        self.audit(caller, tenant, "delete-role", format!("role {id}"))
+            .await;
+        Ok(())
+    }
+
+    /// Gives the tenant's role to the tenant's principal.
+    pub async fn assign_role(
+        &self,
+        caller: &Caller,
+        tenant: Uuid,
+        role: Uuid,
+        principal: Uuid,
+    ) -> CatalogResult<()> {
+        self.role(tenant, role).await?;
+        self.store
+            .get_principal(principal)
+            .await?
+            .filter(|p| p.tenant_id == tenant)
+            .ok_or_else(|| not_found(&format!("principal {principal}")))?;
+        self.store.assign_role(principal, role).await?;
+        self.changed(AccessChange::Grants);
+        let what = format!("role {role} principal {principal}");
+        self.audit(caller, tenant, "assign-role", what).await;
+        Ok(())
+    }
+
+    pub async fn unassign_role(
+        &self,
+        caller: &Caller,
+        tenant: Uuid,
+        role: Uuid,
+        principal: Uuid,
+    ) -> CatalogResult<()> {
+        self.role(tenant, role).await?;
+        self.store.unassign_role(principal, role).await?;
+        self.changed(AccessChange::Grants);
+        let what = format!("role {role} principal {principal}");
+        self.audit(caller, tenant, "unassign-role", what).await;
+        Ok(())
+    }
+
+    /// Grants `privilege` on `target` (in this tenant) to the tenant's role. A table or view is
+    /// looked up now and named by its id: the grant follows that object through renames, and a new
+    /// object under its name after a drop does not get it.
+    pub async fn create_grant(
+        &self,
+        caller: &Caller,
+        tenant: Uuid,
+        role: Uuid,
+        target: Target,
+        privilege: Privilege,
+    ) -> CatalogResult<GrantView> {
+        self.role(tenant, role).await?;
+        if let Some(id) = target.warehouse() {
+            self.store
+                .get_warehouse(id)
+                .await?
+                .filter(|w| w.tenant_id == tenant)
+                .ok_or_else(|| not_found(&format!("warehouse {id}")))?;
+        }
+        match (privilege, &target) {
+            (Privilege::TenantAdmin, Target::Tenant) => {}
+            (Privilege::TenantAdmin, _) => {
+                return Err(CatalogError::bad_request(
+                    "TENANT_ADMIN is granted on the tenant",
+                ));
+            }
+            (Privilege::WarehouseAdmin, Target::Tenant | Target::Warehouse { .. }) => {}
+            (Privilege::WarehouseAdmin, _) => {
+                return Err(CatalogError::bad_request(
+                    "WAREHOUSE_ADMIN is granted on a warehouse or the tenant",
+                ));
+            }
+            _ => {}
+        }
+        let grant = GrantRecord {
+            id: Uuid::now_v7(),
+            tenant_id: tenant,
+            role_id: role,
+            resource: self.grant_resource(target).await?,
+            privilege,
+            created_at_ms: now_ms(),
+        };
+        self.store.create_grant(&grant).await?;
+        self.changed(AccessChange::Grants);
+        self.audit(
+            caller,
+            tenant,
+            "create-grant",
+            format!("grant {}", grant.id),
+        )
+        .await;
+        self.view(grant).await
+    }
+
+    /// The tenant's grants (only `role`'s with one), each with its object's current name.
+    pub async fn grants(&self, tenant: Uuid, role: Option<Uuid>) -> CatalogResult<Vec<GrantView>> {
+        let grants = self.store.list_grants(tenant, role).await?;
+        let mut views = Vec::with_capacity(grants.len());
+        for grant in grants {
+            views.push(self.view(grant).await?);
+        }
+        Ok(views)
+    }
+
+    /// Revokes the tenant's grant `id`.
+    pub async fn delete_grant(&self, caller: &Caller, tenant: Uuid, id: Uuid) -> CatalogResult<()> {
+        if self.store.delete_grant(tenant, id).await?.is_none() {
+            return Err(not_found(&format!("grant {id}")));
+        }
+        self.changed(AccessChange::Grants);
+        self.audit(caller, tenant, "delete-grant", format!("grant {id}"))
+            .await;
+        Ok(())
+    }
+
+    async fn view(&self, grant: GrantRecord) -> CatalogResult<GrantView> {
+        let (warehouse, id, kind) = match &grant.resource {
+            GrantResource::Table { warehouse, table } => (*warehouse, *table, TabularKind::Table),
+            GrantResource::View { warehouse, view } => (*warehouse, *view, TabularKind::View),
+            GrantResource::TableByName { table, .. } => {
+                let object = Some(table.clone());
+                return Ok(GrantView { grant, object });
+            }
+            GrantResource::ViewByName { view, .. } => {
+                let object = Some(view.clone());
+                return Ok(GrantView { grant, object });
+            }
+            _ => {
+                return Ok(GrantView {
+                    grant,
+                    object: None,
+                });
+            }
+        };
+        let found = self.store.get_tabular_by_id(warehouse, id).await?;
+        let object = found.filter(|o| o.kind == kind).map(|o| o.ident);
+        Ok(GrantView { grant, object })
+    }
+
+    async fn grant_resource(&self, target: Target) -> CatalogResult<GrantResource> {
+        let object_id = |warehouse: Uuid, ident: TableIdent, kind: TabularKind| async move {
+            self.store
+                .get_tabular(warehouse, &ident)
+                .await?
+                .filter(|o| o.kind == kind)
+                .map(|o| o.id)
+                .ok_or_else(|| not_found(&format!("{} {ident}", kind.noun())))
+        };
+        Ok(match target {
+            Target::Tenant => GrantResource::Tenant,
+            Target::Warehouse { warehouse } => GrantResource::Warehouse { warehouse },
+            Target::Namespace {
+                warehouse,
+                namespace,
+            } => GrantResource::Namespace {
+                warehouse,
+                namespace,
+            },
+            Target::Table { warehouse, table } => GrantResource::Table {
+                warehouse,
+                table: object_id(warehouse, table, TabularKind::Table).await?,
+            },
+            Target::View { warehouse, view } => GrantResource::View {
+                warehouse,
+                view: object_id(warehouse, view, TabularKind::View).await?,
+            },
+        })
+    }
+}
