@@ -136,7 +136,10 @@ impl Application {
         let authz = Arc::new(crate::authz::Authorizer::new(store.clone()));
         let state = web::Data::new(AppState {
             catalog: catalog.clone(),
-            admin: Arc::new(crate::admin::Admin::new(store.clone(), authz.clone())),
+            admin: Arc::new(crate::admin::Admin::new(
+                store.clone(),
+                client_secrets.clone(),
+            )),
             authz,
             tokens,
             oidc: Arc::new(crate::identity::oidc::OidcVerifier::new(
@@ -160,6 +163,7 @@ impl Application {
             })),
             metrics: metrics_handle(),
         });
+        state.subscribe_to_changes();
         spawn_purger(store.clone(), settings.audit_retention_days);
         if let Some(pg) = &postgres {
             pg.watch(state.change_listener(key_reloader));

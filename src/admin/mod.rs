@@ -1,35 +1,43 @@
 //! Tenancy use-cases: every management change, below the HTTP layer.
 //!
-//! Owns: each mutation of tenants' roles, role assignments and grants (more areas move here from
+//! Owns: each mutation of tenants' principals, roles, role assignments and grants (more areas move here from
 //! `api::management` step by step), the checks that keep it inside the caller's tenant, its audit
 //! event, and the one typed [`AccessChange`] it emits, which clears the caches it affects. Must not
 //! touch: HTTP types. Authorization (may the caller administer this tenant?) stays with the
 //! handler, which asks [`crate::authz`] before it calls here.
 
+mod principals;
 mod roles;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use uuid::Uuid;
 
-use crate::authz::Authorizer;
 use crate::catalog::{CatalogError, CatalogResult, ErrorType};
-use crate::identity::Caller;
+use crate::identity::{Caller, ClientSecrets};
 use crate::store::{AuditEvent, CatalogStore, TenantRecord, now_ms};
 
+pub use principals::WithSecret;
 pub use roles::{GrantView, ObjectName};
 
 /// What a management change changed, for the caches that hold it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AccessChange {
-    /// Roles, role assignments or grants: every cached authorization decision.
+    /// Roles, role assignments or grants: cached authorization decisions.
     Grants,
+    /// A principal was disabled, enabled, given a new secret or deleted: cached decisions and
+    /// remembered secret checks.
+    Principal,
 }
+
+/// Something that holds a cache a change can make stale.
+type Subscriber = Box<dyn Fn(AccessChange) + Send + Sync>;
 
 /// The tenancy use-cases.
 pub struct Admin {
     store: Arc<dyn CatalogStore>,
-    authz: Arc<Authorizer>,
+    secrets: Arc<ClientSecrets>,
+    subscribers: RwLock<Vec<Subscriber>>,
 }
 
 /// `what` does not exist (or is another tenant's, which the caller must not learn).
@@ -38,15 +46,26 @@ pub fn not_found(what: &str) -> CatalogError {
 }
 
 impl Admin {
-    pub fn new(store: Arc<dyn CatalogStore>, authz: Arc<Authorizer>) -> Self {
-        Self { store, authz }
+    pub fn new(store: Arc<dyn CatalogStore>, secrets: Arc<ClientSecrets>) -> Self {
+        Self {
+            store,
+            secrets,
+            subscribers: RwLock::new(Vec::new()),
+        }
     }
 
-    /// Clears what `change` makes stale on this replica (other replicas learn it from the store's
-    /// change notification).
+    /// Calls `on_change` after every change made here, so the cache it clears never outlives
+    /// the change on this replica (other replicas learn it from the store's change notification).
+    pub fn subscribe(&self, on_change: impl Fn(AccessChange) + Send + Sync + 'static) {
+        self.subscribers
+            .write()
+            .expect("subscribers lock")
+            .push(Box::new(on_change));
+    }
+
     fn changed(&self, change: AccessChange) {
-        match change {
-            AccessChange::Grants => self.authz.invalidate(),
+        for subscriber in self.subscribers.read().expect("subscribers lock").iter() {
+            subscriber(change);
         }
     }
 

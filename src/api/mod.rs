@@ -72,6 +72,18 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Clears this replica's caches after each management change made through it: cached
+    /// decisions after any, remembered secret checks after a principal changed.
+    pub fn subscribe_to_changes(&self) {
+        let (authz, secrets) = (self.authz.clone(), self.verified_secrets.clone());
+        self.admin.subscribe(move |change| {
+            authz.invalidate();
+            if change == crate::admin::AccessChange::Principal {
+                secrets.invalidate_all();
+            }
+        });
+    }
+
     /// What this replica does when another one changed something it caches: drops cached grants,
     /// principal secrets, warehouses and tenant names, and reloads signing keys.
     pub fn change_listener(

@@ -7,13 +7,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{admin_tenant, audit, not_found};
+use super::admin_tenant;
+use crate::admin::WithSecret;
 use crate::api::openapi::CommonErrors;
 use crate::api::types::IcebergErrorResponse;
 use crate::api::{ApiResult, AppState, Authenticated};
-use crate::catalog::{CatalogError, ErrorType};
-use crate::domain::check_resource_name;
-use crate::store::{PrincipalKind, PrincipalRecord, now_ms};
+use crate::store::{PrincipalKind, PrincipalRecord};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(create_principal)
@@ -93,19 +92,14 @@ pub struct PrincipalCredentials {
     pub client_secret: String,
 }
 
-async fn tenant_principal(state: &AppState, tenant: Uuid, id: Uuid) -> ApiResult<PrincipalRecord> {
-    let p = state
-        .catalog
-        .store()
-        .get_principal(id)
-        .await?
-        .filter(|p| p.tenant_id == tenant);
-    Ok(p.ok_or_else(|| not_found(&format!("principal {id}")))?)
-}
-
-fn changed(state: &AppState) {
-    state.authz.invalidate();
-    state.verified_secrets.invalidate_all();
+/// The answer holding a principal's new secret.
+fn with_secret(created: WithSecret) -> PrincipalCredentials {
+    let client_id = created.principal.client_id.clone();
+    PrincipalCredentials {
+        principal: created.principal.into(),
+        client_id,
+        client_secret: created.secret,
+    }
 }
 
 /// Create a principal; its secret is returned once and stored only as a hash.
@@ -122,34 +116,13 @@ async fn create_principal(
     body: web::Json<CreatePrincipalRequest>,
 ) -> ApiResult<HttpResponse> {
     let tenant = admin_tenant(&state, &auth.0, path.into_inner()).await?;
-    check_resource_name("principal name", &body.name)?;
-    let (secret, secret_hash) = state.client_secrets.generate();
-    let principal = PrincipalRecord {
-        id: Uuid::now_v7(),
-        tenant_id: tenant.id,
-        name: body.name.clone(),
-        kind: body.kind.unwrap_or(PrincipalKind::Service),
-        client_id: format!("floe-{}", Uuid::new_v4().simple()),
-        secret_hash,
-        root: false,
-        disabled: false,
-        created_at_ms: now_ms(),
-    };
-    state.catalog.store().create_principal(&principal).await?;
-    audit(
-        &state,
-        &auth.0,
-        tenant.id,
-        "create-principal",
-        format!("principal {}", principal.id),
-    )
-    .await;
-    let client_id = principal.client_id.clone();
-    Ok(HttpResponse::Created().json(PrincipalCredentials {
-        principal: principal.into(),
-        client_id,
-        client_secret: secret,
-    }))
+    let body = body.into_inner();
+    let kind = body.kind.unwrap_or(PrincipalKind::Service);
+    let created = state
+        .admin
+        .create_principal(&auth.0, tenant.id, body.name, kind)
+        .await?;
+    Ok(HttpResponse::Created().json(with_secret(created)))
 }
 
 /// List a tenant's principals.
@@ -164,7 +137,7 @@ async fn list_principals(
     path: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
     let tenant = admin_tenant(&state, &auth.0, path.into_inner()).await?;
-    let principals = state.catalog.store().list_principals(tenant.id).await?;
+    let principals = state.admin.principals(tenant.id).await?;
     Ok(HttpResponse::Ok().json(PrincipalList {
         principals: principals.into_iter().map(Into::into).collect(),
     }))
@@ -184,9 +157,8 @@ async fn get_principal(
 ) -> ApiResult<HttpResponse> {
     let (tenant, id) = path.into_inner();
     admin_tenant(&state, &auth.0, tenant).await?;
-    Ok(HttpResponse::Ok().json(PrincipalInfo::from(
-        tenant_principal(&state, tenant, id).await?,
-    )))
+    let principal = state.admin.principal(tenant, id).await?;
+    Ok(HttpResponse::Ok().json(PrincipalInfo::from(principal)))
 }
 
 /// Disable (`disable`) or re-enable (`enable`) a principal.
@@ -205,25 +177,11 @@ async fn set_enabled(
 ) -> ApiResult<HttpResponse> {
     let (tenant, id, action) = path.into_inner();
     admin_tenant(&state, &auth.0, tenant).await?;
-    let mut p = tenant_principal(&state, tenant, id).await?;
-    if p.root {
-        return Err(CatalogError::new(
-            ErrorType::Conflict,
-            "the root principal cannot be disabled",
-        )
-        .into());
-    }
-    p.disabled = action == "disable";
-    state.catalog.store().update_principal(&p).await?;
-    changed(&state);
-    audit(
-        &state,
-        &auth.0,
-        tenant,
-        &format!("{action}-principal"),
-        format!("principal {id}"),
-    )
-    .await;
+    let enabled = action == "enable";
+    let p = state
+        .admin
+        .set_enabled(&auth.0, tenant, id, enabled)
+        .await?;
     Ok(HttpResponse::Ok().json(PrincipalInfo::from(p)))
 }
 
@@ -241,25 +199,8 @@ async fn rotate_secret(
 ) -> ApiResult<HttpResponse> {
     let (tenant, id) = path.into_inner();
     admin_tenant(&state, &auth.0, tenant).await?;
-    let mut p = tenant_principal(&state, tenant, id).await?;
-    let (secret, secret_hash) = state.client_secrets.generate();
-    p.secret_hash = secret_hash;
-    state.catalog.store().update_principal(&p).await?;
-    changed(&state);
-    audit(
-        &state,
-        &auth.0,
-        tenant,
-        "rotate-secret",
-        format!("principal {id}"),
-    )
-    .await;
-    let client_id = p.client_id.clone();
-    Ok(HttpResponse::Ok().json(PrincipalCredentials {
-        principal: p.into(),
-        client_id,
-        client_secret: secret,
-    }))
+    let rotated = state.admin.rotate_secret(&auth.0, tenant, id).await?;
+    Ok(HttpResponse::Ok().json(with_secret(rotated)))
 }
 
 /// Delete a principal.
@@ -277,21 +218,6 @@ async fn delete_principal(
 ) -> ApiResult<HttpResponse> {
     let (tenant, id) = path.into_inner();
     admin_tenant(&state, &auth.0, tenant).await?;
-    let p = tenant_principal(&state, tenant, id).await?;
-    if p.root {
-        return Err(
-            CatalogError::new(ErrorType::Conflict, "the root principal cannot be deleted").into(),
-        );
-    }
-    state.catalog.store().delete_principal(id).await?;
-    changed(&state);
-    audit(
-        &state,
-        &auth.0,
-        tenant,
-        "delete-principal",
-        format!("principal {id}"),
-    )
-    .await;
+    state.admin.delete_principal(&auth.0, tenant, id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

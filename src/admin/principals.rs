@@ -1,0 +1,120 @@
+//! Principals of a tenant: created with a generated secret (shown once), enabled or disabled,
+//! given a new secret, deleted. The root principal is neither disabled nor deleted.
+
+use uuid::Uuid;
+
+use super::{AccessChange, Admin, not_found};
+use crate::catalog::{CatalogError, CatalogResult, ErrorType};
+use crate::domain::check_resource_name;
+use crate::identity::Caller;
+use crate::store::{PrincipalKind, PrincipalRecord, now_ms};
+
+/// A principal with the secret it was just given (the only time the secret is seen).
+pub struct WithSecret {
+    pub principal: PrincipalRecord,
+    pub secret: String,
+}
+
+impl Admin {
+    /// The tenant's principal `id`; 404 for a missing one or another tenant's.
+    pub async fn principal(&self, tenant: Uuid, id: Uuid) -> CatalogResult<PrincipalRecord> {
+        self.store
+            .get_principal(id)
+            .await?
+            .filter(|p| p.tenant_id == tenant)
+            .ok_or_else(|| not_found(&format!("principal {id}")))
+    }
+
+    pub async fn principals(&self, tenant: Uuid) -> CatalogResult<Vec<PrincipalRecord>> {
+        Ok(self.store.list_principals(tenant).await?)
+    }
+
+    /// A new principal with a generated secret, stored only as its keyed hash.
+    pub async fn create_principal(
+        &self,
+        caller: &Caller,
+        tenant: Uuid,
+        name: String,
+        kind: PrincipalKind,
+    ) -> CatalogResult<WithSecret> {
+        check_resource_name("principal name", &name)?;
+        let (secret, secret_hash) = self.secrets.generate();
+        let principal = PrincipalRecord {
+            id: Uuid::now_v7(),
+            tenant_id: tenant,
+            name,
+            kind,
+            client_id: format!("floe-{}", Uuid::new_v4().simple()),
+            secret_hash,
+            root: false,
+            disabled: false,
+            created_at_ms: now_ms(),
+        };
+        self.store.create_principal(&principal).await?;
+        let what = format!("principal {}", principal.id);
+        self.audit(caller, tenant, "create-principal", what).await;
+        Ok(WithSecret { principal, secret })
+    }
+
+    /// Disables (its tokens stop working) or re-enables the tenant's principal.
+    pub async fn set_enabled(
+        &self,
+        caller: &Caller,
+        tenant: Uuid,
+        id: Uuid,
+        enabled: bool,
+    ) -> CatalogResult<PrincipalRecord> {
+        let mut p = self.principal(tenant, id).await?;
+        if p.root {
+            return Err(CatalogError::new(
+                ErrorType::Conflict,
+                "the root principal cannot be disabled",
+            ));
+        }
+        p.disabled = !enabled;
+        self.store.update_principal(&p).await?;
+        self.changed(AccessChange::Principal);
+        let action = if enabled { "enable" } else { "disable" };
+        let what = format!("principal {id}");
+        self.audit(caller, tenant, &format!("{action}-principal"), what)
+            .await;
+        Ok(p)
+    }
+
+    /// A new secret for the tenant's principal; the old one stops working at once for new tokens.
+    pub async fn rotate_secret(
+        &self,
+        caller: &Caller,
+        tenant: Uuid,
+        id: Uuid,
+    ) -> CatalogResult<WithSecret> {
+        let mut principal = self.principal(tenant, id).await?;
+        let (secret, secret_hash) = self.secrets.generate();
+        principal.secret_hash = secret_hash;
+        self.store.update_principal(&principal).await?;
+        self.changed(AccessChange::Principal);
+        self.audit(caller, tenant, "rotate-secret", format!("principal {id}"))
+            .await;
+        Ok(WithSecret { principal, secret })
+    }
+
+    pub async fn delete_principal(
+        &self,
+        caller: &Caller,
+        tenant: Uuid,
+        id: Uuid,
+    ) -> CatalogResult<()> {
+        let p = self.principal(tenant, id).await?;
+        if p.root {
+            return Err(CatalogError::new(
+                ErrorType::Conflict,
+                "the root principal cannot be deleted",
+            ));
+        }
+        self.store.delete_principal(id).await?;
+        self.changed(AccessChange::Principal);
+        let what = format!("principal {id}");
+        self.audit(caller, tenant, "delete-principal", what).await;
+        Ok(())
+    }
+}
