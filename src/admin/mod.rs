@@ -1,6 +1,6 @@
 //! Tenancy use-cases: every management change, below the HTTP layer.
 //!
-//! Owns: each mutation of tenants' principals, roles, role assignments and grants (more areas move here from
+//! Owns: each mutation of tenants and of tenants' principals, roles, role assignments and grants (more areas move here from
 //! `api::management` step by step), the checks that keep it inside the caller's tenant, its audit
 //! event, and the one typed [`AccessChange`] it emits, which clears the caches it affects. Must not
 //! touch: HTTP types. Authorization (may the caller administer this tenant?) stays with the
@@ -8,6 +8,7 @@
 
 mod principals;
 mod roles;
+mod tenants;
 
 use std::sync::{Arc, RwLock};
 
@@ -19,6 +20,7 @@ use crate::store::{AuditEvent, CatalogStore, TenantRecord, now_ms};
 
 pub use principals::WithSecret;
 pub use roles::{GrantView, ObjectName};
+pub use tenants::Identity;
 
 /// What a management change changed, for the caches that hold it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +30,8 @@ pub enum AccessChange {
     /// A principal was disabled, enabled, given a new secret or deleted: cached decisions and
     /// remembered secret checks.
     Principal,
+    /// A tenant was renamed or deleted: cached decisions, warehouses and tenant names.
+    Tenant,
 }
 
 /// Something that holds a cache a change can make stale.

@@ -73,13 +73,19 @@ pub struct AppState {
 
 impl AppState {
     /// Clears this replica's caches after each management change made through it: cached
-    /// decisions after any, remembered secret checks after a principal changed.
+    /// decisions after any, remembered secret checks after a principal changed, warehouses and
+    /// tenant names after a tenant changed.
     pub fn subscribe_to_changes(&self) {
+        use crate::admin::AccessChange;
         let (authz, secrets) = (self.authz.clone(), self.verified_secrets.clone());
+        let catalog = self.catalog.clone();
         self.admin.subscribe(move |change| {
             authz.invalidate();
-            if change == crate::admin::AccessChange::Principal {
-                secrets.invalidate_all();
+            match change {
+                AccessChange::Principal => secrets.invalidate_all(),
+                // STS session names carry the tenant's name.
+                AccessChange::Tenant => catalog.forget_all_warehouses(),
+                AccessChange::Grants => {}
             }
         });
     }

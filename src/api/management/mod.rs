@@ -16,7 +16,6 @@ use uuid::Uuid;
 use super::{ApiResult, AppState, Authenticated};
 use crate::authz::Privilege;
 use crate::authz::Target;
-use crate::catalog::{CatalogError, ErrorType};
 use crate::identity::Caller;
 use crate::store::TenantRecord;
 
@@ -109,35 +108,13 @@ pub struct WhoAmI {
     security(("bearer" = [])))]
 #[get("/management/v1/whoami")]
 async fn whoami(state: web::Data<AppState>, auth: Authenticated) -> ApiResult<HttpResponse> {
-    let caller = &auth.0;
-    let store = state.catalog.store();
-    let principal = store
-        .get_principal(caller.principal_id)
-        .await?
-        .filter(|p| !p.disabled)
-        .ok_or_else(|| {
-            CatalogError::new(
-                ErrorType::NotAuthorized,
-                "this principal is disabled or no longer exists",
-            )
-        })?;
-    let tenant = store
-        .get_tenant(caller.tenant_id)
-        .await?
-        .ok_or_else(|| not_found("tenant"))?;
-    let mut roles = Vec::new();
-    for id in store.roles_of(principal.id).await? {
-        if let Some(role) = store.get_role(id).await? {
-            roles.push(role.name);
-        }
-    }
-    roles.sort();
+    let me = state.admin.identity(&auth.0).await?;
     Ok(HttpResponse::Ok().json(WhoAmI {
-        principal_id: principal.id,
-        name: principal.name,
-        tenant_id: tenant.id,
-        tenant_name: tenant.name,
-        root: principal.root,
-        roles,
+        principal_id: me.principal.id,
+        name: me.principal.name,
+        tenant_id: me.tenant.id,
+        tenant_name: me.tenant.name,
+        root: me.principal.root,
+        roles: me.roles,
     }))
 }

@@ -5,14 +5,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{audit, not_found, visible_tenant};
+use super::{audit, visible_tenant};
 use crate::api::openapi::CommonErrors;
 use crate::api::types::IcebergErrorResponse;
 use crate::api::{ApiResult, AppState, Authenticated};
 use crate::catalog::{CatalogError, ErrorType};
-use crate::domain::check_resource_name;
 use crate::identity::Caller;
-use crate::store::{TenantRecord, now_ms};
+use crate::store::TenantRecord;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(rotate_signing_key)
@@ -79,21 +78,10 @@ async fn create_tenant(
     body: web::Json<TenantRequest>,
 ) -> ApiResult<HttpResponse> {
     require_root(&auth.0)?;
-    check_resource_name("tenant name", &body.name)?;
-    let tenant = TenantRecord {
-        id: Uuid::now_v7(),
-        name: body.into_inner().name,
-        created_at_ms: now_ms(),
-    };
-    state.catalog.store().create_tenant(&tenant).await?;
-    audit(
-        &state,
-        &auth.0,
-        tenant.id,
-        "create-tenant",
-        format!("tenant {}", tenant.id),
-    )
-    .await;
+    let tenant = state
+        .admin
+        .create_tenant(&auth.0, body.into_inner().name)
+        .await?;
     Ok(HttpResponse::Created().json(TenantInfo::from(tenant)))
 }
 
@@ -104,7 +92,7 @@ async fn create_tenant(
 #[get("/management/v1/tenants")]
 async fn list_tenants(state: web::Data<AppState>, auth: Authenticated) -> ApiResult<HttpResponse> {
     require_root(&auth.0)?;
-    let tenants = state.catalog.store().list_tenants().await?;
+    let tenants = state.admin.tenants().await?;
     Ok(HttpResponse::Ok().json(TenantList {
         tenants: tenants.into_iter().map(TenantInfo::from).collect(),
     }))
@@ -141,17 +129,8 @@ async fn rename_tenant(
     body: web::Json<TenantRequest>,
 ) -> ApiResult<HttpResponse> {
     require_root(&auth.0)?;
-    check_resource_name("tenant name", &body.name)?;
     let id = path.into_inner();
-    let store = state.catalog.store();
-    store.rename_tenant(id, &body.name).await?;
-    // STS session names carry the tenant's name.
-    state.catalog.forget_all_warehouses();
-    let tenant = store
-        .get_tenant(id)
-        .await?
-        .ok_or_else(|| not_found("tenant"))?;
-    audit(&state, &auth.0, id, "rename-tenant", format!("tenant {id}")).await;
+    let tenant = state.admin.rename_tenant(&auth.0, id, &body.name).await?;
     Ok(HttpResponse::Ok().json(TenantInfo::from(tenant)))
 }
 
@@ -169,17 +148,10 @@ async fn delete_tenant(
     path: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
     require_root(&auth.0)?;
-    let id = path.into_inner();
-    if id == auth.0.tenant_id {
-        return Err(CatalogError::new(
-            ErrorType::Conflict,
-            "the root principal's own tenant cannot be deleted",
-        )
-        .into());
-    }
-    state.catalog.store().delete_tenant(id).await?;
-    state.authz.invalidate();
-    audit(&state, &auth.0, id, "delete-tenant", format!("tenant {id}")).await;
+    state
+        .admin
+        .delete_tenant(&auth.0, path.into_inner())
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

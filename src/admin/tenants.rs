@@ -1,0 +1,105 @@
+//! Tenants (the root principal's to manage), and who a caller is.
+
+use uuid::Uuid;
+
+use super::{AccessChange, Admin, not_found};
+use crate::catalog::{CatalogError, CatalogResult, ErrorType};
+use crate::domain::check_resource_name;
+use crate::identity::Caller;
+use crate::store::{PrincipalRecord, TenantRecord, now_ms};
+
+/// Who a caller is: its principal, its tenant and the names of its roles (sorted).
+pub struct Identity {
+    pub principal: PrincipalRecord,
+    pub tenant: TenantRecord,
+    pub roles: Vec<String>,
+}
+
+impl Admin {
+    pub async fn create_tenant(
+        &self,
+        caller: &Caller,
+        name: String,
+    ) -> CatalogResult<TenantRecord> {
+        check_resource_name("tenant name", &name)?;
+        let tenant = TenantRecord {
+            id: Uuid::now_v7(),
+            name,
+            created_at_ms: now_ms(),
+        };
+        self.store.create_tenant(&tenant).await?;
+        let what = format!("tenant {}", tenant.id);
+        self.audit(caller, tenant.id, "create-tenant", what).await;
+        Ok(tenant)
+    }
+
+    pub async fn tenants(&self) -> CatalogResult<Vec<TenantRecord>> {
+        Ok(self.store.list_tenants().await?)
+    }
+
+    pub async fn rename_tenant(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        name: &str,
+    ) -> CatalogResult<TenantRecord> {
+        check_resource_name("tenant name", name)?;
+        self.store.rename_tenant(id, name).await?;
+        self.changed(AccessChange::Tenant);
+        let tenant = self
+            .store
+            .get_tenant(id)
+            .await?
+            .ok_or_else(|| not_found("tenant"))?;
+        self.audit(caller, id, "rename-tenant", format!("tenant {id}"))
+            .await;
+        Ok(tenant)
+    }
+
+    /// Deletes a tenant that has no warehouses; never the caller's own.
+    pub async fn delete_tenant(&self, caller: &Caller, id: Uuid) -> CatalogResult<()> {
+        if id == caller.tenant_id {
+            return Err(CatalogError::new(
+                ErrorType::Conflict,
+                "the root principal's own tenant cannot be deleted",
+            ));
+        }
+        self.store.delete_tenant(id).await?;
+        self.changed(AccessChange::Tenant);
+        self.audit(caller, id, "delete-tenant", format!("tenant {id}"))
+            .await;
+        Ok(())
+    }
+
+    /// The caller's principal, tenant and roles; 401 when the principal is disabled or gone.
+    pub async fn identity(&self, caller: &Caller) -> CatalogResult<Identity> {
+        let principal = self
+            .store
+            .get_principal(caller.principal_id)
+            .await?
+            .filter(|p| !p.disabled)
+            .ok_or_else(|| {
+                CatalogError::new(
+                    ErrorType::NotAuthorized,
+                    "this principal is disabled or no longer exists",
+                )
+            })?;
+        let tenant = self
+            .store
+            .get_tenant(caller.tenant_id)
+            .await?
+            .ok_or_else(|| not_found("tenant"))?;
+        let mut roles = Vec::new();
+        for id in self.store.roles_of(principal.id).await? {
+            if let Some(role) = self.store.get_role(id).await? {
+                roles.push(role.name);
+            }
+        }
+        roles.sort();
+        Ok(Identity {
+            principal,
+            tenant,
+            roles,
+        })
+    }
+}
