@@ -385,8 +385,8 @@ impl Catalog {
         Ok(())
     }
 
-    /// Turns a client's `pageToken` / `pageSize` into a store page request. With neither, the whole
-    /// list comes back (as the spec asks); `pageSize` is capped at the configured maximum.
+    /// Turns a client's `pageToken` / `pageSize` into a store page request: at most `pageSize`
+    /// items, never more than the configured maximum, which is also the size without `pageSize`.
     pub fn page_request(
         &self,
         token: Option<&str>,
