@@ -35,14 +35,18 @@ fn segment(s: &str) -> String {
     utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
 }
 
+/// The namespace and table segments of this table's paths.
+fn segments(ident: &TableIdent) -> (String, String) {
+    (
+        segment(&ident.namespace.parts().join("\u{1f}")),
+        segment(ident.name.as_str()),
+    )
+}
+
 /// `{prefix}/{namespace}/{table}` as in this table's paths.
 fn table_scope(wh: &Warehouse, ident: &TableIdent) -> String {
-    format!(
-        "{}/{}/{}",
-        wh.record.id,
-        segment(&ident.namespace.parts().join("\u{1f}")),
-        segment(ident.name.as_str())
-    )
+    let (ns, table) = segments(ident);
+    format!("{}/{ns}/{table}", wh.record.id)
 }
 
 /// Where this server serves the table's storage routes.
@@ -56,12 +60,8 @@ fn endpoints(state: &AppState, wh: &Warehouse, ident: &TableIdent) -> TableEndpo
 
 /// `v1/{prefix}/namespaces/{ns}/tables/{table}` (no leading slash).
 fn table_path(wh: &Warehouse, ident: &TableIdent) -> String {
-    format!(
-        "v1/{}/namespaces/{}/tables/{}",
-        wh.record.id,
-        segment(&ident.namespace.parts().join("\u{1f}")),
-        segment(ident.name.as_str())
-    )
+    let (ns, table) = segments(ident);
+    format!("v1/{}/namespaces/{ns}/tables/{table}", wh.record.id)
 }
 
 /// The caller's tenant name (cached), for STS session names.
