@@ -28,7 +28,7 @@ pub use views::{CreateView, LoadedView, ViewRequirement};
 use crate::domain::CredentialKind;
 use crate::identity::Caller;
 use crate::identity::storage_credentials::CredentialResolver;
-use crate::store::{CatalogStore, PageRequest, StorageProfile, WarehouseRecord};
+use crate::store::{CatalogStore, PageRequest, StorageProfile, StoreError, WarehouseRecord};
 use crate::warehouse_io::azure_auth::{AzureAuth, AzureSigner};
 use crate::warehouse_io::{
     AzureIo, GcsIo, GcsServiceAccount, IoError, LocalIo, S3Io, S3StaticCredentials, StorageSecret,
@@ -415,8 +415,68 @@ impl Catalog {
         metadata::encode_page_token(&self.options.page_token_key, last)
     }
 
+    /// Runs `attempt` until it commits, fails for another reason than a lost race, or has lost
+    /// `commit_retries` races (with a short random pause before each retry). Every table and view
+    /// commit goes through here; each attempt cleans up the files it wrote when it fails.
+    async fn with_commit_retries<T, Attempt>(
+        &self,
+        mut attempt: impl FnMut() -> Attempt,
+    ) -> CatalogResult<T>
+    where
+        Attempt: std::future::Future<Output = Result<T, CommitError>>,
+    {
+        let mut retries = 0;
+        loop {
+            let error = match attempt().await {
+                Ok(committed) => return Ok(committed),
+                Err(e) => e,
+            };
+            if error.lost_race {
+                metrics::counter!("floe_commit_conflicts_total").increment(1);
+            }
+            if !error.lost_race || retries >= self.options.commit_retries {
+                return Err(error.error);
+            }
+            metrics::counter!("floe_commit_retries_total").increment(1);
+            retries += 1;
+            let jitter = rand::random::<u64>() % (2 * retries as u64 + 1);
+            tokio::time::sleep(Duration::from_millis(jitter)).await;
+        }
+    }
+
+    /// The lock commits to one table or view from this process queue on (races with other
+    /// replicas are still caught by the store's compare-and-swap).
     fn commit_lock(&self, warehouse: Uuid, table: Uuid) -> Arc<tokio::sync::Mutex<()>> {
         self.commit_locks
             .get_with((warehouse, table), || Arc::new(tokio::sync::Mutex::new(())))
+    }
+}
+
+/// A failed commit attempt; `lost_race` when another commit moved a table first (worth a retry).
+struct CommitError {
+    error: CatalogError,
+    lost_race: bool,
+}
+
+impl From<CatalogError> for CommitError {
+    fn from(error: CatalogError) -> Self {
+        CommitError {
+            error,
+            lost_race: false,
+        }
+    }
+}
+
+impl From<StoreError> for CommitError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(ident) => CommitError {
+                error: CatalogError::commit_failed(format!(
+                    "{ident} kept changing under this commit; retry the commit"
+                )),
+                lost_race: true,
+            },
+            other => CatalogError::from(other).into(),
+        }
     }
 }

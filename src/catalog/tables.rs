@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use iceberg::spec::{Schema, SortOrder, TableMetadata, TableMetadataBuilder, UnboundPartitionSpec};
 use iceberg::{TableCreation, TableRequirement, TableUpdate};
@@ -11,12 +10,11 @@ use uuid::Uuid;
 
 use super::metadata::next_metadata_location;
 use super::properties::{DEFAULT_FORMAT_VERSION, split_reserved, updates_without_reserved};
-use super::{CachedTable, Catalog, CatalogError, CatalogResult, ErrorType, Warehouse};
+use super::{CachedTable, Catalog, CatalogError, CatalogResult, CommitError, ErrorType, Warehouse};
 use crate::domain::{NamespaceIdent, ObjectName, TableIdent};
 use crate::store::locations::NAMESPACE_LOCATION;
 use crate::store::{
-    MetadataSwap, NamespaceRecord, Page, PageRequest, StoreError, TabularKind, TabularRecord,
-    now_ms,
+    MetadataSwap, NamespaceRecord, Page, PageRequest, TabularKind, TabularRecord, now_ms,
 };
 use crate::warehouse_io::{is_inside, normalize_location};
 
@@ -237,40 +235,40 @@ impl Catalog {
         wh: &Warehouse,
         changes: &[TableChange],
     ) -> CatalogResult<Vec<LoadedTable>> {
-        let mut attempt = 0;
-        loop {
-            let mut swaps = Vec::with_capacity(changes.len());
-            let mut written = Vec::with_capacity(changes.len());
-            let result = match self
-                .prepare_commits(wh, changes, &mut swaps, &mut written)
+        self.with_commit_retries(|| self.commit_tables_once(wh, changes))
+            .await
+    }
+
+    /// One attempt: write every table's new metadata, then swap all pointers or none. A failed
+    /// attempt deletes the files it wrote.
+    async fn commit_tables_once(
+        &self,
+        wh: &Warehouse,
+        changes: &[TableChange],
+    ) -> Result<Vec<LoadedTable>, CommitError> {
+        let mut swaps = Vec::with_capacity(changes.len());
+        let mut written = Vec::with_capacity(changes.len());
+        let result = match self
+            .prepare_commits(wh, changes, &mut swaps, &mut written)
+            .await
+        {
+            Ok(()) => self
+                .store
+                .swap_metadata(wh.record.id, TabularKind::Table, &swaps)
                 .await
-            {
-                Ok(()) => self
-                    .store
-                    .swap_metadata(wh.record.id, TabularKind::Table, &swaps)
-                    .await
-                    .map_err(Into::into),
-                Err(e) => Err(e),
-            };
-            let error = match result {
-                Ok(()) => return Ok(written),
-                Err(e) => e,
-            };
-            for t in &written {
-                if let Some(loc) = &t.metadata_location {
-                    self.metadata.discard(wh.io.as_ref(), loc).await;
+                .map_err(Into::into),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => Ok(written),
+            Err(e) => {
+                for t in &written {
+                    if let Some(loc) = &t.metadata_location {
+                        self.metadata.discard(wh.io.as_ref(), loc).await;
+                    }
                 }
+                Err(e)
             }
-            if error.lost_race {
-                metrics::counter!("floe_commit_conflicts_total").increment(1);
-            }
-            if !error.lost_race || attempt >= self.options.commit_retries {
-                return Err(error.error);
-            }
-            metrics::counter!("floe_commit_retries_total").increment(1);
-            attempt += 1;
-            let jitter = rand::random::<u64>() % (2 * attempt as u64 + 1);
-            tokio::time::sleep(Duration::from_millis(jitter)).await;
         }
     }
 
@@ -472,35 +470,6 @@ impl Catalog {
             metadata_location: Some(metadata_location),
             table,
         })
-    }
-}
-
-/// A failed commit attempt; `lost_race` when another commit moved a table first (worth a retry).
-struct CommitError {
-    error: CatalogError,
-    lost_race: bool,
-}
-
-impl From<CatalogError> for CommitError {
-    fn from(error: CatalogError) -> Self {
-        CommitError {
-            error,
-            lost_race: false,
-        }
-    }
-}
-
-impl From<StoreError> for CommitError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Conflict(ident) => CommitError {
-                error: CatalogError::commit_failed(format!(
-                    "{ident} kept changing under this commit; retry the commit"
-                )),
-                lost_race: true,
-            },
-            other => CatalogError::from(other).into(),
-        }
     }
 }
 

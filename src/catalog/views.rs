@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use iceberg::ViewUpdate;
 use iceberg::spec::{Schema, ViewFormatVersion, ViewMetadata, ViewMetadataBuilder, ViewVersion};
@@ -12,11 +11,9 @@ use uuid::Uuid;
 
 use super::metadata::next_metadata_location;
 use super::tables::{checked_location, default_location};
-use super::{CachedView, Catalog, CatalogError, CatalogResult, ErrorType, Warehouse};
+use super::{CachedView, Catalog, CatalogError, CatalogResult, CommitError, ErrorType, Warehouse};
 use crate::domain::{NamespaceIdent, ObjectName, TableIdent};
-use crate::store::{
-    MetadataSwap, Page, PageRequest, StoreError, TabularKind, TabularRecord, now_ms,
-};
+use crate::store::{MetadataSwap, Page, PageRequest, TabularKind, TabularRecord, now_ms};
 
 /// A requirement of a view commit (the spec knows only `assert-view-uuid`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -142,56 +139,60 @@ impl Catalog {
         requirements: Vec<ViewRequirement>,
         updates: Vec<ViewUpdate>,
     ) -> CatalogResult<LoadedView> {
-        let mut attempt = 0;
-        loop {
-            let record = self.view_record(wh, ident).await?;
-            let current = self
-                .metadata
-                .view(wh.io.as_ref(), &record.metadata_location)
-                .await?;
-            for ViewRequirement::AssertViewUuid { uuid } in &requirements {
-                if *uuid != current.metadata.uuid() {
-                    return Err(CatalogError::commit_failed(format!(
-                        "view {ident} has uuid {}, not {uuid}",
-                        current.metadata.uuid()
-                    )));
-                }
+        // Replaces of one view from this process queue here, as table commits do.
+        let record = self.view_record(wh, ident).await?;
+        let lock = self.commit_lock(wh.record.id, record.id);
+        let _guard = lock.lock().await;
+        self.with_commit_retries(|| self.replace_view_once(wh, ident, &requirements, &updates))
+            .await
+    }
+
+    /// One attempt: check the requirements against the current view, write its new metadata and
+    /// swap the pointer. A failed attempt deletes the file it wrote.
+    async fn replace_view_once(
+        &self,
+        wh: &Warehouse,
+        ident: &TableIdent,
+        requirements: &[ViewRequirement],
+        updates: &[ViewUpdate],
+    ) -> Result<LoadedView, CommitError> {
+        let record = self.view_record(wh, ident).await?;
+        let current = self
+            .metadata
+            .view(wh.io.as_ref(), &record.metadata_location)
+            .await?;
+        for ViewRequirement::AssertViewUuid { uuid } in requirements {
+            if *uuid != current.metadata.uuid() {
+                return Err(CatalogError::commit_failed(format!(
+                    "view {ident} has uuid {}, not {uuid}",
+                    current.metadata.uuid()
+                ))
+                .into());
             }
-            let next = apply_view_updates(&current.metadata, &record, updates.clone())?;
-            let location =
-                next_metadata_location(&record.location, Some(&record.metadata_location));
-            let view = self
-                .metadata
-                .write_view(wh.io.as_ref(), &location, next)
-                .await?;
-            let swap = [MetadataSwap {
-                ident: ident.clone(),
-                expected: record.metadata_location,
-                new: location.clone(),
-            }];
-            match self
-                .store
-                .swap_metadata(wh.record.id, TabularKind::View, &swap)
-                .await
-            {
-                Ok(()) => {
-                    return Ok(LoadedView {
-                        metadata_location: location,
-                        view,
-                    });
-                }
-                Err(StoreError::Conflict(_)) if attempt < self.options.commit_retries => {
-                    self.metadata.discard(wh.io.as_ref(), &location).await;
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(
-                        rand::random::<u64>() % (2 * attempt as u64 + 1),
-                    ))
-                    .await;
-                }
-                Err(e) => {
-                    self.metadata.discard(wh.io.as_ref(), &location).await;
-                    return Err(e.into());
-                }
+        }
+        let next = apply_view_updates(&current.metadata, &record, updates.to_vec())?;
+        let location = next_metadata_location(&record.location, Some(&record.metadata_location));
+        let view = self
+            .metadata
+            .write_view(wh.io.as_ref(), &location, next)
+            .await?;
+        let swap = [MetadataSwap {
+            ident: ident.clone(),
+            expected: record.metadata_location,
+            new: location.clone(),
+        }];
+        match self
+            .store
+            .swap_metadata(wh.record.id, TabularKind::View, &swap)
+            .await
+        {
+            Ok(()) => Ok(LoadedView {
+                metadata_location: location,
+                view,
+            }),
+            Err(e) => {
+                self.metadata.discard(wh.io.as_ref(), &location).await;
+                Err(e.into())
             }
         }
     }
