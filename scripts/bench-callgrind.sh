@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark (not a test): instructions per warm load-table, counted by callgrind on the release
-# build. Floe runs under valgrind; after WARM loads of one table the counters are zeroed, LOADS
+# build with line tables (cargo profile `callgrind`, so `callgrind_annotate` names functions).
+# Floe runs under valgrind; after WARM loads of one table the counters are zeroed, LOADS
 # more loads run, and the dumped total divided by LOADS is the figure (every thread counted, so
 # background tasks add a little). Needs valgrind (installed with apt-get when missing).
 # LOADS=1000 and WARM=50 by default; prints "instructions per load-table: N".
@@ -10,13 +11,13 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/floe/target}
 loads=${LOADS:-1000}
 warm=${WARM:-50}
 command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
-cargo build --release --quiet
+cargo build --profile callgrind --quiet
 venv=$(scripts/python-env.sh)
 out=$(mktemp -d /tmp/floe-callgrind.XXXX)
 port=18557
 FLOE_ROOT_CLIENT_ID=bench FLOE_ROOT_CLIENT_SECRET=bench-secret FLOE_LOG=warn FLOE_WORKERS=1 \
   valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.%p" \
-  "$CARGO_TARGET_DIR/release/floe" serve --listen 127.0.0.1:$port --data-dir "$out/data" \
+  "$CARGO_TARGET_DIR/callgrind/floe" serve --listen 127.0.0.1:$port --data-dir "$out/data" \
   > "$out/floe.log" 2>&1 &
 floe_pid=$!
 trap 'kill $floe_pid 2>/dev/null || true' EXIT
@@ -44,4 +45,4 @@ callgrind_control -d $floe_pid >/dev/null
 sleep 1
 total=$(cat "$out"/callgrind.$floe_pid.* | awk '/^totals:/ {s += $2} END {print s}')
 echo "instructions per load-table: $(( total / loads )) (callgrind, $loads warm loads, release build)"
-echo "raw output in $out" >&2
+echo "raw output in $out (callgrind_annotate $out/callgrind.$floe_pid.1 shows where)" >&2
