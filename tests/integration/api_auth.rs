@@ -71,17 +71,7 @@ async fn token_endpoint_refuses_bad_clients_with_oauth_errors() {
     let app = spawn_app().await;
     let url = format!("{}/v1/oauth/tokens", app.base);
     for (id, secret) in [(ROOT_ID, "wrong-secret"), ("nobody", ROOT_SECRET)] {
-        let r = app
-            .client
-            .post(&url)
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", id),
-                ("client_secret", secret),
-            ])
-            .send()
-            .await
-            .unwrap();
+        let r = token_request(&app, id, secret).await;
         assert_eq!(r.status(), 401);
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["error"], "invalid_client");
@@ -461,17 +451,7 @@ async fn guessing_a_client_secret_backs_off_per_client_and_per_address() {
     for _ in 0..6 {
         assert_eq!(token_status(&app, &client, "guess").await, 401);
     }
-    let r = app
-        .client
-        .post(format!("{}/v1/oauth/tokens", app.base))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", client.as_str()),
-            ("client_secret", "guess"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = token_request(&app, &client, "guess").await;
     assert_eq!(r.status(), 429);
     assert_eq!(r.headers()["retry-after"], "1");
     assert_eq!(

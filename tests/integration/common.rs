@@ -76,8 +76,8 @@ pub async fn fetch_token(client: &reqwest::Client, base: &str, id: &str, secret:
     r["access_token"].as_str().expect("a token").to_owned()
 }
 
-/// The status of a client-credentials token request.
-pub async fn token_status(app: &TestApp, id: &str, secret: &str) -> u16 {
+/// A client-credentials token request with the id and secret as form fields.
+pub async fn token_request(app: &TestApp, id: &str, secret: &str) -> Response {
     app.client
         .post(format!("{}/v1/oauth/tokens", app.base))
         .form(&[
@@ -88,8 +88,11 @@ pub async fn token_status(app: &TestApp, id: &str, secret: &str) -> u16 {
         .send()
         .await
         .unwrap()
-        .status()
-        .as_u16()
+}
+
+/// The status of a client-credentials token request.
+pub async fn token_status(app: &TestApp, id: &str, secret: &str) -> u16 {
+    token_request(app, id, secret).await.status().as_u16()
 }
 
 impl TestApp {
