@@ -11,9 +11,13 @@ use actix_web::{App, HttpServer, web};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use uuid::Uuid;
 
+use crate::admin::{Admin, AdminParts};
 use crate::api::{self, AppState};
 use crate::catalog::{Catalog, CatalogOptions};
+use crate::changes::Changes;
 use crate::config::{Settings, StoreKind};
+use crate::idempotency::IdempotencyKeys;
+use crate::identity::SignIn;
 use crate::identity::storage_credentials::{CredentialResolver, ReferencePolicy};
 use crate::identity::{MasterKey, SigningKey, TokenService, hash_secret, key_store};
 use crate::store::{
@@ -76,13 +80,14 @@ impl Application {
         )
         .await
         .map_err(|e| fail("signing keys")(&e))?;
-        let key_reloader = key_store::Reloader::new(
+        let signing_keys = Arc::new(key_store::SigningKeys::new(
             store.clone(),
             master_key.clone(),
             tokens.clone(),
             settings.auth.token_ttl_secs,
-        );
-        key_reloader.spawn_periodic();
+        ));
+        signing_keys.spawn_periodic();
+        let changes = Arc::new(Changes::new());
         let list = |text: &str| -> Vec<String> {
             text.split(',')
                 .map(str::trim)
@@ -107,6 +112,7 @@ impl Application {
                 max_metadata_file_bytes: settings.max_metadata_file_bytes,
             },
             credentials.clone(),
+            changes.clone(),
         ));
 
         let tenant = ensure_default_tenant(store.as_ref()).await?;
@@ -134,28 +140,38 @@ impl Application {
             ),
         };
         let authz = Arc::new(crate::authz::Authorizer::new(store.clone()));
+        let sign_in = Arc::new(SignIn::new(
+            store.clone(),
+            tokens.clone(),
+            client_secrets.clone(),
+        ));
+        // Every cache's owner hears every change: this replica's own, and others' by way of the
+        // store's notifications.
+        changes.subscribe(authz.clone());
+        changes.subscribe(catalog.clone());
+        changes.subscribe(sign_in.clone());
+        changes.subscribe(signing_keys.clone());
         let state = web::Data::new(AppState {
             catalog: catalog.clone(),
-            admin: Arc::new(crate::admin::Admin::new(
-                store.clone(),
-                client_secrets.clone(),
-            )),
+            admin: Arc::new(Admin::new(AdminParts {
+                store: store.clone(),
+                secrets: client_secrets.clone(),
+                credentials,
+                signing_keys,
+                changes: changes.clone(),
+                local_warehouse_base: format!("file://{}", data_dir.join("warehouses").display()),
+            })),
             authz,
             tokens,
             oidc: Arc::new(crate::identity::oidc::OidcVerifier::new(
                 settings.oidc.clone(),
+                store.clone(),
             )),
-            idempotency_lifetime_secs: settings.idempotency_lifetime_secs,
-            master_key: master_key.clone(),
-            credentials,
-            token_ttl_secs: settings.auth.token_ttl_secs,
-            local_warehouse_base: format!("file://{}", data_dir.join("warehouses").display()),
-            client_secrets: client_secrets.clone(),
-            sign_ins: Arc::new(crate::identity::SignInBackoff::new()),
-            verified_secrets: moka::future::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(Duration::from_secs(60))
-                .build(),
+            sign_in,
+            idempotency: Arc::new(IdempotencyKeys::new(
+                store.clone(),
+                settings.idempotency_lifetime_secs,
+            )),
             public_url,
             vending: Arc::new(Vending::new(VendingOptions {
                 refresh_margin: Duration::from_secs(settings.vending.refresh_margin_secs),
@@ -163,10 +179,9 @@ impl Application {
             })),
             metrics: metrics_handle(),
         });
-        state.subscribe_to_changes();
         spawn_purger(store.clone(), settings.audit_retention_days);
         if let Some(pg) = &postgres {
-            pg.watch(state.change_listener(key_reloader));
+            pg.watch(changes);
         }
 
         let max_body = settings.max_body_bytes;

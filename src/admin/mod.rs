@@ -1,47 +1,58 @@
 //! Tenancy use-cases: every management change, below the HTTP layer.
 //!
-//! Owns: each mutation of tenants and of tenants' principals, roles, role assignments and grants (more areas move here from
-//! `api::management` step by step), the checks that keep it inside the caller's tenant, its audit
-//! event, and the one typed [`AccessChange`] it emits, which clears the caches it affects. Must not
-//! touch: HTTP types. Authorization (may the caller administer this tenant?) stays with the
-//! handler, which asks [`crate::authz`] before it calls here.
+//! Owns: each mutation of tenants, warehouses, storage credentials, principals, roles, role
+//! assignments, grants and signing keys; the checks that keep it inside the caller's tenant; its
+//! audit event; and the one typed [`Change`] it publishes, which clears exactly the caches it
+//! affects on this replica (other replicas get the same event from the store's notification).
+//! Must not touch: HTTP types or caches (each cache's owner subscribes to [`Changes`]).
+//! Authorization (may the caller administer this tenant or warehouse?) stays with the handler,
+//! which asks [`crate::authz`] before it calls here.
 
+mod credentials;
 mod principals;
 mod roles;
 mod tenants;
+mod warehouses;
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use uuid::Uuid;
 
 use crate::catalog::{CatalogError, CatalogResult, ErrorType};
+use crate::changes::{Change, Changes};
+use crate::identity::key_store::SigningKeys;
+use crate::identity::storage_credentials::CredentialResolver;
 use crate::identity::{Caller, ClientSecrets};
 use crate::store::{AuditEvent, CatalogStore, TenantRecord, now_ms};
 
+pub use credentials::NewCredentialValue;
 pub use principals::WithSecret;
 pub use roles::{GrantView, ObjectName};
 pub use tenants::Identity;
+pub use warehouses::{NewStorage, WarehouseChanges};
 
-/// What a management change changed, for the caches that hold it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AccessChange {
-    /// Roles, role assignments or grants: cached authorization decisions.
-    Grants,
-    /// A principal was disabled, enabled, given a new secret or deleted: cached decisions and
-    /// remembered secret checks.
-    Principal,
-    /// A tenant was renamed or deleted: cached decisions, warehouses and tenant names.
-    Tenant,
+/// What the tenancy use-cases work with.
+pub struct AdminParts {
+    pub store: Arc<dyn CatalogStore>,
+    /// Hashes generated client secrets.
+    pub secrets: Arc<ClientSecrets>,
+    /// Seals storage credentials and checks references.
+    pub credentials: Arc<CredentialResolver>,
+    pub signing_keys: Arc<SigningKeys>,
+    /// Where each change is published.
+    pub changes: Arc<Changes>,
+    /// Where local warehouses created without a root live (`file:///...`).
+    pub local_warehouse_base: String,
 }
-
-/// Something that holds a cache a change can make stale.
-type Subscriber = Box<dyn Fn(AccessChange) + Send + Sync>;
 
 /// The tenancy use-cases.
 pub struct Admin {
     store: Arc<dyn CatalogStore>,
     secrets: Arc<ClientSecrets>,
-    subscribers: RwLock<Vec<Subscriber>>,
+    credentials: Arc<CredentialResolver>,
+    signing_keys: Arc<SigningKeys>,
+    changes: Arc<Changes>,
+    local_warehouse_base: String,
 }
 
 /// `what` does not exist (or is another tenant's, which the caller must not learn).
@@ -50,27 +61,21 @@ pub fn not_found(what: &str) -> CatalogError {
 }
 
 impl Admin {
-    pub fn new(store: Arc<dyn CatalogStore>, secrets: Arc<ClientSecrets>) -> Self {
+    pub fn new(parts: AdminParts) -> Self {
         Self {
-            store,
-            secrets,
-            subscribers: RwLock::new(Vec::new()),
+            store: parts.store,
+            secrets: parts.secrets,
+            credentials: parts.credentials,
+            signing_keys: parts.signing_keys,
+            changes: parts.changes,
+            local_warehouse_base: parts.local_warehouse_base,
         }
     }
 
-    /// Calls `on_change` after every change made here, so the cache it clears never outlives
-    /// the change on this replica (other replicas learn it from the store's change notification).
-    pub fn subscribe(&self, on_change: impl Fn(AccessChange) + Send + Sync + 'static) {
-        self.subscribers
-            .write()
-            .expect("subscribers lock")
-            .push(Box::new(on_change));
-    }
-
-    fn changed(&self, change: AccessChange) {
-        for subscriber in self.subscribers.read().expect("subscribers lock").iter() {
-            subscriber(change);
-        }
+    /// Publishes a change made here; returns once every cache on this replica has dropped what
+    /// it made stale, so the caller's next request never sees the old value.
+    async fn changed(&self, change: Change) {
+        self.changes.publish(&change).await;
     }
 
     /// The tenant at `id` if the caller may see it (root, or a member); other tenants are 404.

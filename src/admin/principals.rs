@@ -3,8 +3,9 @@
 
 use uuid::Uuid;
 
-use super::{AccessChange, Admin, not_found};
+use super::{Admin, not_found};
 use crate::catalog::{CatalogError, CatalogResult, ErrorType};
+use crate::changes::Change;
 use crate::domain::check_resource_name;
 use crate::identity::Caller;
 use crate::store::{PrincipalKind, PrincipalRecord, now_ms};
@@ -73,7 +74,7 @@ impl Admin {
         }
         p.disabled = !enabled;
         self.store.update_principal(&p).await?;
-        self.changed(AccessChange::Principal);
+        self.changed(Change::Principal { principal: id }).await;
         let action = if enabled { "enable" } else { "disable" };
         let what = format!("principal {id}");
         self.audit(caller, tenant, &format!("{action}-principal"), what)
@@ -92,7 +93,7 @@ impl Admin {
         let (secret, secret_hash) = self.secrets.generate();
         principal.secret_hash = secret_hash;
         self.store.update_principal(&principal).await?;
-        self.changed(AccessChange::Principal);
+        self.changed(Change::Principal { principal: id }).await;
         self.audit(caller, tenant, "rotate-secret", format!("principal {id}"))
             .await;
         Ok(WithSecret { principal, secret })
@@ -112,7 +113,7 @@ impl Admin {
             ));
         }
         self.store.delete_principal(id).await?;
-        self.changed(AccessChange::Principal);
+        self.changed(Change::Principal { principal: id }).await;
         let what = format!("principal {id}");
         self.audit(caller, tenant, "delete-principal", what).await;
         Ok(())

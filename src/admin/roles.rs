@@ -2,9 +2,10 @@
 
 use uuid::Uuid;
 
-use super::{AccessChange, Admin, not_found};
+use super::{Admin, not_found};
 use crate::authz::{Privilege, Target};
 use crate::catalog::{CatalogError, CatalogResult};
+use crate::changes::Change;
 use crate::domain::{TableIdent, check_resource_name};
 use crate::identity::Caller;
 use crate::store::{GrantRecord, GrantResource, RoleRecord, TabularKind, now_ms};
@@ -55,7 +56,7 @@ impl Admin {
     pub async fn delete_role(&self, caller: &Caller, tenant: Uuid, id: Uuid) -> CatalogResult<()> {
         self.role(tenant, id).await?;
         self.store.delete_role(id).await?;
-        self.changed(AccessChange::Grants);
+        self.changed(Change::Grants).await;
         self.audit(caller, tenant, "delete-role", format!("role {id}"))
             .await;
         Ok(())
@@ -76,7 +77,7 @@ impl Admin {
             .filter(|p| p.tenant_id == tenant)
             .ok_or_else(|| not_found(&format!("principal {principal}")))?;
         self.store.assign_role(principal, role).await?;
-        self.changed(AccessChange::Grants);
+        self.changed(Change::Grants).await;
         let what = format!("role {role} principal {principal}");
         self.audit(caller, tenant, "assign-role", what).await;
         Ok(())
@@ -91,7 +92,7 @@ impl Admin {
     ) -> CatalogResult<()> {
         self.role(tenant, role).await?;
         self.store.unassign_role(principal, role).await?;
-        self.changed(AccessChange::Grants);
+        self.changed(Change::Grants).await;
         let what = format!("role {role} principal {principal}");
         self.audit(caller, tenant, "unassign-role", what).await;
         Ok(())
@@ -140,7 +141,7 @@ impl Admin {
             created_at_ms: now_ms(),
         };
         self.store.create_grant(&grant).await?;
-        self.changed(AccessChange::Grants);
+        self.changed(Change::Grants).await;
         self.audit(
             caller,
             tenant,
@@ -166,7 +167,7 @@ impl Admin {
         if self.store.delete_grant(tenant, id).await?.is_none() {
             return Err(not_found(&format!("grant {id}")));
         }
-        self.changed(AccessChange::Grants);
+        self.changed(Change::Grants).await;
         self.audit(caller, tenant, "delete-grant", format!("grant {id}"))
             .await;
         Ok(())

@@ -1,9 +1,10 @@
-//! Tenants (the root principal's to manage), and who a caller is.
+//! Tenants and token signing keys (the root principal's to manage), and who a caller is.
 
 use uuid::Uuid;
 
-use super::{AccessChange, Admin, not_found};
+use super::{Admin, not_found};
 use crate::catalog::{CatalogError, CatalogResult, ErrorType};
+use crate::changes::Change;
 use crate::domain::check_resource_name;
 use crate::identity::Caller;
 use crate::store::{PrincipalRecord, TenantRecord, now_ms};
@@ -28,6 +29,7 @@ impl Admin {
             created_at_ms: now_ms(),
         };
         self.store.create_tenant(&tenant).await?;
+        self.changed(Change::Tenant { tenant: tenant.id }).await;
         let what = format!("tenant {}", tenant.id);
         self.audit(caller, tenant.id, "create-tenant", what).await;
         Ok(tenant)
@@ -45,7 +47,7 @@ impl Admin {
     ) -> CatalogResult<TenantRecord> {
         check_resource_name("tenant name", name)?;
         self.store.rename_tenant(id, name).await?;
-        self.changed(AccessChange::Tenant);
+        self.changed(Change::Tenant { tenant: id }).await;
         let tenant = self
             .store
             .get_tenant(id)
@@ -65,10 +67,20 @@ impl Admin {
             ));
         }
         self.store.delete_tenant(id).await?;
-        self.changed(AccessChange::Tenant);
+        self.changed(Change::Tenant { tenant: id }).await;
         self.audit(caller, id, "delete-tenant", format!("tenant {id}"))
             .await;
         Ok(())
+    }
+
+    /// Retires the token signing key and signs with a new one from now on; returns its kid.
+    pub async fn rotate_signing_key(&self, caller: &Caller) -> CatalogResult<String> {
+        let kid = self.signing_keys.rotate().await?;
+        self.changed(Change::SigningKeys).await;
+        let what = format!("signing key {kid}");
+        self.audit(caller, caller.tenant_id, "rotate-signing-key", what)
+            .await;
+        Ok(kid)
     }
 
     /// The caller's principal, tenant and roles; 401 when the principal is disabled or gone.

@@ -85,8 +85,7 @@ async fn verify_external(req: &HttpRequest, token: String) -> Result<Arc<Caller>
         .expect("AppState is registered")
         .clone();
     let identity = state.oidc.verify(&token).await?;
-    let store = state.catalog.store();
-    let caller = Arc::new(state.oidc.caller_for(store.as_ref(), identity).await?);
+    let caller = Arc::new(state.oidc.caller_for(identity).await?);
     state.tokens.remember(&token, caller.clone());
     Ok(caller)
 }

@@ -99,6 +99,6 @@ async fn get_config(
         defaults,
         overrides,
         endpoints: ENDPOINTS.iter().map(|s| s.to_string()).collect(),
-        idempotency_key_lifetime: format!("PT{}S", state.idempotency_lifetime_secs),
+        idempotency_key_lifetime: format!("PT{}S", state.idempotency.lifetime_secs()),
     }))
 }

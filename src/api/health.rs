@@ -30,7 +30,7 @@ async fn live() -> HttpResponse {
 #[get("/health/ready")]
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
     // A store that does not answer in time is as unready as one that refuses.
-    let ping = tokio::time::timeout(READY_TIMEOUT, state.catalog.store().ping()).await;
+    let ping = tokio::time::timeout(READY_TIMEOUT, state.catalog.ping()).await;
     match ping.unwrap_or_else(|_| Err(StoreError::Backend("no answer in time".into()))) {
         Ok(()) => HttpResponse::Ok().json(HealthStatus {
             status: "ready".into(),

@@ -37,30 +37,20 @@ pub use unrouted::unrouted;
 
 use crate::catalog::{Catalog, CatalogError, ErrorType};
 use crate::domain::{NamespaceIdent, ObjectName, TableIdent};
+use crate::idempotency::Reservation;
 use crate::identity::{Caller, TokenService};
-use crate::store::{IdempotencyRecord, now_ms};
 
-/// Shared state of every handler.
+/// Shared state of every handler: the services it calls. Caches live inside the services.
 pub struct AppState {
     pub catalog: Arc<Catalog>,
     pub authz: Arc<crate::authz::Authorizer>,
     pub tokens: Arc<TokenService>,
     /// Verifies tokens of configured external OIDC issuers.
     pub oidc: Arc<crate::identity::oidc::OidcVerifier>,
-    pub idempotency_lifetime_secs: u64,
-    /// Seals secrets at rest (signing keys).
-    pub master_key: Arc<crate::identity::MasterKey>,
-    /// Seals and checks storage credentials.
-    pub credentials: Arc<crate::identity::storage_credentials::CredentialResolver>,
-    pub token_ttl_secs: u64,
-    /// Where local warehouses created through the management API live (`file:///...`).
-    pub local_warehouse_base: String,
-    /// Successful client-secret checks, by hash of (client id, secret), for a short while.
-    pub verified_secrets: moka::future::Cache<[u8; 32], uuid::Uuid>,
-    /// Hashes and checks client secrets.
-    pub client_secrets: Arc<crate::identity::ClientSecrets>,
-    /// Back-off after failed sign-ins.
-    pub sign_ins: Arc<crate::identity::SignInBackoff>,
+    /// The token endpoint's use-cases.
+    pub sign_in: Arc<crate::identity::SignIn>,
+    /// `Idempotency-Key` reservations and replays.
+    pub idempotency: Arc<crate::idempotency::IdempotencyKeys>,
     /// URL clients reach this server at (for refresh and signer endpoints).
     pub public_url: String,
     /// Tenancy use-cases (management changes).
@@ -69,48 +59,6 @@ pub struct AppState {
     pub vending: Arc<crate::vending::Vending>,
     /// Renders the Prometheus metrics.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
-}
-
-impl AppState {
-    /// Clears this replica's caches after each management change made through it: cached
-    /// decisions after any, remembered secret checks after a principal changed, warehouses and
-    /// tenant names after a tenant changed.
-    pub fn subscribe_to_changes(&self) {
-        use crate::admin::AccessChange;
-        let (authz, secrets) = (self.authz.clone(), self.verified_secrets.clone());
-        let catalog = self.catalog.clone();
-        self.admin.subscribe(move |change| {
-            authz.invalidate();
-            match change {
-                AccessChange::Principal => secrets.invalidate_all(),
-                // STS session names carry the tenant's name.
-                AccessChange::Tenant => catalog.forget_all_warehouses(),
-                AccessChange::Grants => {}
-            }
-        });
-    }
-
-    /// What this replica does when another one changed something it caches: drops cached grants,
-    /// principal secrets, warehouses and tenant names, and reloads signing keys.
-    pub fn change_listener(
-        &self,
-        keys: crate::identity::key_store::Reloader,
-    ) -> Arc<dyn Fn(crate::store::postgres::Change) + Send + Sync> {
-        use crate::store::postgres::Change;
-        let (authz, catalog) = (self.authz.clone(), self.catalog.clone());
-        let secrets = self.verified_secrets.clone();
-        Arc::new(move |change| {
-            metrics::counter!("floe_change_notifications_total").increment(1);
-            if change != Change::SigningKeys {
-                authz.invalidate();
-                catalog.forget_all_warehouses();
-                secrets.invalidate_all();
-            }
-            if change != Change::Access {
-                keys.reload();
-            }
-        })
-    }
 }
 
 /// Registers every route and the body/query/path error mappers.
@@ -245,53 +193,34 @@ pub async fn idempotent(
         .ok()
         .and_then(|k| uuid::Uuid::parse_str(k).ok())
         .ok_or_else(|| ApiError::bad_request("Idempotency-Key must be a UUID"))?;
-    let store = state.catalog.store();
-    let store_key = format!("{}/{}/{}", caller.tenant_id, caller.principal_id, key);
     let operation = format!("{} {}", req.method(), req.path());
-    let now = now_ms();
-    let pending = IdempotencyRecord {
-        operation: operation.clone(),
-        status: 0,
-        body: String::new(),
-        expires_at_ms: now + state.idempotency_lifetime_secs as i64 * 1000,
-        pending: true,
-    };
-    match store.reserve_idempotency(&store_key, &pending, now).await? {
-        Some(rec) if rec.operation != operation => Err(ApiError(CatalogError::new(
+    match state.idempotency.reserve(caller, key, operation).await? {
+        Reservation::OtherOperation => Err(ApiError(CatalogError::new(
             ErrorType::Unprocessable,
             "this Idempotency-Key was used for another operation",
         ))),
-        Some(rec) if rec.pending => Err(ApiError(CatalogError::new(
+        Reservation::Running => Err(ApiError(CatalogError::new(
             ErrorType::Conflict,
             "a request with this Idempotency-Key is still running; retry it shortly",
         ))),
-        Some(rec) => Ok(Reply {
-            status: StatusCode::from_u16(rec.status).unwrap_or(StatusCode::OK),
-            body: (!rec.body.is_empty()).then(|| Bytes::from(rec.body)),
+        Reservation::Replay { status, body } => Ok(Reply {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+            body: (!body.is_empty()).then(|| Bytes::from(body)),
             replay_body: None,
             credentials_withheld: None,
         }),
-        None => {
+        Reservation::Run(reserved) => {
             let reply = work.await.unwrap_or_else(Reply::from);
-            let kept = if reply.status.is_server_error() {
-                store.delete_idempotency(&store_key).await
-            } else {
-                let record = IdempotencyRecord {
-                    status: reply.status.as_u16(),
-                    body: reply
-                        .replay_body
-                        .as_ref()
-                        .or(reply.body.as_ref())
-                        .map(|b| String::from_utf8_lossy(b).into_owned())
-                        .unwrap_or_default(),
-                    pending: false,
-                    ..pending
-                };
-                store.put_idempotency(&store_key, &record).await
-            };
-            if let Err(e) = kept {
-                tracing::warn!(error = %e, "could not record or release an idempotency key");
-            }
+            let kept = reply
+                .replay_body
+                .as_ref()
+                .or(reply.body.as_ref())
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default();
+            state
+                .idempotency
+                .finish(reserved, reply.status.as_u16(), kept)
+                .await;
             Ok(reply)
         }
     }

@@ -3,19 +3,16 @@
 //! Client authentication is accepted as form fields (PyIceberg, Iceberg Java) or HTTP Basic
 //! (DuckDB, PyIceberg's newer auth manager). Failures answer OAuth2 errors, not Iceberg ones.
 
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::types::{OAuthError, OAuthTokenRequest, OAuthTokenResponse};
-use crate::identity::{ClientSecrets, HashKind};
-use crate::store::PrincipalRecord;
+use crate::identity::SignInError;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(get_token).service(jwks);
@@ -23,15 +20,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
-
-/// Secret hashes checked at once: argon2 takes 19 MiB and tens of milliseconds each, and the token
-/// endpoint is open to anyone, so the work is bounded by the cores there are.
-static SECRET_CHECKS: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    tokio::sync::Semaphore::new(cores.max(2))
-});
-/// How long a token request waits for a turn before it is told to come back (429).
-const SECRET_CHECK_WAIT: Duration = Duration::from_secs(2);
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> HttpResponse {
     HttpResponse::build(status).json(OAuthError {
@@ -109,8 +97,7 @@ async fn get_token(state: web::Data<AppState>, req: HttpRequest, body: web::Byte
             );
         }
     };
-    // The principal, and for an exchange when its session began.
-    let (principal, session_began) = match form.grant_type.as_str() {
+    let issued = match form.grant_type.as_str() {
         "client_credentials" => {
             let creds = match (form.client_id, form.client_secret) {
                 (Some(id), Some(secret)) => Some((id, secret)),
@@ -124,21 +111,10 @@ async fn get_token(state: web::Data<AppState>, req: HttpRequest, body: web::Byte
                 );
             };
             let address = req.peer_addr().map(|a| a.ip());
-            if let Some(wait) = state.sign_ins.wait(&client_id, address) {
-                metrics::counter!("floe_sign_ins_backed_off_total").increment(1);
-                return come_back_later(wait, "too many failed sign-ins; retry later");
-            }
-            match check_client(&state, &client_id, &secret).await {
-                Ok(Some(p)) => {
-                    state.sign_ins.succeeded(&client_id);
-                    (p, None)
-                }
-                Ok(None) => {
-                    state.sign_ins.failed(&client_id, address);
-                    return invalid_client();
-                }
-                Err(response) => return response,
-            }
+            state
+                .sign_in
+                .with_client_secret(&client_id, &secret, address)
+                .await
         }
         TOKEN_EXCHANGE => {
             let Some(subject) = form.subject_token else {
@@ -148,30 +124,7 @@ async fn get_token(state: web::Data<AppState>, req: HttpRequest, body: web::Byte
                     "token exchange needs subject_token",
                 );
             };
-            let Ok(caller) = state.tokens.verify(&subject) else {
-                return oauth_error(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_client",
-                    "subject_token is not a valid token",
-                );
-            };
-            match state
-                .catalog
-                .store()
-                .get_principal(caller.principal_id)
-                .await
-            {
-                Ok(Some(p)) if !p.disabled => (p, Some(caller.authenticated_at)),
-                Ok(_) => return invalid_client(),
-                Err(e) => {
-                    tracing::error!(error = %e, "store failure during token exchange");
-                    return oauth_error(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "temporarily_unavailable",
-                        "store unavailable",
-                    );
-                }
-            }
+            state.sign_in.exchange(&subject).await
         }
         other => {
             return oauth_error(
@@ -181,101 +134,46 @@ async fn get_token(state: web::Data<AppState>, req: HttpRequest, body: web::Byte
             );
         }
     };
-    let issued = match session_began {
-        None => state.tokens.issue(&principal),
-        Some(began) => match state.tokens.renew(&principal, began) {
-            Ok(issued) => issued,
-            Err(e) => {
-                return oauth_error(StatusCode::UNAUTHORIZED, "invalid_grant", &e.to_string());
-            }
-        },
-    };
-    tracing::info!(principal = %principal.id, tenant = %principal.tenant_id, "issued token");
-    HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(OAuthTokenResponse {
-            access_token: issued.access_token,
-            token_type: "bearer".into(),
-            expires_in: issued.expires_in,
-            issued_token_type: ACCESS_TOKEN_TYPE.into(),
-        })
+    match issued {
+        Ok(issued) => HttpResponse::Ok()
+            .insert_header(("Cache-Control", "no-store"))
+            .json(OAuthTokenResponse {
+                access_token: issued.access_token,
+                token_type: "bearer".into(),
+                expires_in: issued.expires_in,
+                issued_token_type: ACCESS_TOKEN_TYPE.into(),
+            }),
+        Err(e) => sign_in_error(e),
+    }
 }
 
-/// The principal owning `client_id` when `secret` is right. Successful checks are remembered
-/// briefly (argon2 is deliberately slow; clients fetch tokens in bursts).
-async fn check_client(
-    state: &AppState,
-    client_id: &str,
-    secret: &str,
-) -> Result<Option<PrincipalRecord>, HttpResponse> {
-    let unavailable = |e: crate::store::StoreError| {
-        tracing::error!(error = %e, "store failure during token issue");
-        oauth_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "temporarily_unavailable",
-            "store unavailable",
-        )
-    };
-    let principal = state
-        .catalog
-        .store()
-        .get_principal_by_client_id(client_id)
-        .await
-        .map_err(unavailable)?
-        .filter(|p| !p.disabled);
-    let secrets = state.client_secrets.as_ref();
-    let Some(principal) = principal else {
-        check_secret(secrets, secret, secrets.decoy()).await?;
-        return Ok(None);
-    };
-    let fingerprint: [u8; 32] = Sha256::new()
-        .chain_update(client_id.as_bytes())
-        .chain_update([0])
-        .chain_update(secret.as_bytes())
-        .chain_update([0])
-        .chain_update(principal.secret_hash.as_bytes())
-        .finalize()
-        .into();
-    if state.verified_secrets.get(&fingerprint).await == Some(principal.id) {
-        return Ok(Some(principal));
+/// The OAuth2 error a failed sign-in answers.
+fn sign_in_error(e: SignInError) -> HttpResponse {
+    match e {
+        SignInError::InvalidClient => invalid_client(),
+        SignInError::InvalidSubject => oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "subject_token is not a valid token",
+        ),
+        SignInError::SessionOver(why) => {
+            oauth_error(StatusCode::UNAUTHORIZED, "invalid_grant", &why)
+        }
+        SignInError::BackedOff(wait) => {
+            come_back_later(wait, "too many failed sign-ins; retry later")
+        }
+        SignInError::Busy(wait) => {
+            come_back_later(wait, "too many token requests at once; retry shortly")
+        }
+        SignInError::Unavailable(e) => {
+            tracing::error!(error = %e, "store failure during sign-in");
+            oauth_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "store unavailable",
+            )
+        }
     }
-    if !check_secret(secrets, secret, &principal.secret_hash).await? {
-        return Ok(None);
-    }
-    state
-        .verified_secrets
-        .insert(fingerprint, principal.id)
-        .await;
-    Ok(Some(principal))
-}
-
-/// Verifies a secret against its hash: a keyed hash at once, an argon2 one on the blocking pool, at
-/// most [`SECRET_CHECKS`] at once; a request that cannot get a turn within [`SECRET_CHECK_WAIT`]
-/// answers 429 with `Retry-After`.
-async fn check_secret(
-    secrets: &ClientSecrets,
-    secret: &str,
-    hash: &str,
-) -> Result<bool, HttpResponse> {
-    metrics::counter!("floe_secret_checks_total").increment(1);
-    if ClientSecrets::kind(hash) == HashKind::Keyed {
-        return Ok(secrets.verify(secret, hash));
-    }
-    let Ok(Ok(_permit)) = tokio::time::timeout(SECRET_CHECK_WAIT, SECRET_CHECKS.acquire()).await
-    else {
-        metrics::counter!("floe_secret_checks_shed_total").increment(1);
-        return Err(come_back_later(
-            Duration::from_secs(1),
-            "too many token requests at once; retry shortly",
-        ));
-    };
-    metrics::counter!("floe_slow_secret_checks_total").increment(1);
-    let (secret, hash) = (secret.to_owned(), hash.to_owned());
-    Ok(
-        tokio::task::spawn_blocking(move || crate::identity::verify_argon2(&secret, &hash))
-            .await
-            .unwrap_or(false),
-    )
 }
 
 /// The public keys that verify Floe's tokens.

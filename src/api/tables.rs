@@ -320,17 +320,11 @@ async fn table_exists(
         Privilege::TableReadMetadata,
     )
     .await?;
-    match state
-        .catalog
-        .store()
-        .get_tabular(wh.record.id, &ident)
-        .await?
-    {
-        Some(r) if r.kind == crate::store::TabularKind::Table => {
-            Ok(HttpResponse::NoContent().finish())
-        }
-        _ => Ok(HttpResponse::NotFound().finish()),
-    }
+    let kind = crate::store::TabularKind::Table;
+    Ok(match state.catalog.exists(&wh, &ident, kind).await? {
+        true => HttpResponse::NoContent().finish(),
+        false => HttpResponse::NotFound().finish(),
+    })
 }
 
 fn table_change(ident: TableIdent, body: CommitTableRequest) -> ApiResult<TableChange> {
@@ -531,9 +525,8 @@ async fn rename_table(
             .require(&auth.0, &target, Privilege::TableCreate)
             .await?;
         idempotent(&state, &auth.0, &req, async {
-            state.catalog.rename_table(&wh, &from, &to).await?;
-            // Grants on the object follow it by id; cached decisions hold its old name.
-            state.authz.invalidate();
+            let kind = crate::store::TabularKind::Table;
+            state.catalog.rename(&wh, kind, &from, &to).await?;
             Ok(Reply::no_content())
         })
         .await

@@ -166,17 +166,11 @@ async fn view_exists(
         .authz
         .require(&auth.0, &on_view(wh.record.id, &ident), Privilege::ViewRead)
         .await?;
-    match state
-        .catalog
-        .store()
-        .get_tabular(wh.record.id, &ident)
-        .await?
-    {
-        Some(r) if r.kind == crate::store::TabularKind::View => {
-            Ok(HttpResponse::NoContent().finish())
-        }
-        _ => Ok(HttpResponse::NotFound().finish()),
-    }
+    let kind = crate::store::TabularKind::View;
+    Ok(match state.catalog.exists(&wh, &ident, kind).await? {
+        true => HttpResponse::NoContent().finish(),
+        false => HttpResponse::NotFound().finish(),
+    })
 }
 
 /// Replace a view's metadata (add a version, change properties).
@@ -291,9 +285,8 @@ async fn rename_view(
             .require(&auth.0, &target, Privilege::ViewCreate)
             .await?;
         idempotent(&state, &auth.0, &req, async {
-            state.catalog.rename_view(&wh, &from, &to).await?;
-            // Grants on the object follow it by id; cached decisions hold its old name.
-            state.authz.invalidate();
+            let kind = crate::store::TabularKind::View;
+            state.catalog.rename(&wh, kind, &from, &to).await?;
             Ok(Reply::no_content())
         })
         .await

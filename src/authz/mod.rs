@@ -208,8 +208,8 @@ impl Authorizer {
         Self { store, held }
     }
 
-    /// Forgets every cached decision (after a change to grants, roles or principals, or a rename).
-    pub fn invalidate(&self) {
+    /// Forgets every cached decision.
+    fn invalidate(&self) {
         self.held.invalidate_all();
     }
 
@@ -439,6 +439,24 @@ fn describe(target: &Target) -> String {
         Target::Namespace { namespace, .. } => format!("namespace {namespace}"),
         Target::Table { table, .. } => format!("table {table}"),
         Target::View { view, .. } => format!("view {view}"),
+    }
+}
+
+/// Grants, roles, principals, tenants, warehouses and object names decide what a caller holds: a
+/// change to any of them drops every cached decision (they are cheap to make again).
+#[async_trait::async_trait]
+impl crate::changes::Subscriber for Authorizer {
+    async fn changed(&self, change: &crate::changes::Change) {
+        use crate::changes::Change;
+        match change {
+            Change::Grants
+            | Change::Principal { .. }
+            | Change::Tenant { .. }
+            | Change::Warehouse { .. }
+            | Change::Renamed { .. }
+            | Change::Everything => self.invalidate(),
+            Change::StorageCredential { .. } | Change::SigningKeys => {}
+        }
     }
 }
 

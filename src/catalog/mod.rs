@@ -25,6 +25,7 @@ pub use namespaces::PropertiesUpdate;
 pub use tables::{CreateTable, LoadedTable, TableChange};
 pub use views::{CreateView, LoadedView, ViewRequirement};
 
+use crate::changes::Change;
 use crate::domain::CredentialKind;
 use crate::identity::Caller;
 use crate::identity::storage_credentials::CredentialResolver;
@@ -50,6 +51,10 @@ pub struct Warehouse {
     pub secret: Option<Arc<StorageSecret>>,
     /// Signs SAS tokens for an ADLS warehouse (shared with its IO, so keys are fetched once).
     pub azure: Option<Arc<AzureSigner>>,
+    /// Says which value of the server's secret the IO was built with (a keyed hash of it, 0
+    /// without one). Vending keys its caches by it, so nothing built from a rotated or
+    /// re-pointed credential's old value is served after the IO is rebuilt.
+    pub secret_fingerprint: u64,
 }
 
 impl Warehouse {
@@ -80,6 +85,25 @@ struct StorageAccess {
     io: Arc<dyn WarehouseIo>,
     secret: Option<Arc<StorageSecret>>,
     azure: Option<Arc<AzureSigner>>,
+    secret_fingerprint: u64,
+    /// The tenant and name of the storage credential it was built with, if any.
+    credential: Option<(Uuid, String)>,
+}
+
+/// A keyed hash of a secret's fields, for telling its values apart in memory (never shown or
+/// stored; the key is new in every process).
+fn secret_fingerprint<'a>(fields: impl IntoIterator<Item = (&'a str, &'a str)>) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static KEY: std::sync::LazyLock<std::collections::hash_map::RandomState> =
+        std::sync::LazyLock::new(Default::default);
+    let mut h = KEY.build_hasher();
+    for (name, value) in fields {
+        h.write(name.as_bytes());
+        h.write_u8(0);
+        h.write(value.as_bytes());
+        h.write_u8(0);
+    }
+    h.finish()
 }
 
 impl Warehouse {
@@ -113,6 +137,8 @@ pub struct Catalog {
     commit_locks: moka::sync::Cache<(Uuid, Uuid), Arc<tokio::sync::Mutex<()>>>,
     credentials: Arc<CredentialResolver>,
     tenant_names: moka::sync::Cache<Uuid, Arc<str>>,
+    /// Where the catalog's own changes that other caches hold (renames) are published.
+    changes: Arc<crate::changes::Changes>,
 }
 
 impl Catalog {
@@ -121,8 +147,10 @@ impl Catalog {
         store: Arc<dyn CatalogStore>,
         options: CatalogOptions,
         credentials: Arc<CredentialResolver>,
+        changes: Arc<crate::changes::Changes>,
     ) -> Self {
         Self {
+            changes,
             store,
             warehouses: moka::future::Cache::builder()
                 .max_capacity(10_000)
@@ -151,9 +179,40 @@ impl Catalog {
         }
     }
 
-    /// The store behind the catalog.
+    /// The store behind the catalog (for start-up and tools; handlers call use-cases).
     pub fn store(&self) -> &Arc<dyn CatalogStore> {
         &self.store
+    }
+
+    /// Whether the store answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.store.ping().await
+    }
+
+    /// Renames a table or view (by `kind`), possibly into another namespace. Grants follow it by
+    /// id; decisions cached under its old name are dropped on every replica.
+    pub async fn rename(
+        &self,
+        wh: &Warehouse,
+        kind: crate::store::TabularKind,
+        from: &crate::domain::TableIdent,
+        to: &crate::domain::TableIdent,
+    ) -> CatalogResult<()> {
+        let warehouse = wh.record.id;
+        self.store.rename_tabular(warehouse, kind, from, to).await?;
+        self.changes.publish(&Change::Renamed { warehouse }).await;
+        Ok(())
+    }
+
+    /// Whether the warehouse holds a table (or view, by `kind`) named `ident`.
+    pub async fn exists(
+        &self,
+        wh: &Warehouse,
+        ident: &crate::domain::TableIdent,
+        kind: crate::store::TabularKind,
+    ) -> CatalogResult<bool> {
+        let found = self.store.get_tabular(wh.record.id, ident).await?;
+        Ok(found.is_some_and(|r| r.kind == kind))
     }
 
     /// The catalog's limits.
@@ -197,18 +256,18 @@ impl Catalog {
             io: access.io.clone(),
             secret: access.secret.clone(),
             azure: access.azure.clone(),
+            secret_fingerprint: access.secret_fingerprint,
         })
     }
 
     /// Drops what is cached about a warehouse (after it changed or was deleted).
-    pub async fn forget_warehouse(&self, id: Uuid) {
+    async fn forget_warehouse(&self, id: Uuid) {
         self.warehouses.invalidate(&id).await;
         self.io.invalidate(&id).await;
     }
 
-    /// Drops what is cached about every warehouse and tenant name (after another replica changed
-    /// one, or a tenant was renamed).
-    pub fn forget_all_warehouses(&self) {
+    /// Drops what is cached about every warehouse and tenant name.
+    fn forget_all_warehouses(&self) {
         self.warehouses.invalidate_all();
         self.io.invalidate_all();
         self.tenant_names.invalidate_all();
@@ -265,16 +324,32 @@ impl Catalog {
         if let Some(access) = self.io.get(&record.id).await {
             return Ok(access);
         }
-        let secret = match &record.credential {
-            Some(name) => Some(self.storage_credential(record, name).await?),
-            None => self
-                .s3_credentials
-                .read()
-                .expect("credential map lock")
-                .get(&record.id)
-                .cloned()
-                .map(StorageSecret::S3),
+        let (secret, secret_fingerprint) = match &record.credential {
+            Some(name) => {
+                let (secret, fingerprint) = self.storage_credential(record, name).await?;
+                (Some(secret), fingerprint)
+            }
+            None => {
+                let keys = self
+                    .s3_credentials
+                    .read()
+                    .expect("credential map lock")
+                    .get(&record.id)
+                    .cloned();
+                let fingerprint = keys.as_ref().map_or(0, |k| {
+                    secret_fingerprint([
+                        ("access_key_id", k.access_key_id.as_str()),
+                        ("secret_access_key", k.secret_access_key.as_str()),
+                        ("session_token", k.session_token.as_deref().unwrap_or("")),
+                    ])
+                });
+                (keys.map(StorageSecret::S3), fingerprint)
+            }
         };
+        let credential = record
+            .credential
+            .as_ref()
+            .map(|name| (record.tenant_id, name.clone()));
         let storage = record.storage.clone();
         let name = record.name.clone();
         self.io
@@ -323,18 +398,21 @@ impl Catalog {
                     io,
                     secret: secret.map(Arc::new),
                     azure,
+                    secret_fingerprint,
+                    credential,
                 }))
             })
             .await
             .map_err(|e| CatalogError::from((*e).clone()))
     }
 
-    /// Resolves a warehouse's named storage credential now; fails closed, naming the credential.
+    /// Resolves a warehouse's named storage credential now, with the fingerprint of its value;
+    /// fails closed, naming the credential.
     async fn storage_credential(
         &self,
         record: &WarehouseRecord,
         name: &str,
-    ) -> CatalogResult<StorageSecret> {
+    ) -> CatalogResult<(StorageSecret, u64)> {
         let unavailable = |e: String| {
             tracing::error!(warehouse = %record.name, error = %e, "storage credential unavailable");
             CatalogError::new(
@@ -352,7 +430,11 @@ impl Catalog {
             .resolve(&stored)
             .await
             .map_err(unavailable)?;
-        Ok(match stored.kind {
+        let fingerprint = secret_fingerprint(
+            std::iter::once(("kind", stored.kind.as_str()))
+                .chain(fields.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        );
+        let secret = match stored.kind {
             CredentialKind::AzureSharedKey => StorageSecret::Azure(AzureAuth::AccountKey(
                 fields.remove("account_key").unwrap_or_default(),
             )),
@@ -372,17 +454,27 @@ impl Catalog {
                 secret_access_key: fields.remove("secret_access_key").unwrap_or_default(),
                 session_token: fields.remove("session_token"),
             }),
-        })
+        };
+        Ok((secret, fingerprint))
     }
 
-    /// Forgets cached warehouse IO built with a credential that changed.
-    pub async fn forget_credentials_of(&self, tenant: Uuid) -> CatalogResult<()> {
-        for wh in self.store.list_warehouses(tenant).await? {
-            if wh.credential.is_some() {
-                self.forget_warehouse(wh.id).await;
-            }
+    /// Forgets the IO of every warehouse built with the tenant's credential `name` (it was
+    /// rotated, re-pointed or deleted), so the next request resolves its new value.
+    async fn forget_credential(&self, tenant: Uuid, name: &str) {
+        let built_with_it: Vec<Uuid> = self
+            .io
+            .iter()
+            .filter(|(_, access)| {
+                access
+                    .credential
+                    .as_ref()
+                    .is_some_and(|(t, n)| *t == tenant && n == name)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in built_with_it {
+            self.io.invalidate(&id).await;
         }
-        Ok(())
     }
 
     /// Turns a client's `pageToken` / `pageSize` into a store page request: at most `pageSize`
@@ -449,6 +541,26 @@ impl Catalog {
     fn commit_lock(&self, warehouse: Uuid, table: Uuid) -> Arc<tokio::sync::Mutex<()>> {
         self.commit_locks
             .get_with((warehouse, table), || Arc::new(tokio::sync::Mutex::new(())))
+    }
+}
+
+/// What a management change makes stale here: a changed warehouse's record and IO, the IO built
+/// with a changed credential, and after a tenant changed (STS session names carry its name) or
+/// when anything may have, every warehouse and tenant name.
+#[async_trait::async_trait]
+impl crate::changes::Subscriber for Catalog {
+    async fn changed(&self, change: &Change) {
+        match change {
+            Change::Warehouse { warehouse } => self.forget_warehouse(*warehouse).await,
+            Change::StorageCredential { tenant, name } => {
+                self.forget_credential(*tenant, name).await
+            }
+            Change::Tenant { .. } | Change::Everything => self.forget_all_warehouses(),
+            Change::Principal { .. }
+            | Change::Grants
+            | Change::Renamed { .. }
+            | Change::SigningKeys => {}
+        }
     }
 }
 

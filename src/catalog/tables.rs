@@ -400,19 +400,6 @@ impl Catalog {
         }
     }
 
-    /// Renames a table, possibly into another namespace.
-    pub async fn rename_table(
-        &self,
-        wh: &Warehouse,
-        from: &TableIdent,
-        to: &TableIdent,
-    ) -> CatalogResult<()> {
-        Ok(self
-            .store
-            .rename_tabular(wh.record.id, TabularKind::Table, from, to)
-            .await?)
-    }
-
     /// Registers an existing metadata file (inside the warehouse) as a table.
     pub async fn register_table(
         &self,

@@ -205,19 +205,6 @@ impl Catalog {
         Ok(())
     }
 
-    /// Renames a view.
-    pub async fn rename_view(
-        &self,
-        wh: &Warehouse,
-        from: &TableIdent,
-        to: &TableIdent,
-    ) -> CatalogResult<()> {
-        Ok(self
-            .store
-            .rename_tabular(wh.record.id, TabularKind::View, from, to)
-            .await?)
-    }
-
     /// Registers an existing view metadata file (inside the warehouse) as a view.
     pub async fn register_view(
         &self,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{MasterKey, SigningKey, TokenService};
+use crate::changes::{Change, Subscriber};
 use crate::store::{CatalogStore, SigningKeyRecord, StoreError, now_ms};
 
 /// How often each replica re-reads the signing keys.
@@ -91,7 +92,7 @@ async fn load(
 }
 
 /// Retires the active key(s), creates a new one, and installs the result. Returns the new kid.
-pub async fn rotate(
+async fn rotate(
     store: &dyn CatalogStore,
     master: &MasterKey,
     tokens: &TokenService,
@@ -109,18 +110,18 @@ pub async fn rotate(
     Ok(kid)
 }
 
-/// Reloads the signing keys in the background: periodically, and when asked (on another replica's
-/// change).
+/// The signing keys of this replica: reloaded in the background periodically and whenever they
+/// changed (here or, by the store's notification, on another replica), and rotated on request.
 #[derive(Clone)]
-pub struct Reloader {
+pub struct SigningKeys {
     store: Arc<dyn CatalogStore>,
     master: Arc<MasterKey>,
     tokens: Arc<TokenService>,
     token_ttl_secs: u64,
 }
 
-impl Reloader {
-    /// A reloader of `tokens`' keys from `store`.
+impl SigningKeys {
+    /// The keys of `tokens`, kept in `store`.
     pub fn new(
         store: Arc<dyn CatalogStore>,
         master: Arc<MasterKey>,
@@ -135,10 +136,10 @@ impl Reloader {
         }
     }
 
-    /// Starts a reload and returns at once.
-    pub fn reload(&self) {
-        let me = self.clone();
-        tokio::spawn(async move { me.reload_now().await });
+    /// Retires the active key, signs with a new one from now on, and returns its kid.
+    pub async fn rotate(&self) -> Result<String, StoreError> {
+        let (store, ttl) = (self.store.as_ref(), self.token_ttl_secs);
+        rotate(store, &self.master, &self.tokens, ttl).await
     }
 
     /// Reloads every [`KEY_RELOAD_SECS`], in the background, for as long as the process runs.
@@ -158,6 +159,15 @@ impl Reloader {
         let (store, ttl) = (self.store.as_ref(), self.token_ttl_secs);
         if let Err(e) = reload_keys(store, &self.master, &self.tokens, ttl).await {
             tracing::warn!(error = %e, "reloading signing keys failed");
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Subscriber for SigningKeys {
+    async fn changed(&self, change: &Change) {
+        if matches!(change, Change::SigningKeys | Change::Everything) {
+            self.reload_now().await;
         }
     }
 }

@@ -10,6 +10,7 @@ mod keys;
 pub mod oidc;
 mod sealing;
 mod secrets;
+mod sign_in;
 pub mod storage_credentials;
 mod tokens;
 
@@ -19,6 +20,7 @@ pub use backoff::SignInBackoff;
 pub use keys::{SigningKey, owner_only_file};
 pub use sealing::{MasterKey, SealError, hmac_sha256};
 pub use secrets::{ClientSecrets, HashKind, generate_secret, hash_secret, verify_argon2};
+pub use sign_in::{SignIn, SignInError};
 pub use tokens::{AuthError, IssuedToken, TokenService};
 
 /// The authenticated principal behind a request.

@@ -81,6 +81,8 @@ struct CachedJwks {
 /// Verifies tokens of the configured issuers.
 pub struct OidcVerifier {
     issuers: Vec<OidcIssuer>,
+    /// Where tenants and principals are found (and principals created on first sight).
+    store: std::sync::Arc<dyn crate::store::CatalogStore>,
     http: reqwest::Client,
     jwks: Vec<Mutex<Option<CachedJwks>>>,
 }
@@ -98,7 +100,10 @@ pub fn unverified_issuer(token: &str) -> Option<String> {
 
 impl OidcVerifier {
     /// A verifier for `issuers`.
-    pub fn new(issuers: Vec<OidcIssuer>) -> Self {
+    pub fn new(
+        issuers: Vec<OidcIssuer>,
+        store: std::sync::Arc<dyn crate::store::CatalogStore>,
+    ) -> Self {
         let jwks = issuers.iter().map(|_| Mutex::new(None)).collect();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
@@ -106,6 +111,7 @@ impl OidcVerifier {
             .expect("HTTP client");
         Self {
             issuers,
+            store,
             http,
             jwks,
         }
@@ -182,12 +188,9 @@ impl OidcVerifier {
 
     /// The caller an external identity stands for: its tenant by name, its principal by issuer and
     /// subject (created on first sight when the issuer allows it). Disabled principals are refused.
-    pub async fn caller_for(
-        &self,
-        store: &dyn crate::store::CatalogStore,
-        identity: ExternalIdentity,
-    ) -> Result<super::Caller, AuthError> {
+    pub async fn caller_for(&self, identity: ExternalIdentity) -> Result<super::Caller, AuthError> {
         use crate::store::{PrincipalKind, PrincipalRecord, now_ms};
+        let store = self.store.as_ref();
         let unavailable = |_| AuthError::Invalid("the catalog store is unavailable".into());
         let tenant = store
             .get_tenant_by_name(&identity.tenant_name)

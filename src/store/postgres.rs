@@ -11,8 +11,8 @@
 //! row lock, so claims cannot deadlock with each other) and then reads the overlapping ones.
 //!
 //! Every change to something replicas cache (tenants, warehouses, principals, roles, grants,
-//! storage credentials, signing keys) sends `NOTIFY floe_changes` in its transaction;
-//! [`PgStore::watch`] hands those to a callback on every replica.
+//! storage credentials, signing keys) sends `NOTIFY floe_changes` in its transaction, carrying
+//! the typed [`Change`]; [`PgStore::watch`] publishes each one on every replica's change bus.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -29,6 +29,7 @@ use uuid::Uuid;
 
 use super::locations::{LocationClaim, NAMESPACE_LOCATION, OwnerKind, enclosing, refusal};
 use super::*;
+use crate::changes::{Change, Changes};
 use crate::domain::{NamespaceIdent, ObjectName, TableIdent};
 
 /// The first key of the advisory locks that serialize location claims (ASCII "Floe").
@@ -151,35 +152,6 @@ pub const CHANGES_CHANNEL: &str = "floe_changes";
 
 /// The embedded schema migrations.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
-/// What a change notification says changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
-    /// Tenants, warehouses, principals, roles, grants or storage credentials.
-    Access,
-    /// Token signing keys.
-    SigningKeys,
-    /// Unknown: notifications may have been missed (the listener reconnected).
-    Everything,
-}
-
-impl Change {
-    fn as_str(self) -> &'static str {
-        match self {
-            Change::Access => "access",
-            Change::SigningKeys => "signing-keys",
-            Change::Everything => "everything",
-        }
-    }
-
-    fn parse(payload: &str) -> Change {
-        match payload {
-            "access" => Change::Access,
-            "signing-keys" => Change::SigningKeys,
-            _ => Change::Everything,
-        }
-    }
-}
 
 /// PostgreSQL-backed [`CatalogStore`].
 pub struct PgStore {
@@ -312,18 +284,18 @@ impl PgStore {
         &self.pool
     }
 
-    /// Calls `on_change` for every change notification any replica sends, from a background task
-    /// with its own connection. After a lost connection it reports [`Change::Everything`], since
-    /// notifications sent meanwhile are gone.
-    pub fn watch(&self, on_change: Arc<dyn Fn(Change) + Send + Sync>) {
+    /// Publishes every change notification any replica sends on `changes`, from a background
+    /// task with its own connection. After a lost connection it publishes [`Change::Everything`],
+    /// since notifications sent meanwhile are gone.
+    pub fn watch(&self, changes: Arc<Changes>) {
         let pool = self.pool.clone();
         tokio::spawn(async move {
             loop {
-                match listen(&pool, on_change.as_ref()).await {
+                match listen(&pool, &changes).await {
                     Ok(()) => {}
                     Err(e) => tracing::warn!(error = %e, "change listener failed; retrying"),
                 }
-                on_change(Change::Everything);
+                changes.publish(&Change::Everything).await;
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         });
@@ -336,7 +308,7 @@ impl PgStore {
     /// Runs one statement that changes what replicas cache, with its notification, atomically.
     async fn changing(
         &self,
-        change: Change,
+        change: &Change,
         query: sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments>,
     ) -> Result<u64, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
@@ -460,27 +432,27 @@ impl PgStore {
 
 async fn notify(
     tx: &mut Transaction<'static, Postgres>,
-    change: Change,
+    change: &Change,
 ) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(CHANGES_CHANNEL)
-        .bind(change.as_str())
+        .bind(change.to_wire())
         .execute(&mut **tx)
         .await?;
     Ok(())
 }
 
-async fn listen(
-    pool: &PgPool,
-    on_change: &(dyn Fn(Change) + Send + Sync),
-) -> Result<(), sqlx::Error> {
+async fn listen(pool: &PgPool, changes: &Changes) -> Result<(), sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
     listener.listen(CHANGES_CHANNEL).await?;
     // Anything may have changed before the listener was up.
-    on_change(Change::Everything);
+    changes.publish(&Change::Everything).await;
     loop {
         match listener.try_recv().await? {
-            Some(n) => on_change(Change::parse(n.payload())),
+            Some(n) => {
+                metrics::counter!("floe_change_notifications_total").increment(1);
+                changes.publish(&Change::from_wire(n.payload())).await;
+            }
             // The connection was lost; notifications sent meanwhile are gone.
             None => return Ok(()),
         }
@@ -498,7 +470,10 @@ impl CatalogStore for PgStore {
             .bind(tenant.id)
             .bind(&tenant.name)
             .bind(json(tenant));
-        match self.changing(Change::Access, q).await {
+        match self
+            .changing(&Change::Tenant { tenant: tenant.id }, q)
+            .await
+        {
             Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists(format!(
                 "tenant '{}'",
                 tenant.name
@@ -553,7 +528,9 @@ impl CatalogStore for PgStore {
             r => r.map_err(backend)?,
         };
         check_root(&mut tx, wh.id, &root).await?;
-        notify(&mut tx, Change::Access).await.map_err(backend)?;
+        notify(&mut tx, &Change::Warehouse { warehouse: wh.id })
+            .await
+            .map_err(backend)?;
         tx.commit().await.map_err(backend)
     }
 
@@ -597,7 +574,9 @@ impl CatalogStore for PgStore {
             }
             r => r.map_err(backend)?,
         };
-        notify(&mut tx, Change::Access).await.map_err(backend)?;
+        notify(&mut tx, &Change::Warehouse { warehouse: wh.id })
+            .await
+            .map_err(backend)?;
         tx.commit().await.map_err(backend)
     }
 
@@ -632,7 +611,7 @@ impl CatalogStore for PgStore {
             return Err(StoreError::NotFound(format!("warehouse {id}")));
         };
         let q = sqlx::query("DELETE FROM warehouses WHERE id = $1").bind(id);
-        match self.changing(Change::Access, q).await {
+        match self.changing(&Change::Warehouse { warehouse: id }, q).await {
             Ok(0) => Err(StoreError::NotFound(format!("warehouse {id}"))),
             Err(e) if is_foreign_key_violation(&e) => Err(StoreError::NotEmpty(
                 format!("warehouse '{}'", wh.name),
@@ -669,7 +648,9 @@ impl CatalogStore for PgStore {
             }
             r => r.map_err(backend)?,
         };
-        notify(&mut tx, Change::Access).await.map_err(backend)?;
+        notify(&mut tx, &Change::Tenant { tenant: id })
+            .await
+            .map_err(backend)?;
         tx.commit().await.map_err(backend)
     }
 
@@ -703,7 +684,9 @@ impl CatalogStore for PgStore {
             }
             r => r.map_err(backend)?,
         };
-        notify(&mut tx, Change::Access).await.map_err(backend)?;
+        notify(&mut tx, &Change::Tenant { tenant: id })
+            .await
+            .map_err(backend)?;
         tx.commit().await.map_err(backend)
     }
 
@@ -716,7 +699,10 @@ impl CatalogStore for PgStore {
         .bind(&p.name)
         .bind(&p.client_id)
         .bind(json(p));
-        match self.changing(Change::Access, q).await {
+        match self
+            .changing(&Change::Principal { principal: p.id }, q)
+            .await
+        {
             Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists(format!(
                 "principal with client id '{}'",
                 p.client_id
@@ -747,7 +733,9 @@ impl CatalogStore for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
-        notify(&mut tx, Change::Access).await.map_err(backend)?;
+        notify(&mut tx, &Change::Principal { principal: p.id })
+            .await
+            .map_err(backend)?;
         tx.commit().await.map_err(backend)
     }
 
@@ -776,7 +764,11 @@ impl CatalogStore for PgStore {
 
     async fn delete_principal(&self, id: Uuid) -> StoreResult<()> {
         let q = sqlx::query("DELETE FROM principals WHERE id = $1").bind(id);
-        match self.changing(Change::Access, q).await.map_err(backend)? {
+        match self
+            .changing(&Change::Principal { principal: id }, q)
+            .await
+            .map_err(backend)?
+        {
             0 => Err(StoreError::NotFound(format!("principal {id}"))),
             _ => Ok(()),
         }
@@ -789,7 +781,7 @@ impl CatalogStore for PgStore {
                 .bind(role.tenant_id)
                 .bind(&role.name)
                 .bind(json(role));
-        match self.changing(Change::Access, q).await {
+        match self.changing(&Change::Grants, q).await {
             Err(e) if is_unique_violation(&e) => {
                 Err(StoreError::AlreadyExists(format!("role '{}'", role.name)))
             }
@@ -813,7 +805,7 @@ impl CatalogStore for PgStore {
     async fn delete_role(&self, id: Uuid) -> StoreResult<()> {
         // Grants and assignments go with it (ON DELETE CASCADE).
         let q = sqlx::query("DELETE FROM roles WHERE id = $1").bind(id);
-        match self.changing(Change::Access, q).await.map_err(backend)? {
+        match self.changing(&Change::Grants, q).await.map_err(backend)? {
             0 => Err(StoreError::NotFound(format!("role {id}"))),
             _ => Ok(()),
         }
@@ -825,7 +817,7 @@ impl CatalogStore for PgStore {
         )
         .bind(principal)
         .bind(role);
-        match self.changing(Change::Access, q).await {
+        match self.changing(&Change::Grants, q).await {
             Err(e) if is_foreign_key_violation(&e) => Err(StoreError::NotFound(format!(
                 "principal {principal} or role {role}"
             ))),
@@ -838,7 +830,7 @@ impl CatalogStore for PgStore {
             sqlx::query("DELETE FROM role_assignments WHERE principal_id = $1 AND role_id = $2")
                 .bind(principal)
                 .bind(role);
-        match self.changing(Change::Access, q).await.map_err(backend)? {
+        match self.changing(&Change::Grants, q).await.map_err(backend)? {
             0 => Err(StoreError::NotFound(format!(
                 "assignment of role {role} to principal {principal}"
             ))),
@@ -868,7 +860,7 @@ impl CatalogStore for PgStore {
         .bind(json(&grant.resource))
         .bind(privilege.as_str().unwrap_or_default().to_owned())
         .bind(json(grant));
-        match self.changing(Change::Access, q).await {
+        match self.changing(&Change::Grants, q).await {
             Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists(format!(
                 "grant of {:?} on this resource to role {}",
                 grant.privilege, grant.role_id
@@ -892,7 +884,7 @@ impl CatalogStore for PgStore {
         let Some(row) = row else {
             return Ok(None);
         };
-        notify(&mut tx, Change::Access).await.map_err(backend)?;
+        notify(&mut tx, &Change::Grants).await.map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         Ok(Some(record(&row)?))
     }
@@ -1305,6 +1297,9 @@ impl CatalogStore for PgStore {
             }
             r => r.map_err(backend)?,
         };
+        notify(&mut tx, &Change::Renamed { warehouse })
+            .await
+            .map_err(backend)?;
         tx.commit().await.map_err(backend)
     }
 
@@ -1325,7 +1320,11 @@ impl CatalogStore for PgStore {
         .bind(c.tenant_id)
         .bind(&c.name)
         .bind(json(c));
-        match self.changing(Change::Access, q).await {
+        let change = Change::StorageCredential {
+            tenant: c.tenant_id,
+            name: c.name.clone(),
+        };
+        match self.changing(&change, q).await {
             Ok(0) => Err(StoreError::NotFound(format!(
                 "storage credential '{}'",
                 c.name
@@ -1391,7 +1390,11 @@ impl CatalogStore for PgStore {
         if deleted.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("storage credential '{name}'")));
         }
-        notify(&mut tx, Change::Access).await.map_err(backend)?;
+        let change = Change::StorageCredential {
+            tenant,
+            name: name.to_owned(),
+        };
+        notify(&mut tx, &change).await.map_err(backend)?;
         tx.commit().await.map_err(backend)
     }
 
@@ -1403,7 +1406,7 @@ impl CatalogStore for PgStore {
         .bind(&key.kid)
         .bind(key.created_at_ms)
         .bind(json(key));
-        self.changing(Change::SigningKeys, q)
+        self.changing(&Change::SigningKeys, q)
             .await
             .map(|_| ())
             .map_err(backend)
@@ -1419,7 +1422,7 @@ impl CatalogStore for PgStore {
 
     async fn delete_signing_key(&self, kid: &str) -> StoreResult<()> {
         let q = sqlx::query("DELETE FROM signing_keys WHERE kid = $1").bind(kid);
-        self.changing(Change::SigningKeys, q)
+        self.changing(&Change::SigningKeys, q)
             .await
             .map(|_| ())
             .map_err(backend)

@@ -26,6 +26,7 @@ use uuid::Uuid;
 
 use crate::authz::DataAccess;
 use crate::catalog::{CatalogError, CatalogResult, ErrorType, Warehouse};
+use crate::domain::CredentialKind;
 use crate::identity::Caller;
 use crate::store::{AdlsProfile, GcsProfile, S3Profile, S3Vending, StorageProfile, now_ms};
 use crate::warehouse_io::{is_inside, normalize_location};
@@ -189,12 +190,6 @@ impl Vending {
         &self.options
     }
 
-    /// Forgets cached sessions (a warehouse's profile or credential changed).
-    pub fn forget_sessions(&self) {
-        self.sts.clear();
-        self.rendered.invalidate_all();
-    }
-
     /// Credentials for the table, or `None` when the caller has no data access or the warehouse
     /// hands none out (local warehouses, vending `off`).
     pub async fn credentials(
@@ -204,7 +199,7 @@ impl Vending {
         if t.access == DataAccess::None {
             return Ok(None);
         }
-        let credential = t.warehouse.record.credential.as_deref();
+        let credential = t.warehouse.secret_fingerprint;
         let profile_hash = match &t.warehouse.record.storage {
             StorageProfile::S3(p) if p.vending_mode() != S3Vending::Off => {
                 fingerprint(p, credential)
@@ -408,7 +403,7 @@ impl Vending {
         })?;
         let key = SessionKey {
             warehouse: t.warehouse.record.id,
-            profile: fingerprint(profile, t.warehouse.record.credential.as_deref()),
+            profile: fingerprint(profile, t.warehouse.secret_fingerprint),
             bucket: bucket.to_owned(),
             prefix: key_prefix.to_owned(),
             access,
@@ -485,11 +480,57 @@ pub fn client_config(storage: &StorageProfile) -> BTreeMap<String, String> {
     }
 }
 
-/// A hash of what a session depends on in a warehouse's settings.
-pub fn fingerprint(profile: &impl Hash, credential: Option<&str>) -> u64 {
+/// Checks a warehouse's storage profile with the kind of credential the server will reach it
+/// with, and gives it its one written form (key prefixes without surrounding `/`). Each kind's
+/// rules are its module's: which credentials fit it and what its settings must be.
+pub fn check_storage(
+    profile: &mut StorageProfile,
+    credential: Option<CredentialKind>,
+) -> CatalogResult<()> {
+    use CredentialKind::*;
+    let (key_prefix, fits): (Option<&mut String>, &[CredentialKind]) = match profile {
+        StorageProfile::Local { .. } => (None, &[]),
+        StorageProfile::S3(p) => (Some(&mut p.key_prefix), &[S3AccessKey]),
+        StorageProfile::Adls(p) => (
+            Some(&mut p.key_prefix),
+            &[AzureSharedKey, AzureClientSecret],
+        ),
+        StorageProfile::Gcs(p) => (Some(&mut p.key_prefix), &[GcsServiceAccount]),
+    };
+    if let Some(key_prefix) = key_prefix {
+        *key_prefix = key_prefix.trim_matches('/').to_owned();
+    }
+    // The root must be a usable location (no `..`, empty segments or odd characters).
+    normalize_location(&profile.root_location()).map_err(CatalogError::bad_request)?;
+    if let Some(kind) = credential
+        && !fits.contains(&kind)
+    {
+        let wanted: Vec<_> = fits.iter().map(|k| k.as_str()).collect();
+        let wanted = match wanted.as_slice() {
+            [] => "none".to_owned(),
+            kinds => kinds.join(" or "),
+        };
+        return Err(CatalogError::bad_request(format!(
+            "a {kind} credential does not fit this warehouse's storage (it takes {wanted})"
+        )));
+    }
+    let has_credential = credential.is_some();
+    match profile {
+        StorageProfile::Local { .. } => Ok(()),
+        StorageProfile::S3(p) => check_s3_profile(p, has_credential),
+        StorageProfile::Adls(p) => adls::check_adls_profile(p, has_credential),
+        StorageProfile::Gcs(p) => gcs::check_gcs_profile(p, has_credential),
+    }
+    .map_err(CatalogError::bad_request)
+}
+
+/// A hash of what a session depends on: the warehouse's storage settings and the value of the
+/// server's secret (its [`Warehouse::secret_fingerprint`]). A changed profile or a rotated
+/// credential gives new cache keys, so nothing made with the old ones is handed out again.
+pub fn fingerprint(profile: &impl Hash, secret_fingerprint: u64) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     profile.hash(&mut h);
-    credential.hash(&mut h);
+    secret_fingerprint.hash(&mut h);
     h.finish()
 }
 

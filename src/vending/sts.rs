@@ -35,7 +35,8 @@ impl std::fmt::Debug for TempCredentials {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SessionKey {
     pub warehouse: Uuid,
-    /// Hash of the warehouse's storage profile: a changed profile never reuses old sessions.
+    /// [`super::fingerprint`] of the storage profile and server secret: a changed profile or a
+    /// rotated credential never reuses old sessions.
     pub profile: u64,
     pub bucket: String,
     pub prefix: String,
@@ -146,12 +147,6 @@ impl StsSessions {
             .await
             .map_err(|e| (*e).clone())?;
         Ok(session)
-    }
-
-    /// Drops every cached session and client (after a warehouse changed).
-    pub fn clear(&self) {
-        self.sessions.invalidate_all();
-        self.clients.invalidate_all();
     }
 }
 

@@ -8,14 +8,14 @@ use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
 use uuid::Uuid;
 
-use super::{admin_tenant, audit};
+use super::admin_tenant;
+use crate::admin::NewCredentialValue;
 use crate::api::openapi::CommonErrors;
 use crate::api::types::{IcebergErrorResponse, Name};
 use crate::api::{ApiResult, AppState, Authenticated};
 use crate::catalog::CatalogError;
-use crate::domain::{CredentialKind, check_resource_name};
-use crate::identity::storage_credentials::normalize_fields;
-use crate::store::{CredentialValue, StorageCredentialRecord, now_ms};
+use crate::domain::CredentialKind;
+use crate::store::StorageCredentialRecord;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(create_credential)
@@ -188,25 +188,16 @@ pub struct CredentialList {
     pub credentials: Vec<CredentialInfo>,
 }
 
-fn value_of(
-    state: &AppState,
-    tenant: Uuid,
-    name: &str,
-    req: CredentialRequest,
-) -> ApiResult<(CredentialKind, CredentialValue)> {
-    let kind = CredentialKind::parse(&req.kind).map_err(CatalogError::bad_request)?;
-    let value = match (req.value, req.reference) {
-        (Some(value), None) => {
-            let fields = normalize_fields(kind, &value).map_err(CatalogError::bad_request)?;
-            state.credentials.seal(tenant, name, &fields)
-        }
-        (None, Some(reference)) => {
-            state
-                .credentials
-                .check_reference(&reference)
-                .map_err(CatalogError::bad_request)?;
-            CredentialValue::Reference { reference }
-        }
+/// The kind and value a request gives: exactly one of `value` and `reference`.
+fn parse_value(
+    kind: &str,
+    value: Option<serde_json::Value>,
+    reference: Option<String>,
+) -> ApiResult<(CredentialKind, NewCredentialValue)> {
+    let kind = CredentialKind::parse(kind).map_err(CatalogError::bad_request)?;
+    let value = match (value, reference) {
+        (Some(fields), None) => NewCredentialValue::Fields(fields),
+        (None, Some(reference)) => NewCredentialValue::Reference(reference),
         _ => {
             return Err(
                 CatalogError::bad_request("give exactly one of 'value' and 'reference'").into(),
@@ -214,6 +205,13 @@ fn value_of(
         }
     };
     Ok((kind, value))
+}
+
+fn info(record: &StorageCredentialRecord) -> CredentialInfo {
+    CredentialInfo {
+        name: record.name.clone(),
+        kind: record.kind.to_string(),
+    }
 }
 
 /// Create a named storage credential.
@@ -231,38 +229,12 @@ async fn create_credential(
 ) -> ApiResult<HttpResponse> {
     let tenant = admin_tenant(&state, &auth.0, path.into_inner()).await?;
     let body = body.into_inner();
-    check_resource_name("credential name", &body.name)?;
-    let credential = CredentialRequest {
-        kind: body.kind,
-        value: body.value,
-        reference: body.reference,
-    };
-    let (kind, value) = value_of(&state, tenant.id, &body.name, credential)?;
-    let record = StorageCredentialRecord {
-        id: Uuid::now_v7(),
-        tenant_id: tenant.id,
-        name: body.name,
-        kind,
-        value,
-        created_at_ms: now_ms(),
-    };
-    state
-        .catalog
-        .store()
-        .put_storage_credential(&record, false)
+    let (kind, value) = parse_value(&body.kind, body.value, body.reference)?;
+    let record = state
+        .admin
+        .create_credential(&auth.0, tenant.id, body.name, kind, value)
         .await?;
-    audit(
-        &state,
-        &auth.0,
-        tenant.id,
-        "create-storage-credential",
-        format!("storage credential {}", record.name),
-    )
-    .await;
-    Ok(HttpResponse::Created().json(CredentialInfo {
-        name: record.name,
-        kind: record.kind.to_string(),
-    }))
+    Ok(HttpResponse::Created().json(info(&record)))
 }
 
 /// List storage credentials (names and kinds only).
@@ -277,19 +249,9 @@ async fn list_credentials(
     path: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
     let tenant = admin_tenant(&state, &auth.0, path.into_inner()).await?;
-    let credentials = state
-        .catalog
-        .store()
-        .list_storage_credentials(tenant.id)
-        .await?;
+    let credentials = state.admin.credentials(tenant.id).await?;
     Ok(HttpResponse::Ok().json(CredentialList {
-        credentials: credentials
-            .into_iter()
-            .map(|c| CredentialInfo {
-                name: c.name,
-                kind: c.kind.to_string(),
-            })
-            .collect(),
+        credentials: credentials.iter().map(info).collect(),
     }))
 }
 
@@ -309,33 +271,13 @@ async fn rotate_credential(
 ) -> ApiResult<HttpResponse> {
     let (tenant, name) = path.into_inner();
     let tenant = admin_tenant(&state, &auth.0, tenant).await?;
-    let (kind, value) = value_of(&state, tenant.id, &name, body.into_inner())?;
-    let record = StorageCredentialRecord {
-        id: Uuid::now_v7(),
-        tenant_id: tenant.id,
-        name: name.clone(),
-        kind,
-        value,
-        created_at_ms: now_ms(),
-    };
-    state
-        .catalog
-        .store()
-        .put_storage_credential(&record, true)
+    let body = body.into_inner();
+    let (kind, value) = parse_value(&body.kind, body.value, body.reference)?;
+    let record = state
+        .admin
+        .rotate_credential(&auth.0, tenant.id, name, kind, value)
         .await?;
-    state.catalog.forget_credentials_of(tenant.id).await?;
-    audit(
-        &state,
-        &auth.0,
-        tenant.id,
-        "rotate-storage-credential",
-        format!("storage credential {name}"),
-    )
-    .await;
-    Ok(HttpResponse::Ok().json(CredentialInfo {
-        name,
-        kind: record.kind.to_string(),
-    }))
+    Ok(HttpResponse::Ok().json(info(&record)))
 }
 
 /// Delete a credential no warehouse uses.
@@ -354,17 +296,8 @@ async fn delete_credential(
     let (tenant, name) = path.into_inner();
     let tenant = admin_tenant(&state, &auth.0, tenant).await?;
     state
-        .catalog
-        .store()
-        .delete_storage_credential(tenant.id, &name)
+        .admin
+        .delete_credential(&auth.0, tenant.id, &name)
         .await?;
-    audit(
-        &state,
-        &auth.0,
-        tenant.id,
-        "delete-storage-credential",
-        format!("storage credential {name}"),
-    )
-    .await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,6 +1,6 @@
 //! The management API under `/management/v1`: tenants (root only), and inside a tenant its
 //! warehouses, principals, roles, role assignments and grants (tenant admins), plus `whoami`.
-//! Every change takes effect at once on this replica (the decision cache is dropped).
+//! Each handler authorizes and calls one [`crate::admin`] use-case, which owns the change.
 
 mod credentials;
 mod principals;
@@ -49,11 +49,6 @@ async fn admin_tenant(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<
         .require(caller, &Target::Tenant, Privilege::TenantAdmin)
         .await?;
     Ok(tenant)
-}
-
-/// Records a management change as an audit event (log and store).
-async fn audit(state: &AppState, caller: &Caller, tenant: Uuid, action: &str, resource: String) {
-    state.admin.audit(caller, tenant, action, resource).await;
 }
 
 /// Audit events, newest first.

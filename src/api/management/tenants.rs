@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{audit, visible_tenant};
+use super::visible_tenant;
 use crate::api::openapi::CommonErrors;
 use crate::api::types::IcebergErrorResponse;
 use crate::api::{ApiResult, AppState, Authenticated};
@@ -172,21 +172,6 @@ async fn rotate_signing_key(
     auth: Authenticated,
 ) -> ApiResult<HttpResponse> {
     require_root(&auth.0)?;
-    let store = state.catalog.store();
-    let kid = crate::identity::key_store::rotate(
-        store.as_ref(),
-        &state.master_key,
-        &state.tokens,
-        state.token_ttl_secs,
-    )
-    .await?;
-    audit(
-        &state,
-        &auth.0,
-        auth.0.tenant_id,
-        "rotate-signing-key",
-        format!("signing key {kid}"),
-    )
-    .await;
+    let kid = state.admin.rotate_signing_key(&auth.0).await?;
     Ok(HttpResponse::Ok().json(RotatedKey { kid }))
 }

@@ -8,19 +8,17 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use uuid::Uuid;
 
-use super::{admin_tenant, audit, not_found, visible_tenant};
+use super::{admin_tenant, not_found, visible_tenant};
+use crate::admin::{NewStorage, WarehouseChanges};
 use crate::api::openapi::{CommonErrors, tagged_union, with_tag};
 use crate::api::types::IcebergErrorResponse;
 use crate::api::{ApiResult, AppState, Authenticated};
 use crate::authz::{Privilege, on_warehouse};
-use crate::catalog::CatalogError;
-use crate::domain::{CredentialKind, check_resource_name};
 use crate::identity::Caller;
 use crate::store::{
-    AdlsProfile, GcsProfile, S3Profile, S3Vending, StorageProfile, WarehouseRecord, now_ms,
+    AdlsProfile, GcsProfile, S3Profile, S3Vending, StorageProfile, WarehouseRecord,
 };
 use crate::vending::validate::ValidationReport;
-use crate::warehouse_io::normalize_location;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(create_warehouse)
@@ -181,102 +179,13 @@ pub struct UpdateWarehouseRequest {
     pub credential: Option<String>,
 }
 
-/// The kind of the named storage credential (`None` without a name); 404 when it does not exist.
-async fn credential_kind(
-    state: &AppState,
-    tenant: Uuid,
-    name: &Option<String>,
-) -> ApiResult<Option<CredentialKind>> {
-    let Some(name) = name else {
-        return Ok(None);
-    };
-    match state
-        .catalog
-        .store()
-        .get_storage_credential(tenant, name)
-        .await?
-    {
-        Some(c) => Ok(Some(c.kind)),
-        None => Err(not_found(&format!("storage credential '{name}'")).into()),
-    }
-}
-
-/// Checks that a profile's root is a usable location (no `..`, empty segments or odd characters).
-fn check_root(profile: &StorageProfile) -> Result<(), CatalogError> {
-    normalize_location(&profile.root_location())
-        .map(|_| ())
-        .map_err(CatalogError::bad_request)
-}
-
-/// Checks that a storage profile's credential is of the kind its storage needs.
-fn check_kind(kind: Option<CredentialKind>, wanted: CredentialKind) -> Result<bool, CatalogError> {
-    match kind {
-        Some(k) if k != wanted => Err(CatalogError::bad_request(format!(
-            "this storage needs a {wanted} credential, not {k}"
-        ))),
-        k => Ok(k.is_some()),
-    }
-}
-
-fn storage_profile(
-    state: &AppState,
-    caller: &Caller,
-    id: Uuid,
-    req: StorageRequest,
-    credential_kind: Option<CredentialKind>,
-) -> ApiResult<StorageProfile> {
-    match req {
-        StorageRequest::Local { root: None } => {
-            let root = format!(
-                "{}/{}",
-                state.local_warehouse_base.trim_end_matches('/'),
-                id.simple()
-            );
-            Ok(StorageProfile::Local { root })
-        }
-        StorageRequest::Local { root: Some(root) } => {
-            if !caller.root {
-                return Err(CatalogError::new(
-                    crate::catalog::ErrorType::Forbidden,
-                    "only the root principal may place a local warehouse in a directory of its choice; omit 'root'",
-                )
-                .into());
-            }
-            let root = normalize_location(&root).map_err(CatalogError::bad_request)?;
-            if !root.starts_with("file:///") {
-                return Err(CatalogError::bad_request(
-                    "a local warehouse root must be file:///absolute/path",
-                )
-                .into());
-            }
-            Ok(StorageProfile::Local { root })
-        }
-        StorageRequest::S3(mut s3) => {
-            s3.key_prefix = s3.key_prefix.trim_matches('/').to_owned();
-            check_root(&StorageProfile::S3(s3.clone()))?;
-            let has_credential = check_kind(credential_kind, CredentialKind::S3AccessKey)?;
-            crate::vending::check_s3_profile(&s3, has_credential)
-                .map_err(CatalogError::bad_request)?;
-            Ok(StorageProfile::S3(s3))
-        }
-        StorageRequest::Adls(mut adls) => {
-            adls.key_prefix = adls.key_prefix.trim_matches('/').to_owned();
-            check_root(&StorageProfile::Adls(adls.clone()))?;
-            let has_credential = match credential_kind {
-                Some(CredentialKind::AzureClientSecret) => true,
-                kind => check_kind(kind, CredentialKind::AzureSharedKey)?,
-            };
-            crate::vending::adls::check_adls_profile(&adls, has_credential)
-                .map_err(CatalogError::bad_request)?;
-            Ok(StorageProfile::Adls(adls))
-        }
-        StorageRequest::Gcs(mut gcs) => {
-            gcs.key_prefix = gcs.key_prefix.trim_matches('/').to_owned();
-            check_root(&StorageProfile::Gcs(gcs.clone()))?;
-            let has_credential = check_kind(credential_kind, CredentialKind::GcsServiceAccount)?;
-            crate::vending::gcs::check_gcs_profile(&gcs, has_credential)
-                .map_err(CatalogError::bad_request)?;
-            Ok(StorageProfile::Gcs(gcs))
+impl From<StorageRequest> for NewStorage {
+    fn from(request: StorageRequest) -> Self {
+        match request {
+            StorageRequest::Local { root } => NewStorage::Local { root },
+            StorageRequest::S3(p) => NewStorage::Profile(StorageProfile::S3(p)),
+            StorageRequest::Adls(p) => NewStorage::Profile(StorageProfile::Adls(p)),
+            StorageRequest::Gcs(p) => NewStorage::Profile(StorageProfile::Gcs(p)),
         }
     }
 }
@@ -297,27 +206,16 @@ async fn create_warehouse(
 ) -> ApiResult<HttpResponse> {
     let tenant = admin_tenant(&state, &auth.0, path.into_inner()).await?;
     let body = body.into_inner();
-    check_resource_name("warehouse name", &body.name)?;
-    let id = Uuid::now_v7();
-    let kind = credential_kind(&state, tenant.id, &body.credential).await?;
-    let storage = storage_profile(&state, &auth.0, id, body.storage, kind)?;
-    let record = WarehouseRecord {
-        id,
-        tenant_id: tenant.id,
-        name: body.name,
-        storage,
-        created_at_ms: now_ms(),
-        credential: body.credential,
-    };
-    state.catalog.store().create_warehouse(&record).await?;
-    audit(
-        &state,
-        &auth.0,
-        tenant.id,
-        "create-warehouse",
-        format!("warehouse {id}"),
-    )
-    .await;
+    let record = state
+        .admin
+        .create_warehouse(
+            &auth.0,
+            tenant.id,
+            body.name,
+            body.storage.into(),
+            body.credential,
+        )
+        .await?;
     Ok(HttpResponse::Created().json(WarehouseInfo::from(record)))
 }
 
@@ -335,7 +233,7 @@ async fn list_warehouses(
 ) -> ApiResult<HttpResponse> {
     let tenant = visible_tenant(&state, &auth.0, path.into_inner()).await?;
     let mut warehouses = Vec::new();
-    for wh in state.catalog.store().list_warehouses(tenant.id).await? {
+    for wh in state.admin.warehouses(tenant.id).await? {
         if state.authz.sees(&auth.0, &on_warehouse(wh.id)).await? {
             warehouses.push(WarehouseInfo::from(wh));
         }
@@ -343,6 +241,7 @@ async fn list_warehouses(
     Ok(HttpResponse::Ok().json(WarehouseList { warehouses }))
 }
 
+/// The tenant's warehouse `id` if the caller sees it; 404 otherwise.
 async fn visible_warehouse(
     state: &AppState,
     caller: &Caller,
@@ -350,16 +249,11 @@ async fn visible_warehouse(
     id: Uuid,
 ) -> ApiResult<WarehouseRecord> {
     let tenant = visible_tenant(state, caller, tenant).await?;
-    let wh = state
-        .catalog
-        .store()
-        .get_warehouse(id)
-        .await?
-        .filter(|w| w.tenant_id == tenant.id);
-    match wh {
-        Some(wh) if state.authz.sees(caller, &on_warehouse(wh.id)).await? => Ok(wh),
-        _ => Err(not_found(&format!("warehouse {id}")).into()),
+    let wh = state.admin.warehouse(tenant.id, id).await?;
+    if !state.authz.sees(caller, &on_warehouse(wh.id)).await? {
+        return Err(not_found(&format!("warehouse {id}")).into());
     }
+    Ok(wh)
 }
 
 /// Get a warehouse.
@@ -396,51 +290,21 @@ async fn update_warehouse(
     body: web::Json<UpdateWarehouseRequest>,
 ) -> ApiResult<HttpResponse> {
     let (tenant, id) = path.into_inner();
-    let mut wh = visible_warehouse(&state, &auth.0, tenant, id).await?;
+    visible_warehouse(&state, &auth.0, tenant, id).await?;
     state
         .authz
         .require(&auth.0, &on_warehouse(id), Privilege::WarehouseAdmin)
         .await?;
     let body = body.into_inner();
-    if let Some(name) = body.name {
-        check_resource_name("warehouse name", &name)?;
-        wh.name = name;
-    }
-    if body.credential.is_some() {
-        wh.credential = body.credential;
-    }
-    let kind = credential_kind(&state, tenant, &wh.credential).await?;
-    if let Some(storage) = body.storage {
-        wh.storage = storage_profile(&state, &auth.0, id, storage, kind)?;
-    } else if let Some(kind) = kind {
-        // A new credential must still fit the storage the warehouse already has.
-        let fits: &[CredentialKind] = match &wh.storage {
-            StorageProfile::Local { .. } => &[],
-            StorageProfile::S3(_) => &[CredentialKind::S3AccessKey],
-            StorageProfile::Adls(_) => &[
-                CredentialKind::AzureSharedKey,
-                CredentialKind::AzureClientSecret,
-            ],
-            StorageProfile::Gcs(_) => &[CredentialKind::GcsServiceAccount],
-        };
-        if !fits.contains(&kind) {
-            return Err(CatalogError::bad_request(format!(
-                "a {kind} credential does not fit this warehouse's storage"
-            ))
-            .into());
-        }
-    }
-    state.catalog.store().update_warehouse(&wh).await?;
-    state.catalog.forget_warehouse(id).await;
-    state.vending.forget_sessions();
-    audit(
-        &state,
-        &auth.0,
-        tenant,
-        "update-warehouse",
-        format!("warehouse {id}"),
-    )
-    .await;
+    let changes = WarehouseChanges {
+        name: body.name,
+        storage: body.storage.map(NewStorage::from),
+        credential: body.credential,
+    };
+    let wh = state
+        .admin
+        .update_warehouse(&auth.0, tenant, id, changes)
+        .await?;
     Ok(HttpResponse::Ok().json(WarehouseInfo::from(wh)))
 }
 
@@ -460,16 +324,7 @@ async fn delete_warehouse(
     let (tenant, id) = path.into_inner();
     visible_warehouse(&state, &auth.0, tenant, id).await?;
     admin_tenant(&state, &auth.0, tenant).await?;
-    state.catalog.store().delete_warehouse(id).await?;
-    state.catalog.forget_warehouse(id).await;
-    audit(
-        &state,
-        &auth.0,
-        tenant,
-        "delete-warehouse",
-        format!("warehouse {id}"),
-    )
-    .await;
+    state.admin.delete_warehouse(&auth.0, tenant, id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

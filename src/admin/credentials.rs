@@ -1,0 +1,124 @@
+//! Named storage credentials of a tenant. Values are write-only: sealed under the master key (or
+//! kept as a reference the operator allowed) and never returned.
+
+use uuid::Uuid;
+
+use super::Admin;
+use crate::catalog::{CatalogError, CatalogResult};
+use crate::changes::Change;
+use crate::domain::{CredentialKind, check_resource_name};
+use crate::identity::Caller;
+use crate::identity::storage_credentials::normalize_fields;
+use crate::store::{CredentialValue, StorageCredentialRecord, now_ms};
+
+/// A credential's new value, as given.
+pub enum NewCredentialValue {
+    /// Its fields, to be sealed.
+    Fields(serde_json::Value),
+    /// A reference resolved at each use (`env:`, `file:`, `aws-secretsmanager:`, `aws-ssm:`).
+    Reference(String),
+}
+
+impl Admin {
+    /// A new named credential of `tenant`.
+    pub async fn create_credential(
+        &self,
+        caller: &Caller,
+        tenant: Uuid,
+        name: String,
+        kind: CredentialKind,
+        value: NewCredentialValue,
+    ) -> CatalogResult<StorageCredentialRecord> {
+        check_resource_name("credential name", &name)?;
+        let record = self.credential_record(tenant, name, kind, value)?;
+        self.store.put_storage_credential(&record, false).await?;
+        self.credential_changed(caller, &record, "create-storage-credential")
+            .await;
+        Ok(record)
+    }
+
+    /// The tenant's credentials (sealed: the handler shows names and kinds only).
+    pub async fn credentials(&self, tenant: Uuid) -> CatalogResult<Vec<StorageCredentialRecord>> {
+        Ok(self.store.list_storage_credentials(tenant).await?)
+    }
+
+    /// Replaces a credential's value; every warehouse using it reaches its storage with the new
+    /// value from its next request on (on every replica).
+    pub async fn rotate_credential(
+        &self,
+        caller: &Caller,
+        tenant: Uuid,
+        name: String,
+        kind: CredentialKind,
+        value: NewCredentialValue,
+    ) -> CatalogResult<StorageCredentialRecord> {
+        let record = self.credential_record(tenant, name, kind, value)?;
+        self.store.put_storage_credential(&record, true).await?;
+        self.credential_changed(caller, &record, "rotate-storage-credential")
+            .await;
+        Ok(record)
+    }
+
+    /// Deletes a credential no warehouse uses (409 otherwise).
+    pub async fn delete_credential(
+        &self,
+        caller: &Caller,
+        tenant: Uuid,
+        name: &str,
+    ) -> CatalogResult<()> {
+        self.store.delete_storage_credential(tenant, name).await?;
+        let change = Change::StorageCredential {
+            tenant,
+            name: name.to_owned(),
+        };
+        self.changed(change).await;
+        let what = format!("storage credential {name}");
+        self.audit(caller, tenant, "delete-storage-credential", what)
+            .await;
+        Ok(())
+    }
+
+    fn credential_record(
+        &self,
+        tenant: Uuid,
+        name: String,
+        kind: CredentialKind,
+        value: NewCredentialValue,
+    ) -> CatalogResult<StorageCredentialRecord> {
+        let value = match value {
+            NewCredentialValue::Fields(fields) => {
+                let fields = normalize_fields(kind, &fields).map_err(CatalogError::bad_request)?;
+                self.credentials.seal(tenant, &name, &fields)
+            }
+            NewCredentialValue::Reference(reference) => {
+                self.credentials
+                    .check_reference(&reference)
+                    .map_err(CatalogError::bad_request)?;
+                CredentialValue::Reference { reference }
+            }
+        };
+        Ok(StorageCredentialRecord {
+            id: Uuid::now_v7(),
+            tenant_id: tenant,
+            name,
+            kind,
+            value,
+            created_at_ms: now_ms(),
+        })
+    }
+
+    async fn credential_changed(
+        &self,
+        caller: &Caller,
+        record: &StorageCredentialRecord,
+        action: &str,
+    ) {
+        let change = Change::StorageCredential {
+            tenant: record.tenant_id,
+            name: record.name.clone(),
+        };
+        self.changed(change).await;
+        let what = format!("storage credential {}", record.name);
+        self.audit(caller, record.tenant_id, action, what).await;
+    }
+}

@@ -1,0 +1,188 @@
+//! Warehouses of a tenant: created, renamed, given new storage or a new credential, deleted.
+//! Whether a profile and its credential make sense is the storage's own rule
+//! ([`crate::vending::check_storage`]); where local warehouses may live is decided here.
+
+use uuid::Uuid;
+
+use super::{Admin, not_found};
+use crate::catalog::{CatalogError, CatalogResult, ErrorType};
+use crate::changes::Change;
+use crate::domain::{CredentialKind, check_resource_name};
+use crate::identity::Caller;
+use crate::store::{StorageProfile, WarehouseRecord, now_ms};
+use crate::warehouse_io::normalize_location;
+
+/// Where a warehouse keeps its files, as asked.
+pub enum NewStorage {
+    /// A directory on the server: in its data directory unless the root principal names one.
+    Local { root: Option<String> },
+    /// A profile as given (cloud storage), checked by its kind's rules.
+    Profile(StorageProfile),
+}
+
+/// Changes to a warehouse; `None` keeps what it has.
+pub struct WarehouseChanges {
+    pub name: Option<String>,
+    pub storage: Option<NewStorage>,
+    pub credential: Option<String>,
+}
+
+impl Admin {
+    /// A new warehouse of `tenant`; its storage must fit its credential and claim a root no other
+    /// warehouse (of any tenant) holds.
+    pub async fn create_warehouse(
+        &self,
+        caller: &Caller,
+        tenant: Uuid,
+        name: String,
+        storage: NewStorage,
+        credential: Option<String>,
+    ) -> CatalogResult<WarehouseRecord> {
+        check_resource_name("warehouse name", &name)?;
+        let id = Uuid::now_v7();
+        let kind = self.credential_kind(tenant, credential.as_deref()).await?;
+        let record = WarehouseRecord {
+            id,
+            tenant_id: tenant,
+            name,
+            storage: self.storage_profile(caller, id, storage, kind)?,
+            created_at_ms: now_ms(),
+            credential,
+        };
+        self.store.create_warehouse(&record).await?;
+        self.changed(Change::Warehouse { warehouse: id }).await;
+        self.audit(
+            caller,
+            tenant,
+            "create-warehouse",
+            format!("warehouse {id}"),
+        )
+        .await;
+        Ok(record)
+    }
+
+    /// Every warehouse of `tenant` (the handler shows only those the caller may see).
+    pub async fn warehouses(&self, tenant: Uuid) -> CatalogResult<Vec<WarehouseRecord>> {
+        Ok(self.store.list_warehouses(tenant).await?)
+    }
+
+    /// The tenant's warehouse `id`; 404 for a missing one or another tenant's.
+    pub async fn warehouse(&self, tenant: Uuid, id: Uuid) -> CatalogResult<WarehouseRecord> {
+        self.store
+            .get_warehouse(id)
+            .await?
+            .filter(|w| w.tenant_id == tenant)
+            .ok_or_else(|| not_found(&format!("warehouse {id}")))
+    }
+
+    /// Renames a warehouse, gives it new storage or a new credential. The credential must fit the
+    /// storage it will have; a warehouse holding namespaces keeps its root (409).
+    pub async fn update_warehouse(
+        &self,
+        caller: &Caller,
+        tenant: Uuid,
+        id: Uuid,
+        changes: WarehouseChanges,
+    ) -> CatalogResult<WarehouseRecord> {
+        let mut wh = self.warehouse(tenant, id).await?;
+        if let Some(name) = changes.name {
+            check_resource_name("warehouse name", &name)?;
+            wh.name = name;
+        }
+        if changes.credential.is_some() {
+            wh.credential = changes.credential;
+        }
+        let kind = self
+            .credential_kind(tenant, wh.credential.as_deref())
+            .await?;
+        let storage = changes
+            .storage
+            .unwrap_or(NewStorage::Profile(wh.storage.clone()));
+        wh.storage = self.storage_profile(caller, id, storage, kind)?;
+        self.store.update_warehouse(&wh).await?;
+        self.changed(Change::Warehouse { warehouse: id }).await;
+        self.audit(
+            caller,
+            tenant,
+            "update-warehouse",
+            format!("warehouse {id}"),
+        )
+        .await;
+        Ok(wh)
+    }
+
+    /// Deletes a warehouse that holds no namespaces (409 otherwise).
+    pub async fn delete_warehouse(
+        &self,
+        caller: &Caller,
+        tenant: Uuid,
+        id: Uuid,
+    ) -> CatalogResult<()> {
+        self.warehouse(tenant, id).await?;
+        self.store.delete_warehouse(id).await?;
+        self.changed(Change::Warehouse { warehouse: id }).await;
+        self.audit(
+            caller,
+            tenant,
+            "delete-warehouse",
+            format!("warehouse {id}"),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// The kind of the tenant's credential `name` (`None` without a name); 404 when it does not
+    /// exist.
+    async fn credential_kind(
+        &self,
+        tenant: Uuid,
+        name: Option<&str>,
+    ) -> CatalogResult<Option<CredentialKind>> {
+        let Some(name) = name else {
+            return Ok(None);
+        };
+        match self.store.get_storage_credential(tenant, name).await? {
+            Some(c) => Ok(Some(c.kind)),
+            None => Err(not_found(&format!("storage credential '{name}'"))),
+        }
+    }
+
+    /// The profile a warehouse gets for `storage`: a local one in the server's data directory (or,
+    /// for the root principal only, a directory of its choice), or a cloud one its kind accepts
+    /// with a credential of `kind`.
+    fn storage_profile(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        storage: NewStorage,
+        kind: Option<CredentialKind>,
+    ) -> CatalogResult<StorageProfile> {
+        let mut profile = match storage {
+            NewStorage::Local { root: None } => StorageProfile::Local {
+                root: format!(
+                    "{}/{}",
+                    self.local_warehouse_base.trim_end_matches('/'),
+                    id.simple()
+                ),
+            },
+            NewStorage::Local { root: Some(root) } => {
+                if !caller.root {
+                    return Err(CatalogError::new(
+                        ErrorType::Forbidden,
+                        "only the root principal may place a local warehouse in a directory of its choice; omit 'root'",
+                    ));
+                }
+                let root = normalize_location(&root).map_err(CatalogError::bad_request)?;
+                if !root.starts_with("file:///") {
+                    return Err(CatalogError::bad_request(
+                        "a local warehouse root must be file:///absolute/path",
+                    ));
+                }
+                StorageProfile::Local { root }
+            }
+            NewStorage::Profile(profile) => profile,
+        };
+        crate::vending::check_storage(&mut profile, kind)?;
+        Ok(profile)
+    }
+}
