@@ -16,6 +16,9 @@ from conftest import free_port, stop_process
 
 ACCESS_KEY = "floeCatalogAK"
 SECRET_KEY = "floeCatalogSecretKey123"
+# A second identity, for rotating a credential from one working key pair to another.
+NEXT_ACCESS_KEY = "floeCatalogNextAK"
+NEXT_SECRET_KEY = "floeCatalogNextSecretKey456"
 READ_ROLE = "arn:aws:iam::000000000000:role/FloeTableRead"
 WRITE_ROLE = "arn:aws:iam::000000000000:role/FloeTableWrite"
 
@@ -44,7 +47,7 @@ def iam_config(bucket: str) -> dict:
 
 
 class SeaweedS3:
-    """`weed mini` on free loopback ports with one static admin identity."""
+    """`weed mini` on free loopback ports with two static admin identities."""
 
     def __init__(self, bucket: str = "warehouse", sts: bool = False):
         self.dir = tempfile.mkdtemp(prefix="seaweed-")
@@ -52,8 +55,11 @@ class SeaweedS3:
         ports = [free_port() for _ in range(5)]
         self.endpoint = f"http://127.0.0.1:{ports[3]}"
         s3_config = Path(self.dir) / "s3.json"
-        s3_config.write_text(json.dumps({"identities": [{"name": "catalog", "credentials": [
-            {"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}], "actions": ["Admin"]}]}))
+        s3_config.write_text(json.dumps({"identities": [
+            {"name": "catalog", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+             "actions": ["Admin"]},
+            {"name": "catalog-next", "credentials": [{"accessKey": NEXT_ACCESS_KEY, "secretKey": NEXT_SECRET_KEY}],
+             "actions": ["Admin"]}]}))
         iam = []
         if sts:
             iam_path = Path(self.dir) / "iam.json"

@@ -10,7 +10,7 @@ import pytest
 from pyiceberg.exceptions import CommitFailedException
 
 from conftest import FloeServer
-from seaweed import ACCESS_KEY, SECRET_KEY, SeaweedS3
+from seaweed import ACCESS_KEY, NEXT_ACCESS_KEY, NEXT_SECRET_KEY, SECRET_KEY, SeaweedS3
 from test_pyiceberg_local import run_table_lifecycle
 
 
@@ -148,6 +148,46 @@ def test_tenant_admin_registers_an_s3_credential_and_warehouse(s3):
             data = path.read_bytes()
             assert SECRET_KEY.encode() not in data and b"wrong-secret-value" not in data, f"secret in {path}"
     floe.dir.cleanup()
+
+
+def test_a_rotated_credential_is_what_the_next_load_vends(s3):
+    """Static vending hands out the warehouse's own keys; after a rotation the very next load
+    (and the server's own IO) uses the new pair, not one cached from the old value."""
+    import requests
+    floe = FloeServer()
+    try:
+        token = requests.post(f"{floe.uri}/v1/oauth/tokens", data={
+            "grant_type": "client_credentials", "client_id": "e2e-root", "client_secret": "e2e-root-secret"}).json()["access_token"]
+        h = {"Authorization": f"Bearer {token}"}
+        tenant = requests.get(f"{floe.uri}/management/v1/whoami", headers=h).json()["tenant_id"]
+        base = f"{floe.uri}/management/v1/tenants/{tenant}"
+        keys = lambda ak, sk: {"kind": "s3-access-key", "value": {"access_key_id": ak, "secret_access_key": sk}}
+        assert requests.post(f"{base}/storage-credentials", headers=h,
+                             json={"name": "keys", **keys(ACCESS_KEY, SECRET_KEY)}).status_code == 201
+        storage = {"kind": "s3", "bucket": s3.bucket, "key_prefix": "rotating", "region": "us-east-1",
+                   "endpoint": s3.endpoint, "path_style": True, "vending": "static"}
+        wh = requests.post(f"{base}/warehouses", headers=h, json={"name": "rotating", "storage": storage, "credential": "keys"})
+        assert wh.status_code == 201, wh.text
+        wh = wh.json()
+        cat = floe.catalog("rotating")
+        cat.create_namespace("ns")
+        cat.create_table("ns.t", schema=pa.schema([("id", pa.int64())]))
+        table_url = f"{floe.uri}/v1/{wh['id']}/namespaces/ns/tables/t"
+        vended = lambda: requests.get(table_url, headers={**h, "X-Iceberg-Access-Delegation": "vended-credentials"}).json()
+        assert vended()["storage-credentials"][0]["config"]["s3.access-key-id"] == ACCESS_KEY
+
+        r = requests.put(f"{base}/storage-credentials/keys", headers=h, json=keys(NEXT_ACCESS_KEY, NEXT_SECRET_KEY))
+        assert r.status_code == 200, r.text
+        config = vended()["storage-credentials"][0]["config"]
+        assert config["s3.access-key-id"] == NEXT_ACCESS_KEY, "the rotation took effect at once"
+        assert config["s3.secret-access-key"] == NEXT_SECRET_KEY
+        # The vended pair works, and the server's own IO writes with it too.
+        table = floe.catalog("rotating").load_table("ns.t")
+        table.append(pa.table({"id": pa.array([7], pa.int64())}))
+        assert table.scan().to_arrow()["id"].to_pylist() == [7]
+        assert requests.post(f"{base}/warehouses/{wh['id']}/validate", headers=h).json()["ok"]
+    finally:
+        floe.stop()
 
 
 @pytest.fixture(scope="module")
