@@ -13,6 +13,8 @@ use crate::store::{StorageProfile, WarehouseRecord, now_ms};
 use crate::warehouse_io::normalize_location;
 
 /// Where a warehouse keeps its files, as asked.
+// Made once per management request: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum NewStorage {
     /// A directory on the server: in its data directory unless the root principal names one.
     Local { root: Option<String> },

@@ -13,6 +13,7 @@ mod management;
 mod namespaces;
 mod oauth;
 pub mod openapi;
+mod paths;
 mod request_log;
 mod tables;
 pub mod types;
@@ -259,6 +260,35 @@ pub fn metadata_body(
     }
     out.push(b'}');
     Bytes::from(out)
+}
+
+/// One page of the tables or views (by `K`) in a namespace the caller may see. The warehouse is
+/// resolved first, so an unknown one is 404 before the page parameters are checked.
+pub async fn list_objects<K: paths::ObjectKind>(
+    state: &AppState,
+    caller: &Caller,
+    path: paths::NamespacePath,
+    page: &namespaces::PageQuery,
+) -> ApiResult<HttpResponse> {
+    let wh = state.catalog.warehouse(caller, &path.prefix).await?;
+    let request = state
+        .catalog
+        .page_request(page.page_token.as_deref(), page.page_size)?;
+    let ns = path.namespace;
+    let mut listed = state.catalog.list(&wh, &ns, K::KIND, &request).await?;
+    let warehouse = wh.record.id;
+    let container = crate::authz::on_namespace(warehouse, &ns);
+    listed.items = visible_items(state, caller, &container, K::LIST, listed.items, |t| {
+        K::target(warehouse, t)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(types::ListTablesResponse {
+        next_page_token: listed
+            .next
+            .as_deref()
+            .map(|last| state.catalog.encode_page_token(last)),
+        identifiers: listed.items.iter().map(identifier_body).collect(),
+    }))
 }
 
 /// What a list shows: everything with the list privilege on the container; otherwise only the

@@ -5,6 +5,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::openapi::CommonErrors;
+use super::paths::{NamespacePath, WarehousePath};
 use super::types::*;
 use super::{
     ApiResult, AppState, Authenticated, Reply, idempotent, namespace_param, visible_items,
@@ -44,7 +45,7 @@ pub struct ParentQuery {
 
 /// List namespaces, optionally the children of a parent.
 #[utoipa::path(get, path = "/v1/{prefix}/namespaces", operation_id = "listNamespaces", tag = "Catalog API",
-    params(("prefix" = String, Path, description = "Warehouse id"), PageQuery, ParentQuery),
+    params(WarehousePath, PageQuery, ParentQuery),
     responses((status = 200, description = "Namespaces", body = ListNamespacesResponse),
               (status = 404, description = "No such warehouse or parent", body = IcebergErrorResponse), CommonErrors),
     security(("bearer" = [])))]
@@ -52,11 +53,11 @@ pub struct ParentQuery {
 async fn list_namespaces(
     state: web::Data<AppState>,
     auth: Authenticated,
-    prefix: web::Path<String>,
+    path: WarehousePath,
     page: web::Query<PageQuery>,
     parent: web::Query<ParentQuery>,
 ) -> ApiResult<HttpResponse> {
-    let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
+    let wh = state.catalog.warehouse(&auth.0, &path.prefix).await?;
     let parent = match parent.parent.as_deref() {
         None | Some("") => None,
         Some(p) => Some(namespace_param(p)?),
@@ -93,7 +94,7 @@ async fn list_namespaces(
 
 /// Create a namespace (its parent must exist).
 #[utoipa::path(post, path = "/v1/{prefix}/namespaces", operation_id = "createNamespace", tag = "Catalog API",
-    params(("prefix" = String, Path, description = "Warehouse id"),
+    params(WarehousePath,
            ("Idempotency-Key" = Option<uuid::Uuid>, Header, description = "UUID that makes retries safe")),
     request_body = CreateNamespaceRequest,
     responses((status = 200, description = "Created", body = CreateNamespaceResponse),
@@ -105,11 +106,11 @@ async fn create_namespace(
     state: web::Data<AppState>,
     auth: Authenticated,
     req: HttpRequest,
-    prefix: web::Path<String>,
+    path: WarehousePath,
     body: web::Json<CreateNamespaceRequest>,
 ) -> HttpResponse {
     let run = async {
-        let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
+        let wh = state.catalog.warehouse(&auth.0, &path.prefix).await?;
         let body = body.into_inner();
         let ident = NamespaceIdent::new(body.namespace)?;
         let container = match ident.parent() {
@@ -137,7 +138,7 @@ async fn create_namespace(
 
 /// Load a namespace's properties.
 #[utoipa::path(get, path = "/v1/{prefix}/namespaces/{namespace}", operation_id = "loadNamespaceMetadata", tag = "Catalog API",
-    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F")),
+    params(NamespacePath),
     responses((status = 200, description = "The namespace", body = GetNamespaceResponse),
               (status = 404, description = "No such namespace", body = IcebergErrorResponse), CommonErrors),
     security(("bearer" = [])))]
@@ -145,18 +146,10 @@ async fn create_namespace(
 async fn load_namespace(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<(String, String)>,
+    path: NamespacePath,
 ) -> ApiResult<HttpResponse> {
-    let (prefix, ns) = path.into_inner();
-    let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
-    let ident = namespace_param(&ns)?;
-    state
-        .authz
-        .require(
-            &auth.0,
-            &on_namespace(wh.record.id, &ident),
-            Privilege::NamespaceRead,
-        )
+    let (wh, ident) = path
+        .authorized(&state, &auth.0, Privilege::NamespaceRead)
         .await?;
     let record = state.catalog.load_namespace(&wh, &ident).await?;
     Ok(HttpResponse::Ok().json(GetNamespaceResponse {
@@ -167,18 +160,17 @@ async fn load_namespace(
 
 /// Whether a namespace exists (204 or 404, no body).
 #[utoipa::path(head, path = "/v1/{prefix}/namespaces/{namespace}", operation_id = "namespaceExists", tag = "Catalog API",
-    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F")),
+    params(NamespacePath),
     responses((status = 204, description = "Exists"), (status = 404, description = "Does not exist"), CommonErrors),
     security(("bearer" = [])))]
 #[route("/v1/{prefix}/namespaces/{namespace}", method = "HEAD")]
 async fn namespace_exists(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<(String, String)>,
+    path: NamespacePath,
 ) -> ApiResult<HttpResponse> {
-    let (prefix, ns) = path.into_inner();
-    let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
-    let ident = namespace_param(&ns)?;
+    let wh = state.catalog.warehouse(&auth.0, &path.prefix).await?;
+    let ident = path.namespace;
     if !state
         .authz
         .sees(&auth.0, &on_namespace(wh.record.id, &ident))
@@ -199,7 +191,7 @@ async fn namespace_exists(
 
 /// Drop an empty namespace.
 #[utoipa::path(delete, path = "/v1/{prefix}/namespaces/{namespace}", operation_id = "dropNamespace", tag = "Catalog API",
-    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
+    params(NamespacePath,
            ("Idempotency-Key" = Option<uuid::Uuid>, Header, description = "UUID that makes retries safe")),
     responses((status = 204, description = "Dropped"),
               (status = 404, description = "No such namespace", body = IcebergErrorResponse),
@@ -210,19 +202,11 @@ async fn drop_namespace(
     state: web::Data<AppState>,
     auth: Authenticated,
     req: HttpRequest,
-    path: web::Path<(String, String)>,
+    path: NamespacePath,
 ) -> HttpResponse {
     let run = async {
-        let (prefix, ns) = path.into_inner();
-        let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
-        let ident = namespace_param(&ns)?;
-        state
-            .authz
-            .require(
-                &auth.0,
-                &on_namespace(wh.record.id, &ident),
-                Privilege::NamespaceDrop,
-            )
+        let (wh, ident) = path
+            .authorized(&state, &auth.0, Privilege::NamespaceDrop)
             .await?;
         idempotent(&state, &auth.0, &req, async {
             state.catalog.drop_namespace(&wh, &ident).await?;
@@ -235,7 +219,7 @@ async fn drop_namespace(
 
 /// Set and remove namespace properties.
 #[utoipa::path(post, path = "/v1/{prefix}/namespaces/{namespace}/properties", operation_id = "updateProperties", tag = "Catalog API",
-    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
+    params(NamespacePath,
            ("Idempotency-Key" = Option<uuid::Uuid>, Header, description = "UUID that makes retries safe")),
     request_body = UpdateNamespacePropertiesRequest,
     responses((status = 200, description = "What changed", body = UpdateNamespacePropertiesResponse),
@@ -247,20 +231,12 @@ async fn update_properties(
     state: web::Data<AppState>,
     auth: Authenticated,
     req: HttpRequest,
-    path: web::Path<(String, String)>,
+    path: NamespacePath,
     body: web::Json<UpdateNamespacePropertiesRequest>,
 ) -> HttpResponse {
     let run = async {
-        let (prefix, ns) = path.into_inner();
-        let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
-        let ident = namespace_param(&ns)?;
-        state
-            .authz
-            .require(
-                &auth.0,
-                &on_namespace(wh.record.id, &ident),
-                Privilege::NamespaceWrite,
-            )
+        let (wh, ident) = path
+            .authorized(&state, &auth.0, Privilege::NamespaceWrite)
             .await?;
         idempotent(&state, &auth.0, &req, async {
             let body = body.into_inner();

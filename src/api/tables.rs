@@ -8,11 +8,12 @@ use utoipa::IntoParams;
 
 use super::namespaces::PageQuery;
 use super::openapi::CommonErrors;
+use super::paths::{NamespacePath, Table, TablePath, WarehousePath};
 use super::types::*;
 use super::vending::{TableStorage, access_asked, storage_access, storage_access_for};
 use super::{
-    ApiError, ApiResult, AppState, Authenticated, Reply, idempotent, identifier, identifier_body,
-    metadata_body, namespace_param, table_param, visible_items,
+    ApiError, ApiResult, AppState, Authenticated, Reply, idempotent, identifier, list_objects,
+    metadata_body,
 };
 use crate::authz::{Privilege, on_namespace, on_table};
 use crate::catalog::{CreateTable, LoadedTable, SnapshotsMode, TableChange, Warehouse};
@@ -129,27 +130,9 @@ fn commit_body(loaded: &LoadedTable) -> Bytes {
     )
 }
 
-/// A table route's warehouse and table, after checking the caller holds `privilege` on the table.
-pub(super) async fn table_route(
-    state: &AppState,
-    caller: &Caller,
-    prefix: &str,
-    ns: &str,
-    table: &str,
-    privilege: Privilege,
-) -> ApiResult<(Warehouse, TableIdent)> {
-    let wh = state.catalog.warehouse(caller, prefix).await?;
-    let ident = table_param(ns, table)?;
-    state
-        .authz
-        .require(caller, &on_table(wh.record.id, &ident), privilege)
-        .await?;
-    Ok((wh, ident))
-}
-
 /// List tables in a namespace.
 #[utoipa::path(get, path = "/v1/{prefix}/namespaces/{namespace}/tables", operation_id = "listTables", tag = "Catalog API",
-    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"), PageQuery),
+    params(NamespacePath, PageQuery),
     responses((status = 200, description = "Table identifiers", body = ListTablesResponse),
               (status = 404, description = "No such namespace", body = IcebergErrorResponse), CommonErrors),
     security(("bearer" = [])))]
@@ -157,39 +140,15 @@ pub(super) async fn table_route(
 async fn list_tables(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<(String, String)>,
+    path: NamespacePath,
     page: web::Query<PageQuery>,
 ) -> ApiResult<HttpResponse> {
-    let (prefix, ns) = path.into_inner();
-    let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
-    let request = state
-        .catalog
-        .page_request(page.page_token.as_deref(), page.page_size)?;
-    let ns = namespace_param(&ns)?;
-    let mut listed = state.catalog.list_tables(&wh, &ns, &request).await?;
-    let warehouse = wh.record.id;
-    let container = on_namespace(warehouse, &ns);
-    listed.items = visible_items(
-        &state,
-        &auth.0,
-        &container,
-        Privilege::TableList,
-        listed.items,
-        |t| on_table(warehouse, t),
-    )
-    .await?;
-    Ok(HttpResponse::Ok().json(ListTablesResponse {
-        next_page_token: listed
-            .next
-            .as_deref()
-            .map(|last| state.catalog.encode_page_token(last)),
-        identifiers: listed.items.iter().map(identifier_body).collect(),
-    }))
+    list_objects::<Table>(&state, &auth.0, path, &page).await
 }
 
 /// Create a table (or stage its creation). The server assigns its location inside the warehouse.
 #[utoipa::path(post, path = "/v1/{prefix}/namespaces/{namespace}/tables", operation_id = "createTable", tag = "Catalog API",
-    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
+    params(NamespacePath,
            ("Idempotency-Key" = Option<uuid::Uuid>, Header, description = "UUID that makes retries safe")),
     request_body = CreateTableRequest,
     responses((status = 200, description = "The new table", body = LoadTableResult, headers(("Floe-Credentials-Withheld" = String, description = "Present when credentials were asked for but could not be vended after the table was committed: why; load the table to get them"))),
@@ -201,20 +160,12 @@ async fn create_table(
     state: web::Data<AppState>,
     auth: Authenticated,
     req: HttpRequest,
-    path: web::Path<(String, String)>,
+    path: NamespacePath,
     body: web::Json<CreateTableRequest>,
 ) -> HttpResponse {
     let run = async {
-        let (prefix, ns) = path.into_inner();
-        let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
-        let ns = namespace_param(&ns)?;
-        state
-            .authz
-            .require(
-                &auth.0,
-                &on_namespace(wh.record.id, &ns),
-                Privilege::TableCreate,
-            )
+        let (wh, ns) = path
+            .authorized(&state, &auth.0, Privilege::TableCreate)
             .await?;
         idempotent(&state, &auth.0, &req, async {
             let body = body.into_inner();
@@ -240,8 +191,7 @@ async fn create_table(
 
 /// Load a table's metadata; `If-None-Match` with the last ETag answers 304 when unchanged.
 #[utoipa::path(get, path = "/v1/{prefix}/namespaces/{namespace}/tables/{table}", operation_id = "loadTable", tag = "Catalog API",
-    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
-           ("table" = String, Path, description = "Table name"), LoadTableQuery,
+    params(TablePath, LoadTableQuery,
            ("If-None-Match" = Option<String>, Header, description = "ETag of a previous load"),
            ("X-Iceberg-Access-Delegation" = Option<String>, Header, description = "vended-credentials and/or remote-signing")),
     responses((status = 200, description = "The table", body = LoadTableResult, headers(("ETag" = String, description = "Version of the metadata"))),
@@ -253,10 +203,9 @@ async fn load_table(
     state: web::Data<AppState>,
     auth: Authenticated,
     req: HttpRequest,
-    path: web::Path<(String, String, String)>,
+    path: TablePath,
     query: web::Query<LoadTableQuery>,
 ) -> ApiResult<HttpResponse> {
-    let (prefix, ns, table) = path.into_inner();
     let mode = match query.snapshots.as_deref() {
         None | Some("all") => SnapshotsMode::All,
         Some("refs") => SnapshotsMode::Refs,
@@ -266,15 +215,9 @@ async fn load_table(
             )));
         }
     };
-    let (wh, ident) = table_route(
-        &state,
-        &auth.0,
-        &prefix,
-        &ns,
-        &table,
-        Privilege::TableReadMetadata,
-    )
-    .await?;
+    let (wh, ident) = path
+        .authorized(&state, &auth.0, Privilege::TableReadMetadata)
+        .await?;
     let loaded = state.catalog.load_table(&wh, &ident).await?;
     let asked = access_asked(&state, &auth.0, &req, &wh, &ident).await?;
     let tag = asked.etag(loaded.table.etag(
@@ -300,26 +243,18 @@ async fn load_table(
 
 /// Whether a table exists.
 #[utoipa::path(head, path = "/v1/{prefix}/namespaces/{namespace}/tables/{table}", operation_id = "tableExists", tag = "Catalog API",
-    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
-           ("table" = String, Path, description = "Table name")),
+    params(TablePath),
     responses((status = 204, description = "Exists"), (status = 404, description = "Does not exist"), CommonErrors),
     security(("bearer" = [])))]
 #[route("/v1/{prefix}/namespaces/{namespace}/tables/{table}", method = "HEAD")]
 async fn table_exists(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<(String, String, String)>,
+    path: TablePath,
 ) -> ApiResult<HttpResponse> {
-    let (prefix, ns, table) = path.into_inner();
-    let (wh, ident) = table_route(
-        &state,
-        &auth.0,
-        &prefix,
-        &ns,
-        &table,
-        Privilege::TableReadMetadata,
-    )
-    .await?;
+    let (wh, ident) = path
+        .authorized(&state, &auth.0, Privilege::TableReadMetadata)
+        .await?;
     let kind = crate::store::TabularKind::Table;
     Ok(match state.catalog.exists(&wh, &ident, kind).await? {
         true => HttpResponse::NoContent().finish(),
@@ -344,8 +279,7 @@ fn table_change(ident: TableIdent, body: CommitTableRequest) -> ApiResult<TableC
 
 /// Commit updates to a table; requirements are checked against its current metadata.
 #[utoipa::path(post, path = "/v1/{prefix}/namespaces/{namespace}/tables/{table}", operation_id = "updateTable", tag = "Catalog API",
-    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
-           ("table" = String, Path, description = "Table name"),
+    params(TablePath,
            ("Idempotency-Key" = Option<uuid::Uuid>, Header, description = "UUID that makes retries safe")),
     request_body = CommitTableRequest,
     responses((status = 200, description = "The new metadata", body = CommitTableResponse),
@@ -357,13 +291,12 @@ async fn update_table(
     state: web::Data<AppState>,
     auth: Authenticated,
     req: HttpRequest,
-    path: web::Path<(String, String, String)>,
+    path: TablePath,
     body: web::Json<CommitTableRequest>,
 ) -> HttpResponse {
     let run = async {
-        let (prefix, ns, table) = path.into_inner();
-        let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
-        let change = table_change(table_param(&ns, &table)?, body.into_inner())?;
+        let wh = state.catalog.warehouse(&auth.0, &path.prefix).await?;
+        let change = table_change(path.ident, body.into_inner())?;
         // Completing a staged create needs the create privilege; any other commit writes data.
         if change
             .requirements
@@ -392,8 +325,7 @@ async fn update_table(
 
 /// Drop a table; `purgeRequested=true` deletes its files too.
 #[utoipa::path(delete, path = "/v1/{prefix}/namespaces/{namespace}/tables/{table}", operation_id = "dropTable", tag = "Catalog API",
-    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
-           ("table" = String, Path, description = "Table name"), DropTableQuery,
+    params(TablePath, DropTableQuery,
            ("Idempotency-Key" = Option<uuid::Uuid>, Header, description = "UUID that makes retries safe")),
     responses((status = 204, description = "Dropped"),
               (status = 404, description = "No such table", body = IcebergErrorResponse), CommonErrors),
@@ -403,13 +335,13 @@ async fn drop_table(
     state: web::Data<AppState>,
     auth: Authenticated,
     req: HttpRequest,
-    path: web::Path<(String, String, String)>,
+    path: TablePath,
     query: web::Query<DropTableQuery>,
 ) -> HttpResponse {
     let run = async {
-        let (prefix, ns, table) = path.into_inner();
-        let (wh, ident) =
-            table_route(&state, &auth.0, &prefix, &ns, &table, Privilege::TableDrop).await?;
+        let (wh, ident) = path
+            .authorized(&state, &auth.0, Privilege::TableDrop)
+            .await?;
         idempotent(&state, &auth.0, &req, async {
             state
                 .catalog
@@ -424,7 +356,7 @@ async fn drop_table(
 
 /// Register an existing metadata file (inside the warehouse) as a table.
 #[utoipa::path(post, path = "/v1/{prefix}/namespaces/{namespace}/register", operation_id = "registerTable", tag = "Catalog API",
-    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
+    params(NamespacePath,
            ("Idempotency-Key" = Option<uuid::Uuid>, Header, description = "UUID that makes retries safe")),
     request_body = RegisterTableRequest,
     responses((status = 200, description = "The registered table", body = LoadTableResult, headers(("Floe-Credentials-Withheld" = String, description = "Present when credentials were asked for but could not be vended after the table was committed: why; load the table to get them"))),
@@ -436,19 +368,15 @@ async fn register_table(
     state: web::Data<AppState>,
     auth: Authenticated,
     req: HttpRequest,
-    path: web::Path<(String, String)>,
+    path: NamespacePath,
     body: web::Json<RegisterTableRequest>,
 ) -> HttpResponse {
     let run = async {
-        let (prefix, ns) = path.into_inner();
-        let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
-        let body = body.into_inner();
-        let ident = TableIdent::new(namespace_param(&ns)?, ObjectName::new(body.name)?);
-        let target = on_namespace(wh.record.id, &ident.namespace);
-        state
-            .authz
-            .require(&auth.0, &target, Privilege::TableCreate)
+        let (wh, ns) = path
+            .authorized(&state, &auth.0, Privilege::TableCreate)
             .await?;
+        let body = body.into_inner();
+        let ident = TableIdent::new(ns, ObjectName::new(body.name)?);
         idempotent(&state, &auth.0, &req, async {
             let loaded = state
                 .catalog
@@ -463,8 +391,7 @@ async fn register_table(
 
 /// Accept a scan or commit report (logged).
 #[utoipa::path(post, path = "/v1/{prefix}/namespaces/{namespace}/tables/{table}/metrics", operation_id = "reportMetrics", tag = "Catalog API",
-    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
-           ("table" = String, Path, description = "Table name")),
+    params(TablePath),
     request_body = ReportMetricsRequest,
     responses((status = 204, description = "Accepted"),
               (status = 404, description = "No such table", body = IcebergErrorResponse), CommonErrors),
@@ -473,19 +400,12 @@ async fn register_table(
 async fn report_metrics(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<(String, String, String)>,
+    path: TablePath,
     body: web::Json<ReportMetricsRequest>,
 ) -> ApiResult<HttpResponse> {
-    let (prefix, ns, table) = path.into_inner();
-    let (wh, ident) = table_route(
-        &state,
-        &auth.0,
-        &prefix,
-        &ns,
-        &table,
-        Privilege::TableReadMetadata,
-    )
-    .await?;
+    let (wh, ident) = path
+        .authorized(&state, &auth.0, Privilege::TableReadMetadata)
+        .await?;
     state.catalog.load_table(&wh, &ident).await?;
     tracing::info!(table = %ident, warehouse = %wh.record.name, report_type = %body.report_type, "metrics report");
     Ok(HttpResponse::NoContent().finish())
@@ -493,7 +413,7 @@ async fn report_metrics(
 
 /// Rename a table, possibly into another namespace.
 #[utoipa::path(post, path = "/v1/{prefix}/tables/rename", operation_id = "renameTable", tag = "Catalog API",
-    params(("prefix" = String, Path, description = "Warehouse id"),
+    params(WarehousePath,
            ("Idempotency-Key" = Option<uuid::Uuid>, Header, description = "UUID that makes retries safe")),
     request_body = RenameTableRequest,
     responses((status = 204, description = "Renamed"),
@@ -505,11 +425,11 @@ async fn rename_table(
     state: web::Data<AppState>,
     auth: Authenticated,
     req: HttpRequest,
-    prefix: web::Path<String>,
+    path: WarehousePath,
     body: web::Json<RenameTableRequest>,
 ) -> HttpResponse {
     let run = async {
-        let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
+        let wh = state.catalog.warehouse(&auth.0, &path.prefix).await?;
         let (from, to) = (identifier(&body.source)?, identifier(&body.destination)?);
         state
             .authz
@@ -536,7 +456,7 @@ async fn rename_table(
 
 /// Commit changes to several tables atomically: all or none.
 #[utoipa::path(post, path = "/v1/{prefix}/transactions/commit", operation_id = "commitTransaction", tag = "Catalog API",
-    params(("prefix" = String, Path, description = "Warehouse id"),
+    params(WarehousePath,
            ("Idempotency-Key" = Option<uuid::Uuid>, Header, description = "UUID that makes retries safe")),
     request_body = CommitTransactionRequest,
     responses((status = 204, description = "Committed"),
@@ -548,11 +468,11 @@ async fn commit_transaction(
     state: web::Data<AppState>,
     auth: Authenticated,
     req: HttpRequest,
-    prefix: web::Path<String>,
+    path: WarehousePath,
     body: web::Json<CommitTransactionRequest>,
 ) -> HttpResponse {
     let run = async {
-        let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
+        let wh = state.catalog.warehouse(&auth.0, &path.prefix).await?;
         let mut changes = Vec::new();
         for change in body.into_inner().table_changes {
             let id = change.identifier.as_ref().ok_or_else(|| {

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::openapi::CommonErrors;
+use super::paths::TablePath;
 use super::types::{IcebergErrorResponse, StorageCredential};
 use super::{ApiError, ApiResult, AppState, Authenticated};
 use crate::authz::{DataAccess, Privilege, on_table};
@@ -147,19 +148,11 @@ pub async fn storage_access_for(
 async fn table_for_data(
     state: &AppState,
     caller: &Caller,
-    prefix: &str,
-    ns: &str,
-    table: &str,
+    path: TablePath,
 ) -> ApiResult<(Warehouse, TableIdent, LoadedTable, DataAccess)> {
-    let (wh, ident) = super::tables::table_route(
-        state,
-        caller,
-        prefix,
-        ns,
-        table,
-        Privilege::TableReadMetadata,
-    )
-    .await?;
+    let (wh, ident) = path
+        .authorized(state, caller, Privilege::TableReadMetadata)
+        .await?;
     let loaded = state.catalog.load_table(&wh, &ident).await?;
     let data = state
         .authz
@@ -219,8 +212,7 @@ pub struct LoadCredentialsQuery {
 /// Load vended credentials for a table (one entry for the table's location; none for warehouses
 /// that vend nothing).
 #[utoipa::path(get, path = "/v1/{prefix}/namespaces/{namespace}/tables/{table}/credentials", operation_id = "loadCredentials", tag = "Catalog API",
-    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
-           ("table" = String, Path, description = "Table name"), LoadCredentialsQuery),
+    params(TablePath, LoadCredentialsQuery),
     responses((status = 200, description = "Credentials for the table's location", body = LoadCredentialsResponse),
               (status = 404, description = "No such table", body = IcebergErrorResponse),
               (status = 503, description = "The cloud's token service failed", body = IcebergErrorResponse), CommonErrors),
@@ -229,11 +221,10 @@ pub struct LoadCredentialsQuery {
 async fn load_credentials(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<(String, String, String)>,
+    path: TablePath,
     _query: web::Query<LoadCredentialsQuery>,
 ) -> ApiResult<HttpResponse> {
-    let (prefix, ns, table) = path.into_inner();
-    let (wh, ident, loaded, data) = table_for_data(&state, &auth.0, &prefix, &ns, &table).await?;
+    let (wh, ident, loaded, data) = table_for_data(&state, &auth.0, path).await?;
     let tenant = tenant_name(&state, &auth.0).await?;
     let t = table_access(&state, &auth.0, &wh, &ident, &loaded, data, &tenant).await;
     let credential = state.vending.refresh_credentials(&t).await?;
@@ -280,8 +271,7 @@ pub struct PresignResponse {
 
 /// Presign one file of a table for GET or PUT. The file must lie inside the table's location.
 #[utoipa::path(get, path = "/v1/{prefix}/namespaces/{namespace}/tables/{table}/presign", operation_id = "presignFile", tag = "Catalog API",
-    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
-           ("table" = String, Path, description = "Table name"), PresignQuery),
+    params(TablePath, PresignQuery),
     responses((status = 200, description = "A presigned URL", body = PresignResponse),
               (status = 404, description = "No such table", body = IcebergErrorResponse),
               (status = 503, description = "The cloud's token service failed", body = IcebergErrorResponse), CommonErrors),
@@ -290,13 +280,12 @@ pub struct PresignResponse {
 async fn presign_file(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<(String, String, String)>,
+    path: TablePath,
     query: web::Query<PresignQuery>,
 ) -> ApiResult<HttpResponse> {
-    let (prefix, ns, table) = path.into_inner();
     let method = PresignMethod::parse(query.method.as_deref().unwrap_or("GET"))
         .map_err(ApiError::bad_request)?;
-    let (wh, ident, loaded, data) = table_for_data(&state, &auth.0, &prefix, &ns, &table).await?;
+    let (wh, ident, loaded, data) = table_for_data(&state, &auth.0, path).await?;
     if method == PresignMethod::Put {
         require_write(&state, &auth.0, &wh, &ident, data).await?;
     }
@@ -339,8 +328,7 @@ pub struct RemoteSignResult {
 /// Sign one S3 request for a client, after checking that every key it touches (object, list
 /// prefix, each key of a DeleteObjects body) is inside the table and allowed for the caller.
 #[utoipa::path(post, path = "/v1/{prefix}/namespaces/{namespace}/tables/{table}/sign", operation_id = "signRequest", tag = "Catalog API",
-    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
-           ("table" = String, Path, description = "Table name")),
+    params(TablePath),
     request_body = RemoteSignRequest,
     responses((status = 200, description = "Headers to send", body = RemoteSignResult),
               (status = 404, description = "No such table", body = IcebergErrorResponse), CommonErrors),
@@ -349,11 +337,10 @@ pub struct RemoteSignResult {
 async fn sign_request(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<(String, String, String)>,
+    path: TablePath,
     body: web::Json<RemoteSignRequest>,
 ) -> ApiResult<HttpResponse> {
-    let (prefix, ns, table) = path.into_inner();
-    sign_for_table(&state, &auth.0, &prefix, &ns, &table, &body).await
+    sign_for_table(&state, &auth.0, path, &body).await
 }
 
 /// The older, global form of [`sign_request`]: the table comes from `properties["floe.table"]`,
@@ -388,18 +375,17 @@ async fn sign_s3_request(
             "'{SIGNER_TABLE}' must be warehouse/namespace/table"
         )));
     };
-    sign_for_table(&state, &auth.0, prefix, ns, table, &body).await
+    let path = TablePath::parse(prefix, ns, table)?;
+    sign_for_table(&state, &auth.0, path, &body).await
 }
 
 async fn sign_for_table(
     state: &AppState,
     caller: &Caller,
-    prefix: &str,
-    ns: &str,
-    table: &str,
+    path: TablePath,
     body: &RemoteSignRequest,
 ) -> ApiResult<HttpResponse> {
-    let (wh, ident, loaded, data) = table_for_data(state, caller, prefix, ns, table).await?;
+    let (wh, ident, loaded, data) = table_for_data(state, caller, path).await?;
     let tenant = tenant_name(state, caller).await?;
     let t = table_access(state, caller, &wh, &ident, &loaded, data, &tenant).await;
     let sign = RemoteSign {

@@ -5,10 +5,11 @@ use bytes::Bytes;
 
 use super::namespaces::PageQuery;
 use super::openapi::CommonErrors;
+use super::paths::{NamespacePath, View, ViewPath, WarehousePath};
 use super::types::*;
 use super::{
-    ApiError, ApiResult, AppState, Authenticated, Reply, idempotent, identifier, identifier_body,
-    metadata_body, namespace_param, table_param, visible_items,
+    ApiError, ApiResult, AppState, Authenticated, Reply, idempotent, identifier, list_objects,
+    metadata_body,
 };
 use crate::authz::{Privilege, on_namespace, on_view};
 use crate::catalog::{CreateView, LoadedView};
@@ -37,7 +38,7 @@ fn view_body(loaded: &LoadedView) -> Bytes {
 
 /// List views in a namespace.
 #[utoipa::path(get, path = "/v1/{prefix}/namespaces/{namespace}/views", operation_id = "listViews", tag = "Catalog API",
-    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"), PageQuery),
+    params(NamespacePath, PageQuery),
     responses((status = 200, description = "View identifiers", body = ListTablesResponse),
               (status = 404, description = "No such namespace", body = IcebergErrorResponse), CommonErrors),
     security(("bearer" = [])))]
@@ -45,39 +46,15 @@ fn view_body(loaded: &LoadedView) -> Bytes {
 async fn list_views(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<(String, String)>,
+    path: NamespacePath,
     page: web::Query<PageQuery>,
 ) -> ApiResult<HttpResponse> {
-    let (prefix, ns) = path.into_inner();
-    let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
-    let request = state
-        .catalog
-        .page_request(page.page_token.as_deref(), page.page_size)?;
-    let ns = namespace_param(&ns)?;
-    let mut listed = state.catalog.list_views(&wh, &ns, &request).await?;
-    let warehouse = wh.record.id;
-    let container = on_namespace(warehouse, &ns);
-    listed.items = visible_items(
-        &state,
-        &auth.0,
-        &container,
-        Privilege::ViewList,
-        listed.items,
-        |v| on_view(warehouse, v),
-    )
-    .await?;
-    Ok(HttpResponse::Ok().json(ListTablesResponse {
-        next_page_token: listed
-            .next
-            .as_deref()
-            .map(|last| state.catalog.encode_page_token(last)),
-        identifiers: listed.items.iter().map(identifier_body).collect(),
-    }))
+    list_objects::<View>(&state, &auth.0, path, &page).await
 }
 
 /// Create a view.
 #[utoipa::path(post, path = "/v1/{prefix}/namespaces/{namespace}/views", operation_id = "createView", tag = "Catalog API",
-    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
+    params(NamespacePath,
            ("Idempotency-Key" = Option<uuid::Uuid>, Header, description = "UUID that makes retries safe")),
     request_body = CreateViewRequest,
     responses((status = 200, description = "The new view", body = LoadViewResult),
@@ -89,20 +66,12 @@ async fn create_view(
     state: web::Data<AppState>,
     auth: Authenticated,
     req: HttpRequest,
-    path: web::Path<(String, String)>,
+    path: NamespacePath,
     body: web::Json<CreateViewRequest>,
 ) -> HttpResponse {
     let run = async {
-        let (prefix, ns) = path.into_inner();
-        let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
-        let ns = namespace_param(&ns)?;
-        state
-            .authz
-            .require(
-                &auth.0,
-                &on_namespace(wh.record.id, &ns),
-                Privilege::ViewCreate,
-            )
+        let (wh, ns) = path
+            .authorized(&state, &auth.0, Privilege::ViewCreate)
             .await?;
         idempotent(&state, &auth.0, &req, async {
             let body = body.into_inner();
@@ -123,8 +92,7 @@ async fn create_view(
 
 /// Load a view.
 #[utoipa::path(get, path = "/v1/{prefix}/namespaces/{namespace}/views/{view}", operation_id = "loadView", tag = "Catalog API",
-    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
-           ("view" = String, Path, description = "View name")),
+    params(ViewPath),
     responses((status = 200, description = "The view", body = LoadViewResult),
               (status = 404, description = "No such view", body = IcebergErrorResponse), CommonErrors),
     security(("bearer" = [])))]
@@ -132,14 +100,10 @@ async fn create_view(
 async fn load_view(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<(String, String, String)>,
+    path: ViewPath,
 ) -> ApiResult<HttpResponse> {
-    let (prefix, ns, view) = path.into_inner();
-    let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
-    let ident = table_param(&ns, &view)?;
-    state
-        .authz
-        .require(&auth.0, &on_view(wh.record.id, &ident), Privilege::ViewRead)
+    let (wh, ident) = path
+        .authorized(&state, &auth.0, Privilege::ViewRead)
         .await?;
     let loaded = state.catalog.load_view(&wh, &ident).await?;
     Ok(HttpResponse::Ok()
@@ -149,22 +113,17 @@ async fn load_view(
 
 /// Whether a view exists.
 #[utoipa::path(head, path = "/v1/{prefix}/namespaces/{namespace}/views/{view}", operation_id = "viewExists", tag = "Catalog API",
-    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
-           ("view" = String, Path, description = "View name")),
+    params(ViewPath),
     responses((status = 204, description = "Exists"), (status = 404, description = "Does not exist"), CommonErrors),
     security(("bearer" = [])))]
 #[route("/v1/{prefix}/namespaces/{namespace}/views/{view}", method = "HEAD")]
 async fn view_exists(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<(String, String, String)>,
+    path: ViewPath,
 ) -> ApiResult<HttpResponse> {
-    let (prefix, ns, view) = path.into_inner();
-    let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
-    let ident = table_param(&ns, &view)?;
-    state
-        .authz
-        .require(&auth.0, &on_view(wh.record.id, &ident), Privilege::ViewRead)
+    let (wh, ident) = path
+        .authorized(&state, &auth.0, Privilege::ViewRead)
         .await?;
     let kind = crate::store::TabularKind::View;
     Ok(match state.catalog.exists(&wh, &ident, kind).await? {
@@ -175,8 +134,7 @@ async fn view_exists(
 
 /// Replace a view's metadata (add a version, change properties).
 #[utoipa::path(post, path = "/v1/{prefix}/namespaces/{namespace}/views/{view}", operation_id = "replaceView", tag = "Catalog API",
-    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
-           ("view" = String, Path, description = "View name"),
+    params(ViewPath,
            ("Idempotency-Key" = Option<uuid::Uuid>, Header, description = "UUID that makes retries safe")),
     request_body = CommitViewRequest,
     responses((status = 200, description = "The new view metadata", body = LoadViewResult),
@@ -188,20 +146,12 @@ async fn replace_view(
     state: web::Data<AppState>,
     auth: Authenticated,
     req: HttpRequest,
-    path: web::Path<(String, String, String)>,
+    path: ViewPath,
     body: web::Json<CommitViewRequest>,
 ) -> HttpResponse {
     let run = async {
-        let (prefix, ns, view) = path.into_inner();
-        let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
-        let ident = table_param(&ns, &view)?;
-        state
-            .authz
-            .require(
-                &auth.0,
-                &on_view(wh.record.id, &ident),
-                Privilege::ViewWrite,
-            )
+        let (wh, ident) = path
+            .authorized(&state, &auth.0, Privilege::ViewWrite)
             .await?;
         idempotent(&state, &auth.0, &req, async {
             let body = body.into_inner();
@@ -225,8 +175,7 @@ async fn replace_view(
 
 /// Drop a view.
 #[utoipa::path(delete, path = "/v1/{prefix}/namespaces/{namespace}/views/{view}", operation_id = "dropView", tag = "Catalog API",
-    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
-           ("view" = String, Path, description = "View name"),
+    params(ViewPath,
            ("Idempotency-Key" = Option<uuid::Uuid>, Header, description = "UUID that makes retries safe")),
     responses((status = 204, description = "Dropped"),
               (status = 404, description = "No such view", body = IcebergErrorResponse), CommonErrors),
@@ -236,15 +185,11 @@ async fn drop_view(
     state: web::Data<AppState>,
     auth: Authenticated,
     req: HttpRequest,
-    path: web::Path<(String, String, String)>,
+    path: ViewPath,
 ) -> HttpResponse {
     let run = async {
-        let (prefix, ns, view) = path.into_inner();
-        let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
-        let ident = table_param(&ns, &view)?;
-        state
-            .authz
-            .require(&auth.0, &on_view(wh.record.id, &ident), Privilege::ViewDrop)
+        let (wh, ident) = path
+            .authorized(&state, &auth.0, Privilege::ViewDrop)
             .await?;
         idempotent(&state, &auth.0, &req, async {
             state.catalog.drop_view(&wh, &ident).await?;
@@ -257,7 +202,7 @@ async fn drop_view(
 
 /// Rename a view.
 #[utoipa::path(post, path = "/v1/{prefix}/views/rename", operation_id = "renameView", tag = "Catalog API",
-    params(("prefix" = String, Path, description = "Warehouse id"),
+    params(WarehousePath,
            ("Idempotency-Key" = Option<uuid::Uuid>, Header, description = "UUID that makes retries safe")),
     request_body = RenameTableRequest,
     responses((status = 204, description = "Renamed"),
@@ -269,11 +214,11 @@ async fn rename_view(
     state: web::Data<AppState>,
     auth: Authenticated,
     req: HttpRequest,
-    prefix: web::Path<String>,
+    path: WarehousePath,
     body: web::Json<RenameTableRequest>,
 ) -> HttpResponse {
     let run = async {
-        let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
+        let wh = state.catalog.warehouse(&auth.0, &path.prefix).await?;
         let (from, to) = (identifier(&body.source)?, identifier(&body.destination)?);
         state
             .authz
@@ -296,7 +241,7 @@ async fn rename_view(
 
 /// Register an existing view metadata file as a view.
 #[utoipa::path(post, path = "/v1/{prefix}/namespaces/{namespace}/register-view", operation_id = "registerView", tag = "Catalog API",
-    params(("prefix" = String, Path, description = "Warehouse id"), ("namespace" = String, Path, description = "Levels separated by %1F"),
+    params(NamespacePath,
            ("Idempotency-Key" = Option<uuid::Uuid>, Header, description = "UUID that makes retries safe")),
     request_body = RegisterViewRequest,
     responses((status = 200, description = "The registered view", body = LoadViewResult),
@@ -308,19 +253,15 @@ async fn register_view(
     state: web::Data<AppState>,
     auth: Authenticated,
     req: HttpRequest,
-    path: web::Path<(String, String)>,
+    path: NamespacePath,
     body: web::Json<RegisterViewRequest>,
 ) -> HttpResponse {
     let run = async {
-        let (prefix, ns) = path.into_inner();
-        let wh = state.catalog.warehouse(&auth.0, &prefix).await?;
-        let body = body.into_inner();
-        let ident = TableIdent::new(namespace_param(&ns)?, ObjectName::new(body.name)?);
-        let target = on_namespace(wh.record.id, &ident.namespace);
-        state
-            .authz
-            .require(&auth.0, &target, Privilege::ViewCreate)
+        let (wh, ns) = path
+            .authorized(&state, &auth.0, Privilege::ViewCreate)
             .await?;
+        let body = body.into_inner();
+        let ident = TableIdent::new(ns, ObjectName::new(body.name)?);
         idempotent(&state, &auth.0, &req, async {
             let loaded = state
                 .catalog

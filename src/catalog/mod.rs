@@ -189,6 +189,20 @@ impl Catalog {
         self.store.ping().await
     }
 
+    /// One page of the tables or views (by `kind`) in a namespace.
+    pub async fn list(
+        &self,
+        wh: &Warehouse,
+        ns: &crate::domain::NamespaceIdent,
+        kind: crate::store::TabularKind,
+        page: &PageRequest,
+    ) -> CatalogResult<crate::store::Page<crate::domain::TableIdent>> {
+        Ok(self
+            .store
+            .list_tabulars(wh.record.id, ns, kind, page)
+            .await?)
+    }
+
     /// Renames a table or view (by `kind`), possibly into another namespace. Grants follow it by
     /// id; decisions cached under its old name are dropped on every replica.
     pub async fn rename(

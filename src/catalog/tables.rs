@@ -13,9 +13,7 @@ use super::properties::{DEFAULT_FORMAT_VERSION, split_reserved, updates_without_
 use super::{CachedTable, Catalog, CatalogError, CatalogResult, CommitError, ErrorType, Warehouse};
 use crate::domain::{NamespaceIdent, ObjectName, TableIdent};
 use crate::store::locations::NAMESPACE_LOCATION;
-use crate::store::{
-    MetadataSwap, NamespaceRecord, Page, PageRequest, TabularKind, TabularRecord, now_ms,
-};
+use crate::store::{MetadataSwap, NamespaceRecord, TabularKind, TabularRecord, now_ms};
 use crate::warehouse_io::{is_inside, normalize_location};
 
 /// Table properties that redirect where files are written; they must stay inside the table.
@@ -52,19 +50,6 @@ pub struct LoadedTable {
 }
 
 impl Catalog {
-    /// Lists tables in a namespace.
-    pub async fn list_tables(
-        &self,
-        wh: &Warehouse,
-        ns: &NamespaceIdent,
-        page: &PageRequest,
-    ) -> CatalogResult<Page<TableIdent>> {
-        Ok(self
-            .store
-            .list_tabulars(wh.record.id, ns, TabularKind::Table, page)
-            .await?)
-    }
-
     /// Creates a table, or with `stage_create` only returns the metadata it would have.
     pub async fn create_table(
         &self,

@@ -13,7 +13,7 @@ use super::metadata::next_metadata_location;
 use super::tables::{checked_location, default_location};
 use super::{CachedView, Catalog, CatalogError, CatalogResult, CommitError, ErrorType, Warehouse};
 use crate::domain::{NamespaceIdent, ObjectName, TableIdent};
-use crate::store::{MetadataSwap, Page, PageRequest, TabularKind, TabularRecord, now_ms};
+use crate::store::{MetadataSwap, TabularKind, TabularRecord, now_ms};
 
 /// A requirement of a view commit (the spec knows only `assert-view-uuid`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -39,19 +39,6 @@ pub struct LoadedView {
 }
 
 impl Catalog {
-    /// Lists views in a namespace.
-    pub async fn list_views(
-        &self,
-        wh: &Warehouse,
-        ns: &NamespaceIdent,
-        page: &PageRequest,
-    ) -> CatalogResult<Page<TableIdent>> {
-        Ok(self
-            .store
-            .list_tabulars(wh.record.id, ns, TabularKind::View, page)
-            .await?)
-    }
-
     /// Creates a view.
     pub async fn create_view(
         &self,
