@@ -274,7 +274,7 @@ pub async fn list_objects<K: paths::ObjectKind>(
     let request = state
         .catalog
         .page_request(page.page_token.as_deref(), page.page_size)?;
-    let ns = path.namespace;
+    let ns = path.namespace()?;
     let mut listed = state.catalog.list(&wh, &ns, K::KIND, &request).await?;
     let warehouse = wh.record.id;
     let container = crate::authz::on_namespace(warehouse, &ns);

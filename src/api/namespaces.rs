@@ -170,7 +170,7 @@ async fn namespace_exists(
     path: NamespacePath,
 ) -> ApiResult<HttpResponse> {
     let wh = state.catalog.warehouse(&auth.0, &path.prefix).await?;
-    let ident = path.namespace;
+    let ident = path.namespace()?;
     if !state
         .authz
         .sees(&auth.0, &on_namespace(wh.record.id, &ident))

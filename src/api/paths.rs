@@ -2,9 +2,10 @@
 //! name, never a `(String, String, String)` tuple, and the OpenAPI parameters of each path are
 //! written once here.
 //!
-//! Segments are percent-decoded by actix's own path extractor (so its error mapping applies),
-//! then parsed into [`NamespaceIdent`] / [`TableIdent`]; a bad name is a 400 before any handler
-//! code runs (after authentication, which extracts first).
+//! Segments are percent-decoded by actix's own path extractor (so its error mapping applies).
+//! Names are parsed into [`NamespaceIdent`] / [`TableIdent`] only after the warehouse is found:
+//! an unknown warehouse is a 404 whatever the names look like, and no name check tells a caller
+//! anything about a warehouse it cannot see.
 
 use std::future::{Ready, ready};
 use std::marker::PhantomData;
@@ -78,7 +79,15 @@ impl IntoParams for WarehousePath {
 /// `/v1/{prefix}/namespaces/{namespace}`: a namespace's routes.
 pub struct NamespacePath {
     pub prefix: String,
-    pub namespace: NamespaceIdent,
+    /// The namespace segment as sent (levels separated by `%1F`), parsed by [`Self::namespace`].
+    namespace: String,
+}
+
+impl NamespacePath {
+    /// The namespace named by the path; 400 when a level is not a legal name.
+    pub fn namespace(&self) -> ApiResult<NamespaceIdent> {
+        namespace_param(&self.namespace)
+    }
 }
 
 impl FromRequest for NamespacePath {
@@ -87,10 +96,7 @@ impl FromRequest for NamespacePath {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         extract(req, payload, |(prefix, namespace): (String, String)| {
-            Ok(Self {
-                prefix,
-                namespace: namespace_param(&namespace)?,
-            })
+            Ok(Self { prefix, namespace })
         })
     }
 }
@@ -105,15 +111,12 @@ impl NamespacePath {
         privilege: Privilege,
     ) -> ApiResult<(Warehouse, NamespaceIdent)> {
         let wh = state.catalog.warehouse(caller, &self.prefix).await?;
+        let namespace = self.namespace()?;
         state
             .authz
-            .require(
-                caller,
-                &on_namespace(wh.record.id, &self.namespace),
-                privilege,
-            )
+            .require(caller, &on_namespace(wh.record.id, &namespace), privilege)
             .await?;
-        Ok((wh, self.namespace))
+        Ok((wh, namespace))
     }
 }
 
@@ -164,7 +167,9 @@ impl ObjectKind for View {
 /// `/v1/{prefix}/namespaces/{namespace}/tables/{table}` or `.../views/{view}`.
 pub struct ObjectPath<K> {
     pub prefix: String,
-    pub ident: TableIdent,
+    /// The namespace and object segments as sent, parsed by [`Self::ident`].
+    namespace: String,
+    name: String,
     kind: PhantomData<K>,
 }
 
@@ -174,12 +179,18 @@ pub type ViewPath = ObjectPath<View>;
 impl<K: ObjectKind> ObjectPath<K> {
     /// The object `name` in namespace segment `namespace` of warehouse `prefix` (for a path that
     /// arrives in a body, as the global signer's does).
-    pub fn parse(prefix: &str, namespace: &str, name: &str) -> ApiResult<Self> {
-        Ok(Self {
+    pub fn new(prefix: &str, namespace: &str, name: &str) -> Self {
+        Self {
             prefix: prefix.to_owned(),
-            ident: table_param(namespace, name)?,
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
             kind: PhantomData,
-        })
+        }
+    }
+
+    /// The object named by the path; 400 when a name is not legal.
+    pub fn ident(&self) -> ApiResult<TableIdent> {
+        table_param(&self.namespace, &self.name)
     }
 
     /// The route's warehouse and object, once the caller is known to hold `privilege` on it:
@@ -191,11 +202,12 @@ impl<K: ObjectKind> ObjectPath<K> {
         privilege: Privilege,
     ) -> ApiResult<(Warehouse, TableIdent)> {
         let wh = state.catalog.warehouse(caller, &self.prefix).await?;
+        let ident = self.ident()?;
         state
             .authz
-            .require(caller, &K::target(wh.record.id, &self.ident), privilege)
+            .require(caller, &K::target(wh.record.id, &ident), privilege)
             .await?;
-        Ok((wh, self.ident))
+        Ok((wh, ident))
     }
 }
 
@@ -210,7 +222,8 @@ impl<K: ObjectKind> FromRequest for ObjectPath<K> {
             |(prefix, namespace, name): (String, String, String)| {
                 Ok(Self {
                     prefix,
-                    ident: table_param(&namespace, &name)?,
+                    namespace,
+                    name,
                     kind: PhantomData,
                 })
             },

@@ -296,7 +296,7 @@ async fn update_table(
 ) -> HttpResponse {
     let run = async {
         let wh = state.catalog.warehouse(&auth.0, &path.prefix).await?;
-        let change = table_change(path.ident, body.into_inner())?;
+        let change = table_change(path.ident()?, body.into_inner())?;
         // Completing a staged create needs the create privilege; any other commit writes data.
         if change
             .requirements

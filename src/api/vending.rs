@@ -375,7 +375,7 @@ async fn sign_s3_request(
             "'{SIGNER_TABLE}' must be warehouse/namespace/table"
         )));
     };
-    let path = TablePath::parse(prefix, ns, table)?;
+    let path = TablePath::new(prefix, ns, table);
     sign_for_table(&state, &auth.0, path, &body).await
 }
 

@@ -1,15 +1,21 @@
-//! ADLS Gen2 / Blob vending: SAS tokens for a table's directory (hierarchical namespace), or for
-//! the whole container where the profile explicitly allows that unscoped fallback.
+//! What a reader of a table on ADLS Gen2 / Blob gets: SAS tokens for the table's directory
+//! (hierarchical namespace), or for the whole container where the profile explicitly allows that
+//! unscoped fallback, and SAS URLs for single blobs; plus the client settings and the checks of
+//! an ADLS profile.
 
 use std::collections::BTreeMap;
 
 use chrono::{Duration, Utc};
 
+use super::presign::{PresignMethod, file_inside};
+use super::{StorageVendor, TableAccess, VendedCredential, Vending, refused};
 use crate::authz::DataAccess;
 use crate::catalog::{CatalogError, CatalogResult, ErrorType, Warehouse};
+use crate::domain::CredentialKind;
 use crate::store::AdlsProfile;
 use crate::warehouse_io::azure_sas::{SasRequest, SasResource};
 use crate::warehouse_io::encode_blob_path;
+use crate::warehouse_io::normalize_location;
 
 /// Longest SAS lifetime Floe signs (Azure allows any, Floe caps at 7 days).
 pub const MAX_SAS_SECS: u32 = 7 * 24 * 3600;
@@ -223,6 +229,75 @@ pub fn check_adls_profile(p: &AdlsProfile, has_credential: bool) -> Result<(), S
         return Err("without a hierarchical namespace no SAS can be scoped to a table: set allow_container_scope (UNSCOPED container-wide tokens) or vending = false".into());
     }
     Ok(())
+}
+
+#[async_trait::async_trait]
+impl StorageVendor for AdlsProfile {
+    fn credential_kinds(&self) -> &'static [CredentialKind] {
+        &[
+            CredentialKind::AzureSharedKey,
+            CredentialKind::AzureClientSecret,
+        ]
+    }
+
+    fn check(&self, has_credential: bool) -> Result<(), String> {
+        check_adls_profile(self, has_credential)
+    }
+
+    fn client_config(&self) -> BTreeMap<String, String> {
+        adls_client_config(self)
+    }
+
+    fn vends(&self) -> bool {
+        self.vending
+    }
+
+    fn fingerprint(&self, secret_fingerprint: u64) -> u64 {
+        super::fingerprint(self, secret_fingerprint)
+    }
+
+    /// A SAS token for the table's directory (hierarchical namespace), or for the whole container
+    /// where the profile allows that unscoped fallback (logged).
+    async fn vend(
+        &self,
+        vending: &Vending,
+        t: &TableAccess<'_>,
+    ) -> CatalogResult<VendedCredential> {
+        let profile = self;
+        if !profile.hierarchical_namespace {
+            vending.warn_unscoped(t.warehouse, "container-wide SAS tokens");
+        }
+        let (config, expires_at_ms) = table_sas(
+            t.warehouse,
+            profile,
+            t.location,
+            t.access,
+            &t.refresh_endpoint,
+        )
+        .await?;
+        let location = normalize_location(t.location).map_err(CatalogError::bad_request)?;
+        Ok(VendedCredential::new(
+            format!("{location}/"),
+            config,
+            Some(expires_at_ms),
+        ))
+    }
+
+    /// A SAS URL for one blob inside the table.
+    async fn presign(
+        &self,
+        vending: &Vending,
+        t: &TableAccess<'_>,
+        file: &str,
+        method: PresignMethod,
+    ) -> CatalogResult<(String, std::time::Duration)> {
+        let ttl = vending.options.presign_ttl;
+        let file = file_inside(file, t.location).map_err(refused)?;
+        let path = blob_path(t.warehouse, self, &file)?;
+        let put = method == PresignMethod::Put;
+        let url = presigned_blob_url(t.warehouse, self, &path, put, ttl).await?;
+        Ok((url, ttl))
+    }
 }
 
 #[cfg(test)]

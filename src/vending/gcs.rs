@@ -1,5 +1,6 @@
-//! GCS vending: the service account's token exchanged at Google's STS for one downscoped by a
-//! credential access boundary to the table's prefix, and V4 signed URLs for single objects.
+//! What a reader of a table on GCS gets: the service account's token exchanged at Google's STS
+//! for one downscoped by a credential access boundary to the table's prefix, and V4 signed URLs
+//! for single objects; plus the client settings and the checks of a GCS profile.
 
 use std::collections::BTreeMap;
 
@@ -9,11 +10,16 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::inside_warehouse;
+use super::presign::{PresignMethod, file_inside};
+use super::{
+    StorageVendor, TableAccess, VendedCredential, Vending, inside_warehouse, refused, unavailable,
+};
 use crate::authz::DataAccess;
 use crate::catalog::{CatalogError, CatalogResult, Warehouse};
-use crate::store::GcsProfile;
+use crate::domain::CredentialKind;
+use crate::store::{GcsProfile, now_ms};
 use crate::warehouse_io::GcsServiceAccount;
+use crate::warehouse_io::normalize_location;
 
 /// Google's STS token-exchange endpoint.
 pub const GOOGLE_STS: &str = "https://sts.googleapis.com/v1/token";
@@ -250,6 +256,101 @@ pub fn check_gcs_profile(p: &GcsProfile, has_credential: bool) -> Result<(), Str
         return Err("a GCS warehouse needs a gcs-service-account storage credential".into());
     }
     Ok(())
+}
+
+#[async_trait::async_trait]
+impl StorageVendor for GcsProfile {
+    fn credential_kinds(&self) -> &'static [CredentialKind] {
+        &[CredentialKind::GcsServiceAccount]
+    }
+
+    fn check(&self, has_credential: bool) -> Result<(), String> {
+        check_gcs_profile(self, has_credential)
+    }
+
+    fn client_config(&self) -> BTreeMap<String, String> {
+        gcs_client_config(self)
+    }
+
+    fn vends(&self) -> bool {
+        self.vending
+    }
+
+    fn fingerprint(&self, secret_fingerprint: u64) -> u64 {
+        super::fingerprint(self, secret_fingerprint)
+    }
+
+    /// The service account's token, exchanged at Google's STS for one downscoped by a credential
+    /// access boundary to the table's prefix.
+    async fn vend(
+        &self,
+        vending: &Vending,
+        t: &TableAccess<'_>,
+    ) -> CatalogResult<VendedCredential> {
+        let profile = self;
+        let (prefix, _) = gcs_object(t.warehouse, profile, t.location)?;
+        let account = t.warehouse.gcs_account().ok_or_else(|| {
+            unavailable(format!(
+                "warehouse '{}' has no gcs-service-account credential",
+                t.warehouse.record.name
+            ))
+        })?;
+        let prefix = format!("{prefix}/");
+        let boundary = access_boundary(&profile.bucket, &prefix, t.access);
+        // A few seconds beyond the margin: the exchange itself takes a moment.
+        let at_least = vending.options.refresh_margin + std::time::Duration::from_secs(30);
+        let token = downscope(&vending.http, profile, account, &boundary, at_least)
+            .await
+            .map_err(|e| {
+                tracing::error!(warehouse = %t.warehouse.record.name, error = %e, "GCS token exchange failed");
+                unavailable(e)
+            })?;
+        let left = token.expires_at_ms - now_ms();
+        if left < vending.options.refresh_margin.as_millis() as i64 {
+            return Err(unavailable(format!(
+                "the downscoped token expires in {} s, less than the refresh margin",
+                left / 1000
+            )));
+        }
+        let config = token_config(profile, &token, &t.refresh_endpoint);
+        let location = normalize_location(t.location).map_err(CatalogError::bad_request)?;
+        Ok(VendedCredential::new(
+            format!("{location}/"),
+            config,
+            Some(token.expires_at_ms),
+        ))
+    }
+
+    /// A V4 signed URL for one object inside the table.
+    async fn presign(
+        &self,
+        vending: &Vending,
+        t: &TableAccess<'_>,
+        file: &str,
+        method: PresignMethod,
+    ) -> CatalogResult<(String, std::time::Duration)> {
+        let ttl = vending.options.presign_ttl;
+        let file = file_inside(file, t.location).map_err(refused)?;
+        let (object, _) = gcs_object(t.warehouse, self, &file)?;
+        let account = t.warehouse.gcs_account().ok_or_else(|| {
+            unavailable("the warehouse has no service account to sign with".into())
+        })?;
+        let method_name = match method {
+            PresignMethod::Put => "PUT",
+            PresignMethod::Get => "GET",
+        };
+        let url = signed_url(
+            account,
+            &self.bucket,
+            &object,
+            method_name,
+            Utc::now(),
+            ttl.as_secs().max(1),
+        )
+        .await
+        .map_err(unavailable)?;
+        Ok((url, ttl))
+    }
 }
 
 #[cfg(test)]

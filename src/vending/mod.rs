@@ -28,12 +28,11 @@ use crate::authz::DataAccess;
 use crate::catalog::{CatalogError, CatalogResult, ErrorType, Warehouse};
 use crate::domain::CredentialKind;
 use crate::identity::Caller;
-use crate::store::{AdlsProfile, GcsProfile, S3Profile, S3Vending, StorageProfile, now_ms};
+use crate::store::{StorageProfile, now_ms};
 use crate::warehouse_io::{is_inside, normalize_location};
 pub use gcs::gcs_object;
 pub use s3::{check_s3_profile, role_for, s3_client_config, split_s3, table_prefix};
-use s3_policy::{PolicyScope, session_policy};
-use sts::{AssumeRole, SessionError, SessionKey, StsSessions, StsTarget, TempCredentials};
+use sts::StsSessions;
 
 /// Knobs of vending.
 #[derive(Debug, Clone)]
@@ -199,15 +198,11 @@ impl Vending {
         if t.access == DataAccess::None {
             return Ok(None);
         }
-        let credential = t.warehouse.secret_fingerprint;
-        let profile_hash = match &t.warehouse.record.storage {
-            StorageProfile::S3(p) if p.vending_mode() != S3Vending::Off => {
-                fingerprint(p, credential)
-            }
-            StorageProfile::Adls(p) if p.vending => fingerprint(p, credential),
-            StorageProfile::Gcs(p) if p.vending => fingerprint(p, credential),
-            _ => return Ok(None),
-        };
+        let storage = vendor(&t.warehouse.record.storage);
+        if !storage.vends() {
+            return Ok(None);
+        }
+        let profile_hash = storage.fingerprint(t.warehouse.secret_fingerprint);
         let key = RenderKey {
             warehouse: t.warehouse.record.id,
             profile: profile_hash,
@@ -230,18 +225,7 @@ impl Vending {
             .try_get_with(
                 key,
                 Box::pin(async {
-                    let rendered = match &t.warehouse.record.storage {
-                        StorageProfile::S3(profile) => Box::pin(self.render(t, profile)).await?,
-                        StorageProfile::Adls(profile) => {
-                            Box::pin(self.render_adls(t, profile)).await?
-                        }
-                        StorageProfile::Gcs(profile) => {
-                            Box::pin(self.render_gcs(t, profile)).await?
-                        }
-                        StorageProfile::Local { .. } => {
-                            unreachable!("local warehouses vend nothing")
-                        }
-                    };
+                    let rendered = storage.vend(self, t).await?;
                     Ok::<_, CatalogError>(Arc::new(rendered))
                 }),
             )
@@ -250,206 +234,12 @@ impl Vending {
         Ok(Some(rendered))
     }
 
-    async fn render_gcs(
-        &self,
-        t: &TableAccess<'_>,
-        profile: &GcsProfile,
-    ) -> CatalogResult<VendedCredential> {
-        let (prefix, _) = gcs_object(t.warehouse, profile, t.location)?;
-        let account = t.warehouse.gcs_account().ok_or_else(|| {
-            unavailable(format!(
-                "warehouse '{}' has no gcs-service-account credential",
-                t.warehouse.record.name
-            ))
-        })?;
-        let prefix = format!("{prefix}/");
-        let boundary = gcs::access_boundary(&profile.bucket, &prefix, t.access);
-        // A few seconds beyond the margin: the exchange itself takes a moment.
-        let at_least = self.options.refresh_margin + Duration::from_secs(30);
-        let token = gcs::downscope(&self.http, profile, account, &boundary, at_least)
-            .await
-            .map_err(|e| {
-                tracing::error!(warehouse = %t.warehouse.record.name, error = %e, "GCS token exchange failed");
-                unavailable(e)
-            })?;
-        let left = token.expires_at_ms - now_ms();
-        if left < self.options.refresh_margin.as_millis() as i64 {
-            return Err(unavailable(format!(
-                "the downscoped token expires in {} s, less than the refresh margin",
-                left / 1000
-            )));
-        }
-        let config = gcs::token_config(profile, &token, &t.refresh_endpoint);
-        let location = normalize_location(t.location).map_err(CatalogError::bad_request)?;
-        Ok(VendedCredential::new(
-            format!("{location}/"),
-            config,
-            Some(token.expires_at_ms),
-        ))
-    }
-
-    async fn render_adls(
-        &self,
-        t: &TableAccess<'_>,
-        profile: &AdlsProfile,
-    ) -> CatalogResult<VendedCredential> {
-        if !profile.hierarchical_namespace {
-            self.warn_unscoped(t.warehouse, "container-wide SAS tokens");
-        }
-        let (config, expires_at_ms) = adls::table_sas(
-            t.warehouse,
-            profile,
-            t.location,
-            t.access,
-            &t.refresh_endpoint,
-        )
-        .await?;
-        let location = normalize_location(t.location).map_err(CatalogError::bad_request)?;
-        Ok(VendedCredential::new(
-            format!("{location}/"),
-            config,
-            Some(expires_at_ms),
-        ))
-    }
-
     /// Logs, at most every 5 minutes per warehouse, that it hands out unscoped access.
     fn warn_unscoped(&self, wh: &Warehouse, what: &str) {
         if self.static_warned.get(&wh.record.id).is_none() {
             self.static_warned.insert(wh.record.id, ());
             tracing::warn!(warehouse = %wh.record.name, "vending {what}: UNSCOPED, every client reaches the whole bucket or container");
         }
-    }
-
-    async fn render(
-        &self,
-        t: &TableAccess<'_>,
-        profile: &S3Profile,
-    ) -> CatalogResult<VendedCredential> {
-        let (bucket, key_prefix) = table_prefix(t.warehouse, profile, t.location)?;
-        let mut config = s3_client_config(profile);
-        let mut expires_at_ms = None;
-        match profile.vending_mode() {
-            S3Vending::Off => unreachable!("checked by the caller"),
-            S3Vending::Static => {
-                let keys = t.warehouse.s3_keys().ok_or_else(|| {
-                    unavailable(format!(
-                        "warehouse '{}' vends static keys but has no storage credential",
-                        t.warehouse.record.name
-                    ))
-                })?;
-                self.warn_unscoped(t.warehouse, "the warehouse's static keys");
-                config.insert("s3.access-key-id".into(), keys.access_key_id.clone());
-                config.insert(
-                    "s3.secret-access-key".into(),
-                    keys.secret_access_key.clone(),
-                );
-            }
-            S3Vending::Sts => {
-                let creds = self.sts_session(t, profile, &bucket, &key_prefix).await?;
-                config.insert("s3.access-key-id".into(), creds.access_key_id.clone());
-                config.insert(
-                    "s3.secret-access-key".into(),
-                    creds.secret_access_key.clone(),
-                );
-                config.insert("s3.session-token".into(), creds.session_token.clone());
-                config.insert(
-                    "s3.session-token-expires-at-ms".into(),
-                    creds.expires_at_ms.to_string(),
-                );
-                expires_at_ms = Some(creds.expires_at_ms);
-                config.insert("client.refresh-credentials-enabled".into(), "true".into());
-                config.insert(
-                    "client.refresh-credentials-endpoint".into(),
-                    t.refresh_endpoint.clone(),
-                );
-            }
-        }
-        Ok(VendedCredential::new(
-            format!("{}/", t.location),
-            config,
-            expires_at_ms,
-        ))
-    }
-
-    /// The temporary keys of the caller's session for a table (used by presign and the signer).
-    pub async fn table_session(
-        &self,
-        t: &TableAccess<'_>,
-    ) -> CatalogResult<Option<Arc<TempCredentials>>> {
-        let StorageProfile::S3(profile) = &t.warehouse.record.storage else {
-            return Ok(None);
-        };
-        if t.access == DataAccess::None || profile.read_role_arn.is_none() {
-            return Ok(None);
-        }
-        let (bucket, key_prefix) = table_prefix(t.warehouse, profile, t.location)?;
-        Ok(Some(
-            self.sts_session(t, profile, &bucket, &key_prefix).await?,
-        ))
-    }
-
-    async fn sts_session(
-        &self,
-        t: &TableAccess<'_>,
-        profile: &S3Profile,
-        bucket: &str,
-        key_prefix: &str,
-    ) -> CatalogResult<Arc<TempCredentials>> {
-        let (role, access) = role_for(profile, t.access).ok_or_else(|| {
-            unavailable(format!(
-                "warehouse '{}' has no read_role_arn to vend STS sessions with",
-                t.warehouse.record.name
-            ))
-        })?;
-        let key = SessionKey {
-            warehouse: t.warehouse.record.id,
-            profile: fingerprint(profile, t.warehouse.secret_fingerprint),
-            bucket: bucket.to_owned(),
-            prefix: key_prefix.to_owned(),
-            access,
-            principal: t.caller.principal_id,
-        };
-        let target = StsTarget {
-            region: &profile.region,
-            endpoint: profile.sts_endpoint.as_deref(),
-            keys: t.warehouse.s3_keys(),
-        };
-        let make = || {
-            let policy = session_policy(&PolicyScope {
-                bucket,
-                prefix: key_prefix,
-                access,
-                kms_key_arn: profile.kms_key_arn.as_deref(),
-            })
-            .map_err(SessionError::Refused)?;
-            let name = sts::session_name(t.tenant_name, &t.caller.name);
-            Ok(AssumeRole {
-                role_arn: role,
-                source_identity: profile.source_identity.then(|| name.clone()),
-                session_name: name,
-                policy: policy.json,
-                duration_secs: profile.session_duration_secs,
-                external_id: profile.external_id.as_deref(),
-            })
-        };
-        let creds = self
-            .sts
-            .session(key, target, make)
-            .await
-            .map_err(|e| match e {
-                SessionError::Refused(m) => CatalogError::bad_request(m),
-                SessionError::Unavailable(m) => {
-                    tracing::error!(warehouse = %t.warehouse.record.name, error = %m, "STS session failed");
-                    unavailable(m)
-                }
-            })?;
-        let margin = self.options.refresh_margin.as_millis() as i64;
-        if creds.expires_at_ms - now_ms() < margin {
-            return Err(unavailable(
-                "the cached STS session is too close to expiry".into(),
-            ));
-        }
-        Ok(creds)
     }
 }
 
@@ -472,12 +262,105 @@ pub fn inside_warehouse(wh: &Warehouse, location: &str) -> CatalogResult<String>
 
 /// The non-secret client settings of a warehouse's storage (region, endpoints, account names).
 pub fn client_config(storage: &StorageProfile) -> BTreeMap<String, String> {
-    match storage {
-        StorageProfile::S3(p) => s3_client_config(p),
-        StorageProfile::Adls(p) => adls::adls_client_config(p),
-        StorageProfile::Gcs(p) => gcs::gcs_client_config(p),
-        StorageProfile::Local { .. } => BTreeMap::new(),
+    vendor(storage).client_config()
+}
+
+/// One kind of storage as vending serves it: what a reader of its tables gets, and the rules
+/// its profiles follow. Each kind answers in its own file (`s3.rs`, `adls.rs`, `gcs.rs`; local
+/// storage, which hands out nothing, here); [`Vending`] and [`check_storage`] are the one
+/// facade that picks the kind with [`vendor`].
+#[async_trait::async_trait]
+trait StorageVendor: Sync {
+    /// The kinds of credential the server may reach this storage with.
+    fn credential_kinds(&self) -> &'static [CredentialKind];
+    /// Checks the profile's settings; `has_credential` says whether the server has a credential.
+    fn check(&self, has_credential: bool) -> Result<(), String>;
+    /// The non-secret client settings (region, endpoints, account names).
+    fn client_config(&self) -> BTreeMap<String, String>;
+    /// Whether tables of this storage get vended credentials at all.
+    fn vends(&self) -> bool;
+    /// What a vended credential depends on: these settings and the server secret's value.
+    fn fingerprint(&self, secret_fingerprint: u64) -> u64;
+    /// A credential that reaches only the table's files, for the caller's data access (only
+    /// asked when [`StorageVendor::vends`]).
+    async fn vend(&self, vending: &Vending, t: &TableAccess<'_>)
+    -> CatalogResult<VendedCredential>;
+    /// A URL for one file inside the table, and how long it works.
+    async fn presign(
+        &self,
+        vending: &Vending,
+        t: &TableAccess<'_>,
+        file: &str,
+        method: presign::PresignMethod,
+    ) -> CatalogResult<(String, Duration)>;
+
+    /// Where the storage offers the remote signer: adds its settings to `config` and returns the
+    /// `remote-signing-config` object. None by default.
+    fn remote_signing(
+        &self,
+        _config: &mut BTreeMap<String, String>,
+        _endpoints: &table_storage::TableEndpoints,
+    ) -> Option<Bytes> {
+        None
     }
+}
+
+/// The vendor of a warehouse's storage kind.
+fn vendor(storage: &StorageProfile) -> &dyn StorageVendor {
+    match storage {
+        StorageProfile::S3(p) => p,
+        StorageProfile::Adls(p) => p,
+        StorageProfile::Gcs(p) => p,
+        StorageProfile::Local { .. } => &LocalStorage,
+    }
+}
+
+/// A directory on the server: clients reach it with their own access, so it hands out nothing.
+struct LocalStorage;
+
+#[async_trait::async_trait]
+impl StorageVendor for LocalStorage {
+    fn credential_kinds(&self) -> &'static [CredentialKind] {
+        &[]
+    }
+
+    fn check(&self, _: bool) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn client_config(&self) -> BTreeMap<String, String> {
+        BTreeMap::new()
+    }
+
+    fn vends(&self) -> bool {
+        false
+    }
+
+    fn fingerprint(&self, _: u64) -> u64 {
+        0
+    }
+
+    async fn vend(&self, _: &Vending, t: &TableAccess<'_>) -> CatalogResult<VendedCredential> {
+        Err(nothing_to_hand_out(t.warehouse))
+    }
+
+    async fn presign(
+        &self,
+        _: &Vending,
+        t: &TableAccess<'_>,
+        _: &str,
+        _: presign::PresignMethod,
+    ) -> CatalogResult<(String, Duration)> {
+        Err(nothing_to_hand_out(t.warehouse))
+    }
+}
+
+/// What a request for storage access to a local warehouse answers.
+fn nothing_to_hand_out(wh: &Warehouse) -> CatalogError {
+    CatalogError::bad_request(format!(
+        "warehouse '{}' is not on S3: nothing to presign or sign",
+        wh.record.name
+    ))
 }
 
 /// Checks a warehouse's storage profile with the kind of credential the server will reach it
@@ -487,21 +370,19 @@ pub fn check_storage(
     profile: &mut StorageProfile,
     credential: Option<CredentialKind>,
 ) -> CatalogResult<()> {
-    use CredentialKind::*;
-    let (key_prefix, fits): (Option<&mut String>, &[CredentialKind]) = match profile {
-        StorageProfile::Local { .. } => (None, &[]),
-        StorageProfile::S3(p) => (Some(&mut p.key_prefix), &[S3AccessKey]),
-        StorageProfile::Adls(p) => (
-            Some(&mut p.key_prefix),
-            &[AzureSharedKey, AzureClientSecret],
-        ),
-        StorageProfile::Gcs(p) => (Some(&mut p.key_prefix), &[GcsServiceAccount]),
+    let key_prefix = match profile {
+        StorageProfile::Local { .. } => None,
+        StorageProfile::S3(p) => Some(&mut p.key_prefix),
+        StorageProfile::Adls(p) => Some(&mut p.key_prefix),
+        StorageProfile::Gcs(p) => Some(&mut p.key_prefix),
     };
     if let Some(key_prefix) = key_prefix {
         *key_prefix = key_prefix.trim_matches('/').to_owned();
     }
     // The root must be a usable location (no `..`, empty segments or odd characters).
     normalize_location(&profile.root_location()).map_err(CatalogError::bad_request)?;
+    let storage = vendor(profile);
+    let fits = storage.credential_kinds();
     if let Some(kind) = credential
         && !fits.contains(&kind)
     {
@@ -514,14 +395,9 @@ pub fn check_storage(
             "a {kind} credential does not fit this warehouse's storage (it takes {wanted})"
         )));
     }
-    let has_credential = credential.is_some();
-    match profile {
-        StorageProfile::Local { .. } => Ok(()),
-        StorageProfile::S3(p) => check_s3_profile(p, has_credential),
-        StorageProfile::Adls(p) => adls::check_adls_profile(p, has_credential),
-        StorageProfile::Gcs(p) => gcs::check_gcs_profile(p, has_credential),
-    }
-    .map_err(CatalogError::bad_request)
+    storage
+        .check(credential.is_some())
+        .map_err(CatalogError::bad_request)
 }
 
 /// A hash of what a session depends on: the warehouse's storage settings and the value of the
@@ -532,6 +408,11 @@ pub fn fingerprint(profile: &impl Hash, secret_fingerprint: u64) -> u64 {
     profile.hash(&mut h);
     secret_fingerprint.hash(&mut h);
     h.finish()
+}
+
+/// Refused: outside the table, or not offered.
+fn refused(message: impl Into<String>) -> CatalogError {
+    CatalogError::new(ErrorType::Forbidden, message)
 }
 
 fn unavailable(message: String) -> CatalogError {

@@ -1,13 +1,26 @@
-//! S3 specifics of vending: which role and access a session gets, the table's key prefix, the
-//! client settings, and the checks of an S3 profile.
+//! What a reader of a table on S3 gets: an STS session narrowed by a session policy to the
+//! table's prefix (or, where the profile says so, the warehouse's static keys), presigned URLs
+//! and the keys the remote signer signs with; plus which role a session assumes, the table's key
+//! prefix, the client settings and the checks of an S3 profile.
 
 use std::collections::BTreeMap;
 
-use super::inside_warehouse;
-use super::s3_policy::S3Access;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::presign::{PresignMethod, object_key, presigned_url};
+use super::s3_policy::{PolicyScope, S3Access, session_policy};
+use super::signer::SigningKeys;
+use super::sts::{AssumeRole, SessionError, SessionKey, StsTarget, TempCredentials};
+use super::table_storage::{SIGNER_TABLE, TableEndpoints};
+use super::{
+    StorageVendor, TableAccess, VendedCredential, Vending, inside_warehouse, refused, unavailable,
+};
 use crate::authz::DataAccess;
 use crate::catalog::{CatalogError, CatalogResult, ErrorType, Warehouse};
-use crate::store::{S3Profile, S3Vending};
+use crate::domain::CredentialKind;
+use crate::store::{S3Profile, S3Vending, StorageProfile, now_ms};
+use bytes::Bytes;
 
 /// The role and the access a session gets: writers use the write role, or the read role when the
 /// profile allows it; otherwise they get read-only credentials. Never wider than granted.
@@ -123,6 +136,245 @@ pub fn check_s3_profile(p: &S3Profile, has_credential: bool) -> Result<(), Strin
                 .into(),
         ),
         _ => Ok(()),
+    }
+}
+
+#[async_trait::async_trait]
+impl StorageVendor for S3Profile {
+    fn credential_kinds(&self) -> &'static [CredentialKind] {
+        &[CredentialKind::S3AccessKey]
+    }
+
+    fn check(&self, has_credential: bool) -> Result<(), String> {
+        check_s3_profile(self, has_credential)
+    }
+
+    fn client_config(&self) -> BTreeMap<String, String> {
+        s3_client_config(self)
+    }
+
+    fn vends(&self) -> bool {
+        self.vending_mode() != S3Vending::Off
+    }
+
+    fn fingerprint(&self, secret_fingerprint: u64) -> u64 {
+        super::fingerprint(self, secret_fingerprint)
+    }
+
+    /// An STS session narrowed by a session policy to the table's prefix, or (where the profile
+    /// says so, unscoped and logged) the warehouse's own static keys.
+    async fn vend(
+        &self,
+        vending: &Vending,
+        t: &TableAccess<'_>,
+    ) -> CatalogResult<VendedCredential> {
+        let profile = self;
+        let (bucket, key_prefix) = table_prefix(t.warehouse, profile, t.location)?;
+        let mut config = s3_client_config(profile);
+        let mut expires_at_ms = None;
+        match profile.vending_mode() {
+            S3Vending::Off => unreachable!("checked by the caller"),
+            S3Vending::Static => {
+                let keys = t.warehouse.s3_keys().ok_or_else(|| {
+                    unavailable(format!(
+                        "warehouse '{}' vends static keys but has no storage credential",
+                        t.warehouse.record.name
+                    ))
+                })?;
+                vending.warn_unscoped(t.warehouse, "the warehouse's static keys");
+                config.insert("s3.access-key-id".into(), keys.access_key_id.clone());
+                config.insert(
+                    "s3.secret-access-key".into(),
+                    keys.secret_access_key.clone(),
+                );
+            }
+            S3Vending::Sts => {
+                let creds = vending
+                    .sts_session(t, profile, &bucket, &key_prefix)
+                    .await?;
+                config.insert("s3.access-key-id".into(), creds.access_key_id.clone());
+                config.insert(
+                    "s3.secret-access-key".into(),
+                    creds.secret_access_key.clone(),
+                );
+                config.insert("s3.session-token".into(), creds.session_token.clone());
+                config.insert(
+                    "s3.session-token-expires-at-ms".into(),
+                    creds.expires_at_ms.to_string(),
+                );
+                expires_at_ms = Some(creds.expires_at_ms);
+                config.insert("client.refresh-credentials-enabled".into(), "true".into());
+                config.insert(
+                    "client.refresh-credentials-endpoint".into(),
+                    t.refresh_endpoint.clone(),
+                );
+            }
+        }
+        Ok(VendedCredential::new(
+            format!("{}/", t.location),
+            config,
+            expires_at_ms,
+        ))
+    }
+
+    /// The remote signer's settings, where the profile offers it: clients send every S3 request
+    /// to Floe's per-table sign route, which checks it stays inside the table.
+    fn remote_signing(
+        &self,
+        config: &mut BTreeMap<String, String>,
+        endpoints: &TableEndpoints,
+    ) -> Option<Bytes> {
+        if !self.remote_signing {
+            return None;
+        }
+        config.insert("s3.remote-signing-enabled".into(), "true".into());
+        config.insert("s3.signer.uri".into(), endpoints.signer_uri.clone());
+        config.insert(
+            "s3.signer.endpoint".into(),
+            endpoints.signer_endpoint.clone(),
+        );
+        config.insert("s3.signer".into(), "S3V4RestSigner".into());
+        // Clients that post to the global `/v1/aws/s3/sign` pass these back: they name the table.
+        let scope = serde_json::json!({"properties": {SIGNER_TABLE: endpoints.signer_scope}});
+        Some(Bytes::from(scope.to_string()))
+    }
+
+    /// A SigV4 presigned URL, signed with the caller's table-scoped session where the warehouse
+    /// has a role (the URL never outlives it), else with the warehouse's keys.
+    async fn presign(
+        &self,
+        vending: &Vending,
+        t: &TableAccess<'_>,
+        file: &str,
+        method: PresignMethod,
+    ) -> CatalogResult<(String, Duration)> {
+        table_prefix(t.warehouse, self, t.location)?;
+        let key = object_key(file, t.location).map_err(refused)?;
+        let (keys, keys_expire) = vending.signing_keys(t).await?;
+        let mut ttl = vending.options.presign_ttl;
+        if let Some(expires) = keys_expire {
+            ttl = ttl.min(Duration::from_millis((expires - now_ms()).max(1) as u64));
+        }
+        let url =
+            presigned_url(self, &key, method, &keys, ttl).map_err(CatalogError::bad_request)?;
+        Ok((url, ttl))
+    }
+}
+
+impl Vending {
+    /// The keys that sign for a caller on a table: its table-scoped STS session when the
+    /// warehouse has a role, else the warehouse's own keys (the request itself is checked to stay
+    /// in the table). Also returns when the keys expire, if they do.
+    pub(super) async fn signing_keys(
+        &self,
+        t: &TableAccess<'_>,
+    ) -> CatalogResult<(SigningKeys, Option<i64>)> {
+        if let Some(session) = self.table_session(t).await? {
+            let keys = SigningKeys {
+                access_key_id: session.access_key_id.clone(),
+                secret_access_key: session.secret_access_key.clone(),
+                session_token: Some(session.session_token.clone()),
+            };
+            return Ok((keys, Some(session.expires_at_ms)));
+        }
+        match t.warehouse.s3_keys() {
+            Some(k) => Ok((
+                SigningKeys {
+                    access_key_id: k.access_key_id.clone(),
+                    secret_access_key: k.secret_access_key.clone(),
+                    session_token: k.session_token.clone(),
+                },
+                None,
+            )),
+            None => Err(CatalogError::new(
+                ErrorType::ServiceUnavailable,
+                format!(
+                    "warehouse '{}' has neither a role nor keys to sign with",
+                    t.warehouse.record.name
+                ),
+            )),
+        }
+    }
+
+    /// The temporary keys of the caller's session for a table (used by presign and the signer).
+    pub(super) async fn table_session(
+        &self,
+        t: &TableAccess<'_>,
+    ) -> CatalogResult<Option<Arc<TempCredentials>>> {
+        let StorageProfile::S3(profile) = &t.warehouse.record.storage else {
+            return Ok(None);
+        };
+        if t.access == DataAccess::None || profile.read_role_arn.is_none() {
+            return Ok(None);
+        }
+        let (bucket, key_prefix) = table_prefix(t.warehouse, profile, t.location)?;
+        Ok(Some(
+            self.sts_session(t, profile, &bucket, &key_prefix).await?,
+        ))
+    }
+
+    async fn sts_session(
+        &self,
+        t: &TableAccess<'_>,
+        profile: &S3Profile,
+        bucket: &str,
+        key_prefix: &str,
+    ) -> CatalogResult<Arc<TempCredentials>> {
+        let (role, access) = role_for(profile, t.access).ok_or_else(|| {
+            unavailable(format!(
+                "warehouse '{}' has no read_role_arn to vend STS sessions with",
+                t.warehouse.record.name
+            ))
+        })?;
+        let key = SessionKey {
+            warehouse: t.warehouse.record.id,
+            profile: super::fingerprint(profile, t.warehouse.secret_fingerprint),
+            bucket: bucket.to_owned(),
+            prefix: key_prefix.to_owned(),
+            access,
+            principal: t.caller.principal_id,
+        };
+        let target = StsTarget {
+            region: &profile.region,
+            endpoint: profile.sts_endpoint.as_deref(),
+            keys: t.warehouse.s3_keys(),
+        };
+        let make = || {
+            let policy = session_policy(&PolicyScope {
+                bucket,
+                prefix: key_prefix,
+                access,
+                kms_key_arn: profile.kms_key_arn.as_deref(),
+            })
+            .map_err(SessionError::Refused)?;
+            let name = super::sts::session_name(t.tenant_name, &t.caller.name);
+            Ok(AssumeRole {
+                role_arn: role,
+                source_identity: profile.source_identity.then(|| name.clone()),
+                session_name: name,
+                policy: policy.json,
+                duration_secs: profile.session_duration_secs,
+                external_id: profile.external_id.as_deref(),
+            })
+        };
+        let creds = self
+            .sts
+            .session(key, target, make)
+            .await
+            .map_err(|e| match e {
+                SessionError::Refused(m) => CatalogError::bad_request(m),
+                SessionError::Unavailable(m) => {
+                    tracing::error!(warehouse = %t.warehouse.record.name, error = %m, "STS session failed");
+                    unavailable(m)
+                }
+            })?;
+        let margin = self.options.refresh_margin.as_millis() as i64;
+        if creds.expires_at_ms - now_ms() < margin {
+            return Err(unavailable(
+                "the cached STS session is too close to expiry".into(),
+            ));
+        }
+        Ok(creds)
     }
 }
 

@@ -11,15 +11,17 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::presign::{PresignMethod, file_inside, object_key, presigned_url};
-use super::signer::{Needs, SignRequest, SigningKeys, check_request, sign_headers};
-use super::{Delegation, TableAccess, VendedCredential, Vending, client_config, table_prefix};
+use super::presign::PresignMethod;
+use super::signer::{Needs, SignRequest, check_request, sign_headers};
+use super::{
+    Delegation, TableAccess, VendedCredential, Vending, client_config, nothing_to_hand_out,
+    refused, table_prefix, vendor,
+};
 use crate::authz::DataAccess;
-use crate::catalog::{CatalogError, CatalogResult, ErrorType, Warehouse};
+use crate::catalog::{CatalogError, CatalogResult, Warehouse};
 use crate::store::{S3Profile, StorageProfile, now_ms};
 
 /// Where a table's storage routes are, as the API serves them (URL shapes are the API's).
@@ -130,21 +132,11 @@ pub struct RemoteSign<'a> {
     pub provider: Option<&'a str>,
 }
 
-fn refused(message: impl Into<String>) -> CatalogError {
-    CatalogError::new(ErrorType::Forbidden, message)
-}
-
-fn not_s3(wh: &Warehouse) -> CatalogError {
-    CatalogError::bad_request(format!(
-        "warehouse '{}' is not on S3: nothing to presign or sign",
-        wh.record.name
-    ))
-}
-
+/// The S3 profile of a warehouse the remote signer serves; only S3 is signed.
 fn s3_only(wh: &Warehouse) -> CatalogResult<&S3Profile> {
     match &wh.record.storage {
         StorageProfile::S3(p) => Ok(p),
-        _ => Err(not_s3(wh)),
+        _ => Err(nothing_to_hand_out(wh)),
     }
 }
 
@@ -172,22 +164,9 @@ impl Vending {
                 remote_signing_json: None,
             });
         }
-        let mut config = client_config(&wh.record.storage);
-        let mut remote_signing_json = None;
-        if let StorageProfile::S3(profile) = &wh.record.storage
-            && profile.remote_signing
-        {
-            config.insert("s3.remote-signing-enabled".into(), "true".into());
-            config.insert("s3.signer.uri".into(), endpoints.signer_uri.clone());
-            config.insert(
-                "s3.signer.endpoint".into(),
-                endpoints.signer_endpoint.clone(),
-            );
-            config.insert("s3.signer".into(), "S3V4RestSigner".into());
-            // Clients that post to the global `/v1/aws/s3/sign` pass these back: they name the table.
-            let scope = serde_json::json!({"properties": {SIGNER_TABLE: endpoints.signer_scope}});
-            remote_signing_json = Some(Bytes::from(scope.to_string()));
-        }
+        let storage = vendor(&wh.record.storage);
+        let mut config = storage.client_config();
+        let remote_signing_json = storage.remote_signing(&mut config, endpoints);
         Ok(TableStorage {
             config_json: Bytes::from(serde_json::to_vec(&config).expect("maps serialize")),
             credential_json: None,
@@ -212,58 +191,9 @@ impl Vending {
         file: &str,
         method: PresignMethod,
     ) -> CatalogResult<Presigned> {
-        let wh = t.warehouse;
         let now = now_ms();
-        let mut ttl = self.options().presign_ttl;
-        let url = match &wh.record.storage {
-            StorageProfile::Adls(profile) => {
-                let file = file_inside(file, t.location).map_err(refused)?;
-                let path = super::adls::blob_path(wh, profile, &file)?;
-                super::adls::presigned_blob_url(
-                    wh,
-                    profile,
-                    &path,
-                    method == PresignMethod::Put,
-                    ttl,
-                )
-                .await?
-            }
-            StorageProfile::Gcs(profile) => {
-                let file = file_inside(file, t.location).map_err(refused)?;
-                let (object, _) = super::gcs_object(wh, profile, &file)?;
-                let account = wh.gcs_account().ok_or_else(|| {
-                    CatalogError::new(
-                        ErrorType::ServiceUnavailable,
-                        "the warehouse has no service account to sign with",
-                    )
-                })?;
-                let method_name = match method {
-                    PresignMethod::Put => "PUT",
-                    PresignMethod::Get => "GET",
-                };
-                super::gcs::signed_url(
-                    account,
-                    &profile.bucket,
-                    &object,
-                    method_name,
-                    chrono::Utc::now(),
-                    ttl.as_secs().max(1),
-                )
-                .await
-                .map_err(|e| CatalogError::new(ErrorType::ServiceUnavailable, e))?
-            }
-            StorageProfile::S3(profile) => {
-                table_prefix(wh, profile, t.location)?;
-                let key = object_key(file, t.location).map_err(refused)?;
-                let (keys, keys_expire) = self.signing_keys(t).await?;
-                if let Some(expires) = keys_expire {
-                    ttl = ttl.min(Duration::from_millis((expires - now).max(1) as u64));
-                }
-                presigned_url(profile, &key, method, &keys, ttl)
-                    .map_err(CatalogError::bad_request)?
-            }
-            StorageProfile::Local { .. } => return Err(not_s3(wh)),
-        };
+        let storage = vendor(&t.warehouse.record.storage);
+        let (url, ttl) = storage.presign(self, t, file, method).await?;
         Ok(Presigned {
             url,
             expires_at_ms: now + ttl.as_millis() as i64,
@@ -307,36 +237,5 @@ impl Vending {
         let profile = s3_only(t.warehouse)?;
         let (keys, _) = self.signing_keys(t).await?;
         sign_headers(&sign.request, &profile.region, &keys).map_err(CatalogError::bad_request)
-    }
-
-    /// The keys that sign for a caller on a table: its table-scoped STS session when the
-    /// warehouse has a role, else the warehouse's own keys (the request itself is checked to stay
-    /// in the table). Also returns when the keys expire, if they do.
-    async fn signing_keys(&self, t: &TableAccess<'_>) -> CatalogResult<(SigningKeys, Option<i64>)> {
-        if let Some(session) = self.table_session(t).await? {
-            let keys = SigningKeys {
-                access_key_id: session.access_key_id.clone(),
-                secret_access_key: session.secret_access_key.clone(),
-                session_token: Some(session.session_token.clone()),
-            };
-            return Ok((keys, Some(session.expires_at_ms)));
-        }
-        match t.warehouse.s3_keys() {
-            Some(k) => Ok((
-                SigningKeys {
-                    access_key_id: k.access_key_id.clone(),
-                    secret_access_key: k.secret_access_key.clone(),
-                    session_token: k.session_token.clone(),
-                },
-                None,
-            )),
-            None => Err(CatalogError::new(
-                ErrorType::ServiceUnavailable,
-                format!(
-                    "warehouse '{}' has neither a role nor keys to sign with",
-                    t.warehouse.record.name
-                ),
-            )),
-        }
     }
 }
