@@ -1,21 +1,35 @@
 //! Floe: a multi-tenant Apache Iceberg REST catalog that vends table-scoped cloud credentials.
 //!
-//! Module map (arrows point down only: api → identity/catalog → store/warehouse_io):
+//! Module map. Arrows point down only: `api` calls the use-case services (`admin`, `catalog`,
+//! `vending`, `identity`, `idempotency`) and asks `authz`; they call `store` and `warehouse_io`;
+//! `domain` and `changes` are plain values every layer may use.
 //! - [`config`]: typed settings from a TOML file and `FLOE_*` variables, validated at start.
-//! - [`startup`]: opens the store, bootstraps tenant/root/warehouse, binds the HTTP server.
-//! - [`api`]: actix-web routes of the Iceberg REST spec; errors as `IcebergErrorResponse`; OpenAPI.
-//! - [`admin`]: tenancy use-cases: each management change (roles, assignments, grants so far),
-//!   its tenant checks, audit event and the typed change that clears the caches it affects.
-//! - [`identity`]: Floe's JWTs (issue, verify, cache), OIDC issuers, client secrets (keyed or
-//!   argon2 hashes) and back-off after failed sign-ins, sealed storage credentials, the caller.
+//! - [`startup`]: opens the store, bootstraps tenant/root/warehouse, wires the services and
+//!   their change subscriptions, binds the HTTP server.
+//! - [`api`]: actix-web routes of the Iceberg REST spec and `/management/v1`; typed path
+//!   extractors; each handler parses, authorizes, makes one call and renders; errors as
+//!   `IcebergErrorResponse`; the OpenAPI document. Never calls the store.
+//! - [`admin`]: tenancy use-cases: every management change (tenants, warehouses, storage
+//!   credentials, principals, roles, grants, signing keys), its tenant checks, its audit event and
+//!   the one typed [`changes::Change`] it publishes.
+//! - [`changes`]: the typed change events, their PostgreSQL `NOTIFY` form, and the bus every
+//!   cache's owner subscribes to (on this replica and, through the store, on the others).
+//! - [`identity`]: Floe's JWTs (issue, verify, cache), signing keys and their rotation, OIDC
+//!   issuers, sign-in at the token endpoint (client secrets, back-off), sealed storage
+//!   credentials, the caller.
+//! - [`idempotency`]: `Idempotency-Key` reservations and replays.
 //! - [`authz`]: privileges, grants inherited downward (tables and views by id), cached decisions,
 //!   data access per table.
-//! - [`catalog`]: use-cases for namespaces, tables and views; commits; metadata cache.
+//! - [`catalog`]: use-cases for namespaces, tables and views; commits with retries; the metadata
+//!   cache; each warehouse's own storage IO, rebuilt when its credential changes.
+//! - [`vending`]: what a reader of a table gets: one [`vending::Vending`] facade over one vendor
+//!   per storage kind (STS sessions on S3, SAS on ADLS, downscoped tokens on GCS, nothing on
+//!   local disk), presigned URLs, the remote signer, and `validate`.
 //! - [`store`]: the `CatalogStore` trait, its sled and PostgreSQL backends, who owns which
 //!   location and which warehouse storage root, and the conformance suite every backend passes.
-//! - [`vending`]: table-scoped storage credentials (STS sessions), presigned URLs, remote signing.
 //! - [`warehouse_io`]: reading and writing metadata files on local disk, S3, ADLS and GCS.
 //! - [`domain`]: validated names (namespaces, tables, views, warehouses) and credential kinds.
+//! - [`migrate`]: `floe migrate`, copying a sled catalog into PostgreSQL.
 
 pub mod admin;
 pub mod api;

@@ -1,8 +1,9 @@
-//! HTTP: thin handlers that extract and validate input, call one catalog use-case, and map the
-//! result or error to the spec's shapes.
+//! HTTP: thin handlers that extract and validate input, authorize it, call one use-case (catalog,
+//! admin, vending, sign-in), and map the result or error to the spec's shapes.
 //!
-//! Owns: routes, request/response bodies, authentication of each request, `Idempotency-Key`
-//! replay, the OpenAPI document. Must not touch: the store's keys or storage SDKs directly.
+//! Owns: routes, typed path extractors, request/response bodies, authentication of each request,
+//! running a mutation under its `Idempotency-Key`, the OpenAPI document. Must not touch: the
+//! store, caches or storage SDKs (the services below own them).
 
 mod auth;
 mod config;

@@ -1,7 +1,9 @@
 //! The catalog's use-cases: namespaces, tables and views, checked and committed.
 //!
-//! Owns: resolving a caller's warehouse, table locations, metadata files (named, written, cached),
-//! commits with in-server retries, and the rules a request must follow. Must not touch: HTTP types.
+//! Owns: resolving a caller's warehouse, each warehouse's own storage IO and the secret it was
+//! built with (dropped when the warehouse or its credential changes), table locations, metadata
+//! files (named, written, cached), commits with in-server retries, renames, and the rules a
+//! request must follow. Must not touch: HTTP types.
 //! Metadata files never change once written, so parsed metadata is cached by location for good.
 
 mod error;

@@ -1,8 +1,10 @@
 //! Who is calling: token issuing and checking, client secrets, and the authenticated [`Caller`].
 //!
-//! Owns: Floe's Ed25519 signing key, JWT claims and their verification (cached by token until a
-//! short bound), client-secret hashes (keyed for generated secrets, argon2 for chosen ones), and
-//! back-off after failed sign-ins. Must not touch: HTTP types or warehouse storage.
+//! Owns: Floe's Ed25519 signing keys (kept sealed in the store, rotated, reloaded on change), JWT
+//! claims and their verification (cached by token until a short bound), sign-in at the token
+//! endpoint ([`SignIn`]: client-secret hashes, keyed for generated secrets and argon2 for chosen
+//! ones, and back-off after failures), external OIDC callers, and sealed storage credentials.
+//! Must not touch: HTTP types or warehouse storage.
 
 mod backoff;
 pub mod key_store;

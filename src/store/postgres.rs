@@ -11,7 +11,7 @@
 //! row lock, so claims cannot deadlock with each other) and then reads the overlapping ones.
 //!
 //! Every change to something replicas cache (tenants, warehouses, principals, roles, grants,
-//! storage credentials, signing keys) sends `NOTIFY floe_changes` in its transaction, carrying
+//! storage credentials, signing keys, and renames of tables and views) sends `NOTIFY floe_changes` in its transaction, carrying
 //! the typed [`Change`]; [`PgStore::watch`] publishes each one on every replica's change bus.
 
 use std::collections::BTreeMap;

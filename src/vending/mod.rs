@@ -1,8 +1,11 @@
 //! Credential vending: storage access for one table, for one caller, for a short while.
 //!
-//! Owns: choosing what a caller gets for a table (nothing, STS session, static keys, remote
-//! signing), session policies, the session cache, presigned URLs and the remote signer's checks.
-//! Must not touch: HTTP types or the store. Every credential is scoped to the table location,
+//! Owns: choosing what a caller gets for a table (nothing, STS session, static keys, SAS,
+//! downscoped token, remote signing), session policies, the session and rendered-credential
+//! caches (keyed by the storage settings and the server secret's value), presigned URLs, the
+//! remote signer's checks, and each storage kind's profile rules. One [`StorageVendor`] per kind
+//! answers for its storage (`s3.rs`, `adls.rs`, `gcs.rs`; local storage here); [`Vending`] is the
+//! facade the API calls. Must not touch: HTTP types or the store. Every credential is scoped to the table location,
 //! which is checked to lie inside its warehouse first; anything else fails closed.
 
 pub mod adls;

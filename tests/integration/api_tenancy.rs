@@ -1,47 +1,8 @@
 //! Tenants, principals, roles and grants as tenant admins use them, and the walls between tenants.
 
 use crate::common::*;
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::{Value, json};
-
-/// A principal's session: its token and helpers for both APIs.
-struct Session<'a> {
-    app: &'a TestApp,
-    token: String,
-}
-
-impl<'a> Session<'a> {
-    async fn login(app: &'a TestApp, client_id: &str, secret: &str) -> Session<'a> {
-        Session {
-            app,
-            token: fetch_token(&app.client, &app.base, client_id, secret).await,
-        }
-    }
-
-    async fn send(&self, method: Method, path: &str, body: Option<Value>) -> reqwest::Response {
-        let mut req = self
-            .app
-            .client
-            .request(method, format!("{}{path}", self.app.base))
-            .bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        req.send().await.unwrap()
-    }
-
-    async fn ok(&self, method: Method, path: &str, body: Option<Value>) -> Value {
-        let r = self.send(method.clone(), path, body).await;
-        let status = r.status();
-        let text = r.text().await.unwrap();
-        assert!(status.is_success(), "{method} {path}: {status} {text}");
-        serde_json::from_str(&text).unwrap_or(Value::Null)
-    }
-
-    async fn status(&self, method: Method, path: &str, body: Option<Value>) -> StatusCode {
-        self.send(method, path, body).await.status()
-    }
-}
 
 /// A tenant set up by root: a warehouse, an admin (TENANT_ADMIN) and a principal with no grants.
 struct Tenant {
@@ -50,60 +11,6 @@ struct Tenant {
     admin: (String, String),
     member: (String, String),
     member_id: String,
-}
-
-async fn principal(admin: &Session<'_>, tenant: &str, name: &str) -> (String, String, String) {
-    let p = admin
-        .ok(
-            Method::POST,
-            &format!("/management/v1/tenants/{tenant}/principals"),
-            Some(json!({"name": name})),
-        )
-        .await;
-    (
-        p["client_id"].as_str().unwrap().into(),
-        p["client_secret"].as_str().unwrap().into(),
-        p["principal"]["id"].as_str().unwrap().into(),
-    )
-}
-
-async fn role_with(
-    admin: &Session<'_>,
-    tenant: &str,
-    name: &str,
-    grants: Vec<(Value, &str)>,
-    principal: &str,
-) -> Vec<String> {
-    let role = admin
-        .ok(
-            Method::POST,
-            &format!("/management/v1/tenants/{tenant}/roles"),
-            Some(json!({"name": name})),
-        )
-        .await;
-    let role_id = role["id"].as_str().unwrap().to_owned();
-    let mut ids = Vec::new();
-    for (resource, privilege) in grants {
-        let g = admin
-            .ok(
-                Method::POST,
-                &format!("/management/v1/tenants/{tenant}/grants"),
-                Some(json!({"role_id": role_id, "resource": resource, "privilege": privilege})),
-            )
-            .await;
-        ids.push(g["id"].as_str().unwrap().to_owned());
-    }
-    assert_eq!(
-        admin
-            .status(
-                Method::PUT,
-                &format!("/management/v1/tenants/{tenant}/roles/{role_id}/principals/{principal}"),
-                None
-            )
-            .await,
-        204
-    );
-    ids
 }
 
 async fn tenant(root: &Session<'_>, name: &str) -> Tenant {
@@ -144,10 +51,7 @@ async fn tenant(root: &Session<'_>, name: &str) -> Tenant {
 #[tokio::test]
 async fn tenants_never_see_each_other() {
     let app = spawn_app().await;
-    let root = Session {
-        app: &app,
-        token: app.token.clone(),
-    };
+    let root = Session::root(&app);
     let (a, b) = (tenant(&root, "alpha").await, tenant(&root, "beta").await);
     let admin_a = Session::login(&app, &a.admin.0, &a.admin.1).await;
     let admin_b = Session::login(&app, &b.admin.0, &b.admin.1).await;
@@ -266,10 +170,7 @@ async fn tenants_never_see_each_other() {
 #[tokio::test]
 async fn readers_read_and_grants_open_and_close_access() {
     let app = spawn_app().await;
-    let root = Session {
-        app: &app,
-        token: app.token.clone(),
-    };
+    let root = Session::root(&app);
     let t = tenant(&root, "acme").await;
     let admin = Session::login(&app, &t.admin.0, &t.admin.1).await;
     let wh = &t.warehouse;
@@ -498,10 +399,7 @@ async fn readers_read_and_grants_open_and_close_access() {
 #[tokio::test]
 async fn disabled_principals_and_rotated_secrets_stop_working() {
     let app = spawn_app().await;
-    let root = Session {
-        app: &app,
-        token: app.token.clone(),
-    };
+    let root = Session::root(&app);
     let t = tenant(&root, "ops").await;
     let admin = Session::login(&app, &t.admin.0, &t.admin.1).await;
     let member = Session::login(&app, &t.member.0, &t.member.1).await;
@@ -584,10 +482,7 @@ async fn disabled_principals_and_rotated_secrets_stop_working() {
 #[tokio::test]
 async fn non_empty_tenants_and_warehouses_are_not_deleted() {
     let app = spawn_app().await;
-    let root = Session {
-        app: &app,
-        token: app.token.clone(),
-    };
+    let root = Session::root(&app);
     let t = tenant(&root, "keep").await;
     let admin = Session::login(&app, &t.admin.0, &t.admin.1).await;
     admin
@@ -686,10 +581,7 @@ impl Session<'_> {
 #[tokio::test]
 async fn an_idempotency_replay_is_authorized_and_a_key_runs_once() {
     let app = spawn_app().await;
-    let root = Session {
-        app: &app,
-        token: app.token.clone(),
-    };
+    let root = Session::root(&app);
     let t = tenant(&root, "gamma").await;
     let admin = Session::login(&app, &t.admin.0, &t.admin.1).await;
     let member = Session::login(&app, &t.member.0, &t.member.1).await;
@@ -753,10 +645,7 @@ async fn an_idempotency_replay_is_authorized_and_a_key_runs_once() {
 #[tokio::test]
 async fn a_principal_with_create_rights_in_one_namespace_cannot_take_another_tables_location() {
     let app = spawn_app().await;
-    let root = Session {
-        app: &app,
-        token: app.token.clone(),
-    };
+    let root = Session::root(&app);
     let t = tenant(&root, "delta").await;
     let admin = Session::login(&app, &t.admin.0, &t.admin.1).await;
     let wh = &t.warehouse;

@@ -2,7 +2,7 @@
 
 use floe::config::{Secret, Settings};
 use floe::startup::Application;
-use reqwest::{Method, RequestBuilder, Response};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 
 pub const ROOT_ID: &str = "test-root";
@@ -229,4 +229,107 @@ pub async fn assert_error(r: Response, status: u16, kind: &str) -> String {
     assert_eq!(body["error"]["type"], kind, "{body}");
     assert_eq!(body["error"]["code"], status, "{body}");
     body["error"]["message"].as_str().unwrap().to_owned()
+}
+
+/// A principal's session: its token and helpers for both APIs.
+pub struct Session<'a> {
+    pub app: &'a TestApp,
+    pub token: String,
+}
+
+impl<'a> Session<'a> {
+    /// The root principal's session.
+    pub fn root(app: &'a TestApp) -> Session<'a> {
+        Session {
+            app,
+            token: app.token.clone(),
+        }
+    }
+
+    pub async fn login(app: &'a TestApp, client_id: &str, secret: &str) -> Session<'a> {
+        Session {
+            app,
+            token: fetch_token(&app.client, &app.base, client_id, secret).await,
+        }
+    }
+
+    pub async fn send(&self, method: Method, path: &str, body: Option<Value>) -> reqwest::Response {
+        let mut req = self
+            .app
+            .client
+            .request(method, format!("{}{path}", self.app.base))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn ok(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        let r = self.send(method.clone(), path, body).await;
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        assert!(status.is_success(), "{method} {path}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    pub async fn status(&self, method: Method, path: &str, body: Option<Value>) -> StatusCode {
+        self.send(method, path, body).await.status()
+    }
+}
+
+/// A new principal of `tenant`: its client id, secret and id.
+pub async fn principal(admin: &Session<'_>, tenant: &str, name: &str) -> (String, String, String) {
+    let p = admin
+        .ok(
+            Method::POST,
+            &format!("/management/v1/tenants/{tenant}/principals"),
+            Some(json!({"name": name})),
+        )
+        .await;
+    (
+        p["client_id"].as_str().unwrap().into(),
+        p["client_secret"].as_str().unwrap().into(),
+        p["principal"]["id"].as_str().unwrap().into(),
+    )
+}
+
+/// A role holding `grants`, assigned to `principal`; returns the grants' ids.
+pub async fn role_with(
+    admin: &Session<'_>,
+    tenant: &str,
+    name: &str,
+    grants: Vec<(Value, &str)>,
+    principal: &str,
+) -> Vec<String> {
+    let role = admin
+        .ok(
+            Method::POST,
+            &format!("/management/v1/tenants/{tenant}/roles"),
+            Some(json!({"name": name})),
+        )
+        .await;
+    let role_id = role["id"].as_str().unwrap().to_owned();
+    let mut ids = Vec::new();
+    for (resource, privilege) in grants {
+        let g = admin
+            .ok(
+                Method::POST,
+                &format!("/management/v1/tenants/{tenant}/grants"),
+                Some(json!({"role_id": role_id, "resource": resource, "privilege": privilege})),
+            )
+            .await;
+        ids.push(g["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        admin
+            .status(
+                Method::PUT,
+                &format!("/management/v1/tenants/{tenant}/roles/{role_id}/principals/{principal}"),
+                None
+            )
+            .await,
+        204
+    );
+    ids
 }
