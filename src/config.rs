@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::store::StorageProfile;
+use crate::domain::storage::StorageProfile;
 
 /// Everything Floe reads at start.
 #[derive(Debug, Clone, Deserialize)]

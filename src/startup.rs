@@ -16,13 +16,14 @@ use crate::api::{self, AppState};
 use crate::catalog::{Catalog, CatalogOptions};
 use crate::changes::Changes;
 use crate::config::{Settings, StoreKind};
+use crate::domain::storage::StorageProfile;
 use crate::idempotency::IdempotencyKeys;
 use crate::identity::SignIn;
 use crate::identity::storage_credentials::{CredentialResolver, ReferencePolicy};
 use crate::identity::{MasterKey, SigningKey, TokenService, hash_secret, key_store};
 use crate::store::{
-    CatalogStore, MeteredStore, PgStore, PrincipalKind, PrincipalRecord, SledStore, StorageProfile,
-    StoreError, TenantRecord, WarehouseRecord, now_ms,
+    CatalogStore, MeteredStore, PgStore, PrincipalKind, PrincipalRecord, SledStore, StoreError,
+    TenantRecord, WarehouseRecord, now_ms,
 };
 use crate::vending::{Vending, VendingOptions};
 use crate::warehouse_io::S3StaticCredentials;

@@ -3,12 +3,14 @@
 use uuid::Uuid;
 
 use super::{Admin, not_found};
-use crate::authz::{Privilege, Target};
+use crate::authz::Target;
 use crate::catalog::{CatalogError, CatalogResult};
 use crate::changes::Change;
+use crate::domain::access::GrantResource;
+use crate::domain::access::Privilege;
 use crate::domain::{TableIdent, check_resource_name};
 use crate::identity::Caller;
-use crate::store::{GrantRecord, GrantResource, RoleRecord, TabularKind, now_ms};
+use crate::store::{GrantRecord, RoleRecord, TabularKind, now_ms};
 
 /// The current name of the table or view a grant names by id.
 pub type ObjectName = Option<TableIdent>;

@@ -7,9 +7,10 @@ use uuid::Uuid;
 use super::{Admin, not_found};
 use crate::catalog::{CatalogError, CatalogResult, ErrorType};
 use crate::changes::Change;
+use crate::domain::storage::StorageProfile;
 use crate::domain::{CredentialKind, check_resource_name};
 use crate::identity::Caller;
-use crate::store::{StorageProfile, WarehouseRecord, now_ms};
+use crate::store::{WarehouseRecord, now_ms};
 use crate::warehouse_io::normalize_location;
 
 /// Where a warehouse keeps its files, as asked.

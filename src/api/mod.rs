@@ -298,7 +298,7 @@ pub async fn visible_items<T>(
     state: &AppState,
     caller: &Caller,
     container: &crate::authz::Target,
-    list: crate::authz::Privilege,
+    list: crate::domain::access::Privilege,
     items: Vec<T>,
     resource_of: impl Fn(&T) -> crate::authz::Target,
 ) -> ApiResult<Vec<T>> {

@@ -10,8 +10,9 @@ use super::types::*;
 use super::{
     ApiResult, AppState, Authenticated, Reply, idempotent, namespace_param, visible_items,
 };
-use crate::authz::{Privilege, on_namespace, on_warehouse};
+use crate::authz::{on_namespace, on_warehouse};
 use crate::domain::NamespaceIdent;
+use crate::domain::access::Privilege;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(list_namespaces)

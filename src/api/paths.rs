@@ -17,8 +17,9 @@ use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::{Required, schema::Object};
 
 use super::{ApiResult, AppState, namespace_param, table_param};
-use crate::authz::{Privilege, Target, on_namespace, on_table, on_view};
+use crate::authz::{Target, on_namespace, on_table, on_view};
 use crate::catalog::Warehouse;
+use crate::domain::access::Privilege;
 use crate::domain::{NamespaceIdent, TableIdent};
 use crate::identity::Caller;
 use crate::store::TabularKind;

@@ -10,13 +10,14 @@ use super::namespaces::PageQuery;
 use super::openapi::CommonErrors;
 use super::paths::{NamespacePath, Table, TablePath, WarehousePath};
 use super::types::*;
-use super::vending::{TableStorage, access_asked, storage_access, storage_access_for};
+use super::vending::{TableStorage, access_asked, table_storage, table_storage_for};
 use super::{
     ApiError, ApiResult, AppState, Authenticated, Reply, idempotent, identifier, list_objects,
     metadata_body,
 };
-use crate::authz::{Privilege, on_namespace, on_table};
+use crate::authz::{on_namespace, on_table};
 use crate::catalog::{CreateTable, LoadedTable, SnapshotsMode, TableChange, Warehouse};
+use crate::domain::access::Privilege;
 use crate::domain::{ObjectName, TableIdent};
 use crate::identity::Caller;
 
@@ -108,7 +109,7 @@ async fn committed_table_reply(
     ident: &TableIdent,
     loaded: &LoadedTable,
 ) -> Reply {
-    match storage_access(state, caller, req, wh, ident, loaded).await {
+    match table_storage(state, caller, req, wh, ident, loaded).await {
         Ok(access) => table_reply(loaded, wh, &access),
         Err(e) => {
             tracing::warn!(table = %ident, error = %e.0, "table committed; credentials not vended");
@@ -234,7 +235,7 @@ async fn load_table(
             .insert_header((header::ETAG, tag))
             .finish());
     }
-    let access = storage_access_for(&state, &auth.0, &wh, &ident, &loaded, asked).await?;
+    let access = table_storage_for(&state, &auth.0, &wh, &ident, &loaded, asked).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, tag))
         .content_type("application/json")

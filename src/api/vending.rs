@@ -14,9 +14,10 @@ use super::openapi::CommonErrors;
 use super::paths::TablePath;
 use super::types::{IcebergErrorResponse, StorageCredential};
 use super::{ApiError, ApiResult, AppState, Authenticated};
-use crate::authz::{DataAccess, Privilege, on_table};
+use crate::authz::on_table;
 use crate::catalog::{LoadedTable, Warehouse};
 use crate::domain::TableIdent;
+use crate::domain::access::{DataAccess, Privilege};
 use crate::identity::Caller;
 use crate::vending::presign::PresignMethod;
 use crate::vending::signer::{Needs, SignRequest};
@@ -111,7 +112,7 @@ pub async fn access_asked(
 }
 
 /// The storage part of a table answer, for what the request asks.
-pub async fn storage_access(
+pub async fn table_storage(
     state: &AppState,
     caller: &Caller,
     req: &HttpRequest,
@@ -120,11 +121,11 @@ pub async fn storage_access(
     loaded: &LoadedTable,
 ) -> ApiResult<TableStorage> {
     let asked = access_asked(state, caller, req, wh, ident).await?;
-    storage_access_for(state, caller, wh, ident, loaded, asked).await
+    table_storage_for(state, caller, wh, ident, loaded, asked).await
 }
 
 /// The storage part of a table answer for `asked`.
-pub async fn storage_access_for(
+pub async fn table_storage_for(
     state: &AppState,
     caller: &Caller,
     wh: &Warehouse,
@@ -233,7 +234,7 @@ async fn load_credentials(
         .json(LoadCredentialsResponse {
             storage_credentials: credential
                 .map(|c| StorageCredential {
-                    prefix: c.prefix.clone(),
+                    prefix: c.location_prefix.clone(),
                     config: c.config.clone(),
                 })
                 .into_iter()

@@ -11,8 +11,9 @@ use super::{
     ApiError, ApiResult, AppState, Authenticated, Reply, idempotent, identifier, list_objects,
     metadata_body,
 };
-use crate::authz::{Privilege, on_namespace, on_view};
+use crate::authz::{on_namespace, on_view};
 use crate::catalog::{CreateView, LoadedView};
+use crate::domain::access::Privilege;
 use crate::domain::{ObjectName, TableIdent};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -9,71 +9,17 @@
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::catalog::{CatalogError, CatalogResult, ErrorType};
+use crate::domain::access::{DataAccess, GrantResource, Privilege};
 use crate::domain::{NamespaceIdent, TableIdent};
 use crate::identity::Caller;
-use crate::store::{CatalogStore, GrantResource, TabularKind};
+use crate::store::{CatalogStore, TabularKind};
 
 /// How long a principal's grants are trusted without reading them again.
 pub const DECISION_CACHE_SECS: u64 = 5;
-
-/// What a grant allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Privilege {
-    /// Everything in the tenant, including its management API.
-    TenantAdmin,
-    /// Everything in a warehouse.
-    WarehouseAdmin,
-    NamespaceCreate,
-    NamespaceDrop,
-    NamespaceList,
-    NamespaceRead,
-    NamespaceWrite,
-    TableCreate,
-    TableDrop,
-    TableList,
-    TableReadMetadata,
-    TableReadData,
-    TableWriteData,
-    ViewCreate,
-    ViewDrop,
-    ViewList,
-    ViewRead,
-    ViewWrite,
-}
-
-impl Privilege {
-    /// True when holding `self` also gives `wanted`.
-    pub fn implies(self, wanted: Privilege) -> bool {
-        use Privilege::*;
-        self == wanted
-            || match self {
-                TenantAdmin => true,
-                WarehouseAdmin => wanted != TenantAdmin,
-                TableWriteData => matches!(wanted, TableReadData | TableReadMetadata),
-                TableReadData => wanted == TableReadMetadata,
-                NamespaceWrite => wanted == NamespaceRead,
-                ViewWrite => wanted == ViewRead,
-                _ => false,
-            }
-    }
-}
-
-/// A table's data access for vending: from the caller's grants on it.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum DataAccess {
-    None,
-    Read,
-    ReadWrite,
-}
 
 fn namespace_contains(outer: &NamespaceIdent, inner: &NamespaceIdent) -> bool {
     outer == inner || inner.is_inside(outer)

@@ -29,9 +29,10 @@ pub use views::{CreateView, LoadedView, ViewRequirement};
 
 use crate::changes::Change;
 use crate::domain::CredentialKind;
+use crate::domain::storage::StorageProfile;
 use crate::identity::Caller;
 use crate::identity::storage_credentials::CredentialResolver;
-use crate::store::{CatalogStore, PageRequest, StorageProfile, StoreError, WarehouseRecord};
+use crate::store::{CatalogStore, PageRequest, StoreError, WarehouseRecord};
 use crate::warehouse_io::azure_auth::{AzureAuth, AzureSigner};
 use crate::warehouse_io::{
     AzureIo, GcsIo, GcsServiceAccount, IoError, LocalIo, S3Io, S3StaticCredentials, StorageSecret,
@@ -83,7 +84,7 @@ impl Warehouse {
 }
 
 /// How the server reaches a warehouse's storage, built once and cached.
-struct StorageAccess {
+struct ServerStorage {
     io: Arc<dyn WarehouseIo>,
     secret: Option<Arc<StorageSecret>>,
     azure: Option<Arc<AzureSigner>>,
@@ -133,7 +134,7 @@ pub struct Catalog {
     store: Arc<dyn CatalogStore>,
     options: CatalogOptions,
     warehouses: moka::future::Cache<Uuid, Arc<WarehouseRecord>>,
-    io: moka::future::Cache<Uuid, Arc<StorageAccess>>,
+    io: moka::future::Cache<Uuid, Arc<ServerStorage>>,
     s3_credentials: RwLock<HashMap<Uuid, S3StaticCredentials>>,
     metadata: MetadataCache,
     commit_locks: moka::sync::Cache<(Uuid, Uuid), Arc<tokio::sync::Mutex<()>>>,
@@ -244,16 +245,16 @@ impl Catalog {
             .insert(warehouse, creds);
     }
 
-    /// Resolves an Iceberg `prefix` (a warehouse id) for `caller`. A warehouse of another tenant is
-    /// reported as missing, so ids do not leak across tenants.
-    pub async fn warehouse(&self, caller: &Caller, prefix: &str) -> CatalogResult<Warehouse> {
+    /// Resolves a warehouse by its id as a route names it (the Iceberg `prefix`) for `caller`. A
+    /// warehouse of another tenant is reported as missing, so ids do not leak across tenants.
+    pub async fn warehouse(&self, caller: &Caller, id: &str) -> CatalogResult<Warehouse> {
         let missing = || {
             CatalogError::new(
                 ErrorType::NoSuchWarehouse,
-                format!("warehouse '{prefix}' does not exist"),
+                format!("warehouse '{id}' does not exist"),
             )
         };
-        let id = Uuid::parse_str(prefix).map_err(|_| missing())?;
+        let id = Uuid::parse_str(id).map_err(|_| missing())?;
         let record = match self.warehouses.get(&id).await {
             Some(hit) => hit,
             None => {
@@ -336,7 +337,7 @@ impl Catalog {
         }
     }
 
-    async fn io_for(&self, record: &WarehouseRecord) -> CatalogResult<Arc<StorageAccess>> {
+    async fn io_for(&self, record: &WarehouseRecord) -> CatalogResult<Arc<ServerStorage>> {
         if let Some(access) = self.io.get(&record.id).await {
             return Ok(access);
         }
@@ -410,7 +411,7 @@ impl Catalog {
                         ));
                     }
                 };
-                Ok::<_, IoError>(Arc::new(StorageAccess {
+                Ok::<_, IoError>(Arc::new(ServerStorage {
                     io,
                     secret: secret.map(Arc::new),
                     azure,

@@ -816,13 +816,16 @@ async fn roles_grants_and_assignments(store: Arc<dyn CatalogStore>) {
         privilege,
         created_at_ms: 1,
     };
-    let g1 = grant(GrantResource::Tenant, crate::authz::Privilege::TenantAdmin);
+    let g1 = grant(
+        GrantResource::Tenant,
+        crate::domain::access::Privilege::TenantAdmin,
+    );
     let g2 = grant(
         GrantResource::Namespace {
             warehouse: Uuid::new_v4(),
             namespace: ns(&["a"]),
         },
-        crate::authz::Privilege::TableReadData,
+        crate::domain::access::Privilege::TableReadData,
     );
     store.create_grant(&g1).await.unwrap();
     store.create_grant(&g2).await.unwrap();
@@ -1420,7 +1423,7 @@ async fn name_keyed_grants_upgrade_to_ids(store: Arc<dyn CatalogStore>) {
         tenant_id: tenant,
         role_id: role.id,
         resource,
-        privilege: crate::authz::Privilege::TableReadData,
+        privilege: crate::domain::access::Privilege::TableReadData,
         created_at_ms: 1,
     };
     let on_table = legacy(GrantResource::TableByName {

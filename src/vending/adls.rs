@@ -9,10 +9,10 @@ use chrono::{Duration, Utc};
 
 use super::presign::{PresignMethod, file_inside};
 use super::{StorageVendor, TableAccess, VendedCredential, Vending, refused};
-use crate::authz::DataAccess;
 use crate::catalog::{CatalogError, CatalogResult, ErrorType, Warehouse};
 use crate::domain::CredentialKind;
-use crate::store::AdlsProfile;
+use crate::domain::access::DataAccess;
+use crate::domain::storage::AdlsProfile;
 use crate::warehouse_io::azure_sas::{SasRequest, SasResource};
 use crate::warehouse_io::encode_blob_path;
 use crate::warehouse_io::normalize_location;

@@ -14,10 +14,11 @@ use super::presign::{PresignMethod, file_inside};
 use super::{
     StorageVendor, TableAccess, VendedCredential, Vending, inside_warehouse, refused, unavailable,
 };
-use crate::authz::DataAccess;
 use crate::catalog::{CatalogError, CatalogResult, Warehouse};
 use crate::domain::CredentialKind;
-use crate::store::{GcsProfile, now_ms};
+use crate::domain::access::DataAccess;
+use crate::domain::storage::GcsProfile;
+use crate::store::now_ms;
 use crate::warehouse_io::GcsServiceAccount;
 use crate::warehouse_io::normalize_location;
 

@@ -27,14 +27,15 @@ use bytes::Bytes;
 
 use uuid::Uuid;
 
-use crate::authz::DataAccess;
 use crate::catalog::{CatalogError, CatalogResult, ErrorType, Warehouse};
 use crate::domain::CredentialKind;
+use crate::domain::access::DataAccess;
+use crate::domain::storage::StorageProfile;
 use crate::identity::Caller;
-use crate::store::{StorageProfile, now_ms};
+use crate::store::now_ms;
 use crate::warehouse_io::{is_inside, normalize_location};
 pub use gcs::gcs_object;
-pub use s3::{check_s3_profile, role_for, s3_client_config, split_s3, table_prefix};
+pub use s3::{check_s3_profile, role_for, s3_client_config, split_s3, table_key_prefix};
 use sts::StsSessions;
 
 /// Knobs of vending.
@@ -77,8 +78,8 @@ impl Delegation {
 /// (load-table splices it into its answer instead of serializing it again).
 #[derive(Clone)]
 pub struct VendedCredential {
-    /// The table location with a trailing `/`.
-    pub prefix: String,
+    /// The locations it reaches: the table location with a trailing `/` (the spec's `prefix`).
+    pub location_prefix: String,
     pub config: BTreeMap<String, String>,
     /// `config` as a JSON object.
     pub config_json: Bytes,
@@ -92,7 +93,7 @@ pub struct VendedCredential {
 impl std::fmt::Debug for VendedCredential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VendedCredential")
-            .field("prefix", &self.prefix)
+            .field("location_prefix", &self.location_prefix)
             .field("config_keys", &self.config.keys().collect::<Vec<_>>())
             .field("expires_at_ms", &self.expires_at_ms)
             .finish_non_exhaustive()
@@ -100,14 +101,18 @@ impl std::fmt::Debug for VendedCredential {
 }
 
 impl VendedCredential {
-    fn new(prefix: String, config: BTreeMap<String, String>, expires_at_ms: Option<i64>) -> Self {
+    fn new(
+        location_prefix: String,
+        config: BTreeMap<String, String>,
+        expires_at_ms: Option<i64>,
+    ) -> Self {
         let config_json = Bytes::from(serde_json::to_vec(&config).expect("maps serialize"));
         let credential_json = Bytes::from(
-            serde_json::to_vec(&serde_json::json!({"prefix": prefix, "config": config}))
+            serde_json::to_vec(&serde_json::json!({"prefix": location_prefix, "config": config}))
                 .expect("maps serialize"),
         );
         Self {
-            prefix,
+            location_prefix,
             config,
             config_json,
             credential_json,

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::signer::{SigningKeys, object_url, presign};
 use super::split_s3;
-use crate::store::S3Profile;
+use crate::domain::storage::S3Profile;
 use crate::warehouse_io::{is_inside, normalize_location};
 
 /// What a presigned URL allows.

@@ -16,10 +16,11 @@ use super::table_storage::{SIGNER_TABLE, TableEndpoints};
 use super::{
     StorageVendor, TableAccess, VendedCredential, Vending, inside_warehouse, refused, unavailable,
 };
-use crate::authz::DataAccess;
 use crate::catalog::{CatalogError, CatalogResult, ErrorType, Warehouse};
 use crate::domain::CredentialKind;
-use crate::store::{S3Profile, S3Vending, StorageProfile, now_ms};
+use crate::domain::access::DataAccess;
+use crate::domain::storage::{S3Profile, S3Vending, StorageProfile};
+use crate::store::now_ms;
 use bytes::Bytes;
 
 /// The role and the access a session gets: writers use the write role, or the read role when the
@@ -38,7 +39,7 @@ pub fn role_for(profile: &S3Profile, access: DataAccess) -> Option<(&str, S3Acce
 
 /// The table's bucket and key prefix (ending in `/`), after checking that the location lies
 /// inside the warehouse.
-pub fn table_prefix(
+pub fn table_key_prefix(
     wh: &Warehouse,
     profile: &S3Profile,
     location: &str,
@@ -169,7 +170,7 @@ impl StorageVendor for S3Profile {
         t: &TableAccess<'_>,
     ) -> CatalogResult<VendedCredential> {
         let profile = self;
-        let (bucket, key_prefix) = table_prefix(t.warehouse, profile, t.location)?;
+        let (bucket, key_prefix) = table_key_prefix(t.warehouse, profile, t.location)?;
         let mut config = s3_client_config(profile);
         let mut expires_at_ms = None;
         match profile.vending_mode() {
@@ -248,7 +249,7 @@ impl StorageVendor for S3Profile {
         file: &str,
         method: PresignMethod,
     ) -> CatalogResult<(String, Duration)> {
-        table_prefix(t.warehouse, self, t.location)?;
+        table_key_prefix(t.warehouse, self, t.location)?;
         let key = object_key(file, t.location).map_err(refused)?;
         let (keys, keys_expire) = vending.signing_keys(t).await?;
         let mut ttl = vending.options.presign_ttl;
@@ -307,7 +308,7 @@ impl Vending {
         if t.access == DataAccess::None || profile.read_role_arn.is_none() {
             return Ok(None);
         }
-        let (bucket, key_prefix) = table_prefix(t.warehouse, profile, t.location)?;
+        let (bucket, key_prefix) = table_key_prefix(t.warehouse, profile, t.location)?;
         Ok(Some(
             self.sts_session(t, profile, &bucket, &key_prefix).await?,
         ))
@@ -330,7 +331,7 @@ impl Vending {
             warehouse: t.warehouse.record.id,
             profile: super::fingerprint(profile, t.warehouse.secret_fingerprint),
             bucket: bucket.to_owned(),
-            prefix: key_prefix.to_owned(),
+            key_prefix: key_prefix.to_owned(),
             access,
             principal: t.caller.principal_id,
         };
@@ -342,7 +343,7 @@ impl Vending {
         let make = || {
             let policy = session_policy(&PolicyScope {
                 bucket,
-                prefix: key_prefix,
+                key_prefix,
                 access,
                 kms_key_arn: profile.kms_key_arn.as_deref(),
             })

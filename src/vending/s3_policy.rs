@@ -33,7 +33,7 @@ pub enum S3Access {
 pub struct PolicyScope<'a> {
     pub bucket: &'a str,
     /// Key prefix of the table, ending in `/` (e.g. `wh/ns/t1/`).
-    pub prefix: &'a str,
+    pub key_prefix: &'a str,
     pub access: S3Access,
     pub kms_key_arn: Option<&'a str>,
 }
@@ -61,10 +61,10 @@ pub fn escape_iam(s: &str) -> String {
 
 /// Builds the smallest-change policy that fits [`MAX_POLICY_CHARS`], or says why none does.
 pub fn session_policy(scope: &PolicyScope) -> Result<SessionPolicy, String> {
-    if scope.bucket.is_empty() || scope.prefix.is_empty() || !scope.prefix.ends_with('/') {
+    if scope.bucket.is_empty() || scope.key_prefix.is_empty() || !scope.key_prefix.ends_with('/') {
         return Err(format!(
             "refusing to scope a session to bucket '{}' prefix '{}': the prefix must be a non-empty directory ending in '/'",
-            scope.bucket, scope.prefix
+            scope.bucket, scope.key_prefix
         ));
     }
     let mut last = 0;
@@ -82,7 +82,7 @@ pub fn session_policy(scope: &PolicyScope) -> Result<SessionPolicy, String> {
 
 fn build(scope: &PolicyScope, level: PolicyLevel) -> Value {
     let bucket = escape_iam(scope.bucket);
-    let prefix = escape_iam(scope.prefix);
+    let prefix = escape_iam(scope.key_prefix);
     let objects = format!("arn:aws:s3:::{bucket}/{prefix}*");
     let bucket_arn = format!("arn:aws:s3:::{bucket}");
     let write = scope.access == S3Access::ReadWrite;
@@ -142,10 +142,10 @@ fn build(scope: &PolicyScope, level: PolicyLevel) -> Value {
 mod tests {
     use super::*;
 
-    fn scope(prefix: &str, access: S3Access) -> PolicyScope<'_> {
+    fn scope(key_prefix: &str, access: S3Access) -> PolicyScope<'_> {
         PolicyScope {
             bucket: "lake",
-            prefix,
+            key_prefix,
             access,
             kms_key_arn: None,
         }

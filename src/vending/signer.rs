@@ -12,7 +12,7 @@ use aws_sigv4::http_request::{
 use aws_sigv4::sign::v4;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 
-use crate::store::S3Profile;
+use crate::domain::storage::S3Profile;
 
 /// Characters S3 leaves unencoded in a key segment (RFC 3986 unreserved).
 const KEY_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -296,14 +296,14 @@ fn list_param_allowed(name: &str) -> bool {
     )
 }
 
-/// Checks that a request touches only keys under `table_prefix` (which ends in `/`) of the
+/// Checks that a request touches only keys under `table_key_prefix` (which ends in `/`) of the
 /// profile's bucket, and says whether it reads or writes. Refuses anything it does not understand.
 pub fn check_request(
     profile: &S3Profile,
     req: &SignRequest,
-    table_prefix: &str,
+    table_key_prefix: &str,
 ) -> Result<Needs, String> {
-    debug_assert!(table_prefix.ends_with('/'));
+    debug_assert!(table_key_prefix.ends_with('/'));
     check_headers(req.headers)?;
     let url = url::Url::parse(req.uri).map_err(|e| format!("'{}' is not a URL: {e}", req.uri))?;
     let host = url.host_str().unwrap_or_default();
@@ -342,9 +342,9 @@ pub fn check_request(
     let method = req.method.to_ascii_uppercase();
     let params: Vec<(String, String)> = url.query_pairs().into_owned().collect();
     if key.is_empty() {
-        return check_bucket_request(&method, &params, req.body, table_prefix);
+        return check_bucket_request(&method, &params, req.body, table_key_prefix);
     }
-    check_key(&key, table_prefix)?;
+    check_key(&key, table_key_prefix)?;
     if let Some((name, _)) = params.iter().find(|(n, _)| !object_param_allowed(n)) {
         return Err(format!("the object sub-resource '{name}' is not signed"));
     }
@@ -359,7 +359,7 @@ fn check_bucket_request(
     method: &str,
     params: &[(String, String)],
     body: Option<&str>,
-    table_prefix: &str,
+    table_key_prefix: &str,
 ) -> Result<Needs, String> {
     if method == "POST" && params.iter().any(|(n, _)| n == "delete") {
         let body = body.ok_or("a DeleteObjects request must carry its body to be checked")?;
@@ -368,7 +368,7 @@ fn check_bucket_request(
             return Err("a DeleteObjects body without keys".into());
         }
         for k in &keys {
-            check_key(k, table_prefix)?;
+            check_key(k, table_key_prefix)?;
         }
         return Ok(Needs::Write);
     }
@@ -381,9 +381,9 @@ fn check_bucket_request(
             .find(|(n, _)| n == "prefix")
             .map(|(_, v)| v.as_str())
             .unwrap_or_default();
-        if !prefix.starts_with(table_prefix) || has_bad_segment(prefix) {
+        if !prefix.starts_with(table_key_prefix) || has_bad_segment(prefix) {
             return Err(format!(
-                "a list must stay inside the table: prefix '{prefix}' does not start with '{table_prefix}'"
+                "a list must stay inside the table: prefix '{prefix}' does not start with '{table_key_prefix}'"
             ));
         }
         return Ok(Needs::Read);
@@ -396,9 +396,11 @@ fn has_bad_segment(key: &str) -> bool {
 }
 
 /// A key is inside the table when it starts with the table prefix and walks nowhere.
-fn check_key(key: &str, table_prefix: &str) -> Result<(), String> {
-    if !key.starts_with(table_prefix) || key.len() == table_prefix.len() {
-        return Err(format!("key '{key}' is outside the table ({table_prefix})"));
+fn check_key(key: &str, table_key_prefix: &str) -> Result<(), String> {
+    if !key.starts_with(table_key_prefix) || key.len() == table_key_prefix.len() {
+        return Err(format!(
+            "key '{key}' is outside the table ({table_key_prefix})"
+        ));
     }
     if has_bad_segment(key) || key.chars().any(char::is_control) {
         return Err(format!(

@@ -39,7 +39,7 @@ pub struct SessionKey {
     /// rotated credential never reuses old sessions.
     pub profile: u64,
     pub bucket: String,
-    pub prefix: String,
+    pub key_prefix: String,
     pub access: S3Access,
     pub principal: Uuid,
 }

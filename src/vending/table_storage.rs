@@ -18,11 +18,12 @@ use super::presign::PresignMethod;
 use super::signer::{Needs, SignRequest, check_request, sign_headers};
 use super::{
     Delegation, TableAccess, VendedCredential, Vending, client_config, nothing_to_hand_out,
-    refused, table_prefix, vendor,
+    refused, table_key_prefix, vendor,
 };
-use crate::authz::DataAccess;
 use crate::catalog::{CatalogError, CatalogResult, Warehouse};
-use crate::store::{S3Profile, StorageProfile, now_ms};
+use crate::domain::access::DataAccess;
+use crate::domain::storage::{S3Profile, StorageProfile};
+use crate::store::now_ms;
 
 /// Where a table's storage routes are, as the API serves them (URL shapes are the API's).
 #[derive(Debug, Clone)]
@@ -221,7 +222,7 @@ impl Vending {
                 sign.region
             )));
         }
-        let (_, table_key_prefix) = table_prefix(wh, profile, t.location)?;
+        let (_, table_key_prefix) = table_key_prefix(wh, profile, t.location)?;
         check_request(profile, &sign.request, &table_key_prefix).map_err(|e| {
             tracing::warn!(warehouse = %wh.record.name, principal = %t.caller.name, error = %e, "refused to sign a request");
             refused(e)

@@ -8,10 +8,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::Vending;
-use crate::authz::DataAccess;
 use crate::catalog::Warehouse;
+use crate::domain::access::DataAccess;
+use crate::domain::storage::{AdlsProfile, GcsProfile, S3Vending, StorageProfile};
 use crate::identity::Caller;
-use crate::store::{AdlsProfile, GcsProfile, S3Vending, StorageProfile};
 use crate::vending::TableAccess;
 use crate::warehouse_io::{S3Io, S3StaticCredentials, WarehouseIo};
 

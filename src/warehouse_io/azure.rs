@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::azure_auth::AzureSigner;
 use super::azure_sas::{SAS_VERSION, SasRequest, SasResource};
 use super::{IoError, WarehouseIo};
-use crate::store::AdlsProfile;
+use crate::domain::storage::AdlsProfile;
 
 /// Characters left as they are in a blob path segment.
 const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 
 use super::azure_sas::{SAS_VERSION, SasKey, SasRequest, UserDelegationKey, sas_time, sign};
-use crate::store::AdlsProfile;
+use crate::domain::storage::AdlsProfile;
 
 /// Entra ID's public authority.
 pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";

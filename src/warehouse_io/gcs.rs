@@ -10,7 +10,7 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
 use super::{IoError, WarehouseIo};
-use crate::store::GcsProfile;
+use crate::domain::storage::GcsProfile;
 
 /// Scope of the server's own tokens and the source of downscoped ones.
 pub const STORAGE_SCOPE: &str = "https://www.googleapis.com/auth/devstorage.read_write";

@@ -7,7 +7,8 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::pg_support::TestDatabase;
-use floe::authz::Privilege;
+use floe::domain::access::{GrantResource, Privilege};
+use floe::domain::storage::StorageProfile;
 use floe::domain::{NamespaceIdent, ObjectName, TableIdent};
 use floe::migrate::{Snapshot, migrate};
 use floe::store::*;

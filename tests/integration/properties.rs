@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 
 use floe::catalog::{decode_page_token, encode_page_token};
+use floe::domain::storage::S3Profile;
 use floe::domain::{NamespaceIdent, ObjectName};
-use floe::store::S3Profile;
 use floe::vending::s3_policy::{PolicyScope, S3Access, escape_iam, session_policy};
 use floe::vending::signer::{SignRequest, check_request};
 use proptest::prelude::*;
@@ -31,7 +31,7 @@ fn segment() -> impl Strategy<Value = String> {
     ]
 }
 
-fn table_prefix() -> impl Strategy<Value = String> {
+fn table_key_prefix() -> impl Strategy<Value = String> {
     prop::collection::vec("[a-z0-9_-]{1,10}", 1..5)
         .prop_map(|parts| format!("{}/", parts.join("/")))
 }
@@ -56,7 +56,7 @@ proptest! {
     ) {
         let prefix = format!("{}/", parts.join("/"));
         let access = if write { S3Access::ReadWrite } else { S3Access::Read };
-        let scope = PolicyScope { bucket: &bucket, prefix: &prefix, access, kms_key_arn: None };
+        let scope = PolicyScope { bucket: &bucket, key_prefix: &prefix, access, kms_key_arn: None };
         let Ok(policy) = session_policy(&scope) else {
             // Too long to fit: refused, never widened.
             return Ok(());
@@ -89,7 +89,7 @@ proptest! {
     /// no `.`/`..`/empty segment, and never a copy from elsewhere.
     #[test]
     fn the_signer_signs_only_keys_inside_the_table(
-        prefix in table_prefix(),
+        prefix in table_key_prefix(),
         parts in prop::collection::vec(segment(), 0..5),
         method in prop_oneof![Just("GET"), Just("PUT"), Just("DELETE"), Just("HEAD"), Just("POST"), Just("PATCH")],
         copy_from in prop::option::of("[a-z/]{1,20}"),

@@ -14,8 +14,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{ApiResult, AppState, Authenticated};
-use crate::authz::Privilege;
 use crate::authz::Target;
+use crate::domain::access::Privilege;
 use crate::identity::Caller;
 use crate::store::TenantRecord;
 

@@ -11,9 +11,11 @@ use crate::admin::GrantView;
 use crate::api::openapi::{CommonErrors, tagged_union, with_tag};
 use crate::api::types::IcebergErrorResponse;
 use crate::api::{ApiResult, AppState, Authenticated};
-use crate::authz::{Privilege, Target};
+use crate::authz::Target;
+use crate::domain::access::GrantResource;
+use crate::domain::access::Privilege;
 use crate::domain::{NamespaceIdent, TableIdent};
-use crate::store::{GrantResource, RoleRecord};
+use crate::store::RoleRecord;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(create_role)

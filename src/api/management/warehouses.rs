@@ -13,11 +13,11 @@ use crate::admin::{NewStorage, WarehouseChanges};
 use crate::api::openapi::{CommonErrors, tagged_union, with_tag};
 use crate::api::types::IcebergErrorResponse;
 use crate::api::{ApiResult, AppState, Authenticated};
-use crate::authz::{Privilege, on_warehouse};
+use crate::authz::on_warehouse;
+use crate::domain::access::Privilege;
+use crate::domain::storage::{AdlsProfile, GcsProfile, S3Profile, S3Vending, StorageProfile};
 use crate::identity::Caller;
-use crate::store::{
-    AdlsProfile, GcsProfile, S3Profile, S3Vending, StorageProfile, WarehouseRecord,
-};
+use crate::store::WarehouseRecord;
 use crate::vending::validate::ValidationReport;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

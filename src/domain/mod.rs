@@ -1,7 +1,12 @@
-//! Validated names: a handler can only hold a namespace, table or warehouse name that is legal.
+//! Domain values every layer may use: validated names (a handler can only hold a namespace,
+//! table or warehouse name that is legal), credential kinds, storage profiles ([`storage`]) and
+//! privileges and grant resources ([`access`]).
 //!
 //! Limits are explicit: a name part is 1..=255 characters, a namespace at most 16 levels deep, and no part
 //! may contain control characters, `/` or `\`, or be `.` / `..` (names end up in logs, keys and paths).
+
+pub mod access;
+pub mod storage;
 
 use std::fmt;
 
