@@ -28,15 +28,12 @@ pub use tables::{CreateTable, LoadedTable, TableChange};
 pub use views::{CreateView, LoadedView, ViewRequirement};
 
 use crate::changes::Change;
-use crate::domain::CredentialKind;
-use crate::domain::storage::StorageProfile;
 use crate::identity::Caller;
 use crate::identity::storage_credentials::CredentialResolver;
 use crate::store::{CatalogStore, PageRequest, StoreError, WarehouseRecord};
-use crate::warehouse_io::azure_auth::{AzureAuth, AzureSigner};
+use crate::warehouse_io::azure_auth::AzureSigner;
 use crate::warehouse_io::{
-    AzureIo, GcsIo, GcsServiceAccount, IoError, LocalIo, S3Io, S3StaticCredentials, StorageSecret,
-    WarehouseIo,
+    GcsServiceAccount, IoError, S3StaticCredentials, StorageSecret, WarehouseIo, open_io,
 };
 
 /// How long a warehouse's storage client (and the credential it was built with) is reused.
@@ -371,46 +368,7 @@ impl Catalog {
         let name = record.name.clone();
         self.io
             .try_get_with(record.id, async move {
-                let mut azure = None;
-                let io: Arc<dyn WarehouseIo> = match (&storage, &secret) {
-                    (StorageProfile::Local { root }, _) => Arc::new(LocalIo::new(root)?),
-                    (StorageProfile::S3(s3), secret) => {
-                        let keys = match secret {
-                            Some(StorageSecret::S3(k)) => Some(k.clone()),
-                            _ => None,
-                        };
-                        Arc::new(
-                            S3Io::new(
-                                &s3.bucket,
-                                &s3.region,
-                                s3.endpoint.as_deref(),
-                                s3.path_style,
-                                keys,
-                            )
-                            .await,
-                        )
-                    }
-                    (StorageProfile::Adls(a), Some(StorageSecret::Azure(auth))) => {
-                        let signer = Arc::new(AzureSigner::new(a, auth.clone()));
-                        azure = Some(signer.clone());
-                        Arc::new(AzureIo::new(a, signer))
-                    }
-                    (StorageProfile::Gcs(g), Some(StorageSecret::Gcs(account))) => {
-                        Arc::new(GcsIo::new(g, account.clone()))
-                    }
-                    (StorageProfile::Gcs(_), _) => {
-                        return Err(IoError::Misconfigured(
-                            name,
-                            "a GCS warehouse needs a gcs-service-account storage credential".into(),
-                        ));
-                    }
-                    (StorageProfile::Adls(_), _) => {
-                        return Err(IoError::Misconfigured(
-                            name,
-                            "an ADLS warehouse needs an azure-shared-key or azure-client-secret credential".into(),
-                        ));
-                    }
-                };
+                let (io, azure) = open_io(&storage, secret.as_ref(), name).await?;
                 Ok::<_, IoError>(Arc::new(ServerStorage {
                     io,
                     secret: secret.map(Arc::new),
@@ -442,7 +400,7 @@ impl Catalog {
             .get_storage_credential(record.tenant_id, name)
             .await?
             .ok_or_else(|| unavailable(format!("storage credential '{name}' does not exist")))?;
-        let mut fields = self
+        let fields = self
             .credentials
             .resolve(&stored)
             .await
@@ -451,27 +409,7 @@ impl Catalog {
             std::iter::once(("kind", stored.kind.as_str()))
                 .chain(fields.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
         );
-        let secret = match stored.kind {
-            CredentialKind::AzureSharedKey => StorageSecret::Azure(AzureAuth::AccountKey(
-                fields.remove("account_key").unwrap_or_default(),
-            )),
-            CredentialKind::AzureClientSecret => StorageSecret::Azure(AzureAuth::ClientSecret {
-                tenant_id: fields.remove("tenant_id").unwrap_or_default(),
-                client_id: fields.remove("client_id").unwrap_or_default(),
-                client_secret: fields.remove("client_secret").unwrap_or_default(),
-            }),
-            CredentialKind::GcsServiceAccount => StorageSecret::Gcs(Arc::new(
-                GcsServiceAccount::from_json(
-                    &fields.remove("service_account_json").unwrap_or_default(),
-                )
-                .map_err(unavailable)?,
-            )),
-            CredentialKind::S3AccessKey => StorageSecret::S3(S3StaticCredentials {
-                access_key_id: fields.remove("access_key_id").unwrap_or_default(),
-                secret_access_key: fields.remove("secret_access_key").unwrap_or_default(),
-                session_token: fields.remove("session_token"),
-            }),
-        };
+        let secret = StorageSecret::from_fields(stored.kind, fields).map_err(unavailable)?;
         Ok((secret, fingerprint))
     }
 

@@ -1,6 +1,8 @@
 //! Reading and writing a warehouse's metadata files with the server's own storage access.
 //!
-//! Owns: the [`WarehouseIo`] trait, its local-directory and S3 backends, and the rules for which
+//! Owns: the [`WarehouseIo`] trait and its local-directory, S3, Azure Blob and GCS backends;
+//! [`open_io`], the one place the server's IO is built for a storage profile and its secret;
+//! [`StorageSecret`], what a resolved storage credential stands for; and the rules for which
 //! locations lie inside a warehouse. Must not touch: the store or HTTP.
 
 mod azure;
@@ -14,6 +16,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+
+use crate::domain::CredentialKind;
+use crate::domain::storage::StorageProfile;
+use azure_auth::AzureSigner;
 
 pub use azure::{AzureIo, encode_blob_path};
 pub use gcs::{GcsIo, GcsServiceAccount};
@@ -29,6 +35,87 @@ pub enum StorageSecret {
     Azure(azure_auth::AzureAuth),
     /// A Google service account (its key file).
     Gcs(Arc<GcsServiceAccount>),
+}
+
+impl StorageSecret {
+    /// The secret a resolved credential of `kind` stands for (its fields as
+    /// [`crate::identity::storage_credentials`] normalized them).
+    pub fn from_fields(
+        kind: CredentialKind,
+        mut fields: std::collections::BTreeMap<String, String>,
+    ) -> Result<Self, String> {
+        let mut take = |name: &str| fields.remove(name).unwrap_or_default();
+        Ok(match kind {
+            CredentialKind::AzureSharedKey => {
+                Self::Azure(azure_auth::AzureAuth::AccountKey(take("account_key")))
+            }
+            CredentialKind::AzureClientSecret => Self::Azure(azure_auth::AzureAuth::ClientSecret {
+                tenant_id: take("tenant_id"),
+                client_id: take("client_id"),
+                client_secret: take("client_secret"),
+            }),
+            CredentialKind::GcsServiceAccount => Self::Gcs(Arc::new(GcsServiceAccount::from_json(
+                &take("service_account_json"),
+            )?)),
+            CredentialKind::S3AccessKey => {
+                let (access_key_id, secret_access_key) =
+                    (take("access_key_id"), take("secret_access_key"));
+                Self::S3(S3StaticCredentials {
+                    access_key_id,
+                    secret_access_key,
+                    session_token: fields.remove("session_token"),
+                })
+            }
+        })
+    }
+}
+
+/// The server's own IO for a warehouse's storage, built with its secret (on S3 without one, the
+/// AWS default chain), and for ADLS the SAS signer it shares with vending. A storage kind whose
+/// secret is missing or of another kind is misconfigured (`warehouse` names it).
+pub async fn open_io(
+    storage: &StorageProfile,
+    secret: Option<&StorageSecret>,
+    warehouse: String,
+) -> Result<(Arc<dyn WarehouseIo>, Option<Arc<AzureSigner>>), IoError> {
+    Ok(match (storage, secret) {
+        (StorageProfile::Local { root }, _) => (Arc::new(LocalIo::new(root)?), None),
+        (StorageProfile::S3(s3), secret) => {
+            let keys = match secret {
+                Some(StorageSecret::S3(k)) => Some(k.clone()),
+                _ => None,
+            };
+            let io = S3Io::new(
+                &s3.bucket,
+                &s3.region,
+                s3.endpoint.as_deref(),
+                s3.path_style,
+                keys,
+            )
+            .await;
+            (Arc::new(io), None)
+        }
+        (StorageProfile::Adls(a), Some(StorageSecret::Azure(auth))) => {
+            let signer = Arc::new(AzureSigner::new(a, auth.clone()));
+            (Arc::new(AzureIo::new(a, signer.clone())), Some(signer))
+        }
+        (StorageProfile::Gcs(g), Some(StorageSecret::Gcs(account))) => {
+            (Arc::new(GcsIo::new(g, account.clone())), None)
+        }
+        (StorageProfile::Gcs(_), _) => {
+            return Err(IoError::Misconfigured(
+                warehouse,
+                "a GCS warehouse needs a gcs-service-account storage credential".into(),
+            ));
+        }
+        (StorageProfile::Adls(_), _) => {
+            return Err(IoError::Misconfigured(
+                warehouse,
+                "an ADLS warehouse needs an azure-shared-key or azure-client-secret credential"
+                    .into(),
+            ));
+        }
+    })
 }
 
 impl std::fmt::Debug for StorageSecret {
