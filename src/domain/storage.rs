@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Where a warehouse keeps its files and how the server itself reaches them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 // Built once per warehouse change and kept behind an `Arc`: size does not matter here.
 #[allow(clippy::large_enum_variant)]

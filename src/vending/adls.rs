@@ -252,10 +252,6 @@ impl StorageVendor for AdlsProfile {
         self.vending
     }
 
-    fn fingerprint(&self, secret_fingerprint: u64) -> u64 {
-        super::fingerprint(self, secret_fingerprint)
-    }
-
     /// A SAS token for the table's directory (hierarchical namespace), or for the whole container
     /// where the profile allows that unscoped fallback (logged).
     async fn vend(

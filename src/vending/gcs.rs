@@ -277,10 +277,6 @@ impl StorageVendor for GcsProfile {
         self.vending
     }
 
-    fn fingerprint(&self, secret_fingerprint: u64) -> u64 {
-        super::fingerprint(self, secret_fingerprint)
-    }
-
     /// The service account's token, exchanged at Google's STS for one downscoped by a credential
     /// access boundary to the table's prefix.
     async fn vend(

@@ -210,7 +210,7 @@ impl Vending {
         if !storage.vends() {
             return Ok(None);
         }
-        let profile_hash = storage.fingerprint(t.warehouse.secret_fingerprint);
+        let profile_hash = fingerprint(&t.warehouse.record.storage, t.warehouse.secret_fingerprint);
         let key = RenderKey {
             warehouse: t.warehouse.record.id,
             profile: profile_hash,
@@ -287,8 +287,6 @@ trait StorageVendor: Sync {
     fn client_config(&self) -> BTreeMap<String, String>;
     /// Whether tables of this storage get vended credentials at all.
     fn vends(&self) -> bool;
-    /// What a vended credential depends on: these settings and the server secret's value.
-    fn fingerprint(&self, secret_fingerprint: u64) -> u64;
     /// A credential that reaches only the table's files, for the caller's data access (only
     /// asked when [`StorageVendor::vends`]).
     async fn vend(&self, vending: &Vending, t: &TableAccess<'_>)
@@ -342,10 +340,6 @@ impl StorageVendor for LocalStorage {
 
     fn vends(&self) -> bool {
         false
-    }
-
-    fn fingerprint(&self, _: u64) -> u64 {
-        0
     }
 
     async fn vend(&self, _: &Vending, t: &TableAccess<'_>) -> CatalogResult<VendedCredential> {

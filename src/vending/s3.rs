@@ -158,10 +158,6 @@ impl StorageVendor for S3Profile {
         self.vending_mode() != S3Vending::Off
     }
 
-    fn fingerprint(&self, secret_fingerprint: u64) -> u64 {
-        super::fingerprint(self, secret_fingerprint)
-    }
-
     /// An STS session narrowed by a session policy to the table's prefix, or (where the profile
     /// says so, unscoped and logged) the warehouse's own static keys.
     async fn vend(

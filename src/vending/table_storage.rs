@@ -93,9 +93,10 @@ impl AccessAsked {
         self.data
     }
 
-    /// Whether the answer depends on the caller's data access (so it must be looked up).
-    pub fn needs_data_access(wh: &Warehouse, delegation: Delegation) -> bool {
-        !matches!(wh.record.storage, StorageProfile::Local { .. }) && delegation.any()
+    /// Whether the warehouse's storage hands out anything a client could ask for (so the
+    /// delegation asked for, and the caller's data access, matter).
+    pub fn may_delegate(wh: &Warehouse) -> bool {
+        !matches!(wh.record.storage, StorageProfile::Local { .. })
     }
 
     /// `tag` (a quoted ETag) made specific to this access, so a client that asks with other
