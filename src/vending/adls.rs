@@ -3,11 +3,14 @@
 //! unscoped fallback, and SAS URLs for single blobs; plus the client settings and the checks of
 //! an ADLS profile.
 
+use bytes::Bytes;
 use std::collections::BTreeMap;
+use uuid::Uuid;
 
 use chrono::{Duration, Utc};
 
 use super::presign::{PresignMethod, file_inside};
+use super::validate::{Steps, Validation};
 use super::{StorageVendor, TableAccess, VendedCredential, Vending, refused};
 use crate::catalog::{CatalogError, CatalogResult, ErrorType, Warehouse};
 use crate::domain::CredentialKind;
@@ -279,6 +282,23 @@ impl StorageVendor for AdlsProfile {
         ))
     }
 
+    /// Signs a read-only SAS for a sample table and checks what it allows; a container without a
+    /// hierarchical namespace is warned of.
+    async fn validate(
+        &self,
+        check: &Validation<'_>,
+        steps: &mut Steps,
+        warnings: &mut Vec<String>,
+    ) {
+        if !self.hierarchical_namespace {
+            let w =
+                "no hierarchical namespace: vended SAS tokens reach the whole container (UNSCOPED)";
+            tracing::warn!(warehouse = %check.warehouse.record.name, "{w}");
+            warnings.push(w.to_owned());
+        }
+        validate_sas(check.warehouse, self, steps).await;
+    }
+
     /// A SAS URL for one blob inside the table.
     async fn presign(
         &self,
@@ -294,6 +314,77 @@ impl StorageVendor for AdlsProfile {
         let url = presigned_blob_url(t.warehouse, self, &path, put, ttl).await?;
         Ok((url, ttl))
     }
+}
+
+/// Signs a read-only SAS the way vending does for a sample table and checks what it allows: it
+/// reads a file there and cannot write one.
+async fn validate_sas(wh: &Warehouse, profile: &AdlsProfile, steps: &mut Steps) {
+    let sample = format!("{}/.floe-validate/{}", wh.root(), Uuid::now_v7());
+    let probe = format!("{sample}/probe");
+    let sas = crate::vending::adls::table_sas(wh, profile, &sample, DataAccess::Read, "")
+        .await
+        .map(|(config, _)| config["adls.sas-token"].clone());
+    let sas = match sas {
+        Ok(t) => {
+            steps.record("sign a read-only SAS for a sample table", Ok(()));
+            t
+        }
+        Err(e) => {
+            steps.record("sign a read-only SAS for a sample table", Err(e.message));
+            return;
+        }
+    };
+    if wh
+        .io
+        .write(&probe, Bytes::from_static(b"floe SAS probe"))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let url = |path: &str| {
+        let blob = path
+            .strip_prefix(&format!("abfss://{}/", profile.authority()))
+            .unwrap_or(path);
+        format!(
+            "{}/{}/{}{sas}",
+            profile.blob_endpoint(),
+            profile.container,
+            crate::warehouse_io::encode_blob_path(blob)
+        )
+    };
+    let http = reqwest::Client::new();
+    let read = http
+        .get(url(&probe))
+        .header("x-ms-version", crate::warehouse_io::azure_sas::SAS_VERSION)
+        .send()
+        .await;
+    steps.record(
+        "read a file of the sample table with the SAS",
+        match read {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => Err(format!("HTTP {}", r.status())),
+            Err(e) => Err(e.to_string()),
+        },
+    );
+    let write = http
+        .put(url(&format!("{sample}/written")))
+        .header("x-ms-blob-type", "BlockBlob")
+        .header("x-ms-version", crate::warehouse_io::azure_sas::SAS_VERSION)
+        .body("x")
+        .send()
+        .await;
+    steps.record(
+        "the read-only SAS cannot write",
+        match write {
+            Ok(r) if r.status().is_success() => {
+                let _ = wh.io.delete(&format!("{sample}/written")).await;
+                Err("a read-only SAS wrote a file".into())
+            }
+            _ => Ok(()),
+        },
+    );
+    let _ = wh.io.delete(&probe).await;
 }
 
 #[cfg(test)]

@@ -2,7 +2,9 @@
 //! for one downscoped by a credential access boundary to the table's prefix, and V4 signed URLs
 //! for single objects; plus the client settings and the checks of a GCS profile.
 
+use bytes::Bytes;
 use std::collections::BTreeMap;
+use uuid::Uuid;
 
 use chrono::{DateTime, Utc};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -11,6 +13,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::presign::{PresignMethod, file_inside};
+use super::validate::{Steps, Validation};
 use super::{
     StorageVendor, TableAccess, VendedCredential, Vending, inside_warehouse, refused, unavailable,
 };
@@ -318,6 +321,16 @@ impl StorageVendor for GcsProfile {
         ))
     }
 
+    /// Downscopes a token for a sample table and checks what it allows.
+    async fn validate(
+        &self,
+        check: &Validation<'_>,
+        steps: &mut Steps,
+        _warnings: &mut Vec<String>,
+    ) {
+        validate_gcs(check.warehouse, self, steps).await;
+    }
+
     /// A V4 signed URL for one object inside the table.
     async fn presign(
         &self,
@@ -348,6 +361,101 @@ impl StorageVendor for GcsProfile {
         .map_err(unavailable)?;
         Ok((url, ttl))
     }
+}
+
+/// Downscopes a token for a sample table the way vending does and checks what it allows: it
+/// reads a file there and cannot write beside it.
+async fn validate_gcs(wh: &Warehouse, profile: &GcsProfile, steps: &mut Steps) {
+    use crate::vending::gcs;
+    let Some(account) = wh.gcs_account() else {
+        steps.record(
+            "service account",
+            Err("no gcs-service-account credential".into()),
+        );
+        return;
+    };
+    let sample = format!("{}/.floe-validate/{}", wh.root(), Uuid::now_v7());
+    let Some(prefix) = sample.strip_prefix(&format!("gs://{}/", profile.bucket)) else {
+        return;
+    };
+    let http = reqwest::Client::new();
+    let boundary = gcs::access_boundary(&profile.bucket, &format!("{prefix}/"), DataAccess::Read);
+    let at_least = std::time::Duration::from_secs(60);
+    let token = match gcs::downscope(&http, profile, account, &boundary, at_least).await {
+        Ok(t) => {
+            steps.record(
+                "exchange a read-only downscoped token for a sample table",
+                Ok(()),
+            );
+            t.token
+        }
+        Err(e) => {
+            steps.record(
+                "exchange a read-only downscoped token for a sample table",
+                Err(e),
+            );
+            return;
+        }
+    };
+    let probe = format!("{sample}/probe");
+    if wh
+        .io
+        .write(&probe, Bytes::from_static(b"floe GCS probe"))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let object_url = |name: &str| {
+        let encoded: String =
+            percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC)
+                .to_string();
+        format!(
+            "{}/storage/v1/b/{}/o/{encoded}",
+            profile.storage_endpoint(),
+            profile.bucket
+        )
+    };
+    let read = http
+        .get(format!(
+            "{}?alt=media",
+            object_url(&format!("{prefix}/probe"))
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await;
+    steps.record(
+        "read a file of the sample table with the token",
+        match read {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => Err(format!("HTTP {}", r.status())),
+            Err(e) => Err(e.to_string()),
+        },
+    );
+    let beside = format!("{prefix}-beside/probe");
+    let write = http
+        .post(format!(
+            "{}/upload/storage/v1/b/{}/o?uploadType=media&name={}",
+            profile.storage_endpoint(),
+            profile.bucket,
+            percent_encoding::utf8_percent_encode(&beside, percent_encoding::NON_ALPHANUMERIC)
+        ))
+        .bearer_auth(&token)
+        .header("content-type", "application/octet-stream")
+        .body("x")
+        .send()
+        .await;
+    steps.record(
+        "the read-only token cannot write beside the sample table",
+        match write {
+            Ok(r) if r.status().is_success() => {
+                let _ = wh.io.delete(&format!("gs://{}/{beside}", profile.bucket)).await;
+                Err("the token wrote outside its table: this store does not enforce access boundaries".into())
+            }
+            _ => Ok(()),
+        },
+    );
+    let _ = wh.io.delete(&probe).await;
 }
 
 #[cfg(test)]

@@ -300,6 +300,18 @@ trait StorageVendor: Sync {
         method: presign::PresignMethod,
     ) -> CatalogResult<(String, Duration)>;
 
+    /// Checks, against the real storage, that what this kind hands out does what it should for a
+    /// sample table and nothing more; records each step, and warns of settings that work but
+    /// weaken isolation. Nothing by default (the server's own write/read/delete probe runs for
+    /// every kind).
+    async fn validate(
+        &self,
+        _check: &validate::Validation<'_>,
+        _steps: &mut validate::Steps,
+        _warnings: &mut Vec<String>,
+    ) {
+    }
+
     /// Where the storage offers the remote signer: adds its settings to `config` and returns the
     /// `remote-signing-config` object. None by default.
     fn remote_signing(

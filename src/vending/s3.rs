@@ -3,6 +3,11 @@
 //! and the keys the remote signer signs with; plus which role a session assumes, the table's key
 //! prefix, the client settings and the checks of an S3 profile.
 
+use uuid::Uuid;
+
+use super::validate::VALIDATION_READ_BYTES;
+use crate::identity::Caller;
+use crate::warehouse_io::{S3Io, S3StaticCredentials, WarehouseIo};
 use std::collections::BTreeMap;
 
 use std::sync::Arc;
@@ -13,6 +18,7 @@ use super::s3_policy::{PolicyScope, S3Access, session_policy};
 use super::signer::SigningKeys;
 use super::sts::{AssumeRole, SessionError, SessionKey, StsTarget, TempCredentials};
 use super::table_storage::{SIGNER_TABLE, TableEndpoints};
+use super::validate::{Steps, Validation};
 use super::{
     StorageVendor, TableAccess, VendedCredential, Vending, inside_warehouse, refused, unavailable,
 };
@@ -214,6 +220,30 @@ impl StorageVendor for S3Profile {
         ))
     }
 
+    /// With STS vending, assumes the roles for a sample table and checks what the sessions can
+    /// and cannot do; static keys and no vending are warned of.
+    async fn validate(
+        &self,
+        check: &Validation<'_>,
+        steps: &mut Steps,
+        warnings: &mut Vec<String>,
+    ) {
+        let wh = check.warehouse;
+        match self.vending_mode() {
+            S3Vending::Static => {
+                let w = "vending 'static' hands the warehouse's own keys to every client: UNSCOPED, they reach the whole bucket";
+                tracing::warn!(warehouse = %wh.record.name, "{w}");
+                warnings.push(w.to_owned());
+            }
+            S3Vending::Sts => {
+                validate_sts(check.vending, check.caller, wh, check.tenant, steps).await;
+            }
+            S3Vending::Off => {
+                warnings.push("vending is off: clients need storage access of their own".to_owned())
+            }
+        }
+    }
+
     /// The remote signer's settings, where the profile offers it: clients send every S3 request
     /// to Floe's per-table sign route, which checks it stays inside the table.
     fn remote_signing(
@@ -372,6 +402,118 @@ impl Vending {
             ));
         }
         Ok(creds)
+    }
+}
+
+/// Assumes the roles the way vending does, for a sample table, and checks what the sessions can
+/// and cannot do: read-write inside the sample table, nothing beside it, no writes when read-only.
+pub(super) async fn validate_sts(
+    vending: &Vending,
+    caller: &Caller,
+    wh: &Warehouse,
+    tenant: &str,
+    steps: &mut Steps,
+) {
+    let StorageProfile::S3(profile) = &wh.record.storage else {
+        return;
+    };
+    let sample = format!("{}/.floe-validate/{}", wh.root(), Uuid::now_v7());
+    let body = Bytes::from_static(b"floe vended-session probe");
+    for access in [DataAccess::ReadWrite, DataAccess::Read] {
+        let label = if access == DataAccess::Read {
+            "read-only"
+        } else {
+            "read-write"
+        };
+        let table = TableAccess {
+            warehouse: wh,
+            location: &sample,
+            access,
+            caller,
+            tenant_name: tenant,
+            refresh_endpoint: String::new(),
+        };
+        let session = vending
+            .table_session(&table)
+            .await
+            .map_err(|e| e.message.clone())
+            .and_then(|s| s.ok_or_else(|| "no session".to_owned()));
+        let session = match session {
+            Ok(s) => {
+                steps.record(
+                    &format!("assume role for a {label} session on a sample table"),
+                    Ok(()),
+                );
+                s
+            }
+            Err(e) => {
+                steps.record(
+                    &format!("assume role for a {label} session on a sample table"),
+                    Err(e),
+                );
+                return;
+            }
+        };
+        let io = S3Io::new(
+            &profile.bucket,
+            &profile.region,
+            profile.endpoint.as_deref(),
+            profile.path_style,
+            Some(S3StaticCredentials {
+                access_key_id: session.access_key_id.clone(),
+                secret_access_key: session.secret_access_key.clone(),
+                session_token: Some(session.session_token.clone()),
+            }),
+        )
+        .await;
+        let inside = format!("{sample}/probe-{label}");
+        let beside = format!("{sample}-beside/probe-{label}");
+        if access == DataAccess::ReadWrite {
+            let wrote = steps.record(
+                "write a file in the sample table with the session",
+                io.write(&inside, body.clone())
+                    .await
+                    .map_err(|e| e.to_string()),
+            );
+            if wrote {
+                steps.record(
+                    "read it back with the session",
+                    io.read(&inside, VALIDATION_READ_BYTES)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string()),
+                );
+            }
+        } else if wh.io.write(&inside, body.clone()).await.is_ok() {
+            steps.record(
+                "read a file of the sample table with the read-only session",
+                io.read(&inside, VALIDATION_READ_BYTES)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+            );
+            steps.record(
+                "the read-only session cannot delete it",
+                match io.delete(&inside).await {
+                    Ok(()) if wh.io.read(&inside, VALIDATION_READ_BYTES).await.is_err() => Err(
+                        "a read-only session deleted a file: the role's policy is not narrowed"
+                            .into(),
+                    ),
+                    _ => Ok(()),
+                },
+            );
+        }
+        steps.record(
+            &format!("the {label} session cannot write beside the sample table"),
+            match io.write(&beside, body.clone()).await {
+                Ok(()) => {
+                    let _ = wh.io.delete(&beside).await;
+                    Err("the session wrote outside its table: session policies are not enforced by this store".into())
+                }
+                Err(_) => Ok(()),
+            },
+        );
+        let _ = wh.io.delete(&inside).await;
     }
 }
 
