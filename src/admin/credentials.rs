@@ -4,7 +4,7 @@
 use uuid::Uuid;
 
 use super::Admin;
-use crate::catalog::{CatalogError, CatalogResult};
+use super::{AdminError, AdminResult};
 use crate::changes::Change;
 use crate::domain::{CredentialKind, check_resource_name};
 use crate::identity::Caller;
@@ -28,7 +28,7 @@ impl Admin {
         name: String,
         kind: CredentialKind,
         value: NewCredentialValue,
-    ) -> CatalogResult<StorageCredentialRecord> {
+    ) -> AdminResult<StorageCredentialRecord> {
         check_resource_name("credential name", &name)?;
         let record = self.credential_record(tenant, name, kind, value)?;
         self.store.put_storage_credential(&record, false).await?;
@@ -38,7 +38,7 @@ impl Admin {
     }
 
     /// The tenant's credentials (sealed: the handler shows names and kinds only).
-    pub async fn credentials(&self, tenant: Uuid) -> CatalogResult<Vec<StorageCredentialRecord>> {
+    pub async fn credentials(&self, tenant: Uuid) -> AdminResult<Vec<StorageCredentialRecord>> {
         Ok(self.store.list_storage_credentials(tenant).await?)
     }
 
@@ -51,7 +51,7 @@ impl Admin {
         name: String,
         kind: CredentialKind,
         value: NewCredentialValue,
-    ) -> CatalogResult<StorageCredentialRecord> {
+    ) -> AdminResult<StorageCredentialRecord> {
         let record = self.credential_record(tenant, name, kind, value)?;
         self.store.put_storage_credential(&record, true).await?;
         self.credential_changed(caller, &record, "rotate-storage-credential")
@@ -65,7 +65,7 @@ impl Admin {
         caller: &Caller,
         tenant: Uuid,
         name: &str,
-    ) -> CatalogResult<()> {
+    ) -> AdminResult<()> {
         self.store.delete_storage_credential(tenant, name).await?;
         let change = Change::StorageCredential {
             tenant,
@@ -84,16 +84,16 @@ impl Admin {
         name: String,
         kind: CredentialKind,
         value: NewCredentialValue,
-    ) -> CatalogResult<StorageCredentialRecord> {
+    ) -> AdminResult<StorageCredentialRecord> {
         let value = match value {
             NewCredentialValue::Fields(fields) => {
-                let fields = normalize_fields(kind, &fields).map_err(CatalogError::bad_request)?;
+                let fields = normalize_fields(kind, &fields).map_err(AdminError::invalid)?;
                 self.credentials.seal(tenant, &name, &fields)
             }
             NewCredentialValue::Reference(reference) => {
                 self.credentials
                     .check_reference(&reference)
-                    .map_err(CatalogError::bad_request)?;
+                    .map_err(AdminError::invalid)?;
                 CredentialValue::Reference { reference }
             }
         };

@@ -9,6 +9,7 @@
 //! which asks [`crate::authz`] before it calls here.
 
 mod credentials;
+mod error;
 mod principals;
 mod roles;
 mod tenants;
@@ -18,7 +19,6 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::catalog::{CatalogError, CatalogResult, ErrorType};
 use crate::changes::{Change, Changes};
 use crate::identity::key_store::SigningKeys;
 use crate::identity::storage_credentials::CredentialResolver;
@@ -26,6 +26,7 @@ use crate::identity::{Caller, ClientSecrets};
 use crate::store::{AuditEvent, CatalogStore, TenantRecord, now_ms};
 
 pub use credentials::NewCredentialValue;
+pub use error::{AdminError, AdminResult};
 pub use principals::WithSecret;
 pub use roles::{GrantView, ObjectName};
 pub use tenants::Identity;
@@ -56,8 +57,8 @@ pub struct Admin {
 }
 
 /// `what` does not exist (or is another tenant's, which the caller must not learn).
-pub fn not_found(what: &str) -> CatalogError {
-    CatalogError::new(ErrorType::NotFound, format!("{what} does not exist"))
+pub fn not_found(what: &str) -> AdminError {
+    AdminError::NotFound(what.to_owned())
 }
 
 impl Admin {
@@ -79,7 +80,7 @@ impl Admin {
     }
 
     /// The tenant at `id` if the caller may see it (root, or a member); other tenants are 404.
-    pub async fn visible_tenant(&self, caller: &Caller, id: Uuid) -> CatalogResult<TenantRecord> {
+    pub async fn visible_tenant(&self, caller: &Caller, id: Uuid) -> AdminResult<TenantRecord> {
         if !caller.may_access_tenant(id) {
             return Err(not_found(&format!("tenant {id}")));
         }
@@ -104,11 +105,11 @@ impl Admin {
     }
 
     /// A tenant's audit events, newest first: 1 to 1000 of them.
-    pub async fn audit_events(&self, tenant: Uuid, limit: i64) -> CatalogResult<Vec<AuditEvent>> {
+    pub async fn audit_events(&self, tenant: Uuid, limit: i64) -> AdminResult<Vec<AuditEvent>> {
         let limit = match limit {
             n @ 1..=1000 => n as usize,
             n => {
-                return Err(CatalogError::bad_request(format!(
+                return Err(AdminError::invalid(format!(
                     "limit must be 1 to 1000, not {n}"
                 )));
             }

@@ -4,7 +4,7 @@
 use uuid::Uuid;
 
 use super::{Admin, not_found};
-use crate::catalog::{CatalogError, CatalogResult, ErrorType};
+use super::{AdminError, AdminResult};
 use crate::changes::Change;
 use crate::domain::check_resource_name;
 use crate::identity::Caller;
@@ -18,7 +18,7 @@ pub struct WithSecret {
 
 impl Admin {
     /// The tenant's principal `id`; 404 for a missing one or another tenant's.
-    pub async fn principal(&self, tenant: Uuid, id: Uuid) -> CatalogResult<PrincipalRecord> {
+    pub async fn principal(&self, tenant: Uuid, id: Uuid) -> AdminResult<PrincipalRecord> {
         self.store
             .get_principal(id)
             .await?
@@ -26,7 +26,7 @@ impl Admin {
             .ok_or_else(|| not_found(&format!("principal {id}")))
     }
 
-    pub async fn principals(&self, tenant: Uuid) -> CatalogResult<Vec<PrincipalRecord>> {
+    pub async fn principals(&self, tenant: Uuid) -> AdminResult<Vec<PrincipalRecord>> {
         Ok(self.store.list_principals(tenant).await?)
     }
 
@@ -37,7 +37,7 @@ impl Admin {
         tenant: Uuid,
         name: String,
         kind: PrincipalKind,
-    ) -> CatalogResult<WithSecret> {
+    ) -> AdminResult<WithSecret> {
         check_resource_name("principal name", &name)?;
         let (secret, secret_hash) = self.secrets.generate();
         let principal = PrincipalRecord {
@@ -64,12 +64,11 @@ impl Admin {
         tenant: Uuid,
         id: Uuid,
         enabled: bool,
-    ) -> CatalogResult<PrincipalRecord> {
+    ) -> AdminResult<PrincipalRecord> {
         let mut p = self.principal(tenant, id).await?;
         if p.root {
-            return Err(CatalogError::new(
-                ErrorType::Conflict,
-                "the root principal cannot be disabled",
+            return Err(AdminError::Conflict(
+                "the root principal cannot be disabled".into(),
             ));
         }
         p.disabled = !enabled;
@@ -88,7 +87,7 @@ impl Admin {
         caller: &Caller,
         tenant: Uuid,
         id: Uuid,
-    ) -> CatalogResult<WithSecret> {
+    ) -> AdminResult<WithSecret> {
         let mut principal = self.principal(tenant, id).await?;
         let (secret, secret_hash) = self.secrets.generate();
         principal.secret_hash = secret_hash;
@@ -104,12 +103,11 @@ impl Admin {
         caller: &Caller,
         tenant: Uuid,
         id: Uuid,
-    ) -> CatalogResult<()> {
+    ) -> AdminResult<()> {
         let p = self.principal(tenant, id).await?;
         if p.root {
-            return Err(CatalogError::new(
-                ErrorType::Conflict,
-                "the root principal cannot be deleted",
+            return Err(AdminError::Conflict(
+                "the root principal cannot be deleted".into(),
             ));
         }
         self.store.delete_principal(id).await?;

@@ -3,8 +3,8 @@
 use uuid::Uuid;
 
 use super::{Admin, not_found};
+use super::{AdminError, AdminResult};
 use crate::authz::Target;
-use crate::catalog::{CatalogError, CatalogResult};
 use crate::changes::Change;
 use crate::domain::access::GrantResource;
 use crate::domain::access::Privilege;
@@ -23,7 +23,7 @@ pub struct GrantView {
 
 impl Admin {
     /// The tenant's role `id`; 404 for a missing one or another tenant's.
-    pub async fn role(&self, tenant: Uuid, id: Uuid) -> CatalogResult<RoleRecord> {
+    pub async fn role(&self, tenant: Uuid, id: Uuid) -> AdminResult<RoleRecord> {
         self.store
             .get_role(id)
             .await?
@@ -36,7 +36,7 @@ impl Admin {
         caller: &Caller,
         tenant: Uuid,
         name: String,
-    ) -> CatalogResult<RoleRecord> {
+    ) -> AdminResult<RoleRecord> {
         check_resource_name("role name", &name)?;
         let role = RoleRecord {
             id: Uuid::now_v7(),
@@ -50,12 +50,12 @@ impl Admin {
         Ok(role)
     }
 
-    pub async fn roles(&self, tenant: Uuid) -> CatalogResult<Vec<RoleRecord>> {
+    pub async fn roles(&self, tenant: Uuid) -> AdminResult<Vec<RoleRecord>> {
         Ok(self.store.list_roles(tenant).await?)
     }
 
     /// Deletes a role with its grants and assignments.
-    pub async fn delete_role(&self, caller: &Caller, tenant: Uuid, id: Uuid) -> CatalogResult<()> {
+    pub async fn delete_role(&self, caller: &Caller, tenant: Uuid, id: Uuid) -> AdminResult<()> {
         self.role(tenant, id).await?;
         self.store.delete_role(id).await?;
         self.changed(Change::Grants).await;
@@ -71,7 +71,7 @@ impl Admin {
         tenant: Uuid,
         role: Uuid,
         principal: Uuid,
-    ) -> CatalogResult<()> {
+    ) -> AdminResult<()> {
         self.role(tenant, role).await?;
         self.store
             .get_principal(principal)
@@ -91,7 +91,7 @@ impl Admin {
         tenant: Uuid,
         role: Uuid,
         principal: Uuid,
-    ) -> CatalogResult<()> {
+    ) -> AdminResult<()> {
         self.role(tenant, role).await?;
         self.store.unassign_role(principal, role).await?;
         self.changed(Change::Grants).await;
@@ -110,7 +110,7 @@ impl Admin {
         role: Uuid,
         target: Target,
         privilege: Privilege,
-    ) -> CatalogResult<GrantView> {
+    ) -> AdminResult<GrantView> {
         self.role(tenant, role).await?;
         if let Some(id) = target.warehouse() {
             self.store
@@ -122,13 +122,11 @@ impl Admin {
         match (privilege, &target) {
             (Privilege::TenantAdmin, Target::Tenant) => {}
             (Privilege::TenantAdmin, _) => {
-                return Err(CatalogError::bad_request(
-                    "TENANT_ADMIN is granted on the tenant",
-                ));
+                return Err(AdminError::invalid("TENANT_ADMIN is granted on the tenant"));
             }
             (Privilege::WarehouseAdmin, Target::Tenant | Target::Warehouse { .. }) => {}
             (Privilege::WarehouseAdmin, _) => {
-                return Err(CatalogError::bad_request(
+                return Err(AdminError::invalid(
                     "WAREHOUSE_ADMIN is granted on a warehouse or the tenant",
                 ));
             }
@@ -155,7 +153,7 @@ impl Admin {
     }
 
     /// The tenant's grants (only `role`'s with one), each with its object's current name.
-    pub async fn grants(&self, tenant: Uuid, role: Option<Uuid>) -> CatalogResult<Vec<GrantView>> {
+    pub async fn grants(&self, tenant: Uuid, role: Option<Uuid>) -> AdminResult<Vec<GrantView>> {
         let grants = self.store.list_grants(tenant, role).await?;
         let mut views = Vec::with_capacity(grants.len());
         for grant in grants {
@@ -165,7 +163,7 @@ impl Admin {
     }
 
     /// Revokes the tenant's grant `id`.
-    pub async fn delete_grant(&self, caller: &Caller, tenant: Uuid, id: Uuid) -> CatalogResult<()> {
+    pub async fn delete_grant(&self, caller: &Caller, tenant: Uuid, id: Uuid) -> AdminResult<()> {
         if self.store.delete_grant(tenant, id).await?.is_none() {
             return Err(not_found(&format!("grant {id}")));
         }
@@ -175,7 +173,7 @@ impl Admin {
         Ok(())
     }
 
-    async fn view(&self, grant: GrantRecord) -> CatalogResult<GrantView> {
+    async fn view(&self, grant: GrantRecord) -> AdminResult<GrantView> {
         let (warehouse, id, kind) = match &grant.resource {
             GrantResource::Table { warehouse, table } => (*warehouse, *table, TabularKind::Table),
             GrantResource::View { warehouse, view } => (*warehouse, *view, TabularKind::View),
@@ -199,7 +197,7 @@ impl Admin {
         Ok(GrantView { grant, object })
     }
 
-    async fn grant_resource(&self, target: Target) -> CatalogResult<GrantResource> {
+    async fn grant_resource(&self, target: Target) -> AdminResult<GrantResource> {
         let object_id = |warehouse: Uuid, ident: TableIdent, kind: TabularKind| async move {
             self.store
                 .get_tabular(warehouse, &ident)

@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use super::{Admin, not_found};
-use crate::catalog::{CatalogError, CatalogResult, ErrorType};
+use super::{AdminError, AdminResult};
 use crate::changes::Change;
 use crate::domain::check_resource_name;
 use crate::identity::Caller;
@@ -17,11 +17,7 @@ pub struct Identity {
 }
 
 impl Admin {
-    pub async fn create_tenant(
-        &self,
-        caller: &Caller,
-        name: String,
-    ) -> CatalogResult<TenantRecord> {
+    pub async fn create_tenant(&self, caller: &Caller, name: String) -> AdminResult<TenantRecord> {
         check_resource_name("tenant name", &name)?;
         let tenant = TenantRecord {
             id: Uuid::now_v7(),
@@ -35,7 +31,7 @@ impl Admin {
         Ok(tenant)
     }
 
-    pub async fn tenants(&self) -> CatalogResult<Vec<TenantRecord>> {
+    pub async fn tenants(&self) -> AdminResult<Vec<TenantRecord>> {
         Ok(self.store.list_tenants().await?)
     }
 
@@ -44,7 +40,7 @@ impl Admin {
         caller: &Caller,
         id: Uuid,
         name: &str,
-    ) -> CatalogResult<TenantRecord> {
+    ) -> AdminResult<TenantRecord> {
         check_resource_name("tenant name", name)?;
         self.store.rename_tenant(id, name).await?;
         self.changed(Change::Tenant { tenant: id }).await;
@@ -59,11 +55,10 @@ impl Admin {
     }
 
     /// Deletes a tenant that has no warehouses; never the caller's own.
-    pub async fn delete_tenant(&self, caller: &Caller, id: Uuid) -> CatalogResult<()> {
+    pub async fn delete_tenant(&self, caller: &Caller, id: Uuid) -> AdminResult<()> {
         if id == caller.tenant_id {
-            return Err(CatalogError::new(
-                ErrorType::Conflict,
-                "the root principal's own tenant cannot be deleted",
+            return Err(AdminError::Conflict(
+                "the root principal's own tenant cannot be deleted".into(),
             ));
         }
         self.store.delete_tenant(id).await?;
@@ -74,7 +69,7 @@ impl Admin {
     }
 
     /// Retires the token signing key and signs with a new one from now on; returns its kid.
-    pub async fn rotate_signing_key(&self, caller: &Caller) -> CatalogResult<String> {
+    pub async fn rotate_signing_key(&self, caller: &Caller) -> AdminResult<String> {
         let kid = self.signing_keys.rotate().await?;
         self.changed(Change::SigningKeys).await;
         let what = format!("signing key {kid}");
@@ -84,17 +79,14 @@ impl Admin {
     }
 
     /// The caller's principal, tenant and roles; 401 when the principal is disabled or gone.
-    pub async fn identity(&self, caller: &Caller) -> CatalogResult<Identity> {
+    pub async fn identity(&self, caller: &Caller) -> AdminResult<Identity> {
         let principal = self
             .store
             .get_principal(caller.principal_id)
             .await?
             .filter(|p| !p.disabled)
             .ok_or_else(|| {
-                CatalogError::new(
-                    ErrorType::NotAuthorized,
-                    "this principal is disabled or no longer exists",
-                )
+                AdminError::NotAuthorized("this principal is disabled or no longer exists".into())
             })?;
         let tenant = self
             .store

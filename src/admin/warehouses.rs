@@ -5,7 +5,7 @@
 use uuid::Uuid;
 
 use super::{Admin, not_found};
-use crate::catalog::{CatalogError, CatalogResult, ErrorType};
+use super::{AdminError, AdminResult};
 use crate::changes::Change;
 use crate::domain::storage::StorageProfile;
 use crate::domain::{CredentialKind, check_resource_name};
@@ -40,7 +40,7 @@ impl Admin {
         name: String,
         storage: NewStorage,
         credential: Option<String>,
-    ) -> CatalogResult<WarehouseRecord> {
+    ) -> AdminResult<WarehouseRecord> {
         check_resource_name("warehouse name", &name)?;
         let id = Uuid::now_v7();
         let kind = self.credential_kind(tenant, credential.as_deref()).await?;
@@ -65,12 +65,12 @@ impl Admin {
     }
 
     /// Every warehouse of `tenant` (the handler shows only those the caller may see).
-    pub async fn warehouses(&self, tenant: Uuid) -> CatalogResult<Vec<WarehouseRecord>> {
+    pub async fn warehouses(&self, tenant: Uuid) -> AdminResult<Vec<WarehouseRecord>> {
         Ok(self.store.list_warehouses(tenant).await?)
     }
 
     /// The tenant's warehouse `id`; 404 for a missing one or another tenant's.
-    pub async fn warehouse(&self, tenant: Uuid, id: Uuid) -> CatalogResult<WarehouseRecord> {
+    pub async fn warehouse(&self, tenant: Uuid, id: Uuid) -> AdminResult<WarehouseRecord> {
         self.store
             .get_warehouse(id)
             .await?
@@ -86,7 +86,7 @@ impl Admin {
         tenant: Uuid,
         id: Uuid,
         changes: WarehouseChanges,
-    ) -> CatalogResult<WarehouseRecord> {
+    ) -> AdminResult<WarehouseRecord> {
         let mut wh = self.warehouse(tenant, id).await?;
         if let Some(name) = changes.name {
             check_resource_name("warehouse name", &name)?;
@@ -120,7 +120,7 @@ impl Admin {
         caller: &Caller,
         tenant: Uuid,
         id: Uuid,
-    ) -> CatalogResult<()> {
+    ) -> AdminResult<()> {
         self.warehouse(tenant, id).await?;
         self.store.delete_warehouse(id).await?;
         self.changed(Change::Warehouse { warehouse: id }).await;
@@ -140,7 +140,7 @@ impl Admin {
         &self,
         tenant: Uuid,
         name: Option<&str>,
-    ) -> CatalogResult<Option<CredentialKind>> {
+    ) -> AdminResult<Option<CredentialKind>> {
         let Some(name) = name else {
             return Ok(None);
         };
@@ -159,7 +159,7 @@ impl Admin {
         id: Uuid,
         storage: NewStorage,
         kind: Option<CredentialKind>,
-    ) -> CatalogResult<StorageProfile> {
+    ) -> AdminResult<StorageProfile> {
         let mut profile = match storage {
             NewStorage::Local { root: None } => StorageProfile::Local {
                 root: format!(
@@ -170,14 +170,11 @@ impl Admin {
             },
             NewStorage::Local { root: Some(root) } => {
                 if !caller.root {
-                    return Err(CatalogError::new(
-                        ErrorType::Forbidden,
-                        "only the root principal may place a local warehouse in a directory of its choice; omit 'root'",
-                    ));
+                    return Err(AdminError::Forbidden("only the root principal may place a local warehouse in a directory of its choice; omit 'root'".into()));
                 }
-                let root = normalize_location(&root).map_err(CatalogError::bad_request)?;
+                let root = normalize_location(&root).map_err(AdminError::invalid)?;
                 if !root.starts_with("file:///") {
-                    return Err(CatalogError::bad_request(
+                    return Err(AdminError::invalid(
                         "a local warehouse root must be file:///absolute/path",
                     ));
                 }

@@ -79,11 +79,10 @@ async fn get_config(
         .await?
     {
         let name = query.warehouse.as_deref().unwrap_or_default();
-        let e = crate::catalog::CatalogError::new(
+        return Err(super::ApiError::new(
             crate::catalog::ErrorType::NoSuchWarehouse,
             format!("warehouse '{name}' does not exist"),
-        );
-        return Err(e.into());
+        ));
     }
     let mut overrides = BTreeMap::from([("prefix".to_string(), wh.id.to_string())]);
     overrides.extend(crate::vending::client_config(&wh.storage));

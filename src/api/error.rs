@@ -4,28 +4,44 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
 use super::types::{ErrorModel, IcebergErrorResponse};
+use crate::admin::AdminError;
+use crate::authz::AuthzError;
 use crate::catalog::{CatalogError, ErrorType};
 use crate::identity::AuthError;
+use crate::store::StoreError;
+use crate::vending::VendingError;
 
-/// A catalog error on its way to the client.
+/// A failure on its way to the client: the spec's exception type and a message fit for it. Each
+/// module's own error becomes one here, and only here, so the status every failure answers
+/// with is decided in one place.
 #[derive(Debug)]
-pub struct ApiError(pub CatalogError);
+pub struct ApiError {
+    pub kind: ErrorType,
+    pub message: String,
+}
 
 /// Shorthand for handler results.
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
+    pub fn new(kind: ErrorType, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self(CatalogError::bad_request(message))
+        Self::new(ErrorType::BadRequest, message)
     }
 
     /// The JSON body of this error.
     pub fn body(&self) -> IcebergErrorResponse {
         IcebergErrorResponse {
             error: ErrorModel {
-                message: self.0.message.clone(),
-                r#type: self.0.kind.name().to_owned(),
-                code: self.0.kind.status(),
+                message: self.message.clone(),
+                r#type: self.kind.name().to_owned(),
+                code: self.kind.status(),
                 stack: Vec::new(),
             },
         }
@@ -34,36 +50,81 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.0.kind.name(), self.0.message)
+        write!(f, "{}: {}", self.kind.name(), self.message)
     }
 }
 
-impl<E: Into<CatalogError>> From<E> for ApiError {
-    fn from(e: E) -> Self {
-        ApiError(e.into())
+impl From<CatalogError> for ApiError {
+    fn from(e: CatalogError) -> Self {
+        Self::new(e.kind, e.message)
     }
 }
 
-impl From<AuthError> for CatalogError {
+/// Store failures answer as the catalog maps them (a backend failure is a 503 that names
+/// nothing of the backend; the detail goes to the log).
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        CatalogError::from(e).into()
+    }
+}
+
+impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
-        CatalogError::new(ErrorType::NotAuthorized, e.to_string())
+        Self::new(ErrorType::NotAuthorized, e.to_string())
     }
 }
 
-impl From<crate::domain::NameError> for CatalogError {
+impl From<crate::domain::NameError> for ApiError {
     fn from(e: crate::domain::NameError) -> Self {
-        CatalogError::bad_request(e.to_string())
+        Self::bad_request(e.to_string())
+    }
+}
+
+impl From<AdminError> for ApiError {
+    fn from(e: AdminError) -> Self {
+        let kind = match e {
+            AdminError::Storage(e) => return e.into(),
+            AdminError::Store(e) => return e.into(),
+            AdminError::NotFound(_) => ErrorType::NotFound,
+            AdminError::Invalid(_) | AdminError::Name(_) => ErrorType::BadRequest,
+            AdminError::Forbidden(_) => ErrorType::Forbidden,
+            AdminError::Conflict(_) => ErrorType::Conflict,
+            AdminError::NotAuthorized(_) => ErrorType::NotAuthorized,
+        };
+        Self::new(kind, e.to_string())
+    }
+}
+
+impl From<AuthzError> for ApiError {
+    fn from(e: AuthzError) -> Self {
+        let kind = match e {
+            AuthzError::Store(e) => return e.into(),
+            AuthzError::Denied(_) => ErrorType::Forbidden,
+            AuthzError::Inactive => ErrorType::NotAuthorized,
+        };
+        Self::new(kind, e.to_string())
+    }
+}
+
+impl From<VendingError> for ApiError {
+    fn from(e: VendingError) -> Self {
+        let kind = match &e {
+            VendingError::Refused(_) => ErrorType::Forbidden,
+            VendingError::Invalid(_) => ErrorType::BadRequest,
+            VendingError::Unavailable(_) => ErrorType::ServiceUnavailable,
+        };
+        Self::new(kind, e.to_string())
     }
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        StatusCode::from_u16(self.0.kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        StatusCode::from_u16(self.kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
-        if self.0.kind == ErrorType::NotAuthorized {
+        if self.kind == ErrorType::NotAuthorized {
             response.insert_header(("WWW-Authenticate", "Bearer"));
         }
         response.json(self.body())
@@ -77,14 +138,14 @@ pub fn json_error(
 ) -> actix_web::Error {
     use actix_web::error::JsonPayloadError as J;
     let api = match &err {
-        J::OverflowKnownLength { length, limit } => ApiError(CatalogError::new(
+        J::OverflowKnownLength { length, limit } => ApiError::new(
             ErrorType::PayloadTooLarge,
             format!("request body of {length} bytes is larger than the limit of {limit} bytes"),
-        )),
-        J::Overflow { limit } => ApiError(CatalogError::new(
+        ),
+        J::Overflow { limit } => ApiError::new(
             ErrorType::PayloadTooLarge,
             format!("request body is larger than the limit of {limit} bytes"),
-        )),
+        ),
         J::ContentType => {
             ApiError::bad_request("request body must be JSON (Content-Type: application/json)")
         }

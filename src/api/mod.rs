@@ -37,7 +37,7 @@ pub use http_metrics::http_metrics;
 pub use request_log::request_log;
 pub use unrouted::unrouted;
 
-use crate::catalog::{Catalog, CatalogError, ErrorType};
+use crate::catalog::{Catalog, ErrorType};
 use crate::domain::{NamespaceIdent, ObjectName, TableIdent};
 use crate::idempotency::Reservation;
 use crate::identity::{Caller, TokenService};
@@ -197,14 +197,14 @@ pub async fn idempotent(
         .ok_or_else(|| ApiError::bad_request("Idempotency-Key must be a UUID"))?;
     let operation = format!("{} {}", req.method(), req.path());
     match state.idempotency.reserve(caller, key, operation).await? {
-        Reservation::OtherOperation => Err(ApiError(CatalogError::new(
+        Reservation::OtherOperation => Err(ApiError::new(
             ErrorType::Unprocessable,
             "this Idempotency-Key was used for another operation",
-        ))),
-        Reservation::Running => Err(ApiError(CatalogError::new(
+        )),
+        Reservation::Running => Err(ApiError::new(
             ErrorType::Conflict,
             "a request with this Idempotency-Key is still running; retry it shortly",
-        ))),
+        )),
         Reservation::Replay { status, body } => Ok(Reply {
             status: StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
             body: (!body.is_empty()).then(|| Bytes::from(body)),

@@ -10,7 +10,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 
 use super::ApiError;
-use crate::catalog::{CatalogError, ErrorType};
+use crate::catalog::ErrorType;
 
 /// Every documented path pattern with its methods (upper case, comma-separated for `Allow`).
 static DOCUMENTED: LazyLock<Vec<(ResourceDef, String)>> = LazyLock::new(|| {
@@ -41,19 +41,19 @@ pub async fn unrouted(req: HttpRequest) -> HttpResponse {
     if let Some((_, allowed)) = DOCUMENTED.iter().find(|(def, _)| def.is_match(path))
         && !allowed.split(", ").any(|m| m == method)
     {
-        let error = ApiError(CatalogError::new(
+        let error = ApiError::new(
             ErrorType::MethodNotAllowed,
             format!("{} is not allowed here (allowed: {allowed})", req.method()),
-        ));
+        );
         let mut response = error.error_response();
         if let Ok(value) = header::HeaderValue::from_str(allowed) {
             response.headers_mut().insert(header::ALLOW, value);
         }
         return response;
     }
-    ApiError(CatalogError::new(
+    ApiError::new(
         ErrorType::NotFound,
         "no such route: see /openapi.json for the API",
-    ))
+    )
     .error_response()
 }

@@ -12,11 +12,27 @@ use std::time::Duration;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::catalog::{CatalogError, CatalogResult, ErrorType};
 use crate::domain::access::{DataAccess, GrantResource, Privilege};
 use crate::domain::{NamespaceIdent, TableIdent};
 use crate::identity::Caller;
 use crate::store::{CatalogStore, TabularKind};
+
+/// Why a request was not allowed, or could not be decided.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthzError {
+    /// The caller does not hold what the request needs (audited).
+    #[error("{0}")]
+    Denied(String),
+    /// The caller's principal is disabled or gone: its token no longer stands for anyone.
+    #[error("this principal is disabled or no longer exists")]
+    Inactive,
+    /// Grants could not be read.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// Shorthand for authorization results.
+pub type AuthzResult<T> = Result<T, AuthzError>;
 
 /// How long a principal's grants are trusted without reading them again.
 pub const DECISION_CACHE_SECS: u64 = 5;
@@ -161,7 +177,7 @@ impl Authorizer {
 
     /// Where a stored grant reaches now; `None` when its table or view is gone (or the grant
     /// predates grants by id).
-    async fn reach(&self, resource: GrantResource) -> CatalogResult<Option<Reach>> {
+    async fn reach(&self, resource: GrantResource) -> AuthzResult<Option<Reach>> {
         let (warehouse, kind, id) = match resource {
             GrantResource::Tenant => return Ok(Some(Reach::Tenant)),
             GrantResource::Warehouse { warehouse } => return Ok(Some(Reach::Warehouse(warehouse))),
@@ -185,7 +201,7 @@ impl Authorizer {
     }
 
     /// The caller's grants; `None` when the principal is gone or disabled.
-    async fn held(&self, caller: &Caller) -> CatalogResult<Arc<Option<Held>>> {
+    async fn held(&self, caller: &Caller) -> AuthzResult<Arc<Option<Held>>> {
         static HITS: LazyLock<metrics::Counter> =
             LazyLock::new(|| metrics::counter!("floe_grant_cache_hits_total"));
         if let Some(hit) = self.held.get(&caller.principal_id) {
@@ -213,13 +229,10 @@ impl Authorizer {
         Ok(held)
     }
 
-    async fn active_grants(&self, caller: &Caller) -> CatalogResult<Arc<Option<Held>>> {
+    async fn active_grants(&self, caller: &Caller) -> AuthzResult<Arc<Option<Held>>> {
         let held = self.held(caller).await?;
         if held.is_none() {
-            return Err(CatalogError::new(
-                ErrorType::NotAuthorized,
-                "this principal is disabled or no longer exists",
-            ));
+            return Err(AuthzError::Inactive);
         }
         Ok(held)
     }
@@ -230,7 +243,7 @@ impl Authorizer {
         &self,
         mut reaches: impl Iterator<Item = &'a Reach>,
         target: &Target,
-    ) -> CatalogResult<bool> {
+    ) -> AuthzResult<bool> {
         let mut object_ids = Vec::new();
         for reach in reaches.by_ref() {
             if !reach.contains(target) {
@@ -257,7 +270,7 @@ impl Authorizer {
         caller: &Caller,
         target: &Target,
         wanted: Privilege,
-    ) -> CatalogResult<bool> {
+    ) -> AuthzResult<bool> {
         let held = self.active_grants(caller).await?;
         if caller.root {
             return Ok(true);
@@ -276,7 +289,7 @@ impl Authorizer {
         caller: &Caller,
         target: &Target,
         wanted: Privilege,
-    ) -> CatalogResult<()> {
+    ) -> AuthzResult<()> {
         if self.allows(caller, target, wanted).await? {
             return Ok(());
         }
@@ -290,17 +303,14 @@ impl Authorizer {
             outcome: "denied".into(),
         };
         record_audit(self.store.as_ref(), &event).await;
-        Err(CatalogError::new(
-            ErrorType::Forbidden,
-            format!(
-                "not allowed: this needs {wanted:?} on the {}",
-                describe(target)
-            ),
-        ))
+        Err(AuthzError::Denied(format!(
+            "not allowed: this needs {wanted:?} on the {}",
+            describe(target)
+        )))
     }
 
     /// True when the caller holds anything on `target`, inside it or above it: enough to see its name.
-    pub async fn sees(&self, caller: &Caller, target: &Target) -> CatalogResult<bool> {
+    pub async fn sees(&self, caller: &Caller, target: &Target) -> AuthzResult<bool> {
         let held = self.active_grants(caller).await?;
         if caller.root {
             return Ok(true);
@@ -319,7 +329,7 @@ impl Authorizer {
         caller: &Caller,
         warehouse: Uuid,
         table: &TableIdent,
-    ) -> CatalogResult<DataAccess> {
+    ) -> AuthzResult<DataAccess> {
         let target = on_table(warehouse, table);
         if self
             .allows(caller, &target, Privilege::TableWriteData)

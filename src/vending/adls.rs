@@ -12,7 +12,8 @@ use chrono::{Duration, Utc};
 use super::presign::{PresignMethod, file_inside};
 use super::validate::{Steps, Validation};
 use super::{StorageVendor, TableAccess, VendedCredential, Vending, refused};
-use crate::catalog::{CatalogError, CatalogResult, ErrorType, Warehouse};
+use super::{VendingError, VendingResult};
+use crate::catalog::Warehouse;
 use crate::domain::CredentialKind;
 use crate::domain::access::DataAccess;
 use crate::domain::storage::AdlsProfile;
@@ -24,13 +25,13 @@ use crate::warehouse_io::normalize_location;
 pub const MAX_SAS_SECS: u32 = 7 * 24 * 3600;
 
 /// The blob path of a location inside the warehouse (no leading or trailing `/`).
-pub fn blob_path(wh: &Warehouse, profile: &AdlsProfile, location: &str) -> CatalogResult<String> {
+pub fn blob_path(wh: &Warehouse, profile: &AdlsProfile, location: &str) -> VendingResult<String> {
     let location = super::inside_warehouse(wh, location)?;
     let prefix = format!("abfss://{}/", profile.authority());
     location
         .strip_prefix(&prefix)
         .map(str::to_owned)
-        .ok_or_else(|| CatalogError::bad_request(format!("{location} is not in {prefix}")))
+        .ok_or_else(|| VendingError::invalid(format!("{location} is not in {prefix}")))
 }
 
 /// Permissions by access level, in Azure's order.
@@ -42,21 +43,18 @@ fn permissions(access: DataAccess) -> &'static str {
 }
 
 /// Signs `req` with the warehouse's key (account key or user-delegation key).
-async fn sign_for(wh: &Warehouse, req: SasRequest<'_>) -> CatalogResult<(String, i64)> {
+async fn sign_for(wh: &Warehouse, req: SasRequest<'_>) -> VendingResult<(String, i64)> {
     let signer = wh.azure_signer().ok_or_else(|| {
-        CatalogError::new(
-            ErrorType::ServiceUnavailable,
-            format!(
-                "warehouse '{}' has no Azure credential to sign with",
-                wh.record.name
-            ),
-        )
+        VendingError::unavailable(format!(
+            "warehouse '{}' has no Azure credential to sign with",
+            wh.record.name
+        ))
     })?;
     metrics::counter!("floe_sas_tokens_total").increment(1);
     let (token, expiry) = signer.sign(req).await.map_err(|e| {
         metrics::counter!("floe_sas_failures_total").increment(1);
         tracing::error!(warehouse = %wh.record.name, error = %e, "SAS signing failed");
-        CatalogError::new(ErrorType::ServiceUnavailable, e)
+        VendingError::unavailable(e)
     })?;
     Ok((token, expiry.timestamp_millis()))
 }
@@ -68,20 +66,17 @@ pub async fn table_sas(
     location: &str,
     access: DataAccess,
     refresh_endpoint: &str,
-) -> CatalogResult<(BTreeMap<String, String>, i64)> {
+) -> VendingResult<(BTreeMap<String, String>, i64)> {
     let path = blob_path(wh, profile, location)?;
     let resource = if profile.hierarchical_namespace {
         SasResource::Directory { path }
     } else if profile.allow_container_scope {
         SasResource::Container
     } else {
-        return Err(CatalogError::new(
-            ErrorType::Forbidden,
-            format!(
-                "warehouse '{}' has no hierarchical namespace, so no SAS can be scoped to a table; container-wide tokens need allow_container_scope",
-                wh.record.name
-            ),
-        ));
+        return Err(VendingError::refused(format!(
+            "warehouse '{}' has no hierarchical namespace, so no SAS can be scoped to a table; container-wide tokens need allow_container_scope",
+            wh.record.name
+        )));
     };
     let now = Utc::now();
     let expiry = now + Duration::seconds(profile.sas_duration_secs.into());
@@ -167,7 +162,7 @@ pub async fn presigned_blob_url(
     path: &str,
     write: bool,
     ttl: std::time::Duration,
-) -> CatalogResult<String> {
+) -> VendingResult<String> {
     let now = Utc::now();
     let (token, _) = sign_for(
         wh,
@@ -261,7 +256,7 @@ impl StorageVendor for AdlsProfile {
         &self,
         vending: &Vending,
         t: &TableAccess<'_>,
-    ) -> CatalogResult<VendedCredential> {
+    ) -> VendingResult<VendedCredential> {
         let profile = self;
         if !profile.hierarchical_namespace {
             vending.warn_unscoped(t.warehouse, "container-wide SAS tokens");
@@ -274,7 +269,7 @@ impl StorageVendor for AdlsProfile {
             &t.refresh_endpoint,
         )
         .await?;
-        let location = normalize_location(t.location).map_err(CatalogError::bad_request)?;
+        let location = normalize_location(t.location).map_err(VendingError::invalid)?;
         Ok(VendedCredential::new(
             format!("{location}/"),
             config,
@@ -306,7 +301,7 @@ impl StorageVendor for AdlsProfile {
         t: &TableAccess<'_>,
         file: &str,
         method: PresignMethod,
-    ) -> CatalogResult<(String, std::time::Duration)> {
+    ) -> VendingResult<(String, std::time::Duration)> {
         let ttl = vending.options.presign_ttl;
         let file = file_inside(file, t.location).map_err(refused)?;
         let path = blob_path(t.warehouse, self, &file)?;
@@ -330,7 +325,10 @@ async fn validate_sas(wh: &Warehouse, profile: &AdlsProfile, steps: &mut Steps) 
             t
         }
         Err(e) => {
-            steps.record("sign a read-only SAS for a sample table", Err(e.message));
+            steps.record(
+                "sign a read-only SAS for a sample table",
+                Err(e.to_string()),
+            );
             return;
         }
     };

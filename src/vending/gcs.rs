@@ -17,7 +17,8 @@ use super::validate::{Steps, Validation};
 use super::{
     StorageVendor, TableAccess, VendedCredential, Vending, inside_warehouse, refused, unavailable,
 };
-use crate::catalog::{CatalogError, CatalogResult, Warehouse};
+use super::{VendingError, VendingResult};
+use crate::catalog::Warehouse;
 use crate::domain::CredentialKind;
 use crate::domain::access::DataAccess;
 use crate::domain::storage::GcsProfile;
@@ -34,11 +35,11 @@ pub fn gcs_object(
     wh: &Warehouse,
     profile: &GcsProfile,
     location: &str,
-) -> CatalogResult<(String, String)> {
+) -> VendingResult<(String, String)> {
     let location = inside_warehouse(wh, location)?;
     let name = location
         .strip_prefix(&format!("gs://{}/", profile.bucket))
-        .ok_or_else(|| CatalogError::bad_request(format!("{location} is not in the bucket")))?
+        .ok_or_else(|| VendingError::invalid(format!("{location} is not in the bucket")))?
         .to_owned();
     Ok((name, location))
 }
@@ -286,7 +287,7 @@ impl StorageVendor for GcsProfile {
         &self,
         vending: &Vending,
         t: &TableAccess<'_>,
-    ) -> CatalogResult<VendedCredential> {
+    ) -> VendingResult<VendedCredential> {
         let profile = self;
         let (prefix, _) = gcs_object(t.warehouse, profile, t.location)?;
         let account = t.warehouse.gcs_account().ok_or_else(|| {
@@ -313,7 +314,7 @@ impl StorageVendor for GcsProfile {
             )));
         }
         let config = token_config(profile, &token, &t.refresh_endpoint);
-        let location = normalize_location(t.location).map_err(CatalogError::bad_request)?;
+        let location = normalize_location(t.location).map_err(VendingError::invalid)?;
         Ok(VendedCredential::new(
             format!("{location}/"),
             config,
@@ -338,7 +339,7 @@ impl StorageVendor for GcsProfile {
         t: &TableAccess<'_>,
         file: &str,
         method: PresignMethod,
-    ) -> CatalogResult<(String, std::time::Duration)> {
+    ) -> VendingResult<(String, std::time::Duration)> {
         let ttl = vending.options.presign_ttl;
         let file = file_inside(file, t.location).map_err(refused)?;
         let (object, _) = gcs_object(t.warehouse, self, &file)?;

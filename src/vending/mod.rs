@@ -9,6 +9,7 @@
 //! which is checked to lie inside its warehouse first; anything else fails closed.
 
 pub mod adls;
+mod error;
 pub mod gcs;
 pub mod presign;
 mod s3;
@@ -27,13 +28,14 @@ use bytes::Bytes;
 
 use uuid::Uuid;
 
-use crate::catalog::{CatalogError, CatalogResult, ErrorType, Warehouse};
+use crate::catalog::Warehouse;
 use crate::domain::CredentialKind;
 use crate::domain::access::DataAccess;
 use crate::domain::storage::StorageProfile;
 use crate::identity::Caller;
 use crate::store::now_ms;
 use crate::warehouse_io::{is_inside, normalize_location};
+pub use error::{VendingError, VendingResult};
 pub use gcs::gcs_object;
 pub use s3::{check_s3_profile, role_for, s3_client_config, split_s3, table_key_prefix};
 use sts::StsSessions;
@@ -202,7 +204,7 @@ impl Vending {
     pub async fn credentials(
         &self,
         t: &TableAccess<'_>,
-    ) -> CatalogResult<Option<Arc<VendedCredential>>> {
+    ) -> VendingResult<Option<Arc<VendedCredential>>> {
         if t.access == DataAccess::None {
             return Ok(None);
         }
@@ -234,7 +236,7 @@ impl Vending {
                 key,
                 Box::pin(async {
                     let rendered = storage.vend(self, t).await?;
-                    Ok::<_, CatalogError>(Arc::new(rendered))
+                    Ok::<_, VendingError>(Arc::new(rendered))
                 }),
             )
             .await
@@ -253,17 +255,14 @@ impl Vending {
 
 /// `location`, normalized, when it lies strictly below the warehouse root; 403 otherwise (no
 /// credential or URL is ever made for anything outside its warehouse).
-pub fn inside_warehouse(wh: &Warehouse, location: &str) -> CatalogResult<String> {
-    let location = normalize_location(location).map_err(CatalogError::bad_request)?;
+pub fn inside_warehouse(wh: &Warehouse, location: &str) -> VendingResult<String> {
+    let location = normalize_location(location).map_err(VendingError::invalid)?;
     let root = wh.root();
     if location == root || !is_inside(&location, &root) {
-        return Err(CatalogError::new(
-            ErrorType::Forbidden,
-            format!(
-                "{location} is not inside warehouse '{}'; no credentials",
-                wh.record.name
-            ),
-        ));
+        return Err(VendingError::refused(format!(
+            "{location} is not inside warehouse '{}'; no credentials",
+            wh.record.name
+        )));
     }
     Ok(location)
 }
@@ -290,7 +289,7 @@ trait StorageVendor: Sync {
     /// A credential that reaches only the table's files, for the caller's data access (only
     /// asked when [`StorageVendor::vends`]).
     async fn vend(&self, vending: &Vending, t: &TableAccess<'_>)
-    -> CatalogResult<VendedCredential>;
+    -> VendingResult<VendedCredential>;
     /// A URL for one file inside the table, and how long it works.
     async fn presign(
         &self,
@@ -298,7 +297,7 @@ trait StorageVendor: Sync {
         t: &TableAccess<'_>,
         file: &str,
         method: presign::PresignMethod,
-    ) -> CatalogResult<(String, Duration)>;
+    ) -> VendingResult<(String, Duration)>;
 
     /// Checks, against the real storage, that what this kind hands out does what it should for a
     /// sample table and nothing more; records each step, and warns of settings that work but
@@ -354,7 +353,7 @@ impl StorageVendor for LocalStorage {
         false
     }
 
-    async fn vend(&self, _: &Vending, t: &TableAccess<'_>) -> CatalogResult<VendedCredential> {
+    async fn vend(&self, _: &Vending, t: &TableAccess<'_>) -> VendingResult<VendedCredential> {
         Err(nothing_to_hand_out(t.warehouse))
     }
 
@@ -364,14 +363,14 @@ impl StorageVendor for LocalStorage {
         t: &TableAccess<'_>,
         _: &str,
         _: presign::PresignMethod,
-    ) -> CatalogResult<(String, Duration)> {
+    ) -> VendingResult<(String, Duration)> {
         Err(nothing_to_hand_out(t.warehouse))
     }
 }
 
 /// What a request for storage access to a local warehouse answers.
-fn nothing_to_hand_out(wh: &Warehouse) -> CatalogError {
-    CatalogError::bad_request(format!(
+fn nothing_to_hand_out(wh: &Warehouse) -> VendingError {
+    VendingError::invalid(format!(
         "warehouse '{}' is not on S3: nothing to presign or sign",
         wh.record.name
     ))
@@ -383,7 +382,7 @@ fn nothing_to_hand_out(wh: &Warehouse) -> CatalogError {
 pub fn check_storage(
     profile: &mut StorageProfile,
     credential: Option<CredentialKind>,
-) -> CatalogResult<()> {
+) -> VendingResult<()> {
     let key_prefix = match profile {
         StorageProfile::Local { .. } => None,
         StorageProfile::S3(p) => Some(&mut p.key_prefix),
@@ -394,7 +393,7 @@ pub fn check_storage(
         *key_prefix = key_prefix.trim_matches('/').to_owned();
     }
     // The root must be a usable location (no `..`, empty segments or odd characters).
-    normalize_location(&profile.root_location()).map_err(CatalogError::bad_request)?;
+    normalize_location(&profile.root_location()).map_err(VendingError::invalid)?;
     let storage = vendor(profile);
     let fits = storage.credential_kinds();
     if let Some(kind) = credential
@@ -405,13 +404,13 @@ pub fn check_storage(
             [] => "none".to_owned(),
             kinds => kinds.join(" or "),
         };
-        return Err(CatalogError::bad_request(format!(
+        return Err(VendingError::invalid(format!(
             "a {kind} credential does not fit this warehouse's storage (it takes {wanted})"
         )));
     }
     storage
         .check(credential.is_some())
-        .map_err(CatalogError::bad_request)
+        .map_err(VendingError::invalid)
 }
 
 /// A hash of what a session depends on: the warehouse's storage settings and the value of the
@@ -425,12 +424,12 @@ pub fn fingerprint(profile: &impl Hash, secret_fingerprint: u64) -> u64 {
 }
 
 /// Refused: outside the table, or not offered.
-fn refused(message: impl Into<String>) -> CatalogError {
-    CatalogError::new(ErrorType::Forbidden, message)
+fn refused(message: impl Into<String>) -> VendingError {
+    VendingError::refused(message)
 }
 
-fn unavailable(message: String) -> CatalogError {
-    CatalogError::new(ErrorType::ServiceUnavailable, message)
+fn unavailable(message: String) -> VendingError {
+    VendingError::unavailable(message)
 }
 
 #[cfg(test)]

@@ -22,7 +22,8 @@ use super::validate::{Steps, Validation};
 use super::{
     StorageVendor, TableAccess, VendedCredential, Vending, inside_warehouse, refused, unavailable,
 };
-use crate::catalog::{CatalogError, CatalogResult, ErrorType, Warehouse};
+use super::{VendingError, VendingResult};
+use crate::catalog::Warehouse;
 use crate::domain::CredentialKind;
 use crate::domain::access::DataAccess;
 use crate::domain::storage::{S3Profile, S3Vending, StorageProfile};
@@ -49,15 +50,14 @@ pub fn table_key_prefix(
     wh: &Warehouse,
     profile: &S3Profile,
     location: &str,
-) -> CatalogResult<(String, String)> {
+) -> VendingResult<(String, String)> {
     let location = inside_warehouse(wh, location)?;
     let (bucket, key) = split_s3(&location)
-        .ok_or_else(|| CatalogError::bad_request(format!("{location} is not an s3:// location")))?;
+        .ok_or_else(|| VendingError::invalid(format!("{location} is not an s3:// location")))?;
     if bucket != profile.bucket {
-        return Err(CatalogError::new(
-            ErrorType::Forbidden,
-            format!("table location {location} is not in the warehouse's bucket"),
-        ));
+        return Err(VendingError::refused(format!(
+            "table location {location} is not in the warehouse's bucket"
+        )));
     }
     Ok((bucket.to_owned(), format!("{key}/")))
 }
@@ -170,7 +170,7 @@ impl StorageVendor for S3Profile {
         &self,
         vending: &Vending,
         t: &TableAccess<'_>,
-    ) -> CatalogResult<VendedCredential> {
+    ) -> VendingResult<VendedCredential> {
         let profile = self;
         let (bucket, key_prefix) = table_key_prefix(t.warehouse, profile, t.location)?;
         let mut config = s3_client_config(profile);
@@ -274,7 +274,7 @@ impl StorageVendor for S3Profile {
         t: &TableAccess<'_>,
         file: &str,
         method: PresignMethod,
-    ) -> CatalogResult<(String, Duration)> {
+    ) -> VendingResult<(String, Duration)> {
         table_key_prefix(t.warehouse, self, t.location)?;
         let key = object_key(file, t.location).map_err(refused)?;
         let (keys, keys_expire) = vending.signing_keys(t).await?;
@@ -282,8 +282,7 @@ impl StorageVendor for S3Profile {
         if let Some(expires) = keys_expire {
             ttl = ttl.min(Duration::from_millis((expires - now_ms()).max(1) as u64));
         }
-        let url =
-            presigned_url(self, &key, method, &keys, ttl).map_err(CatalogError::bad_request)?;
+        let url = presigned_url(self, &key, method, &keys, ttl).map_err(VendingError::invalid)?;
         Ok((url, ttl))
     }
 }
@@ -295,7 +294,7 @@ impl Vending {
     pub(super) async fn signing_keys(
         &self,
         t: &TableAccess<'_>,
-    ) -> CatalogResult<(SigningKeys, Option<i64>)> {
+    ) -> VendingResult<(SigningKeys, Option<i64>)> {
         if let Some(session) = self.table_session(t).await? {
             let keys = SigningKeys {
                 access_key_id: session.access_key_id.clone(),
@@ -313,13 +312,10 @@ impl Vending {
                 },
                 None,
             )),
-            None => Err(CatalogError::new(
-                ErrorType::ServiceUnavailable,
-                format!(
-                    "warehouse '{}' has neither a role nor keys to sign with",
-                    t.warehouse.record.name
-                ),
-            )),
+            None => Err(VendingError::unavailable(format!(
+                "warehouse '{}' has neither a role nor keys to sign with",
+                t.warehouse.record.name
+            ))),
         }
     }
 
@@ -327,7 +323,7 @@ impl Vending {
     pub(super) async fn table_session(
         &self,
         t: &TableAccess<'_>,
-    ) -> CatalogResult<Option<Arc<TempCredentials>>> {
+    ) -> VendingResult<Option<Arc<TempCredentials>>> {
         let StorageProfile::S3(profile) = &t.warehouse.record.storage else {
             return Ok(None);
         };
@@ -346,7 +342,7 @@ impl Vending {
         profile: &S3Profile,
         bucket: &str,
         key_prefix: &str,
-    ) -> CatalogResult<Arc<TempCredentials>> {
+    ) -> VendingResult<Arc<TempCredentials>> {
         let (role, access) = role_for(profile, t.access).ok_or_else(|| {
             unavailable(format!(
                 "warehouse '{}' has no read_role_arn to vend STS sessions with",
@@ -389,7 +385,7 @@ impl Vending {
             .session(key, target, make)
             .await
             .map_err(|e| match e {
-                SessionError::Refused(m) => CatalogError::bad_request(m),
+                SessionError::Refused(m) => VendingError::invalid(m),
                 SessionError::Unavailable(m) => {
                     tracing::error!(warehouse = %t.warehouse.record.name, error = %m, "STS session failed");
                     unavailable(m)
@@ -436,7 +432,7 @@ pub(super) async fn validate_sts(
         let session = vending
             .table_session(&table)
             .await
-            .map_err(|e| e.message.clone())
+            .map_err(|e| e.to_string())
             .and_then(|s| s.ok_or_else(|| "no session".to_owned()));
         let session = match session {
             Ok(s) => {

@@ -20,7 +20,8 @@ use super::{
     Delegation, TableAccess, VendedCredential, Vending, client_config, nothing_to_hand_out,
     refused, table_key_prefix, vendor,
 };
-use crate::catalog::{CatalogError, CatalogResult, Warehouse};
+use super::{VendingError, VendingResult};
+use crate::catalog::Warehouse;
 use crate::domain::access::DataAccess;
 use crate::domain::storage::{S3Profile, StorageProfile};
 use crate::store::now_ms;
@@ -135,7 +136,7 @@ pub struct RemoteSign<'a> {
 }
 
 /// The S3 profile of a warehouse the remote signer serves; only S3 is signed.
-fn s3_only(wh: &Warehouse) -> CatalogResult<&S3Profile> {
+fn s3_only(wh: &Warehouse) -> VendingResult<&S3Profile> {
     match &wh.record.storage {
         StorageProfile::S3(p) => Ok(p),
         _ => Err(nothing_to_hand_out(wh)),
@@ -151,7 +152,7 @@ impl Vending {
         t: &TableAccess<'_>,
         asked: AccessAsked,
         endpoints: &TableEndpoints,
-    ) -> CatalogResult<TableStorage> {
+    ) -> VendingResult<TableStorage> {
         let wh = t.warehouse;
         let AccessAsked { delegation, data } = asked;
         if !delegation.any() || data == DataAccess::None {
@@ -181,7 +182,7 @@ impl Vending {
     pub async fn refresh_credentials(
         &self,
         t: &TableAccess<'_>,
-    ) -> CatalogResult<Option<Arc<VendedCredential>>> {
+    ) -> VendingResult<Option<Arc<VendedCredential>>> {
         self.credentials(t).await
     }
 
@@ -192,7 +193,7 @@ impl Vending {
         t: &TableAccess<'_>,
         file: &str,
         method: PresignMethod,
-    ) -> CatalogResult<Presigned> {
+    ) -> VendingResult<Presigned> {
         let now = now_ms();
         let storage = vendor(&t.warehouse.record.storage);
         let (url, ttl) = storage.presign(self, t, file, method).await?;
@@ -205,7 +206,7 @@ impl Vending {
     /// Checks a request the remote signer is asked to sign: the warehouse offers signing, the
     /// provider and region are its own, and every key it touches lies inside the table. Says
     /// whether it reads or writes (a write needs read-write access, which the caller checks).
-    pub fn check_sign(&self, t: &TableAccess<'_>, sign: &RemoteSign) -> CatalogResult<Needs> {
+    pub fn check_sign(&self, t: &TableAccess<'_>, sign: &RemoteSign) -> VendingResult<Needs> {
         let wh = t.warehouse;
         let profile = s3_only(wh)?;
         if !profile.remote_signing {
@@ -215,10 +216,10 @@ impl Vending {
             )));
         }
         if sign.provider.is_some_and(|p| p != "s3") {
-            return Err(CatalogError::bad_request("only the s3 provider is signed"));
+            return Err(VendingError::invalid("only the s3 provider is signed"));
         }
         if sign.region != profile.region {
-            return Err(CatalogError::bad_request(format!(
+            return Err(VendingError::invalid(format!(
                 "region '{}' is not the warehouse's region",
                 sign.region
             )));
@@ -235,9 +236,9 @@ impl Vending {
         &self,
         t: &TableAccess<'_>,
         sign: &RemoteSign<'_>,
-    ) -> CatalogResult<(String, BTreeMap<String, Vec<String>>)> {
+    ) -> VendingResult<(String, BTreeMap<String, Vec<String>>)> {
         let profile = s3_only(t.warehouse)?;
         let (keys, _) = self.signing_keys(t).await?;
-        sign_headers(&sign.request, &profile.region, &keys).map_err(CatalogError::bad_request)
+        sign_headers(&sign.request, &profile.region, &keys).map_err(VendingError::invalid)
     }
 }

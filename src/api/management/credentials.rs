@@ -12,8 +12,7 @@ use super::admin_tenant;
 use crate::admin::NewCredentialValue;
 use crate::api::openapi::CommonErrors;
 use crate::api::types::{IcebergErrorResponse, Name};
-use crate::api::{ApiResult, AppState, Authenticated};
-use crate::catalog::CatalogError;
+use crate::api::{ApiError, ApiResult, AppState, Authenticated};
 use crate::domain::CredentialKind;
 use crate::store::StorageCredentialRecord;
 
@@ -194,14 +193,14 @@ fn parse_value(
     value: Option<serde_json::Value>,
     reference: Option<String>,
 ) -> ApiResult<(CredentialKind, NewCredentialValue)> {
-    let kind = CredentialKind::parse(kind).map_err(CatalogError::bad_request)?;
+    let kind = CredentialKind::parse(kind).map_err(ApiError::bad_request)?;
     let value = match (value, reference) {
         (Some(fields), None) => NewCredentialValue::Fields(fields),
         (None, Some(reference)) => NewCredentialValue::Reference(reference),
         _ => {
-            return Err(
-                CatalogError::bad_request("give exactly one of 'value' and 'reference'").into(),
-            );
+            return Err(ApiError::bad_request(
+                "give exactly one of 'value' and 'reference'",
+            ));
         }
     };
     Ok((kind, value))

@@ -8,8 +8,8 @@ use uuid::Uuid;
 use super::visible_tenant;
 use crate::api::openapi::CommonErrors;
 use crate::api::types::IcebergErrorResponse;
-use crate::api::{ApiResult, AppState, Authenticated};
-use crate::catalog::{CatalogError, ErrorType};
+use crate::api::{ApiError, ApiResult, AppState, Authenticated};
+use crate::catalog::ErrorType;
 use crate::identity::Caller;
 use crate::store::TenantRecord;
 
@@ -58,11 +58,10 @@ fn require_root(caller: &Caller) -> ApiResult<()> {
     if caller.root {
         return Ok(());
     }
-    Err(CatalogError::new(
+    Err(ApiError::new(
         ErrorType::Forbidden,
         "only the root principal manages tenants",
-    )
-    .into())
+    ))
 }
 
 /// Create a tenant.

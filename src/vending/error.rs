@@ -1,0 +1,35 @@
+//! Why vending handed out nothing: the request reached outside its table or warehouse, asked for
+//! something the storage does not offer, or the cloud's token service or the warehouse's secret
+//! failed. The API decides the status each answers with.
+
+/// A vending failure, with a message fit for the caller (never a secret, a signed URL or an
+/// upstream body: those go to the log where they are caught).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VendingError {
+    /// Outside the table or the warehouse, or not offered by it.
+    #[error("{0}")]
+    Refused(String),
+    /// A request or a storage profile vending cannot serve.
+    #[error("{0}")]
+    Invalid(String),
+    /// The cloud's token service, the signing keys or the warehouse's secret failed.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl VendingError {
+    pub fn refused(message: impl Into<String>) -> Self {
+        Self::Refused(message.into())
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::Invalid(message.into())
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::Unavailable(message.into())
+    }
+}
+
+/// Shorthand for vending results.
+pub type VendingResult<T> = Result<T, VendingError>;
