@@ -189,6 +189,34 @@ impl Catalog {
         self.store.ping().await
     }
 
+    /// Records a new table or view whose first metadata file is written; when the store refuses
+    /// it (a name or location taken meanwhile), the file is deleted again.
+    async fn record_new(
+        &self,
+        wh: &Warehouse,
+        id: Uuid,
+        kind: crate::store::TabularKind,
+        ident: crate::domain::TableIdent,
+        location: String,
+        metadata_location: &str,
+    ) -> CatalogResult<()> {
+        let record = crate::store::TabularRecord {
+            id,
+            kind,
+            ident,
+            location,
+            metadata_location: metadata_location.to_owned(),
+            created_at_ms: crate::store::now_ms(),
+        };
+        if let Err(e) = self.store.create_tabular(wh.record.id, &record).await {
+            self.metadata
+                .discard(wh.io.as_ref(), metadata_location)
+                .await;
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
     /// One page of the tables or views (by `kind`) in a namespace.
     pub async fn list(
         &self,

@@ -109,20 +109,9 @@ impl Catalog {
             .metadata
             .write_table(wh.io.as_ref(), &metadata_location, metadata)
             .await?;
-        let record = TabularRecord {
-            id,
-            kind: TabularKind::Table,
-            ident: ident.clone(),
-            location,
-            metadata_location: metadata_location.clone(),
-            created_at_ms: now_ms(),
-        };
-        if let Err(e) = self.store.create_tabular(wh.record.id, &record).await {
-            self.metadata
-                .discard(wh.io.as_ref(), &metadata_location)
-                .await;
-            return Err(e.into());
-        }
+        let kind = TabularKind::Table;
+        self.record_new(wh, id, kind, ident.clone(), location, &metadata_location)
+            .await?;
         Ok(LoadedTable {
             ident,
             metadata_location: Some(metadata_location),

@@ -74,20 +74,9 @@ impl Catalog {
             .metadata
             .write_view(wh.io.as_ref(), &metadata_location, metadata)
             .await?;
-        let record = TabularRecord {
-            id,
-            kind: TabularKind::View,
-            ident,
-            location,
-            metadata_location: metadata_location.clone(),
-            created_at_ms: now_ms(),
-        };
-        if let Err(e) = self.store.create_tabular(wh.record.id, &record).await {
-            self.metadata
-                .discard(wh.io.as_ref(), &metadata_location)
-                .await;
-            return Err(e.into());
-        }
+        let kind = TabularKind::View;
+        self.record_new(wh, id, kind, ident, location, &metadata_location)
+            .await?;
         Ok(LoadedView {
             metadata_location,
             view,
