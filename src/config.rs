@@ -76,6 +76,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// Credential vending (`[vending]`).
     pub vending: VendingSettings,
+    /// Connect and total timeouts of every outbound call, per kind (`[timeouts]`, milliseconds).
+    pub timeouts: crate::outbound::OutboundTimeouts,
     /// External OpenID Connect issuers whose tokens are accepted (`[[oidc]]`).
     pub oidc: Vec<crate::identity::oidc::OidcIssuer>,
     /// Warehouses created (or updated) in the default tenant at start.
@@ -209,6 +211,7 @@ impl Default for Settings {
             log_format: "text".into(),
             auth: AuthSettings::default(),
             vending: VendingSettings::default(),
+            timeouts: Default::default(),
             oidc: Vec::new(),
             warehouses: Vec::new(),
         }
@@ -308,6 +311,9 @@ impl Settings {
             return bad(
                 "vending.refresh_margin_secs: must be below 900 (the shortest STS session)",
             );
+        }
+        if let Err(e) = self.timeouts.check() {
+            return bad(&e);
         }
         if !(1..=3600).contains(&self.vending.presign_ttl_secs) {
             return bad("vending.presign_ttl_secs: must be between 1 and 3600");

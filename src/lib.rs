@@ -29,6 +29,8 @@
 //!   location and which warehouse storage root, and the conformance suite every backend passes.
 //! - [`warehouse_io`]: reading and writing metadata files on local disk, S3, ADLS and GCS.
 //! - [`domain`]: validated names (namespaces, tables, views, warehouses) and credential kinds.
+//! - [`outbound`]: connect and total timeouts of every outbound call, per kind, and the clients
+//!   built with them.
 //! - [`migrate`]: `floe migrate`, copying a sled catalog into PostgreSQL.
 
 pub mod admin;
@@ -41,6 +43,7 @@ pub mod domain;
 pub mod idempotency;
 pub mod identity;
 pub mod migrate;
+pub mod outbound;
 pub mod startup;
 pub mod store;
 pub mod vending;

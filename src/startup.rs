@@ -102,7 +102,9 @@ impl Application {
             list(&settings.secret_aws_allowlist),
             &settings.data_dir,
         );
-        let credentials = Arc::new(CredentialResolver::new(master_key.clone(), policy));
+        let credentials = Arc::new(
+            CredentialResolver::new(master_key.clone(), policy).with_timeouts(settings.timeouts),
+        );
         let catalog = Arc::new(Catalog::new(
             store.clone(),
             CatalogOptions {
@@ -111,6 +113,7 @@ impl Application {
                 commit_retries: settings.commit_retries,
                 metadata_cache_bytes: settings.metadata_cache_bytes,
                 max_metadata_file_bytes: settings.max_metadata_file_bytes,
+                timeouts: settings.timeouts,
             },
             credentials.clone(),
             changes.clone(),
@@ -167,6 +170,7 @@ impl Application {
             oidc: Arc::new(crate::identity::oidc::OidcVerifier::new(
                 settings.oidc.clone(),
                 store.clone(),
+                &settings.timeouts,
             )),
             sign_in,
             idempotency: Arc::new(IdempotencyKeys::new(
@@ -177,6 +181,7 @@ impl Application {
             vending: Arc::new(Vending::new(VendingOptions {
                 refresh_margin: Duration::from_secs(settings.vending.refresh_margin_secs),
                 presign_ttl: Duration::from_secs(settings.vending.presign_ttl_secs),
+                timeouts: settings.timeouts,
             })),
             metrics: metrics_handle(),
         });

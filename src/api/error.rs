@@ -23,6 +23,10 @@ pub struct ApiError {
 /// Shorthand for handler results.
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// What `Retry-After` says on a 503: the trouble upstream (a deadline passed, a store or cloud
+/// call failed) is worth retrying after this many seconds.
+pub const RETRY_AFTER_SECS: u64 = 1;
+
 impl ApiError {
     pub fn new(kind: ErrorType, message: impl Into<String>) -> Self {
         Self {
@@ -126,6 +130,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         if self.kind == ErrorType::NotAuthorized {
             response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        if self.kind == ErrorType::ServiceUnavailable {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, RETRY_AFTER_SECS));
         }
         response.json(self.body())
     }

@@ -154,6 +154,12 @@ impl Reply {
         if let Some(why) = self.credentials_withheld {
             r.insert_header((CREDENTIALS_WITHHELD, why));
         }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            r.insert_header((
+                actix_web::http::header::RETRY_AFTER,
+                error::RETRY_AFTER_SECS,
+            ));
+        }
         match self.body {
             Some(body) => r.content_type("application/json").body(body),
             None => r.finish(),

@@ -124,6 +124,8 @@ pub struct CatalogOptions {
     pub metadata_cache_bytes: u64,
     /// Largest metadata file read or written.
     pub max_metadata_file_bytes: u64,
+    /// Deadlines of the server's own storage calls.
+    pub timeouts: crate::outbound::OutboundTimeouts,
 }
 
 /// The catalog service shared by all request handlers.
@@ -394,9 +396,10 @@ impl Catalog {
             .map(|name| (record.tenant_id, name.clone()));
         let storage = record.storage.clone();
         let name = record.name.clone();
+        let timeouts = self.options.timeouts;
         self.io
             .try_get_with(record.id, async move {
-                let (io, azure) = open_io(&storage, secret.as_ref(), name).await?;
+                let (io, azure) = open_io(&storage, secret.as_ref(), name, &timeouts).await?;
                 Ok::<_, IoError>(Arc::new(ServerStorage {
                     io,
                     secret: secret.map(Arc::new),
@@ -437,7 +440,8 @@ impl Catalog {
             std::iter::once(("kind", stored.kind.as_str()))
                 .chain(fields.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
         );
-        let secret = StorageSecret::from_fields(stored.kind, fields).map_err(unavailable)?;
+        let secret = StorageSecret::from_fields(stored.kind, fields, &self.options.timeouts)
+            .map_err(unavailable)?;
         Ok((secret, fingerprint))
     }
 

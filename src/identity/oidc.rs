@@ -103,12 +103,10 @@ impl OidcVerifier {
     pub fn new(
         issuers: Vec<OidcIssuer>,
         store: std::sync::Arc<dyn crate::store::CatalogStore>,
+        timeouts: &crate::outbound::OutboundTimeouts,
     ) -> Self {
         let jwks = issuers.iter().map(|_| Mutex::new(None)).collect();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .expect("HTTP client");
+        let http = timeouts.http_client(crate::outbound::Outbound::Identity);
         Self {
             issuers,
             store,

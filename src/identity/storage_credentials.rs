@@ -252,6 +252,7 @@ pub struct CredentialResolver {
     master: Arc<MasterKey>,
     policy: ReferencePolicy,
     aws: tokio::sync::OnceCell<aws_config::SdkConfig>,
+    timeouts: crate::outbound::OutboundTimeouts,
 }
 
 fn purpose(tenant: Uuid, name: &str) -> String {
@@ -265,7 +266,14 @@ impl CredentialResolver {
             master,
             policy,
             aws: tokio::sync::OnceCell::new(),
+            timeouts: Default::default(),
         }
+    }
+
+    /// The same resolver, with secret-store calls cut off at `timeouts`.
+    pub fn with_timeouts(mut self, timeouts: crate::outbound::OutboundTimeouts) -> Self {
+        self.timeouts = timeouts;
+        self
     }
 
     /// Seals a credential's fields for storage.
@@ -403,7 +411,11 @@ impl CredentialResolver {
     async fn aws_config(&self, region: Option<String>) -> aws_config::SdkConfig {
         let shared = self
             .aws
-            .get_or_init(|| aws_config::defaults(aws_config::BehaviorVersion::latest()).load())
+            .get_or_init(|| {
+                aws_config::defaults(aws_config::BehaviorVersion::latest())
+                    .timeout_config(self.timeouts.aws(crate::outbound::Outbound::Secrets))
+                    .load()
+            })
             .await;
         match region {
             Some(r) => shared

@@ -291,7 +291,12 @@ impl StorageVendor for AdlsProfile {
             tracing::warn!(warehouse = %check.warehouse.record.name, "{w}");
             warnings.push(w.to_owned());
         }
-        validate_sas(check.warehouse, self, steps).await;
+        let http = check
+            .vending
+            .options
+            .timeouts
+            .http_client(crate::outbound::Outbound::Storage);
+        validate_sas(&http, check.warehouse, self, steps).await;
     }
 
     /// A SAS URL for one blob inside the table.
@@ -313,7 +318,12 @@ impl StorageVendor for AdlsProfile {
 
 /// Signs a read-only SAS the way vending does for a sample table and checks what it allows: it
 /// reads a file there and cannot write one.
-async fn validate_sas(wh: &Warehouse, profile: &AdlsProfile, steps: &mut Steps) {
+async fn validate_sas(
+    http: &reqwest::Client,
+    wh: &Warehouse,
+    profile: &AdlsProfile,
+    steps: &mut Steps,
+) {
     let sample = format!("{}/.floe-validate/{}", wh.root(), Uuid::now_v7());
     let probe = format!("{sample}/probe");
     let sas = crate::vending::adls::table_sas(wh, profile, &sample, DataAccess::Read, "")
@@ -351,7 +361,6 @@ async fn validate_sas(wh: &Warehouse, profile: &AdlsProfile, steps: &mut Steps) 
             crate::warehouse_io::encode_blob_path(blob)
         )
     };
-    let http = reqwest::Client::new();
     let read = http
         .get(url(&probe))
         .header("x-ms-version", crate::warehouse_io::azure_sas::SAS_VERSION)

@@ -329,7 +329,7 @@ impl StorageVendor for GcsProfile {
         steps: &mut Steps,
         _warnings: &mut Vec<String>,
     ) {
-        validate_gcs(check.warehouse, self, steps).await;
+        validate_gcs(&check.vending.http, check.warehouse, self, steps).await;
     }
 
     /// A V4 signed URL for one object inside the table.
@@ -366,7 +366,12 @@ impl StorageVendor for GcsProfile {
 
 /// Downscopes a token for a sample table the way vending does and checks what it allows: it
 /// reads a file there and cannot write beside it.
-async fn validate_gcs(wh: &Warehouse, profile: &GcsProfile, steps: &mut Steps) {
+async fn validate_gcs(
+    http: &reqwest::Client,
+    wh: &Warehouse,
+    profile: &GcsProfile,
+    steps: &mut Steps,
+) {
     use crate::vending::gcs;
     let Some(account) = wh.gcs_account() else {
         steps.record(
@@ -379,10 +384,9 @@ async fn validate_gcs(wh: &Warehouse, profile: &GcsProfile, steps: &mut Steps) {
     let Some(prefix) = sample.strip_prefix(&format!("gs://{}/", profile.bucket)) else {
         return;
     };
-    let http = reqwest::Client::new();
     let boundary = gcs::access_boundary(&profile.bucket, &format!("{prefix}/"), DataAccess::Read);
     let at_least = std::time::Duration::from_secs(60);
-    let token = match gcs::downscope(&http, profile, account, &boundary, at_least).await {
+    let token = match gcs::downscope(http, profile, account, &boundary, at_least).await {
         Ok(t) => {
             steps.record(
                 "exchange a read-only downscoped token for a sample table",

@@ -47,6 +47,8 @@ pub struct VendingOptions {
     pub refresh_margin: Duration,
     /// Lifetime of presigned URLs.
     pub presign_ttl: Duration,
+    /// Deadlines of the calls vending makes (STS, Google's token exchange, validation probes).
+    pub timeouts: crate::outbound::OutboundTimeouts,
 }
 
 /// What the client asked for in `X-Iceberg-Access-Delegation`.
@@ -179,8 +181,10 @@ impl Vending {
     /// A vending service with empty caches.
     pub fn new(options: VendingOptions) -> Self {
         Self {
-            sts: StsSessions::new(options.refresh_margin),
-            http: reqwest::Client::new(),
+            sts: StsSessions::new(options.refresh_margin, options.timeouts),
+            http: options
+                .timeouts
+                .http_client(crate::outbound::Outbound::TokenService),
             rendered: moka::future::Cache::builder()
                 .max_capacity(100_000)
                 .expire_after(RenderedExpiry {

@@ -386,9 +386,14 @@ impl Vending {
             .await
             .map_err(|e| match e {
                 SessionError::Refused(m) => VendingError::invalid(m),
+                // The detail (the SDK's error chain, the STS address, the role) goes to the log;
+                // the client learns only that the token service failed.
                 SessionError::Unavailable(m) => {
                     tracing::error!(warehouse = %t.warehouse.record.name, error = %m, "STS session failed");
-                    unavailable(m)
+                    unavailable(format!(
+                        "warehouse '{}': the token service (STS) failed or did not answer in time; the server log has the details",
+                        t.warehouse.record.name
+                    ))
                 }
             })?;
         let margin = self.options.refresh_margin.as_millis() as i64;
@@ -460,6 +465,7 @@ pub(super) async fn validate_sts(
                 secret_access_key: session.secret_access_key.clone(),
                 session_token: Some(session.session_token.clone()),
             }),
+            &vending.options.timeouts,
         )
         .await;
         let inside = format!("{sample}/probe-{label}");

@@ -1,6 +1,7 @@
 //! Table-scoped STS sessions: AssumeRole with a session policy, cached until shortly before they
 //! expire. Concurrent misses for one key wait for a single STS call.
 
+use crate::outbound::{Outbound, OutboundTimeouts};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -92,11 +93,12 @@ pub struct StsSessions {
     sessions: moka::future::Cache<SessionKey, Arc<TempCredentials>>,
     clients: moka::future::Cache<(Uuid, u64), aws_sdk_sts::Client>,
     margin: Duration,
+    timeouts: OutboundTimeouts,
 }
 
 impl StsSessions {
     /// Sessions are refreshed when less than `margin` of their life remains.
-    pub fn new(margin: Duration) -> Self {
+    pub fn new(margin: Duration, timeouts: OutboundTimeouts) -> Self {
         Self {
             sessions: moka::future::Cache::builder()
                 .max_capacity(100_000)
@@ -109,6 +111,7 @@ impl StsSessions {
                 .time_to_live(Duration::from_secs(300))
                 .build(),
             margin,
+            timeouts,
         }
     }
 
@@ -129,7 +132,7 @@ impl StsSessions {
                 let request = make()?;
                 let client = self
                     .clients
-                    .get_with(client_key, sts_client(&target))
+                    .get_with(client_key, sts_client(&target, &self.timeouts))
                     .await;
                 let creds = assume_role(&client, &request)
                     .await
@@ -150,9 +153,10 @@ impl StsSessions {
     }
 }
 
-async fn sts_client(target: &StsTarget<'_>) -> aws_sdk_sts::Client {
+async fn sts_client(target: &StsTarget<'_>, timeouts: &OutboundTimeouts) -> aws_sdk_sts::Client {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(target.region.to_owned()));
+        .region(Region::new(target.region.to_owned()))
+        .timeout_config(timeouts.aws(Outbound::TokenService));
     if let Some(keys) = target.keys {
         loader = loader.credentials_provider(Credentials::new(
             keys.access_key_id.clone(),

@@ -37,9 +37,13 @@ pub struct AzureIo {
 
 impl AzureIo {
     /// IO for the profile's container, with SAS tokens from `signer`.
-    pub fn new(profile: &AdlsProfile, signer: Arc<AzureSigner>) -> Self {
+    pub fn new(
+        profile: &AdlsProfile,
+        signer: Arc<AzureSigner>,
+        timeouts: &crate::outbound::OutboundTimeouts,
+    ) -> Self {
         Self {
-            http: reqwest::Client::new(),
+            http: timeouts.http_client(crate::outbound::Outbound::Storage),
             profile: profile.clone(),
             signer,
         }

@@ -45,11 +45,15 @@ pub struct AzureSigner {
 
 impl AzureSigner {
     /// A signer for the profile's account.
-    pub fn new(profile: &AdlsProfile, auth: AzureAuth) -> Self {
+    pub fn new(
+        profile: &AdlsProfile,
+        auth: AzureAuth,
+        timeouts: &crate::outbound::OutboundTimeouts,
+    ) -> Self {
         Self {
             auth,
             profile: profile.clone(),
-            http: reqwest::Client::new(),
+            http: timeouts.http_client(crate::outbound::Outbound::Identity),
             delegation_key: Mutex::new(None),
         }
     }

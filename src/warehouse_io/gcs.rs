@@ -21,6 +21,8 @@ pub struct GcsServiceAccount {
     /// The key file, kept to start a fresh token cache when the cached token is too old.
     key_json: String,
     account: tokio::sync::RwLock<Arc<CustomServiceAccount>>,
+    /// Longest a token fetch may take (gcp_auth's own client has no deadline).
+    deadline: std::time::Duration,
 }
 
 impl GcsServiceAccount {
@@ -38,16 +40,33 @@ impl GcsServiceAccount {
             client_email: key.client_email,
             key_json: json.to_owned(),
             account: tokio::sync::RwLock::new(Arc::new(account)),
+            deadline: crate::outbound::OutboundTimeouts::default()
+                .total(crate::outbound::Outbound::Identity),
         })
+    }
+
+    /// The same account, with token fetches cut off after `deadline`.
+    pub fn with_deadline(mut self, deadline: std::time::Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Runs a token fetch within the deadline.
+    async fn fetch(&self, account: &CustomServiceAccount) -> Result<Arc<gcp_auth::Token>, String> {
+        match tokio::time::timeout(self.deadline, account.token(&[STORAGE_SCOPE])).await {
+            Ok(token) => token.map_err(|e| format!("no token for {}: {e}", self.client_email)),
+            Err(_) => Err(format!(
+                "no token for {}: the token endpoint did not answer within {} ms",
+                self.client_email,
+                self.deadline.as_millis()
+            )),
+        }
     }
 
     /// An access token for the storage scope (cached by gcp_auth until it expires).
     pub async fn token(&self) -> Result<Arc<gcp_auth::Token>, String> {
         let account = self.account.read().await.clone();
-        account
-            .token(&[STORAGE_SCOPE])
-            .await
-            .map_err(|e| format!("no token for {}: {e}", self.client_email))
+        self.fetch(&account).await
     }
 
     /// A token with at least `at_least` of its life left: the cached one, or a new one (a
@@ -66,10 +85,7 @@ impl GcsServiceAccount {
             CustomServiceAccount::from_json(&self.key_json)
                 .map_err(|e| format!("the service-account key cannot be used: {e}"))?,
         );
-        let token = fresh
-            .token(&[STORAGE_SCOPE])
-            .await
-            .map_err(|e| format!("no token for {}: {e}", self.client_email))?;
+        let token = self.fetch(&fresh).await?;
         *self.account.write().await = fresh;
         Ok(token)
     }
@@ -101,9 +117,13 @@ fn storage(location: &str, e: impl std::fmt::Display) -> IoError {
 
 impl GcsIo {
     /// IO for the profile's bucket with the service account's tokens.
-    pub fn new(profile: &GcsProfile, account: Arc<GcsServiceAccount>) -> Self {
+    pub fn new(
+        profile: &GcsProfile,
+        account: Arc<GcsServiceAccount>,
+        timeouts: &crate::outbound::OutboundTimeouts,
+    ) -> Self {
         Self {
-            http: reqwest::Client::new(),
+            http: timeouts.http_client(crate::outbound::Outbound::Storage),
             profile: profile.clone(),
             account,
         }

@@ -19,6 +19,7 @@ use bytes::Bytes;
 
 use crate::domain::CredentialKind;
 use crate::domain::storage::StorageProfile;
+use crate::outbound::{Outbound, OutboundTimeouts};
 use azure_auth::AzureSigner;
 
 pub use azure::{AzureIo, encode_blob_path};
@@ -43,6 +44,7 @@ impl StorageSecret {
     pub fn from_fields(
         kind: CredentialKind,
         mut fields: std::collections::BTreeMap<String, String>,
+        timeouts: &OutboundTimeouts,
     ) -> Result<Self, String> {
         let mut take = |name: &str| fields.remove(name).unwrap_or_default();
         Ok(match kind {
@@ -54,9 +56,10 @@ impl StorageSecret {
                 client_id: take("client_id"),
                 client_secret: take("client_secret"),
             }),
-            CredentialKind::GcsServiceAccount => Self::Gcs(Arc::new(GcsServiceAccount::from_json(
-                &take("service_account_json"),
-            )?)),
+            CredentialKind::GcsServiceAccount => Self::Gcs(Arc::new(
+                GcsServiceAccount::from_json(&take("service_account_json"))?
+                    .with_deadline(timeouts.total(Outbound::Identity)),
+            )),
             CredentialKind::S3AccessKey => {
                 let (access_key_id, secret_access_key) =
                     (take("access_key_id"), take("secret_access_key"));
@@ -77,6 +80,7 @@ pub async fn open_io(
     storage: &StorageProfile,
     secret: Option<&StorageSecret>,
     warehouse: String,
+    timeouts: &OutboundTimeouts,
 ) -> Result<(Arc<dyn WarehouseIo>, Option<Arc<AzureSigner>>), IoError> {
     Ok(match (storage, secret) {
         (StorageProfile::Local { root }, _) => (Arc::new(LocalIo::new(root)?), None),
@@ -91,16 +95,20 @@ pub async fn open_io(
                 s3.endpoint.as_deref(),
                 s3.path_style,
                 keys,
+                timeouts,
             )
             .await;
             (Arc::new(io), None)
         }
         (StorageProfile::Adls(a), Some(StorageSecret::Azure(auth))) => {
-            let signer = Arc::new(AzureSigner::new(a, auth.clone()));
-            (Arc::new(AzureIo::new(a, signer.clone())), Some(signer))
+            let signer = Arc::new(AzureSigner::new(a, auth.clone(), timeouts));
+            (
+                Arc::new(AzureIo::new(a, signer.clone(), timeouts)),
+                Some(signer),
+            )
         }
         (StorageProfile::Gcs(g), Some(StorageSecret::Gcs(account))) => {
-            (Arc::new(GcsIo::new(g, account.clone())), None)
+            (Arc::new(GcsIo::new(g, account.clone(), timeouts)), None)
         }
         (StorageProfile::Gcs(_), _) => {
             return Err(IoError::Misconfigured(

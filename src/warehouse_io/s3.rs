@@ -40,9 +40,11 @@ impl S3Io {
         endpoint: Option<&str>,
         path_style: bool,
         credentials: Option<S3StaticCredentials>,
+        timeouts: &crate::outbound::OutboundTimeouts,
     ) -> Self {
-        let mut loader =
-            aws_config::defaults(BehaviorVersion::latest()).region(Region::new(region.to_owned()));
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(region.to_owned()))
+            .timeout_config(timeouts.aws(crate::outbound::Outbound::Storage));
         if let Some(c) = credentials {
             loader = loader.credentials_provider(Credentials::new(
                 c.access_key_id,

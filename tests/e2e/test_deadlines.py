@@ -1,0 +1,170 @@
+"""Deadlines on outbound calls (issue 14, first part): with the STS endpoint behind a TCP proxy
+that accepts connections and never answers, a delegated load-table answers 503 with Retry-After
+within the configured deadline plus a second, its single-flight waiters too, another warehouse's
+tables are served meanwhile, and once the proxy forwards again the same server vends without a
+restart."""
+
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from conftest import ROOT_ID, ROOT_SECRET, FloeServer
+from seaweed import ACCESS_KEY, READ_ROLE, SECRET_KEY, WRITE_ROLE, SeaweedS3
+
+DELEGATION = {"X-Iceberg-Access-Delegation": "vended-credentials"}
+STS_DEADLINE_MS = 2000
+# A debug build answering under load: the answer must come within the deadline plus this.
+SLACK_SECS = 1.0
+
+
+class BlackHoleProxy:
+    """A TCP proxy to `upstream` that, while `holding`, accepts connections and never answers."""
+
+    def __init__(self, upstream_host, upstream_port):
+        self.upstream = (upstream_host, upstream_port)
+        self.holding = True
+        self.held = []
+        self.server = socket.socket()
+        self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(64)
+        self.port = self.server.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            if self.holding:
+                self.held.append(conn)  # accepted, never read, never answered
+                continue
+            upstream = socket.create_connection(self.upstream)
+            for a, b in ((conn, upstream), (upstream, conn)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def forward(self):
+        """Stop holding: new connections reach the upstream."""
+        self.holding = False
+        for conn in self.held:
+            conn.close()
+        self.held.clear()
+
+    def stop(self):
+        self.server.close()
+        for conn in self.held:
+            conn.close()
+
+
+@pytest.fixture(scope="module")
+def s3():
+    server = SeaweedS3(sts=True)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def proxy(s3):
+    host, port = s3.endpoint.removeprefix("http://").split(":")
+    p = BlackHoleProxy(host, int(port))
+    yield p
+    p.stop()
+
+
+def warehouse(name, s3, sts_endpoint):
+    return f"""
+[[warehouses]]
+name = "{name}"
+storage = {{ kind = "s3", bucket = "{s3.bucket}", key_prefix = "{name}", region = "us-east-1", endpoint = "{s3.endpoint}", path_style = true, sts_endpoint = "{sts_endpoint}", read_role_arn = "{READ_ROLE}", write_role_arn = "{WRITE_ROLE}" }}
+s3_access_key_id = "{ACCESS_KEY}"
+s3_secret_access_key = "{SECRET_KEY}"
+"""
+
+
+@pytest.fixture(scope="module")
+def floe(s3, proxy):
+    config = f"""
+[timeouts]
+token_service_ms = {STS_DEADLINE_MS}
+""" + warehouse("stuck", s3, f"http://127.0.0.1:{proxy.port}") + warehouse("healthy", s3, s3.endpoint)
+    server = FloeServer(config)
+    yield server
+    server.stop()
+
+
+def root_headers(floe):
+    token = requests.post(f"{floe.uri}/v1/oauth/tokens", data={
+        "grant_type": "client_credentials", "client_id": ROOT_ID, "client_secret": ROOT_SECRET}).json()
+    return {"Authorization": f"Bearer {token['access_token']}"}
+
+
+def table_url(floe, h, warehouse, name):
+    """Creates namespace `ns` and table `name` in `warehouse` (no delegation: no STS call)."""
+    prefix = requests.get(f"{floe.uri}/v1/config", params={"warehouse": warehouse}, headers=h).json()["overrides"]["prefix"]
+    base = f"{floe.uri}/v1/{prefix}/namespaces"
+    requests.post(base, headers=h, json={"namespace": ["ns"]})
+    schema = {"type": "struct", "schema-id": 0, "fields": [{"id": 1, "name": "id", "type": "long", "required": False}]}
+    r = requests.post(f"{base}/ns/tables", headers=h, json={"name": name, "schema": schema})
+    assert r.status_code == 200, r.text
+    return f"{base}/ns/tables/{name}"
+
+
+def timed_load(url, h):
+    started = time.monotonic()
+    r = requests.get(url, headers={**h, **DELEGATION}, timeout=60)
+    return r, time.monotonic() - started
+
+
+def test_a_hung_sts_answers_503_within_its_deadline_and_hurts_no_other_warehouse(floe, proxy):
+    h = root_headers(floe)
+    stuck = table_url(floe, h, "stuck", "t")
+    healthy = table_url(floe, h, "healthy", "t")
+    bound = STS_DEADLINE_MS / 1000 + SLACK_SECS
+
+    with ThreadPoolExecutor(4) as pool:
+        # Three loads of the stuck table at once: one STS call, two single-flight waiters.
+        waiting = [pool.submit(timed_load, stuck, h) for _ in range(3)]
+        time.sleep(0.3)
+        # Meanwhile another warehouse's table is vended at once.
+        r, took = timed_load(healthy, h)
+        assert r.status_code == 200, r.text
+        assert r.json()["storage-credentials"], "the healthy warehouse vends"
+        assert took < STS_DEADLINE_MS / 1000, f"the healthy warehouse waited {took:.2f} s"
+        for f in waiting:
+            r, took = f.result()
+            assert r.status_code == 503, r.text
+            assert took <= bound, f"answered after {took:.2f} s, the bound is {bound} s"
+            assert r.headers.get("Retry-After") == "1", r.headers
+            error = r.json()["error"]
+            assert error["code"] == 503 and error["type"] == "ServiceUnavailableException"
+            assert len(r.text) < 600, f"a short body, not an upstream dump: {r.text}"
+            print(f"stuck load answered 503 after {took:.2f} s (deadline {STS_DEADLINE_MS} ms)")
+
+    # Readiness is about the store, which is fine.
+    assert requests.get(f"{floe.uri}/health/ready").status_code == 200
+
+    # The STS comes back: the same server vends without a restart.
+    proxy.forward()
+    r, took = timed_load(stuck, h)
+    assert r.status_code == 200, r.text
+    assert r.json()["storage-credentials"][0]["config"]["s3.session-token"]
+    print(f"after recovery the stuck warehouse vended in {took:.2f} s")
