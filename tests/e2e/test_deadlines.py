@@ -1,9 +1,16 @@
-"""Deadlines on outbound calls (issue 14, first part): with the STS endpoint behind a TCP proxy
-that accepts connections and never answers, a delegated load-table answers 503 with Retry-After
-within the configured deadline plus a second, its single-flight waiters too, another warehouse's
-tables are served meanwhile, and once the proxy forwards again the same server vends without a
-restart."""
+"""Deadlines on outbound calls (issue 14, first part).
 
+- With the STS endpoint behind a TCP proxy that accepts connections and never answers, a
+  delegated load-table answers 503 with Retry-After within the configured deadline plus a
+  second, its single-flight waiters too; another warehouse's tables are served meanwhile; once the
+  proxy forwards again the same server vends without a restart.
+- With the S3 process frozen (SIGSTOP), a commit answers 503 within the storage deadline plus a
+  second and does not land; a table on other storage is served meanwhile; after SIGCONT the same
+  server commits.
+"""
+
+import os
+import signal
 import socket
 import threading
 import time
@@ -168,3 +175,64 @@ def test_a_hung_sts_answers_503_within_its_deadline_and_hurts_no_other_warehouse
     assert r.status_code == 200, r.text
     assert r.json()["storage-credentials"][0]["config"]["s3.session-token"]
     print(f"after recovery the stuck warehouse vended in {took:.2f} s")
+
+
+STORAGE_DEADLINE_MS = 2000
+
+
+@pytest.fixture
+def frozen_s3():
+    """Its own SeaweedFS, so freezing it (SIGSTOP) stops no other test's storage."""
+    server = SeaweedS3()
+    yield server
+    os.kill(server.proc.pid, signal.SIGCONT)
+    server.stop()
+
+
+def test_a_commit_to_frozen_storage_fails_within_its_deadline_and_does_not_land(frozen_s3):
+    s3 = frozen_s3
+    config = f"""
+[timeouts]
+storage_ms = {STORAGE_DEADLINE_MS}
+
+[[warehouses]]
+name = "lake"
+storage = {{ kind = "s3", bucket = "{s3.bucket}", key_prefix = "frozen", region = "us-east-1", endpoint = "{s3.endpoint}", path_style = true }}
+s3_access_key_id = "{ACCESS_KEY}"
+s3_secret_access_key = "{SECRET_KEY}"
+"""
+    floe = FloeServer(config)
+    try:
+        h = root_headers(floe)
+        table = table_url(floe, h, "lake", "t")
+        local = table_url(floe, h, "demo", "t")
+        before = requests.get(table, headers=h).json()["metadata-location"]
+        commit = {"requirements": [], "updates": [{"action": "set-properties", "updates": {"k": "v"}}]}
+        bound = STORAGE_DEADLINE_MS / 1000 + SLACK_SECS
+
+        os.kill(s3.proc.pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            r = requests.post(table, headers=h, json=commit, timeout=60)
+            took = time.monotonic() - started
+            assert r.status_code == 503, r.text
+            assert took <= bound, f"the commit answered after {took:.2f} s, the bound is {bound} s"
+            assert r.headers.get("Retry-After") == "1"
+            print(f"commit to frozen S3 answered 503 after {took:.2f} s (deadline {STORAGE_DEADLINE_MS} ms)")
+            # A table on other storage is served while this one's storage is frozen.
+            started = time.monotonic()
+            assert requests.get(local, headers=h, timeout=10).status_code == 200
+            assert time.monotonic() - started < 1
+        finally:
+            os.kill(s3.proc.pid, signal.SIGCONT)
+
+        # Nothing landed: the table still points at its old metadata, without the property.
+        after = requests.get(table, headers=h).json()
+        assert after["metadata-location"] == before
+        assert "k" not in after["metadata"].get("properties", {})
+        # The same server commits once the storage answers again.
+        r = requests.post(table, headers=h, json=commit, timeout=60)
+        assert r.status_code == 200, r.text
+        assert requests.get(table, headers=h).json()["metadata"]["properties"]["k"] == "v"
+    finally:
+        floe.stop()
