@@ -76,6 +76,14 @@ class FloeServer:
             "credential": f"{ROOT_ID}:{ROOT_SECRET}",
             "oauth2-server-uri": f"{self.uri}/v1/oauth/tokens", **props})
 
+    def root_headers(self):
+        """The root principal's `Authorization` header."""
+        import requests
+        r = requests.post(f"{self.uri}/v1/oauth/tokens", data={
+            "grant_type": "client_credentials", "client_id": ROOT_ID, "client_secret": ROOT_SECRET})
+        r.raise_for_status()
+        return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
     def kill(self):
         """SIGKILL: no shutdown, no flush."""
         self.proc.kill()

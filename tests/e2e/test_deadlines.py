@@ -11,75 +11,20 @@
 
 import os
 import signal
-import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
-from conftest import ROOT_ID, ROOT_SECRET, FloeServer
+from conftest import FloeServer
+from proxy import TcpProxy
 from seaweed import ACCESS_KEY, READ_ROLE, SECRET_KEY, WRITE_ROLE, SeaweedS3
 
 DELEGATION = {"X-Iceberg-Access-Delegation": "vended-credentials"}
 STS_DEADLINE_MS = 2000
 # A debug build answering under load: the answer must come within the deadline plus this.
 SLACK_SECS = 1.0
-
-
-class BlackHoleProxy:
-    """A TCP proxy to `upstream` that, while `holding`, accepts connections and never answers."""
-
-    def __init__(self, upstream_host, upstream_port):
-        self.upstream = (upstream_host, upstream_port)
-        self.holding = True
-        self.held = []
-        self.server = socket.socket()
-        self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.server.bind(("127.0.0.1", 0))
-        self.server.listen(64)
-        self.port = self.server.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.server.accept()
-            except OSError:
-                return
-            if self.holding:
-                self.held.append(conn)  # accepted, never read, never answered
-                continue
-            upstream = socket.create_connection(self.upstream)
-            for a, b in ((conn, upstream), (upstream, conn)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(src, dst):
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def forward(self):
-        """Stop holding: new connections reach the upstream."""
-        self.holding = False
-        for conn in self.held:
-            conn.close()
-        self.held.clear()
-
-    def stop(self):
-        self.server.close()
-        for conn in self.held:
-            conn.close()
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +37,7 @@ def s3():
 @pytest.fixture(scope="module")
 def proxy(s3):
     host, port = s3.endpoint.removeprefix("http://").split(":")
-    p = BlackHoleProxy(host, int(port))
+    p = TcpProxy(int(port), host, mode=TcpProxy.HOLD)
     yield p
     p.stop()
 
@@ -118,12 +63,6 @@ token_service_ms = {STS_DEADLINE_MS}
     server.stop()
 
 
-def root_headers(floe):
-    token = requests.post(f"{floe.uri}/v1/oauth/tokens", data={
-        "grant_type": "client_credentials", "client_id": ROOT_ID, "client_secret": ROOT_SECRET}).json()
-    return {"Authorization": f"Bearer {token['access_token']}"}
-
-
 def table_url(floe, h, warehouse, name):
     """Creates namespace `ns` and table `name` in `warehouse` (no delegation: no STS call)."""
     prefix = requests.get(f"{floe.uri}/v1/config", params={"warehouse": warehouse}, headers=h).json()["overrides"]["prefix"]
@@ -142,7 +81,7 @@ def timed_load(url, h):
 
 
 def test_a_hung_sts_answers_503_within_its_deadline_and_hurts_no_other_warehouse(floe, proxy):
-    h = root_headers(floe)
+    h = floe.root_headers()
     stuck = table_url(floe, h, "stuck", "t")
     healthy = table_url(floe, h, "healthy", "t")
     bound = STS_DEADLINE_MS / 1000 + SLACK_SECS
@@ -203,7 +142,7 @@ s3_secret_access_key = "{SECRET_KEY}"
 """
     floe = FloeServer(config)
     try:
-        h = root_headers(floe)
+        h = floe.root_headers()
         table = table_url(floe, h, "lake", "t")
         local = table_url(floe, h, "demo", "t")
         before = requests.get(table, headers=h).json()["metadata-location"]

@@ -17,6 +17,7 @@ from pyiceberg.exceptions import CommitFailedException
 
 from conftest import FloeServer
 from postgres import Database
+from proxy import TcpProxy
 
 WRITERS = 8
 APPENDS_PER_WRITER = 5
@@ -204,62 +205,6 @@ def test_logs_are_json_lines_carrying_the_request_id(replicas):
     assert "e2e-root-secret" not in a.log_path.read_text()
 
 
-class TcpProxy:
-    """Forwards a local port to PostgreSQL until `cut()`, which also drops every open connection."""
-
-    def __init__(self, target_port):
-        import socket
-        self.target_port, self.conns, self.open = target_port, [], True
-        self.server = socket.socket()
-        self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.server.bind(("127.0.0.1", 0))
-        self.server.listen(64)
-        self.port = self.server.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        import socket
-        while True:
-            try:
-                client, _ = self.server.accept()
-            except OSError:
-                return
-            if not self.open:
-                client.close()
-                continue
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            self.conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src, dst):
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.close()
-                except OSError:
-                    pass
-
-    def cut(self):
-        import socket
-        self.open = False
-        for c in self.conns:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self.conns = []
-
-    def restore(self):
-        self.open = True
-
-
 def test_readiness_follows_the_database(replicas):
     from urllib.parse import urlparse
     db_url = urlparse(replicas[0].env["FLOE_POSTGRES__URL"])
@@ -274,7 +219,7 @@ def test_readiness_follows_the_database(replicas):
         assert ready() == 503
         assert time.time() - started < 5, "readiness answers within its 2 s store timeout"
         assert requests.get(f"{server.uri}/health/live").status_code == 200
-        proxy.restore()
+        proxy.forward()
         deadline = time.time() + 15
         while ready() != 200:
             assert time.time() < deadline, "readiness did not recover with the database"

@@ -96,9 +96,7 @@ def test_tenant_admin_registers_an_s3_credential_and_warehouse(s3):
                            # The spelling other credential stores use: resolved at each use.
                            "LAKE_S3_CREDENTIAL": f'{{"key_id": "{ACCESS_KEY}", "secret": "{SECRET_KEY}", "region": "us-east-1"}}'})
     try:
-        token = requests.post(f"{floe.uri}/v1/oauth/tokens", data={
-            "grant_type": "client_credentials", "client_id": "e2e-root", "client_secret": "e2e-root-secret"}).json()["access_token"]
-        h = {"Authorization": f"Bearer {token}"}
+        h = floe.root_headers()
         tenant = requests.get(f"{floe.uri}/management/v1/whoami", headers=h).json()["tenant_id"]
         base = f"{floe.uri}/management/v1/tenants/{tenant}"
         value = {"access_key_id": ACCESS_KEY, "secret_access_key": SECRET_KEY}
@@ -156,9 +154,7 @@ def test_a_rotated_credential_is_what_the_next_load_vends(s3):
     import requests
     floe = FloeServer()
     try:
-        token = requests.post(f"{floe.uri}/v1/oauth/tokens", data={
-            "grant_type": "client_credentials", "client_id": "e2e-root", "client_secret": "e2e-root-secret"}).json()["access_token"]
-        h = {"Authorization": f"Bearer {token}"}
+        h = floe.root_headers()
         tenant = requests.get(f"{floe.uri}/management/v1/whoami", headers=h).json()["tenant_id"]
         base = f"{floe.uri}/management/v1/tenants/{tenant}"
         keys = lambda ak, sk: {"kind": "s3-access-key", "value": {"access_key_id": ak, "secret_access_key": sk}}
@@ -228,9 +224,7 @@ def test_credentials_referenced_in_aws_secrets_manager_and_ssm(s3, moto):
                            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                            "FLOE_SECRET_AWS_ALLOWLIST": allowed})
     try:
-        token = requests.post(f"{floe.uri}/v1/oauth/tokens", data={
-            "grant_type": "client_credentials", "client_id": "e2e-root", "client_secret": "e2e-root-secret"}).json()["access_token"]
-        h = {"Authorization": f"Bearer {token}"}
+        h = floe.root_headers()
         tenant = requests.get(f"{floe.uri}/management/v1/whoami", headers=h).json()["tenant_id"]
         base = f"{floe.uri}/management/v1/tenants/{tenant}"
         r = requests.post(f"{base}/storage-credentials", headers=h,
