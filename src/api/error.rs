@@ -115,6 +115,7 @@ impl From<VendingError> for ApiError {
         let kind = match &e {
             VendingError::Refused(_) => ErrorType::Forbidden,
             VendingError::Invalid(_) => ErrorType::BadRequest,
+            VendingError::Misconfigured(_) => ErrorType::Misconfigured,
             VendingError::Unavailable(_) => ErrorType::ServiceUnavailable,
         };
         Self::new(kind, e.to_string())

@@ -35,7 +35,14 @@ impl IntoResponses for CommonErrors {
                 "413",
                 "The request body is larger than the configured limit.",
             ),
-            ("503", "The store or the warehouse storage is unavailable."),
+            (
+                "500",
+                "`ServiceMisconfiguredException`: the warehouse's cloud refuses the server (a role STS will not let it assume); an operator must fix the warehouse, and retrying does not help.",
+            ),
+            (
+                "503",
+                "The store, the warehouse storage or its token service is unavailable or did not answer in time; retry after `Retry-After` seconds.",
+            ),
         ]
         .into_iter()
         .map(|(status, description)| (status.to_owned(), error_response(description).into()))

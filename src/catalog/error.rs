@@ -23,6 +23,8 @@ pub enum ErrorType {
     MethodNotAllowed,
     PayloadTooLarge,
     ServiceUnavailable,
+    /// The server's own setup is wrong (a cloud refuses it): not worth retrying.
+    Misconfigured,
     Internal,
 }
 
@@ -47,6 +49,7 @@ impl ErrorType {
             ErrorType::MethodNotAllowed => "MethodNotAllowedException",
             ErrorType::PayloadTooLarge => "PayloadTooLargeException",
             ErrorType::ServiceUnavailable => "ServiceUnavailableException",
+            ErrorType::Misconfigured => "ServiceMisconfiguredException",
             ErrorType::Internal => "InternalServerError",
         }
     }
@@ -70,7 +73,7 @@ impl ErrorType {
             ErrorType::MethodNotAllowed => 405,
             ErrorType::PayloadTooLarge => 413,
             ErrorType::Unprocessable => 422,
-            ErrorType::Internal => 500,
+            ErrorType::Internal | ErrorType::Misconfigured => 500,
             ErrorType::ServiceUnavailable => 503,
         }
     }

@@ -12,6 +12,10 @@ pub enum VendingError {
     /// A request or a storage profile vending cannot serve.
     #[error("{0}")]
     Invalid(String),
+    /// The cloud refuses the server itself (a role STS will not let it assume): an operator must
+    /// fix the warehouse, and retrying does not help.
+    #[error("{0}")]
+    Misconfigured(String),
     /// The cloud's token service, the signing keys or the warehouse's secret failed.
     #[error("{0}")]
     Unavailable(String),

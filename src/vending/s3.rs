@@ -386,6 +386,13 @@ impl Vending {
             .await
             .map_err(|e| match e {
                 SessionError::Refused(m) => VendingError::invalid(m),
+                SessionError::Misconfigured(m) => {
+                    tracing::error!(warehouse = %t.warehouse.record.name, error = %m, "STS refuses the server's role");
+                    VendingError::Misconfigured(format!(
+                        "warehouse '{}': the token service (STS) refuses the server's role; an operator must fix the warehouse's role or its trust policy (the server log has the details)",
+                        t.warehouse.record.name
+                    ))
+                }
                 // The detail (the SDK's error chain, the STS address, the role) goes to the log;
                 // the client learns only that the token service failed.
                 SessionError::Unavailable(m) => {

@@ -60,6 +60,9 @@ pub struct AssumeRole<'a> {
 pub enum SessionError {
     /// The request cannot be scoped (e.g. the policy would be too long): the caller's fault.
     Refused(String),
+    /// STS refuses the server itself (an unknown role, a trust policy that does not name it,
+    /// wrong keys): an operator must fix the warehouse; retrying does not help.
+    Misconfigured(String),
     /// STS failed or answered something unusable.
     Unavailable(String),
 }
@@ -134,9 +137,7 @@ impl StsSessions {
                     .clients
                     .get_with(client_key, sts_client(&target, &self.timeouts))
                     .await;
-                let creds = assume_role(&client, &request)
-                    .await
-                    .map_err(SessionError::Unavailable)?;
+                let creds = assume_role(&client, &request).await?;
                 let left = creds.expires_at_ms - now_ms();
                 if left < margin_ms {
                     return Err(SessionError::Unavailable(format!(
@@ -174,10 +175,36 @@ async fn sts_client(target: &StsTarget<'_>, timeouts: &OutboundTimeouts) -> aws_
     aws_sdk_sts::Client::from_conf(conf.build())
 }
 
+/// STS error codes that say the server's own setup is wrong, not that STS is in trouble.
+const THROTTLING: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "IDPCommunicationError",
+];
+
+/// Whether an STS failure is the server's setup (refused: 4xx other than throttling) rather
+/// than trouble worth retrying (timeouts, connection failures, 5xx, throttling).
+fn refuses_the_server<E>(
+    e: &aws_sdk_sts::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> bool
+where
+    E: aws_sdk_sts::error::ProvideErrorMetadata,
+{
+    match e {
+        aws_sdk_sts::error::SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            let code = service.err().code().unwrap_or_default();
+            (400..500).contains(&status) && status != 429 && !THROTTLING.contains(&code)
+        }
+        _ => false,
+    }
+}
+
 async fn assume_role(
     client: &aws_sdk_sts::Client,
     r: &AssumeRole<'_>,
-) -> Result<TempCredentials, String> {
+) -> Result<TempCredentials, SessionError> {
     assert!(
         !r.policy.is_empty(),
         "an empty session policy would grant the whole role"
@@ -195,16 +222,28 @@ async fn assume_role(
         .await
         .map_err(|e| {
             metrics::counter!("floe_sts_failures_total").increment(1);
-            format!(
+            let refused = refuses_the_server(&e);
+            let message = format!(
                 "AssumeRole of {} failed: {}",
                 r.role_arn,
                 aws_sdk_sts::error::DisplayErrorContext(e)
-            )
+            );
+            if refused {
+                SessionError::Misconfigured(message)
+            } else {
+                SessionError::Unavailable(message)
+            }
         })?;
-    let c = out
-        .credentials
-        .ok_or_else(|| format!("AssumeRole of {} returned no credentials", r.role_arn))?;
-    let expires_at_ms = c.expiration.to_millis().map_err(|e| e.to_string())?;
+    let c = out.credentials.ok_or_else(|| {
+        SessionError::Unavailable(format!(
+            "AssumeRole of {} returned no credentials",
+            r.role_arn
+        ))
+    })?;
+    let expires_at_ms = c
+        .expiration
+        .to_millis()
+        .map_err(|e| SessionError::Unavailable(e.to_string()))?;
     tracing::info!(role = r.role_arn, session = %r.session_name, expires_at_ms, "assumed role for a table session");
     Ok(TempCredentials {
         access_key_id: c.access_key_id,

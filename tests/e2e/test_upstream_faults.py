@@ -1,9 +1,12 @@
-"""Deadlines on outbound calls (issue 14, first part).
+"""Faults upstream (issue 14, first part): deadlines on outbound calls, and errors that say
+whether to retry.
 
 - With the STS endpoint behind a TCP proxy that accepts connections and never answers, a
   delegated load-table answers 503 with Retry-After within the configured deadline plus a
   second, its single-flight waiters too; another warehouse's tables are served meanwhile; once the
   proxy forwards again the same server vends without a restart.
+- A role STS refuses (AccessDenied) answers 500 `ServiceMisconfiguredException`, without
+  Retry-After and without the upstream's answer.
 - With the S3 process frozen (SIGSTOP), a commit answers 503 within the storage deadline plus a
   second and does not land; a table on other storage is served meanwhile; after SIGCONT the same
   server commits.
@@ -23,6 +26,8 @@ from seaweed import ACCESS_KEY, READ_ROLE, SECRET_KEY, WRITE_ROLE, SeaweedS3
 
 DELEGATION = {"X-Iceberg-Access-Delegation": "vended-credentials"}
 STS_DEADLINE_MS = 2000
+# A role SeaweedFS's STS refuses to let Floe assume (AccessDenied, as AWS answers).
+NO_SUCH_ROLE = "arn:aws:iam::000000000000:role/NoSuchRole"
 # A debug build answering under load: the answer must come within the deadline plus this.
 SLACK_SECS = 1.0
 
@@ -42,11 +47,11 @@ def proxy(s3):
     p.stop()
 
 
-def warehouse(name, s3, sts_endpoint):
+def warehouse(name, s3, sts_endpoint, read_role=READ_ROLE, write_role=WRITE_ROLE):
     return f"""
 [[warehouses]]
 name = "{name}"
-storage = {{ kind = "s3", bucket = "{s3.bucket}", key_prefix = "{name}", region = "us-east-1", endpoint = "{s3.endpoint}", path_style = true, sts_endpoint = "{sts_endpoint}", read_role_arn = "{READ_ROLE}", write_role_arn = "{WRITE_ROLE}" }}
+storage = {{ kind = "s3", bucket = "{s3.bucket}", key_prefix = "{name}", region = "us-east-1", endpoint = "{s3.endpoint}", path_style = true, sts_endpoint = "{sts_endpoint}", read_role_arn = "{read_role}", write_role_arn = "{write_role}" }}
 s3_access_key_id = "{ACCESS_KEY}"
 s3_secret_access_key = "{SECRET_KEY}"
 """
@@ -57,7 +62,8 @@ def floe(s3, proxy):
     config = f"""
 [timeouts]
 token_service_ms = {STS_DEADLINE_MS}
-""" + warehouse("stuck", s3, f"http://127.0.0.1:{proxy.port}") + warehouse("healthy", s3, s3.endpoint)
+""" + warehouse("stuck", s3, f"http://127.0.0.1:{proxy.port}") + warehouse("healthy", s3, s3.endpoint) \
+        + warehouse("refused", s3, s3.endpoint, NO_SUCH_ROLE, NO_SUCH_ROLE)
     server = FloeServer(config)
     yield server
     server.stop()
@@ -114,6 +120,21 @@ def test_a_hung_sts_answers_503_within_its_deadline_and_hurts_no_other_warehouse
     assert r.status_code == 200, r.text
     assert r.json()["storage-credentials"][0]["config"]["s3.session-token"]
     print(f"after recovery the stuck warehouse vended in {took:.2f} s")
+
+
+def test_a_role_sts_refuses_is_a_misconfiguration_not_worth_retrying(floe):
+    """AccessDenied is the warehouse's setup, not STS trouble: 500 with its own type and no
+    Retry-After (Iceberg Java retries 503), a message for the operator, nothing upstream."""
+    h = floe.root_headers()
+    refused = table_url(floe, h, "refused", "t")
+    r, took = timed_load(refused, h)
+    assert r.status_code == 500, r.text
+    error = r.json()["error"]
+    assert error["type"] == "ServiceMisconfiguredException", error
+    assert "an operator must fix" in error["message"], error
+    assert "Retry-After" not in r.headers
+    assert NO_SUCH_ROLE not in r.text and "AccessDenied" not in r.text and len(r.text) < 600, r.text
+    assert took < STS_DEADLINE_MS / 1000, "a refusal answers at once"
 
 
 STORAGE_DEADLINE_MS = 2000
