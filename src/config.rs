@@ -96,6 +96,10 @@ pub struct AuthSettings {
     /// secret, in seconds; then it must authenticate again.
     #[serde(deserialize_with = "lenient")]
     pub max_session_secs: u64,
+    /// Shortest time between two signing-key rotations, in seconds (0: no limit). Each retired
+    /// key stays in the JWKS until the tokens it signed expire.
+    #[serde(deserialize_with = "lenient")]
+    pub min_key_rotation_secs: u64,
 }
 
 /// Which backend keeps the catalog.
@@ -225,6 +229,7 @@ impl Default for AuthSettings {
             audience: "floe".into(),
             token_ttl_secs: 3600,
             max_session_secs: 12 * 3600,
+            min_key_rotation_secs: 300,
         }
     }
 }
@@ -311,6 +316,9 @@ impl Settings {
             return bad(
                 "vending.refresh_margin_secs: must be below 900 (the shortest STS session)",
             );
+        }
+        if self.auth.min_key_rotation_secs > 86_400 {
+            return bad("auth.min_key_rotation_secs: must be at most 86400");
         }
         if let Err(e) = self.timeouts.check() {
             return bad(&e);

@@ -81,12 +81,15 @@ impl Application {
         )
         .await
         .map_err(|e| fail("signing keys")(&e))?;
-        let signing_keys = Arc::new(key_store::SigningKeys::new(
-            store.clone(),
-            master_key.clone(),
-            tokens.clone(),
-            settings.auth.token_ttl_secs,
-        ));
+        let signing_keys = Arc::new(
+            key_store::SigningKeys::new(
+                store.clone(),
+                master_key.clone(),
+                tokens.clone(),
+                settings.auth.token_ttl_secs,
+            )
+            .with_min_rotation_interval(Duration::from_secs(settings.auth.min_key_rotation_secs)),
+        );
         signing_keys.spawn_periodic();
         let changes = Arc::new(Changes::new());
         let list = |text: &str| -> Vec<String> {

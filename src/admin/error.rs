@@ -23,6 +23,12 @@ pub enum AdminError {
     /// The caller's own principal is disabled or gone.
     #[error("{0}")]
     NotAuthorized(String),
+    /// Done too often: the next attempt may come after this long.
+    #[error("{message}")]
+    TooSoon {
+        message: String,
+        retry_after: std::time::Duration,
+    },
     #[error(transparent)]
     Name(#[from] NameError),
     /// The storage profile or its credential does not fit (the storage's own rules).

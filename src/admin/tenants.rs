@@ -7,6 +7,7 @@ use super::{AdminError, AdminResult};
 use crate::changes::Change;
 use crate::domain::check_resource_name;
 use crate::identity::Caller;
+use crate::identity::key_store::RotateError;
 use crate::store::{PrincipalRecord, TenantRecord, now_ms};
 
 /// Who a caller is: its principal, its tenant and the names of its roles (sorted).
@@ -70,7 +71,13 @@ impl Admin {
 
     /// Retires the token signing key and signs with a new one from now on; returns its kid.
     pub async fn rotate_signing_key(&self, caller: &Caller) -> AdminResult<String> {
-        let kid = self.signing_keys.rotate().await?;
+        let kid = self.signing_keys.rotate().await.map_err(|e| match e {
+            RotateError::TooSoon(wait) => AdminError::TooSoon {
+                message: e.to_string(),
+                retry_after: wait,
+            },
+            RotateError::Store(e) => AdminError::Store(e),
+        })?;
         self.changed(Change::SigningKeys).await;
         let what = format!("signing key {kid}");
         self.audit(caller, caller.tenant_id, "rotate-signing-key", what)

@@ -18,6 +18,8 @@ use crate::vending::VendingError;
 pub struct ApiError {
     pub kind: ErrorType,
     pub message: String,
+    /// What `Retry-After` says, when the answer says when to retry (a 503 says 1 s without it).
+    pub retry_after_secs: Option<u64>,
 }
 
 /// Shorthand for handler results.
@@ -32,6 +34,7 @@ impl ApiError {
         Self {
             kind,
             message: message.into(),
+            retry_after_secs: None,
         }
     }
 
@@ -87,6 +90,14 @@ impl From<crate::domain::NameError> for ApiError {
 impl From<AdminError> for ApiError {
     fn from(e: AdminError) -> Self {
         let kind = match e {
+            AdminError::TooSoon {
+                message,
+                retry_after,
+            } => {
+                let mut error = Self::new(ErrorType::TooManyRequests, message);
+                error.retry_after_secs = Some(retry_after.as_secs_f64().ceil().max(1.0) as u64);
+                return error;
+            }
             AdminError::Storage(e) => return e.into(),
             AdminError::Store(e) => return e.into(),
             AdminError::NotFound(_) => ErrorType::NotFound,
@@ -132,8 +143,14 @@ impl ResponseError for ApiError {
         if self.kind == ErrorType::NotAuthorized {
             response.insert_header(("WWW-Authenticate", "Bearer"));
         }
-        if self.kind == ErrorType::ServiceUnavailable {
-            response.insert_header((actix_web::http::header::RETRY_AFTER, RETRY_AFTER_SECS));
+        let retry_after = match self.kind {
+            ErrorType::ServiceUnavailable => {
+                Some(self.retry_after_secs.unwrap_or(RETRY_AFTER_SECS))
+            }
+            _ => self.retry_after_secs,
+        };
+        if let Some(secs) = retry_after {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, secs));
         }
         response.json(self.body())
     }

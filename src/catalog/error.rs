@@ -22,6 +22,7 @@ pub enum ErrorType {
     Unprocessable,
     MethodNotAllowed,
     PayloadTooLarge,
+    TooManyRequests,
     ServiceUnavailable,
     /// The server's own setup is wrong (a cloud refuses it): not worth retrying.
     Misconfigured,
@@ -48,6 +49,7 @@ impl ErrorType {
             ErrorType::Unprocessable => "UnprocessableEntityException",
             ErrorType::MethodNotAllowed => "MethodNotAllowedException",
             ErrorType::PayloadTooLarge => "PayloadTooLargeException",
+            ErrorType::TooManyRequests => "TooManyRequestsException",
             ErrorType::ServiceUnavailable => "ServiceUnavailableException",
             ErrorType::Misconfigured => "ServiceMisconfiguredException",
             ErrorType::Internal => "InternalServerError",
@@ -72,6 +74,7 @@ impl ErrorType {
             | ErrorType::Conflict => 409,
             ErrorType::MethodNotAllowed => 405,
             ErrorType::PayloadTooLarge => 413,
+            ErrorType::TooManyRequests => 429,
             ErrorType::Unprocessable => 422,
             ErrorType::Internal | ErrorType::Misconfigured => 500,
             ErrorType::ServiceUnavailable => 503,

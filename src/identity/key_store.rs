@@ -118,6 +118,19 @@ pub struct SigningKeys {
     master: Arc<MasterKey>,
     tokens: Arc<TokenService>,
     token_ttl_secs: u64,
+    /// Shortest time between two rotations: every retired key stays in the JWKS until the last
+    /// token it signed has expired, so rotating in a loop would grow the JWKS without bound.
+    min_rotation_interval: Duration,
+}
+
+/// Why a rotation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum RotateError {
+    /// The last rotation was too recent; the next may happen after this long.
+    #[error("the signing key was rotated moments ago; the next rotation is allowed in {} s", .0.as_secs().max(1))]
+    TooSoon(Duration),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 impl SigningKeys {
@@ -133,13 +146,34 @@ impl SigningKeys {
             master,
             tokens,
             token_ttl_secs,
+            min_rotation_interval: Duration::ZERO,
         }
     }
 
-    /// Retires the active key, signs with a new one from now on, and returns its kid.
-    pub async fn rotate(&self) -> Result<String, StoreError> {
+    /// The same keys, rotated at most once per `interval` (on every replica: the last
+    /// rotation's time is read from the store).
+    pub fn with_min_rotation_interval(mut self, interval: Duration) -> Self {
+        self.min_rotation_interval = interval;
+        self
+    }
+
+    /// Retires the active key, signs with a new one from now on, and returns its kid; refused
+    /// when the last rotation is less than the minimum interval ago.
+    pub async fn rotate(&self) -> Result<String, RotateError> {
         let (store, ttl) = (self.store.as_ref(), self.token_ttl_secs);
-        rotate(store, &self.master, &self.tokens, ttl).await
+        let last = store
+            .list_signing_keys()
+            .await?
+            .iter()
+            .filter_map(|k| k.retired_at_ms)
+            .max();
+        if let Some(last) = last {
+            let since = Duration::from_millis((now_ms() - last).max(0) as u64);
+            if since < self.min_rotation_interval {
+                return Err(RotateError::TooSoon(self.min_rotation_interval - since));
+            }
+        }
+        Ok(rotate(store, &self.master, &self.tokens, ttl).await?)
     }
 
     /// Reloads every [`KEY_RELOAD_SECS`], in the background, for as long as the process runs.

@@ -340,6 +340,52 @@ async fn signing_keys_rotate_and_old_tokens_verify_until_expiry() {
     assert_eq!(r.status(), 403, "only root rotates keys");
 }
 
+/// Rotating in a loop would keep every retired key in the JWKS until its tokens expire (a fuzzing
+/// run grew it to 62 keys): rotations are at most one per `auth.min_key_rotation_secs`.
+#[tokio::test]
+async fn signing_key_rotations_are_rate_limited_so_the_jwks_stays_small() {
+    let rotate = |app: &TestApp| {
+        app.client
+            .post(format!("{}/management/v1/signing-keys/rotate", app.base))
+            .bearer_auth(&app.token)
+            .send()
+    };
+    let jwks_len = |app: &TestApp| {
+        let request = app
+            .client
+            .get(format!("{}/.well-known/jwks.json", app.base))
+            .send();
+        async move {
+            let jwks: Value = request.await.unwrap().json().await.unwrap();
+            jwks["keys"].as_array().unwrap().len()
+        }
+    };
+    let app = spawn_app().await;
+    assert_eq!(rotate(&app).await.unwrap().status(), 200);
+    for _ in 0..5 {
+        let r = rotate(&app).await.unwrap();
+        assert_eq!(r.status(), 429);
+        let wait: u64 = r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=300).contains(&wait), "Retry-After {wait}");
+        assert_error(r, 429, "TooManyRequestsException").await;
+    }
+    assert_eq!(
+        jwks_len(&app).await,
+        2,
+        "the first key and its successor only"
+    );
+
+    let unlimited = spawn_app_with(|s| s.auth.min_key_rotation_secs = 0).await;
+    for _ in 0..3 {
+        assert_eq!(rotate(&unlimited).await.unwrap().status(), 200);
+    }
+    assert_eq!(jwks_len(&unlimited).await, 4);
+}
+
 #[tokio::test]
 async fn a_documented_path_asked_with_another_method_answers_405_with_allow() {
     let app = spawn_app().await;

@@ -163,7 +163,8 @@ pub struct RotatedKey {
 
 /// Rotate the token signing key (root only).
 #[utoipa::path(post, path = "/management/v1/signing-keys/rotate", operation_id = "rotateSigningKey", tag = "Management API",
-    responses((status = 200, description = "Rotated", body = RotatedKey), CommonErrors),
+    responses((status = 200, description = "Rotated", body = RotatedKey),
+              (status = 429, description = "The last rotation was less than `auth.min_key_rotation_secs` ago; retry after `Retry-After` seconds", body = IcebergErrorResponse), CommonErrors),
     security(("bearer" = [])))]
 #[post("/management/v1/signing-keys/rotate")]
 async fn rotate_signing_key(
