@@ -175,13 +175,7 @@ async fn readers_read_and_grants_open_and_close_access() {
     let admin = Session::login(&app, &t.admin.0, &t.admin.1).await;
     let wh = &t.warehouse;
     for ns in ["sales", "hr"] {
-        admin
-            .ok(
-                Method::POST,
-                &format!("/v1/{wh}/namespaces"),
-                Some(json!({"namespace": [ns]})),
-            )
-            .await;
+        admin.create_namespace(wh, ns).await;
         admin
             .ok(
                 Method::POST,
@@ -650,13 +644,7 @@ async fn a_principal_with_create_rights_in_one_namespace_cannot_take_another_tab
     let admin = Session::login(&app, &t.admin.0, &t.admin.1).await;
     let wh = &t.warehouse;
     for ns in ["victim", "mine"] {
-        admin
-            .ok(
-                Method::POST,
-                &format!("/v1/{wh}/namespaces"),
-                Some(json!({"namespace": [ns]})),
-            )
-            .await;
+        admin.create_namespace(wh, ns).await;
     }
     let victim = admin
         .ok(
@@ -746,13 +734,7 @@ async fn a_grant_on_a_table_follows_the_table_not_its_name() {
     let member = Session::login(&app, &t.member.0, &t.member.1).await;
     let wh = &t.warehouse;
     let tables = format!("/v1/{wh}/namespaces/sales/tables");
-    admin
-        .ok(
-            Method::POST,
-            &format!("/v1/{wh}/namespaces"),
-            Some(json!({"namespace": ["sales"]})),
-        )
-        .await;
+    admin.create_namespace(wh, "sales").await;
     admin
         .ok(Method::POST, &tables, Some(table_request("t")))
         .await;
@@ -900,13 +882,7 @@ async fn a_tenant_admin_cannot_point_a_warehouse_at_another_warehouses_storage()
 
     // A warehouse holding namespaces keeps its storage: its tables' files are there.
     let wh = victim_wh["id"].as_str().unwrap();
-    victim_admin
-        .ok(
-            Method::POST,
-            &format!("/v1/{wh}/namespaces"),
-            Some(json!({"namespace": ["n"]})),
-        )
-        .await;
+    victim_admin.create_namespace(wh, "n").await;
     let r = victim_admin
         .send(
             Method::PATCH,

@@ -273,6 +273,13 @@ impl<'a> Session<'a> {
         serde_json::from_str(&text).unwrap_or(Value::Null)
     }
 
+    /// Creates namespace `ns` (one level) in warehouse `wh`, asserting it worked.
+    pub async fn create_namespace(&self, wh: &str, ns: &str) -> Value {
+        let body = json!({"namespace": [ns]});
+        self.ok(Method::POST, &format!("/v1/{wh}/namespaces"), Some(body))
+            .await
+    }
+
     pub async fn status(&self, method: Method, path: &str, body: Option<Value>) -> StatusCode {
         self.send(method, path, body).await.status()
     }
