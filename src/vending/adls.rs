@@ -316,6 +316,12 @@ impl StorageVendor for AdlsProfile {
     }
 }
 
+/// What validation checks a sample table's SAS can and cannot do.
+const SAS_CHECKS: &[&str] = &[
+    "read a file of the sample table with the SAS",
+    "the read-only SAS cannot write",
+];
+
 /// Signs a read-only SAS the way vending does for a sample table and checks what it allows: it
 /// reads a file there and cannot write one.
 async fn validate_sas(
@@ -339,15 +345,18 @@ async fn validate_sas(
                 "sign a read-only SAS for a sample table",
                 Err(e.to_string()),
             );
+            let why = "no SAS could be signed";
+            steps.not_run(SAS_CHECKS, why);
             return;
         }
     };
-    if wh
+    if let Err(e) = wh
         .io
         .write(&probe, Bytes::from_static(b"floe SAS probe"))
         .await
-        .is_err()
     {
+        let why = format!("the server could not write a file for it to read: {e}");
+        steps.not_run(SAS_CHECKS, &why);
         return;
     }
     let url = |path: &str| {

@@ -364,6 +364,12 @@ impl StorageVendor for GcsProfile {
     }
 }
 
+/// What validation checks a sample table's downscoped token can and cannot do.
+const TOKEN_CHECKS: &[&str] = &[
+    "read a file of the sample table with the token",
+    "the read-only token cannot write beside the sample table",
+];
+
 /// Downscopes a token for a sample table the way vending does and checks what it allows: it
 /// reads a file there and cannot write beside it.
 async fn validate_gcs(
@@ -399,16 +405,18 @@ async fn validate_gcs(
                 "exchange a read-only downscoped token for a sample table",
                 Err(e),
             );
+            steps.not_run(TOKEN_CHECKS, "no downscoped token could be had");
             return;
         }
     };
     let probe = format!("{sample}/probe");
-    if wh
+    if let Err(e) = wh
         .io
         .write(&probe, Bytes::from_static(b"floe GCS probe"))
         .await
-        .is_err()
     {
+        let why = format!("the server could not write a file for it to read: {e}");
+        steps.not_run(TOKEN_CHECKS, &why);
         return;
     }
     let object_url = |name: &str| {

@@ -459,7 +459,22 @@ pub(super) async fn validate_sts(
                     &format!("assume role for a {label} session on a sample table"),
                     Err(e),
                 );
-                return;
+                let needs = format!("the {label} session could not be had");
+                let dependents: &[&str] = if access == DataAccess::ReadWrite {
+                    &[
+                        "write a file in the sample table with the session",
+                        "read it back with the session",
+                        "the read-write session cannot write beside the sample table",
+                    ]
+                } else {
+                    &[
+                        "read a file of the sample table with the read-only session",
+                        "the read-only session cannot delete it",
+                        "the read-only session cannot write beside the sample table",
+                    ]
+                };
+                steps.not_run(dependents, &needs);
+                continue;
             }
         };
         let io = S3Io::new(
@@ -484,7 +499,10 @@ pub(super) async fn validate_sts(
                     .await
                     .map_err(|e| e.to_string()),
             );
-            if wrote {
+            if !wrote {
+                let why = "the session could not write the file";
+                steps.not_run(&["read it back with the session"], why);
+            } else {
                 steps.record(
                     "read it back with the session",
                     io.read(&inside, VALIDATION_READ_BYTES)
@@ -493,7 +511,16 @@ pub(super) async fn validate_sts(
                         .map_err(|e| e.to_string()),
                 );
             }
-        } else if wh.io.write(&inside, body.clone()).await.is_ok() {
+        } else if let Err(e) = wh.io.write(&inside, body.clone()).await {
+            let why = format!("the server could not write a file for it to read: {e}");
+            steps.not_run(
+                &[
+                    "read a file of the sample table with the read-only session",
+                    "the read-only session cannot delete it",
+                ],
+                &why,
+            );
+        } else {
             steps.record(
                 "read a file of the sample table with the read-only session",
                 io.read(&inside, VALIDATION_READ_BYTES)

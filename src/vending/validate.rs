@@ -17,6 +17,8 @@ use crate::identity::Caller;
 pub struct ValidationStep {
     pub step: String,
     pub ok: bool,
+    /// False when an earlier step it needs failed (then `ok` is false and `detail` says which).
+    pub ran: bool,
     pub detail: Option<String>,
 }
 
@@ -48,7 +50,10 @@ impl Vending {
                 .await
                 .map_err(|e| e.to_string()),
         );
-        if wrote {
+        if !wrote {
+            let why = "the probe could not be written";
+            steps.not_run(&["read probe", "delete probe"], why);
+        } else {
             let read = wh
                 .io
                 .read(&probe, VALIDATION_READ_BYTES)
@@ -107,8 +112,22 @@ impl Steps {
         self.0.push(ValidationStep {
             step: step.into(),
             ok,
+            ran: true,
             detail: result.err(),
         });
         ok
+    }
+
+    /// Reports steps that cannot run because an earlier one failed: each with its own outcome,
+    /// so a report never just stops.
+    pub(super) fn not_run(&mut self, steps: &[&str], because: &str) {
+        for step in steps {
+            self.0.push(ValidationStep {
+                step: (*step).into(),
+                ok: false,
+                ran: false,
+                detail: Some(format!("not run: {because}")),
+            });
+        }
     }
 }

@@ -364,3 +364,63 @@ async fn clients_cannot_mint_metric_labels_with_made_up_methods() {
     assert!(!text.contains("MINTED"), "{text}");
     assert!(text.contains("method=\"other\""), "{text}");
 }
+
+/// Validation reports every step with its own outcome: when the probe cannot be written, the
+/// steps that need it say they did not run (the report never just stops).
+#[tokio::test]
+async fn validation_reports_the_steps_a_failure_kept_from_running() {
+    let app = spawn_app().await;
+    let tenant = tenant_id(&app).await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = format!("file://{}", dir.path().display());
+    let r = create_warehouse(
+        &app,
+        &tenant,
+        json!({"name": "blocked", "storage": {"kind": "local", "root": root}}),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let wh: Value = r.json().await.unwrap();
+    // A file where the probe's directory would go: no one, not even root, can write below it.
+    std::fs::write(dir.path().join(".floe-validate"), b"in the way").unwrap();
+    let report: Value = app
+        .post_root(
+            &format!(
+                "/management/v1/tenants/{tenant}/warehouses/{}/validate",
+                wh["id"].as_str().unwrap()
+            ),
+            json!({}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["ok"], false, "{report}");
+    let steps: Vec<(String, bool, bool)> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["step"].as_str().unwrap().to_owned(),
+                s["ok"].as_bool().unwrap(),
+                s["ran"].as_bool().unwrap_or_else(|| panic!("{report}")),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            ("write probe".to_owned(), false, true),
+            ("read probe".to_owned(), false, false),
+            ("delete probe".to_owned(), false, false),
+        ],
+        "{report}"
+    );
+    assert!(
+        report["steps"][1]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("not run:")
+    );
+}
