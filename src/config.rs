@@ -37,6 +37,10 @@ pub struct Settings {
     /// Attempts of a commit that loses a race but whose requirements still hold.
     #[serde(deserialize_with = "lenient")]
     pub commit_retries: u32,
+    /// Longest a commit may take before its table's pointer moves, in milliseconds: one that
+    /// would move it later does not, and answers 503 (it did not land; retrying is safe).
+    #[serde(deserialize_with = "lenient")]
+    pub commit_deadline_ms: u64,
     /// HTTP worker threads (0 = one per core).
     #[serde(deserialize_with = "lenient")]
     pub workers: usize,
@@ -198,6 +202,7 @@ impl Default for Settings {
             max_page_size: 1000,
             idempotency_lifetime_secs: 1800,
             commit_retries: 32,
+            commit_deadline_ms: 60_000,
             audit_retention_days: 90,
             workers: 0,
             metadata_cache_bytes: 256 * 1024 * 1024,
@@ -316,6 +321,9 @@ impl Settings {
             return bad(
                 "vending.refresh_margin_secs: must be below 900 (the shortest STS session)",
             );
+        }
+        if !(1..=3_600_000).contains(&self.commit_deadline_ms) {
+            return bad("commit_deadline_ms: must be 1 to 3600000");
         }
         if self.auth.min_key_rotation_secs > 86_400 {
             return bad("auth.min_key_rotation_secs: must be at most 86400");

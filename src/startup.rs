@@ -114,6 +114,7 @@ impl Application {
                 max_page_size: settings.max_page_size,
                 page_token_key: master_key.derive("floe-page-tokens"),
                 commit_retries: settings.commit_retries,
+                commit_deadline: Duration::from_millis(settings.commit_deadline_ms),
                 metadata_cache_bytes: settings.metadata_cache_bytes,
                 max_metadata_file_bytes: settings.max_metadata_file_bytes,
                 timeouts: settings.timeouts,

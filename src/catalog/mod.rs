@@ -121,6 +121,8 @@ pub struct CatalogOptions {
     /// replica accepts every replica's tokens).
     pub page_token_key: [u8; 32],
     pub commit_retries: u32,
+    /// Longest a commit may take before its pointer moves (it does not move later).
+    pub commit_deadline: Duration,
     pub metadata_cache_bytes: u64,
     /// Largest metadata file read or written.
     pub max_metadata_file_bytes: u64,
@@ -499,6 +501,7 @@ impl Catalog {
     /// commit goes through here; each attempt cleans up the files it wrote when it fails.
     async fn with_commit_retries<T, Attempt>(
         &self,
+        deadline: CommitDeadline,
         mut attempt: impl FnMut() -> Attempt,
     ) -> CatalogResult<T>
     where
@@ -506,6 +509,7 @@ impl Catalog {
     {
         let mut retries = 0;
         loop {
+            deadline.check().map_err(|e| e.error)?;
             let error = match attempt().await {
                 Ok(committed) => return Ok(committed),
                 Err(e) => e,
@@ -548,6 +552,40 @@ impl crate::changes::Subscriber for Catalog {
             | Change::Renamed { .. }
             | Change::SigningKeys => {}
         }
+    }
+}
+
+/// When a commit must have moved its table's pointer, or not move it at all: checked before every
+/// attempt and right before the swap, so a commit whose client was told it failed never lands.
+#[derive(Debug, Clone, Copy)]
+struct CommitDeadline {
+    at: std::time::Instant,
+    limit: Duration,
+}
+
+impl CommitDeadline {
+    /// A deadline `limit` from now (taken before the commit queues on its lock).
+    fn start(limit: Duration) -> Self {
+        Self {
+            at: std::time::Instant::now() + limit,
+            limit,
+        }
+    }
+
+    /// Fails once the deadline has passed; the caller then does not swap.
+    fn check(&self) -> Result<(), CommitError> {
+        if std::time::Instant::now() < self.at {
+            return Ok(());
+        }
+        metrics::counter!("floe_commit_deadlines_passed_total").increment(1);
+        Err(CatalogError::new(
+            ErrorType::ServiceUnavailable,
+            format!(
+                "the commit passed its deadline of {} ms before the table's pointer moved: it did not land; retry it",
+                self.limit.as_millis()
+            ),
+        )
+        .into())
     }
 }
 

@@ -10,7 +10,10 @@ use uuid::Uuid;
 
 use super::metadata::next_metadata_location;
 use super::properties::{DEFAULT_FORMAT_VERSION, split_reserved, updates_without_reserved};
-use super::{CachedTable, Catalog, CatalogError, CatalogResult, CommitError, ErrorType, Warehouse};
+use super::{
+    CachedTable, Catalog, CatalogError, CatalogResult, CommitDeadline, CommitError, ErrorType,
+    Warehouse,
+};
 use crate::domain::{NamespaceIdent, ObjectName, TableIdent};
 use crate::store::locations::NAMESPACE_LOCATION;
 use crate::store::{MetadataSwap, NamespaceRecord, TabularKind, TabularRecord, now_ms};
@@ -173,10 +176,11 @@ impl Catalog {
         };
         // Commits to one table from this process queue here instead of racing; races with other
         // replicas are still caught by the store's compare-and-swap.
+        let deadline = CommitDeadline::start(self.options.commit_deadline);
         let lock = self.commit_lock(wh.record.id, record.id);
         let _guard = lock.lock().await;
         let mut loaded = self
-            .commit_tables(wh, std::slice::from_ref(&change))
+            .commit_tables(wh, std::slice::from_ref(&change), deadline)
             .await?;
         Ok(loaded.remove(0))
     }
@@ -201,15 +205,17 @@ impl Catalog {
                 "a transaction needs at least one table change",
             ));
         }
-        self.commit_tables(wh, &changes).await.map(|_| ())
+        let deadline = CommitDeadline::start(self.options.commit_deadline);
+        self.commit_tables(wh, &changes, deadline).await.map(|_| ())
     }
 
     async fn commit_tables(
         &self,
         wh: &Warehouse,
         changes: &[TableChange],
+        deadline: CommitDeadline,
     ) -> CatalogResult<Vec<LoadedTable>> {
-        self.with_commit_retries(|| self.commit_tables_once(wh, changes))
+        self.with_commit_retries(deadline, || self.commit_tables_once(wh, changes, deadline))
             .await
     }
 
@@ -219,6 +225,7 @@ impl Catalog {
         &self,
         wh: &Warehouse,
         changes: &[TableChange],
+        deadline: CommitDeadline,
     ) -> Result<Vec<LoadedTable>, CommitError> {
         let mut swaps = Vec::with_capacity(changes.len());
         let mut written = Vec::with_capacity(changes.len());
@@ -226,11 +233,14 @@ impl Catalog {
             .prepare_commits(wh, changes, &mut swaps, &mut written)
             .await
         {
-            Ok(()) => self
-                .store
-                .swap_metadata(wh.record.id, TabularKind::Table, &swaps)
-                .await
-                .map_err(Into::into),
+            Ok(()) => match deadline.check() {
+                Ok(()) => self
+                    .store
+                    .swap_metadata(wh.record.id, TabularKind::Table, &swaps)
+                    .await
+                    .map_err(Into::into),
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         match result {

@@ -11,7 +11,10 @@ use uuid::Uuid;
 
 use super::metadata::next_metadata_location;
 use super::tables::{checked_location, default_location};
-use super::{CachedView, Catalog, CatalogError, CatalogResult, CommitError, ErrorType, Warehouse};
+use super::{
+    CachedView, Catalog, CatalogError, CatalogResult, CommitDeadline, CommitError, ErrorType,
+    Warehouse,
+};
 use crate::domain::{NamespaceIdent, ObjectName, TableIdent};
 use crate::store::{MetadataSwap, TabularKind, TabularRecord, now_ms};
 
@@ -116,11 +119,14 @@ impl Catalog {
         updates: Vec<ViewUpdate>,
     ) -> CatalogResult<LoadedView> {
         // Replaces of one view from this process queue here, as table commits do.
+        let deadline = CommitDeadline::start(self.options.commit_deadline);
         let record = self.view_record(wh, ident).await?;
         let lock = self.commit_lock(wh.record.id, record.id);
         let _guard = lock.lock().await;
-        self.with_commit_retries(|| self.replace_view_once(wh, ident, &requirements, &updates))
-            .await
+        self.with_commit_retries(deadline, || {
+            self.replace_view_once(wh, ident, &requirements, &updates, deadline)
+        })
+        .await
     }
 
     /// One attempt: check the requirements against the current view, write its new metadata and
@@ -131,6 +137,7 @@ impl Catalog {
         ident: &TableIdent,
         requirements: &[ViewRequirement],
         updates: &[ViewUpdate],
+        deadline: CommitDeadline,
     ) -> Result<LoadedView, CommitError> {
         let record = self.view_record(wh, ident).await?;
         let current = self
@@ -157,6 +164,10 @@ impl Catalog {
             expected: record.metadata_location,
             new: location.clone(),
         }];
+        if let Err(e) = deadline.check() {
+            self.metadata.discard(wh.io.as_ref(), &location).await;
+            return Err(e);
+        }
         match self
             .store
             .swap_metadata(wh.record.id, TabularKind::View, &swap)

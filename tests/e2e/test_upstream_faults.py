@@ -10,10 +10,13 @@ whether to retry.
 - With the S3 process frozen (SIGSTOP), a commit answers 503 within the storage deadline plus a
   second and does not land; a table on other storage is served meanwhile; after SIGCONT the same
   server commits.
+- A commit that passes its own deadline before the pointer swap (S3 frozen for longer than the
+  deadline, shorter than the storage timeout) answers 503 "did not land", and it did not.
 """
 
 import os
 import signal
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -194,5 +197,51 @@ s3_secret_access_key = "{SECRET_KEY}"
         r = requests.post(table, headers=h, json=commit, timeout=60)
         assert r.status_code == 200, r.text
         assert requests.get(table, headers=h).json()["metadata"]["properties"]["k"] == "v"
+    finally:
+        floe.stop()
+
+
+COMMIT_DEADLINE_MS = 1000
+
+
+def test_a_commit_that_passes_its_deadline_before_the_swap_does_not_land(frozen_s3):
+    """S3 freezes for 2.5 s, within the storage deadline but past the commit's own: the metadata
+    write completes, the pointer does not move, and the answer says it did not land."""
+    s3 = frozen_s3
+    config = f"""
+commit_deadline_ms = {COMMIT_DEADLINE_MS}
+
+[timeouts]
+storage_ms = 10000
+
+[[warehouses]]
+name = "lake"
+storage = {{ kind = "s3", bucket = "{s3.bucket}", key_prefix = "late", region = "us-east-1", endpoint = "{s3.endpoint}", path_style = true }}
+s3_access_key_id = "{ACCESS_KEY}"
+s3_secret_access_key = "{SECRET_KEY}"
+"""
+    floe = FloeServer(config)
+    try:
+        h = floe.root_headers()
+        table = table_url(floe, h, "lake", "t")
+        before = requests.get(table, headers=h).json()["metadata-location"]
+        commit = {"requirements": [], "updates": [{"action": "set-properties", "updates": {"late": "yes"}}]}
+        os.kill(s3.proc.pid, signal.SIGSTOP)
+        thaw = threading.Timer(2.5, lambda: os.kill(s3.proc.pid, signal.SIGCONT))
+        thaw.start()
+        started = time.monotonic()
+        r = requests.post(table, headers=h, json=commit, timeout=60)
+        took = time.monotonic() - started
+        thaw.join()
+        assert r.status_code == 503, r.text
+        assert "did not land" in r.json()["error"]["message"], r.text
+        assert r.headers.get("Retry-After") == "1"
+        print(f"late commit answered 503 after {took:.2f} s (deadline {COMMIT_DEADLINE_MS} ms)")
+        after = requests.get(table, headers=h).json()
+        assert after["metadata-location"] == before, "the pointer did not move"
+        assert "late" not in after["metadata"].get("properties", {})
+        # In time, the same commit lands.
+        r = requests.post(table, headers=h, json=commit, timeout=60)
+        assert r.status_code == 200, r.text
     finally:
         floe.stop()
