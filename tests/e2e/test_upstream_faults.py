@@ -152,19 +152,23 @@ def frozen_s3():
     server.stop()
 
 
-def test_a_commit_to_frozen_storage_fails_within_its_deadline_and_does_not_land(frozen_s3):
-    s3 = frozen_s3
-    config = f"""
-[timeouts]
-storage_ms = {STORAGE_DEADLINE_MS}
-
+def s3_lake(s3, key_prefix, settings):
+    """Floe with `settings` (top-level TOML) and one S3 warehouse `lake` reached with static keys."""
+    return FloeServer(settings + f"""
 [[warehouses]]
 name = "lake"
-storage = {{ kind = "s3", bucket = "{s3.bucket}", key_prefix = "frozen", region = "us-east-1", endpoint = "{s3.endpoint}", path_style = true }}
+storage = {{ kind = "s3", bucket = "{s3.bucket}", key_prefix = "{key_prefix}", region = "us-east-1", endpoint = "{s3.endpoint}", path_style = true }}
 s3_access_key_id = "{ACCESS_KEY}"
 s3_secret_access_key = "{SECRET_KEY}"
-"""
-    floe = FloeServer(config)
+""")
+
+
+def test_a_commit_to_frozen_storage_fails_within_its_deadline_and_does_not_land(frozen_s3):
+    s3 = frozen_s3
+    floe = s3_lake(s3, "frozen", f"""
+[timeouts]
+storage_ms = {STORAGE_DEADLINE_MS}
+""")
     try:
         h = floe.root_headers()
         table = table_url(floe, h, "lake", "t")
@@ -208,19 +212,12 @@ def test_a_commit_that_passes_its_deadline_before_the_swap_does_not_land(frozen_
     """S3 freezes for 2.5 s, within the storage deadline but past the commit's own: the metadata
     write completes, the pointer does not move, and the answer says it did not land."""
     s3 = frozen_s3
-    config = f"""
+    floe = s3_lake(s3, "late", f"""
 commit_deadline_ms = {COMMIT_DEADLINE_MS}
 
 [timeouts]
 storage_ms = 10000
-
-[[warehouses]]
-name = "lake"
-storage = {{ kind = "s3", bucket = "{s3.bucket}", key_prefix = "late", region = "us-east-1", endpoint = "{s3.endpoint}", path_style = true }}
-s3_access_key_id = "{ACCESS_KEY}"
-s3_secret_access_key = "{SECRET_KEY}"
-"""
-    floe = FloeServer(config)
+""")
     try:
         h = floe.root_headers()
         table = table_url(floe, h, "lake", "t")
