@@ -58,8 +58,7 @@ impl Admin {
     pub async fn delete_role(&self, caller: &Caller, tenant: Uuid, id: Uuid) -> AdminResult<()> {
         self.role(tenant, id).await?;
         self.store.delete_role(id).await?;
-        self.changed(Change::Grants).await;
-        self.audit(caller, tenant, "delete-role", format!("role {id}"))
+        self.grants_changed(caller, tenant, "delete-role", format!("role {id}"))
             .await;
         Ok(())
     }
@@ -79,9 +78,9 @@ impl Admin {
             .filter(|p| p.tenant_id == tenant)
             .ok_or_else(|| not_found(&format!("principal {principal}")))?;
         self.store.assign_role(principal, role).await?;
-        self.changed(Change::Grants).await;
         let what = format!("role {role} principal {principal}");
-        self.audit(caller, tenant, "assign-role", what).await;
+        self.grants_changed(caller, tenant, "assign-role", what)
+            .await;
         Ok(())
     }
 
@@ -94,10 +93,16 @@ impl Admin {
     ) -> AdminResult<()> {
         self.role(tenant, role).await?;
         self.store.unassign_role(principal, role).await?;
-        self.changed(Change::Grants).await;
         let what = format!("role {role} principal {principal}");
-        self.audit(caller, tenant, "unassign-role", what).await;
+        self.grants_changed(caller, tenant, "unassign-role", what)
+            .await;
         Ok(())
+    }
+
+    /// Publishes that roles, assignments or grants changed, then records `action` on `what`.
+    async fn grants_changed(&self, caller: &Caller, tenant: Uuid, action: &str, what: String) {
+        self.changed(Change::Grants).await;
+        self.audit(caller, tenant, action, what).await;
     }
 
     /// Grants `privilege` on `target` (in this tenant) to the tenant's role. A table or view is
@@ -141,14 +146,9 @@ impl Admin {
             created_at_ms: now_ms(),
         };
         self.store.create_grant(&grant).await?;
-        self.changed(Change::Grants).await;
-        self.audit(
-            caller,
-            tenant,
-            "create-grant",
-            format!("grant {}", grant.id),
-        )
-        .await;
+        let what = format!("grant {}", grant.id);
+        self.grants_changed(caller, tenant, "create-grant", what)
+            .await;
         self.view(grant).await
     }
 
@@ -167,8 +167,7 @@ impl Admin {
         if self.store.delete_grant(tenant, id).await?.is_none() {
             return Err(not_found(&format!("grant {id}")));
         }
-        self.changed(Change::Grants).await;
-        self.audit(caller, tenant, "delete-grant", format!("grant {id}"))
+        self.grants_changed(caller, tenant, "delete-grant", format!("grant {id}"))
             .await;
         Ok(())
     }
