@@ -41,6 +41,10 @@ pub struct Settings {
     /// would move it later does not, and answers 503 (it did not land; retrying is safe).
     #[serde(deserialize_with = "lenient")]
     pub commit_deadline_ms: u64,
+    /// Longest a read (GET, HEAD) may take, in milliseconds: past it the request's work stops and
+    /// it answers 503 with `Retry-After`. A write may take `commit_deadline_ms` plus 5 s.
+    #[serde(deserialize_with = "lenient")]
+    pub request_deadline_ms: u64,
     /// HTTP worker threads (0 = one per core).
     #[serde(deserialize_with = "lenient")]
     pub workers: usize,
@@ -203,6 +207,7 @@ impl Default for Settings {
             idempotency_lifetime_secs: 1800,
             commit_retries: 32,
             commit_deadline_ms: 60_000,
+            request_deadline_ms: 30_000,
             audit_retention_days: 90,
             workers: 0,
             metadata_cache_bytes: 256 * 1024 * 1024,
@@ -324,6 +329,9 @@ impl Settings {
         }
         if !(1..=3_600_000).contains(&self.commit_deadline_ms) {
             return bad("commit_deadline_ms: must be 1 to 3600000");
+        }
+        if !(1..=3_600_000).contains(&self.request_deadline_ms) {
+            return bad("request_deadline_ms: must be 1 to 3600000");
         }
         if self.auth.min_key_rotation_secs > 86_400 {
             return bad("auth.min_key_rotation_secs: must be at most 86400");

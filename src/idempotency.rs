@@ -35,13 +35,22 @@ pub struct ReservedKey {
 pub struct IdempotencyKeys {
     store: Arc<dyn CatalogStore>,
     lifetime_secs: u64,
+    /// How long a reservation holds its key while its request runs: no longer than a request may
+    /// run, so a request that was stopped (its deadline, its client gone, a crash) leaves the key
+    /// free again soon.
+    running_for: std::time::Duration,
 }
 
 impl IdempotencyKeys {
-    pub fn new(store: Arc<dyn CatalogStore>, lifetime_secs: u64) -> Self {
+    pub fn new(
+        store: Arc<dyn CatalogStore>,
+        lifetime_secs: u64,
+        running_for: std::time::Duration,
+    ) -> Self {
         Self {
             store,
             lifetime_secs,
+            running_for,
         }
     }
 
@@ -64,7 +73,7 @@ impl IdempotencyKeys {
             operation,
             status: 0,
             body: String::new(),
-            expires_at_ms: now + self.lifetime_secs as i64 * 1000,
+            expires_at_ms: now + self.running_for.as_millis() as i64,
             pending: true,
         };
         Ok(
@@ -94,6 +103,7 @@ impl IdempotencyKeys {
                 status,
                 body,
                 pending: false,
+                expires_at_ms: now_ms() + self.lifetime_secs as i64 * 1000,
                 ..key.pending
             };
             self.store.put_idempotency(&key.store_key, &record).await
@@ -101,5 +111,53 @@ impl IdempotencyKeys {
         if let Err(e) = kept {
             tracing::warn!(error = %e, "could not record or release an idempotency key");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::store::SledStore;
+
+    fn caller() -> Caller {
+        Caller {
+            principal_id: Uuid::now_v7(),
+            tenant_id: Uuid::now_v7(),
+            name: "p".into(),
+            root: false,
+            expires_at: i64::MAX,
+            authenticated_at: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_stopped_before_it_finished_frees_its_key_once_it_could_no_longer_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn CatalogStore> = Arc::new(SledStore::open(dir.path()).unwrap());
+        let keys = IdempotencyKeys::new(store, 1800, Duration::from_millis(200));
+        let (caller, key) = (caller(), Uuid::now_v7());
+        let op = || "POST /v1/x".to_owned();
+        // The first run is dropped (its deadline passed, its client went away): never finished.
+        assert!(matches!(
+            keys.reserve(&caller, key, op()).await.unwrap(),
+            Reservation::Run(_)
+        ));
+        assert!(matches!(
+            keys.reserve(&caller, key, op()).await.unwrap(),
+            Reservation::Running
+        ));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let Reservation::Run(reserved) = keys.reserve(&caller, key, op()).await.unwrap() else {
+            panic!("the key is free once its first run can no longer be running");
+        };
+        // A finished answer is replayed for the whole lifetime, not just the running time.
+        keys.finish(reserved, 200, "{}".into()).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert!(matches!(
+            keys.reserve(&caller, key, op()).await.unwrap(),
+            Reservation::Replay { status: 200, .. }
+        ));
     }
 }

@@ -1,8 +1,9 @@
 //! Deadlines of outbound calls: the one place every client Floe calls out with (cloud storage,
 //! token services, identity providers, secret stores) gets its connect and total timeouts.
 //!
-//! Owns: the per-kind limits (`[timeouts]` in the configuration) and the clients built with them.
-//! Must not touch: what is called (each caller builds its own requests).
+//! Owns: the per-kind limits (`[timeouts]` in the configuration), the clients built with them,
+//! and what a failed call means for its caller ([`CallError`]: worth retrying, or an operator's
+//! to fix). Must not touch: what is called (each caller builds its own requests).
 
 use std::time::Duration;
 
@@ -99,5 +100,72 @@ impl OutboundTimeouts {
             .operation_attempt_timeout(self.total(kind))
             .operation_timeout(self.total(kind))
             .build()
+    }
+}
+
+/// Why an outbound call failed, as the request that needed it should answer. The text is for the
+/// server's log only: it may name the upstream's address or the identity Floe runs as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    /// A timeout, a lost connection, throttling or an upstream 5xx: worth retrying.
+    Transient(String),
+    /// The upstream refused Floe itself (a rejected key or secret, a missing role or grant, no
+    /// such bucket or account): retrying does not help until an operator fixes it.
+    Refused(String),
+}
+
+impl CallError {
+    /// The failure an HTTP answer with `status` (not a success) means: 408, 429 and 5xx are
+    /// trouble; any other 4xx refuses Floe's own request.
+    pub fn from_status(status: u16, detail: String) -> Self {
+        match status {
+            408 | 429 | 500.. => Self::Transient(detail),
+            _ => Self::Refused(detail),
+        }
+    }
+
+    /// The call did not get an answer (connect, timeout, a broken or unreadable answer).
+    pub fn transient(detail: impl Into<String>) -> Self {
+        Self::Transient(detail.into())
+    }
+
+    /// What the log says.
+    pub fn detail(&self) -> &str {
+        match self {
+            Self::Transient(d) | Self::Refused(d) => d,
+        }
+    }
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.detail())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CallError;
+
+    #[test]
+    fn throttling_and_server_errors_are_transient_other_refusals_are_not() {
+        for status in [408, 429, 500, 502, 503, 504] {
+            assert!(
+                matches!(
+                    CallError::from_status(status, String::new()),
+                    CallError::Transient(_)
+                ),
+                "{status}"
+            );
+        }
+        for status in [400, 401, 403, 404, 409] {
+            assert!(
+                matches!(
+                    CallError::from_status(status, String::new()),
+                    CallError::Refused(_)
+                ),
+                "{status}"
+            );
+        }
     }
 }

@@ -180,6 +180,7 @@ impl Application {
             idempotency: Arc::new(IdempotencyKeys::new(
                 store.clone(),
                 settings.idempotency_lifetime_secs,
+                api::Deadlines::from_settings(&settings).write,
             )),
             public_url,
             vending: Arc::new(Vending::new(VendingOptions {
@@ -199,6 +200,7 @@ impl Application {
         // entirely (it would cost about a tenth of load-table's throughput for nothing).
         let log_requests =
             tracing::enabled!(target: "floe::api::request_log", tracing::Level::INFO);
+        let deadlines = web::Data::new(api::Deadlines::from_settings(&settings));
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(actix_web::middleware::from_fn(api::http_metrics))
@@ -206,10 +208,13 @@ impl Application {
                     log_requests,
                     actix_web::middleware::from_fn(api::request_log),
                 ))
+                .wrap(actix_web::middleware::from_fn(api::guard))
                 .app_data(state.clone())
+                .app_data(deadlines.clone())
                 .configure(api::configure(max_body))
                 .default_service(actix_web::web::to(api::unrouted))
         })
+        .on_connect(api::watch_connection)
         .shutdown_timeout(10);
         if settings.workers > 0 {
             server = server.workers(settings.workers);

@@ -8,6 +8,7 @@
 mod auth;
 mod config;
 mod error;
+mod guard;
 mod health;
 mod http_metrics;
 mod management;
@@ -33,6 +34,7 @@ use serde::Serialize;
 pub use auth::Authenticated;
 pub use config::ENDPOINTS;
 pub use error::{ApiError, ApiResult};
+pub use guard::{Deadlines, guard, watch_connection};
 pub use http_metrics::http_metrics;
 pub use request_log::request_log;
 pub use unrouted::unrouted;

@@ -78,6 +78,13 @@ pub struct ErrorModel {
     pub code: u16,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stack: Vec<String>,
+    /// The request's id (also in `X-Request-Id`): what the server's log names this request by.
+    #[serde(
+        rename = "request-id",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub request_id: Option<String>,
 }
 
 /// Server-provided configuration for the catalog.

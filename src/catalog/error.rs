@@ -150,7 +150,20 @@ impl From<IoError> for CatalogError {
             IoError::NotFound(_) => Self::new(ErrorType::NotFound, e.to_string()),
             IoError::Misconfigured(..) => {
                 tracing::error!(error = %e, "warehouse storage misconfigured");
-                Self::new(ErrorType::ServiceUnavailable, e.to_string())
+                Self::new(
+                    ErrorType::Misconfigured,
+                    format!("{e}; an operator must fix the warehouse"),
+                )
+            }
+            // A refusal is the warehouse's setup, not trouble: retrying does not help.
+            IoError::Refused(..) => {
+                tracing::error!(error = %e, "warehouse storage refuses the server");
+                Self::new(
+                    ErrorType::Misconfigured,
+                    "the warehouse's storage refuses the server's credential, or its bucket or \
+                     container does not exist; an operator must fix the warehouse (the server log \
+                     has the details)",
+                )
             }
             // The detail goes to the log (its URLs already without query strings), never to the
             // client: it can name internal endpoints and the server's own identity.

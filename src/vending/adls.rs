@@ -45,16 +45,15 @@ fn permissions(access: DataAccess) -> &'static str {
 /// Signs `req` with the warehouse's key (account key or user-delegation key).
 async fn sign_for(wh: &Warehouse, req: SasRequest<'_>) -> VendingResult<(String, i64)> {
     let signer = wh.azure_signer().ok_or_else(|| {
-        VendingError::unavailable(format!(
-            "warehouse '{}' has no Azure credential to sign with",
+        VendingError::Misconfigured(format!(
+            "warehouse '{}' has no Azure credential to sign with; an operator must give it one",
             wh.record.name
         ))
     })?;
     metrics::counter!("floe_sas_tokens_total").increment(1);
     let (token, expiry) = signer.sign(req).await.map_err(|e| {
         metrics::counter!("floe_sas_failures_total").increment(1);
-        tracing::error!(warehouse = %wh.record.name, error = %e, "SAS signing failed");
-        VendingError::unavailable(e)
+        VendingError::from_call(&wh.record.name, "Azure (signing a SAS)", e)
     })?;
     Ok((token, expiry.timestamp_millis()))
 }

@@ -35,5 +35,28 @@ impl VendingError {
     }
 }
 
+impl VendingError {
+    /// What a failed call to `upstream` (a phrase: "the token service (STS)", "Entra ID") for
+    /// warehouse `warehouse` answers: the detail goes to the log, the client hears whether to
+    /// retry or that an operator must fix the warehouse.
+    pub fn from_call(warehouse: &str, upstream: &str, e: crate::outbound::CallError) -> Self {
+        use crate::outbound::CallError;
+        match e {
+            CallError::Refused(detail) => {
+                tracing::error!(warehouse, upstream, error = %detail, "the cloud refuses the server's credential");
+                Self::Misconfigured(format!(
+                    "warehouse '{warehouse}': {upstream} refuses the server's credential; an operator must fix the warehouse's credential or its permissions (the server log has the details)"
+                ))
+            }
+            CallError::Transient(detail) => {
+                tracing::error!(warehouse, upstream, error = %detail, "a cloud call failed");
+                Self::Unavailable(format!(
+                    "warehouse '{warehouse}': {upstream} failed or did not answer in time; the server log has the details"
+                ))
+            }
+        }
+    }
+}
+
 /// Shorthand for vending results.
 pub type VendingResult<T> = Result<T, VendingError>;

@@ -22,6 +22,7 @@ use crate::catalog::Warehouse;
 use crate::domain::CredentialKind;
 use crate::domain::access::DataAccess;
 use crate::domain::storage::GcsProfile;
+use crate::outbound::CallError;
 use crate::store::now_ms;
 use crate::warehouse_io::GcsServiceAccount;
 use crate::warehouse_io::normalize_location;
@@ -98,13 +99,16 @@ pub async fn downscope(
     account: &GcsServiceAccount,
     boundary: &serde_json::Value,
     at_least: std::time::Duration,
-) -> Result<DownscopedToken, String> {
+) -> Result<DownscopedToken, CallError> {
     #[derive(Deserialize)]
     struct Answer {
         access_token: String,
         expires_in: Option<i64>,
     }
-    let source = account.token_lasting(at_least).await?;
+    let source = account
+        .token_lasting(at_least)
+        .await
+        .map_err(CallError::transient)?;
     metrics::counter!("floe_gcs_token_exchanges_total").increment(1);
     let url = profile.sts_endpoint.as_deref().unwrap_or(GOOGLE_STS);
     let r = http
@@ -127,18 +131,17 @@ pub async fn downscope(
         ])
         .send()
         .await
-        .map_err(|e| format!("token exchange at {url} failed: {e}"))?;
+        .map_err(|e| CallError::transient(format!("token exchange at {url} failed: {e}")))?;
     if !r.status().is_success() {
         metrics::counter!("floe_gcs_token_exchange_failures_total").increment(1);
-        return Err(format!(
-            "token exchange at {url} answered HTTP {}",
-            r.status()
+        return Err(CallError::from_status(
+            r.status().as_u16(),
+            format!("token exchange at {url} answered HTTP {}", r.status()),
         ));
     }
-    let answer: Answer = r
-        .json()
-        .await
-        .map_err(|e| format!("token exchange at {url}: unreadable answer: {e}"))?;
+    let answer: Answer = r.json().await.map_err(|e| {
+        CallError::transient(format!("token exchange at {url}: unreadable answer: {e}"))
+    })?;
     // A downscoped token lives as long as its source token.
     let expires_at_ms = match answer.expires_in {
         Some(secs) => Utc::now().timestamp_millis() + secs * 1000,
@@ -291,8 +294,8 @@ impl StorageVendor for GcsProfile {
         let profile = self;
         let (prefix, _) = gcs_object(t.warehouse, profile, t.location)?;
         let account = t.warehouse.gcs_account().ok_or_else(|| {
-            unavailable(format!(
-                "warehouse '{}' has no gcs-service-account credential",
+            VendingError::Misconfigured(format!(
+                "warehouse '{}' has no gcs-service-account credential; an operator must give it one",
                 t.warehouse.record.name
             ))
         })?;
@@ -303,8 +306,7 @@ impl StorageVendor for GcsProfile {
         let token = downscope(&vending.http, profile, account, &boundary, at_least)
             .await
             .map_err(|e| {
-                tracing::error!(warehouse = %t.warehouse.record.name, error = %e, "GCS token exchange failed");
-                unavailable(e)
+                VendingError::from_call(&t.warehouse.record.name, "Google's token service (STS)", e)
             })?;
         let left = token.expires_at_ms - now_ms();
         if left < vending.options.refresh_margin.as_millis() as i64 {
@@ -403,7 +405,7 @@ async fn validate_gcs(
         Err(e) => {
             steps.record(
                 "exchange a read-only downscoped token for a sample table",
-                Err(e),
+                Err(e.to_string()),
             );
             steps.not_run(TOKEN_CHECKS, "no downscoped token could be had");
             return;

@@ -78,7 +78,7 @@ impl AzureIo {
             })
             .await
             .map(|(token, _)| token)
-            .map_err(|e| IoError::storage(self.profile.account.clone(), e))
+            .map_err(|e| IoError::from_call(self.profile.account.clone(), e))
     }
 
     /// A request for the blob at `location`, with a fresh SAS and the service version.
@@ -120,7 +120,11 @@ async fn check(location: &str, r: reqwest::Response) -> Result<reqwest::Response
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    Err(storage(location, format!("HTTP {status} {code}")))
+    Err(IoError::from_status(
+        location,
+        status.as_u16(),
+        format!("HTTP {status} {code}"),
+    ))
 }
 
 #[async_trait]

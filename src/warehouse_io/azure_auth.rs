@@ -7,6 +7,7 @@ use tokio::sync::Mutex;
 
 use super::azure_sas::{SAS_VERSION, SasKey, SasRequest, UserDelegationKey, sas_time, sign};
 use crate::domain::storage::AdlsProfile;
+use crate::outbound::CallError;
 
 /// Entra ID's public authority.
 pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
@@ -60,16 +61,20 @@ impl AzureSigner {
 
     /// The SAS query string for `req` and when it expires. With a user-delegation key the expiry
     /// is cut to the key's.
-    pub async fn sign(&self, req: SasRequest<'_>) -> Result<(String, DateTime<Utc>), String> {
+    pub async fn sign(&self, req: SasRequest<'_>) -> Result<(String, DateTime<Utc>), CallError> {
         match &self.auth {
-            AzureAuth::AccountKey(key) => Ok((sign(&req, &SasKey::Account(key))?, req.expiry)),
+            AzureAuth::AccountKey(key) => Ok((
+                sign(&req, &SasKey::Account(key)).map_err(CallError::Refused)?,
+                req.expiry,
+            )),
             AzureAuth::ClientSecret { .. } => {
                 let (key, key_expiry) = self.delegation_key(req.expiry).await?;
                 let req = SasRequest {
                     expiry: req.expiry.min(key_expiry),
                     ..req
                 };
-                Ok((sign(&req, &SasKey::UserDelegation(&key))?, req.expiry))
+                let sas = sign(&req, &SasKey::UserDelegation(&key)).map_err(CallError::Refused)?;
+                Ok((sas, req.expiry))
             }
         }
     }
@@ -78,7 +83,7 @@ impl AzureSigner {
     async fn delegation_key(
         &self,
         until: DateTime<Utc>,
-    ) -> Result<(UserDelegationKey, DateTime<Utc>), String> {
+    ) -> Result<(UserDelegationKey, DateTime<Utc>), CallError> {
         let mut cached = self.delegation_key.lock().await;
         if let Some((key, expiry)) = cached.as_ref()
             && *expiry > until.min(Utc::now() + Duration::days(DELEGATION_KEY_DAYS - 1))
@@ -90,14 +95,14 @@ impl AzureSigner {
         Ok(fresh)
     }
 
-    async fn fetch_delegation_key(&self) -> Result<(UserDelegationKey, DateTime<Utc>), String> {
+    async fn fetch_delegation_key(&self) -> Result<(UserDelegationKey, DateTime<Utc>), CallError> {
         let AzureAuth::ClientSecret {
             tenant_id,
             client_id,
             client_secret,
         } = &self.auth
         else {
-            return Err("no client credentials".into());
+            return Err(CallError::Refused("no client credentials".into()));
         };
         #[derive(Deserialize)]
         struct Token {
@@ -121,17 +126,19 @@ impl AzureSigner {
             ])
             .send()
             .await
-            .map_err(|e| format!("Entra ID token request to {token_url} failed: {e}"))?;
+            .map_err(|e| {
+                CallError::transient(format!("Entra ID token request to {token_url} failed: {e}"))
+            })?;
         if !r.status().is_success() {
-            return Err(format!(
-                "Entra ID refused client {client_id}: HTTP {}",
-                r.status()
+            return Err(CallError::from_status(
+                r.status().as_u16(),
+                format!("Entra ID refused client {client_id}: HTTP {}", r.status()),
             ));
         }
         let token: Token = r
             .json()
             .await
-            .map_err(|e| format!("Entra ID token answer unreadable: {e}"))?;
+            .map_err(|e| CallError::transient(format!("Entra ID token answer unreadable: {e}")))?;
         let now = Utc::now();
         let expiry = now + Duration::days(DELEGATION_KEY_DAYS) - Duration::minutes(5);
         let body = format!(
@@ -153,15 +160,18 @@ impl AzureSigner {
             .body(body)
             .send()
             .await
-            .map_err(|e| format!("Get User Delegation Key failed: {e}"))?;
+            .map_err(|e| CallError::transient(format!("Get User Delegation Key failed: {e}")))?;
         if !r.status().is_success() {
-            return Err(format!(
-                "Get User Delegation Key answered HTTP {}",
-                r.status()
+            return Err(CallError::from_status(
+                r.status().as_u16(),
+                format!("Get User Delegation Key answered HTTP {}", r.status()),
             ));
         }
-        let xml = r.text().await.map_err(|e| e.to_string())?;
-        let key = parse_delegation_key(&xml)?;
+        let xml = r
+            .text()
+            .await
+            .map_err(|e| CallError::transient(e.to_string()))?;
+        let key = parse_delegation_key(&xml).map_err(CallError::transient)?;
         let key_expiry = DateTime::parse_from_rfc3339(&key.signed_expiry)
             .map(|t| t.with_timezone(&Utc))
             .unwrap_or(expiry);

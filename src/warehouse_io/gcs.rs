@@ -164,7 +164,11 @@ async fn check(location: &str, r: reqwest::Response) -> Result<reqwest::Response
     if r.status().is_success() {
         Ok(r)
     } else {
-        Err(storage(location, format!("HTTP {}", r.status())))
+        Err(IoError::from_status(
+            location,
+            r.status().as_u16(),
+            format!("HTTP {}", r.status()),
+        ))
     }
 }
 

@@ -143,8 +143,13 @@ pub enum IoError {
     NotFound(String),
     #[error("location {0} is not usable here: {1}")]
     BadLocation(String, String),
+    /// Trouble worth retrying: a timeout, a lost connection, throttling, a 5xx.
     #[error("storage error at {0}: {1}")]
     Storage(String, String),
+    /// The storage refuses the server itself (a rejected key or SAS, a missing permission, no
+    /// such bucket or container): retrying does not help until an operator fixes the warehouse.
+    #[error("storage refuses the server at {0}: {1}")]
+    Refused(String, String),
     /// The warehouse cannot be reached as configured; the text says what to fix and holds no
     /// secret, URL or upstream answer.
     #[error("warehouse {0}: {1}")]
@@ -183,6 +188,32 @@ impl IoError {
     /// request URL may carry a SAS or a presigned signature.
     pub fn storage(location: impl Into<String>, detail: impl std::fmt::Display) -> Self {
         IoError::Storage(location.into(), redact_urls(&detail.to_string()))
+    }
+
+    /// What an HTTP answer with `status` (not a success) at `location` means: a refusal for a
+    /// 4xx other than 404, 408 and 429 (those are not found, and trouble), trouble otherwise.
+    pub fn from_status(
+        location: impl Into<String>,
+        status: u16,
+        detail: impl std::fmt::Display,
+    ) -> Self {
+        let location = location.into();
+        let detail = redact_urls(&detail.to_string());
+        match status {
+            404 => IoError::NotFound(location),
+            400..=499 if status != 408 && status != 429 => IoError::Refused(location, detail),
+            _ => IoError::Storage(location, detail),
+        }
+    }
+
+    /// What a failed outbound call the storage needed (a token, a key) means for it.
+    pub fn from_call(location: impl Into<String>, e: crate::outbound::CallError) -> Self {
+        match e {
+            crate::outbound::CallError::Refused(d) => {
+                IoError::Refused(location.into(), redact_urls(&d))
+            }
+            crate::outbound::CallError::Transient(d) => IoError::storage(location, d),
+        }
     }
 }
 

@@ -83,6 +83,23 @@ fn storage(location: &str, e: impl std::fmt::Display) -> IoError {
     IoError::storage(location, e)
 }
 
+/// What a failed S3 call means: the status of S3's answer decides (a refusal of the server's keys,
+/// a missing bucket), and no answer at all is trouble.
+fn s3_error<E>(
+    location: &str,
+    e: aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> IoError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let status = e.raw_response().map(|r| r.status().as_u16());
+    let detail = aws_sdk_s3::error::DisplayErrorContext(e);
+    match status {
+        Some(status) if status != 404 => IoError::from_status(location, status, detail),
+        _ => storage(location, detail),
+    }
+}
+
 #[async_trait]
 impl WarehouseIo for S3Io {
     async fn write(&self, location: &str, bytes: Bytes) -> Result<(), IoError> {
@@ -95,7 +112,7 @@ impl WarehouseIo for S3Io {
             .body(ByteStream::from(bytes))
             .send()
             .await
-            .map_err(|e| storage(location, aws_sdk_s3::error::DisplayErrorContext(e)))?;
+            .map_err(|e| s3_error(location, e))?;
         Ok(())
     }
 
@@ -112,7 +129,7 @@ impl WarehouseIo for S3Io {
                 if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
                     IoError::NotFound(location.into())
                 } else {
-                    storage(location, aws_sdk_s3::error::DisplayErrorContext(e))
+                    s3_error(location, e)
                 }
             })?;
         if let Some(len) = out.content_length() {
@@ -135,7 +152,7 @@ impl WarehouseIo for S3Io {
             .key(key)
             .send()
             .await
-            .map_err(|e| storage(location, aws_sdk_s3::error::DisplayErrorContext(e)))?;
+            .map_err(|e| s3_error(location, e))?;
         Ok(())
     }
 
@@ -152,7 +169,7 @@ impl WarehouseIo for S3Io {
                 .set_continuation_token(token)
                 .send()
                 .await
-                .map_err(|e| storage(prefix, aws_sdk_s3::error::DisplayErrorContext(e)))?;
+                .map_err(|e| s3_error(prefix, e))?;
             let ids: Vec<ObjectIdentifier> = page
                 .contents()
                 .iter()
@@ -171,7 +188,7 @@ impl WarehouseIo for S3Io {
                     .delete(delete)
                     .send()
                     .await
-                    .map_err(|e| storage(prefix, aws_sdk_s3::error::DisplayErrorContext(e)))?;
+                    .map_err(|e| s3_error(prefix, e))?;
             }
             match page.next_continuation_token() {
                 Some(t) => token = Some(t.to_owned()),

@@ -107,7 +107,8 @@ def floe():
 
 class JsonServer:
     """A local HTTP server standing in for a cloud's token endpoints: `answer(path, form)` returns
-    the JSON to send (or None for 404); every request's path and form are recorded."""
+    the JSON to send (or None for 404, or a `(status, JSON)` pair for an error answer); every
+    request's path and form are recorded."""
 
     def __init__(self, answer):
         import json
@@ -127,8 +128,11 @@ class JsonServer:
                     self.send_response(404)
                     self.end_headers()
                     return
+                status = 200
+                if isinstance(body, tuple):
+                    status, body = body
                 data = json.dumps(body).encode()
-                self.send_response(200)
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

@@ -1,5 +1,7 @@
 """A TCP proxy for fault tests: it forwards to its upstream, refuses (`cut`), or accepts and never
-answers (`hold`, a black hole), and switching drops every connection it has open."""
+answers (`hold`, a black hole: what the client sends is read and dropped), and switching drops
+every connection it has open. `held_open()` says how many held connections their client still
+keeps open."""
 
 import socket
 import threading
@@ -12,6 +14,7 @@ class TcpProxy:
         self.upstream = (upstream_host, upstream_port)
         self.mode = mode
         self.conns = []
+        self.held = {}  # held connection -> whether its client has closed it
         self.server = socket.socket()
         self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.server.bind(("127.0.0.1", 0))
@@ -30,11 +33,26 @@ class TcpProxy:
                 continue
             self.conns.append(client)
             if self.mode == self.HOLD:
-                continue  # accepted, never read, never answered
+                self.held[client] = False
+                threading.Thread(target=self._swallow, args=(client,), daemon=True).start()
+                continue  # accepted, never answered
             upstream = socket.create_connection(self.upstream)
             self.conns.append(upstream)
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _swallow(self, conn):
+        """Reads and drops what a held connection's client sends, until it closes."""
+        try:
+            while conn.recv(65536):
+                pass
+        except OSError:
+            pass
+        self.held[conn] = True
+
+    def held_open(self):
+        """How many held connections their client has not closed."""
+        return sum(1 for closed in list(self.held.values()) if not closed)
 
     @staticmethod
     def _pipe(src, dst):
@@ -59,6 +77,7 @@ class TcpProxy:
                 pass
             c.close()
         self.conns = []
+        self.held = {}
 
     def cut(self):
         """Refuse new connections and drop the open ones."""

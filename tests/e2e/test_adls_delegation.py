@@ -11,6 +11,7 @@ import urllib.parse
 import uuid
 
 import pyarrow as pa
+import requests
 import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import ContainerClient
@@ -35,6 +36,10 @@ class MockEntra(JsonServer):
 
     @staticmethod
     def answer(path, form):
+        if form.get("client_secret") == "wrong-secret":
+            return 401, {"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret"}
+        if form.get("client_secret") == "busy-secret":
+            return 503, {"error": "temporarily_unavailable"}
         now = int(time.time())
         claims = {"aud": "https://storage.azure.com", "iss": f"https://sts.windows.net/{TENANT_ID}/",
                   "oid": OBJECT_ID, "tid": TENANT_ID, "iat": now, "nbf": now - 60, "exp": now + 3600}
@@ -118,3 +123,37 @@ def test_user_delegation_sas_end_to_end(floe, azurite, entra):
         ContainerClient.from_container_url(f"{azurite.endpoint}/lake", credential=tampered,
                         connection_verify=azurite.ca_bundle).get_blob_client(names[0]).download_blob()
     assert e.value.status_code == 403, "a key id that does not match the signature is refused"
+
+
+def test_entra_refusing_the_server_is_a_misconfiguration_and_its_trouble_is_worth_retrying(floe, azurite, entra):
+    """Entra ID rejecting the application's secret (401) is the warehouse's setup: 500
+    ServiceMisconfigured without Retry-After. Entra ID answering 503 is trouble: 503 with
+    Retry-After. Neither body names the application, the secret or Entra ID's address."""
+    root = Api(floe, warehouse="demo")
+    tenant = root.manage("GET", "/whoami")["tenant_id"]
+    for name, secret in (("entra-wrong", "wrong-secret"), ("entra-busy", "busy-secret")):
+        root.manage("POST", f"/tenants/{tenant}/storage-credentials", {
+            "name": name, "kind": "azure-client-secret",
+            "value": {"tenant_id": TENANT_ID, "client_id": f"{name}-app", "client_secret": secret}})
+        root.manage("POST", f"/tenants/{tenant}/warehouses", {
+            "name": f"{name}-lake", "credential": name,
+            "storage": {"kind": "adls", "account": ACCOUNT, "container": "lake", "key_prefix": name,
+                        "endpoint": azurite.endpoint, "hierarchical_namespace": False, "allow_container_scope": True,
+                        "authority_host": entra.url}})
+    answers = {}
+    for name in ("entra-wrong", "entra-busy"):
+        api = Api(floe, warehouse=f"{name}-lake")
+        base = f"{api.uri}/v1/{api.prefix}/namespaces"
+        assert requests.post(base, headers=api.h, json={"namespace": ["n"]}).status_code == 200
+        answers[name] = requests.post(f"{base}/n/tables", headers=api.h, json={"name": "t", "schema": {
+            "type": "struct", "schema-id": 0, "fields": [{"id": 1, "name": "id", "type": "long", "required": False}]}})
+    wrong, busy = answers["entra-wrong"], answers["entra-busy"]
+    assert wrong.status_code == 500, wrong.text
+    assert wrong.json()["error"]["type"] == "ServiceMisconfiguredException", wrong.text
+    assert "an operator must fix" in wrong.json()["error"]["message"]
+    assert "Retry-After" not in wrong.headers
+    assert busy.status_code == 503, busy.text
+    assert busy.headers.get("Retry-After") == "1"
+    for r in (wrong, busy):
+        assert "-app" not in r.text and "secret" not in r.text and entra.url not in r.text, r.text
+        assert len(r.text) < 600 and r.json()["error"]["request-id"], r.text

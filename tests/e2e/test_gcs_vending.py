@@ -44,6 +44,10 @@ class MockGoogle(JsonServer):
             lifetime = 100 if len(self.tokens) == 1 else 3600
             return {"access_token": f"source-token-{len(self.tokens)}", "token_type": "Bearer",
                     "expires_in": lifetime}
+        if path == "/sts-refuses":
+            return 403, {"error": "invalid_grant", "error_description": "The caller lacks permission on the bucket"}
+        if path == "/sts-throttled":
+            return 429, {"error": "rate_limit_exceeded"}
         if path == "/sts":
             return {"access_token": f"downscoped-{len(self.exchanges)}", "token_type": "Bearer",
                     "issued_token_type": "urn:ietf:params:oauth:token-type:access_token", "expires_in": 3599}
@@ -100,6 +104,7 @@ def floe(emulator, google, service_account):
         "storage": {"kind": "gcs", "bucket": "lake", "key_prefix": "wh", "project_id": PROJECT,
                     "endpoint": emulator, "sts_endpoint": f"{google.url}/sts"}})
     server.tenant = tenant
+    server.gcs_endpoint = emulator
     yield server
     server.stop()
 
@@ -201,3 +206,34 @@ def test_validate_reports_each_step_truthfully(floe):
     beside = steps["the read-only token cannot write beside the sample table"]
     assert not beside["ok"] and "does not enforce" in beside["detail"]
     assert not report["ok"]
+
+
+def test_a_token_service_refusal_is_a_misconfiguration_and_throttling_is_worth_retrying(floe, google):
+    """Google's STS answering 403 refuses the server's own account: 500 ServiceMisconfigured without
+    Retry-After. Answering 429 is trouble: 503 with Retry-After. Neither body names the upstream."""
+    root = Api(floe, warehouse="demo")
+    for name, path in (("gcsrefused", "/sts-refuses"), ("gcsthrottled", "/sts-throttled")):
+        root.manage("POST", f"/tenants/{floe.tenant}/warehouses", {
+            "name": name, "credential": "gcs-sa",
+            "storage": {"kind": "gcs", "bucket": "lake", "key_prefix": name, "project_id": PROJECT,
+                        "endpoint": floe.gcs_endpoint, "sts_endpoint": f"{google.url}{path}"}})
+    answers = {}
+    for name in ("gcsrefused", "gcsthrottled"):
+        api = Api(floe, warehouse=name)
+        base = f"{api.uri}/v1/{api.prefix}/namespaces"
+        assert requests.post(base, headers=api.h, json={"namespace": ["n"]}).status_code == 200
+        r = requests.post(f"{base}/n/tables", headers=api.h, json={"name": "t", "schema": {
+            "type": "struct", "schema-id": 0, "fields": [{"id": 1, "name": "id", "type": "long", "required": False}]}})
+        assert r.status_code == 200, r.text
+        answers[name] = requests.get(api.table_url("n", "t"),
+                                     headers={**api.h, "X-Iceberg-Access-Delegation": "vended-credentials"})
+    refused, throttled = answers["gcsrefused"], answers["gcsthrottled"]
+    assert refused.status_code == 500, refused.text
+    assert refused.json()["error"]["type"] == "ServiceMisconfiguredException"
+    assert "an operator must fix" in refused.json()["error"]["message"]
+    assert "Retry-After" not in refused.headers
+    assert throttled.status_code == 503, throttled.text
+    assert throttled.headers.get("Retry-After") == "1"
+    for r in (refused, throttled):
+        assert google.url not in r.text and "invalid_grant" not in r.text and "/sts" not in r.text, r.text
+        assert r.json()["error"]["request-id"], r.text

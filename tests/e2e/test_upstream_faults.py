@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from conftest import FloeServer
+from conftest import FloeServer, stop_process
 from proxy import TcpProxy
 from seaweed import ACCESS_KEY, READ_ROLE, SECRET_KEY, WRITE_ROLE, SeaweedS3
 
@@ -242,3 +242,88 @@ storage_ms = 10000
         assert r.status_code == 200, r.text
     finally:
         floe.stop()
+
+
+REQUEST_DEADLINE_MS = 3000
+
+
+@pytest.fixture
+def held_storage(s3):
+    """Floe with one S3 warehouse `lake` reached through a proxy, a table `t` in it whose metadata
+    is not cached (the server restarted after creating it), and the proxy holding: a load of `t`
+    waits on storage that never answers, for longer than the request deadline."""
+    host, port = s3.endpoint.removeprefix("http://").split(":")
+    proxy = TcpProxy(int(port), host)
+    floe = FloeServer(f"""
+request_deadline_ms = {REQUEST_DEADLINE_MS}
+
+[timeouts]
+storage_ms = 60000
+
+[[warehouses]]
+name = "lake"
+storage = {{ kind = "s3", bucket = "{s3.bucket}", key_prefix = "held", region = "us-east-1", endpoint = "http://127.0.0.1:{proxy.port}", path_style = true }}
+s3_access_key_id = "{ACCESS_KEY}"
+s3_secret_access_key = "{SECRET_KEY}"
+""")
+    try:
+        h = floe.root_headers()
+        url = table_url(floe, h, "lake", "t")
+        stop_process(floe.proc)
+        floe.start()
+        proxy.hold()
+        yield floe, proxy, url
+    finally:
+        floe.stop()
+        proxy.stop()
+
+
+def test_a_read_past_its_deadline_answers_503_with_its_request_id(held_storage):
+    floe, proxy, url = held_storage
+    h = floe.root_headers()
+    bound = REQUEST_DEADLINE_MS / 1000 + SLACK_SECS
+    started = time.monotonic()
+    r = requests.get(url, headers=h, timeout=60)
+    took = time.monotonic() - started
+    assert r.status_code == 503, r.text
+    assert took <= bound, f"answered after {took:.2f} s, the bound is {bound} s"
+    assert took >= REQUEST_DEADLINE_MS / 1000 - 0.1, f"answered after {took:.2f} s, before the deadline"
+    assert r.headers.get("Retry-After") == "1"
+    error = r.json()["error"]
+    assert error["type"] == "ServiceUnavailableException" and "deadline" in error["message"], error
+    assert error["request-id"] and error["request-id"] == r.headers["X-Request-Id"], r.text
+    assert len(r.text) < 400, r.text
+    print(f"a read on held storage answered 503 after {took:.2f} s (deadline {REQUEST_DEADLINE_MS} ms)")
+    # The log names the request by the same id.
+    assert error["request-id"] in floe.log_path.read_text()
+    # The client's own id is the one answered.
+    r = requests.get(url, headers={**h, "X-Request-Id": "client-chose-this"}, timeout=60)
+    assert r.status_code == 503 and r.json()["error"]["request-id"] == "client-chose-this"
+    # Storage answers again: the same server loads the table.
+    proxy.forward()
+    r = requests.get(url, headers=h, timeout=60)
+    assert r.status_code == 200, r.text
+    assert "X-Request-Id" not in r.headers or r.headers["X-Request-Id"]
+
+
+def test_a_request_whose_client_went_away_stops_its_work(held_storage):
+    """The client hangs up while Floe waits on held storage: Floe drops its storage call (the
+    proxy sees Floe close the connection) long before the request deadline would have."""
+    import socket as sockets
+    floe, proxy, url = held_storage
+    h = floe.root_headers()
+    path = url.removeprefix(floe.uri)
+    client = sockets.create_connection(("127.0.0.1", floe.port))
+    client.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {h['Authorization']}\r\n\r\n".encode())
+    deadline = time.monotonic() + 2
+    while proxy.held_open() == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proxy.held_open() > 0, "the load is waiting on storage"
+    client.close()
+    gone = time.monotonic()
+    while proxy.held_open() > 0 and time.monotonic() - gone < REQUEST_DEADLINE_MS / 1000:
+        time.sleep(0.02)
+    stopped = time.monotonic() - gone
+    assert proxy.held_open() == 0, "Floe still waits on storage for a client that is gone"
+    assert stopped < 1.0, f"Floe stopped its storage call {stopped:.2f} s after the client went away"
+    print(f"Floe dropped the storage call {stopped:.3f} s after its client went away")

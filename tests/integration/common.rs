@@ -222,12 +222,24 @@ fn chrono_ms() -> i64 {
         .as_millis() as i64
 }
 
-/// Asserts an Iceberg error body of `status` and `kind`.
+/// Asserts an Iceberg error body of `status` and `kind`, carrying the request id its
+/// `X-Request-Id` header names.
 pub async fn assert_error(r: Response, status: u16, kind: &str) -> String {
     assert_eq!(r.status().as_u16(), status, "unexpected status");
+    let header = r
+        .headers()
+        .get("x-request-id")
+        .map(|v| v.to_str().unwrap().to_owned());
     let body: Value = r.json().await.expect("error bodies are JSON");
     assert_eq!(body["error"]["type"], kind, "{body}");
     assert_eq!(body["error"]["code"], status, "{body}");
+    let id = body["error"]["request-id"].as_str();
+    assert!(id.is_some_and(|id| !id.is_empty()), "no request id: {body}");
+    assert_eq!(
+        id.map(str::to_owned),
+        header,
+        "the body's request id is the header's"
+    );
     body["error"]["message"].as_str().unwrap().to_owned()
 }
 

@@ -1,0 +1,224 @@
+//! What every request is held to, in one middleware (the outermost): its deadline, its client's
+//! presence and its request id.
+//!
+//! - **Deadline.** A read (GET, HEAD) answers within `request_deadline_ms`; a write within the
+//!   commit deadline plus [`WRITE_GRACE`], because a commit answers for itself before its own
+//!   deadline and must not be cut short in its pointer swap. Past the deadline the request's work
+//!   is dropped at its next await (a single-flight waiter with it) and the answer is 503 with
+//!   `Retry-After`.
+//! - **A client that went away.** actix does not notice a client hanging up while a handler waits
+//!   (it reads the connection only between requests), so each connection is watched here through
+//!   a duplicate of its socket ([`watch_connection`]): when the client closes its side, the
+//!   request's work is dropped at its next await, as at a deadline. The answer goes nowhere; the
+//!   log says `client went away`.
+//! - **Request id.** The client's `X-Request-Id` (up to 128 visible characters), or one made here
+//!   when something asks for it: an error body (`request-id` in the error model), the request log.
+//!   Every answer that has one carries it back in `X-Request-Id`. A success on the hot path, with
+//!   the request log off, never makes one.
+
+use std::any::Any;
+use std::cell::OnceCell;
+use std::os::fd::{AsFd, OwnedFd};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::Extensions;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{ResponseError, web};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+
+use super::error::ApiError;
+use crate::catalog::ErrorType;
+
+/// The request-id header, read from the client and answered back.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// How much longer than the commit deadline a write may run before it is cut: time for a commit
+/// that stopped at its deadline to clean up and answer for itself.
+pub const WRITE_GRACE: Duration = Duration::from_secs(5);
+
+/// The deadlines, as `app_data`.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadlines {
+    pub read: Duration,
+    pub write: Duration,
+}
+
+impl Deadlines {
+    pub fn from_settings(settings: &crate::config::Settings) -> Self {
+        Self {
+            read: Duration::from_millis(settings.request_deadline_ms),
+            write: Duration::from_millis(settings.commit_deadline_ms) + WRITE_GRACE,
+        }
+    }
+
+    fn of(&self, method: &Method) -> (Duration, bool) {
+        match *method {
+            Method::GET | Method::HEAD | Method::OPTIONS => (self.read, false),
+            _ => (self.write, true),
+        }
+    }
+}
+
+/// A watch on one client connection: a duplicate of its socket, registered for readiness only
+/// (it is never read), which reports when the client has closed its side.
+pub struct ClientConnection(AsyncFd<OwnedFd>);
+
+impl ClientConnection {
+    /// Resolves when the client has closed the connection (never, if it cannot be watched).
+    async fn closed(&self) {
+        loop {
+            match self.0.readable().await {
+                Ok(mut ready) if !ready.ready().is_read_closed() => ready.clear_ready(),
+                Ok(_) => return,
+                Err(_) => std::future::pending::<()>().await,
+            }
+        }
+    }
+}
+
+/// `HttpServer::on_connect`: watches each TCP connection for its client going away.
+pub fn watch_connection(connection: &dyn Any, data: &mut Extensions) {
+    let Some(tcp) = connection.downcast_ref::<tokio::net::TcpStream>() else {
+        return;
+    };
+    let watch = tcp.as_fd().try_clone_to_owned().and_then(|fd| {
+        // SAFETY: the `OwnedFd` is the duplicate's only owner: it stays open, and names the
+        // same socket, until the `AsyncFd` holding it is dropped.
+        unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
+            .map_err(|e| e.into_parts().1)
+    });
+    match watch {
+        Ok(watch) => {
+            data.insert(Rc::new(ClientConnection(watch)));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "a connection cannot be watched for its client going away")
+        }
+    }
+}
+
+/// The running request's id: the client's, or made on first use.
+struct RequestContext {
+    id: OnceCell<String>,
+}
+
+tokio::task_local! {
+    static REQUEST: Rc<RequestContext>;
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// A process-unique request id: a random per-process prefix and a counter.
+fn new_request_id() -> String {
+    static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let prefix = PREFIX.get_or_init(rand::random);
+    format!("{prefix:08x}-{:x}", NEXT_ID.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The running request's id (made now if it has none yet); `None` outside a request.
+pub fn request_id() -> Option<String> {
+    REQUEST
+        .try_with(|ctx| ctx.id.get_or_init(new_request_id).clone())
+        .ok()
+}
+
+/// The id the client sent, if it is one we answer back.
+fn client_request_id(req: &ServiceRequest) -> Option<String> {
+    let id = req.headers().get(REQUEST_ID)?.to_str().ok()?;
+    (!id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
+        .then(|| id.to_owned())
+}
+
+/// The middleware: `App::new().wrap(from_fn(guard))`, outermost.
+pub async fn guard(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let (deadline, write) = match req.app_data::<web::Data<Deadlines>>() {
+        Some(d) => d.of(req.method()),
+        None => (Duration::from_secs(30), false),
+    };
+    let ctx = Rc::new(RequestContext {
+        id: OnceCell::new(),
+    });
+    if let Some(id) = client_request_id(&req) {
+        let _ = ctx.id.set(id);
+    }
+    // The request cannot be kept (routing needs it unshared): a deadline's answer leaves as an
+    // error actix renders, already made here with its id.
+    let (method, uri) = (req.method().clone(), req.uri().clone());
+    let connection = req.conn_data::<Rc<ClientConnection>>().cloned();
+    let handler = next.call(req);
+    // The handler is polled first: one that answers at once (a cached load) never arms the watch.
+    let run = REQUEST.scope(ctx.clone(), async move {
+        match connection {
+            Some(connection) => tokio::select! {
+                biased;
+                response = handler => Some(response),
+                () = connection.closed() => None,
+            },
+            None => Some(handler.await),
+        }
+    });
+    let mut response = match tokio::time::timeout(deadline, run).await {
+        Ok(Some(response)) => response?,
+        Ok(None) => {
+            metrics::counter!("floe_requests_abandoned_total").increment(1);
+            let error = ApiError::new(ErrorType::ServiceUnavailable, "the client went away");
+            let response = REQUEST.sync_scope(ctx.clone(), || error.error_response());
+            tracing::info!(
+                request_id = ctx.id.get().map(String::as_str),
+                %method,
+                path = uri.path(),
+                "client went away; its request stopped"
+            );
+            return Err(actix_web::error::InternalError::from_response(error, response).into());
+        }
+        Err(_) => {
+            metrics::counter!("floe_request_deadlines_passed_total").increment(1);
+            let message = if write {
+                format!(
+                    "the request did not finish within its deadline of {} ms; whether it took \
+                     effect is unknown: read the object before retrying",
+                    deadline.as_millis()
+                )
+            } else {
+                format!(
+                    "the request did not finish within its deadline of {} ms; retry it",
+                    deadline.as_millis()
+                )
+            };
+            let error = ApiError::new(ErrorType::ServiceUnavailable, message);
+            let mut response = REQUEST.sync_scope(ctx.clone(), || error.error_response());
+            let id = ctx.id.get().map(String::as_str).unwrap_or_default();
+            tracing::warn!(
+                request_id = id,
+                %method,
+                path = uri.path(),
+                deadline_ms = deadline.as_millis() as u64,
+                "request deadline passed"
+            );
+            if let Ok(value) = HeaderValue::from_str(id) {
+                response
+                    .headers_mut()
+                    .insert(HeaderName::from_static(REQUEST_ID), value);
+            }
+            return Err(actix_web::error::InternalError::from_response(error, response).into());
+        }
+    };
+    if let Some(id) = ctx.id.get()
+        && let Ok(value) = HeaderValue::from_str(id)
+    {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(REQUEST_ID), value);
+    }
+    Ok(response)
+}
