@@ -29,7 +29,8 @@ pub enum Change {
     Principal { principal: Uuid },
     /// Roles, role assignments or grants changed.
     Grants,
-    /// A table or view of the warehouse was renamed: decisions cached under its old name.
+    /// A table or view of the warehouse was renamed, or restored from the recycle bin: decisions
+    /// cached under its old name (or none).
     Renamed { warehouse: Uuid },
     /// Token signing keys were added, retired or pruned.
     SigningKeys,

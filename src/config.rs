@@ -45,6 +45,17 @@ pub struct Settings {
     /// it answers 503 with `Retry-After`. A write may take `commit_deadline_ms` plus 5 s.
     #[serde(deserialize_with = "lenient")]
     pub request_deadline_ms: u64,
+    /// How long a dropped table or view stays in its warehouse's recycle bin, restorable, in
+    /// seconds (0: a drop without purge is final at once).
+    #[serde(deserialize_with = "lenient")]
+    pub drop_retention_secs: u64,
+    /// How often each replica looks for dropped objects whose time is up, in milliseconds.
+    #[serde(deserialize_with = "lenient")]
+    pub purge_interval_ms: u64,
+    /// How long a replica purging a dropped object holds it before another may take over (a
+    /// replica that died mid-purge), in seconds.
+    #[serde(deserialize_with = "lenient")]
+    pub purge_lease_secs: u64,
     /// HTTP worker threads (0 = one per core).
     #[serde(deserialize_with = "lenient")]
     pub workers: usize,
@@ -208,6 +219,9 @@ impl Default for Settings {
             commit_retries: 32,
             commit_deadline_ms: 60_000,
             request_deadline_ms: 30_000,
+            drop_retention_secs: 7 * 86_400,
+            purge_interval_ms: 10_000,
+            purge_lease_secs: 300,
             audit_retention_days: 90,
             workers: 0,
             metadata_cache_bytes: 256 * 1024 * 1024,
@@ -329,6 +343,15 @@ impl Settings {
         }
         if !(1..=3_600_000).contains(&self.commit_deadline_ms) {
             return bad("commit_deadline_ms: must be 1 to 3600000");
+        }
+        if self.drop_retention_secs > 366 * 86_400 {
+            return bad("drop_retention_secs: must be at most 31622400 (366 days)");
+        }
+        if !(100..=3_600_000).contains(&self.purge_interval_ms) {
+            return bad("purge_interval_ms: must be 100 to 3600000");
+        }
+        if !(1..=86_400).contains(&self.purge_lease_secs) {
+            return bad("purge_lease_secs: must be 1 to 86400");
         }
         if !(1..=3_600_000).contains(&self.request_deadline_ms) {
             return bad("request_deadline_ms: must be 1 to 3600000");

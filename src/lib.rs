@@ -31,6 +31,8 @@
 //! - [`domain`]: validated names (namespaces, tables, views, warehouses) and credential kinds.
 //! - [`outbound`]: connect and total timeouts of every outbound call, per kind, and the clients
 //!   built with them.
+//! - [`reachability`]: what the latest calls say about reaching each warehouse's storage and
+//!   token service (the readiness detail), recorded by the owners of those calls.
 //! - [`migrate`]: `floe migrate`, copying a sled catalog into PostgreSQL.
 
 pub mod admin;
@@ -44,6 +46,7 @@ pub mod idempotency;
 pub mod identity;
 pub mod migrate;
 pub mod outbound;
+pub mod reachability;
 pub mod startup;
 pub mod store;
 pub mod vending;

@@ -108,6 +108,7 @@ impl Application {
         let credentials = Arc::new(
             CredentialResolver::new(master_key.clone(), policy).with_timeouts(settings.timeouts),
         );
+        let reachability = Arc::new(crate::reachability::Reachability::new());
         let catalog = Arc::new(Catalog::new(
             store.clone(),
             CatalogOptions {
@@ -118,9 +119,12 @@ impl Application {
                 metadata_cache_bytes: settings.metadata_cache_bytes,
                 max_metadata_file_bytes: settings.max_metadata_file_bytes,
                 timeouts: settings.timeouts,
+                drop_retention: Duration::from_secs(settings.drop_retention_secs),
+                purge_lease: Duration::from_secs(settings.purge_lease_secs),
             },
             credentials.clone(),
             changes.clone(),
+            reachability.clone(),
         ));
 
         let tenant = ensure_default_tenant(store.as_ref()).await?;
@@ -168,6 +172,7 @@ impl Application {
                 signing_keys,
                 changes: changes.clone(),
                 local_warehouse_base: format!("file://{}", data_dir.join("warehouses").display()),
+                reachability: reachability.clone(),
             })),
             authz,
             tokens,
@@ -183,14 +188,18 @@ impl Application {
                 api::Deadlines::from_settings(&settings).write,
             )),
             public_url,
-            vending: Arc::new(Vending::new(VendingOptions {
-                refresh_margin: Duration::from_secs(settings.vending.refresh_margin_secs),
-                presign_ttl: Duration::from_secs(settings.vending.presign_ttl_secs),
-                timeouts: settings.timeouts,
-            })),
+            vending: Arc::new(Vending::new(
+                VendingOptions {
+                    refresh_margin: Duration::from_secs(settings.vending.refresh_margin_secs),
+                    presign_ttl: Duration::from_secs(settings.vending.presign_ttl_secs),
+                    timeouts: settings.timeouts,
+                },
+                reachability,
+            )),
             metrics: metrics_handle(),
         });
         spawn_purger(store.clone(), settings.audit_retention_days);
+        catalog.spawn_purges(Duration::from_millis(settings.purge_interval_ms));
         if let Some(pg) = &postgres {
             pg.watch(changes);
         }

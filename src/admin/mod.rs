@@ -30,7 +30,7 @@ pub use error::{AdminError, AdminResult};
 pub use principals::WithSecret;
 pub use roles::{GrantView, ObjectName};
 pub use tenants::Identity;
-pub use warehouses::{NewStorage, WarehouseChanges};
+pub use warehouses::{NewStorage, WarehouseChanges, WarehouseReachability};
 
 /// What the tenancy use-cases work with.
 pub struct AdminParts {
@@ -44,6 +44,8 @@ pub struct AdminParts {
     pub changes: Arc<Changes>,
     /// Where local warehouses created without a root live (`file:///...`).
     pub local_warehouse_base: String,
+    /// What recent calls said about reaching each warehouse's storage and token service.
+    pub reachability: Arc<crate::reachability::Reachability>,
 }
 
 /// The tenancy use-cases.
@@ -54,6 +56,7 @@ pub struct Admin {
     signing_keys: Arc<SigningKeys>,
     changes: Arc<Changes>,
     local_warehouse_base: String,
+    reachability: Arc<crate::reachability::Reachability>,
 }
 
 /// `what` does not exist (or is another tenant's, which the caller must not learn).
@@ -70,6 +73,7 @@ impl Admin {
             signing_keys: parts.signing_keys,
             changes: parts.changes,
             local_warehouse_base: parts.local_warehouse_base,
+            reachability: parts.reachability,
         }
     }
 

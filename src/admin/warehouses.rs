@@ -30,6 +30,13 @@ pub struct WarehouseChanges {
     pub credential: Option<String>,
 }
 
+/// One warehouse and what recent calls said about reaching its upstreams.
+pub struct WarehouseReachability {
+    pub warehouse: WarehouseRecord,
+    pub storage: crate::reachability::UpstreamRecord,
+    pub token_service: crate::reachability::UpstreamRecord,
+}
+
 impl Admin {
     /// A new warehouse of `tenant`; its storage must fit its credential and claim a root no other
     /// warehouse (of any tenant) holds.
@@ -67,6 +74,26 @@ impl Admin {
     /// Every warehouse of `tenant` (the handler shows only those the caller may see).
     pub async fn warehouses(&self, tenant: Uuid) -> AdminResult<Vec<WarehouseRecord>> {
         Ok(self.store.list_warehouses(tenant).await?)
+    }
+
+    /// What this replica's recent calls said about reaching each of the tenant's warehouses'
+    /// storage and token service.
+    pub async fn warehouse_reachability(
+        &self,
+        tenant: Uuid,
+    ) -> AdminResult<Vec<WarehouseReachability>> {
+        use crate::reachability::Upstream;
+        Ok(self
+            .store
+            .list_warehouses(tenant)
+            .await?
+            .into_iter()
+            .map(|w| WarehouseReachability {
+                storage: self.reachability.of(w.id, Upstream::Storage),
+                token_service: self.reachability.of(w.id, Upstream::TokenService),
+                warehouse: w,
+            })
+            .collect())
     }
 
     /// The tenant's warehouse `id`; 404 for a missing one or another tenant's.

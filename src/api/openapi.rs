@@ -175,6 +175,8 @@ impl Modify for EveryAnswerDocumented {
         management::rename_tenant, management::delete_tenant,
         management::create_warehouse, management::list_warehouses, management::get_warehouse,
         management::update_warehouse, management::delete_warehouse, management::validate_warehouse,
+        management::warehouse_health, management::list_dropped, management::restore_dropped,
+        management::purge_dropped,
         management::create_principal, management::list_principals, management::get_principal,
         management::set_enabled, management::rotate_secret, management::delete_principal,
         management::create_role, management::list_roles, management::delete_role,

@@ -10,6 +10,7 @@ mod error;
 mod metadata;
 mod namespaces;
 mod properties;
+mod recycle_bin;
 mod tables;
 mod views;
 
@@ -128,6 +129,11 @@ pub struct CatalogOptions {
     pub max_metadata_file_bytes: u64,
     /// Deadlines of the server's own storage calls.
     pub timeouts: crate::outbound::OutboundTimeouts,
+    /// How long a dropped table or view stays in its warehouse's recycle bin (0: a drop without
+    /// purge is final at once; one with purge is purged at once, from the queue).
+    pub drop_retention: Duration,
+    /// How long a replica purging a dropped object holds it before another may take over.
+    pub purge_lease: Duration,
 }
 
 /// The catalog service shared by all request handlers.
@@ -143,6 +149,10 @@ pub struct Catalog {
     tenant_names: moka::sync::Cache<Uuid, Arc<str>>,
     /// Where the catalog's own changes that other caches hold (renames) are published.
     changes: Arc<crate::changes::Changes>,
+    /// Where every storage call's outcome is noted, per warehouse.
+    reachability: Arc<crate::reachability::Reachability>,
+    /// Woken when this replica made a dropped object due for purging.
+    purges_due: tokio::sync::Notify,
 }
 
 impl Catalog {
@@ -152,9 +162,12 @@ impl Catalog {
         options: CatalogOptions,
         credentials: Arc<CredentialResolver>,
         changes: Arc<crate::changes::Changes>,
+        reachability: Arc<crate::reachability::Reachability>,
     ) -> Self {
         Self {
             changes,
+            reachability,
+            purges_due: tokio::sync::Notify::new(),
             store,
             warehouses: moka::future::Cache::builder()
                 .max_capacity(10_000)
@@ -310,6 +323,7 @@ impl Catalog {
     async fn forget_warehouse(&self, id: Uuid) {
         self.warehouses.invalidate(&id).await;
         self.io.invalidate(&id).await;
+        self.reachability.forget(id);
     }
 
     /// Drops what is cached about every warehouse and tenant name.
@@ -399,9 +413,11 @@ impl Catalog {
         let storage = record.storage.clone();
         let name = record.name.clone();
         let timeouts = self.options.timeouts;
+        let (warehouse, reachability) = (record.id, self.reachability.clone());
         self.io
             .try_get_with(record.id, async move {
                 let (io, azure) = open_io(&storage, secret.as_ref(), name, &timeouts).await?;
+                let io = crate::reachability::ObservedIo::wrap(io, warehouse, reachability);
                 Ok::<_, IoError>(Arc::new(ServerStorage {
                     io,
                     secret: secret.map(Arc::new),

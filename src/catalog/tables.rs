@@ -353,35 +353,16 @@ impl Catalog {
             .await
     }
 
-    /// Drops a table; with `purge`, deletes its files too.
+    /// Drops a table into its warehouse's recycle bin; with `purge`, its files are deleted when
+    /// it leaves the bin.
     pub async fn drop_table(
         &self,
         wh: &Warehouse,
         ident: &TableIdent,
         purge: bool,
     ) -> CatalogResult<()> {
-        let record = self
-            .store
-            .drop_tabular(wh.record.id, TabularKind::Table, ident)
-            .await?;
-        if purge {
-            self.purge_location(wh, &record.location).await;
-        }
-        Ok(())
-    }
-
-    pub(super) async fn purge_location(&self, wh: &Warehouse, location: &str) {
-        match normalize_location(location) {
-            Ok(loc) if is_inside(&loc, &wh.root()) && loc != wh.root() => {
-                match wh.io.delete_prefix(&loc).await {
-                    Ok(n) => tracing::info!(%location, files = n, "purged dropped location"),
-                    Err(e) => {
-                        tracing::warn!(%location, error = %e, "purge of a dropped location failed")
-                    }
-                }
-            }
-            _ => tracing::warn!(%location, "not purging a location outside the warehouse"),
-        }
+        self.drop_tabular(wh, TabularKind::Table, ident, purge)
+            .await
     }
 
     /// Registers an existing metadata file (inside the warehouse) as a table.

@@ -186,10 +186,7 @@ impl Catalog {
 
     /// Drops a view (its files stay, as views have no purge in the spec).
     pub async fn drop_view(&self, wh: &Warehouse, ident: &TableIdent) -> CatalogResult<()> {
-        self.store
-            .drop_tabular(wh.record.id, TabularKind::View, ident)
-            .await?;
-        Ok(())
+        self.drop_tabular(wh, TabularKind::View, ident, false).await
     }
 
     /// Registers an existing view metadata file (inside the warehouse) as a view.

@@ -90,6 +90,12 @@ pub fn checks() -> Vec<(&'static str, Check)> {
         ("name_keyed_grants_upgrade_to_ids", |s| {
             name_keyed_grants_upgrade_to_ids(s).boxed()
         }),
+        ("the_recycle_bin_keeps_a_location_until_it_forgets", |s| {
+            the_recycle_bin_keeps_a_location_until_it_forgets(s).boxed()
+        }),
+        ("one_lease_per_expired_drop", |s| {
+            one_lease_per_expired_drop(s).boxed()
+        }),
     ]
 }
 
@@ -1473,4 +1479,213 @@ async fn name_keyed_grants_upgrade_to_ids(store: Arc<dyn CatalogStore>) {
     expected.sort_by_key(|(id, _)| *id);
     assert_eq!(upgraded, expected, "grants on missing objects are deleted");
     assert_eq!(upgrade_name_keyed_grants(store.as_ref()).await.unwrap(), 0);
+}
+
+async fn the_recycle_bin_keeps_a_location_until_it_forgets(store: Arc<dyn CatalogStore>) {
+    let wh = seed_warehouse(store.as_ref()).await;
+    store
+        .create_namespace(wh, &namespace(&["n"]))
+        .await
+        .unwrap();
+    let t = ident(&["n"], "t");
+    let location = "file:///wh/n/t";
+    place(store.as_ref(), wh, TabularKind::Table, &t, location)
+        .await
+        .unwrap();
+    let original = store.get_tabular(wh, &t).await.unwrap().unwrap();
+    let later = now_ms() + 60_000;
+    let dropped = store
+        .bin_tabular(wh, TabularKind::Table, &t, later, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        (dropped.tabular.clone(), dropped.expires_at_ms),
+        (original.clone(), later)
+    );
+    assert!(dropped.purge_files && dropped.lease_until_ms == 0);
+    // Gone from its namespace, not from its location.
+    assert!(store.get_tabular(wh, &t).await.unwrap().is_none());
+    assert!(
+        store
+            .get_tabular_by_id(wh, original.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(taken(
+        place(
+            store.as_ref(),
+            wh,
+            TabularKind::Table,
+            &ident(&["n"], "x"),
+            location
+        )
+        .await
+    ));
+    assert!(taken(
+        place(
+            store.as_ref(),
+            wh,
+            TabularKind::Table,
+            &ident(&["n"], "y"),
+            "file:///wh/n/t/in"
+        )
+        .await
+    ));
+    assert_eq!(store.list_dropped(wh).await.unwrap(), vec![dropped.clone()]);
+    assert_eq!(
+        store.get_dropped(wh, original.id).await.unwrap(),
+        Some(dropped.clone())
+    );
+    assert!(matches!(
+        store.delete_warehouse(wh).await,
+        Err(StoreError::NotEmpty(..))
+    ));
+    // Its name is free for a new table; restoring under it is then refused, and nothing moves.
+    place(
+        store.as_ref(),
+        wh,
+        TabularKind::Table,
+        &t,
+        "file:///wh/n/t2",
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        store.restore_dropped(wh, original.id, &t).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        store
+            .restore_dropped(wh, original.id, &ident(&["gone"], "t"))
+            .await,
+        Err(StoreError::NoSuchNamespace(_))
+    ));
+    assert_eq!(store.list_dropped(wh).await.unwrap(), vec![dropped.clone()]);
+    // Restored under a new name: same id, location and metadata file, findable by id again.
+    let back = ident(&["n"], "back");
+    let restored = store.restore_dropped(wh, original.id, &back).await.unwrap();
+    assert_eq!(
+        restored,
+        TabularRecord {
+            ident: back.clone(),
+            ..original.clone()
+        }
+    );
+    assert_eq!(
+        store.get_tabular(wh, &back).await.unwrap(),
+        Some(restored.clone())
+    );
+    assert_eq!(
+        store.get_tabular_by_id(wh, original.id).await.unwrap(),
+        Some(restored)
+    );
+    assert!(store.list_dropped(wh).await.unwrap().is_empty());
+    assert!(taken(
+        place(
+            store.as_ref(),
+            wh,
+            TabularKind::Table,
+            &ident(&["n"], "x"),
+            location
+        )
+        .await
+    ));
+    // Dropped without purge, the location is free at once (its files may be registered again);
+    // a purge asked for later claims it back, or is refused while another holds it.
+    store
+        .bin_tabular(wh, TabularKind::Table, &back, later, false)
+        .await
+        .unwrap();
+    let squatter = ident(&["n"], "squatter");
+    place(store.as_ref(), wh, TabularKind::Table, &squatter, location)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.expire_dropped(wh, original.id, now_ms(), true).await,
+        Err(StoreError::LocationTaken(_))
+    ));
+    let waiting = store.get_dropped(wh, original.id).await.unwrap().unwrap();
+    assert!(!waiting.purge_files, "a refused purge changes nothing");
+    store
+        .drop_tabular(wh, TabularKind::Table, &squatter)
+        .await
+        .unwrap();
+    let due = store
+        .expire_dropped(wh, original.id, now_ms(), true)
+        .await
+        .unwrap();
+    assert!(due.purge_files);
+    let x = ident(&["n"], "x");
+    assert!(taken(
+        place(store.as_ref(), wh, TabularKind::Table, &x, location).await
+    ));
+    // Forgotten, its location is free.
+    store.forget_dropped(wh, original.id).await.unwrap();
+    assert!(store.get_dropped(wh, original.id).await.unwrap().is_none());
+    place(
+        store.as_ref(),
+        wh,
+        TabularKind::Table,
+        &ident(&["n"], "x"),
+        location,
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        store.restore_dropped(wh, original.id, &back).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn one_lease_per_expired_drop(store: Arc<dyn CatalogStore>) {
+    let wh = seed_warehouse(store.as_ref()).await;
+    store
+        .create_namespace(wh, &namespace(&["n"]))
+        .await
+        .unwrap();
+    let t = ident(&["n"], "t");
+    place(store.as_ref(), wh, TabularKind::Table, &t, "file:///wh/n/t")
+        .await
+        .unwrap();
+    let now = now_ms();
+    let dropped = store
+        .bin_tabular(wh, TabularKind::Table, &t, now + 60_000, false)
+        .await
+        .unwrap();
+    let id = dropped.tabular.id;
+    assert!(
+        store
+            .lease_expired_dropped(now, now + 1000)
+            .await
+            .unwrap()
+            .is_none(),
+        "not due yet"
+    );
+    let due = store.expire_dropped(wh, id, now, true).await.unwrap();
+    assert!(due.purge_files && due.expires_at_ms == now);
+    // Eight replicas ask at once: one gets it.
+    let mut asks = Vec::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        asks.push(tokio::spawn(async move {
+            store.lease_expired_dropped(now, now + 1000).await.unwrap()
+        }));
+    }
+    let mut leased = Vec::new();
+    for ask in asks {
+        leased.extend(ask.await.unwrap());
+    }
+    assert_eq!(leased.len(), 1, "one lease: {leased:?}");
+    assert_eq!(
+        (leased[0].tabular.id, leased[0].lease_until_ms),
+        (id, now + 1000)
+    );
+    // Once the lease has run out (its holder died), another replica takes it over.
+    let later = now + 1001;
+    let again = store
+        .lease_expired_dropped(later, later + 1000)
+        .await
+        .unwrap();
+    assert_eq!(again.map(|d| d.tabular.id), Some(id));
 }

@@ -92,6 +92,13 @@ fn get_tabular_by_id(warehouse: Uuid, id: Uuid) -> StoreResult<Option<TabularRec
 fn list_tabulars(warehouse: Uuid, ns: &NamespaceIdent, kind: TabularKind, page: &PageRequest) -> StoreResult<Page<TableIdent>>;
 fn swap_metadata(warehouse: Uuid, kind: TabularKind, swaps: &[MetadataSwap]) -> StoreResult<()>;
 fn drop_tabular(warehouse: Uuid, kind: TabularKind, ident: &TableIdent) -> StoreResult<TabularRecord>;
+fn bin_tabular(warehouse: Uuid, kind: TabularKind, ident: &TableIdent, expires_at_ms: i64, purge_files: bool) -> StoreResult<DroppedRecord>;
+fn list_dropped(warehouse: Uuid) -> StoreResult<Vec<DroppedRecord>>;
+fn get_dropped(warehouse: Uuid, id: Uuid) -> StoreResult<Option<DroppedRecord>>;
+fn restore_dropped(warehouse: Uuid, id: Uuid, ident: &TableIdent) -> StoreResult<TabularRecord>;
+fn expire_dropped(warehouse: Uuid, id: Uuid, expires_at_ms: i64, purge_files: bool) -> StoreResult<DroppedRecord>;
+fn lease_expired_dropped(now_ms: i64, lease_until_ms: i64) -> StoreResult<Option<DroppedRecord>>;
+fn forget_dropped(warehouse: Uuid, id: Uuid) -> StoreResult<()>;
 fn rename_tabular(warehouse: Uuid, kind: TabularKind, from: &TableIdent, to: &TableIdent) -> StoreResult<()>;
 fn put_storage_credential(credential: &StorageCredentialRecord, replace: bool) -> StoreResult<()>;
 fn get_storage_credential(tenant: Uuid, name: &str) -> StoreResult<Option<StorageCredentialRecord>>;

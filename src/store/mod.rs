@@ -218,6 +218,25 @@ pub struct TabularRecord {
     pub created_at_ms: i64,
 }
 
+/// A dropped table or view in its warehouse's recycle bin. Its name is free again; with
+/// `purge_files` it keeps its location claimed (nothing else may be created where the purge will
+/// delete), without it frees the location (the files may be registered again). It leaves the
+/// bin restored, or at `expires_at_ms` forgotten, its files purged first when `purge_files`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DroppedRecord {
+    pub warehouse: Uuid,
+    /// The table or view as it was when dropped (its id, name, location, metadata file).
+    pub tabular: TabularRecord,
+    pub dropped_at_ms: i64,
+    /// When it leaves the bin, unless restored first.
+    pub expires_at_ms: i64,
+    /// Whether the files under its location are deleted when it leaves (a drop with
+    /// `purgeRequested`, or a purge asked for through the management API).
+    pub purge_files: bool,
+    /// Until when a replica is purging it (0: nobody); another replica may take over after.
+    pub lease_until_ms: i64,
+}
+
 /// One compare-and-swap of a metadata pointer: succeeds only while the current value is `expected`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetadataSwap {
@@ -421,6 +440,47 @@ pub trait CatalogStore: Send + Sync + 'static {
         kind: TabularKind,
         ident: &TableIdent,
     ) -> StoreResult<TabularRecord>;
+    /// Moves a table or view into its warehouse's recycle bin (see [`DroppedRecord`]): gone from
+    /// its namespace, its location still claimed if `purge_files`. `expires_at_ms` as there.
+    async fn bin_tabular(
+        &self,
+        warehouse: Uuid,
+        kind: TabularKind,
+        ident: &TableIdent,
+        expires_at_ms: i64,
+        purge_files: bool,
+    ) -> StoreResult<DroppedRecord>;
+    /// A warehouse's recycle bin, oldest drop first.
+    async fn list_dropped(&self, warehouse: Uuid) -> StoreResult<Vec<DroppedRecord>>;
+    async fn get_dropped(&self, warehouse: Uuid, id: Uuid) -> StoreResult<Option<DroppedRecord>>;
+    /// Brings a dropped table or view back as `ident`, with its id, location and metadata file:
+    /// its namespace must exist, the name be free, the location still fit the rules of
+    /// [`locations`] there and the id be no other table's. Atomic: refused, it stays in the bin.
+    async fn restore_dropped(
+        &self,
+        warehouse: Uuid,
+        id: Uuid,
+        ident: &TableIdent,
+    ) -> StoreResult<TabularRecord>;
+    /// Makes a dropped object leave the bin at `expires_at_ms` (now, for a purge asked for),
+    /// deleting its files first when `purge_files`: its location is claimed again for that, or
+    /// `LocationTaken` when it is another's now.
+    async fn expire_dropped(
+        &self,
+        warehouse: Uuid,
+        id: Uuid,
+        expires_at_ms: i64,
+        purge_files: bool,
+    ) -> StoreResult<DroppedRecord>;
+    /// Leases one dropped object whose time is up at `now_ms` and whose lease (if any) ran out,
+    /// until `lease_until_ms`: of replicas asking at once, one gets each object.
+    async fn lease_expired_dropped(
+        &self,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> StoreResult<Option<DroppedRecord>>;
+    /// Forgets a dropped object for good, and releases its location.
+    async fn forget_dropped(&self, warehouse: Uuid, id: Uuid) -> StoreResult<()>;
     /// Moves a table or view to a new name, possibly in another namespace of the same warehouse.
     async fn rename_tabular(
         &self,

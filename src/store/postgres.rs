@@ -106,6 +106,10 @@ async fn check_claim(
           WHERE n.warehouse_id = $1 AND ((t.location COLLATE \"C\") = ANY($2) \
                 OR ((t.location COLLATE \"C\") >= $3 AND (t.location COLLATE \"C\") < $4)) \
          UNION ALL \
+         SELECT d.id, d.tabular ->> 'kind', d.location, d.levels FROM dropped_tabulars d \
+          WHERE d.warehouse_id = $1 AND d.purge_files \
+            AND (d.location = ANY($2) OR (d.location >= $3 AND d.location < $4)) \
+         UNION ALL \
          SELECT n.id, 'namespace', n.properties ->> 'location', n.levels FROM namespaces n \
           WHERE n.warehouse_id = $1 AND n.properties ? 'location' \
             AND (((n.properties ->> 'location') COLLATE \"C\") = ANY($2) \
@@ -145,6 +149,29 @@ async fn check_claim(
         }
     }
     Ok(())
+}
+
+/// `concat!`s a query around the columns [`dropped_from_row`] reads (a literal, as sqlx wants).
+macro_rules! with_dropped_columns {
+    ($before:literal, $after:literal) => {
+        concat!(
+            $before,
+            " warehouse_id, tabular, dropped_at_ms, expires_at_ms, purge_files, lease_until_ms ",
+            $after
+        )
+    };
+}
+
+fn dropped_from_row(row: &sqlx::postgres::PgRow) -> StoreResult<DroppedRecord> {
+    let Json(tabular): Json<TabularRecord> = row.try_get("tabular").map_err(backend)?;
+    Ok(DroppedRecord {
+        warehouse: row.try_get("warehouse_id").map_err(backend)?,
+        tabular,
+        dropped_at_ms: row.try_get("dropped_at_ms").map_err(backend)?,
+        expires_at_ms: row.try_get("expires_at_ms").map_err(backend)?,
+        purge_files: row.try_get("purge_files").map_err(backend)?,
+        lease_until_ms: row.try_get("lease_until_ms").map_err(backend)?,
+    })
 }
 
 /// The channel replicas listen on for cache invalidations.
@@ -363,6 +390,60 @@ impl PgStore {
             .await
             .map_err(backend)?;
         row.as_ref().map(tabular_from_row).transpose()
+    }
+
+    /// Inserts a table or view inside `tx` (the warehouse's location lock held): claims its
+    /// location, checks its id and name are free and its namespace exists.
+    async fn insert_tabular(
+        &self,
+        tx: &mut PgConnection,
+        warehouse: Uuid,
+        record: &TabularRecord,
+    ) -> StoreResult<()> {
+        check_claim(&mut *tx, warehouse, &LocationClaim::of_tabular(record)).await?;
+        let id_taken: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM tabulars t JOIN namespaces n ON n.id = t.namespace_id \
+             WHERE n.warehouse_id = $1 AND t.id = $2 AND NOT (n.levels = $3 AND t.name = $4))",
+        )
+        .bind(warehouse)
+        .bind(record.id)
+        .bind(record.ident.namespace.parts())
+        .bind(record.ident.name.as_str())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if id_taken {
+            return Err(id_taken_error(record));
+        }
+        let ns_id = Self::namespace_id(&mut *tx, warehouse, &record.ident.namespace, true).await?;
+        let inserted = sqlx::query(
+            "INSERT INTO tabulars (namespace_id, name, id, kind, location, metadata_location, created_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(ns_id)
+        .bind(record.ident.name.as_str())
+        .bind(record.id)
+        .bind(kind_text(record.kind))
+        .bind(&record.location)
+        .bind(&record.metadata_location)
+        .bind(record.created_at_ms)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => {
+                let existing = self.get_tabular(warehouse, &record.ident).await?;
+                let noun = existing.map_or(record.kind, |r| r.kind).noun();
+                return Err(StoreError::AlreadyExists(format!(
+                    "{noun} {}",
+                    record.ident
+                )));
+            }
+            Err(e) if is_foreign_key_violation(&e) => {
+                return Err(StoreError::NoSuchNamespace(record.ident.namespace.clone()));
+            }
+            r => r.map_err(backend)?,
+        };
+        Ok(())
     }
 
     /// One table's compare-and-swap as a single conditional update.
@@ -610,6 +691,19 @@ impl CatalogStore for PgStore {
         let Some(wh) = self.get_warehouse(id).await? else {
             return Err(StoreError::NotFound(format!("warehouse {id}")));
         };
+        let binned: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM dropped_tabulars WHERE warehouse_id = $1)",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        if binned {
+            return Err(StoreError::NotEmpty(
+                format!("warehouse '{}'", wh.name),
+                "its recycle bin holds dropped tables or views: purge them first".into(),
+            ));
+        }
         let q = sqlx::query("DELETE FROM warehouses WHERE id = $1").bind(id);
         match self.changing(&Change::Warehouse { warehouse: id }, q).await {
             Ok(0) => Err(StoreError::NotFound(format!("warehouse {id}"))),
@@ -1083,50 +1177,7 @@ impl CatalogStore for PgStore {
     async fn create_tabular(&self, warehouse: Uuid, record: &TabularRecord) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         lock_locations(&mut tx, warehouse).await?;
-        check_claim(&mut tx, warehouse, &LocationClaim::of_tabular(record)).await?;
-        let id_taken: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM tabulars t JOIN namespaces n ON n.id = t.namespace_id \
-             WHERE n.warehouse_id = $1 AND t.id = $2 AND NOT (n.levels = $3 AND t.name = $4))",
-        )
-        .bind(warehouse)
-        .bind(record.id)
-        .bind(record.ident.namespace.parts())
-        .bind(record.ident.name.as_str())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(backend)?;
-        if id_taken {
-            return Err(id_taken_error(record));
-        }
-        let ns_id = Self::namespace_id(&mut tx, warehouse, &record.ident.namespace, true).await?;
-        let inserted = sqlx::query(
-            "INSERT INTO tabulars (namespace_id, name, id, kind, location, metadata_location, created_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(ns_id)
-        .bind(record.ident.name.as_str())
-        .bind(record.id)
-        .bind(kind_text(record.kind))
-        .bind(&record.location)
-        .bind(&record.metadata_location)
-        .bind(record.created_at_ms)
-        .execute(&mut *tx)
-        .await;
-        match inserted {
-            Err(e) if is_unique_violation(&e) => {
-                drop(tx);
-                let existing = self.get_tabular(warehouse, &record.ident).await?;
-                let noun = existing.map_or(record.kind, |r| r.kind).noun();
-                return Err(StoreError::AlreadyExists(format!(
-                    "{noun} {}",
-                    record.ident
-                )));
-            }
-            Err(e) if is_foreign_key_violation(&e) => {
-                return Err(StoreError::NoSuchNamespace(record.ident.namespace.clone()));
-            }
-            r => r.map_err(backend)?,
-        };
+        self.insert_tabular(&mut tx, warehouse, record).await?;
         tx.commit().await.map_err(backend)
     }
 
@@ -1260,6 +1311,197 @@ impl CatalogStore for PgStore {
         .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         Ok(record)
+    }
+
+    async fn bin_tabular(
+        &self,
+        warehouse: Uuid,
+        kind: TabularKind,
+        ident: &TableIdent,
+        expires_at_ms: i64,
+        purge_files: bool,
+    ) -> StoreResult<DroppedRecord> {
+        let mut tx = self.begin().await?;
+        // The claim moves from the table's row to its bin row in this transaction; claims are
+        // checked under this lock, so none is made in between.
+        lock_locations(&mut tx, warehouse).await?;
+        let record = Self::tabular_in(&mut tx, warehouse, ident, true)
+            .await?
+            .filter(|r| r.kind == kind)
+            .ok_or_else(|| StoreError::NoSuchTabular(kind, ident.clone()))?;
+        sqlx::query(
+            "DELETE FROM tabulars t USING namespaces n \
+             WHERE n.id = t.namespace_id AND n.warehouse_id = $1 AND n.levels = $2 AND t.name = $3",
+        )
+        .bind(warehouse)
+        .bind(ident.namespace.parts())
+        .bind(ident.name.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let dropped = DroppedRecord {
+            warehouse,
+            tabular: record,
+            dropped_at_ms: now_ms(),
+            expires_at_ms,
+            purge_files,
+            lease_until_ms: 0,
+        };
+        sqlx::query(
+            "INSERT INTO dropped_tabulars (warehouse_id, id, tabular, levels, location, \
+             dropped_at_ms, expires_at_ms, purge_files) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(warehouse)
+        .bind(dropped.tabular.id)
+        .bind(json(&dropped.tabular))
+        .bind(ident.namespace.parts())
+        .bind(&dropped.tabular.location)
+        .bind(dropped.dropped_at_ms)
+        .bind(expires_at_ms)
+        .bind(purge_files)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(dropped)
+    }
+
+    async fn list_dropped(&self, warehouse: Uuid) -> StoreResult<Vec<DroppedRecord>> {
+        let rows = sqlx::query(with_dropped_columns!(
+            "SELECT",
+            "FROM dropped_tabulars WHERE warehouse_id = $1 \
+             ORDER BY dropped_at_ms, id"
+        ))
+        .bind(warehouse)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(dropped_from_row).collect()
+    }
+
+    async fn get_dropped(&self, warehouse: Uuid, id: Uuid) -> StoreResult<Option<DroppedRecord>> {
+        let row = sqlx::query(with_dropped_columns!(
+            "SELECT",
+            "FROM dropped_tabulars WHERE warehouse_id = $1 AND id = $2"
+        ))
+        .bind(warehouse)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.as_ref().map(dropped_from_row).transpose()
+    }
+
+    async fn restore_dropped(
+        &self,
+        warehouse: Uuid,
+        id: Uuid,
+        ident: &TableIdent,
+    ) -> StoreResult<TabularRecord> {
+        let mut tx = self.begin().await?;
+        lock_locations(&mut tx, warehouse).await?;
+        let row = sqlx::query(with_dropped_columns!(
+            "DELETE FROM dropped_tabulars WHERE warehouse_id = $1 AND id = $2 \
+             RETURNING",
+            ""
+        ))
+        .bind(warehouse)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?
+        .ok_or_else(|| StoreError::NotFound(format!("dropped object {id}")))?;
+        let dropped = dropped_from_row(&row)?;
+        let record = TabularRecord {
+            ident: ident.clone(),
+            ..dropped.tabular
+        };
+        // With its bin row gone, the location is claimed afresh where the object returns; any
+        // refusal below rolls the whole restore back, bin row included.
+        self.insert_tabular(&mut tx, warehouse, &record).await?;
+        // Grants by id reach it again, under what may be a new name.
+        notify(&mut tx, &Change::Renamed { warehouse })
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(record)
+    }
+
+    async fn expire_dropped(
+        &self,
+        warehouse: Uuid,
+        id: Uuid,
+        expires_at_ms: i64,
+        purge_files: bool,
+    ) -> StoreResult<DroppedRecord> {
+        let mut tx = self.begin().await?;
+        lock_locations(&mut tx, warehouse).await?;
+        let current = sqlx::query(with_dropped_columns!(
+            "SELECT",
+            "FROM dropped_tabulars WHERE warehouse_id = $1 AND id = $2 FOR UPDATE"
+        ))
+        .bind(warehouse)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?
+        .ok_or_else(|| StoreError::NotFound(format!("dropped object {id}")))?;
+        let current = dropped_from_row(&current)?;
+        // Files are purged only from a location still (or again) its own.
+        if purge_files && !current.purge_files {
+            check_claim(
+                &mut tx,
+                warehouse,
+                &LocationClaim::of_tabular(&current.tabular),
+            )
+            .await?;
+        }
+        let row = sqlx::query(with_dropped_columns!(
+            "UPDATE dropped_tabulars SET expires_at_ms = $3, purge_files = purge_files OR $4 \
+             WHERE warehouse_id = $1 AND id = $2 RETURNING",
+            ""
+        ))
+        .bind(warehouse)
+        .bind(id)
+        .bind(expires_at_ms)
+        .bind(purge_files)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        dropped_from_row(&row)
+    }
+
+    async fn lease_expired_dropped(
+        &self,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> StoreResult<Option<DroppedRecord>> {
+        // SKIP LOCKED: replicas asking at once take different rows, never the same one.
+        let row = sqlx::query(with_dropped_columns!(
+            "UPDATE dropped_tabulars SET lease_until_ms = $2 WHERE (warehouse_id, id) = \
+             (SELECT warehouse_id, id FROM dropped_tabulars \
+               WHERE expires_at_ms <= $1 AND lease_until_ms < $1 \
+               ORDER BY expires_at_ms LIMIT 1 FOR UPDATE SKIP LOCKED) \
+             RETURNING",
+            ""
+        ))
+        .bind(now_ms)
+        .bind(lease_until_ms)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.as_ref().map(dropped_from_row).transpose()
+    }
+
+    async fn forget_dropped(&self, warehouse: Uuid, id: Uuid) -> StoreResult<()> {
+        sqlx::query("DELETE FROM dropped_tabulars WHERE warehouse_id = $1 AND id = $2")
+            .bind(warehouse)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
     }
 
     async fn rename_tabular(

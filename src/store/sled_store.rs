@@ -53,6 +53,9 @@ pub struct SledStore {
     tabular_ids: Tree,
     warehouse_roots: Tree,
     warehouse_roots_below: Tree,
+    /// The recycle bins: `warehouse(16) | id(16)` → [`DroppedRecord`]. A dropped object's
+    /// location claim stays in `locations` until it is forgotten.
+    dropped: Tree,
     meta: Tree,
 }
 
@@ -335,6 +338,7 @@ impl SledStore {
             tabular_ids: tree("tabular_ids")?,
             warehouse_roots: tree("warehouse_roots")?,
             warehouse_roots_below: tree("warehouse_roots_below")?,
+            dropped: tree("dropped")?,
             meta: tree("meta")?,
             db,
         })
@@ -651,6 +655,12 @@ impl CatalogStore for SledStore {
             return Err(StoreError::NotEmpty(
                 format!("warehouse '{}'", wh.name),
                 "drop its namespaces first".into(),
+            ));
+        }
+        if self.dropped.scan_prefix(id.as_bytes()).next().is_some() {
+            return Err(StoreError::NotEmpty(
+                format!("warehouse '{}'", wh.name),
+                "its recycle bin holds dropped tables or views: purge them first".into(),
             ));
         }
         let root = wh.storage.root_location();
@@ -1190,6 +1200,205 @@ impl CatalogStore for SledStore {
         )?;
         self.durable().await?;
         Ok(record)
+    }
+
+    async fn bin_tabular(
+        &self,
+        warehouse: Uuid,
+        kind: TabularKind,
+        ident: &TableIdent,
+        expires_at_ms: i64,
+        purge_files: bool,
+    ) -> StoreResult<DroppedRecord> {
+        let ns_key = namespace_key(warehouse, &ident.namespace);
+        let key = tabular_key(warehouse, ident);
+        let dropped_at_ms = now_ms();
+        let dropped = unwrap_tx(
+            (
+                &self.namespaces,
+                &self.tabulars,
+                &self.locations,
+                &self.locations_below,
+                &self.tabular_ids,
+                &self.dropped,
+            )
+                .transaction(|(nss, tabs, locations, below, ids, bin)| {
+                    let Some(bytes) = tabs.get(&key)? else {
+                        return abort(StoreError::NoSuchTabular(kind, ident.clone()));
+                    };
+                    let record: TabularRecord = tx_decode(&bytes)?;
+                    if record.kind != kind {
+                        return abort(StoreError::NoSuchTabular(kind, ident.clone()));
+                    }
+                    bump_children(nss, &ns_key, &ident.namespace, -1)?;
+                    tabs.remove(key.as_slice())?;
+                    ids.remove(tabular_id_key(warehouse, record.id))?;
+                    // Files to be purged keep their location; others free it (they may be
+                    // registered again).
+                    if !purge_files {
+                        release_location(locations, below, warehouse, &record.location, record.id)?;
+                    }
+                    let dropped = DroppedRecord {
+                        warehouse,
+                        tabular: record,
+                        dropped_at_ms,
+                        expires_at_ms,
+                        purge_files,
+                        lease_until_ms: 0,
+                    };
+                    bin.insert(
+                        pair_key(warehouse, dropped.tabular.id),
+                        tx_encode(&dropped)?,
+                    )?;
+                    Ok(dropped)
+                }),
+        )?;
+        self.durable().await?;
+        Ok(dropped)
+    }
+
+    async fn list_dropped(&self, warehouse: Uuid) -> StoreResult<Vec<DroppedRecord>> {
+        let mut all = self
+            .dropped
+            .scan_prefix(warehouse.as_bytes())
+            .map(|entry| decode::<DroppedRecord>(&entry.map_err(backend)?.1))
+            .collect::<StoreResult<Vec<_>>>()?;
+        all.sort_by_key(|d| (d.dropped_at_ms, d.tabular.id));
+        Ok(all)
+    }
+
+    async fn get_dropped(&self, warehouse: Uuid, id: Uuid) -> StoreResult<Option<DroppedRecord>> {
+        Self::get_json(&self.dropped, &pair_key(warehouse, id))
+    }
+
+    async fn restore_dropped(
+        &self,
+        warehouse: Uuid,
+        id: Uuid,
+        ident: &TableIdent,
+    ) -> StoreResult<TabularRecord> {
+        let bin_key = pair_key(warehouse, id);
+        let ns_key = namespace_key(warehouse, &ident.namespace);
+        let key = tabular_key(warehouse, ident);
+        let restored = unwrap_tx(
+            (
+                &self.namespaces,
+                &self.tabulars,
+                &self.locations,
+                &self.locations_below,
+                &self.tabular_ids,
+                &self.dropped,
+            )
+                .transaction(|(nss, tabs, locations, below, ids, bin)| {
+                    let Some(bytes) = bin.get(&bin_key)? else {
+                        return abort(StoreError::NotFound(format!("dropped object {id}")));
+                    };
+                    let dropped: DroppedRecord = tx_decode(&bytes)?;
+                    let record = TabularRecord {
+                        ident: ident.clone(),
+                        ..dropped.tabular.clone()
+                    };
+                    if let Some(existing) = tabs.get(&key)? {
+                        let existing: TabularRecord = tx_decode(&existing)?;
+                        return abort(StoreError::AlreadyExists(format!(
+                            "{} {}",
+                            existing.kind.noun(),
+                            ident
+                        )));
+                    }
+                    bump_children(nss, &ns_key, &ident.namespace, 1)?;
+                    // Claimed again as the restored object's, in the namespace it returns to.
+                    release_location(locations, below, warehouse, &record.location, id)?;
+                    claim_location(
+                        locations,
+                        below,
+                        warehouse,
+                        &LocationClaim::of_tabular(&record),
+                    )?;
+                    if ids.get(tabular_id_key(warehouse, id))?.is_some() {
+                        return abort(id_taken_error(&record));
+                    }
+                    tabs.insert(key.as_slice(), tx_encode(&record)?)?;
+                    ids.insert(tabular_id_key(warehouse, id), key.as_slice())?;
+                    bin.remove(bin_key.as_slice())?;
+                    Ok(record)
+                }),
+        )?;
+        self.durable().await?;
+        Ok(restored)
+    }
+
+    async fn expire_dropped(
+        &self,
+        warehouse: Uuid,
+        id: Uuid,
+        expires_at_ms: i64,
+        purge_files: bool,
+    ) -> StoreResult<DroppedRecord> {
+        let key = pair_key(warehouse, id);
+        let updated = unwrap_tx(
+            (&self.locations, &self.locations_below, &self.dropped).transaction(
+                |(locations, below, bin)| {
+                    let Some(bytes) = bin.get(&key)? else {
+                        return abort(StoreError::NotFound(format!("dropped object {id}")));
+                    };
+                    let mut dropped: DroppedRecord = tx_decode(&bytes)?;
+                    // Files are purged only from a location still (or again) its own.
+                    if purge_files && !dropped.purge_files {
+                        let claim = LocationClaim::of_tabular(&dropped.tabular);
+                        claim_location(locations, below, warehouse, &claim)?;
+                        dropped.purge_files = true;
+                    }
+                    dropped.expires_at_ms = expires_at_ms;
+                    bin.insert(key.as_slice(), tx_encode(&dropped)?)?;
+                    Ok(dropped)
+                },
+            ),
+        )?;
+        self.durable().await?;
+        Ok(updated)
+    }
+
+    async fn lease_expired_dropped(
+        &self,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> StoreResult<Option<DroppedRecord>> {
+        for entry in self.dropped.iter() {
+            let (key, value) = entry.map_err(backend)?;
+            let mut dropped: DroppedRecord = decode(&value)?;
+            if dropped.expires_at_ms > now_ms || dropped.lease_until_ms >= now_ms {
+                continue;
+            }
+            dropped.lease_until_ms = lease_until_ms;
+            let leased = self
+                .dropped
+                .compare_and_swap(&key, Some(value), Some(encode(&dropped)?))
+                .map_err(backend)?;
+            if leased.is_ok() {
+                self.durable().await?;
+                return Ok(Some(dropped));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn forget_dropped(&self, warehouse: Uuid, id: Uuid) -> StoreResult<()> {
+        let key = pair_key(warehouse, id);
+        unwrap_tx(
+            (&self.locations, &self.locations_below, &self.dropped).transaction(
+                |(locations, below, bin)| {
+                    let Some(bytes) = bin.get(&key)? else {
+                        return Ok(());
+                    };
+                    let dropped: DroppedRecord = tx_decode(&bytes)?;
+                    release_location(locations, below, warehouse, &dropped.tabular.location, id)?;
+                    bin.remove(key.as_slice())?;
+                    Ok(())
+                },
+            ),
+        )?;
+        self.durable().await
     }
 
     async fn rename_tabular(

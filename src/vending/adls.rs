@@ -260,14 +260,23 @@ impl StorageVendor for AdlsProfile {
         if !profile.hierarchical_namespace {
             vending.warn_unscoped(t.warehouse, "container-wide SAS tokens");
         }
-        let (config, expires_at_ms) = table_sas(
+        let signed = table_sas(
             t.warehouse,
             profile,
             t.location,
             t.access,
             &t.refresh_endpoint,
         )
-        .await?;
+        .await;
+        // Only a user-delegation key is asked of a token service (Entra ID); an account key signs
+        // here.
+        if t.warehouse
+            .azure_signer()
+            .is_some_and(|s| s.asks_a_token_service())
+        {
+            vending.note_token_service(t.warehouse.record.id, super::call_outcome(&signed));
+        }
+        let (config, expires_at_ms) = signed?;
         let location = normalize_location(t.location).map_err(VendingError::invalid)?;
         Ok(VendedCredential::new(
             format!("{location}/"),

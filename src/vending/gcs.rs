@@ -23,6 +23,7 @@ use crate::domain::CredentialKind;
 use crate::domain::access::DataAccess;
 use crate::domain::storage::GcsProfile;
 use crate::outbound::CallError;
+use crate::reachability::Failure;
 use crate::store::now_ms;
 use crate::warehouse_io::GcsServiceAccount;
 use crate::warehouse_io::normalize_location;
@@ -303,11 +304,14 @@ impl StorageVendor for GcsProfile {
         let boundary = access_boundary(&profile.bucket, &prefix, t.access);
         // A few seconds beyond the margin: the exchange itself takes a moment.
         let at_least = vending.options.refresh_margin + std::time::Duration::from_secs(30);
-        let token = downscope(&vending.http, profile, account, &boundary, at_least)
-            .await
-            .map_err(|e| {
-                VendingError::from_call(&t.warehouse.record.name, "Google's token service (STS)", e)
-            })?;
+        let token = downscope(&vending.http, profile, account, &boundary, at_least).await;
+        vending.note_token_service(
+            t.warehouse.record.id,
+            token.as_ref().map(|_| ()).map_err(Failure::from),
+        );
+        let token = token.map_err(|e| {
+            VendingError::from_call(&t.warehouse.record.name, "Google's token service (STS)", e)
+        })?;
         let left = token.expires_at_ms - now_ms();
         if left < vending.options.refresh_margin.as_millis() as i64 {
             return Err(unavailable(format!(

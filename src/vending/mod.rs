@@ -175,13 +175,36 @@ pub struct Vending {
     rendered: moka::future::Cache<RenderKey, Arc<VendedCredential>>,
     options: VendingOptions,
     static_warned: moka::sync::Cache<Uuid, ()>,
+    /// Where every token-service call's outcome is noted, per warehouse.
+    reachability: Arc<crate::reachability::Reachability>,
 }
 
 impl Vending {
+    /// Notes a token-service call's outcome for `warehouse` (vendors that call one say so).
+    fn note_token_service(
+        &self,
+        warehouse: Uuid,
+        outcome: Result<(), crate::reachability::Failure>,
+    ) {
+        self.reachability.record(
+            warehouse,
+            crate::reachability::Upstream::TokenService,
+            outcome,
+        );
+    }
+
     /// A vending service with empty caches.
-    pub fn new(options: VendingOptions) -> Self {
+    pub fn new(
+        options: VendingOptions,
+        reachability: Arc<crate::reachability::Reachability>,
+    ) -> Self {
         Self {
-            sts: StsSessions::new(options.refresh_margin, options.timeouts),
+            sts: StsSessions::new(
+                options.refresh_margin,
+                options.timeouts,
+                reachability.clone(),
+            ),
+            reachability,
             http: options
                 .timeouts
                 .http_client(crate::outbound::Outbound::TokenService),
@@ -428,6 +451,17 @@ pub fn fingerprint(profile: &impl Hash, secret_fingerprint: u64) -> u64 {
 }
 
 /// Refused: outside the table, or not offered.
+/// What a vending result says about the token service it needed: answered, or failed how. A
+/// request vending refused itself (outside the table) still reached it.
+fn call_outcome<T>(result: &VendingResult<T>) -> Result<(), crate::reachability::Failure> {
+    use crate::reachability::Failure;
+    match result {
+        Err(VendingError::Misconfigured(_)) => Err(Failure::Refused),
+        Err(VendingError::Unavailable(_)) => Err(Failure::Unavailable),
+        _ => Ok(()),
+    }
+}
+
 fn refused(message: impl Into<String>) -> VendingError {
     VendingError::refused(message)
 }

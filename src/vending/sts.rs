@@ -2,6 +2,7 @@
 //! expire. Concurrent misses for one key wait for a single STS call.
 
 use crate::outbound::{Outbound, OutboundTimeouts};
+use crate::reachability::{Failure, Reachability, Upstream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -97,12 +98,18 @@ pub struct StsSessions {
     clients: moka::future::Cache<(Uuid, u64), aws_sdk_sts::Client>,
     margin: Duration,
     timeouts: OutboundTimeouts,
+    reachability: Arc<Reachability>,
 }
 
 impl StsSessions {
     /// Sessions are refreshed when less than `margin` of their life remains.
-    pub fn new(margin: Duration, timeouts: OutboundTimeouts) -> Self {
+    pub fn new(
+        margin: Duration,
+        timeouts: OutboundTimeouts,
+        reachability: Arc<Reachability>,
+    ) -> Self {
         Self {
+            reachability,
             sessions: moka::future::Cache::builder()
                 .max_capacity(100_000)
                 .expire_after(UntilRefresh {
@@ -137,7 +144,15 @@ impl StsSessions {
                     .clients
                     .get_with(client_key, sts_client(&target, &self.timeouts))
                     .await;
-                let creds = assume_role(&client, &request).await?;
+                let creds = assume_role(&client, &request).await;
+                let outcome = match &creds {
+                    Ok(_) => Ok(()),
+                    Err(SessionError::Misconfigured(_)) => Err(Failure::Refused),
+                    Err(_) => Err(Failure::Unavailable),
+                };
+                self.reachability
+                    .record(client_key.0, Upstream::TokenService, outcome);
+                let creds = creds?;
                 let left = creds.expires_at_ms - now_ms();
                 if left < margin_ms {
                     return Err(SessionError::Unavailable(format!(

@@ -59,6 +59,11 @@ impl AzureSigner {
         }
     }
 
+    /// Whether signing asks Entra ID (for a user-delegation key), not only the account key.
+    pub fn asks_a_token_service(&self) -> bool {
+        matches!(self.auth, AzureAuth::ClientSecret { .. })
+    }
+
     /// The SAS query string for `req` and when it expires. With a user-delegation key the expiry
     /// is cut to the key's.
     pub async fn sign(&self, req: SasRequest<'_>) -> Result<(String, DateTime<Utc>), CallError> {

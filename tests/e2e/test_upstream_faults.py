@@ -7,6 +7,8 @@ whether to retry.
   proxy forwards again the same server vends without a restart.
 - A role STS refuses (AccessDenied) answers 500 `ServiceMisconfiguredException`, without
   Retry-After and without the upstream's answer.
+- The readiness detail (`/management/v1/tenants/{tenant}/health`) says which warehouse's token
+  service is unavailable or refuses the server, while `/health/ready` stays 200.
 - With the S3 process frozen (SIGSTOP), a commit answers 503 within the storage deadline plus a
   second and does not land; a table on other storage is served meanwhile; after SIGCONT the same
   server commits.
@@ -83,6 +85,14 @@ def table_url(floe, h, warehouse, name):
     return f"{base}/ns/tables/{name}"
 
 
+def warehouse_health(floe, h):
+    """The readiness detail of the root's tenant, by warehouse name."""
+    tenant = requests.get(f"{floe.uri}/management/v1/whoami", headers=h).json()["tenant_id"]
+    r = requests.get(f"{floe.uri}/management/v1/tenants/{tenant}/health", headers=h)
+    assert r.status_code == 200, r.text
+    return {w["name"]: w for w in r.json()["warehouses"]}
+
+
 def timed_load(url, h):
     started = time.monotonic()
     r = requests.get(url, headers={**h, **DELEGATION}, timeout=60)
@@ -114,8 +124,13 @@ def test_a_hung_sts_answers_503_within_its_deadline_and_hurts_no_other_warehouse
             assert len(r.text) < 600, f"a short body, not an upstream dump: {r.text}"
             print(f"stuck load answered 503 after {took:.2f} s (deadline {STS_DEADLINE_MS} ms)")
 
-    # Readiness is about the store, which is fine.
+    # Readiness is about the store, which is fine; the readiness detail names the trouble.
     assert requests.get(f"{floe.uri}/health/ready").status_code == 200
+    health = warehouse_health(floe, h)
+    assert health["stuck"]["token_service"]["state"] == "unavailable", health["stuck"]
+    assert health["stuck"]["token_service"]["last_failure"] == "unavailable"
+    assert health["stuck"]["storage"]["state"] == "reachable", health["stuck"]
+    assert health["healthy"]["token_service"]["state"] == "reachable", health["healthy"]
 
     # The STS comes back: the same server vends without a restart.
     proxy.forward()
@@ -123,6 +138,7 @@ def test_a_hung_sts_answers_503_within_its_deadline_and_hurts_no_other_warehouse
     assert r.status_code == 200, r.text
     assert r.json()["storage-credentials"][0]["config"]["s3.session-token"]
     print(f"after recovery the stuck warehouse vended in {took:.2f} s")
+    assert warehouse_health(floe, h)["stuck"]["token_service"]["state"] == "reachable"
 
 
 def test_a_role_sts_refuses_is_a_misconfiguration_not_worth_retrying(floe):
@@ -138,6 +154,9 @@ def test_a_role_sts_refuses_is_a_misconfiguration_not_worth_retrying(floe):
     assert "Retry-After" not in r.headers
     assert NO_SUCH_ROLE not in r.text and "AccessDenied" not in r.text and len(r.text) < 600, r.text
     assert took < STS_DEADLINE_MS / 1000, "a refusal answers at once"
+    refused_health = warehouse_health(floe, h)["refused"]
+    assert refused_health["token_service"]["state"] == "refused", refused_health
+    assert refused_health["token_service"]["failures"] >= 1
 
 
 STORAGE_DEADLINE_MS = 2000

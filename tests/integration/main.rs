@@ -17,6 +17,7 @@ mod pg_support;
 mod api_auth;
 mod api_namespaces;
 mod api_oidc;
+mod api_recycle_bin;
 mod api_tables;
 mod api_tenancy;
 mod api_vending;

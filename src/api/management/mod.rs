@@ -3,6 +3,7 @@
 //! Each handler authorizes and calls one [`crate::admin`] use-case, which owns the change.
 
 mod credentials;
+mod dropped;
 mod principals;
 mod roles;
 mod tenants;
@@ -20,6 +21,7 @@ use crate::identity::Caller;
 use crate::store::TenantRecord;
 
 pub use credentials::*;
+pub use dropped::*;
 pub use principals::*;
 pub use roles::*;
 pub use tenants::*;
@@ -30,6 +32,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     tenants::routes(cfg);
     credentials::routes(cfg);
     warehouses::routes(cfg);
+    dropped::routes(cfg);
     principals::routes(cfg);
     roles::routes(cfg);
 }

@@ -26,7 +26,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(get_warehouse)
         .service(update_warehouse)
         .service(delete_warehouse)
-        .service(validate_warehouse);
+        .service(validate_warehouse)
+        .service(warehouse_health);
 }
 
 /// A warehouse.
@@ -242,7 +243,7 @@ async fn list_warehouses(
 }
 
 /// The tenant's warehouse `id` if the caller sees it; 404 otherwise.
-async fn visible_warehouse(
+pub(super) async fn visible_warehouse(
     state: &AppState,
     caller: &Caller,
     tenant: Uuid,
@@ -350,4 +351,69 @@ async fn validate_warehouse(
     let tenant = state.catalog.tenant_name(auth.0.tenant_id).await?;
     let report = state.vending.validate(&wh, &auth.0, &tenant).await;
     Ok(HttpResponse::Ok().json(report))
+}
+
+/// What this replica's recent calls said about reaching one upstream of a warehouse.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UpstreamHealth {
+    /// From the latest call: `reachable`, `unavailable` (trouble worth retrying), `refused` (an
+    /// operator must fix the warehouse), or `unknown` (no call since this replica started).
+    pub state: crate::reachability::State,
+    #[serde(flatten)]
+    pub record: crate::reachability::UpstreamRecord,
+}
+
+impl From<crate::reachability::UpstreamRecord> for UpstreamHealth {
+    fn from(record: crate::reachability::UpstreamRecord) -> Self {
+        Self {
+            state: record.state(),
+            record,
+        }
+    }
+}
+
+/// One warehouse's storage and token service, as recent calls found them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WarehouseHealth {
+    pub id: Uuid,
+    pub name: String,
+    pub storage: UpstreamHealth,
+    /// STS, Google's token exchange or Entra ID: what vending asks for table-scoped credentials
+    /// (`unknown` where the warehouse vends without one).
+    pub token_service: UpstreamHealth,
+}
+
+/// The readiness detail of a tenant's warehouses.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WarehouseHealthList {
+    pub warehouses: Vec<WarehouseHealth>,
+}
+
+/// The readiness detail: each warehouse's storage and token-service reachability, from this
+/// replica's recent calls (it makes none to answer). Tenant admins only.
+#[utoipa::path(get, path = "/management/v1/tenants/{tenant}/health", operation_id = "getWarehouseHealth", tag = "Management API",
+    params(("tenant" = Uuid, Path, description = "Tenant id")),
+    responses((status = 200, description = "Each warehouse's reachability", body = WarehouseHealthList),
+              (status = 404, description = "No such tenant", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[get("/management/v1/tenants/{tenant}/health")]
+async fn warehouse_health(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let tenant = admin_tenant(&state, &auth.0, path.into_inner()).await?;
+    let warehouses = state
+        .admin
+        .warehouse_reachability(tenant.id)
+        .await?
+        .into_iter()
+        .map(|r| WarehouseHealth {
+            id: r.warehouse.id,
+            name: r.warehouse.name,
+            storage: r.storage.into(),
+            token_service: r.token_service.into(),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(WarehouseHealthList { warehouses }))
 }

@@ -1,0 +1,214 @@
+//! Dropped is not gone: every drop of a table or view (with or without `purgeRequested`) moves it
+//! into its warehouse's recycle bin for `drop_retention_secs`; a tenant admin lists the bin,
+//! restores an object (under its name or a new one) or purges it now.
+//!
+//! Owns: what a drop does, restoring, and the purge queue. An object whose files are to be purged
+//! keeps its location claimed, so nothing else can be created where the purge will delete; one
+//! dropped without purge frees it (its files may be registered again), and a purge asked for
+//! later claims it again or is refused. The queue is the bin itself, in the store: an object whose time is up is leased by one replica (for `purge_lease_secs`), which
+//! deletes the files under that object's own location only (when the drop asked for a purge or
+//! an admin did), then forgets it and frees its location. A replica killed mid-purge leaves its
+//! lease to run out; the next one starts the purge again (deleting is idempotent).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use super::{Catalog, CatalogError, CatalogResult, ErrorType, Warehouse};
+use crate::domain::{NamespaceIdent, ObjectName, TableIdent};
+use crate::store::{DroppedRecord, StoreError, TabularKind, TabularRecord, now_ms};
+use crate::warehouse_io::{is_inside, normalize_location};
+
+impl Catalog {
+    /// Drops a table or view into the bin; with `purge`, its files are deleted when it leaves
+    /// the bin. With no retention and no purge it is gone at once, as before the bin existed.
+    pub(super) async fn drop_tabular(
+        &self,
+        wh: &Warehouse,
+        kind: TabularKind,
+        ident: &TableIdent,
+        purge: bool,
+    ) -> CatalogResult<()> {
+        let retention = self.options.drop_retention;
+        if retention.is_zero() && !purge {
+            self.store.drop_tabular(wh.record.id, kind, ident).await?;
+            return Ok(());
+        }
+        let expires_at_ms = now_ms() + retention.as_millis() as i64;
+        let dropped = self
+            .store
+            .bin_tabular(wh.record.id, kind, ident, expires_at_ms, purge)
+            .await?;
+        tracing::info!(
+            warehouse = %wh.record.name,
+            %ident,
+            id = %dropped.tabular.id,
+            expires_at_ms,
+            purge,
+            "dropped into the recycle bin"
+        );
+        if retention.is_zero() {
+            self.purges_due.notify_one();
+        }
+        Ok(())
+    }
+
+    /// The warehouse's recycle bin, oldest drop first.
+    pub async fn dropped(&self, wh: &Warehouse) -> CatalogResult<Vec<DroppedRecord>> {
+        Ok(self.store.list_dropped(wh.record.id).await?)
+    }
+
+    /// Brings dropped object `id` back, into `namespace` as `name` (each defaulting to what it
+    /// had): with its id, location, metadata file and so its grants (grants name tables and
+    /// views by id).
+    pub async fn restore(
+        &self,
+        wh: &Warehouse,
+        id: Uuid,
+        namespace: Option<NamespaceIdent>,
+        name: Option<ObjectName>,
+    ) -> CatalogResult<TabularRecord> {
+        let dropped = self.dropped_object(wh, id).await?;
+        let ident = TableIdent::new(
+            namespace.unwrap_or(dropped.tabular.ident.namespace),
+            name.unwrap_or(dropped.tabular.ident.name),
+        );
+        let restored = self
+            .store
+            .restore_dropped(wh.record.id, id, &ident)
+            .await
+            .map_err(|e| match e {
+                StoreError::AlreadyExists(what) => CatalogError::new(
+                    ErrorType::Conflict,
+                    format!("{what} already exists: restore it under another name"),
+                ),
+                StoreError::LocationTaken(location) => CatalogError::new(
+                    ErrorType::Conflict,
+                    format!("its location {location} is now another table's, view's or namespace's: it cannot be restored"),
+                ),
+                StoreError::NoSuchNamespace(ns) => CatalogError::new(
+                    ErrorType::NoSuchNamespace,
+                    format!("namespace {ns} does not exist: create it, or restore under a name in another namespace"),
+                ),
+                e => e.into(),
+            })?;
+        // Its grants name it by id; decisions cached before it came back are dropped everywhere.
+        self.changes
+            .publish(&crate::changes::Change::Renamed {
+                warehouse: wh.record.id,
+            })
+            .await;
+        tracing::info!(warehouse = %wh.record.name, ident = %restored.ident, %id, "restored from the recycle bin");
+        Ok(restored)
+    }
+
+    /// Purges dropped object `id` now: one replica deletes its files and forgets it shortly.
+    pub async fn purge_dropped(&self, wh: &Warehouse, id: Uuid) -> CatalogResult<DroppedRecord> {
+        self.dropped_object(wh, id).await?;
+        let dropped = self
+            .store
+            .expire_dropped(wh.record.id, id, now_ms(), true)
+            .await
+            .map_err(|e| match e {
+                StoreError::LocationTaken(location) => CatalogError::new(
+                    ErrorType::Conflict,
+                    format!("its location {location} is now another table's, view's or namespace's: the files there are not its own to purge"),
+                ),
+                e => e.into(),
+            })?;
+        self.purges_due.notify_one();
+        Ok(dropped)
+    }
+
+    async fn dropped_object(&self, wh: &Warehouse, id: Uuid) -> CatalogResult<DroppedRecord> {
+        self.store
+            .get_dropped(wh.record.id, id)
+            .await?
+            .ok_or_else(|| {
+                CatalogError::new(
+                    ErrorType::NotFound,
+                    format!(
+                        "warehouse '{}' has no dropped table or view {id}",
+                        wh.record.name
+                    ),
+                )
+            })
+    }
+
+    /// Works through every object whose time is up; returns how many left the bin.
+    pub async fn purge_expired(&self) -> usize {
+        let mut done = 0;
+        loop {
+            let now = now_ms();
+            let lease_until = now + self.options.purge_lease.as_millis() as i64;
+            let item = match self.store.lease_expired_dropped(now, lease_until).await {
+                Ok(Some(item)) => item,
+                Ok(None) => return done,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the recycle bins");
+                    return done;
+                }
+            };
+            match self.leave_bin(&item).await {
+                Ok(()) => done += 1,
+                // Left leased: another attempt comes when the lease has run out.
+                Err(e) => {
+                    tracing::warn!(id = %item.tabular.id, location = %item.tabular.location, error = %e, "purge failed; it is retried when its lease runs out");
+                    return done;
+                }
+            }
+        }
+    }
+
+    /// Deletes a leased object's files (if asked) and forgets it.
+    async fn leave_bin(&self, item: &DroppedRecord) -> CatalogResult<()> {
+        let id = item.tabular.id;
+        if item.purge_files {
+            let record = self
+                .store
+                .get_warehouse(item.warehouse)
+                .await?
+                .ok_or_else(|| CatalogError::new(ErrorType::NotFound, "warehouse is gone"))?;
+            let io = self.io_for(&record).await?;
+            let root = record.storage.root_location();
+            // Only the object's own location, strictly inside its warehouse: never the root.
+            let location = normalize_location(&item.tabular.location)
+                .ok()
+                .filter(|l| is_inside(l, &root) && *l != root)
+                .ok_or_else(|| {
+                    CatalogError::new(
+                        ErrorType::Internal,
+                        format!(
+                            "dropped object {id}'s location {} is not inside its warehouse; not purged",
+                            item.tabular.location
+                        ),
+                    )
+                })?;
+            tracing::info!(%id, %location, "purging a dropped object's files");
+            let files = io.io.delete_prefix(&location).await?;
+            metrics::counter!("floe_purged_files_total").increment(files);
+            tracing::info!(%id, %location, files, "purged a dropped object's files");
+        }
+        self.store.forget_dropped(item.warehouse, id).await?;
+        metrics::counter!("floe_recycle_bin_departures_total").increment(1);
+        tracing::info!(%id, ident = %item.tabular.ident, purged = item.purge_files, "left the recycle bin");
+        Ok(())
+    }
+
+    /// Runs the purge queue on this replica: every `interval`, and at once when a drop or a
+    /// purge on this replica made something due.
+    pub fn spawn_purges(self: &Arc<Self>, interval: Duration) {
+        let catalog = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    () = catalog.purges_due.notified() => {}
+                }
+                catalog.purge_expired().await;
+            }
+        });
+    }
+}
