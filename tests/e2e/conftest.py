@@ -76,6 +76,34 @@ class FloeServer:
             "credential": f"{ROOT_ID}:{ROOT_SECRET}",
             "oauth2-server-uri": f"{self.uri}/v1/oauth/tokens", **props})
 
+    def recycle_bin(self, warehouse: str = "demo"):
+        """The management path of `warehouse`'s recycle bin, and the root's headers."""
+        import requests
+        h = self.root_headers()
+        tenant = requests.get(f"{self.uri}/management/v1/whoami", headers=h).json()["tenant_id"]
+        wh = requests.get(f"{self.uri}/v1/config", params={"warehouse": warehouse}, headers=h).json()["overrides"]["prefix"]
+        return f"{self.uri}/management/v1/tenants/{tenant}/warehouses/{wh}/dropped", h
+
+    def dropped(self, warehouse: str = "demo"):
+        """What `warehouse`'s recycle bin holds."""
+        import requests
+        bin_url, h = self.recycle_bin(warehouse)
+        r = requests.get(bin_url, headers=h)
+        assert r.status_code == 200, r.text
+        return r.json()["dropped"]
+
+    def purge_dropped(self, warehouse: str = "demo", timeout: float = 15):
+        """Purges everything in `warehouse`'s recycle bin now and waits until it is empty."""
+        import requests
+        bin_url, h = self.recycle_bin(warehouse)
+        for d in self.dropped(warehouse):
+            r = requests.delete(f"{bin_url}/{d['id']}", headers=h)
+            assert r.status_code == 202, r.text
+        deadline = time.time() + timeout
+        while self.dropped(warehouse):
+            assert time.time() < deadline, f"the bin did not empty: {self.dropped(warehouse)}"
+            time.sleep(0.1)
+
     def root_headers(self):
         """The root principal's `Authorization` header."""
         import requests

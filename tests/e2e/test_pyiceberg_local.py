@@ -23,12 +23,14 @@ def rows(ids, city):
 
 
 def test_pyiceberg_table_lifecycle(floe):
-    run_table_lifecycle(floe.catalog(), lambda location: Path(location.removeprefix("file://")).exists())
+    run_table_lifecycle(floe.catalog(), lambda location: Path(location.removeprefix("file://")).exists(),
+                        floe, "demo")
 
 
-def run_table_lifecycle(cat, location_exists):
+def run_table_lifecycle(cat, location_exists, floe, warehouse):
     """Create, partition, append, read, evolve, time-travel, rename and purge: one user's story,
-    run on every kind of warehouse. `location_exists(location)` says whether files remain there."""
+    run on every kind of warehouse. `location_exists(location)` says whether files remain there;
+    the purged table waits in `floe`'s recycle bin of `warehouse` until it is purged from there."""
     cat.create_namespace(("sales",), {"owner": "e2e"})
     assert ("sales",) in cat.list_namespaces()
     table = cat.create_table(("sales", "orders"), schema=SCHEMA, partition_spec=SPEC)
@@ -62,7 +64,10 @@ def run_table_lifecycle(cat, location_exists):
     with pytest.raises(NamespaceNotEmptyError):
         cat.drop_namespace(("archive",))
     cat.purge_table(("archive", "orders_2026"))
-    assert not location_exists(location), "purge deletes the table's files"
+    assert location_exists(location), "a purged table waits in the recycle bin"
+    assert [d["name"] for d in floe.dropped(warehouse)] == ["orders_2026"]
+    floe.purge_dropped(warehouse)
+    assert not location_exists(location), "purging it from the bin deletes the table's files"
     assert cat.list_tables(("archive",)) == []
     cat.drop_namespace(("archive",))
 

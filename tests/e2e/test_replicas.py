@@ -31,6 +31,8 @@ def replicas():
     db = Database()
     shared = tempfile.TemporaryDirectory(prefix="floe-shared-")
     config = f"""
+purge_interval_ms = 200
+
 [[warehouses]]
 name = "lake"
 storage = {{ kind = "local", root = "file://{shared.name}" }}

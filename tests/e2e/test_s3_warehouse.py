@@ -53,6 +53,8 @@ def test_pyiceberg_on_an_s3_warehouse(floe_s3, s3):
     prefix = table.location().removeprefix(f"s3://{s3.bucket}/")
     assert s3.keys(prefix + "/data/"), "data files are in the bucket"
     cat.purge_table(("ns", "t"))
+    assert s3.keys(prefix + "/data/"), "a purged table waits in the recycle bin"
+    floe_s3.purge_dropped("lake")
     assert s3.keys(prefix + "/") == [], "purge removed every object under the table"
 
 
@@ -60,7 +62,7 @@ def test_table_lifecycle_on_s3(floe_s3, s3):
     def exists(location):
         return bool(s3.keys(location.removeprefix(f"s3://{s3.bucket}/") + "/"))
 
-    run_table_lifecycle(floe_s3.catalog("lake", **client_keys(s3)), exists)
+    run_table_lifecycle(floe_s3.catalog("lake", **client_keys(s3)), exists, floe_s3, "lake")
 
 
 def test_eight_appenders_on_s3_lose_nothing(floe_s3, s3):
