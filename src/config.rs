@@ -56,6 +56,14 @@ pub struct Settings {
     /// replica that died mid-purge), in seconds.
     #[serde(deserialize_with = "lenient")]
     pub purge_lease_secs: u64,
+    /// How long a stopping server (SIGTERM, SIGINT) lets in-flight requests finish, in seconds;
+    /// commits stop landing a second before it ends.
+    #[serde(deserialize_with = "lenient")]
+    pub shutdown_grace_secs: u64,
+    /// Most requests one server works on at once; past it a request answers 503 with
+    /// `Retry-After` at once instead of queueing.
+    #[serde(deserialize_with = "lenient")]
+    pub max_in_flight: usize,
     /// HTTP worker threads (0 = one per core).
     #[serde(deserialize_with = "lenient")]
     pub workers: usize,
@@ -97,6 +105,8 @@ pub struct Settings {
     pub vending: VendingSettings,
     /// Connect and total timeouts of every outbound call, per kind (`[timeouts]`, milliseconds).
     pub timeouts: crate::outbound::OutboundTimeouts,
+    /// Each tenant's request rate (`[limits]`).
+    pub limits: crate::api::tenant_limits::TenantLimitSettings,
     /// External OpenID Connect issuers whose tokens are accepted (`[[oidc]]`).
     pub oidc: Vec<crate::identity::oidc::OidcIssuer>,
     /// Warehouses created (or updated) in the default tenant at start.
@@ -222,6 +232,8 @@ impl Default for Settings {
             drop_retention_secs: 7 * 86_400,
             purge_interval_ms: 10_000,
             purge_lease_secs: 300,
+            shutdown_grace_secs: 25,
+            max_in_flight: 1024,
             audit_retention_days: 90,
             workers: 0,
             metadata_cache_bytes: 256 * 1024 * 1024,
@@ -240,6 +252,7 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             vending: VendingSettings::default(),
             timeouts: Default::default(),
+            limits: Default::default(),
             oidc: Vec::new(),
             warehouses: Vec::new(),
         }
@@ -350,6 +363,9 @@ impl Settings {
         if !(100..=3_600_000).contains(&self.purge_interval_ms) {
             return bad("purge_interval_ms: must be 100 to 3600000");
         }
+        if !(2..=3600).contains(&self.shutdown_grace_secs) {
+            return bad("shutdown_grace_secs: must be 2 to 3600");
+        }
         if !(1..=86_400).contains(&self.purge_lease_secs) {
             return bad("purge_lease_secs: must be 1 to 86400");
         }
@@ -361,6 +377,12 @@ impl Settings {
         }
         if let Err(e) = self.timeouts.check() {
             return bad(&e);
+        }
+        if let Err(e) = self.limits.check() {
+            return bad(&e);
+        }
+        if !(1..=1_000_000).contains(&self.max_in_flight) {
+            return bad("max_in_flight: must be 1 to 1000000");
         }
         if !(1..=3600).contains(&self.vending.presign_ttl_secs) {
             return bad("vending.presign_ttl_secs: must be between 1 and 3600");

@@ -136,6 +136,6 @@ async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "Connect PyIceberg: load_catalog('floe', uri='{public_url}', warehouse='demo', credential='<client_id>:<client_secret>')"
     );
-    app.server.await?;
+    app.run_until_stopped().await?;
     Ok(())
 }

@@ -40,6 +40,10 @@ pub struct Application {
     pub port: u16,
     pub server: Server,
     pub catalog: Arc<Catalog>,
+    /// How long in-flight requests may finish once the server is stopping.
+    pub shutdown_grace: Duration,
+    /// Every request's limits; they count what is in flight.
+    limits: web::Data<api::RequestLimits>,
     /// Where generated root credentials were written, when they were generated.
     pub root_credentials_file: Option<PathBuf>,
 }
@@ -185,7 +189,7 @@ impl Application {
             idempotency: Arc::new(IdempotencyKeys::new(
                 store.clone(),
                 settings.idempotency_lifetime_secs,
-                api::Deadlines::from_settings(&settings).write,
+                api::RequestLimits::from_settings(&settings).write,
             )),
             public_url,
             vending: Arc::new(Vending::new(
@@ -197,6 +201,7 @@ impl Application {
                 reachability,
             )),
             metrics: metrics_handle(),
+            tenant_limits: api::tenant_limits::TenantLimits::new(settings.limits),
         });
         spawn_purger(store.clone(), settings.audit_retention_days);
         catalog.spawn_purges(Duration::from_millis(settings.purge_interval_ms));
@@ -209,7 +214,8 @@ impl Application {
         // entirely (it would cost about a tenth of load-table's throughput for nothing).
         let log_requests =
             tracing::enabled!(target: "floe::api::request_log", tracing::Level::INFO);
-        let deadlines = web::Data::new(api::Deadlines::from_settings(&settings));
+        let limits = web::Data::new(api::RequestLimits::from_settings(&settings));
+        let limits_for_app = limits.clone();
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(actix_web::middleware::from_fn(api::http_metrics))
@@ -219,12 +225,15 @@ impl Application {
                 ))
                 .wrap(actix_web::middleware::from_fn(api::guard))
                 .app_data(state.clone())
-                .app_data(deadlines.clone())
+                .app_data(limits.clone())
                 .configure(api::configure(max_body))
                 .default_service(actix_web::web::to(api::unrouted))
         })
         .on_connect(api::watch_connection)
-        .shutdown_timeout(10);
+        // Signals are ours (`run_until_stopped`): commits must stop landing before actix drops
+        // what is still running.
+        .disable_signals()
+        .shutdown_timeout(settings.shutdown_grace_secs);
         if settings.workers > 0 {
             server = server.workers(settings.workers);
         }
@@ -236,8 +245,66 @@ impl Application {
             port,
             server,
             catalog,
+            shutdown_grace: Duration::from_secs(settings.shutdown_grace_secs),
+            limits: limits_for_app,
             root_credentials_file,
         })
+    }
+}
+
+impl Application {
+    /// Serves until SIGTERM or SIGINT, then stops: no new connections; in-flight requests get
+    /// the grace period (commits stop landing a second before it ends, answering 503 "did not
+    /// land"), what still runs after it is dropped, the store is made durable and closed, and only
+    /// then does the log say the server stopped. No commit lands after that line.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let (catalog, grace, limits) = (
+            self.catalog.clone(),
+            self.shutdown_grace,
+            self.limits.clone(),
+        );
+        tokio::spawn(async move {
+            stop_signal().await;
+            let started = std::time::Instant::now();
+            tracing::info!(
+                grace_ms = grace.as_millis() as u64,
+                in_flight = limits.in_flight(),
+                "stopping: no new connections; in-flight requests may finish within the grace period"
+            );
+            catalog.stop_commits_by(started + grace.saturating_sub(Duration::from_secs(1)));
+            limits.stop();
+            handle.pause().await;
+            // Every worker keeps running until the last request is done: a request may be using
+            // a pooled connection another worker's runtime drives.
+            while limits.in_flight() > 0 && started.elapsed() < grace {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let left = limits.in_flight();
+            if left > 0 {
+                tracing::warn!(
+                    requests = left,
+                    "the grace period ended: dropping what still runs"
+                );
+            }
+            handle.stop(false).await;
+        });
+        self.server.await?;
+        if let Err(e) = self.catalog.store().close().await {
+            tracing::error!(error = %e, "the store did not close cleanly");
+        }
+        tracing::info!("Floe stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("a SIGTERM handler installs");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
     }
 }
 

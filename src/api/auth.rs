@@ -10,6 +10,7 @@ use actix_web::{FromRequest, HttpRequest, web};
 
 use super::AppState;
 use super::error::ApiError;
+use super::tenant_limits::Admission;
 use crate::identity::oidc::unverified_issuer;
 use crate::identity::{AuthError, Caller};
 
@@ -92,22 +93,50 @@ async fn verify_external(req: &HttpRequest, token: String) -> Result<Arc<Caller>
     Ok(caller)
 }
 
+/// What the extractor answers with: at once on the hot path, later otherwise.
+type Verified = Either<
+    Ready<Result<Authenticated, ApiError>>,
+    LocalBoxFuture<'static, Result<Authenticated, ApiError>>,
+>;
+
 impl FromRequest for Authenticated {
     type Error = ApiError;
-    type Future =
-        Either<Ready<Result<Self, ApiError>>, LocalBoxFuture<'static, Result<Self, ApiError>>>;
+    type Future = Verified;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        // The common case (Floe's own token, usually cached) answers without a boxed future.
+        // The common case (Floe's own token, usually cached, and the tenant within its rate)
+        // answers without a boxed future.
         match verify_own(req) {
-            Ok(caller) => Either::Left(ready(Ok(Authenticated(caller)))),
+            Ok(caller) => admitted(req, caller),
             Err(None) => Either::Left(ready(Err(own_error(req)))),
             Err(Some(token)) => {
                 let req = req.clone();
                 Either::Right(Box::pin(async move {
-                    verify_external(&req, token).await.map(Authenticated)
+                    let caller = verify_external(&req, token).await?;
+                    match admitted(&req, caller) {
+                        Either::Left(now) => now.await,
+                        Either::Right(later) => later.await,
+                    }
                 }))
             }
         }
+    }
+}
+
+/// The caller once its tenant's rate lets it in: at once, after its turn comes (asleep), or a 429.
+fn admitted(req: &HttpRequest, caller: Arc<Caller>) -> Verified {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .expect("AppState is registered");
+    if !state.tenant_limits.enabled() {
+        return Either::Left(ready(Ok(Authenticated(caller))));
+    }
+    match state.tenant_limits.admit(caller.tenant_id) {
+        Ok(Admission::Now) => Either::Left(ready(Ok(Authenticated(caller)))),
+        Ok(Admission::After(wait)) => Either::Right(Box::pin(async move {
+            tokio::time::sleep(wait).await;
+            Ok(Authenticated(caller))
+        })),
+        Err(e) => Either::Left(ready(Err(e))),
     }
 }

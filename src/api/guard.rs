@@ -1,6 +1,10 @@
-//! What every request is held to, in one middleware (the outermost): its deadline, its client's
-//! presence and its request id.
+//! What every request is held to, in one middleware (the outermost): the server's capacity, its
+//! deadline, its client's presence and its request id.
 //!
+//! - **Capacity.** At most `max_in_flight` requests run at once; one more answers 503 with
+//!   `Retry-After` at once, costing next to nothing, instead of queueing without bound
+//!   (`/health/live` is always answered). Once the server is stopping, every new request answers
+//!   503 and closes its connection.
 //! - **Deadline.** A read (GET, HEAD) answers within `request_deadline_ms`; a write within the
 //!   commit deadline plus [`WRITE_GRACE`], because a commit answers for itself before its own
 //!   deadline and must not be cut short in its pointer swap. Past the deadline the request's work
@@ -20,7 +24,7 @@ use std::any::Any;
 use std::cell::OnceCell;
 use std::os::fd::{AsFd, OwnedFd};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix_web::body::MessageBody;
@@ -43,19 +47,51 @@ pub const REQUEST_ID: &str = "x-request-id";
 /// that stopped at its deadline to clean up and answer for itself.
 pub const WRITE_GRACE: Duration = Duration::from_secs(5);
 
-/// The deadlines, as `app_data`.
-#[derive(Debug, Clone, Copy)]
-pub struct Deadlines {
+/// The deadlines, the capacity and whether the server is stopping, as `app_data`.
+#[derive(Debug)]
+pub struct RequestLimits {
     pub read: Duration,
     pub write: Duration,
+    max_in_flight: usize,
+    in_flight: AtomicUsize,
+    stopping: std::sync::atomic::AtomicBool,
 }
 
-impl Deadlines {
+/// One request counted in flight, until it is dropped.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl RequestLimits {
     pub fn from_settings(settings: &crate::config::Settings) -> Self {
         Self {
             read: Duration::from_millis(settings.request_deadline_ms),
             write: Duration::from_millis(settings.commit_deadline_ms) + WRITE_GRACE,
+            max_in_flight: settings.max_in_flight,
+            in_flight: AtomicUsize::new(0),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// The server is stopping: requests that come now answer 503 and close their connection.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+    }
+
+    /// How many requests are running.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Counts a request in, or `None` when the server is at capacity.
+    fn enter(&self) -> Option<InFlight<'_>> {
+        let before = self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let entered = InFlight(&self.in_flight);
+        (before < self.max_in_flight).then_some(entered)
     }
 
     fn of(&self, method: &Method) -> (Duration, bool) {
@@ -136,23 +172,65 @@ fn client_request_id(req: &ServiceRequest) -> Option<String> {
         .then(|| id.to_owned())
 }
 
+/// Sets the request id header of an answer, when the request has one.
+fn with_request_id(ctx: &RequestContext, headers: &mut actix_web::http::header::HeaderMap) {
+    if let Some(id) = ctx.id.get()
+        && let Ok(value) = HeaderValue::from_str(id)
+    {
+        headers.insert(HeaderName::from_static(REQUEST_ID), value);
+    }
+}
+
+/// An answer made here rather than by a handler (capacity, deadline, a client gone), carrying
+/// the request's id; actix renders it.
+fn refusal(ctx: &Rc<RequestContext>, error: ApiError) -> actix_web::Error {
+    let mut response = REQUEST.sync_scope(ctx.clone(), || error.error_response());
+    with_request_id(ctx, response.headers_mut());
+    actix_web::error::InternalError::from_response(error, response).into()
+}
+
 /// The middleware: `App::new().wrap(from_fn(guard))`, outermost.
 pub async fn guard(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let (deadline, write) = match req.app_data::<web::Data<Deadlines>>() {
-        Some(d) => d.of(req.method()),
-        None => (Duration::from_secs(30), false),
-    };
+    let limits = req
+        .app_data::<web::Data<RequestLimits>>()
+        .cloned()
+        .expect("RequestLimits are registered");
     let ctx = Rc::new(RequestContext {
         id: OnceCell::new(),
     });
     if let Some(id) = client_request_id(&req) {
         let _ = ctx.id.set(id);
     }
-    // The request cannot be kept (routing needs it unshared): a deadline's answer leaves as an
-    // error actix renders, already made here with its id.
+    if limits.stopping.load(Ordering::Relaxed) {
+        let error = ApiError::new(
+            ErrorType::ServiceUnavailable,
+            "the server is stopping; retry (on another replica)",
+        );
+        let refused = refusal(&ctx, error);
+        let mut response = refused.error_response();
+        response
+            .head_mut()
+            .set_connection_type(actix_web::http::ConnectionType::Close);
+        return Err(actix_web::error::InternalError::from_response("stopping", response).into());
+    }
+    let _in_flight = match limits.enter() {
+        Some(counted) => Some(counted),
+        None if req.path() == "/health/live" => None,
+        None => {
+            metrics::counter!("floe_requests_shed_total").increment(1);
+            let error = ApiError::new(
+                ErrorType::ServiceUnavailable,
+                "the server is at capacity; retry shortly",
+            );
+            return Err(refusal(&ctx, error));
+        }
+    };
+    let (deadline, write) = limits.of(req.method());
+    // The request cannot be kept (routing needs it unshared): an answer made here leaves as an
+    // error actix renders.
     let (method, uri) = (req.method().clone(), req.uri().clone());
     let connection = req.conn_data::<Rc<ClientConnection>>().cloned();
     let handler = next.call(req);
@@ -172,14 +250,14 @@ pub async fn guard(
         Ok(None) => {
             metrics::counter!("floe_requests_abandoned_total").increment(1);
             let error = ApiError::new(ErrorType::ServiceUnavailable, "the client went away");
-            let response = REQUEST.sync_scope(ctx.clone(), || error.error_response());
+            let refused = refusal(&ctx, error);
             tracing::info!(
                 request_id = ctx.id.get().map(String::as_str),
                 %method,
                 path = uri.path(),
                 "client went away; its request stopped"
             );
-            return Err(actix_web::error::InternalError::from_response(error, response).into());
+            return Err(refused);
         }
         Err(_) => {
             metrics::counter!("floe_request_deadlines_passed_total").increment(1);
@@ -195,30 +273,17 @@ pub async fn guard(
                     deadline.as_millis()
                 )
             };
-            let error = ApiError::new(ErrorType::ServiceUnavailable, message);
-            let mut response = REQUEST.sync_scope(ctx.clone(), || error.error_response());
-            let id = ctx.id.get().map(String::as_str).unwrap_or_default();
+            let refused = refusal(&ctx, ApiError::new(ErrorType::ServiceUnavailable, message));
             tracing::warn!(
-                request_id = id,
+                request_id = ctx.id.get().map(String::as_str),
                 %method,
                 path = uri.path(),
                 deadline_ms = deadline.as_millis() as u64,
                 "request deadline passed"
             );
-            if let Ok(value) = HeaderValue::from_str(id) {
-                response
-                    .headers_mut()
-                    .insert(HeaderName::from_static(REQUEST_ID), value);
-            }
-            return Err(actix_web::error::InternalError::from_response(error, response).into());
+            return Err(refused);
         }
     };
-    if let Some(id) = ctx.id.get()
-        && let Ok(value) = HeaderValue::from_str(id)
-    {
-        response
-            .headers_mut()
-            .insert(HeaderName::from_static(REQUEST_ID), value);
-    }
+    with_request_id(&ctx, response.headers_mut());
     Ok(response)
 }

@@ -18,6 +18,7 @@ pub mod openapi;
 mod paths;
 mod request_log;
 mod tables;
+pub mod tenant_limits;
 pub mod types;
 mod unrouted;
 pub(crate) mod vending;
@@ -34,7 +35,7 @@ use serde::Serialize;
 pub use auth::Authenticated;
 pub use config::ENDPOINTS;
 pub use error::{ApiError, ApiResult};
-pub use guard::{Deadlines, guard, watch_connection};
+pub use guard::{RequestLimits, guard, watch_connection};
 pub use http_metrics::http_metrics;
 pub use request_log::request_log;
 pub use unrouted::unrouted;
@@ -63,6 +64,8 @@ pub struct AppState {
     pub vending: Arc<crate::vending::Vending>,
     /// Renders the Prometheus metrics.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Each tenant's request rate.
+    pub tenant_limits: tenant_limits::TenantLimits,
 }
 
 /// Registers every route and the body/query/path error mappers.

@@ -153,6 +153,8 @@ pub struct Catalog {
     reachability: Arc<crate::reachability::Reachability>,
     /// Woken when this replica made a dropped object due for purging.
     purges_due: tokio::sync::Notify,
+    /// Set when the server is stopping: no commit's pointer moves after this moment.
+    stop_commits_by: Arc<std::sync::OnceLock<std::time::Instant>>,
 }
 
 impl Catalog {
@@ -168,6 +170,7 @@ impl Catalog {
             changes,
             reachability,
             purges_due: tokio::sync::Notify::new(),
+            stop_commits_by: Arc::new(std::sync::OnceLock::new()),
             store,
             warehouses: moka::future::Cache::builder()
                 .max_capacity(10_000)
@@ -194,6 +197,21 @@ impl Catalog {
             options,
             credentials,
         }
+    }
+
+    /// A commit's deadline, `limit` from now (taken before the commit queues on its lock).
+    fn commit_deadline(&self, limit: Duration) -> CommitDeadline {
+        CommitDeadline {
+            at: std::time::Instant::now() + limit,
+            limit,
+            stop_by: self.stop_commits_by.clone(),
+        }
+    }
+
+    /// The server is stopping: from `at` on, no commit moves a pointer (each answers 503, did
+    /// not land), so none lands after the server has said it stopped.
+    pub fn stop_commits_by(&self, at: std::time::Instant) {
+        let _ = self.stop_commits_by.set(at);
     }
 
     /// The store behind the catalog (for start-up and tools; handlers call use-cases).
@@ -517,7 +535,7 @@ impl Catalog {
     /// commit goes through here; each attempt cleans up the files it wrote when it fails.
     async fn with_commit_retries<T, Attempt>(
         &self,
-        deadline: CommitDeadline,
+        deadline: &CommitDeadline,
         mut attempt: impl FnMut() -> Attempt,
     ) -> CatalogResult<T>
     where
@@ -573,24 +591,28 @@ impl crate::changes::Subscriber for Catalog {
 
 /// When a commit must have moved its table's pointer, or not move it at all: checked before every
 /// attempt and right before the swap, so a commit whose client was told it failed never lands.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct CommitDeadline {
     at: std::time::Instant,
     limit: Duration,
+    /// When the server stops letting commits land, once it is stopping.
+    stop_by: Arc<std::sync::OnceLock<std::time::Instant>>,
 }
 
 impl CommitDeadline {
-    /// A deadline `limit` from now (taken before the commit queues on its lock).
-    fn start(limit: Duration) -> Self {
-        Self {
-            at: std::time::Instant::now() + limit,
-            limit,
-        }
-    }
-
-    /// Fails once the deadline has passed; the caller then does not swap.
+    /// Fails once the deadline has passed, or the server is stopping and its last moment for
+    /// commits has passed; the caller then does not swap.
     fn check(&self) -> Result<(), CommitError> {
-        if std::time::Instant::now() < self.at {
+        let now = std::time::Instant::now();
+        if self.stop_by.get().is_some_and(|stop_by| now >= *stop_by) {
+            metrics::counter!("floe_commits_stopped_by_shutdown_total").increment(1);
+            return Err(CatalogError::new(
+                ErrorType::ServiceUnavailable,
+                "the server is stopping: the commit did not land; retry it",
+            )
+            .into());
+        }
+        if now < self.at {
             return Ok(());
         }
         metrics::counter!("floe_commit_deadlines_passed_total").increment(1);

@@ -176,11 +176,11 @@ impl Catalog {
         };
         // Commits to one table from this process queue here instead of racing; races with other
         // replicas are still caught by the store's compare-and-swap.
-        let deadline = CommitDeadline::start(self.options.commit_deadline);
+        let deadline = self.commit_deadline(self.options.commit_deadline);
         let lock = self.commit_lock(wh.record.id, record.id);
         let _guard = lock.lock().await;
         let mut loaded = self
-            .commit_tables(wh, std::slice::from_ref(&change), deadline)
+            .commit_tables(wh, std::slice::from_ref(&change), &deadline)
             .await?;
         Ok(loaded.remove(0))
     }
@@ -205,15 +205,17 @@ impl Catalog {
                 "a transaction needs at least one table change",
             ));
         }
-        let deadline = CommitDeadline::start(self.options.commit_deadline);
-        self.commit_tables(wh, &changes, deadline).await.map(|_| ())
+        let deadline = self.commit_deadline(self.options.commit_deadline);
+        self.commit_tables(wh, &changes, &deadline)
+            .await
+            .map(|_| ())
     }
 
     async fn commit_tables(
         &self,
         wh: &Warehouse,
         changes: &[TableChange],
-        deadline: CommitDeadline,
+        deadline: &CommitDeadline,
     ) -> CatalogResult<Vec<LoadedTable>> {
         self.with_commit_retries(deadline, || self.commit_tables_once(wh, changes, deadline))
             .await
@@ -225,7 +227,7 @@ impl Catalog {
         &self,
         wh: &Warehouse,
         changes: &[TableChange],
-        deadline: CommitDeadline,
+        deadline: &CommitDeadline,
     ) -> Result<Vec<LoadedTable>, CommitError> {
         let mut swaps = Vec::with_capacity(changes.len());
         let mut written = Vec::with_capacity(changes.len());

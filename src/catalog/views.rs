@@ -119,12 +119,12 @@ impl Catalog {
         updates: Vec<ViewUpdate>,
     ) -> CatalogResult<LoadedView> {
         // Replaces of one view from this process queue here, as table commits do.
-        let deadline = CommitDeadline::start(self.options.commit_deadline);
+        let deadline = self.commit_deadline(self.options.commit_deadline);
         let record = self.view_record(wh, ident).await?;
         let lock = self.commit_lock(wh.record.id, record.id);
         let _guard = lock.lock().await;
-        self.with_commit_retries(deadline, || {
-            self.replace_view_once(wh, ident, &requirements, &updates, deadline)
+        self.with_commit_retries(&deadline, || {
+            self.replace_view_once(wh, ident, &requirements, &updates, &deadline)
         })
         .await
     }
@@ -137,7 +137,7 @@ impl Catalog {
         ident: &TableIdent,
         requirements: &[ViewRequirement],
         updates: &[ViewUpdate],
-        deadline: CommitDeadline,
+        deadline: &CommitDeadline,
     ) -> Result<LoadedView, CommitError> {
         let record = self.view_record(wh, ident).await?;
         let current = self

@@ -535,6 +535,9 @@ pub trait CatalogStore: Send + Sync + 'static {
 
     /// True when the store can serve requests (for readiness).
     async fn ping(&self) -> StoreResult<()>;
+    /// Makes everything acknowledged durable and lets go of the backend (at shutdown, after the
+    /// last request).
+    async fn close(&self) -> StoreResult<()>;
 }
 
 /// Milliseconds since the Unix epoch.

@@ -1774,6 +1774,12 @@ impl CatalogStore for PgStore {
             .map_err(backend)
     }
 
+    async fn close(&self) -> StoreResult<()> {
+        // Waits for connections in use to come back: a query still running finishes first.
+        self.pool.close().await;
+        Ok(())
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)

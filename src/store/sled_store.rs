@@ -1625,6 +1625,10 @@ impl CatalogStore for SledStore {
         Ok(removed)
     }
 
+    async fn close(&self) -> StoreResult<()> {
+        self.durable().await
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         self.db.get(b"ping").map_err(backend)?;
         Ok(())

@@ -264,6 +264,7 @@ storage_ms = 10000
 
 
 REQUEST_DEADLINE_MS = 3000
+MAX_IN_FLIGHT = 2
 
 
 @pytest.fixture
@@ -275,6 +276,7 @@ def held_storage(s3):
     proxy = TcpProxy(int(port), host)
     floe = FloeServer(f"""
 request_deadline_ms = {REQUEST_DEADLINE_MS}
+max_in_flight = {MAX_IN_FLIGHT}
 
 [timeouts]
 storage_ms = 60000
@@ -325,6 +327,30 @@ def test_a_read_past_its_deadline_answers_503_with_its_request_id(held_storage):
     assert "X-Request-Id" not in r.headers or r.headers["X-Request-Id"]
 
 
+def test_past_capacity_a_request_answers_503_at_once(held_storage):
+    """Two loads wait on held storage: the server is at its capacity of two, so a third request
+    answers 503 with Retry-After at once instead of queueing; /health/live still answers; once
+    the two are done, requests are served again."""
+    floe, proxy, url = held_storage
+    h = floe.root_headers()
+    with ThreadPoolExecutor(2) as pool:
+        waiting = [pool.submit(requests.get, url, headers=h, timeout=60) for _ in range(MAX_IN_FLIGHT)]
+        deadline = time.monotonic() + 2
+        while proxy.held_open() < MAX_IN_FLIGHT and time.monotonic() < deadline:
+            time.sleep(0.02)
+        started = time.monotonic()
+        r = requests.get(f"{floe.uri}/v1/config", params={"warehouse": "lake"}, headers=h, timeout=10)
+        took = time.monotonic() - started
+        assert r.status_code == 503, r.text
+        assert "capacity" in r.json()["error"]["message"] and r.headers.get("Retry-After") == "1"
+        assert took < 0.5, f"shed after {took:.3f} s"
+        print(f"past capacity, a request was shed in {took * 1000:.1f} ms")
+        assert requests.get(f"{floe.uri}/health/live", timeout=5).status_code == 200
+        assert [f.result().status_code for f in waiting] == [503] * MAX_IN_FLIGHT  # their deadline
+    r = requests.get(f"{floe.uri}/v1/config", params={"warehouse": "lake"}, headers=h, timeout=10)
+    assert r.status_code == 200, r.text
+
+
 def test_a_request_whose_client_went_away_stops_its_work(held_storage):
     """The client hangs up while Floe waits on held storage: Floe drops its storage call (the
     proxy sees Floe close the connection) long before the request deadline would have."""
@@ -346,3 +372,84 @@ def test_a_request_whose_client_went_away_stops_its_work(held_storage):
     assert proxy.held_open() == 0, "Floe still waits on storage for a client that is gone"
     assert stopped < 1.0, f"Floe stopped its storage call {stopped:.2f} s after the client went away"
     print(f"Floe dropped the storage call {stopped:.3f} s after its client went away")
+
+
+def commit_in_thread(table, h, commit):
+    """Sends `commit` on a thread; returns a future of (response or exception, seconds)."""
+    def send():
+        started = time.monotonic()
+        try:
+            return requests.post(table, headers=h, json=commit, timeout=60), time.monotonic() - started
+        except requests.RequestException as e:
+            return e, time.monotonic() - started
+    return ThreadPoolExecutor(1).submit(send)
+
+
+def test_sigterm_lets_an_in_flight_commit_finish_then_stops(frozen_s3):
+    """SIGTERM while a commit waits on storage (frozen for 1.5 s): no new connection is served, the
+    commit lands and is answered 200, and the process exits cleanly, its log saying so last."""
+    s3 = frozen_s3
+    floe = s3_lake(s3, "stop-finish", "shutdown_grace_secs = 5\n")
+    h = floe.root_headers()
+    table = table_url(floe, h, "lake", "t")
+    commit = {"requirements": [], "updates": [{"action": "set-properties", "updates": {"finished": "yes"}}]}
+    os.kill(s3.proc.pid, signal.SIGSTOP)
+    thaw = threading.Timer(1.5, lambda: os.kill(s3.proc.pid, signal.SIGCONT))
+    thaw.start()
+    answer = commit_in_thread(table, h, commit)
+    time.sleep(0.3)
+    stopped_at = time.monotonic()
+    floe.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.2)
+    with pytest.raises(requests.RequestException):
+        requests.get(f"{floe.uri}/health/live", timeout=1)  # not accepted any more
+    r, took = answer.result()
+    assert not isinstance(r, Exception), r
+    assert r.status_code == 200, r.text
+    assert floe.proc.wait(timeout=10) == 0
+    exited = time.monotonic() - stopped_at
+    print(f"in-flight commit answered 200 after {took:.2f} s; the process exited {exited:.2f} s after SIGTERM")
+    log = floe.log_path.read_text().splitlines()
+    assert "Floe stopped" in log[-1], log[-3:]
+    thaw.join()
+    floe.start()
+    try:
+        loaded = requests.get(table, headers=floe.root_headers()).json()
+        assert loaded["metadata"]["properties"]["finished"] == "yes", "the answered commit landed"
+    finally:
+        floe.stop()
+
+
+def test_a_commit_not_done_by_the_end_of_the_grace_does_not_land(frozen_s3):
+    """Grace 2 s: commits stop landing 1 s after SIGTERM. Storage frozen until 1.5 s after it: the
+    metadata write completes, the pointer does not move, the answer says it did not land, and the
+    process exits within the grace."""
+    s3 = frozen_s3
+    floe = s3_lake(s3, "stop-late", "shutdown_grace_secs = 2\n\n[timeouts]\nstorage_ms = 60000\n")
+    h = floe.root_headers()
+    table = table_url(floe, h, "lake", "t")
+    before = requests.get(table, headers=h).json()["metadata-location"]
+    commit = {"requirements": [], "updates": [{"action": "set-properties", "updates": {"late": "yes"}}]}
+    os.kill(s3.proc.pid, signal.SIGSTOP)
+    answer = commit_in_thread(table, h, commit)
+    time.sleep(0.3)
+    stopped_at = time.monotonic()
+    floe.proc.send_signal(signal.SIGTERM)
+    thaw = threading.Timer(1.5, lambda: os.kill(s3.proc.pid, signal.SIGCONT))
+    thaw.start()
+    r, took = answer.result()
+    assert not isinstance(r, Exception), r
+    assert r.status_code == 503, r.text
+    assert "did not land" in r.json()["error"]["message"], r.text
+    assert floe.proc.wait(timeout=10) == 0
+    exited = time.monotonic() - stopped_at
+    assert exited <= 2 + SLACK_SECS, f"exited {exited:.2f} s after SIGTERM; the grace is 2 s"
+    print(f"a commit past the shutdown's last moment answered 503 after {took:.2f} s; exit after {exited:.2f} s")
+    thaw.join()
+    floe.start()
+    try:
+        after = requests.get(table, headers=floe.root_headers()).json()
+        assert after["metadata-location"] == before, "the pointer did not move"
+        assert "late" not in after["metadata"].get("properties", {})
+    finally:
+        floe.stop()

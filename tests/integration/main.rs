@@ -15,6 +15,7 @@ mod common;
 mod pg_support;
 
 mod api_auth;
+mod api_limits;
 mod api_namespaces;
 mod api_oidc;
 mod api_recycle_bin;
