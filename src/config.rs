@@ -79,6 +79,10 @@ pub struct Settings {
     pub store: StoreKind,
     /// The PostgreSQL store (`[postgres]`), used when `store = "postgres"`.
     pub postgres: PostgresSettings,
+    /// Free space the sled store's filesystem must keep, in bytes: a write that finds less is
+    /// refused with 507 before it starts (0: no check).
+    #[serde(deserialize_with = "lenient")]
+    pub min_free_disk_bytes: u64,
     /// sled's page cache, in bytes (sled's own default is 1 GiB).
     #[serde(deserialize_with = "lenient")]
     pub store_cache_bytes: u64,
@@ -241,6 +245,7 @@ impl Default for Settings {
             store: StoreKind::Sled,
             postgres: PostgresSettings::default(),
             store_cache_bytes: 128 * 1024 * 1024,
+            min_free_disk_bytes: 64 * 1024 * 1024,
             master_key: None,
             secret_env_allowlist: String::new(),
             secret_file_dirs: String::new(),

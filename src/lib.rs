@@ -33,11 +33,14 @@
 //!   built with them.
 //! - [`reachability`]: what the latest calls say about reaching each warehouse's storage and
 //!   token service (the readiness detail), recorded by the owners of those calls.
+//! - [`backup`]: `floe backup` (a serving sled catalog's snapshot, saved) and `floe restore` (a
+//!   new data directory built from it).
 //! - [`migrate`]: `floe migrate`, copying a sled catalog into PostgreSQL.
 
 pub mod admin;
 pub mod api;
 pub mod authz;
+pub mod backup;
 pub mod catalog;
 pub mod changes;
 pub mod config;

@@ -1,4 +1,6 @@
-//! The `floe` command: `floe serve` runs the catalog; `floe openapi` prints its API document.
+//! The `floe` command: `floe serve` runs the catalog; `floe openapi` prints its API document;
+//! `floe migrate` copies a sled catalog into PostgreSQL; `floe backup` and `floe restore` save a
+//! serving sled catalog and build a data directory from the save.
 
 use std::path::PathBuf;
 
@@ -40,6 +42,35 @@ enum Command {
     /// Copy a catalog between stores.
     #[command(subcommand)]
     Migrate(Migrate),
+    /// Save a consistent snapshot of a serving sled catalog into a new directory (as the root
+    /// principal). PostgreSQL catalogs are backed up with PostgreSQL's own tools.
+    Backup {
+        /// The new (or empty) backup directory.
+        #[arg(long)]
+        to: PathBuf,
+        /// The serving Floe.
+        #[arg(long, default_value = "http://127.0.0.1:8181")]
+        url: String,
+        /// The root principal's client id (FLOE_ROOT_CLIENT_ID).
+        #[arg(long, env = "FLOE_ROOT_CLIENT_ID", default_value = "root")]
+        client_id: String,
+        /// The root principal's secret (FLOE_ROOT_CLIENT_SECRET).
+        #[arg(long, env = "FLOE_ROOT_CLIENT_SECRET", hide_env_values = true)]
+        client_secret: String,
+        /// The server's data directory, to save its generated master key with the snapshot
+        /// (without it, keep the master key yourself: restoring needs it).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Build a new data directory from a backup directory; then `floe serve --data-dir` it.
+    Restore {
+        /// The backup directory (`floe backup --to`).
+        #[arg(long)]
+        from: PathBuf,
+        /// The new (or empty) data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -75,6 +106,19 @@ fn main() -> std::process::ExitCode {
                 std::process::ExitCode::FAILURE
             }
         },
+        Command::Backup {
+            to,
+            url,
+            client_id,
+            client_secret,
+            data_dir,
+        } => report(
+            "backup",
+            run_backup(&url, &client_id, &client_secret, &to, data_dir.as_deref()),
+        ),
+        Command::Restore { from, data_dir } => {
+            report("restore", floe::backup::restore(&from, &data_dir))
+        }
         Command::Serve {
             listen,
             data_dir,
@@ -103,6 +147,34 @@ fn main() -> std::process::ExitCode {
             }
         }
     }
+}
+
+/// Prints what a command did, or why it failed.
+fn report(
+    command: &str,
+    done: Result<floe::backup::Report, Box<dyn std::error::Error>>,
+) -> std::process::ExitCode {
+    match done {
+        Ok(report) => {
+            println!("floe {command}: {report}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("floe {command}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[tokio::main]
+async fn run_backup(
+    url: &str,
+    client_id: &str,
+    client_secret: &str,
+    to: &std::path::Path,
+    data_dir: Option<&std::path::Path>,
+) -> Result<floe::backup::Report, Box<dyn std::error::Error>> {
+    floe::backup::backup(url, client_id, client_secret, to, data_dir).await
 }
 
 #[tokio::main]

@@ -166,7 +166,7 @@ impl ObservedIo {
             | Err(IoError::NotFound(_) | IoError::TooLarge(..) | IoError::BadLocation(..)) => {
                 Ok(())
             }
-            Err(IoError::Storage(..)) => Err(Failure::Unavailable),
+            Err(IoError::Storage(..) | IoError::Full(..)) => Err(Failure::Unavailable),
             Err(IoError::Refused(..) | IoError::Misconfigured(..)) => Err(Failure::Refused),
         };
         self.reachability

@@ -332,7 +332,8 @@ async fn open_backend(
         StoreKind::Sled => {
             let sled =
                 SledStore::open_with_cache(&data_dir.join("catalog"), settings.store_cache_bytes)
-                    .map_err(|e| fail("store")(&e))?;
+                    .map_err(|e| fail("store")(&e))?
+                    .with_min_free_bytes(settings.min_free_disk_bytes);
             Ok((Arc::new(MeteredStore::new(Arc::new(sled))), None))
         }
         StoreKind::Postgres => {

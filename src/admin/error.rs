@@ -23,6 +23,9 @@ pub enum AdminError {
     /// The caller's own principal is disabled or gone.
     #[error("{0}")]
     NotAuthorized(String),
+    /// Not something this server's setup does (a snapshot of a PostgreSQL catalog).
+    #[error("{0}")]
+    Unsupported(String),
     /// Done too often: the next attempt may come after this long.
     #[error("{message}")]
     TooSoon {

@@ -85,6 +85,21 @@ impl Admin {
         Ok(kid)
     }
 
+    /// A consistent snapshot of the whole sled catalog while it serves (root only; writes wait
+    /// for it), for `floe backup`. A PostgreSQL catalog is backed up with the database's tools.
+    pub async fn snapshot(&self, caller: &Caller) -> AdminResult<Vec<u8>> {
+        let file = self.store.snapshot().await?.ok_or_else(|| {
+            AdminError::Unsupported(
+                "this catalog is in PostgreSQL: back it up with PostgreSQL's own tools (pg_dump, \
+                 or base backups with WAL archiving)"
+                    .into(),
+            )
+        })?;
+        let what = format!("catalog snapshot of {} bytes", file.len());
+        self.audit(caller, caller.tenant_id, "snapshot", what).await;
+        Ok(file)
+    }
+
     /// The caller's principal, tenant and roles; 401 when the principal is disabled or gone.
     pub async fn identity(&self, caller: &Caller) -> AdminResult<Identity> {
         let principal = self

@@ -105,6 +105,7 @@ impl From<AdminError> for ApiError {
             AdminError::Invalid(_) | AdminError::Name(_) => ErrorType::BadRequest,
             AdminError::Forbidden(_) => ErrorType::Forbidden,
             AdminError::Conflict(_) => ErrorType::Conflict,
+            AdminError::Unsupported(_) => ErrorType::UnsupportedOperation,
             AdminError::NotAuthorized(_) => ErrorType::NotAuthorized,
         };
         Self::new(kind, e.to_string())

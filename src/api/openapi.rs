@@ -170,7 +170,7 @@ impl Modify for EveryAnswerDocumented {
         vending::load_credentials, vending::presign_file, vending::sign_request, vending::sign_s3_request,
         views::list_views, views::create_view, views::load_view, views::view_exists,
         views::replace_view, views::drop_view, views::rename_view, views::register_view,
-        management::whoami, management::list_audit, management::rotate_signing_key,
+        management::whoami, management::list_audit, management::rotate_signing_key, management::snapshot,
         management::create_tenant, management::list_tenants, management::get_tenant,
         management::rename_tenant, management::delete_tenant,
         management::create_warehouse, management::list_warehouses, management::get_warehouse,

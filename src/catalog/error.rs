@@ -24,6 +24,8 @@ pub enum ErrorType {
     PayloadTooLarge,
     TooManyRequests,
     ServiceUnavailable,
+    /// The disk the catalog or a warehouse writes to is (nearly) full.
+    InsufficientStorage,
     /// The server's own setup is wrong (a cloud refuses it): not worth retrying.
     Misconfigured,
     Internal,
@@ -51,6 +53,7 @@ impl ErrorType {
             ErrorType::PayloadTooLarge => "PayloadTooLargeException",
             ErrorType::TooManyRequests => "TooManyRequestsException",
             ErrorType::ServiceUnavailable => "ServiceUnavailableException",
+            ErrorType::InsufficientStorage => "InsufficientStorageException",
             ErrorType::Misconfigured => "ServiceMisconfiguredException",
             ErrorType::Internal => "InternalServerError",
         }
@@ -78,6 +81,7 @@ impl ErrorType {
             ErrorType::Unprocessable => 422,
             ErrorType::Internal | ErrorType::Misconfigured => 500,
             ErrorType::ServiceUnavailable => 503,
+            ErrorType::InsufficientStorage => 507,
         }
     }
 }
@@ -131,6 +135,14 @@ impl From<StoreError> for CatalogError {
             StoreError::NotEmpty(..) => ErrorType::Conflict,
             StoreError::LocationTaken(_) => ErrorType::BadRequest,
             StoreError::StorageTaken(_) => ErrorType::Conflict,
+            StoreError::Full(_) => {
+                tracing::error!(error = %message, "the catalog's disk is nearly full");
+                return Self::new(
+                    ErrorType::InsufficientStorage,
+                    "the catalog's disk is nearly full: writes wait until an operator frees space \
+                     (reads go on); nothing acknowledged is lost",
+                );
+            }
             StoreError::Backend(_) => {
                 tracing::error!(error = %message, "store failure");
                 return Self::new(
@@ -153,6 +165,14 @@ impl From<IoError> for CatalogError {
                 Self::new(
                     ErrorType::Misconfigured,
                     format!("{e}; an operator must fix the warehouse"),
+                )
+            }
+            IoError::Full(..) => {
+                tracing::error!(error = %e, "warehouse storage full");
+                Self::new(
+                    ErrorType::InsufficientStorage,
+                    "the warehouse's storage is full: the write did not land; it can be retried \
+                     once an operator frees space",
                 )
             }
             // A refusal is the warehouse's setup, not trouble: retrying does not help.

@@ -115,5 +115,6 @@ fn get_idempotency(key: &str) -> StoreResult<Option<IdempotencyRecord>>;
 fn reserve_idempotency(key: &str, pending: &IdempotencyRecord, now_ms: i64) -> StoreResult<Option<IdempotencyRecord>>;
 fn delete_idempotency(key: &str) -> StoreResult<()>;
 fn purge_idempotency(now_ms: i64) -> StoreResult<u64>;
+fn snapshot() -> StoreResult<Option<Vec<u8>>>;
 fn close() -> StoreResult<()>;
 fn ping() -> StoreResult<()>;}

@@ -10,6 +10,7 @@ pub mod conformance;
 pub mod locations;
 pub mod metered;
 pub mod postgres;
+pub mod sled_snapshot;
 pub mod sled_store;
 
 use std::collections::BTreeMap;
@@ -301,6 +302,10 @@ pub enum StoreError {
          or lie inside another's)"
     )]
     StorageTaken(String),
+    /// The store's disk has less free space than the server keeps in reserve: writes are
+    /// refused before they start, so none is half done.
+    #[error("{0}")]
+    Full(String),
     #[error("store failure: {0}")]
     Backend(String),
 }
@@ -535,6 +540,9 @@ pub trait CatalogStore: Send + Sync + 'static {
 
     /// True when the store can serve requests (for readiness).
     async fn ping(&self) -> StoreResult<()>;
+    /// A consistent snapshot of the whole catalog, taken while it serves (writes wait for it), in
+    /// the [`sled_snapshot`] format; `None` for a backend backed up with its own tools.
+    async fn snapshot(&self) -> StoreResult<Option<Vec<u8>>>;
     /// Makes everything acknowledged durable and lets go of the backend (at shutdown, after the
     /// last request).
     async fn close(&self) -> StoreResult<()>;

@@ -271,7 +271,9 @@ impl PgStore {
             .application_name("floe");
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10))
+            // Fail fast while the database is down (a refused connection is retried until this),
+            // rather than holding requests; a busy pool hands a connection back well within it.
+            .acquire_timeout(Duration::from_secs(3))
             // No ping before every query (a second round trip on load-table's hot path): a
             // connection the server dropped fails one query and is discarded; idle ones are closed.
             .test_before_acquire(false)
@@ -1772,6 +1774,11 @@ impl CatalogStore for PgStore {
             .await
             .map(|r| r.rows_affected())
             .map_err(backend)
+    }
+
+    /// PostgreSQL is backed up with its own tools (`pg_dump`, base backups and WAL archiving).
+    async fn snapshot(&self) -> StoreResult<Option<Vec<u8>>> {
+        Ok(None)
     }
 
     async fn close(&self) -> StoreResult<()> {

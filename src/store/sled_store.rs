@@ -53,6 +53,12 @@ pub struct SledStore {
     tabular_ids: Tree,
     warehouse_roots: Tree,
     warehouse_roots_below: Tree,
+    /// Every write holds this shared; a snapshot holds it alone, so it sees no write half done.
+    writes: tokio::sync::RwLock<()>,
+    /// Where the store lives, and the free space its filesystem must keep: a write that finds
+    /// less is refused before it starts (sled fails for good on a full disk).
+    dir: std::path::PathBuf,
+    min_free_bytes: u64,
     /// The recycle bins: `warehouse(16) | id(16)` → [`DroppedRecord`]. A dropped object's
     /// location claim stays in `locations` until it is forgotten.
     dropped: Tree,
@@ -283,6 +289,21 @@ fn release_location(
     Ok(())
 }
 
+/// The bytes an unprivileged process may still write on the filesystem holding `dir`.
+fn fs_free_bytes(dir: &Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is NUL-terminated and `stat` is written by statvfs before it is read.
+    let rc = unsafe { libc::statvfs(path.as_ptr(), stat.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: statvfs returned 0, so it filled `stat`.
+    let stat = unsafe { stat.assume_init() };
+    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
 /// Adds `delta` to a namespace's child count inside a transaction; fails when it does not exist.
 fn bump_children(
     tree: &TransactionalTree,
@@ -300,6 +321,29 @@ fn bump_children(
 }
 
 impl SledStore {
+    /// Builds a new store in `dir` from a snapshot file (see [`super::sled_snapshot`]); refuses a
+    /// `dir` that holds anything, and a damaged file, before writing anything. Returns how many
+    /// entries it restored.
+    pub fn restore_snapshot(dir: &Path, file: &[u8]) -> StoreResult<u64> {
+        if dir.exists() && dir.read_dir().map_err(backend)?.next().is_some() {
+            return Err(StoreError::Backend(format!(
+                "{} is not empty: a snapshot is restored only into a new directory",
+                dir.display()
+            )));
+        }
+        let collections = super::sled_snapshot::decode(file)?;
+        let entries = collections.iter().map(|(_, _, e)| e.len() as u64).sum();
+        let db = sled::Config::new().path(dir).open().map_err(backend)?;
+        db.import(
+            collections
+                .into_iter()
+                .map(|(kind, name, entries)| (kind, name, entries.into_iter()))
+                .collect(),
+        );
+        db.flush().map_err(backend)?;
+        Ok(entries)
+    }
+
     /// Opens (or creates) the store in `dir` with sled's default page cache.
     pub fn open(dir: &Path) -> StoreResult<Self> {
         Self::open_with_cache(dir, 1024 * 1024 * 1024)
@@ -339,6 +383,9 @@ impl SledStore {
             warehouse_roots: tree("warehouse_roots")?,
             warehouse_roots_below: tree("warehouse_roots_below")?,
             dropped: tree("dropped")?,
+            writes: tokio::sync::RwLock::new(()),
+            dir: dir.to_path_buf(),
+            min_free_bytes: 0,
             meta: tree("meta")?,
             db,
         })
@@ -419,6 +466,28 @@ impl SledStore {
             }
         }
         Ok(())
+    }
+
+    /// The same store, refusing writes while its filesystem has less than `bytes` free.
+    pub fn with_min_free_bytes(mut self, bytes: u64) -> Self {
+        self.min_free_bytes = bytes;
+        self
+    }
+
+    /// Holds the write gate shared, once the disk has room for the write.
+    async fn writing(&self) -> StoreResult<tokio::sync::RwLockReadGuard<'_, ()>> {
+        let guard = self.writes.read().await;
+        if self.min_free_bytes > 0 {
+            let free = fs_free_bytes(&self.dir).map_err(backend)?;
+            if free < self.min_free_bytes {
+                metrics::counter!("floe_writes_refused_disk_full_total").increment(1);
+                return Err(StoreError::Full(format!(
+                    "the catalog's filesystem has {free} bytes free, less than the {} kept in reserve",
+                    self.min_free_bytes
+                )));
+            }
+        }
+        Ok(guard)
     }
 
     /// Flushes before a write is acknowledged. sled 0.34's `flush_async` can stall under
@@ -516,6 +585,7 @@ impl SledStore {
 #[async_trait]
 impl CatalogStore for SledStore {
     async fn create_tenant(&self, tenant: &TenantRecord) -> StoreResult<()> {
+        let _writing = self.writing().await?;
         let what = format!("tenant '{}'", tenant.name);
         self.insert_named(
             (&self.tenants, &self.tenant_names),
@@ -545,6 +615,7 @@ impl CatalogStore for SledStore {
     }
 
     async fn create_warehouse(&self, wh: &WarehouseRecord) -> StoreResult<()> {
+        let _writing = self.writing().await?;
         let name = warehouse_name_key(wh.tenant_id, &wh.name);
         let value = encode(wh)?;
         let root = wh.storage.root_location();
@@ -572,6 +643,7 @@ impl CatalogStore for SledStore {
     }
 
     async fn update_warehouse(&self, wh: &WarehouseRecord) -> StoreResult<()> {
+        let _writing = self.writing().await?;
         let value = encode(wh)?;
         let new_name = warehouse_name_key(wh.tenant_id, &wh.name);
         let new_root = wh.storage.root_location();
@@ -648,6 +720,7 @@ impl CatalogStore for SledStore {
     }
 
     async fn delete_warehouse(&self, id: Uuid) -> StoreResult<()> {
+        let _writing = self.writing().await?;
         let Some(wh) = self.get_warehouse(id).await? else {
             return Err(StoreError::NotFound(format!("warehouse {id}")));
         };
@@ -682,6 +755,7 @@ impl CatalogStore for SledStore {
     }
 
     async fn rename_tenant(&self, id: Uuid, name: &str) -> StoreResult<()> {
+        let _writing = self.writing().await?;
         unwrap_tx(
             (&self.tenants, &self.tenant_names).transaction(|(ids, names)| {
                 let Some(bytes) = ids.get(id.as_bytes())? else {
@@ -705,6 +779,7 @@ impl CatalogStore for SledStore {
     }
 
     async fn delete_tenant(&self, id: Uuid) -> StoreResult<()> {
+        let _writing = self.writing().await?;
         let Some(tenant) = self.get_tenant(id).await? else {
             return Err(StoreError::NotFound(format!("tenant {id}")));
         };
@@ -748,6 +823,7 @@ impl CatalogStore for SledStore {
     }
 
     async fn delete_principal(&self, id: Uuid) -> StoreResult<()> {
+        let _writing = self.writing().await?;
         let Some(p) = self.get_principal(id).await? else {
             return Err(StoreError::NotFound(format!("principal {id}")));
         };
@@ -767,6 +843,7 @@ impl CatalogStore for SledStore {
     }
 
     async fn create_role(&self, role: &RoleRecord) -> StoreResult<()> {
+        let _writing = self.writing().await?;
         let what = format!("role '{}'", role.name);
         let name = warehouse_name_key(role.tenant_id, &role.name);
         self.insert_named((&self.roles, &self.role_names), role.id, &name, what, role)
@@ -788,6 +865,7 @@ impl CatalogStore for SledStore {
     }
 
     async fn delete_role(&self, id: Uuid) -> StoreResult<()> {
+        let _writing = self.writing().await?;
         let Some(role) = self.get_role(id).await? else {
             return Err(StoreError::NotFound(format!("role {id}")));
         };
@@ -811,6 +889,7 @@ impl CatalogStore for SledStore {
     }
 
     async fn assign_role(&self, principal: Uuid, role: Uuid) -> StoreResult<()> {
+        let _writing = self.writing().await?;
         self.assignments
             .insert(pair_key(principal, role), &[])
             .map_err(backend)?;
@@ -818,6 +897,7 @@ impl CatalogStore for SledStore {
     }
 
     async fn unassign_role(&self, principal: Uuid, role: Uuid) -> StoreResult<()> {
+        let _writing = self.writing().await?;
         if self
             .assignments
             .remove(pair_key(principal, role))
@@ -841,6 +921,7 @@ impl CatalogStore for SledStore {
     }
 
     async fn create_grant(&self, grant: &GrantRecord) -> StoreResult<()> {
+        let _writing = self.writing().await?;
         let existing = self
             .list_grants(grant.tenant_id, Some(grant.role_id))
             .await?;
@@ -860,6 +941,7 @@ impl CatalogStore for SledStore {
     }
 
     async fn delete_grant(&self, tenant: Uuid, id: Uuid) -> StoreResult<Option<GrantRecord>> {
+        let _writing = self.writing().await?;
         let Some(value) = self.grants.remove(grant_key(tenant, id)).map_err(backend)? else {
             return Ok(None);
         };
@@ -879,6 +961,7 @@ impl CatalogStore for SledStore {
     }
 
     async fn create_principal(&self, p: &PrincipalRecord) -> StoreResult<()> {
+        let _writing = self.writing().await?;
         let what = format!("principal with client id '{}'", p.client_id);
         self.insert_named(
             (&self.principals, &self.client_ids),
@@ -891,6 +974,7 @@ impl CatalogStore for SledStore {
     }
 
     async fn update_principal(&self, p: &PrincipalRecord) -> StoreResult<()> {
+        let _writing = self.writing().await?;
         let value = encode(p)?;
         unwrap_tx(self.principals.transaction(|ids| {
             let Some(old) = ids.get(p.id.as_bytes())? else {
@@ -923,6 +1007,7 @@ impl CatalogStore for SledStore {
     }
 
     async fn create_namespace(&self, warehouse: Uuid, ns: &NamespaceRecord) -> StoreResult<()> {
+        let _writing = self.writing().await?;
         let key = namespace_key(warehouse, &ns.ident);
         let value = encode(&StoredNamespace {
             record: ns.clone(),
@@ -984,6 +1069,7 @@ impl CatalogStore for SledStore {
         updates: &BTreeMap<String, String>,
         removals: &[String],
     ) -> StoreResult<(BTreeMap<String, String>, BTreeMap<String, String>)> {
+        let _writing = self.writing().await?;
         let key = namespace_key(warehouse, ns);
         let result = unwrap_tx(
             (&self.namespaces, &self.locations, &self.locations_below).transaction(
@@ -1025,6 +1111,7 @@ impl CatalogStore for SledStore {
     }
 
     async fn drop_namespace(&self, warehouse: Uuid, ns: &NamespaceIdent) -> StoreResult<()> {
+        let _writing = self.writing().await?;
         let key = namespace_key(warehouse, ns);
         unwrap_tx(
             (&self.namespaces, &self.locations, &self.locations_below).transaction(
@@ -1057,6 +1144,7 @@ impl CatalogStore for SledStore {
     }
 
     async fn create_tabular(&self, warehouse: Uuid, record: &TabularRecord) -> StoreResult<()> {
+        let _writing = self.writing().await?;
         let ns = &record.ident.namespace;
         let ns_key = namespace_key(warehouse, ns);
         let key = tabular_key(warehouse, &record.ident);
@@ -1143,6 +1231,7 @@ impl CatalogStore for SledStore {
         kind: TabularKind,
         swaps: &[MetadataSwap],
     ) -> StoreResult<()> {
+        let _writing = self.writing().await?;
         let keys: Vec<Vec<u8>> = swaps
             .iter()
             .map(|s| tabular_key(warehouse, &s.ident))
@@ -1173,6 +1262,7 @@ impl CatalogStore for SledStore {
         kind: TabularKind,
         ident: &TableIdent,
     ) -> StoreResult<TabularRecord> {
+        let _writing = self.writing().await?;
         let ns_key = namespace_key(warehouse, &ident.namespace);
         let key = tabular_key(warehouse, ident);
         let record = unwrap_tx(
@@ -1210,6 +1300,7 @@ impl CatalogStore for SledStore {
         expires_at_ms: i64,
         purge_files: bool,
     ) -> StoreResult<DroppedRecord> {
+        let _writing = self.writing().await?;
         let ns_key = namespace_key(warehouse, &ident.namespace);
         let key = tabular_key(warehouse, ident);
         let dropped_at_ms = now_ms();
@@ -1277,6 +1368,7 @@ impl CatalogStore for SledStore {
         id: Uuid,
         ident: &TableIdent,
     ) -> StoreResult<TabularRecord> {
+        let _writing = self.writing().await?;
         let bin_key = pair_key(warehouse, id);
         let ns_key = namespace_key(warehouse, &ident.namespace);
         let key = tabular_key(warehouse, ident);
@@ -1335,6 +1427,7 @@ impl CatalogStore for SledStore {
         expires_at_ms: i64,
         purge_files: bool,
     ) -> StoreResult<DroppedRecord> {
+        let _writing = self.writing().await?;
         let key = pair_key(warehouse, id);
         let updated = unwrap_tx(
             (&self.locations, &self.locations_below, &self.dropped).transaction(
@@ -1364,6 +1457,7 @@ impl CatalogStore for SledStore {
         now_ms: i64,
         lease_until_ms: i64,
     ) -> StoreResult<Option<DroppedRecord>> {
+        let _writing = self.writing().await?;
         for entry in self.dropped.iter() {
             let (key, value) = entry.map_err(backend)?;
             let mut dropped: DroppedRecord = decode(&value)?;
@@ -1384,6 +1478,7 @@ impl CatalogStore for SledStore {
     }
 
     async fn forget_dropped(&self, warehouse: Uuid, id: Uuid) -> StoreResult<()> {
+        let _writing = self.writing().await?;
         let key = pair_key(warehouse, id);
         unwrap_tx(
             (&self.locations, &self.locations_below, &self.dropped).transaction(
@@ -1408,6 +1503,7 @@ impl CatalogStore for SledStore {
         from: &TableIdent,
         to: &TableIdent,
     ) -> StoreResult<()> {
+        let _writing = self.writing().await?;
         let (from_key, to_key) = (tabular_key(warehouse, from), tabular_key(warehouse, to));
         let from_ns = namespace_key(warehouse, &from.namespace);
         let to_ns = namespace_key(warehouse, &to.namespace);
@@ -1451,6 +1547,7 @@ impl CatalogStore for SledStore {
         c: &StorageCredentialRecord,
         replace: bool,
     ) -> StoreResult<()> {
+        let _writing = self.writing().await?;
         let key = warehouse_name_key(c.tenant_id, &c.name);
         let value = encode(c)?;
         unwrap_tx(self.storage_credentials.transaction(|tree| {
@@ -1493,6 +1590,7 @@ impl CatalogStore for SledStore {
     }
 
     async fn delete_storage_credential(&self, tenant: Uuid, name: &str) -> StoreResult<()> {
+        let _writing = self.writing().await?;
         let in_use = self
             .list_warehouses(tenant)
             .await?
@@ -1516,6 +1614,7 @@ impl CatalogStore for SledStore {
     }
 
     async fn put_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()> {
+        let _writing = self.writing().await?;
         self.signing_keys
             .insert(key.kid.as_bytes(), encode(key)?)
             .map_err(backend)?;
@@ -1532,11 +1631,13 @@ impl CatalogStore for SledStore {
     }
 
     async fn delete_signing_key(&self, kid: &str) -> StoreResult<()> {
+        let _writing = self.writing().await?;
         self.signing_keys.remove(kid.as_bytes()).map_err(backend)?;
         self.durable().await
     }
 
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
+        let _writing = self.writing().await?;
         self.audit
             .insert(pair_key(event.tenant_id, event.id), encode(event)?)
             .map_err(backend)?;
@@ -1552,6 +1653,7 @@ impl CatalogStore for SledStore {
     }
 
     async fn purge_audit(&self, before_ms: i64) -> StoreResult<u64> {
+        let _writing = self.writing().await?;
         let mut removed = 0;
         for entry in self.audit.iter() {
             let (key, value) = entry.map_err(backend)?;
@@ -1568,6 +1670,7 @@ impl CatalogStore for SledStore {
     }
 
     async fn put_idempotency(&self, key: &str, record: &IdempotencyRecord) -> StoreResult<()> {
+        let _writing = self.writing().await?;
         self.idempotency
             .insert(key.as_bytes(), encode(record)?)
             .map_err(backend)?;
@@ -1584,6 +1687,7 @@ impl CatalogStore for SledStore {
         pending: &IdempotencyRecord,
         now_ms: i64,
     ) -> StoreResult<Option<IdempotencyRecord>> {
+        let _writing = self.writing().await?;
         let value = encode(pending)?;
         loop {
             let current = self.idempotency.get(key.as_bytes()).map_err(backend)?;
@@ -1605,11 +1709,13 @@ impl CatalogStore for SledStore {
     }
 
     async fn delete_idempotency(&self, key: &str) -> StoreResult<()> {
+        let _writing = self.writing().await?;
         self.idempotency.remove(key.as_bytes()).map_err(backend)?;
         self.durable().await
     }
 
     async fn purge_idempotency(&self, now: i64) -> StoreResult<u64> {
+        let _writing = self.writing().await?;
         let mut removed = 0;
         for entry in self.idempotency.iter() {
             let (key, value) = entry.map_err(backend)?;
@@ -1623,6 +1729,31 @@ impl CatalogStore for SledStore {
             self.durable().await?;
         }
         Ok(removed)
+    }
+
+    async fn snapshot(&self) -> StoreResult<Option<Vec<u8>>> {
+        // Alone: every write holds `writes` shared, so none is half done while trees are read.
+        let _alone = self.writes.write().await;
+        let started = std::time::Instant::now();
+        let db = self.db.clone();
+        let file = tokio::task::spawn_blocking(move || {
+            db.flush()?;
+            let collections = db
+                .export()
+                .into_iter()
+                .map(|(kind, name, entries)| (kind, name, entries.collect()))
+                .collect::<Vec<_>>();
+            Ok::<_, sled::Error>(super::sled_snapshot::encode(collections))
+        })
+        .await
+        .map_err(backend)?
+        .map_err(backend)?;
+        tracing::info!(
+            bytes = file.len(),
+            writes_paused_ms = started.elapsed().as_millis() as u64,
+            "took a snapshot of the catalog"
+        );
+        Ok(Some(file))
     }
 
     async fn close(&self) -> StoreResult<()> {

@@ -63,12 +63,19 @@ impl WarehouseIo for LocalIo {
                 .write(true)
                 .create_new(true)
                 .open(&path)?;
-            file.write_all(&bytes)?;
-            file.sync_data()
+            let written = file.write_all(&bytes).and_then(|()| file.sync_data());
+            if written.is_err() {
+                // A file cut short (a full disk) is never left for a later read to find.
+                let _ = std::fs::remove_file(&path);
+            }
+            written
         })
         .await
         .map_err(|e| IoError::storage(owned.clone(), e))?
-        .map_err(storage(location))
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::StorageFull => IoError::Full(location.to_owned()),
+            _ => storage(location)(e),
+        })
     }
 
     /// Creates `metadata/` and `data/`: engines writing to a local path (DuckDB) do not create

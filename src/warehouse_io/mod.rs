@@ -146,6 +146,9 @@ pub enum IoError {
     /// Trouble worth retrying: a timeout, a lost connection, throttling, a 5xx.
     #[error("storage error at {0}: {1}")]
     Storage(String, String),
+    /// No space is left where the file was to go.
+    #[error("no space left at {0}")]
+    Full(String),
     /// The storage refuses the server itself (a rejected key or SAS, a missing permission, no
     /// such bucket or container): retrying does not help until an operator fixes the warehouse.
     #[error("storage refuses the server at {0}: {1}")]

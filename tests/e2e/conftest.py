@@ -40,8 +40,9 @@ def free_port() -> int:
 class FloeServer:
     """One Floe process with its own data directory."""
 
-    def __init__(self, config_toml: str = "", env: dict | None = None):
+    def __init__(self, config_toml: str = "", env: dict | None = None, data: Path | None = None):
         self.dir = tempfile.TemporaryDirectory(prefix="floe-e2e-")
+        self.data = data or Path(self.dir.name) / "data"
         self.port = free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
         self.config = Path(self.dir.name) / "floe.toml"
@@ -53,9 +54,8 @@ class FloeServer:
 
     def start(self):
         """Starts (or restarts) the process on the same port and data directory."""
-        data = Path(self.dir.name) / "data"
         self.proc = subprocess.Popen(
-            [floe_binary(), "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(data),
+            [floe_binary(), "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.data),
              "--config", str(self.config)],
             stdout=open(self.log_path, "a"), stderr=subprocess.STDOUT, env=self.env)
         deadline = time.time() + 30

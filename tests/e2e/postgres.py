@@ -26,3 +26,47 @@ class Database:
 
     def drop(self):
         psql(ADMIN_URL, f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+
+
+class Cluster:
+    """A PostgreSQL cluster of the test's own (`initdb`, run as the `postgres` user when the
+    test runs as root), on its own port: one the test may stop and start."""
+
+    def __init__(self):
+        import shutil
+        import tempfile
+        from conftest import free_port
+        self.dir = tempfile.mkdtemp(prefix="floe-pg-")
+        self.data = os.path.join(self.dir, "data")
+        self.port = free_port()
+        self.as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self.as_postgres:
+            shutil.chown(self.dir, "postgres", "postgres")
+        bindir = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True).stdout.strip()
+        self.bin = lambda name: os.path.join(bindir, name) if bindir else name
+        self.run("initdb", "-D", self.data, "-A", "trust", "-U", "postgres", "--no-sync")
+        self.start()
+        psql(self.admin_url, "CREATE DATABASE floe")
+        self.url = f"postgres://postgres@127.0.0.1:{self.port}/floe"
+
+    @property
+    def admin_url(self):
+        return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+
+    def run(self, name, *args):
+        subprocess.run([*self.as_postgres, self.bin(name), *args], check=True, capture_output=True, text=True)
+
+    def start(self):
+        self.run("pg_ctl", "-D", self.data, "-w", "-l", os.path.join(self.dir, "log"), "-o",
+                 f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1", "start")
+
+    def stop(self, mode="fast"):
+        self.run("pg_ctl", "-D", self.data, "-w", "-m", mode, "stop")
+
+    def destroy(self):
+        import shutil
+        try:
+            self.stop("immediate")
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(self.dir, ignore_errors=True)

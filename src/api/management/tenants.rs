@@ -15,6 +15,7 @@ use crate::store::TenantRecord;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(rotate_signing_key)
+        .service(snapshot)
         .service(create_tenant)
         .service(list_tenants)
         .service(get_tenant)
@@ -174,4 +175,19 @@ async fn rotate_signing_key(
     require_root(&auth.0)?;
     let kid = state.admin.rotate_signing_key(&auth.0).await?;
     Ok(HttpResponse::Ok().json(RotatedKey { kid }))
+}
+
+/// A consistent snapshot of the whole sled catalog, taken while it serves (root only): what
+/// `floe backup` saves and `floe restore` builds a data directory from.
+#[utoipa::path(get, path = "/management/v1/snapshot", operation_id = "getSnapshot", tag = "Management API",
+    responses((status = 200, description = "The snapshot file", content_type = "application/octet-stream", body = Vec<u8>),
+              (status = 406, description = "The catalog is in PostgreSQL: use its own backup tools", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[get("/management/v1/snapshot")]
+async fn snapshot(state: web::Data<AppState>, auth: Authenticated) -> ApiResult<HttpResponse> {
+    require_root(&auth.0)?;
+    let file = state.admin.snapshot(&auth.0).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/octet-stream")
+        .body(file))
 }

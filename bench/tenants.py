@@ -1,0 +1,97 @@
+"""Noisy neighbours: one tenant ("noisy") loads its table at 64 connections as fast as it can
+while another ("quiet") loads its own at one connection, one request per millisecond; the quiet
+tenant's load-table p50/p99 alone and beside the noisy one, without and with a per-tenant rate.
+
+Usage: tenants.py FLOE_BINARY OUT_DIR DURATION RATE. Prints one JSON line per run and a table.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+from wrk_output import parse, wait_ready
+
+binary, out, duration, rate = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+here = os.path.dirname(os.path.abspath(__file__))
+ROOT, SECRET = "bench", "bench-secret"
+
+
+def call(uri, method, path, token=None, body=None, form=None):
+    data = json.dumps(body).encode() if body is not None else form.encode() if form else None
+    req = urllib.request.Request(f"{uri}{path}", data=data, method=method)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    if body is not None:
+        req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req) as r:
+        text = r.read()
+    return json.loads(text) if text else None
+
+
+def token_of(uri, cid, secret):
+    return call(uri, "POST", "/v1/oauth/tokens",
+                form=f"grant_type=client_credentials&client_id={cid}&client_secret={secret}")["access_token"]
+
+
+def tenant_with_table(uri, root, name):
+    """A tenant with a warehouse, a table, and a reader whose token is returned with the URL."""
+    t = call(uri, "POST", "/management/v1/tenants", root, {"name": name})
+    wh = call(uri, "POST", f"/management/v1/tenants/{t['id']}/warehouses", root,
+              {"name": "wh", "storage": {"kind": "local"}})
+    p = call(uri, "POST", f"/management/v1/tenants/{t['id']}/principals", root, {"name": "reader"})
+    role = call(uri, "POST", f"/management/v1/tenants/{t['id']}/roles", root, {"name": "readers"})
+    call(uri, "POST", f"/management/v1/tenants/{t['id']}/grants", root,
+         {"role_id": role["id"], "resource": {"kind": "tenant"}, "privilege": "TENANT_ADMIN"})
+    call(uri, "PUT", f"/management/v1/tenants/{t['id']}/roles/{role['id']}/principals/{p['principal']['id']}", root)
+    token = token_of(uri, p["client_id"], p["client_secret"])
+    base = f"/v1/{wh['id']}/namespaces"
+    call(uri, "POST", base, token, {"namespace": ["n"]})
+    schema = {"type": "struct", "schema-id": 0, "fields": [{"id": 1, "name": "id", "type": "long", "required": False}]}
+    call(uri, "POST", f"{base}/n/tables", token, {"name": "t", "schema": schema})
+    return f"{uri}{base}/n/tables/t", token
+
+
+def wrk(url, token, connections, threads, script, delay_ms=None):
+    env = {**os.environ, "BENCH_TOKEN": token, "BENCH_DELAY_MS": str(delay_ms or 0)}
+    return subprocess.Popen(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}", "--latency",
+                             "-s", os.path.join(here, script), url],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def run(label, limit):
+    port = 18600 + (limit > 0)
+    uri = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "FLOE_ROOT_CLIENT_ID": ROOT, "FLOE_ROOT_CLIENT_SECRET": SECRET, "FLOE_LOG": "warn",
+           "FLOE_LIMITS__TENANT_REQUESTS_PER_SEC": str(limit), "FLOE_LIMITS__TENANT_MAX_WAIT_MS": "1000"}
+    data = os.path.join(out, f"data-{port}")
+    floe = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data],
+                            stdout=open(os.path.join(out, f"floe-{port}.log"), "w"), stderr=subprocess.STDOUT, env=env)
+    try:
+        assert wait_ready(uri), "Floe did not start"
+        root = token_of(uri, ROOT, SECRET)
+        quiet_url, quiet = tenant_with_table(uri, root, "quiet")
+        noisy_url, noisy = tenant_with_table(uri, root, "noisy")
+        alone = parse(wrk(quiet_url, quiet, 1, 1, "paced_load.lua", 1).communicate()[0])
+        loud = wrk(noisy_url, noisy, 64, 2, "load_table.lua")
+        time.sleep(1)
+        beside = parse(wrk(quiet_url, quiet, 1, 1, "paced_load.lua", 1).communicate()[0])
+        noise = parse(loud.communicate()[0])
+        result = {"run": label, "limit": limit, "quiet_alone": alone, "quiet_beside_noisy": beside, "noisy": noise}
+        print(json.dumps(result))
+        return result
+    finally:
+        floe.terminate()
+        floe.wait()
+
+
+results = [run("no per-tenant rate", 0), run(f"{rate} requests/s per tenant", rate)]
+print()
+print("| run | quiet alone p50 / p99 | quiet beside noisy p50 / p99 | p99 ratio | noisy req/s (non-2xx) |")
+print("|---|---|---|---|---|")
+for r in results:
+    a, b, n = r["quiet_alone"], r["quiet_beside_noisy"], r["noisy"]
+    print(f"| {r['run']} | {a['p50']:.2f} / {a['p99']:.2f} ms | {b['p50']:.2f} / {b['p99']:.2f} ms | "
+          f"{b['p99'] / a['p99']:.1f}x | {n['rps']:.0f} ({n['non2xx']}) |")

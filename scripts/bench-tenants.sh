@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): noisy neighbours (bench/tenants.py). One tenant at 64 connections,
+# another at one connection and 1,000 requests/s: the quiet tenant's load-table p50/p99 alone and
+# beside the noisy one, without a per-tenant rate and with RATE requests/s per tenant
+# (limits.tenant_requests_per_sec). The release build with line tables (profile `callgrind`,
+# the same code as release). Needs wrk (installed with apt-get when missing).
+# DURATION=10s and RATE=2000 by default.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/floe/target}
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+cargo build --profile callgrind --quiet
+venv=$(scripts/python-env.sh)
+out=$(mktemp -d /tmp/floe-tenants.XXXX)
+"$venv/bin/python" bench/tenants.py "$CARGO_TARGET_DIR/callgrind/floe" "$out" "${DURATION:-10s}" "${RATE:-2000}"
