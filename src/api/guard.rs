@@ -21,6 +21,8 @@
 //!   the request log off, never makes one.
 
 use std::any::Any;
+use std::future::Future;
+use std::task::Poll;
 use std::cell::OnceCell;
 use std::os::fd::{AsFd, OwnedFd};
 use std::rc::Rc;
@@ -245,7 +247,14 @@ pub async fn guard(
             None => Some(handler.await),
         }
     });
-    let mut response = match tokio::time::timeout(deadline, run).await {
+    let mut run = std::pin::pin!(run);
+    // Most requests (a cached load) are done on their first poll: no timer is made for them.
+    let first = std::future::poll_fn(|cx| Poll::Ready(run.as_mut().poll(cx))).await;
+    let outcome = match first {
+        Poll::Ready(done) => Ok(done),
+        Poll::Pending => tokio::time::timeout(deadline, run).await,
+    };
+    let mut response = match outcome {
         Ok(Some(response)) => response?,
         Ok(None) => {
             metrics::counter!("floe_requests_abandoned_total").increment(1);
