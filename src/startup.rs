@@ -218,7 +218,6 @@ impl Application {
         let limits_for_app = limits.clone();
         let mut server = HttpServer::new(move || {
             App::new()
-                .wrap(actix_web::middleware::from_fn(api::http_metrics))
                 .wrap(actix_web::middleware::Condition::new(
                     log_requests,
                     actix_web::middleware::from_fn(api::request_log),

@@ -148,7 +148,7 @@ struct RequestContext {
 }
 
 tokio::task_local! {
-    static REQUEST: Rc<RequestContext>;
+    static REQUEST: RequestContext;
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
@@ -175,8 +175,8 @@ fn client_request_id(req: &ServiceRequest) -> Option<String> {
 }
 
 /// Sets the request id header of an answer, when the request has one.
-fn with_request_id(ctx: &RequestContext, headers: &mut actix_web::http::header::HeaderMap) {
-    if let Some(id) = ctx.id.get()
+fn with_request_id(id: Option<&str>, headers: &mut actix_web::http::header::HeaderMap) {
+    if let Some(id) = id
         && let Ok(value) = HeaderValue::from_str(id)
     {
         headers.insert(HeaderName::from_static(REQUEST_ID), value);
@@ -184,25 +184,32 @@ fn with_request_id(ctx: &RequestContext, headers: &mut actix_web::http::header::
 }
 
 /// An answer made here rather than by a handler (capacity, deadline, a client gone), carrying
-/// the request's id; actix renders it.
-fn refusal(ctx: &Rc<RequestContext>, error: ApiError) -> actix_web::Error {
-    let mut response = REQUEST.sync_scope(ctx.clone(), || error.error_response());
-    with_request_id(ctx, response.headers_mut());
-    actix_web::error::InternalError::from_response(error, response).into()
+/// the request's id (made now if it has none); actix renders it. Returns the id too, for the log.
+fn refusal(ctx: RequestContext, error: ApiError) -> (actix_web::Error, String) {
+    let (mut response, id) = REQUEST.sync_scope(ctx, || {
+        (error.error_response(), request_id().unwrap_or_default())
+    });
+    with_request_id(Some(&id), response.headers_mut());
+    (
+        actix_web::error::InternalError::from_response(error, response).into(),
+        id,
+    )
 }
 
-/// The middleware: `App::new().wrap(from_fn(guard))`, outermost.
+/// The middleware: `App::new().wrap(from_fn(guard))`, outermost. It also records the request's
+/// metrics ([`super::http_metrics`]): one middleware, not two, on the hot path.
 pub async fn guard(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = std::time::Instant::now();
     let limits = req
         .app_data::<web::Data<RequestLimits>>()
         .cloned()
         .expect("RequestLimits are registered");
-    let ctx = Rc::new(RequestContext {
+    let ctx = RequestContext {
         id: OnceCell::new(),
-    });
+    };
     if let Some(id) = client_request_id(&req) {
         let _ = ctx.id.set(id);
     }
@@ -211,7 +218,7 @@ pub async fn guard(
             ErrorType::ServiceUnavailable,
             "the server is stopping; retry (on another replica)",
         );
-        let refused = refusal(&ctx, error);
+        let (refused, _) = refusal(ctx, error);
         let mut response = refused.error_response();
         response
             .head_mut()
@@ -227,7 +234,7 @@ pub async fn guard(
                 ErrorType::ServiceUnavailable,
                 "the server is at capacity; retry shortly",
             );
-            return Err(refusal(&ctx, error));
+            return Err(refusal(ctx, error).0);
         }
     };
     let (deadline, write) = limits.of(req.method());
@@ -237,7 +244,7 @@ pub async fn guard(
     let connection = req.conn_data::<Rc<ClientConnection>>().cloned();
     let handler = next.call(req);
     // The handler is polled first: one that answers at once (a cached load) never arms the watch.
-    let run = REQUEST.scope(ctx.clone(), async move {
+    let run = REQUEST.scope(ctx, async move {
         match connection {
             Some(connection) => tokio::select! {
                 biased;
@@ -252,20 +259,19 @@ pub async fn guard(
     let first = std::future::poll_fn(|cx| Poll::Ready(run.as_mut().poll(cx))).await;
     let outcome = match first {
         Poll::Ready(done) => Ok(done),
-        Poll::Pending => tokio::time::timeout(deadline, run).await,
+        Poll::Pending => tokio::time::timeout(deadline, run.as_mut()).await,
     };
+    let ctx = run
+        .as_mut()
+        .take_value()
+        .expect("the request context is taken once");
     let mut response = match outcome {
         Ok(Some(response)) => response?,
         Ok(None) => {
             metrics::counter!("floe_requests_abandoned_total").increment(1);
             let error = ApiError::new(ErrorType::ServiceUnavailable, "the client went away");
-            let refused = refusal(&ctx, error);
-            tracing::info!(
-                request_id = ctx.id.get().map(String::as_str),
-                %method,
-                path = uri.path(),
-                "client went away; its request stopped"
-            );
+            let (refused, id) = refusal(ctx, error);
+            tracing::info!(request_id = id, %method, path = uri.path(), "client went away; its request stopped");
             return Err(refused);
         }
         Err(_) => {
@@ -282,9 +288,10 @@ pub async fn guard(
                     deadline.as_millis()
                 )
             };
-            let refused = refusal(&ctx, ApiError::new(ErrorType::ServiceUnavailable, message));
+            let error = ApiError::new(ErrorType::ServiceUnavailable, message);
+            let (refused, id) = refusal(ctx, error);
             tracing::warn!(
-                request_id = ctx.id.get().map(String::as_str),
+                request_id = id,
                 %method,
                 path = uri.path(),
                 deadline_ms = deadline.as_millis() as u64,
@@ -293,6 +300,7 @@ pub async fn guard(
             return Err(refused);
         }
     };
-    with_request_id(&ctx, response.headers_mut());
+    super::http_metrics::record(&response, started);
+    with_request_id(ctx.id.get().map(String::as_str), response.headers_mut());
     Ok(response)
 }

@@ -5,16 +5,15 @@
 //! other than the standard ones as `other` (a client picks the method: it must not pick labels).
 //!
 //! Each worker thread keeps the histogram handles it has used, so a request costs a route match
-//! and a map lookup, not a registry lookup with freshly built labels.
+//! and a map lookup, not a registry lookup with freshly built labels. [`super::guard`] records
+//! every answered request here (one middleware on the hot path, not two).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::Instant;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::ServiceResponse;
 use actix_web::http::Method;
-use actix_web::middleware::Next;
 use metrics::Histogram;
 
 thread_local! {
@@ -37,13 +36,8 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// The middleware: `App::new().wrap(from_fn(http_metrics))`.
-pub async fn http_metrics(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let started = Instant::now();
-    let res = next.call(req).await?;
+/// Records one answered request that started at `started` (called by [`super::guard`]).
+pub fn record<B>(res: &ServiceResponse<B>, started: Instant) {
     let elapsed = started.elapsed().as_secs_f64();
     let request = res.request();
     let route = request
@@ -66,5 +60,4 @@ pub async fn http_metrics(
             }
         }
     });
-    Ok(res)
 }

@@ -36,7 +36,6 @@ pub use auth::Authenticated;
 pub use config::ENDPOINTS;
 pub use error::{ApiError, ApiResult};
 pub use guard::{RequestLimits, guard, watch_connection};
-pub use http_metrics::http_metrics;
 pub use request_log::request_log;
 pub use unrouted::unrouted;
 
