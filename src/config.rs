@@ -276,7 +276,7 @@ impl Default for AuthSettings {
     }
 }
 
-fn lenient<'de, D, T>(d: D) -> Result<T, D::Error>
+pub(crate) fn lenient<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: FromStr + Deserialize<'de>,
@@ -516,10 +516,16 @@ mod tests {
                 ("FLOE_AUTH__TOKEN_TTL_SECS", "120"),
                 ("FLOE_ROOT_CLIENT_ID", "root"),
                 ("FLOE_ROOT_CLIENT_SECRET", "12345678"),
+                ("FLOE_LIMITS__TENANT_REQUESTS_PER_SEC", "2000"),
+                ("FLOE_LIMITS__TENANT_MAX_WAIT_MS", "500"),
+                ("FLOE_MIN_FREE_DISK_BYTES", "1048576"),
                 ("OTHER", "x"),
             ]),
         )
         .unwrap();
+        assert_eq!(s.limits.tenant_requests_per_sec, 2000);
+        assert_eq!(s.limits.tenant_max_wait_ms, 500);
+        assert_eq!(s.min_free_disk_bytes, 1_048_576);
         assert_eq!(s.listen, "0.0.0.0:9000");
         assert_eq!(s.auth.token_ttl_secs, 120);
         assert_eq!(s.root_client_secret.unwrap().expose(), "12345678");

@@ -167,9 +167,12 @@ pub fn request_id() -> Option<String> {
         .ok()
 }
 
+/// The header's name, made once (a `&str` key is parsed again on every lookup).
+const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static(REQUEST_ID);
+
 /// The id the client sent, if it is one we answer back.
 fn client_request_id(req: &ServiceRequest) -> Option<String> {
-    let id = req.headers().get(REQUEST_ID)?.to_str().ok()?;
+    let id = req.headers().get(&REQUEST_ID_HEADER)?.to_str().ok()?;
     (!id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
         .then(|| id.to_owned())
 }
@@ -179,7 +182,7 @@ fn with_request_id(id: Option<&str>, headers: &mut actix_web::http::header::Head
     if let Some(id) = id
         && let Ok(value) = HeaderValue::from_str(id)
     {
-        headers.insert(HeaderName::from_static(REQUEST_ID), value);
+        headers.insert(REQUEST_ID_HEADER, value);
     }
 }
 

@@ -22,10 +22,13 @@ use crate::catalog::ErrorType;
 #[serde(deny_unknown_fields, default)]
 pub struct TenantLimitSettings {
     /// Requests per second each tenant may make (0: no limit).
+    #[serde(deserialize_with = "crate::config::lenient")]
     pub tenant_requests_per_sec: u32,
     /// Requests a tenant may make at once above its rate, after a quiet spell.
+    #[serde(deserialize_with = "crate::config::lenient")]
     pub tenant_burst: u32,
     /// Longest a request above its tenant's rate waits for its turn before it is refused (429).
+    #[serde(deserialize_with = "crate::config::lenient")]
     pub tenant_max_wait_ms: u64,
 }
 
