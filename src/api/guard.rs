@@ -21,12 +21,12 @@
 //!   the request log off, never makes one.
 
 use std::any::Any;
-use std::future::Future;
-use std::task::Poll;
 use std::cell::OnceCell;
+use std::future::Future;
 use std::os::fd::{AsFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use actix_web::body::MessageBody;
