@@ -90,11 +90,17 @@ fn s3_error<E>(
     e: aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
 ) -> IoError
 where
-    E: std::error::Error + Send + Sync + 'static,
+    E: std::error::Error + aws_sdk_s3::error::ProvideErrorMetadata + Send + Sync + 'static,
 {
+    use aws_sdk_s3::error::ProvideErrorMetadata;
     let status = e.raw_response().map(|r| r.status().as_u16());
+    let no_bucket = e.code() == Some("NoSuchBucket");
     let detail = aws_sdk_s3::error::DisplayErrorContext(e);
     match status {
+        // A missing bucket is the warehouse's setup; a missing object is answered as such.
+        _ if no_bucket => {
+            IoError::Refused(location.to_owned(), super::redact_urls(&detail.to_string()))
+        }
         Some(status) if status != 404 => IoError::from_status(location, status, detail),
         _ => storage(location, detail),
     }

@@ -453,3 +453,33 @@ def test_a_commit_not_done_by_the_end_of_the_grace_does_not_land(frozen_s3):
         assert "late" not in after["metadata"].get("properties", {})
     finally:
         floe.stop()
+
+
+def test_a_bucket_that_does_not_exist_is_a_misconfiguration(s3):
+    """Storage answering NoSuchBucket is the warehouse's setup: 500 ServiceMisconfigured, no
+    Retry-After, a message for the operator, and nothing of S3's answer. (SeaweedFS makes a bucket
+    on the first write into it, so the missing bucket is read: registering a table in it.)"""
+    bucket = f"missing-{os.getpid()}"
+    floe = FloeServer(f"""
+[[warehouses]]
+name = "lake"
+storage = {{ kind = "s3", bucket = "{bucket}", key_prefix = "x", region = "us-east-1", endpoint = "{s3.endpoint}", path_style = true }}
+s3_access_key_id = "{ACCESS_KEY}"
+s3_secret_access_key = "{SECRET_KEY}"
+""")
+    try:
+        h = floe.root_headers()
+        prefix = requests.get(f"{floe.uri}/v1/config", params={"warehouse": "lake"}, headers=h).json()["overrides"]["prefix"]
+        base = f"{floe.uri}/v1/{prefix}/namespaces"
+        assert requests.post(base, headers=h, json={"namespace": ["ns"]}).status_code == 200
+        started = time.monotonic()
+        r = requests.post(f"{base}/ns/register", headers=h, timeout=30, json={
+            "name": "t", "metadata-location": f"s3://{bucket}/x/t/metadata/00000-a.metadata.json"})
+        took = time.monotonic() - started
+        assert r.status_code == 500, r.text
+        error = r.json()["error"]
+        assert error["type"] == "ServiceMisconfiguredException" and "an operator must fix" in error["message"]
+        assert "Retry-After" not in r.headers and "NoSuchBucket" not in r.text and s3.endpoint not in r.text
+        assert took < 5, f"answered after {took:.2f} s"
+    finally:
+        floe.stop()
