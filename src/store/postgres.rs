@@ -394,6 +394,30 @@ impl PgStore {
         row.as_ref().map(tabular_from_row).transpose()
     }
 
+    /// Takes table or view `ident` (of `kind`) out of its namespace inside `tx`.
+    async fn take_tabular(
+        tx: &mut PgConnection,
+        warehouse: Uuid,
+        kind: TabularKind,
+        ident: &TableIdent,
+    ) -> StoreResult<TabularRecord> {
+        let record = Self::tabular_in(&mut *tx, warehouse, ident, true)
+            .await?
+            .filter(|r| r.kind == kind)
+            .ok_or_else(|| StoreError::NoSuchTabular(kind, ident.clone()))?;
+        sqlx::query(
+            "DELETE FROM tabulars t USING namespaces n \
+             WHERE n.id = t.namespace_id AND n.warehouse_id = $1 AND n.levels = $2 AND t.name = $3",
+        )
+        .bind(warehouse)
+        .bind(ident.namespace.parts())
+        .bind(ident.name.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        Ok(record)
+    }
+
     /// Inserts a table or view inside `tx` (the warehouse's location lock held): claims its
     /// location, checks its id and name are free and its namespace exists.
     async fn insert_tabular(
@@ -1297,20 +1321,7 @@ impl CatalogStore for PgStore {
         ident: &TableIdent,
     ) -> StoreResult<TabularRecord> {
         let mut tx = self.begin().await?;
-        let record = Self::tabular_in(&mut tx, warehouse, ident, true)
-            .await?
-            .filter(|r| r.kind == kind)
-            .ok_or_else(|| StoreError::NoSuchTabular(kind, ident.clone()))?;
-        sqlx::query(
-            "DELETE FROM tabulars t USING namespaces n \
-             WHERE n.id = t.namespace_id AND n.warehouse_id = $1 AND n.levels = $2 AND t.name = $3",
-        )
-        .bind(warehouse)
-        .bind(ident.namespace.parts())
-        .bind(ident.name.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
+        let record = Self::take_tabular(&mut tx, warehouse, kind, ident).await?;
         tx.commit().await.map_err(backend)?;
         Ok(record)
     }
@@ -1327,20 +1338,7 @@ impl CatalogStore for PgStore {
         // The claim moves from the table's row to its bin row in this transaction; claims are
         // checked under this lock, so none is made in between.
         lock_locations(&mut tx, warehouse).await?;
-        let record = Self::tabular_in(&mut tx, warehouse, ident, true)
-            .await?
-            .filter(|r| r.kind == kind)
-            .ok_or_else(|| StoreError::NoSuchTabular(kind, ident.clone()))?;
-        sqlx::query(
-            "DELETE FROM tabulars t USING namespaces n \
-             WHERE n.id = t.namespace_id AND n.warehouse_id = $1 AND n.levels = $2 AND t.name = $3",
-        )
-        .bind(warehouse)
-        .bind(ident.namespace.parts())
-        .bind(ident.name.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
+        let record = Self::take_tabular(&mut tx, warehouse, kind, ident).await?;
         let dropped = DroppedRecord {
             warehouse,
             tabular: record,

@@ -304,6 +304,31 @@ fn fs_free_bytes(dir: &Path) -> std::io::Result<u64> {
     Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
+/// Takes table or view `ident` (of `kind`) out of its namespace inside a transaction: its name
+/// and id are free again; its location claim is the caller's to release or keep.
+fn take_tabular(
+    nss: &TransactionalTree,
+    tabs: &TransactionalTree,
+    ids: &TransactionalTree,
+    warehouse: Uuid,
+    kind: TabularKind,
+    ident: &TableIdent,
+) -> TxResult<TabularRecord> {
+    let key = tabular_key(warehouse, ident);
+    let Some(bytes) = tabs.get(&key)? else {
+        return abort(StoreError::NoSuchTabular(kind, ident.clone()));
+    };
+    let record: TabularRecord = tx_decode(&bytes)?;
+    if record.kind != kind {
+        return abort(StoreError::NoSuchTabular(kind, ident.clone()));
+    }
+    let ns_key = namespace_key(warehouse, &ident.namespace);
+    bump_children(nss, &ns_key, &ident.namespace, -1)?;
+    tabs.remove(key.as_slice())?;
+    ids.remove(tabular_id_key(warehouse, record.id))?;
+    Ok(record)
+}
+
 /// Adds `delta` to a namespace's child count inside a transaction; fails when it does not exist.
 fn bump_children(
     tree: &TransactionalTree,
@@ -1263,8 +1288,6 @@ impl CatalogStore for SledStore {
         ident: &TableIdent,
     ) -> StoreResult<TabularRecord> {
         let _writing = self.writing().await?;
-        let ns_key = namespace_key(warehouse, &ident.namespace);
-        let key = tabular_key(warehouse, ident);
         let record = unwrap_tx(
             (
                 &self.namespaces,
@@ -1274,17 +1297,8 @@ impl CatalogStore for SledStore {
                 &self.tabular_ids,
             )
                 .transaction(|(nss, tabs, locations, below, ids)| {
-                    let Some(bytes) = tabs.get(&key)? else {
-                        return abort(StoreError::NoSuchTabular(kind, ident.clone()));
-                    };
-                    let record: TabularRecord = tx_decode(&bytes)?;
-                    if record.kind != kind {
-                        return abort(StoreError::NoSuchTabular(kind, ident.clone()));
-                    }
-                    bump_children(nss, &ns_key, &ident.namespace, -1)?;
+                    let record = take_tabular(nss, tabs, ids, warehouse, kind, ident)?;
                     release_location(locations, below, warehouse, &record.location, record.id)?;
-                    tabs.remove(key.as_slice())?;
-                    ids.remove(tabular_id_key(warehouse, record.id))?;
                     Ok(record)
                 }),
         )?;
@@ -1301,8 +1315,6 @@ impl CatalogStore for SledStore {
         purge_files: bool,
     ) -> StoreResult<DroppedRecord> {
         let _writing = self.writing().await?;
-        let ns_key = namespace_key(warehouse, &ident.namespace);
-        let key = tabular_key(warehouse, ident);
         let dropped_at_ms = now_ms();
         let dropped = unwrap_tx(
             (
@@ -1314,16 +1326,7 @@ impl CatalogStore for SledStore {
                 &self.dropped,
             )
                 .transaction(|(nss, tabs, locations, below, ids, bin)| {
-                    let Some(bytes) = tabs.get(&key)? else {
-                        return abort(StoreError::NoSuchTabular(kind, ident.clone()));
-                    };
-                    let record: TabularRecord = tx_decode(&bytes)?;
-                    if record.kind != kind {
-                        return abort(StoreError::NoSuchTabular(kind, ident.clone()));
-                    }
-                    bump_children(nss, &ns_key, &ident.namespace, -1)?;
-                    tabs.remove(key.as_slice())?;
-                    ids.remove(tabular_id_key(warehouse, record.id))?;
+                    let record = take_tabular(nss, tabs, ids, warehouse, kind, ident)?;
                     // Files to be purged keep their location; others free it (they may be
                     // registered again).
                     if !purge_files {
