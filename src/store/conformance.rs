@@ -1019,6 +1019,16 @@ fn taken(r: StoreResult<()>) -> bool {
     matches!(r, Err(StoreError::LocationTaken(_)))
 }
 
+/// Whether a new table `name` at `location` is refused because the location is taken.
+async fn location_taken(
+    store: &dyn CatalogStore,
+    wh: Uuid,
+    name: &TableIdent,
+    location: &str,
+) -> bool {
+    taken(place(store, wh, TabularKind::Table, name, location).await)
+}
+
 async fn locations_never_overlap(store: Arc<dyn CatalogStore>) {
     let wh = seed_warehouse(store.as_ref()).await;
     let other_wh = seed_warehouse(store.as_ref()).await;
@@ -1512,26 +1522,8 @@ async fn the_recycle_bin_keeps_a_location_until_it_forgets(store: Arc<dyn Catalo
             .unwrap()
             .is_none()
     );
-    assert!(taken(
-        place(
-            store.as_ref(),
-            wh,
-            TabularKind::Table,
-            &ident(&["n"], "x"),
-            location
-        )
-        .await
-    ));
-    assert!(taken(
-        place(
-            store.as_ref(),
-            wh,
-            TabularKind::Table,
-            &ident(&["n"], "y"),
-            "file:///wh/n/t/in"
-        )
-        .await
-    ));
+    assert!(location_taken(store.as_ref(), wh, &ident(&["n"], "x"), location).await);
+    assert!(location_taken(store.as_ref(), wh, &ident(&["n"], "y"), "file:///wh/n/t/in").await);
     assert_eq!(store.list_dropped(wh).await.unwrap(), vec![dropped.clone()]);
     assert_eq!(
         store.get_dropped(wh, original.id).await.unwrap(),
@@ -1581,16 +1573,7 @@ async fn the_recycle_bin_keeps_a_location_until_it_forgets(store: Arc<dyn Catalo
         Some(restored)
     );
     assert!(store.list_dropped(wh).await.unwrap().is_empty());
-    assert!(taken(
-        place(
-            store.as_ref(),
-            wh,
-            TabularKind::Table,
-            &ident(&["n"], "x"),
-            location
-        )
-        .await
-    ));
+    assert!(location_taken(store.as_ref(), wh, &ident(&["n"], "x"), location).await);
     // Dropped without purge, the location is free at once (its files may be registered again);
     // a purge asked for later claims it back, or is refused while another holds it.
     store
@@ -1617,9 +1600,7 @@ async fn the_recycle_bin_keeps_a_location_until_it_forgets(store: Arc<dyn Catalo
         .unwrap();
     assert!(due.purge_files);
     let x = ident(&["n"], "x");
-    assert!(taken(
-        place(store.as_ref(), wh, TabularKind::Table, &x, location).await
-    ));
+    assert!(location_taken(store.as_ref(), wh, &x, location).await);
     // Forgotten, its location is free.
     store.forget_dropped(wh, original.id).await.unwrap();
     assert!(store.get_dropped(wh, original.id).await.unwrap().is_none());
