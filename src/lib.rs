@@ -8,7 +8,9 @@
 //!   their change subscriptions, binds the HTTP server.
 //! - [`api`]: actix-web routes of the Iceberg REST spec and `/management/v1`; typed path
 //!   extractors; each handler parses, authorizes, makes one call and renders; errors as
-//!   `IcebergErrorResponse`; the OpenAPI document. Never calls the store.
+//!   `IcebergErrorResponse` with the request id; the OpenAPI document; the guard every request
+//!   passes (capacity, deadline, client gone, request id, metrics) and each tenant's request
+//!   rate. Never calls the store.
 //! - [`admin`]: tenancy use-cases: every management change (tenants, warehouses, storage
 //!   credentials, principals, roles, grants, signing keys), its tenant checks, its audit event and
 //!   the one typed [`changes::Change`] it publishes.
@@ -20,8 +22,9 @@
 //! - [`idempotency`]: `Idempotency-Key` reservations and replays.
 //! - [`authz`]: privileges, grants inherited downward (tables and views by id), cached decisions,
 //!   data access per table.
-//! - [`catalog`]: use-cases for namespaces, tables and views; commits with retries; the metadata
-//!   cache; each warehouse's own storage IO, rebuilt when its credential changes.
+//! - [`catalog`]: use-cases for namespaces, tables and views; commits with retries (none lands
+//!   past its deadline or once the server is stopping); the metadata cache; each warehouse's own
+//!   storage IO, rebuilt when its credential changes; the recycle bin and its purge queue.
 //! - [`vending`]: what a reader of a table gets: one [`vending::Vending`] facade over one vendor
 //!   per storage kind (STS sessions on S3, SAS on ADLS, downscoped tokens on GCS, nothing on
 //!   local disk), presigned URLs, the remote signer, and `validate`.
