@@ -892,3 +892,96 @@ async fn a_tenant_admin_cannot_point_a_warehouse_at_another_warehouses_storage()
         .await;
     assert_eq!(r.status(), 409, "{}", r.text().await.unwrap());
 }
+
+/// Issue 14's new doors: another tenant's admin tries tenant B's recycle bin (by B's warehouse,
+/// and by its own warehouse with B's dropped id), B's readiness detail and the catalog snapshot;
+/// B's own member tries B's bin. None gets through, and B's dropped table stays restorable.
+#[tokio::test]
+async fn the_recycle_bin_the_readiness_detail_and_the_snapshot_stay_in_their_lane() {
+    let app = spawn_app().await;
+    let root = Session::root(&app);
+    let (a, b) = (tenant(&root, "alpha").await, tenant(&root, "beta").await);
+    let admin_a = Session::login(&app, &a.admin.0, &a.admin.1).await;
+    let admin_b = Session::login(&app, &b.admin.0, &b.admin.1).await;
+    let member_b = Session::login(&app, &b.member.0, &b.member.1).await;
+    admin_b
+        .ok(
+            Method::POST,
+            &format!("/v1/{}/namespaces", b.warehouse),
+            Some(json!({"namespace": ["n"]})),
+        )
+        .await;
+    admin_b
+        .ok(
+            Method::POST,
+            &format!("/v1/{}/namespaces/n/tables", b.warehouse),
+            Some(table_request("t")),
+        )
+        .await;
+    let drop = format!(
+        "/v1/{}/namespaces/n/tables/t?purgeRequested=true",
+        b.warehouse
+    );
+    assert_eq!(admin_b.status(Method::DELETE, &drop, None).await, 204);
+    let bin_b = format!(
+        "/management/v1/tenants/{}/warehouses/{}/dropped",
+        b.id, b.warehouse
+    );
+    let listed = admin_b.ok(Method::GET, &bin_b, None).await;
+    let id = listed["dropped"][0]["id"].as_str().unwrap().to_owned();
+
+    // Tenant A's admin: B's bin, by B's path or by A's own warehouse with B's id.
+    let bin_a = format!(
+        "/management/v1/tenants/{}/warehouses/{}/dropped",
+        a.id, a.warehouse
+    );
+    for (method, path) in [
+        (Method::GET, bin_b.clone()),
+        (Method::POST, format!("{bin_b}/{id}/restore")),
+        (Method::DELETE, format!("{bin_b}/{id}")),
+        (Method::POST, format!("{bin_a}/{id}/restore")),
+        (Method::DELETE, format!("{bin_a}/{id}")),
+        (
+            Method::GET,
+            format!("/management/v1/tenants/{}/health", b.id),
+        ),
+    ] {
+        assert_eq!(
+            admin_a.status(method.clone(), &path, None).await,
+            404,
+            "{method} {path}"
+        );
+    }
+    // B's member without grants: the warehouse is not even visible to it (404), the readiness
+    // detail is for tenant admins (403); nobody but root takes a snapshot.
+    assert_eq!(member_b.status(Method::GET, &bin_b, None).await, 404);
+    assert_eq!(
+        member_b
+            .status(Method::DELETE, &format!("{bin_b}/{id}"), None)
+            .await,
+        404
+    );
+    assert_eq!(
+        member_b
+            .status(
+                Method::GET,
+                &format!("/management/v1/tenants/{}/health", b.id),
+                None
+            )
+            .await,
+        403
+    );
+    for admin in [&admin_a, &admin_b] {
+        assert_eq!(
+            admin
+                .status(Method::GET, "/management/v1/snapshot", None)
+                .await,
+            403
+        );
+    }
+    // Still in B's bin, and B's admin restores it.
+    let restored = admin_b
+        .ok(Method::POST, &format!("{bin_b}/{id}/restore"), None)
+        .await;
+    assert_eq!(restored["name"], "t");
+}
