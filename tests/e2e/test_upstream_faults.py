@@ -171,12 +171,13 @@ def frozen_s3():
     server.stop()
 
 
-def s3_lake(s3, key_prefix, settings):
-    """Floe with `settings` (top-level TOML) and one S3 warehouse `lake` reached with static keys."""
+def s3_lake(s3, key_prefix, settings, bucket=None, endpoint=None):
+    """Floe with `settings` (top-level TOML) and one S3 warehouse `lake` reached with static keys
+    (in `s3`'s bucket at its endpoint, unless others are given)."""
     return FloeServer(settings + f"""
 [[warehouses]]
 name = "lake"
-storage = {{ kind = "s3", bucket = "{s3.bucket}", key_prefix = "{key_prefix}", region = "us-east-1", endpoint = "{s3.endpoint}", path_style = true }}
+storage = {{ kind = "s3", bucket = "{bucket or s3.bucket}", key_prefix = "{key_prefix}", region = "us-east-1", endpoint = "{endpoint or s3.endpoint}", path_style = true }}
 s3_access_key_id = "{ACCESS_KEY}"
 s3_secret_access_key = "{SECRET_KEY}"
 """)
@@ -274,19 +275,13 @@ def held_storage(s3):
     waits on storage that never answers, for longer than the request deadline."""
     host, port = s3.endpoint.removeprefix("http://").split(":")
     proxy = TcpProxy(int(port), host)
-    floe = FloeServer(f"""
+    floe = s3_lake(s3, "held", f"""
 request_deadline_ms = {REQUEST_DEADLINE_MS}
 max_in_flight = {MAX_IN_FLIGHT}
 
 [timeouts]
 storage_ms = 60000
-
-[[warehouses]]
-name = "lake"
-storage = {{ kind = "s3", bucket = "{s3.bucket}", key_prefix = "held", region = "us-east-1", endpoint = "http://127.0.0.1:{proxy.port}", path_style = true }}
-s3_access_key_id = "{ACCESS_KEY}"
-s3_secret_access_key = "{SECRET_KEY}"
-""")
+""", endpoint=f"http://127.0.0.1:{proxy.port}")
     try:
         h = floe.root_headers()
         url = table_url(floe, h, "lake", "t")
@@ -460,13 +455,7 @@ def test_a_bucket_that_does_not_exist_is_a_misconfiguration(s3):
     Retry-After, a message for the operator, and nothing of S3's answer. (SeaweedFS makes a bucket
     on the first write into it, so the missing bucket is read: registering a table in it.)"""
     bucket = f"missing-{os.getpid()}"
-    floe = FloeServer(f"""
-[[warehouses]]
-name = "lake"
-storage = {{ kind = "s3", bucket = "{bucket}", key_prefix = "x", region = "us-east-1", endpoint = "{s3.endpoint}", path_style = true }}
-s3_access_key_id = "{ACCESS_KEY}"
-s3_secret_access_key = "{SECRET_KEY}"
-""")
+    floe = s3_lake(s3, "x", "", bucket=bucket)
     try:
         h = floe.root_headers()
         prefix = requests.get(f"{floe.uri}/v1/config", params={"warehouse": "lake"}, headers=h).json()["overrides"]["prefix"]
