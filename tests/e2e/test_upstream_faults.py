@@ -405,7 +405,11 @@ def test_sigterm_lets_an_in_flight_commit_finish_then_stops(frozen_s3):
     exited = time.monotonic() - stopped_at
     print(f"in-flight commit answered 200 after {took:.2f} s; the process exited {exited:.2f} s after SIGTERM")
     log = floe.log_path.read_text().splitlines()
-    assert "Floe stopped" in log[-1], log[-3:]
+    last = max(i for i, line in enumerate(log) if "Floe stopped" in line)
+    # actix's workers may still report closing idle keep-alive connections on their own threads;
+    # nothing of Floe's (a request, a commit, the store) is logged after it said it stopped.
+    after = [line for line in log[last + 1 :] if "actix_server" not in line]
+    assert after == [], after
     thaw.join()
     floe.start()
     try:
