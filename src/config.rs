@@ -155,6 +155,16 @@ pub struct PostgresSettings {
     /// Connections this replica keeps at most.
     #[serde(deserialize_with = "lenient")]
     pub max_connections: u32,
+    /// `notify`: table and view pointers are served from memory, kept current by every replica's
+    /// notices; `strict`: every load reads the database.
+    pub pointer_cache: crate::store::pointer_cache::PointerCacheMode,
+    /// The longest a cached pointer is served after it was read, whatever the notices say (they
+    /// normally arrive within milliseconds).
+    #[serde(deserialize_with = "lenient")]
+    pub pointer_max_staleness_ms: u64,
+    /// Memory the pointer cache may hold.
+    #[serde(deserialize_with = "lenient")]
+    pub pointer_cache_bytes: u64,
 }
 
 impl Default for PostgresSettings {
@@ -162,6 +172,9 @@ impl Default for PostgresSettings {
         Self {
             url: None,
             max_connections: 16,
+            pointer_cache: Default::default(),
+            pointer_max_staleness_ms: 5_000,
+            pointer_cache_bytes: 64 * 1024 * 1024,
         }
     }
 }

@@ -21,6 +21,7 @@ use crate::idempotency::IdempotencyKeys;
 use crate::identity::SignIn;
 use crate::identity::storage_credentials::{CredentialResolver, ReferencePolicy};
 use crate::identity::{MasterKey, SigningKey, TokenService, hash_secret, key_store};
+use crate::store::pointer_cache::PointerCache;
 use crate::store::{
     CatalogStore, MeteredStore, PgStore, PrincipalKind, PrincipalRecord, SledStore, StoreError,
     TenantRecord, WarehouseRecord, now_ms,
@@ -340,7 +341,12 @@ async fn open_backend(
             let pg = Arc::new(
                 PgStore::connect(url.expose(), settings.postgres.max_connections)
                     .await
-                    .map_err(|e| fail("store")(&e))?,
+                    .map_err(|e| fail("store")(&e))?
+                    .with_pointer_cache(PointerCache::new(
+                        settings.postgres.pointer_cache,
+                        Duration::from_millis(settings.postgres.pointer_max_staleness_ms),
+                        settings.postgres.pointer_cache_bytes,
+                    )),
             );
             tracing::info!("catalog store: postgres");
             Ok((Arc::new(MeteredStore::new(pg.clone())), Some(pg)))

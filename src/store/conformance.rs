@@ -103,11 +103,13 @@ fn ns(parts: &[&str]) -> NamespaceIdent {
     NamespaceIdent::new(parts.iter().map(|s| s.to_string()).collect()).unwrap()
 }
 
-fn ident(parts: &[&str], name: &str) -> TableIdent {
+/// A table or view name in namespace `parts`.
+pub fn ident(parts: &[&str], name: &str) -> TableIdent {
     TableIdent::new(ns(parts), ObjectName::new(name).unwrap())
 }
 
-fn namespace(parts: &[&str]) -> NamespaceRecord {
+/// A namespace record without properties.
+pub fn namespace(parts: &[&str]) -> NamespaceRecord {
     NamespaceRecord {
         id: Uuid::new_v4(),
         ident: ns(parts),
@@ -116,7 +118,8 @@ fn namespace(parts: &[&str]) -> NamespaceRecord {
     }
 }
 
-fn tabular(kind: TabularKind, id: &TableIdent, metadata: &str) -> TabularRecord {
+/// A table or view record with a fresh id and location.
+pub fn tabular(kind: TabularKind, id: &TableIdent, metadata: &str) -> TabularRecord {
     TabularRecord {
         id: Uuid::new_v4(),
         kind,

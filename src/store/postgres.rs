@@ -13,6 +13,11 @@
 //! Every change to something replicas cache (tenants, warehouses, principals, roles, grants,
 //! storage credentials, signing keys, and renames of tables and views) sends `NOTIFY floe_changes` in its transaction, carrying
 //! the typed [`Change`]; [`PgStore::watch`] publishes each one on every replica's change bus.
+//!
+//! Table and view pointers are served from each replica's [`PointerCache`]: every commit, rename,
+//! drop, bin and restore sends a [`PointerNotice`] on [`POINTERS_CHANNEL`] in its own transaction
+//! (a single-table commit is one statement: the conditional update and its notice), and the
+//! listener applies every replica's notices; see [`super::pointer_cache`] for the bound.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -28,6 +33,7 @@ use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
 use super::locations::{LocationClaim, NAMESPACE_LOCATION, OwnerKind, enclosing, refusal};
+use super::pointer_cache::{MAX_NOTICE_LOCATIONS, POINTERS_CHANNEL, PointerCache, PointerNotice};
 use super::*;
 use crate::changes::{Change, Changes};
 use crate::domain::{NamespaceIdent, ObjectName, TableIdent};
@@ -183,6 +189,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// PostgreSQL-backed [`CatalogStore`].
 pub struct PgStore {
     pool: PgPool,
+    pointers: Arc<PointerCache>,
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -285,7 +292,10 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|e| backend(format!("postgres migrations: {e}")))?;
-        let store = Self { pool };
+        let store = Self {
+            pool,
+            pointers: Arc::new(PointerCache::strict()),
+        };
         store.backfill_roots().await?;
         Ok(store)
     }
@@ -313,17 +323,30 @@ impl PgStore {
         &self.pool
     }
 
+    /// The same store, serving pointers from `cache` once [`PgStore::watch`] listens (without it,
+    /// and until then, every read goes to the database).
+    pub fn with_pointer_cache(mut self, cache: PointerCache) -> Self {
+        self.pointers = Arc::new(cache);
+        self
+    }
+
+    /// This replica's pointer cache (for metrics and tests).
+    pub fn pointers(&self) -> &PointerCache {
+        &self.pointers
+    }
+
     /// Publishes every change notification any replica sends on `changes`, from a background
     /// task with its own connection. After a lost connection it publishes [`Change::Everything`],
     /// since notifications sent meanwhile are gone.
     pub fn watch(&self, changes: Arc<Changes>) {
-        let pool = self.pool.clone();
+        let (pool, pointers) = (self.pool.clone(), self.pointers.clone());
         tokio::spawn(async move {
             loop {
-                match listen(&pool, &changes).await {
+                match listen(&pool, &changes, &pointers).await {
                     Ok(()) => {}
                     Err(e) => tracing::warn!(error = %e, "change listener failed; retrying"),
                 }
+                pointers.deaf();
                 changes.publish(&Change::Everything).await;
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
@@ -415,6 +438,7 @@ impl PgStore {
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
+        send_notice(&mut *tx, &left(warehouse, record.id)).await?;
         Ok(record)
     }
 
@@ -480,29 +504,37 @@ impl PgStore {
         swap: &MetadataSwap,
     ) -> StoreResult<()> {
         let mut conn = self.pool.acquire().await.map_err(backend)?;
-        if Self::set_metadata(&mut conn, warehouse, kind, swap)
+        if let Some(id) = Self::set_metadata(&mut conn, warehouse, kind, swap)
             .await
             .map_err(backend)?
         {
+            self.pointers.apply(&moved(warehouse, id, swap));
             return Ok(());
         }
+        self.pointers.forget_name(warehouse, &swap.ident);
         match Self::tabular_in(&mut conn, warehouse, &swap.ident, false).await? {
             Some(r) if r.kind == kind => Err(StoreError::Conflict(swap.ident.clone())),
             _ => Err(StoreError::NoSuchTabular(kind, swap.ident.clone())),
         }
     }
 
-    /// Sets a metadata pointer if it still holds the expected value; false when it did not.
+    /// Sets a metadata pointer if it still holds the expected value, sending its notice in the
+    /// same statement; the table's id when it moved, `None` when it did not.
     async fn set_metadata(
         conn: &mut PgConnection,
         warehouse: Uuid,
         kind: TabularKind,
         swap: &MetadataSwap,
-    ) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query(
-            "UPDATE tabulars t SET metadata_location = $6 FROM namespaces n \
+    ) -> Result<Option<Uuid>, sqlx::Error> {
+        // A notice too long for a notification says only that the pointer left what was cached.
+        let carries = swap.expected.len() + swap.new.len() <= MAX_NOTICE_LOCATIONS;
+        sqlx::query_scalar(
+            "WITH moved AS (UPDATE tabulars t SET metadata_location = $6 FROM namespaces n \
              WHERE n.id = t.namespace_id AND n.warehouse_id = $1 AND n.levels = $2 AND t.name = $3 \
-             AND t.kind = $4 AND t.metadata_location = $5",
+             AND t.kind = $4 AND t.metadata_location = $5 RETURNING t.id) \
+             SELECT id FROM moved, LATERAL pg_notify($7, CASE WHEN $8 \
+             THEN json_build_object('w', $1::uuid, 'id', id, 'from', $5::text, 'to', $6::text) \
+             ELSE json_build_object('w', $1::uuid, 'id', id) END::text)",
         )
         .bind(warehouse)
         .bind(swap.ident.namespace.parts())
@@ -510,9 +542,10 @@ impl PgStore {
         .bind(kind_text(kind))
         .bind(&swap.expected)
         .bind(&swap.new)
-        .execute(&mut *conn)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        .bind(POINTERS_CHANNEL)
+        .bind(carries)
+        .fetch_optional(&mut *conn)
+        .await
     }
 
     async fn fetch_records<T: DeserializeOwned>(
@@ -549,13 +582,57 @@ async fn notify(
     Ok(())
 }
 
-async fn listen(pool: &PgPool, changes: &Changes) -> Result<(), sqlx::Error> {
+/// Sends a pointer notice inside the transaction `conn` is in.
+async fn send_notice(conn: &mut PgConnection, notice: &PointerNotice) -> StoreResult<()> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(POINTERS_CHANNEL)
+        .bind(serde_json::to_string(notice).map_err(backend)?)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+/// The notice of a swap that landed.
+fn moved(warehouse: Uuid, id: Uuid, swap: &MetadataSwap) -> PointerNotice {
+    PointerNotice {
+        warehouse,
+        id,
+        from: Some(swap.expected.clone()),
+        to: Some(swap.new.clone()),
+    }
+}
+
+/// The notice of a table or view that left its name (dropped, binned, renamed, restored).
+fn left(warehouse: Uuid, id: Uuid) -> PointerNotice {
+    PointerNotice {
+        warehouse,
+        id,
+        from: None,
+        to: None,
+    }
+}
+
+async fn listen(
+    pool: &PgPool,
+    changes: &Changes,
+    pointers: &PointerCache,
+) -> Result<(), sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(CHANGES_CHANNEL).await?;
+    listener
+        .listen_all([CHANGES_CHANNEL, POINTERS_CHANNEL])
+        .await?;
     // Anything may have changed before the listener was up.
+    pointers.listening();
     changes.publish(&Change::Everything).await;
+    static POINTER_NOTICES: std::sync::LazyLock<metrics::Counter> =
+        std::sync::LazyLock::new(|| metrics::counter!("floe_pointer_notices_total"));
     loop {
         match listener.try_recv().await? {
+            Some(n) if n.channel() == POINTERS_CHANNEL => {
+                POINTER_NOTICES.increment(1);
+                pointers.apply_wire(n.payload());
+            }
             Some(n) => {
                 metrics::counter!("floe_change_notifications_total").increment(1);
                 changes.publish(&Change::from_wire(n.payload())).await;
@@ -1212,6 +1289,10 @@ impl CatalogStore for PgStore {
         warehouse: Uuid,
         ident: &TableIdent,
     ) -> StoreResult<Option<TabularRecord>> {
+        if let Some(hit) = self.pointers.get(warehouse, ident) {
+            return Ok(Some(hit));
+        }
+        let ticket = self.pointers.ticket();
         let row = sqlx::query(
             "SELECT t.id, t.kind, t.name, t.location, t.metadata_location, t.created_at_ms, n.levels \
              FROM tabulars t JOIN namespaces n ON n.id = t.namespace_id \
@@ -1223,7 +1304,11 @@ impl CatalogStore for PgStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
-        row.as_ref().map(tabular_from_row).transpose()
+        let found = row.as_ref().map(tabular_from_row).transpose()?;
+        if let (Some(ticket), Some(record)) = (ticket, &found) {
+            self.pointers.fill(ticket, warehouse, record);
+        }
+        Ok(found)
     }
 
     async fn get_tabular_by_id(
@@ -1300,18 +1385,30 @@ impl CatalogStore for PgStore {
                 .iter()
                 .find(|(ident, _)| **ident == swap.ident)
                 .and_then(|(_, r)| r.as_ref())
-                .filter(|r| r.kind == kind)
-                .ok_or_else(|| StoreError::NoSuchTabular(kind, swap.ident.clone()))?;
-            if record.metadata_location != swap.expected {
-                return Err(StoreError::Conflict(swap.ident.clone()));
-            }
+                .filter(|r| r.kind == kind);
+            let refusal = match record {
+                None => StoreError::NoSuchTabular(kind, swap.ident.clone()),
+                Some(r) if r.metadata_location != swap.expected => {
+                    StoreError::Conflict(swap.ident.clone())
+                }
+                Some(_) => continue,
+            };
+            self.pointers.forget_name(warehouse, &swap.ident);
+            return Err(refusal);
         }
+        let mut notices = Vec::with_capacity(swaps.len());
         for swap in swaps {
-            Self::set_metadata(&mut tx, warehouse, kind, swap)
+            let id = Self::set_metadata(&mut tx, warehouse, kind, swap)
                 .await
-                .map_err(backend)?;
+                .map_err(backend)?
+                .ok_or_else(|| backend("a locked row did not move"))?;
+            notices.push(moved(warehouse, id, swap));
         }
-        tx.commit().await.map_err(backend)
+        tx.commit().await.map_err(backend)?;
+        for notice in &notices {
+            self.pointers.apply(notice);
+        }
+        Ok(())
     }
 
     async fn drop_tabular(
@@ -1323,6 +1420,7 @@ impl CatalogStore for PgStore {
         let mut tx = self.begin().await?;
         let record = Self::take_tabular(&mut tx, warehouse, kind, ident).await?;
         tx.commit().await.map_err(backend)?;
+        self.pointers.apply(&left(warehouse, record.id));
         Ok(record)
     }
 
@@ -1363,6 +1461,7 @@ impl CatalogStore for PgStore {
         .await
         .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
+        self.pointers.apply(&left(warehouse, dropped.tabular.id));
         Ok(dropped)
     }
 
@@ -1423,7 +1522,9 @@ impl CatalogStore for PgStore {
         notify(&mut tx, &Change::Renamed { warehouse })
             .await
             .map_err(backend)?;
+        send_notice(&mut tx, &left(warehouse, record.id)).await?;
         tx.commit().await.map_err(backend)?;
+        self.pointers.apply(&left(warehouse, record.id));
         Ok(record)
     }
 
@@ -1512,7 +1613,7 @@ impl CatalogStore for PgStore {
         to: &TableIdent,
     ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        Self::tabular_in(&mut tx, warehouse, from, true)
+        let record = Self::tabular_in(&mut tx, warehouse, from, true)
             .await?
             .filter(|r| r.kind == kind)
             .ok_or_else(|| StoreError::NoSuchTabular(kind, from.clone()))?;
@@ -1542,7 +1643,10 @@ impl CatalogStore for PgStore {
         notify(&mut tx, &Change::Renamed { warehouse })
             .await
             .map_err(backend)?;
-        tx.commit().await.map_err(backend)
+        send_notice(&mut tx, &left(warehouse, record.id)).await?;
+        tx.commit().await.map_err(backend)?;
+        self.pointers.apply(&left(warehouse, record.id));
+        Ok(())
     }
 
     async fn put_storage_credential(

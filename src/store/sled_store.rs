@@ -1,5 +1,6 @@
 //! The embedded default backend: sled trees, transactions across trees, and a flush before every
-//! acknowledged write (sled would otherwise lose up to its flush interval of commits on a crash).
+//! acknowledged write (sled would otherwise lose up to its flush interval of commits on a crash),
+//! shared by the writers that wait for it at the same time (group commit).
 //!
 //! Keys: namespaces are `warehouse(16) | depth(1) | level\0level...`, so the direct children of a
 //! namespace are one prefix scan; tables and views are `warehouse(16) | level\0level | \0\0 | name`.
@@ -17,6 +18,7 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
@@ -28,6 +30,16 @@ use uuid::Uuid;
 use super::locations::{LocationClaim, enclosing, refusal};
 use super::*;
 use crate::domain::{NamespaceIdent, ObjectName, TableIdent};
+
+/// Writers' turns at the flush that makes their writes durable (see [`SledStore::durable`]).
+#[derive(Default)]
+struct GroupCommit {
+    /// Writes applied in memory, numbered in order.
+    written: AtomicU64,
+    /// Every write numbered up to this is on disk.
+    flushed: AtomicU64,
+    flushing: tokio::sync::Mutex<()>,
+}
 
 /// sled-backed [`CatalogStore`].
 pub struct SledStore {
@@ -55,6 +67,7 @@ pub struct SledStore {
     warehouse_roots_below: Tree,
     /// Every write holds this shared; a snapshot holds it alone, so it sees no write half done.
     writes: tokio::sync::RwLock<()>,
+    group: GroupCommit,
     /// Where the store lives, and the free space its filesystem must keep: a write that finds
     /// less is refused before it starts (sled fails for good on a full disk).
     dir: std::path::PathBuf,
@@ -409,6 +422,7 @@ impl SledStore {
             warehouse_roots_below: tree("warehouse_roots_below")?,
             dropped: tree("dropped")?,
             writes: tokio::sync::RwLock::new(()),
+            group: GroupCommit::default(),
             dir: dir.to_path_buf(),
             min_free_bytes: 0,
             meta: tree("meta")?,
@@ -515,14 +529,27 @@ impl SledStore {
         Ok(guard)
     }
 
-    /// Flushes before a write is acknowledged. sled 0.34's `flush_async` can stall under
-    /// concurrent writers, so the blocking flush runs on tokio's blocking pool instead.
+    /// Makes the caller's write durable before it is acknowledged, sharing one flush among
+    /// concurrent writers (group commit): writers queue for the flush, and one whose write a flush
+    /// begun after it already covered returns without flushing again. sled 0.34's `flush_async`
+    /// can stall under concurrent writers, so the blocking flush runs on tokio's blocking pool.
     async fn durable(&self) -> StoreResult<()> {
+        static FLUSHES: std::sync::LazyLock<metrics::Counter> =
+            std::sync::LazyLock::new(|| metrics::counter!("floe_store_flushes_total"));
+        // The caller's write is in sled's memory: any flush that begins from now on holds it.
+        let mine = self.group.written.fetch_add(1, Ordering::AcqRel) + 1;
+        let _turn = self.group.flushing.lock().await;
+        if self.group.flushed.load(Ordering::Acquire) >= mine {
+            return Ok(());
+        }
+        let covers = self.group.written.load(Ordering::Acquire);
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || db.flush())
             .await
             .map_err(backend)?
             .map_err(backend)?;
+        FLUSHES.increment(1);
+        self.group.flushed.fetch_max(covers, Ordering::AcqRel);
         Ok(())
     }
 

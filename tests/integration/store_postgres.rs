@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use crate::pg_support::TestDatabase;
 use floe::changes::{Change, Changes, Subscriber};
-use floe::store::conformance::{checks, seed_warehouse};
+use floe::store::conformance::{checks, ident, namespace, seed_warehouse, tabular};
+use floe::store::pointer_cache::{PointerCache, PointerCacheMode};
 use floe::store::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -18,6 +19,177 @@ async fn postgres_passes_the_store_conformance_suite() {
         println!("conformance: {name}");
         check(store).await;
     }
+}
+
+/// A replica's store with its pointer cache up (its listener heard), as `floe serve` runs it.
+async fn caching_replica(url: &str, max_staleness: Duration) -> PgStore {
+    let store = PgStore::connect(url, 4)
+        .await
+        .unwrap()
+        .with_pointer_cache(PointerCache::new(
+            PointerCacheMode::Notify,
+            max_staleness,
+            1 << 20,
+        ));
+    store.watch(Arc::new(Changes::new()));
+    for _ in 0..100 {
+        if store.pointers().ticket().is_some() {
+            return store;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the listener did not come up within 2 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_with_cached_pointers_passes_the_store_conformance_suite() {
+    let db = TestDatabase::create().await;
+    for (name, check) in checks() {
+        let url = db.fresh_schema_url().await;
+        let store: Arc<dyn CatalogStore> =
+            Arc::new(caching_replica(&url, Duration::from_secs(60)).await);
+        println!("conformance, pointers cached: {name}");
+        check(store).await;
+    }
+}
+
+/// Polls `b` until `ident` points at `want`; how long that took.
+async fn seen(b: &PgStore, wh: uuid::Uuid, ident: &floe::domain::TableIdent, want: &str) -> Duration {
+    let started = std::time::Instant::now();
+    loop {
+        let now = b.get_tabular(wh, ident).await.unwrap().unwrap();
+        if now.metadata_location == want {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "replica b still serves {} 3 s after the change to {want}",
+            now.metadata_location
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pointer_moved_on_one_replica_reaches_the_others_cache_within_milliseconds() {
+    let db = TestDatabase::create().await;
+    let url = db.fresh_schema_url().await;
+    let a = caching_replica(&url, Duration::from_secs(60)).await;
+    let b = caching_replica(&url, Duration::from_secs(60)).await;
+    let wh = seed_warehouse(&a).await;
+    a.create_namespace(wh, &namespace(&["ns"])).await.unwrap();
+    let t = ident(&["ns"], "t");
+    a.create_tabular(wh, &tabular(TabularKind::Table, &t, "m0"))
+        .await
+        .unwrap();
+    assert_eq!(b.get_tabular(wh, &t).await.unwrap().unwrap().metadata_location, "m0");
+
+    // B serves from memory: a change made behind every replica's back (no notice) is not seen.
+    sqlx::query("UPDATE tabulars SET metadata_location = 'behind' WHERE name = 't'")
+        .execute(a.pool())
+        .await
+        .unwrap();
+    assert_eq!(b.get_tabular(wh, &t).await.unwrap().unwrap().metadata_location, "m0");
+    // And a commit B makes from what it cached is refused by the database, not lost or forced;
+    // the refusal forgets the entry, so the retry reads the truth.
+    let stale = MetadataSwap {
+        ident: t.clone(),
+        expected: "m0".into(),
+        new: "from-b".into(),
+    };
+    assert!(matches!(
+        b.swap_metadata(wh, TabularKind::Table, &[stale]).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(b.get_tabular(wh, &t).await.unwrap().unwrap().metadata_location, "behind");
+
+    // Commits on A reach B through the notices.
+    let mut delays = Vec::new();
+    let mut current = "behind".to_owned();
+    for i in 0..50 {
+        let next = format!("m{}", i + 1);
+        let swap = MetadataSwap {
+            ident: t.clone(),
+            expected: current.clone(),
+            new: next.clone(),
+        };
+        a.swap_metadata(wh, TabularKind::Table, &[swap]).await.unwrap();
+        delays.push(seen(&b, wh, &t, &next).await);
+        current = next;
+    }
+    delays.sort();
+    println!(
+        "a commit on A was served by B after p50 {:?}, max {:?}",
+        delays[delays.len() / 2],
+        delays[delays.len() - 1]
+    );
+    assert!(delays[delays.len() - 1] < Duration::from_secs(1));
+
+    // A rename and a drop on A make B forget the old name.
+    let u = ident(&["ns"], "u");
+    a.rename_tabular(wh, TabularKind::Table, &t, &u).await.unwrap();
+    let started = std::time::Instant::now();
+    while b.get_tabular(wh, &t).await.unwrap().is_some() {
+        assert!(started.elapsed() < Duration::from_secs(1), "B still serves the old name");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(b.get_tabular(wh, &u).await.unwrap().unwrap().metadata_location, current);
+    a.drop_tabular(wh, TabularKind::Table, &u).await.unwrap();
+    let started = std::time::Instant::now();
+    while b.get_tabular(wh, &u).await.unwrap().is_some() {
+        assert!(started.elapsed() < Duration::from_secs(1), "B still serves the dropped table");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_that_lost_its_listener_reads_the_database_and_strict_never_caches() {
+    let db = TestDatabase::create().await;
+    let url = db.fresh_schema_url().await;
+    let b = caching_replica(&url, Duration::from_secs(60)).await;
+    let wh = seed_warehouse(&b).await;
+    b.create_namespace(wh, &namespace(&["ns"])).await.unwrap();
+    let t = ident(&["ns"], "t");
+    b.create_tabular(wh, &tabular(TabularKind::Table, &t, "m0"))
+        .await
+        .unwrap();
+    assert_eq!(b.get_tabular(wh, &t).await.unwrap().unwrap().metadata_location, "m0");
+    sqlx::query("UPDATE tabulars SET metadata_location = 'unheard' WHERE name = 't'")
+        .execute(b.pool())
+        .await
+        .unwrap();
+    assert_eq!(b.get_tabular(wh, &t).await.unwrap().unwrap().metadata_location, "m0");
+    // The listener's connection goes away: notices sent meanwhile are lost, so B must stop
+    // trusting what it cached.
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    )
+    .fetch_one(b.pool())
+    .await
+    .unwrap();
+    assert_eq!(killed, 1, "one listener per replica");
+    // Within half a second: before the listener reconnects (after 1 s), so by reading through.
+    assert!(seen(&b, wh, &t, "unheard").await < Duration::from_millis(500));
+
+    // Strict: every read goes to the database, listener or not.
+    let strict = PgStore::connect(&url, 2)
+        .await
+        .unwrap()
+        .with_pointer_cache(PointerCache::new(
+            PointerCacheMode::Strict,
+            Duration::from_secs(60),
+            1 << 20,
+        ));
+    strict.watch(Arc::new(Changes::new()));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(strict.get_tabular(wh, &t).await.unwrap().unwrap().metadata_location, "unheard");
+    sqlx::query("UPDATE tabulars SET metadata_location = 'strict' WHERE name = 't'")
+        .execute(b.pool())
+        .await
+        .unwrap();
+    assert_eq!(strict.get_tabular(wh, &t).await.unwrap().unwrap().metadata_location, "strict");
+    assert_eq!(strict.pointers().occupancy().0, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
