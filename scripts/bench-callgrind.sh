@@ -4,7 +4,8 @@
 # Floe runs under valgrind; after WARM loads of one table the counters are zeroed, LOADS
 # more loads run, and the dumped total divided by LOADS is the figure (every thread counted, so
 # background tasks add a little). Needs valgrind (installed with apt-get when missing).
-# LOADS=1000 and WARM=50 by default; prints "instructions per load-table: N".
+# LOADS=1000 and WARM=50 by default; prints "instructions per load-table: N". STORE=postgres runs
+# it on a fresh database on the local PostgreSQL (FLOE_TEST_POSTGRES_URL) instead of sled.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/floe/target}
@@ -15,12 +16,23 @@ cargo build --profile callgrind --quiet
 venv=$(scripts/python-env.sh)
 out=$(mktemp -d /tmp/floe-callgrind.XXXX)
 port=18557
-FLOE_ROOT_CLIENT_ID=bench FLOE_ROOT_CLIENT_SECRET=bench-secret FLOE_LOG=warn FLOE_WORKERS=1 \
+store_env=()
+if [ "${STORE:-sled}" = postgres ]; then
+  admin=${FLOE_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
+  db=floe_callgrind_$$
+  psql "$admin" -qc "CREATE DATABASE $db"
+  store_env=(FLOE_STORE=postgres "FLOE_POSTGRES__URL=${admin%/*}/$db" "FLOE_MASTER_KEY=$(head -c 32 /dev/urandom | base64)")
+fi
+env "${store_env[@]}" FLOE_ROOT_CLIENT_ID=bench FLOE_ROOT_CLIENT_SECRET=bench-secret FLOE_LOG=warn FLOE_WORKERS=1 \
   valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.%p" \
   "$CARGO_TARGET_DIR/callgrind/floe" serve --listen 127.0.0.1:$port --data-dir "$out/data" \
   > "$out/floe.log" 2>&1 &
 floe_pid=$!
-trap 'kill $floe_pid 2>/dev/null || true' EXIT
+cleanup() {
+  kill $floe_pid 2>/dev/null || true
+  if [ -n "${db:-}" ]; then wait $floe_pid 2>/dev/null || true; psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"; fi
+}
+trap cleanup EXIT
 for _ in $(seq 600); do curl -sf http://127.0.0.1:$port/health/ready >/dev/null && break; sleep 0.5; done
 uri=http://127.0.0.1:$port
 meta=$("$venv/bin/python" bench/prepare.py $uri bench bench-secret "$out")
@@ -44,5 +56,5 @@ load "$loads"
 callgrind_control -d $floe_pid >/dev/null
 sleep 1
 total=$(cat "$out"/callgrind.$floe_pid.* | awk '/^totals:/ {s += $2} END {print s}')
-echo "instructions per load-table: $(( total / loads )) (callgrind, $loads warm loads, release build)"
+echo "instructions per load-table: $(( total / loads )) (callgrind, $loads warm loads, release build, ${STORE:-sled})"
 echo "raw output in $out (callgrind_annotate $out/callgrind.$floe_pid.1 shows where)" >&2

@@ -28,8 +28,10 @@
 //! - [`vending`]: what a reader of a table gets: one [`vending::Vending`] facade over one vendor
 //!   per storage kind (STS sessions on S3, SAS on ADLS, downscoped tokens on GCS, nothing on
 //!   local disk), presigned URLs, the remote signer, and `validate`.
-//! - [`store`]: the `CatalogStore` trait, its sled and PostgreSQL backends, who owns which
-//!   location and which warehouse storage root, and the conformance suite every backend passes.
+//! - [`store`]: the `CatalogStore` trait, its sled and PostgreSQL backends (each replica's
+//!   PostgreSQL pointer cache kept current by notices; commits arriving together sharing one
+//!   flush on both), who owns which location and which warehouse storage root, and the
+//!   conformance suite every backend passes.
 //! - [`warehouse_io`]: reading and writing metadata files on local disk, S3, ADLS and GCS.
 //! - [`domain`]: validated names (namespaces, tables, views, warehouses) and credential kinds.
 //! - [`outbound`]: connect and total timeouts of every outbound call, per kind, and the clients

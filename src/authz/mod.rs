@@ -154,6 +154,9 @@ impl Reach {
 /// A grant held by the caller through one of its roles.
 type Held = Vec<(Reach, Privilege)>;
 
+/// Memory the principals' cached grants may hold (each weighed by its grant count).
+pub const HELD_CACHE_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Decides and caches.
 pub struct Authorizer {
     store: Arc<dyn CatalogStore>,
@@ -164,7 +167,11 @@ impl Authorizer {
     /// An authorizer reading grants from `store`.
     pub fn new(store: Arc<dyn CatalogStore>) -> Self {
         let held = moka::sync::Cache::builder()
-            .max_capacity(100_000)
+            .max_capacity(HELD_CACHE_BYTES)
+            .weigher(|_: &Uuid, held: &Arc<Option<Held>>| {
+                let grants = held.as_ref().as_ref().map_or(0, Vec::len);
+                u32::try_from(128 + 160 * grants).unwrap_or(u32::MAX)
+            })
             .time_to_live(Duration::from_secs(DECISION_CACHE_SECS))
             .build();
         Self { store, held }

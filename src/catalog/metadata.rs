@@ -29,16 +29,73 @@ pub struct CachedTable {
     pub json: Bytes,
     refs_json: OnceLock<Bytes>,
     etags: [OnceLock<String>; 2],
+    weight: u32,
+}
+
+/// What a cached metadata file occupies, in bytes, measured with a counting allocator
+/// (`tests/integration/memory.rs` checks it against new, typical, wide, nested, long and
+/// property-heavy files; it is never lighter and at most half again heavier). Parsed, each field of
+/// a schema carries several indexes (by id, name, lower-case name, accessor), each snapshot its
+/// summary map, each property and metadata-log entry its strings; the JSON is held once and the
+/// `snapshots=refs` JSON (a part of it) may be built beside it; the base is the entry, its key and the rest.
+struct Shape {
+    json_len: usize,
+    fields: usize,
+    snapshots: usize,
+    properties: usize,
+    log_entries: usize,
+}
+
+fn weight(shape: Shape) -> u32 {
+    const BASE: usize = 2560;
+    const PER_FIELD: usize = 1100;
+    const PER_SNAPSHOT: usize = 2300;
+    const PER_PROPERTY: usize = 175;
+    const PER_LOG_ENTRY: usize = 250;
+    let bytes = BASE
+        + shape.json_len * 3 / 2
+        + PER_FIELD * shape.fields
+        + PER_SNAPSHOT * shape.snapshots
+        + PER_PROPERTY * shape.properties
+        + PER_LOG_ENTRY * shape.log_entries;
+    u32::try_from(bytes).unwrap_or(u32::MAX)
+}
+
+/// Fields of all of a table's or view's schemas, nested ones included.
+fn field_count<'a>(schemas: impl Iterator<Item = &'a iceberg::spec::SchemaRef>) -> usize {
+    schemas.map(|s| s.field_id_to_fields().len()).sum()
 }
 
 impl CachedTable {
     pub(crate) fn new(metadata: TableMetadata, json: Bytes) -> Self {
+        let weight = weight(Shape {
+            json_len: json.len(),
+            fields: field_count(metadata.schemas_iter()),
+            snapshots: metadata.snapshots().len(),
+            properties: metadata.properties().len(),
+            log_entries: metadata.metadata_log().len() + metadata.history().len(),
+        });
         Self {
             metadata: Arc::new(metadata),
             json,
             refs_json: OnceLock::new(),
             etags: Default::default(),
+            weight,
         }
+    }
+
+    /// Reads a metadata file's bytes as the cache holds them (parsed, and serialized again).
+    pub fn parse(location: &str, bytes: &[u8]) -> CatalogResult<Self> {
+        let metadata: TableMetadata =
+            serde_json::from_slice(bytes).map_err(|e| parse_error(location, e))?;
+        let json =
+            Bytes::from(serde_json::to_vec(&metadata).map_err(|e| parse_error(location, e))?);
+        Ok(Self::new(metadata, json))
+    }
+
+    /// What this entry occupies in the cache, in bytes.
+    pub fn weight(&self) -> u32 {
+        self.weight
     }
 
     /// The HTTP ETag of this file served in `mode`: a hash of its location and the mode, computed
@@ -88,6 +145,37 @@ impl CachedTable {
 pub struct CachedView {
     pub metadata: Arc<ViewMetadata>,
     pub json: Bytes,
+    weight: u32,
+}
+
+impl CachedView {
+    fn new(metadata: ViewMetadata, json: Bytes) -> Self {
+        // Views: versions are small and few; their JSON stands in for them.
+        let weight = weight(Shape {
+            json_len: 2 * json.len(),
+            fields: field_count(metadata.schemas_iter()),
+            snapshots: 0,
+            properties: metadata.properties().len(),
+            log_entries: 0,
+        });
+        Self {
+            metadata: Arc::new(metadata),
+            json,
+            weight,
+        }
+    }
+
+    /// Reads a view metadata file's bytes as the cache holds them.
+    pub fn parse(location: &str, bytes: Bytes) -> CatalogResult<Self> {
+        let metadata: ViewMetadata =
+            serde_json::from_slice(&bytes).map_err(|e| parse_error(location, e))?;
+        Ok(Self::new(metadata, bytes))
+    }
+
+    /// What this entry occupies in the cache, in bytes.
+    pub fn weight(&self) -> u32 {
+        self.weight
+    }
 }
 
 /// Metadata files by location.
@@ -105,12 +193,6 @@ fn parse_error(location: &str, e: impl std::fmt::Display) -> CatalogError {
     )
 }
 
-/// What a cached file costs: its JSON, the parsed structure (about as large again) and the
-/// lazily built `snapshots=refs` JSON.
-fn weight(json: &Bytes) -> u32 {
-    u32::try_from(json.len().saturating_mul(3)).unwrap_or(u32::MAX)
-}
-
 impl MetadataCache {
     /// A cache of about `bytes` of table metadata (and a quarter of that for views), of files no
     /// larger than `max_file_bytes`.
@@ -118,11 +200,11 @@ impl MetadataCache {
         Self {
             tables: moka::future::Cache::builder()
                 .max_capacity(bytes)
-                .weigher(|_, v: &Arc<CachedTable>| weight(&v.json))
+                .weigher(|_, v: &Arc<CachedTable>| v.weight)
                 .build(),
             views: moka::future::Cache::builder()
                 .max_capacity(bytes / 4)
-                .weigher(|_, v: &Arc<CachedView>| weight(&v.json))
+                .weigher(|_, v: &Arc<CachedView>| v.weight)
                 .build(),
             max_file_bytes,
         }
@@ -156,11 +238,7 @@ impl MetadataCache {
         }
         metrics::counter!("floe_metadata_cache_misses_total").increment(1);
         let bytes = io.read(location, self.max_file_bytes).await?;
-        let metadata: TableMetadata =
-            serde_json::from_slice(&bytes).map_err(|e| parse_error(location, e))?;
-        let json =
-            Bytes::from(serde_json::to_vec(&metadata).map_err(|e| parse_error(location, e))?);
-        let cached = Arc::new(CachedTable::new(metadata, json));
+        let cached = Arc::new(CachedTable::parse(location, &bytes)?);
         self.tables
             .insert(location.to_owned(), cached.clone())
             .await;
@@ -177,12 +255,7 @@ impl MetadataCache {
             return Ok(hit);
         }
         let bytes = io.read(location, self.max_file_bytes).await?;
-        let metadata: ViewMetadata =
-            serde_json::from_slice(&bytes).map_err(|e| parse_error(location, e))?;
-        let cached = Arc::new(CachedView {
-            metadata: Arc::new(metadata),
-            json: bytes,
-        });
+        let cached = Arc::new(CachedView::parse(location, bytes)?);
         self.views.insert(location.to_owned(), cached.clone()).await;
         Ok(cached)
     }
@@ -218,10 +291,7 @@ impl MetadataCache {
         );
         self.check_written_size(location, &json)?;
         io.write(location, json.clone()).await?;
-        let cached = Arc::new(CachedView {
-            metadata: Arc::new(metadata),
-            json,
-        });
+        let cached = Arc::new(CachedView::new(metadata, json));
         self.views.insert(location.to_owned(), cached.clone()).await;
         Ok(cached)
     }

@@ -7,7 +7,7 @@
 //! Metadata files never change once written, so parsed metadata is cached by location for good.
 
 mod error;
-mod metadata;
+pub mod metadata;
 mod namespaces;
 mod properties;
 mod recycle_bin;
@@ -39,6 +39,9 @@ use crate::warehouse_io::{
 
 /// How long a warehouse's storage client (and the credential it was built with) is reused.
 const IO_CACHE_SECS: u64 = 300;
+/// Warehouses whose storage clients are kept (an S3, Azure or GCS client with its connection
+/// pool costs up to a few hundred KiB; one not kept is rebuilt on its next use).
+const IO_CACHE_ENTRIES: u64 = 1_024;
 /// How long a warehouse record is served from memory before it is read again.
 const WAREHOUSE_CACHE_SECS: u64 = 10;
 
@@ -178,7 +181,7 @@ impl Catalog {
                 .build(),
             // Rebuilt every few minutes, so credential references are resolved again.
             io: moka::future::Cache::builder()
-                .max_capacity(10_000)
+                .max_capacity(IO_CACHE_ENTRIES)
                 .time_to_live(Duration::from_secs(IO_CACHE_SECS))
                 .build(),
             s3_credentials: RwLock::new(HashMap::new()),

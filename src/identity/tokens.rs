@@ -17,6 +17,8 @@ use crate::store::PrincipalRecord;
 
 /// How long a verified token is trusted without checking it again.
 pub const VERIFIED_TOKEN_CACHE_SECS: u64 = 60;
+/// Memory the verified tokens may hold (each weighed by its text and its caller).
+pub const VERIFIED_TOKEN_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 /// Clock skew allowed on `exp` and `nbf`.
 const LEEWAY_SECS: u64 = 30;
 
@@ -88,7 +90,11 @@ impl TokenService {
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
         let verified = moka::sync::Cache::builder()
-            .max_capacity(100_000)
+            .max_capacity(VERIFIED_TOKEN_CACHE_BYTES)
+            .weigher(|token: &Arc<str>, _: &Arc<Caller>| {
+                // The entry, the caller it stands for and the token's text.
+                u32::try_from(384 + token.len()).unwrap_or(u32::MAX)
+            })
             .time_to_live(Duration::from_secs(VERIFIED_TOKEN_CACHE_SECS))
             .build_with_hasher(foldhash::fast::RandomState::default());
         let key = Arc::new(key);

@@ -9,6 +9,7 @@
 pub mod conformance;
 pub mod locations;
 pub mod metered;
+pub mod pg_group_commit;
 pub mod pointer_cache;
 pub mod postgres;
 pub mod sled_snapshot;

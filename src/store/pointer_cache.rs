@@ -126,7 +126,13 @@ impl Entries {
 /// held twice, in the key and in the record, and once more in the id map).
 fn weight(record: &TabularRecord) -> u64 {
     const SLOTS: u64 = 320;
-    let name: usize = record.ident.namespace.parts().iter().map(|p| p.len() + 24).sum::<usize>()
+    let name: usize = record
+        .ident
+        .namespace
+        .parts()
+        .iter()
+        .map(|p| p.len() + 24)
+        .sum::<usize>()
         + record.ident.name.as_str().len();
     SLOTS + 3 * name as u64 + (record.location.len() + record.metadata_location.len()) as u64
 }
@@ -222,9 +228,7 @@ impl PointerCache {
             entries.remove_id(notice.id);
             return;
         };
-        let entry = entries
-            .get_mut(warehouse, &ident)
-            .expect("both maps agree");
+        let entry = entries.get_mut(warehouse, &ident).expect("both maps agree");
         if entry.record.metadata_location == *from {
             entry.record.metadata_location.clone_from(to);
         } else if entry.record.metadata_location != *to {
@@ -343,7 +347,10 @@ mod tests {
         assert!(cache.get(w, &t.ident).is_none());
         assert!(cache.ticket().is_none());
         cache.listening();
-        assert!(cache.get(w, &t.ident).is_none(), "what was cached before is forgotten");
+        assert!(
+            cache.get(w, &t.ident).is_none(),
+            "what was cached before is forgotten"
+        );
         let strict = PointerCache::strict();
         strict.listening();
         assert!(strict.ticket().is_none(), "strict mode never caches");
@@ -380,7 +387,11 @@ mod tests {
         let cache = PointerCache::new(PointerCacheMode::Notify, Duration::from_secs(60), one * 10);
         cache.listening();
         for i in 0..100 {
-            cache.fill(cache.ticket().unwrap(), w, &record(&format!("t{i:04}"), "m"));
+            cache.fill(
+                cache.ticket().unwrap(),
+                w,
+                &record(&format!("t{i:04}"), "m"),
+            );
         }
         let (count, bytes) = cache.occupancy();
         assert_eq!(count, 10);

@@ -2,8 +2,9 @@
 //!
 //! Migrations are embedded (`migrations/`) and applied at start under sqlx's advisory lock, so
 //! replicas starting together do not race. Commits are a conditional
-//! `UPDATE ... WHERE metadata_location = $expected` per table inside one transaction, taken in a
-//! fixed order so multi-table commits cannot deadlock. "Only when empty" rules rest on foreign keys,
+//! `UPDATE ... WHERE metadata_location = $expected` per table: single-table commits that arrive
+//! together share one statement ([`super::pg_group_commit`]); a multi-table commit is one
+//! transaction taking its rows in a fixed order, so two of them cannot deadlock. "Only when empty" rules rest on foreign keys,
 //! which stay correct whatever another replica does at the same moment.
 //!
 //! Locations (see [`super::locations`]) are the rows' own `location` columns and namespace
@@ -33,7 +34,8 @@ use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
 use super::locations::{LocationClaim, NAMESPACE_LOCATION, OwnerKind, enclosing, refusal};
-use super::pointer_cache::{MAX_NOTICE_LOCATIONS, POINTERS_CHANNEL, PointerCache, PointerNotice};
+use super::pg_group_commit::{GroupCommit, set_metadata};
+use super::pointer_cache::{POINTERS_CHANNEL, PointerCache, PointerNotice};
 use super::*;
 use crate::changes::{Change, Changes};
 use crate::domain::{NamespaceIdent, ObjectName, TableIdent};
@@ -190,6 +192,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct PgStore {
     pool: PgPool,
     pointers: Arc<PointerCache>,
+    commits: GroupCommit,
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -213,7 +216,7 @@ fn records<T: DeserializeOwned>(rows: &[PgRow]) -> StoreResult<Vec<T>> {
     rows.iter().map(record).collect()
 }
 
-fn kind_text(kind: TabularKind) -> &'static str {
+pub(super) fn kind_text(kind: TabularKind) -> &'static str {
     match kind {
         TabularKind::Table => "table",
         TabularKind::View => "view",
@@ -293,6 +296,7 @@ impl PgStore {
             .await
             .map_err(|e| backend(format!("postgres migrations: {e}")))?;
         let store = Self {
+            commits: GroupCommit::start(pool.clone()),
             pool,
             pointers: Arc::new(PointerCache::strict()),
         };
@@ -496,56 +500,23 @@ impl PgStore {
         Ok(())
     }
 
-    /// One table's compare-and-swap as a single conditional update.
+    /// One table's compare-and-swap, made together with the others arriving at the same time.
     async fn swap_one(
         &self,
         warehouse: Uuid,
         kind: TabularKind,
         swap: &MetadataSwap,
     ) -> StoreResult<()> {
-        let mut conn = self.pool.acquire().await.map_err(backend)?;
-        if let Some(id) = Self::set_metadata(&mut conn, warehouse, kind, swap)
-            .await
-            .map_err(backend)?
-        {
+        if let Some(id) = self.commits.swap(warehouse, kind, swap).await? {
             self.pointers.apply(&moved(warehouse, id, swap));
             return Ok(());
         }
         self.pointers.forget_name(warehouse, &swap.ident);
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
         match Self::tabular_in(&mut conn, warehouse, &swap.ident, false).await? {
             Some(r) if r.kind == kind => Err(StoreError::Conflict(swap.ident.clone())),
             _ => Err(StoreError::NoSuchTabular(kind, swap.ident.clone())),
         }
-    }
-
-    /// Sets a metadata pointer if it still holds the expected value, sending its notice in the
-    /// same statement; the table's id when it moved, `None` when it did not.
-    async fn set_metadata(
-        conn: &mut PgConnection,
-        warehouse: Uuid,
-        kind: TabularKind,
-        swap: &MetadataSwap,
-    ) -> Result<Option<Uuid>, sqlx::Error> {
-        // A notice too long for a notification says only that the pointer left what was cached.
-        let carries = swap.expected.len() + swap.new.len() <= MAX_NOTICE_LOCATIONS;
-        sqlx::query_scalar(
-            "WITH moved AS (UPDATE tabulars t SET metadata_location = $6 FROM namespaces n \
-             WHERE n.id = t.namespace_id AND n.warehouse_id = $1 AND n.levels = $2 AND t.name = $3 \
-             AND t.kind = $4 AND t.metadata_location = $5 RETURNING t.id) \
-             SELECT id FROM moved, LATERAL pg_notify($7, CASE WHEN $8 \
-             THEN json_build_object('w', $1::uuid, 'id', id, 'from', $5::text, 'to', $6::text) \
-             ELSE json_build_object('w', $1::uuid, 'id', id) END::text)",
-        )
-        .bind(warehouse)
-        .bind(swap.ident.namespace.parts())
-        .bind(swap.ident.name.as_str())
-        .bind(kind_text(kind))
-        .bind(&swap.expected)
-        .bind(&swap.new)
-        .bind(POINTERS_CHANNEL)
-        .bind(carries)
-        .fetch_optional(&mut *conn)
-        .await
     }
 
     async fn fetch_records<T: DeserializeOwned>(
@@ -1289,9 +1260,15 @@ impl CatalogStore for PgStore {
         warehouse: Uuid,
         ident: &TableIdent,
     ) -> StoreResult<Option<TabularRecord>> {
+        static HITS: std::sync::LazyLock<metrics::Counter> =
+            std::sync::LazyLock::new(|| metrics::counter!("floe_pointer_cache_hits_total"));
+        static MISSES: std::sync::LazyLock<metrics::Counter> =
+            std::sync::LazyLock::new(|| metrics::counter!("floe_pointer_cache_misses_total"));
         if let Some(hit) = self.pointers.get(warehouse, ident) {
+            HITS.increment(1);
             return Ok(Some(hit));
         }
+        MISSES.increment(1);
         let ticket = self.pointers.ticket();
         let row = sqlx::query(
             "SELECT t.id, t.kind, t.name, t.location, t.metadata_location, t.created_at_ms, n.levels \
@@ -1398,7 +1375,7 @@ impl CatalogStore for PgStore {
         }
         let mut notices = Vec::with_capacity(swaps.len());
         for swap in swaps {
-            let id = Self::set_metadata(&mut tx, warehouse, kind, swap)
+            let id = set_metadata(&mut *tx, warehouse, kind, swap)
                 .await
                 .map_err(backend)?
                 .ok_or_else(|| backend("a locked row did not move"))?;

@@ -125,6 +125,9 @@ impl VendedCredential {
     }
 }
 
+/// Memory the rendered credentials may hold (each weighed by its strings).
+pub const RENDERED_CACHE_BYTES: u64 = 16 * 1024 * 1024;
+
 /// What a rendered credential is for: the session's identity plus the table's refresh endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct RenderKey {
@@ -209,12 +212,25 @@ impl Vending {
                 .timeouts
                 .http_client(crate::outbound::Outbound::TokenService),
             rendered: moka::future::Cache::builder()
-                .max_capacity(100_000)
+                .max_capacity(RENDERED_CACHE_BYTES)
+                .weigher(|key: &RenderKey, v: &Arc<VendedCredential>| {
+                    let strings = key.location.len()
+                        + key.refresh_endpoint.len()
+                        + v.location_prefix.len()
+                        + v.config
+                            .iter()
+                            .map(|(k, v)| k.len() + v.len() + 64)
+                            .sum::<usize>()
+                        + v.config_json.len()
+                        + v.credential_json.len();
+                    u32::try_from(256 + strings).unwrap_or(u32::MAX)
+                })
                 .expire_after(RenderedExpiry {
                     margin_ms: options.refresh_margin.as_millis() as i64,
                 })
                 .build(),
             static_warned: moka::sync::Cache::builder()
+                .max_capacity(10_000)
                 .time_to_live(Duration::from_secs(300))
                 .build(),
             options,

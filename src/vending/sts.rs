@@ -32,6 +32,9 @@ impl std::fmt::Debug for TempCredentials {
     }
 }
 
+/// Memory the cached STS sessions may hold (each weighed by its strings).
+pub const SESSION_CACHE_BYTES: u64 = 16 * 1024 * 1024;
+
 /// What one cached session is for. Sessions are per principal, so the STS session name (and the
 /// cloud's audit trail) always names who the credentials were handed to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -111,7 +114,15 @@ impl StsSessions {
         Self {
             reachability,
             sessions: moka::future::Cache::builder()
-                .max_capacity(100_000)
+                .max_capacity(SESSION_CACHE_BYTES)
+                .weigher(|key: &SessionKey, v: &Arc<TempCredentials>| {
+                    let strings = key.bucket.len()
+                        + key.key_prefix.len()
+                        + v.access_key_id.len()
+                        + v.secret_access_key.len()
+                        + v.session_token.len();
+                    u32::try_from(256 + strings).unwrap_or(u32::MAX)
+                })
                 .expire_after(UntilRefresh {
                     margin_ms: margin.as_millis() as i64,
                 })

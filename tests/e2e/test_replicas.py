@@ -188,6 +188,39 @@ def test_metrics_expose_the_operations_series(replicas):
     assert "/namespaces/m/" not in text
 
 
+def test_a_commit_on_one_replica_is_served_by_the_other_within_milliseconds(replicas):
+    """Replica B serves table pointers from memory (its hit counter grows), and each PyIceberg
+    append acknowledged by replica A is what B's next loads return within the notice's delay,
+    far inside the 5 s staleness bound; every acknowledged append is in the table B serves."""
+    a, b = replicas
+    cat = a.catalog("lake")
+    cat.create_namespace(("p",))
+    schema = pa.schema([("n", pa.int64())])
+    table = cat.create_table(("p", "t"), schema=schema)
+    root = token(b, "e2e-root", "e2e-root-secret")
+    prefix = requests.get(f"{b.uri}/v1/config", params={"warehouse": "lake"}, headers=root).json()["overrides"]["prefix"]
+    on_b = f"{b.uri}/v1/{prefix}/namespaces/p/tables/t"
+    hits = lambda: metric(requests.get(f"{b.uri}/metrics").text, "floe_pointer_cache_hits_total") or 0
+    before = hits()
+    for _ in range(20):
+        assert requests.get(on_b, headers=root).status_code == 200
+    assert hits() - before >= 19, "replica B reads the pointer from memory once it has it"
+    delays, session = [], requests.Session()
+    for n in range(30):
+        table.append(pa.table({"n": [n]}, schema=schema))
+        want = table.metadata_location
+        started = time.monotonic()
+        while (got := session.get(on_b, headers=root).json()["metadata-location"]) != want:
+            assert time.monotonic() - started < 1, f"replica B still serves {got} 1 s after A acknowledged {want}"
+            time.sleep(0.001)
+        delays.append(time.monotonic() - started)
+    delays.sort()
+    print(f"an append acknowledged by A was served by B after p50 {delays[15] * 1000:.1f} ms, "
+          f"max {delays[-1] * 1000:.1f} ms")
+    rows = b.catalog("lake").load_table(("p", "t")).scan().to_arrow()
+    assert sorted(rows["n"].to_pylist()) == list(range(30))
+
+
 def test_logs_are_json_lines_carrying_the_request_id(replicas):
     a, _ = replicas
     r = requests.get(f"{a.uri}/v1/config", params={"warehouse": "lake"},

@@ -8,6 +8,8 @@
 //! - `migrate_sled_to_postgres`: the `floe migrate` command.
 //! - `openapi`: the committed OpenAPI document is current and matches the vendored Iceberg spec.
 //! - `properties`: proptest properties of the signer, session policies, names and page tokens.
+//! - `memory`: what a cached metadata file really occupies (this binary counts its allocations),
+//!   against the weight the cache gives it.
 //!
 //! Run one area with a filter: `cargo nextest run --test integration api_tables::`.
 
@@ -23,6 +25,7 @@ mod api_tables;
 mod api_tenancy;
 mod api_vending;
 mod api_views;
+mod memory;
 mod migrate_sled_to_postgres;
 mod openapi;
 mod properties;

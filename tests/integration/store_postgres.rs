@@ -54,7 +54,12 @@ async fn postgres_with_cached_pointers_passes_the_store_conformance_suite() {
 }
 
 /// Polls `b` until `ident` points at `want`; how long that took.
-async fn seen(b: &PgStore, wh: uuid::Uuid, ident: &floe::domain::TableIdent, want: &str) -> Duration {
+async fn seen(
+    b: &PgStore,
+    wh: uuid::Uuid,
+    ident: &floe::domain::TableIdent,
+    want: &str,
+) -> Duration {
     let started = std::time::Instant::now();
     loop {
         let now = b.get_tabular(wh, ident).await.unwrap().unwrap();
@@ -82,14 +87,28 @@ async fn a_pointer_moved_on_one_replica_reaches_the_others_cache_within_millisec
     a.create_tabular(wh, &tabular(TabularKind::Table, &t, "m0"))
         .await
         .unwrap();
-    assert_eq!(b.get_tabular(wh, &t).await.unwrap().unwrap().metadata_location, "m0");
+    assert_eq!(
+        b.get_tabular(wh, &t)
+            .await
+            .unwrap()
+            .unwrap()
+            .metadata_location,
+        "m0"
+    );
 
     // B serves from memory: a change made behind every replica's back (no notice) is not seen.
     sqlx::query("UPDATE tabulars SET metadata_location = 'behind' WHERE name = 't'")
         .execute(a.pool())
         .await
         .unwrap();
-    assert_eq!(b.get_tabular(wh, &t).await.unwrap().unwrap().metadata_location, "m0");
+    assert_eq!(
+        b.get_tabular(wh, &t)
+            .await
+            .unwrap()
+            .unwrap()
+            .metadata_location,
+        "m0"
+    );
     // And a commit B makes from what it cached is refused by the database, not lost or forced;
     // the refusal forgets the entry, so the retry reads the truth.
     let stale = MetadataSwap {
@@ -101,7 +120,14 @@ async fn a_pointer_moved_on_one_replica_reaches_the_others_cache_within_millisec
         b.swap_metadata(wh, TabularKind::Table, &[stale]).await,
         Err(StoreError::Conflict(_))
     ));
-    assert_eq!(b.get_tabular(wh, &t).await.unwrap().unwrap().metadata_location, "behind");
+    assert_eq!(
+        b.get_tabular(wh, &t)
+            .await
+            .unwrap()
+            .unwrap()
+            .metadata_location,
+        "behind"
+    );
 
     // Commits on A reach B through the notices.
     let mut delays = Vec::new();
@@ -113,7 +139,9 @@ async fn a_pointer_moved_on_one_replica_reaches_the_others_cache_within_millisec
             expected: current.clone(),
             new: next.clone(),
         };
-        a.swap_metadata(wh, TabularKind::Table, &[swap]).await.unwrap();
+        a.swap_metadata(wh, TabularKind::Table, &[swap])
+            .await
+            .unwrap();
         delays.push(seen(&b, wh, &t, &next).await);
         current = next;
     }
@@ -127,17 +155,32 @@ async fn a_pointer_moved_on_one_replica_reaches_the_others_cache_within_millisec
 
     // A rename and a drop on A make B forget the old name.
     let u = ident(&["ns"], "u");
-    a.rename_tabular(wh, TabularKind::Table, &t, &u).await.unwrap();
+    a.rename_tabular(wh, TabularKind::Table, &t, &u)
+        .await
+        .unwrap();
     let started = std::time::Instant::now();
     while b.get_tabular(wh, &t).await.unwrap().is_some() {
-        assert!(started.elapsed() < Duration::from_secs(1), "B still serves the old name");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "B still serves the old name"
+        );
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    assert_eq!(b.get_tabular(wh, &u).await.unwrap().unwrap().metadata_location, current);
+    assert_eq!(
+        b.get_tabular(wh, &u)
+            .await
+            .unwrap()
+            .unwrap()
+            .metadata_location,
+        current
+    );
     a.drop_tabular(wh, TabularKind::Table, &u).await.unwrap();
     let started = std::time::Instant::now();
     while b.get_tabular(wh, &u).await.unwrap().is_some() {
-        assert!(started.elapsed() < Duration::from_secs(1), "B still serves the dropped table");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "B still serves the dropped table"
+        );
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
@@ -153,12 +196,26 @@ async fn a_replica_that_lost_its_listener_reads_the_database_and_strict_never_ca
     b.create_tabular(wh, &tabular(TabularKind::Table, &t, "m0"))
         .await
         .unwrap();
-    assert_eq!(b.get_tabular(wh, &t).await.unwrap().unwrap().metadata_location, "m0");
+    assert_eq!(
+        b.get_tabular(wh, &t)
+            .await
+            .unwrap()
+            .unwrap()
+            .metadata_location,
+        "m0"
+    );
     sqlx::query("UPDATE tabulars SET metadata_location = 'unheard' WHERE name = 't'")
         .execute(b.pool())
         .await
         .unwrap();
-    assert_eq!(b.get_tabular(wh, &t).await.unwrap().unwrap().metadata_location, "m0");
+    assert_eq!(
+        b.get_tabular(wh, &t)
+            .await
+            .unwrap()
+            .unwrap()
+            .metadata_location,
+        "m0"
+    );
     // The listener's connection goes away: notices sent meanwhile are lost, so B must stop
     // trusting what it cached.
     let killed: i64 = sqlx::query_scalar(
@@ -183,12 +240,28 @@ async fn a_replica_that_lost_its_listener_reads_the_database_and_strict_never_ca
         ));
     strict.watch(Arc::new(Changes::new()));
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(strict.get_tabular(wh, &t).await.unwrap().unwrap().metadata_location, "unheard");
+    assert_eq!(
+        strict
+            .get_tabular(wh, &t)
+            .await
+            .unwrap()
+            .unwrap()
+            .metadata_location,
+        "unheard"
+    );
     sqlx::query("UPDATE tabulars SET metadata_location = 'strict' WHERE name = 't'")
         .execute(b.pool())
         .await
         .unwrap();
-    assert_eq!(strict.get_tabular(wh, &t).await.unwrap().unwrap().metadata_location, "strict");
+    assert_eq!(
+        strict
+            .get_tabular(wh, &t)
+            .await
+            .unwrap()
+            .unwrap()
+            .metadata_location,
+        "strict"
+    );
     assert_eq!(strict.pointers().occupancy().0, 0);
 }
 
