@@ -9,6 +9,18 @@ use clap::{Parser, Subcommand};
 /// mimalloc: the allocator is a few percent of every request on the hot path.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Turns transparent huge pages off for this process, before any thread starts. mimalloc asks for
+/// them on its arenas, and then every region a thread touches is resident in 2 MiB units: 61 MiB
+/// at start before any work (24 MiB without), and more for every thread that allocates. Memory
+/// that stays within its stated bound matters more here than fewer TLB misses.
+fn without_huge_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_THP_DISABLE takes plain integers and changes only this process's paging.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
 use floe::config::Settings;
 use floe::startup::{Application, init_tracing};
 
@@ -88,6 +100,7 @@ enum Migrate {
 }
 
 fn main() -> std::process::ExitCode {
+    without_huge_pages();
     match Cli::parse().command {
         Command::Openapi => {
             print!("{}", floe::api::openapi::document_json());

@@ -233,7 +233,10 @@ impl Application {
         // Signals are ours (`run_until_stopped`): commits must stop landing before actix drops
         // what is still running.
         .disable_signals()
-        .shutdown_timeout(settings.shutdown_grace_secs);
+        .shutdown_timeout(settings.shutdown_grace_secs)
+        // Blocking threads run local file IO and sled's flush; every thread keeps its own
+        // allocator heap, so a few per worker, not tokio's 512.
+        .worker_max_blocking_threads(BLOCKING_THREADS_PER_WORKER);
         if settings.workers > 0 {
             server = server.workers(settings.workers);
         }
@@ -353,6 +356,9 @@ async fn open_backend(
         }
     }
 }
+
+/// Threads each HTTP worker may run blocking work on (local file IO, sled's flush) at once.
+const BLOCKING_THREADS_PER_WORKER: usize = 8;
 
 /// Upper bounds of the latency histograms' buckets, in seconds.
 const LATENCY_BUCKETS: &[f64] = &[

@@ -210,6 +210,18 @@ impl MetadataCache {
         }
     }
 
+    /// Caches a table file and evicts what no longer fits at once: moka applies inserts (and so
+    /// evicts) in batches, and a batch of large files waiting would hold memory past the bound.
+    async fn keep_table(&self, location: &str, cached: Arc<CachedTable>) {
+        self.tables.insert(location.to_owned(), cached).await;
+        self.tables.run_pending_tasks().await;
+    }
+
+    async fn keep_view(&self, location: &str, cached: Arc<CachedView>) {
+        self.views.insert(location.to_owned(), cached).await;
+        self.views.run_pending_tasks().await;
+    }
+
     /// Refuses metadata that would be larger than the server reads.
     fn check_written_size(&self, location: &str, json: &Bytes) -> CatalogResult<()> {
         if json.len() as u64 > self.max_file_bytes {
@@ -239,9 +251,7 @@ impl MetadataCache {
         metrics::counter!("floe_metadata_cache_misses_total").increment(1);
         let bytes = io.read(location, self.max_file_bytes).await?;
         let cached = Arc::new(CachedTable::parse(location, &bytes)?);
-        self.tables
-            .insert(location.to_owned(), cached.clone())
-            .await;
+        self.keep_table(location, cached.clone()).await;
         Ok(cached)
     }
 
@@ -256,7 +266,7 @@ impl MetadataCache {
         }
         let bytes = io.read(location, self.max_file_bytes).await?;
         let cached = Arc::new(CachedView::parse(location, bytes)?);
-        self.views.insert(location.to_owned(), cached.clone()).await;
+        self.keep_view(location, cached.clone()).await;
         Ok(cached)
     }
 
@@ -273,9 +283,7 @@ impl MetadataCache {
         self.check_written_size(location, &json)?;
         io.write(location, json.clone()).await?;
         let cached = Arc::new(CachedTable::new(metadata, json));
-        self.tables
-            .insert(location.to_owned(), cached.clone())
-            .await;
+        self.keep_table(location, cached.clone()).await;
         Ok(cached)
     }
 
@@ -292,7 +300,7 @@ impl MetadataCache {
         self.check_written_size(location, &json)?;
         io.write(location, json.clone()).await?;
         let cached = Arc::new(CachedView::new(metadata, json));
-        self.views.insert(location.to_owned(), cached.clone()).await;
+        self.keep_view(location, cached.clone()).await;
         Ok(cached)
     }
 
