@@ -91,6 +91,8 @@ def measure(name, store_env, data_dir, tables):
         hot = wrk_output.parse((out / f"{name}-hot.txt").read_text())
         paging = None
         big = [s for s in sample if s[1] == "big"]
+        conn.close()  # idle through the wrk run: the server has closed it
+        conn = http.client.HTTPConnection("127.0.0.1", port)
         if big:
             page_ms, names, token_q = [], 0, ""
             while True:
@@ -112,12 +114,18 @@ def measure(name, store_env, data_dir, tables):
         proc.wait()
 
 
-def populate(args, store_args, files):
+def populate(args, store_args, files, resume=True):
+    """Builds the catalog (its figures kept in `files/populate.json`; with SCALE_RESUME=1 a catalog
+    built before in the same OUT_DIR is used again)."""
+    saved = files / "populate.json"
+    if resume and os.environ.get("SCALE_RESUME") == "1" and saved.exists():
+        return json.loads(saved.read_text())
     started = time.monotonic()
     r = subprocess.run([populate_bin, *store_args, "--files", str(files), *args], check=True,
                        capture_output=True, text=True)
     result = json.loads(r.stdout.strip().splitlines()[-1])
     result["wall"] = time.monotonic() - started
+    saved.write_text(json.dumps(result))
     return result
 
 
@@ -127,7 +135,7 @@ def main():
         key = size.replace(" ", "")
         # sled
         data, files = out / f"sled-{key}-data", out / f"sled-{key}-files"
-        files.mkdir(parents=True)
+        files.mkdir(parents=True, exist_ok=True)
         print(f"sled, {size}: populating...", file=sys.stderr, flush=True)
         pop = populate(args, ["--store", "sled", "--data-dir", str(data)], files)
         m = measure(f"sled-{key}", {}, data, files)
@@ -135,15 +143,16 @@ def main():
         results[("sled", size)] = m
         print(json.dumps(m), file=sys.stderr, flush=True)
         # PostgreSQL
-        db = f"floe_scale_{os.getpid()}_{key.lower()}"
+        db = f"floe_scale_{key.lower()}"
         psql(admin_url, f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
         psql(admin_url, f"CREATE DATABASE {db}")
         pg_url = urlunparse(urlparse(admin_url)._replace(path=f"/{db}"))
         files = out / f"pg-{key}-files"
+        subprocess.run(["rm", "-rf", str(files)], check=True)  # the database is dropped after each run
         files.mkdir(parents=True)
         try:
             print(f"postgres, {size}: populating...", file=sys.stderr, flush=True)
-            pop = populate(args, ["--store", "postgres", "--url", pg_url], files)
+            pop = populate(args, ["--store", "postgres", "--url", pg_url], files, resume=False)
             psql(pg_url, "VACUUM ANALYZE")
             m = measure(f"pg-{key}", {"FLOE_STORE": "postgres", "FLOE_POSTGRES__URL": pg_url,
                                       "FLOE_MASTER_KEY": MASTER_KEY}, out / f"pg-{key}-data", files)

@@ -89,6 +89,13 @@ def run(name, count, store_env):
         }
         checks = {"commit c1": lambda t: "solo", "commit own c8": lambda t: f"c{t}",
                   "commit one table c8": lambda t: "shared"}
+        # How many commits shared one flush (sled) or one statement (PostgreSQL's batches).
+        metrics = urllib.request.urlopen(f"{uris[0]}/metrics").read().decode()
+        counter = lambda prefix: sum(float(line.split()[-1]) for line in metrics.splitlines()
+                                     if line.startswith(prefix))
+        durability[name] = {"flushes": counter("floe_store_flushes_total"),
+                            "batches": counter("floe_commit_batches_total"),
+                            "swaps": counter('floe_store_seconds_count{op="swap_metadata"}')}
         for label, table_of in checks.items():
             lost = [(t, acked) for t, acked in results[label]["threads"].items()
                     if int(properties(uris[-1], tables, table_of(t), token).get(f"bench.{t}", 0)) not in (acked, acked + 1)]
@@ -98,6 +105,9 @@ def run(name, count, store_env):
         for p in procs:
             p.terminate()
             p.wait()
+
+
+durability = {}
 
 
 def main():
@@ -126,6 +136,9 @@ def main():
             r = table[n][run_name]
             row += f"{r['rps']:>14.0f}{r['p99']:>9.2f}"
         print(row)
+    for n, d in durability.items():
+        print(f"  {n} (first replica): {d['swaps']:.0f} commits, {d['flushes']:.0f} flushes, "
+              f"{d['batches']:.0f} commit statements")
     for run_name in table[names[0]]:
         for n in names:
             r = table[n][run_name]

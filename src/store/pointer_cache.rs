@@ -72,12 +72,16 @@ struct Entry {
     weight: u64,
 }
 
+/// Maps hashed with foldhash, seeded at random per map (as the verified-token cache is): lookups
+/// are on load-table's hot path, and SipHash over a name's parts costs more than the rest.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 #[derive(Default)]
 struct Entries {
     /// Warehouse → name → entry (looked up without building a key).
-    by_name: HashMap<Uuid, HashMap<TableIdent, Entry>>,
+    by_name: Map<Uuid, Map<TableIdent, Entry>>,
     /// Table or view id → its warehouse and name in `by_name`.
-    names: HashMap<Uuid, (Uuid, TableIdent)>,
+    names: Map<Uuid, (Uuid, TableIdent)>,
     bytes: u64,
 }
 
