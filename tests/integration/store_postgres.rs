@@ -53,6 +53,48 @@ async fn postgres_with_cached_pointers_passes_the_store_conformance_suite() {
     }
 }
 
+/// A warehouse holding one table, `ns.t`, pointing at `m0`.
+async fn one_table(store: &PgStore) -> (uuid::Uuid, floe::domain::TableIdent) {
+    let wh = seed_warehouse(store).await;
+    store
+        .create_namespace(wh, &namespace(&["ns"]))
+        .await
+        .unwrap();
+    let t = ident(&["ns"], "t");
+    store
+        .create_tabular(wh, &tabular(TabularKind::Table, &t, "m0"))
+        .await
+        .unwrap();
+    (wh, t)
+}
+
+/// Where `store` says `ident` points now.
+async fn pointer(store: &PgStore, wh: uuid::Uuid, ident: &floe::domain::TableIdent) -> String {
+    let record = store.get_tabular(wh, ident).await.unwrap().unwrap();
+    record.metadata_location
+}
+
+/// Moves table `t`'s pointer in the database behind every replica's back (no notice).
+async fn move_unheard(store: &PgStore, to: &str) {
+    sqlx::query("UPDATE tabulars SET metadata_location = $1 WHERE name = 't'")
+        .bind(to)
+        .execute(store.pool())
+        .await
+        .unwrap();
+}
+
+/// Polls `b` until it no longer finds `ident`, for at most a second.
+async fn forgotten(b: &PgStore, wh: uuid::Uuid, ident: &floe::domain::TableIdent, what: &str) {
+    let started = std::time::Instant::now();
+    while b.get_tabular(wh, ident).await.unwrap().is_some() {
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "B still serves {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 /// Polls `b` until `ident` points at `want`; how long that took.
 async fn seen(
     b: &PgStore,
@@ -81,34 +123,12 @@ async fn a_pointer_moved_on_one_replica_reaches_the_others_cache_within_millisec
     let url = db.fresh_schema_url().await;
     let a = caching_replica(&url, Duration::from_secs(60)).await;
     let b = caching_replica(&url, Duration::from_secs(60)).await;
-    let wh = seed_warehouse(&a).await;
-    a.create_namespace(wh, &namespace(&["ns"])).await.unwrap();
-    let t = ident(&["ns"], "t");
-    a.create_tabular(wh, &tabular(TabularKind::Table, &t, "m0"))
-        .await
-        .unwrap();
-    assert_eq!(
-        b.get_tabular(wh, &t)
-            .await
-            .unwrap()
-            .unwrap()
-            .metadata_location,
-        "m0"
-    );
+    let (wh, t) = one_table(&a).await;
+    assert_eq!(pointer(&b, wh, &t).await, "m0");
 
     // B serves from memory: a change made behind every replica's back (no notice) is not seen.
-    sqlx::query("UPDATE tabulars SET metadata_location = 'behind' WHERE name = 't'")
-        .execute(a.pool())
-        .await
-        .unwrap();
-    assert_eq!(
-        b.get_tabular(wh, &t)
-            .await
-            .unwrap()
-            .unwrap()
-            .metadata_location,
-        "m0"
-    );
+    move_unheard(&a, "behind").await;
+    assert_eq!(pointer(&b, wh, &t).await, "m0");
     // And a commit B makes from what it cached is refused by the database, not lost or forced;
     // the refusal forgets the entry, so the retry reads the truth.
     let stale = MetadataSwap {
@@ -120,14 +140,7 @@ async fn a_pointer_moved_on_one_replica_reaches_the_others_cache_within_millisec
         b.swap_metadata(wh, TabularKind::Table, &[stale]).await,
         Err(StoreError::Conflict(_))
     ));
-    assert_eq!(
-        b.get_tabular(wh, &t)
-            .await
-            .unwrap()
-            .unwrap()
-            .metadata_location,
-        "behind"
-    );
+    assert_eq!(pointer(&b, wh, &t).await, "behind");
 
     // Commits on A reach B through the notices.
     let mut delays = Vec::new();
@@ -158,31 +171,10 @@ async fn a_pointer_moved_on_one_replica_reaches_the_others_cache_within_millisec
     a.rename_tabular(wh, TabularKind::Table, &t, &u)
         .await
         .unwrap();
-    let started = std::time::Instant::now();
-    while b.get_tabular(wh, &t).await.unwrap().is_some() {
-        assert!(
-            started.elapsed() < Duration::from_secs(1),
-            "B still serves the old name"
-        );
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    assert_eq!(
-        b.get_tabular(wh, &u)
-            .await
-            .unwrap()
-            .unwrap()
-            .metadata_location,
-        current
-    );
+    forgotten(&b, wh, &t, "the old name").await;
+    assert_eq!(pointer(&b, wh, &u).await, current);
     a.drop_tabular(wh, TabularKind::Table, &u).await.unwrap();
-    let started = std::time::Instant::now();
-    while b.get_tabular(wh, &u).await.unwrap().is_some() {
-        assert!(
-            started.elapsed() < Duration::from_secs(1),
-            "B still serves the dropped table"
-        );
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    forgotten(&b, wh, &u, "the dropped table").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -190,32 +182,10 @@ async fn a_replica_that_lost_its_listener_reads_the_database_and_strict_never_ca
     let db = TestDatabase::create().await;
     let url = db.fresh_schema_url().await;
     let b = caching_replica(&url, Duration::from_secs(60)).await;
-    let wh = seed_warehouse(&b).await;
-    b.create_namespace(wh, &namespace(&["ns"])).await.unwrap();
-    let t = ident(&["ns"], "t");
-    b.create_tabular(wh, &tabular(TabularKind::Table, &t, "m0"))
-        .await
-        .unwrap();
-    assert_eq!(
-        b.get_tabular(wh, &t)
-            .await
-            .unwrap()
-            .unwrap()
-            .metadata_location,
-        "m0"
-    );
-    sqlx::query("UPDATE tabulars SET metadata_location = 'unheard' WHERE name = 't'")
-        .execute(b.pool())
-        .await
-        .unwrap();
-    assert_eq!(
-        b.get_tabular(wh, &t)
-            .await
-            .unwrap()
-            .unwrap()
-            .metadata_location,
-        "m0"
-    );
+    let (wh, t) = one_table(&b).await;
+    assert_eq!(pointer(&b, wh, &t).await, "m0");
+    move_unheard(&b, "unheard").await;
+    assert_eq!(pointer(&b, wh, &t).await, "m0");
     // The listener's connection goes away: notices sent meanwhile are lost, so B must stop
     // trusting what it cached.
     let killed: i64 = sqlx::query_scalar(
@@ -240,28 +210,9 @@ async fn a_replica_that_lost_its_listener_reads_the_database_and_strict_never_ca
         ));
     strict.watch(Arc::new(Changes::new()));
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(
-        strict
-            .get_tabular(wh, &t)
-            .await
-            .unwrap()
-            .unwrap()
-            .metadata_location,
-        "unheard"
-    );
-    sqlx::query("UPDATE tabulars SET metadata_location = 'strict' WHERE name = 't'")
-        .execute(b.pool())
-        .await
-        .unwrap();
-    assert_eq!(
-        strict
-            .get_tabular(wh, &t)
-            .await
-            .unwrap()
-            .unwrap()
-            .metadata_location,
-        "strict"
-    );
+    assert_eq!(pointer(&strict, wh, &t).await, "unheard");
+    move_unheard(&b, "strict").await;
+    assert_eq!(pointer(&strict, wh, &t).await, "strict");
     assert_eq!(strict.pointers().occupancy().0, 0);
 }
 
