@@ -61,6 +61,9 @@ fn fail(what: &str) -> impl Fn(&dyn std::fmt::Display) -> StartupError + '_ {
 impl Application {
     /// Opens everything and binds `settings.listen` (port 0 picks a free port).
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        // First: a metric handle made before the recorder is installed (the store's counters are
+        // made once, at first use, and the store is used at start) would count into nothing.
+        let metrics = metrics_handle();
         std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
             fail("cannot create data_dir")(&format!("{}: {e}", settings.data_dir.display()))
         })?;
@@ -201,7 +204,7 @@ impl Application {
                 },
                 reachability,
             )),
-            metrics: metrics_handle(),
+            metrics,
             tenant_limits: api::tenant_limits::TenantLimits::new(settings.limits),
         });
         spawn_purger(store.clone(), settings.audit_retention_days);

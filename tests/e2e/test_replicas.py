@@ -175,7 +175,8 @@ def test_metrics_expose_the_operations_series(replicas):
     assert metric(text, "floe_store_seconds_count", op="get_tabular") >= 1
     assert metric(text, "floe_store_seconds_count", op="swap_metadata") >= 1
     for name in ["floe_metadata_cache_hits_total", "floe_token_cache_hits_total", "floe_grant_cache_hits_total",
-                 "floe_change_notifications_total"]:
+                 "floe_change_notifications_total", "floe_commit_batches_total", "floe_pointer_cache_hits_total",
+                 "floe_pointer_notices_total"]:
         assert metric(text, name) >= 1, name
     for name in ["floe_metadata_cache_misses_total", "floe_token_cache_misses_total",
                  "floe_grant_cache_misses_total", "floe_vended_cache_hits_total",
