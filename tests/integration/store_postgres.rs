@@ -178,6 +178,42 @@ async fn a_pointer_moved_on_one_replica_reaches_the_others_cache_within_millisec
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cached_pointer_never_answers_for_another_tenants_warehouse() {
+    // An insider of tenant B names exactly the table tenant A's loads keep warm: the cache is
+    // keyed by warehouse, so B gets its own warehouse's answer (nothing, then its own table).
+    let db = TestDatabase::create().await;
+    let url = db.fresh_schema_url().await;
+    let replica = caching_replica(&url, Duration::from_secs(60)).await;
+    let (ours, t) = one_table(&replica).await;
+    assert_eq!(pointer(&replica, ours, &t).await, "m0");
+    assert_eq!(replica.pointers().occupancy().0, 1, "A's pointer is cached");
+    let theirs = seed_warehouse(&replica).await;
+    assert!(replica.get_tabular(theirs, &t).await.unwrap().is_none());
+    replica
+        .create_namespace(theirs, &namespace(&["ns"]))
+        .await
+        .unwrap();
+    replica
+        .create_tabular(theirs, &tabular(TabularKind::Table, &t, "theirs"))
+        .await
+        .unwrap();
+    assert_eq!(pointer(&replica, theirs, &t).await, "theirs");
+    assert_eq!(pointer(&replica, ours, &t).await, "m0");
+    // A's commit moves only A's pointer.
+    let swap = MetadataSwap {
+        ident: t.clone(),
+        expected: "m0".into(),
+        new: "m1".into(),
+    };
+    replica
+        .swap_metadata(ours, TabularKind::Table, &[swap])
+        .await
+        .unwrap();
+    assert_eq!(pointer(&replica, ours, &t).await, "m1");
+    assert_eq!(pointer(&replica, theirs, &t).await, "theirs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replica_that_lost_its_listener_reads_the_database_and_strict_never_caches() {
     let db = TestDatabase::create().await;
     let url = db.fresh_schema_url().await;
