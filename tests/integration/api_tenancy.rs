@@ -1,4 +1,5 @@
 //! Tenants, principals, roles and grants as tenant admins use them, and the walls between tenants.
+//! Every test runs on sled and on PostgreSQL (`on_sled::`, `on_postgres::`).
 
 use crate::common::*;
 use reqwest::Method;
@@ -48,9 +49,8 @@ async fn tenant(root: &Session<'_>, name: &str) -> Tenant {
     }
 }
 
-#[tokio::test]
-async fn tenants_never_see_each_other() {
-    let app = spawn_app().await;
+async fn tenants_never_see_each_other(store: Store) {
+    let app = spawn_app_on(store).await;
     let root = Session::root(&app);
     let (a, b) = (tenant(&root, "alpha").await, tenant(&root, "beta").await);
     let admin_a = Session::login(&app, &a.admin.0, &a.admin.1).await;
@@ -167,9 +167,8 @@ async fn tenants_never_see_each_other() {
     );
 }
 
-#[tokio::test]
-async fn readers_read_and_grants_open_and_close_access() {
-    let app = spawn_app().await;
+async fn readers_read_and_grants_open_and_close_access(store: Store) {
+    let app = spawn_app_on(store).await;
     let root = Session::root(&app);
     let t = tenant(&root, "acme").await;
     let admin = Session::login(&app, &t.admin.0, &t.admin.1).await;
@@ -390,9 +389,8 @@ async fn readers_read_and_grants_open_and_close_access() {
     );
 }
 
-#[tokio::test]
-async fn disabled_principals_and_rotated_secrets_stop_working() {
-    let app = spawn_app().await;
+async fn disabled_principals_and_rotated_secrets_stop_working(store: Store) {
+    let app = spawn_app_on(store).await;
     let root = Session::root(&app);
     let t = tenant(&root, "ops").await;
     let admin = Session::login(&app, &t.admin.0, &t.admin.1).await;
@@ -473,9 +471,8 @@ async fn disabled_principals_and_rotated_secrets_stop_working() {
     );
 }
 
-#[tokio::test]
-async fn non_empty_tenants_and_warehouses_are_not_deleted() {
-    let app = spawn_app().await;
+async fn non_empty_tenants_and_warehouses_are_not_deleted(store: Store) {
+    let app = spawn_app_on(store).await;
     let root = Session::root(&app);
     let t = tenant(&root, "keep").await;
     let admin = Session::login(&app, &t.admin.0, &t.admin.1).await;
@@ -534,9 +531,8 @@ async fn non_empty_tenants_and_warehouses_are_not_deleted() {
     );
 }
 
-#[tokio::test]
-async fn management_routes_refuse_bad_tokens() {
-    let app = spawn_app().await;
+async fn management_routes_refuse_bad_tokens(store: Store) {
+    let app = spawn_app_on(store).await;
     for path in ["/management/v1/whoami", "/management/v1/tenants"] {
         let r = app
             .client
@@ -572,9 +568,8 @@ impl Session<'_> {
 
 /// Issue: a principal of the same tenant with no grants replayed a tenant admin's create-table
 /// with the same `Idempotency-Key` and got the full answer; and two requests with one key both ran.
-#[tokio::test]
-async fn an_idempotency_replay_is_authorized_and_a_key_runs_once() {
-    let app = spawn_app().await;
+async fn an_idempotency_replay_is_authorized_and_a_key_runs_once(store: Store) {
+    let app = spawn_app_on(store).await;
     let root = Session::root(&app);
     let t = tenant(&root, "gamma").await;
     let admin = Session::login(&app, &t.admin.0, &t.admin.1).await;
@@ -636,9 +631,10 @@ async fn an_idempotency_replay_is_authorized_and_a_key_runs_once() {
 /// Issue (as the insider it describes): a principal holding create and drop rights in its own
 /// namespace only tries to put a table on a table of another namespace, to purge the victim's
 /// files or read them through a registered copy. Every attempt is refused and the victim is whole.
-#[tokio::test]
-async fn a_principal_with_create_rights_in_one_namespace_cannot_take_another_tables_location() {
-    let app = spawn_app().await;
+async fn a_principal_with_create_rights_in_one_namespace_cannot_take_another_tables_location(
+    store: Store,
+) {
+    let app = spawn_app_on(store).await;
     let root = Session::root(&app);
     let t = tenant(&root, "delta").await;
     let admin = Session::login(&app, &t.admin.0, &t.admin.1).await;
@@ -725,9 +721,8 @@ async fn table_grants(admin: &Session<'_>, tenant: &str) -> Vec<Value> {
         .collect()
 }
 
-#[tokio::test]
-async fn a_grant_on_a_table_follows_the_table_not_its_name() {
-    let app = spawn_app().await;
+async fn a_grant_on_a_table_follows_the_table_not_its_name(store: Store) {
+    let app = spawn_app_on(store).await;
     let root = Session::login(&app, ROOT_ID, ROOT_SECRET).await;
     let t = tenant(&root, "follow").await;
     let admin = Session::login(&app, &t.admin.0, &t.admin.1).await;
@@ -826,9 +821,8 @@ async fn a_grant_on_a_table_follows_the_table_not_its_name() {
     assert_eq!(r.status(), 404, "{}", r.text().await.unwrap());
 }
 
-#[tokio::test]
-async fn a_tenant_admin_cannot_point_a_warehouse_at_another_warehouses_storage() {
-    let app = spawn_app().await;
+async fn a_tenant_admin_cannot_point_a_warehouse_at_another_warehouses_storage(store: Store) {
+    let app = spawn_app_on(store).await;
     let root = Session::login(&app, ROOT_ID, ROOT_SECRET).await;
     let victim = tenant(&root, "victim").await;
     let attacker = tenant(&root, "attacker").await;
@@ -896,9 +890,8 @@ async fn a_tenant_admin_cannot_point_a_warehouse_at_another_warehouses_storage()
 /// Issue 14's new doors: another tenant's admin tries tenant B's recycle bin (by B's warehouse,
 /// and by its own warehouse with B's dropped id), B's readiness detail and the catalog snapshot;
 /// B's own member tries B's bin. None gets through, and B's dropped table stays restorable.
-#[tokio::test]
-async fn the_recycle_bin_the_readiness_detail_and_the_snapshot_stay_in_their_lane() {
-    let app = spawn_app().await;
+async fn the_recycle_bin_the_readiness_detail_and_the_snapshot_stay_in_their_lane(store: Store) {
+    let app = spawn_app_on(store).await;
     let root = Session::root(&app);
     let (a, b) = (tenant(&root, "alpha").await, tenant(&root, "beta").await);
     let admin_a = Session::login(&app, &a.admin.0, &a.admin.1).await;
@@ -985,3 +978,16 @@ async fn the_recycle_bin_the_readiness_detail_and_the_snapshot_stay_in_their_lan
         .await;
     assert_eq!(restored["name"], "t");
 }
+
+on_both_stores!(
+    tenants_never_see_each_other,
+    readers_read_and_grants_open_and_close_access,
+    disabled_principals_and_rotated_secrets_stop_working,
+    non_empty_tenants_and_warehouses_are_not_deleted,
+    management_routes_refuse_bad_tokens,
+    an_idempotency_replay_is_authorized_and_a_key_runs_once,
+    a_principal_with_create_rights_in_one_namespace_cannot_take_another_tables_location,
+    a_grant_on_a_table_follows_the_table_not_its_name,
+    a_tenant_admin_cannot_point_a_warehouse_at_another_warehouses_storage,
+    the_recycle_bin_the_readiness_detail_and_the_snapshot_stay_in_their_lane,
+);

@@ -1,6 +1,9 @@
-//! Starts a real Floe on a free port with a fresh data directory; tests talk HTTP to it.
+//! Starts a real Floe on a free port with a fresh data directory (and, on PostgreSQL, a fresh
+//! database); tests talk HTTP to it.
 
-use floe::config::{Secret, Settings};
+use crate::pg_support::TestDatabase;
+use floe::config::{Secret, Settings, StoreKind, WarehouseSettings};
+use floe::domain::storage::StorageProfile;
 use floe::startup::Application;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
@@ -15,6 +18,15 @@ pub struct TestApp {
     /// The `demo` warehouse's id (the Iceberg prefix).
     pub prefix: String,
     pub data_dir: tempfile::TempDir,
+    /// The server's database when it runs on PostgreSQL (dropped with the app).
+    pub database: Option<TestDatabase>,
+}
+
+/// The catalog store a test's server runs on.
+#[derive(Debug, Clone, Copy)]
+pub enum Store {
+    Sled,
+    Postgres,
 }
 
 /// Starts Floe with `adjust` applied to the default test settings.
@@ -50,8 +62,68 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         token,
         prefix,
         data_dir,
+        database: None,
     }
 }
+
+/// Starts Floe with the default test settings on `store`. On PostgreSQL it gets a database of its
+/// own and the `demo` warehouse is configured (PostgreSQL makes none: a directory is one
+/// machine's), in the data directory as on sled.
+pub async fn spawn_app_on(store: Store) -> TestApp {
+    let Store::Postgres = store else {
+        return spawn_app().await;
+    };
+    let database = TestDatabase::create().await;
+    let url = database.url.clone();
+    let mut app = spawn_app_with(|s| {
+        s.store = StoreKind::Postgres;
+        s.postgres.url = Some(Secret::new(url));
+        s.warehouses.push(WarehouseSettings {
+            name: "demo".into(),
+            storage: StorageProfile::Local {
+                root: format!("file://{}", s.data_dir.join("warehouse").display()),
+            },
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+        });
+    })
+    .await;
+    // The server's catalog really is in this database (its demo warehouse is there).
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&database.url)
+        .await
+        .unwrap();
+    let demo: i64 = sqlx::query_scalar("SELECT count(*) FROM warehouses WHERE name = 'demo'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(demo, 1, "the server runs on the test's database");
+    app.database = Some(database);
+    app
+}
+
+/// Runs each `async fn NAME(store: Store)` named on sled and on PostgreSQL, as the tests
+/// `on_sled::NAME` and `on_postgres::NAME`: walls that hold on one store are tried on the other.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod on_sled {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(crate::common::Store::Sled).await
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(crate::common::Store::Postgres).await
+                }
+            )*
+        }
+    };
+}
+pub(crate) use on_both_stores;
 
 /// Starts Floe with the default test settings.
 pub async fn spawn_app() -> TestApp {
