@@ -67,7 +67,7 @@ pub struct Settings {
     /// HTTP worker threads (0 = one per core).
     #[serde(deserialize_with = "lenient")]
     pub workers: usize,
-    /// Memory for parsed metadata files, in bytes (weighed at three times their JSON size).
+    /// Memory for parsed metadata files, in bytes (each weighed by what it occupies parsed).
     #[serde(deserialize_with = "lenient")]
     pub metadata_cache_bytes: u64,
     /// Largest table or view metadata file the server reads or writes, in bytes: registering a
