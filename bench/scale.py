@@ -4,7 +4,8 @@ PostgreSQL, next to a 100-table catalog on the same store, and reports for each:
 startup time, RSS, load-table p50/p99 for a hot table (wrk, 8 connections) and for cold tables
 (the first load of each of 2,000 tables, one at a time), listing the 10,000-table namespace page by
 page, and disk per table.
-Usage (from scripts/bench-scale.sh): scale.py FLOE_BIN POPULATE_BIN POSTGRES_ADMIN_URL OUT_DIR"""
+Usage (from scripts/bench-scale.sh): scale.py FLOE_BIN POPULATE_BIN POSTGRES_ADMIN_URL OUT_DIR.
+SCALE_STORES=sled or =postgres runs one store only (both by default)."""
 
 import base64
 import http.client
@@ -131,37 +132,50 @@ def populate(args, store_args, files, resume=True):
 
 def main():
     results = {}
+    stores = os.environ.get("SCALE_STORES", "sled,postgres").split(",")
     for size, args in SIZES.items():
         key = size.replace(" ", "")
-        # sled
-        data, files = out / f"sled-{key}-data", out / f"sled-{key}-files"
-        files.mkdir(parents=True, exist_ok=True)
-        print(f"sled, {size}: populating...", file=sys.stderr, flush=True)
-        pop = populate(args, ["--store", "sled", "--data-dir", str(data)], files)
-        m = measure(f"sled-{key}", {}, data, files)
-        m.update(populate=pop, disk_per_table=du_bytes(data / "catalog") / pop["tables"])
-        results[("sled", size)] = m
+        if "sled" in stores:
+            sled(size, key, args, results)
+        if "postgres" in stores:
+            postgres(size, key, args, results)
+    report(results)
+
+
+def sled(size, key, args, results):
+    data, files = out / f"sled-{key}-data", out / f"sled-{key}-files"
+    files.mkdir(parents=True, exist_ok=True)
+    print(f"sled, {size}: populating...", file=sys.stderr, flush=True)
+    pop = populate(args, ["--store", "sled", "--data-dir", str(data)], files)
+    m = measure(f"sled-{key}", {}, data, files)
+    m.update(populate=pop, disk_per_table=du_bytes(data / "catalog") / pop["tables"])
+    results[("sled", size)] = m
+    print(json.dumps(m), file=sys.stderr, flush=True)
+
+
+def postgres(size, key, args, results):
+    db = f"floe_scale_{key.lower()}"
+    psql(admin_url, f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+    psql(admin_url, f"CREATE DATABASE {db}")
+    pg_url = urlunparse(urlparse(admin_url)._replace(path=f"/{db}"))
+    files = out / f"pg-{key}-files"
+    subprocess.run(["rm", "-rf", str(files)], check=True)  # the database is dropped after each run
+    files.mkdir(parents=True)
+    try:
+        print(f"postgres, {size}: populating...", file=sys.stderr, flush=True)
+        pop = populate(args, ["--store", "postgres", "--url", pg_url], files, resume=False)
+        psql(pg_url, "VACUUM ANALYZE")
+        m = measure(f"pg-{key}", {"FLOE_STORE": "postgres", "FLOE_POSTGRES__URL": pg_url,
+                                  "FLOE_MASTER_KEY": MASTER_KEY}, out / f"pg-{key}-data", files)
+        size_bytes = int(psql(pg_url, "SELECT pg_total_relation_size('tabulars')"))
+        m.update(populate=pop, disk_per_table=size_bytes / pop["tables"])
+        results[("postgres", size)] = m
         print(json.dumps(m), file=sys.stderr, flush=True)
-        # PostgreSQL
-        db = f"floe_scale_{key.lower()}"
+    finally:
         psql(admin_url, f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-        psql(admin_url, f"CREATE DATABASE {db}")
-        pg_url = urlunparse(urlparse(admin_url)._replace(path=f"/{db}"))
-        files = out / f"pg-{key}-files"
-        subprocess.run(["rm", "-rf", str(files)], check=True)  # the database is dropped after each run
-        files.mkdir(parents=True)
-        try:
-            print(f"postgres, {size}: populating...", file=sys.stderr, flush=True)
-            pop = populate(args, ["--store", "postgres", "--url", pg_url], files, resume=False)
-            psql(pg_url, "VACUUM ANALYZE")
-            m = measure(f"pg-{key}", {"FLOE_STORE": "postgres", "FLOE_POSTGRES__URL": pg_url,
-                                      "FLOE_MASTER_KEY": MASTER_KEY}, out / f"pg-{key}-data", files)
-            size_bytes = int(psql(pg_url, "SELECT pg_total_relation_size('tabulars')"))
-            m.update(populate=pop, disk_per_table=size_bytes / pop["tables"])
-            results[("postgres", size)] = m
-            print(json.dumps(m), file=sys.stderr, flush=True)
-        finally:
-            psql(admin_url, f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+
+
+def report(results):
     print(f"{'store, catalog':<24}{'populate/s':>11}{'start s':>9}{'RSS MiB':>9}{'hot p50':>9}{'hot p99':>9}"
           f"{'hot req/s':>10}{'cold p50':>10}{'cold p99':>10}{'page p50':>10}{'page p99':>10}{'B/table':>9}")
     for (store, size), m in results.items():

@@ -17,7 +17,12 @@ venv=$(scripts/python-env.sh)
 out=$(mktemp -d /tmp/floe-callgrind.XXXX)
 port=18557
 store_env=()
+config=()
 if [ "${STORE:-sled}" = postgres ]; then
+  # PostgreSQL gets no demo warehouse of its own (a directory is one machine's): it is configured.
+  mkdir -p "$out/warehouse"
+  printf '[[warehouses]]\nname = "demo"\nstorage = { kind = "local", root = "file://%s" }\n' "$out/warehouse" > "$out/floe.toml"
+  config=(--config "$out/floe.toml")
   admin=${FLOE_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
   db=floe_callgrind_$$
   psql "$admin" -qc "CREATE DATABASE $db"
@@ -25,7 +30,7 @@ if [ "${STORE:-sled}" = postgres ]; then
 fi
 env "${store_env[@]}" FLOE_ROOT_CLIENT_ID=bench FLOE_ROOT_CLIENT_SECRET=bench-secret FLOE_LOG=warn FLOE_WORKERS=1 \
   valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.%p" \
-  "$CARGO_TARGET_DIR/callgrind/floe" serve --listen 127.0.0.1:$port --data-dir "$out/data" \
+  "$CARGO_TARGET_DIR/callgrind/floe" serve --listen 127.0.0.1:$port --data-dir "$out/data" "${config[@]}" \
   > "$out/floe.log" 2>&1 &
 floe_pid=$!
 cleanup() {

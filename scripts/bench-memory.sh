@@ -4,8 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/floe/target}
-cargo build --release --quiet
+# PROFILE=callgrind runs the same code with line tables (and shares the callgrind build).
+profile=${PROFILE:-release}
+cargo build --profile "$profile" --quiet
 venv=$(scripts/python-env.sh)
 out=$(mktemp -d /tmp/floe-bench-memory.XXXX)
-"$venv/bin/python" bench/memory.py "$CARGO_TARGET_DIR/release/floe" "$out" "${CREATES:-50000}" | tee "$out/report.txt"
+"$venv/bin/python" bench/memory.py "$CARGO_TARGET_DIR/$profile/floe" "$out" "${CREATES:-50000}" | tee "$out/report.txt"
 echo "logs in $out" >&2

@@ -5,10 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/floe/target}
+# PROFILE=callgrind runs the same code with line tables (and shares the callgrind build).
+profile=${PROFILE:-release}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-cargo build --release --quiet
+cargo build --profile "$profile" --quiet
 venv=$(scripts/python-env.sh)
 out=$(mktemp -d /tmp/floe-bench-stores.XXXX)
-"$venv/bin/python" bench/stores.py "$CARGO_TARGET_DIR/release/floe" \
+"$venv/bin/python" bench/stores.py "$CARGO_TARGET_DIR/$profile/floe" \
   "${FLOE_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}" "$out" "${DURATION:-10}" | tee "$out/report.txt"
 echo "raw wrk output in $out" >&2

@@ -4,7 +4,8 @@
 # beside the noisy one, without a per-tenant rate and with RATE requests/s per tenant
 # (limits.tenant_requests_per_sec). The release build with line tables (profile `callgrind`,
 # the same code as release). Needs wrk (installed with apt-get when missing).
-# DURATION=10s and RATE=2000 by default.
+# Then overload: 256 connections committing to one table with max_in_flight 1024 and SHED_AT.
+# DURATION=20s (shorter runs make the quiet p99 noisy here), RATE=2000 and SHED_AT=16 by default.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/floe/target}
@@ -12,4 +13,4 @@ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk 
 cargo build --profile callgrind --quiet
 venv=$(scripts/python-env.sh)
 out=$(mktemp -d /tmp/floe-tenants.XXXX)
-"$venv/bin/python" bench/tenants.py "$CARGO_TARGET_DIR/callgrind/floe" "$out" "${DURATION:-10s}" "${RATE:-2000}"
+"$venv/bin/python" bench/tenants.py "$CARGO_TARGET_DIR/callgrind/floe" "$out" "${DURATION:-20s}" "${RATE:-2000}" "${SHED_AT:-16}"

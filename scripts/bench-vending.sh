@@ -5,9 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/floe/target}
+# PROFILE=callgrind runs the same code with line tables (and shares the callgrind build).
+profile=${PROFILE:-release}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-cargo build --release --quiet
+cargo build --profile "$profile" --quiet
 venv=$(scripts/python-env.sh)
 out=$(mktemp -d /tmp/floe-bench-vending.XXXX)
-"$venv/bin/python" bench/vending.py "$CARGO_TARGET_DIR/release/floe" "$out" "${DURATION:-10s}" | tee "$out/report.txt"
+"$venv/bin/python" bench/vending.py "$CARGO_TARGET_DIR/$profile/floe" "$out" "${DURATION:-10s}" | tee "$out/report.txt"
 echo "logs in $out" >&2

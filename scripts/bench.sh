@@ -7,15 +7,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/floe/target}
+# PROFILE=callgrind runs the same code with line tables (and shares the callgrind build).
+profile=${PROFILE:-release}
 duration=${DURATION:-10s}
 command -v wrk >/dev/null && command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk nginx-light >/dev/null; }
-cargo build --release --quiet
+cargo build --profile "$profile" --quiet
 venv=$(scripts/python-env.sh)
 out=$(mktemp -d /tmp/floe-bench.XXXX)
 chmod 755 "$out"   # nginx's worker runs as www-data
 port=18555; nginx_port=18556
 FLOE_ROOT_CLIENT_ID=bench FLOE_ROOT_CLIENT_SECRET=bench-secret FLOE_LOG=warn \
-  "$CARGO_TARGET_DIR/release/floe" serve --listen 127.0.0.1:$port --data-dir "$out/data" > "$out/floe.log" 2>&1 &
+  "$CARGO_TARGET_DIR/$profile/floe" serve --listen 127.0.0.1:$port --data-dir "$out/data" > "$out/floe.log" 2>&1 &
 floe_pid=$!
 cleanup() { kill $floe_pid 2>/dev/null || true; [ -f "$out/nginx.pid" ] && kill "$(cat "$out/nginx.pid")" 2>/dev/null || true; }
 trap cleanup EXIT
