@@ -156,11 +156,16 @@ type Held = Vec<(Reach, Privilege)>;
 
 /// Memory the principals' cached grants may hold (each weighed by its grant count).
 pub const HELD_CACHE_BYTES: u64 = 16 * 1024 * 1024;
+/// Principals whose grant reads take turns at once (one kept per principal read lately).
+const READ_TURNS: u64 = 10_000;
 
 /// Decides and caches.
 pub struct Authorizer {
     store: Arc<dyn CatalogStore>,
     held: moka::sync::Cache<Uuid, Arc<Option<Held>>>,
+    /// One turn per principal at reading its grants, so requests that miss together share one
+    /// read (the hit path stays a plain synchronous lookup).
+    reads: moka::sync::Cache<Uuid, Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl Authorizer {
@@ -174,7 +179,11 @@ impl Authorizer {
             })
             .time_to_live(Duration::from_secs(DECISION_CACHE_SECS))
             .build();
-        Self { store, held }
+        let reads = moka::sync::Cache::builder()
+            .max_capacity(READ_TURNS)
+            .time_to_idle(Duration::from_secs(DECISION_CACHE_SECS))
+            .build();
+        Self { store, held, reads }
     }
 
     /// Forgets every cached decision.
@@ -215,9 +224,28 @@ impl Authorizer {
             HITS.increment(1);
             return Ok(hit);
         }
+        // Requests that miss together share one read: under load an entry's expiry finds every
+        // request in flight for the principal, and each reading the grants itself would send
+        // them all to the store at once (on PostgreSQL, a burst of new connections). The first
+        // reads; the others wait for its turn to end and find what it cached.
+        let turn = self
+            .reads
+            .get_with(caller.principal_id, || Arc::new(tokio::sync::Mutex::new(())));
+        let _turn = turn.lock().await;
+        if let Some(hit) = self.held.get(&caller.principal_id) {
+            HITS.increment(1);
+            return Ok(hit);
+        }
         metrics::counter!("floe_grant_cache_misses_total").increment(1);
+        let held = Arc::new(self.read_held(caller).await?);
+        self.held.insert(caller.principal_id, held.clone());
+        Ok(held)
+    }
+
+    /// Reads the caller's grants from the store.
+    async fn read_held(&self, caller: &Caller) -> AuthzResult<Option<Held>> {
         let principal = self.store.get_principal(caller.principal_id).await?;
-        let held = match principal {
+        Ok(match principal {
             Some(p) if !p.disabled && p.tenant_id == caller.tenant_id => {
                 let roles = self.store.roles_of(p.id).await?;
                 let grants = self.store.list_grants(p.tenant_id, None).await?;
@@ -230,10 +258,7 @@ impl Authorizer {
                 Some(held)
             }
             _ => None,
-        };
-        let held = Arc::new(held);
-        self.held.insert(caller.principal_id, held.clone());
-        Ok(held)
+        })
     }
 
     async fn active_grants(&self, caller: &Caller) -> AuthzResult<Arc<Option<Held>>> {

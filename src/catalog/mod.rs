@@ -320,12 +320,18 @@ impl Catalog {
         let id = Uuid::parse_str(id).map_err(|_| missing())?;
         let record = match self.warehouses.get(&id).await {
             Some(hit) => hit,
-            None => {
-                let found = self.store.get_warehouse(id).await?.ok_or_else(missing)?;
-                let found = Arc::new(found);
-                self.warehouses.insert(id, found.clone()).await;
-                found
-            }
+            // Requests that miss together (the entry expired under load) share one read.
+            None => self
+                .warehouses
+                .try_get_with(id, async {
+                    match self.store.get_warehouse(id).await {
+                        Ok(Some(found)) => Ok(Arc::new(found)),
+                        Ok(None) => Err(None),
+                        Err(e) => Err(Some(e)),
+                    }
+                })
+                .await
+                .map_err(|e| (*e).clone().map_or_else(missing, CatalogError::from))?,
         };
         if !caller.may_access_tenant(record.tenant_id) {
             return Err(missing());

@@ -276,7 +276,7 @@ pub struct IdempotencyRecord {
 }
 
 /// What went wrong in the store, in terms the catalog can act on.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("namespace {0} does not exist")]
     NoSuchNamespace(NamespaceIdent),
