@@ -228,9 +228,9 @@ impl Authorizer {
         // request in flight for the principal, and each reading the grants itself would send
         // them all to the store at once (on PostgreSQL, a burst of new connections). The first
         // reads; the others wait for its turn to end and find what it cached.
-        let turn = self
-            .reads
-            .get_with(caller.principal_id, || Arc::new(tokio::sync::Mutex::new(())));
+        let turn = self.reads.get_with(caller.principal_id, || {
+            Arc::new(tokio::sync::Mutex::new(()))
+        });
         let _turn = turn.lock().await;
         if let Some(hit) = self.held.get(&caller.principal_id) {
             HITS.increment(1);
