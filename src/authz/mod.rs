@@ -4,7 +4,8 @@
 //! inside it, and a short-lived cache of each principal's grants. Must not touch: HTTP types.
 //! A principal's grants (and whether it is still enabled) are re-read at once after a change made
 //! through this process, as soon as another replica's change notification arrives (PostgreSQL),
-//! and at most [`DECISION_CACHE_SECS`] after any change.
+//! and at most [`DECISION_CACHE_SECS`] after any change. Requests that find a principal's grants
+//! missing at the same moment share one read of them.
 
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
