@@ -771,7 +771,8 @@ async fn idempotency_records_expire(store: Arc<dyn CatalogStore>) {
     assert_eq!(winners, 1);
 }
 
-fn principal(tenant: Uuid, client_id: &str) -> PrincipalRecord {
+/// An enabled human principal of `tenant`, named and identified by `client_id`.
+pub fn principal(tenant: Uuid, client_id: &str) -> PrincipalRecord {
     PrincipalRecord {
         id: Uuid::new_v4(),
         tenant_id: tenant,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::pg_support::TestDatabase;
 use floe::changes::{Change, Changes, Subscriber};
 use floe::domain::access::{GrantResource, Privilege};
-use floe::store::conformance::{checks, ident, namespace, seed_warehouse, tabular};
+use floe::store::conformance::{checks, ident, namespace, principal, seed_warehouse, tabular};
 use floe::store::pointer_cache::{PointerCache, PointerCacheMode};
 use floe::store::*;
 
@@ -368,17 +368,7 @@ fn requests_that_miss_the_grant_cache_together_share_one_read() {
             .unwrap()
             .unwrap()
             .tenant_id;
-        let principal = PrincipalRecord {
-            id: uuid::Uuid::new_v4(),
-            tenant_id: tenant,
-            name: "reader".into(),
-            kind: PrincipalKind::Human,
-            client_id: "reader".into(),
-            secret_hash: String::new(),
-            root: false,
-            disabled: false,
-            created_at_ms: 1,
-        };
+        let principal = principal(tenant, "reader");
         store.create_principal(&principal).await.unwrap();
         let role = RoleRecord {
             id: uuid::Uuid::new_v4(),
