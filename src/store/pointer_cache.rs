@@ -15,10 +15,18 @@
 //! notice was applied never fills (its answer may predate the change), which the generation
 //! counter decides. Absent names are never cached, so a create needs no notice.
 //!
+//! Reads that miss together share one: an entry's expiry under load finds every request in flight
+//! for the table, and each reading the database itself would send them all to the pool at once.
+//! A read is shared only among requests that took their ticket at the same generation (so no
+//! request joins a read that began before a notice it has seen, its own replica's commit
+//! included), and only when it finds the name: an absent name is read again by each request
+//! that waited, since a create sends no notice.
+//!
 //! Commits stay correct whatever is cached: the database's compare-and-swap decides, and a
 //! refused swap forgets the entry so the retry reads the database.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -26,7 +34,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::TabularRecord;
+use super::{StoreError, StoreResult, TabularRecord};
 use crate::domain::TableIdent;
 
 /// The channel pointer notices travel on (apart from the management changes' channel, so
@@ -151,7 +159,20 @@ pub struct PointerCache {
     /// Bumped by every notice applied and every clear.
     generation: AtomicU64,
     entries: RwLock<Entries>,
+    /// Reads in flight, by name and the generation their tickets were taken at.
+    flights: moka::future::Cache<(Uuid, TableIdent, u64), TabularRecord>,
+    /// Reads of the database this cache asked for (for tests).
+    reads: AtomicU64,
 }
+
+/// How a shared read ended other than finding the name.
+enum FlightEnd {
+    Absent,
+    Failed(StoreError),
+}
+
+/// Names read at once that may share their reads (one kept per name being read).
+const FLIGHTS: u64 = 10_000;
 
 impl PointerCache {
     /// A cache of about `capacity_bytes`, serving an entry at most `max_age` after it was read. It
@@ -164,6 +185,11 @@ impl PointerCache {
             live: AtomicBool::new(false),
             generation: AtomicU64::new(0),
             entries: RwLock::new(Entries::default()),
+            flights: moka::future::Cache::builder()
+                .max_capacity(FLIGHTS)
+                .time_to_live(max_age.max(Duration::from_millis(1)))
+                .build(),
+            reads: AtomicU64::new(0),
         }
     }
 
@@ -219,6 +245,62 @@ impl PointerCache {
                 weight,
             },
         );
+    }
+
+    /// After a miss: the record of `ident` as `read` finds it (one read for all requests that
+    /// miss together at one generation), cached when it may be.
+    pub async fn read_through<F, Fut>(
+        &self,
+        warehouse: Uuid,
+        ident: &TableIdent,
+        read: F,
+    ) -> StoreResult<Option<TabularRecord>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = StoreResult<Option<TabularRecord>>>,
+    {
+        let Some(ticket) = self.ticket() else {
+            self.reads.fetch_add(1, Ordering::Relaxed);
+            return read().await;
+        };
+        let mut read = Some(read);
+        let mut led = false;
+        let key = (warehouse, ident.clone(), ticket.0);
+        let shared = self
+            .flights
+            .try_get_with(key.clone(), async {
+                led = true;
+                self.reads.fetch_add(1, Ordering::Relaxed);
+                match read.take().expect("one read per flight")().await {
+                    Ok(Some(record)) => {
+                        self.fill(ticket, warehouse, &record);
+                        Ok(record)
+                    }
+                    Ok(None) => Err(FlightEnd::Absent),
+                    Err(e) => Err(FlightEnd::Failed(e)),
+                }
+            })
+            .await;
+        if led {
+            // Later requests find the filled entry (or, after a notice, read anew).
+            self.flights.invalidate(&key).await;
+        }
+        match shared {
+            Ok(record) => Ok(Some(record)),
+            Err(end) => match (&*end, read) {
+                (FlightEnd::Failed(e), _) => Err(e.clone()),
+                (FlightEnd::Absent, None) => Ok(None),
+                (FlightEnd::Absent, Some(read)) => {
+                    self.reads.fetch_add(1, Ordering::Relaxed);
+                    read().await
+                }
+            },
+        }
+    }
+
+    /// Reads of the database [`PointerCache::read_through`] made.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
     }
 
     /// Applies a pointer change, from this replica's own write or another's notice.
@@ -382,6 +464,122 @@ mod tests {
         assert!(young.get(w, &a.ident).is_some());
         std::thread::sleep(Duration::from_millis(30));
         assert!(young.get(w, &a.ident).is_none(), "older than max_age");
+    }
+
+    /// Eight requests missing one name at once, each reading `found` after a pause.
+    async fn eight_miss_together(
+        cache: &PointerCache,
+        w: Uuid,
+        ident: &TableIdent,
+        found: Option<TabularRecord>,
+    ) -> Vec<Option<TabularRecord>> {
+        let reads = (0..8).map(|_| {
+            cache.read_through(w, ident, || async {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Ok(found.clone())
+            })
+        });
+        futures::future::join_all(reads)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn requests_that_miss_together_share_one_read_of_a_name_that_exists() {
+        let (cache, w) = (live_cache(), Uuid::now_v7());
+        let t = record("t", "m1");
+        let got = eight_miss_together(&cache, w, &t.ident, Some(t.clone())).await;
+        assert!(got.iter().all(|r| r.as_ref() == Some(&t)));
+        assert_eq!(cache.reads(), 1, "one read for eight misses");
+        assert_eq!(cache.get(w, &t.ident), Some(t), "and it filled the cache");
+    }
+
+    #[tokio::test]
+    async fn an_absent_name_and_a_cache_that_does_not_serve_are_read_by_each_request() {
+        let (cache, w) = (live_cache(), Uuid::now_v7());
+        let t = record("t", "m1");
+        let got = eight_miss_together(&cache, w, &t.ident, None).await;
+        assert!(got.iter().all(Option::is_none));
+        assert_eq!(
+            cache.reads(),
+            8,
+            "a create sends no notice: nobody shares a miss"
+        );
+        let deaf = PointerCache::new(PointerCacheMode::Notify, Duration::from_secs(60), 1 << 20);
+        eight_miss_together(&deaf, w, &t.ident, Some(t.clone())).await;
+        assert_eq!(
+            deaf.reads(),
+            8,
+            "no listener, no ticket: every read goes through"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_request_after_a_notice_does_not_join_a_read_that_began_before_it() {
+        let (cache, w) = (live_cache(), Uuid::now_v7());
+        let t = record("t", "m1");
+        let slow_old_read = cache.read_through(w, &t.ident, || async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Ok(Some(t.clone()))
+        });
+        let after_the_commit = async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            // This replica's own commit applies its notice before it is acknowledged.
+            cache.apply(&moved(w, &record("other", "x"), "x", "y"));
+            let mut moved_on = t.clone();
+            moved_on.metadata_location = "m2".into();
+            cache
+                .read_through(w, &t.ident, || async { Ok(Some(moved_on)) })
+                .await
+        };
+        let (old, new) = tokio::join!(slow_old_read, after_the_commit);
+        assert_eq!(old.unwrap().unwrap().metadata_location, "m1");
+        assert_eq!(new.unwrap().unwrap().metadata_location, "m2", "read anew");
+        assert_eq!(cache.reads(), 2);
+        let cached = cache.get(w, &t.ident).unwrap();
+        assert_eq!(cached.metadata_location, "m2", "the old read did not fill");
+    }
+
+    #[tokio::test]
+    async fn a_failed_read_is_shared_and_the_next_request_reads_again() {
+        let (cache, w) = (live_cache(), Uuid::now_v7());
+        let t = record("t", "m1");
+        let reads = (0..4).map(|_| {
+            cache.read_through(w, &t.ident, || async {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Err(StoreError::Backend("pool timed out".into()))
+            })
+        });
+        let got = futures::future::join_all(reads).await;
+        assert!(got.iter().all(Result::is_err));
+        assert_eq!(cache.reads(), 1);
+        let again = cache
+            .read_through(w, &t.ident, || async { Ok(Some(t.clone())) })
+            .await;
+        assert_eq!(again.unwrap(), Some(t));
+        assert_eq!(cache.reads(), 2, "a failure is not remembered");
+    }
+
+    #[tokio::test]
+    async fn a_waiter_reads_itself_when_the_request_leading_its_read_hangs_up() {
+        let (cache, w) = (live_cache(), Uuid::now_v7());
+        let t = record("t", "m1");
+        let leader = cache.read_through(w, &t.ident, || async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok(Some(t.clone()))
+        });
+        let abandoned = tokio::time::timeout(Duration::from_millis(20), leader);
+        let waiter = async {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            cache
+                .read_through(w, &t.ident, || async { Ok(Some(t.clone())) })
+                .await
+        };
+        let (gave_up, served) = tokio::join!(abandoned, waiter);
+        assert!(gave_up.is_err(), "the leader's client hung up");
+        assert_eq!(served.unwrap(), Some(t), "the waiter was not left hanging");
     }
 
     #[test]

@@ -333,6 +333,91 @@ async fn wait_for(heard: &Heard, change: Change) {
     panic!("no {change:?} notification within 5 s");
 }
 
+/// A page of a namespace's tables reads the listing index only: no table rows, which lie spread
+/// over the heap (one page read per name when they are not in memory: 11 ms a page at a million
+/// tables). Checked on the statement's generic plan, which is what a pooled connection runs after
+/// a few pages, with scans other than by index turned off (at this size the planner would read
+/// the whole table instead, as it would not at a million rows).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_page_of_a_namespace_reads_only_the_listing_index() {
+    use futures::StreamExt;
+    let db = TestDatabase::create().await;
+    let store = PgStore::connect(&db.url, 8).await.unwrap();
+    let wh = seed_warehouse(&store).await;
+    for ns in ["big", "a", "b", "c"] {
+        store.create_namespace(wh, &namespace(&[ns])).await.unwrap();
+    }
+    // Interleaved, so the big namespace's rows are spread over the heap's pages.
+    let records: Vec<_> = (0..300)
+        .flat_map(|i| ["big", "a", "b", "c"].map(|ns| ident(&[ns], &format!("t{i:04}"))))
+        .collect();
+    futures::stream::iter(&records)
+        .for_each_concurrent(8, |t| {
+            let store = &store;
+            async move {
+                let record = tabular(TabularKind::Table, t, "m0");
+                store.create_tabular(wh, &record).await.unwrap();
+            }
+        })
+        .await;
+    sqlx::query("VACUUM ANALYZE tabulars")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let big: uuid::Uuid = sqlx::query_scalar("SELECT id FROM namespaces WHERE name = 'big'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let mut conn = store.pool().acquire().await.unwrap();
+    for set in [
+        "SET plan_cache_mode = force_generic_plan",
+        "SET enable_seqscan = off",
+        "SET enable_bitmapscan = off",
+    ] {
+        sqlx::query(set).execute(&mut *conn).await.unwrap();
+    }
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "PREPARE page(uuid, text, text, bigint) AS {}",
+        floe::store::postgres::LIST_TABULARS
+    )))
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    let plan: sqlx::types::Json<serde_json::Value> =
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE page('{big}', 'table', 't0150', 101)"
+        )))
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    let scan = &plan.0[0]["Plan"]["Plans"][0];
+    assert_eq!(scan["Node Type"], "Index Only Scan", "{plan:?}");
+    assert_eq!(scan["Index Name"], "tabulars_listing");
+    assert_eq!(scan["Heap Fetches"], 0, "no table row was read");
+    assert_eq!(scan["Actual Rows"], 101);
+}
+
+/// An entry's expiry under load finds every load of the table in flight; they share one read
+/// of the database instead of each taking a connection (in the two-replica benchmark, loads
+/// waited past the pool's 3 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn loads_that_miss_a_cached_pointer_together_share_one_read() {
+    let db = TestDatabase::create().await;
+    let url = db.fresh_schema_url().await;
+    let b = caching_replica(&url, Duration::from_millis(200)).await;
+    let (wh, t) = one_table(&b).await;
+    assert_eq!(pointer(&b, wh, &t).await, "m0");
+    let first = b.pointers().reads();
+    tokio::time::sleep(Duration::from_millis(300)).await; // the entry is too old to serve
+    let loads = futures::future::join_all((0..8).map(|_| b.get_tabular(wh, &t))).await;
+    assert!(
+        loads
+            .iter()
+            .all(|l| l.as_ref().unwrap().as_ref().unwrap().metadata_location == "m0")
+    );
+    assert_eq!(b.pointers().reads() - first, 1, "eight misses, one read");
+}
+
 /// The misses `floe_grant_cache_misses_total` counted in `run`, with a recorder of its own.
 fn grant_cache_misses_in(run: impl std::future::Future<Output = ()>) -> u64 {
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
