@@ -29,8 +29,8 @@
 //!   per storage kind (STS sessions on S3, SAS on ADLS, downscoped tokens on GCS, nothing on
 //!   local disk), presigned URLs, the remote signer, and `validate`.
 //! - [`store`]: the `CatalogStore` trait, its sled and PostgreSQL backends (each replica's
-//!   PostgreSQL pointer cache kept current by notices; commits arriving together sharing one
-//!   flush on both), who owns which location and which warehouse storage root, and the
+//!   PostgreSQL pointer cache kept current by notices, loads that miss it together sharing one
+//!   read; commits arriving together sharing one flush on both), who owns which location and which warehouse storage root, and the
 //!   conformance suite every backend passes.
 //! - [`warehouse_io`]: reading and writing metadata files on local disk, S3, ADLS and GCS.
 //! - [`domain`]: validated names (namespaces, tables, views, warehouses) and credential kinds.
