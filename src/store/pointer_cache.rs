@@ -466,6 +466,15 @@ mod tests {
         assert!(young.get(w, &a.ident).is_none(), "older than max_age");
     }
 
+    /// A database read that finds `found` after `ms` milliseconds.
+    async fn read_after(
+        ms: u64,
+        found: Option<TabularRecord>,
+    ) -> StoreResult<Option<TabularRecord>> {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        Ok(found)
+    }
+
     /// Eight requests missing one name at once, each reading `found` after a pause.
     async fn eight_miss_together(
         cache: &PointerCache,
@@ -473,12 +482,7 @@ mod tests {
         ident: &TableIdent,
         found: Option<TabularRecord>,
     ) -> Vec<Option<TabularRecord>> {
-        let reads = (0..8).map(|_| {
-            cache.read_through(w, ident, || async {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                Ok(found.clone())
-            })
-        });
+        let reads = (0..8).map(|_| cache.read_through(w, ident, || read_after(20, found.clone())));
         futures::future::join_all(reads)
             .await
             .into_iter()
@@ -520,10 +524,7 @@ mod tests {
     async fn a_request_after_a_notice_does_not_join_a_read_that_began_before_it() {
         let (cache, w) = (live_cache(), Uuid::now_v7());
         let t = record("t", "m1");
-        let slow_old_read = cache.read_through(w, &t.ident, || async {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            Ok(Some(t.clone()))
-        });
+        let slow_old_read = cache.read_through(w, &t.ident, || read_after(50, Some(t.clone())));
         let after_the_commit = async {
             tokio::time::sleep(Duration::from_millis(10)).await;
             // This replica's own commit applies its notice before it is acknowledged.
@@ -566,10 +567,7 @@ mod tests {
     async fn a_waiter_reads_itself_when_the_request_leading_its_read_hangs_up() {
         let (cache, w) = (live_cache(), Uuid::now_v7());
         let t = record("t", "m1");
-        let leader = cache.read_through(w, &t.ident, || async {
-            tokio::time::sleep(Duration::from_secs(60)).await;
-            Ok(Some(t.clone()))
-        });
+        let leader = cache.read_through(w, &t.ident, || read_after(60_000, Some(t.clone())));
         let abandoned = tokio::time::timeout(Duration::from_millis(20), leader);
         let waiter = async {
             tokio::time::sleep(Duration::from_millis(5)).await;
