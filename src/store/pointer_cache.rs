@@ -501,6 +501,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_miss_never_joins_another_warehouses_read_of_the_same_name() {
+        // Tenant B names exactly the table tenant A's loads are reading at that moment.
+        let cache = live_cache();
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let (ours, theirs) = (record("t", "a-metadata"), record("t", "b-metadata"));
+        let (got_a, got_b) = tokio::join!(
+            cache.read_through(a, &ours.ident, || read_after(20, Some(ours.clone()))),
+            cache.read_through(b, &theirs.ident, || read_after(20, Some(theirs.clone()))),
+        );
+        assert_eq!(got_a.unwrap(), Some(ours));
+        assert_eq!(
+            got_b.unwrap(),
+            Some(theirs),
+            "B gets its own warehouse's answer"
+        );
+        assert_eq!(cache.reads(), 2);
+    }
+
+    #[tokio::test]
     async fn an_absent_name_and_a_cache_that_does_not_serve_are_read_by_each_request() {
         let (cache, w) = (live_cache(), Uuid::now_v7());
         let t = record("t", "m1");
