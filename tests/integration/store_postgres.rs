@@ -69,6 +69,31 @@ async fn one_table(store: &PgStore) -> (uuid::Uuid, floe::domain::TableIdent) {
     (wh, t)
 }
 
+/// A caching replica on a database of its own, holding one table `ns.t` whose pointer (`m0`) it
+/// has read, so it is cached. Bind `_db` by name: the database is dropped with it.
+struct WarmReplica {
+    _db: TestDatabase,
+    url: String,
+    store: PgStore,
+    wh: uuid::Uuid,
+    t: floe::domain::TableIdent,
+}
+
+async fn warm_replica(max_staleness: Duration) -> WarmReplica {
+    let db = TestDatabase::create().await;
+    let url = db.fresh_schema_url().await;
+    let store = caching_replica(&url, max_staleness).await;
+    let (wh, t) = one_table(&store).await;
+    assert_eq!(pointer(&store, wh, &t).await, "m0");
+    WarmReplica {
+        _db: db,
+        url,
+        store,
+        wh,
+        t,
+    }
+}
+
 /// Where `store` says `ident` points now.
 async fn pointer(store: &PgStore, wh: uuid::Uuid, ident: &floe::domain::TableIdent) -> String {
     let record = store.get_tabular(wh, ident).await.unwrap().unwrap();
@@ -182,11 +207,13 @@ async fn a_pointer_moved_on_one_replica_reaches_the_others_cache_within_millisec
 async fn a_cached_pointer_never_answers_for_another_tenants_warehouse() {
     // An insider of tenant B names exactly the table tenant A's loads keep warm: the cache is
     // keyed by warehouse, so B gets its own warehouse's answer (nothing, then its own table).
-    let db = TestDatabase::create().await;
-    let url = db.fresh_schema_url().await;
-    let replica = caching_replica(&url, Duration::from_secs(60)).await;
-    let (ours, t) = one_table(&replica).await;
-    assert_eq!(pointer(&replica, ours, &t).await, "m0");
+    let WarmReplica {
+        _db,
+        store: replica,
+        wh: ours,
+        t,
+        ..
+    } = warm_replica(Duration::from_secs(60)).await;
     assert_eq!(replica.pointers().occupancy().0, 1, "A's pointer is cached");
     let theirs = seed_warehouse(&replica).await;
     assert!(replica.get_tabular(theirs, &t).await.unwrap().is_none());
@@ -216,11 +243,14 @@ async fn a_cached_pointer_never_answers_for_another_tenants_warehouse() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replica_that_lost_its_listener_reads_the_database_and_strict_never_caches() {
-    let db = TestDatabase::create().await;
-    let url = db.fresh_schema_url().await;
-    let b = caching_replica(&url, Duration::from_secs(60)).await;
-    let (wh, t) = one_table(&b).await;
-    assert_eq!(pointer(&b, wh, &t).await, "m0");
+    let WarmReplica {
+        _db,
+        url,
+        store: b,
+        wh,
+        t,
+        ..
+    } = warm_replica(Duration::from_secs(60)).await;
     move_unheard(&b, "unheard").await;
     assert_eq!(pointer(&b, wh, &t).await, "m0");
     // The listener's connection goes away: notices sent meanwhile are lost, so B must stop
@@ -402,11 +432,13 @@ async fn a_page_of_a_namespace_reads_only_the_listing_index() {
 /// waited past the pool's 3 s).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn loads_that_miss_a_cached_pointer_together_share_one_read() {
-    let db = TestDatabase::create().await;
-    let url = db.fresh_schema_url().await;
-    let b = caching_replica(&url, Duration::from_millis(200)).await;
-    let (wh, t) = one_table(&b).await;
-    assert_eq!(pointer(&b, wh, &t).await, "m0");
+    let WarmReplica {
+        _db,
+        store: b,
+        wh,
+        t,
+        ..
+    } = warm_replica(Duration::from_millis(200)).await;
     let first = b.pointers().reads();
     tokio::time::sleep(Duration::from_millis(300)).await; // the entry is too old to serve
     let loads = futures::future::join_all((0..8).map(|_| b.get_tabular(wh, &t))).await;
