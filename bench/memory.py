@@ -40,7 +40,7 @@ def start(name, metadata_bytes, store_bytes, port):
     config = out / f"{name}.toml"
     config.write_text(f"metadata_cache_bytes = {metadata_bytes}\nstore_cache_bytes = {store_bytes}\n\n"
                       f'[[warehouses]]\nname = "demo"\nstorage = {{ kind = "local", root = "file://{root}" }}\n')
-    env = {**os.environ, "FLOE_ROOT_CLIENT_ID": "bench", "FLOE_ROOT_CLIENT_SECRET": "bench-secret",
+    env = {**os.environ, "FLOE_ROOT_CLIENT_ID": "bench", "FLOE_ROOT_CLIENT_SECRET": "bench-secret-0123456",
            "FLOE_LOG": "warn"}
     proc = subprocess.Popen([floe_bin, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(out / f"{name}-data"),
                              "--config", str(config)], env=env, stdout=open(out / f"{name}.log", "w"),
@@ -54,7 +54,7 @@ def start(name, metadata_bytes, store_bytes, port):
 def session(uri):
     token = json.load(urllib.request.urlopen(urllib.request.Request(
         f"{uri}/v1/oauth/tokens",
-        data=b"grant_type=client_credentials&client_id=bench&client_secret=bench-secret")))["access_token"]
+        data=b"grant_type=client_credentials&client_id=bench&client_secret=bench-secret-0123456")))["access_token"]
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     prefix = json.load(urllib.request.urlopen(urllib.request.Request(
         f"{uri}/v1/config?warehouse=demo", headers=headers)))["overrides"]["prefix"]

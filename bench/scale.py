@@ -52,7 +52,7 @@ def du_bytes(path):
 
 
 def measure(name, store_env, data_dir, tables):
-    env = {**os.environ, "FLOE_ROOT_CLIENT_ID": "bench", "FLOE_ROOT_CLIENT_SECRET": "bench-secret",
+    env = {**os.environ, "FLOE_ROOT_CLIENT_ID": "bench", "FLOE_ROOT_CLIENT_SECRET": "bench-secret-0123456",
            "FLOE_LOG": "warn", **store_env}
     port = 18800 + len(list(out.glob("*.log")))
     log = out / f"{name}.log"
@@ -67,7 +67,7 @@ def measure(name, store_env, data_dir, tables):
         rss_start = rss_mib(proc.pid)
         token = json.load(urllib.request.urlopen(urllib.request.Request(
             f"{uri}/v1/oauth/tokens",
-            data=b"grant_type=client_credentials&client_id=bench&client_secret=bench-secret")))["access_token"]
+            data=b"grant_type=client_credentials&client_id=bench&client_secret=bench-secret-0123456")))["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
         sample = [line.split() for line in (tables / "sample.txt").read_text().splitlines() if line]
         random.seed(7)

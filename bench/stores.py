@@ -29,7 +29,7 @@ def start_replicas(name, count, store_env, warehouse_root):
     procs, uris = [], []
     for i in range(count):
         port = 18600 + 10 * len(list(out.glob("*.toml"))) + i
-        env = {**os.environ, "FLOE_ROOT_CLIENT_ID": "bench", "FLOE_ROOT_CLIENT_SECRET": "bench-secret",
+        env = {**os.environ, "FLOE_ROOT_CLIENT_ID": "bench", "FLOE_ROOT_CLIENT_SECRET": "bench-secret-0123456",
                "FLOE_LOG": "warn", **store_env}
         log = open(out / f"{name}-{i}.log", "w")
         procs.append(subprocess.Popen([floe_bin, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir",
@@ -73,7 +73,7 @@ def run(name, count, store_env):
     root.mkdir()
     procs, uris = start_replicas(name, count, store_env, root)
     try:
-        meta = json.loads(subprocess.run([sys.executable, str(here / "prepare.py"), uris[0], "bench", "bench-secret",
+        meta = json.loads(subprocess.run([sys.executable, str(here / "prepare.py"), uris[0], "bench", "bench-secret-0123456",
                                           str(out)], check=True, capture_output=True, text=True).stdout)
         token = meta["token"]
         os.environ["BENCH_TOKEN"] = token

@@ -25,7 +25,7 @@ from wrk_output import parse, wait_ready
 binary, out, duration, rate = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 shed_at = int(sys.argv[5]) if len(sys.argv) > 5 else 16
 here = os.path.dirname(os.path.abspath(__file__))
-ROOT, SECRET = "bench", "bench-secret"
+ROOT, SECRET = "bench", "bench-secret-0123456"
 
 
 def call(uri, method, path, token=None, body=None, form=None):

@@ -38,13 +38,13 @@ storage = {{ kind = "s3", bucket = "{s3.bucket}", key_prefix = "wh", region = "u
 s3_access_key_id = "{ACCESS_KEY}"
 s3_secret_access_key = "{SECRET_KEY}"
 """)
-env = {**os.environ, "FLOE_ROOT_CLIENT_ID": "bench", "FLOE_ROOT_CLIENT_SECRET": "bench-secret", "FLOE_LOG": "warn"}
+env = {**os.environ, "FLOE_ROOT_CLIENT_ID": "bench", "FLOE_ROOT_CLIENT_SECRET": "bench-secret-0123456", "FLOE_LOG": "warn"}
 floe = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(out / "data"),
                          "--config", str(out / "floe.toml")], env=env,
                         stdout=open(out / "floe.log", "w"), stderr=subprocess.STDOUT)
 try:
     wrk_output.wait_ready(uri)
-    cat = load_catalog("bench", type="rest", uri=uri, warehouse="lake", credential="bench:bench-secret",
+    cat = load_catalog("bench", type="rest", uri=uri, warehouse="lake", credential="bench:bench-secret-0123456",
                        **{"oauth2-server-uri": f"{uri}/v1/oauth/tokens"})
     cat.create_namespace("bench")
     t = cat.create_table("bench.hot", schema=pa.schema([("id", pa.int64()), ("city", pa.string())]))
@@ -52,7 +52,7 @@ try:
         t.append(pa.table({"id": pa.array([i], pa.int64()), "city": pa.array(["x"])}))
     token = json.load(urllib.request.urlopen(urllib.request.Request(
         f"{uri}/v1/oauth/tokens",
-        data=b"grant_type=client_credentials&client_id=bench&client_secret=bench-secret")))["access_token"]
+        data=b"grant_type=client_credentials&client_id=bench&client_secret=bench-secret-0123456")))["access_token"]
     prefix = json.load(urllib.request.urlopen(urllib.request.Request(
         f"{uri}/v1/config?warehouse=lake", headers={"Authorization": f"Bearer {token}"})))["overrides"]["prefix"]
     url = f"{uri}/v1/{prefix}/namespaces/bench/tables/hot"

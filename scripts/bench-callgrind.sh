@@ -28,7 +28,7 @@ if [ "${STORE:-sled}" = postgres ]; then
   psql "$admin" -qc "CREATE DATABASE $db"
   store_env=(FLOE_STORE=postgres "FLOE_POSTGRES__URL=${admin%/*}/$db" "FLOE_MASTER_KEY=$(head -c 32 /dev/urandom | base64)")
 fi
-env "${store_env[@]}" FLOE_ROOT_CLIENT_ID=bench FLOE_ROOT_CLIENT_SECRET=bench-secret FLOE_LOG=warn FLOE_WORKERS=1 \
+env "${store_env[@]}" FLOE_ROOT_CLIENT_ID=bench FLOE_ROOT_CLIENT_SECRET=bench-secret-0123456 FLOE_LOG=warn FLOE_WORKERS=1 \
   valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.%p" \
   "$CARGO_TARGET_DIR/callgrind/floe" serve --listen 127.0.0.1:$port --data-dir "$out/data" "${config[@]}" \
   > "$out/floe.log" 2>&1 &
@@ -40,7 +40,7 @@ cleanup() {
 trap cleanup EXIT
 for _ in $(seq 600); do curl -sf http://127.0.0.1:$port/health/ready >/dev/null && break; sleep 0.5; done
 uri=http://127.0.0.1:$port
-meta=$("$venv/bin/python" bench/prepare.py $uri bench bench-secret "$out")
+meta=$("$venv/bin/python" bench/prepare.py $uri bench bench-secret-0123456 "$out")
 token=$(echo "$meta" | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 prefix=$(echo "$meta" | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["prefix"])')
 table=$uri/v1/$prefix/namespaces/bench/tables/hot

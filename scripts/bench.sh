@@ -16,14 +16,14 @@ venv=$(scripts/python-env.sh)
 out=$(mktemp -d /tmp/floe-bench.XXXX)
 chmod 755 "$out"   # nginx's worker runs as www-data
 port=18555; nginx_port=18556
-FLOE_ROOT_CLIENT_ID=bench FLOE_ROOT_CLIENT_SECRET=bench-secret FLOE_LOG=warn \
+FLOE_ROOT_CLIENT_ID=bench FLOE_ROOT_CLIENT_SECRET=bench-secret-0123456 FLOE_LOG=warn \
   "$CARGO_TARGET_DIR/$profile/floe" serve --listen 127.0.0.1:$port --data-dir "$out/data" > "$out/floe.log" 2>&1 &
 floe_pid=$!
 cleanup() { kill $floe_pid 2>/dev/null || true; [ -f "$out/nginx.pid" ] && kill "$(cat "$out/nginx.pid")" 2>/dev/null || true; }
 trap cleanup EXIT
 for _ in $(seq 100); do curl -sf http://127.0.0.1:$port/health/ready >/dev/null && break; sleep 0.1; done
 uri=http://127.0.0.1:$port
-meta=$("$venv/bin/python" bench/prepare.py $uri bench bench-secret "$out")
+meta=$("$venv/bin/python" bench/prepare.py $uri bench bench-secret-0123456 "$out")
 export BENCH_TOKEN=$(echo "$meta" | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 prefix=$(echo "$meta" | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["prefix"])')
 tables=$uri/v1/$prefix/namespaces/bench/tables

@@ -56,6 +56,10 @@ pub struct Settings {
     /// replica that died mid-purge), in seconds.
     #[serde(deserialize_with = "lenient")]
     pub purge_lease_secs: u64,
+    /// How long a staged create holds its table's location for its commit, in seconds: at least
+    /// 43200, so it outlives every credential vended with the stage (12 h at most).
+    #[serde(deserialize_with = "lenient")]
+    pub staged_create_ttl_secs: u64,
     /// How long a stopping server (SIGTERM, SIGINT) lets in-flight requests finish, in seconds;
     /// commits stop landing a second before it ends.
     #[serde(deserialize_with = "lenient")]
@@ -134,6 +138,9 @@ pub struct AuthSettings {
     #[serde(deserialize_with = "lenient")]
     pub min_key_rotation_secs: u64,
 }
+
+/// Fewest characters of a root secret chosen by the operator (generated secrets are 256-bit).
+pub const MIN_ROOT_SECRET_CHARS: usize = 16;
 
 /// Which backend keeps the catalog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -249,6 +256,7 @@ impl Default for Settings {
             drop_retention_secs: 7 * 86_400,
             purge_interval_ms: 10_000,
             purge_lease_secs: 300,
+            staged_create_ttl_secs: 86_400,
             shutdown_grace_secs: 25,
             max_in_flight: 1024,
             audit_retention_days: 90,
@@ -387,6 +395,11 @@ impl Settings {
         if !(1..=86_400).contains(&self.purge_lease_secs) {
             return bad("purge_lease_secs: must be 1 to 86400");
         }
+        if !(43_200..=30 * 86_400).contains(&self.staged_create_ttl_secs) {
+            return bad(
+                "staged_create_ttl_secs: must be 43200 (the longest vended credential) to 2592000",
+            );
+        }
         if !(1..=3_600_000).contains(&self.request_deadline_ms) {
             return bad("request_deadline_ms: must be 1 to 3600000");
         }
@@ -429,9 +442,12 @@ impl Settings {
             return bad("root_client_id and root_client_secret: set both or neither");
         }
         if let Some(secret) = &self.root_client_secret
-            && secret.expose().len() < 8
+            && secret.expose().chars().count() < MIN_ROOT_SECRET_CHARS
         {
-            return bad("root_client_secret: must be at least 8 characters");
+            return bad(&format!(
+                "root_client_secret: must be at least {MIN_ROOT_SECRET_CHARS} characters (sign-in \
+                 back-off is per address: a secret's strength is what stops guesses from many)"
+            ));
         }
         for (i, issuer) in self.oidc.iter().enumerate() {
             if issuer.tenant.is_some() == issuer.tenant_claim.is_some() {
@@ -528,7 +544,7 @@ mod tests {
                 ("FLOE_LISTEN", "0.0.0.0:9000"),
                 ("FLOE_AUTH__TOKEN_TTL_SECS", "120"),
                 ("FLOE_ROOT_CLIENT_ID", "root"),
-                ("FLOE_ROOT_CLIENT_SECRET", "12345678"),
+                ("FLOE_ROOT_CLIENT_SECRET", "0123456789abcdef"),
                 ("FLOE_LIMITS__TENANT_REQUESTS_PER_SEC", "2000"),
                 ("FLOE_LIMITS__TENANT_MAX_WAIT_MS", "500"),
                 ("FLOE_MIN_FREE_DISK_BYTES", "1048576"),
@@ -541,7 +557,7 @@ mod tests {
         assert_eq!(s.min_free_disk_bytes, 1_048_576);
         assert_eq!(s.listen, "0.0.0.0:9000");
         assert_eq!(s.auth.token_ttl_secs, 120);
-        assert_eq!(s.root_client_secret.unwrap().expose(), "12345678");
+        assert_eq!(s.root_client_secret.unwrap().expose(), "0123456789abcdef");
     }
 
     #[test]

@@ -129,6 +129,7 @@ impl Application {
                 timeouts: settings.timeouts,
                 drop_retention: Duration::from_secs(settings.drop_retention_secs),
                 purge_lease: Duration::from_secs(settings.purge_lease_secs),
+                staged_create_ttl: Duration::from_secs(settings.staged_create_ttl_secs),
             },
             credentials.clone(),
             changes.clone(),
@@ -472,6 +473,8 @@ async fn ensure_root_principal(
                 secret_hash: hash_secret(&secret),
                 root: true,
                 disabled: false,
+                // Sessions begun with the old secret are not renewed any more.
+                sessions_valid_from_ms: now_ms(),
                 ..p
             };
             store
@@ -500,6 +503,7 @@ async fn ensure_root_principal(
         root: true,
         disabled: false,
         created_at_ms: now_ms(),
+        sessions_valid_from_ms: 0,
     };
     if generated {
         use std::io::Write;

@@ -50,6 +50,7 @@ impl Admin {
             root: false,
             disabled: false,
             created_at_ms: now_ms(),
+            sessions_valid_from_ms: 0,
         };
         self.store.create_principal(&principal).await?;
         let what = format!("principal {}", principal.id);
@@ -71,6 +72,10 @@ impl Admin {
                 "the root principal cannot be disabled".into(),
             ));
         }
+        if enabled && p.disabled {
+            // Sessions from before it was disabled do not come back with it.
+            p.sessions_valid_from_ms = now_ms();
+        }
         p.disabled = !enabled;
         self.store.update_principal(&p).await?;
         self.changed(Change::Principal { principal: id }).await;
@@ -91,6 +96,8 @@ impl Admin {
         let mut principal = self.principal(tenant, id).await?;
         let (secret, secret_hash) = self.secrets.generate();
         principal.secret_hash = secret_hash;
+        // Sessions begun with the old secret are not renewed any more.
+        principal.sessions_valid_from_ms = now_ms();
         self.store.update_principal(&principal).await?;
         self.changed(Change::Principal { principal: id }).await;
         self.audit(caller, tenant, "rotate-secret", format!("principal {id}"))

@@ -83,7 +83,7 @@ async fn table_access<'a>(
 ) -> TableAccess<'a> {
     TableAccess {
         warehouse: wh,
-        location: loaded.table.metadata.location(),
+        location: &loaded.location,
         access: data,
         caller,
         tenant_name,
@@ -403,10 +403,11 @@ async fn sign_for_table(
         region: &body.region,
         provider: body.provider.as_deref(),
     };
-    if state.vending.check_sign(&t, &sign)? == Needs::Write {
+    let checked = state.vending.check_sign(&t, &sign)?;
+    if checked.needs == Needs::Write {
         require_write(state, caller, &wh, &ident, data).await?;
     }
-    let (uri, headers) = state.vending.sign(&t, &sign).await?;
+    let (uri, headers) = state.vending.sign(&t, &sign, &checked).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-cache"))
         .json(RemoteSignResult { uri, headers }))

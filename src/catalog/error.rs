@@ -132,7 +132,7 @@ impl From<StoreError> for CatalogError {
             StoreError::NamespaceNotEmpty(_) => ErrorType::NamespaceNotEmpty,
             StoreError::Conflict(_) => ErrorType::CommitFailed,
             StoreError::NotFound(_) => ErrorType::NotFound,
-            StoreError::NotEmpty(..) => ErrorType::Conflict,
+            StoreError::NotEmpty(..) | StoreError::Purging(_) => ErrorType::Conflict,
             StoreError::LocationTaken(_) => ErrorType::BadRequest,
             StoreError::StorageTaken(_) => ErrorType::Conflict,
             StoreError::Full(_) => {

@@ -137,6 +137,8 @@ pub struct CatalogOptions {
     pub drop_retention: Duration,
     /// How long a replica purging a dropped object holds it before another may take over.
     pub purge_lease: Duration,
+    /// How long a staged create holds its table's location for its commit.
+    pub staged_create_ttl: Duration,
 }
 
 /// The catalog service shared by all request handlers.

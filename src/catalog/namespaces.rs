@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
-use super::tables::checked_location;
+use super::tables::{checked_location, is_server_id};
 use super::{Catalog, CatalogError, CatalogResult, ErrorType, Warehouse};
 use crate::domain::NamespaceIdent;
 use crate::store::locations::NAMESPACE_LOCATION;
@@ -30,7 +30,7 @@ fn checked_namespace_location(wh: &Warehouse, location: &str) -> CatalogResult<S
         .split('/')
         .next()
         .unwrap_or_default();
-    if first.len() == 32 && first.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if is_server_id(first) {
         return Err(CatalogError::bad_request(format!(
             "namespace location {location} is inside the server's own layout ({}/<id>/...); \
              choose a path whose first segment under the warehouse is not a 32-digit id",

@@ -2,13 +2,17 @@
 //! into its warehouse's recycle bin for `drop_retention_secs`; a tenant admin lists the bin,
 //! restores an object (under its name or a new one) or purges it now.
 //!
-//! Owns: what a drop does, restoring, and the purge queue. An object whose files are to be purged
-//! keeps its location claimed, so nothing else can be created where the purge will delete; one
-//! dropped without purge frees it (its files may be registered again), and a purge asked for
-//! later claims it again or is refused. The queue is the bin itself, in the store: an object whose time is up is leased by one replica (for `purge_lease_secs`), which
+//! Owns: what a drop does, restoring, and the purge queue. A dropped object keeps its location
+//! claimed and its id taken until it leaves the bin, so nothing else is created where it may come
+//! back or where a purge will delete, and no other object takes its id (and with it its grants
+//! and its restore). Once its purge is due it cannot be restored. The queue is the bin itself, in
+//! the store: an object whose time is up is leased by one replica (for `purge_lease_secs`), which
 //! deletes the files under that object's own location only (when the drop asked for a purge or
-//! an admin did), then forgets it and frees its location. A replica killed mid-purge leaves its
-//! lease to run out; the next one starts the purge again (deleting is idempotent).
+//! an admin did), then forgets it and frees its location. A purge that fails keeps its lease as
+//! its back-off and the queue goes on with the next object, so one warehouse's failing storage
+//! holds up no other. A replica killed mid-purge leaves its lease to run out; the next one starts
+//! the purge again (deleting is idempotent). The same queue releases staged creates'
+//! reservations that lapsed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,9 +80,13 @@ impl Catalog {
         );
         let restored = self
             .store
-            .restore_dropped(wh.record.id, id, &ident)
+            .restore_dropped(wh.record.id, id, &ident, now_ms())
             .await
             .map_err(|e| match e {
+                StoreError::Purging(_) => CatalogError::new(
+                    ErrorType::Conflict,
+                    format!("dropped object {id} is being purged: it cannot be restored"),
+                ),
                 StoreError::AlreadyExists(what) => CatalogError::new(
                     ErrorType::Conflict,
                     format!("{what} already exists: restore it under another name"),
@@ -136,8 +144,15 @@ impl Catalog {
             })
     }
 
-    /// Works through every object whose time is up; returns how many left the bin.
+    /// Works through every object whose time is up; returns how many left the bin. A failure
+    /// leaves its object leased until `purge_lease_secs` pass (its back-off) and goes on with the
+    /// next. Lapsed reservations of staged creates are released first.
     pub async fn purge_expired(&self) -> usize {
+        match self.store.release_lapsed_reservations(now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(released = n, "released lapsed staged-create reservations"),
+            Err(e) => tracing::warn!(error = %e, "cannot release lapsed reservations"),
+        }
         let mut done = 0;
         loop {
             let now = now_ms();
@@ -152,10 +167,10 @@ impl Catalog {
             };
             match self.leave_bin(&item).await {
                 Ok(()) => done += 1,
-                // Left leased: another attempt comes when the lease has run out.
+                // Left leased: another attempt comes when the lease has run out; the others go on.
                 Err(e) => {
+                    metrics::counter!("floe_purge_failures_total").increment(1);
                     tracing::warn!(id = %item.tabular.id, location = %item.tabular.location, error = %e, "purge failed; it is retried when its lease runs out");
-                    return done;
                 }
             }
         }

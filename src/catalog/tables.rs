@@ -15,7 +15,7 @@ use super::{
     Warehouse,
 };
 use crate::domain::{NamespaceIdent, ObjectName, TableIdent};
-use crate::store::locations::NAMESPACE_LOCATION;
+use crate::store::locations::{LocationClaim, NAMESPACE_LOCATION};
 use crate::store::{MetadataSwap, NamespaceRecord, TabularKind, TabularRecord, now_ms};
 use crate::warehouse_io::{is_inside, normalize_location};
 
@@ -48,6 +48,10 @@ pub struct TableChange {
 /// A table as load-table returns it. `metadata_location` is `None` for a staged create.
 pub struct LoadedTable {
     pub ident: TableIdent,
+    /// The location the catalog recorded and claimed for the table (a staged create's reserved
+    /// one): the only location anything is vended, signed or presigned for. The metadata file
+    /// names the same location, or it is not served.
+    pub location: String,
     pub metadata_location: Option<String>,
     pub table: Arc<CachedTable>,
 }
@@ -67,7 +71,7 @@ impl Catalog {
         }
         let uuid = Uuid::now_v7();
         let location = match &req.location {
-            Some(l) => checked_location(wh, l)?,
+            Some(l) => checked_object_location(wh, &namespace, l)?,
             None => default_location(wh, &namespace, uuid),
         };
         let properties = split_reserved(req.properties)?;
@@ -86,12 +90,18 @@ impl Catalog {
             .build()?
             .metadata;
         if req.stage_create {
+            // Held for this stage alone before anything is vended, signed or presigned for it;
+            // its commit (the same id, in this namespace) turns the reservation into its claim.
+            let expires_at_ms = now_ms() + self.options.staged_create_ttl.as_millis() as i64;
+            let claim = LocationClaim::staged(location.clone(), uuid, ns.clone(), expires_at_ms);
+            self.store.reserve_location(wh.record.id, &claim).await?;
             wh.io.prepare_table_location(&location).await?;
             let json =
                 serde_json::to_vec(&metadata).map_err(|e| CatalogError::internal(e.to_string()))?;
             let table = Arc::new(CachedTable::new(metadata, json.into()));
             return Ok(LoadedTable {
                 ident,
+                location,
                 metadata_location: None,
                 table,
             });
@@ -113,10 +123,11 @@ impl Catalog {
             .write_table(wh.io.as_ref(), &metadata_location, metadata)
             .await?;
         let kind = TabularKind::Table;
-        self.record_new(wh, id, kind, ident.clone(), location, &metadata_location)
+        self.record_new(wh, id, kind, ident.clone(), location.clone(), &metadata_location)
             .await?;
         Ok(LoadedTable {
             ident,
+            location,
             metadata_location: Some(metadata_location),
             table,
         })
@@ -143,15 +154,39 @@ impl Catalog {
             .table_record(wh, ident)
             .await?
             .ok_or_else(|| CatalogError::no_such(TabularKind::Table, ident))?;
+        let table = self.current_metadata(wh, &record).await?;
+        Ok(LoadedTable {
+            ident: ident.clone(),
+            location: record.location,
+            metadata_location: Some(record.metadata_location),
+            table,
+        })
+    }
+
+    /// The metadata file `record` points at, refused unless it names the location the catalog
+    /// recorded and claimed for the table. Anyone holding the table's write keys can rewrite its
+    /// files, so the file is never what decides where the table lives.
+    async fn current_metadata(
+        &self,
+        wh: &Warehouse,
+        record: &TabularRecord,
+    ) -> CatalogResult<Arc<CachedTable>> {
         let table = self
             .metadata
             .table(wh.io.as_ref(), &record.metadata_location)
             .await?;
-        Ok(LoadedTable {
-            ident: ident.clone(),
-            metadata_location: Some(record.metadata_location),
-            table,
-        })
+        let named = table.metadata.location();
+        if named != record.location
+            && normalize_location(named).ok().as_deref() != Some(record.location.as_str())
+        {
+            tracing::warn!(table = %record.ident, id = %record.id, "a metadata file names another location than its table's; not served");
+            return Err(CatalogError::internal(format!(
+                "table {}'s current metadata file names the location {named}, not the table's \
+                 location {}: it was changed outside the catalog and is not served",
+                record.ident, record.location
+            )));
+        }
+        Ok(table)
     }
 
     /// Commits one table's changes. A lost race is retried while the requirements still hold; a
@@ -271,10 +306,7 @@ impl Catalog {
                 .table_record(wh, &change.ident)
                 .await?
                 .ok_or_else(|| CatalogError::no_such(TabularKind::Table, &change.ident))?;
-            let current = self
-                .metadata
-                .table(wh.io.as_ref(), &record.metadata_location)
-                .await?;
+            let current = self.current_metadata(wh, &record).await?;
             let next = apply_changes(&current.metadata, &record, change)?;
             let location =
                 next_metadata_location(&record.location, Some(&record.metadata_location));
@@ -289,6 +321,7 @@ impl Catalog {
             });
             written.push(LoadedTable {
                 ident: change.ident.clone(),
+                location: record.location,
                 metadata_location: Some(location),
                 table,
             });
@@ -311,7 +344,7 @@ impl Catalog {
             match u {
                 TableUpdate::AssignUuid { uuid: u } => uuid = Some(*u),
                 TableUpdate::SetLocation { location: l } => {
-                    location = Some(checked_location(wh, l)?)
+                    location = Some(checked_object_location(wh, &namespace, l)?)
                 }
                 TableUpdate::AddSchema { schema: s } if schema.is_none() => {
                     schema = Some(s.clone())
@@ -375,17 +408,22 @@ impl Catalog {
         metadata_location: &str,
         overwrite: bool,
     ) -> CatalogResult<LoadedTable> {
-        self.load_namespace(wh, &ident.namespace).await?;
+        let namespace = self.load_namespace(wh, &ident.namespace).await?;
         let metadata_location = checked_location(wh, metadata_location)?;
         let table = self
             .metadata
             .table(wh.io.as_ref(), &metadata_location)
             .await
             .map_err(|e| match e.kind {
-                ErrorType::NotFound => CatalogError::bad_request(e.message),
+                // Absent, or not table metadata (a view's, a directory, anything else): the
+                // caller named the wrong file.
+                ErrorType::NotFound | ErrorType::Internal => CatalogError::bad_request(format!(
+                    "{metadata_location} cannot be registered as a table: {}",
+                    e.message
+                )),
                 _ => e,
             })?;
-        let location = checked_location(wh, table.metadata.location())?;
+        let location = checked_object_location(wh, &namespace, table.metadata.location())?;
         match self.store.get_tabular(wh.record.id, &ident).await? {
             Some(existing) if overwrite && existing.kind == TabularKind::Table => {
                 // The location is what the table owns (and what readers get credentials for):
@@ -412,7 +450,7 @@ impl Catalog {
                     id: table.metadata.uuid(),
                     kind: TabularKind::Table,
                     ident: ident.clone(),
-                    location,
+                    location: location.clone(),
                     metadata_location: metadata_location.clone(),
                     created_at_ms: now_ms(),
                 };
@@ -421,6 +459,7 @@ impl Catalog {
         }
         Ok(LoadedTable {
             ident,
+            location,
             metadata_location: Some(metadata_location),
             table,
         })
@@ -454,6 +493,37 @@ pub(super) fn default_location(wh: &Warehouse, namespace: &NamespaceRecord, id: 
         Some(parent) => format!("{parent}/{}", id.simple()),
         None => format!("{}/{}/{}", wh.root(), namespace.id.simple(), id.simple()),
     }
+}
+
+/// Whether `segment` has the shape of a server-assigned directory (a namespace's or a table's
+/// id in simple form).
+pub(super) fn is_server_id(segment: &str) -> bool {
+    segment.len() == 32 && segment.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A client-supplied location of a table or view in `namespace`, normalized: strictly inside the
+/// warehouse and, inside the server's own layout (`{warehouse}/{namespace id}/...`), only in its
+/// own namespace's directory. Another namespace's directory is where the server places that
+/// namespace's tables; squatting it would refuse them.
+pub(super) fn checked_object_location(
+    wh: &Warehouse,
+    namespace: &NamespaceRecord,
+    location: &str,
+) -> CatalogResult<String> {
+    let location = checked_location(wh, location)?;
+    let first = location[wh.root().len()..]
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    if is_server_id(first) && !first.eq_ignore_ascii_case(&namespace.id.simple().to_string()) {
+        return Err(CatalogError::bad_request(format!(
+            "location {location} is inside another namespace's directory ({}/<namespace id>/...): \
+             a table or view may use only its own namespace's",
+            wh.root()
+        )));
+    }
+    Ok(location)
 }
 
 /// A client-supplied location, normalized, which must lie strictly inside the warehouse.

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::metadata::next_metadata_location;
-use super::tables::{checked_location, default_location};
+use super::tables::{checked_location, checked_object_location, default_location};
 use super::{
     CachedView, Catalog, CatalogError, CatalogResult, CommitDeadline, CommitError, ErrorType,
     Warehouse,
@@ -59,7 +59,7 @@ impl Catalog {
         }
         let id = Uuid::now_v7();
         let location = match &req.location {
-            Some(l) => checked_location(wh, l)?,
+            Some(l) => checked_object_location(wh, &namespace, l)?,
             None => default_location(wh, &namespace, id),
         };
         let metadata = ViewMetadataBuilder::new(
@@ -196,17 +196,21 @@ impl Catalog {
         ident: TableIdent,
         metadata_location: &str,
     ) -> CatalogResult<LoadedView> {
-        self.load_namespace(wh, &ident.namespace).await?;
+        let namespace = self.load_namespace(wh, &ident.namespace).await?;
         let metadata_location = checked_location(wh, metadata_location)?;
         let view = self
             .metadata
             .view(wh.io.as_ref(), &metadata_location)
             .await
             .map_err(|e| match e.kind {
-                ErrorType::NotFound => CatalogError::bad_request(e.message),
+                // Absent, or not view metadata: the caller named the wrong file.
+                ErrorType::NotFound | ErrorType::Internal => CatalogError::bad_request(format!(
+                    "{metadata_location} cannot be registered as a view: {}",
+                    e.message
+                )),
                 _ => e,
             })?;
-        let location = checked_location(wh, view.metadata.location())?;
+        let location = checked_object_location(wh, &namespace, view.metadata.location())?;
         let record = TabularRecord {
             id: view.metadata.uuid(),
             kind: TabularKind::View,

@@ -1,18 +1,23 @@
-//! Back-off for repeated failed sign-ins, per client id and per source address.
+//! Back-off for repeated failed sign-ins, per client id from one source address, and per source
+//! address.
 //!
 //! A few failures cost nothing; after that every further failure shuts the door for twice as long
 //! as the one before (1 s, 2 s, 4 s, ... at most [`MAX_BACKOFF`]), and while it is shut requests
-//! are answered at once, without checking any secret. A success clears the client id's record
-//! (not the address's: one valid credential must not reset guessing from the same place). Records
-//! are forgotten [`FORGET_AFTER`] after the last failure and at most [`MAX_TRACKED`] are kept.
+//! from that address (for that client id, or for any when the address itself is shut) are
+//! answered at once, without checking any secret. A success clears that client id's record at that
+//! address (not the address's: one valid credential must not reset guessing from the same place).
+//! Records are forgotten [`FORGET_AFTER`] after the last failure and at most [`MAX_TRACKED`] are
+//! kept.
 //!
-//! The trade-off is stated in the docs: whoever knows a client id can delay that client's
-//! sign-ins by at most [`MAX_BACKOFF`] at a time; its tokens already issued keep working.
+//! No door is keyed by a client id alone: client ids are not secret, and failures sent from one
+//! address never refuse the right secret sent from another. What guards a secret against guesses
+//! spread over many addresses is its strength: generated secrets are 256-bit, and a chosen root
+//! secret has at least 16 characters.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-/// Failures per client id before back-off begins.
+/// Failures per client id from one address before back-off begins.
 pub const CLIENT_FREE_FAILURES: u32 = 5;
 /// Failures per source address before back-off begins (one address may serve many clients).
 pub const ADDRESS_FREE_FAILURES: u32 = 20;
@@ -31,7 +36,8 @@ struct Failures {
 
 /// Failed sign-ins, remembered briefly.
 pub struct SignInBackoff {
-    clients: moka::sync::Cache<String, Failures>,
+    /// By client id and the address it was sent from.
+    clients: moka::sync::Cache<(String, Option<IpAddr>), Failures>,
     addresses: moka::sync::Cache<IpAddr, Failures>,
 }
 
@@ -78,7 +84,7 @@ impl SignInBackoff {
     /// proceed.
     pub fn wait(&self, client_id: &str, address: Option<IpAddr>) -> Option<Duration> {
         let now = Instant::now();
-        let client = remaining(self.clients.get(client_id), now);
+        let client = remaining(self.clients.get(&(client_id.to_owned(), address)), now);
         let address = address.and_then(|a| remaining(self.addresses.get(&a), now));
         client.max(address)
     }
@@ -86,17 +92,18 @@ impl SignInBackoff {
     /// Records a failed sign-in.
     pub fn failed(&self, client_id: &str, address: Option<IpAddr>) {
         let now = Instant::now();
-        let client = after_failure(self.clients.get(client_id), CLIENT_FREE_FAILURES, now);
-        self.clients.insert(client_id.to_owned(), client);
+        let key = (client_id.to_owned(), address);
+        let client = after_failure(self.clients.get(&key), CLIENT_FREE_FAILURES, now);
+        self.clients.insert(key, client);
         if let Some(a) = address {
             let failures = after_failure(self.addresses.get(&a), ADDRESS_FREE_FAILURES, now);
             self.addresses.insert(a, failures);
         }
     }
 
-    /// Records a successful sign-in: the client id starts afresh.
-    pub fn succeeded(&self, client_id: &str) {
-        self.clients.invalidate(client_id);
+    /// Records a successful sign-in: the client id starts afresh at that address.
+    pub fn succeeded(&self, client_id: &str, address: Option<IpAddr>) {
+        self.clients.invalidate(&(client_id.to_owned(), address));
     }
 }
 
@@ -127,14 +134,34 @@ mod tests {
         for _ in 0..=ADDRESS_FREE_FAILURES {
             b.failed("c", Some(addr));
         }
-        assert!(b.wait("c", None).is_some());
+        assert!(b.wait("c", Some(addr)).is_some());
         assert!(
             b.wait("other", Some(addr)).is_some(),
             "the address is shut too"
         );
-        b.succeeded("c");
-        assert!(b.wait("c", None).is_none());
-        assert!(b.wait("c", Some(addr)).is_some());
+        b.succeeded("c", Some(addr));
+        assert!(b.wait("c", Some(addr)).is_some(), "the address stays shut");
         assert!(b.wait("c", Some("192.0.2.2".parse().unwrap())).is_none());
+    }
+
+    /// Issue 23, escape 9: 50 wrong secrets for one client id locked that client out from every
+    /// address. Failures shut the door only at the address they came from.
+    #[test]
+    fn failures_from_one_address_never_shut_the_client_out_elsewhere() {
+        let b = SignInBackoff::new();
+        let attacker: IpAddr = "192.0.2.1".parse().unwrap();
+        let engine: IpAddr = "198.51.100.7".parse().unwrap();
+        for _ in 0..50 {
+            b.failed("engine", Some(attacker));
+        }
+        assert!(b.wait("engine", Some(attacker)).is_some());
+        assert_eq!(b.wait("engine", Some(engine)), None);
+        assert_eq!(b.wait("engine", None), None);
+        // Failures spread over many addresses shut none of them for the others.
+        for i in 0..200u32 {
+            let from = IpAddr::from([10, 0, (i / 250) as u8, (i % 250) as u8]);
+            b.failed("engine", Some(from));
+        }
+        assert_eq!(b.wait("engine", Some(engine)), None);
     }
 }

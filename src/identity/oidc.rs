@@ -215,6 +215,7 @@ impl OidcVerifier {
                     root: false,
                     disabled: false,
                     created_at_ms: now_ms(),
+                    sessions_valid_from_ms: 0,
                 };
                 store.create_principal(&p).await.map_err(unavailable)?;
                 tracing::info!(principal = %p.id, tenant = %tenant.id, issuer = %identity.issuer, "created a principal on first sight");

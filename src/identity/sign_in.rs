@@ -88,7 +88,7 @@ impl SignIn {
         }
         match self.check_client(client_id, secret).await? {
             Some(principal) => {
-                self.backoff.succeeded(client_id);
+                self.backoff.succeeded(client_id, address);
                 Ok(self.issued(&principal, self.tokens.issue(&principal)))
             }
             None => {
@@ -112,6 +112,16 @@ impl SignIn {
             .map_err(SignInError::Unavailable)?
             .filter(|p| !p.disabled)
             .ok_or(SignInError::InvalidClient)?;
+        // A session that began before the secret was rotated (or before the principal was
+        // disabled and enabled again) ends here. Tokens count time in whole seconds: one begun in
+        // the very second of the rotation is still renewed.
+        if caller.authenticated_at < principal.sessions_valid_from_ms.div_euclid(1000) {
+            return Err(SignInError::SessionOver(
+                "the session began before the principal's secret was rotated or it was \
+                 re-enabled: authenticate with the client secret again"
+                    .into(),
+            ));
+        }
         let renewed = self
             .tokens
             .renew(&principal, caller.authenticated_at)

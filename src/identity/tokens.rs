@@ -280,6 +280,7 @@ mod tests {
             root: false,
             disabled: false,
             created_at_ms: 0,
+            sessions_valid_from_ms: 0,
         }
     }
 
@@ -402,6 +403,7 @@ mod tests {
             disabled: false,
             root: false,
             created_at_ms: 0,
+            sessions_valid_from_ms: 0,
         };
         let now = chrono::Utc::now().timestamp();
         let fresh = svc.issue(&principal);

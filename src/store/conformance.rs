@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use super::locations::LocationClaim;
 use super::*;
 use crate::domain::{NamespaceIdent, ObjectName, TableIdent};
 
@@ -95,6 +96,21 @@ pub fn checks() -> Vec<(&'static str, Check)> {
         }),
         ("one_lease_per_expired_drop", |s| {
             one_lease_per_expired_drop(s).boxed()
+        }),
+        ("a_dropped_objects_id_stays_its_own", |s| {
+            a_dropped_objects_id_stays_its_own(s).boxed()
+        }),
+        ("an_object_whose_purge_is_due_is_not_restored", |s| {
+            an_object_whose_purge_is_due_is_not_restored(s).boxed()
+        }),
+        ("storage_stays_while_the_bin_holds_objects", |s| {
+            storage_stays_while_the_bin_holds_objects(s).boxed()
+        }),
+        ("a_reservation_holds_its_location_for_its_commit", |s| {
+            a_reservation_holds_its_location_for_its_commit(s).boxed()
+        }),
+        ("a_lapsed_reservation_holds_nothing", |s| {
+            a_lapsed_reservation_holds_nothing(s).boxed()
         }),
     ]
 }
@@ -235,6 +251,7 @@ async fn principals_by_client_id(store: Arc<dyn CatalogStore>) {
         root: false,
         disabled: false,
         created_at_ms: 1,
+        sessions_valid_from_ms: 0,
     };
     store.create_principal(&p).await.unwrap();
     assert_eq!(store.get_principal(p.id).await.unwrap(), Some(p.clone()));
@@ -783,6 +800,7 @@ pub fn principal(tenant: Uuid, client_id: &str) -> PrincipalRecord {
         root: false,
         disabled: false,
         created_at_ms: 1,
+        sessions_valid_from_ms: 0,
     }
 }
 
@@ -1548,19 +1566,22 @@ async fn the_recycle_bin_keeps_a_location_until_it_forgets(store: Arc<dyn Catalo
     .await
     .unwrap();
     assert!(matches!(
-        store.restore_dropped(wh, original.id, &t).await,
+        store.restore_dropped(wh, original.id, &t, now_ms()).await,
         Err(StoreError::AlreadyExists(_))
     ));
     assert!(matches!(
         store
-            .restore_dropped(wh, original.id, &ident(&["gone"], "t"))
+            .restore_dropped(wh, original.id, &ident(&["gone"], "t"), now_ms())
             .await,
         Err(StoreError::NoSuchNamespace(_))
     ));
     assert_eq!(store.list_dropped(wh).await.unwrap(), vec![dropped.clone()]);
     // Restored under a new name: same id, location and metadata file, findable by id again.
     let back = ident(&["n"], "back");
-    let restored = store.restore_dropped(wh, original.id, &back).await.unwrap();
+    let restored = store
+        .restore_dropped(wh, original.id, &back, now_ms())
+        .await
+        .unwrap();
     assert_eq!(
         restored,
         TabularRecord {
@@ -1578,26 +1599,15 @@ async fn the_recycle_bin_keeps_a_location_until_it_forgets(store: Arc<dyn Catalo
     );
     assert!(store.list_dropped(wh).await.unwrap().is_empty());
     assert!(location_taken(store.as_ref(), wh, &ident(&["n"], "x"), location).await);
-    // Dropped without purge, the location is free at once (its files may be registered again);
-    // a purge asked for later claims it back, or is refused while another holds it.
+    // Dropped without purge, it keeps its location all the same (it may come back there, and a
+    // purge may be asked for later).
     store
         .bin_tabular(wh, TabularKind::Table, &back, later, false)
         .await
         .unwrap();
     let squatter = ident(&["n"], "squatter");
-    place(store.as_ref(), wh, TabularKind::Table, &squatter, location)
-        .await
-        .unwrap();
-    assert!(matches!(
-        store.expire_dropped(wh, original.id, now_ms(), true).await,
-        Err(StoreError::LocationTaken(_))
-    ));
-    let waiting = store.get_dropped(wh, original.id).await.unwrap().unwrap();
-    assert!(!waiting.purge_files, "a refused purge changes nothing");
-    store
-        .drop_tabular(wh, TabularKind::Table, &squatter)
-        .await
-        .unwrap();
+    assert!(location_taken(store.as_ref(), wh, &squatter, location).await);
+    assert!(location_taken(store.as_ref(), wh, &squatter, "file:///wh/n/t/in").await);
     let due = store
         .expire_dropped(wh, original.id, now_ms(), true)
         .await
@@ -1618,7 +1628,7 @@ async fn the_recycle_bin_keeps_a_location_until_it_forgets(store: Arc<dyn Catalo
     .await
     .unwrap();
     assert!(matches!(
-        store.restore_dropped(wh, original.id, &back).await,
+        store.restore_dropped(wh, original.id, &back, now_ms()).await,
         Err(StoreError::NotFound(_))
     ));
 }
@@ -1673,4 +1683,254 @@ async fn one_lease_per_expired_drop(store: Arc<dyn CatalogStore>) {
         .await
         .unwrap();
     assert_eq!(again.map(|d| d.tabular.id), Some(id));
+}
+
+/// Issue 23, escapes 5 and 6: a table created with the id of a dropped one (`assign-uuid`, or a
+/// re-registered copy of its metadata) took its bin entry, its grants, and at expiry released
+/// the live table's location. An id stays its dropped object's until it leaves the bin.
+async fn a_dropped_objects_id_stays_its_own(store: Arc<dyn CatalogStore>) {
+    let wh = seed_warehouse(store.as_ref()).await;
+    store
+        .create_namespace(wh, &namespace(&["n"]))
+        .await
+        .unwrap();
+    let t = ident(&["n"], "t");
+    place(store.as_ref(), wh, TabularKind::Table, &t, "file:///wh/n/t")
+        .await
+        .unwrap();
+    let original = store.get_tabular(wh, &t).await.unwrap().unwrap();
+    let dropped = store
+        .bin_tabular(wh, TabularKind::Table, &t, now_ms() + 60_000, false)
+        .await
+        .unwrap();
+    // The same id, elsewhere or at its own location, under its old name or another.
+    for (name, location) in [("t", "file:///wh/n/t"), ("copy", "file:///wh/n/copy")] {
+        let copy = TabularRecord {
+            ident: ident(&["n"], name),
+            location: location.into(),
+            ..original.clone()
+        };
+        assert!(
+            matches!(
+                store.create_tabular(wh, &copy).await,
+                Err(StoreError::AlreadyExists(_) | StoreError::LocationTaken(_))
+            ),
+            "{name} took a dropped object's id"
+        );
+    }
+    assert_eq!(
+        store.get_dropped(wh, original.id).await.unwrap(),
+        Some(dropped),
+        "the bin entry is untouched"
+    );
+    // Leaving the bin frees the id and the location together.
+    store
+        .expire_dropped(wh, original.id, now_ms(), false)
+        .await
+        .unwrap();
+    store.forget_dropped(wh, original.id).await.unwrap();
+    store.create_tabular(wh, &original).await.unwrap();
+    // Forgetting an entry never frees a live object's location.
+    let again = store
+        .bin_tabular(wh, TabularKind::Table, &t, now_ms() + 60_000, false)
+        .await
+        .unwrap();
+    store
+        .restore_dropped(wh, again.tabular.id, &t, now_ms())
+        .await
+        .unwrap();
+    store.forget_dropped(wh, again.tabular.id).await.unwrap();
+    assert!(location_taken(store.as_ref(), wh, &ident(&["n"], "x"), "file:///wh/n/t").await);
+}
+
+/// Issue 23, escape 4: a restore right after purge-now succeeded, and the purge already running
+/// deleted the restored table's files. Once a purge is due the object cannot come back.
+async fn an_object_whose_purge_is_due_is_not_restored(store: Arc<dyn CatalogStore>) {
+    let wh = seed_warehouse(store.as_ref()).await;
+    store
+        .create_namespace(wh, &namespace(&["n"]))
+        .await
+        .unwrap();
+    let t = ident(&["n"], "t");
+    place(store.as_ref(), wh, TabularKind::Table, &t, "file:///wh/n/t")
+        .await
+        .unwrap();
+    let now = now_ms();
+    let dropped = store
+        .bin_tabular(wh, TabularKind::Table, &t, now + 60_000, true)
+        .await
+        .unwrap();
+    let id = dropped.tabular.id;
+    // Purge asked for: due now, leased by a purging replica.
+    store.expire_dropped(wh, id, now, true).await.unwrap();
+    let leased = store
+        .lease_expired_dropped(now, now + 60_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(leased.tabular.id, id);
+    assert!(matches!(
+        store.restore_dropped(wh, id, &t, now).await,
+        Err(StoreError::Purging(_))
+    ));
+    assert!(store.get_tabular(wh, &t).await.unwrap().is_none());
+    assert!(store.get_dropped(wh, id).await.unwrap().is_some());
+    // A drop with purge may still be restored while its purge is not due.
+    let u = ident(&["n"], "u");
+    place(store.as_ref(), wh, TabularKind::Table, &u, "file:///wh/n/u")
+        .await
+        .unwrap();
+    let waiting = store
+        .bin_tabular(wh, TabularKind::Table, &u, now + 60_000, true)
+        .await
+        .unwrap();
+    store
+        .restore_dropped(wh, waiting.tabular.id, &u, now)
+        .await
+        .unwrap();
+}
+
+/// Issue 23, escape 7: a tenant admin changed its warehouse's storage while its bin held
+/// objects (only namespaces were counted): their purges failed for ever, and a restore could put
+/// a table of the old storage into the new one.
+async fn storage_stays_while_the_bin_holds_objects(store: Arc<dyn CatalogStore>) {
+    let wh = seed_warehouse(store.as_ref()).await;
+    store
+        .create_namespace(wh, &namespace(&["n"]))
+        .await
+        .unwrap();
+    let t = ident(&["n"], "t");
+    place(store.as_ref(), wh, TabularKind::Table, &t, "file:///wh/n/t")
+        .await
+        .unwrap();
+    let dropped = store
+        .bin_tabular(wh, TabularKind::Table, &t, now_ms() + 60_000, false)
+        .await
+        .unwrap();
+    store.drop_namespace(wh, &ns(&["n"])).await.unwrap();
+    let mut record = store.get_warehouse(wh).await.unwrap().unwrap();
+    record.storage = StorageProfile::Local {
+        root: format!("file:///tmp/moved-{}", Uuid::new_v4()),
+    };
+    assert!(matches!(
+        store.update_warehouse(&record).await,
+        Err(StoreError::NotEmpty(..))
+    ));
+    store
+        .expire_dropped(wh, dropped.tabular.id, now_ms(), false)
+        .await
+        .unwrap();
+    store.forget_dropped(wh, dropped.tabular.id).await.unwrap();
+    store.update_warehouse(&record).await.unwrap();
+}
+
+/// Issue 23, escape 1: a staged create was vended credentials for any location, even another
+/// table's. Its location is reserved first, under the same rules as every claim, and the
+/// reservation gives way only to the table its stage commits.
+async fn a_reservation_holds_its_location_for_its_commit(store: Arc<dyn CatalogStore>) {
+    let wh = seed_warehouse(store.as_ref()).await;
+    for parts in [&["att"][..], &["victim"]] {
+        store.create_namespace(wh, &namespace(parts)).await.unwrap();
+    }
+    let payroll = ident(&["victim"], "payroll");
+    place(
+        store.as_ref(),
+        wh,
+        TabularKind::Table,
+        &payroll,
+        "file:///wh/victim/payroll",
+    )
+    .await
+    .unwrap();
+    let later = now_ms() + 60_000;
+    let stage = |location: &str, owner: Uuid| {
+        LocationClaim::staged(location.into(), owner, ns(&["att"]), later)
+    };
+    // Equal to, inside, or above another table's location: refused.
+    for location in [
+        "file:///wh/victim/payroll",
+        "file:///wh/victim/payroll/data",
+        "file:///wh/victim",
+    ] {
+        assert!(
+            taken(store.reserve_location(wh, &stage(location, Uuid::now_v7())).await),
+            "{location} was reserved"
+        );
+    }
+    let id = Uuid::now_v7();
+    store
+        .reserve_location(wh, &stage("file:///wh/att/s", id))
+        .await
+        .unwrap();
+    // Held against other stages, tables and namespaces, inside and above.
+    assert!(taken(
+        store
+            .reserve_location(wh, &stage("file:///wh/att/s/in", Uuid::now_v7()))
+            .await
+    ));
+    let other = ident(&["att"], "other");
+    for location in ["file:///wh/att/s", "file:///wh/att/s/in", "file:///wh/att"] {
+        assert!(location_taken(store.as_ref(), wh, &other, location).await, "{location}");
+    }
+    // Another id, or the same id in another namespace, does not commit it.
+    let mut commit = at(TabularKind::Table, &ident(&["att"], "s"), "file:///wh/att/s");
+    let stranger = TabularRecord {
+        id: Uuid::now_v7(),
+        ..commit.clone()
+    };
+    assert!(taken(store.create_tabular(wh, &stranger).await));
+    let elsewhere = TabularRecord {
+        id,
+        ident: ident(&["victim"], "s"),
+        ..commit.clone()
+    };
+    assert!(taken(store.create_tabular(wh, &elsewhere).await));
+    // Its commit takes it over, and the table's claim holds it from then on, past the sweep.
+    commit.id = id;
+    store.create_tabular(wh, &commit).await.unwrap();
+    store
+        .release_lapsed_reservations(later + 1)
+        .await
+        .unwrap();
+    assert!(location_taken(store.as_ref(), wh, &other, "file:///wh/att/s").await);
+    store
+        .bin_tabular(wh, TabularKind::Table, &commit.ident, later, false)
+        .await
+        .unwrap();
+    assert!(location_taken(store.as_ref(), wh, &other, "file:///wh/att/s").await);
+}
+
+/// A stage never committed holds its location until its reservation lapses; after the sweep a
+/// lapsed reservation holds nothing, above or at its location.
+async fn a_lapsed_reservation_holds_nothing(store: Arc<dyn CatalogStore>) {
+    let wh = seed_warehouse(store.as_ref()).await;
+    store
+        .create_namespace(wh, &namespace(&["n"]))
+        .await
+        .unwrap();
+    let soon = now_ms() + 300;
+    let claim = |location: &str| {
+        LocationClaim::staged(location.into(), Uuid::now_v7(), ns(&["n"]), soon)
+    };
+    store
+        .reserve_location(wh, &claim("file:///wh/n/a/s"))
+        .await
+        .unwrap();
+    store
+        .reserve_location(wh, &claim("file:///wh/n/b"))
+        .await
+        .unwrap();
+    assert_eq!(store.release_lapsed_reservations(now_ms()).await.unwrap(), 0);
+    assert!(location_taken(store.as_ref(), wh, &ident(&["n"], "x"), "file:///wh/n/b").await);
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    // Lapsed: at its very location it gives way at once.
+    place(store.as_ref(), wh, TabularKind::Table, &ident(&["n"], "x"), "file:///wh/n/b")
+        .await
+        .unwrap();
+    // Above it, once swept.
+    assert!(store.release_lapsed_reservations(now_ms()).await.unwrap() >= 1);
+    place(store.as_ref(), wh, TabularKind::Table, &ident(&["n"], "y"), "file:///wh/n/a")
+        .await
+        .unwrap();
+    assert_eq!(store.release_lapsed_reservations(now_ms()).await.unwrap(), 0);
 }

@@ -1,9 +1,12 @@
-//! Who owns which location in a warehouse: every table and view owns its location, and a namespace
-//! with a `location` property owns that. No two owners share a location and none lies inside
-//! another, with one exception: a table, view or child namespace may lie inside the location of
+//! Who owns which location in a warehouse: every table and view owns its location (in its
+//! namespace or, dropped, in the recycle bin until it leaves), a namespace with a `location`
+//! property owns that, and a staged create reserves its table's location until it is committed
+//! or its reservation expires. No two owners share a location and none lies inside another, with
+//! one exception: a table, view, staged table or child namespace may lie inside the location of
 //! its own namespace or of an enclosing one (so `CREATE SCHEMA ... WITH (location=...)` places its
 //! tables there). Both backends enforce these rules inside the transaction that claims the
-//! location, so two requests (or two replicas) cannot race past them.
+//! location, so two requests (or two replicas) cannot race past them. A reservation gives way
+//! only to the table its stage commits (same id, same namespace) or, once expired, to anyone.
 
 use uuid::Uuid;
 
@@ -21,6 +24,8 @@ pub enum OwnerKind {
     Namespace,
     Table,
     View,
+    /// A staged create's reservation, until its commit or `expires_at_ms`.
+    Staged,
 }
 
 /// A location and its owner.
@@ -31,6 +36,9 @@ pub struct LocationClaim {
     pub kind: OwnerKind,
     /// The owning namespace, or the namespace the table or view was created in.
     pub namespace: NamespaceIdent,
+    /// When a reservation ([`OwnerKind::Staged`]) lapses; `None` for every other claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_ms: Option<i64>,
 }
 
 impl LocationClaim {
@@ -44,7 +52,40 @@ impl LocationClaim {
                 TabularKind::View => OwnerKind::View,
             },
             namespace: record.ident.namespace.clone(),
+            expires_at_ms: None,
         }
+    }
+
+    /// A staged create's reservation of `location` for table `owner` in `namespace`, until
+    /// `expires_at_ms`.
+    pub fn staged(
+        location: String,
+        owner: Uuid,
+        namespace: NamespaceIdent,
+        expires_at_ms: i64,
+    ) -> Self {
+        Self {
+            location,
+            owner,
+            kind: OwnerKind::Staged,
+            namespace,
+            expires_at_ms: Some(expires_at_ms),
+        }
+    }
+
+    /// Whether this is a reservation that lapsed before `now_ms` (it holds nothing any more).
+    pub fn lapsed(&self, now_ms: i64) -> bool {
+        self.kind == OwnerKind::Staged && self.expires_at_ms.is_some_and(|at| at <= now_ms)
+    }
+
+    /// Whether this claim, found at the very location `claim` asks for, gives way to it: a
+    /// lapsed reservation, or the reservation of the staged create that `claim` commits.
+    pub fn gives_way_to(&self, claim: &LocationClaim, now_ms: i64) -> bool {
+        self.lapsed(now_ms)
+            || self.kind == OwnerKind::Staged
+                && claim.kind == OwnerKind::Table
+                && self.owner == claim.owner
+                && self.namespace == claim.namespace
     }
 
     /// The claim of a namespace with a `location` property.
@@ -57,6 +98,7 @@ impl LocationClaim {
                 owner: record.id,
                 kind: OwnerKind::Namespace,
                 namespace: record.ident.clone(),
+                expires_at_ms: None,
             })
     }
 
@@ -112,6 +154,7 @@ mod tests {
             owner: Uuid::nil(),
             kind,
             namespace: NamespaceIdent::new(ns.iter().map(|s| s.to_string()).collect()).unwrap(),
+            expires_at_ms: None,
         }
     }
 

@@ -87,6 +87,8 @@ fn list_namespaces(warehouse: Uuid, parent: Option<&NamespaceIdent>, page: &Page
 fn update_namespace_properties(warehouse: Uuid, ns: &NamespaceIdent, updates: &BTreeMap<String, String>, removals: &[String]) -> StoreResult<(BTreeMap<String, String>, BTreeMap<String, String>)>;
 fn drop_namespace(warehouse: Uuid, ns: &NamespaceIdent) -> StoreResult<()>;
 fn create_tabular(warehouse: Uuid, record: &TabularRecord) -> StoreResult<()>;
+fn reserve_location(warehouse: Uuid, claim: &locations::LocationClaim) -> StoreResult<()>;
+fn release_lapsed_reservations(now_ms: i64) -> StoreResult<u64>;
 fn get_tabular(warehouse: Uuid, ident: &TableIdent) -> StoreResult<Option<TabularRecord>>;
 fn get_tabular_by_id(warehouse: Uuid, id: Uuid) -> StoreResult<Option<TabularRecord>>;
 fn list_tabulars(warehouse: Uuid, ns: &NamespaceIdent, kind: TabularKind, page: &PageRequest) -> StoreResult<Page<TableIdent>>;
@@ -95,7 +97,7 @@ fn drop_tabular(warehouse: Uuid, kind: TabularKind, ident: &TableIdent) -> Store
 fn bin_tabular(warehouse: Uuid, kind: TabularKind, ident: &TableIdent, expires_at_ms: i64, purge_files: bool) -> StoreResult<DroppedRecord>;
 fn list_dropped(warehouse: Uuid) -> StoreResult<Vec<DroppedRecord>>;
 fn get_dropped(warehouse: Uuid, id: Uuid) -> StoreResult<Option<DroppedRecord>>;
-fn restore_dropped(warehouse: Uuid, id: Uuid, ident: &TableIdent) -> StoreResult<TabularRecord>;
+fn restore_dropped(warehouse: Uuid, id: Uuid, ident: &TableIdent, now_ms: i64) -> StoreResult<TabularRecord>;
 fn expire_dropped(warehouse: Uuid, id: Uuid, expires_at_ms: i64, purge_files: bool) -> StoreResult<DroppedRecord>;
 fn lease_expired_dropped(now_ms: i64, lease_until_ms: i64) -> StoreResult<Option<DroppedRecord>>;
 fn forget_dropped(warehouse: Uuid, id: Uuid) -> StoreResult<()>;

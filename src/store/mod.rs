@@ -94,6 +94,11 @@ pub struct PrincipalRecord {
     pub root: bool,
     pub disabled: bool,
     pub created_at_ms: i64,
+    /// Sessions that began before this moment (ms since the epoch) are not renewed by token
+    /// exchange: set when its secret changes and when it is enabled again, so a token leaked
+    /// before either cannot keep itself alive.
+    #[serde(default)]
+    pub sessions_valid_from_ms: i64,
 }
 
 /// A named set of grants inside a tenant, assigned to principals.
@@ -221,10 +226,11 @@ pub struct TabularRecord {
     pub created_at_ms: i64,
 }
 
-/// A dropped table or view in its warehouse's recycle bin. Its name is free again; with
-/// `purge_files` it keeps its location claimed (nothing else may be created where the purge will
-/// delete), without it frees the location (the files may be registered again). It leaves the
-/// bin restored, or at `expires_at_ms` forgotten, its files purged first when `purge_files`.
+/// A dropped table or view in its warehouse's recycle bin. Its name is free again; its location
+/// stays claimed and its id taken (nothing else may be created where it may come back or where a
+/// purge will delete, and no other object takes its grants). It leaves the bin restored (never
+/// once a purge is due), or at `expires_at_ms` forgotten, its files purged first when
+/// `purge_files`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DroppedRecord {
     pub warehouse: Uuid,
@@ -238,6 +244,13 @@ pub struct DroppedRecord {
     pub purge_files: bool,
     /// Until when a replica is purging it (0: nobody); another replica may take over after.
     pub lease_until_ms: i64,
+}
+
+impl DroppedRecord {
+    /// Whether its purge is due (or running) at `now_ms`: from then on it cannot be restored.
+    pub fn purge_due(&self, now_ms: i64) -> bool {
+        self.purge_files && self.expires_at_ms <= now_ms
+    }
 }
 
 /// One compare-and-swap of a metadata pointer: succeeds only while the current value is `expected`.
@@ -304,6 +317,9 @@ pub enum StoreError {
          or lie inside another's)"
     )]
     StorageTaken(String),
+    /// A dropped object whose purge is due or running: it cannot be restored any more.
+    #[error("dropped object {0} is being purged")]
+    Purging(Uuid),
     /// The store's disk has less free space than the server keeps in reserve: writes are
     /// refused before they start, so none is half done.
     #[error("{0}")]
@@ -316,7 +332,8 @@ pub enum StoreError {
 /// a table's metadata carries that table's uuid).
 pub fn id_taken_error(record: &TabularRecord) -> StoreError {
     StoreError::AlreadyExists(format!(
-        "a table or view with uuid {} (registering {})",
+        "a table or view with uuid {} (live, or in the recycle bin: restore it from there) \
+         (creating {})",
         record.id, record.ident
     ))
 }
@@ -325,7 +342,9 @@ pub fn id_taken_error(record: &TabularRecord) -> StoreError {
 pub fn storage_in_use(warehouse: &str) -> StoreError {
     StoreError::NotEmpty(
         format!("warehouse '{warehouse}'"),
-        "its storage location can change only while it holds no namespaces".into(),
+        "its storage location can change only while it holds no namespaces and its recycle bin \
+         is empty"
+            .into(),
     )
 }
 
@@ -413,8 +432,19 @@ pub trait CatalogStore: Send + Sync + 'static {
     /// Drops an empty namespace (no child namespaces, tables or views).
     async fn drop_namespace(&self, warehouse: Uuid, ns: &NamespaceIdent) -> StoreResult<()>;
 
-    /// Creates a table or view; its namespace must exist and its name be free for both kinds.
+    /// Creates a table or view; its namespace must exist, its name be free for both kinds, its id
+    /// be no other live or dropped object's, and its location fit the rules of [`locations`]
+    /// (a staged create's own reservation gives way to it).
     async fn create_tabular(&self, warehouse: Uuid, record: &TabularRecord) -> StoreResult<()>;
+    /// Reserves a staged create's location (a [`locations::LocationClaim::staged`] claim) under
+    /// the rules of [`locations`]: `LocationTaken` when it overlaps any other claim.
+    async fn reserve_location(
+        &self,
+        warehouse: Uuid,
+        claim: &locations::LocationClaim,
+    ) -> StoreResult<()>;
+    /// Releases every reservation that lapsed at `now_ms`; returns how many.
+    async fn release_lapsed_reservations(&self, now_ms: i64) -> StoreResult<u64>;
     /// The table or view with this name, whichever kind it is.
     async fn get_tabular(
         &self,
@@ -462,16 +492,18 @@ pub trait CatalogStore: Send + Sync + 'static {
     async fn get_dropped(&self, warehouse: Uuid, id: Uuid) -> StoreResult<Option<DroppedRecord>>;
     /// Brings a dropped table or view back as `ident`, with its id, location and metadata file:
     /// its namespace must exist, the name be free, the location still fit the rules of
-    /// [`locations`] there and the id be no other table's. Atomic: refused, it stays in the bin.
+    /// [`locations`] there and the id be no other table's; `Purging` once its purge is due at
+    /// `now_ms`. Atomic: refused, it stays in the bin.
     async fn restore_dropped(
         &self,
         warehouse: Uuid,
         id: Uuid,
         ident: &TableIdent,
+        now_ms: i64,
     ) -> StoreResult<TabularRecord>;
     /// Makes a dropped object leave the bin at `expires_at_ms` (now, for a purge asked for),
-    /// deleting its files first when `purge_files`: its location is claimed again for that, or
-    /// `LocationTaken` when it is another's now.
+    /// deleting its files first when `purge_files`: `LocationTaken` when another owner holds its
+    /// location (an entry from before bin entries kept their claims).
     async fn expire_dropped(
         &self,
         warehouse: Uuid,
@@ -486,7 +518,7 @@ pub trait CatalogStore: Send + Sync + 'static {
         now_ms: i64,
         lease_until_ms: i64,
     ) -> StoreResult<Option<DroppedRecord>>;
-    /// Forgets a dropped object for good, and releases its location.
+    /// Forgets a dropped object for good, and releases its location (never a live object's).
     async fn forget_dropped(&self, warehouse: Uuid, id: Uuid) -> StoreResult<()>;
     /// Moves a table or view to a new name, possibly in another namespace of the same warehouse.
     async fn rename_tabular(

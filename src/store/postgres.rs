@@ -96,7 +96,9 @@ async fn check_root(conn: &mut PgConnection, warehouse: Uuid, root: &str) -> Sto
 }
 
 /// Refuses `claim` when another owner's location equals it, lies inside it, or encloses it
-/// without being its namespace. Call with the warehouse's location lock held.
+/// without being its namespace: live tables and views, namespaces, recycle-bin entries (but the
+/// claimant's own) and reservations that have not lapsed (but the one the claimant commits).
+/// Call with the warehouse's location lock held.
 async fn check_claim(
     conn: &mut PgConnection,
     warehouse: Uuid,
@@ -115,8 +117,13 @@ async fn check_claim(
                 OR ((t.location COLLATE \"C\") >= $3 AND (t.location COLLATE \"C\") < $4)) \
          UNION ALL \
          SELECT d.id, d.tabular ->> 'kind', d.location, d.levels FROM dropped_tabulars d \
-          WHERE d.warehouse_id = $1 AND d.purge_files \
+          WHERE d.warehouse_id = $1 AND d.id <> $5 \
             AND (d.location = ANY($2) OR (d.location >= $3 AND d.location < $4)) \
+         UNION ALL \
+         SELECT s.owner, 'staged', s.location, s.levels FROM staged_locations s \
+          WHERE s.warehouse_id = $1 AND s.expires_at_ms > $6 \
+            AND NOT (s.owner = $5 AND $7 AND s.levels = $8) \
+            AND (s.location = ANY($2) OR (s.location >= $3 AND s.location < $4)) \
          UNION ALL \
          SELECT n.id, 'namespace', n.properties ->> 'location', n.levels FROM namespaces n \
           WHERE n.warehouse_id = $1 AND n.properties ? 'location' \
@@ -128,6 +135,10 @@ async fn check_claim(
     .bind(&candidates)
     .bind(&inside_from)
     .bind(&inside_to)
+    .bind(claim.owner)
+    .bind(now_ms())
+    .bind(claim.kind == OwnerKind::Table)
+    .bind(claim.namespace.parts())
     .fetch_all(&mut *conn)
     .await
     .map_err(backend)?;
@@ -145,11 +156,13 @@ async fn check_claim(
             kind: match kind.as_str() {
                 "namespace" => OwnerKind::Namespace,
                 "view" => OwnerKind::View,
+                "staged" => OwnerKind::Staged,
                 _ => OwnerKind::Table,
             },
             owner,
             namespace: NamespaceIdent::new(levels).map_err(backend)?,
             location,
+            expires_at_ms: None,
         };
         let encloses = other.location.len() < claim.location.len();
         if !encloses || !claim.may_lie_inside(&other) {
@@ -464,9 +477,11 @@ impl PgStore {
         record: &TabularRecord,
     ) -> StoreResult<()> {
         check_claim(&mut *tx, warehouse, &LocationClaim::of_tabular(record)).await?;
+        // A dropped object keeps its id: its grants and its restore stay its own.
         let id_taken: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM tabulars t JOIN namespaces n ON n.id = t.namespace_id \
-             WHERE n.warehouse_id = $1 AND t.id = $2 AND NOT (n.levels = $3 AND t.name = $4))",
+             WHERE n.warehouse_id = $1 AND t.id = $2 AND NOT (n.levels = $3 AND t.name = $4)) \
+             OR EXISTS (SELECT 1 FROM dropped_tabulars WHERE warehouse_id = $1 AND id = $2)",
         )
         .bind(warehouse)
         .bind(record.id)
@@ -506,6 +521,13 @@ impl PgStore {
             }
             r => r.map_err(backend)?,
         };
+        // A committed stage: its reservation became the table's own claim.
+        sqlx::query("DELETE FROM staged_locations WHERE warehouse_id = $1 AND owner = $2")
+            .bind(warehouse)
+            .bind(record.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
         Ok(())
     }
 
@@ -704,6 +726,7 @@ impl CatalogStore for PgStore {
         lock_roots(&mut tx).await?;
         let old: Option<(String, Option<String>, bool)> = sqlx::query_as(
             "SELECT name, root, EXISTS (SELECT 1 FROM namespaces WHERE warehouse_id = $1) \
+             OR EXISTS (SELECT 1 FROM dropped_tabulars WHERE warehouse_id = $1) \
              FROM warehouses WHERE id = $1 FOR UPDATE",
         )
         .bind(wh.id)
@@ -1228,6 +1251,7 @@ impl CatalogStore for PgStore {
                 owner: id,
                 kind: OwnerKind::Namespace,
                 namespace: ns.clone(),
+                expires_at_ms: None,
             };
             check_claim(&mut tx, warehouse, &claim).await?;
         }
@@ -1262,6 +1286,45 @@ impl CatalogStore for PgStore {
         lock_locations(&mut tx, warehouse).await?;
         self.insert_tabular(&mut tx, warehouse, record).await?;
         tx.commit().await.map_err(backend)
+    }
+
+    async fn reserve_location(&self, warehouse: Uuid, claim: &LocationClaim) -> StoreResult<()> {
+        let expires_at_ms = claim
+            .expires_at_ms
+            .ok_or_else(|| backend("a reservation needs an expiry"))?;
+        let mut tx = self.begin().await?;
+        lock_locations(&mut tx, warehouse).await?;
+        check_claim(&mut tx, warehouse, claim).await?;
+        sqlx::query(
+            "INSERT INTO staged_locations (warehouse_id, owner, levels, location, expires_at_ms) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(warehouse)
+        .bind(claim.owner)
+        .bind(claim.namespace.parts())
+        .bind(&claim.location)
+        .bind(expires_at_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            if is_foreign_key_violation(&e) {
+                StoreError::NotFound(format!("warehouse {warehouse}"))
+            } else if is_unique_violation(&e) {
+                refusal(&claim.location)
+            } else {
+                backend(e)
+            }
+        })?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn release_lapsed_reservations(&self, now_ms: i64) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM staged_locations WHERE expires_at_ms <= $1")
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected())
     }
 
     async fn get_tabular(
@@ -1478,6 +1541,7 @@ impl CatalogStore for PgStore {
         warehouse: Uuid,
         id: Uuid,
         ident: &TableIdent,
+        now_ms: i64,
     ) -> StoreResult<TabularRecord> {
         let mut tx = self.begin().await?;
         lock_locations(&mut tx, warehouse).await?;
@@ -1493,6 +1557,9 @@ impl CatalogStore for PgStore {
         .map_err(backend)?
         .ok_or_else(|| StoreError::NotFound(format!("dropped object {id}")))?;
         let dropped = dropped_from_row(&row)?;
+        if dropped.purge_due(now_ms) {
+            return Err(StoreError::Purging(id));
+        }
         let record = TabularRecord {
             ident: ident.clone(),
             ..dropped.tabular
@@ -1530,7 +1597,8 @@ impl CatalogStore for PgStore {
         .map_err(backend)?
         .ok_or_else(|| StoreError::NotFound(format!("dropped object {id}")))?;
         let current = dropped_from_row(&current)?;
-        // Files are purged only from a location still (or again) its own.
+        // Files are purged only from a location no other owner holds (bin entries from before
+        // every entry kept its claim may share theirs with an object created meanwhile).
         if purge_files && !current.purge_files {
             check_claim(
                 &mut tx,

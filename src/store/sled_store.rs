@@ -27,7 +27,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::{Transactional, Tree};
 use uuid::Uuid;
 
-use super::locations::{LocationClaim, enclosing, refusal};
+use super::locations::{LocationClaim, OwnerKind, enclosing, refusal};
 use super::*;
 use crate::domain::{NamespaceIdent, ObjectName, TableIdent};
 
@@ -75,6 +75,9 @@ pub struct SledStore {
     /// The recycle bins: `warehouse(16) | id(16)` → [`DroppedRecord`]. A dropped object's
     /// location claim stays in `locations` until it is forgotten.
     dropped: Tree,
+    /// Staged creates' reservations: `warehouse(16) | table id(16)` → their [`LocationClaim`]
+    /// (also in `locations`), so lapsed ones are found without reading every claim.
+    reservations: Tree,
     meta: Tree,
 }
 
@@ -83,6 +86,8 @@ const LOCATIONS_BACKFILLED: &[u8] = b"locations-v1";
 /// The `meta` key set once every table and view is in `tabular_ids` and every warehouse's root in
 /// `warehouse_roots`.
 const IDS_AND_ROOTS_BACKFILLED: &[u8] = b"ids-and-roots-v1";
+/// The `meta` key set once every recycle-bin entry holds its location claim.
+const BIN_CLAIMS_BACKFILLED: &[u8] = b"bin-claims-v1";
 
 #[derive(Serialize, Deserialize)]
 struct StoredNamespace {
@@ -249,16 +254,22 @@ fn release_root(
 
 /// Claims a location inside a transaction, or aborts with `LocationTaken` when another claim has
 /// it (whoever owns it: a registered copy of a table's metadata carries that table's id), has one
-/// inside it, or encloses it without being its namespace (the rules of [`super::locations`]).
+/// inside it, or encloses it without being its namespace (the rules of [`super::locations`]). A
+/// lapsed reservation, or the reservation of the staged create this claim commits, gives way.
 fn claim_location(
     claims: &TransactionalTree,
     below: &TransactionalTree,
     warehouse: Uuid,
     claim: &LocationClaim,
 ) -> TxResult<()> {
+    let now = now_ms();
     let key = location_key(warehouse, &claim.location);
-    if claims.get(&key)?.is_some() {
-        return abort(refusal(&claim.location));
+    if let Some(bytes) = claims.get(&key)? {
+        let existing: LocationClaim = tx_decode(&bytes)?;
+        if !existing.gives_way_to(claim, now) {
+            return abort(refusal(&claim.location));
+        }
+        release_location(claims, below, warehouse, &existing.location, existing.owner)?;
     }
     if below.get(&key)?.is_some() {
         return abort(refusal(&claim.location));
@@ -267,7 +278,7 @@ fn claim_location(
     for outer in &outers {
         if let Some(bytes) = claims.get(location_key(warehouse, outer))? {
             let outer: LocationClaim = tx_decode(&bytes)?;
-            if !claim.may_lie_inside(&outer) {
+            if !outer.lapsed(now) && !claim.may_lie_inside(&outer) {
                 return abort(refusal(&claim.location));
             }
         }
@@ -421,6 +432,7 @@ impl SledStore {
             warehouse_roots: tree("warehouse_roots")?,
             warehouse_roots_below: tree("warehouse_roots_below")?,
             dropped: tree("dropped")?,
+            reservations: tree("reservations")?,
             writes: tokio::sync::RwLock::new(()),
             group: GroupCommit::default(),
             dir: dir.to_path_buf(),
@@ -430,6 +442,38 @@ impl SledStore {
         })
         .and_then(Self::backfill_locations)
         .and_then(Self::backfill_ids_and_roots)
+        .and_then(Self::backfill_bin_claims)
+    }
+
+    /// Claims the locations of recycle-bin entries dropped without purge before every bin entry
+    /// kept its claim (once). An entry whose location another owner took meanwhile is left
+    /// unclaimed, and logged: a purge of it is refused.
+    fn backfill_bin_claims(self) -> StoreResult<Self> {
+        self.once(BIN_CLAIMS_BACKFILLED, Self::claim_bin_locations)
+    }
+
+    fn claim_bin_locations(&self) -> StoreResult<()> {
+        for entry in self.dropped.iter() {
+            let (_, value) = entry.map_err(backend)?;
+            let dropped: DroppedRecord = decode(&value)?;
+            let claim = LocationClaim::of_tabular(&dropped.tabular);
+            let key = location_key(dropped.warehouse, &claim.location);
+            let claimed = unwrap_tx((&self.locations, &self.locations_below).transaction(
+                |(locations, below)| {
+                    if let Some(bytes) = locations.get(&key)? {
+                        let existing: LocationClaim = tx_decode(&bytes)?;
+                        if existing.owner == claim.owner {
+                            return Ok(());
+                        }
+                    }
+                    claim_location(locations, below, dropped.warehouse, &claim)
+                },
+            ));
+            if let Err(e) = claimed {
+                tracing::warn!(id = %dropped.tabular.id, location = %claim.location, error = %e, "a dropped object's location is another's; it will not be purged");
+            }
+        }
+        Ok(())
     }
 
     /// Indexes tables and views by id and claims warehouse roots written before either existed
@@ -703,7 +747,8 @@ impl CatalogStore for SledStore {
             .namespaces
             .scan_prefix(wh.id.as_bytes())
             .next()
-            .is_some();
+            .is_some()
+            || self.dropped.scan_prefix(wh.id.as_bytes()).next().is_some();
         unwrap_tx(
             (
                 &self.warehouses,
@@ -1202,6 +1247,7 @@ impl CatalogStore for SledStore {
         let key = tabular_key(warehouse, &record.ident);
         let value = encode(record)?;
         let claim = LocationClaim::of_tabular(record);
+        let id_key = tabular_id_key(warehouse, record.id);
         unwrap_tx(
             (
                 &self.namespaces,
@@ -1209,8 +1255,9 @@ impl CatalogStore for SledStore {
                 &self.locations,
                 &self.locations_below,
                 &self.tabular_ids,
+                &self.dropped,
             )
-                .transaction(|(nss, tabs, locations, below, ids)| {
+                .transaction(|(nss, tabs, locations, below, ids, bin)| {
                     if let Some(existing) = tabs.get(&key)? {
                         let existing: TabularRecord = tx_decode(&existing)?;
                         return abort(StoreError::AlreadyExists(format!(
@@ -1220,16 +1267,73 @@ impl CatalogStore for SledStore {
                         )));
                     }
                     bump_children(nss, &ns_key, ns, 1)?;
-                    claim_location(locations, below, warehouse, &claim)?;
-                    if ids.get(tabular_id_key(warehouse, record.id))?.is_some() {
+                    // A dropped object keeps its id: its grants and its restore stay its own.
+                    if ids.get(&id_key)?.is_some() || bin.get(&id_key)?.is_some() {
                         return abort(id_taken_error(record));
                     }
+                    claim_location(locations, below, warehouse, &claim)?;
                     tabs.insert(key.as_slice(), value.as_slice())?;
                     ids.insert(tabular_id_key(warehouse, record.id), key.as_slice())?;
                     Ok(())
                 }),
         )?;
         self.durable().await
+    }
+
+    async fn reserve_location(&self, warehouse: Uuid, claim: &LocationClaim) -> StoreResult<()> {
+        let _writing = self.writing().await?;
+        let key = pair_key(warehouse, claim.owner);
+        let value = encode(claim)?;
+        unwrap_tx(
+            (&self.locations, &self.locations_below, &self.reservations).transaction(
+                |(locations, below, reservations)| {
+                    claim_location(locations, below, warehouse, claim)?;
+                    reservations.insert(key.as_slice(), value.as_slice())?;
+                    Ok(())
+                },
+            ),
+        )?;
+        self.durable().await
+    }
+
+    async fn release_lapsed_reservations(&self, now_ms: i64) -> StoreResult<u64> {
+        let _writing = self.writing().await?;
+        let mut released = 0;
+        for entry in self.reservations.iter() {
+            let (key, value) = entry.map_err(backend)?;
+            let reserved: LocationClaim = decode(&value)?;
+            if !reserved.lapsed(now_ms) {
+                continue;
+            }
+            let warehouse = Uuid::from_slice(&key[..16]).map_err(backend)?;
+            let claim_key = location_key(warehouse, &reserved.location);
+            unwrap_tx(
+                (&self.locations, &self.locations_below, &self.reservations).transaction(
+                    |(locations, below, reservations)| {
+                        // Committed, its claim is the table's now; lapsed, it is released.
+                        if let Some(bytes) = locations.get(&claim_key)? {
+                            let held: LocationClaim = tx_decode(&bytes)?;
+                            if held.kind == OwnerKind::Staged && held.owner == reserved.owner {
+                                release_location(
+                                    locations,
+                                    below,
+                                    warehouse,
+                                    &held.location,
+                                    held.owner,
+                                )?;
+                            }
+                        }
+                        reservations.remove(&key)?;
+                        Ok(())
+                    },
+                ),
+            )?;
+            released += 1;
+        }
+        if released > 0 {
+            self.durable().await?;
+        }
+        Ok(released)
     }
 
     async fn get_tabular(
@@ -1344,20 +1448,12 @@ impl CatalogStore for SledStore {
         let _writing = self.writing().await?;
         let dropped_at_ms = now_ms();
         let dropped = unwrap_tx(
-            (
-                &self.namespaces,
-                &self.tabulars,
-                &self.locations,
-                &self.locations_below,
-                &self.tabular_ids,
-                &self.dropped,
-            )
-                .transaction(|(nss, tabs, locations, below, ids, bin)| {
+            (&self.namespaces, &self.tabulars, &self.tabular_ids, &self.dropped)
+                .transaction(|(nss, tabs, ids, bin)| {
                     let record = take_tabular(nss, tabs, ids, warehouse, kind, ident)?;
-                    // Files to be purged keep their location; others free it (they may be
-                    // registered again).
-                    if !purge_files {
-                        release_location(locations, below, warehouse, &record.location, record.id)?;
+                    // The bin entry keeps the location claim and the id; one entry per id.
+                    if bin.get(pair_key(warehouse, record.id))?.is_some() {
+                        return abort(id_taken_error(&record));
                     }
                     let dropped = DroppedRecord {
                         warehouse,
@@ -1397,6 +1493,7 @@ impl CatalogStore for SledStore {
         warehouse: Uuid,
         id: Uuid,
         ident: &TableIdent,
+        now_ms: i64,
     ) -> StoreResult<TabularRecord> {
         let _writing = self.writing().await?;
         let bin_key = pair_key(warehouse, id);
@@ -1416,6 +1513,9 @@ impl CatalogStore for SledStore {
                         return abort(StoreError::NotFound(format!("dropped object {id}")));
                     };
                     let dropped: DroppedRecord = tx_decode(&bytes)?;
+                    if dropped.purge_due(now_ms) {
+                        return abort(StoreError::Purging(id));
+                    }
                     let record = TabularRecord {
                         ident: ident.clone(),
                         ..dropped.tabular.clone()
@@ -1459,24 +1559,39 @@ impl CatalogStore for SledStore {
     ) -> StoreResult<DroppedRecord> {
         let _writing = self.writing().await?;
         let key = pair_key(warehouse, id);
+        let id_key = tabular_id_key(warehouse, id);
         let updated = unwrap_tx(
-            (&self.locations, &self.locations_below, &self.dropped).transaction(
-                |(locations, below, bin)| {
+            (
+                &self.locations,
+                &self.locations_below,
+                &self.dropped,
+                &self.tabular_ids,
+            )
+                .transaction(|(locations, below, bin, ids)| {
                     let Some(bytes) = bin.get(&key)? else {
                         return abort(StoreError::NotFound(format!("dropped object {id}")));
                     };
                     let mut dropped: DroppedRecord = tx_decode(&bytes)?;
-                    // Files are purged only from a location still (or again) its own.
+                    // Files are purged only from a location that is its own, and never while a
+                    // live object holds its id (registered from its files before ids were kept).
                     if purge_files && !dropped.purge_files {
                         let claim = LocationClaim::of_tabular(&dropped.tabular);
-                        claim_location(locations, below, warehouse, &claim)?;
+                        let own = match locations.get(location_key(warehouse, &claim.location))? {
+                            Some(bytes) => tx_decode::<LocationClaim>(&bytes)?.owner == id,
+                            None => {
+                                claim_location(locations, below, warehouse, &claim)?;
+                                true
+                            }
+                        };
+                        if !own || ids.get(&id_key)?.is_some() {
+                            return abort(refusal(&claim.location));
+                        }
                         dropped.purge_files = true;
                     }
                     dropped.expires_at_ms = expires_at_ms;
                     bin.insert(key.as_slice(), tx_encode(&dropped)?)?;
                     Ok(dropped)
-                },
-            ),
+                }),
         )?;
         self.durable().await?;
         Ok(updated)
@@ -1510,18 +1625,32 @@ impl CatalogStore for SledStore {
     async fn forget_dropped(&self, warehouse: Uuid, id: Uuid) -> StoreResult<()> {
         let _writing = self.writing().await?;
         let key = pair_key(warehouse, id);
+        let id_key = tabular_id_key(warehouse, id);
         unwrap_tx(
-            (&self.locations, &self.locations_below, &self.dropped).transaction(
-                |(locations, below, bin)| {
+            (
+                &self.locations,
+                &self.locations_below,
+                &self.dropped,
+                &self.tabular_ids,
+            )
+                .transaction(|(locations, below, bin, ids)| {
                     let Some(bytes) = bin.get(&key)? else {
                         return Ok(());
                     };
                     let dropped: DroppedRecord = tx_decode(&bytes)?;
-                    release_location(locations, below, warehouse, &dropped.tabular.location, id)?;
+                    // A live object with its id (registered before ids were kept) owns the claim.
+                    if ids.get(&id_key)?.is_none() {
+                        release_location(
+                            locations,
+                            below,
+                            warehouse,
+                            &dropped.tabular.location,
+                            id,
+                        )?;
+                    }
                     bin.remove(key.as_slice())?;
                     Ok(())
-                },
-            ),
+                }),
         )?;
         self.durable().await
     }

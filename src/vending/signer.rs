@@ -43,6 +43,18 @@ pub enum Needs {
     Write,
 }
 
+/// A request [`check_request`] accepted, and exactly what the signature may cover: the host and
+/// port of the URI that was checked (never a client's `host` header), and, for a request whose
+/// body was checked (DeleteObjects), that body's SHA-256, so no other body can be sent with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedRequest {
+    pub needs: Needs,
+    /// `host[:port]` of the checked URI.
+    pub host: String,
+    /// Lower-case hex SHA-256 of the checked body; signed as `x-amz-content-sha256`.
+    pub body_sha256: Option<String>,
+}
+
 /// An S3 request a client wants signed, as the spec's `RemoteSignRequest` carries it.
 pub struct SignRequest<'a> {
     pub method: &'a str,
@@ -151,49 +163,64 @@ fn check_headers(headers: &BTreeMap<String, Vec<String>>) -> Result<(), String> 
     Ok(())
 }
 
-/// Signs a client's request with SigV4 in headers. Returns the URI and only the headers the client
-/// must add (`authorization`, `x-amz-date`, `x-amz-security-token`, a missing
-/// `x-amz-content-sha256`): clients merge them into the request they already have.
+/// Signs a client's request that [`check_request`] accepted, with SigV4 in headers. The host is
+/// the checked URI's; a checked body is signed by its hash (`x-amz-content-sha256`), so S3 takes
+/// no other body with the signature. Returns the URI and only the headers the client must add or
+/// replace (`authorization`, `x-amz-date`, `x-amz-security-token`, `x-amz-content-sha256` when
+/// the signer chose it): clients merge them into the request they already have.
 pub fn sign_headers(
     req: &SignRequest,
+    checked: &CheckedRequest,
     region: &str,
     keys: &SigningKeys,
 ) -> Result<(String, BTreeMap<String, Vec<String>>), String> {
-    let mut headers: Vec<(String, String)> = Vec::new();
+    let mut headers: Vec<(String, String)> = vec![("host".into(), checked.host.clone())];
     let mut payload = None;
     for (name, values) in req.headers {
         let lower = name.to_ascii_lowercase();
-        // Signing headers are ours to set; a client's would be stale or forged.
-        if on_list(SIGNER_HEADERS, &lower) || !signed_header(&lower) {
+        // Signing headers are ours to set; a client's would be stale or forged. The host is the
+        // checked URI's.
+        if on_list(SIGNER_HEADERS, &lower) || !signed_header(&lower) || lower == "host" {
             continue;
         }
         if lower == "x-amz-content-sha256" {
             payload = values.first().cloned();
+            continue;
         }
         headers.push((lower, values.join(",")));
     }
-    let mut added: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    if !headers.iter().any(|(n, _)| n == "host") {
-        headers.push(("host".into(), host_of(req.uri)?));
-    }
-    if payload.is_none() {
-        headers.push(("x-amz-content-sha256".into(), "UNSIGNED-PAYLOAD".into()));
-        added.insert(
-            "x-amz-content-sha256".into(),
-            vec!["UNSIGNED-PAYLOAD".into()],
-        );
-    }
-    let body = match payload.as_deref() {
-        Some("UNSIGNED-PAYLOAD") | None => SignableBody::UnsignedPayload,
-        Some(hash) => SignableBody::Precomputed(hash.to_owned()),
+    let payload = match (&checked.body_sha256, payload) {
+        (Some(hash), _) => Payload::Chosen(hash.clone()),
+        (None, Some(client)) => Payload::Clients(client),
+        (None, None) => Payload::Chosen("UNSIGNED-PAYLOAD".into()),
+    };
+    let hash = match &payload {
+        Payload::Chosen(h) | Payload::Clients(h) => h.clone(),
+    };
+    headers.push(("x-amz-content-sha256".into(), hash.clone()));
+    let body = match hash.as_str() {
+        "UNSIGNED-PAYLOAD" => SignableBody::UnsignedPayload,
+        hash => SignableBody::Precomputed(hash.to_owned()),
     };
     let (uri, signed) = sign_with(req.method, req.uri, &headers, body, region, keys, None)?;
+    let mut added: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (n, v) in signed {
-        if n != "x-amz-content-sha256" || !added.contains_key(&n) {
+        if n != "x-amz-content-sha256" {
             added.insert(n, vec![v]);
         }
     }
+    if let Payload::Chosen(h) = payload {
+        added.insert("x-amz-content-sha256".into(), vec![h]);
+    }
     Ok((uri, added))
+}
+
+/// Whose `x-amz-content-sha256` a signature covers.
+enum Payload {
+    /// The signer's: the checked body's hash, or `UNSIGNED-PAYLOAD` when the client sent none.
+    Chosen(String),
+    /// The client's own, for a request whose body the signer neither saw nor needs.
+    Clients(String),
 }
 
 fn sign_with(
@@ -261,13 +288,7 @@ fn sign_with(
 
 fn host_of(url: &str) -> Result<String, String> {
     let parsed = url::Url::parse(url).map_err(|e| format!("'{url}' is not a URL: {e}"))?;
-    let host = parsed
-        .host_str()
-        .ok_or_else(|| format!("'{url}' has no host"))?;
-    Ok(match parsed.port() {
-        Some(p) => format!("{host}:{p}"),
-        None => host.to_owned(),
-    })
+    host_and_port(&parsed).ok_or_else(|| format!("'{url}' has no host"))
 }
 
 /// Query parameters an object request may carry (multipart, versions, response overrides).
@@ -296,21 +317,51 @@ fn list_param_allowed(name: &str) -> bool {
     )
 }
 
+/// The path of `uri` exactly as sent: after the authority, before any query or fragment.
+fn raw_path(uri: &str) -> &str {
+    let after_scheme = uri.find("://").map_or(uri, |i| &uri[i + 3..]);
+    let path = after_scheme.find('/').map_or("", |i| &after_scheme[i..]);
+    path.split(['?', '#']).next().unwrap_or_default()
+}
+
+/// `host[:port]` of a URL, the port included whenever it is not the scheme's default.
+fn host_and_port(url: &url::Url) -> Option<String> {
+    let host = url.host_str()?;
+    Some(match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_owned(),
+    })
+}
+
 /// Checks that a request touches only keys under `table_key_prefix` (which ends in `/`) of the
-/// profile's bucket, and says whether it reads or writes. Refuses anything it does not understand.
+/// profile's bucket, and says whether it reads or writes. Refuses anything it does not understand,
+/// and anything S3 could read differently from this check: a path that is not already in the
+/// normal form checked (`.`, `..`, backslashes, encoded slashes), a host or port other than the
+/// warehouse's endpoint, a query parameter given twice, a fragment.
 pub fn check_request(
     profile: &S3Profile,
     req: &SignRequest,
     table_key_prefix: &str,
-) -> Result<Needs, String> {
+) -> Result<CheckedRequest, String> {
     debug_assert!(table_key_prefix.ends_with('/'));
     check_headers(req.headers)?;
     let url = url::Url::parse(req.uri).map_err(|e| format!("'{}' is not a URL: {e}", req.uri))?;
-    let host = url.host_str().unwrap_or_default();
+    if url.fragment().is_some() {
+        return Err("a URI with a fragment is not signed".into());
+    }
+    let sent_path = raw_path(req.uri);
     let raw_path = url.path();
+    if sent_path != raw_path {
+        return Err(format!(
+            "the path '{sent_path}' is not in normal form ('{raw_path}'): '.', '..' and characters \
+             S3 reads differently are refused"
+        ));
+    }
     if raw_path.to_ascii_lowercase().contains("%2f") || raw_path.contains('\\') {
         return Err("encoded slashes and backslashes are refused in object keys".into());
     }
+    let host = url.host_str().unwrap_or_default();
+    let authority = host_and_port(&url).ok_or_else(|| format!("'{}' has no host", req.uri))?;
     let bucket = &profile.bucket;
     let virtual_host = host.starts_with(&format!("{bucket}."));
     let path = percent_decode_str(raw_path)
@@ -327,28 +378,67 @@ pub fn check_request(
         }
     };
     if let Some(ep) = &profile.endpoint {
-        let ep_host = url::Url::parse(ep)
+        let ep_authority = url::Url::parse(ep)
             .ok()
-            .and_then(|u| u.host_str().map(str::to_owned))
+            .and_then(|u| host_and_port(&u))
             .unwrap_or_default();
-        if host != ep_host && host != format!("{bucket}.{ep_host}") {
+        if authority != ep_authority && authority != format!("{bucket}.{ep_authority}") {
             return Err(format!(
                 "the request is not for the warehouse's endpoint {ep}"
             ));
         }
-    } else if !host.ends_with(".amazonaws.com") {
+    } else if !host.ends_with(".amazonaws.com") || url.port().is_some() {
         return Err("the request is not for AWS S3".into());
     }
     let method = req.method.to_ascii_uppercase();
     let params: Vec<(String, String)> = url.query_pairs().into_owned().collect();
-    if key.is_empty() {
-        return check_bucket_request(&method, &params, req.body, table_key_prefix);
+    let mut names = std::collections::HashSet::new();
+    if let Some((name, _)) = params.iter().find(|(n, _)| !names.insert(n.as_str())) {
+        return Err(format!("the query parameter '{name}' is given twice"));
     }
-    check_key(&key, table_key_prefix)?;
+    let needs = if key.is_empty() {
+        check_bucket_request(&method, &params, req.body, table_key_prefix)?
+    } else {
+        check_object_request(&method, &key, &params, table_key_prefix)?
+    };
+    let body_sha256 = match (&method[..], req.body) {
+        ("POST", Some(body)) if params.iter().any(|(n, _)| n == "delete") => {
+            let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(body.as_bytes()));
+            let sent = req
+                .headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("x-amz-content-sha256"))
+                .and_then(|(_, v)| v.first());
+            if let Some(sent) = sent
+                && sent != "UNSIGNED-PAYLOAD"
+                && !sent.eq_ignore_ascii_case(&hash)
+            {
+                return Err(
+                    "x-amz-content-sha256 is not the hash of the body that was checked".into(),
+                );
+            }
+            Some(hash)
+        }
+        _ => None,
+    };
+    Ok(CheckedRequest {
+        needs,
+        host: authority,
+        body_sha256,
+    })
+}
+
+fn check_object_request(
+    method: &str,
+    key: &str,
+    params: &[(String, String)],
+    table_key_prefix: &str,
+) -> Result<Needs, String> {
+    check_key(key, table_key_prefix)?;
     if let Some((name, _)) = params.iter().find(|(n, _)| !object_param_allowed(n)) {
         return Err(format!("the object sub-resource '{name}' is not signed"));
     }
-    match method.as_str() {
+    match method {
         "GET" | "HEAD" => Ok(Needs::Read),
         "PUT" | "POST" | "DELETE" => Ok(Needs::Write),
         other => Err(format!("method {other} is not signed")),
@@ -454,7 +544,7 @@ mod tests {
             headers: &headers,
             body,
         };
-        check_request(&profile(), &req, "wh/ns/t1/")
+        check_request(&profile(), &req, "wh/ns/t1/").map(|c| c.needs)
     }
 
     const BASE: &str = "http://127.0.0.1:9000/lake";
@@ -498,7 +588,7 @@ mod tests {
             body: None,
         };
         assert_eq!(
-            check_request(&profile(), &req, "wh/ns/t1/"),
+            check_request(&profile(), &req, "wh/ns/t1/").map(|c| c.needs),
             Ok(Needs::Write)
         );
     }
@@ -567,6 +657,77 @@ mod tests {
         assert!(check("POST", &uri, Some(escaped)).is_err());
     }
 
+    /// Issue 23, escape 3: a DeleteObjects naming only the table's own key was signed over
+    /// `UNSIGNED-PAYLOAD` (or over a client's hash of another body), so any body could be sent
+    /// with the signature. The signature covers the hash of the body that was checked.
+    #[test]
+    fn a_delete_objects_signature_covers_only_the_body_that_was_checked() {
+        let uri = format!("{BASE}?delete");
+        let body = "<Delete><Object><Key>wh/ns/t1/a</Key></Object></Delete>";
+        let other = "<Delete><Object><Key>wh/ns/t2/a</Key></Object></Delete>";
+        let hash = |b: &str| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b.as_bytes()));
+        let keys = SigningKeys {
+            access_key_id: "AKID".into(),
+            secret_access_key: "secret".into(),
+            session_token: None,
+        };
+        for sent in [None, Some("UNSIGNED-PAYLOAD".to_owned()), Some(hash(body))] {
+            let headers: BTreeMap<String, Vec<String>> = sent
+                .iter()
+                .map(|h| ("x-amz-content-sha256".to_owned(), vec![h.clone()]))
+                .collect();
+            let req = SignRequest {
+                method: "POST",
+                uri: &uri,
+                headers: &headers,
+                body: Some(body),
+            };
+            let checked = check_request(&profile(), &req, "wh/ns/t1/").unwrap();
+            assert_eq!(checked.body_sha256, Some(hash(body)));
+            let (_, out) = sign_headers(&req, &checked, "us-east-1", &keys).unwrap();
+            assert_eq!(out["x-amz-content-sha256"], vec![hash(body)], "{sent:?}");
+        }
+        let headers = BTreeMap::from([("x-amz-content-sha256".to_owned(), vec![hash(other)])]);
+        let req = SignRequest {
+            method: "POST",
+            uri: &uri,
+            headers: &headers,
+            body: Some(body),
+        };
+        let refused = check_request(&profile(), &req, "wh/ns/t1/").unwrap_err();
+        assert!(refused.contains("not the hash of the body"), "{refused}");
+    }
+
+    /// Issue 23, escape 3: what is signed is what was checked: the URI's own host and port, a
+    /// path already in normal form, each query parameter once.
+    #[test]
+    fn only_what_was_checked_is_signed() {
+        for uri in [
+            // Normalized by the check to t1/a, sent to S3 as written.
+            format!("{BASE}/wh/ns/t2/../t1/a"),
+            format!("{BASE}/wh/ns/t2/%2e%2e/t1/a"),
+            format!("{BASE}/wh/ns/t1/./a"),
+            format!("{BASE}/wh/ns/t1/a#frag"),
+            // Another port of the same host.
+            "http://127.0.0.1:9001/lake/wh/ns/t1/a".to_owned(),
+            // Two prefixes: only the first was checked.
+            format!("{BASE}?list-type=2&prefix=wh/ns/t1/&prefix=wh/ns/t2/"),
+            format!("{BASE}/wh/ns/t1/a?partNumber=1&partNumber=2"),
+        ] {
+            assert!(check("GET", &uri, None).is_err(), "{uri} was signed");
+        }
+        let headers = BTreeMap::from([("Host".to_owned(), vec!["evil.example.com".to_owned()])]);
+        let uri = format!("{BASE}/wh/ns/t1/a");
+        let req = SignRequest {
+            method: "GET",
+            uri: &uri,
+            headers: &headers,
+            body: None,
+        };
+        let checked = check_request(&profile(), &req, "wh/ns/t1/").unwrap();
+        assert_eq!(checked.host, "127.0.0.1:9000", "the URI's host, not the header's");
+    }
+
     #[test]
     fn urls_follow_the_addressing_style() {
         let mut p = profile();
@@ -599,7 +760,8 @@ mod tests {
             secret_access_key: "secret".into(),
             session_token: Some("tok".into()),
         };
-        let (out_uri, out) = sign_headers(&req, "us-east-1", &keys).unwrap();
+        let checked = check_request(&profile(), &req, "wh/ns/t1/").unwrap();
+        let (out_uri, out) = sign_headers(&req, &checked, "us-east-1", &keys).unwrap();
         assert_eq!(out_uri, uri);
         let auth = &out["authorization"][0];
         assert!(
@@ -617,6 +779,7 @@ mod tests {
             !out.contains_key("range") && !out.contains_key("host"),
             "only headers to add come back: {out:?}"
         );
+        assert_eq!(out["x-amz-content-sha256"], vec!["UNSIGNED-PAYLOAD".to_owned()]);
         let url = presign("GET", &uri, "us-east-1", &keys, Duration::from_secs(60)).unwrap();
         assert!(url.contains("X-Amz-Signature=") && url.contains("X-Amz-Expires=60"));
     }

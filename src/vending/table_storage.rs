@@ -15,7 +15,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::presign::PresignMethod;
-use super::signer::{Needs, SignRequest, check_request, sign_headers};
+use super::signer::{CheckedRequest, SignRequest, check_request, sign_headers};
 use super::{
     Delegation, TableAccess, VendedCredential, Vending, client_config, nothing_to_hand_out,
     refused, table_key_prefix, vendor,
@@ -205,8 +205,13 @@ impl Vending {
 
     /// Checks a request the remote signer is asked to sign: the warehouse offers signing, the
     /// provider and region are its own, and every key it touches lies inside the table. Says
-    /// whether it reads or writes (a write needs read-write access, which the caller checks).
-    pub fn check_sign(&self, t: &TableAccess<'_>, sign: &RemoteSign) -> VendingResult<Needs> {
+    /// whether it reads or writes (a write needs read-write access, which the caller checks), and
+    /// what [`Vending::sign`] may then sign of it.
+    pub fn check_sign(
+        &self,
+        t: &TableAccess<'_>,
+        sign: &RemoteSign,
+    ) -> VendingResult<CheckedRequest> {
         let wh = t.warehouse;
         let profile = s3_only(wh)?;
         if !profile.remote_signing {
@@ -231,14 +236,17 @@ impl Vending {
         })
     }
 
-    /// Signs a request [`Vending::check_sign`] accepted: the URI and headers to send.
+    /// Signs a request [`Vending::check_sign`] accepted, exactly as it was checked: the URI and
+    /// headers to send.
     pub async fn sign(
         &self,
         t: &TableAccess<'_>,
         sign: &RemoteSign<'_>,
+        checked: &CheckedRequest,
     ) -> VendingResult<(String, BTreeMap<String, Vec<String>>)> {
         let profile = s3_only(t.warehouse)?;
         let (keys, _) = self.signing_keys(t).await?;
-        sign_headers(&sign.request, &profile.region, &keys).map_err(VendingError::invalid)
+        sign_headers(&sign.request, checked, &profile.region, &keys)
+            .map_err(VendingError::invalid)
     }
 }

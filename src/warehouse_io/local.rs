@@ -101,7 +101,12 @@ impl WarehouseIo for LocalIo {
             }
             Err(e) => return Err(storage(location)(e)),
         };
-        let len = file.metadata().await.map_err(storage(location))?.len();
+        let meta = file.metadata().await.map_err(storage(location))?;
+        // A directory is no file to read: as absent as on object storage, never a failure of it.
+        if meta.is_dir() {
+            return Err(IoError::NotFound(location.into()));
+        }
+        let len = meta.len();
         super::check_size(location, len, max_bytes)?;
         let mut bytes = Vec::with_capacity(len as usize);
         file.take(max_bytes + 1)

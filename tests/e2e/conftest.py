@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT_ID = "e2e-root"
-ROOT_SECRET = "e2e-root-secret"
+ROOT_SECRET = "e2e-root-secret-0123"
 
 
 def floe_binary() -> str:

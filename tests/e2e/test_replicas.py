@@ -113,7 +113,7 @@ def test_a_grant_revoked_on_one_replica_stops_working_on_the_other(replicas):
     cat = a.catalog("lake")
     cat.create_namespace(("g",))
     cat.create_table(("g", "t"), schema=pa.schema([("id", pa.int64())]))
-    root = token(a, "e2e-root", "e2e-root-secret")
+    root = token(a, "e2e-root", "e2e-root-secret-0123")
     manage = f"{a.uri}/management/v1"
     tenant = requests.get(f"{manage}/whoami", headers=root).json()["tenant_id"]
     prefix = requests.get(f"{a.uri}/v1/config", params={"warehouse": "lake"}, headers=root).json()["overrides"]["prefix"]
@@ -198,7 +198,7 @@ def test_a_commit_on_one_replica_is_served_by_the_other_within_milliseconds(repl
     cat.create_namespace(("p",))
     schema = pa.schema([("n", pa.int64())])
     table = cat.create_table(("p", "t"), schema=schema)
-    root = token(b, "e2e-root", "e2e-root-secret")
+    root = token(b, "e2e-root", "e2e-root-secret-0123")
     prefix = requests.get(f"{b.uri}/v1/config", params={"warehouse": "lake"}, headers=root).json()["overrides"]["prefix"]
     on_b = f"{b.uri}/v1/{prefix}/namespaces/p/tables/t"
     hits = lambda: metric(requests.get(f"{b.uri}/metrics").text, "floe_pointer_cache_hits_total") or 0
@@ -225,7 +225,7 @@ def test_a_commit_on_one_replica_is_served_by_the_other_within_milliseconds(repl
 def test_logs_are_json_lines_carrying_the_request_id(replicas):
     a, _ = replicas
     r = requests.get(f"{a.uri}/v1/config", params={"warehouse": "lake"},
-                     headers={**token(a, "e2e-root", "e2e-root-secret"), "X-Request-Id": "e2e-req-42"})
+                     headers={**token(a, "e2e-root", "e2e-root-secret-0123"), "X-Request-Id": "e2e-req-42"})
     assert r.status_code == 200
     assert r.headers["x-request-id"] == "e2e-req-42"
     generated = requests.get(f"{a.uri}/health/live").headers["x-request-id"]
@@ -238,7 +238,7 @@ def test_logs_are_json_lines_carrying_the_request_id(replicas):
     assert ours[0]["fields"]["status"] == 200 and ours[0]["fields"]["path"] == "/v1/config"
     assert any(e.get("span", {}).get("request_id") == generated for e in lines)
     # Secrets never reach the log.
-    assert "e2e-root-secret" not in a.log_path.read_text()
+    assert "e2e-root-secret-0123" not in a.log_path.read_text()
 
 
 def test_readiness_follows_the_database(replicas):

@@ -97,7 +97,8 @@ async fn views_live_beside_tables() {
 
 #[tokio::test]
 async fn replace_rename_register_and_drop_views() {
-    let app = spawn_app().await;
+    // Without a recycle bin: a binned view's id is its own until it leaves the bin.
+    let app = spawn_app_with(|s| s.drop_retention_secs = 0).await;
     app.create_namespace(&["ns"]).await;
     app.create_namespace(&["other"]).await;
     let created: Value = app

@@ -67,6 +67,7 @@ async fn fill(store: &dyn CatalogStore) -> Vec<(Uuid, TableIdent)> {
                 root: false,
                 disabled: false,
                 created_at_ms: 1,
+                sessions_valid_from_ms: 0,
             };
             store.create_principal(&principal).await.unwrap();
             store.assign_role(principal.id, role.id).await.unwrap();

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::warehouses::visible_warehouse;
 use crate::api::openapi::CommonErrors;
 use crate::api::types::IcebergErrorResponse;
-use crate::api::{ApiResult, AppState, Authenticated};
+use crate::api::{ApiError, ApiResult, AppState, Authenticated};
 use crate::authz::on_warehouse;
 use crate::catalog::Warehouse;
 use crate::domain::access::Privilege;
@@ -75,6 +75,17 @@ pub struct RestoreRequest {
     pub name: Option<String>,
 }
 
+/// The body of a restore: none (or only whitespace) restores where the object was; anything
+/// else must be a [`RestoreRequest`], or the restore is refused with a 400 (a typo never restores
+/// under the old name).
+fn restore_request(body: &[u8]) -> ApiResult<RestoreRequest> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(RestoreRequest::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid restore request: {e}")))
+}
+
 /// The restored object's name.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Restored {
@@ -132,11 +143,11 @@ async fn restore_dropped(
     state: web::Data<AppState>,
     auth: Authenticated,
     path: web::Path<(Uuid, Uuid, Uuid)>,
-    body: Option<web::Json<RestoreRequest>>,
+    body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
     let (tenant, warehouse, id) = path.into_inner();
+    let body = restore_request(&body)?;
     let wh = administered(&state, &auth.0, tenant, warehouse).await?;
-    let body = body.map(web::Json::into_inner).unwrap_or_default();
     let namespace = body.namespace.map(NamespaceIdent::new).transpose()?;
     let name = body.name.map(ObjectName::new).transpose()?;
     let restored = state.catalog.restore(&wh, id, namespace, name).await?;
