@@ -123,8 +123,15 @@ impl Catalog {
             .write_table(wh.io.as_ref(), &metadata_location, metadata)
             .await?;
         let kind = TabularKind::Table;
-        self.record_new(wh, id, kind, ident.clone(), location.clone(), &metadata_location)
-            .await?;
+        self.record_new(
+            wh,
+            id,
+            kind,
+            ident.clone(),
+            location.clone(),
+            &metadata_location,
+        )
+        .await?;
         Ok(LoadedTable {
             ident,
             location,

@@ -1628,7 +1628,9 @@ async fn the_recycle_bin_keeps_a_location_until_it_forgets(store: Arc<dyn Catalo
     .await
     .unwrap();
     assert!(matches!(
-        store.restore_dropped(wh, original.id, &back, now_ms()).await,
+        store
+            .restore_dropped(wh, original.id, &back, now_ms())
+            .await,
         Err(StoreError::NotFound(_))
     ));
 }
@@ -1853,7 +1855,11 @@ async fn a_reservation_holds_its_location_for_its_commit(store: Arc<dyn CatalogS
         "file:///wh/victim",
     ] {
         assert!(
-            taken(store.reserve_location(wh, &stage(location, Uuid::now_v7())).await),
+            taken(
+                store
+                    .reserve_location(wh, &stage(location, Uuid::now_v7()))
+                    .await
+            ),
             "{location} was reserved"
         );
     }
@@ -1870,10 +1876,17 @@ async fn a_reservation_holds_its_location_for_its_commit(store: Arc<dyn CatalogS
     ));
     let other = ident(&["att"], "other");
     for location in ["file:///wh/att/s", "file:///wh/att/s/in", "file:///wh/att"] {
-        assert!(location_taken(store.as_ref(), wh, &other, location).await, "{location}");
+        assert!(
+            location_taken(store.as_ref(), wh, &other, location).await,
+            "{location}"
+        );
     }
     // Another id, or the same id in another namespace, does not commit it.
-    let mut commit = at(TabularKind::Table, &ident(&["att"], "s"), "file:///wh/att/s");
+    let mut commit = at(
+        TabularKind::Table,
+        &ident(&["att"], "s"),
+        "file:///wh/att/s",
+    );
     let stranger = TabularRecord {
         id: Uuid::now_v7(),
         ..commit.clone()
@@ -1888,10 +1901,7 @@ async fn a_reservation_holds_its_location_for_its_commit(store: Arc<dyn CatalogS
     // Its commit takes it over, and the table's claim holds it from then on, past the sweep.
     commit.id = id;
     store.create_tabular(wh, &commit).await.unwrap();
-    store
-        .release_lapsed_reservations(later + 1)
-        .await
-        .unwrap();
+    store.release_lapsed_reservations(later + 1).await.unwrap();
     assert!(location_taken(store.as_ref(), wh, &other, "file:///wh/att/s").await);
     store
         .bin_tabular(wh, TabularKind::Table, &commit.ident, later, false)
@@ -1909,9 +1919,8 @@ async fn a_lapsed_reservation_holds_nothing(store: Arc<dyn CatalogStore>) {
         .await
         .unwrap();
     let soon = now_ms() + 300;
-    let claim = |location: &str| {
-        LocationClaim::staged(location.into(), Uuid::now_v7(), ns(&["n"]), soon)
-    };
+    let claim =
+        |location: &str| LocationClaim::staged(location.into(), Uuid::now_v7(), ns(&["n"]), soon);
     store
         .reserve_location(wh, &claim("file:///wh/n/a/s"))
         .await
@@ -1920,17 +1929,35 @@ async fn a_lapsed_reservation_holds_nothing(store: Arc<dyn CatalogStore>) {
         .reserve_location(wh, &claim("file:///wh/n/b"))
         .await
         .unwrap();
-    assert_eq!(store.release_lapsed_reservations(now_ms()).await.unwrap(), 0);
+    assert_eq!(
+        store.release_lapsed_reservations(now_ms()).await.unwrap(),
+        0
+    );
     assert!(location_taken(store.as_ref(), wh, &ident(&["n"], "x"), "file:///wh/n/b").await);
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     // Lapsed: at its very location it gives way at once.
-    place(store.as_ref(), wh, TabularKind::Table, &ident(&["n"], "x"), "file:///wh/n/b")
-        .await
-        .unwrap();
+    place(
+        store.as_ref(),
+        wh,
+        TabularKind::Table,
+        &ident(&["n"], "x"),
+        "file:///wh/n/b",
+    )
+    .await
+    .unwrap();
     // Above it, once swept.
     assert!(store.release_lapsed_reservations(now_ms()).await.unwrap() >= 1);
-    place(store.as_ref(), wh, TabularKind::Table, &ident(&["n"], "y"), "file:///wh/n/a")
-        .await
-        .unwrap();
-    assert_eq!(store.release_lapsed_reservations(now_ms()).await.unwrap(), 0);
+    place(
+        store.as_ref(),
+        wh,
+        TabularKind::Table,
+        &ident(&["n"], "y"),
+        "file:///wh/n/a",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        store.release_lapsed_reservations(now_ms()).await.unwrap(),
+        0
+    );
 }

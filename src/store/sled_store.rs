@@ -1448,7 +1448,12 @@ impl CatalogStore for SledStore {
         let _writing = self.writing().await?;
         let dropped_at_ms = now_ms();
         let dropped = unwrap_tx(
-            (&self.namespaces, &self.tabulars, &self.tabular_ids, &self.dropped)
+            (
+                &self.namespaces,
+                &self.tabulars,
+                &self.tabular_ids,
+                &self.dropped,
+            )
                 .transaction(|(nss, tabs, ids, bin)| {
                     let record = take_tabular(nss, tabs, ids, warehouse, kind, ident)?;
                     // The bin entry keeps the location claim and the id; one entry per id.

@@ -725,7 +725,10 @@ mod tests {
             body: None,
         };
         let checked = check_request(&profile(), &req, "wh/ns/t1/").unwrap();
-        assert_eq!(checked.host, "127.0.0.1:9000", "the URI's host, not the header's");
+        assert_eq!(
+            checked.host, "127.0.0.1:9000",
+            "the URI's host, not the header's"
+        );
     }
 
     #[test]
@@ -779,7 +782,10 @@ mod tests {
             !out.contains_key("range") && !out.contains_key("host"),
             "only headers to add come back: {out:?}"
         );
-        assert_eq!(out["x-amz-content-sha256"], vec!["UNSIGNED-PAYLOAD".to_owned()]);
+        assert_eq!(
+            out["x-amz-content-sha256"],
+            vec!["UNSIGNED-PAYLOAD".to_owned()]
+        );
         let url = presign("GET", &uri, "us-east-1", &keys, Duration::from_secs(60)).unwrap();
         assert!(url.contains("X-Amz-Signature=") && url.contains("X-Amz-Expires=60"));
     }

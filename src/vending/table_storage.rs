@@ -246,7 +246,6 @@ impl Vending {
     ) -> VendingResult<(String, BTreeMap<String, Vec<String>>)> {
         let profile = s3_only(t.warehouse)?;
         let (keys, _) = self.signing_keys(t).await?;
-        sign_headers(&sign.request, checked, &profile.region, &keys)
-            .map_err(VendingError::invalid)
+        sign_headers(&sign.request, checked, &profile.region, &keys).map_err(VendingError::invalid)
     }
 }

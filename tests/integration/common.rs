@@ -70,12 +70,18 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
 /// own and the `demo` warehouse is configured (PostgreSQL makes none: a directory is one
 /// machine's), in the data directory as on sled.
 pub async fn spawn_app_on(store: Store) -> TestApp {
+    spawn_app_on_with(store, |_| {}).await
+}
+
+/// [`spawn_app_on`] with `adjust` applied to the settings as well.
+pub async fn spawn_app_on_with(store: Store, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let Store::Postgres = store else {
-        return spawn_app().await;
+        return spawn_app_with(adjust).await;
     };
     let database = TestDatabase::create().await;
     let url = database.url.clone();
     let mut app = spawn_app_with(|s| {
+        adjust(s);
         s.store = StoreKind::Postgres;
         s.postgres.url = Some(Secret::new(url));
         s.warehouses.push(WarehouseSettings {

@@ -17,6 +17,7 @@ mod common;
 mod pg_support;
 
 mod api_auth;
+mod api_escapes;
 mod api_limits;
 mod api_namespaces;
 mod api_oidc;
