@@ -65,9 +65,22 @@ pub struct Settings {
     #[serde(deserialize_with = "lenient")]
     pub shutdown_grace_secs: u64,
     /// Most requests one server works on at once; past it a request answers 503 with
-    /// `Retry-After` at once instead of queueing.
+    /// `Retry-After` at once instead of queueing. A request counts once its body is read.
     #[serde(deserialize_with = "lenient")]
     pub max_in_flight: usize,
+    /// How long a client may take to send a request's headers, in milliseconds; a slower one's
+    /// connection is closed (408).
+    #[serde(deserialize_with = "lenient")]
+    pub request_head_timeout_ms: u64,
+    /// How long a client may take to send a request's body once its headers are in, in
+    /// milliseconds; a slower one answers 408 and its connection is closed. Bodies being read do
+    /// not count against `max_in_flight`.
+    #[serde(deserialize_with = "lenient")]
+    pub request_body_timeout_ms: u64,
+    /// Most connections open at once from one client address; requests on more answer 503 and
+    /// their connection is closed.
+    #[serde(deserialize_with = "lenient")]
+    pub max_connections_per_address: u32,
     /// HTTP worker threads (0 = one per core).
     #[serde(deserialize_with = "lenient")]
     pub workers: usize,
@@ -259,6 +272,9 @@ impl Default for Settings {
             staged_create_ttl_secs: 86_400,
             shutdown_grace_secs: 25,
             max_in_flight: 1024,
+            request_head_timeout_ms: 5_000,
+            request_body_timeout_ms: 10_000,
+            max_connections_per_address: 512,
             audit_retention_days: 90,
             workers: 0,
             metadata_cache_bytes: 256 * 1024 * 1024,
@@ -414,6 +430,15 @@ impl Settings {
         }
         if !(1..=1_000_000).contains(&self.max_in_flight) {
             return bad("max_in_flight: must be 1 to 1000000");
+        }
+        if !(100..=600_000).contains(&self.request_head_timeout_ms) {
+            return bad("request_head_timeout_ms: must be 100 to 600000");
+        }
+        if !(100..=600_000).contains(&self.request_body_timeout_ms) {
+            return bad("request_body_timeout_ms: must be 100 to 600000");
+        }
+        if !(1..=1_000_000).contains(&self.max_connections_per_address) {
+            return bad("max_connections_per_address: must be 1 to 1000000");
         }
         if !(1..=3600).contains(&self.vending.presign_ttl_secs) {
             return bad("vending.presign_ttl_secs: must be between 1 and 3600");

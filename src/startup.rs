@@ -233,7 +233,8 @@ impl Application {
                 .configure(api::configure(max_body))
                 .default_service(actix_web::web::to(api::unrouted))
         })
-        .on_connect(api::watch_connection)
+        .on_connect(api::on_connect(settings.max_connections_per_address))
+        .client_request_timeout(Duration::from_millis(settings.request_head_timeout_ms))
         // Signals are ours (`run_until_stopped`): commits must stop landing before actix drops
         // what is still running.
         .disable_signals()

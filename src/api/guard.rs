@@ -1,6 +1,11 @@
 //! What every request is held to, in one middleware (the outermost): the server's capacity, its
 //! deadline, its client's presence and its request id.
 //!
+//! - **Slow clients.** Headers must arrive within `request_head_timeout_ms` (actix closes the
+//!   connection otherwise) and a body within `request_body_timeout_ms` of them (408, connection
+//!   closed): the body is read here, before the request counts against capacity, so clients that
+//!   send slowly hold no slot a served request needs. At most `max_connections_per_address`
+//!   connections from one address are served at once; requests on more answer 503 and close.
 //! - **Capacity.** At most `max_in_flight` requests run at once; one more answers 503 with
 //!   `Retry-After` at once, costing next to nothing, instead of queueing without bound
 //!   (`/health/live` is always answered). Once the server is stopping, every new request answers
@@ -54,6 +59,9 @@ pub const WRITE_GRACE: Duration = Duration::from_secs(5);
 pub struct RequestLimits {
     pub read: Duration,
     pub write: Duration,
+    /// Longest a body may take to arrive once the headers are in.
+    body_timeout: Duration,
+    max_body_bytes: usize,
     max_in_flight: usize,
     in_flight: AtomicUsize,
     stopping: std::sync::atomic::AtomicBool,
@@ -73,6 +81,8 @@ impl RequestLimits {
         Self {
             read: Duration::from_millis(settings.request_deadline_ms),
             write: Duration::from_millis(settings.commit_deadline_ms) + WRITE_GRACE,
+            body_timeout: Duration::from_millis(settings.request_body_timeout_ms),
+            max_body_bytes: settings.max_body_bytes,
             max_in_flight: settings.max_in_flight,
             in_flight: AtomicUsize::new(0),
             stopping: std::sync::atomic::AtomicBool::new(false),
@@ -121,11 +131,58 @@ impl ClientConnection {
     }
 }
 
-/// `HttpServer::on_connect`: watches each TCP connection for its client going away.
-pub fn watch_connection(connection: &dyn Any, data: &mut Extensions) {
-    let Some(tcp) = connection.downcast_ref::<tokio::net::TcpStream>() else {
-        return;
-    };
+/// Connections open now, per client address, across every worker.
+static OPEN_CONNECTIONS: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, u32>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// One connection counted against its address until it closes (its extensions are dropped).
+struct AddressConnection {
+    address: std::net::IpAddr,
+    /// More connections from this address than it may have: its requests are refused.
+    over_limit: bool,
+}
+
+impl AddressConnection {
+    fn open(address: std::net::IpAddr, max_per_address: u32) -> Self {
+        let mut open = OPEN_CONNECTIONS.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(address).or_default();
+        *count += 1;
+        Self {
+            address,
+            over_limit: *count > max_per_address,
+        }
+    }
+}
+
+impl Drop for AddressConnection {
+    fn drop(&mut self) {
+        let mut open = OPEN_CONNECTIONS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.address);
+            }
+        }
+    }
+}
+
+/// `HttpServer::on_connect`: counts each TCP connection against its client's address (at most
+/// `max_per_address` served at once) and watches it for its client going away.
+pub fn on_connect(max_per_address: u32) -> impl Fn(&dyn Any, &mut Extensions) + Send + Sync {
+    move |connection, data| {
+        let Some(tcp) = connection.downcast_ref::<tokio::net::TcpStream>() else {
+            return;
+        };
+        if let Ok(peer) = tcp.peer_addr() {
+            data.insert(Rc::new(AddressConnection::open(peer.ip(), max_per_address)));
+        }
+        watch_connection(tcp, data);
+    }
+}
+
+/// Watches a TCP connection for its client going away.
+fn watch_connection(tcp: &tokio::net::TcpStream, data: &mut Extensions) {
     let watch = tcp.as_fd().try_clone_to_owned().and_then(|fd| {
         // SAFETY: the `OwnedFd` is the duplicate's only owner: it stays open, and names the
         // same socket, until the `AsyncFd` holding it is dropped.
@@ -199,10 +256,78 @@ fn refusal(ctx: RequestContext, error: ApiError) -> (actix_web::Error, String) {
     )
 }
 
+/// An answer made here that also closes the connection (the client may still be sending).
+fn closing(ctx: RequestContext, error: ApiError, reason: &'static str) -> actix_web::Error {
+    let (refused, _) = refusal(ctx, error);
+    let mut response = refused.error_response();
+    response
+        .head_mut()
+        .set_connection_type(actix_web::http::ConnectionType::Close);
+    actix_web::error::InternalError::from_response(reason, response).into()
+}
+
+/// Whether the request says it carries a body.
+fn has_body(req: &ServiceRequest) -> bool {
+    use actix_web::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+    let headers = req.headers();
+    headers.contains_key(TRANSFER_ENCODING)
+        || headers
+            .get(CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0")
+}
+
+/// Reads the whole body (at most `limits.max_body_bytes`) within `limits.body_timeout` and puts
+/// it back for the handler.
+async fn read_body(req: &mut ServiceRequest, limits: &RequestLimits) -> Result<(), ApiError> {
+    use actix_web::HttpMessage;
+    use futures::StreamExt;
+    let max = limits.max_body_bytes;
+    let too_large = || {
+        ApiError::new(
+            ErrorType::PayloadTooLarge,
+            format!("request body is larger than the limit of {max} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(too_large());
+    }
+    let mut payload = req.take_payload();
+    let read = async {
+        let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0));
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk
+                .map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?;
+            if body.len() + chunk.len() > max {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    };
+    let body = tokio::time::timeout(limits.body_timeout, read)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                ErrorType::RequestTimeout,
+                format!(
+                    "the request body did not arrive within {} ms (setting \
+                     request_body_timeout_ms)",
+                    limits.body_timeout.as_millis()
+                ),
+            )
+        })??;
+    req.set_payload(actix_web::dev::Payload::from(body));
+    Ok(())
+}
+
 /// The middleware: `App::new().wrap(from_fn(guard))`, outermost. It also records the request's
 /// metrics ([`super::http_metrics`]): one middleware, not two, on the hot path.
 pub async fn guard(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = std::time::Instant::now();
@@ -221,12 +346,27 @@ pub async fn guard(
             ErrorType::ServiceUnavailable,
             "the server is stopping; retry (on another replica)",
         );
-        let (refused, _) = refusal(ctx, error);
-        let mut response = refused.error_response();
-        response
-            .head_mut()
-            .set_connection_type(actix_web::http::ConnectionType::Close);
-        return Err(actix_web::error::InternalError::from_response("stopping", response).into());
+        return Err(closing(ctx, error, "stopping"));
+    }
+    if req
+        .conn_data::<Rc<AddressConnection>>()
+        .is_some_and(|c| c.over_limit)
+    {
+        metrics::counter!("floe_connections_refused_total").increment(1);
+        let error = ApiError::new(
+            ErrorType::ServiceUnavailable,
+            "too many connections from this address (setting max_connections_per_address)",
+        );
+        return Err(closing(ctx, error, "too many connections"));
+    }
+    // Read before the request counts: a slow sender holds no slot a served request needs.
+    if has_body(&req)
+        && let Err(error) = read_body(&mut req, &limits).await
+    {
+        if error.kind == ErrorType::RequestTimeout {
+            metrics::counter!("floe_request_bodies_timed_out_total").increment(1);
+        }
+        return Err(closing(ctx, error, "request body refused"));
     }
     let _in_flight = match limits.enter() {
         Some(counted) => Some(counted),

@@ -35,7 +35,7 @@ use serde::Serialize;
 pub use auth::Authenticated;
 pub use config::ENDPOINTS;
 pub use error::{ApiError, ApiResult};
-pub use guard::{RequestLimits, guard, watch_connection};
+pub use guard::{RequestLimits, guard, on_connect};
 pub use request_log::request_log;
 pub use unrouted::unrouted;
 

@@ -22,6 +22,8 @@ pub enum ErrorType {
     Unprocessable,
     MethodNotAllowed,
     PayloadTooLarge,
+    /// The client took longer than allowed to send its request.
+    RequestTimeout,
     TooManyRequests,
     ServiceUnavailable,
     /// The disk the catalog or a warehouse writes to is (nearly) full.
@@ -51,6 +53,7 @@ impl ErrorType {
             ErrorType::Unprocessable => "UnprocessableEntityException",
             ErrorType::MethodNotAllowed => "MethodNotAllowedException",
             ErrorType::PayloadTooLarge => "PayloadTooLargeException",
+            ErrorType::RequestTimeout => "RequestTimeoutException",
             ErrorType::TooManyRequests => "TooManyRequestsException",
             ErrorType::ServiceUnavailable => "ServiceUnavailableException",
             ErrorType::InsufficientStorage => "InsufficientStorageException",
@@ -77,6 +80,7 @@ impl ErrorType {
             | ErrorType::Conflict => 409,
             ErrorType::MethodNotAllowed => 405,
             ErrorType::PayloadTooLarge => 413,
+            ErrorType::RequestTimeout => 408,
             ErrorType::TooManyRequests => 429,
             ErrorType::Unprocessable => 422,
             ErrorType::Internal | ErrorType::Misconfigured => 500,

@@ -1,0 +1,212 @@
+"""Issue 23's escapes that need real vended credentials, tried against SeaweedFS with STS and
+enforced session policies: what an attacker holding legitimate credentials got for another
+table's files through a staged create, a rewritten metadata file and the remote signer."""
+
+import hashlib
+import json
+import os
+import urllib.parse
+
+import pyarrow as pa
+import pytest
+import requests
+from botocore.exceptions import ClientError
+
+from conftest import FloeServer, stop_process
+from seaweed import ACCESS_KEY, READ_ROLE, SECRET_KEY, WRITE_ROLE, SeaweedS3
+from test_s3_vending import DELEGATION, Api, denied, key_of, principal_with
+
+NAMESPACE = lambda api, ns: {"kind": "namespace", "warehouse": api.prefix, "namespace": [ns]}
+
+
+@pytest.fixture(scope="module")
+def s3():
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        os.environ.pop(var, None)
+    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+    server = SeaweedS3(sts=True)
+    yield server
+    server.stop()
+
+
+def config(s3):
+    """`lake` vends STS sessions; `signed` signs with the server's own keys (no role)."""
+    return f"""
+[[warehouses]]
+name = "lake"
+storage = {{ kind = "s3", bucket = "{s3.bucket}", key_prefix = "wh", region = "us-east-1", endpoint = "{s3.endpoint}", path_style = true, sts_endpoint = "{s3.endpoint}", read_role_arn = "{READ_ROLE}", write_role_arn = "{WRITE_ROLE}", session_duration_secs = 900, remote_signing = true }}
+s3_access_key_id = "{ACCESS_KEY}"
+s3_secret_access_key = "{SECRET_KEY}"
+
+[[warehouses]]
+name = "signed"
+storage = {{ kind = "s3", bucket = "{s3.bucket}", key_prefix = "signed", region = "us-east-1", endpoint = "{s3.endpoint}", path_style = true, remote_signing = true }}
+s3_access_key_id = "{ACCESS_KEY}"
+s3_secret_access_key = "{SECRET_KEY}"
+"""
+
+
+@pytest.fixture(scope="module")
+def floe(s3):
+    server = FloeServer(config(s3))
+    yield server
+    server.stop()
+
+
+DATA = pa.table({"id": pa.array([1, 2, 3], pa.int64())})
+
+
+def victim_table(floe, warehouse, location=None):
+    """`victim.payroll` (with a data file) and an empty namespace `att` in `warehouse`."""
+    cat = floe.catalog(warehouse)
+    cat.create_namespace(("victim",))
+    cat.create_namespace(("att",))
+    t = cat.create_table(("victim", "payroll"), schema=DATA.schema, location=location)
+    t.append(DATA)
+    return t.location()
+
+
+def test_a_staged_create_is_never_vended_another_tables_files(floe, s3):
+    """Escape 1: `stage-create` at, inside or above the victim's location answered 200 with an STS
+    session for it: the attacker read the victim's data, wrote into its `data/` and listed it."""
+    victim = victim_table(floe, "lake", f"s3://{s3.bucket}/wh/shared/payroll")
+    victim_key = key_of(s3, victim)
+    victim_file = [k for k in s3.keys(victim_key + "/") if "/data/" in k][0]
+    root = Api(floe, warehouse="lake")
+    attacker = principal_with(floe, "stager", [(NAMESPACE(root, "att"), "TABLE_CREATE"),
+                                               (NAMESPACE(root, "att"), "TABLE_WRITE_DATA")])
+    url = f"{attacker.uri}/v1/{attacker.prefix}/namespaces/att/tables"
+
+    def stage(location):
+        return requests.post(url, headers={**attacker.h, **DELEGATION}, json={
+            "name": "s", "location": location, "stage-create": True,
+            "schema": {"type": "struct", "schema-id": 0, "fields": [
+                {"id": 1, "name": "id", "type": "long", "required": False}]}})
+
+    for location in [victim, f"{victim}/data", f"s3://{s3.bucket}/wh/shared"]:
+        r = stage(location)
+        assert r.status_code == 400, (location, r.status_code, r.text)
+        assert "storage-credentials" not in r.text and "session-token" not in r.text
+    # Its own staged table gets a session for its own location only.
+    mine = f"s3://{s3.bucket}/wh/att-own/s"
+    r = stage(mine)
+    assert r.status_code == 200, r.text
+    [cred] = r.json()["storage-credentials"]
+    assert cred["prefix"] == mine + "/"
+    c = s3.client_with(cred["config"])
+    c.put_object(Bucket=s3.bucket, Key=key_of(s3, mine) + "/data/x", Body=b"x")
+    denied(lambda: c.get_object(Bucket=s3.bucket, Key=victim_file))
+    denied(lambda: c.put_object(Bucket=s3.bucket, Key=f"{victim_key}/data/evil", Body=b"x"))
+    denied(lambda: c.list_objects_v2(Bucket=s3.bucket, Prefix=f"{victim_key}/"))
+    # Reserved: nobody else's stage or table takes it meanwhile.
+    assert stage(mine).status_code == 400
+
+
+def test_a_rewritten_metadata_file_vends_nothing(s3):
+    """Escape 2: a writer overwrote its table's current metadata file with the victim's location;
+    once the metadata cache was cold, load-table, /credentials, presign and the signer on its own
+    table all reached the victim's files."""
+    server = FloeServer(config(s3))
+    try:
+        victim = victim_table(server, "lake")
+        victim_file = [k for k in s3.keys(key_of(s3, victim) + "/") if "/data/" in k][0]
+        cat = server.catalog("lake")
+        mine = cat.create_table(("att", "mine"), schema=DATA.schema)
+        mine.append(DATA)
+        root = Api(server, warehouse="lake")
+        writer = principal_with(server, "writer", [
+            ({"kind": "table", "warehouse": root.prefix, "table": {"namespace": ["att"], "name": "mine"}},
+             "TABLE_WRITE_DATA")], warehouse="lake")
+        loaded = writer.load("att", "mine")
+        [cred] = loaded["storage-credentials"]
+        c = s3.client_with(cred["config"])
+        key = key_of(s3, loaded["metadata-location"])
+        metadata = json.loads(c.get_object(Bucket=s3.bucket, Key=key)["Body"].read())
+        metadata["location"] = victim
+        c.put_object(Bucket=s3.bucket, Key=key, Body=json.dumps(metadata).encode())
+        # A restart: the metadata cache is cold.
+        stop_process(server.proc)
+        server.start()
+        writer = Api(server, writer.client_id, writer.secret, "lake")
+        table_url = writer.table_url("att", "mine")
+        answers = [
+            requests.get(table_url, headers={**writer.h, **DELEGATION}),
+            requests.get(table_url + "/credentials", headers=writer.h),
+            requests.get(table_url + "/presign", headers=writer.h,
+                         params={"location": f"s3://{s3.bucket}/{victim_file}"}),
+            requests.post(table_url + "/sign", headers=writer.h, json={
+                "region": "us-east-1", "method": "GET",
+                "uri": f"{s3.endpoint}/{s3.bucket}/{victim_file}", "headers": {}}),
+        ]
+        for r in answers:
+            assert r.status_code == 500, (r.request.url, r.status_code, r.text)
+            assert "not served" in r.json()["error"]["message"]
+            assert "session-token" not in r.text and "X-Amz-Signature" not in r.text
+        # The victim's table is untouched and still served.
+        assert root.load("victim", "payroll")["metadata"]["location"] == victim
+    finally:
+        server.stop()
+
+
+def test_the_signer_signs_exactly_what_it_checked(floe, s3):
+    """Escape 3: on a warehouse signing with its own keys, a DeleteObjects naming only the
+    caller's key was signed over UNSIGNED-PAYLOAD (or a client's hash of another body), and a body
+    naming other tables' keys was sent with it; a client `host`, a raw `..` path and a second
+    `prefix` were signed as given."""
+    victim = victim_table(floe, "signed")
+    victim_file = [k for k in s3.keys(key_of(s3, victim) + "/") if "/data/" in k][0]
+    cat = floe.catalog("signed")
+    mine = cat.create_table(("att", "mine"), schema=DATA.schema)
+    mine.append(DATA)
+    mine_key = key_of(s3, mine.location())
+    own_file = [k for k in s3.keys(mine_key + "/") if "/data/" in k][0]
+    api = Api(floe, warehouse="signed")
+    loaded = requests.get(api.table_url("att", "mine"),
+                          headers={**api.h, "X-Iceberg-Access-Delegation": "remote-signing"}).json()
+    assert "storage-credentials" not in loaded
+    sign_url = f"{loaded['config']['s3.signer.uri']}/{loaded['config']['s3.signer.endpoint']}"
+
+    def sign(method, uri, body=None, headers=None):
+        return requests.post(sign_url, headers=api.h, json={
+            "region": "us-east-1", "method": method, "uri": uri, "headers": headers or {}, "body": body})
+
+    def delete_body(*keys):
+        return "<Delete>" + "".join(f"<Object><Key>{k}</Key></Object>" for k in keys) + "</Delete>"
+
+    delete_uri = f"{s3.endpoint}/{s3.bucket}?delete"
+    checked = delete_body(own_file)
+    sha = hashlib.sha256(checked.encode()).hexdigest()
+    # A client's hash of another body is refused outright.
+    other = delete_body(own_file, victim_file)
+    r = sign("POST", delete_uri, checked,
+             {"x-amz-content-sha256": [hashlib.sha256(other.encode()).hexdigest()]})
+    assert r.status_code == 403, r.text
+    r = sign("POST", delete_uri, checked, {"x-amz-content-sha256": ["UNSIGNED-PAYLOAD"],
+                                           "content-type": ["application/xml"]})
+    assert r.status_code == 200, r.text
+    signed = r.json()
+    assert signed["headers"]["x-amz-content-sha256"] == [sha]
+    sent = {"content-type": "application/xml", **{k: v[0] for k, v in signed["headers"].items()}}
+    # The signature does not carry a body naming the victim's key...
+    r = requests.post(signed["uri"], data=other.encode(), headers=sent)
+    assert r.status_code in (400, 403), (r.status_code, r.text)
+    assert victim_file in s3.keys(key_of(s3, victim) + "/")
+    # ...and does carry the body that was checked.
+    r = requests.post(signed["uri"], data=checked.encode(), headers=sent)
+    assert r.status_code == 200, r.text
+    assert own_file not in s3.keys(mine_key + "/")
+    assert victim_file in s3.keys(key_of(s3, victim) + "/")
+
+    # A raw path that only normalizes into the table, a second prefix, another port: refused.
+    for uri in [f"{s3.endpoint}/{s3.bucket}/{key_of(s3, victim)}/../../{mine_key.removeprefix('signed/')}/a",
+                f"{s3.endpoint}/{s3.bucket}?list-type=2&prefix={mine_key}/&prefix={key_of(s3, victim)}/",
+                f"{s3.endpoint.rsplit(':', 1)[0]}:1/{s3.bucket}/{mine_key}/a"]:
+        r = sign("GET", uri)
+        assert r.status_code == 403, (uri, r.status_code, r.text)
+    # A client `host` header is not what is signed: the URI's host and port are.
+    own_left = s3.keys(mine_key + "/")[0]
+    uri = f"{s3.endpoint}/{s3.bucket}/{urllib.parse.quote(own_left)}"
+    r = sign("GET", uri, headers={"host": ["evil.example.com"]})
+    assert r.status_code == 200, r.text
+    headers = {k: v[0] for k, v in r.json()["headers"].items()}
+    assert requests.get(r.json()["uri"], headers=headers).status_code == 200
