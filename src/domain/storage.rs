@@ -172,6 +172,13 @@ pub struct S3Profile {
     /// Offer remote signing (`s3.remote-signing-enabled`) to clients that ask for it.
     #[serde(default)]
     pub remote_signing: bool,
+    /// Whether the remote signer signs batch deletes (`POST ?delete`). It checks every key of the
+    /// body and signs that body's SHA-256, which binds the body only where the storage verifies
+    /// `x-amz-content-sha256` (AWS S3 does; SeaweedFS does not: any body could be sent with the
+    /// signature). Unset: on for AWS (no `endpoint`), off for any other endpoint; clients then
+    /// delete one object at a time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign_batch_deletes: Option<bool>,
 }
 
 fn default_session_secs() -> u32 {
@@ -206,7 +213,14 @@ impl S3Profile {
             source_identity: false,
             vending: None,
             remote_signing: false,
+            sign_batch_deletes: None,
         }
+    }
+
+    /// Whether the remote signer signs batch deletes: as set, else only on AWS S3, which
+    /// verifies a signed payload hash against the body it receives.
+    pub fn signs_batch_deletes(&self) -> bool {
+        self.sign_batch_deletes.unwrap_or(self.endpoint.is_none())
     }
 }
 
