@@ -34,6 +34,13 @@ pub struct Settings {
     /// Audit events older than this many days are deleted.
     #[serde(deserialize_with = "lenient")]
     pub audit_retention_days: u32,
+    /// Denials of one principal audited one by one per minute; more are audited as one count.
+    #[serde(deserialize_with = "lenient")]
+    pub audit_denials_per_minute: u32,
+    /// Denials of one tenant audited one by one per day (UTC); more are audited as counts.
+    /// Management changes are always audited.
+    #[serde(deserialize_with = "lenient")]
+    pub audit_denials_per_day: u32,
     /// Attempts of a commit that loses a race but whose requirements still hold.
     #[serde(deserialize_with = "lenient")]
     pub commit_retries: u32,
@@ -276,6 +283,8 @@ impl Default for Settings {
             request_body_timeout_ms: 10_000,
             max_connections_per_address: 512,
             audit_retention_days: 90,
+            audit_denials_per_minute: crate::authz::DEFAULT_DENIALS_PER_MINUTE,
+            audit_denials_per_day: crate::authz::DEFAULT_DENIALS_PER_DAY,
             workers: 0,
             metadata_cache_bytes: 256 * 1024 * 1024,
             max_metadata_file_bytes: 64 * 1024 * 1024,
@@ -427,6 +436,12 @@ impl Settings {
         }
         if let Err(e) = self.limits.check() {
             return bad(&e);
+        }
+        if !(1..=10_000).contains(&self.audit_denials_per_minute) {
+            return bad("audit_denials_per_minute: must be 1 to 10000");
+        }
+        if !(1..=100_000_000).contains(&self.audit_denials_per_day) {
+            return bad("audit_denials_per_day: must be 1 to 100000000");
         }
         if !(1..=1_000_000).contains(&self.max_in_flight) {
             return bad("max_in_flight: must be 1 to 1000000");

@@ -160,7 +160,13 @@ impl Application {
                 listener.local_addr().map_err(|e| fail("listen")(&e))?.ip()
             ),
         };
-        let authz = Arc::new(crate::authz::Authorizer::new(store.clone()));
+        let authz = Arc::new(
+            crate::authz::Authorizer::new(store.clone()).with_denial_budget(
+                settings.audit_denials_per_minute,
+                settings.audit_denials_per_day,
+            ),
+        );
+        spawn_denial_summaries(authz.clone());
         let sign_in = Arc::new(SignIn::new(
             store.clone(),
             tokens.clone(),
@@ -650,6 +656,17 @@ fn load_master_key(settings: &Settings, data_dir: &Path) -> Result<MasterKey, St
     }
     let text = std::fs::read_to_string(&path).map_err(|e| fail("master key file")(&e))?;
     MasterKey::from_base64(&text).map_err(|e| StartupError(format!("{}: {e}", path.display())))
+}
+
+/// Audits the counts of repeated denials once their minute is over, every 10 seconds.
+fn spawn_denial_summaries(authz: Arc<crate::authz::Authorizer>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tick.tick().await;
+            authz.record_denial_summaries().await;
+        }
+    });
 }
 
 /// Deletes expired idempotency records and audit events older than the retention, every 5 minutes.

@@ -5,7 +5,10 @@
 //! A principal's grants (and whether it is still enabled) are re-read at once after a change made
 //! through this process, as soon as another replica's change notification arrives (PostgreSQL),
 //! and at most [`DECISION_CACHE_SECS`] after any change. Requests that find a principal's grants
-//! missing at the same moment share one read of them.
+//! missing at the same moment share one read of them. Denials are audited, a few per principal
+//! and minute one by one and the rest as a count ([`denials`]).
+
+pub mod denials;
 
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -155,6 +158,11 @@ impl Reach {
 /// A grant held by the caller through one of its roles.
 type Held = Vec<(Reach, Privilege)>;
 
+/// Denials of one principal audited one by one each minute, unless configured.
+pub const DEFAULT_DENIALS_PER_MINUTE: u32 = 10;
+/// Denials of one tenant audited one by one each day, unless configured.
+pub const DEFAULT_DENIALS_PER_DAY: u32 = 10_000;
+
 /// Memory the principals' cached grants may hold (each weighed by its grant count).
 pub const HELD_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 /// Principals whose grant reads take turns at once (one kept per principal read lately).
@@ -167,6 +175,8 @@ pub struct Authorizer {
     /// One turn per principal at reading its grants, so requests that miss together share one
     /// read (the hit path stays a plain synchronous lookup).
     reads: moka::sync::Cache<Uuid, Arc<tokio::sync::Mutex<()>>>,
+    /// Which denials are audited one by one.
+    denials: denials::DenialLog,
 }
 
 impl Authorizer {
@@ -184,7 +194,26 @@ impl Authorizer {
             .max_capacity(READ_TURNS)
             .time_to_idle(Duration::from_secs(DECISION_CACHE_SECS))
             .build();
-        Self { store, held, reads }
+        Self {
+            store,
+            held,
+            reads,
+            denials: denials::DenialLog::new(DEFAULT_DENIALS_PER_MINUTE, DEFAULT_DENIALS_PER_DAY),
+        }
+    }
+
+    /// Audits at most `per_minute` denials of a principal a minute, and `per_day` of a tenant a
+    /// day, one by one; the rest as counts.
+    pub fn with_denial_budget(mut self, per_minute: u32, per_day: u32) -> Self {
+        self.denials = denials::DenialLog::new(per_minute, per_day);
+        self
+    }
+
+    /// Audits the counts of denials whose minute is over (run every few seconds).
+    pub async fn record_denial_summaries(&self) {
+        for summary in self.denials.due_summaries(crate::store::now_ms()) {
+            record_audit(self.store.as_ref(), &summary).await;
+        }
     }
 
     /// Forgets every cached decision.
@@ -335,7 +364,13 @@ impl Authorizer {
             resource: describe(target),
             outcome: "denied".into(),
         };
-        record_audit(self.store.as_ref(), &event).await;
+        let to_record = self.denials.record(event);
+        for event in to_record.summary.iter().chain(&to_record.event) {
+            record_audit(self.store.as_ref(), event).await;
+        }
+        if to_record.event.is_none() {
+            tracing::debug!(principal = %caller.principal_id, "denial counted, not recorded one by one");
+        }
         Err(AuthzError::Denied(format!(
             "not allowed: this needs {wanted:?} on the {}",
             describe(target)

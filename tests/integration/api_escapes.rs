@@ -415,6 +415,7 @@ on_both_stores!(
     storage_cannot_move_under_a_recycle_bin,
     a_namespace_directory_cannot_be_squatted,
     odd_input_is_refused_with_a_clear_400,
+    repeated_denials_do_not_flood_the_audit_trail,
 );
 
 /// A client sending from `address` (any 127.x address reaches the server on loopback).
@@ -606,4 +607,43 @@ async fn one_address_holds_a_bounded_number_of_connections() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let again = raw_connection(&app, "127.0.0.7", request).await;
     assert!(answer_of(again).await.starts_with("HTTP/1.1 200"));
+}
+
+/// Escape 11: a principal with one read grant made 2,000 denied requests in 2.3 s, and each
+/// wrote and fsynced an audit event, until the shared disk reserve refused every tenant's writes.
+/// A principal's repeated denials are recorded a few a minute, the rest as one count; management
+/// changes are all recorded.
+async fn repeated_denials_do_not_flood_the_audit_trail(store: Store) {
+    let app = spawn_app_on(store).await;
+    let root = Session::root(&app);
+    let tenant = tenant_of(&root).await;
+    app.create_namespace(&["ns"]).await;
+    app.create_table("ns", "t").await;
+    let reader = insider(&app, "flooder", "other", &["TABLE_READ_DATA"]).await;
+    let denied = format!("/v1/{}/namespaces/ns/tables/t", app.prefix);
+    for i in 0..200 {
+        assert_eq!(reader.status(Method::GET, &denied, None).await, 403);
+        if i == 100 {
+            root.ok(
+                Method::POST,
+                &format!("/management/v1/tenants/{tenant}/roles"),
+                Some(json!({"name": "made-meanwhile"})),
+            )
+            .await;
+        }
+    }
+    let audit = root
+        .ok(
+            Method::GET,
+            &format!("/management/v1/tenants/{tenant}/audit?limit=1000"),
+            None,
+        )
+        .await;
+    let events = audit["events"].as_array().unwrap();
+    let denials = events.iter().filter(|e| e["outcome"] == "denied").count();
+    assert_eq!(denials, 10, "a minute's worth one by one: {audit}");
+    assert!(
+        events.iter().any(|e| e["action"] == "create-role"),
+        "management changes are all recorded: {audit}"
+    );
 }
