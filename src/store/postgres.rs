@@ -476,7 +476,6 @@ impl PgStore {
         warehouse: Uuid,
         record: &TabularRecord,
     ) -> StoreResult<()> {
-        check_claim(&mut *tx, warehouse, &LocationClaim::of_tabular(record)).await?;
         // A dropped object keeps its id: its grants and its restore stay its own.
         let id_taken: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM tabulars t JOIN namespaces n ON n.id = t.namespace_id \
@@ -493,6 +492,7 @@ impl PgStore {
         if id_taken {
             return Err(id_taken_error(record));
         }
+        check_claim(&mut *tx, warehouse, &LocationClaim::of_tabular(record)).await?;
         let ns_id = Self::namespace_id(&mut *tx, warehouse, &record.ident.namespace, true).await?;
         let inserted = sqlx::query(
             "INSERT INTO tabulars (namespace_id, name, id, kind, location, metadata_location, created_at_ms) \

@@ -30,5 +30,6 @@ mod memory;
 mod migrate_sled_to_postgres;
 mod openapi;
 mod properties;
+mod recycle_bin_model;
 mod store_postgres;
 mod store_sled;
