@@ -208,3 +208,34 @@ def test_the_signer_signs_exactly_what_it_checked(floe, s3):
     assert r.status_code == 200, r.text
     headers = {k: v[0] for k, v in r.json()["headers"].items()}
     assert requests.get(r.json()["uri"], headers=headers).status_code == 200
+
+
+def test_a_revoked_writer_gets_nothing_new(floe, s3):
+    """How long a vended credential outlives a revoked grant: nothing new is handed out from the
+    moment of the revoke, on any route, but keys already handed out cannot be called back and keep
+    working until their session ends (docs/security.md)."""
+    cat = floe.catalog("lake")
+    cat.create_namespace(("revoke",))
+    table = cat.create_table(("revoke", "t"), schema=DATA.schema)
+    root = Api(floe, warehouse="lake")
+    tenant = root.manage("GET", "/whoami")["tenant_id"]
+    created = root.manage("POST", f"/tenants/{tenant}/principals", {"name": "revoked-writer"})
+    role = root.manage("POST", f"/tenants/{tenant}/roles", {"name": "revoked-writers"})
+    resource = {"kind": "table", "warehouse": root.prefix, "table": {"namespace": ["revoke"], "name": "t"}}
+    grant = root.manage("POST", f"/tenants/{tenant}/grants",
+                        {"role_id": role["id"], "resource": resource, "privilege": "TABLE_WRITE_DATA"})
+    root.manage("PUT", f"/tenants/{tenant}/roles/{role['id']}/principals/{created['principal']['id']}")
+    writer = Api(floe, created["client_id"], created["client_secret"], "lake")
+    [cred] = writer.load("revoke", "t")["storage-credentials"]
+    c = s3.client_with(cred["config"])
+    key = key_of(s3, table.location())
+    c.put_object(Bucket=s3.bucket, Key=f"{key}/data/before", Body=b"x")
+    root.manage("DELETE", f"/tenants/{tenant}/grants/{grant['id']}")
+    # Nothing new: load-table without credentials (or refused), /credentials refused.
+    r = requests.get(writer.table_url("revoke", "t"), headers={**writer.h, **DELEGATION})
+    assert r.status_code in (200, 403), r.text
+    assert "session-token" not in r.text
+    assert writer.credentials("revoke", "t").status_code == 403
+    # What was handed out still writes: a session cannot be called back before it expires.
+    c.put_object(Bucket=s3.bucket, Key=f"{key}/data/after", Body=b"x")
+    assert f"{key}/data/after" in s3.keys(f"{key}/data/")
