@@ -145,8 +145,10 @@ impl Catalog {
     }
 
     /// Works through every object whose time is up; returns how many left the bin. A failure
-    /// leaves its object leased until `purge_lease_secs` pass (its back-off) and goes on with the
-    /// next. Lapsed reservations of staged creates are released first.
+    /// leaves its object leased until `purge_lease_secs` pass (its back-off), and the rest of its
+    /// warehouse waits for the next run: a warehouse whose storage fails costs each run one
+    /// failure, and every other warehouse's objects go on. Lapsed reservations of staged creates
+    /// are released first.
     pub async fn purge_expired(&self) -> usize {
         match self.store.release_lapsed_reservations(now_ms()).await {
             Ok(0) => {}
@@ -154,10 +156,15 @@ impl Catalog {
             Err(e) => tracing::warn!(error = %e, "cannot release lapsed reservations"),
         }
         let mut done = 0;
+        let mut failing = Vec::new();
         loop {
             let now = now_ms();
             let lease_until = now + self.options.purge_lease.as_millis() as i64;
-            let item = match self.store.lease_expired_dropped(now, lease_until).await {
+            let leased = self
+                .store
+                .lease_expired_dropped(now, lease_until, &failing)
+                .await;
+            let item = match leased {
                 Ok(Some(item)) => item,
                 Ok(None) => return done,
                 Err(e) => {
@@ -171,6 +178,7 @@ impl Catalog {
                 Err(e) => {
                     metrics::counter!("floe_purge_failures_total").increment(1);
                     tracing::warn!(id = %item.tabular.id, location = %item.tabular.location, error = %e, "purge failed; it is retried when its lease runs out");
+                    failing.push(item.warehouse);
                 }
             }
         }

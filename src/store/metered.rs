@@ -99,7 +99,7 @@ fn list_dropped(warehouse: Uuid) -> StoreResult<Vec<DroppedRecord>>;
 fn get_dropped(warehouse: Uuid, id: Uuid) -> StoreResult<Option<DroppedRecord>>;
 fn restore_dropped(warehouse: Uuid, id: Uuid, ident: &TableIdent, now_ms: i64) -> StoreResult<TabularRecord>;
 fn expire_dropped(warehouse: Uuid, id: Uuid, expires_at_ms: i64, purge_files: bool) -> StoreResult<DroppedRecord>;
-fn lease_expired_dropped(now_ms: i64, lease_until_ms: i64) -> StoreResult<Option<DroppedRecord>>;
+fn lease_expired_dropped(now_ms: i64, lease_until_ms: i64, except: &[Uuid]) -> StoreResult<Option<DroppedRecord>>;
 fn forget_dropped(warehouse: Uuid, id: Uuid) -> StoreResult<()>;
 fn rename_tabular(warehouse: Uuid, kind: TabularKind, from: &TableIdent, to: &TableIdent) -> StoreResult<()>;
 fn put_storage_credential(credential: &StorageCredentialRecord, replace: bool) -> StoreResult<()>;

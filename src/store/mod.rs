@@ -512,11 +512,13 @@ pub trait CatalogStore: Send + Sync + 'static {
         purge_files: bool,
     ) -> StoreResult<DroppedRecord>;
     /// Leases one dropped object whose time is up at `now_ms` and whose lease (if any) ran out,
-    /// until `lease_until_ms`: of replicas asking at once, one gets each object.
+    /// until `lease_until_ms`, in none of the warehouses `except`: of replicas asking at once, one
+    /// gets each object.
     async fn lease_expired_dropped(
         &self,
         now_ms: i64,
         lease_until_ms: i64,
+        except: &[Uuid],
     ) -> StoreResult<Option<DroppedRecord>>;
     /// Forgets a dropped object for good, and releases its location (never a live object's).
     async fn forget_dropped(&self, warehouse: Uuid, id: Uuid) -> StoreResult<()>;

@@ -1627,18 +1627,20 @@ impl CatalogStore for PgStore {
         &self,
         now_ms: i64,
         lease_until_ms: i64,
+        except: &[Uuid],
     ) -> StoreResult<Option<DroppedRecord>> {
         // SKIP LOCKED: replicas asking at once take different rows, never the same one.
         let row = sqlx::query(with_dropped_columns!(
             "UPDATE dropped_tabulars SET lease_until_ms = $2 WHERE (warehouse_id, id) = \
              (SELECT warehouse_id, id FROM dropped_tabulars \
-               WHERE expires_at_ms <= $1 AND lease_until_ms < $1 \
+               WHERE expires_at_ms <= $1 AND lease_until_ms < $1 AND warehouse_id <> ALL($3) \
                ORDER BY expires_at_ms LIMIT 1 FOR UPDATE SKIP LOCKED) \
              RETURNING",
             ""
         ))
         .bind(now_ms)
         .bind(lease_until_ms)
+        .bind(except)
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;

@@ -1606,10 +1606,14 @@ impl CatalogStore for SledStore {
         &self,
         now_ms: i64,
         lease_until_ms: i64,
+        except: &[Uuid],
     ) -> StoreResult<Option<DroppedRecord>> {
         let _writing = self.writing().await?;
         for entry in self.dropped.iter() {
             let (key, value) = entry.map_err(backend)?;
+            if except.iter().any(|w| key.starts_with(w.as_bytes())) {
+                continue;
+            }
             let mut dropped: DroppedRecord = decode(&value)?;
             if dropped.expires_at_ms > now_ms || dropped.lease_until_ms >= now_ms {
                 continue;

@@ -5,7 +5,9 @@ table's files through a staged create, a rewritten metadata file and the remote 
 import hashlib
 import json
 import os
+import time
 import urllib.parse
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -239,3 +241,65 @@ def test_a_revoked_writer_gets_nothing_new(floe, s3):
     # What was handed out still writes: a session cannot be called back before it expires.
     c.put_object(Bucket=s3.bucket, Key=f"{key}/data/after", Body=b"x")
     assert f"{key}/data/after" in s3.keys(f"{key}/data/")
+
+
+def test_a_failing_warehouse_does_not_hold_up_other_purges():
+    """Escape 7: every purge of a warehouse whose storage failed ended the queue's run, so another
+    tenant's purge-now waited behind all of them. A warehouse whose purge fails now waits for the
+    next run alone; the others' purges go on at once."""
+    dying = SeaweedS3()
+    floe = FloeServer(f"""
+purge_interval_ms = 200
+
+[timeouts]
+storage_ms = 2000
+
+[[warehouses]]
+name = "dying"
+storage = {{ kind = "s3", bucket = "{dying.bucket}", key_prefix = "wh", region = "us-east-1", endpoint = "{dying.endpoint}", path_style = true }}
+s3_access_key_id = "{ACCESS_KEY}"
+s3_secret_access_key = "{SECRET_KEY}"
+""")
+    hang = None
+    try:
+        cat = floe.catalog("dying", **{"s3.access-key-id": ACCESS_KEY, "s3.secret-access-key": SECRET_KEY})
+        cat.create_namespace(("doomed",))
+        for i in range(12):
+            cat.create_table(("doomed", f"t{i}"), schema=DATA.schema)
+            cat.purge_table(("doomed", f"t{i}"))
+        bin_url, h = floe.recycle_bin("dying")
+        # Its storage stops answering: a listener that accepts and never replies.
+        port = int(dying.endpoint.rsplit(":", 1)[1])
+        dying.stop()
+        import socket
+        hang = socket.socket()
+        hang.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        hang.bind(("127.0.0.1", port))
+        hang.listen(64)
+        for d in floe.dropped("dying"):
+            assert requests.delete(f"{bin_url}/{d['id']}", headers=h).status_code == 202
+        # Another warehouse (created after the failing one, so its entries come later in any
+        # order of warehouses) purges within a run or two.
+        tenant = requests.get(f"{floe.uri}/management/v1/whoami", headers=h).json()["tenant_id"]
+        r = requests.post(f"{floe.uri}/management/v1/tenants/{tenant}/warehouses", headers=h,
+                          json={"name": "later", "storage": {"kind": "local"}})
+        assert r.status_code in (200, 201), r.text
+        later = floe.catalog("later")
+        later.create_namespace(("fine",))
+        table = later.create_table(("fine", "t"), schema=DATA.schema)
+        table.append(DATA)
+        later.purge_table(("fine", "t"))
+        later_bin, _ = floe.recycle_bin("later")
+        [entry] = floe.dropped("later")
+        started = time.time()
+        assert requests.delete(f"{later_bin}/{entry['id']}", headers=h).status_code == 202
+        while floe.dropped("later") and time.time() - started < 40:
+            time.sleep(0.1)
+        waited = time.time() - started
+        assert floe.dropped("later") == [], "the other warehouse's purge never ran"
+        assert waited < 8, f"the other warehouse's purge waited {waited:.1f} s behind the failing one"
+        assert not Path(table.location().removeprefix("file://")).exists()
+    finally:
+        if hang:
+            hang.close()
+        floe.stop()
