@@ -2,6 +2,12 @@
 //!
 //! A metadata file is never rewritten, so the cache is keyed by location and never invalidated; it
 //! also keeps the serialized JSON, so a warm load-table copies bytes instead of serializing.
+//!
+//! The name of every file Floe writes carries the SHA-256 of its content (128 bits of it, after
+//! the version and a uuid): the pointer the store records at each commit thus records what the file
+//! held. A file read back (the cache was cold) whose content no longer matches its name was
+//! changed by someone holding the table's write keys, and is not served. Files Floe did not write
+//! (registered ones, and its own from before names carried digests) have no digest to check.
 
 use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
@@ -250,6 +256,7 @@ impl MetadataCache {
         }
         metrics::counter!("floe_metadata_cache_misses_total").increment(1);
         let bytes = io.read(location, self.max_file_bytes).await?;
+        check_digest(location, &bytes)?;
         let cached = Arc::new(CachedTable::parse(location, &bytes)?);
         self.keep_table(location, cached.clone()).await;
         Ok(cached)
@@ -265,43 +272,50 @@ impl MetadataCache {
             return Ok(hit);
         }
         let bytes = io.read(location, self.max_file_bytes).await?;
+        check_digest(location, &bytes)?;
         let cached = Arc::new(CachedView::parse(location, bytes)?);
         self.keep_view(location, cached.clone()).await;
         Ok(cached)
     }
 
-    /// Writes new table metadata to `location` and caches it.
+    /// Writes new table metadata under `table_location`, one version past `current`, and caches
+    /// it; returns the new file's location (whose name carries the content's digest).
     pub async fn write_table(
         &self,
         io: &dyn WarehouseIo,
-        location: &str,
+        table_location: &str,
+        current: Option<&str>,
         metadata: TableMetadata,
-    ) -> CatalogResult<Arc<CachedTable>> {
+    ) -> CatalogResult<(String, Arc<CachedTable>)> {
         let json = Bytes::from(
             serde_json::to_vec(&metadata).map_err(|e| CatalogError::internal(e.to_string()))?,
         );
-        self.check_written_size(location, &json)?;
-        io.write(location, json.clone()).await?;
+        let location = next_metadata_location(table_location, current, &json);
+        self.check_written_size(&location, &json)?;
+        io.write(&location, json.clone()).await?;
         let cached = Arc::new(CachedTable::new(metadata, json));
-        self.keep_table(location, cached.clone()).await;
-        Ok(cached)
+        self.keep_table(&location, cached.clone()).await;
+        Ok((location, cached))
     }
 
-    /// Writes new view metadata to `location` and caches it.
+    /// Writes new view metadata under `view_location`, one version past `current`, and caches it;
+    /// returns the new file's location.
     pub async fn write_view(
         &self,
         io: &dyn WarehouseIo,
-        location: &str,
+        view_location: &str,
+        current: Option<&str>,
         metadata: ViewMetadata,
-    ) -> CatalogResult<Arc<CachedView>> {
+    ) -> CatalogResult<(String, Arc<CachedView>)> {
         let json = Bytes::from(
             serde_json::to_vec(&metadata).map_err(|e| CatalogError::internal(e.to_string()))?,
         );
-        self.check_written_size(location, &json)?;
-        io.write(location, json.clone()).await?;
+        let location = next_metadata_location(view_location, current, &json);
+        self.check_written_size(&location, &json)?;
+        io.write(&location, json.clone()).await?;
         let cached = Arc::new(CachedView::new(metadata, json));
-        self.keep_view(location, cached.clone()).await;
-        Ok(cached)
+        self.keep_view(&location, cached.clone()).await;
+        Ok((location, cached))
     }
 
     /// Deletes a metadata file that lost its commit race (never referenced by the store).
@@ -314,14 +328,47 @@ impl MetadataCache {
     }
 }
 
-/// `{location}/metadata/{version:05}-{uuid}.metadata.json`, one past the version of `current`.
-pub fn next_metadata_location(table_location: &str, current: Option<&str>) -> String {
+/// Hex digits of a metadata file's SHA-256 its name carries (128 bits).
+const DIGEST_HEX: usize = 32;
+
+fn digest_of(json: &[u8]) -> String {
+    hex::encode(&Sha256::digest(json)[..DIGEST_HEX / 2])
+}
+
+/// `{location}/metadata/{version:05}-{uuid}-{digest}.metadata.json`, one past the version of
+/// `current`, for a file holding `json`.
+pub fn next_metadata_location(table_location: &str, current: Option<&str>, json: &[u8]) -> String {
     let version = current.map_or(0, |c| version_of(c).map_or(1, |v| v + 1));
     format!(
-        "{}/metadata/{version:05}-{}.metadata.json",
+        "{}/metadata/{version:05}-{}-{}.metadata.json",
         table_location.trim_end_matches('/'),
-        Uuid::now_v7()
+        Uuid::now_v7(),
+        digest_of(json)
     )
+}
+
+/// The digest a metadata file's name carries, if it is a name Floe gave.
+fn digest_in_name(location: &str) -> Option<&str> {
+    let file = location
+        .rsplit('/')
+        .next()?
+        .strip_suffix(".metadata.json")?;
+    let (_, digest) = file.rsplit_once('-')?;
+    (digest.len() == DIGEST_HEX && digest.bytes().all(|b| b.is_ascii_hexdigit())).then_some(digest)
+}
+
+/// Refuses a file whose content is not what its name says Floe wrote there.
+fn check_digest(location: &str, bytes: &[u8]) -> CatalogResult<()> {
+    match digest_in_name(location) {
+        Some(named) if !named.eq_ignore_ascii_case(&digest_of(bytes)) => {
+            tracing::warn!(%location, "a metadata file's content no longer matches its name; not served");
+            Err(CatalogError::internal(format!(
+                "metadata file {location} is not the file the catalog wrote (its content changed \
+                 since): it is not served"
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn version_of(location: &str) -> Option<u64> {
@@ -381,14 +428,34 @@ mod tests {
 
     #[test]
     fn metadata_versions_count_up() {
-        let first = next_metadata_location("s3://b/t/", None);
+        let first = next_metadata_location("s3://b/t/", None, b"{}");
         assert!(first.starts_with("s3://b/t/metadata/00000-"), "{first}");
-        let second = next_metadata_location("s3://b/t", Some(&first));
+        let second = next_metadata_location("s3://b/t", Some(&first), b"{}");
         assert!(second.starts_with("s3://b/t/metadata/00001-"), "{second}");
         assert!(
-            next_metadata_location("s3://b/t", Some("s3://b/t/metadata/v7.metadata.json"))
-                .contains("/00008-")
+            next_metadata_location(
+                "s3://b/t",
+                Some("s3://b/t/metadata/v7.metadata.json"),
+                b"{}"
+            )
+            .contains("/00008-")
         );
+    }
+
+    /// Issue 23, escape 2: a writer rewrote its table's current metadata file with its vended
+    /// keys. The name Floe gave the file says what it held; other content is not served.
+    #[test]
+    fn a_metadata_file_is_served_only_with_the_content_its_name_records() {
+        let json = br#"{"format-version":2}"#;
+        let location = next_metadata_location("s3://b/t", None, json);
+        assert!(digest_in_name(&location).is_some(), "{location}");
+        assert!(check_digest(&location, json).is_ok());
+        let refused = check_digest(&location, br#"{"format-version":2} "#).unwrap_err();
+        assert!(refused.message.contains("not served"), "{refused}");
+        // Files Floe did not name (registered, or written by a client) carry nothing to check.
+        let theirs = "s3://b/t/metadata/00003-0190b5b2-7c1a-7c6e-9a4f-2b1e5c3d4f5a.metadata.json";
+        assert_eq!(digest_in_name(theirs), None);
+        assert!(check_digest(theirs, b"anything").is_ok());
     }
 
     #[test]

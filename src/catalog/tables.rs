@@ -8,7 +8,6 @@ use iceberg::spec::{Schema, SortOrder, TableMetadata, TableMetadataBuilder, Unbo
 use iceberg::{TableCreation, TableRequirement, TableUpdate};
 use uuid::Uuid;
 
-use super::metadata::next_metadata_location;
 use super::properties::{DEFAULT_FORMAT_VERSION, split_reserved, updates_without_reserved};
 use super::{
     CachedTable, Catalog, CatalogError, CatalogResult, CommitDeadline, CommitError, ErrorType,
@@ -117,10 +116,9 @@ impl Catalog {
         location: String,
         metadata: TableMetadata,
     ) -> CatalogResult<LoadedTable> {
-        let metadata_location = next_metadata_location(&location, None);
-        let table = self
+        let (metadata_location, table) = self
             .metadata
-            .write_table(wh.io.as_ref(), &metadata_location, metadata)
+            .write_table(wh.io.as_ref(), &location, None, metadata)
             .await?;
         let kind = TabularKind::Table;
         self.record_new(
@@ -315,11 +313,14 @@ impl Catalog {
                 .ok_or_else(|| CatalogError::no_such(TabularKind::Table, &change.ident))?;
             let current = self.current_metadata(wh, &record).await?;
             let next = apply_changes(&current.metadata, &record, change)?;
-            let location =
-                next_metadata_location(&record.location, Some(&record.metadata_location));
-            let table = self
+            let (location, table) = self
                 .metadata
-                .write_table(wh.io.as_ref(), &location, next)
+                .write_table(
+                    wh.io.as_ref(),
+                    &record.location,
+                    Some(&record.metadata_location),
+                    next,
+                )
                 .await?;
             swaps.push(MetadataSwap {
                 ident: change.ident.clone(),

@@ -9,7 +9,6 @@ use iceberg::spec::{Schema, ViewFormatVersion, ViewMetadata, ViewMetadataBuilder
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::metadata::next_metadata_location;
 use super::tables::{checked_location, checked_object_location, default_location};
 use super::{
     CachedView, Catalog, CatalogError, CatalogResult, CommitDeadline, CommitError, ErrorType,
@@ -72,10 +71,9 @@ impl Catalog {
         .assign_uuid(id)
         .build()?
         .metadata;
-        let metadata_location = next_metadata_location(&location, None);
-        let view = self
+        let (metadata_location, view) = self
             .metadata
-            .write_view(wh.io.as_ref(), &metadata_location, metadata)
+            .write_view(wh.io.as_ref(), &location, None, metadata)
             .await?;
         let kind = TabularKind::View;
         self.record_new(wh, id, kind, ident, location, &metadata_location)
@@ -154,10 +152,14 @@ impl Catalog {
             }
         }
         let next = apply_view_updates(&current.metadata, &record, updates.to_vec())?;
-        let location = next_metadata_location(&record.location, Some(&record.metadata_location));
-        let view = self
+        let (location, view) = self
             .metadata
-            .write_view(wh.io.as_ref(), &location, next)
+            .write_view(
+                wh.io.as_ref(),
+                &record.location,
+                Some(&record.metadata_location),
+                next,
+            )
             .await?;
         let swap = [MetadataSwap {
             ident: ident.clone(),

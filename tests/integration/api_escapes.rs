@@ -152,6 +152,24 @@ async fn a_metadata_file_naming_another_location_is_not_served(store: Store) {
         .await;
     assert_error(r, 500, "InternalServerError").await;
     app.load_table("victim", "payroll").await;
+    // Rewritten with its own location but other content (a snapshot's manifest list pointing
+    // elsewhere, say): not the file the catalog wrote, so not served either.
+    let other = app.create_table("att", "other").await;
+    let path = other["metadata-location"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("file://")
+        .unwrap()
+        .to_owned();
+    let mut rewritten: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    rewritten["properties"]["owner"] = json!("attacker");
+    std::fs::write(&path, serde_json::to_vec(&rewritten).unwrap()).unwrap();
+    let r = app.get("/namespaces/att/tables/other").await;
+    let message = assert_error(r, 500, "InternalServerError").await;
+    assert!(
+        message.contains("not the file the catalog wrote"),
+        "{message}"
+    );
 }
 
 /// Escape 4: purge-now (202) and a restore right after (200): the purge already running deleted
