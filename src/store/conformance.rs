@@ -1635,16 +1635,22 @@ async fn the_recycle_bin_keeps_a_location_until_it_forgets(store: Arc<dyn Catalo
     ));
 }
 
-async fn one_lease_per_expired_drop(store: Arc<dyn CatalogStore>) {
-    let wh = seed_warehouse(store.as_ref()).await;
+/// A fresh warehouse holding namespace `n` and table `n.t` at `file:///wh/n/t`.
+async fn warehouse_with_table(store: &dyn CatalogStore) -> (Uuid, TableIdent) {
+    let wh = seed_warehouse(store).await;
     store
         .create_namespace(wh, &namespace(&["n"]))
         .await
         .unwrap();
     let t = ident(&["n"], "t");
-    place(store.as_ref(), wh, TabularKind::Table, &t, "file:///wh/n/t")
+    place(store, wh, TabularKind::Table, &t, "file:///wh/n/t")
         .await
         .unwrap();
+    (wh, t)
+}
+
+async fn one_lease_per_expired_drop(store: Arc<dyn CatalogStore>) {
+    let (wh, t) = warehouse_with_table(store.as_ref()).await;
     let now = now_ms();
     let dropped = store
         .bin_tabular(wh, TabularKind::Table, &t, now + 60_000, false)
@@ -1702,15 +1708,7 @@ async fn one_lease_per_expired_drop(store: Arc<dyn CatalogStore>) {
 /// re-registered copy of its metadata) took its bin entry, its grants, and at expiry released
 /// the live table's location. An id stays its dropped object's until it leaves the bin.
 async fn a_dropped_objects_id_stays_its_own(store: Arc<dyn CatalogStore>) {
-    let wh = seed_warehouse(store.as_ref()).await;
-    store
-        .create_namespace(wh, &namespace(&["n"]))
-        .await
-        .unwrap();
-    let t = ident(&["n"], "t");
-    place(store.as_ref(), wh, TabularKind::Table, &t, "file:///wh/n/t")
-        .await
-        .unwrap();
+    let (wh, t) = warehouse_with_table(store.as_ref()).await;
     let original = store.get_tabular(wh, &t).await.unwrap().unwrap();
     let dropped = store
         .bin_tabular(wh, TabularKind::Table, &t, now_ms() + 60_000, false)
@@ -1759,15 +1757,7 @@ async fn a_dropped_objects_id_stays_its_own(store: Arc<dyn CatalogStore>) {
 /// Issue 23, escape 4: a restore right after purge-now succeeded, and the purge already running
 /// deleted the restored table's files. Once a purge is due the object cannot come back.
 async fn an_object_whose_purge_is_due_is_not_restored(store: Arc<dyn CatalogStore>) {
-    let wh = seed_warehouse(store.as_ref()).await;
-    store
-        .create_namespace(wh, &namespace(&["n"]))
-        .await
-        .unwrap();
-    let t = ident(&["n"], "t");
-    place(store.as_ref(), wh, TabularKind::Table, &t, "file:///wh/n/t")
-        .await
-        .unwrap();
+    let (wh, t) = warehouse_with_table(store.as_ref()).await;
     let now = now_ms();
     let dropped = store
         .bin_tabular(wh, TabularKind::Table, &t, now + 60_000, true)
@@ -1807,15 +1797,7 @@ async fn an_object_whose_purge_is_due_is_not_restored(store: Arc<dyn CatalogStor
 /// objects (only namespaces were counted): their purges failed for ever, and a restore could put
 /// a table of the old storage into the new one.
 async fn storage_stays_while_the_bin_holds_objects(store: Arc<dyn CatalogStore>) {
-    let wh = seed_warehouse(store.as_ref()).await;
-    store
-        .create_namespace(wh, &namespace(&["n"]))
-        .await
-        .unwrap();
-    let t = ident(&["n"], "t");
-    place(store.as_ref(), wh, TabularKind::Table, &t, "file:///wh/n/t")
-        .await
-        .unwrap();
+    let (wh, t) = warehouse_with_table(store.as_ref()).await;
     let dropped = store
         .bin_tabular(wh, TabularKind::Table, &t, now_ms() + 60_000, false)
         .await

@@ -4,7 +4,6 @@ table's files through a staged create, a rewritten metadata file and the remote 
 
 import hashlib
 import json
-import os
 import time
 import urllib.parse
 from pathlib import Path
@@ -16,19 +15,9 @@ from botocore.exceptions import ClientError
 
 from conftest import FloeServer, stop_process
 from seaweed import ACCESS_KEY, READ_ROLE, SECRET_KEY, WRITE_ROLE, SeaweedS3
-from test_s3_vending import DELEGATION, Api, denied, key_of, principal_with
+from test_s3_vending import DELEGATION, Api, denied, key_of, principal_with, s3  # noqa: F401 (s3: the SeaweedFS fixture)
 
 NAMESPACE = lambda api, ns: {"kind": "namespace", "warehouse": api.prefix, "namespace": [ns]}
-
-
-@pytest.fixture(scope="module")
-def s3():
-    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        os.environ.pop(var, None)
-    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
-    server = SeaweedS3(sts=True)
-    yield server
-    server.stop()
 
 
 def config(s3):

@@ -445,16 +445,8 @@ fn client_from(address: &str) -> reqwest::Client {
 }
 
 async fn token_status_from(client: &reqwest::Client, app: &TestApp, id: &str, secret: &str) -> u16 {
-    client
-        .post(format!("{}/v1/oauth/tokens", app.base))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", id),
-            ("client_secret", secret),
-        ])
-        .send()
+    token_request_from(client, app, id, secret)
         .await
-        .unwrap()
         .status()
         .as_u16()
 }

@@ -156,7 +156,17 @@ pub async fn fetch_token(client: &reqwest::Client, base: &str, id: &str, secret:
 
 /// A client-credentials token request with the id and secret as form fields.
 pub async fn token_request(app: &TestApp, id: &str, secret: &str) -> Response {
-    app.client
+    token_request_from(&app.client, app, id, secret).await
+}
+
+/// [`token_request`] sent by `client` (one bound to another source address, say).
+pub async fn token_request_from(
+    client: &reqwest::Client,
+    app: &TestApp,
+    id: &str,
+    secret: &str,
+) -> Response {
+    client
         .post(format!("{}/v1/oauth/tokens", app.base))
         .form(&[
             ("grant_type", "client_credentials"),
