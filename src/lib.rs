@@ -9,29 +9,32 @@
 //! - [`api`]: actix-web routes of the Iceberg REST spec and `/management/v1`; typed path
 //!   extractors; each handler parses, authorizes, makes one call and renders; errors as
 //!   `IcebergErrorResponse` with the request id; the OpenAPI document; the guard every request
-//!   passes (capacity, deadline, client gone, request id, metrics) and each tenant's request
-//!   rate. Never calls the store.
+//!   passes (slow clients and connections per address, capacity, deadline, client gone, request
+//!   id, metrics) and each tenant's request rate. Never calls the store.
 //! - [`admin`]: tenancy use-cases: every management change (tenants, warehouses, storage
 //!   credentials, principals, roles, grants, signing keys), its tenant checks, its audit event and
 //!   the one typed [`changes::Change`] it publishes.
 //! - [`changes`]: the typed change events, their PostgreSQL `NOTIFY` form, and the bus every
 //!   cache's owner subscribes to (on this replica and, through the store, on the others).
 //! - [`identity`]: Floe's JWTs (issue, verify, cache), signing keys and their rotation, OIDC
-//!   issuers, sign-in at the token endpoint (client secrets, back-off), sealed storage
-//!   credentials, the caller.
+//!   issuers, sign-in at the token endpoint (client secrets, back-off per address), sessions that
+//!   end at a secret rotation, sealed storage credentials, the caller.
 //! - [`idempotency`]: `Idempotency-Key` reservations and replays.
 //! - [`authz`]: privileges, grants inherited downward (tables and views by id), cached decisions,
-//!   data access per table.
-//! - [`catalog`]: use-cases for namespaces, tables and views; commits with retries (none lands
-//!   past its deadline or once the server is stopping); the metadata cache; each warehouse's own
-//!   storage IO, rebuilt when its credential changes; the recycle bin and its purge queue.
+//!   data access per table, which denials are audited one by one and which as counts.
+//! - [`catalog`]: use-cases for namespaces, tables and views (a staged create reserves its
+//!   location; where a table lives is the location recorded for it, never its metadata file's);
+//!   commits with retries (none lands past its deadline or once the server is stopping); the
+//!   metadata cache, whose files are named for their content; each warehouse's own storage IO,
+//!   rebuilt when its credential changes; the recycle bin and its purge queue.
 //! - [`vending`]: what a reader of a table gets: one [`vending::Vending`] facade over one vendor
 //!   per storage kind (STS sessions on S3, SAS on ADLS, downscoped tokens on GCS, nothing on
 //!   local disk), presigned URLs, the remote signer, and `validate`.
 //! - [`store`]: the `CatalogStore` trait, its sled and PostgreSQL backends (each replica's
 //!   PostgreSQL pointer cache kept current by notices, loads that miss it together sharing one
-//!   read; commits arriving together sharing one flush on both), who owns which location and which warehouse storage root, and the
-//!   conformance suite every backend passes.
+//!   read; commits arriving together sharing one flush on both), who owns which location (live
+//!   objects, recycle-bin entries, staged creates' reservations) and which warehouse storage root,
+//!   and the conformance suite every backend passes.
 //! - [`warehouse_io`]: reading and writing metadata files on local disk, S3, ADLS and GCS.
 //! - [`domain`]: validated names (namespaces, tables, views, warehouses) and credential kinds.
 //! - [`outbound`]: connect and total timeouts of every outbound call, per kind, and the clients
