@@ -131,24 +131,25 @@ impl ClientConnection {
     }
 }
 
-/// Connections open now, per client address, across every worker.
-static OPEN_CONNECTIONS: std::sync::LazyLock<
-    std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, u32>>,
-> = std::sync::LazyLock::new(Default::default);
+/// Connections open now, per client address, across every worker of one server.
+type OpenConnections =
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, u32>>>;
 
 /// One connection counted against its address until it closes (its extensions are dropped).
 struct AddressConnection {
+    open: OpenConnections,
     address: std::net::IpAddr,
     /// More connections from this address than it may have: its requests are refused.
     over_limit: bool,
 }
 
 impl AddressConnection {
-    fn open(address: std::net::IpAddr, max_per_address: u32) -> Self {
-        let mut open = OPEN_CONNECTIONS.lock().unwrap_or_else(|e| e.into_inner());
-        let count = open.entry(address).or_default();
+    fn open(open: &OpenConnections, address: std::net::IpAddr, max_per_address: u32) -> Self {
+        let mut counts = open.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry(address).or_default();
         *count += 1;
         Self {
+            open: open.clone(),
             address,
             over_limit: *count > max_per_address,
         }
@@ -157,25 +158,30 @@ impl AddressConnection {
 
 impl Drop for AddressConnection {
     fn drop(&mut self) {
-        let mut open = OPEN_CONNECTIONS.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = open.get_mut(&self.address) {
+        let mut counts = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = counts.get_mut(&self.address) {
             *count -= 1;
             if *count == 0 {
-                open.remove(&self.address);
+                counts.remove(&self.address);
             }
         }
     }
 }
 
 /// `HttpServer::on_connect`: counts each TCP connection against its client's address (at most
-/// `max_per_address` served at once) and watches it for its client going away.
+/// `max_per_address` served at once by this server) and watches it for its client going away.
 pub fn on_connect(max_per_address: u32) -> impl Fn(&dyn Any, &mut Extensions) + Send + Sync {
+    let open = OpenConnections::default();
     move |connection, data| {
         let Some(tcp) = connection.downcast_ref::<tokio::net::TcpStream>() else {
             return;
         };
         if let Ok(peer) = tcp.peer_addr() {
-            data.insert(Rc::new(AddressConnection::open(peer.ip(), max_per_address)));
+            data.insert(Rc::new(AddressConnection::open(
+                &open,
+                peer.ip(),
+                max_per_address,
+            )));
         }
         watch_connection(tcp, data);
     }
