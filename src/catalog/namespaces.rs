@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
-use super::tables::{checked_location, is_server_id};
+use super::tables::{checked_location, first_segment, is_server_id};
 use super::{Catalog, CatalogError, CatalogResult, ErrorType, Warehouse};
 use crate::domain::NamespaceIdent;
 use crate::store::locations::NAMESPACE_LOCATION;
@@ -25,11 +25,7 @@ pub struct PropertiesUpdate {
 fn checked_namespace_location(wh: &Warehouse, location: &str) -> CatalogResult<String> {
     let location = checked_location(wh, location)
         .map_err(|e| CatalogError::bad_request(format!("namespace {}", e.message)))?;
-    let first = location[wh.root().len()..]
-        .trim_start_matches('/')
-        .split('/')
-        .next()
-        .unwrap_or_default();
+    let first = first_segment(wh, &location);
     if is_server_id(first) {
         return Err(CatalogError::bad_request(format!(
             "namespace location {location} is inside the server's own layout ({}/<id>/...); \

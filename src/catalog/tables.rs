@@ -503,6 +503,16 @@ pub(super) fn default_location(wh: &Warehouse, namespace: &NamespaceRecord, id: 
     }
 }
 
+/// The first path segment of `location` (inside the warehouse) under the warehouse's root: where
+/// the server's own layout puts a namespace's id.
+pub(super) fn first_segment<'a>(wh: &Warehouse, location: &'a str) -> &'a str {
+    location[wh.root().len()..]
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default()
+}
+
 /// Whether `segment` has the shape of a server-assigned directory (a namespace's or a table's
 /// id in simple form).
 pub(super) fn is_server_id(segment: &str) -> bool {
@@ -519,11 +529,7 @@ pub(super) fn checked_object_location(
     location: &str,
 ) -> CatalogResult<String> {
     let location = checked_location(wh, location)?;
-    let first = location[wh.root().len()..]
-        .trim_start_matches('/')
-        .split('/')
-        .next()
-        .unwrap_or_default();
+    let first = first_segment(wh, &location);
     if is_server_id(first) && !first.eq_ignore_ascii_case(&namespace.id.simple().to_string()) {
         return Err(CatalogError::bad_request(format!(
             "location {location} is inside another namespace's directory ({}/<namespace id>/...): \

@@ -189,13 +189,12 @@ pub fn sign_headers(
         }
         headers.push((lower, values.join(",")));
     }
-    let payload = match (&checked.body_sha256, payload) {
-        (Some(hash), _) => Payload::Chosen(hash.clone()),
-        (None, Some(client)) => Payload::Clients(client),
-        (None, None) => Payload::Chosen("UNSIGNED-PAYLOAD".into()),
-    };
-    let hash = match &payload {
-        Payload::Chosen(h) | Payload::Clients(h) => h.clone(),
+    // The checked body's hash, else the client's, else unsigned; the signer's own choice goes
+    // back to the client.
+    let (hash, chosen) = match (&checked.body_sha256, payload) {
+        (Some(hash), _) => (hash.clone(), true),
+        (None, Some(client)) => (client, false),
+        (None, None) => ("UNSIGNED-PAYLOAD".to_owned(), true),
     };
     headers.push(("x-amz-content-sha256".into(), hash.clone()));
     let body = match hash.as_str() {
@@ -203,24 +202,15 @@ pub fn sign_headers(
         hash => SignableBody::Precomputed(hash.to_owned()),
     };
     let (uri, signed) = sign_with(req.method, req.uri, &headers, body, region, keys, None)?;
-    let mut added: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (n, v) in signed {
-        if n != "x-amz-content-sha256" {
-            added.insert(n, vec![v]);
-        }
-    }
-    if let Payload::Chosen(h) = payload {
-        added.insert("x-amz-content-sha256".into(), vec![h]);
+    let mut added: BTreeMap<String, Vec<String>> = signed
+        .into_iter()
+        .filter(|(n, _)| n != "x-amz-content-sha256")
+        .map(|(n, v)| (n, vec![v]))
+        .collect();
+    if chosen {
+        added.insert("x-amz-content-sha256".into(), vec![hash]);
     }
     Ok((uri, added))
-}
-
-/// Whose `x-amz-content-sha256` a signature covers.
-enum Payload {
-    /// The signer's: the checked body's hash, or `UNSIGNED-PAYLOAD` when the client sent none.
-    Chosen(String),
-    /// The client's own, for a request whose body the signer neither saw nor needs.
-    Clients(String),
 }
 
 fn sign_with(
