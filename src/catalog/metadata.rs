@@ -255,6 +255,16 @@ impl MetadataCache {
             return Ok(hit);
         }
         metrics::counter!("floe_metadata_cache_misses_total").increment(1);
+        self.table_from_storage(io, location).await
+    }
+
+    /// The table metadata at `location` as storage holds it now, whatever the cache holds (a
+    /// file being registered must exist: a purged table's files stay cached after they are gone).
+    pub async fn table_from_storage(
+        &self,
+        io: &dyn WarehouseIo,
+        location: &str,
+    ) -> CatalogResult<Arc<CachedTable>> {
         let bytes = io.read(location, self.max_file_bytes).await?;
         check_digest(location, &bytes)?;
         let cached = Arc::new(CachedTable::parse(location, &bytes)?);
@@ -271,6 +281,15 @@ impl MetadataCache {
         if let Some(hit) = self.views.get(location).await {
             return Ok(hit);
         }
+        self.view_from_storage(io, location).await
+    }
+
+    /// The view metadata at `location` as storage holds it now, whatever the cache holds.
+    pub async fn view_from_storage(
+        &self,
+        io: &dyn WarehouseIo,
+        location: &str,
+    ) -> CatalogResult<Arc<CachedView>> {
         let bytes = io.read(location, self.max_file_bytes).await?;
         check_digest(location, &bytes)?;
         let cached = Arc::new(CachedView::parse(location, bytes)?);

@@ -420,7 +420,7 @@ impl Catalog {
         let metadata_location = checked_location(wh, metadata_location)?;
         let table = self
             .metadata
-            .table(wh.io.as_ref(), &metadata_location)
+            .table_from_storage(wh.io.as_ref(), &metadata_location)
             .await
             .map_err(|e| match e.kind {
                 // Absent, or not table metadata (a view's, a directory, anything else): the
@@ -462,7 +462,7 @@ impl Catalog {
                     metadata_location: metadata_location.clone(),
                     created_at_ms: now_ms(),
                 };
-                self.store.create_tabular(wh.record.id, &record).await?;
+                self.record_registered(wh, &record).await?;
             }
         }
         Ok(LoadedTable {
@@ -483,6 +483,37 @@ impl From<crate::warehouse_io::IoError> for CommitError {
 impl From<iceberg::Error> for CommitError {
     fn from(e: iceberg::Error) -> Self {
         CatalogError::from(e).into()
+    }
+}
+
+impl Catalog {
+    /// Records a registered table or view, then makes sure its metadata file is still there. A
+    /// purge of a dropped object at the same location may have deleted the file after it was
+    /// read and left the bin before the record was made; a purge deletes before it leaves, so a
+    /// file still there now stays (its location is claimed by this record from now on).
+    pub(super) async fn record_registered(
+        &self,
+        wh: &Warehouse,
+        record: &TabularRecord,
+    ) -> CatalogResult<()> {
+        self.store.create_tabular(wh.record.id, record).await?;
+        let read = wh
+            .io
+            .read(
+                &record.metadata_location,
+                self.options.max_metadata_file_bytes,
+            )
+            .await;
+        if let Err(crate::warehouse_io::IoError::NotFound(_)) = read {
+            self.store
+                .drop_tabular(wh.record.id, record.kind, &record.ident)
+                .await?;
+            return Err(CatalogError::bad_request(format!(
+                "{} was purged while it was being registered",
+                record.metadata_location
+            )));
+        }
+        Ok(())
     }
 }
 

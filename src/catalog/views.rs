@@ -202,7 +202,7 @@ impl Catalog {
         let metadata_location = checked_location(wh, metadata_location)?;
         let view = self
             .metadata
-            .view(wh.io.as_ref(), &metadata_location)
+            .view_from_storage(wh.io.as_ref(), &metadata_location)
             .await
             .map_err(|e| match e.kind {
                 // Absent, or not view metadata: the caller named the wrong file.
@@ -221,7 +221,7 @@ impl Catalog {
             metadata_location: metadata_location.clone(),
             created_at_ms: now_ms(),
         };
-        self.store.create_tabular(wh.record.id, &record).await?;
+        self.record_registered(wh, &record).await?;
         Ok(LoadedView {
             metadata_location,
             view,
