@@ -4,6 +4,10 @@ Noisy neighbours: one tenant ("noisy") loads its table at 64 connections as fast
 another ("quiet") loads its own at one connection, one request per millisecond; the quiet tenant's
 load-table p50/p99 alone and beside the noisy one, without and with a per-tenant rate.
 
+Floor: the same two loads with the noisy tenant on a second Floe process, so the two share only
+the machine (its two cores, with wrk on them too): no scheduling inside Floe can do better than
+this for the quiet tenant while the noisy one runs at full speed.
+
 Overload: 256 connections commit to one table (each commit waits for the one before it), with the
 default capacity (`max_in_flight` 1024: every commit queues) and with `max_in_flight` = SHED_AT;
 a connection whose commit was shed waits a second before its next (Retry-After). Reported:
@@ -70,6 +74,27 @@ def run(label, limit):
         floe.wait()
 
 
+def floor():
+    """The noisy tenant on its own Floe process: what sharing the machine alone costs the quiet one."""
+    quiet_floe, quiet_uri = serve(18604, {})
+    noisy_floe, noisy_uri = serve(18605, {})
+    try:
+        quiet_url, quiet = tenant_with_table(quiet_uri, token_of(quiet_uri, ROOT, SECRET), "quiet")
+        noisy_url, noisy = tenant_with_table(noisy_uri, token_of(noisy_uri, ROOT, SECRET), "noisy")
+        alone = parse(wrk(quiet_url, quiet, 1, 1, "paced_load.lua", 1).communicate()[0])
+        loud = wrk(noisy_url, noisy, 64, 2, "load_table.lua")
+        time.sleep(1)
+        beside = parse(wrk(quiet_url, quiet, 1, 1, "paced_load.lua", 1).communicate()[0])
+        result = {"run": "noisy tenant on another Floe process (the machine's floor)", "limit": 0,
+                  "quiet_alone": alone, "quiet_beside_noisy": beside, "noisy": parse(loud.communicate()[0])}
+        print(json.dumps(result))
+        return result
+    finally:
+        for floe in (quiet_floe, noisy_floe):
+            floe.terminate()
+            floe.wait()
+
+
 def overload(label, max_in_flight):
     """256 connections committing to one table; the answers, and the server's count of shed requests."""
     floe, uri = serve(18602 + (max_in_flight < 1024), {"FLOE_MAX_IN_FLIGHT": str(max_in_flight)})
@@ -93,7 +118,7 @@ def overload(label, max_in_flight):
         floe.wait()
 
 
-results = [run("no per-tenant rate", 0), run(f"{rate} requests/s per tenant", rate)]
+results = [run("no per-tenant rate", 0), run(f"{rate} requests/s per tenant", rate), floor()]
 overloads = [overload("max_in_flight 1024 (default)", 1024), overload(f"max_in_flight {shed_at}", shed_at)]
 print()
 print("| run | quiet alone p50 / p99 | quiet beside noisy p50 / p99 | p99 ratio | noisy req/s (non-2xx) |")

@@ -2,7 +2,8 @@
 # Benchmark (not a test): noisy neighbours (bench/tenants.py). One tenant at 64 connections,
 # another at one connection and 1,000 requests/s: the quiet tenant's load-table p50/p99 alone and
 # beside the noisy one, without a per-tenant rate and with RATE requests/s per tenant
-# (limits.tenant_requests_per_sec). The release build with line tables (profile `callgrind`,
+# (limits.tenant_requests_per_sec), and with the noisy tenant on a second Floe process (the
+# machine's floor: what sharing only the cores costs). The release build with line tables (profile `callgrind`,
 # the same code as release). Needs wrk (installed with apt-get when missing).
 # Then overload: 256 connections committing to one table with max_in_flight 1024 and SHED_AT.
 # DURATION=20s (shorter runs make the quiet p99 noisy here), RATE=2000 and SHED_AT=16 by default.
