@@ -33,8 +33,8 @@
 //! - [`store`]: the `CatalogStore` trait, its sled and PostgreSQL backends (each replica's
 //!   PostgreSQL pointer cache kept current by notices, loads that miss it together sharing one
 //!   read; commits arriving together sharing one flush on both), who owns which location (live
-//!   objects, recycle-bin entries, staged creates' reservations) and which warehouse storage root,
-//!   and the conformance suite every backend passes.
+//!   objects, recycle-bin entries, staged creates' reservations) and which warehouse storage root.
+//!   Every backend passes one conformance suite (`tests/integration/conformance/`).
 //! - [`warehouse_io`]: reading and writing metadata files on local disk, S3, ADLS and GCS.
 //! - [`domain`]: validated names (namespaces, tables, views, warehouses) and credential kinds.
 //! - [`outbound`]: connect and total timeouts of every outbound call, per kind, and the clients

@@ -4,9 +4,9 @@
 //! operations the catalog needs (compare-and-swap of metadata locations, renames, multi-table commits),
 //! and the claims that keep locations and warehouse storage roots from overlapping.
 //! Must not touch: HTTP, metadata files, or cloud SDKs. Keys and encodings are private to each backend;
-//! every backend passes the same [`conformance`] suite. An `Ok` from a write means the write is durable.
+//! every backend passes the same conformance suite (`tests/integration/conformance/`). An `Ok` from a
+//! write means the write is durable.
 
-pub mod conformance;
 pub mod locations;
 pub mod metered;
 pub mod pg_group_commit;

@@ -4,7 +4,9 @@
 //!   API tests share; `pg_support`: a fresh PostgreSQL database per run.
 //! - `api_*`: the catalog and management APIs over HTTP, each file one area, with the attack tests
 //!   for that area.
-//! - `store_sled`, `store_postgres`: the store conformance suite on each backend.
+//! - `conformance`: the store conformance suite, one test per check per backend (sled,
+//!   PostgreSQL, PostgreSQL with its pointer cache); `store_sled`, `store_postgres`: what only
+//!   one backend shows (reopening; replicas sharing a database, notifications).
 //! - `migrate_sled_to_postgres`: the `floe migrate` command.
 //! - `openapi`: the committed OpenAPI document is current and matches the vendored Iceberg spec.
 //! - `properties`: proptest properties of the signer, session policies, names and page tokens.
@@ -14,6 +16,7 @@
 //! Run one area with a filter: `cargo nextest run --test integration api_tables::`.
 
 mod common;
+mod conformance;
 mod pg_support;
 
 mod api_auth;

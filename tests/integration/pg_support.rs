@@ -3,6 +3,12 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use floe::changes::Changes;
+use floe::store::pointer_cache::{PointerCache, PointerCacheMode};
+use floe::store::{CatalogStore, PgStore};
 use sqlx::{Connection, PgConnection};
 
 /// The server tests connect to (any database on it; it is used to create others).
@@ -78,4 +84,31 @@ pub fn with_database(url: &str, name: &str) -> String {
     let mut parsed = url::Url::parse(url).expect("a postgres:// URL");
     parsed.set_path(&format!("/{name}"));
     parsed.to_string()
+}
+
+/// Lets go of a check's pool: kept, they add up past the server's connection limit. Closing
+/// waits for connections in use, and a change listener may hold one: its idle ones are closed at
+/// once, the rest when they come back.
+pub async fn close(store: Arc<dyn CatalogStore>) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), store.close()).await;
+}
+
+/// A replica's store with its pointer cache up (its listener heard), as `floe serve` runs it.
+pub async fn caching_replica(url: &str, max_staleness: Duration) -> PgStore {
+    let store = PgStore::connect(url, 4)
+        .await
+        .unwrap()
+        .with_pointer_cache(PointerCache::new(
+            PointerCacheMode::Notify,
+            max_staleness,
+            1 << 20,
+        ));
+    store.watch(Arc::new(Changes::new()));
+    for _ in 0..100 {
+        if store.pointers().ticket().is_some() {
+            return store;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the listener did not come up within 2 s");
 }

@@ -1,67 +1,14 @@
-//! The store conformance suite on PostgreSQL (the same checks sled passes, unchanged), plus what
-//! only a shared database shows: two stores (two replicas) on one database, and notifications.
+//! What only a shared PostgreSQL database shows (the conformance suite runs in `conformance`): two stores (two replicas) on one database, and notifications.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::pg_support::TestDatabase;
+use crate::conformance::{ident, namespace, principal, seed_warehouse, tabular};
+use crate::pg_support::{TestDatabase, caching_replica};
 use floe::changes::{Change, Changes, Subscriber};
 use floe::domain::access::{GrantResource, Privilege};
-use floe::store::conformance::{checks, ident, namespace, principal, seed_warehouse, tabular};
 use floe::store::pointer_cache::{PointerCache, PointerCacheMode};
 use floe::store::*;
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_passes_the_store_conformance_suite() {
-    let db = TestDatabase::create().await;
-    for (name, check) in checks() {
-        let url = db.fresh_schema_url().await;
-        let store: Arc<dyn CatalogStore> = Arc::new(PgStore::connect(&url, 8).await.unwrap());
-        println!("conformance: {name}");
-        check(store.clone()).await;
-        close(store).await;
-    }
-}
-
-/// Lets go of a check's pool: kept, they add up past the server's connection limit. Closing
-/// waits for connections in use, and a change listener may hold one: its idle ones are closed at
-/// once, the rest when they come back.
-async fn close(store: Arc<dyn CatalogStore>) {
-    let _ = tokio::time::timeout(Duration::from_secs(2), store.close()).await;
-}
-
-/// A replica's store with its pointer cache up (its listener heard), as `floe serve` runs it.
-async fn caching_replica(url: &str, max_staleness: Duration) -> PgStore {
-    let store = PgStore::connect(url, 4)
-        .await
-        .unwrap()
-        .with_pointer_cache(PointerCache::new(
-            PointerCacheMode::Notify,
-            max_staleness,
-            1 << 20,
-        ));
-    store.watch(Arc::new(Changes::new()));
-    for _ in 0..100 {
-        if store.pointers().ticket().is_some() {
-            return store;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the listener did not come up within 2 s");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_with_cached_pointers_passes_the_store_conformance_suite() {
-    let db = TestDatabase::create().await;
-    for (name, check) in checks() {
-        let url = db.fresh_schema_url().await;
-        let store: Arc<dyn CatalogStore> =
-            Arc::new(caching_replica(&url, Duration::from_secs(60)).await);
-        println!("conformance, pointers cached: {name}");
-        check(store.clone()).await;
-        close(store).await;
-    }
-}
 
 /// A warehouse holding one table, `ns.t`, pointing at `m0`.
 async fn one_table(store: &PgStore) -> (uuid::Uuid, floe::domain::TableIdent) {

@@ -1,20 +1,8 @@
-//! The store conformance suite on sled, plus what only a file-backed store can show: reopening.
+//! What only a file-backed store can show: reopening (the conformance suite runs in `conformance`).
 
-use std::sync::Arc;
-
+use crate::conformance::seed_warehouse;
 use floe::domain::{NamespaceIdent, ObjectName, TableIdent};
-use floe::store::conformance::{checks, seed_warehouse};
 use floe::store::*;
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sled_passes_the_store_conformance_suite() {
-    for (name, check) in checks() {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn CatalogStore> = Arc::new(SledStore::open(dir.path()).unwrap());
-        println!("conformance: {name}");
-        check(store).await;
-    }
-}
 
 #[tokio::test]
 async fn acknowledged_writes_survive_reopening() {
