@@ -134,7 +134,7 @@ pub struct Settings {
     /// Connect and total timeouts of every outbound call, per kind (`[timeouts]`, milliseconds).
     pub timeouts: crate::outbound::OutboundTimeouts,
     /// Each tenant's request rate (`[limits]`).
-    pub limits: crate::api::tenant_limits::TenantLimitSettings,
+    pub limits: TenantLimitSettings,
     /// External OpenID Connect issuers whose tokens are accepted (`[[oidc]]`).
     pub oidc: Vec<crate::identity::oidc::OidcIssuer>,
     /// Warehouses created (or updated) in the default tenant at start.
@@ -544,6 +544,46 @@ fn set_path(doc: &mut toml::Table, path: &[String], value: String) -> Result<(),
     }
     table.insert(last.clone(), toml::Value::String(value));
     Ok(())
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TenantLimitSettings {
+    /// Requests per second each tenant may make (0: no limit).
+    #[serde(deserialize_with = "lenient")]
+    pub tenant_requests_per_sec: u32,
+    /// Requests a tenant may make at once above its rate, after a quiet spell.
+    #[serde(deserialize_with = "lenient")]
+    pub tenant_burst: u32,
+    /// Longest a request above its tenant's rate waits for its turn before it is refused (429).
+    #[serde(deserialize_with = "lenient")]
+    pub tenant_max_wait_ms: u64,
+}
+
+impl Default for TenantLimitSettings {
+    fn default() -> Self {
+        Self {
+            tenant_requests_per_sec: 0,
+            tenant_burst: 200,
+            tenant_max_wait_ms: 1000,
+        }
+    }
+}
+
+impl TenantLimitSettings {
+    pub fn check(&self) -> Result<(), String> {
+        if self.tenant_requests_per_sec > 1_000_000 {
+            return Err("limits.tenant_requests_per_sec: must be at most 1000000".into());
+        }
+        if self.tenant_burst == 0 {
+            return Err("limits.tenant_burst: must be at least 1".into());
+        }
+        if self.tenant_max_wait_ms > 60_000 {
+            return Err("limits.tenant_max_wait_ms: must be at most 60000".into());
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

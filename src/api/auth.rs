@@ -11,6 +11,7 @@ use actix_web::{FromRequest, HttpRequest, web};
 use super::AppState;
 use super::error::ApiError;
 use super::tenant_limits::Admission;
+use crate::catalog::ErrorType;
 use crate::identity::oidc::unverified_issuer;
 use crate::identity::{AuthError, Caller};
 
@@ -132,11 +133,18 @@ fn admitted(req: &HttpRequest, caller: Arc<Caller>) -> Verified {
         return Either::Left(ready(Ok(Authenticated(caller))));
     }
     match state.tenant_limits.admit(caller.tenant_id) {
-        Ok(Admission::Now) => Either::Left(ready(Ok(Authenticated(caller)))),
-        Ok(Admission::After(wait)) => Either::Right(Box::pin(async move {
+        Admission::Now => Either::Left(ready(Ok(Authenticated(caller)))),
+        Admission::After(wait) => Either::Right(Box::pin(async move {
             tokio::time::sleep(wait).await;
             Ok(Authenticated(caller))
         })),
-        Err(e) => Either::Left(ready(Err(e))),
+        Admission::Refused { retry_after_secs } => {
+            let mut error = ApiError::new(
+                ErrorType::TooManyRequests,
+                "this tenant is over its request rate; retry later",
+            );
+            error.retry_after_secs = Some(retry_after_secs);
+            Either::Left(ready(Err(error)))
+        }
     }
 }

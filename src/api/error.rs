@@ -50,7 +50,7 @@ impl ApiError {
                 r#type: self.kind.name().to_owned(),
                 code: self.kind.status(),
                 stack: Vec::new(),
-                request_id: super::guard::request_id(),
+                request_id: super::request_id::request_id(),
             },
         }
     }

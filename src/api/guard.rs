@@ -30,7 +30,7 @@ use std::cell::OnceCell;
 use std::future::Future;
 use std::os::fd::{AsFd, OwnedFd};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -38,17 +38,14 @@ use actix_web::body::MessageBody;
 use actix_web::dev::Extensions;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
-use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{ResponseError, web};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 use super::error::ApiError;
+use super::request_id::{REQUEST, RequestContext, client_request_id, request_id, with_request_id};
 use crate::catalog::ErrorType;
-
-/// The request-id header, read from the client and answered back.
-pub const REQUEST_ID: &str = "x-request-id";
 
 /// How much longer than the commit deadline a write may run before it is cut: time for a commit
 /// that stopped at its deadline to clean up and answer for itself.
@@ -202,50 +199,6 @@ fn watch_connection(tcp: &tokio::net::TcpStream, data: &mut Extensions) {
         Err(e) => {
             tracing::warn!(error = %e, "a connection cannot be watched for its client going away")
         }
-    }
-}
-
-/// The running request's id: the client's, or made on first use.
-struct RequestContext {
-    id: OnceCell<String>,
-}
-
-tokio::task_local! {
-    static REQUEST: RequestContext;
-}
-
-static NEXT_ID: AtomicU64 = AtomicU64::new(0);
-
-/// A process-unique request id: a random per-process prefix and a counter.
-fn new_request_id() -> String {
-    static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    let prefix = PREFIX.get_or_init(rand::random);
-    format!("{prefix:08x}-{:x}", NEXT_ID.fetch_add(1, Ordering::Relaxed))
-}
-
-/// The running request's id (made now if it has none yet); `None` outside a request.
-pub fn request_id() -> Option<String> {
-    REQUEST
-        .try_with(|ctx| ctx.id.get_or_init(new_request_id).clone())
-        .ok()
-}
-
-/// The header's name, made once (a `&str` key is parsed again on every lookup).
-const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static(REQUEST_ID);
-
-/// The id the client sent, if it is one we answer back.
-fn client_request_id(req: &ServiceRequest) -> Option<String> {
-    let id = req.headers().get(&REQUEST_ID_HEADER)?.to_str().ok()?;
-    (!id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
-        .then(|| id.to_owned())
-}
-
-/// Sets the request id header of an answer, when the request has one.
-fn with_request_id(id: Option<&str>, headers: &mut actix_web::http::header::HeaderMap) {
-    if let Some(id) = id
-        && let Ok(value) = HeaderValue::from_str(id)
-    {
-        headers.insert(REQUEST_ID_HEADER, value);
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod auth;
 mod config;
+mod doc_parts;
 mod error;
 mod guard;
 mod health;
@@ -16,6 +17,7 @@ mod namespaces;
 mod oauth;
 pub mod openapi;
 mod paths;
+mod request_id;
 mod request_log;
 mod tables;
 pub mod tenant_limits;

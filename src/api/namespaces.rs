@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, delete, get, post, route, web};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::openapi::CommonErrors;
+use super::doc_parts::CommonErrors;
 use super::paths::{NamespacePath, WarehousePath};
 use super::types::*;
 use super::{

@@ -19,7 +19,7 @@ pub async fn request_log(
     if span.is_disabled() {
         return next.call(req).await;
     }
-    let request_id = super::guard::request_id().unwrap_or_default();
+    let request_id = super::request_id::request_id().unwrap_or_default();
     span.record("request_id", request_id.as_str());
     let (method, path, start) = (req.method().clone(), req.path().to_owned(), Instant::now());
     let res = next.call(req).instrument(span.clone()).await?;

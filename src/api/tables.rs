@@ -6,8 +6,8 @@ use bytes::Bytes;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use super::doc_parts::CommonErrors;
 use super::namespaces::PageQuery;
-use super::openapi::CommonErrors;
 use super::paths::{NamespacePath, Table, TablePath, WarehousePath};
 use super::types::*;
 use super::vending::{TableStorage, access_asked, table_storage, table_storage_for};

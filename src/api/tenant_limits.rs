@@ -11,57 +11,19 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
 use uuid::Uuid;
 
-use super::error::ApiError;
-use crate::catalog::ErrorType;
-
-/// `[limits]`.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TenantLimitSettings {
-    /// Requests per second each tenant may make (0: no limit).
-    #[serde(deserialize_with = "crate::config::lenient")]
-    pub tenant_requests_per_sec: u32,
-    /// Requests a tenant may make at once above its rate, after a quiet spell.
-    #[serde(deserialize_with = "crate::config::lenient")]
-    pub tenant_burst: u32,
-    /// Longest a request above its tenant's rate waits for its turn before it is refused (429).
-    #[serde(deserialize_with = "crate::config::lenient")]
-    pub tenant_max_wait_ms: u64,
-}
-
-impl Default for TenantLimitSettings {
-    fn default() -> Self {
-        Self {
-            tenant_requests_per_sec: 0,
-            tenant_burst: 200,
-            tenant_max_wait_ms: 1000,
-        }
-    }
-}
-
-impl TenantLimitSettings {
-    pub fn check(&self) -> Result<(), String> {
-        if self.tenant_requests_per_sec > 1_000_000 {
-            return Err("limits.tenant_requests_per_sec: must be at most 1000000".into());
-        }
-        if self.tenant_burst == 0 {
-            return Err("limits.tenant_burst: must be at least 1".into());
-        }
-        if self.tenant_max_wait_ms > 60_000 {
-            return Err("limits.tenant_max_wait_ms: must be at most 60000".into());
-        }
-        Ok(())
-    }
-}
+use crate::config::TenantLimitSettings;
 
 /// What a tenant's request must do before it runs.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Admission {
     Now,
     After(Duration),
+    /// Over its rate by more than the longest wait: refused, to retry after this many seconds.
+    Refused {
+        retry_after_secs: u64,
+    },
 }
 
 /// The per-tenant rates.
@@ -93,19 +55,14 @@ impl TenantLimits {
     }
 
     /// Takes `tenant`'s next turn: now, after a wait, or a 429 when the wait would be too long.
-    pub fn admit(&self, tenant: Uuid) -> Result<Admission, ApiError> {
+    pub fn admit(&self, tenant: Uuid) -> Admission {
         let Some(interval) = self.interval else {
-            return Ok(Admission::Now);
+            return Admission::Now;
         };
         self.admit_at(tenant, interval, Instant::now())
     }
 
-    fn admit_at(
-        &self,
-        tenant: Uuid,
-        interval: Duration,
-        now: Instant,
-    ) -> Result<Admission, ApiError> {
+    fn admit_at(&self, tenant: Uuid, interval: Duration, now: Instant) -> Admission {
         let mut next = self.next.lock().expect("tenant limits lock");
         let tat = next.get(&tenant).copied().unwrap_or(now).max(now);
         // How long until this request's turn, beyond what the burst allows.
@@ -113,24 +70,21 @@ impl TenantLimits {
         if wait > self.max_wait {
             let retry_after = (wait - self.max_wait).as_secs_f64().ceil().max(1.0) as u64;
             metrics::counter!("floe_tenant_requests_refused_total").increment(1);
-            let mut error = ApiError::new(
-                ErrorType::TooManyRequests,
-                "this tenant is over its request rate; retry later",
-            );
-            error.retry_after_secs = Some(retry_after);
-            return Err(error);
+            return Admission::Refused {
+                retry_after_secs: retry_after,
+            };
         }
         next.insert(tenant, tat + interval);
         if next.len() > 100_000 {
             // Tenants that have been quiet for longer than the burst are back to a fresh start.
             next.retain(|_, t| *t + self.tolerance > now);
         }
-        Ok(if wait.is_zero() {
+        if wait.is_zero() {
             Admission::Now
         } else {
             metrics::counter!("floe_tenant_requests_delayed_total").increment(1);
             Admission::After(wait)
-        })
+        }
     }
 }
 
@@ -155,25 +109,22 @@ mod tests {
         let at = |t: &TenantLimits, who| t.admit_at(who, interval, now);
         // The burst and the first turn pass at once.
         for _ in 0..3 {
-            assert_eq!(at(&l, a).unwrap(), Admission::Now);
+            assert_eq!(at(&l, a), Admission::Now);
         }
         // Then each next one waits a turn longer, up to the longest wait.
+        assert_eq!(at(&l, a), Admission::After(Duration::from_millis(100)));
+        assert_eq!(at(&l, a), Admission::After(Duration::from_millis(200)));
         assert_eq!(
-            at(&l, a).unwrap(),
-            Admission::After(Duration::from_millis(100))
+            at(&l, a),
+            Admission::Refused {
+                retry_after_secs: 1
+            }
         );
-        assert_eq!(
-            at(&l, a).unwrap(),
-            Admission::After(Duration::from_millis(200))
-        );
-        let refused = at(&l, a).unwrap_err();
-        assert_eq!(refused.kind, ErrorType::TooManyRequests);
-        assert_eq!(refused.retry_after_secs, Some(1));
         // Another tenant is not held up by the first.
-        assert_eq!(at(&l, b).unwrap(), Admission::Now);
+        assert_eq!(at(&l, b), Admission::Now);
         // Later, the first has its turns back.
         let later = now + Duration::from_secs(2);
-        assert_eq!(l.admit_at(a, interval, later).unwrap(), Admission::Now);
+        assert_eq!(l.admit_at(a, interval, later), Admission::Now);
     }
 
     #[test]
@@ -181,7 +132,7 @@ mod tests {
         let l = limits(0, 1, 0);
         assert!(!l.enabled());
         for _ in 0..10_000 {
-            assert_eq!(l.admit(Uuid::nil()).unwrap(), Admission::Now);
+            assert_eq!(l.admit(Uuid::nil()), Admission::Now);
         }
     }
 }

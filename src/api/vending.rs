@@ -10,7 +10,7 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::openapi::CommonErrors;
+use super::doc_parts::CommonErrors;
 use super::paths::TablePath;
 use super::types::{IcebergErrorResponse, StorageCredential};
 use super::{ApiError, ApiResult, AppState, Authenticated};

@@ -3,8 +3,8 @@
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, route, web};
 use bytes::Bytes;
 
+use super::doc_parts::CommonErrors;
 use super::namespaces::PageQuery;
-use super::openapi::CommonErrors;
 use super::paths::{NamespacePath, View, ViewPath, WarehousePath};
 use super::types::*;
 use super::{

@@ -135,8 +135,12 @@ fn take_batch(waiting: &mut VecDeque<Pending>) -> Vec<Pending> {
     batch
 }
 
-fn kind_text(kind: TabularKind) -> &'static str {
-    super::postgres::kind_text(kind)
+/// A tabular's kind as its `kind` column holds it.
+pub(super) fn kind_text(kind: TabularKind) -> &'static str {
+    match kind {
+        TabularKind::Table => "table",
+        TabularKind::View => "view",
+    }
 }
 
 /// Whether a swap's notice carries its locations (a notification's payload is limited).

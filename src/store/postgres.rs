@@ -34,7 +34,7 @@ use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
 use super::locations::{LocationClaim, NAMESPACE_LOCATION, OwnerKind, enclosing, refusal};
-use super::pg_group_commit::{GroupCommit, set_metadata};
+use super::pg_group_commit::{GroupCommit, kind_text, set_metadata};
 use super::pointer_cache::{POINTERS_CHANNEL, PointerCache, PointerNotice};
 use super::*;
 use crate::changes::{Change, Changes};
@@ -227,13 +227,6 @@ fn record<T: DeserializeOwned>(row: &PgRow) -> StoreResult<T> {
 
 fn records<T: DeserializeOwned>(rows: &[PgRow]) -> StoreResult<Vec<T>> {
     rows.iter().map(record).collect()
-}
-
-pub(super) fn kind_text(kind: TabularKind) -> &'static str {
-    match kind {
-        TabularKind::Table => "table",
-        TabularKind::View => "view",
-    }
 }
 
 fn parse_kind(text: &str) -> StoreResult<TabularKind> {

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::admin_tenant;
 use crate::admin::NewCredentialValue;
-use crate::api::openapi::CommonErrors;
+use crate::api::doc_parts::CommonErrors;
 use crate::api::types::{IcebergErrorResponse, Name};
 use crate::api::{ApiError, ApiResult, AppState, Authenticated};
 use crate::domain::CredentialKind;

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::warehouses::visible_warehouse;
-use crate::api::openapi::CommonErrors;
+use crate::api::doc_parts::CommonErrors;
 use crate::api::types::IcebergErrorResponse;
 use crate::api::{ApiError, ApiResult, AppState, Authenticated};
 use crate::authz::on_warehouse;

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::admin_tenant;
 use crate::admin::WithSecret;
-use crate::api::openapi::CommonErrors;
+use crate::api::doc_parts::CommonErrors;
 use crate::api::types::IcebergErrorResponse;
 use crate::api::{ApiResult, AppState, Authenticated};
 use crate::store::{PrincipalKind, PrincipalRecord};

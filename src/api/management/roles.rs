@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::admin_tenant;
 use crate::admin::GrantView;
-use crate::api::openapi::{CommonErrors, tagged_union, with_tag};
+use crate::api::doc_parts::{CommonErrors, tagged_union, with_tag};
 use crate::api::types::IcebergErrorResponse;
 use crate::api::{ApiResult, AppState, Authenticated};
 use crate::authz::Target;

@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::visible_tenant;
-use crate::api::openapi::CommonErrors;
+use crate::api::doc_parts::CommonErrors;
 use crate::api::types::IcebergErrorResponse;
 use crate::api::{ApiError, ApiResult, AppState, Authenticated};
 use crate::catalog::ErrorType;

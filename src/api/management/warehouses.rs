@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{admin_tenant, not_found, visible_tenant};
 use crate::admin::{NewStorage, WarehouseChanges};
-use crate::api::openapi::{CommonErrors, tagged_union, with_tag};
+use crate::api::doc_parts::{CommonErrors, tagged_union, with_tag};
 use crate::api::types::IcebergErrorResponse;
 use crate::api::{ApiResult, AppState, Authenticated};
 use crate::authz::on_warehouse;
