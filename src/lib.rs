@@ -5,7 +5,10 @@
 //! `domain` and `changes` are plain values every layer may use.
 //! - [`config`]: typed settings from a TOML file and `FLOE_*` variables, validated at start.
 //! - [`startup`]: opens the store, bootstraps tenant/root/warehouse, wires the services and
-//!   their change subscriptions, binds the HTTP server.
+//!   their change subscriptions, starts the background loops, binds the HTTP server, and stops
+//!   them all in order on SIGTERM.
+//! - [`background`]: the background loops' stop signal; each loop is joined before the store
+//!   closes.
 //! - [`api`]: actix-web routes of the Iceberg REST spec and `/management/v1`; typed path
 //!   extractors; each handler parses, authorizes, makes one call and renders; errors as
 //!   `IcebergErrorResponse` with the request id; the OpenAPI document; the guard every request
@@ -48,6 +51,7 @@
 pub mod admin;
 pub mod api;
 pub mod authz;
+pub mod background;
 pub mod backup;
 pub mod catalog;
 pub mod changes;

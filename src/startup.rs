@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::admin::{Admin, AdminParts};
 use crate::api::{self, AppState};
+use crate::background::{Background, StopSignal};
 use crate::catalog::{Catalog, CatalogOptions};
 use crate::changes::Changes;
 use crate::config::{Settings, StoreKind};
@@ -47,6 +48,8 @@ pub struct Application {
     limits: web::Data<api::RequestLimits>,
     /// Where generated root credentials were written, when they were generated.
     pub root_credentials_file: Option<PathBuf>,
+    /// The background loops, stopped with the server.
+    background: Arc<Background>,
 }
 
 /// Whatever went wrong while starting, said plainly.
@@ -98,7 +101,10 @@ impl Application {
             )
             .with_min_rotation_interval(Duration::from_secs(settings.auth.min_key_rotation_secs)),
         );
-        signing_keys.spawn_periodic();
+        let background = Arc::new(Background::new());
+        background.spawn("signing-key reloads", |stop| {
+            signing_keys.reload_periodically(stop)
+        });
         let changes = Arc::new(Changes::new());
         let list = |text: &str| -> Vec<String> {
             text.split(',')
@@ -166,7 +172,9 @@ impl Application {
                 settings.audit_denials_per_day,
             ),
         );
-        spawn_denial_summaries(authz.clone());
+        background.spawn("denial summaries", |stop| {
+            denial_summaries(authz.clone(), stop)
+        });
         let sign_in = Arc::new(SignIn::new(
             store.clone(),
             tokens.clone(),
@@ -214,10 +222,14 @@ impl Application {
             metrics,
             tenant_limits: api::tenant_limits::TenantLimits::new(settings.limits),
         });
-        spawn_purger(store.clone(), settings.audit_retention_days);
-        catalog.spawn_purges(Duration::from_millis(settings.purge_interval_ms));
+        background.spawn("expiry of idempotency records and audit events", |stop| {
+            expiry(store.clone(), settings.audit_retention_days, stop)
+        });
+        background.spawn("purge queue", |stop| {
+            catalog.purge_queue(Duration::from_millis(settings.purge_interval_ms), stop)
+        });
         if let Some(pg) = &postgres {
-            pg.watch(changes);
+            background.spawn("change listener", |stop| pg.watch(changes, stop));
         }
 
         let max_body = settings.max_body_bytes;
@@ -262,6 +274,7 @@ impl Application {
             shutdown_grace: Duration::from_secs(settings.shutdown_grace_secs),
             limits: limits_for_app,
             root_credentials_file,
+            background,
         })
     }
 }
@@ -273,10 +286,11 @@ impl Application {
     /// then does the log say the server stopped. No commit lands after that line.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
-        let (catalog, grace, limits) = (
+        let (catalog, grace, limits, background) = (
             self.catalog.clone(),
             self.shutdown_grace,
             self.limits.clone(),
+            self.background.clone(),
         );
         tokio::spawn(async move {
             stop_signal().await;
@@ -288,6 +302,7 @@ impl Application {
             );
             catalog.stop_commits_by(started + grace.saturating_sub(Duration::from_secs(1)));
             limits.stop();
+            background.stop();
             handle.pause().await;
             // Every worker keeps running until the last request is done: a request may be using
             // a pooled connection another worker's runtime drives.
@@ -301,6 +316,13 @@ impl Application {
                     "the grace period ended: dropping what still runs"
                 );
             }
+            // The loops get what is left of the grace (at least a second), while the workers'
+            // runtimes still drive the pooled connections they may be using; none touches the
+            // store once it closes.
+            let deadline =
+                (started + grace).max(std::time::Instant::now() + Duration::from_secs(1));
+            let joined = background.join(deadline).await;
+            tracing::info!(stopped = ?joined.stopped, aborted = ?joined.aborted, "background tasks stopped");
             handle.stop(false).await;
         });
         self.server.await?;
@@ -658,32 +680,38 @@ fn load_master_key(settings: &Settings, data_dir: &Path) -> Result<MasterKey, St
     MasterKey::from_base64(&text).map_err(|e| StartupError(format!("{}: {e}", path.display())))
 }
 
-/// Audits the counts of repeated denials once their minute is over, every 10 seconds.
-fn spawn_denial_summaries(authz: Arc<crate::authz::Authorizer>) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(10));
-        loop {
-            tick.tick().await;
-            authz.record_denial_summaries().await;
+/// Audits the counts of repeated denials once their minute is over, every 10 seconds, and once
+/// more when the server stops.
+async fn denial_summaries(authz: Arc<crate::authz::Authorizer>, mut stop: StopSignal) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        let stopping = tokio::select! {
+            () = stop.stopped() => true,
+            _ = tick.tick() => false,
+        };
+        authz.record_denial_summaries().await;
+        if stopping {
+            return;
         }
-    });
+    }
 }
 
 /// Deletes expired idempotency records and audit events older than the retention, every 5 minutes.
-fn spawn_purger(store: Arc<dyn CatalogStore>, audit_retention_days: u32) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(300));
-        loop {
-            tick.tick().await;
-            if let Err(e) = store.purge_idempotency(now_ms()).await {
-                tracing::warn!(error = %e, "idempotency purge failed");
-            }
-            let horizon = now_ms() - i64::from(audit_retention_days) * 86_400_000;
-            if let Err(e) = store.purge_audit(horizon).await {
-                tracing::warn!(error = %e, "audit purge failed");
-            }
+async fn expiry(store: Arc<dyn CatalogStore>, audit_retention_days: u32, mut stop: StopSignal) {
+    let mut tick = tokio::time::interval(Duration::from_secs(300));
+    loop {
+        tokio::select! {
+            () = stop.stopped() => return,
+            _ = tick.tick() => {}
         }
-    });
+        if let Err(e) = store.purge_idempotency(now_ms()).await {
+            tracing::warn!(error = %e, "idempotency purge failed");
+        }
+        let horizon = now_ms() - i64::from(audit_retention_days) * 86_400_000;
+        if let Err(e) = store.purge_audit(horizon).await {
+            tracing::warn!(error = %e, "audit purge failed");
+        }
+    }
 }
 
 /// Starts logging: text or JSON lines, filtered by `filter`.

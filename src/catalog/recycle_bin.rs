@@ -14,12 +14,14 @@
 //! the purge again (deleting is idempotent). The same queue releases staged creates'
 //! reservations that lapsed.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use uuid::Uuid;
 
 use super::{Catalog, CatalogError, CatalogResult, ErrorType, Warehouse};
+use crate::background::StopSignal;
 use crate::domain::{NamespaceIdent, ObjectName, TableIdent};
 use crate::store::{DroppedRecord, StoreError, TabularKind, TabularRecord, now_ms};
 use crate::warehouse_io::{is_inside, normalize_location};
@@ -148,8 +150,8 @@ impl Catalog {
     /// leaves its object leased until `purge_lease_secs` pass (its back-off), and the rest of its
     /// warehouse waits for the next run: a warehouse whose storage fails costs each run one
     /// failure, and every other warehouse's objects go on. Lapsed reservations of staged creates
-    /// are released first.
-    pub async fn purge_expired(&self) -> usize {
+    /// are released first. Once the server is stopping, no further object is taken up.
+    pub async fn purge_expired(&self, stop: &StopSignal) -> usize {
         match self.store.release_lapsed_reservations(now_ms()).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(released = n, "released lapsed staged-create reservations"),
@@ -157,7 +159,7 @@ impl Catalog {
         }
         let mut done = 0;
         let mut failing = Vec::new();
-        loop {
+        while !stop.is_stopping() {
             let now = now_ms();
             let lease_until = now + self.options.purge_lease.as_millis() as i64;
             let leased = self
@@ -182,6 +184,7 @@ impl Catalog {
                 }
             }
         }
+        done
     }
 
     /// Deletes a leased object's files (if asked) and forgets it.
@@ -219,19 +222,24 @@ impl Catalog {
         Ok(())
     }
 
-    /// Runs the purge queue on this replica: every `interval`, and at once when a drop or a
-    /// purge on this replica made something due.
-    pub fn spawn_purges(self: &Arc<Self>, interval: Duration) {
+    /// The purge queue on this replica: a run every `interval`, and at once when a drop or a
+    /// purge on this replica made something due, until the server stops.
+    pub fn purge_queue(
+        self: &Arc<Self>,
+        interval: Duration,
+        mut stop: StopSignal,
+    ) -> impl Future<Output = ()> + Send + 'static {
         let catalog = self.clone();
-        tokio::spawn(async move {
+        async move {
             let mut tick = tokio::time::interval(interval);
             loop {
                 tokio::select! {
+                    () = stop.stopped() => return,
                     _ = tick.tick() => {}
                     () = catalog.purges_due.notified() => {}
                 }
-                catalog.purge_expired().await;
+                catalog.purge_expired(&stop).await;
             }
-        });
+        }
     }
 }

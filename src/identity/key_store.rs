@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{MasterKey, SigningKey, TokenService};
+use crate::background::StopSignal;
 use crate::changes::{Change, Subscriber};
 use crate::store::{CatalogStore, SigningKeyRecord, StoreError, now_ms};
 
@@ -176,17 +177,23 @@ impl SigningKeys {
         Ok(rotate(store, &self.master, &self.tokens, ttl).await?)
     }
 
-    /// Reloads every [`KEY_RELOAD_SECS`], in the background, for as long as the process runs.
-    pub fn spawn_periodic(&self) {
+    /// Reloads every [`KEY_RELOAD_SECS`] until the server stops.
+    pub fn reload_periodically(
+        &self,
+        mut stop: StopSignal,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let me = self.clone();
-        tokio::spawn(async move {
+        async move {
             let mut tick = tokio::time::interval(Duration::from_secs(KEY_RELOAD_SECS));
             tick.tick().await;
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    () = stop.stopped() => return,
+                    _ = tick.tick() => {}
+                }
                 me.reload_now().await;
             }
-        });
+        }
     }
 
     async fn reload_now(&self) {

@@ -37,6 +37,7 @@ use super::locations::{LocationClaim, NAMESPACE_LOCATION, OwnerKind, enclosing, 
 use super::pg_group_commit::{GroupCommit, kind_text, set_metadata};
 use super::pointer_cache::{POINTERS_CHANNEL, PointerCache, PointerNotice};
 use super::*;
+use crate::background::StopSignal;
 use crate::changes::{Change, Changes};
 use crate::domain::{NamespaceIdent, ObjectName, TableIdent};
 
@@ -354,22 +355,34 @@ impl PgStore {
         &self.pointers
     }
 
-    /// Publishes every change notification any replica sends on `changes`, from a background
-    /// task with its own connection. After a lost connection it publishes [`Change::Everything`],
-    /// since notifications sent meanwhile are gone.
-    pub fn watch(&self, changes: Arc<Changes>) {
+    /// Publishes every change notification any replica sends on `changes`, on a connection of
+    /// its own, until the server stops (then the connection goes back to the pool, so the pool
+    /// can close). After a lost connection it publishes [`Change::Everything`], since
+    /// notifications sent meanwhile are gone.
+    pub fn watch(
+        &self,
+        changes: Arc<Changes>,
+        mut stop: StopSignal,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let (pool, pointers) = (self.pool.clone(), self.pointers.clone());
-        tokio::spawn(async move {
+        async move {
             loop {
-                match listen(&pool, &changes, &pointers).await {
-                    Ok(()) => {}
-                    Err(e) => tracing::warn!(error = %e, "change listener failed; retrying"),
+                tokio::select! {
+                    () = stop.stopped() => return,
+                    heard = listen(&pool, &changes, &pointers) => {
+                        if let Err(e) = heard {
+                            tracing::warn!(error = %e, "change listener failed; retrying");
+                        }
+                    }
                 }
                 pointers.deaf();
                 changes.publish(&Change::Everything).await;
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::select! {
+                    () = stop.stopped() => return,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
             }
-        });
+        }
     }
 
     async fn begin(&self) -> StoreResult<Transaction<'static, Postgres>> {

@@ -8,6 +8,7 @@
 //!   PostgreSQL, PostgreSQL with its pointer cache); `store_sled`, `store_postgres`: what only
 //!   one backend shows (reopening; replicas sharing a database, notifications).
 //! - `migrate_sled_to_postgres`: the `floe migrate` command.
+//! - `shutdown`: `floe serve` as a process, stopped by SIGTERM during a purge (sled, PostgreSQL).
 //! - `openapi`: the committed OpenAPI document is current and matches the vendored Iceberg spec.
 //! - `properties`: proptest properties of the signer, session policies, names and page tokens.
 //! - `memory`: what a cached metadata file really occupies (this binary counts its allocations),
@@ -34,5 +35,6 @@ mod migrate_sled_to_postgres;
 mod openapi;
 mod properties;
 mod recycle_bin_model;
+mod shutdown;
 mod store_postgres;
 mod store_sled;

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use floe::background::StopSignal;
 use floe::changes::Changes;
 use floe::store::pointer_cache::{PointerCache, PointerCacheMode};
 use floe::store::{CatalogStore, PgStore};
@@ -103,7 +104,7 @@ pub async fn caching_replica(url: &str, max_staleness: Duration) -> PgStore {
             max_staleness,
             1 << 20,
         ));
-    store.watch(Arc::new(Changes::new()));
+    tokio::spawn(store.watch(Arc::new(Changes::new()), StopSignal::never()));
     for _ in 0..100 {
         if store.pointers().ticket().is_some() {
             return store;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::conformance::{ident, namespace, principal, seed_warehouse, tabular};
 use crate::pg_support::{TestDatabase, caching_replica};
+use floe::background::StopSignal;
 use floe::changes::{Change, Changes, Subscriber};
 use floe::domain::access::{GrantResource, Privilege};
 use floe::store::pointer_cache::{PointerCache, PointerCacheMode};
@@ -231,7 +232,7 @@ async fn a_replica_that_lost_its_listener_reads_the_database_and_strict_never_ca
             Duration::from_secs(60),
             1 << 20,
         ));
-    strict.watch(Arc::new(Changes::new()));
+    tokio::spawn(strict.watch(Arc::new(Changes::new()), StopSignal::never()));
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(pointer(&strict, wh, &t).await, "unheard");
     move_unheard(&b, "strict").await;
@@ -248,7 +249,7 @@ async fn two_replicas_share_one_catalog_and_hear_each_others_changes() {
     let heard = Arc::new(Heard::default());
     let changes = Arc::new(Changes::new());
     changes.subscribe(heard.clone());
-    b.watch(changes);
+    tokio::spawn(b.watch(changes, StopSignal::never()));
     // The listener reports "everything" once it is up.
     wait_for(&heard, Change::Everything).await;
 
