@@ -419,7 +419,7 @@ fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// Every counter Floe keeps (some also carry labels).
+/// Every counter Floe keeps (some also carry labels); a test keeps the list whole.
 const COUNTERS: &[&str] = &[
     "floe_commit_conflicts_total",
     "floe_commit_retries_total",
@@ -444,6 +444,24 @@ const COUNTERS: &[&str] = &[
     "floe_secret_checks_shed_total",
     "floe_slow_secret_checks_total",
     "floe_sign_ins_backed_off_total",
+    "floe_commit_batches_total",
+    "floe_commit_deadlines_passed_total",
+    "floe_commits_stopped_by_shutdown_total",
+    "floe_connections_refused_total",
+    "floe_pointer_cache_hits_total",
+    "floe_pointer_cache_misses_total",
+    "floe_pointer_notices_total",
+    "floe_purge_failures_total",
+    "floe_purged_files_total",
+    "floe_recycle_bin_departures_total",
+    "floe_request_bodies_timed_out_total",
+    "floe_request_deadlines_passed_total",
+    "floe_requests_abandoned_total",
+    "floe_requests_shed_total",
+    "floe_store_flushes_total",
+    "floe_tenant_requests_delayed_total",
+    "floe_tenant_requests_refused_total",
+    "floe_writes_refused_disk_full_total",
 ];
 
 async fn ensure_default_tenant(store: &dyn CatalogStore) -> Result<TenantRecord, StartupError> {
@@ -726,4 +744,53 @@ pub fn init_tracing(filter: &str, format: &str) {
     } else {
         builder.try_init()
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::COUNTERS;
+
+    /// Every `counter!("floe_...")` under `src/` is in [`COUNTERS`] (so it is on `/metrics` from
+    /// the start), and every name there is still counted somewhere.
+    #[test]
+    fn the_counter_list_names_every_counter() {
+        let mut counted = std::collections::BTreeSet::new();
+        let mut dirs = vec![std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    for (at, _) in text.match_indices("counter!(") {
+                        let rest = text[at + "counter!(".len()..].trim_start();
+                        if let Some(name) = rest.strip_prefix('"').and_then(|r| r.split('"').next())
+                        {
+                            // (This test's own text names no counter.)
+                            if name.starts_with("floe_")
+                                && name.bytes().all(|b| {
+                                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'
+                                })
+                            {
+                                counted.insert(name.to_owned());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let listed: std::collections::BTreeSet<String> =
+            COUNTERS.iter().map(|n| (*n).to_owned()).collect();
+        let unlisted: Vec<_> = counted.difference(&listed).collect();
+        let stale: Vec<_> = listed.difference(&counted).collect();
+        assert!(
+            unlisted.is_empty(),
+            "counted but not in COUNTERS: {unlisted:?}"
+        );
+        assert!(
+            stale.is_empty(),
+            "in COUNTERS but counted nowhere: {stale:?}"
+        );
+    }
 }
