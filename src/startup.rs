@@ -21,11 +21,11 @@ use crate::domain::storage::StorageProfile;
 use crate::idempotency::IdempotencyKeys;
 use crate::identity::SignIn;
 use crate::identity::storage_credentials::{CredentialResolver, ReferencePolicy};
-use crate::identity::{MasterKey, SigningKey, TokenService, hash_secret, key_store};
+use crate::identity::{Caller, MasterKey, SigningKey, TokenService, hash_secret, key_store};
 use crate::store::pointer_cache::PointerCache;
 use crate::store::{
     CatalogStore, MeteredStore, PgStore, PrincipalKind, PrincipalRecord, SledStore, StoreError,
-    TenantRecord, WarehouseRecord, now_ms,
+    TenantRecord, now_ms,
 };
 use crate::vending::{Vending, VendingOptions};
 use crate::warehouse_io::S3StaticCredentials;
@@ -142,6 +142,15 @@ impl Application {
             reachability.clone(),
         ));
 
+        let admin = Arc::new(Admin::new(AdminParts {
+            store: store.clone(),
+            secrets: client_secrets.clone(),
+            credentials,
+            signing_keys: signing_keys.clone(),
+            changes: changes.clone(),
+            local_warehouse_base: format!("file://{}", data_dir.join("warehouses").display()),
+            reachability: reachability.clone(),
+        }));
         let tenant = ensure_default_tenant(store.as_ref()).await?;
         let root_credentials_file = ensure_root_principal(
             store.as_ref(),
@@ -151,7 +160,7 @@ impl Application {
             tenant.id,
         )
         .await?;
-        ensure_warehouses(&catalog, &settings, &data_dir, tenant.id).await?;
+        ensure_warehouses(&admin, &catalog, &settings, &data_dir, tenant.id).await?;
 
         let listener = TcpListener::bind(&settings.listen)
             .map_err(|e| fail("listen")(&format!("{}: {e}", settings.listen)))?;
@@ -188,15 +197,7 @@ impl Application {
         changes.subscribe(signing_keys.clone());
         let state = web::Data::new(AppState {
             catalog: catalog.clone(),
-            admin: Arc::new(Admin::new(AdminParts {
-                store: store.clone(),
-                secrets: client_secrets.clone(),
-                credentials,
-                signing_keys,
-                changes: changes.clone(),
-                local_warehouse_base: format!("file://{}", data_dir.join("warehouses").display()),
-                reachability: reachability.clone(),
-            })),
+            admin: admin.clone(),
             authz,
             tokens,
             oidc: Arc::new(crate::identity::oidc::OidcVerifier::new(
@@ -573,12 +574,12 @@ async fn ensure_root_principal(
 }
 
 async fn ensure_warehouses(
+    admin: &Admin,
     catalog: &Catalog,
     settings: &Settings,
     data_dir: &Path,
     tenant: Uuid,
 ) -> Result<(), StartupError> {
-    let store = catalog.store();
     let err = fail("warehouses");
     let mut wanted: Vec<(String, StorageProfile)> = settings
         .warehouses
@@ -588,7 +589,8 @@ async fn ensure_warehouses(
     // The demo warehouse is a directory on this machine: fine for one process, wrong for replicas.
     if settings.store == StoreKind::Sled && !wanted.iter().any(|(n, _)| n == DEMO_WAREHOUSE) {
         let root = format!("file://{}", data_dir.join("warehouse").display());
-        if store
+        if catalog
+            .store()
             .get_warehouse_by_name(tenant, DEMO_WAREHOUSE)
             .await
             .map_err(|e| err(&e))?
@@ -597,66 +599,19 @@ async fn ensure_warehouses(
             wanted.push((DEMO_WAREHOUSE.into(), StorageProfile::Local { root }));
         }
     }
+    let system = Caller::system(tenant);
     for (name, storage) in wanted {
-        if let StorageProfile::S3(s3) = &storage {
-            let has_keys = settings
-                .warehouses
-                .iter()
-                .any(|w| w.name == name && w.s3_secret_access_key.is_some());
-            crate::vending::check_s3_profile(s3, has_keys)
-                .map_err(|e| StartupError(format!("warehouse '{name}': {e}")))?;
-        }
-        if let StorageProfile::Local { root } = &storage
-            && crate::warehouse_io::normalize_location(root).is_err()
-        {
-            return Err(StartupError(format!(
-                "warehouse '{name}': local root '{root}' must be file:///absolute/path"
-            )));
-        }
-        let record = match store
-            .get_warehouse_by_name(tenant, &name)
+        let declared = settings.warehouses.iter().find(|w| w.name == name);
+        let keys = declared.and_then(|w| {
+            w.s3_access_key_id
+                .as_ref()
+                .zip(w.s3_secret_access_key.as_ref())
+        });
+        let record = admin
+            .declare_warehouse(&system, tenant, name.clone(), storage, keys.is_some())
             .await
-            .map_err(|e| err(&e))?
-        {
-            Some(existing) if existing.storage == storage => existing,
-            Some(existing) => {
-                let updated = WarehouseRecord {
-                    storage,
-                    ..existing
-                };
-                store
-                    .update_warehouse(&updated)
-                    .await
-                    .map_err(|e| err(&e))?;
-                updated
-            }
-            None => {
-                let created = WarehouseRecord {
-                    id: Uuid::now_v7(),
-                    tenant_id: tenant,
-                    name: name.clone(),
-                    storage,
-                    created_at_ms: now_ms(),
-                    credential: None,
-                };
-                match store.create_warehouse(&created).await {
-                    Ok(()) => {
-                        tracing::info!(warehouse = %name, id = %created.id, "created warehouse");
-                        created
-                    }
-                    // Another replica starting at the same time created it first.
-                    Err(StoreError::AlreadyExists(_)) => store
-                        .get_warehouse_by_name(tenant, &name)
-                        .await
-                        .map_err(|e| err(&e))?
-                        .ok_or_else(|| StartupError(format!("warehouse '{name}' vanished")))?,
-                    Err(e) => return Err(err(&e)),
-                }
-            }
-        };
-        if let Some(cfg) = settings.warehouses.iter().find(|w| w.name == name)
-            && let (Some(id), Some(secret)) = (&cfg.s3_access_key_id, &cfg.s3_secret_access_key)
-        {
+            .map_err(|e| StartupError(format!("warehouse '{name}': {e}")))?;
+        if let Some((id, secret)) = keys {
             catalog.set_s3_credentials(
                 record.id,
                 S3StaticCredentials {

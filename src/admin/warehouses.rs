@@ -10,6 +10,7 @@ use crate::changes::Change;
 use crate::domain::storage::StorageProfile;
 use crate::domain::{CredentialKind, check_resource_name};
 use crate::identity::Caller;
+use crate::store::StoreError;
 use crate::store::{WarehouseRecord, now_ms};
 use crate::warehouse_io::normalize_location;
 
@@ -49,8 +50,22 @@ impl Admin {
         credential: Option<String>,
     ) -> AdminResult<WarehouseRecord> {
         check_resource_name("warehouse name", &name)?;
-        let id = Uuid::now_v7();
         let kind = self.credential_kind(tenant, credential.as_deref()).await?;
+        self.create_warehouse_with(caller, tenant, name, storage, credential, kind)
+            .await
+    }
+
+    /// [`Admin::create_warehouse`] once the credential's kind is known.
+    async fn create_warehouse_with(
+        &self,
+        caller: &Caller,
+        tenant: Uuid,
+        name: String,
+        storage: NewStorage,
+        credential: Option<String>,
+        kind: Option<CredentialKind>,
+    ) -> AdminResult<WarehouseRecord> {
+        let id = Uuid::now_v7();
         let record = WarehouseRecord {
             id,
             tenant_id: tenant,
@@ -69,6 +84,59 @@ impl Admin {
         )
         .await;
         Ok(record)
+    }
+
+    /// A warehouse declared in the server's configuration, created or given the declared storage
+    /// with the same checks and audit as the API's; `has_keys`: the configuration gives the
+    /// server's S3 keys for it (they count as its credential). Another replica starting at the
+    /// same time may create it first: its record is then the answer.
+    pub async fn declare_warehouse(
+        &self,
+        caller: &Caller,
+        tenant: Uuid,
+        name: String,
+        profile: StorageProfile,
+        has_keys: bool,
+    ) -> AdminResult<WarehouseRecord> {
+        check_resource_name("warehouse name", &name)?;
+        let storage = match profile {
+            StorageProfile::Local { root } => NewStorage::Local { root: Some(root) },
+            profile => NewStorage::Profile(profile),
+        };
+        let server_keys = has_keys.then_some(CredentialKind::S3AccessKey);
+        match self.store.get_warehouse_by_name(tenant, &name).await? {
+            Some(existing) => {
+                let kind = match server_keys {
+                    Some(kind) => Some(kind),
+                    None => {
+                        self.credential_kind(tenant, existing.credential.as_deref())
+                            .await?
+                    }
+                };
+                let storage = self.storage_profile(caller, existing.id, storage, kind)?;
+                if existing.storage == storage {
+                    return Ok(existing);
+                }
+                let changes = WarehouseChanges {
+                    name: None,
+                    storage: Some(NewStorage::Profile(storage)),
+                    credential: None,
+                };
+                self.update_warehouse_with(caller, tenant, existing.id, changes, server_keys)
+                    .await
+            }
+            None => match self
+                .create_warehouse_with(caller, tenant, name.clone(), storage, None, server_keys)
+                .await
+            {
+                Err(AdminError::Store(StoreError::AlreadyExists(_))) => self
+                    .store
+                    .get_warehouse_by_name(tenant, &name)
+                    .await?
+                    .ok_or_else(|| not_found(&format!("warehouse '{name}'"))),
+                created => created,
+            },
+        }
     }
 
     /// Every warehouse of `tenant` (the handler shows only those the caller may see).
@@ -114,6 +182,20 @@ impl Admin {
         id: Uuid,
         changes: WarehouseChanges,
     ) -> AdminResult<WarehouseRecord> {
+        self.update_warehouse_with(caller, tenant, id, changes, None)
+            .await
+    }
+
+    /// [`Admin::update_warehouse`]; with `server_keys`, the configuration gives the server's
+    /// keys for the warehouse, and they count as its credential.
+    async fn update_warehouse_with(
+        &self,
+        caller: &Caller,
+        tenant: Uuid,
+        id: Uuid,
+        changes: WarehouseChanges,
+        server_keys: Option<CredentialKind>,
+    ) -> AdminResult<WarehouseRecord> {
         let mut wh = self.warehouse(tenant, id).await?;
         if let Some(name) = changes.name {
             check_resource_name("warehouse name", &name)?;
@@ -122,9 +204,13 @@ impl Admin {
         if changes.credential.is_some() {
             wh.credential = changes.credential;
         }
-        let kind = self
-            .credential_kind(tenant, wh.credential.as_deref())
-            .await?;
+        let kind = match server_keys {
+            Some(kind) => Some(kind),
+            None => {
+                self.credential_kind(tenant, wh.credential.as_deref())
+                    .await?
+            }
+        };
         let storage = changes
             .storage
             .unwrap_or(NewStorage::Profile(wh.storage.clone()));

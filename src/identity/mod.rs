@@ -41,6 +41,19 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// Floe itself, acting on its configuration at startup (declared warehouses): the root's
+    /// powers, no principal (its audit events name the nil id as their actor).
+    pub fn system(tenant: Uuid) -> Self {
+        Self {
+            principal_id: Uuid::nil(),
+            tenant_id: tenant,
+            name: "floe (configuration)".into(),
+            root: true,
+            expires_at: i64::MAX,
+            authenticated_at: 0,
+        }
+    }
+
     /// True when the caller may act inside `tenant`.
     pub fn may_access_tenant(&self, tenant: Uuid) -> bool {
         self.root || self.tenant_id == tenant

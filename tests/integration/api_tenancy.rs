@@ -991,3 +991,68 @@ on_both_stores!(
     a_tenant_admin_cannot_point_a_warehouse_at_another_warehouses_storage,
     the_recycle_bin_the_readiness_detail_and_the_snapshot_stay_in_their_lane,
 );
+
+/// A warehouse declared in the configuration goes through the same checks and audit as one made
+/// over the API: a profile the API refuses stops the server from starting (an ADLS account name
+/// Azure does not accept, an ADLS warehouse with nothing to sign with), and a declared warehouse's
+/// creation is in its tenant's audit trail, by Floe itself (the nil principal).
+#[tokio::test]
+async fn declared_warehouses_are_held_to_the_apis_checks_and_audited() {
+    use floe::config::{Settings, WarehouseSettings};
+    use floe::domain::storage::{AdlsProfile, StorageProfile};
+    use floe::startup::Application;
+
+    let adls = |account: &str| {
+        let profile = serde_json::from_value::<AdlsProfile>(
+            json!({"account": account, "container": "lake", "key_prefix": "wh"}),
+        )
+        .unwrap();
+        WarehouseSettings {
+            name: "lake".into(),
+            storage: StorageProfile::Adls(profile),
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+        }
+    };
+    for (declared, refusal) in [
+        (adls("Not An Account"), "not a storage account name"),
+        (adls("goodaccount"), "credential"),
+    ] {
+        let data_dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            listen: "127.0.0.1:0".into(),
+            data_dir: data_dir.path().to_path_buf(),
+            root_client_id: Some(ROOT_ID.into()),
+            root_client_secret: Some(floe::config::Secret::new(ROOT_SECRET)),
+            warehouses: vec![declared],
+            ..Settings::default()
+        };
+        let Err(e) = Application::build(settings).await else {
+            panic!("a declared warehouse the API would refuse started the server");
+        };
+        assert!(
+            e.to_string().contains("warehouse 'lake'") && e.to_string().contains(refusal),
+            "{e}"
+        );
+    }
+
+    let app = spawn_app().await;
+    let root = Session::root(&app);
+    let me = root.ok(Method::GET, "/management/v1/whoami", None).await;
+    let tenant = me["tenant_id"].as_str().unwrap();
+    let audit = root
+        .ok(
+            Method::GET,
+            &format!("/management/v1/tenants/{tenant}/audit?limit=1000"),
+            None,
+        )
+        .await;
+    let created = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "create-warehouse")
+        .unwrap_or_else(|| panic!("the demo warehouse's creation is not audited: {audit}"));
+    assert_eq!(created["actor"], uuid::Uuid::nil().to_string());
+    assert_eq!(created["resource"], format!("warehouse {}", app.prefix));
+}
