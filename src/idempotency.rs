@@ -109,7 +109,10 @@ impl IdempotencyKeys {
             self.store.put_idempotency(&key.store_key, &record).await
         };
         if let Err(e) = kept {
-            tracing::warn!(error = %e, "could not record or release an idempotency key");
+            tracing::warn!(
+                error = &e as &dyn std::error::Error,
+                "could not record or release an idempotency key"
+            );
         }
     }
 }

@@ -310,7 +310,7 @@ async fn copy_tabular(to: &dyn CatalogStore, wh: Uuid, t: &TabularRecord) -> Sto
         return Ok(false);
     }
     if existing.kind != t.kind || existing.id != t.id {
-        return Err(StoreError::Backend(format!(
+        return Err(StoreError::failure(format!(
             "the target holds a different {} {}",
             existing.kind.noun(),
             t.ident

@@ -328,7 +328,10 @@ impl Application {
         });
         self.server.await?;
         if let Err(e) = self.catalog.store().close().await {
-            tracing::error!(error = %e, "the store did not close cleanly");
+            tracing::error!(
+                error = &e as &dyn std::error::Error,
+                "the store did not close cleanly"
+            );
         }
         tracing::info!("Floe stopped");
         Ok(())
@@ -678,11 +681,14 @@ async fn expiry(store: Arc<dyn CatalogStore>, audit_retention_days: u32, mut sto
             _ = tick.tick() => {}
         }
         if let Err(e) = store.purge_idempotency(now_ms()).await {
-            tracing::warn!(error = %e, "idempotency purge failed");
+            tracing::warn!(
+                error = &e as &dyn std::error::Error,
+                "idempotency purge failed"
+            );
         }
         let horizon = now_ms() - i64::from(audit_retention_days) * 86_400_000;
         if let Err(e) = store.purge_audit(horizon).await {
-            tracing::warn!(error = %e, "audit purge failed");
+            tracing::warn!(error = &e as &dyn std::error::Error, "audit purge failed");
         }
     }
 }

@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, ResponseError};
 use super::types::{ErrorModel, IcebergErrorResponse};
 use crate::admin::AdminError;
 use crate::authz::AuthzError;
-use crate::catalog::{CatalogError, ErrorType};
+use crate::catalog::{CatalogError, Cause, ErrorType};
 use crate::identity::AuthError;
 use crate::store::StoreError;
 use crate::vending::VendingError;
@@ -20,6 +20,9 @@ pub struct ApiError {
     pub message: String,
     /// What `Retry-After` says, when the answer says when to retry (a 503 says 1 s without it).
     pub retry_after_secs: Option<u64>,
+    /// What caused a server-side failure (a store or storage error): logged once, with its
+    /// chain and the request id, when the answer is made; never sent.
+    pub source: Option<Cause>,
 }
 
 /// Shorthand for handler results.
@@ -35,6 +38,7 @@ impl ApiError {
             kind,
             message: message.into(),
             retry_after_secs: None,
+            source: None,
         }
     }
 
@@ -62,9 +66,19 @@ impl std::fmt::Display for ApiError {
     }
 }
 
+impl std::error::Error for ApiError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
 impl From<CatalogError> for ApiError {
     fn from(e: CatalogError) -> Self {
-        Self::new(e.kind, e.message)
+        let mut error = Self::new(e.kind, e.message);
+        error.source = e.source;
+        error
     }
 }
 
@@ -141,6 +155,16 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let Some(source) = &self.source {
+            // The one place a request's failure is logged with its cause's whole chain.
+            let cause: &(dyn std::error::Error + 'static) = source.as_ref();
+            tracing::error!(
+                request_id = super::request_id::request_id().unwrap_or_default(),
+                answer = %self,
+                error = cause,
+                "request failed"
+            );
+        }
         let mut response = HttpResponse::build(self.status_code());
         if self.kind == ErrorType::NotAuthorized {
             response.insert_header(("WWW-Authenticate", "Bearer"));

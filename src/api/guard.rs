@@ -197,7 +197,10 @@ fn watch_connection(tcp: &tokio::net::TcpStream, data: &mut Extensions) {
             data.insert(Rc::new(ClientConnection(watch)));
         }
         Err(e) => {
-            tracing::warn!(error = %e, "a connection cannot be watched for its client going away")
+            tracing::warn!(
+                error = &e as &dyn std::error::Error,
+                "a connection cannot be watched for its client going away"
+            )
         }
     }
 }

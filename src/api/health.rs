@@ -31,12 +31,15 @@ async fn live() -> HttpResponse {
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
     // A store that does not answer in time is as unready as one that refuses.
     let ping = tokio::time::timeout(READY_TIMEOUT, state.catalog.ping()).await;
-    match ping.unwrap_or_else(|_| Err(StoreError::Backend("no answer in time".into()))) {
+    match ping.unwrap_or_else(|_| Err(StoreError::failure("no answer in time"))) {
         Ok(()) => HttpResponse::Ok().json(HealthStatus {
             status: "ready".into(),
         }),
         Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
+            tracing::warn!(
+                error = &e as &dyn std::error::Error,
+                "readiness check failed"
+            );
             HttpResponse::ServiceUnavailable().json(HealthStatus {
                 status: "store unavailable".into(),
             })

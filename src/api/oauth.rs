@@ -166,7 +166,10 @@ fn sign_in_error(e: SignInError) -> HttpResponse {
             come_back_later(wait, "too many token requests at once; retry shortly")
         }
         SignInError::Unavailable(e) => {
-            tracing::error!(error = %e, "store failure during sign-in");
+            tracing::error!(
+                error = &e as &dyn std::error::Error,
+                "store failure during sign-in"
+            );
             oauth_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "temporarily_unavailable",

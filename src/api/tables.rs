@@ -112,7 +112,7 @@ async fn committed_table_reply(
     match table_storage(state, caller, req, wh, ident, loaded).await {
         Ok(access) => table_reply(loaded, wh, &access),
         Err(e) => {
-            tracing::warn!(table = %ident, error = %e, "table committed; credentials not vended");
+            tracing::warn!(table = %ident, error = &e as &dyn std::error::Error, "table committed; credentials not vended");
             let plain = TableStorage::plain(wh);
             table_reply(loaded, wh, &plain).credentials_withheld(
                 "the table was committed but credentials could not be vended; load the table to get them",

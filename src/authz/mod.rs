@@ -423,7 +423,10 @@ pub async fn record_audit(store: &dyn CatalogStore, event: &crate::store::AuditE
         resource = %event.resource, outcome = %event.outcome, "audit"
     );
     if let Err(e) = store.append_audit(event).await {
-        tracing::warn!(error = %e, "could not store an audit event");
+        tracing::warn!(
+            error = &e as &dyn std::error::Error,
+            "could not store an audit event"
+        );
     }
 }
 

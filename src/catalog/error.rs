@@ -90,12 +90,18 @@ impl ErrorType {
     }
 }
 
-/// A failure with a message fit for the caller.
+/// A shared cause: errors are cloned (single-flight waiters share one).
+pub type Cause = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+
+/// A failure with a message fit for the caller and, when a store or storage failure caused it,
+/// that failure as its source (for the log, never for the caller).
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct CatalogError {
     pub kind: ErrorType,
     pub message: String,
+    #[source]
+    pub source: Option<Cause>,
 }
 
 impl CatalogError {
@@ -104,7 +110,14 @@ impl CatalogError {
         Self {
             kind,
             message: message.into(),
+            source: None,
         }
+    }
+
+    /// This error, caused by `source`.
+    pub fn caused_by(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(std::sync::Arc::new(source));
+        self
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(ErrorType::BadRequest, message)
@@ -139,65 +152,59 @@ impl From<StoreError> for CatalogError {
             StoreError::NotEmpty(..) | StoreError::Purging(_) => ErrorType::Conflict,
             StoreError::LocationTaken(_) => ErrorType::BadRequest,
             StoreError::StorageTaken(_) => ErrorType::Conflict,
+            // The detail is the source, logged where the request ends.
             StoreError::Full(_) => {
-                tracing::error!(error = %message, "the catalog's disk is nearly full");
                 return Self::new(
                     ErrorType::InsufficientStorage,
                     "the catalog's disk is nearly full: writes wait until an operator frees space \
                      (reads go on); nothing acknowledged is lost",
-                );
+                )
+                .caused_by(e);
             }
             StoreError::Backend(_) => {
-                tracing::error!(error = %message, "store failure");
                 return Self::new(
                     ErrorType::ServiceUnavailable,
                     "the catalog store is unavailable; retry later",
-                );
+                )
+                .caused_by(e);
             }
         };
         Self::new(kind, message)
     }
 }
 
+/// Storage failures: what the caller may know is in the message; the detail (its URLs already
+/// without query strings: they can name internal endpoints and the server's own identity) is the
+/// source, logged where the request ends.
 impl From<IoError> for CatalogError {
     fn from(e: IoError) -> Self {
         match e {
             IoError::BadLocation(..) | IoError::TooLarge(..) => Self::bad_request(e.to_string()),
             IoError::NotFound(_) => Self::new(ErrorType::NotFound, e.to_string()),
-            IoError::Misconfigured(..) => {
-                tracing::error!(error = %e, "warehouse storage misconfigured");
-                Self::new(
-                    ErrorType::Misconfigured,
-                    format!("{e}; an operator must fix the warehouse"),
-                )
-            }
-            IoError::Full(..) => {
-                tracing::error!(error = %e, "warehouse storage full");
-                Self::new(
-                    ErrorType::InsufficientStorage,
-                    "the warehouse's storage is full: the write did not land; it can be retried \
-                     once an operator frees space",
-                )
-            }
+            IoError::Misconfigured(..) => Self::new(
+                ErrorType::Misconfigured,
+                format!("{e}; an operator must fix the warehouse"),
+            )
+            .caused_by(e),
+            IoError::Full(..) => Self::new(
+                ErrorType::InsufficientStorage,
+                "the warehouse's storage is full: the write did not land; it can be retried \
+                 once an operator frees space",
+            )
+            .caused_by(e),
             // A refusal is the warehouse's setup, not trouble: retrying does not help.
-            IoError::Refused(..) => {
-                tracing::error!(error = %e, "warehouse storage refuses the server");
-                Self::new(
-                    ErrorType::Misconfigured,
-                    "the warehouse's storage refuses the server's credential, or its bucket or \
-                     container does not exist; an operator must fix the warehouse (the server log \
-                     has the details)",
-                )
-            }
-            // The detail goes to the log (its URLs already without query strings), never to the
-            // client: it can name internal endpoints and the server's own identity.
-            IoError::Storage(..) => {
-                tracing::error!(error = %e, "warehouse storage failure");
-                Self::new(
-                    ErrorType::ServiceUnavailable,
-                    "the warehouse's storage failed; the server log has the details",
-                )
-            }
+            IoError::Refused(..) => Self::new(
+                ErrorType::Misconfigured,
+                "the warehouse's storage refuses the server's credential, or its bucket or \
+                 container does not exist; an operator must fix the warehouse (the server log \
+                 has the details)",
+            )
+            .caused_by(e),
+            IoError::Storage(..) => Self::new(
+                ErrorType::ServiceUnavailable,
+                "the warehouse's storage failed; the server log has the details",
+            )
+            .caused_by(e),
         }
     }
 }

@@ -342,7 +342,7 @@ impl MetadataCache {
         self.tables.invalidate(location).await;
         self.views.invalidate(location).await;
         if let Err(e) = io.delete(location).await {
-            tracing::warn!(%location, error = %e, "could not delete an unreferenced metadata file");
+            tracing::warn!(%location, error = &e as &dyn std::error::Error, "could not delete an unreferenced metadata file");
         }
     }
 }

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-pub use error::{CatalogError, CatalogResult, ErrorType};
+pub use error::{CatalogError, CatalogResult, Cause, ErrorType};
 pub use metadata::{
     CachedTable, CachedView, MetadataCache, SnapshotsMode, decode_page_token, encode_page_token,
 };

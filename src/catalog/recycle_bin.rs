@@ -155,7 +155,10 @@ impl Catalog {
         match self.store.release_lapsed_reservations(now_ms()).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(released = n, "released lapsed staged-create reservations"),
-            Err(e) => tracing::warn!(error = %e, "cannot release lapsed reservations"),
+            Err(e) => tracing::warn!(
+                error = &e as &dyn std::error::Error,
+                "cannot release lapsed reservations"
+            ),
         }
         let mut done = 0;
         let mut failing = Vec::new();
@@ -170,7 +173,10 @@ impl Catalog {
                 Ok(Some(item)) => item,
                 Ok(None) => return done,
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot read the recycle bins");
+                    tracing::warn!(
+                        error = &e as &dyn std::error::Error,
+                        "cannot read the recycle bins"
+                    );
                     return done;
                 }
             };
@@ -179,7 +185,7 @@ impl Catalog {
                 // Left leased: another attempt comes when the lease has run out; the others go on.
                 Err(e) => {
                     metrics::counter!("floe_purge_failures_total").increment(1);
-                    tracing::warn!(id = %item.tabular.id, location = %item.tabular.location, error = %e, "purge failed; it is retried when its lease runs out");
+                    tracing::warn!(id = %item.tabular.id, location = %item.tabular.location, error = &e as &dyn std::error::Error, "purge failed; it is retried when its lease runs out");
                     failing.push(item.warehouse);
                 }
             }

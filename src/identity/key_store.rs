@@ -20,10 +20,10 @@ fn purpose(kid: &str) -> String {
 fn open(master: &MasterKey, record: &SigningKeyRecord) -> Result<SigningKey, StoreError> {
     let seed = master
         .open(&record.sealed_seed, &purpose(&record.kid))
-        .map_err(|e| StoreError::Backend(e.to_string()))?;
+        .map_err(|e| StoreError::caused("a signing key does not open", e))?;
     let seed: [u8; 32] = seed
         .try_into()
-        .map_err(|_| StoreError::Backend("a signing key seed is not 32 bytes".into()))?;
+        .map_err(|_| StoreError::failure("a signing key seed is not 32 bytes"))?;
     Ok(SigningKey::from_seed(seed))
 }
 
@@ -199,7 +199,10 @@ impl SigningKeys {
     async fn reload_now(&self) {
         let (store, ttl) = (self.store.as_ref(), self.token_ttl_secs);
         if let Err(e) = reload_keys(store, &self.master, &self.tokens, ttl).await {
-            tracing::warn!(error = %e, "reloading signing keys failed");
+            tracing::warn!(
+                error = &e as &dyn std::error::Error,
+                "reloading signing keys failed"
+            );
         }
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod locations;
 pub mod metered;
+pub mod pg_common;
 pub mod pg_group_commit;
 pub mod pointer_cache;
 pub mod postgres;
@@ -324,8 +325,41 @@ pub enum StoreError {
     /// refused before they start, so none is half done.
     #[error("{0}")]
     Full(String),
-    #[error("store failure: {0}")]
-    Backend(String),
+    /// The store's own machinery failed (its database, its disk, a record that no longer
+    /// decodes); the backend's error is its source.
+    #[error(transparent)]
+    Backend(BackendError),
+}
+
+impl StoreError {
+    /// A failure of the store's machinery with no error to name as its cause.
+    pub fn failure(what: impl Into<String>) -> Self {
+        Self::Backend(BackendError {
+            what: what.into(),
+            source: None,
+        })
+    }
+
+    /// A failure of the store's machinery, caused by `source`.
+    pub fn caused(
+        what: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Backend(BackendError {
+            what: what.into(),
+            source: Some(std::sync::Arc::new(source)),
+        })
+    }
+}
+
+/// What failed in the store's machinery, and the backend's own error (a PostgreSQL or sled
+/// error) as its source: logs show the whole chain, clients never see it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("store failure: {what}")]
+pub struct BackendError {
+    what: String,
+    #[source]
+    source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 /// Why a table or view may not take an id another one in its warehouse has (a registered copy of

@@ -17,6 +17,7 @@ use sqlx::postgres::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use super::pg_common::{backend, kind_text};
 use super::pointer_cache::{MAX_NOTICE_LOCATIONS, POINTERS_CHANNEL};
 use super::{MetadataSwap, StoreError, StoreResult, TabularKind};
 use crate::domain::TableIdent;
@@ -27,7 +28,7 @@ const MAX_BATCH: usize = 64;
 const MAX_QUEUED: usize = 4096;
 
 /// What a swap's batch says: the table's id when the pointer moved, `None` when it did not.
-type Outcome = Result<Option<Uuid>, String>;
+type Outcome = Result<Option<Uuid>, StoreError>;
 
 struct Pending {
     warehouse: Uuid,
@@ -64,12 +65,9 @@ impl GroupCommit {
             swap: swap.clone(),
             done,
         };
-        let stopped = || StoreError::Backend("the commit queue has stopped".into());
+        let stopped = || StoreError::failure("the commit queue has stopped");
         self.queue.send(pending).await.map_err(|_| stopped())?;
-        outcome
-            .await
-            .map_err(|_| stopped())?
-            .map_err(StoreError::Backend)
+        outcome.await.map_err(|_| stopped())?
     }
 }
 
@@ -107,7 +105,7 @@ async fn run(pool: PgPool, mut queue: mpsc::Receiver<Pending>) {
                 }
             }
             Err(e) => {
-                let e = e.to_string();
+                let e = backend(e);
                 for p in batch {
                     let _ = p.done.send(Err(e.clone()));
                 }
@@ -133,14 +131,6 @@ fn take_batch(waiting: &mut VecDeque<Pending>) -> Vec<Pending> {
     }
     *waiting = later;
     batch
-}
-
-/// A tabular's kind as its `kind` column holds it.
-pub(super) fn kind_text(kind: TabularKind) -> &'static str {
-    match kind {
-        TabularKind::Table => "table",
-        TabularKind::View => "view",
-    }
 }
 
 /// Whether a swap's notice carries its locations (a notification's payload is limited).

@@ -569,7 +569,7 @@ mod tests {
         let reads = (0..4).map(|_| {
             cache.read_through(w, &t.ident, || async {
                 tokio::time::sleep(Duration::from_millis(20)).await;
-                Err(StoreError::Backend("pool timed out".into()))
+                Err(StoreError::failure("pool timed out"))
             })
         });
         let got = futures::future::join_all(reads).await;

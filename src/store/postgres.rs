@@ -34,7 +34,8 @@ use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
 use super::locations::{LocationClaim, NAMESPACE_LOCATION, OwnerKind, enclosing, refusal};
-use super::pg_group_commit::{GroupCommit, kind_text, set_metadata};
+use super::pg_common::{backend, kind_text};
+use super::pg_group_commit::{GroupCommit, set_metadata};
 use super::pointer_cache::{POINTERS_CHANNEL, PointerCache, PointerNotice};
 use super::*;
 use crate::background::StopSignal;
@@ -209,10 +210,6 @@ pub struct PgStore {
     commits: GroupCommit,
 }
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
-}
-
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
@@ -234,7 +231,9 @@ fn parse_kind(text: &str) -> StoreResult<TabularKind> {
     match text {
         "table" => Ok(TabularKind::Table),
         "view" => Ok(TabularKind::View),
-        other => Err(backend(format!("unknown tabular kind '{other}'"))),
+        other => Err(StoreError::failure(format!(
+            "unknown tabular kind '{other}'"
+        ))),
     }
 }
 
@@ -293,7 +292,7 @@ impl PgStore {
     /// Connects with at most `max_connections` and applies pending migrations.
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
         let options = PgConnectOptions::from_str(url)
-            .map_err(|e| backend(format!("postgres url: {e}")))?
+            .map_err(|e| StoreError::caused("the PostgreSQL URL", e))?
             .application_name("floe");
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
@@ -306,11 +305,11 @@ impl PgStore {
             .idle_timeout(Duration::from_secs(60))
             .connect_with(options)
             .await
-            .map_err(|e| backend(format!("cannot connect to postgres: {e}")))?;
+            .map_err(|e| StoreError::caused("cannot connect to PostgreSQL", e))?;
         MIGRATOR
             .run(&pool)
             .await
-            .map_err(|e| backend(format!("postgres migrations: {e}")))?;
+            .map_err(|e| StoreError::caused("PostgreSQL migrations", e))?;
         let store = Self {
             commits: GroupCommit::start(pool.clone()),
             pool,
@@ -371,7 +370,7 @@ impl PgStore {
                     () = stop.stopped() => return,
                     heard = listen(&pool, &changes, &pointers) => {
                         if let Err(e) = heard {
-                            tracing::warn!(error = %e, "change listener failed; retrying");
+                            tracing::warn!(error = &e as &dyn std::error::Error, "change listener failed; retrying");
                         }
                     }
                 }
@@ -740,7 +739,10 @@ impl CatalogStore for PgStore {
         .await
         .map_err(backend)?;
         let Some((old_name, old_root, holds_namespaces)) = old else {
-            return Err(backend(format!("warehouse {} does not exist", wh.id)));
+            return Err(StoreError::failure(format!(
+                "warehouse {} does not exist",
+                wh.id
+            )));
         };
         if old_root.as_deref() != Some(root.as_str()) {
             if holds_namespaces {
@@ -926,9 +928,14 @@ impl CatalogStore for PgStore {
                 .await
                 .map_err(backend)?;
         match client_id {
-            None => return Err(backend(format!("principal {} does not exist", p.id))),
+            None => {
+                return Err(StoreError::failure(format!(
+                    "principal {} does not exist",
+                    p.id
+                )));
+            }
             Some(c) if c != p.client_id => {
-                return Err(backend("a principal's client id cannot change"));
+                return Err(StoreError::failure("a principal's client id cannot change"));
             }
             Some(_) => {}
         }
@@ -1297,7 +1304,7 @@ impl CatalogStore for PgStore {
     async fn reserve_location(&self, warehouse: Uuid, claim: &LocationClaim) -> StoreResult<()> {
         let expires_at_ms = claim
             .expires_at_ms
-            .ok_or_else(|| backend("a reservation needs an expiry"))?;
+            .ok_or_else(|| StoreError::failure("a reservation needs an expiry"))?;
         let mut tx = self.begin().await?;
         lock_locations(&mut tx, warehouse).await?;
         check_claim(&mut tx, warehouse, claim).await?;
@@ -1452,7 +1459,7 @@ impl CatalogStore for PgStore {
             let id = set_metadata(&mut *tx, warehouse, kind, swap)
                 .await
                 .map_err(backend)?
-                .ok_or_else(|| backend("a locked row did not move"))?;
+                .ok_or_else(|| StoreError::failure("a locked row did not move"))?;
             notices.push(moved(warehouse, id, swap));
         }
         tx.commit().await.map_err(backend)?;

@@ -75,7 +75,7 @@ impl<'a> Reader<'a> {
 }
 
 fn bad(why: &str) -> StoreError {
-    StoreError::Backend(format!("not a usable Floe snapshot: {why}"))
+    StoreError::failure(format!("not a usable Floe snapshot: {why}"))
 }
 
 /// The collections of a snapshot file, once its checksum and every length check out.

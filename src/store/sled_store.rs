@@ -97,8 +97,14 @@ struct StoredNamespace {
 
 type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+/// A sled (or decoding) failure as the store's, with the error as its cause.
+fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    let what = if (&e as &dyn std::any::Any).is::<sled::Error>() {
+        "sled"
+    } else {
+        "a stored record"
+    };
+    StoreError::caused(what, e)
 }
 
 fn encode<T: Serialize>(value: &T) -> StoreResult<Vec<u8>> {
@@ -375,7 +381,7 @@ impl SledStore {
     /// entries it restored.
     pub fn restore_snapshot(dir: &Path, file: &[u8]) -> StoreResult<u64> {
         if dir.exists() && dir.read_dir().map_err(backend)?.next().is_some() {
-            return Err(StoreError::Backend(format!(
+            return Err(StoreError::failure(format!(
                 "{} is not empty: a snapshot is restored only into a new directory",
                 dir.display()
             )));
@@ -405,9 +411,7 @@ impl SledStore {
             .cache_capacity(cache_bytes)
             .flush_every_ms(Some(1000))
             .open()
-            .map_err(|e| {
-                StoreError::Backend(format!("cannot open sled at {}: {e}", dir.display()))
-            })?;
+            .map_err(|e| StoreError::caused(format!("cannot open sled at {}", dir.display()), e))?;
         let tree = |name: &str| db.open_tree(name).map_err(backend);
         Ok(Self {
             tenants: tree("tenants")?,
@@ -470,7 +474,7 @@ impl SledStore {
                 },
             ));
             if let Err(e) = claimed {
-                tracing::warn!(id = %dropped.tabular.id, location = %claim.location, error = %e, "a dropped object's location is another's; it will not be purged");
+                tracing::warn!(id = %dropped.tabular.id, location = %claim.location, error = &e as &dyn std::error::Error, "a dropped object's location is another's; it will not be purged");
             }
         }
         Ok(())
@@ -500,7 +504,7 @@ impl SledStore {
                     .transaction(|(roots, below)| claim_root(roots, below, &root, wh.id)),
             );
             if let Err(e) = claimed {
-                tracing::warn!(warehouse = %wh.id, error = %e, "an existing warehouse's storage overlaps another's; left as it was");
+                tracing::warn!(warehouse = %wh.id, error = &e as &dyn std::error::Error, "an existing warehouse's storage overlaps another's; left as it was");
             }
         }
         Ok(())
@@ -545,7 +549,7 @@ impl SledStore {
                 |(locations, below)| claim_location(locations, below, *warehouse, claim),
             ));
             if let Err(e) = claimed {
-                tracing::warn!(location = %claim.location, error = %e, "an existing location overlaps another; left as it was");
+                tracing::warn!(location = %claim.location, error = &e as &dyn std::error::Error, "an existing location overlaps another; left as it was");
             }
         }
         Ok(())
@@ -758,7 +762,7 @@ impl CatalogStore for SledStore {
             )
                 .transaction(|(ids, names, roots, below)| {
                     let Some(old) = ids.get(wh.id.as_bytes())? else {
-                        return abort(StoreError::Backend(format!(
+                        return abort(StoreError::failure(format!(
                             "warehouse {} does not exist",
                             wh.id
                         )));
@@ -1075,16 +1079,14 @@ impl CatalogStore for SledStore {
         let value = encode(p)?;
         unwrap_tx(self.principals.transaction(|ids| {
             let Some(old) = ids.get(p.id.as_bytes())? else {
-                return abort(StoreError::Backend(format!(
+                return abort(StoreError::failure(format!(
                     "principal {} does not exist",
                     p.id
                 )));
             };
             let old: PrincipalRecord = tx_decode(&old)?;
             if old.client_id != p.client_id {
-                return abort(StoreError::Backend(
-                    "a principal's client id cannot change".into(),
-                ));
+                return abort(StoreError::failure("a principal's client id cannot change"));
             }
             ids.insert(p.id.as_bytes().as_slice(), value.as_slice())?;
             Ok(())

@@ -22,6 +22,7 @@ mod pg_support;
 
 mod api_auth;
 mod api_escapes;
+mod api_failures;
 mod api_limits;
 mod api_namespaces;
 mod api_oidc;
