@@ -11,6 +11,69 @@ use crate::identity::AuthError;
 use crate::store::StoreError;
 use crate::vending::VendingError;
 
+/// The spec's exception name and HTTP status of each exception type: decided here, at the edge.
+trait Answered {
+    fn name(self) -> &'static str;
+    fn status(self) -> u16;
+}
+
+impl Answered for ErrorType {
+    /// The spec's exception name.
+    fn name(self) -> &'static str {
+        match self {
+            ErrorType::BadRequest => "BadRequestException",
+            ErrorType::NotAuthorized => "NotAuthorizedException",
+            ErrorType::Forbidden => "ForbiddenException",
+            ErrorType::NoSuchWarehouse => "NoSuchWarehouseException",
+            ErrorType::NoSuchNamespace => "NoSuchNamespaceException",
+            ErrorType::NoSuchTable => "NoSuchTableException",
+            ErrorType::NoSuchView => "NoSuchViewException",
+            ErrorType::NotFound => "NotFoundException",
+            ErrorType::AlreadyExists => "AlreadyExistsException",
+            ErrorType::NamespaceNotEmpty => "NamespaceNotEmptyException",
+            ErrorType::CommitFailed => "CommitFailedException",
+            ErrorType::Conflict => "ConflictException",
+            ErrorType::UnsupportedOperation => "UnsupportedOperationException",
+            ErrorType::Unprocessable => "UnprocessableEntityException",
+            ErrorType::MethodNotAllowed => "MethodNotAllowedException",
+            ErrorType::PayloadTooLarge => "PayloadTooLargeException",
+            ErrorType::RequestTimeout => "RequestTimeoutException",
+            ErrorType::TooManyRequests => "TooManyRequestsException",
+            ErrorType::ServiceUnavailable => "ServiceUnavailableException",
+            ErrorType::InsufficientStorage => "InsufficientStorageException",
+            ErrorType::Misconfigured => "ServiceMisconfiguredException",
+            ErrorType::Internal => "InternalServerError",
+        }
+    }
+
+    /// The HTTP status code.
+    fn status(self) -> u16 {
+        match self {
+            ErrorType::BadRequest => 400,
+            ErrorType::NotAuthorized => 401,
+            ErrorType::Forbidden => 403,
+            ErrorType::NoSuchWarehouse
+            | ErrorType::NoSuchNamespace
+            | ErrorType::NoSuchTable
+            | ErrorType::NoSuchView
+            | ErrorType::NotFound => 404,
+            ErrorType::UnsupportedOperation => 406,
+            ErrorType::AlreadyExists
+            | ErrorType::NamespaceNotEmpty
+            | ErrorType::CommitFailed
+            | ErrorType::Conflict => 409,
+            ErrorType::MethodNotAllowed => 405,
+            ErrorType::PayloadTooLarge => 413,
+            ErrorType::RequestTimeout => 408,
+            ErrorType::TooManyRequests => 429,
+            ErrorType::Unprocessable => 422,
+            ErrorType::Internal | ErrorType::Misconfigured => 500,
+            ErrorType::ServiceUnavailable => 503,
+            ErrorType::InsufficientStorage => 507,
+        }
+    }
+}
+
 /// A failure on its way to the client: the spec's exception type and a message fit for it. Each
 /// module's own error becomes one here, and only here, so the status every failure answers
 /// with is decided in one place.

@@ -1,9 +1,10 @@
-//! Catalog failures, one variant per Iceberg exception type, with the status code the spec gives.
+//! Catalog failures, each of one Iceberg exception type ([`ErrorType`]); the exception's name
+//! and HTTP status are the API's to give (`api::error`).
 
 use crate::store::{StoreError, TabularKind};
 use crate::warehouse_io::IoError;
 
-/// The Iceberg exception type of an error.
+/// The Iceberg exception type of an error (its name and status: `api::error`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorType {
     BadRequest,
@@ -31,63 +32,6 @@ pub enum ErrorType {
     /// The server's own setup is wrong (a cloud refuses it): not worth retrying.
     Misconfigured,
     Internal,
-}
-
-impl ErrorType {
-    /// The spec's exception name.
-    pub fn name(self) -> &'static str {
-        match self {
-            ErrorType::BadRequest => "BadRequestException",
-            ErrorType::NotAuthorized => "NotAuthorizedException",
-            ErrorType::Forbidden => "ForbiddenException",
-            ErrorType::NoSuchWarehouse => "NoSuchWarehouseException",
-            ErrorType::NoSuchNamespace => "NoSuchNamespaceException",
-            ErrorType::NoSuchTable => "NoSuchTableException",
-            ErrorType::NoSuchView => "NoSuchViewException",
-            ErrorType::NotFound => "NotFoundException",
-            ErrorType::AlreadyExists => "AlreadyExistsException",
-            ErrorType::NamespaceNotEmpty => "NamespaceNotEmptyException",
-            ErrorType::CommitFailed => "CommitFailedException",
-            ErrorType::Conflict => "ConflictException",
-            ErrorType::UnsupportedOperation => "UnsupportedOperationException",
-            ErrorType::Unprocessable => "UnprocessableEntityException",
-            ErrorType::MethodNotAllowed => "MethodNotAllowedException",
-            ErrorType::PayloadTooLarge => "PayloadTooLargeException",
-            ErrorType::RequestTimeout => "RequestTimeoutException",
-            ErrorType::TooManyRequests => "TooManyRequestsException",
-            ErrorType::ServiceUnavailable => "ServiceUnavailableException",
-            ErrorType::InsufficientStorage => "InsufficientStorageException",
-            ErrorType::Misconfigured => "ServiceMisconfiguredException",
-            ErrorType::Internal => "InternalServerError",
-        }
-    }
-
-    /// The HTTP status code.
-    pub fn status(self) -> u16 {
-        match self {
-            ErrorType::BadRequest => 400,
-            ErrorType::NotAuthorized => 401,
-            ErrorType::Forbidden => 403,
-            ErrorType::NoSuchWarehouse
-            | ErrorType::NoSuchNamespace
-            | ErrorType::NoSuchTable
-            | ErrorType::NoSuchView
-            | ErrorType::NotFound => 404,
-            ErrorType::UnsupportedOperation => 406,
-            ErrorType::AlreadyExists
-            | ErrorType::NamespaceNotEmpty
-            | ErrorType::CommitFailed
-            | ErrorType::Conflict => 409,
-            ErrorType::MethodNotAllowed => 405,
-            ErrorType::PayloadTooLarge => 413,
-            ErrorType::RequestTimeout => 408,
-            ErrorType::TooManyRequests => 429,
-            ErrorType::Unprocessable => 422,
-            ErrorType::Internal | ErrorType::Misconfigured => 500,
-            ErrorType::ServiceUnavailable => 503,
-            ErrorType::InsufficientStorage => 507,
-        }
-    }
 }
 
 /// A shared cause: errors are cloned (single-flight waiters share one).
