@@ -15,7 +15,7 @@ use super::{
     ApiError, ApiResult, AppState, Authenticated, Reply, idempotent, identifier, list_objects,
     metadata_body,
 };
-use crate::authz::{on_namespace, on_table};
+use crate::authz::operations::Operation;
 use crate::catalog::{CreateTable, LoadedTable, SnapshotsMode, TableChange, Warehouse};
 use crate::domain::access::Privilege;
 use crate::domain::{ObjectName, TableIdent};
@@ -298,23 +298,16 @@ async fn update_table(
     let run = async {
         let wh = state.catalog.warehouse(&auth.0, &path.prefix).await?;
         let change = table_change(path.ident()?, body.into_inner())?;
-        // Completing a staged create needs the create privilege; any other commit writes data.
-        if change
-            .requirements
-            .contains(&iceberg::TableRequirement::NotExist)
-        {
-            let target = on_namespace(wh.record.id, &change.ident.namespace);
-            state
-                .authz
-                .require(&auth.0, &target, Privilege::TableCreate)
-                .await?;
-        } else {
-            let target = on_table(wh.record.id, &change.ident);
-            state
-                .authz
-                .require(&auth.0, &target, Privilege::TableWriteData)
-                .await?;
-        }
+        let commit = Operation::CommitTable {
+            table: &change.ident,
+            completes_staged_create: change
+                .requirements
+                .contains(&iceberg::TableRequirement::NotExist),
+        };
+        state
+            .authz
+            .require_operation(&auth.0, wh.record.id, commit)
+            .await?;
         idempotent(&state, &auth.0, &req, async {
             let loaded = state.catalog.commit_table(&wh, change).await?;
             Ok(Reply::json_bytes(commit_body(&loaded)))
@@ -432,21 +425,17 @@ async fn rename_table(
     let run = async {
         let wh = state.catalog.warehouse(&auth.0, &path.prefix).await?;
         let (from, to) = (identifier(&body.source)?, identifier(&body.destination)?);
+        let kind = crate::store::TabularKind::Table;
+        let rename = Operation::Rename {
+            kind,
+            from: &from,
+            to: &to,
+        };
         state
             .authz
-            .require(
-                &auth.0,
-                &on_table(wh.record.id, &from),
-                Privilege::TableDrop,
-            )
-            .await?;
-        let target = on_namespace(wh.record.id, &to.namespace);
-        state
-            .authz
-            .require(&auth.0, &target, Privilege::TableCreate)
+            .require_operation(&auth.0, wh.record.id, rename)
             .await?;
         idempotent(&state, &auth.0, &req, async {
-            let kind = crate::store::TabularKind::Table;
             state.catalog.rename(&wh, kind, &from, &to).await?;
             Ok(Reply::no_content())
         })
@@ -479,14 +468,17 @@ async fn commit_transaction(
             let id = change.identifier.as_ref().ok_or_else(|| {
                 ApiError::bad_request("every table change in a transaction needs an identifier")
             })?;
-            let ident = identifier(id)?;
-            let target = on_table(wh.record.id, &ident);
-            state
-                .authz
-                .require(&auth.0, &target, Privilege::TableWriteData)
-                .await?;
-            changes.push(table_change(ident, change)?);
+            changes.push(table_change(identifier(id)?, change)?);
         }
+        let tables: Vec<_> = changes.iter().map(|c| c.ident.clone()).collect();
+        state
+            .authz
+            .require_operation(
+                &auth.0,
+                wh.record.id,
+                Operation::CommitTransaction { tables: &tables },
+            )
+            .await?;
         idempotent(&state, &auth.0, &req, async {
             state.catalog.commit_transaction(&wh, changes).await?;
             Ok(Reply::no_content())

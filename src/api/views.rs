@@ -11,7 +11,7 @@ use super::{
     ApiError, ApiResult, AppState, Authenticated, Reply, idempotent, identifier, list_objects,
     metadata_body,
 };
-use crate::authz::{on_namespace, on_view};
+use crate::authz::operations::Operation;
 use crate::catalog::{CreateView, LoadedView};
 use crate::domain::access::Privilege;
 use crate::domain::{ObjectName, TableIdent};
@@ -221,17 +221,17 @@ async fn rename_view(
     let run = async {
         let wh = state.catalog.warehouse(&auth.0, &path.prefix).await?;
         let (from, to) = (identifier(&body.source)?, identifier(&body.destination)?);
+        let kind = crate::store::TabularKind::View;
+        let rename = Operation::Rename {
+            kind,
+            from: &from,
+            to: &to,
+        };
         state
             .authz
-            .require(&auth.0, &on_view(wh.record.id, &from), Privilege::ViewDrop)
-            .await?;
-        let target = on_namespace(wh.record.id, &to.namespace);
-        state
-            .authz
-            .require(&auth.0, &target, Privilege::ViewCreate)
+            .require_operation(&auth.0, wh.record.id, rename)
             .await?;
         idempotent(&state, &auth.0, &req, async {
-            let kind = crate::store::TabularKind::View;
             state.catalog.rename(&wh, kind, &from, &to).await?;
             Ok(Reply::no_content())
         })

@@ -9,6 +9,7 @@
 //! and minute one by one and the rest as a count ([`denials`]).
 
 pub mod denials;
+pub mod operations;
 
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -346,6 +347,19 @@ impl Authorizer {
     }
 
     /// Fails with 403 unless the caller holds `wanted` on `target`.
+    /// Requires every privilege `operation` needs in `warehouse` ([`operations::Operation`]).
+    pub async fn require_operation(
+        &self,
+        caller: &Caller,
+        warehouse: Uuid,
+        operation: operations::Operation<'_>,
+    ) -> AuthzResult<()> {
+        for (target, wanted) in operation.needs(warehouse) {
+            self.require(caller, &target, wanted).await?;
+        }
+        Ok(())
+    }
+
     pub async fn require(
         &self,
         caller: &Caller,
