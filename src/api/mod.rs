@@ -314,10 +314,12 @@ pub async fn list_objects<K: paths::ObjectKind>(
     let mut listed = state.catalog.list(&wh, &ns, K::KIND, &request).await?;
     let warehouse = wh.record.id;
     let container = crate::authz::on_namespace(warehouse, &ns);
-    listed.items = visible_items(state, caller, &container, K::LIST, listed.items, |t| {
-        K::target(warehouse, t)
-    })
-    .await?;
+    listed.items = state
+        .authz
+        .visible(caller, &container, K::LIST, listed.items, |t| {
+            K::target(warehouse, t)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(types::ListTablesResponse {
         next_page_token: listed
             .next
@@ -325,31 +327,6 @@ pub async fn list_objects<K: paths::ObjectKind>(
             .map(|last| state.catalog.encode_page_token(last)),
         identifiers: listed.items.iter().map(identifier_body).collect(),
     }))
-}
-
-/// What a list shows: everything with the list privilege on the container; otherwise only the
-/// items the caller holds something on (and 403 when it holds nothing on or in the container).
-pub async fn visible_items<T>(
-    state: &AppState,
-    caller: &Caller,
-    container: &crate::authz::Target,
-    list: crate::domain::access::Privilege,
-    items: Vec<T>,
-    resource_of: impl Fn(&T) -> crate::authz::Target,
-) -> ApiResult<Vec<T>> {
-    if state.authz.allows(caller, container, list).await? {
-        return Ok(items);
-    }
-    if !state.authz.sees(caller, container).await? {
-        state.authz.require(caller, container, list).await?;
-    }
-    let mut visible = Vec::with_capacity(items.len());
-    for item in items {
-        if state.authz.sees(caller, &resource_of(&item)).await? {
-            visible.push(item);
-        }
-    }
-    Ok(visible)
 }
 
 /// Parses a namespace path segment.

@@ -7,9 +7,7 @@ use utoipa::IntoParams;
 use super::doc_parts::CommonErrors;
 use super::paths::{NamespacePath, WarehousePath};
 use super::types::*;
-use super::{
-    ApiResult, AppState, Authenticated, Reply, idempotent, namespace_param, visible_items,
-};
+use super::{ApiResult, AppState, Authenticated, Reply, idempotent, namespace_param};
 use crate::authz::{on_namespace, on_warehouse};
 use crate::domain::NamespaceIdent;
 use crate::domain::access::Privilege;
@@ -75,15 +73,16 @@ async fn list_namespaces(
         .list_namespaces(&wh, parent.as_ref(), &request)
         .await?;
     let warehouse = wh.record.id;
-    listed.items = visible_items(
-        &state,
-        &auth.0,
-        &container,
-        Privilege::NamespaceList,
-        listed.items,
-        |ns| on_namespace(warehouse, ns),
-    )
-    .await?;
+    listed.items = state
+        .authz
+        .visible(
+            &auth.0,
+            &container,
+            Privilege::NamespaceList,
+            listed.items,
+            |ns| on_namespace(warehouse, ns),
+        )
+        .await?;
     Ok(HttpResponse::Ok().json(ListNamespacesResponse {
         next_page_token: listed
             .next

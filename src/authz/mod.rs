@@ -347,6 +347,32 @@ impl Authorizer {
     }
 
     /// Fails with 403 unless the caller holds `wanted` on `target`.
+    /// What a list in `container` shows the caller: everything with the `list` privilege on the
+    /// container; otherwise only the items it holds something on, and a denial when it holds
+    /// nothing on or in the container.
+    pub async fn visible<T>(
+        &self,
+        caller: &Caller,
+        container: &Target,
+        list: Privilege,
+        items: Vec<T>,
+        resource_of: impl Fn(&T) -> Target,
+    ) -> AuthzResult<Vec<T>> {
+        if self.allows(caller, container, list).await? {
+            return Ok(items);
+        }
+        if !self.sees(caller, container).await? {
+            self.require(caller, container, list).await?;
+        }
+        let mut visible = Vec::with_capacity(items.len());
+        for item in items {
+            if self.sees(caller, &resource_of(&item)).await? {
+                visible.push(item);
+            }
+        }
+        Ok(visible)
+    }
+
     /// Requires every privilege `operation` needs in `warehouse` ([`operations::Operation`]).
     pub async fn require_operation(
         &self,
