@@ -6,7 +6,8 @@
 //! - [`config`]: typed settings from a TOML file and `FLOE_*` variables, validated at start.
 //! - [`startup`]: opens the store, bootstraps tenant/root/warehouse, wires the services and
 //!   their change subscriptions, starts the background loops, binds the HTTP server, and stops
-//!   them all in order on SIGTERM.
+//!   them all in order on SIGTERM; `startup::bootstrap` (default tenant, root principal, declared
+//!   warehouses through `admin`), `startup::telemetry` (logs, metrics), `startup::loops`.
 //! - [`background`]: the background loops' stop signal; each loop is joined before the store
 //!   closes.
 //! - [`api`]: actix-web routes of the Iceberg REST spec and `/management/v1`; typed path

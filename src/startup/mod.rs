@@ -1,34 +1,41 @@
-//! Builds a running server from [`Settings`]: opens the store, bootstraps what a fresh data
-//! directory needs (default tenant, root principal, `demo` warehouse), and binds the listener.
+//! Builds a running server from [`Settings`] and stops it: opens the store, wires the services
+//! and their change subscriptions, starts the background loops, binds the listener; on SIGTERM
+//! stops requests, loops, workers and the store in that order.
+//! - `bootstrap`: the default tenant, the root principal, the declared warehouses.
+//! - `telemetry`: logging and metrics.
+//! - `loops`: the background loops startup runs itself.
+
+mod bootstrap;
+mod loops;
+mod telemetry;
+
+pub use telemetry::init_tracing;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use uuid::Uuid;
+
+use bootstrap::{ensure_default_tenant, ensure_root_principal, ensure_warehouses};
+use loops::{denial_summaries, expiry};
+use telemetry::metrics_handle;
 
 use crate::admin::{Admin, AdminParts};
 use crate::api::{self, AppState};
-use crate::background::{Background, StopSignal};
+use crate::background::Background;
 use crate::catalog::{Catalog, CatalogOptions};
 use crate::changes::Changes;
 use crate::config::{Settings, StoreKind};
-use crate::domain::storage::StorageProfile;
 use crate::idempotency::IdempotencyKeys;
 use crate::identity::SignIn;
 use crate::identity::storage_credentials::{CredentialResolver, ReferencePolicy};
-use crate::identity::{Caller, MasterKey, SigningKey, TokenService, hash_secret, key_store};
+use crate::identity::{MasterKey, SigningKey, TokenService, key_store};
 use crate::store::pointer_cache::PointerCache;
-use crate::store::{
-    CatalogStore, MeteredStore, PgStore, PrincipalKind, PrincipalRecord, SledStore, StoreError,
-    TenantRecord, now_ms,
-};
+use crate::store::{CatalogStore, MeteredStore, PgStore, SledStore};
 use crate::vending::{Vending, VendingOptions};
-use crate::warehouse_io::S3StaticCredentials;
 
 /// Name of the tenant a fresh data directory starts with.
 pub const DEFAULT_TENANT: &str = "default";
@@ -397,237 +404,6 @@ async fn open_backend(
 /// Threads each HTTP worker may run blocking work on (local file IO, sled's flush) at once.
 const BLOCKING_THREADS_PER_WORKER: usize = 8;
 
-/// Upper bounds of the latency histograms' buckets, in seconds.
-const LATENCY_BUCKETS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-    5.0, 10.0,
-];
-
-/// The process-wide Prometheus recorder (installed once, shared by every server in the process).
-fn metrics_handle() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let handle = PrometheusBuilder::new()
-                // Real histograms (not summaries), so replicas' latencies can be added up.
-                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
-                .expect("the buckets are not empty")
-                .install_recorder()
-                .expect("no other metrics recorder is installed");
-            // Counters appear on /metrics from the start, at zero until something happens.
-            for name in COUNTERS {
-                metrics::counter!(*name).increment(0);
-            }
-            handle
-        })
-        .clone()
-}
-
-/// Every counter Floe keeps (some also carry labels); a test keeps the list whole.
-const COUNTERS: &[&str] = &[
-    "floe_commit_conflicts_total",
-    "floe_commit_retries_total",
-    "floe_metadata_cache_hits_total",
-    "floe_metadata_cache_misses_total",
-    "floe_vended_cache_hits_total",
-    "floe_vended_cache_misses_total",
-    "floe_grant_cache_hits_total",
-    "floe_grant_cache_misses_total",
-    "floe_token_cache_hits_total",
-    "floe_token_cache_misses_total",
-    "floe_sts_calls_total",
-    "floe_sts_failures_total",
-    "floe_sas_tokens_total",
-    "floe_sas_failures_total",
-    "floe_azure_delegation_key_requests_total",
-    "floe_gcs_token_exchanges_total",
-    "floe_gcs_token_exchange_failures_total",
-    "floe_change_notifications_total",
-    "floe_store_errors_total",
-    "floe_secret_checks_total",
-    "floe_secret_checks_shed_total",
-    "floe_slow_secret_checks_total",
-    "floe_sign_ins_backed_off_total",
-    "floe_commit_batches_total",
-    "floe_commit_deadlines_passed_total",
-    "floe_commits_stopped_by_shutdown_total",
-    "floe_connections_refused_total",
-    "floe_pointer_cache_hits_total",
-    "floe_pointer_cache_misses_total",
-    "floe_pointer_notices_total",
-    "floe_purge_failures_total",
-    "floe_purged_files_total",
-    "floe_recycle_bin_departures_total",
-    "floe_request_bodies_timed_out_total",
-    "floe_request_deadlines_passed_total",
-    "floe_requests_abandoned_total",
-    "floe_requests_shed_total",
-    "floe_store_flushes_total",
-    "floe_tenant_requests_delayed_total",
-    "floe_tenant_requests_refused_total",
-    "floe_writes_refused_disk_full_total",
-];
-
-async fn ensure_default_tenant(store: &dyn CatalogStore) -> Result<TenantRecord, StartupError> {
-    if let Some(t) = store
-        .get_tenant_by_name(DEFAULT_TENANT)
-        .await
-        .map_err(|e| fail("store")(&e))?
-    {
-        return Ok(t);
-    }
-    let tenant = TenantRecord {
-        id: Uuid::now_v7(),
-        name: DEFAULT_TENANT.into(),
-        created_at_ms: now_ms(),
-    };
-    match store.create_tenant(&tenant).await {
-        Ok(()) => tracing::info!(tenant = %tenant.id, "created the default tenant"),
-        // Another replica starting at the same time created it first.
-        Err(StoreError::AlreadyExists(_)) => {
-            return store
-                .get_tenant_by_name(DEFAULT_TENANT)
-                .await
-                .map_err(|e| fail("store")(&e))?
-                .ok_or_else(|| StartupError("the default tenant vanished".into()));
-        }
-        Err(e) => return Err(fail("store")(&e)),
-    }
-    Ok(tenant)
-}
-
-/// Makes sure a root principal exists: the configured one (its secret updated to the configured
-/// value), or a generated one whose credentials go to a file only the owner can read.
-async fn ensure_root_principal(
-    store: &dyn CatalogStore,
-    secrets: &crate::identity::ClientSecrets,
-    settings: &Settings,
-    data_dir: &Path,
-    tenant: Uuid,
-) -> Result<Option<PathBuf>, StartupError> {
-    let err = fail("root principal");
-    let (client_id, secret, generated) =
-        match (&settings.root_client_id, &settings.root_client_secret) {
-            (Some(id), Some(secret)) => (id.clone(), secret.expose().to_owned(), false),
-            _ => (GENERATED_ROOT_CLIENT_ID.to_owned(), String::new(), true),
-        };
-    let existing = store
-        .get_principal_by_client_id(&client_id)
-        .await
-        .map_err(|e| err(&e))?;
-    let file = data_dir.join("root-credentials");
-    match existing {
-        Some(_) if generated => return Ok(file.exists().then_some(file)),
-        Some(p) if secrets.verify(&secret, &p.secret_hash) && p.root => return Ok(None),
-        Some(p) => {
-            let updated = PrincipalRecord {
-                secret_hash: hash_secret(&secret),
-                root: true,
-                disabled: false,
-                // Sessions begun with the old secret are not renewed any more.
-                sessions_valid_from_ms: now_ms(),
-                ..p
-            };
-            store
-                .update_principal(&updated)
-                .await
-                .map_err(|e| err(&e))?;
-            tracing::info!(client_id = %client_id, "root principal's secret set from configuration");
-            return Ok(None);
-        }
-        None => {}
-    }
-    // A generated secret cannot be guessed and gets a keyed hash; a chosen one gets argon2.
-    let (secret, secret_hash) = if generated {
-        secrets.generate()
-    } else {
-        let hash = hash_secret(&secret);
-        (secret, hash)
-    };
-    let principal = PrincipalRecord {
-        id: Uuid::now_v7(),
-        tenant_id: tenant,
-        name: "root".into(),
-        kind: PrincipalKind::Service,
-        client_id: client_id.clone(),
-        secret_hash,
-        root: true,
-        disabled: false,
-        created_at_ms: now_ms(),
-        sessions_valid_from_ms: 0,
-    };
-    if generated {
-        use std::io::Write;
-        let _ = std::fs::remove_file(&file);
-        let mut f = crate::identity::owner_only_file(&file).map_err(|e| err(&e))?;
-        writeln!(f, "client_id={client_id}\nclient_secret={secret}").map_err(|e| err(&e))?;
-    }
-    match store.create_principal(&principal).await {
-        Ok(()) => tracing::info!(client_id = %client_id, "created the root principal"),
-        // Another replica starting at the same time created it first.
-        Err(StoreError::AlreadyExists(_)) => {
-            if generated {
-                let _ = std::fs::remove_file(&file);
-            }
-            return Ok(None);
-        }
-        Err(e) => return Err(err(&e)),
-    }
-    Ok(generated.then_some(file))
-}
-
-async fn ensure_warehouses(
-    admin: &Admin,
-    catalog: &Catalog,
-    settings: &Settings,
-    data_dir: &Path,
-    tenant: Uuid,
-) -> Result<(), StartupError> {
-    let err = fail("warehouses");
-    let mut wanted: Vec<(String, StorageProfile)> = settings
-        .warehouses
-        .iter()
-        .map(|w| (w.name.clone(), w.storage.clone()))
-        .collect();
-    // The demo warehouse is a directory on this machine: fine for one process, wrong for replicas.
-    if settings.store == StoreKind::Sled && !wanted.iter().any(|(n, _)| n == DEMO_WAREHOUSE) {
-        let root = format!("file://{}", data_dir.join("warehouse").display());
-        if catalog
-            .store()
-            .get_warehouse_by_name(tenant, DEMO_WAREHOUSE)
-            .await
-            .map_err(|e| err(&e))?
-            .is_none()
-        {
-            wanted.push((DEMO_WAREHOUSE.into(), StorageProfile::Local { root }));
-        }
-    }
-    let system = Caller::system(tenant);
-    for (name, storage) in wanted {
-        let declared = settings.warehouses.iter().find(|w| w.name == name);
-        let keys = declared.and_then(|w| {
-            w.s3_access_key_id
-                .as_ref()
-                .zip(w.s3_secret_access_key.as_ref())
-        });
-        let record = admin
-            .declare_warehouse(&system, tenant, name.clone(), storage, keys.is_some())
-            .await
-            .map_err(|e| StartupError(format!("warehouse '{name}': {e}")))?;
-        if let Some((id, secret)) = keys {
-            catalog.set_s3_credentials(
-                record.id,
-                S3StaticCredentials {
-                    access_key_id: id.clone(),
-                    secret_access_key: secret.expose().to_owned(),
-                    session_token: None,
-                },
-            );
-        }
-    }
-    Ok(())
-}
-
 /// The master key from configuration; without one, a key generated into `<data_dir>/master.key`
 /// (mode 0600). That protects nothing from someone who can read the data directory: set
 /// `FLOE_MASTER_KEY` from a secret store in production.
@@ -654,104 +430,4 @@ fn load_master_key(settings: &Settings, data_dir: &Path) -> Result<MasterKey, St
     }
     let text = std::fs::read_to_string(&path).map_err(|e| fail("master key file")(&e))?;
     MasterKey::from_base64(&text).map_err(|e| StartupError(format!("{}: {e}", path.display())))
-}
-
-/// Audits the counts of repeated denials once their minute is over, every 10 seconds, and once
-/// more when the server stops.
-async fn denial_summaries(authz: Arc<crate::authz::Authorizer>, mut stop: StopSignal) {
-    let mut tick = tokio::time::interval(Duration::from_secs(10));
-    loop {
-        let stopping = tokio::select! {
-            () = stop.stopped() => true,
-            _ = tick.tick() => false,
-        };
-        authz.record_denial_summaries().await;
-        if stopping {
-            return;
-        }
-    }
-}
-
-/// Deletes expired idempotency records and audit events older than the retention, every 5 minutes.
-async fn expiry(store: Arc<dyn CatalogStore>, audit_retention_days: u32, mut stop: StopSignal) {
-    let mut tick = tokio::time::interval(Duration::from_secs(300));
-    loop {
-        tokio::select! {
-            () = stop.stopped() => return,
-            _ = tick.tick() => {}
-        }
-        if let Err(e) = store.purge_idempotency(now_ms()).await {
-            tracing::warn!(
-                error = &e as &dyn std::error::Error,
-                "idempotency purge failed"
-            );
-        }
-        let horizon = now_ms() - i64::from(audit_retention_days) * 86_400_000;
-        if let Err(e) = store.purge_audit(horizon).await {
-            tracing::warn!(error = &e as &dyn std::error::Error, "audit purge failed");
-        }
-    }
-}
-
-/// Starts logging: text or JSON lines, filtered by `filter`.
-pub fn init_tracing(filter: &str, format: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if format == "json" {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
-}
-
-#[cfg(test)]
-mod tests {
-    use super::COUNTERS;
-
-    /// Every `counter!("floe_...")` under `src/` is in [`COUNTERS`] (so it is on `/metrics` from
-    /// the start), and every name there is still counted somewhere.
-    #[test]
-    fn the_counter_list_names_every_counter() {
-        let mut counted = std::collections::BTreeSet::new();
-        let mut dirs = vec![std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src")];
-        while let Some(dir) = dirs.pop() {
-            for entry in std::fs::read_dir(dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    dirs.push(path);
-                } else if path.extension().is_some_and(|e| e == "rs") {
-                    let text = std::fs::read_to_string(&path).unwrap();
-                    for (at, _) in text.match_indices("counter!(") {
-                        let rest = text[at + "counter!(".len()..].trim_start();
-                        if let Some(name) = rest.strip_prefix('"').and_then(|r| r.split('"').next())
-                        {
-                            // (This test's own text names no counter.)
-                            if name.starts_with("floe_")
-                                && name.bytes().all(|b| {
-                                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'
-                                })
-                            {
-                                counted.insert(name.to_owned());
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        let listed: std::collections::BTreeSet<String> =
-            COUNTERS.iter().map(|n| (*n).to_owned()).collect();
-        let unlisted: Vec<_> = counted.difference(&listed).collect();
-        let stale: Vec<_> = listed.difference(&counted).collect();
-        assert!(
-            unlisted.is_empty(),
-            "counted but not in COUNTERS: {unlisted:?}"
-        );
-        assert!(
-            stale.is_empty(),
-            "in COUNTERS but counted nowhere: {stale:?}"
-        );
-    }
 }
