@@ -1,6 +1,8 @@
 //! What a fresh data directory needs, made at start and kept as configured: the default tenant,
 //! the root principal (its secret set from the configuration, or generated and written to
-//! `root-credentials`), and the declared warehouses (through `admin`, with the API's checks).
+//! `root-credentials` before the principal is stored), and the declared warehouses (through
+//! `admin`, with the API's checks). Each change is audited as the API's would be, by Floe itself
+//! (`Caller::system`, the nil principal).
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +20,7 @@ use crate::store::{
 use crate::warehouse_io::S3StaticCredentials;
 
 pub(super) async fn ensure_default_tenant(
+    admin: &Admin,
     store: &dyn CatalogStore,
 ) -> Result<TenantRecord, StartupError> {
     if let Some(t) = store
@@ -33,7 +36,12 @@ pub(super) async fn ensure_default_tenant(
         created_at_ms: now_ms(),
     };
     match store.create_tenant(&tenant).await {
-        Ok(()) => tracing::info!(tenant = %tenant.id, "created the default tenant"),
+        Ok(()) => {
+            tracing::info!(tenant = %tenant.id, "created the default tenant");
+            let what = format!("tenant {}", tenant.id);
+            let system = Caller::system(tenant.id);
+            admin.audit(&system, tenant.id, "create-tenant", what).await;
+        }
         // Another replica starting at the same time created it first.
         Err(StoreError::AlreadyExists(_)) => {
             return store
@@ -50,6 +58,7 @@ pub(super) async fn ensure_default_tenant(
 /// Makes sure a root principal exists: the configured one (its secret updated to the configured
 /// value), or a generated one whose credentials go to a file only the owner can read.
 pub(super) async fn ensure_root_principal(
+    admin: &Admin,
     store: &dyn CatalogStore,
     secrets: &crate::identity::ClientSecrets,
     settings: &Settings,
@@ -84,6 +93,11 @@ pub(super) async fn ensure_root_principal(
                 .await
                 .map_err(|e| err(&e))?;
             tracing::info!(client_id = %client_id, "root principal's secret set from configuration");
+            let what = format!("principal {}", updated.id);
+            let system = Caller::system(updated.tenant_id);
+            admin
+                .audit(&system, updated.tenant_id, "rotate-secret", what)
+                .await;
             return Ok(None);
         }
         None => {}
@@ -114,7 +128,12 @@ pub(super) async fn ensure_root_principal(
         writeln!(f, "client_id={client_id}\nclient_secret={secret}").map_err(|e| err(&e))?;
     }
     match store.create_principal(&principal).await {
-        Ok(()) => tracing::info!(client_id = %client_id, "created the root principal"),
+        Ok(()) => {
+            tracing::info!(client_id = %client_id, "created the root principal");
+            let what = format!("principal {}", principal.id);
+            let system = Caller::system(tenant);
+            admin.audit(&system, tenant, "create-principal", what).await;
+        }
         // Another replica starting at the same time created it first.
         Err(StoreError::AlreadyExists(_)) => {
             if generated {

@@ -158,8 +158,9 @@ impl Application {
             local_warehouse_base: format!("file://{}", data_dir.join("warehouses").display()),
             reachability: reachability.clone(),
         }));
-        let tenant = ensure_default_tenant(store.as_ref()).await?;
+        let tenant = ensure_default_tenant(&admin, store.as_ref()).await?;
         let root_credentials_file = ensure_root_principal(
+            &admin,
             store.as_ref(),
             &client_secrets,
             &settings,

@@ -995,7 +995,8 @@ on_both_stores!(
 /// A warehouse declared in the configuration goes through the same checks and audit as one made
 /// over the API: a profile the API refuses stops the server from starting (an ADLS account name
 /// Azure does not accept, an ADLS warehouse with nothing to sign with), and a declared warehouse's
-/// creation is in its tenant's audit trail, by Floe itself (the nil principal).
+/// creation is in its tenant's audit trail, by Floe itself (the nil principal), as are the default
+/// tenant's and the root principal's.
 #[tokio::test]
 async fn declared_warehouses_are_held_to_the_apis_checks_and_audited() {
     use floe::config::{Settings, WarehouseSettings};
@@ -1047,12 +1048,21 @@ async fn declared_warehouses_are_held_to_the_apis_checks_and_audited() {
             None,
         )
         .await;
-    let created = audit["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["action"] == "create-warehouse")
-        .unwrap_or_else(|| panic!("the demo warehouse's creation is not audited: {audit}"));
-    assert_eq!(created["actor"], uuid::Uuid::nil().to_string());
-    assert_eq!(created["resource"], format!("warehouse {}", app.prefix));
+    let by_floe = |action: &str| {
+        let event = audit["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["action"] == action)
+            .unwrap_or_else(|| panic!("{action} at start is not audited: {audit}"));
+        assert_eq!(event["actor"], uuid::Uuid::nil().to_string(), "{event}");
+        event["resource"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(
+        by_floe("create-warehouse"),
+        format!("warehouse {}", app.prefix)
+    );
+    assert_eq!(by_floe("create-tenant"), format!("tenant {tenant}"));
+    let root_id = me["principal_id"].as_str().unwrap();
+    assert_eq!(by_floe("create-principal"), format!("principal {root_id}"));
 }
