@@ -164,8 +164,9 @@ pub struct GrantRecord {
     pub created_at_ms: i64,
 }
 
-/// Something that happened: a management change or an authorization denial.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+/// Something that happened: a management change or an authorization denial (as stored; the API
+/// answers with its own type).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEvent {
     /// Time-ordered id (UUIDv7).
     pub id: Uuid,

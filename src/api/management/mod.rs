@@ -57,7 +57,37 @@ async fn admin_tenant(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<
 /// Audit events, newest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditList {
-    pub events: Vec<crate::store::AuditEvent>,
+    pub events: Vec<AuditEventInfo>,
+}
+
+/// Something that happened: a management change or an authorization denial.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AuditEvent)]
+pub struct AuditEventInfo {
+    /// Time-ordered id (UUIDv7).
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub at_ms: i64,
+    /// The principal who acted (the nil id: Floe itself, acting on its configuration at start).
+    pub actor: Uuid,
+    pub action: String,
+    pub resource: String,
+    /// `ok` or `denied`.
+    pub outcome: String,
+}
+
+impl From<crate::store::AuditEvent> for AuditEventInfo {
+    fn from(e: crate::store::AuditEvent) -> Self {
+        Self {
+            id: e.id,
+            tenant_id: e.tenant_id,
+            at_ms: e.at_ms,
+            actor: e.actor,
+            action: e.action,
+            resource: e.resource,
+            outcome: e.outcome,
+        }
+    }
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
@@ -84,6 +114,7 @@ async fn list_audit(
     let tenant = admin_tenant(&state, &auth.0, path.into_inner()).await?;
     let limit = query.limit.unwrap_or(100);
     let events = state.admin.audit_events(tenant.id, limit).await?;
+    let events = events.into_iter().map(AuditEventInfo::from).collect();
     Ok(HttpResponse::Ok().json(AuditList { events }))
 }
 
