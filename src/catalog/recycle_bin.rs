@@ -41,10 +41,19 @@ impl Catalog {
             self.store.drop_tabular(wh.record.id, kind, ident).await?;
             return Ok(());
         }
-        let expires_at_ms = now_ms() + retention.as_millis() as i64;
+        // One clock reading for both: the entry is kept exactly its retention.
+        let dropped_at_ms = now_ms();
+        let expires_at_ms = dropped_at_ms + retention.as_millis() as i64;
         let dropped = self
             .store
-            .bin_tabular(wh.record.id, kind, ident, expires_at_ms, purge)
+            .bin_tabular(
+                wh.record.id,
+                kind,
+                ident,
+                dropped_at_ms,
+                expires_at_ms,
+                purge,
+            )
             .await?;
         tracing::info!(
             warehouse = %wh.record.name,

@@ -94,7 +94,7 @@ fn get_tabular_by_id(warehouse: Uuid, id: Uuid) -> StoreResult<Option<TabularRec
 fn list_tabulars(warehouse: Uuid, ns: &NamespaceIdent, kind: TabularKind, page: &PageRequest) -> StoreResult<Page<TableIdent>>;
 fn swap_metadata(warehouse: Uuid, kind: TabularKind, swaps: &[MetadataSwap]) -> StoreResult<()>;
 fn drop_tabular(warehouse: Uuid, kind: TabularKind, ident: &TableIdent) -> StoreResult<TabularRecord>;
-fn bin_tabular(warehouse: Uuid, kind: TabularKind, ident: &TableIdent, expires_at_ms: i64, purge_files: bool) -> StoreResult<DroppedRecord>;
+fn bin_tabular(warehouse: Uuid, kind: TabularKind, ident: &TableIdent, dropped_at_ms: i64, expires_at_ms: i64, purge_files: bool) -> StoreResult<DroppedRecord>;
 fn list_dropped(warehouse: Uuid) -> StoreResult<Vec<DroppedRecord>>;
 fn get_dropped(warehouse: Uuid, id: Uuid) -> StoreResult<Option<DroppedRecord>>;
 fn restore_dropped(warehouse: Uuid, id: Uuid, ident: &TableIdent, now_ms: i64) -> StoreResult<TabularRecord>;

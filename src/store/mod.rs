@@ -513,12 +513,14 @@ pub trait CatalogStore: Send + Sync + 'static {
         ident: &TableIdent,
     ) -> StoreResult<TabularRecord>;
     /// Moves a table or view into its warehouse's recycle bin (see [`DroppedRecord`]): gone from
-    /// its namespace, its location still claimed if `purge_files`. `expires_at_ms` as there.
+    /// its namespace, its location still claimed if `purge_files`. `dropped_at_ms` and
+    /// `expires_at_ms` as there (the caller reads the clock once for both).
     async fn bin_tabular(
         &self,
         warehouse: Uuid,
         kind: TabularKind,
         ident: &TableIdent,
+        dropped_at_ms: i64,
         expires_at_ms: i64,
         purge_files: bool,
     ) -> StoreResult<DroppedRecord>;

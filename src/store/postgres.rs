@@ -1487,6 +1487,7 @@ impl CatalogStore for PgStore {
         warehouse: Uuid,
         kind: TabularKind,
         ident: &TableIdent,
+        dropped_at_ms: i64,
         expires_at_ms: i64,
         purge_files: bool,
     ) -> StoreResult<DroppedRecord> {
@@ -1498,7 +1499,7 @@ impl CatalogStore for PgStore {
         let dropped = DroppedRecord {
             warehouse,
             tabular: record,
-            dropped_at_ms: now_ms(),
+            dropped_at_ms,
             expires_at_ms,
             purge_files,
             lease_until_ms: 0,

@@ -1444,11 +1444,11 @@ impl CatalogStore for SledStore {
         warehouse: Uuid,
         kind: TabularKind,
         ident: &TableIdent,
+        dropped_at_ms: i64,
         expires_at_ms: i64,
         purge_files: bool,
     ) -> StoreResult<DroppedRecord> {
         let _writing = self.writing().await?;
-        let dropped_at_ms = now_ms();
         let dropped = unwrap_tx(
             (
                 &self.namespaces,

@@ -396,7 +396,14 @@ pub async fn a_reservation_holds_its_location_for_its_commit(store: Arc<dyn Cata
     store.release_lapsed_reservations(later + 1).await.unwrap();
     assert!(location_taken(store.as_ref(), wh, &other, "file:///wh/att/s").await);
     store
-        .bin_tabular(wh, TabularKind::Table, &commit.ident, later, false)
+        .bin_tabular(
+            wh,
+            TabularKind::Table,
+            &commit.ident,
+            now_ms(),
+            later,
+            false,
+        )
         .await
         .unwrap();
     assert!(location_taken(store.as_ref(), wh, &other, "file:///wh/att/s").await);

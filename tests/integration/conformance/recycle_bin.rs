@@ -22,7 +22,7 @@ pub async fn the_recycle_bin_keeps_a_location_until_it_forgets(store: Arc<dyn Ca
     let original = store.get_tabular(wh, &t).await.unwrap().unwrap();
     let later = now_ms() + 60_000;
     let dropped = store
-        .bin_tabular(wh, TabularKind::Table, &t, later, true)
+        .bin_tabular(wh, TabularKind::Table, &t, now_ms(), later, true)
         .await
         .unwrap();
     assert_eq!(
@@ -97,7 +97,7 @@ pub async fn the_recycle_bin_keeps_a_location_until_it_forgets(store: Arc<dyn Ca
     // Dropped without purge, it keeps its location all the same (it may come back there, and a
     // purge may be asked for later).
     store
-        .bin_tabular(wh, TabularKind::Table, &back, later, false)
+        .bin_tabular(wh, TabularKind::Table, &back, now_ms(), later, false)
         .await
         .unwrap();
     let squatter = ident(&["n"], "squatter");
@@ -134,7 +134,7 @@ pub async fn one_lease_per_expired_drop(store: Arc<dyn CatalogStore>) {
     let (wh, t) = warehouse_with_table(store.as_ref()).await;
     let now = now_ms();
     let dropped = store
-        .bin_tabular(wh, TabularKind::Table, &t, now + 60_000, false)
+        .bin_tabular(wh, TabularKind::Table, &t, now_ms(), now + 60_000, false)
         .await
         .unwrap();
     let id = dropped.tabular.id;
@@ -192,7 +192,14 @@ pub async fn a_dropped_objects_id_stays_its_own(store: Arc<dyn CatalogStore>) {
     let (wh, t) = warehouse_with_table(store.as_ref()).await;
     let original = store.get_tabular(wh, &t).await.unwrap().unwrap();
     let dropped = store
-        .bin_tabular(wh, TabularKind::Table, &t, now_ms() + 60_000, false)
+        .bin_tabular(
+            wh,
+            TabularKind::Table,
+            &t,
+            now_ms(),
+            now_ms() + 60_000,
+            false,
+        )
         .await
         .unwrap();
     // The same id, elsewhere or at its own location, under its old name or another.
@@ -224,7 +231,14 @@ pub async fn a_dropped_objects_id_stays_its_own(store: Arc<dyn CatalogStore>) {
     store.create_tabular(wh, &original).await.unwrap();
     // Forgetting an entry never frees a live object's location.
     let again = store
-        .bin_tabular(wh, TabularKind::Table, &t, now_ms() + 60_000, false)
+        .bin_tabular(
+            wh,
+            TabularKind::Table,
+            &t,
+            now_ms(),
+            now_ms() + 60_000,
+            false,
+        )
         .await
         .unwrap();
     store
@@ -241,7 +255,7 @@ pub async fn an_object_whose_purge_is_due_is_not_restored(store: Arc<dyn Catalog
     let (wh, t) = warehouse_with_table(store.as_ref()).await;
     let now = now_ms();
     let dropped = store
-        .bin_tabular(wh, TabularKind::Table, &t, now + 60_000, true)
+        .bin_tabular(wh, TabularKind::Table, &t, now_ms(), now + 60_000, true)
         .await
         .unwrap();
     let id = dropped.tabular.id;
@@ -265,7 +279,7 @@ pub async fn an_object_whose_purge_is_due_is_not_restored(store: Arc<dyn Catalog
         .await
         .unwrap();
     let waiting = store
-        .bin_tabular(wh, TabularKind::Table, &u, now + 60_000, true)
+        .bin_tabular(wh, TabularKind::Table, &u, now_ms(), now + 60_000, true)
         .await
         .unwrap();
     store
@@ -280,7 +294,14 @@ pub async fn an_object_whose_purge_is_due_is_not_restored(store: Arc<dyn Catalog
 pub async fn storage_stays_while_the_bin_holds_objects(store: Arc<dyn CatalogStore>) {
     let (wh, t) = warehouse_with_table(store.as_ref()).await;
     let dropped = store
-        .bin_tabular(wh, TabularKind::Table, &t, now_ms() + 60_000, false)
+        .bin_tabular(
+            wh,
+            TabularKind::Table,
+            &t,
+            now_ms(),
+            now_ms() + 60_000,
+            false,
+        )
         .await
         .unwrap();
     store.drop_namespace(wh, &ns(&["n"])).await.unwrap();
