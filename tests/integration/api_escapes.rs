@@ -657,3 +657,100 @@ async fn repeated_denials_do_not_flood_the_audit_trail(store: Store) {
         "management changes are all recorded: {audit}"
     );
 }
+
+/// The privileges of a rename and of a multi-table commit (decided in `authz::operations`): a
+/// principal that may drop a table in its own namespace cannot move it into another it may not
+/// create in, nor pull another's table into its own, nor write another's table by committing it
+/// beside its own; nothing moves and nothing is written.
+#[tokio::test]
+async fn a_rename_or_a_transaction_cannot_reach_past_the_callers_grants() {
+    let app = spawn_app().await;
+    let root = Session::root(&app);
+    let tenant = tenant_of(&root).await;
+    let wh = app.prefix.clone();
+    app.create_namespace(&["own"]).await;
+    app.create_namespace(&["victim"]).await;
+    let own = app.create_table("own", "t").await;
+    let victim = app.create_table("victim", "v").await;
+    let (id, secret, pid) = principal(&root, &tenant, "mover").await;
+    let table = |ns: &str, name: &str| json!({"kind": "table", "warehouse": wh, "table": {"namespace": [ns], "name": name}});
+    role_with(
+        &root,
+        &tenant,
+        "movers",
+        vec![
+            (table("own", "t"), "TABLE_DROP"),
+            (table("own", "t"), "TABLE_WRITE_DATA"),
+            (
+                json!({"kind": "namespace", "warehouse": wh, "namespace": ["own"]}),
+                "TABLE_CREATE",
+            ),
+        ],
+        &pid,
+    )
+    .await;
+    let mover = Session::login(&app, &id, &secret).await;
+    let rename = format!("/v1/{wh}/tables/rename");
+    let moving = |from: (&str, &str), to: (&str, &str)| {
+        json!({"source": {"namespace": [from.0], "name": from.1},
+               "destination": {"namespace": [to.0], "name": to.1}})
+    };
+    // Out of its namespace: it may drop the source but not create in the destination.
+    let r = mover
+        .send(
+            Method::POST,
+            &rename,
+            Some(moving(("own", "t"), ("victim", "t"))),
+        )
+        .await;
+    assert_error(r, 403, "ForbiddenException").await;
+    // Into its namespace: it may create there but not drop the victim's table.
+    let r = mover
+        .send(
+            Method::POST,
+            &rename,
+            Some(moving(("victim", "v"), ("own", "v"))),
+        )
+        .await;
+    assert_error(r, 403, "ForbiddenException").await;
+    assert_eq!(app.get("/namespaces/own/tables/t").await.status(), 200);
+    assert_eq!(app.get("/namespaces/victim/tables/v").await.status(), 200);
+    assert_eq!(app.get("/namespaces/victim/tables/t").await.status(), 404);
+    assert_eq!(app.get("/namespaces/own/tables/v").await.status(), 404);
+
+    // A transaction writing its own table and the victim's: refused whole.
+    let change = |ns: &str, name: &str, loaded: &Value, snapshot: i64| {
+        let mut c = append_commit(&loaded["metadata"], snapshot);
+        c["identifier"] = json!({"namespace": [ns], "name": name});
+        c
+    };
+    let both =
+        json!({"table-changes": [change("own", "t", &own, 1), change("victim", "v", &victim, 2)]});
+    let r = mover
+        .send(
+            Method::POST,
+            &format!("/v1/{wh}/transactions/commit"),
+            Some(both),
+        )
+        .await;
+    assert_error(r, 403, "ForbiddenException").await;
+    for (ns, name, before) in [("own", "t", &own), ("victim", "v", &victim)] {
+        assert_eq!(
+            app.load_table(ns, name).await["metadata-location"],
+            before["metadata-location"],
+            "{ns}.{name} was written"
+        );
+    }
+    // Its own table alone it may commit.
+    let mine = json!({"table-changes": [change("own", "t", &own, 1)]});
+    assert_eq!(
+        mover
+            .status(
+                Method::POST,
+                &format!("/v1/{wh}/transactions/commit"),
+                Some(mine)
+            )
+            .await,
+        204
+    );
+}
