@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::domain::storage::StorageProfile;
+use crate::storage::StorageProfile;
 
 /// Everything Floe reads at start.
 #[derive(Debug, Clone, Deserialize)]

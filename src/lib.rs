@@ -1,7 +1,7 @@
 //! Floe: a multi-tenant Apache Iceberg REST catalog that vends table-scoped cloud credentials.
 //!
 //! Module map. Arrows point down only: `api` calls the use-case services (`admin`, `catalog`,
-//! `vending`, `identity`, `idempotency`) and asks `authz`; they call `store` and `warehouse_io`;
+//! `vending`, `identity`, `idempotency`) and asks `authz`; they call `store` and `storage`;
 //! `domain` and `changes` are plain values every layer may use.
 //! - [`config`]: typed settings from a TOML file and `FLOE_*` variables, validated at start.
 //! - [`startup`]: opens the store, bootstraps tenant/root/warehouse, wires the services and
@@ -31,15 +31,20 @@
 //!   commits with retries (none lands past its deadline or once the server is stopping); the
 //!   metadata cache, whose files are named for their content; each warehouse's own storage IO,
 //!   rebuilt when its credential changes; the recycle bin and its purge queue.
-//! - [`vending`]: what a reader of a table gets: one [`vending::Vending`] facade over one vendor
-//!   per storage kind (STS sessions on S3, SAS on ADLS, downscoped tokens on GCS, nothing on
-//!   local disk), presigned URLs, the remote signer, and `validate`.
+//! - [`vending`]: what a reader of a table gets: the [`vending::Vending`] facade with its cache of
+//!   rendered credentials, and the one place that decides the storage part of a table answer
+//!   (plain settings, vended credentials or the remote signer), presigned URLs, signing and
+//!   `validate`, each answered by the table's storage kind.
 //! - [`store`]: the `CatalogStore` trait, its sled and PostgreSQL backends (each replica's
 //!   PostgreSQL pointer cache kept current by notices, loads that miss it together sharing one
 //!   read; commits arriving together sharing one flush on both), who owns which location (live
 //!   objects, recycle-bin entries, staged creates' reservations) and which warehouse storage root.
 //!   Every backend passes one conformance suite (`tests/integration/conformance/`).
-//! - [`warehouse_io`]: reading and writing metadata files on local disk, S3, ADLS and GCS.
+//! - [`storage`]: one folder per storage kind (`s3`, `adls`, `gcs`, `local`) behind one
+//!   [`storage::StorageKind`] trait and one dispatch ([`storage::kind_of`]): each owns its profile
+//!   and rules, its credential fields, the server's own IO, what it hands a reader (STS sessions
+//!   narrowed by a session policy, directory SAS, downscoped tokens, nothing on local disk),
+//!   presigned URLs, the remote signer (S3) and validation; plus the location rules.
 //! - [`domain`]: validated names (namespaces, tables, views, warehouses) and credential kinds.
 //! - [`outbound`]: connect and total timeouts of every outbound call, per kind, and the clients
 //!   built with them.
@@ -64,6 +69,6 @@ pub mod migrate;
 pub mod outbound;
 pub mod reachability;
 pub mod startup;
+pub mod storage;
 pub mod store;
 pub mod vending;
-pub mod warehouse_io;

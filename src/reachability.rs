@@ -4,20 +4,17 @@
 //!
 //! Owns: one record per warehouse and upstream (calls and failures since start, the latest
 //! success and failure, what the latest failure was), filled in by the owners of the calls (the
-//! catalog's storage IO through [`ObservedIo`], vending's STS and token exchanges) and forgotten
+//! catalog's storage IO through [`crate::storage::io::ObservedIo`], vending's STS and token exchanges) and forgotten
 //! with the warehouse. Nothing here calls out: a warehouse nobody used since start is `unknown`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use async_trait::async_trait;
-use bytes::Bytes;
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::domain::now_ms;
 use crate::outbound::CallError;
-use crate::store::now_ms;
-use crate::warehouse_io::{IoError, WarehouseIo};
 
 /// What a warehouse calls out to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -136,74 +133,6 @@ impl Reachability {
             .lock()
             .expect("reachability lock")
             .retain(|(w, _), _| *w != warehouse);
-    }
-}
-
-/// A warehouse's storage IO whose every call's outcome is recorded.
-pub struct ObservedIo {
-    inner: Arc<dyn WarehouseIo>,
-    warehouse: Uuid,
-    reachability: Arc<Reachability>,
-}
-
-impl ObservedIo {
-    pub fn wrap(
-        inner: Arc<dyn WarehouseIo>,
-        warehouse: Uuid,
-        reachability: Arc<Reachability>,
-    ) -> Arc<dyn WarehouseIo> {
-        Arc::new(Self {
-            inner,
-            warehouse,
-            reachability,
-        })
-    }
-
-    fn note<T>(&self, result: &Result<T, IoError>) {
-        let outcome = match result {
-            // The storage answered, whatever it said about the file.
-            Ok(_)
-            | Err(IoError::NotFound(_) | IoError::TooLarge(..) | IoError::BadLocation(..)) => {
-                Ok(())
-            }
-            Err(IoError::Storage(..) | IoError::Full(..)) => Err(Failure::Unavailable),
-            Err(IoError::Refused(..) | IoError::Misconfigured(..)) => Err(Failure::Refused),
-        };
-        self.reachability
-            .record(self.warehouse, Upstream::Storage, outcome);
-    }
-}
-
-#[async_trait]
-impl WarehouseIo for ObservedIo {
-    async fn write(&self, location: &str, bytes: Bytes) -> Result<(), IoError> {
-        let result = self.inner.write(location, bytes).await;
-        self.note(&result);
-        result
-    }
-
-    async fn read(&self, location: &str, max_bytes: u64) -> Result<Bytes, IoError> {
-        let result = self.inner.read(location, max_bytes).await;
-        self.note(&result);
-        result
-    }
-
-    async fn delete(&self, location: &str) -> Result<(), IoError> {
-        let result = self.inner.delete(location).await;
-        self.note(&result);
-        result
-    }
-
-    async fn delete_prefix(&self, prefix: &str) -> Result<u64, IoError> {
-        let result = self.inner.delete_prefix(prefix).await;
-        self.note(&result);
-        result
-    }
-
-    async fn prepare_table_location(&self, location: &str) -> Result<(), IoError> {
-        let result = self.inner.prepare_table_location(location).await;
-        self.note(&result);
-        result
     }
 }
 

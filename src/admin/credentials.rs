@@ -8,7 +8,7 @@ use super::{AdminError, AdminResult};
 use crate::changes::Change;
 use crate::domain::{CredentialKind, check_resource_name};
 use crate::identity::Caller;
-use crate::identity::storage_credentials::normalize_fields;
+use crate::storage::normalize_fields;
 use crate::store::{CredentialValue, StorageCredentialRecord, now_ms};
 
 /// A credential's new value, as given.

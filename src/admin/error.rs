@@ -2,8 +2,8 @@
 //! came (the API maps each to its status); the rest say what the caller must change.
 
 use crate::domain::NameError;
+use crate::storage::VendingError;
 use crate::store::StoreError;
-use crate::vending::VendingError;
 
 /// A failed management use-case.
 #[derive(Debug, thiserror::Error)]

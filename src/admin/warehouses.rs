@@ -1,18 +1,18 @@
 //! Warehouses of a tenant: created, renamed, given new storage or a new credential, deleted.
 //! Whether a profile and its credential make sense is the storage's own rule
-//! ([`crate::vending::check_storage`]); where local warehouses may live is decided here.
+//! ([`crate::storage::check_storage`]); where local warehouses may live is decided here.
 
 use uuid::Uuid;
 
 use super::{Admin, not_found};
 use super::{AdminError, AdminResult};
 use crate::changes::Change;
-use crate::domain::storage::StorageProfile;
 use crate::domain::{CredentialKind, check_resource_name};
 use crate::identity::Caller;
+use crate::storage::StorageProfile;
+use crate::storage::normalize_location;
 use crate::store::StoreError;
 use crate::store::{WarehouseRecord, now_ms};
-use crate::warehouse_io::normalize_location;
 
 /// Where a warehouse keeps its files, as asked.
 // Made once per management request: its size does not matter.
@@ -99,9 +99,11 @@ impl Admin {
         has_keys: bool,
     ) -> AdminResult<WarehouseRecord> {
         check_resource_name("warehouse name", &name)?;
-        let storage = match profile {
-            StorageProfile::Local { root } => NewStorage::Local { root: Some(root) },
-            profile => NewStorage::Profile(profile),
+        let storage = match profile.local_root() {
+            Some(root) => NewStorage::Local {
+                root: Some(root.to_owned()),
+            },
+            None => NewStorage::Profile(profile),
         };
         let server_keys = has_keys.then_some(CredentialKind::S3AccessKey);
         match self.store.get_warehouse_by_name(tenant, &name).await? {
@@ -295,7 +297,7 @@ impl Admin {
             }
             NewStorage::Profile(profile) => profile,
         };
-        crate::vending::check_storage(&mut profile, kind)?;
+        crate::storage::check_storage(&mut profile, kind)?;
         Ok(profile)
     }
 }

@@ -85,7 +85,7 @@ async fn get_config(
         ));
     }
     let mut overrides = BTreeMap::from([("prefix".to_string(), wh.id.to_string())]);
-    overrides.extend(crate::vending::client_config(&wh.storage));
+    overrides.extend(crate::storage::client_config(&wh.storage));
     // Iceberg Java sends `X-Iceberg-Access-Delegation` only when told to; PyIceberg always does.
     let defaults = BTreeMap::from([
         ("warehouse-name".to_string(), wh.name.clone()),

@@ -8,8 +8,8 @@ use crate::admin::AdminError;
 use crate::authz::AuthzError;
 use crate::catalog::{CatalogError, Cause, ErrorType};
 use crate::identity::AuthError;
+use crate::storage::VendingError;
 use crate::store::StoreError;
-use crate::vending::VendingError;
 
 /// The spec's exception name and HTTP status of each exception type: decided here, at the edge.
 trait Answered {

@@ -94,7 +94,11 @@ fn table_reply(loaded: &LoadedTable, wh: &Warehouse, access: &TableStorage) -> R
     if access.credential_json.is_none() {
         return Reply::json_bytes(body);
     }
-    let replay = load_result_body(loaded, SnapshotsMode::All, &TableStorage::plain(wh));
+    let replay = load_result_body(
+        loaded,
+        SnapshotsMode::All,
+        &TableStorage::plain(wh.storage()),
+    );
     Reply::json_with_secrets(body, replay)
 }
 
@@ -113,7 +117,7 @@ async fn committed_table_reply(
         Ok(access) => table_reply(loaded, wh, &access),
         Err(e) => {
             tracing::warn!(table = %ident, error = &e as &dyn std::error::Error, "table committed; credentials not vended");
-            let plain = TableStorage::plain(wh);
+            let plain = TableStorage::plain(wh.storage());
             table_reply(loaded, wh, &plain).credentials_withheld(
                 "the table was committed but credentials could not be vended; load the table to get them",
             )

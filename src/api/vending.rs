@@ -19,11 +19,11 @@ use crate::catalog::{LoadedTable, Warehouse};
 use crate::domain::TableIdent;
 use crate::domain::access::{DataAccess, Privilege};
 use crate::identity::Caller;
-use crate::vending::presign::PresignMethod;
-use crate::vending::signer::{Needs, SignRequest};
-pub use crate::vending::table_storage::{AccessAsked, SIGNER_TABLE, TableStorage};
-use crate::vending::table_storage::{RemoteSign, TableEndpoints};
-use crate::vending::{Delegation, TableAccess};
+use crate::storage::access::SIGNER_TABLE;
+use crate::storage::s3::signer::{Needs, SignRequest};
+use crate::storage::{PresignMethod, RemoteSign, Requester, TableAccess, TableEndpoints};
+use crate::vending::Delegation;
+pub use crate::vending::table_storage::{AccessAsked, TableStorage};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(load_credentials)
@@ -82,10 +82,13 @@ async fn table_access<'a>(
     tenant_name: &'a str,
 ) -> TableAccess<'a> {
     TableAccess {
-        warehouse: wh,
+        warehouse: wh.storage(),
         location: &loaded.location,
         access: data,
-        caller,
+        caller: Requester {
+            principal_id: caller.principal_id,
+            name: &caller.name,
+        },
         tenant_name,
         refresh_endpoint: format!("{}/{}/credentials", state.public_url, table_path(wh, ident)),
     }
@@ -100,7 +103,7 @@ pub async fn access_asked(
     ident: &TableIdent,
 ) -> ApiResult<AccessAsked> {
     // Local warehouses hand out nothing: load-table on them never looks at the header.
-    if !AccessAsked::may_delegate(wh) {
+    if !AccessAsked::may_delegate(wh.storage()) {
         return Ok(AccessAsked::PLAIN);
     }
     let delegation = Delegation::parse(
@@ -112,7 +115,7 @@ pub async fn access_asked(
         return Ok(AccessAsked::PLAIN);
     }
     let data = state.authz.data_access(caller, wh.record.id, ident).await?;
-    Ok(AccessAsked::new(wh, delegation, data))
+    Ok(AccessAsked::new(wh.storage(), delegation, data))
 }
 
 /// The storage part of a table answer, for what the request asks.
@@ -138,7 +141,7 @@ pub async fn table_storage_for(
     asked: AccessAsked,
 ) -> ApiResult<TableStorage> {
     if asked == AccessAsked::PLAIN {
-        return Ok(TableStorage::plain(wh));
+        return Ok(TableStorage::plain(wh.storage()));
     }
     let tenant = tenant_name(state, caller).await?;
     let t = table_access(state, caller, wh, ident, loaded, asked.data(), &tenant).await;

@@ -1,8 +1,8 @@
 //! Catalog failures, each of one Iceberg exception type ([`ErrorType`]); the exception's name
 //! and HTTP status are the API's to give (`api::error`).
 
+use crate::storage::IoError;
 use crate::store::{StoreError, TabularKind};
-use crate::warehouse_io::IoError;
 
 /// The Iceberg exception type of an error (its name and status: `api::error`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{CatalogError, CatalogResult, ErrorType};
-use crate::warehouse_io::{IoError, WarehouseIo};
+use crate::storage::{IoError, WarehouseIo};
 
 /// Which snapshots a load-table returns (`snapshots=all|refs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

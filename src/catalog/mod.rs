@@ -31,11 +31,11 @@ pub use views::{CreateView, LoadedView, ViewRequirement};
 use crate::changes::Change;
 use crate::identity::Caller;
 use crate::identity::storage_credentials::CredentialResolver;
-use crate::store::{CatalogStore, PageRequest, StoreError, WarehouseRecord};
-use crate::warehouse_io::azure_auth::AzureSigner;
-use crate::warehouse_io::{
-    GcsServiceAccount, IoError, S3StaticCredentials, StorageSecret, WarehouseIo, open_io,
+use crate::storage::s3::io::S3StaticCredentials;
+use crate::storage::{
+    IoError, ServerAccess, StorageSecret, WarehouseIo, WarehouseStorage, kind_of,
 };
+use crate::store::{CatalogStore, PageRequest, StoreError, WarehouseRecord};
 
 /// How long a warehouse's storage client (and the credential it was built with) is reused.
 const IO_CACHE_SECS: u64 = 300;
@@ -45,51 +45,36 @@ const IO_CACHE_ENTRIES: u64 = 1_024;
 /// How long a warehouse record is served from memory before it is read again.
 const WAREHOUSE_CACHE_SECS: u64 = 10;
 
-/// A warehouse the caller may use, with the IO to reach its files.
+/// A warehouse the caller may use, with the server's access to its files.
 #[derive(Clone)]
 pub struct Warehouse {
     pub record: Arc<WarehouseRecord>,
-    pub io: Arc<dyn WarehouseIo>,
-    /// The server's own secret for this warehouse's storage, if it has one (else, on S3, the AWS
-    /// default chain).
-    pub secret: Option<Arc<StorageSecret>>,
-    /// Signs SAS tokens for an ADLS warehouse (shared with its IO, so keys are fetched once).
-    pub azure: Option<Arc<AzureSigner>>,
-    /// Says which value of the server's secret the IO was built with (a keyed hash of it, 0
-    /// without one). Vending keys its caches by it, so nothing built from a rotated or
-    /// re-pointed credential's old value is served after the IO is rebuilt.
-    pub secret_fingerprint: u64,
+    /// How the server reaches its storage (built once, cached, rebuilt when its credential
+    /// changes).
+    pub server: Arc<ServerAccess>,
 }
 
 impl Warehouse {
-    /// The server's static S3 keys, if any.
-    pub fn s3_keys(&self) -> Option<&S3StaticCredentials> {
-        match self.secret.as_deref() {
-            Some(StorageSecret::S3(k)) => Some(k),
-            _ => None,
+    /// Its storage, as storage kinds and vending see it.
+    pub fn storage(&self) -> WarehouseStorage<'_> {
+        WarehouseStorage {
+            id: self.record.id,
+            name: &self.record.name,
+            profile: &self.record.storage,
+            server: &self.server,
         }
     }
 
-    /// The Google service account, if the warehouse has one.
-    pub fn gcs_account(&self) -> Option<&Arc<GcsServiceAccount>> {
-        match self.secret.as_deref() {
-            Some(StorageSecret::Gcs(sa)) => Some(sa),
-            _ => None,
-        }
-    }
-
-    /// The SAS signer of an ADLS warehouse.
-    pub fn azure_signer(&self) -> Option<&Arc<AzureSigner>> {
-        self.azure.as_ref()
+    /// The server's IO for its files.
+    pub fn io(&self) -> &Arc<dyn WarehouseIo> {
+        &self.server.io
     }
 }
 
-/// How the server reaches a warehouse's storage, built once and cached.
+/// How the server reaches a warehouse's storage, built once and cached, with the credential it
+/// was built with.
 struct ServerStorage {
-    io: Arc<dyn WarehouseIo>,
-    secret: Option<Arc<StorageSecret>>,
-    azure: Option<Arc<AzureSigner>>,
-    secret_fingerprint: u64,
+    access: Arc<ServerAccess>,
     /// The tenant and name of the storage credential it was built with, if any.
     credential: Option<(Uuid, String)>,
 }
@@ -250,7 +235,7 @@ impl Catalog {
         };
         if let Err(e) = self.store.create_tabular(wh.record.id, &record).await {
             self.metadata
-                .discard(wh.io.as_ref(), metadata_location)
+                .discard(wh.io().as_ref(), metadata_location)
                 .await;
             return Err(e.into());
         }
@@ -338,13 +323,10 @@ impl Catalog {
         if !caller.may_access_tenant(record.tenant_id) {
             return Err(missing());
         }
-        let access = self.io_for(&record).await?;
+        let built = self.io_for(&record).await?;
         Ok(Warehouse {
             record,
-            io: access.io.clone(),
-            secret: access.secret.clone(),
-            azure: access.azure.clone(),
-            secret_fingerprint: access.secret_fingerprint,
+            server: built.access.clone(),
         })
     }
 
@@ -445,13 +427,17 @@ impl Catalog {
         let (warehouse, reachability) = (record.id, self.reachability.clone());
         self.io
             .try_get_with(record.id, async move {
-                let (io, azure) = open_io(&storage, secret.as_ref(), name, &timeouts).await?;
-                let io = crate::reachability::ObservedIo::wrap(io, warehouse, reachability);
+                let (io, azure) = kind_of(&storage)
+                    .open(secret.as_ref(), &name, &timeouts)
+                    .await?;
+                let io = crate::storage::io::ObservedIo::wrap(io, warehouse, reachability);
                 Ok::<_, IoError>(Arc::new(ServerStorage {
-                    io,
-                    secret: secret.map(Arc::new),
-                    azure,
-                    secret_fingerprint,
+                    access: Arc::new(ServerAccess {
+                        io,
+                        secret: secret.map(Arc::new),
+                        azure,
+                        secret_fingerprint,
+                    }),
                     credential,
                 }))
             })

@@ -23,8 +23,8 @@ use uuid::Uuid;
 use super::{Catalog, CatalogError, CatalogResult, ErrorType, Warehouse};
 use crate::background::StopSignal;
 use crate::domain::{NamespaceIdent, ObjectName, TableIdent};
+use crate::storage::{is_inside, normalize_location};
 use crate::store::{DroppedRecord, StoreError, TabularKind, TabularRecord, now_ms};
-use crate::warehouse_io::{is_inside, normalize_location};
 
 impl Catalog {
     /// Drops a table or view into the bin; with `purge`, its files are deleted when it leaves
@@ -227,7 +227,7 @@ impl Catalog {
                     )
                 })?;
             tracing::info!(%id, %location, "purging a dropped object's files");
-            let files = io.io.delete_prefix(&location).await?;
+            let files = io.access.io.delete_prefix(&location).await?;
             metrics::counter!("floe_purged_files_total").increment(files);
             tracing::info!(%id, %location, files, "purged a dropped object's files");
         }

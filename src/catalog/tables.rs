@@ -14,9 +14,9 @@ use super::{
     Warehouse,
 };
 use crate::domain::{NamespaceIdent, ObjectName, TableIdent};
+use crate::storage::{is_inside, normalize_location};
 use crate::store::locations::{LocationClaim, NAMESPACE_LOCATION};
 use crate::store::{MetadataSwap, NamespaceRecord, TabularKind, TabularRecord, now_ms};
-use crate::warehouse_io::{is_inside, normalize_location};
 
 /// Table properties that redirect where files are written; they must stay inside the table.
 const PATH_PROPERTIES: &[&str] = &[
@@ -94,7 +94,7 @@ impl Catalog {
             let expires_at_ms = now_ms() + self.options.staged_create_ttl.as_millis() as i64;
             let claim = LocationClaim::staged(location.clone(), uuid, ns.clone(), expires_at_ms);
             self.store.reserve_location(wh.record.id, &claim).await?;
-            wh.io.prepare_table_location(&location).await?;
+            wh.io().prepare_table_location(&location).await?;
             let json =
                 serde_json::to_vec(&metadata).map_err(|e| CatalogError::internal(e.to_string()))?;
             let table = Arc::new(CachedTable::new(metadata, json.into()));
@@ -118,7 +118,7 @@ impl Catalog {
     ) -> CatalogResult<LoadedTable> {
         let (metadata_location, table) = self
             .metadata
-            .write_table(wh.io.as_ref(), &location, None, metadata)
+            .write_table(wh.io().as_ref(), &location, None, metadata)
             .await?;
         let kind = TabularKind::Table;
         self.record_new(
@@ -178,7 +178,7 @@ impl Catalog {
     ) -> CatalogResult<Arc<CachedTable>> {
         let table = self
             .metadata
-            .table(wh.io.as_ref(), &record.metadata_location)
+            .table(wh.io().as_ref(), &record.metadata_location)
             .await?;
         let named = table.metadata.location();
         if named != record.location
@@ -290,7 +290,7 @@ impl Catalog {
             Err(e) => {
                 for t in &written {
                     if let Some(loc) = &t.metadata_location {
-                        self.metadata.discard(wh.io.as_ref(), loc).await;
+                        self.metadata.discard(wh.io().as_ref(), loc).await;
                     }
                 }
                 Err(e)
@@ -316,7 +316,7 @@ impl Catalog {
             let (location, table) = self
                 .metadata
                 .write_table(
-                    wh.io.as_ref(),
+                    wh.io().as_ref(),
                     &record.location,
                     Some(&record.metadata_location),
                     next,
@@ -420,7 +420,7 @@ impl Catalog {
         let metadata_location = checked_location(wh, metadata_location)?;
         let table = self
             .metadata
-            .table_from_storage(wh.io.as_ref(), &metadata_location)
+            .table_from_storage(wh.io().as_ref(), &metadata_location)
             .await
             .map_err(|e| match e.kind {
                 // Absent, or not table metadata (a view's, a directory, anything else): the
@@ -474,8 +474,8 @@ impl Catalog {
     }
 }
 
-impl From<crate::warehouse_io::IoError> for CommitError {
-    fn from(e: crate::warehouse_io::IoError) -> Self {
+impl From<crate::storage::IoError> for CommitError {
+    fn from(e: crate::storage::IoError) -> Self {
         CatalogError::from(e).into()
     }
 }
@@ -498,13 +498,13 @@ impl Catalog {
     ) -> CatalogResult<()> {
         self.store.create_tabular(wh.record.id, record).await?;
         let read = wh
-            .io
+            .io()
             .read(
                 &record.metadata_location,
                 self.options.max_metadata_file_bytes,
             )
             .await;
-        if let Err(crate::warehouse_io::IoError::NotFound(_)) = read {
+        if let Err(crate::storage::IoError::NotFound(_)) = read {
             self.store
                 .drop_tabular(wh.record.id, record.kind, &record.ident)
                 .await?;

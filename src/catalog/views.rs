@@ -73,7 +73,7 @@ impl Catalog {
         .metadata;
         let (metadata_location, view) = self
             .metadata
-            .write_view(wh.io.as_ref(), &location, None, metadata)
+            .write_view(wh.io().as_ref(), &location, None, metadata)
             .await?;
         let kind = TabularKind::View;
         self.record_new(wh, id, kind, ident, location, &metadata_location)
@@ -100,7 +100,7 @@ impl Catalog {
         let record = self.view_record(wh, ident).await?;
         let view = self
             .metadata
-            .view(wh.io.as_ref(), &record.metadata_location)
+            .view(wh.io().as_ref(), &record.metadata_location)
             .await?;
         Ok(LoadedView {
             metadata_location: record.metadata_location,
@@ -140,7 +140,7 @@ impl Catalog {
         let record = self.view_record(wh, ident).await?;
         let current = self
             .metadata
-            .view(wh.io.as_ref(), &record.metadata_location)
+            .view(wh.io().as_ref(), &record.metadata_location)
             .await?;
         for ViewRequirement::AssertViewUuid { uuid } in requirements {
             if *uuid != current.metadata.uuid() {
@@ -155,7 +155,7 @@ impl Catalog {
         let (location, view) = self
             .metadata
             .write_view(
-                wh.io.as_ref(),
+                wh.io().as_ref(),
                 &record.location,
                 Some(&record.metadata_location),
                 next,
@@ -167,7 +167,7 @@ impl Catalog {
             new: location.clone(),
         }];
         if let Err(e) = deadline.check() {
-            self.metadata.discard(wh.io.as_ref(), &location).await;
+            self.metadata.discard(wh.io().as_ref(), &location).await;
             return Err(e);
         }
         match self
@@ -180,7 +180,7 @@ impl Catalog {
                 view,
             }),
             Err(e) => {
-                self.metadata.discard(wh.io.as_ref(), &location).await;
+                self.metadata.discard(wh.io().as_ref(), &location).await;
                 Err(e.into())
             }
         }
@@ -202,7 +202,7 @@ impl Catalog {
         let metadata_location = checked_location(wh, metadata_location)?;
         let view = self
             .metadata
-            .view_from_storage(wh.io.as_ref(), &metadata_location)
+            .view_from_storage(wh.io().as_ref(), &metadata_location)
             .await
             .map_err(|e| match e.kind {
                 // Absent, or not view metadata: the caller named the wrong file.
@@ -266,5 +266,5 @@ fn apply_view_updates(
 }
 
 fn checked_location_eq(a: &str, b: &str) -> bool {
-    crate::warehouse_io::normalize_location(a).is_ok_and(|a| a == b)
+    crate::storage::normalize_location(a).is_ok_and(|a| a == b)
 }

@@ -1,12 +1,11 @@
 //! Domain values every layer may use: validated names (a handler can only hold a namespace,
-//! table or warehouse name that is legal), credential kinds, storage profiles ([`storage`]) and
+//! table or warehouse name that is legal), credential kinds, and
 //! privileges and grant resources ([`access`]).
 //!
 //! Limits are explicit: a name part is 1..=255 characters, a namespace at most 16 levels deep, and no part
 //! may contain control characters, `/` or `\`, or be `.` / `..` (names end up in logs, keys and paths).
 
 pub mod access;
-pub mod storage;
 
 use std::fmt;
 
@@ -268,6 +267,11 @@ impl fmt::Display for CredentialKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 #[cfg(test)]

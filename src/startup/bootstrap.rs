@@ -12,12 +12,12 @@ use super::{DEFAULT_TENANT, DEMO_WAREHOUSE, GENERATED_ROOT_CLIENT_ID, StartupErr
 use crate::admin::Admin;
 use crate::catalog::Catalog;
 use crate::config::{Settings, StoreKind};
-use crate::domain::storage::StorageProfile;
 use crate::identity::{Caller, hash_secret};
+use crate::storage::StorageProfile;
+use crate::storage::s3::io::S3StaticCredentials;
 use crate::store::{
     CatalogStore, PrincipalKind, PrincipalRecord, StoreError, TenantRecord, now_ms,
 };
-use crate::warehouse_io::S3StaticCredentials;
 
 pub(super) async fn ensure_default_tenant(
     admin: &Admin,

@@ -33,9 +33,10 @@ use crate::idempotency::IdempotencyKeys;
 use crate::identity::SignIn;
 use crate::identity::storage_credentials::{CredentialResolver, ReferencePolicy};
 use crate::identity::{MasterKey, SigningKey, TokenService, key_store};
+use crate::storage::VendingOptions;
 use crate::store::pointer_cache::PointerCache;
 use crate::store::{CatalogStore, MeteredStore, PgStore, SledStore};
-use crate::vending::{Vending, VendingOptions};
+use crate::vending::Vending;
 
 /// Name of the tenant a fresh data directory starts with.
 pub const DEFAULT_TENANT: &str = "default";

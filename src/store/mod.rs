@@ -23,8 +23,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::access::{GrantResource, Privilege};
-use crate::domain::storage::StorageProfile;
 use crate::domain::{NamespaceIdent, TableIdent};
+use crate::storage::StorageProfile;
 
 pub use metered::MeteredStore;
 pub use postgres::PgStore;
@@ -621,7 +621,4 @@ pub trait CatalogStore: Send + Sync + 'static {
     async fn close(&self) -> StoreResult<()>;
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
+pub use crate::domain::now_ms;

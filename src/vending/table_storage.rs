@@ -14,31 +14,14 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::presign::PresignMethod;
-use super::signer::{CheckedRequest, SignRequest, check_request, sign_headers};
-use super::{
-    Delegation, TableAccess, VendedCredential, Vending, client_config, nothing_to_hand_out,
-    refused, table_key_prefix, vendor,
-};
-use super::{VendingError, VendingResult};
-use crate::catalog::Warehouse;
+use super::{Delegation, Vending};
 use crate::domain::access::DataAccess;
-use crate::domain::storage::{S3Profile, StorageProfile};
-use crate::store::now_ms;
-
-/// Where a table's storage routes are, as the API serves them (URL shapes are the API's).
-#[derive(Debug, Clone)]
-pub struct TableEndpoints {
-    /// The server's public URL (`s3.signer.uri`).
-    pub signer_uri: String,
-    /// The table's sign path below it (`s3.signer.endpoint`).
-    pub signer_endpoint: String,
-    /// What clients of the global `/v1/aws/s3/sign` pass back to name the table.
-    pub signer_scope: String,
-}
-
-/// The `RemoteSignRequest.properties` key that names the table a global sign request is for.
-pub const SIGNER_TABLE: &str = "floe.table";
+use crate::domain::now_ms;
+use crate::storage::s3::signer::CheckedRequest;
+use crate::storage::{
+    PresignMethod, RemoteSign, TableAccess, TableEndpoints, VendedCredential, VendingResult,
+    WarehouseStorage, client_config, kind_of,
+};
 
 /// The storage part of a table answer, as JSON.
 pub struct TableStorage {
@@ -52,10 +35,10 @@ pub struct TableStorage {
 
 impl TableStorage {
     /// The warehouse's plain client settings: no credentials, no signer.
-    pub fn plain(wh: &Warehouse) -> Self {
+    pub fn plain(wh: WarehouseStorage<'_>) -> Self {
         Self {
             config_json: Bytes::from(
-                serde_json::to_vec(&client_config(&wh.record.storage)).expect("maps serialize"),
+                serde_json::to_vec(&client_config(wh.profile)).expect("maps serialize"),
             ),
             credential_json: None,
             remote_signing_json: None,
@@ -82,8 +65,8 @@ impl AccessAsked {
     };
 
     /// What `delegation` asks of `wh` for a caller with `data` access.
-    pub fn new(wh: &Warehouse, delegation: Delegation, data: DataAccess) -> Self {
-        if matches!(wh.record.storage, StorageProfile::Local { .. }) || !delegation.any() {
+    pub fn new(wh: WarehouseStorage<'_>, delegation: Delegation, data: DataAccess) -> Self {
+        if !Self::may_delegate(wh) || !delegation.any() {
             return Self::PLAIN;
         }
         Self { delegation, data }
@@ -96,8 +79,8 @@ impl AccessAsked {
 
     /// Whether the warehouse's storage hands out anything a client could ask for (so the
     /// delegation asked for, and the caller's data access, matter).
-    pub fn may_delegate(wh: &Warehouse) -> bool {
-        !matches!(wh.record.storage, StorageProfile::Local { .. })
+    pub fn may_delegate(wh: WarehouseStorage<'_>) -> bool {
+        kind_of(wh.profile).may_delegate()
     }
 
     /// `tag` (a quoted ETag) made specific to this access, so a client that asks with other
@@ -128,21 +111,6 @@ pub struct Presigned {
     pub expires_at_ms: i64,
 }
 
-/// An S3 request a client wants signed, with what the spec's `RemoteSignRequest` says of it.
-pub struct RemoteSign<'a> {
-    pub request: SignRequest<'a>,
-    pub region: &'a str,
-    pub provider: Option<&'a str>,
-}
-
-/// The S3 profile of a warehouse the remote signer serves; only S3 is signed.
-fn s3_only(wh: &Warehouse) -> VendingResult<&S3Profile> {
-    match &wh.record.storage {
-        StorageProfile::S3(p) => Ok(p),
-        _ => Err(nothing_to_hand_out(wh)),
-    }
-}
-
 impl Vending {
     /// The storage part of a table answer: vended credentials when asked for and the caller has
     /// data access, else the remote signer when the warehouse offers it and delegation was asked
@@ -167,7 +135,7 @@ impl Vending {
                 remote_signing_json: None,
             });
         }
-        let storage = vendor(&wh.record.storage);
+        let storage = kind_of(wh.profile);
         let mut config = storage.client_config();
         let remote_signing_json = storage.remote_signing(&mut config, endpoints);
         Ok(TableStorage {
@@ -195,8 +163,8 @@ impl Vending {
         method: PresignMethod,
     ) -> VendingResult<Presigned> {
         let now = now_ms();
-        let storage = vendor(&t.warehouse.record.storage);
-        let (url, ttl) = storage.presign(self, t, file, method).await?;
+        let storage = kind_of(t.warehouse.profile);
+        let (url, ttl) = storage.presign(&self.issuer, t, file, method).await?;
         Ok(Presigned {
             url,
             expires_at_ms: now + ttl.as_millis() as i64,
@@ -212,28 +180,7 @@ impl Vending {
         t: &TableAccess<'_>,
         sign: &RemoteSign,
     ) -> VendingResult<CheckedRequest> {
-        let wh = t.warehouse;
-        let profile = s3_only(wh)?;
-        if !profile.remote_signing {
-            return Err(refused(format!(
-                "warehouse '{}' does not offer remote signing",
-                wh.record.name
-            )));
-        }
-        if sign.provider.is_some_and(|p| p != "s3") {
-            return Err(VendingError::invalid("only the s3 provider is signed"));
-        }
-        if sign.region != profile.region {
-            return Err(VendingError::invalid(format!(
-                "region '{}' is not the warehouse's region",
-                sign.region
-            )));
-        }
-        let (_, table_key_prefix) = table_key_prefix(wh, profile, t.location)?;
-        check_request(profile, &sign.request, &table_key_prefix).map_err(|e| {
-            tracing::warn!(warehouse = %wh.record.name, principal = %t.caller.name, error = %e, "refused to sign a request");
-            refused(e)
-        })
+        kind_of(t.warehouse.profile).check_sign(&self.issuer, t, sign)
     }
 
     /// Signs a request [`Vending::check_sign`] accepted, exactly as it was checked: the URI and
@@ -244,8 +191,8 @@ impl Vending {
         sign: &RemoteSign<'_>,
         checked: &CheckedRequest,
     ) -> VendingResult<(String, BTreeMap<String, Vec<String>>)> {
-        let profile = s3_only(t.warehouse)?;
-        let (keys, _) = self.signing_keys(t).await?;
-        sign_headers(&sign.request, checked, &profile.region, &keys).map_err(VendingError::invalid)
+        kind_of(t.warehouse.profile)
+            .sign(&self.issuer, t, sign, checked)
+            .await
     }
 }

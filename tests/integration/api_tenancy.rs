@@ -1000,8 +1000,8 @@ on_both_stores!(
 #[tokio::test]
 async fn declared_warehouses_are_held_to_the_apis_checks_and_audited() {
     use floe::config::{Settings, WarehouseSettings};
-    use floe::domain::storage::{AdlsProfile, StorageProfile};
     use floe::startup::Application;
+    use floe::storage::{AdlsProfile, StorageProfile};
 
     let adls = |account: &str| {
         let profile = serde_json::from_value::<AdlsProfile>(

@@ -3,8 +3,8 @@
 
 use crate::pg_support::TestDatabase;
 use floe::config::{Secret, Settings, StoreKind, WarehouseSettings};
-use floe::domain::storage::StorageProfile;
 use floe::startup::Application;
+use floe::storage::StorageProfile;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 

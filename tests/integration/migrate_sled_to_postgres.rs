@@ -8,9 +8,9 @@ use std::process::Command;
 
 use crate::pg_support::TestDatabase;
 use floe::domain::access::{GrantResource, Privilege};
-use floe::domain::storage::StorageProfile;
 use floe::domain::{NamespaceIdent, ObjectName, TableIdent};
 use floe::migrate::{Snapshot, migrate};
+use floe::storage::StorageProfile;
 use floe::store::*;
 use uuid::Uuid;
 

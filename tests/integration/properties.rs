@@ -9,10 +9,10 @@
 use std::collections::BTreeMap;
 
 use floe::catalog::{decode_page_token, encode_page_token};
-use floe::domain::storage::S3Profile;
 use floe::domain::{NamespaceIdent, ObjectName};
-use floe::vending::s3_policy::{PolicyScope, S3Access, escape_iam, session_policy};
-use floe::vending::signer::{SignRequest, check_request};
+use floe::storage::S3Profile;
+use floe::storage::s3::policy::{PolicyScope, S3Access, escape_iam, session_policy};
+use floe::storage::s3::signer::{SignRequest, check_request};
 use proptest::prelude::*;
 use serde_json::Value;
 

@@ -15,10 +15,10 @@ use crate::api::types::IcebergErrorResponse;
 use crate::api::{ApiResult, AppState, Authenticated};
 use crate::authz::on_warehouse;
 use crate::domain::access::Privilege;
-use crate::domain::storage::{AdlsProfile, GcsProfile, S3Profile, S3Vending, StorageProfile};
 use crate::identity::Caller;
+use crate::storage::validation::ValidationReport;
+use crate::storage::{AdlsProfile, GcsProfile, S3Profile, S3Vending, StorageProfile};
 use crate::store::WarehouseRecord;
-use crate::vending::validate::ValidationReport;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(create_warehouse)
@@ -349,7 +349,7 @@ async fn validate_warehouse(
         .await?;
     let wh = state.catalog.warehouse(&auth.0, &id.to_string()).await?;
     let tenant = state.catalog.tenant_name(auth.0.tenant_id).await?;
-    let report = state.vending.validate(&wh, &auth.0, &tenant).await;
+    let report = state.vending.validate(wh.storage(), &auth.0, &tenant).await;
     Ok(HttpResponse::Ok().json(report))
 }
 

@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use floe::domain::storage::StorageProfile;
 use floe::domain::{NamespaceIdent, ObjectName, TableIdent};
+use floe::storage::StorageProfile;
 use floe::store::*;
 use uuid::Uuid;
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use floe::domain::storage::StorageProfile;
+use floe::storage::StorageProfile;
 use floe::store::locations::LocationClaim;
 use floe::store::*;
 use uuid::Uuid;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use floe::domain::storage::StorageProfile;
+use floe::storage::StorageProfile;
 use floe::store::*;
 use uuid::Uuid;
 

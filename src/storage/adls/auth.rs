@@ -5,8 +5,8 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use super::azure_sas::{SAS_VERSION, SasKey, SasRequest, UserDelegationKey, sas_time, sign};
-use crate::domain::storage::AdlsProfile;
+use super::AdlsProfile;
+use super::sas::{SAS_VERSION, SasKey, SasRequest, UserDelegationKey, sas_time, sign};
 use crate::outbound::CallError;
 
 /// Entra ID's public authority.

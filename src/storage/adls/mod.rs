@@ -1,32 +1,108 @@
-//! What a reader of a table on ADLS Gen2 / Blob gets: SAS tokens for the table's directory
-//! (hierarchical namespace), or for the whole container where the profile explicitly allows that
-//! unscoped fallback, and SAS URLs for single blobs; plus the client settings and the checks of
-//! an ADLS profile.
+//! Azure Data Lake Storage Gen2 (and Blob): the profile and its rules, the server's own IO over
+//! the Blob REST API ([`io`]) with SAS it signs itself ([`sas`], keys from [`auth`]), and what a
+//! reader of a table gets: SAS tokens for the table's directory (hierarchical namespace), or for
+//! the whole container where the profile explicitly allows that unscoped fallback, and SAS URLs
+//! for single blobs; plus the client settings and validation.
+
+pub mod auth;
+pub mod io;
+pub mod sas;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
-use std::collections::BTreeMap;
+use chrono::{Duration, Utc};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use chrono::{Duration, Utc};
-
-use super::presign::{PresignMethod, file_inside};
-use super::validate::{Steps, Validation};
-use super::{StorageVendor, TableAccess, VendedCredential, Vending, refused};
-use super::{VendingError, VendingResult};
-use crate::catalog::Warehouse;
+use self::auth::AzureSigner;
+use self::io::{AzureIo, encode_blob_path};
+use self::sas::{SasRequest, SasResource};
+use super::access::{
+    PresignMethod, TableAccess, VendedCredential, WarehouseStorage, file_inside, inside_warehouse,
+};
+use super::fields::{Field, required};
+use super::validation::{Steps, Validation};
+use super::{
+    IoError, Issuer, ServerAccessParts, StorageKind, StorageProfile, StorageSecret, VendingError,
+    VendingResult, normalize_location, refused,
+};
 use crate::domain::CredentialKind;
 use crate::domain::access::DataAccess;
-use crate::domain::storage::AdlsProfile;
-use crate::warehouse_io::azure_sas::{SasRequest, SasResource};
-use crate::warehouse_io::encode_blob_path;
-use crate::warehouse_io::normalize_location;
+use crate::outbound::OutboundTimeouts;
+
+/// An Azure Data Lake Storage Gen2 (or Blob) warehouse: where it is and how clients get access.
+/// The server signs with the account key of the warehouse's `azure-shared-key` credential; that
+/// key never leaves the server.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdlsProfile {
+    pub account: String,
+    /// The container (ADLS Gen2 filesystem).
+    pub container: String,
+    /// Paths of the warehouse start with this (no leading or trailing `/`).
+    #[serde(default)]
+    pub key_prefix: String,
+    /// Blob endpoint override including the account for emulators
+    /// (`http://127.0.0.1:10000/devstoreaccount1`) and sovereign clouds; Azure public otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// The account has a hierarchical namespace: SAS tokens are scoped to the table's directory.
+    #[serde(default = "super::yes")]
+    pub hierarchical_namespace: bool,
+    /// Without a hierarchical namespace no SAS can be scoped to a directory; only with this set
+    /// are container-wide (UNSCOPED) tokens handed out.
+    #[serde(default)]
+    pub allow_container_scope: bool,
+    /// Lifetime of vended SAS tokens, 60..=604800 seconds (7 days).
+    #[serde(default = "default_sas_secs")]
+    pub sas_duration_secs: u32,
+    /// Hand out SAS tokens (`true`, the default) or nothing.
+    #[serde(default = "super::yes")]
+    pub vending: bool,
+    /// Entra ID authority for `azure-client-secret` credentials; `https://login.microsoftonline.com`
+    /// otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority_host: Option<String>,
+}
+
+fn default_sas_secs() -> u32 {
+    3600
+}
+
+impl AdlsProfile {
+    /// The blob endpoint, e.g. `https://acct.blob.core.windows.net` (no trailing `/`).
+    pub fn blob_endpoint(&self) -> String {
+        match &self.endpoint {
+            Some(ep) => ep.trim_end_matches('/').to_owned(),
+            None => format!("https://{}.blob.core.windows.net", self.account),
+        }
+    }
+
+    /// The `abfss://` authority of the warehouse's locations.
+    pub fn authority(&self) -> String {
+        format!("{}@{}.dfs.core.windows.net", self.container, self.account)
+    }
+}
+
+pub(crate) const SHARED_KEY_FIELDS: &[Field] = &[required("account_key", &[])];
+pub(crate) const CLIENT_SECRET_FIELDS: &[Field] = &[
+    required("tenant_id", &[]),
+    required("client_id", &[]),
+    required("client_secret", &[]),
+];
 
 /// Longest SAS lifetime Floe signs (Azure allows any, Floe caps at 7 days).
 pub const MAX_SAS_SECS: u32 = 7 * 24 * 3600;
 
 /// The blob path of a location inside the warehouse (no leading or trailing `/`).
-pub fn blob_path(wh: &Warehouse, profile: &AdlsProfile, location: &str) -> VendingResult<String> {
-    let location = super::inside_warehouse(wh, location)?;
+pub fn blob_path(
+    wh: WarehouseStorage<'_>,
+    profile: &AdlsProfile,
+    location: &str,
+) -> VendingResult<String> {
+    let location = inside_warehouse(wh, location)?;
     let prefix = format!("abfss://{}/", profile.authority());
     location
         .strip_prefix(&prefix)
@@ -43,24 +119,24 @@ fn permissions(access: DataAccess) -> &'static str {
 }
 
 /// Signs `req` with the warehouse's key (account key or user-delegation key).
-async fn sign_for(wh: &Warehouse, req: SasRequest<'_>) -> VendingResult<(String, i64)> {
+async fn sign_for(wh: WarehouseStorage<'_>, req: SasRequest<'_>) -> VendingResult<(String, i64)> {
     let signer = wh.azure_signer().ok_or_else(|| {
         VendingError::Misconfigured(format!(
             "warehouse '{}' has no Azure credential to sign with; an operator must give it one",
-            wh.record.name
+            wh.name
         ))
     })?;
     metrics::counter!("floe_sas_tokens_total").increment(1);
     let (token, expiry) = signer.sign(req).await.map_err(|e| {
         metrics::counter!("floe_sas_failures_total").increment(1);
-        VendingError::from_call(&wh.record.name, "Azure (signing a SAS)", e)
+        VendingError::from_call(wh.name, "Azure (signing a SAS)", e)
     })?;
     Ok((token, expiry.timestamp_millis()))
 }
 
 /// A SAS for the table at `location` and the config keys clients read, with its expiry.
 pub async fn table_sas(
-    wh: &Warehouse,
+    wh: WarehouseStorage<'_>,
     profile: &AdlsProfile,
     location: &str,
     access: DataAccess,
@@ -74,7 +150,7 @@ pub async fn table_sas(
     } else {
         return Err(VendingError::refused(format!(
             "warehouse '{}' has no hierarchical namespace, so no SAS can be scoped to a table; container-wide tokens need allow_container_scope",
-            wh.record.name
+            wh.name
         )));
     };
     let now = Utc::now();
@@ -156,7 +232,7 @@ pub fn adls_client_config(profile: &AdlsProfile) -> BTreeMap<String, String> {
 
 /// A SAS URL for one blob: read for GET, create and write for PUT.
 pub async fn presigned_blob_url(
-    wh: &Warehouse,
+    wh: WarehouseStorage<'_>,
     profile: &AdlsProfile,
     path: &str,
     write: bool,
@@ -229,7 +305,40 @@ pub fn check_adls_profile(p: &AdlsProfile, has_credential: bool) -> Result<(), S
 }
 
 #[async_trait::async_trait]
-impl StorageVendor for AdlsProfile {
+impl StorageKind for AdlsProfile {
+    fn root_location(&self) -> String {
+        super::join_root("abfss", &self.authority(), &self.key_prefix)
+    }
+
+    fn tidied(&self) -> StorageProfile {
+        StorageProfile::Adls(Self {
+            key_prefix: self.key_prefix.trim_matches('/').to_owned(),
+            ..self.clone()
+        })
+    }
+
+    /// The server's Blob client and the SAS signer it shares with vending, with the account key
+    /// or Entra ID application of the warehouse's credential.
+    async fn open(
+        &self,
+        secret: Option<&StorageSecret>,
+        warehouse: &str,
+        timeouts: &OutboundTimeouts,
+    ) -> Result<ServerAccessParts, IoError> {
+        let Some(StorageSecret::Azure(auth)) = secret else {
+            return Err(IoError::Misconfigured(
+                warehouse.to_owned(),
+                "an ADLS warehouse needs an azure-shared-key or azure-client-secret credential"
+                    .into(),
+            ));
+        };
+        let signer = Arc::new(AzureSigner::new(self, auth.clone(), timeouts));
+        Ok((
+            Arc::new(AzureIo::new(self, signer.clone(), timeouts)),
+            Some(signer),
+        ))
+    }
+
     fn credential_kinds(&self) -> &'static [CredentialKind] {
         &[
             CredentialKind::AzureSharedKey,
@@ -251,14 +360,10 @@ impl StorageVendor for AdlsProfile {
 
     /// A SAS token for the table's directory (hierarchical namespace), or for the whole container
     /// where the profile allows that unscoped fallback (logged).
-    async fn vend(
-        &self,
-        vending: &Vending,
-        t: &TableAccess<'_>,
-    ) -> VendingResult<VendedCredential> {
+    async fn vend(&self, issuer: &Issuer, t: &TableAccess<'_>) -> VendingResult<VendedCredential> {
         let profile = self;
         if !profile.hierarchical_namespace {
-            vending.warn_unscoped(t.warehouse, "container-wide SAS tokens");
+            issuer.warn_unscoped(t.warehouse, "container-wide SAS tokens");
         }
         let signed = table_sas(
             t.warehouse,
@@ -274,7 +379,7 @@ impl StorageVendor for AdlsProfile {
             .azure_signer()
             .is_some_and(|s| s.asks_a_token_service())
         {
-            vending.note_token_service(t.warehouse.record.id, super::call_outcome(&signed));
+            issuer.note_token_service(t.warehouse.id, super::call_outcome(&signed));
         }
         let (config, expires_at_ms) = signed?;
         let location = normalize_location(t.location).map_err(VendingError::invalid)?;
@@ -296,11 +401,11 @@ impl StorageVendor for AdlsProfile {
         if !self.hierarchical_namespace {
             let w =
                 "no hierarchical namespace: vended SAS tokens reach the whole container (UNSCOPED)";
-            tracing::warn!(warehouse = %check.warehouse.record.name, "{w}");
+            tracing::warn!(warehouse = %check.warehouse.name, "{w}");
             warnings.push(w.to_owned());
         }
         let http = check
-            .vending
+            .issuer
             .options
             .timeouts
             .http_client(crate::outbound::Outbound::Storage);
@@ -310,12 +415,12 @@ impl StorageVendor for AdlsProfile {
     /// A SAS URL for one blob inside the table.
     async fn presign(
         &self,
-        vending: &Vending,
+        issuer: &Issuer,
         t: &TableAccess<'_>,
         file: &str,
         method: PresignMethod,
     ) -> VendingResult<(String, std::time::Duration)> {
-        let ttl = vending.options.presign_ttl;
+        let ttl = issuer.options.presign_ttl;
         let file = file_inside(file, t.location).map_err(refused)?;
         let path = blob_path(t.warehouse, self, &file)?;
         let put = method == PresignMethod::Put;
@@ -334,13 +439,13 @@ const SAS_CHECKS: &[&str] = &[
 /// reads a file there and cannot write one.
 async fn validate_sas(
     http: &reqwest::Client,
-    wh: &Warehouse,
+    wh: WarehouseStorage<'_>,
     profile: &AdlsProfile,
     steps: &mut Steps,
 ) {
     let sample = format!("{}/.floe-validate/{}", wh.root(), Uuid::now_v7());
     let probe = format!("{sample}/probe");
-    let sas = crate::vending::adls::table_sas(wh, profile, &sample, DataAccess::Read, "")
+    let sas = table_sas(wh, profile, &sample, DataAccess::Read, "")
         .await
         .map(|(config, _)| config["adls.sas-token"].clone());
     let sas = match sas {
@@ -359,7 +464,7 @@ async fn validate_sas(
         }
     };
     if let Err(e) = wh
-        .io
+        .io()
         .write(&probe, Bytes::from_static(b"floe SAS probe"))
         .await
     {
@@ -375,12 +480,12 @@ async fn validate_sas(
             "{}/{}/{}{sas}",
             profile.blob_endpoint(),
             profile.container,
-            crate::warehouse_io::encode_blob_path(blob)
+            encode_blob_path(blob)
         )
     };
     let read = http
         .get(url(&probe))
-        .header("x-ms-version", crate::warehouse_io::azure_sas::SAS_VERSION)
+        .header("x-ms-version", sas::SAS_VERSION)
         .send()
         .await;
     steps.record(
@@ -394,7 +499,7 @@ async fn validate_sas(
     let write = http
         .put(url(&format!("{sample}/written")))
         .header("x-ms-blob-type", "BlockBlob")
-        .header("x-ms-version", crate::warehouse_io::azure_sas::SAS_VERSION)
+        .header("x-ms-version", sas::SAS_VERSION)
         .body("x")
         .send()
         .await;
@@ -402,13 +507,13 @@ async fn validate_sas(
         "the read-only SAS cannot write",
         match write {
             Ok(r) if r.status().is_success() => {
-                let _ = wh.io.delete(&format!("{sample}/written")).await;
+                let _ = wh.io().delete(&format!("{sample}/written")).await;
                 Err("a read-only SAS wrote a file".into())
             }
             _ => Ok(()),
         },
     );
-    let _ = wh.io.delete(&probe).await;
+    let _ = wh.io().delete(&probe).await;
 }
 
 #[cfg(test)]

@@ -1,16 +1,14 @@
 //! Validating a warehouse against its real storage: the server writes, reads back and deletes a
 //! probe file with its own access, then signs or assumes credentials the way vending does for a
 //! sample table and checks what they can and cannot do (each storage kind's own steps, in its
-//! vendor's file). Every step is run and reported.
+//! folder). Every step is run and reported.
 
 use bytes::Bytes;
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{Vending, vendor};
-use crate::catalog::Warehouse;
-use crate::identity::Caller;
+use super::{Issuer, Requester, WarehouseStorage, kind_of};
 
 /// One step of a validation.
 #[derive(Debug, Serialize, ToSchema)]
@@ -31,13 +29,13 @@ pub struct ValidationReport {
     pub warnings: Vec<String>,
 }
 
-impl Vending {
+impl Issuer {
     /// Runs every step for `wh` and reports each outcome, with warnings for settings that work
     /// but weaken isolation.
     pub async fn validate(
         &self,
-        wh: &Warehouse,
-        caller: &Caller,
+        wh: WarehouseStorage<'_>,
+        caller: Requester<'_>,
         tenant: &str,
     ) -> ValidationReport {
         let probe = format!("{}/.floe-validate/{}", wh.root(), Uuid::now_v7());
@@ -45,7 +43,7 @@ impl Vending {
         let mut steps = Steps(Vec::new());
         let wrote = steps.record(
             "write probe",
-            wh.io
+            wh.io()
                 .write(&probe, body.clone())
                 .await
                 .map_err(|e| e.to_string()),
@@ -55,7 +53,7 @@ impl Vending {
             steps.not_run(&["read probe", "delete probe"], why);
         } else {
             let read = wh
-                .io
+                .io()
                 .read(&probe, VALIDATION_READ_BYTES)
                 .await
                 .map_err(|e| e.to_string())
@@ -69,17 +67,17 @@ impl Vending {
             steps.record("read probe", read);
             steps.record(
                 "delete probe",
-                wh.io.delete(&probe).await.map_err(|e| e.to_string()),
+                wh.io().delete(&probe).await.map_err(|e| e.to_string()),
             );
         }
         let mut warnings = Vec::new();
         let check = Validation {
-            vending: self,
+            issuer: self,
             warehouse: wh,
             caller,
             tenant,
         };
-        vendor(&wh.record.storage)
+        kind_of(wh.profile)
             .validate(&check, &mut steps, &mut warnings)
             .await;
         let ok = steps.0.iter().all(|s| s.ok);
@@ -95,19 +93,19 @@ impl Vending {
 pub const VALIDATION_READ_BYTES: u64 = 1024 * 1024;
 
 /// What a storage kind's own validation steps work with.
-pub(super) struct Validation<'a> {
-    pub vending: &'a Vending,
-    pub warehouse: &'a Warehouse,
-    pub caller: &'a Caller,
+pub struct Validation<'a> {
+    pub issuer: &'a Issuer,
+    pub warehouse: WarehouseStorage<'a>,
+    pub caller: Requester<'a>,
     pub tenant: &'a str,
 }
 
 /// The steps of a validation, in order.
-pub(super) struct Steps(Vec<ValidationStep>);
+pub struct Steps(Vec<ValidationStep>);
 
 impl Steps {
     /// Records a step's outcome; returns whether it succeeded.
-    pub(super) fn record(&mut self, step: &str, result: Result<(), String>) -> bool {
+    pub fn record(&mut self, step: &str, result: Result<(), String>) -> bool {
         let ok = result.is_ok();
         self.0.push(ValidationStep {
             step: step.into(),
@@ -120,7 +118,7 @@ impl Steps {
 
     /// Reports steps that cannot run because an earlier one failed: each with its own outcome,
     /// so a report never just stops.
-    pub(super) fn not_run(&mut self, steps: &[&str], because: &str) {
+    pub fn not_run(&mut self, steps: &[&str], because: &str) {
         for step in steps {
             self.0.push(ValidationStep {
                 step: (*step).into(),

@@ -1,32 +1,110 @@
-//! What a reader of a table on GCS gets: the service account's token exchanged at Google's STS
-//! for one downscoped by a credential access boundary to the table's prefix, and V4 signed URLs
-//! for single objects; plus the client settings and the checks of a GCS profile.
+//! Google Cloud Storage: the profile and its rules, the server's own IO over the JSON API
+//! ([`io`]), and what a reader of a table gets: the service account's token exchanged at Google's
+//! STS for one downscoped by a credential access boundary to the table's prefix, and V4 signed
+//! URLs for single objects; plus the client settings and validation.
+
+pub mod io;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
-use std::collections::BTreeMap;
-use uuid::Uuid;
-
 use chrono::{DateTime, Utc};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use uuid::Uuid;
 
-use super::presign::{PresignMethod, file_inside};
-use super::validate::{Steps, Validation};
-use super::{
-    StorageVendor, TableAccess, VendedCredential, Vending, inside_warehouse, refused, unavailable,
+use self::io::{GcsIo, GcsServiceAccount};
+use super::access::{
+    PresignMethod, TableAccess, VendedCredential, WarehouseStorage, file_inside, inside_warehouse,
 };
-use super::{VendingError, VendingResult};
-use crate::catalog::Warehouse;
+use super::fields::{Field, required};
+use super::validation::{Steps, Validation};
+use super::{
+    IoError, Issuer, ServerAccessParts, StorageKind, StorageProfile, StorageSecret, VendingError,
+    VendingResult, normalize_location, refused, unavailable,
+};
 use crate::domain::CredentialKind;
 use crate::domain::access::DataAccess;
-use crate::domain::storage::GcsProfile;
-use crate::outbound::CallError;
+use crate::domain::now_ms;
+use crate::outbound::{CallError, OutboundTimeouts};
 use crate::reachability::Failure;
-use crate::store::now_ms;
-use crate::warehouse_io::GcsServiceAccount;
-use crate::warehouse_io::normalize_location;
+
+/// A Google Cloud Storage warehouse. The server reaches it, and downscopes tokens for clients,
+/// with the service account of the warehouse's `gcs-service-account` credential.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GcsProfile {
+    pub bucket: String,
+    /// Object names of the warehouse start with this (no leading or trailing `/`).
+    #[serde(default)]
+    pub key_prefix: String,
+    /// Handed to clients as `gcs.project-id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    /// Storage endpoint override (emulators); `https://storage.googleapis.com` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Google STS token-exchange URL; `https://sts.googleapis.com/v1/token` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sts_endpoint: Option<String>,
+    /// Hand out downscoped tokens (`true`, the default) or nothing.
+    #[serde(default = "super::yes")]
+    pub vending: bool,
+}
+
+impl GcsProfile {
+    /// The storage endpoint without a trailing `/`.
+    pub fn storage_endpoint(&self) -> String {
+        self.endpoint
+            .as_deref()
+            .unwrap_or("https://storage.googleapis.com")
+            .trim_end_matches('/')
+            .to_owned()
+    }
+}
+
+pub(crate) const SERVICE_ACCOUNT_FIELDS: &[Field] = &[required("service_account_json", &[])];
+
+/// A service account key file given whole (`{"type": "service_account", ...}`) or under `data`
+/// (as an object or as JSON text), as compact JSON text; `None` for the canonical form.
+pub(crate) fn service_account_key_file(
+    object: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Option<String>, String> {
+    let key_file = match object.get("data") {
+        Some(data) if object.len() == 1 => match data {
+            serde_json::Value::String(text) => serde_json::from_str(text).map_err(|_| {
+                "a gcs-service-account credential's 'data' is not a JSON key file".to_string()
+            })?,
+            other => other.clone(),
+        },
+        Some(_) => {
+            return Err(
+                "a gcs-service-account credential with 'data' must have nothing beside it".into(),
+            );
+        }
+        None if object.contains_key("service_account_json") => return Ok(None),
+        None => serde_json::Value::Object(object.clone()),
+    };
+    let is_key_file = key_file.get("type").and_then(|t| t.as_str()) == Some("service_account")
+        && ["client_email", "private_key"].iter().all(|k| {
+            key_file
+                .get(k)
+                .and_then(|v| v.as_str())
+                .is_some_and(|v| !v.is_empty())
+        });
+    if !is_key_file {
+        return Err(
+            "a gcs-service-account credential is a service account key file \
+             (\"type\": \"service_account\" with client_email and private_key), the same under \
+             'data', or {\"service_account_json\": \"<key file text>\"}"
+                .into(),
+        );
+    }
+    Ok(Some(key_file.to_string()))
+}
 
 /// Google's STS token-exchange endpoint.
 pub const GOOGLE_STS: &str = "https://sts.googleapis.com/v1/token";
@@ -34,7 +112,7 @@ pub const GOOGLE_STS: &str = "https://sts.googleapis.com/v1/token";
 /// The object name of a location inside a GCS warehouse (no trailing `/`), and the location
 /// normalized. Refuses locations outside the warehouse.
 pub fn gcs_object(
-    wh: &Warehouse,
+    wh: WarehouseStorage<'_>,
     profile: &GcsProfile,
     location: &str,
 ) -> VendingResult<(String, String)> {
@@ -268,7 +346,34 @@ pub fn check_gcs_profile(p: &GcsProfile, has_credential: bool) -> Result<(), Str
 }
 
 #[async_trait::async_trait]
-impl StorageVendor for GcsProfile {
+impl StorageKind for GcsProfile {
+    fn root_location(&self) -> String {
+        super::join_root("gs", &self.bucket, &self.key_prefix)
+    }
+
+    fn tidied(&self) -> StorageProfile {
+        StorageProfile::Gcs(Self {
+            key_prefix: self.key_prefix.trim_matches('/').to_owned(),
+            ..self.clone()
+        })
+    }
+
+    /// The server's JSON-API client, with the warehouse's service account.
+    async fn open(
+        &self,
+        secret: Option<&StorageSecret>,
+        warehouse: &str,
+        timeouts: &OutboundTimeouts,
+    ) -> Result<ServerAccessParts, IoError> {
+        let Some(StorageSecret::Gcs(account)) = secret else {
+            return Err(IoError::Misconfigured(
+                warehouse.to_owned(),
+                "a GCS warehouse needs a gcs-service-account storage credential".into(),
+            ));
+        };
+        Ok((Arc::new(GcsIo::new(self, account.clone(), timeouts)), None))
+    }
+
     fn credential_kinds(&self) -> &'static [CredentialKind] {
         &[CredentialKind::GcsServiceAccount]
     }
@@ -287,33 +392,29 @@ impl StorageVendor for GcsProfile {
 
     /// The service account's token, exchanged at Google's STS for one downscoped by a credential
     /// access boundary to the table's prefix.
-    async fn vend(
-        &self,
-        vending: &Vending,
-        t: &TableAccess<'_>,
-    ) -> VendingResult<VendedCredential> {
+    async fn vend(&self, issuer: &Issuer, t: &TableAccess<'_>) -> VendingResult<VendedCredential> {
         let profile = self;
         let (prefix, _) = gcs_object(t.warehouse, profile, t.location)?;
         let account = t.warehouse.gcs_account().ok_or_else(|| {
             VendingError::Misconfigured(format!(
                 "warehouse '{}' has no gcs-service-account credential; an operator must give it one",
-                t.warehouse.record.name
+                t.warehouse.name
             ))
         })?;
         let prefix = format!("{prefix}/");
         let boundary = access_boundary(&profile.bucket, &prefix, t.access);
         // A few seconds beyond the margin: the exchange itself takes a moment.
-        let at_least = vending.options.refresh_margin + std::time::Duration::from_secs(30);
-        let token = downscope(&vending.http, profile, account, &boundary, at_least).await;
-        vending.note_token_service(
-            t.warehouse.record.id,
+        let at_least = issuer.options.refresh_margin + std::time::Duration::from_secs(30);
+        let token = downscope(&issuer.http, profile, account, &boundary, at_least).await;
+        issuer.note_token_service(
+            t.warehouse.id,
             token.as_ref().map(|_| ()).map_err(Failure::from),
         );
         let token = token.map_err(|e| {
-            VendingError::from_call(&t.warehouse.record.name, "Google's token service (STS)", e)
+            VendingError::from_call(t.warehouse.name, "Google's token service (STS)", e)
         })?;
         let left = token.expires_at_ms - now_ms();
-        if left < vending.options.refresh_margin.as_millis() as i64 {
+        if left < issuer.options.refresh_margin.as_millis() as i64 {
             return Err(unavailable(format!(
                 "the downscoped token expires in {} s, less than the refresh margin",
                 left / 1000
@@ -335,18 +436,18 @@ impl StorageVendor for GcsProfile {
         steps: &mut Steps,
         _warnings: &mut Vec<String>,
     ) {
-        validate_gcs(&check.vending.http, check.warehouse, self, steps).await;
+        validate_gcs(&check.issuer.http, check.warehouse, self, steps).await;
     }
 
     /// A V4 signed URL for one object inside the table.
     async fn presign(
         &self,
-        vending: &Vending,
+        issuer: &Issuer,
         t: &TableAccess<'_>,
         file: &str,
         method: PresignMethod,
     ) -> VendingResult<(String, std::time::Duration)> {
-        let ttl = vending.options.presign_ttl;
+        let ttl = issuer.options.presign_ttl;
         let file = file_inside(file, t.location).map_err(refused)?;
         let (object, _) = gcs_object(t.warehouse, self, &file)?;
         let account = t.warehouse.gcs_account().ok_or_else(|| {
@@ -380,11 +481,11 @@ const TOKEN_CHECKS: &[&str] = &[
 /// reads a file there and cannot write beside it.
 async fn validate_gcs(
     http: &reqwest::Client,
-    wh: &Warehouse,
+    wh: WarehouseStorage<'_>,
     profile: &GcsProfile,
     steps: &mut Steps,
 ) {
-    use crate::vending::gcs;
+    use crate::storage::gcs;
     let Some(account) = wh.gcs_account() else {
         steps.record(
             "service account",
@@ -417,7 +518,7 @@ async fn validate_gcs(
     };
     let probe = format!("{sample}/probe");
     if let Err(e) = wh
-        .io
+        .io()
         .write(&probe, Bytes::from_static(b"floe GCS probe"))
         .await
     {
@@ -468,13 +569,13 @@ async fn validate_gcs(
         "the read-only token cannot write beside the sample table",
         match write {
             Ok(r) if r.status().is_success() => {
-                let _ = wh.io.delete(&format!("gs://{}/{beside}", profile.bucket)).await;
+                let _ = wh.io().delete(&format!("gs://{}/{beside}", profile.bucket)).await;
                 Err("the token wrote outside its table: this store does not enforce access boundaries".into())
             }
             _ => Ok(()),
         },
     );
-    let _ = wh.io.delete(&probe).await;
+    let _ = wh.io().delete(&probe).await;
 }
 
 #[cfg(test)]

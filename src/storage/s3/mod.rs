@@ -1,34 +1,164 @@
-//! What a reader of a table on S3 gets: an STS session narrowed by a session policy to the
-//! table's prefix (or, where the profile says so, the warehouse's static keys), presigned URLs
-//! and the keys the remote signer signs with; plus which role a session assumes, the table's key
-//! prefix, the client settings and the checks of an S3 profile.
+//! S3 (and S3-compatible stores such as SeaweedFS): the profile and its rules, the server's own
+//! IO ([`io`]), and what a reader of a table gets: an STS session narrowed by a session policy to
+//! the table's prefix ([`sts`], [`policy`]) or, where the profile says so, the warehouse's static
+//! keys; presigned URLs ([`presign`]) and the remote signer ([`signer`]); and which role a session
+//! assumes, the table's key prefix, the client settings and validation with real sessions.
 
-use uuid::Uuid;
+pub mod io;
+pub mod policy;
+pub mod presign;
+pub mod signer;
+pub mod sts;
 
-use super::validate::VALIDATION_READ_BYTES;
-use crate::identity::Caller;
-use crate::warehouse_io::{S3Io, S3StaticCredentials, WarehouseIo};
 use std::collections::BTreeMap;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::presign::{PresignMethod, object_key, presigned_url};
-use super::s3_policy::{PolicyScope, S3Access, session_policy};
-use super::signer::SigningKeys;
-use super::sts::{AssumeRole, SessionError, SessionKey, StsTarget, TempCredentials};
-use super::table_storage::{SIGNER_TABLE, TableEndpoints};
-use super::validate::{Steps, Validation};
-use super::{
-    StorageVendor, TableAccess, VendedCredential, Vending, inside_warehouse, refused, unavailable,
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use self::io::{S3Io, S3StaticCredentials};
+use self::policy::{PolicyScope, S3Access, session_policy};
+use self::presign::{object_key, presigned_url};
+use self::signer::{CheckedRequest, SigningKeys, check_request, sign_headers};
+use self::sts::{AssumeRole, SessionError, SessionKey, StsTarget, TempCredentials};
+use super::access::{
+    PresignMethod, RemoteSign, Requester, SIGNER_TABLE, TableAccess, TableEndpoints,
+    VendedCredential, WarehouseStorage, inside_warehouse,
 };
-use super::{VendingError, VendingResult};
-use crate::catalog::Warehouse;
+use super::fields::{Field, optional, required};
+use super::validation::{Steps, VALIDATION_READ_BYTES, Validation};
+use super::{
+    IoError, Issuer, ServerAccessParts, StorageKind, StorageProfile, StorageSecret, VendingError,
+    VendingResult, WarehouseIo, refused, unavailable,
+};
 use crate::domain::CredentialKind;
 use crate::domain::access::DataAccess;
-use crate::domain::storage::{S3Profile, S3Vending, StorageProfile};
-use crate::store::now_ms;
-use bytes::Bytes;
+use crate::domain::now_ms;
+use crate::outbound::OutboundTimeouts;
+
+/// How clients get access to the files of an S3 warehouse's tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum S3Vending {
+    /// Table-scoped STS sessions (AssumeRole with a session policy naming the table's prefix).
+    Sts,
+    /// The warehouse's own keys, unscoped: every client reaches the whole bucket.
+    Static,
+    /// No credentials are handed out; clients bring their own storage access.
+    Off,
+}
+
+/// An S3 warehouse: where it is, how the server reaches it, and how clients get access.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct S3Profile {
+    pub bucket: String,
+    /// Keys of the warehouse start with this (no leading or trailing `/`).
+    #[serde(default)]
+    pub key_prefix: String,
+    pub region: String,
+    /// S3 endpoint for S3-compatible stores (`http://host:port`); AWS when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Path-style addressing (`endpoint/bucket/key`), as most S3-compatible stores need.
+    #[serde(default)]
+    pub path_style: bool,
+    /// STS endpoint; AWS's regional STS when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sts_endpoint: Option<String>,
+    /// Role assumed for read access (and for write access when no write role is set and
+    /// `write_uses_read_role` is true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_role_arn: Option<String>,
+    /// Role assumed for read-write access.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_role_arn: Option<String>,
+    /// Without a write role, assume the read role for read-write sessions too. When false and no
+    /// write role is set, writers get read-only credentials.
+    #[serde(default)]
+    pub write_uses_read_role: bool,
+    /// `ExternalId` sent with AssumeRole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// Lifetime of vended sessions, 900..=43200 seconds.
+    #[serde(default = "default_session_secs")]
+    pub session_duration_secs: u32,
+    /// KMS key the bucket encrypts with; sessions may use it (decrypt; encrypt for writers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_arn: Option<String>,
+    /// Also send `SourceIdentity` (the principal) with AssumeRole; the role's trust policy must
+    /// allow `sts:SetSourceIdentity`.
+    #[serde(default)]
+    pub source_identity: bool,
+    /// `sts` (the default when a read role is set), `static`, or `off` (the default otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vending: Option<S3Vending>,
+    /// Offer remote signing (`s3.remote-signing-enabled`) to clients that ask for it.
+    #[serde(default)]
+    pub remote_signing: bool,
+    /// Whether the remote signer signs batch deletes (`POST ?delete`). It checks every key of the
+    /// body and signs that body's SHA-256, which binds the body only where the storage verifies
+    /// `x-amz-content-sha256` (AWS S3 does; SeaweedFS does not: any body could be sent with the
+    /// signature). Unset: on for AWS (no `endpoint`), off for any other endpoint; clients then
+    /// delete one object at a time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign_batch_deletes: Option<bool>,
+}
+
+fn default_session_secs() -> u32 {
+    3600
+}
+
+impl S3Profile {
+    /// The vending mode in force: as set, else `sts` with a read role and `off` without.
+    pub fn vending_mode(&self) -> S3Vending {
+        self.vending.unwrap_or(if self.read_role_arn.is_some() {
+            S3Vending::Sts
+        } else {
+            S3Vending::Off
+        })
+    }
+
+    /// A profile for `bucket` with nothing but its place set.
+    pub fn new(bucket: &str, key_prefix: &str, region: &str) -> Self {
+        Self {
+            bucket: bucket.to_owned(),
+            key_prefix: key_prefix.trim_matches('/').to_owned(),
+            region: region.to_owned(),
+            endpoint: None,
+            path_style: false,
+            sts_endpoint: None,
+            read_role_arn: None,
+            write_role_arn: None,
+            write_uses_read_role: false,
+            external_id: None,
+            session_duration_secs: default_session_secs(),
+            kms_key_arn: None,
+            source_identity: false,
+            vending: None,
+            remote_signing: false,
+            sign_batch_deletes: None,
+        }
+    }
+
+    /// Whether the remote signer signs batch deletes: as set, else only on AWS S3, which
+    /// verifies a signed payload hash against the body it receives.
+    pub fn signs_batch_deletes(&self) -> bool {
+        self.sign_batch_deletes.unwrap_or(self.endpoint.is_none())
+    }
+}
+
+pub(crate) const ACCESS_KEY_FIELDS: &[Field] = &[
+    required("access_key_id", &["aws_access_key_id", "key_id"]),
+    required(
+        "secret_access_key",
+        &["aws_secret_access_key", "secret_key", "secret"],
+    ),
+    optional("session_token"),
+    optional("region"),
+];
 
 /// The role and the access a session gets: writers use the write role, or the read role when the
 /// profile allows it; otherwise they get read-only credentials. Never wider than granted.
@@ -47,7 +177,7 @@ pub fn role_for(profile: &S3Profile, access: DataAccess) -> Option<(&str, S3Acce
 /// The table's bucket and key prefix (ending in `/`), after checking that the location lies
 /// inside the warehouse.
 pub fn table_key_prefix(
-    wh: &Warehouse,
+    wh: WarehouseStorage<'_>,
     profile: &S3Profile,
     location: &str,
 ) -> VendingResult<(String, String)> {
@@ -147,7 +277,41 @@ pub fn check_s3_profile(p: &S3Profile, has_credential: bool) -> Result<(), Strin
 }
 
 #[async_trait::async_trait]
-impl StorageVendor for S3Profile {
+impl StorageKind for S3Profile {
+    fn root_location(&self) -> String {
+        super::join_root("s3", &self.bucket, &self.key_prefix)
+    }
+
+    fn tidied(&self) -> StorageProfile {
+        StorageProfile::S3(Self {
+            key_prefix: self.key_prefix.trim_matches('/').to_owned(),
+            ..self.clone()
+        })
+    }
+
+    /// The server's S3 client, with the warehouse's keys or else the AWS default chain.
+    async fn open(
+        &self,
+        secret: Option<&StorageSecret>,
+        _warehouse: &str,
+        timeouts: &OutboundTimeouts,
+    ) -> Result<ServerAccessParts, IoError> {
+        let keys = match secret {
+            Some(StorageSecret::S3(k)) => Some(k.clone()),
+            _ => None,
+        };
+        let io = S3Io::new(
+            &self.bucket,
+            &self.region,
+            self.endpoint.as_deref(),
+            self.path_style,
+            keys,
+            timeouts,
+        )
+        .await;
+        Ok((Arc::new(io), None))
+    }
+
     fn credential_kinds(&self) -> &'static [CredentialKind] {
         &[CredentialKind::S3AccessKey]
     }
@@ -166,11 +330,7 @@ impl StorageVendor for S3Profile {
 
     /// An STS session narrowed by a session policy to the table's prefix, or (where the profile
     /// says so, unscoped and logged) the warehouse's own static keys.
-    async fn vend(
-        &self,
-        vending: &Vending,
-        t: &TableAccess<'_>,
-    ) -> VendingResult<VendedCredential> {
+    async fn vend(&self, issuer: &Issuer, t: &TableAccess<'_>) -> VendingResult<VendedCredential> {
         let profile = self;
         let (bucket, key_prefix) = table_key_prefix(t.warehouse, profile, t.location)?;
         let mut config = s3_client_config(profile);
@@ -181,10 +341,10 @@ impl StorageVendor for S3Profile {
                 let keys = t.warehouse.s3_keys().ok_or_else(|| {
                     unavailable(format!(
                         "warehouse '{}' vends static keys but has no storage credential",
-                        t.warehouse.record.name
+                        t.warehouse.name
                     ))
                 })?;
-                vending.warn_unscoped(t.warehouse, "the warehouse's static keys");
+                issuer.warn_unscoped(t.warehouse, "the warehouse's static keys");
                 config.insert("s3.access-key-id".into(), keys.access_key_id.clone());
                 config.insert(
                     "s3.secret-access-key".into(),
@@ -192,9 +352,7 @@ impl StorageVendor for S3Profile {
                 );
             }
             S3Vending::Sts => {
-                let creds = vending
-                    .sts_session(t, profile, &bucket, &key_prefix)
-                    .await?;
+                let creds = issuer.sts_session(t, profile, &bucket, &key_prefix).await?;
                 config.insert("s3.access-key-id".into(), creds.access_key_id.clone());
                 config.insert(
                     "s3.secret-access-key".into(),
@@ -232,11 +390,11 @@ impl StorageVendor for S3Profile {
         match self.vending_mode() {
             S3Vending::Static => {
                 let w = "vending 'static' hands the warehouse's own keys to every client: UNSCOPED, they reach the whole bucket";
-                tracing::warn!(warehouse = %wh.record.name, "{w}");
+                tracing::warn!(warehouse = %wh.name, "{w}");
                 warnings.push(w.to_owned());
             }
             S3Vending::Sts => {
-                validate_sts(check.vending, check.caller, wh, check.tenant, steps).await;
+                validate_sts(check.issuer, check.caller, wh, check.tenant, steps).await;
             }
             S3Vending::Off => {
                 warnings.push("vending is off: clients need storage access of their own".to_owned())
@@ -266,19 +424,64 @@ impl StorageVendor for S3Profile {
         Some(Bytes::from(scope.to_string()))
     }
 
+    /// Checks a request the remote signer is asked to sign: the warehouse offers signing, the
+    /// provider and region are its own, and every key it touches lies inside the table. Says
+    /// whether it reads or writes (a write needs read-write access, which the caller checks), and
+    /// what [`StorageKind::sign`] may then sign of it.
+    fn check_sign(
+        &self,
+        _issuer: &Issuer,
+        t: &TableAccess<'_>,
+        sign: &RemoteSign,
+    ) -> VendingResult<CheckedRequest> {
+        let wh = t.warehouse;
+        if !self.remote_signing {
+            return Err(refused(format!(
+                "warehouse '{}' does not offer remote signing",
+                wh.name
+            )));
+        }
+        if sign.provider.is_some_and(|p| p != "s3") {
+            return Err(VendingError::invalid("only the s3 provider is signed"));
+        }
+        if sign.region != self.region {
+            return Err(VendingError::invalid(format!(
+                "region '{}' is not the warehouse's region",
+                sign.region
+            )));
+        }
+        let (_, table_key_prefix) = table_key_prefix(wh, self, t.location)?;
+        check_request(self, &sign.request, &table_key_prefix).map_err(|e| {
+            tracing::warn!(warehouse = %wh.name, principal = %t.caller.name, error = %e, "refused to sign a request");
+            refused(e)
+        })
+    }
+
+    /// Signs a request [`StorageKind::check_sign`] accepted, exactly as it was checked.
+    async fn sign(
+        &self,
+        issuer: &Issuer,
+        t: &TableAccess<'_>,
+        sign: &RemoteSign<'_>,
+        checked: &CheckedRequest,
+    ) -> VendingResult<(String, BTreeMap<String, Vec<String>>)> {
+        let (keys, _) = issuer.signing_keys(t).await?;
+        sign_headers(&sign.request, checked, &self.region, &keys).map_err(VendingError::invalid)
+    }
+
     /// A SigV4 presigned URL, signed with the caller's table-scoped session where the warehouse
     /// has a role (the URL never outlives it), else with the warehouse's keys.
     async fn presign(
         &self,
-        vending: &Vending,
+        issuer: &Issuer,
         t: &TableAccess<'_>,
         file: &str,
         method: PresignMethod,
     ) -> VendingResult<(String, Duration)> {
         table_key_prefix(t.warehouse, self, t.location)?;
         let key = object_key(file, t.location).map_err(refused)?;
-        let (keys, keys_expire) = vending.signing_keys(t).await?;
-        let mut ttl = vending.options.presign_ttl;
+        let (keys, keys_expire) = issuer.signing_keys(t).await?;
+        let mut ttl = issuer.options.presign_ttl;
         if let Some(expires) = keys_expire {
             ttl = ttl.min(Duration::from_millis((expires - now_ms()).max(1) as u64));
         }
@@ -287,11 +490,11 @@ impl StorageVendor for S3Profile {
     }
 }
 
-impl Vending {
+impl Issuer {
     /// The keys that sign for a caller on a table: its table-scoped STS session when the
     /// warehouse has a role, else the warehouse's own keys (the request itself is checked to stay
     /// in the table). Also returns when the keys expire, if they do.
-    pub(super) async fn signing_keys(
+    pub(crate) async fn signing_keys(
         &self,
         t: &TableAccess<'_>,
     ) -> VendingResult<(SigningKeys, Option<i64>)> {
@@ -314,17 +517,17 @@ impl Vending {
             )),
             None => Err(VendingError::unavailable(format!(
                 "warehouse '{}' has neither a role nor keys to sign with",
-                t.warehouse.record.name
+                t.warehouse.name
             ))),
         }
     }
 
     /// The temporary keys of the caller's session for a table (used by presign and the signer).
-    pub(super) async fn table_session(
+    pub(crate) async fn table_session(
         &self,
         t: &TableAccess<'_>,
     ) -> VendingResult<Option<Arc<TempCredentials>>> {
-        let StorageProfile::S3(profile) = &t.warehouse.record.storage else {
+        let StorageProfile::S3(profile) = &t.warehouse.profile else {
             return Ok(None);
         };
         if t.access == DataAccess::None || profile.read_role_arn.is_none() {
@@ -346,12 +549,12 @@ impl Vending {
         let (role, access) = role_for(profile, t.access).ok_or_else(|| {
             unavailable(format!(
                 "warehouse '{}' has no read_role_arn to vend STS sessions with",
-                t.warehouse.record.name
+                t.warehouse.name
             ))
         })?;
         let key = SessionKey {
-            warehouse: t.warehouse.record.id,
-            profile: super::fingerprint(profile, t.warehouse.secret_fingerprint),
+            warehouse: t.warehouse.id,
+            profile: super::fingerprint(profile, t.warehouse.secret_fingerprint()),
             bucket: bucket.to_owned(),
             key_prefix: key_prefix.to_owned(),
             access,
@@ -370,7 +573,7 @@ impl Vending {
                 kms_key_arn: profile.kms_key_arn.as_deref(),
             })
             .map_err(SessionError::Refused)?;
-            let name = super::sts::session_name(t.tenant_name, &t.caller.name);
+            let name = sts::session_name(t.tenant_name, t.caller.name);
             Ok(AssumeRole {
                 role_arn: role,
                 source_identity: profile.source_identity.then(|| name.clone()),
@@ -387,19 +590,19 @@ impl Vending {
             .map_err(|e| match e {
                 SessionError::Refused(m) => VendingError::invalid(m),
                 SessionError::Misconfigured(m) => {
-                    tracing::error!(warehouse = %t.warehouse.record.name, error = %m, "STS refuses the server's role");
+                    tracing::error!(warehouse = %t.warehouse.name, error = %m, "STS refuses the server's role");
                     VendingError::Misconfigured(format!(
                         "warehouse '{}': the token service (STS) refuses the server's role; an operator must fix the warehouse's role or its trust policy (the server log has the details)",
-                        t.warehouse.record.name
+                        t.warehouse.name
                     ))
                 }
                 // The detail (the SDK's error chain, the STS address, the role) goes to the log;
                 // the client learns only that the token service failed.
                 SessionError::Unavailable(m) => {
-                    tracing::error!(warehouse = %t.warehouse.record.name, error = %m, "STS session failed");
+                    tracing::error!(warehouse = %t.warehouse.name, error = %m, "STS session failed");
                     unavailable(format!(
                         "warehouse '{}': the token service (STS) failed or did not answer in time; the server log has the details",
-                        t.warehouse.record.name
+                        t.warehouse.name
                     ))
                 }
             })?;
@@ -416,13 +619,13 @@ impl Vending {
 /// Assumes the roles the way vending does, for a sample table, and checks what the sessions can
 /// and cannot do: read-write inside the sample table, nothing beside it, no writes when read-only.
 pub(super) async fn validate_sts(
-    vending: &Vending,
-    caller: &Caller,
-    wh: &Warehouse,
+    issuer: &Issuer,
+    caller: Requester<'_>,
+    wh: WarehouseStorage<'_>,
     tenant: &str,
     steps: &mut Steps,
 ) {
-    let StorageProfile::S3(profile) = &wh.record.storage else {
+    let StorageProfile::S3(profile) = &wh.profile else {
         return;
     };
     let sample = format!("{}/.floe-validate/{}", wh.root(), Uuid::now_v7());
@@ -441,7 +644,7 @@ pub(super) async fn validate_sts(
             tenant_name: tenant,
             refresh_endpoint: String::new(),
         };
-        let session = vending
+        let session = issuer
             .table_session(&table)
             .await
             .map_err(|e| e.to_string())
@@ -487,7 +690,7 @@ pub(super) async fn validate_sts(
                 secret_access_key: session.secret_access_key.clone(),
                 session_token: Some(session.session_token.clone()),
             }),
-            &vending.options.timeouts,
+            &issuer.options.timeouts,
         )
         .await;
         let inside = format!("{sample}/probe-{label}");
@@ -511,7 +714,7 @@ pub(super) async fn validate_sts(
                         .map_err(|e| e.to_string()),
                 );
             }
-        } else if let Err(e) = wh.io.write(&inside, body.clone()).await {
+        } else if let Err(e) = wh.io().write(&inside, body.clone()).await {
             let why = format!("the server could not write a file for it to read: {e}");
             steps.not_run(
                 &[
@@ -531,7 +734,7 @@ pub(super) async fn validate_sts(
             steps.record(
                 "the read-only session cannot delete it",
                 match io.delete(&inside).await {
-                    Ok(()) if wh.io.read(&inside, VALIDATION_READ_BYTES).await.is_err() => Err(
+                    Ok(()) if wh.io().read(&inside, VALIDATION_READ_BYTES).await.is_err() => Err(
                         "a read-only session deleted a file: the role's policy is not narrowed"
                             .into(),
                     ),
@@ -543,13 +746,13 @@ pub(super) async fn validate_sts(
             &format!("the {label} session cannot write beside the sample table"),
             match io.write(&beside, body.clone()).await {
                 Ok(()) => {
-                    let _ = wh.io.delete(&beside).await;
+                    let _ = wh.io().delete(&beside).await;
                     Err("the session wrote outside its table: session policies are not enforced by this store".into())
                 }
                 Err(_) => Ok(()),
             },
         );
-        let _ = wh.io.delete(&inside).await;
+        let _ = wh.io().delete(&inside).await;
     }
 }
 

@@ -1,49 +1,10 @@
-//! Presigned URLs for single objects inside a table.
+//! Presigned URLs for single objects inside an S3 table.
 
 use std::time::Duration;
 
 use super::signer::{SigningKeys, object_url, presign};
-use super::split_s3;
-use crate::domain::storage::S3Profile;
-use crate::warehouse_io::{is_inside, normalize_location};
-
-/// What a presigned URL allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PresignMethod {
-    Get,
-    Put,
-}
-
-impl PresignMethod {
-    /// `GET` or `PUT` (any case).
-    pub fn parse(s: &str) -> Result<Self, String> {
-        match s.to_ascii_uppercase().as_str() {
-            "GET" => Ok(Self::Get),
-            "PUT" => Ok(Self::Put),
-            other => Err(format!("method must be GET or PUT, not '{other}'")),
-        }
-    }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Get => "GET",
-            Self::Put => "PUT",
-        }
-    }
-}
-
-/// `location`, normalized, when it lies strictly inside `table_location` (both are checked after
-/// normalizing: `..`, empty segments, `%` escapes and sibling prefixes are refused).
-pub fn file_inside(location: &str, table_location: &str) -> Result<String, String> {
-    let object = normalize_location(location)?;
-    let table = normalize_location(table_location)?;
-    if object == table || !is_inside(&object, &table) {
-        return Err(format!(
-            "{location} is not a file inside the table ({table}/)"
-        ));
-    }
-    Ok(object)
-}
+use super::{S3Profile, split_s3};
+use crate::storage::access::{PresignMethod, file_inside};
 
 /// The S3 object key of `location` when it lies strictly inside `table_location`.
 pub fn object_key(location: &str, table_location: &str) -> Result<String, String> {

@@ -10,9 +10,9 @@ use aws_sdk_sts::config::{BehaviorVersion, Credentials, Region};
 use moka::Expiry;
 use uuid::Uuid;
 
-use super::s3_policy::S3Access;
-use crate::store::now_ms;
-use crate::warehouse_io::S3StaticCredentials;
+use super::io::S3StaticCredentials;
+use super::policy::S3Access;
+use crate::domain::now_ms;
 
 /// Temporary keys from STS.
 #[derive(Clone)]

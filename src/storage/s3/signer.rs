@@ -12,7 +12,7 @@ use aws_sigv4::http_request::{
 use aws_sigv4::sign::v4;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 
-use crate::domain::storage::S3Profile;
+use super::S3Profile;
 
 /// Characters S3 leaves unencoded in a key segment (RFC 3986 unreserved).
 const KEY_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC

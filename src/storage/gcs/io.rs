@@ -9,8 +9,8 @@ use gcp_auth::{CustomServiceAccount, TokenProvider};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
-use super::{IoError, WarehouseIo};
-use crate::domain::storage::GcsProfile;
+use super::GcsProfile;
+use crate::storage::{IoError, WarehouseIo};
 
 /// Scope of the server's own tokens and the source of downscoped ones.
 pub const STORAGE_SCOPE: &str = "https://www.googleapis.com/auth/devstorage.read_write";
@@ -209,7 +209,7 @@ impl WarehouseIo for GcsIo {
             return Err(IoError::NotFound(location.into()));
         }
         let r = check(location, r).await?;
-        super::bounded_body(location, r, max_bytes).await
+        crate::storage::io::bounded_body(location, r, max_bytes).await
     }
 
     async fn delete(&self, location: &str) -> Result<(), IoError> {

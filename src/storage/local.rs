@@ -1,12 +1,99 @@
-//! A warehouse in a directory on the server's disk (`file:///abs/path`).
+//! A warehouse in a directory on the server's disk (`file:///abs/path`): the server's IO, and a
+//! storage kind that hands clients nothing (they reach the directory with their own access).
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{IoError, WarehouseIo};
+use super::access::{PresignMethod, TableAccess, VendedCredential, WarehouseStorage};
+use super::{
+    IoError, Issuer, ServerAccessParts, StorageKind, StorageProfile, StorageSecret, VendingError,
+    VendingResult, WarehouseIo,
+};
+use crate::domain::CredentialKind;
+use crate::outbound::OutboundTimeouts;
+
+/// A directory on the server as a storage kind: the root of a `Local` profile.
+#[repr(transparent)]
+pub struct LocalStorage(String);
+
+impl LocalStorage {
+    /// The kind of the local profile with this root.
+    pub fn of(root: &String) -> &LocalStorage {
+        // SAFETY: `LocalStorage` is `repr(transparent)` over `String`, so the two references
+        // have the same layout and the same lifetime.
+        unsafe { &*(root as *const String as *const LocalStorage) }
+    }
+}
+
+#[async_trait]
+impl StorageKind for LocalStorage {
+    fn root_location(&self) -> String {
+        self.0.trim_end_matches('/').to_owned()
+    }
+
+    fn tidied(&self) -> StorageProfile {
+        StorageProfile::Local {
+            root: self.0.clone(),
+        }
+    }
+
+    fn credential_kinds(&self) -> &'static [CredentialKind] {
+        &[]
+    }
+
+    fn check(&self, _: bool) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn client_config(&self) -> BTreeMap<String, String> {
+        BTreeMap::new()
+    }
+
+    fn may_delegate(&self) -> bool {
+        false
+    }
+
+    fn vends(&self) -> bool {
+        false
+    }
+
+    async fn open(
+        &self,
+        _: Option<&StorageSecret>,
+        _: &str,
+        _: &OutboundTimeouts,
+    ) -> Result<ServerAccessParts, IoError> {
+        Ok((Arc::new(LocalIo::new(&self.0)?), None))
+    }
+
+    async fn vend(&self, _: &Issuer, t: &TableAccess<'_>) -> VendingResult<VendedCredential> {
+        Err(nothing_to_hand_out(t.warehouse))
+    }
+
+    async fn presign(
+        &self,
+        _: &Issuer,
+        t: &TableAccess<'_>,
+        _: &str,
+        _: PresignMethod,
+    ) -> VendingResult<(String, Duration)> {
+        Err(nothing_to_hand_out(t.warehouse))
+    }
+}
+
+/// What a request for storage access to a local warehouse answers.
+fn nothing_to_hand_out(wh: WarehouseStorage<'_>) -> VendingError {
+    VendingError::invalid(format!(
+        "warehouse '{}' is not on S3: nothing to presign or sign",
+        wh.name
+    ))
+}
 
 /// Local-directory [`WarehouseIo`]; every path must lie under `root`.
 pub struct LocalIo {
@@ -107,13 +194,13 @@ impl WarehouseIo for LocalIo {
             return Err(IoError::NotFound(location.into()));
         }
         let len = meta.len();
-        super::check_size(location, len, max_bytes)?;
+        super::io::check_size(location, len, max_bytes)?;
         let mut bytes = Vec::with_capacity(len as usize);
         file.take(max_bytes + 1)
             .read_to_end(&mut bytes)
             .await
             .map_err(storage(location))?;
-        super::check_size(location, bytes.len() as u64, max_bytes)?;
+        super::io::check_size(location, bytes.len() as u64, max_bytes)?;
         Ok(Bytes::from(bytes))
     }
 

@@ -7,7 +7,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use bytes::Bytes;
 
-use super::{IoError, WarehouseIo};
+use crate::storage::{IoError, WarehouseIo};
 
 /// Static keys for the server's own S3 access (vending to clients is separate).
 #[derive(Clone)]
@@ -98,9 +98,10 @@ where
     let detail = aws_sdk_s3::error::DisplayErrorContext(e);
     match status {
         // A missing bucket is the warehouse's setup; a missing object is answered as such.
-        _ if no_bucket => {
-            IoError::Refused(location.to_owned(), super::redact_urls(&detail.to_string()))
-        }
+        _ if no_bucket => IoError::Refused(
+            location.to_owned(),
+            crate::storage::io::redact_urls(&detail.to_string()),
+        ),
         Some(status) if status != 404 => IoError::from_status(location, status, detail),
         _ => storage(location, detail),
     }
@@ -139,12 +140,16 @@ impl WarehouseIo for S3Io {
                 }
             })?;
         if let Some(len) = out.content_length() {
-            super::check_size(location, len.max(0) as u64, max_bytes)?;
+            crate::storage::io::check_size(location, len.max(0) as u64, max_bytes)?;
         }
         let mut body = out.body;
         let mut bytes = Vec::new();
         while let Some(chunk) = body.try_next().await.map_err(|e| storage(location, e))? {
-            super::check_size(location, (bytes.len() + chunk.len()) as u64, max_bytes)?;
+            crate::storage::io::check_size(
+                location,
+                (bytes.len() + chunk.len()) as u64,
+                max_bytes,
+            )?;
             bytes.extend_from_slice(&chunk);
         }
         Ok(Bytes::from(bytes))

@@ -8,10 +8,10 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use std::sync::Arc;
 
-use super::azure_auth::AzureSigner;
-use super::azure_sas::{SAS_VERSION, SasRequest, SasResource};
-use super::{IoError, WarehouseIo};
-use crate::domain::storage::AdlsProfile;
+use super::AdlsProfile;
+use super::auth::AzureSigner;
+use super::sas::{SAS_VERSION, SasRequest, SasResource};
+use crate::storage::{IoError, WarehouseIo};
 
 /// Characters left as they are in a blob path segment.
 const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -154,7 +154,7 @@ impl WarehouseIo for AzureIo {
             return Err(IoError::NotFound(location.into()));
         }
         let r = check(location, r).await?;
-        super::bounded_body(location, r, max_bytes).await
+        crate::storage::io::bounded_body(location, r, max_bytes).await
     }
 
     async fn delete(&self, location: &str) -> Result<(), IoError> {
