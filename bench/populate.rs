@@ -16,8 +16,8 @@ use clap::Parser;
 use futures::StreamExt;
 use uuid::Uuid;
 
-use floe::domain::storage::StorageProfile;
 use floe::domain::{NamespaceIdent, ObjectName, TableIdent};
+use floe::storage::StorageProfile;
 use floe::store::{
     CatalogStore, NamespaceRecord, PgStore, SledStore, TabularKind, TabularRecord, TenantRecord,
     WarehouseRecord,
