@@ -143,6 +143,8 @@ impl std::fmt::Display for CallError {
     }
 }
 
+impl std::error::Error for CallError {}
+
 #[cfg(test)]
 mod tests {
     use super::CallError;

@@ -205,10 +205,12 @@ impl From<VendingError> for ApiError {
         let kind = match &e {
             VendingError::Refused(_) => ErrorType::Forbidden,
             VendingError::Invalid(_) => ErrorType::BadRequest,
-            VendingError::Misconfigured(_) => ErrorType::Misconfigured,
-            VendingError::Unavailable(_) => ErrorType::ServiceUnavailable,
+            VendingError::Misconfigured(..) => ErrorType::Misconfigured,
+            VendingError::Unavailable(..) => ErrorType::ServiceUnavailable,
         };
-        Self::new(kind, e.to_string())
+        let mut error = Self::new(kind, e.to_string());
+        error.source = e.cause().cloned();
+        error
     }
 }
 

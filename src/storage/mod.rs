@@ -391,8 +391,8 @@ pub fn fingerprint(profile: &impl Hash, secret_fingerprint: u64) -> u64 {
 fn call_outcome<T>(result: &VendingResult<T>) -> Result<(), crate::reachability::Failure> {
     use crate::reachability::Failure;
     match result {
-        Err(VendingError::Misconfigured(_)) => Err(Failure::Refused),
-        Err(VendingError::Unavailable(_)) => Err(Failure::Unavailable),
+        Err(VendingError::Misconfigured(..)) => Err(Failure::Refused),
+        Err(VendingError::Unavailable(..)) => Err(Failure::Unavailable),
         _ => Ok(()),
     }
 }

@@ -100,6 +100,19 @@ pub struct Validation<'a> {
     pub tenant: &'a str,
 }
 
+/// What a validation step reports of a vending failure: its message; the error it came from (a
+/// failed cloud call's detail, never shown to the client) goes to the log here, where the
+/// failure ends.
+pub fn failure(e: &super::VendingError) -> String {
+    if e.cause().is_some() {
+        tracing::warn!(
+            error = e as &dyn std::error::Error,
+            "a validation step failed"
+        );
+    }
+    e.to_string()
+}
+
 /// The steps of a validation, in order.
 pub struct Steps(Vec<ValidationStep>);
 

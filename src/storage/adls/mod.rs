@@ -23,7 +23,7 @@ use super::access::{
     PresignMethod, TableAccess, VendedCredential, WarehouseStorage, file_inside, inside_warehouse,
 };
 use super::fields::{Field, required};
-use super::validation::{Steps, Validation};
+use super::validation::{Steps, Validation, failure};
 use super::{
     IoError, Issuer, ServerAccessParts, StorageKind, StorageProfile, StorageSecret, VendingError,
     VendingResult, normalize_location, refused,
@@ -121,7 +121,7 @@ fn permissions(access: DataAccess) -> &'static str {
 /// Signs `req` with the warehouse's key (account key or user-delegation key).
 async fn sign_for(wh: WarehouseStorage<'_>, req: SasRequest<'_>) -> VendingResult<(String, i64)> {
     let signer = wh.azure_signer().ok_or_else(|| {
-        VendingError::Misconfigured(format!(
+        VendingError::misconfigured(format!(
             "warehouse '{}' has no Azure credential to sign with; an operator must give it one",
             wh.name
         ))
@@ -454,10 +454,7 @@ async fn validate_sas(
             t
         }
         Err(e) => {
-            steps.record(
-                "sign a read-only SAS for a sample table",
-                Err(e.to_string()),
-            );
+            steps.record("sign a read-only SAS for a sample table", Err(failure(&e)));
             let why = "no SAS could be signed";
             steps.not_run(SAS_CHECKS, why);
             return;

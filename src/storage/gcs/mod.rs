@@ -396,7 +396,7 @@ impl StorageKind for GcsProfile {
         let profile = self;
         let (prefix, _) = gcs_object(t.warehouse, profile, t.location)?;
         let account = t.warehouse.gcs_account().ok_or_else(|| {
-            VendingError::Misconfigured(format!(
+            VendingError::misconfigured(format!(
                 "warehouse '{}' has no gcs-service-account credential; an operator must give it one",
                 t.warehouse.name
             ))

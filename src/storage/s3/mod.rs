@@ -28,7 +28,7 @@ use super::access::{
     VendedCredential, WarehouseStorage, inside_warehouse,
 };
 use super::fields::{Field, optional, required};
-use super::validation::{Steps, VALIDATION_READ_BYTES, Validation};
+use super::validation::{Steps, VALIDATION_READ_BYTES, Validation, failure};
 use super::{
     IoError, Issuer, ServerAccessParts, StorageKind, StorageProfile, StorageSecret, VendingError,
     VendingResult, WarehouseIo, refused, unavailable,
@@ -36,7 +36,7 @@ use super::{
 use crate::domain::CredentialKind;
 use crate::domain::access::DataAccess;
 use crate::domain::now_ms;
-use crate::outbound::OutboundTimeouts;
+use crate::outbound::{CallError, OutboundTimeouts};
 
 /// How clients get access to the files of an S3 warehouse's tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -589,22 +589,22 @@ impl Issuer {
             .await
             .map_err(|e| match e {
                 SessionError::Refused(m) => VendingError::invalid(m),
-                SessionError::Misconfigured(m) => {
-                    tracing::error!(warehouse = %t.warehouse.name, error = %m, "STS refuses the server's role");
-                    VendingError::Misconfigured(format!(
+                // The detail (the SDK's error chain, the STS address, the role) is the source, for
+                // the log; the client learns only whether the token service failed or refuses.
+                SessionError::Misconfigured(m) => VendingError::Misconfigured(
+                    format!(
                         "warehouse '{}': the token service (STS) refuses the server's role; an operator must fix the warehouse's role or its trust policy (the server log has the details)",
                         t.warehouse.name
-                    ))
-                }
-                // The detail (the SDK's error chain, the STS address, the role) goes to the log;
-                // the client learns only that the token service failed.
-                SessionError::Unavailable(m) => {
-                    tracing::error!(warehouse = %t.warehouse.name, error = %m, "STS session failed");
-                    unavailable(format!(
+                    ),
+                    Some(Arc::new(CallError::Refused(m))),
+                ),
+                SessionError::Unavailable(m) => VendingError::Unavailable(
+                    format!(
                         "warehouse '{}': the token service (STS) failed or did not answer in time; the server log has the details",
                         t.warehouse.name
-                    ))
-                }
+                    ),
+                    Some(Arc::new(CallError::Transient(m))),
+                ),
             })?;
         let margin = self.options.refresh_margin.as_millis() as i64;
         if creds.expires_at_ms - now_ms() < margin {
@@ -647,7 +647,7 @@ pub(super) async fn validate_sts(
         let session = issuer
             .table_session(&table)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| failure(&e))
             .and_then(|s| s.ok_or_else(|| "no session".to_owned()));
         let session = match session {
             Ok(s) => {
