@@ -1,7 +1,7 @@
 //! Floe: a multi-tenant Apache Iceberg REST catalog that vends table-scoped cloud credentials.
 //!
-//! Module map. Arrows point down only: `api` calls the use-case services (`admin`, `catalog`,
-//! `vending`, `identity`, `idempotency`) and asks `authz`; they call `store` and `storage`;
+//! Module map. Arrows point down only: `api` calls the use-case services (`table_answers`, `admin`,
+//! `catalog`, `vending`, `identity`, `idempotency`) and asks `authz`; they call `store` and `storage`;
 //! `domain` and `changes` are plain values every layer may use.
 //! - [`config`]: typed settings from a TOML file and `FLOE_*` variables, validated at start.
 //! - [`startup`]: opens the store, bootstraps tenant/root/warehouse, wires the services and
@@ -31,6 +31,9 @@
 //!   commits with retries (none lands past its deadline or once the server is stopping); the
 //!   metadata cache, whose files are named for their content; each warehouse's own storage IO,
 //!   rebuilt when its credential changes; the recycle bin and its purge queue.
+//! - [`table_answers`]: the answers that hand a table to a caller, one call each: load-table (its
+//!   ETag and 304), create, register, `/credentials`, presign, sign; composes the catalog's
+//!   table, the caller's data access (`authz`) and the storage part (`vending`).
 //! - [`vending`]: what a reader of a table gets: the [`vending::Vending`] facade with its cache of
 //!   rendered credentials, and the one place that decides the storage part of a table answer
 //!   (plain settings, vended credentials or the remote signer), presigned URLs, signing and
@@ -71,4 +74,5 @@ pub mod reachability;
 pub mod startup;
 pub mod storage;
 pub mod store;
+pub mod table_answers;
 pub mod vending;

@@ -214,6 +214,17 @@ impl From<VendingError> for ApiError {
     }
 }
 
+impl From<crate::table_answers::AnswerError> for ApiError {
+    fn from(e: crate::table_answers::AnswerError) -> Self {
+        use crate::table_answers::AnswerError;
+        match e {
+            AnswerError::Catalog(e) => e.into(),
+            AnswerError::Denied(e) => e.into(),
+            AnswerError::Vending(e) => e.into(),
+        }
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         StatusCode::from_u16(self.kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)

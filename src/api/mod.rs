@@ -57,11 +57,12 @@ pub struct AppState {
     pub sign_in: Arc<crate::identity::SignIn>,
     /// `Idempotency-Key` reservations and replays.
     pub idempotency: Arc<crate::idempotency::IdempotencyKeys>,
-    /// URL clients reach this server at (for refresh and signer endpoints).
-    pub public_url: String,
+    /// The answers that hand a table to a caller (load, create, register, credentials,
+    /// presign, sign), one call each.
+    pub answers: Arc<crate::table_answers::TableAnswers>,
     /// Tenancy use-cases (management changes).
     pub admin: Arc<crate::admin::Admin>,
-    /// Table-scoped storage credentials, presigning and remote signing.
+    /// Validates warehouses against their storage.
     pub vending: Arc<crate::vending::Vending>,
     /// Renders the Prometheus metrics.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,

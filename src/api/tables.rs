@@ -10,16 +10,17 @@ use super::doc_parts::CommonErrors;
 use super::namespaces::PageQuery;
 use super::paths::{NamespacePath, Table, TablePath, WarehousePath};
 use super::types::*;
-use super::vending::{TableStorage, access_asked, table_storage, table_storage_for};
 use super::{
     ApiError, ApiResult, AppState, Authenticated, Reply, idempotent, identifier, list_objects,
     metadata_body,
 };
 use crate::authz::operations::Operation;
-use crate::catalog::{CreateTable, LoadedTable, SnapshotsMode, TableChange, Warehouse};
+use crate::catalog::{CreateTable, LoadedTable, SnapshotsMode, TableChange};
 use crate::domain::access::Privilege;
 use crate::domain::{ObjectName, TableIdent};
-use crate::identity::Caller;
+use crate::table_answers::{CommittedStorage, LoadAnswer};
+use crate::vending::Delegation;
+use crate::vending::table_storage::TableStorage;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(load_table)
@@ -88,41 +89,30 @@ fn load_result_body(loaded: &LoadedTable, mode: SnapshotsMode, access: &TableSto
     )
 }
 
-/// A create or register answer; an idempotent replay of it carries no credentials.
-fn table_reply(loaded: &LoadedTable, wh: &Warehouse, access: &TableStorage) -> Reply {
-    let body = load_result_body(loaded, SnapshotsMode::All, access);
-    if access.credential_json.is_none() {
-        return Reply::json_bytes(body);
+/// A create or register answer; an idempotent replay of it carries no credentials, and one whose
+/// credentials were withheld says so.
+fn table_reply(loaded: &LoadedTable, committed: &CommittedStorage, plain: TableStorage) -> Reply {
+    let body = load_result_body(loaded, SnapshotsMode::All, &committed.storage);
+    let reply = if committed.storage.credential_json.is_none() {
+        Reply::json_bytes(body)
+    } else {
+        Reply::json_with_secrets(body, load_result_body(loaded, SnapshotsMode::All, &plain))
+    };
+    if committed.withheld {
+        return reply.credentials_withheld(
+            "the table was committed but credentials could not be vended; load the table to get them",
+        );
     }
-    let replay = load_result_body(
-        loaded,
-        SnapshotsMode::All,
-        &TableStorage::plain(wh.storage()),
-    );
-    Reply::json_with_secrets(body, replay)
+    reply
 }
 
-/// The answer for a table that now exists (created or registered). The table is committed, so a
-/// failure to vend must not make the answer an error the client would retry: it answers the table
-/// without credentials and says why in `Floe-Credentials-Withheld` (a load gets them later).
-async fn committed_table_reply(
-    state: &AppState,
-    caller: &Caller,
-    req: &HttpRequest,
-    wh: &Warehouse,
-    ident: &TableIdent,
-    loaded: &LoadedTable,
-) -> Reply {
-    match table_storage(state, caller, req, wh, ident, loaded).await {
-        Ok(access) => table_reply(loaded, wh, &access),
-        Err(e) => {
-            tracing::warn!(table = %ident, error = &e as &dyn std::error::Error, "table committed; credentials not vended");
-            let plain = TableStorage::plain(wh.storage());
-            table_reply(loaded, wh, &plain).credentials_withheld(
-                "the table was committed but credentials could not be vended; load the table to get them",
-            )
-        }
-    }
+/// What the client asked for in `X-Iceberg-Access-Delegation`.
+fn delegation(req: &HttpRequest) -> Delegation {
+    Delegation::parse(
+        req.headers()
+            .get("X-Iceberg-Access-Delegation")
+            .and_then(|v| v.to_str().ok()),
+    )
 }
 
 fn commit_body(loaded: &LoadedTable) -> Bytes {
@@ -183,11 +173,15 @@ async fn create_table(
                 stage_create: body.stage_create,
                 properties: body.properties,
             };
-            let name = request.name.clone();
-            let loaded = state.catalog.create_table(&wh, &ns, request).await?;
-            // The location was checked to lie inside the warehouse before anything was written.
-            let ident = TableIdent::new(ns, name);
-            Ok(committed_table_reply(&state, &auth.0, &req, &wh, &ident, &loaded).await)
+            let (loaded, committed) = state
+                .answers
+                .create(&auth.0, &wh, ns, request, delegation(&req))
+                .await?;
+            Ok(table_reply(
+                &loaded,
+                &committed,
+                TableStorage::plain(wh.storage()),
+            ))
         })
         .await
     };
@@ -223,27 +217,27 @@ async fn load_table(
     let (wh, ident) = path
         .authorized(&state, &auth.0, Privilege::TableReadMetadata)
         .await?;
-    let loaded = state.catalog.load_table(&wh, &ident).await?;
-    let asked = access_asked(&state, &auth.0, &req, &wh, &ident).await?;
-    let tag = asked.etag(loaded.table.etag(
-        loaded.metadata_location.as_deref().unwrap_or_default(),
-        mode,
-    ));
-    let unchanged = req
+    let if_none_match = req
         .headers()
         .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"));
-    if unchanged {
-        return Ok(HttpResponse::NotModified()
+        .and_then(|v| v.to_str().ok());
+    let answer = state
+        .answers
+        .load(&auth.0, &wh, &ident, mode, delegation(&req), if_none_match)
+        .await?;
+    Ok(match answer {
+        LoadAnswer::NotModified { tag } => HttpResponse::NotModified()
             .insert_header((header::ETAG, tag))
-            .finish());
-    }
-    let access = table_storage_for(&state, &auth.0, &wh, &ident, &loaded, asked).await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::ETAG, tag))
-        .content_type("application/json")
-        .body(load_result_body(&loaded, mode, &access)))
+            .finish(),
+        LoadAnswer::Table {
+            tag,
+            loaded,
+            storage,
+        } => HttpResponse::Ok()
+            .insert_header((header::ETAG, tag))
+            .content_type("application/json")
+            .body(load_result_body(&loaded, mode, &storage)),
+    })
 }
 
 /// Whether a table exists.
@@ -376,11 +370,22 @@ async fn register_table(
         let body = body.into_inner();
         let ident = TableIdent::new(ns, ObjectName::new(body.name)?);
         idempotent(&state, &auth.0, &req, async {
-            let loaded = state
-                .catalog
-                .register_table(&wh, ident.clone(), &body.metadata_location, body.overwrite)
+            let (loaded, committed) = state
+                .answers
+                .register(
+                    &auth.0,
+                    &wh,
+                    ident,
+                    &body.metadata_location,
+                    body.overwrite,
+                    delegation(&req),
+                )
                 .await?;
-            Ok(committed_table_reply(&state, &auth.0, &req, &wh, &ident, &loaded).await)
+            Ok(table_reply(
+                &loaded,
+                &committed,
+                TableStorage::plain(wh.storage()),
+            ))
         })
         .await
     };

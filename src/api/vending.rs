@@ -1,12 +1,10 @@
-//! Storage access for tables over HTTP: the storage part of table answers, `/credentials`,
-//! presigned URLs and remote signing. Each route parses, checks the caller's data access, and makes
-//! one call to [`crate::vending`], which decides what the caller gets for the table's storage.
+//! Storage access for tables over HTTP: `/credentials`, presigned URLs and remote signing. Each
+//! route parses, authorizes the caller's view of the table, and makes one call to
+//! [`crate::table_answers`], which checks the caller's data access and asks vending.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use actix_web::{HttpRequest, HttpResponse, get, post, web};
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use actix_web::{HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -14,190 +12,17 @@ use super::doc_parts::CommonErrors;
 use super::paths::TablePath;
 use super::types::{IcebergErrorResponse, StorageCredential};
 use super::{ApiError, ApiResult, AppState, Authenticated};
-use crate::authz::on_table;
-use crate::catalog::{LoadedTable, Warehouse};
-use crate::domain::TableIdent;
-use crate::domain::access::{DataAccess, Privilege};
+use crate::domain::access::Privilege;
 use crate::identity::Caller;
 use crate::storage::access::SIGNER_TABLE;
-use crate::storage::s3::signer::{Needs, SignRequest};
-use crate::storage::{PresignMethod, RemoteSign, Requester, TableAccess, TableEndpoints};
-use crate::vending::Delegation;
-pub use crate::vending::table_storage::{AccessAsked, TableStorage};
+use crate::storage::s3::signer::SignRequest;
+use crate::storage::{PresignMethod, RemoteSign};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(load_credentials)
         .service(presign_file)
         .service(sign_request)
         .service(sign_s3_request);
-}
-
-/// A path segment as clients send it (namespace levels joined by `%1F`).
-fn segment(s: &str) -> String {
-    utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
-}
-
-/// The namespace and table segments of this table's paths.
-fn segments(ident: &TableIdent) -> (String, String) {
-    (
-        segment(&ident.namespace.parts().join("\u{1f}")),
-        segment(ident.name.as_str()),
-    )
-}
-
-/// `{prefix}/{namespace}/{table}` as in this table's paths.
-fn table_scope(wh: &Warehouse, ident: &TableIdent) -> String {
-    let (ns, table) = segments(ident);
-    format!("{}/{ns}/{table}", wh.record.id)
-}
-
-/// Where this server serves the table's storage routes.
-fn endpoints(state: &AppState, wh: &Warehouse, ident: &TableIdent) -> TableEndpoints {
-    TableEndpoints {
-        signer_uri: state.public_url.clone(),
-        signer_endpoint: format!("{}/sign", table_path(wh, ident)),
-        signer_scope: table_scope(wh, ident),
-    }
-}
-
-/// `v1/{prefix}/namespaces/{ns}/tables/{table}` (no leading slash).
-fn table_path(wh: &Warehouse, ident: &TableIdent) -> String {
-    let (ns, table) = segments(ident);
-    format!("v1/{}/namespaces/{ns}/tables/{table}", wh.record.id)
-}
-
-/// The caller's tenant name (cached), for STS session names.
-pub async fn tenant_name(state: &AppState, caller: &Caller) -> ApiResult<Arc<str>> {
-    Ok(state.catalog.tenant_name(caller.tenant_id).await?)
-}
-
-/// What vending needs to know of the caller and the table.
-async fn table_access<'a>(
-    state: &AppState,
-    caller: &'a Caller,
-    wh: &'a Warehouse,
-    ident: &TableIdent,
-    loaded: &'a LoadedTable,
-    data: DataAccess,
-    tenant_name: &'a str,
-) -> TableAccess<'a> {
-    TableAccess {
-        warehouse: wh.storage(),
-        location: &loaded.location,
-        access: data,
-        caller: Requester {
-            principal_id: caller.principal_id,
-            name: &caller.name,
-        },
-        tenant_name,
-        refresh_endpoint: format!("{}/{}/credentials", state.public_url, table_path(wh, ident)),
-    }
-}
-
-/// The delegation asked for in `X-Iceberg-Access-Delegation` and the caller's data access.
-pub async fn access_asked(
-    state: &AppState,
-    caller: &Caller,
-    req: &HttpRequest,
-    wh: &Warehouse,
-    ident: &TableIdent,
-) -> ApiResult<AccessAsked> {
-    // Local warehouses hand out nothing: load-table on them never looks at the header.
-    if !AccessAsked::may_delegate(wh.storage()) {
-        return Ok(AccessAsked::PLAIN);
-    }
-    let delegation = Delegation::parse(
-        req.headers()
-            .get("X-Iceberg-Access-Delegation")
-            .and_then(|v| v.to_str().ok()),
-    );
-    if !delegation.any() {
-        return Ok(AccessAsked::PLAIN);
-    }
-    let data = state.authz.data_access(caller, wh.record.id, ident).await?;
-    Ok(AccessAsked::new(wh.storage(), delegation, data))
-}
-
-/// The storage part of a table answer, for what the request asks.
-pub async fn table_storage(
-    state: &AppState,
-    caller: &Caller,
-    req: &HttpRequest,
-    wh: &Warehouse,
-    ident: &TableIdent,
-    loaded: &LoadedTable,
-) -> ApiResult<TableStorage> {
-    let asked = access_asked(state, caller, req, wh, ident).await?;
-    table_storage_for(state, caller, wh, ident, loaded, asked).await
-}
-
-/// The storage part of a table answer for `asked`.
-pub async fn table_storage_for(
-    state: &AppState,
-    caller: &Caller,
-    wh: &Warehouse,
-    ident: &TableIdent,
-    loaded: &LoadedTable,
-    asked: AccessAsked,
-) -> ApiResult<TableStorage> {
-    if asked == AccessAsked::PLAIN {
-        return Ok(TableStorage::plain(wh.storage()));
-    }
-    let tenant = tenant_name(state, caller).await?;
-    let t = table_access(state, caller, wh, ident, loaded, asked.data(), &tenant).await;
-    Ok(state
-        .vending
-        .table_storage(&t, asked, &endpoints(state, wh, ident))
-        .await?)
-}
-
-/// Resolves a table for a storage route: the warehouse, the table, the caller's data access
-/// (403, audited, without read access).
-async fn table_for_data(
-    state: &AppState,
-    caller: &Caller,
-    path: TablePath,
-) -> ApiResult<(Warehouse, TableIdent, LoadedTable, DataAccess)> {
-    let (wh, ident) = path
-        .authorized(state, caller, Privilege::TableReadMetadata)
-        .await?;
-    let loaded = state.catalog.load_table(&wh, &ident).await?;
-    let data = state
-        .authz
-        .data_access(caller, wh.record.id, &ident)
-        .await?;
-    if data == DataAccess::None {
-        state
-            .authz
-            .require(
-                caller,
-                &on_table(wh.record.id, &ident),
-                Privilege::TableReadData,
-            )
-            .await?;
-    }
-    Ok((wh, ident, loaded, data))
-}
-
-/// Fails with 403 (audited) unless the caller may write the table.
-async fn require_write(
-    state: &AppState,
-    caller: &Caller,
-    wh: &Warehouse,
-    ident: &TableIdent,
-    data: DataAccess,
-) -> ApiResult<()> {
-    if data != DataAccess::ReadWrite {
-        state
-            .authz
-            .require(
-                caller,
-                &on_table(wh.record.id, ident),
-                Privilege::TableWriteData,
-            )
-            .await?;
-    }
-    Ok(())
 }
 
 /// The spec's `LoadCredentialsResponse`.
@@ -232,10 +57,10 @@ async fn load_credentials(
     path: TablePath,
     _query: web::Query<LoadCredentialsQuery>,
 ) -> ApiResult<HttpResponse> {
-    let (wh, ident, loaded, data) = table_for_data(&state, &auth.0, path).await?;
-    let tenant = tenant_name(&state, &auth.0).await?;
-    let t = table_access(&state, &auth.0, &wh, &ident, &loaded, data, &tenant).await;
-    let credential = state.vending.refresh_credentials(&t).await?;
+    let (wh, ident) = path
+        .authorized(&state, &auth.0, Privilege::TableReadMetadata)
+        .await?;
+    let credential = state.answers.credentials(&auth.0, &wh, &ident).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(LoadCredentialsResponse {
@@ -293,13 +118,13 @@ async fn presign_file(
 ) -> ApiResult<HttpResponse> {
     let method = PresignMethod::parse(query.method.as_deref().unwrap_or("GET"))
         .map_err(ApiError::bad_request)?;
-    let (wh, ident, loaded, data) = table_for_data(&state, &auth.0, path).await?;
-    if method == PresignMethod::Put {
-        require_write(&state, &auth.0, &wh, &ident, data).await?;
-    }
-    let tenant = tenant_name(&state, &auth.0).await?;
-    let t = table_access(&state, &auth.0, &wh, &ident, &loaded, data, &tenant).await;
-    let presigned = state.vending.presign(&t, &query.location, method).await?;
+    let (wh, ident) = path
+        .authorized(&state, &auth.0, Privilege::TableReadMetadata)
+        .await?;
+    let presigned = state
+        .answers
+        .presign(&auth.0, &wh, &ident, &query.location, method)
+        .await?;
     tracing::info!(table = %ident, principal = %auth.0.name, method = ?method, "presigned a file URL");
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
@@ -393,9 +218,9 @@ async fn sign_for_table(
     path: TablePath,
     body: &RemoteSignRequest,
 ) -> ApiResult<HttpResponse> {
-    let (wh, ident, loaded, data) = table_for_data(state, caller, path).await?;
-    let tenant = tenant_name(state, caller).await?;
-    let t = table_access(state, caller, &wh, &ident, &loaded, data, &tenant).await;
+    let (wh, ident) = path
+        .authorized(state, caller, Privilege::TableReadMetadata)
+        .await?;
     let sign = RemoteSign {
         request: SignRequest {
             method: &body.method,
@@ -406,11 +231,7 @@ async fn sign_for_table(
         region: &body.region,
         provider: body.provider.as_deref(),
     };
-    let checked = state.vending.check_sign(&t, &sign)?;
-    if checked.needs == Needs::Write {
-        require_write(state, caller, &wh, &ident, data).await?;
-    }
-    let (uri, headers) = state.vending.sign(&t, &sign, &checked).await?;
+    let (uri, headers) = state.answers.sign(caller, &wh, &ident, &sign).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-cache"))
         .json(RemoteSignResult { uri, headers }))

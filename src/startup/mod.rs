@@ -36,6 +36,7 @@ use crate::identity::{MasterKey, SigningKey, TokenService, key_store};
 use crate::storage::VendingOptions;
 use crate::store::pointer_cache::PointerCache;
 use crate::store::{CatalogStore, MeteredStore, PgStore, SledStore};
+use crate::table_answers::TableAnswers;
 use crate::vending::Vending;
 
 /// Name of the tenant a fresh data directory starts with.
@@ -204,6 +205,20 @@ impl Application {
         changes.subscribe(catalog.clone());
         changes.subscribe(sign_in.clone());
         changes.subscribe(signing_keys.clone());
+        let vending = Arc::new(Vending::new(
+            VendingOptions {
+                refresh_margin: Duration::from_secs(settings.vending.refresh_margin_secs),
+                presign_ttl: Duration::from_secs(settings.vending.presign_ttl_secs),
+                timeouts: settings.timeouts,
+            },
+            reachability,
+        ));
+        let answers = Arc::new(TableAnswers::new(
+            catalog.clone(),
+            authz.clone(),
+            vending.clone(),
+            public_url,
+        ));
         let state = web::Data::new(AppState {
             catalog: catalog.clone(),
             admin: admin.clone(),
@@ -220,15 +235,8 @@ impl Application {
                 settings.idempotency_lifetime_secs,
                 api::RequestLimits::from_settings(&settings).write,
             )),
-            public_url,
-            vending: Arc::new(Vending::new(
-                VendingOptions {
-                    refresh_margin: Duration::from_secs(settings.vending.refresh_margin_secs),
-                    presign_ttl: Duration::from_secs(settings.vending.presign_ttl_secs),
-                    timeouts: settings.timeouts,
-                },
-                reachability,
-            )),
+            answers,
+            vending,
             metrics,
             tenant_limits: api::tenant_limits::TenantLimits::new(settings.limits),
         });
