@@ -86,6 +86,18 @@ impl Changes {
             subscriber.changed(change).await;
         }
     }
+
+    /// Publishes a change another replica sent, read from its wire form (see
+    /// [`Change::from_wire`]).
+    pub async fn publish_wire(&self, payload: &str) {
+        self.publish(&Change::from_wire(payload)).await;
+    }
+
+    /// Publishes that anything may have changed: a listener (re)connected, so notifications sent
+    /// while it was not listening are gone.
+    pub async fn publish_missed(&self) {
+        self.publish(&Change::Everything).await;
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ mod error;
 mod principals;
 mod roles;
 mod tenants;
+mod upgrades;
 mod warehouses;
 
 use std::sync::Arc;
@@ -30,6 +31,7 @@ pub use error::{AdminError, AdminResult};
 pub use principals::WithSecret;
 pub use roles::{GrantView, ObjectName};
 pub use tenants::Identity;
+pub use upgrades::upgrade_name_keyed_grants;
 pub use warehouses::{NewStorage, WarehouseChanges, WarehouseReachability};
 
 /// What the tenancy use-cases work with.

@@ -281,8 +281,11 @@ impl Catalog {
         to: &crate::domain::TableIdent,
     ) -> CatalogResult<()> {
         let warehouse = wh.record.id;
-        self.store.rename_tabular(warehouse, kind, from, to).await?;
-        self.changes.publish(&Change::Renamed { warehouse }).await;
+        let change = Change::Renamed { warehouse };
+        self.store
+            .rename_tabular(warehouse, kind, from, to, &change)
+            .await?;
+        self.changes.publish(&change).await;
         Ok(())
     }
 

@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use super::{Catalog, CatalogError, CatalogResult, ErrorType, Warehouse};
 use crate::background::StopSignal;
+use crate::changes::Change;
 use crate::domain::{NamespaceIdent, ObjectName, TableIdent};
 use crate::store::{DroppedRecord, StoreError, TabularKind, TabularRecord, now_ms};
 use crate::warehouse_io::{is_inside, normalize_location};
@@ -89,9 +90,13 @@ impl Catalog {
             namespace.unwrap_or(dropped.tabular.ident.namespace),
             name.unwrap_or(dropped.tabular.ident.name),
         );
+        // Its grants name it by id; decisions cached before it came back are dropped everywhere.
+        let change = Change::Renamed {
+            warehouse: wh.record.id,
+        };
         let restored = self
             .store
-            .restore_dropped(wh.record.id, id, &ident, now_ms())
+            .restore_dropped(wh.record.id, id, &ident, now_ms(), &change)
             .await
             .map_err(|e| match e {
                 StoreError::Purging(_) => CatalogError::new(
@@ -112,12 +117,7 @@ impl Catalog {
                 ),
                 e => e.into(),
             })?;
-        // Its grants name it by id; decisions cached before it came back are dropped everywhere.
-        self.changes
-            .publish(&crate::changes::Change::Renamed {
-                warehouse: wh.record.id,
-            })
-            .await;
+        self.changes.publish(&change).await;
         tracing::info!(warehouse = %wh.record.name, ident = %restored.ident, %id, "restored from the recycle bin");
         Ok(restored)
     }

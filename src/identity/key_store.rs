@@ -27,7 +27,11 @@ fn open(master: &MasterKey, record: &SigningKeyRecord) -> Result<SigningKey, Sto
     Ok(SigningKey::from_seed(seed))
 }
 
-async fn create(store: &dyn CatalogStore, master: &MasterKey) -> Result<SigningKey, StoreError> {
+async fn create(
+    store: &dyn CatalogStore,
+    master: &MasterKey,
+    change: &Change,
+) -> Result<SigningKey, StoreError> {
     let (key, seed) = SigningKey::generate();
     let record = SigningKeyRecord {
         kid: key.kid.clone(),
@@ -35,7 +39,7 @@ async fn create(store: &dyn CatalogStore, master: &MasterKey) -> Result<SigningK
         created_at_ms: now_ms(),
         retired_at_ms: None,
     };
-    store.put_signing_key(&record).await?;
+    store.put_signing_key(&record, change).await?;
     tracing::info!(kid = %key.kid, "created a token signing key");
     Ok(key)
 }
@@ -70,11 +74,13 @@ async fn load(
     create_missing: bool,
 ) -> Result<(), StoreError> {
     let horizon = now_ms() - (token_ttl_secs as i64 + 60) * 1000;
+    // Other replicas reload their keys; this one installs them below.
+    let change = Change::SigningKeys;
     let mut active = None;
     let mut others = Vec::new();
     for record in store.list_signing_keys().await? {
         match record.retired_at_ms {
-            Some(at) if at < horizon => store.delete_signing_key(&record.kid).await?,
+            Some(at) if at < horizon => store.delete_signing_key(&record.kid, &change).await?,
             Some(_) => others.push(open(master, &record)?),
             None => {
                 if let Some(previous) = active.replace(open(master, &record)?) {
@@ -85,27 +91,29 @@ async fn load(
     }
     let active = match active {
         Some(key) => key,
-        None if create_missing => create(store, master).await?,
+        None if create_missing => create(store, master, &change).await?,
         None => return Ok(()),
     };
     tokens.install_keys(active, others);
     Ok(())
 }
 
-/// Retires the active key(s), creates a new one, and installs the result. Returns the new kid.
+/// Retires the active key(s), creates a new one, and installs the result; each write announces
+/// `change`. Returns the new kid.
 async fn rotate(
     store: &dyn CatalogStore,
     master: &MasterKey,
     tokens: &TokenService,
     token_ttl_secs: u64,
+    change: &Change,
 ) -> Result<String, StoreError> {
     for mut record in store.list_signing_keys().await? {
         if record.retired_at_ms.is_none() {
             record.retired_at_ms = Some(now_ms());
-            store.put_signing_key(&record).await?;
+            store.put_signing_key(&record, change).await?;
         }
     }
-    let key = create(store, master).await?;
+    let key = create(store, master, change).await?;
     let kid = key.kid.clone();
     load_keys(store, master, tokens, token_ttl_secs).await?;
     Ok(kid)
@@ -159,8 +167,9 @@ impl SigningKeys {
     }
 
     /// Retires the active key, signs with a new one from now on, and returns its kid; refused
-    /// when the last rotation is less than the minimum interval ago.
-    pub async fn rotate(&self) -> Result<String, RotateError> {
+    /// when the last rotation is less than the minimum interval ago. Each write announces `change`
+    /// to other replicas (the caller publishes it on this one).
+    pub async fn rotate(&self, change: &Change) -> Result<String, RotateError> {
         let (store, ttl) = (self.store.as_ref(), self.token_ttl_secs);
         let last = store
             .list_signing_keys()
@@ -174,7 +183,7 @@ impl SigningKeys {
                 return Err(RotateError::TooSoon(self.min_rotation_interval - since));
             }
         }
-        Ok(rotate(store, &self.master, &self.tokens, ttl).await?)
+        Ok(rotate(store, &self.master, &self.tokens, ttl, change).await?)
     }
 
     /// Reloads every [`KEY_RELOAD_SECS`] until the server stops.

@@ -363,7 +363,7 @@ async fn open_store(
     data_dir: &Path,
 ) -> Result<(Arc<dyn CatalogStore>, Option<Arc<PgStore>>), StartupError> {
     let (store, pg) = open_backend(settings, data_dir).await?;
-    let upgraded = crate::store::upgrade_name_keyed_grants(store.as_ref())
+    let upgraded = crate::admin::upgrade_name_keyed_grants(store.as_ref())
         .await
         .map_err(|e| fail("store")(&e))?;
     if upgraded > 0 {

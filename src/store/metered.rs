@@ -60,35 +60,35 @@ macro_rules! metered {
 
 metered! {
 impl TenancyStore {
-    fn create_tenant(tenant: &TenantRecord) -> StoreResult<()>;
+    fn create_tenant(tenant: &TenantRecord, change: &Change) -> StoreResult<()>;
     fn get_tenant(id: Uuid) -> StoreResult<Option<TenantRecord>>;
     fn get_tenant_by_name(name: &str) -> StoreResult<Option<TenantRecord>>;
     fn list_tenants() -> StoreResult<Vec<TenantRecord>>;
-    fn rename_tenant(id: Uuid, name: &str) -> StoreResult<()>;
-    fn delete_tenant(id: Uuid) -> StoreResult<()>;
-    fn create_warehouse(warehouse: &WarehouseRecord) -> StoreResult<()>;
-    fn update_warehouse(warehouse: &WarehouseRecord) -> StoreResult<()>;
+    fn rename_tenant(id: Uuid, name: &str, change: &Change) -> StoreResult<()>;
+    fn delete_tenant(id: Uuid, change: &Change) -> StoreResult<()>;
+    fn create_warehouse(warehouse: &WarehouseRecord, change: &Change) -> StoreResult<()>;
+    fn update_warehouse(warehouse: &WarehouseRecord, change: &Change) -> StoreResult<()>;
     fn get_warehouse(id: Uuid) -> StoreResult<Option<WarehouseRecord>>;
     fn get_warehouse_by_name(tenant: Uuid, name: &str) -> StoreResult<Option<WarehouseRecord>>;
     fn list_warehouses(tenant: Uuid) -> StoreResult<Vec<WarehouseRecord>>;
-    fn delete_warehouse(id: Uuid) -> StoreResult<()>;
+    fn delete_warehouse(id: Uuid, change: &Change) -> StoreResult<()>;
 }
 impl AccessStore {
-    fn create_principal(principal: &PrincipalRecord) -> StoreResult<()>;
-    fn update_principal(principal: &PrincipalRecord) -> StoreResult<()>;
+    fn create_principal(principal: &PrincipalRecord, change: &Change) -> StoreResult<()>;
+    fn update_principal(principal: &PrincipalRecord, change: &Change) -> StoreResult<()>;
     fn get_principal(id: Uuid) -> StoreResult<Option<PrincipalRecord>>;
     fn get_principal_by_client_id(client_id: &str) -> StoreResult<Option<PrincipalRecord>>;
     fn list_principals(tenant: Uuid) -> StoreResult<Vec<PrincipalRecord>>;
-    fn delete_principal(id: Uuid) -> StoreResult<()>;
-    fn create_role(role: &RoleRecord) -> StoreResult<()>;
+    fn delete_principal(id: Uuid, change: &Change) -> StoreResult<()>;
+    fn create_role(role: &RoleRecord, change: &Change) -> StoreResult<()>;
     fn get_role(id: Uuid) -> StoreResult<Option<RoleRecord>>;
     fn list_roles(tenant: Uuid) -> StoreResult<Vec<RoleRecord>>;
-    fn delete_role(id: Uuid) -> StoreResult<()>;
-    fn assign_role(principal: Uuid, role: Uuid) -> StoreResult<()>;
-    fn unassign_role(principal: Uuid, role: Uuid) -> StoreResult<()>;
+    fn delete_role(id: Uuid, change: &Change) -> StoreResult<()>;
+    fn assign_role(principal: Uuid, role: Uuid, change: &Change) -> StoreResult<()>;
+    fn unassign_role(principal: Uuid, role: Uuid, change: &Change) -> StoreResult<()>;
     fn roles_of(principal: Uuid) -> StoreResult<Vec<Uuid>>;
-    fn create_grant(grant: &GrantRecord) -> StoreResult<()>;
-    fn delete_grant(tenant: Uuid, id: Uuid) -> StoreResult<Option<GrantRecord>>;
+    fn create_grant(grant: &GrantRecord, change: &Change) -> StoreResult<()>;
+    fn delete_grant(tenant: Uuid, id: Uuid, change: &Change) -> StoreResult<Option<GrantRecord>>;
     fn list_grants(tenant: Uuid, role: Option<Uuid>) -> StoreResult<Vec<GrantRecord>>;
 }
 impl NamespaceStore {
@@ -107,25 +107,25 @@ impl TabularStore {
     fn list_tabulars(warehouse: Uuid, ns: &NamespaceIdent, kind: TabularKind, page: &PageRequest) -> StoreResult<Page<TableIdent>>;
     fn swap_metadata(warehouse: Uuid, kind: TabularKind, swaps: &[MetadataSwap]) -> StoreResult<()>;
     fn drop_tabular(warehouse: Uuid, kind: TabularKind, ident: &TableIdent) -> StoreResult<TabularRecord>;
-    fn rename_tabular(warehouse: Uuid, kind: TabularKind, from: &TableIdent, to: &TableIdent) -> StoreResult<()>;
+    fn rename_tabular(warehouse: Uuid, kind: TabularKind, from: &TableIdent, to: &TableIdent, change: &Change) -> StoreResult<()>;
 }
 impl RecycleBinStore {
     fn bin_tabular(warehouse: Uuid, kind: TabularKind, ident: &TableIdent, dropped_at_ms: i64, expires_at_ms: i64, purge_files: bool) -> StoreResult<DroppedRecord>;
     fn list_dropped(warehouse: Uuid) -> StoreResult<Vec<DroppedRecord>>;
     fn get_dropped(warehouse: Uuid, id: Uuid) -> StoreResult<Option<DroppedRecord>>;
-    fn restore_dropped(warehouse: Uuid, id: Uuid, ident: &TableIdent, now_ms: i64) -> StoreResult<TabularRecord>;
+    fn restore_dropped(warehouse: Uuid, id: Uuid, ident: &TableIdent, now_ms: i64, change: &Change) -> StoreResult<TabularRecord>;
     fn expire_dropped(warehouse: Uuid, id: Uuid, expires_at_ms: i64, purge_files: bool) -> StoreResult<DroppedRecord>;
     fn lease_expired_dropped(now_ms: i64, lease_until_ms: i64, except: &[Uuid]) -> StoreResult<Option<DroppedRecord>>;
     fn forget_dropped(warehouse: Uuid, id: Uuid) -> StoreResult<()>;
 }
 impl SecretStore {
-    fn put_storage_credential(credential: &StorageCredentialRecord, replace: bool) -> StoreResult<()>;
+    fn put_storage_credential(credential: &StorageCredentialRecord, replace: bool, change: &Change) -> StoreResult<()>;
     fn get_storage_credential(tenant: Uuid, name: &str) -> StoreResult<Option<StorageCredentialRecord>>;
     fn list_storage_credentials(tenant: Uuid) -> StoreResult<Vec<StorageCredentialRecord>>;
-    fn delete_storage_credential(tenant: Uuid, name: &str) -> StoreResult<()>;
-    fn put_signing_key(key: &SigningKeyRecord) -> StoreResult<()>;
+    fn delete_storage_credential(tenant: Uuid, name: &str, change: &Change) -> StoreResult<()>;
+    fn put_signing_key(key: &SigningKeyRecord, change: &Change) -> StoreResult<()>;
     fn list_signing_keys() -> StoreResult<Vec<SigningKeyRecord>>;
-    fn delete_signing_key(kid: &str) -> StoreResult<()>;
+    fn delete_signing_key(kid: &str, change: &Change) -> StoreResult<()>;
 }
 impl AuditStore {
     fn append_audit(event: &AuditEvent) -> StoreResult<()>;

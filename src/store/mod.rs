@@ -9,6 +9,11 @@
 //! Must not touch: HTTP, metadata files, or cloud SDKs. Keys and encodings are private to each backend;
 //! every backend passes the same conformance suite (`tests/integration/conformance/`). An `Ok` from a
 //! write means the write is durable.
+//!
+//! A write that changes something replicas cache takes the [`Change`] its caller publishes on its
+//! own replica (its `change` argument): a backend shared by replicas (PostgreSQL) sends exactly
+//! that value to the others in the write's own transaction; a backend serving one process (sled)
+//! ignores it. No backend decides which change a write makes.
 
 pub mod locations;
 pub mod metered;
@@ -23,55 +28,13 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::domain::access::GrantResource;
+use crate::changes::Change;
 use crate::domain::{NamespaceIdent, TableIdent};
 
 pub use self::sled::SledStore;
 pub use metered::MeteredStore;
 pub use postgres::PgStore;
 pub use records::*;
-
-/// Rewrites grants stored by table or view name to name the object's id, and deletes those whose
-/// object no longer exists (so a future object of that name does not inherit them). Runs at start.
-pub async fn upgrade_name_keyed_grants(store: &dyn CatalogStore) -> StoreResult<usize> {
-    let mut upgraded = 0;
-    for tenant in store.list_tenants().await? {
-        for grant in store.list_grants(tenant.id, None).await? {
-            let (warehouse, ident, kind) = match &grant.resource {
-                GrantResource::TableByName { warehouse, table } => {
-                    (*warehouse, table, TabularKind::Table)
-                }
-                GrantResource::ViewByName { warehouse, view } => {
-                    (*warehouse, view, TabularKind::View)
-                }
-                _ => continue,
-            };
-            let object = store
-                .get_tabular(warehouse, ident)
-                .await?
-                .filter(|r| r.kind == kind);
-            store.delete_grant(tenant.id, grant.id).await?;
-            if let Some(object) = object {
-                let resource = match kind {
-                    TabularKind::Table => GrantResource::Table {
-                        warehouse,
-                        table: object.id,
-                    },
-                    TabularKind::View => GrantResource::View {
-                        warehouse,
-                        view: object.id,
-                    },
-                };
-                match store.create_grant(&GrantRecord { resource, ..grant }).await {
-                    Ok(()) | Err(StoreError::AlreadyExists(_)) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            upgraded += 1;
-        }
-    }
-    Ok(upgraded)
-}
 
 /// What went wrong in the store, in terms the catalog can act on.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -172,21 +135,29 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Tenants and their warehouses (with the storage-root claims that keep warehouses apart).
 #[async_trait]
 pub trait TenancyStore: Send + Sync {
-    async fn create_tenant(&self, tenant: &TenantRecord) -> StoreResult<()>;
+    async fn create_tenant(&self, tenant: &TenantRecord, change: &Change) -> StoreResult<()>;
     async fn get_tenant(&self, id: Uuid) -> StoreResult<Option<TenantRecord>>;
     async fn get_tenant_by_name(&self, name: &str) -> StoreResult<Option<TenantRecord>>;
     async fn list_tenants(&self) -> StoreResult<Vec<TenantRecord>>;
     /// Renames a tenant (names stay unique).
-    async fn rename_tenant(&self, id: Uuid, name: &str) -> StoreResult<()>;
+    async fn rename_tenant(&self, id: Uuid, name: &str, change: &Change) -> StoreResult<()>;
     /// Deletes a tenant that has no warehouses; its principals, roles and grants go with it.
-    async fn delete_tenant(&self, id: Uuid) -> StoreResult<()>;
+    async fn delete_tenant(&self, id: Uuid, change: &Change) -> StoreResult<()>;
     /// Creates a warehouse; `StorageTaken` when its storage root overlaps any other warehouse's,
     /// in any tenant.
-    async fn create_warehouse(&self, warehouse: &WarehouseRecord) -> StoreResult<()>;
+    async fn create_warehouse(
+        &self,
+        warehouse: &WarehouseRecord,
+        change: &Change,
+    ) -> StoreResult<()>;
     /// Replaces a warehouse's record (same id); its name stays unique in the tenant. A new storage
     /// root must not overlap another warehouse's (`StorageTaken`), and may change only while the
     /// warehouse has no namespaces (`NotEmpty`).
-    async fn update_warehouse(&self, warehouse: &WarehouseRecord) -> StoreResult<()>;
+    async fn update_warehouse(
+        &self,
+        warehouse: &WarehouseRecord,
+        change: &Change,
+    ) -> StoreResult<()>;
     async fn get_warehouse(&self, id: Uuid) -> StoreResult<Option<WarehouseRecord>>;
     async fn get_warehouse_by_name(
         &self,
@@ -195,15 +166,23 @@ pub trait TenancyStore: Send + Sync {
     ) -> StoreResult<Option<WarehouseRecord>>;
     async fn list_warehouses(&self, tenant: Uuid) -> StoreResult<Vec<WarehouseRecord>>;
     /// Deletes a warehouse that has no namespaces.
-    async fn delete_warehouse(&self, id: Uuid) -> StoreResult<()>;
+    async fn delete_warehouse(&self, id: Uuid, change: &Change) -> StoreResult<()>;
 }
 
 /// Who may act: principals, roles, the assignment of roles to principals, and grants.
 #[async_trait]
 pub trait AccessStore: Send + Sync {
-    async fn create_principal(&self, principal: &PrincipalRecord) -> StoreResult<()>;
+    async fn create_principal(
+        &self,
+        principal: &PrincipalRecord,
+        change: &Change,
+    ) -> StoreResult<()>;
     /// Replaces a principal's record (same id and client id).
-    async fn update_principal(&self, principal: &PrincipalRecord) -> StoreResult<()>;
+    async fn update_principal(
+        &self,
+        principal: &PrincipalRecord,
+        change: &Change,
+    ) -> StoreResult<()>;
     async fn get_principal(&self, id: Uuid) -> StoreResult<Option<PrincipalRecord>>;
     async fn get_principal_by_client_id(
         &self,
@@ -211,19 +190,24 @@ pub trait AccessStore: Send + Sync {
     ) -> StoreResult<Option<PrincipalRecord>>;
     async fn list_principals(&self, tenant: Uuid) -> StoreResult<Vec<PrincipalRecord>>;
     /// Deletes a principal and its role assignments.
-    async fn delete_principal(&self, id: Uuid) -> StoreResult<()>;
-    async fn create_role(&self, role: &RoleRecord) -> StoreResult<()>;
+    async fn delete_principal(&self, id: Uuid, change: &Change) -> StoreResult<()>;
+    async fn create_role(&self, role: &RoleRecord, change: &Change) -> StoreResult<()>;
     async fn get_role(&self, id: Uuid) -> StoreResult<Option<RoleRecord>>;
     async fn list_roles(&self, tenant: Uuid) -> StoreResult<Vec<RoleRecord>>;
     /// Deletes a role with its grants and assignments.
-    async fn delete_role(&self, id: Uuid) -> StoreResult<()>;
-    async fn assign_role(&self, principal: Uuid, role: Uuid) -> StoreResult<()>;
-    async fn unassign_role(&self, principal: Uuid, role: Uuid) -> StoreResult<()>;
+    async fn delete_role(&self, id: Uuid, change: &Change) -> StoreResult<()>;
+    async fn assign_role(&self, principal: Uuid, role: Uuid, change: &Change) -> StoreResult<()>;
+    async fn unassign_role(&self, principal: Uuid, role: Uuid, change: &Change) -> StoreResult<()>;
     /// The roles assigned to a principal.
     async fn roles_of(&self, principal: Uuid) -> StoreResult<Vec<Uuid>>;
-    async fn create_grant(&self, grant: &GrantRecord) -> StoreResult<()>;
+    async fn create_grant(&self, grant: &GrantRecord, change: &Change) -> StoreResult<()>;
     /// Deletes a tenant's grant; `None` when the tenant has no grant with that id.
-    async fn delete_grant(&self, tenant: Uuid, id: Uuid) -> StoreResult<Option<GrantRecord>>;
+    async fn delete_grant(
+        &self,
+        tenant: Uuid,
+        id: Uuid,
+        change: &Change,
+    ) -> StoreResult<Option<GrantRecord>>;
     /// Grants of a tenant, optionally only those of one role.
     async fn list_grants(&self, tenant: Uuid, role: Option<Uuid>) -> StoreResult<Vec<GrantRecord>>;
 }
@@ -314,6 +298,7 @@ pub trait TabularStore: Send + Sync {
         kind: TabularKind,
         from: &TableIdent,
         to: &TableIdent,
+        change: &Change,
     ) -> StoreResult<()>;
 }
 
@@ -345,6 +330,7 @@ pub trait RecycleBinStore: Send + Sync {
         id: Uuid,
         ident: &TableIdent,
         now_ms: i64,
+        change: &Change,
     ) -> StoreResult<TabularRecord>;
     /// Makes a dropped object leave the bin at `expires_at_ms` (now, for a purge asked for),
     /// deleting its files first when `purge_files`: `LocationTaken` when another owner holds its
@@ -377,6 +363,7 @@ pub trait SecretStore: Send + Sync {
         &self,
         credential: &StorageCredentialRecord,
         replace: bool,
+        change: &Change,
     ) -> StoreResult<()>;
     async fn get_storage_credential(
         &self,
@@ -387,11 +374,16 @@ pub trait SecretStore: Send + Sync {
         &self,
         tenant: Uuid,
     ) -> StoreResult<Vec<StorageCredentialRecord>>;
-    async fn delete_storage_credential(&self, tenant: Uuid, name: &str) -> StoreResult<()>;
+    async fn delete_storage_credential(
+        &self,
+        tenant: Uuid,
+        name: &str,
+        change: &Change,
+    ) -> StoreResult<()>;
     /// Inserts or replaces a signing key (by kid).
-    async fn put_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()>;
+    async fn put_signing_key(&self, key: &SigningKeyRecord, change: &Change) -> StoreResult<()>;
     async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
-    async fn delete_signing_key(&self, kid: &str) -> StoreResult<()>;
+    async fn delete_signing_key(&self, kid: &str, change: &Change) -> StoreResult<()>;
 }
 
 /// The audit log: management changes and authorization denials, per tenant.

@@ -15,7 +15,7 @@ use crate::changes::Change;
 
 #[async_trait]
 impl AccessStore for PgStore {
-    async fn create_principal(&self, p: &PrincipalRecord) -> StoreResult<()> {
+    async fn create_principal(&self, p: &PrincipalRecord, change: &Change) -> StoreResult<()> {
         let q = sqlx::query(
             "INSERT INTO principals (id, tenant_id, name, client_id, record) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -24,10 +24,7 @@ impl AccessStore for PgStore {
         .bind(&p.name)
         .bind(&p.client_id)
         .bind(json(p));
-        match self
-            .changing(&Change::Principal { principal: p.id }, q)
-            .await
-        {
+        match self.changing(change, q).await {
             Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists(format!(
                 "principal with client id '{}'",
                 p.client_id
@@ -36,7 +33,7 @@ impl AccessStore for PgStore {
         }
     }
 
-    async fn update_principal(&self, p: &PrincipalRecord) -> StoreResult<()> {
+    async fn update_principal(&self, p: &PrincipalRecord, change: &Change) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         let client_id: Option<String> =
             sqlx::query_scalar("SELECT client_id FROM principals WHERE id = $1 FOR UPDATE")
@@ -63,9 +60,7 @@ impl AccessStore for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
-        notify(&mut tx, &Change::Principal { principal: p.id })
-            .await
-            .map_err(backend)?;
+        notify(&mut tx, change).await.map_err(backend)?;
         tx.commit().await.map_err(backend)
     }
 
@@ -92,26 +87,22 @@ impl AccessStore for PgStore {
         .await
     }
 
-    async fn delete_principal(&self, id: Uuid) -> StoreResult<()> {
+    async fn delete_principal(&self, id: Uuid, change: &Change) -> StoreResult<()> {
         let q = sqlx::query("DELETE FROM principals WHERE id = $1").bind(id);
-        match self
-            .changing(&Change::Principal { principal: id }, q)
-            .await
-            .map_err(backend)?
-        {
+        match self.changing(change, q).await.map_err(backend)? {
             0 => Err(StoreError::NotFound(format!("principal {id}"))),
             _ => Ok(()),
         }
     }
 
-    async fn create_role(&self, role: &RoleRecord) -> StoreResult<()> {
+    async fn create_role(&self, role: &RoleRecord, change: &Change) -> StoreResult<()> {
         let q =
             sqlx::query("INSERT INTO roles (id, tenant_id, name, record) VALUES ($1, $2, $3, $4)")
                 .bind(role.id)
                 .bind(role.tenant_id)
                 .bind(&role.name)
                 .bind(json(role));
-        match self.changing(&Change::Grants, q).await {
+        match self.changing(change, q).await {
             Err(e) if is_unique_violation(&e) => {
                 Err(StoreError::AlreadyExists(format!("role '{}'", role.name)))
             }
@@ -132,22 +123,22 @@ impl AccessStore for PgStore {
         .await
     }
 
-    async fn delete_role(&self, id: Uuid) -> StoreResult<()> {
+    async fn delete_role(&self, id: Uuid, change: &Change) -> StoreResult<()> {
         // Grants and assignments go with it (ON DELETE CASCADE).
         let q = sqlx::query("DELETE FROM roles WHERE id = $1").bind(id);
-        match self.changing(&Change::Grants, q).await.map_err(backend)? {
+        match self.changing(change, q).await.map_err(backend)? {
             0 => Err(StoreError::NotFound(format!("role {id}"))),
             _ => Ok(()),
         }
     }
 
-    async fn assign_role(&self, principal: Uuid, role: Uuid) -> StoreResult<()> {
+    async fn assign_role(&self, principal: Uuid, role: Uuid, change: &Change) -> StoreResult<()> {
         let q = sqlx::query(
             "INSERT INTO role_assignments (principal_id, role_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         )
         .bind(principal)
         .bind(role);
-        match self.changing(&Change::Grants, q).await {
+        match self.changing(change, q).await {
             Err(e) if is_foreign_key_violation(&e) => Err(StoreError::NotFound(format!(
                 "principal {principal} or role {role}"
             ))),
@@ -155,12 +146,12 @@ impl AccessStore for PgStore {
         }
     }
 
-    async fn unassign_role(&self, principal: Uuid, role: Uuid) -> StoreResult<()> {
+    async fn unassign_role(&self, principal: Uuid, role: Uuid, change: &Change) -> StoreResult<()> {
         let q =
             sqlx::query("DELETE FROM role_assignments WHERE principal_id = $1 AND role_id = $2")
                 .bind(principal)
                 .bind(role);
-        match self.changing(&Change::Grants, q).await.map_err(backend)? {
+        match self.changing(change, q).await.map_err(backend)? {
             0 => Err(StoreError::NotFound(format!(
                 "assignment of role {role} to principal {principal}"
             ))),
@@ -178,7 +169,7 @@ impl AccessStore for PgStore {
         .map_err(backend)
     }
 
-    async fn create_grant(&self, grant: &GrantRecord) -> StoreResult<()> {
+    async fn create_grant(&self, grant: &GrantRecord, change: &Change) -> StoreResult<()> {
         let privilege = serde_json::to_value(grant.privilege).map_err(backend)?;
         let q = sqlx::query(
             "INSERT INTO grants (id, tenant_id, role_id, resource, privilege, record) \
@@ -190,7 +181,7 @@ impl AccessStore for PgStore {
         .bind(json(&grant.resource))
         .bind(privilege.as_str().unwrap_or_default().to_owned())
         .bind(json(grant));
-        match self.changing(&Change::Grants, q).await {
+        match self.changing(change, q).await {
             Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists(format!(
                 "grant of {:?} on this resource to role {}",
                 grant.privilege, grant.role_id
@@ -202,7 +193,12 @@ impl AccessStore for PgStore {
         }
     }
 
-    async fn delete_grant(&self, tenant: Uuid, id: Uuid) -> StoreResult<Option<GrantRecord>> {
+    async fn delete_grant(
+        &self,
+        tenant: Uuid,
+        id: Uuid,
+        change: &Change,
+    ) -> StoreResult<Option<GrantRecord>> {
         let mut tx = self.begin().await?;
         let row =
             sqlx::query("DELETE FROM grants WHERE tenant_id = $1 AND id = $2 RETURNING record")
@@ -214,7 +210,7 @@ impl AccessStore for PgStore {
         let Some(row) = row else {
             return Ok(None);
         };
-        notify(&mut tx, &Change::Grants).await.map_err(backend)?;
+        notify(&mut tx, change).await.map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         Ok(Some(record(&row)?))
     }

@@ -3,17 +3,19 @@
 //! Migrations are embedded (`migrations/`) and applied at start under sqlx's advisory lock, so
 //! replicas starting together do not race. Commits are a conditional
 //! `UPDATE ... WHERE metadata_location = $expected` per table: single-table commits that arrive
-//! together share one statement ([`group_commit`]); a multi-table commit is one
-//! transaction taking its rows in a fixed order, so two of them cannot deadlock. "Only when empty" rules rest on foreign keys,
-//! which stay correct whatever another replica does at the same moment.
+//! together share one statement ([`group_commit`]); a multi-table commit is one transaction taking
+//! its rows in a fixed order, so two of them cannot deadlock. "Only when empty" rules rest on
+//! foreign keys, which stay correct whatever another replica does at the same moment.
 //!
 //! Locations (see [`crate::store::locations`]) are the rows' own `location` columns and namespace
 //! properties, indexed in byte order; a claim takes a per-warehouse advisory lock first (before any
 //! row lock, so claims cannot deadlock with each other) and then reads the overlapping ones.
 //!
 //! Every change to something replicas cache (tenants, warehouses, principals, roles, grants,
-//! storage credentials, signing keys, and renames of tables and views) sends `NOTIFY floe_changes` in its transaction, carrying
-//! the typed [`Change`]; [`PgStore::watch`] publishes each one on every replica's change bus.
+//! storage credentials, signing keys, and renames and restores of tables and views) sends
+//! `NOTIFY floe_changes` in its transaction, carrying exactly the typed [`Change`] its caller
+//! handed to the write (the store decides none itself); [`PgStore::watch`] publishes each one on
+//! every replica's change bus.
 //!
 //! Table and view pointers are served from each replica's [`PointerCache`]: every commit, rename,
 //! drop, bin and restore sends a [`PointerNotice`] on [`POINTERS_CHANNEL`] in its own transaction
@@ -26,7 +28,8 @@
 //! commit in [`group_commit`]. This file holds the store itself: connecting, migrations, the change
 //! and pointer notifications and their listener, and [`StoreLifecycle`].
 //!
-//! Owns: everything PostgreSQL. Must not touch: anything above the store.
+//! Owns: everything PostgreSQL. Must not touch: anything above the store, nor which change a
+//! write announces (that is its caller's to decide).
 
 mod access;
 mod audit;
@@ -140,7 +143,7 @@ impl PgStore {
 
     /// Publishes every change notification any replica sends on `changes`, on a connection of
     /// its own, until the server stops (then the connection goes back to the pool, so the pool
-    /// can close). After a lost connection it publishes [`Change::Everything`], since
+    /// can close). After a lost connection it publishes that anything may have changed, since
     /// notifications sent meanwhile are gone.
     pub fn watch(
         &self,
@@ -159,7 +162,7 @@ impl PgStore {
                     }
                 }
                 pointers.deaf();
-                changes.publish(&Change::Everything).await;
+                changes.publish_missed().await;
                 tokio::select! {
                     () = stop.stopped() => return,
                     () = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -261,7 +264,7 @@ async fn listen(
         .await?;
     // Anything may have changed before the listener was up.
     pointers.listening();
-    changes.publish(&Change::Everything).await;
+    changes.publish_missed().await;
     static POINTER_NOTICES: std::sync::LazyLock<metrics::Counter> =
         std::sync::LazyLock::new(|| metrics::counter!("floe_pointer_notices_total"));
     loop {
@@ -272,7 +275,7 @@ async fn listen(
             }
             Some(n) => {
                 metrics::counter!("floe_change_notifications_total").increment(1);
-                changes.publish(&Change::from_wire(n.payload())).await;
+                changes.publish_wire(n.payload()).await;
             }
             // The connection was lost; notifications sent meanwhile are gone.
             None => return Ok(()),

@@ -116,6 +116,7 @@ impl RecycleBinStore for PgStore {
         id: Uuid,
         ident: &TableIdent,
         now_ms: i64,
+        change: &Change,
     ) -> StoreResult<TabularRecord> {
         let mut tx = self.begin().await?;
         lock_locations(&mut tx, warehouse).await?;
@@ -142,9 +143,7 @@ impl RecycleBinStore for PgStore {
         // refusal below rolls the whole restore back, bin row included.
         self.insert_tabular(&mut tx, warehouse, &record).await?;
         // Grants by id reach it again, under what may be a new name.
-        notify(&mut tx, &Change::Renamed { warehouse })
-            .await
-            .map_err(backend)?;
+        notify(&mut tx, change).await.map_err(backend)?;
         send_notice(&mut tx, &left(warehouse, record.id)).await?;
         tx.commit().await.map_err(backend)?;
         self.pointers.apply(&left(warehouse, record.id));

@@ -16,6 +16,7 @@ impl SecretStore for PgStore {
         &self,
         c: &StorageCredentialRecord,
         replace: bool,
+        change: &Change,
     ) -> StoreResult<()> {
         let q = if replace {
             sqlx::query(
@@ -29,11 +30,7 @@ impl SecretStore for PgStore {
         .bind(c.tenant_id)
         .bind(&c.name)
         .bind(json(c));
-        let change = Change::StorageCredential {
-            tenant: c.tenant_id,
-            name: c.name.clone(),
-        };
-        match self.changing(&change, q).await {
+        match self.changing(change, q).await {
             Ok(0) => Err(StoreError::NotFound(format!(
                 "storage credential '{}'",
                 c.name
@@ -72,7 +69,12 @@ impl SecretStore for PgStore {
         .await
     }
 
-    async fn delete_storage_credential(&self, tenant: Uuid, name: &str) -> StoreResult<()> {
+    async fn delete_storage_credential(
+        &self,
+        tenant: Uuid,
+        name: &str,
+        change: &Change,
+    ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         // Locks the tenant's warehouses that use it, so none starts using it meanwhile unnoticed.
         let user: Option<String> = sqlx::query_scalar(
@@ -99,15 +101,11 @@ impl SecretStore for PgStore {
         if deleted.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("storage credential '{name}'")));
         }
-        let change = Change::StorageCredential {
-            tenant,
-            name: name.to_owned(),
-        };
-        notify(&mut tx, &change).await.map_err(backend)?;
+        notify(&mut tx, change).await.map_err(backend)?;
         tx.commit().await.map_err(backend)
     }
 
-    async fn put_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()> {
+    async fn put_signing_key(&self, key: &SigningKeyRecord, change: &Change) -> StoreResult<()> {
         let q = sqlx::query(
             "INSERT INTO signing_keys (kid, created_at_ms, record) VALUES ($1, $2, $3) \
              ON CONFLICT (kid) DO UPDATE SET created_at_ms = EXCLUDED.created_at_ms, record = EXCLUDED.record",
@@ -115,10 +113,7 @@ impl SecretStore for PgStore {
         .bind(&key.kid)
         .bind(key.created_at_ms)
         .bind(json(key));
-        self.changing(&Change::SigningKeys, q)
-            .await
-            .map(|_| ())
-            .map_err(backend)
+        self.changing(change, q).await.map(|_| ()).map_err(backend)
     }
 
     async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
@@ -129,11 +124,8 @@ impl SecretStore for PgStore {
         records(&rows)
     }
 
-    async fn delete_signing_key(&self, kid: &str) -> StoreResult<()> {
+    async fn delete_signing_key(&self, kid: &str, change: &Change) -> StoreResult<()> {
         let q = sqlx::query("DELETE FROM signing_keys WHERE kid = $1").bind(kid);
-        self.changing(&Change::SigningKeys, q)
-            .await
-            .map(|_| ())
-            .map_err(backend)
+        self.changing(change, q).await.map(|_| ()).map_err(backend)
     }
 }

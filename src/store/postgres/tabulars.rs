@@ -357,6 +357,7 @@ impl TabularStore for PgStore {
         kind: TabularKind,
         from: &TableIdent,
         to: &TableIdent,
+        change: &Change,
     ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         let record = Self::tabular_in(&mut tx, warehouse, from, true)
@@ -386,9 +387,7 @@ impl TabularStore for PgStore {
             }
             r => r.map_err(backend)?,
         };
-        notify(&mut tx, &Change::Renamed { warehouse })
-            .await
-            .map_err(backend)?;
+        notify(&mut tx, change).await.map_err(backend)?;
         send_notice(&mut tx, &left(warehouse, record.id)).await?;
         tx.commit().await.map_err(backend)?;
         self.pointers.apply(&left(warehouse, record.id));

@@ -16,15 +16,12 @@ use crate::changes::Change;
 
 #[async_trait]
 impl TenancyStore for PgStore {
-    async fn create_tenant(&self, tenant: &TenantRecord) -> StoreResult<()> {
+    async fn create_tenant(&self, tenant: &TenantRecord, change: &Change) -> StoreResult<()> {
         let q = sqlx::query("INSERT INTO tenants (id, name, record) VALUES ($1, $2, $3)")
             .bind(tenant.id)
             .bind(&tenant.name)
             .bind(json(tenant));
-        match self
-            .changing(&Change::Tenant { tenant: tenant.id }, q)
-            .await
-        {
+        match self.changing(change, q).await {
             Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists(format!(
                 "tenant '{}'",
                 tenant.name
@@ -51,7 +48,7 @@ impl TenancyStore for PgStore {
         records(&rows)
     }
 
-    async fn rename_tenant(&self, id: Uuid, name: &str) -> StoreResult<()> {
+    async fn rename_tenant(&self, id: Uuid, name: &str, change: &Change) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         let row = sqlx::query("SELECT record FROM tenants WHERE id = $1 FOR UPDATE")
             .bind(id)
@@ -78,13 +75,11 @@ impl TenancyStore for PgStore {
             }
             r => r.map_err(backend)?,
         };
-        notify(&mut tx, &Change::Tenant { tenant: id })
-            .await
-            .map_err(backend)?;
+        notify(&mut tx, change).await.map_err(backend)?;
         tx.commit().await.map_err(backend)
     }
 
-    async fn delete_tenant(&self, id: Uuid) -> StoreResult<()> {
+    async fn delete_tenant(&self, id: Uuid, change: &Change) -> StoreResult<()> {
         let Some(tenant) = self.get_tenant(id).await? else {
             return Err(StoreError::NotFound(format!("tenant {id}")));
         };
@@ -114,13 +109,11 @@ impl TenancyStore for PgStore {
             }
             r => r.map_err(backend)?,
         };
-        notify(&mut tx, &Change::Tenant { tenant: id })
-            .await
-            .map_err(backend)?;
+        notify(&mut tx, change).await.map_err(backend)?;
         tx.commit().await.map_err(backend)
     }
 
-    async fn create_warehouse(&self, wh: &WarehouseRecord) -> StoreResult<()> {
+    async fn create_warehouse(&self, wh: &WarehouseRecord, change: &Change) -> StoreResult<()> {
         let root = wh.storage.root_location();
         let mut tx = self.begin().await?;
         lock_roots(&mut tx).await?;
@@ -148,13 +141,11 @@ impl TenancyStore for PgStore {
             r => r.map_err(backend)?,
         };
         check_root(&mut tx, wh.id, &root).await?;
-        notify(&mut tx, &Change::Warehouse { warehouse: wh.id })
-            .await
-            .map_err(backend)?;
+        notify(&mut tx, change).await.map_err(backend)?;
         tx.commit().await.map_err(backend)
     }
 
-    async fn update_warehouse(&self, wh: &WarehouseRecord) -> StoreResult<()> {
+    async fn update_warehouse(&self, wh: &WarehouseRecord, change: &Change) -> StoreResult<()> {
         let root = wh.storage.root_location();
         let mut tx = self.begin().await?;
         lock_roots(&mut tx).await?;
@@ -198,9 +189,7 @@ impl TenancyStore for PgStore {
             }
             r => r.map_err(backend)?,
         };
-        notify(&mut tx, &Change::Warehouse { warehouse: wh.id })
-            .await
-            .map_err(backend)?;
+        notify(&mut tx, change).await.map_err(backend)?;
         tx.commit().await.map_err(backend)
     }
 
@@ -230,7 +219,7 @@ impl TenancyStore for PgStore {
         .await
     }
 
-    async fn delete_warehouse(&self, id: Uuid) -> StoreResult<()> {
+    async fn delete_warehouse(&self, id: Uuid, change: &Change) -> StoreResult<()> {
         let Some(wh) = self.get_warehouse(id).await? else {
             return Err(StoreError::NotFound(format!("warehouse {id}")));
         };
@@ -248,7 +237,7 @@ impl TenancyStore for PgStore {
             ));
         }
         let q = sqlx::query("DELETE FROM warehouses WHERE id = $1").bind(id);
-        match self.changing(&Change::Warehouse { warehouse: id }, q).await {
+        match self.changing(change, q).await {
             Ok(0) => Err(StoreError::NotFound(format!("warehouse {id}"))),
             Err(e) if is_foreign_key_violation(&e) => Err(StoreError::NotEmpty(
                 format!("warehouse '{}'", wh.name),

@@ -13,7 +13,7 @@ use super::*;
 
 #[async_trait]
 impl AccessStore for SledStore {
-    async fn create_principal(&self, p: &PrincipalRecord) -> StoreResult<()> {
+    async fn create_principal(&self, p: &PrincipalRecord, _change: &Change) -> StoreResult<()> {
         let _writing = self.writing().await?;
         let what = format!("principal with client id '{}'", p.client_id);
         self.insert_named(
@@ -26,7 +26,7 @@ impl AccessStore for SledStore {
         .await
     }
 
-    async fn update_principal(&self, p: &PrincipalRecord) -> StoreResult<()> {
+    async fn update_principal(&self, p: &PrincipalRecord, _change: &Change) -> StoreResult<()> {
         let _writing = self.writing().await?;
         let value = encode(p)?;
         unwrap_tx(self.principals.transaction(|ids| {
@@ -69,27 +69,11 @@ impl AccessStore for SledStore {
         Ok(out)
     }
 
-    async fn delete_principal(&self, id: Uuid) -> StoreResult<()> {
-        let _writing = self.writing().await?;
-        let Some(p) = self.get_principal(id).await? else {
-            return Err(StoreError::NotFound(format!("principal {id}")));
-        };
-        for entry in self.assignments.scan_prefix(id.as_bytes()) {
-            self.assignments
-                .remove(entry.map_err(backend)?.0)
-                .map_err(backend)?;
-        }
-        unwrap_tx(
-            (&self.principals, &self.client_ids).transaction(|(ids, clients)| {
-                ids.remove(id.as_bytes().as_slice())?;
-                clients.remove(p.client_id.as_bytes())?;
-                Ok(())
-            }),
-        )?;
-        self.durable().await
+    async fn delete_principal(&self, id: Uuid, _change: &Change) -> StoreResult<()> {
+        self.remove_principal(id).await
     }
 
-    async fn create_role(&self, role: &RoleRecord) -> StoreResult<()> {
+    async fn create_role(&self, role: &RoleRecord, _change: &Change) -> StoreResult<()> {
         let _writing = self.writing().await?;
         let what = format!("role '{}'", role.name);
         let name = warehouse_name_key(role.tenant_id, &role.name);
@@ -111,31 +95,11 @@ impl AccessStore for SledStore {
         Ok(out)
     }
 
-    async fn delete_role(&self, id: Uuid) -> StoreResult<()> {
-        let _writing = self.writing().await?;
-        let Some(role) = self.get_role(id).await? else {
-            return Err(StoreError::NotFound(format!("role {id}")));
-        };
-        for grant in self.list_grants(role.tenant_id, Some(id)).await? {
-            self.grants
-                .remove(grant_key(role.tenant_id, grant.id))
-                .map_err(backend)?;
-        }
-        for entry in self.assignments.iter() {
-            let (key, _) = entry.map_err(backend)?;
-            if key.ends_with(id.as_bytes()) {
-                self.assignments.remove(key).map_err(backend)?;
-            }
-        }
-        unwrap_tx((&self.roles, &self.role_names).transaction(|(ids, names)| {
-            ids.remove(id.as_bytes().as_slice())?;
-            names.remove(warehouse_name_key(role.tenant_id, &role.name))?;
-            Ok(())
-        }))?;
-        self.durable().await
+    async fn delete_role(&self, id: Uuid, _change: &Change) -> StoreResult<()> {
+        self.remove_role(id).await
     }
 
-    async fn assign_role(&self, principal: Uuid, role: Uuid) -> StoreResult<()> {
+    async fn assign_role(&self, principal: Uuid, role: Uuid, _change: &Change) -> StoreResult<()> {
         let _writing = self.writing().await?;
         self.assignments
             .insert(pair_key(principal, role), &[])
@@ -143,7 +107,12 @@ impl AccessStore for SledStore {
         self.durable().await
     }
 
-    async fn unassign_role(&self, principal: Uuid, role: Uuid) -> StoreResult<()> {
+    async fn unassign_role(
+        &self,
+        principal: Uuid,
+        role: Uuid,
+        _change: &Change,
+    ) -> StoreResult<()> {
         let _writing = self.writing().await?;
         if self
             .assignments
@@ -167,7 +136,7 @@ impl AccessStore for SledStore {
         Ok(out)
     }
 
-    async fn create_grant(&self, grant: &GrantRecord) -> StoreResult<()> {
+    async fn create_grant(&self, grant: &GrantRecord, _change: &Change) -> StoreResult<()> {
         let _writing = self.writing().await?;
         let existing = self
             .list_grants(grant.tenant_id, Some(grant.role_id))
@@ -187,7 +156,12 @@ impl AccessStore for SledStore {
         self.durable().await
     }
 
-    async fn delete_grant(&self, tenant: Uuid, id: Uuid) -> StoreResult<Option<GrantRecord>> {
+    async fn delete_grant(
+        &self,
+        tenant: Uuid,
+        id: Uuid,
+        _change: &Change,
+    ) -> StoreResult<Option<GrantRecord>> {
         let _writing = self.writing().await?;
         let Some(value) = self.grants.remove(grant_key(tenant, id)).map_err(backend)? else {
             return Ok(None);
@@ -205,5 +179,53 @@ impl AccessStore for SledStore {
             }
         }
         Ok(out)
+    }
+}
+
+impl SledStore {
+    /// Deletes a principal and its role assignments (also for a tenant being deleted).
+    pub(super) async fn remove_principal(&self, id: Uuid) -> StoreResult<()> {
+        let _writing = self.writing().await?;
+        let Some(p) = self.get_principal(id).await? else {
+            return Err(StoreError::NotFound(format!("principal {id}")));
+        };
+        for entry in self.assignments.scan_prefix(id.as_bytes()) {
+            self.assignments
+                .remove(entry.map_err(backend)?.0)
+                .map_err(backend)?;
+        }
+        unwrap_tx(
+            (&self.principals, &self.client_ids).transaction(|(ids, clients)| {
+                ids.remove(id.as_bytes().as_slice())?;
+                clients.remove(p.client_id.as_bytes())?;
+                Ok(())
+            }),
+        )?;
+        self.durable().await
+    }
+
+    /// Deletes a role with its grants and assignments (also for a tenant being deleted).
+    pub(super) async fn remove_role(&self, id: Uuid) -> StoreResult<()> {
+        let _writing = self.writing().await?;
+        let Some(role) = self.get_role(id).await? else {
+            return Err(StoreError::NotFound(format!("role {id}")));
+        };
+        for grant in self.list_grants(role.tenant_id, Some(id)).await? {
+            self.grants
+                .remove(grant_key(role.tenant_id, grant.id))
+                .map_err(backend)?;
+        }
+        for entry in self.assignments.iter() {
+            let (key, _) = entry.map_err(backend)?;
+            if key.ends_with(id.as_bytes()) {
+                self.assignments.remove(key).map_err(backend)?;
+            }
+        }
+        unwrap_tx((&self.roles, &self.role_names).transaction(|(ids, names)| {
+            ids.remove(id.as_bytes().as_slice())?;
+            names.remove(warehouse_name_key(role.tenant_id, &role.name))?;
+            Ok(())
+        }))?;
+        self.durable().await
     }
 }

@@ -81,6 +81,7 @@ impl RecycleBinStore for SledStore {
         id: Uuid,
         ident: &TableIdent,
         now_ms: i64,
+        _change: &Change,
     ) -> StoreResult<TabularRecord> {
         let _writing = self.writing().await?;
         let bin_key = pair_key(warehouse, id);

@@ -16,6 +16,7 @@ impl SecretStore for SledStore {
         &self,
         c: &StorageCredentialRecord,
         replace: bool,
+        _change: &Change,
     ) -> StoreResult<()> {
         let _writing = self.writing().await?;
         let key = warehouse_name_key(c.tenant_id, &c.name);
@@ -59,7 +60,12 @@ impl SecretStore for SledStore {
         Ok(out)
     }
 
-    async fn delete_storage_credential(&self, tenant: Uuid, name: &str) -> StoreResult<()> {
+    async fn delete_storage_credential(
+        &self,
+        tenant: Uuid,
+        name: &str,
+        _change: &Change,
+    ) -> StoreResult<()> {
         let _writing = self.writing().await?;
         let in_use = self
             .list_warehouses(tenant)
@@ -83,7 +89,7 @@ impl SecretStore for SledStore {
         self.durable().await
     }
 
-    async fn put_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()> {
+    async fn put_signing_key(&self, key: &SigningKeyRecord, _change: &Change) -> StoreResult<()> {
         let _writing = self.writing().await?;
         self.signing_keys
             .insert(key.kid.as_bytes(), encode(key)?)
@@ -100,7 +106,7 @@ impl SecretStore for SledStore {
         Ok(keys)
     }
 
-    async fn delete_signing_key(&self, kid: &str) -> StoreResult<()> {
+    async fn delete_signing_key(&self, kid: &str, _change: &Change) -> StoreResult<()> {
         let _writing = self.writing().await?;
         self.signing_keys.remove(kid.as_bytes()).map_err(backend)?;
         self.durable().await

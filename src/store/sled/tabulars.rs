@@ -222,6 +222,7 @@ impl TabularStore for SledStore {
         kind: TabularKind,
         from: &TableIdent,
         to: &TableIdent,
+        _change: &Change,
     ) -> StoreResult<()> {
         let _writing = self.writing().await?;
         let (from_key, to_key) = (tabular_key(warehouse, from), tabular_key(warehouse, to));

@@ -15,7 +15,7 @@ use super::*;
 
 #[async_trait]
 impl TenancyStore for SledStore {
-    async fn create_tenant(&self, tenant: &TenantRecord) -> StoreResult<()> {
+    async fn create_tenant(&self, tenant: &TenantRecord, _change: &Change) -> StoreResult<()> {
         let _writing = self.writing().await?;
         let what = format!("tenant '{}'", tenant.name);
         self.insert_named(
@@ -45,7 +45,7 @@ impl TenancyStore for SledStore {
         Ok(out)
     }
 
-    async fn rename_tenant(&self, id: Uuid, name: &str) -> StoreResult<()> {
+    async fn rename_tenant(&self, id: Uuid, name: &str, _change: &Change) -> StoreResult<()> {
         let _writing = self.writing().await?;
         unwrap_tx(
             (&self.tenants, &self.tenant_names).transaction(|(ids, names)| {
@@ -69,7 +69,7 @@ impl TenancyStore for SledStore {
         self.durable().await
     }
 
-    async fn delete_tenant(&self, id: Uuid) -> StoreResult<()> {
+    async fn delete_tenant(&self, id: Uuid, _change: &Change) -> StoreResult<()> {
         let _writing = self.writing().await?;
         let Some(tenant) = self.get_tenant(id).await? else {
             return Err(StoreError::NotFound(format!("tenant {id}")));
@@ -86,10 +86,10 @@ impl TenancyStore for SledStore {
             ));
         }
         for p in self.list_principals(id).await? {
-            self.delete_principal(p.id).await?;
+            self.remove_principal(p.id).await?;
         }
         for r in self.list_roles(id).await? {
-            self.delete_role(r.id).await?;
+            self.remove_role(r.id).await?;
         }
         unwrap_tx(
             (&self.tenants, &self.tenant_names).transaction(|(ids, names)| {
@@ -101,7 +101,7 @@ impl TenancyStore for SledStore {
         self.durable().await
     }
 
-    async fn create_warehouse(&self, wh: &WarehouseRecord) -> StoreResult<()> {
+    async fn create_warehouse(&self, wh: &WarehouseRecord, _change: &Change) -> StoreResult<()> {
         let _writing = self.writing().await?;
         let name = warehouse_name_key(wh.tenant_id, &wh.name);
         let value = encode(wh)?;
@@ -129,7 +129,7 @@ impl TenancyStore for SledStore {
         self.durable().await
     }
 
-    async fn update_warehouse(&self, wh: &WarehouseRecord) -> StoreResult<()> {
+    async fn update_warehouse(&self, wh: &WarehouseRecord, _change: &Change) -> StoreResult<()> {
         let _writing = self.writing().await?;
         let value = encode(wh)?;
         let new_name = warehouse_name_key(wh.tenant_id, &wh.name);
@@ -207,7 +207,7 @@ impl TenancyStore for SledStore {
         Ok(out)
     }
 
-    async fn delete_warehouse(&self, id: Uuid) -> StoreResult<()> {
+    async fn delete_warehouse(&self, id: Uuid, _change: &Change) -> StoreResult<()> {
         let _writing = self.writing().await?;
         let Some(wh) = self.get_warehouse(id).await? else {
             return Err(StoreError::NotFound(format!("warehouse {id}")));
