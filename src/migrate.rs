@@ -5,7 +5,8 @@
 //! the source moved on (a table's newer metadata location, changed properties), so the command can
 //! run again after a partial run or just before switching over. Sealed secrets are copied sealed:
 //! the PostgreSQL replicas need the master key the sled installation used. Idempotency-Key replay
-//! records are not copied (they expire within minutes).
+//! records are not copied (they expire within minutes). Each write announces the change the
+//! management API's would, so replicas already listening drop what it made stale.
 
 use std::collections::BTreeMap;
 use std::fmt;

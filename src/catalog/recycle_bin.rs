@@ -2,7 +2,8 @@
 //! into its warehouse's recycle bin for `drop_retention_secs`; a tenant admin lists the bin,
 //! restores an object (under its name or a new one) or purges it now.
 //!
-//! Owns: what a drop does, restoring, and the purge queue. A dropped object keeps its location
+//! Owns: what a drop does, restoring (and the [`Change`] a restore makes: handed to the store
+//! write, then published here), and the purge queue. A dropped object keeps its location
 //! claimed and its id taken until it leaves the bin, so nothing else is created where it may come
 //! back or where a purge will delete, and no other object takes its id (and with it its grants
 //! and its restore). Once its purge is due it cannot be restored. The queue is the bin itself, in

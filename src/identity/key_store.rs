@@ -1,6 +1,11 @@
 //! Signing keys kept in the store, sealed under the master key: loaded at start and every
 //! [`KEY_RELOAD_SECS`] (so replicas pick up a rotation), generated when none is active, rotated on
 //! request. A retired key keeps verifying until every token it signed has expired, then is deleted.
+//!
+//! Owns: the keys' life in the store, through its [`SecretStore`] only, and which change each of
+//! its writes announces to other replicas ([`Change::SigningKeys`]; a rotation's caller hands it
+//! in and publishes it here). Must not touch: the rest of the store, or how tokens are signed
+//! (the [`TokenService`]'s).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +13,7 @@ use std::time::Duration;
 use super::{MasterKey, SigningKey, TokenService};
 use crate::background::StopSignal;
 use crate::changes::{Change, Subscriber};
-use crate::store::{CatalogStore, SigningKeyRecord, StoreError, now_ms};
+use crate::store::{SecretStore, SigningKeyRecord, StoreError, now_ms};
 
 /// How often each replica re-reads the signing keys.
 pub const KEY_RELOAD_SECS: u64 = 30;
@@ -28,7 +33,7 @@ fn open(master: &MasterKey, record: &SigningKeyRecord) -> Result<SigningKey, Sto
 }
 
 async fn create(
-    store: &dyn CatalogStore,
+    store: &dyn SecretStore,
     master: &MasterKey,
     change: &Change,
 ) -> Result<SigningKey, StoreError> {
@@ -47,7 +52,7 @@ async fn create(
 /// Loads the keys into `tokens`: the newest unretired key signs, unexpired retired keys verify.
 /// Creates a key when none is active; deletes retired keys older than `token_ttl_secs` + a minute.
 pub async fn load_keys(
-    store: &dyn CatalogStore,
+    store: &dyn SecretStore,
     master: &MasterKey,
     tokens: &TokenService,
     token_ttl_secs: u64,
@@ -58,7 +63,7 @@ pub async fn load_keys(
 /// Re-reads the keys into `tokens`, like [`load_keys`] but never creating one: while another
 /// replica rotates, there is a moment with no active key, and that replica creates the next one.
 pub async fn reload_keys(
-    store: &dyn CatalogStore,
+    store: &dyn SecretStore,
     master: &MasterKey,
     tokens: &TokenService,
     token_ttl_secs: u64,
@@ -67,7 +72,7 @@ pub async fn reload_keys(
 }
 
 async fn load(
-    store: &dyn CatalogStore,
+    store: &dyn SecretStore,
     master: &MasterKey,
     tokens: &TokenService,
     token_ttl_secs: u64,
@@ -101,7 +106,7 @@ async fn load(
 /// Retires the active key(s), creates a new one, and installs the result; each write announces
 /// `change`. Returns the new kid.
 async fn rotate(
-    store: &dyn CatalogStore,
+    store: &dyn SecretStore,
     master: &MasterKey,
     tokens: &TokenService,
     token_ttl_secs: u64,
@@ -123,7 +128,7 @@ async fn rotate(
 /// changed (here or, by the store's notification, on another replica), and rotated on request.
 #[derive(Clone)]
 pub struct SigningKeys {
-    store: Arc<dyn CatalogStore>,
+    store: Arc<dyn SecretStore>,
     master: Arc<MasterKey>,
     tokens: Arc<TokenService>,
     token_ttl_secs: u64,
@@ -145,7 +150,7 @@ pub enum RotateError {
 impl SigningKeys {
     /// The keys of `tokens`, kept in `store`.
     pub fn new(
-        store: Arc<dyn CatalogStore>,
+        store: Arc<dyn SecretStore>,
         master: Arc<MasterKey>,
         tokens: Arc<TokenService>,
         token_ttl_secs: u64,

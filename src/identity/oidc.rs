@@ -1,6 +1,7 @@
 //! Tokens from external OpenID Connect issuers: verified against the issuer's JWKS (cached, and
 //! fetched again when a token names a key not seen yet, at most every `jwks_min_refresh_secs`),
-//! then mapped to a tenant and a principal by configured claims.
+//! then mapped to a tenant and a principal by configured claims (a principal created on first
+//! sight is announced to other replicas as the management API's would be).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

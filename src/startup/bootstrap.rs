@@ -2,7 +2,8 @@
 //! the root principal (its secret set from the configuration, or generated and written to
 //! `root-credentials` before the principal is stored), and the declared warehouses (through
 //! `admin`, with the API's checks). Each change is audited as the API's would be, by Floe itself
-//! (`Caller::system`, the nil principal).
+//! (`Caller::system`, the nil principal), and its store write announces the change the API's
+//! would to other replicas.
 
 use std::path::{Path, PathBuf};
 

@@ -232,7 +232,12 @@ impl Application {
             tenant_limits: api::tenant_limits::TenantLimits::new(settings.limits),
         });
         background.spawn("expiry of idempotency records and audit events", |stop| {
-            expiry(store.clone(), settings.audit_retention_days, stop)
+            expiry(
+                store.clone(),
+                store.clone(),
+                settings.audit_retention_days,
+                stop,
+            )
         });
         background.spawn("purge queue", |stop| {
             catalog.purge_queue(Duration::from_millis(settings.purge_interval_ms), stop)
