@@ -17,7 +17,8 @@
 //!   id, metrics) and each tenant's request rate. Never calls the store.
 //! - [`admin`]: tenancy use-cases: every management change (tenants, warehouses, storage
 //!   credentials, principals, roles, grants, signing keys), its tenant checks, its audit event and
-//!   the one typed [`changes::Change`] it publishes.
+//!   the one typed [`changes::Change`] it hands to the store write and publishes; the start-time
+//!   upgrade of grants stored by name.
 //! - [`changes`]: the typed change events, their PostgreSQL `NOTIFY` form, and the bus every
 //!   cache's owner subscribes to (on this replica and, through the store, on the others).
 //! - [`identity`]: Floe's JWTs (issue, verify, cache), signing keys and their rotation, OIDC
@@ -34,11 +35,15 @@
 //! - [`vending`]: what a reader of a table gets: one [`vending::Vending`] facade over one vendor
 //!   per storage kind (STS sessions on S3, SAS on ADLS, downscoped tokens on GCS, nothing on
 //!   local disk), presigned URLs, the remote signer, and `validate`.
-//! - [`store`]: the `CatalogStore` trait, its sled and PostgreSQL backends (each replica's
-//!   PostgreSQL pointer cache kept current by notices, loads that miss it together sharing one
-//!   read; commits arriving together sharing one flush on both), who owns which location (live
-//!   objects, recycle-bin entries, staged creates' reservations) and which warehouse storage root.
-//!   Every backend passes one conformance suite (`tests/integration/conformance/`).
+//! - [`store`]: the store's contract, one trait per area (tenancy, access, namespaces, tables and
+//!   views, recycle bin, secrets, audit, idempotency, lifecycle) gathered by `CatalogStore`, the
+//!   records they pass (`store::records`), and the sled and PostgreSQL backends, a folder each with
+//!   a file per area (each replica's PostgreSQL pointer cache kept current by notices, loads that
+//!   miss it together sharing one read; commits arriving together sharing one flush on both); who
+//!   owns which location (live objects, recycle-bin entries, staged creates' reservations) and
+//!   which warehouse storage root. A write that changes what replicas cache takes the
+//!   [`changes::Change`] its caller decided, and PostgreSQL sends exactly that. Every backend
+//!   passes one conformance suite (`tests/integration/conformance/`).
 //! - [`warehouse_io`]: reading and writing metadata files on local disk, S3, ADLS and GCS.
 //! - [`domain`]: validated names (namespaces, tables, views, warehouses) and credential kinds.
 //! - [`outbound`]: connect and total timeouts of every outbound call, per kind, and the clients

@@ -2,7 +2,8 @@
 //!
 //! Owns: the fixed set of privileges, what each implies, how grants on a container reach what is
 //! inside it, and a short-lived cache of each principal's grants. Must not touch: HTTP types, or
-//! the store but to read (audit events aside, which [`record_audit`] appends to the [`AuditStore`]).
+//! the store but to read (audit events aside, which [`record_audit`] appends to the
+//! [`AuditStore`]).
 //! A principal's grants (and whether it is still enabled) are re-read at once after a change made
 //! through this process, as soon as another replica's change notification arrives (PostgreSQL),
 //! and at most [`DECISION_CACHE_SECS`] after any change. Requests that find a principal's grants

@@ -133,6 +133,8 @@ pub fn storage_in_use(warehouse: &str) -> StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Tenants and their warehouses (with the storage-root claims that keep warehouses apart).
+/// Its writes that other replicas must hear of take the `change` their caller publishes (see the
+/// module's opening).
 #[async_trait]
 pub trait TenancyStore: Send + Sync {
     async fn create_tenant(&self, tenant: &TenantRecord, change: &Change) -> StoreResult<()>;
@@ -170,6 +172,8 @@ pub trait TenancyStore: Send + Sync {
 }
 
 /// Who may act: principals, roles, the assignment of roles to principals, and grants.
+/// Its writes that other replicas must hear of take the `change` their caller publishes (see the
+/// module's opening).
 #[async_trait]
 pub trait AccessStore: Send + Sync {
     async fn create_principal(
@@ -244,6 +248,8 @@ pub trait NamespaceStore: Send + Sync {
 
 /// Live tables and views: their names, ids, locations (and staged creates' reservations) and
 /// metadata pointers.
+/// Its writes that other replicas must hear of take the `change` their caller publishes (see the
+/// module's opening).
 #[async_trait]
 pub trait TabularStore: Send + Sync {
     /// Creates a table or view; its namespace must exist, its name be free for both kinds, its id
@@ -303,6 +309,8 @@ pub trait TabularStore: Send + Sync {
 }
 
 /// Each warehouse's recycle bin: dropped tables and views until they are restored or forgotten.
+/// Its writes that other replicas must hear of take the `change` their caller publishes (see the
+/// module's opening).
 #[async_trait]
 pub trait RecycleBinStore: Send + Sync {
     /// Moves a table or view into its warehouse's recycle bin (see [`DroppedRecord`]): gone from
@@ -356,6 +364,8 @@ pub trait RecycleBinStore: Send + Sync {
 }
 
 /// Secrets kept sealed: tenants' named storage credentials and the token-signing keys.
+/// Its writes that other replicas must hear of take the `change` their caller publishes (see the
+/// module's opening).
 #[async_trait]
 pub trait SecretStore: Send + Sync {
     /// Creates, or with `replace` replaces, a tenant's named storage credential.

@@ -3,7 +3,7 @@
 //! Migrations are embedded (`migrations/`) and applied at start under sqlx's advisory lock, so
 //! replicas starting together do not race. Commits are a conditional
 //! `UPDATE ... WHERE metadata_location = $expected` per table: single-table commits that arrive
-//! together share one statement ([`group_commit`]); a multi-table commit is one transaction taking
+//! together share one statement (`group_commit.rs`); a multi-table commit is one transaction taking
 //! its rows in a fixed order, so two of them cannot deadlock. "Only when empty" rules rest on
 //! foreign keys, which stay correct whatever another replica does at the same moment.
 //!
@@ -23,10 +23,10 @@
 //! listener applies every replica's notices; see [`crate::store::pointer_cache`] for the bound.
 //!
 //! One file per area of the store, each holding that area's trait `impl` and its private helpers:
-//! [`tenancy`], [`access`], [`namespaces`], [`tabulars`], [`recycle_bin`], [`secrets`], [`audit`],
-//! [`idempotency`]; location and root claims in [`claims`], row conversions in [`common`], group
-//! commit in [`group_commit`]. This file holds the store itself: connecting, migrations, the change
-//! and pointer notifications and their listener, and [`StoreLifecycle`].
+//! `tenancy.rs`, `access.rs`, `namespaces.rs`, `tabulars.rs`, `recycle_bin.rs`, `secrets.rs`,
+//! `audit.rs`, `idempotency.rs`; location and root claims in `claims.rs`, row conversions in
+//! `common.rs`, group commit in `group_commit.rs`. This file holds the store itself: connecting,
+//! migrations, the change and pointer notifications and their listener, and [`StoreLifecycle`].
 //!
 //! Owns: everything PostgreSQL. Must not touch: anything above the store, nor which change a
 //! write announces (that is its caller's to decide).

@@ -1,4 +1,5 @@
-//! Storage credentials and token-signing keys in PostgreSQL ([`SecretStore`]), kept sealed as given.
+//! Storage credentials and token-signing keys in PostgreSQL ([`SecretStore`]), kept sealed as
+//! given.
 //!
 //! Owns: the `storage_credentials` and `signing_keys` tables. Must not touch: warehouses (a
 //! credential in use is refused, its users locked meanwhile).

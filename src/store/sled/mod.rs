@@ -8,21 +8,21 @@
 //! reads and writes its parent's record inside the transaction, so a drop of a non-empty namespace and
 //! a create inside a namespace being dropped can never both succeed.
 //!
-//! Locations (see [`crate::store::locations`]): `locations` maps `warehouse(16) | location` to its claim,
-//! and `locations_below` counts, for every location enclosing a claim, the claims inside it. A claim
-//! reads its own key, its count and every enclosing key inside the transaction that writes it, so
-//! two overlapping claims conflict in sled and one of them sees the other. Warehouse storage roots
+//! Locations (see [`crate::store::locations`]): `locations` maps `warehouse(16) | location` to its
+//! claim, and `locations_below` counts, for every location enclosing a claim, the claims inside
+//! it. A claim reads its own key, its count and every enclosing key inside the transaction that
+//! writes it, so two overlapping claims conflict in sled and one of them sees the other. Warehouse storage roots
 //! are claimed the same way, across all tenants, in `warehouse_roots` and `warehouse_roots_below`.
 //! `tabular_ids` maps `warehouse(16) | id(16)` to a table's or view's key, for grants by id.
 //!
 //! One file per area of the store, each holding that area's trait `impl` and its private helpers:
-//! [`tenancy`], [`access`], [`namespaces`], [`tabulars`], [`recycle_bin`], [`secrets`], [`audit`],
-//! [`idempotency`]; keys in [`keys`], location and root claims in [`claims`], one-off upgrades of
-//! older stores in [`backfill`]. This file holds the store itself: its trees, opening, the write
-//! gate, group commit, and [`StoreLifecycle`].
+//! `tenancy.rs`, `access.rs`, `namespaces.rs`, `tabulars.rs`, `recycle_bin.rs`, `secrets.rs`,
+//! `audit.rs`, `idempotency.rs`; keys in `keys.rs`, location and root claims in `claims.rs`,
+//! one-off upgrades of older stores in `backfill.rs`. This file holds the store itself: its trees,
+//! opening, the write gate, group commit, and [`StoreLifecycle`].
 //!
-//! Owns: everything sled. Must not touch: anything above the store (a change's notification is
-//! not sled's: one process has no other replica to tell).
+//! Owns: everything sled. Must not touch: anything above the store. The `change` a write is
+//! handed is ignored: one process has no other replica to tell.
 
 mod access;
 mod audit;
@@ -93,7 +93,8 @@ pub struct SledStore {
     /// The recycle bins: `warehouse(16) | id(16)` → [`DroppedRecord`]. A dropped object's
     /// location claim stays in `locations` until it is forgotten.
     dropped: Tree,
-    /// Staged creates' reservations: `warehouse(16) | table id(16)` → their [`LocationClaim`]
+    /// Staged creates' reservations: `warehouse(16) | table id(16)` → their
+    /// [`LocationClaim`](crate::store::locations::LocationClaim)
     /// (also in `locations`), so lapsed ones are found without reading every claim.
     reservations: Tree,
     meta: Tree,
