@@ -16,6 +16,7 @@ use clap::Parser;
 use futures::StreamExt;
 use uuid::Uuid;
 
+use floe::changes::Change;
 use floe::domain::{NamespaceIdent, ObjectName, TableIdent};
 use floe::storage::StorageProfile;
 use floe::store::{
@@ -85,7 +86,8 @@ async fn main() -> anyhow::Result<()> {
             name: format!("bench-{t:05}"),
             created_at_ms: 1,
         };
-        store.create_tenant(&tenant).await?;
+        let change = Change::Tenant { tenant: tenant.id };
+        store.create_tenant(&tenant, &change).await?;
         let root = format!("file://{}/t{t:05}", args.files.display());
         let warehouse = WarehouseRecord {
             id: Uuid::now_v7(),
@@ -95,7 +97,10 @@ async fn main() -> anyhow::Result<()> {
             credential: None,
             created_at_ms: 1,
         };
-        store.create_warehouse(&warehouse).await?;
+        let change = Change::Warehouse {
+            warehouse: warehouse.id,
+        };
+        store.create_warehouse(&warehouse, &change).await?;
         let mut namespaces: Vec<(String, usize)> = (0..args.namespaces)
             .map(|n| (format!("ns{n:03}"), args.tables))
             .collect();

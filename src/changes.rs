@@ -5,9 +5,12 @@
 //! every cache that subscribed. Must not touch: the store, HTTP types, or any cache itself: each
 //! cache lives beside the service that uses it, and that service decides what an event clears.
 //!
-//! One event reaches a replica's caches in two ways, and both go through [`Changes::publish`]: the
-//! replica that made the change publishes it as soon as its store call returned, and every replica
-//! (that one too) publishes what the store's change notification carries.
+//! A mutation's caller builds its change once and hands that value both to the store write (which
+//! sends it to other replicas, on PostgreSQL in the write's own transaction) and, once the write
+//! returned, to [`Changes::publish`]. So one event reaches a replica's caches in two ways, both
+//! through the bus: the replica that made the change publishes it as soon as its store call
+//! returned, and every replica (that one too) publishes what the store's change notification
+//! carries ([`Changes::publish_wire`], or [`Changes::publish_missed`] after a lost connection).
 
 use std::sync::{Arc, RwLock};
 
@@ -85,6 +88,18 @@ impl Changes {
         for subscriber in subscribers {
             subscriber.changed(change).await;
         }
+    }
+
+    /// Publishes a change another replica sent, read from its wire form (see
+    /// [`Change::from_wire`]).
+    pub async fn publish_wire(&self, payload: &str) {
+        self.publish(&Change::from_wire(payload)).await;
+    }
+
+    /// Publishes that anything may have changed: a listener (re)connected, so notifications sent
+    /// while it was not listening are gone.
+    pub async fn publish_missed(&self) {
+        self.publish(&Change::Everything).await;
     }
 }
 

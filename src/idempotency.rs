@@ -4,14 +4,14 @@
 //! Owns: what a key belongs to (its principal: another principal's same key is another key), the
 //! reservation in the store before the mutation runs (so of two requests with one key only one
 //! runs), and keeping or releasing the answer. Must not touch: HTTP types (the API layer decides
-//! what an answer is and runs the mutation).
+//! what an answer is and runs the mutation), or the store beyond its [`IdempotencyStore`].
 
 use std::sync::Arc;
 
 use uuid::Uuid;
 
 use crate::identity::Caller;
-use crate::store::{CatalogStore, IdempotencyRecord, StoreError, now_ms};
+use crate::store::{IdempotencyRecord, IdempotencyStore, StoreError, now_ms};
 
 /// What a request with a key may do.
 pub enum Reservation {
@@ -33,7 +33,7 @@ pub struct ReservedKey {
 
 /// The keys, kept in the store.
 pub struct IdempotencyKeys {
-    store: Arc<dyn CatalogStore>,
+    store: Arc<dyn IdempotencyStore>,
     lifetime_secs: u64,
     /// How long a reservation holds its key while its request runs: no longer than a request may
     /// run, so a request that was stopped (its deadline, its client gone, a crash) leaves the key
@@ -43,7 +43,7 @@ pub struct IdempotencyKeys {
 
 impl IdempotencyKeys {
     pub fn new(
-        store: Arc<dyn CatalogStore>,
+        store: Arc<dyn IdempotencyStore>,
         lifetime_secs: u64,
         running_for: std::time::Duration,
     ) -> Self {
@@ -122,7 +122,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::store::SledStore;
+    use crate::store::{CatalogStore, SledStore};
 
     fn caller() -> Caller {
         Caller {

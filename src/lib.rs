@@ -17,7 +17,8 @@
 //!   id, metrics) and each tenant's request rate. Never calls the store.
 //! - [`admin`]: tenancy use-cases: every management change (tenants, warehouses, storage
 //!   credentials, principals, roles, grants, signing keys), its tenant checks, its audit event and
-//!   the one typed [`changes::Change`] it publishes.
+//!   the one typed [`changes::Change`] it hands to the store write and publishes; the start-time
+//!   upgrade of grants stored by name.
 //! - [`changes`]: the typed change events, their PostgreSQL `NOTIFY` form, and the bus every
 //!   cache's owner subscribes to (on this replica and, through the store, on the others).
 //! - [`identity`]: Floe's JWTs (issue, verify, cache), signing keys and their rotation, OIDC
@@ -38,11 +39,15 @@
 //!   rendered credentials, and the one place that decides the storage part of a table answer
 //!   (plain settings, vended credentials or the remote signer), presigned URLs, signing and
 //!   `validate`, each answered by the table's storage kind.
-//! - [`store`]: the `CatalogStore` trait, its sled and PostgreSQL backends (each replica's
-//!   PostgreSQL pointer cache kept current by notices, loads that miss it together sharing one
-//!   read; commits arriving together sharing one flush on both), who owns which location (live
-//!   objects, recycle-bin entries, staged creates' reservations) and which warehouse storage root.
-//!   Every backend passes one conformance suite (`tests/integration/conformance/`).
+//! - [`store`]: the store's contract, one trait per area (tenancy, access, namespaces, tables and
+//!   views, recycle bin, secrets, audit, idempotency, lifecycle) gathered by `CatalogStore`, the
+//!   records they pass (`store::records`), and the sled and PostgreSQL backends, a folder each with
+//!   a file per area (each replica's PostgreSQL pointer cache kept current by notices, loads that
+//!   miss it together sharing one read; commits arriving together sharing one flush on both); who
+//!   owns which location (live objects, recycle-bin entries, staged creates' reservations) and
+//!   which warehouse storage root. A write that changes what replicas cache takes the
+//!   [`changes::Change`] its caller decided, and PostgreSQL sends exactly that. Every backend
+//!   passes one conformance suite (`tests/integration/conformance/`).
 //! - [`storage`]: one folder per storage kind (`s3`, `adls`, `gcs`, `local`) behind one
 //!   [`storage::StorageKind`] trait and one dispatch ([`storage::kind_of`]): each owns its profile
 //!   and rules, its credential fields, the server's own IO, what it hands a reader (STS sessions

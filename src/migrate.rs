@@ -5,13 +5,15 @@
 //! the source moved on (a table's newer metadata location, changed properties), so the command can
 //! run again after a partial run or just before switching over. Sealed secrets are copied sealed:
 //! the PostgreSQL replicas need the master key the sled installation used. Idempotency-Key replay
-//! records are not copied (they expire within minutes).
+//! records are not copied (they expire within minutes). Each write announces the change the
+//! management API's would, so replicas already listening drop what it made stale.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use uuid::Uuid;
 
+use crate::changes::Change;
 use crate::domain::NamespaceIdent;
 use crate::store::*;
 
@@ -199,27 +201,30 @@ fn tally(report: &mut Report, result: StoreResult<bool>) -> StoreResult<()> {
 
 async fn copy(s: &Snapshot, to: &dyn CatalogStore, report: &mut Report) -> StoreResult<()> {
     for t in &s.tenants {
-        let r = to.create_tenant(t).await.map(|_| true);
+        let change = Change::Tenant { tenant: t.id };
+        let r = to.create_tenant(t, &change).await.map(|_| true);
         tally(report, r)?;
     }
     for w in &s.warehouses {
+        let change = Change::Warehouse { warehouse: w.id };
         let r = match to.get_warehouse(w.id).await? {
             Some(existing) if existing == *w => Ok(false),
-            Some(_) => to.update_warehouse(w).await.map(|_| true),
-            None => to.create_warehouse(w).await.map(|_| true),
+            Some(_) => to.update_warehouse(w, &change).await.map(|_| true),
+            None => to.create_warehouse(w, &change).await.map(|_| true),
         };
         tally(report, r)?;
     }
     for p in &s.principals {
+        let change = Change::Principal { principal: p.id };
         let r = match to.get_principal(p.id).await? {
             Some(existing) if existing == *p => Ok(false),
-            Some(_) => to.update_principal(p).await.map(|_| true),
-            None => to.create_principal(p).await.map(|_| true),
+            Some(_) => to.update_principal(p, &change).await.map(|_| true),
+            None => to.create_principal(p, &change).await.map(|_| true),
         };
         tally(report, r)?;
     }
     for role in &s.roles {
-        let r = to.create_role(role).await.map(|_| true);
+        let r = to.create_role(role, &Change::Grants).await.map(|_| true);
         tally(report, r)?;
     }
     for (principal, role) in &s.assignments {
@@ -227,19 +232,31 @@ async fn copy(s: &Snapshot, to: &dyn CatalogStore, report: &mut Report) -> Store
         let r = if had {
             Ok(false)
         } else {
-            to.assign_role(*principal, *role).await.map(|_| true)
+            to.assign_role(*principal, *role, &Change::Grants)
+                .await
+                .map(|_| true)
         };
         tally(report, r)?;
     }
     for g in &s.grants {
-        let r = to.create_grant(g).await.map(|_| true);
+        let r = to.create_grant(g, &Change::Grants).await.map(|_| true);
         tally(report, r)?;
     }
     for c in &s.storage_credentials {
+        let change = Change::StorageCredential {
+            tenant: c.tenant_id,
+            name: c.name.clone(),
+        };
         let r = match to.get_storage_credential(c.tenant_id, &c.name).await? {
             Some(existing) if existing == *c => Ok(false),
-            Some(_) => to.put_storage_credential(c, true).await.map(|_| true),
-            None => to.put_storage_credential(c, false).await.map(|_| true),
+            Some(_) => to
+                .put_storage_credential(c, true, &change)
+                .await
+                .map(|_| true),
+            None => to
+                .put_storage_credential(c, false, &change)
+                .await
+                .map(|_| true),
         };
         tally(report, r)?;
     }
@@ -248,7 +265,9 @@ async fn copy(s: &Snapshot, to: &dyn CatalogStore, report: &mut Report) -> Store
         let r = if keys.contains(k) {
             Ok(false)
         } else {
-            to.put_signing_key(k).await.map(|_| true)
+            to.put_signing_key(k, &Change::SigningKeys)
+                .await
+                .map(|_| true)
         };
         tally(report, r)?;
     }

@@ -31,8 +31,11 @@ impl Admin {
     ) -> AdminResult<StorageCredentialRecord> {
         check_resource_name("credential name", &name)?;
         let record = self.credential_record(tenant, name, kind, value)?;
-        self.store.put_storage_credential(&record, false).await?;
-        self.credential_changed(caller, &record, "create-storage-credential")
+        let change = credential_change(&record);
+        self.store
+            .put_storage_credential(&record, false, &change)
+            .await?;
+        self.credential_changed(caller, &record, change, "create-storage-credential")
             .await;
         Ok(record)
     }
@@ -53,8 +56,11 @@ impl Admin {
         value: NewCredentialValue,
     ) -> AdminResult<StorageCredentialRecord> {
         let record = self.credential_record(tenant, name, kind, value)?;
-        self.store.put_storage_credential(&record, true).await?;
-        self.credential_changed(caller, &record, "rotate-storage-credential")
+        let change = credential_change(&record);
+        self.store
+            .put_storage_credential(&record, true, &change)
+            .await?;
+        self.credential_changed(caller, &record, change, "rotate-storage-credential")
             .await;
         Ok(record)
     }
@@ -66,11 +72,13 @@ impl Admin {
         tenant: Uuid,
         name: &str,
     ) -> AdminResult<()> {
-        self.store.delete_storage_credential(tenant, name).await?;
         let change = Change::StorageCredential {
             tenant,
             name: name.to_owned(),
         };
+        self.store
+            .delete_storage_credential(tenant, name, &change)
+            .await?;
         self.changed(change).await;
         let what = format!("storage credential {name}");
         self.audit(caller, tenant, "delete-storage-credential", what)
@@ -107,18 +115,24 @@ impl Admin {
         })
     }
 
+    /// Publishes `change` (the credential was created or rotated), then records `action`.
     async fn credential_changed(
         &self,
         caller: &Caller,
         record: &StorageCredentialRecord,
+        change: Change,
         action: &str,
     ) {
-        let change = Change::StorageCredential {
-            tenant: record.tenant_id,
-            name: record.name.clone(),
-        };
         self.changed(change).await;
         let what = format!("storage credential {}", record.name);
         self.audit(caller, record.tenant_id, action, what).await;
+    }
+}
+
+/// The change a credential's creation or rotation makes.
+fn credential_change(record: &StorageCredentialRecord) -> Change {
+    Change::StorageCredential {
+        tenant: record.tenant_id,
+        name: record.name.clone(),
     }
 }

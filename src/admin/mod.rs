@@ -2,8 +2,10 @@
 //!
 //! Owns: each mutation of tenants, warehouses, storage credentials, principals, roles, role
 //! assignments, grants and signing keys; the checks that keep it inside the caller's tenant; its
-//! audit event; and the one typed [`Change`] it publishes, which clears exactly the caches it
-//! affects on this replica (other replicas get the same event from the store's notification).
+//! audit event; and the one typed [`Change`] it makes, decided here once: handed to the store
+//! write (which sends it to other replicas) and published once the write returned, which clears
+//! exactly the caches it affects on this replica. Also the start-time upgrade of grants stored by
+//! name ([`upgrade_name_keyed_grants`]).
 //! Must not touch: HTTP types or caches (each cache's owner subscribes to [`Changes`]).
 //! Authorization (may the caller administer this tenant or warehouse?) stays with the handler,
 //! which asks [`crate::authz`] before it calls here.
@@ -13,6 +15,7 @@ mod error;
 mod principals;
 mod roles;
 mod tenants;
+mod upgrades;
 mod warehouses;
 
 use std::sync::Arc;
@@ -30,6 +33,7 @@ pub use error::{AdminError, AdminResult};
 pub use principals::WithSecret;
 pub use roles::{GrantView, ObjectName};
 pub use tenants::Identity;
+pub use upgrades::upgrade_name_keyed_grants;
 pub use warehouses::{NewStorage, WarehouseChanges, WarehouseReachability};
 
 /// What the tenancy use-cases work with.

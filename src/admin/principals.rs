@@ -52,7 +52,11 @@ impl Admin {
             created_at_ms: now_ms(),
             sessions_valid_from_ms: 0,
         };
-        self.store.create_principal(&principal).await?;
+        // Other replicas hear of it; no cache on this one can hold a principal not yet created.
+        let change = Change::Principal {
+            principal: principal.id,
+        };
+        self.store.create_principal(&principal, &change).await?;
         let what = format!("principal {}", principal.id);
         self.audit(caller, tenant, "create-principal", what).await;
         Ok(WithSecret { principal, secret })
@@ -77,8 +81,9 @@ impl Admin {
             p.sessions_valid_from_ms = now_ms();
         }
         p.disabled = !enabled;
-        self.store.update_principal(&p).await?;
-        self.changed(Change::Principal { principal: id }).await;
+        let change = Change::Principal { principal: id };
+        self.store.update_principal(&p, &change).await?;
+        self.changed(change).await;
         let action = if enabled { "enable" } else { "disable" };
         let what = format!("principal {id}");
         self.audit(caller, tenant, &format!("{action}-principal"), what)
@@ -98,8 +103,9 @@ impl Admin {
         principal.secret_hash = secret_hash;
         // Sessions begun with the old secret are not renewed any more.
         principal.sessions_valid_from_ms = now_ms();
-        self.store.update_principal(&principal).await?;
-        self.changed(Change::Principal { principal: id }).await;
+        let change = Change::Principal { principal: id };
+        self.store.update_principal(&principal, &change).await?;
+        self.changed(change).await;
         self.audit(caller, tenant, "rotate-secret", format!("principal {id}"))
             .await;
         Ok(WithSecret { principal, secret })
@@ -117,8 +123,9 @@ impl Admin {
                 "the root principal cannot be deleted".into(),
             ));
         }
-        self.store.delete_principal(id).await?;
-        self.changed(Change::Principal { principal: id }).await;
+        let change = Change::Principal { principal: id };
+        self.store.delete_principal(id, &change).await?;
+        self.changed(change).await;
         let what = format!("principal {id}");
         self.audit(caller, tenant, "delete-principal", what).await;
         Ok(())

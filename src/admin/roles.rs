@@ -44,7 +44,8 @@ impl Admin {
             name,
             created_at_ms: now_ms(),
         };
-        self.store.create_role(&role).await?;
+        // Other replicas hear of it; no grant on this one names a role not yet created.
+        self.store.create_role(&role, &Change::Grants).await?;
         self.audit(caller, tenant, "create-role", format!("role {}", role.id))
             .await;
         Ok(role)
@@ -57,8 +58,10 @@ impl Admin {
     /// Deletes a role with its grants and assignments.
     pub async fn delete_role(&self, caller: &Caller, tenant: Uuid, id: Uuid) -> AdminResult<()> {
         self.role(tenant, id).await?;
-        self.store.delete_role(id).await?;
-        self.grants_changed(caller, tenant, "delete-role", format!("role {id}"))
+        let change = Change::Grants;
+        self.store.delete_role(id, &change).await?;
+        let what = format!("role {id}");
+        self.grants_changed(caller, tenant, change, "delete-role", what)
             .await;
         Ok(())
     }
@@ -77,9 +80,10 @@ impl Admin {
             .await?
             .filter(|p| p.tenant_id == tenant)
             .ok_or_else(|| not_found(&format!("principal {principal}")))?;
-        self.store.assign_role(principal, role).await?;
+        let change = Change::Grants;
+        self.store.assign_role(principal, role, &change).await?;
         let what = format!("role {role} principal {principal}");
-        self.grants_changed(caller, tenant, "assign-role", what)
+        self.grants_changed(caller, tenant, change, "assign-role", what)
             .await;
         Ok(())
     }
@@ -92,16 +96,24 @@ impl Admin {
         principal: Uuid,
     ) -> AdminResult<()> {
         self.role(tenant, role).await?;
-        self.store.unassign_role(principal, role).await?;
+        let change = Change::Grants;
+        self.store.unassign_role(principal, role, &change).await?;
         let what = format!("role {role} principal {principal}");
-        self.grants_changed(caller, tenant, "unassign-role", what)
+        self.grants_changed(caller, tenant, change, "unassign-role", what)
             .await;
         Ok(())
     }
 
-    /// Publishes that roles, assignments or grants changed, then records `action` on `what`.
-    async fn grants_changed(&self, caller: &Caller, tenant: Uuid, action: &str, what: String) {
-        self.changed(Change::Grants).await;
+    /// Publishes `change` (roles, assignments or grants changed), then records `action` on `what`.
+    async fn grants_changed(
+        &self,
+        caller: &Caller,
+        tenant: Uuid,
+        change: Change,
+        action: &str,
+        what: String,
+    ) {
+        self.changed(change).await;
         self.audit(caller, tenant, action, what).await;
     }
 
@@ -145,9 +157,10 @@ impl Admin {
             privilege,
             created_at_ms: now_ms(),
         };
-        self.store.create_grant(&grant).await?;
+        let change = Change::Grants;
+        self.store.create_grant(&grant, &change).await?;
         let what = format!("grant {}", grant.id);
-        self.grants_changed(caller, tenant, "create-grant", what)
+        self.grants_changed(caller, tenant, change, "create-grant", what)
             .await;
         self.view(grant).await
     }
@@ -164,10 +177,17 @@ impl Admin {
 
     /// Revokes the tenant's grant `id`.
     pub async fn delete_grant(&self, caller: &Caller, tenant: Uuid, id: Uuid) -> AdminResult<()> {
-        if self.store.delete_grant(tenant, id).await?.is_none() {
+        let change = Change::Grants;
+        if self
+            .store
+            .delete_grant(tenant, id, &change)
+            .await?
+            .is_none()
+        {
             return Err(not_found(&format!("grant {id}")));
         }
-        self.grants_changed(caller, tenant, "delete-grant", format!("grant {id}"))
+        let what = format!("grant {id}");
+        self.grants_changed(caller, tenant, change, "delete-grant", what)
             .await;
         Ok(())
     }

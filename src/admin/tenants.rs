@@ -25,8 +25,9 @@ impl Admin {
             name,
             created_at_ms: now_ms(),
         };
-        self.store.create_tenant(&tenant).await?;
-        self.changed(Change::Tenant { tenant: tenant.id }).await;
+        let change = Change::Tenant { tenant: tenant.id };
+        self.store.create_tenant(&tenant, &change).await?;
+        self.changed(change).await;
         let what = format!("tenant {}", tenant.id);
         self.audit(caller, tenant.id, "create-tenant", what).await;
         Ok(tenant)
@@ -43,8 +44,9 @@ impl Admin {
         name: &str,
     ) -> AdminResult<TenantRecord> {
         check_resource_name("tenant name", name)?;
-        self.store.rename_tenant(id, name).await?;
-        self.changed(Change::Tenant { tenant: id }).await;
+        let change = Change::Tenant { tenant: id };
+        self.store.rename_tenant(id, name, &change).await?;
+        self.changed(change).await;
         let tenant = self
             .store
             .get_tenant(id)
@@ -62,8 +64,9 @@ impl Admin {
                 "the root principal's own tenant cannot be deleted".into(),
             ));
         }
-        self.store.delete_tenant(id).await?;
-        self.changed(Change::Tenant { tenant: id }).await;
+        let change = Change::Tenant { tenant: id };
+        self.store.delete_tenant(id, &change).await?;
+        self.changed(change).await;
         self.audit(caller, id, "delete-tenant", format!("tenant {id}"))
             .await;
         Ok(())
@@ -71,14 +74,19 @@ impl Admin {
 
     /// Retires the token signing key and signs with a new one from now on; returns its kid.
     pub async fn rotate_signing_key(&self, caller: &Caller) -> AdminResult<String> {
-        let kid = self.signing_keys.rotate().await.map_err(|e| match e {
-            RotateError::TooSoon(wait) => AdminError::TooSoon {
-                message: e.to_string(),
-                retry_after: wait,
-            },
-            RotateError::Store(e) => AdminError::Store(e),
-        })?;
-        self.changed(Change::SigningKeys).await;
+        let change = Change::SigningKeys;
+        let kid = self
+            .signing_keys
+            .rotate(&change)
+            .await
+            .map_err(|e| match e {
+                RotateError::TooSoon(wait) => AdminError::TooSoon {
+                    message: e.to_string(),
+                    retry_after: wait,
+                },
+                RotateError::Store(e) => AdminError::Store(e),
+            })?;
+        self.changed(change).await;
         let what = format!("signing key {kid}");
         self.audit(caller, caller.tenant_id, "rotate-signing-key", what)
             .await;

@@ -74,8 +74,9 @@ impl Admin {
             created_at_ms: now_ms(),
             credential,
         };
-        self.store.create_warehouse(&record).await?;
-        self.changed(Change::Warehouse { warehouse: id }).await;
+        let change = Change::Warehouse { warehouse: id };
+        self.store.create_warehouse(&record, &change).await?;
+        self.changed(change).await;
         self.audit(
             caller,
             tenant,
@@ -217,8 +218,9 @@ impl Admin {
             .storage
             .unwrap_or(NewStorage::Profile(wh.storage.clone()));
         wh.storage = self.storage_profile(caller, id, storage, kind)?;
-        self.store.update_warehouse(&wh).await?;
-        self.changed(Change::Warehouse { warehouse: id }).await;
+        let change = Change::Warehouse { warehouse: id };
+        self.store.update_warehouse(&wh, &change).await?;
+        self.changed(change).await;
         self.audit(
             caller,
             tenant,
@@ -237,8 +239,9 @@ impl Admin {
         id: Uuid,
     ) -> AdminResult<()> {
         self.warehouse(tenant, id).await?;
-        self.store.delete_warehouse(id).await?;
-        self.changed(Change::Warehouse { warehouse: id }).await;
+        let change = Change::Warehouse { warehouse: id };
+        self.store.delete_warehouse(id, &change).await?;
+        self.changed(change).await;
         self.audit(
             caller,
             tenant,

@@ -1,7 +1,9 @@
 //! May the caller do this, and with what data access?
 //!
 //! Owns: the fixed set of privileges, what each implies, how grants on a container reach what is
-//! inside it, and a short-lived cache of each principal's grants. Must not touch: HTTP types.
+//! inside it, and a short-lived cache of each principal's grants. Must not touch: HTTP types, or
+//! the store but to read (audit events aside, which [`record_audit`] appends to the
+//! [`AuditStore`]).
 //! A principal's grants (and whether it is still enabled) are re-read at once after a change made
 //! through this process, as soon as another replica's change notification arrives (PostgreSQL),
 //! and at most [`DECISION_CACHE_SECS`] after any change. Requests that find a principal's grants
@@ -20,7 +22,7 @@ use uuid::Uuid;
 use crate::domain::access::{DataAccess, GrantResource, Privilege};
 use crate::domain::{NamespaceIdent, TableIdent};
 use crate::identity::Caller;
-use crate::store::{CatalogStore, TabularKind};
+use crate::store::{AuditStore, CatalogStore, TabularKind};
 
 /// Why a request was not allowed, or could not be decided.
 #[derive(Debug, thiserror::Error)]
@@ -456,7 +458,7 @@ impl Authorizer {
 }
 
 /// Writes an audit event to the log and the store (a store failure is logged, not raised).
-pub async fn record_audit(store: &dyn CatalogStore, event: &crate::store::AuditEvent) {
+pub async fn record_audit(store: &dyn AuditStore, event: &crate::store::AuditEvent) {
     tracing::info!(
         target: "floe::audit",
         tenant = %event.tenant_id, actor = %event.actor, action = %event.action,

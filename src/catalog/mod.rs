@@ -2,7 +2,8 @@
 //!
 //! Owns: resolving a caller's warehouse, each warehouse's own storage IO and the secret it was
 //! built with (dropped when the warehouse or its credential changes), table locations, metadata
-//! files (named, written, cached), commits with in-server retries, renames, and the rules a
+//! files (named, written, cached), commits with in-server retries, renames (and the one
+//! [`Change`] a rename makes: handed to the store write, then published here), and the rules a
 //! request must follow. Must not touch: HTTP types.
 //! Metadata files never change once written, so parsed metadata is cached by location for good.
 
@@ -266,8 +267,11 @@ impl Catalog {
         to: &crate::domain::TableIdent,
     ) -> CatalogResult<()> {
         let warehouse = wh.record.id;
-        self.store.rename_tabular(warehouse, kind, from, to).await?;
-        self.changes.publish(&Change::Renamed { warehouse }).await;
+        let change = Change::Renamed { warehouse };
+        self.store
+            .rename_tabular(warehouse, kind, from, to, &change)
+            .await?;
+        self.changes.publish(&change).await;
         Ok(())
     }
 

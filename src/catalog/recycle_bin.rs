@@ -2,7 +2,8 @@
 //! into its warehouse's recycle bin for `drop_retention_secs`; a tenant admin lists the bin,
 //! restores an object (under its name or a new one) or purges it now.
 //!
-//! Owns: what a drop does, restoring, and the purge queue. A dropped object keeps its location
+//! Owns: what a drop does, restoring (and the [`Change`] a restore makes: handed to the store
+//! write, then published here), and the purge queue. A dropped object keeps its location
 //! claimed and its id taken until it leaves the bin, so nothing else is created where it may come
 //! back or where a purge will delete, and no other object takes its id (and with it its grants
 //! and its restore). Once its purge is due it cannot be restored. The queue is the bin itself, in
@@ -22,6 +23,7 @@ use uuid::Uuid;
 
 use super::{Catalog, CatalogError, CatalogResult, ErrorType, Warehouse};
 use crate::background::StopSignal;
+use crate::changes::Change;
 use crate::domain::{NamespaceIdent, ObjectName, TableIdent};
 use crate::storage::{is_inside, normalize_location};
 use crate::store::{DroppedRecord, StoreError, TabularKind, TabularRecord, now_ms};
@@ -89,9 +91,13 @@ impl Catalog {
             namespace.unwrap_or(dropped.tabular.ident.namespace),
             name.unwrap_or(dropped.tabular.ident.name),
         );
+        // Its grants name it by id; decisions cached before it came back are dropped everywhere.
+        let change = Change::Renamed {
+            warehouse: wh.record.id,
+        };
         let restored = self
             .store
-            .restore_dropped(wh.record.id, id, &ident, now_ms())
+            .restore_dropped(wh.record.id, id, &ident, now_ms(), &change)
             .await
             .map_err(|e| match e {
                 StoreError::Purging(_) => CatalogError::new(
@@ -112,12 +118,7 @@ impl Catalog {
                 ),
                 e => e.into(),
             })?;
-        // Its grants name it by id; decisions cached before it came back are dropped everywhere.
-        self.changes
-            .publish(&crate::changes::Change::Renamed {
-                warehouse: wh.record.id,
-            })
-            .await;
+        self.changes.publish(&change).await;
         tracing::info!(warehouse = %wh.record.name, ident = %restored.ident, %id, "restored from the recycle bin");
         Ok(restored)
     }

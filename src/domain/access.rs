@@ -84,8 +84,9 @@ pub enum GrantResource {
         warehouse: Uuid,
         view: Uuid,
     },
-    /// A grant stored before grants named objects by id; [`upgrade_name_keyed_grants`] rewrites it
-    /// at start, and until then it reaches nothing.
+    /// A grant stored before grants named objects by id;
+    /// [`crate::admin::upgrade_name_keyed_grants`] rewrites it at start, and until then it reaches
+    /// nothing.
     #[serde(rename = "table")]
     TableByName {
         warehouse: Uuid,

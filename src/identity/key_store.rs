@@ -1,6 +1,11 @@
 //! Signing keys kept in the store, sealed under the master key: loaded at start and every
 //! [`KEY_RELOAD_SECS`] (so replicas pick up a rotation), generated when none is active, rotated on
 //! request. A retired key keeps verifying until every token it signed has expired, then is deleted.
+//!
+//! Owns: the keys' life in the store, through its [`SecretStore`] only, and which change each of
+//! its writes announces to other replicas ([`Change::SigningKeys`]; a rotation's caller hands it
+//! in and publishes it here). Must not touch: the rest of the store, or how tokens are signed
+//! (the [`TokenService`]'s).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +13,7 @@ use std::time::Duration;
 use super::{MasterKey, SigningKey, TokenService};
 use crate::background::StopSignal;
 use crate::changes::{Change, Subscriber};
-use crate::store::{CatalogStore, SigningKeyRecord, StoreError, now_ms};
+use crate::store::{SecretStore, SigningKeyRecord, StoreError, now_ms};
 
 /// How often each replica re-reads the signing keys.
 pub const KEY_RELOAD_SECS: u64 = 30;
@@ -27,7 +32,11 @@ fn open(master: &MasterKey, record: &SigningKeyRecord) -> Result<SigningKey, Sto
     Ok(SigningKey::from_seed(seed))
 }
 
-async fn create(store: &dyn CatalogStore, master: &MasterKey) -> Result<SigningKey, StoreError> {
+async fn create(
+    store: &dyn SecretStore,
+    master: &MasterKey,
+    change: &Change,
+) -> Result<SigningKey, StoreError> {
     let (key, seed) = SigningKey::generate();
     let record = SigningKeyRecord {
         kid: key.kid.clone(),
@@ -35,7 +44,7 @@ async fn create(store: &dyn CatalogStore, master: &MasterKey) -> Result<SigningK
         created_at_ms: now_ms(),
         retired_at_ms: None,
     };
-    store.put_signing_key(&record).await?;
+    store.put_signing_key(&record, change).await?;
     tracing::info!(kid = %key.kid, "created a token signing key");
     Ok(key)
 }
@@ -43,7 +52,7 @@ async fn create(store: &dyn CatalogStore, master: &MasterKey) -> Result<SigningK
 /// Loads the keys into `tokens`: the newest unretired key signs, unexpired retired keys verify.
 /// Creates a key when none is active; deletes retired keys older than `token_ttl_secs` + a minute.
 pub async fn load_keys(
-    store: &dyn CatalogStore,
+    store: &dyn SecretStore,
     master: &MasterKey,
     tokens: &TokenService,
     token_ttl_secs: u64,
@@ -54,7 +63,7 @@ pub async fn load_keys(
 /// Re-reads the keys into `tokens`, like [`load_keys`] but never creating one: while another
 /// replica rotates, there is a moment with no active key, and that replica creates the next one.
 pub async fn reload_keys(
-    store: &dyn CatalogStore,
+    store: &dyn SecretStore,
     master: &MasterKey,
     tokens: &TokenService,
     token_ttl_secs: u64,
@@ -63,18 +72,20 @@ pub async fn reload_keys(
 }
 
 async fn load(
-    store: &dyn CatalogStore,
+    store: &dyn SecretStore,
     master: &MasterKey,
     tokens: &TokenService,
     token_ttl_secs: u64,
     create_missing: bool,
 ) -> Result<(), StoreError> {
     let horizon = now_ms() - (token_ttl_secs as i64 + 60) * 1000;
+    // Other replicas reload their keys; this one installs them below.
+    let change = Change::SigningKeys;
     let mut active = None;
     let mut others = Vec::new();
     for record in store.list_signing_keys().await? {
         match record.retired_at_ms {
-            Some(at) if at < horizon => store.delete_signing_key(&record.kid).await?,
+            Some(at) if at < horizon => store.delete_signing_key(&record.kid, &change).await?,
             Some(_) => others.push(open(master, &record)?),
             None => {
                 if let Some(previous) = active.replace(open(master, &record)?) {
@@ -85,27 +96,29 @@ async fn load(
     }
     let active = match active {
         Some(key) => key,
-        None if create_missing => create(store, master).await?,
+        None if create_missing => create(store, master, &change).await?,
         None => return Ok(()),
     };
     tokens.install_keys(active, others);
     Ok(())
 }
 
-/// Retires the active key(s), creates a new one, and installs the result. Returns the new kid.
+/// Retires the active key(s), creates a new one, and installs the result; each write announces
+/// `change`. Returns the new kid.
 async fn rotate(
-    store: &dyn CatalogStore,
+    store: &dyn SecretStore,
     master: &MasterKey,
     tokens: &TokenService,
     token_ttl_secs: u64,
+    change: &Change,
 ) -> Result<String, StoreError> {
     for mut record in store.list_signing_keys().await? {
         if record.retired_at_ms.is_none() {
             record.retired_at_ms = Some(now_ms());
-            store.put_signing_key(&record).await?;
+            store.put_signing_key(&record, change).await?;
         }
     }
-    let key = create(store, master).await?;
+    let key = create(store, master, change).await?;
     let kid = key.kid.clone();
     load_keys(store, master, tokens, token_ttl_secs).await?;
     Ok(kid)
@@ -115,7 +128,7 @@ async fn rotate(
 /// changed (here or, by the store's notification, on another replica), and rotated on request.
 #[derive(Clone)]
 pub struct SigningKeys {
-    store: Arc<dyn CatalogStore>,
+    store: Arc<dyn SecretStore>,
     master: Arc<MasterKey>,
     tokens: Arc<TokenService>,
     token_ttl_secs: u64,
@@ -137,7 +150,7 @@ pub enum RotateError {
 impl SigningKeys {
     /// The keys of `tokens`, kept in `store`.
     pub fn new(
-        store: Arc<dyn CatalogStore>,
+        store: Arc<dyn SecretStore>,
         master: Arc<MasterKey>,
         tokens: Arc<TokenService>,
         token_ttl_secs: u64,
@@ -159,8 +172,9 @@ impl SigningKeys {
     }
 
     /// Retires the active key, signs with a new one from now on, and returns its kid; refused
-    /// when the last rotation is less than the minimum interval ago.
-    pub async fn rotate(&self) -> Result<String, RotateError> {
+    /// when the last rotation is less than the minimum interval ago. Each write announces `change`
+    /// to other replicas (the caller publishes it on this one).
+    pub async fn rotate(&self, change: &Change) -> Result<String, RotateError> {
         let (store, ttl) = (self.store.as_ref(), self.token_ttl_secs);
         let last = store
             .list_signing_keys()
@@ -174,7 +188,7 @@ impl SigningKeys {
                 return Err(RotateError::TooSoon(self.min_rotation_interval - since));
             }
         }
-        Ok(rotate(store, &self.master, &self.tokens, ttl).await?)
+        Ok(rotate(store, &self.master, &self.tokens, ttl, change).await?)
     }
 
     /// Reloads every [`KEY_RELOAD_SECS`] until the server stops.

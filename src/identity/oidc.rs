@@ -1,6 +1,7 @@
 //! Tokens from external OpenID Connect issuers: verified against the issuer's JWKS (cached, and
 //! fetched again when a token names a key not seen yet, at most every `jwks_min_refresh_secs`),
-//! then mapped to a tenant and a principal by configured claims.
+//! then mapped to a tenant and a principal by configured claims (a principal created on first
+//! sight is announced to other replicas as the management API's would be).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -187,6 +188,7 @@ impl OidcVerifier {
     /// The caller an external identity stands for: its tenant by name, its principal by issuer and
     /// subject (created on first sight when the issuer allows it). Disabled principals are refused.
     pub async fn caller_for(&self, identity: ExternalIdentity) -> Result<super::Caller, AuthError> {
+        use crate::changes::Change;
         use crate::store::{PrincipalKind, PrincipalRecord, now_ms};
         let store = self.store.as_ref();
         let unavailable = |_| AuthError::Invalid("the catalog store is unavailable".into());
@@ -217,7 +219,11 @@ impl OidcVerifier {
                     created_at_ms: now_ms(),
                     sessions_valid_from_ms: 0,
                 };
-                store.create_principal(&p).await.map_err(unavailable)?;
+                let change = Change::Principal { principal: p.id };
+                store
+                    .create_principal(&p, &change)
+                    .await
+                    .map_err(unavailable)?;
                 tracing::info!(principal = %p.id, tenant = %tenant.id, issuer = %identity.issuer, "created a principal on first sight");
                 p
             }

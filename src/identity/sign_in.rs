@@ -4,7 +4,7 @@
 //! Owns: finding the principal, checking its secret (keyed hashes at once, argon2 a few at a
 //! time), the short-lived memory of secrets that checked out, back-off after failures, and the
 //! renewal bound of exchanges. Must not touch: HTTP types (the token endpoint renders
-//! [`SignInError`] as OAuth2 errors).
+//! [`SignInError`] as OAuth2 errors), or the store beyond reading principals ([`AccessStore`]).
 
 use std::net::IpAddr;
 use std::sync::{Arc, LazyLock};
@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::{ClientSecrets, HashKind, IssuedToken, SignInBackoff, TokenService};
 use crate::changes::{Change, Subscriber};
-use crate::store::{CatalogStore, PrincipalRecord, StoreError};
+use crate::store::{AccessStore, PrincipalRecord, StoreError};
 
 /// Secret hashes checked at once: argon2 takes 19 MiB and tens of milliseconds each, and the token
 /// endpoint is open to anyone, so the work is bounded by the cores there are.
@@ -48,7 +48,7 @@ pub enum SignInError {
 
 /// The token endpoint's use-cases.
 pub struct SignIn {
-    store: Arc<dyn CatalogStore>,
+    store: Arc<dyn AccessStore>,
     tokens: Arc<TokenService>,
     secrets: Arc<ClientSecrets>,
     backoff: SignInBackoff,
@@ -58,7 +58,7 @@ pub struct SignIn {
 
 impl SignIn {
     pub fn new(
-        store: Arc<dyn CatalogStore>,
+        store: Arc<dyn AccessStore>,
         tokens: Arc<TokenService>,
         secrets: Arc<ClientSecrets>,
     ) -> Self {

@@ -2,7 +2,8 @@
 //! the root principal (its secret set from the configuration, or generated and written to
 //! `root-credentials` before the principal is stored), and the declared warehouses (through
 //! `admin`, with the API's checks). Each change is audited as the API's would be, by Floe itself
-//! (`Caller::system`, the nil principal).
+//! (`Caller::system`, the nil principal), and its store write announces the change the API's
+//! would to other replicas.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +12,7 @@ use uuid::Uuid;
 use super::{DEFAULT_TENANT, DEMO_WAREHOUSE, GENERATED_ROOT_CLIENT_ID, StartupError, fail};
 use crate::admin::Admin;
 use crate::catalog::Catalog;
+use crate::changes::Change;
 use crate::config::{Settings, StoreKind};
 use crate::identity::{Caller, hash_secret};
 use crate::storage::StorageProfile;
@@ -35,7 +37,8 @@ pub(super) async fn ensure_default_tenant(
         name: DEFAULT_TENANT.into(),
         created_at_ms: now_ms(),
     };
-    match store.create_tenant(&tenant).await {
+    let change = Change::Tenant { tenant: tenant.id };
+    match store.create_tenant(&tenant, &change).await {
         Ok(()) => {
             tracing::info!(tenant = %tenant.id, "created the default tenant");
             let what = format!("tenant {}", tenant.id);
@@ -88,8 +91,11 @@ pub(super) async fn ensure_root_principal(
                 sessions_valid_from_ms: now_ms(),
                 ..p
             };
+            let change = Change::Principal {
+                principal: updated.id,
+            };
             store
-                .update_principal(&updated)
+                .update_principal(&updated, &change)
                 .await
                 .map_err(|e| err(&e))?;
             tracing::info!(client_id = %client_id, "root principal's secret set from configuration");
@@ -127,7 +133,10 @@ pub(super) async fn ensure_root_principal(
         let mut f = crate::identity::owner_only_file(&file).map_err(|e| err(&e))?;
         writeln!(f, "client_id={client_id}\nclient_secret={secret}").map_err(|e| err(&e))?;
     }
-    match store.create_principal(&principal).await {
+    let change = Change::Principal {
+        principal: principal.id,
+    };
+    match store.create_principal(&principal, &change).await {
         Ok(()) => {
             tracing::info!(client_id = %client_id, "created the root principal");
             let what = format!("principal {}", principal.id);

@@ -241,7 +241,12 @@ impl Application {
             tenant_limits: api::tenant_limits::TenantLimits::new(settings.limits),
         });
         background.spawn("expiry of idempotency records and audit events", |stop| {
-            expiry(store.clone(), settings.audit_retention_days, stop)
+            expiry(
+                store.clone(),
+                store.clone(),
+                settings.audit_retention_days,
+                stop,
+            )
         });
         background.spawn("purge queue", |stop| {
             catalog.purge_queue(Duration::from_millis(settings.purge_interval_ms), stop)
@@ -372,7 +377,7 @@ async fn open_store(
     data_dir: &Path,
 ) -> Result<(Arc<dyn CatalogStore>, Option<Arc<PgStore>>), StartupError> {
     let (store, pg) = open_backend(settings, data_dir).await?;
-    let upgraded = crate::store::upgrade_name_keyed_grants(store.as_ref())
+    let upgraded = crate::admin::upgrade_name_keyed_grants(store.as_ref())
         .await
         .map_err(|e| fail("store")(&e))?;
     if upgraded > 0 {

@@ -1,5 +1,8 @@
 //! A [`CatalogStore`] wrapper that measures every call: `floe_store_seconds{op}` (a histogram)
 //! and `floe_store_errors_total{op}`. Both backends run behind it.
+//!
+//! Owns: the metrics of store calls, one `impl` per area trait. Must not touch: what a call does
+//! (each is handed to the store inside unchanged, its answer handed back unchanged).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
@@ -32,91 +35,113 @@ fn observe<T>(seconds: &Histogram, op: &'static str, started: Instant, result: &
     }
 }
 
+/// One `impl` per area trait, each method timed and counted under its own name.
 macro_rules! metered {
-    ($(fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
-        #[async_trait]
-        impl CatalogStore for MeteredStore {
-            $(
-                async fn $name(&self, $($arg: $ty),*) -> $ret {
-                    // One handle per operation, looked up once.
-                    static SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
-                        metrics::histogram!("floe_store_seconds", "op" => stringify!($name))
-                    });
-                    let started = Instant::now();
-                    let result = self.inner.$name($($arg),*).await;
-                    observe(&SECONDS, stringify!($name), started, &result);
-                    result
-                }
-            )*
-        }
+    ($(impl $area:ident { $(fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)* })*) => {
+        $(
+            #[async_trait]
+            impl $area for MeteredStore {
+                $(
+                    async fn $name(&self, $($arg: $ty),*) -> $ret {
+                        // One handle per operation, looked up once.
+                        static SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
+                            metrics::histogram!("floe_store_seconds", "op" => stringify!($name))
+                        });
+                        let started = Instant::now();
+                        let result = self.inner.$name($($arg),*).await;
+                        observe(&SECONDS, stringify!($name), started, &result);
+                        result
+                    }
+                )*
+            }
+        )*
     };
 }
 
 metered! {
-fn create_tenant(tenant: &TenantRecord) -> StoreResult<()>;
-fn get_tenant(id: Uuid) -> StoreResult<Option<TenantRecord>>;
-fn get_tenant_by_name(name: &str) -> StoreResult<Option<TenantRecord>>;
-fn list_tenants() -> StoreResult<Vec<TenantRecord>>;
-fn create_warehouse(warehouse: &WarehouseRecord) -> StoreResult<()>;
-fn update_warehouse(warehouse: &WarehouseRecord) -> StoreResult<()>;
-fn get_warehouse(id: Uuid) -> StoreResult<Option<WarehouseRecord>>;
-fn get_warehouse_by_name(tenant: Uuid, name: &str) -> StoreResult<Option<WarehouseRecord>>;
-fn list_warehouses(tenant: Uuid) -> StoreResult<Vec<WarehouseRecord>>;
-fn delete_warehouse(id: Uuid) -> StoreResult<()>;
-fn rename_tenant(id: Uuid, name: &str) -> StoreResult<()>;
-fn delete_tenant(id: Uuid) -> StoreResult<()>;
-fn create_principal(principal: &PrincipalRecord) -> StoreResult<()>;
-fn update_principal(principal: &PrincipalRecord) -> StoreResult<()>;
-fn get_principal(id: Uuid) -> StoreResult<Option<PrincipalRecord>>;
-fn get_principal_by_client_id(client_id: &str) -> StoreResult<Option<PrincipalRecord>>;
-fn list_principals(tenant: Uuid) -> StoreResult<Vec<PrincipalRecord>>;
-fn delete_principal(id: Uuid) -> StoreResult<()>;
-fn create_role(role: &RoleRecord) -> StoreResult<()>;
-fn get_role(id: Uuid) -> StoreResult<Option<RoleRecord>>;
-fn list_roles(tenant: Uuid) -> StoreResult<Vec<RoleRecord>>;
-fn delete_role(id: Uuid) -> StoreResult<()>;
-fn assign_role(principal: Uuid, role: Uuid) -> StoreResult<()>;
-fn unassign_role(principal: Uuid, role: Uuid) -> StoreResult<()>;
-fn roles_of(principal: Uuid) -> StoreResult<Vec<Uuid>>;
-fn create_grant(grant: &GrantRecord) -> StoreResult<()>;
-fn delete_grant(tenant: Uuid, id: Uuid) -> StoreResult<Option<GrantRecord>>;
-fn list_grants(tenant: Uuid, role: Option<Uuid>) -> StoreResult<Vec<GrantRecord>>;
-fn create_namespace(warehouse: Uuid, ns: &NamespaceRecord) -> StoreResult<()>;
-fn get_namespace(warehouse: Uuid, ns: &NamespaceIdent) -> StoreResult<Option<NamespaceRecord>>;
-fn list_namespaces(warehouse: Uuid, parent: Option<&NamespaceIdent>, page: &PageRequest) -> StoreResult<Page<NamespaceIdent>>;
-fn update_namespace_properties(warehouse: Uuid, ns: &NamespaceIdent, updates: &BTreeMap<String, String>, removals: &[String]) -> StoreResult<(BTreeMap<String, String>, BTreeMap<String, String>)>;
-fn drop_namespace(warehouse: Uuid, ns: &NamespaceIdent) -> StoreResult<()>;
-fn create_tabular(warehouse: Uuid, record: &TabularRecord) -> StoreResult<()>;
-fn reserve_location(warehouse: Uuid, claim: &locations::LocationClaim) -> StoreResult<()>;
-fn release_lapsed_reservations(now_ms: i64) -> StoreResult<u64>;
-fn get_tabular(warehouse: Uuid, ident: &TableIdent) -> StoreResult<Option<TabularRecord>>;
-fn get_tabular_by_id(warehouse: Uuid, id: Uuid) -> StoreResult<Option<TabularRecord>>;
-fn list_tabulars(warehouse: Uuid, ns: &NamespaceIdent, kind: TabularKind, page: &PageRequest) -> StoreResult<Page<TableIdent>>;
-fn swap_metadata(warehouse: Uuid, kind: TabularKind, swaps: &[MetadataSwap]) -> StoreResult<()>;
-fn drop_tabular(warehouse: Uuid, kind: TabularKind, ident: &TableIdent) -> StoreResult<TabularRecord>;
-fn bin_tabular(warehouse: Uuid, kind: TabularKind, ident: &TableIdent, dropped_at_ms: i64, expires_at_ms: i64, purge_files: bool) -> StoreResult<DroppedRecord>;
-fn list_dropped(warehouse: Uuid) -> StoreResult<Vec<DroppedRecord>>;
-fn get_dropped(warehouse: Uuid, id: Uuid) -> StoreResult<Option<DroppedRecord>>;
-fn restore_dropped(warehouse: Uuid, id: Uuid, ident: &TableIdent, now_ms: i64) -> StoreResult<TabularRecord>;
-fn expire_dropped(warehouse: Uuid, id: Uuid, expires_at_ms: i64, purge_files: bool) -> StoreResult<DroppedRecord>;
-fn lease_expired_dropped(now_ms: i64, lease_until_ms: i64, except: &[Uuid]) -> StoreResult<Option<DroppedRecord>>;
-fn forget_dropped(warehouse: Uuid, id: Uuid) -> StoreResult<()>;
-fn rename_tabular(warehouse: Uuid, kind: TabularKind, from: &TableIdent, to: &TableIdent) -> StoreResult<()>;
-fn put_storage_credential(credential: &StorageCredentialRecord, replace: bool) -> StoreResult<()>;
-fn get_storage_credential(tenant: Uuid, name: &str) -> StoreResult<Option<StorageCredentialRecord>>;
-fn list_storage_credentials(tenant: Uuid) -> StoreResult<Vec<StorageCredentialRecord>>;
-fn delete_storage_credential(tenant: Uuid, name: &str) -> StoreResult<()>;
-fn put_signing_key(key: &SigningKeyRecord) -> StoreResult<()>;
-fn list_signing_keys() -> StoreResult<Vec<SigningKeyRecord>>;
-fn delete_signing_key(kid: &str) -> StoreResult<()>;
-fn append_audit(event: &AuditEvent) -> StoreResult<()>;
-fn list_audit(tenant: Uuid, limit: usize) -> StoreResult<Vec<AuditEvent>>;
-fn purge_audit(before_ms: i64) -> StoreResult<u64>;
-fn put_idempotency(key: &str, record: &IdempotencyRecord) -> StoreResult<()>;
-fn get_idempotency(key: &str) -> StoreResult<Option<IdempotencyRecord>>;
-fn reserve_idempotency(key: &str, pending: &IdempotencyRecord, now_ms: i64) -> StoreResult<Option<IdempotencyRecord>>;
-fn delete_idempotency(key: &str) -> StoreResult<()>;
-fn purge_idempotency(now_ms: i64) -> StoreResult<u64>;
-fn snapshot() -> StoreResult<Option<Vec<u8>>>;
-fn close() -> StoreResult<()>;
-fn ping() -> StoreResult<()>;}
+impl TenancyStore {
+    fn create_tenant(tenant: &TenantRecord, change: &Change) -> StoreResult<()>;
+    fn get_tenant(id: Uuid) -> StoreResult<Option<TenantRecord>>;
+    fn get_tenant_by_name(name: &str) -> StoreResult<Option<TenantRecord>>;
+    fn list_tenants() -> StoreResult<Vec<TenantRecord>>;
+    fn rename_tenant(id: Uuid, name: &str, change: &Change) -> StoreResult<()>;
+    fn delete_tenant(id: Uuid, change: &Change) -> StoreResult<()>;
+    fn create_warehouse(warehouse: &WarehouseRecord, change: &Change) -> StoreResult<()>;
+    fn update_warehouse(warehouse: &WarehouseRecord, change: &Change) -> StoreResult<()>;
+    fn get_warehouse(id: Uuid) -> StoreResult<Option<WarehouseRecord>>;
+    fn get_warehouse_by_name(tenant: Uuid, name: &str) -> StoreResult<Option<WarehouseRecord>>;
+    fn list_warehouses(tenant: Uuid) -> StoreResult<Vec<WarehouseRecord>>;
+    fn delete_warehouse(id: Uuid, change: &Change) -> StoreResult<()>;
+}
+impl AccessStore {
+    fn create_principal(principal: &PrincipalRecord, change: &Change) -> StoreResult<()>;
+    fn update_principal(principal: &PrincipalRecord, change: &Change) -> StoreResult<()>;
+    fn get_principal(id: Uuid) -> StoreResult<Option<PrincipalRecord>>;
+    fn get_principal_by_client_id(client_id: &str) -> StoreResult<Option<PrincipalRecord>>;
+    fn list_principals(tenant: Uuid) -> StoreResult<Vec<PrincipalRecord>>;
+    fn delete_principal(id: Uuid, change: &Change) -> StoreResult<()>;
+    fn create_role(role: &RoleRecord, change: &Change) -> StoreResult<()>;
+    fn get_role(id: Uuid) -> StoreResult<Option<RoleRecord>>;
+    fn list_roles(tenant: Uuid) -> StoreResult<Vec<RoleRecord>>;
+    fn delete_role(id: Uuid, change: &Change) -> StoreResult<()>;
+    fn assign_role(principal: Uuid, role: Uuid, change: &Change) -> StoreResult<()>;
+    fn unassign_role(principal: Uuid, role: Uuid, change: &Change) -> StoreResult<()>;
+    fn roles_of(principal: Uuid) -> StoreResult<Vec<Uuid>>;
+    fn create_grant(grant: &GrantRecord, change: &Change) -> StoreResult<()>;
+    fn delete_grant(tenant: Uuid, id: Uuid, change: &Change) -> StoreResult<Option<GrantRecord>>;
+    fn list_grants(tenant: Uuid, role: Option<Uuid>) -> StoreResult<Vec<GrantRecord>>;
+}
+impl NamespaceStore {
+    fn create_namespace(warehouse: Uuid, ns: &NamespaceRecord) -> StoreResult<()>;
+    fn get_namespace(warehouse: Uuid, ns: &NamespaceIdent) -> StoreResult<Option<NamespaceRecord>>;
+    fn list_namespaces(warehouse: Uuid, parent: Option<&NamespaceIdent>, page: &PageRequest) -> StoreResult<Page<NamespaceIdent>>;
+    fn update_namespace_properties(warehouse: Uuid, ns: &NamespaceIdent, updates: &BTreeMap<String, String>, removals: &[String]) -> StoreResult<(BTreeMap<String, String>, BTreeMap<String, String>)>;
+    fn drop_namespace(warehouse: Uuid, ns: &NamespaceIdent) -> StoreResult<()>;
+}
+impl TabularStore {
+    fn create_tabular(warehouse: Uuid, record: &TabularRecord) -> StoreResult<()>;
+    fn reserve_location(warehouse: Uuid, claim: &locations::LocationClaim) -> StoreResult<()>;
+    fn release_lapsed_reservations(now_ms: i64) -> StoreResult<u64>;
+    fn get_tabular(warehouse: Uuid, ident: &TableIdent) -> StoreResult<Option<TabularRecord>>;
+    fn get_tabular_by_id(warehouse: Uuid, id: Uuid) -> StoreResult<Option<TabularRecord>>;
+    fn list_tabulars(warehouse: Uuid, ns: &NamespaceIdent, kind: TabularKind, page: &PageRequest) -> StoreResult<Page<TableIdent>>;
+    fn swap_metadata(warehouse: Uuid, kind: TabularKind, swaps: &[MetadataSwap]) -> StoreResult<()>;
+    fn drop_tabular(warehouse: Uuid, kind: TabularKind, ident: &TableIdent) -> StoreResult<TabularRecord>;
+    fn rename_tabular(warehouse: Uuid, kind: TabularKind, from: &TableIdent, to: &TableIdent, change: &Change) -> StoreResult<()>;
+}
+impl RecycleBinStore {
+    fn bin_tabular(warehouse: Uuid, kind: TabularKind, ident: &TableIdent, dropped_at_ms: i64, expires_at_ms: i64, purge_files: bool) -> StoreResult<DroppedRecord>;
+    fn list_dropped(warehouse: Uuid) -> StoreResult<Vec<DroppedRecord>>;
+    fn get_dropped(warehouse: Uuid, id: Uuid) -> StoreResult<Option<DroppedRecord>>;
+    fn restore_dropped(warehouse: Uuid, id: Uuid, ident: &TableIdent, now_ms: i64, change: &Change) -> StoreResult<TabularRecord>;
+    fn expire_dropped(warehouse: Uuid, id: Uuid, expires_at_ms: i64, purge_files: bool) -> StoreResult<DroppedRecord>;
+    fn lease_expired_dropped(now_ms: i64, lease_until_ms: i64, except: &[Uuid]) -> StoreResult<Option<DroppedRecord>>;
+    fn forget_dropped(warehouse: Uuid, id: Uuid) -> StoreResult<()>;
+}
+impl SecretStore {
+    fn put_storage_credential(credential: &StorageCredentialRecord, replace: bool, change: &Change) -> StoreResult<()>;
+    fn get_storage_credential(tenant: Uuid, name: &str) -> StoreResult<Option<StorageCredentialRecord>>;
+    fn list_storage_credentials(tenant: Uuid) -> StoreResult<Vec<StorageCredentialRecord>>;
+    fn delete_storage_credential(tenant: Uuid, name: &str, change: &Change) -> StoreResult<()>;
+    fn put_signing_key(key: &SigningKeyRecord, change: &Change) -> StoreResult<()>;
+    fn list_signing_keys() -> StoreResult<Vec<SigningKeyRecord>>;
+    fn delete_signing_key(kid: &str, change: &Change) -> StoreResult<()>;
+}
+impl AuditStore {
+    fn append_audit(event: &AuditEvent) -> StoreResult<()>;
+    fn list_audit(tenant: Uuid, limit: usize) -> StoreResult<Vec<AuditEvent>>;
+    fn purge_audit(before_ms: i64) -> StoreResult<u64>;
+}
+impl IdempotencyStore {
+    fn put_idempotency(key: &str, record: &IdempotencyRecord) -> StoreResult<()>;
+    fn get_idempotency(key: &str) -> StoreResult<Option<IdempotencyRecord>>;
+    fn reserve_idempotency(key: &str, pending: &IdempotencyRecord, now_ms: i64) -> StoreResult<Option<IdempotencyRecord>>;
+    fn delete_idempotency(key: &str) -> StoreResult<()>;
+    fn purge_idempotency(now_ms: i64) -> StoreResult<u64>;
+}
+impl StoreLifecycle {
+    fn ping() -> StoreResult<()>;
+    fn snapshot() -> StoreResult<Option<Vec<u8>>>;
+    fn close() -> StoreResult<()>;
+}
+}

@@ -1,294 +1,40 @@
-//! The catalog's persistent state behind one async trait, [`CatalogStore`].
+//! The catalog's persistent state behind one async trait per area, gathered by [`CatalogStore`].
 //!
-//! Owns: records for tenants, warehouses, principals, namespaces, tables and views, and the atomic
-//! operations the catalog needs (compare-and-swap of metadata locations, renames, multi-table commits),
-//! and the claims that keep locations and warehouse storage roots from overlapping.
+//! Owns: the store's contract: the area traits ([`TenancyStore`], [`AccessStore`],
+//! [`NamespaceStore`], [`TabularStore`], [`RecycleBinStore`], [`SecretStore`], [`AuditStore`],
+//! [`IdempotencyStore`], [`StoreLifecycle`]), the records they pass ([`records`], re-exported
+//! here), the atomic operations the catalog needs (compare-and-swap of metadata locations,
+//! renames, multi-table commits), the claims that keep locations and warehouse storage roots from
+//! overlapping, and [`StoreError`].
 //! Must not touch: HTTP, metadata files, or cloud SDKs. Keys and encodings are private to each backend;
 //! every backend passes the same conformance suite (`tests/integration/conformance/`). An `Ok` from a
 //! write means the write is durable.
+//!
+//! A write that changes something replicas cache takes the [`Change`] its caller publishes on its
+//! own replica (its `change` argument): a backend shared by replicas (PostgreSQL) sends exactly
+//! that value to the others in the write's own transaction; a backend serving one process (sled)
+//! ignores it. No backend decides which change a write makes.
 
 pub mod locations;
 pub mod metered;
-pub mod pg_common;
-pub mod pg_group_commit;
 pub mod pointer_cache;
 pub mod postgres;
+pub mod records;
+pub mod sled;
 pub mod sled_snapshot;
-pub mod sled_store;
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::access::{GrantResource, Privilege};
+use crate::changes::Change;
 use crate::domain::{NamespaceIdent, TableIdent};
-use crate::storage::StorageProfile;
 
+pub use self::sled::SledStore;
 pub use metered::MeteredStore;
 pub use postgres::PgStore;
-pub use sled_store::SledStore;
-
-/// A tenant: the unit of isolation. Principals and warehouses belong to exactly one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TenantRecord {
-    pub id: Uuid,
-    pub name: String,
-    pub created_at_ms: i64,
-}
-
-/// Where a storage credential's value comes from: sealed in the store, or a reference resolved at
-/// each use and never stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "source", rename_all = "kebab-case")]
-pub enum CredentialValue {
-    /// JSON of the credential's fields, sealed under the master key.
-    Sealed { sealed: String },
-    /// `env:NAME` or `file:/path`, holding the same JSON.
-    Reference { reference: String },
-}
-
-/// A named credential for a tenant's storage (e.g. S3 keys), referenced by warehouses.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StorageCredentialRecord {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub name: String,
-    /// Which storage it fits and which fields it has.
-    pub kind: crate::domain::CredentialKind,
-    pub value: CredentialValue,
-    pub created_at_ms: i64,
-}
-
-/// A warehouse: a named catalog inside a tenant; its id is the Iceberg `prefix`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WarehouseRecord {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub name: String,
-    pub storage: StorageProfile,
-    /// Name of the tenant's storage credential the server uses to reach this warehouse.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credential: Option<String>,
-    pub created_at_ms: i64,
-}
-
-/// Whether a principal is a person or a program.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PrincipalKind {
-    Human,
-    Service,
-}
-
-/// Someone who can authenticate. The secret is stored only as an argon2 hash.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PrincipalRecord {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub name: String,
-    pub kind: PrincipalKind,
-    pub client_id: String,
-    pub secret_hash: String,
-    /// The root principal may act in every tenant.
-    pub root: bool,
-    pub disabled: bool,
-    pub created_at_ms: i64,
-    /// Sessions that began before this moment (ms since the epoch) are not renewed by token
-    /// exchange: set when its secret changes and when it is enabled again, so a token leaked
-    /// before either cannot keep itself alive.
-    #[serde(default)]
-    pub sessions_valid_from_ms: i64,
-}
-
-/// A named set of grants inside a tenant, assigned to principals.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RoleRecord {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub name: String,
-    pub created_at_ms: i64,
-}
-
-/// Rewrites grants stored by table or view name to name the object's id, and deletes those whose
-/// object no longer exists (so a future object of that name does not inherit them). Runs at start.
-pub async fn upgrade_name_keyed_grants(store: &dyn CatalogStore) -> StoreResult<usize> {
-    let mut upgraded = 0;
-    for tenant in store.list_tenants().await? {
-        for grant in store.list_grants(tenant.id, None).await? {
-            let (warehouse, ident, kind) = match &grant.resource {
-                GrantResource::TableByName { warehouse, table } => {
-                    (*warehouse, table, TabularKind::Table)
-                }
-                GrantResource::ViewByName { warehouse, view } => {
-                    (*warehouse, view, TabularKind::View)
-                }
-                _ => continue,
-            };
-            let object = store
-                .get_tabular(warehouse, ident)
-                .await?
-                .filter(|r| r.kind == kind);
-            store.delete_grant(tenant.id, grant.id).await?;
-            if let Some(object) = object {
-                let resource = match kind {
-                    TabularKind::Table => GrantResource::Table {
-                        warehouse,
-                        table: object.id,
-                    },
-                    TabularKind::View => GrantResource::View {
-                        warehouse,
-                        view: object.id,
-                    },
-                };
-                match store.create_grant(&GrantRecord { resource, ..grant }).await {
-                    Ok(()) | Err(StoreError::AlreadyExists(_)) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            upgraded += 1;
-        }
-    }
-    Ok(upgraded)
-}
-
-/// One privilege on one resource, given to a role.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GrantRecord {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub role_id: Uuid,
-    pub resource: GrantResource,
-    pub privilege: Privilege,
-    pub created_at_ms: i64,
-}
-
-/// Something that happened: a management change or an authorization denial (as stored; the API
-/// answers with its own type).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AuditEvent {
-    /// Time-ordered id (UUIDv7).
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub at_ms: i64,
-    /// The principal who acted.
-    pub actor: Uuid,
-    pub action: String,
-    pub resource: String,
-    /// `ok` or `denied`.
-    pub outcome: String,
-}
-
-/// A token-signing key, its seed sealed under the master key.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SigningKeyRecord {
-    pub kid: String,
-    pub sealed_seed: String,
-    pub created_at_ms: i64,
-    /// Set when a newer key took over; the key still verifies until its tokens expire.
-    pub retired_at_ms: Option<i64>,
-}
-
-/// A namespace and its properties.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NamespaceRecord {
-    pub id: Uuid,
-    pub ident: NamespaceIdent,
-    pub properties: BTreeMap<String, String>,
-    pub created_at_ms: i64,
-}
-
-/// Tables and views share one name space inside a namespace; this says which one a record is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TabularKind {
-    Table,
-    View,
-}
-
-impl TabularKind {
-    /// "table" or "view", for messages.
-    pub fn noun(self) -> &'static str {
-        match self {
-            TabularKind::Table => "table",
-            TabularKind::View => "view",
-        }
-    }
-}
-
-/// A table or view: where it lives and which metadata file is current.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TabularRecord {
-    pub id: Uuid,
-    pub kind: TabularKind,
-    pub ident: TableIdent,
-    pub location: String,
-    pub metadata_location: String,
-    pub created_at_ms: i64,
-}
-
-/// A dropped table or view in its warehouse's recycle bin. Its name is free again; its location
-/// stays claimed and its id taken (nothing else may be created where it may come back or where a
-/// purge will delete, and no other object takes its grants). It leaves the bin restored (never
-/// once a purge is due), or at `expires_at_ms` forgotten, its files purged first when
-/// `purge_files`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DroppedRecord {
-    pub warehouse: Uuid,
-    /// The table or view as it was when dropped (its id, name, location, metadata file).
-    pub tabular: TabularRecord,
-    pub dropped_at_ms: i64,
-    /// When it leaves the bin, unless restored first.
-    pub expires_at_ms: i64,
-    /// Whether the files under its location are deleted when it leaves (a drop with
-    /// `purgeRequested`, or a purge asked for through the management API).
-    pub purge_files: bool,
-    /// Until when a replica is purging it (0: nobody); another replica may take over after.
-    pub lease_until_ms: i64,
-}
-
-impl DroppedRecord {
-    /// Whether its purge is due (or running) at `now_ms`: from then on it cannot be restored.
-    pub fn purge_due(&self, now_ms: i64) -> bool {
-        self.purge_files && self.expires_at_ms <= now_ms
-    }
-}
-
-/// One compare-and-swap of a metadata pointer: succeeds only while the current value is `expected`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MetadataSwap {
-    pub ident: TableIdent,
-    pub expected: String,
-    pub new: String,
-}
-
-/// Which slice of a list to return: names strictly after `after`, at most `limit` of them.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct PageRequest {
-    pub after: Option<String>,
-    pub limit: Option<usize>,
-}
-
-/// A slice of a list in stable (byte-wise name) order; `next` is the last name returned when more follow.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub next: Option<String>,
-}
-
-/// The first final answer given to a request that carried an `Idempotency-Key`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct IdempotencyRecord {
-    /// Method and path of the request that created the record.
-    pub operation: String,
-    pub status: u16,
-    pub body: String,
-    pub expires_at_ms: i64,
-    /// Reserved by a request still running: no answer yet.
-    #[serde(default)]
-    pub pending: bool,
-}
+pub use records::*;
 
 /// What went wrong in the store, in terms the catalog can act on.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -386,21 +132,34 @@ pub fn storage_in_use(warehouse: &str) -> StoreError {
 /// Shorthand for store results.
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// The catalog's state. Methods that take `warehouse` act inside that warehouse only.
+/// Tenants and their warehouses (with the storage-root claims that keep warehouses apart).
+/// Its writes that other replicas must hear of take the `change` their caller publishes (see the
+/// module's opening).
 #[async_trait]
-pub trait CatalogStore: Send + Sync + 'static {
-    async fn create_tenant(&self, tenant: &TenantRecord) -> StoreResult<()>;
+pub trait TenancyStore: Send + Sync {
+    async fn create_tenant(&self, tenant: &TenantRecord, change: &Change) -> StoreResult<()>;
     async fn get_tenant(&self, id: Uuid) -> StoreResult<Option<TenantRecord>>;
     async fn get_tenant_by_name(&self, name: &str) -> StoreResult<Option<TenantRecord>>;
     async fn list_tenants(&self) -> StoreResult<Vec<TenantRecord>>;
-
+    /// Renames a tenant (names stay unique).
+    async fn rename_tenant(&self, id: Uuid, name: &str, change: &Change) -> StoreResult<()>;
+    /// Deletes a tenant that has no warehouses; its principals, roles and grants go with it.
+    async fn delete_tenant(&self, id: Uuid, change: &Change) -> StoreResult<()>;
     /// Creates a warehouse; `StorageTaken` when its storage root overlaps any other warehouse's,
     /// in any tenant.
-    async fn create_warehouse(&self, warehouse: &WarehouseRecord) -> StoreResult<()>;
+    async fn create_warehouse(
+        &self,
+        warehouse: &WarehouseRecord,
+        change: &Change,
+    ) -> StoreResult<()>;
     /// Replaces a warehouse's record (same id); its name stays unique in the tenant. A new storage
     /// root must not overlap another warehouse's (`StorageTaken`), and may change only while the
     /// warehouse has no namespaces (`NotEmpty`).
-    async fn update_warehouse(&self, warehouse: &WarehouseRecord) -> StoreResult<()>;
+    async fn update_warehouse(
+        &self,
+        warehouse: &WarehouseRecord,
+        change: &Change,
+    ) -> StoreResult<()>;
     async fn get_warehouse(&self, id: Uuid) -> StoreResult<Option<WarehouseRecord>>;
     async fn get_warehouse_by_name(
         &self,
@@ -409,15 +168,25 @@ pub trait CatalogStore: Send + Sync + 'static {
     ) -> StoreResult<Option<WarehouseRecord>>;
     async fn list_warehouses(&self, tenant: Uuid) -> StoreResult<Vec<WarehouseRecord>>;
     /// Deletes a warehouse that has no namespaces.
-    async fn delete_warehouse(&self, id: Uuid) -> StoreResult<()>;
-    /// Renames a tenant (names stay unique).
-    async fn rename_tenant(&self, id: Uuid, name: &str) -> StoreResult<()>;
-    /// Deletes a tenant that has no warehouses; its principals, roles and grants go with it.
-    async fn delete_tenant(&self, id: Uuid) -> StoreResult<()>;
+    async fn delete_warehouse(&self, id: Uuid, change: &Change) -> StoreResult<()>;
+}
 
-    async fn create_principal(&self, principal: &PrincipalRecord) -> StoreResult<()>;
+/// Who may act: principals, roles, the assignment of roles to principals, and grants.
+/// Its writes that other replicas must hear of take the `change` their caller publishes (see the
+/// module's opening).
+#[async_trait]
+pub trait AccessStore: Send + Sync {
+    async fn create_principal(
+        &self,
+        principal: &PrincipalRecord,
+        change: &Change,
+    ) -> StoreResult<()>;
     /// Replaces a principal's record (same id and client id).
-    async fn update_principal(&self, principal: &PrincipalRecord) -> StoreResult<()>;
+    async fn update_principal(
+        &self,
+        principal: &PrincipalRecord,
+        change: &Change,
+    ) -> StoreResult<()>;
     async fn get_principal(&self, id: Uuid) -> StoreResult<Option<PrincipalRecord>>;
     async fn get_principal_by_client_id(
         &self,
@@ -425,23 +194,32 @@ pub trait CatalogStore: Send + Sync + 'static {
     ) -> StoreResult<Option<PrincipalRecord>>;
     async fn list_principals(&self, tenant: Uuid) -> StoreResult<Vec<PrincipalRecord>>;
     /// Deletes a principal and its role assignments.
-    async fn delete_principal(&self, id: Uuid) -> StoreResult<()>;
-
-    async fn create_role(&self, role: &RoleRecord) -> StoreResult<()>;
+    async fn delete_principal(&self, id: Uuid, change: &Change) -> StoreResult<()>;
+    async fn create_role(&self, role: &RoleRecord, change: &Change) -> StoreResult<()>;
     async fn get_role(&self, id: Uuid) -> StoreResult<Option<RoleRecord>>;
     async fn list_roles(&self, tenant: Uuid) -> StoreResult<Vec<RoleRecord>>;
     /// Deletes a role with its grants and assignments.
-    async fn delete_role(&self, id: Uuid) -> StoreResult<()>;
-    async fn assign_role(&self, principal: Uuid, role: Uuid) -> StoreResult<()>;
-    async fn unassign_role(&self, principal: Uuid, role: Uuid) -> StoreResult<()>;
+    async fn delete_role(&self, id: Uuid, change: &Change) -> StoreResult<()>;
+    async fn assign_role(&self, principal: Uuid, role: Uuid, change: &Change) -> StoreResult<()>;
+    async fn unassign_role(&self, principal: Uuid, role: Uuid, change: &Change) -> StoreResult<()>;
     /// The roles assigned to a principal.
     async fn roles_of(&self, principal: Uuid) -> StoreResult<Vec<Uuid>>;
-    async fn create_grant(&self, grant: &GrantRecord) -> StoreResult<()>;
+    async fn create_grant(&self, grant: &GrantRecord, change: &Change) -> StoreResult<()>;
     /// Deletes a tenant's grant; `None` when the tenant has no grant with that id.
-    async fn delete_grant(&self, tenant: Uuid, id: Uuid) -> StoreResult<Option<GrantRecord>>;
+    async fn delete_grant(
+        &self,
+        tenant: Uuid,
+        id: Uuid,
+        change: &Change,
+    ) -> StoreResult<Option<GrantRecord>>;
     /// Grants of a tenant, optionally only those of one role.
     async fn list_grants(&self, tenant: Uuid, role: Option<Uuid>) -> StoreResult<Vec<GrantRecord>>;
+}
 
+/// The namespaces of a warehouse and their properties (a `location` property is a claim under
+/// the rules of [`locations`]).
+#[async_trait]
+pub trait NamespaceStore: Send + Sync {
     /// Creates a namespace; its parent must exist.
     async fn create_namespace(&self, warehouse: Uuid, ns: &NamespaceRecord) -> StoreResult<()>;
     async fn get_namespace(
@@ -466,7 +244,14 @@ pub trait CatalogStore: Send + Sync + 'static {
     ) -> StoreResult<(BTreeMap<String, String>, BTreeMap<String, String>)>;
     /// Drops an empty namespace (no child namespaces, tables or views).
     async fn drop_namespace(&self, warehouse: Uuid, ns: &NamespaceIdent) -> StoreResult<()>;
+}
 
+/// Live tables and views: their names, ids, locations (and staged creates' reservations) and
+/// metadata pointers.
+/// Its writes that other replicas must hear of take the `change` their caller publishes (see the
+/// module's opening).
+#[async_trait]
+pub trait TabularStore: Send + Sync {
     /// Creates a table or view; its namespace must exist, its name be free for both kinds, its id
     /// be no other live or dropped object's, and its location fit the rules of [`locations`]
     /// (a staged create's own reservation gives way to it).
@@ -512,6 +297,22 @@ pub trait CatalogStore: Send + Sync + 'static {
         kind: TabularKind,
         ident: &TableIdent,
     ) -> StoreResult<TabularRecord>;
+    /// Moves a table or view to a new name, possibly in another namespace of the same warehouse.
+    async fn rename_tabular(
+        &self,
+        warehouse: Uuid,
+        kind: TabularKind,
+        from: &TableIdent,
+        to: &TableIdent,
+        change: &Change,
+    ) -> StoreResult<()>;
+}
+
+/// Each warehouse's recycle bin: dropped tables and views until they are restored or forgotten.
+/// Its writes that other replicas must hear of take the `change` their caller publishes (see the
+/// module's opening).
+#[async_trait]
+pub trait RecycleBinStore: Send + Sync {
     /// Moves a table or view into its warehouse's recycle bin (see [`DroppedRecord`]): gone from
     /// its namespace, its location still claimed if `purge_files`. `dropped_at_ms` and
     /// `expires_at_ms` as there (the caller reads the clock once for both).
@@ -537,6 +338,7 @@ pub trait CatalogStore: Send + Sync + 'static {
         id: Uuid,
         ident: &TableIdent,
         now_ms: i64,
+        change: &Change,
     ) -> StoreResult<TabularRecord>;
     /// Makes a dropped object leave the bin at `expires_at_ms` (now, for a purge asked for),
     /// deleting its files first when `purge_files`: `LocationTaken` when another owner holds its
@@ -559,20 +361,19 @@ pub trait CatalogStore: Send + Sync + 'static {
     ) -> StoreResult<Option<DroppedRecord>>;
     /// Forgets a dropped object for good, and releases its location (never a live object's).
     async fn forget_dropped(&self, warehouse: Uuid, id: Uuid) -> StoreResult<()>;
-    /// Moves a table or view to a new name, possibly in another namespace of the same warehouse.
-    async fn rename_tabular(
-        &self,
-        warehouse: Uuid,
-        kind: TabularKind,
-        from: &TableIdent,
-        to: &TableIdent,
-    ) -> StoreResult<()>;
+}
 
+/// Secrets kept sealed: tenants' named storage credentials and the token-signing keys.
+/// Its writes that other replicas must hear of take the `change` their caller publishes (see the
+/// module's opening).
+#[async_trait]
+pub trait SecretStore: Send + Sync {
     /// Creates, or with `replace` replaces, a tenant's named storage credential.
     async fn put_storage_credential(
         &self,
         credential: &StorageCredentialRecord,
         replace: bool,
+        change: &Change,
     ) -> StoreResult<()>;
     async fn get_storage_credential(
         &self,
@@ -583,19 +384,32 @@ pub trait CatalogStore: Send + Sync + 'static {
         &self,
         tenant: Uuid,
     ) -> StoreResult<Vec<StorageCredentialRecord>>;
-    async fn delete_storage_credential(&self, tenant: Uuid, name: &str) -> StoreResult<()>;
-
+    async fn delete_storage_credential(
+        &self,
+        tenant: Uuid,
+        name: &str,
+        change: &Change,
+    ) -> StoreResult<()>;
     /// Inserts or replaces a signing key (by kid).
-    async fn put_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()>;
+    async fn put_signing_key(&self, key: &SigningKeyRecord, change: &Change) -> StoreResult<()>;
     async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
-    async fn delete_signing_key(&self, kid: &str) -> StoreResult<()>;
+    async fn delete_signing_key(&self, kid: &str, change: &Change) -> StoreResult<()>;
+}
 
+/// The audit log: management changes and authorization denials, per tenant.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()>;
     /// A tenant's newest events first, at most `limit`.
     async fn list_audit(&self, tenant: Uuid, limit: usize) -> StoreResult<Vec<AuditEvent>>;
     /// Deletes events older than `before_ms`; returns how many.
     async fn purge_audit(&self, before_ms: i64) -> StoreResult<u64>;
+}
 
+/// The answers given to requests that carried an `Idempotency-Key`, and reservations of keys
+/// still being worked on.
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
     async fn put_idempotency(&self, key: &str, record: &IdempotencyRecord) -> StoreResult<()>;
     async fn get_idempotency(&self, key: &str) -> StoreResult<Option<IdempotencyRecord>>;
     /// Reserves `key` with `pending` unless a record that has not expired at `now_ms` holds it,
@@ -610,7 +424,11 @@ pub trait CatalogStore: Send + Sync + 'static {
     async fn delete_idempotency(&self, key: &str) -> StoreResult<()>;
     /// Deletes records that expired before `now_ms`; returns how many.
     async fn purge_idempotency(&self, now_ms: i64) -> StoreResult<u64>;
+}
 
+/// The store as a whole: readiness, snapshots, and letting go at shutdown.
+#[async_trait]
+pub trait StoreLifecycle: Send + Sync {
     /// True when the store can serve requests (for readiness).
     async fn ping(&self) -> StoreResult<()>;
     /// A consistent snapshot of the whole catalog, taken while it serves (writes wait for it), in
@@ -619,6 +437,38 @@ pub trait CatalogStore: Send + Sync + 'static {
     /// Makes everything acknowledged durable and lets go of the backend (at shutdown, after the
     /// last request).
     async fn close(&self) -> StoreResult<()>;
+}
+
+/// The catalog's whole state: every area's trait. Methods that take `warehouse` act inside that
+/// warehouse only. A service that uses one or two areas takes their traits instead
+/// (`Arc<dyn CatalogStore>` coerces to `Arc<dyn IdempotencyStore>` and the like).
+pub trait CatalogStore:
+    TenancyStore
+    + AccessStore
+    + NamespaceStore
+    + TabularStore
+    + RecycleBinStore
+    + SecretStore
+    + AuditStore
+    + IdempotencyStore
+    + StoreLifecycle
+    + 'static
+{
+}
+
+impl<T> CatalogStore for T where
+    T: TenancyStore
+        + AccessStore
+        + NamespaceStore
+        + TabularStore
+        + RecycleBinStore
+        + SecretStore
+        + AuditStore
+        + IdempotencyStore
+        + StoreLifecycle
+        + ?Sized
+        + 'static
+{
 }
 
 pub use crate::domain::now_ms;

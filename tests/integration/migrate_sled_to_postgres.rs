@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::pg_support::TestDatabase;
+use floe::changes::Change;
 use floe::domain::access::{GrantResource, Privilege};
 use floe::domain::{NamespaceIdent, ObjectName, TableIdent};
 use floe::migrate::{Snapshot, migrate};
@@ -32,7 +33,10 @@ async fn fill(store: &dyn CatalogStore) -> Vec<(Uuid, TableIdent)> {
             name: t.into(),
             created_at_ms: 1,
         };
-        store.create_tenant(&tenant).await.unwrap();
+        store
+            .create_tenant(&tenant, &Change::Tenant { tenant: tenant.id })
+            .await
+            .unwrap();
         store
             .put_storage_credential(
                 &StorageCredentialRecord {
@@ -46,6 +50,10 @@ async fn fill(store: &dyn CatalogStore) -> Vec<(Uuid, TableIdent)> {
                     created_at_ms: 1,
                 },
                 false,
+                &Change::StorageCredential {
+                    tenant: tenant.id,
+                    name: "keys".into(),
+                },
             )
             .await
             .unwrap();
@@ -55,7 +63,7 @@ async fn fill(store: &dyn CatalogStore) -> Vec<(Uuid, TableIdent)> {
             name: "readers".into(),
             created_at_ms: 1,
         };
-        store.create_role(&role).await.unwrap();
+        store.create_role(&role, &Change::Grants).await.unwrap();
         for p in ["ann", "bob"] {
             let principal = PrincipalRecord {
                 id: Uuid::now_v7(),
@@ -69,8 +77,19 @@ async fn fill(store: &dyn CatalogStore) -> Vec<(Uuid, TableIdent)> {
                 created_at_ms: 1,
                 sessions_valid_from_ms: 0,
             };
-            store.create_principal(&principal).await.unwrap();
-            store.assign_role(principal.id, role.id).await.unwrap();
+            store
+                .create_principal(
+                    &principal,
+                    &Change::Principal {
+                        principal: principal.id,
+                    },
+                )
+                .await
+                .unwrap();
+            store
+                .assign_role(principal.id, role.id, &Change::Grants)
+                .await
+                .unwrap();
             store
                 .append_audit(&AuditEvent {
                     id: Uuid::now_v7(),
@@ -95,16 +114,22 @@ async fn fill(store: &dyn CatalogStore) -> Vec<(Uuid, TableIdent)> {
                 credential: None,
                 created_at_ms: 1,
             };
-            store.create_warehouse(&wh).await.unwrap();
             store
-                .create_grant(&GrantRecord {
-                    id: Uuid::now_v7(),
-                    tenant_id: tenant.id,
-                    role_id: role.id,
-                    resource: GrantResource::Warehouse { warehouse: wh.id },
-                    privilege: Privilege::TableReadData,
-                    created_at_ms: 1,
-                })
+                .create_warehouse(&wh, &Change::Warehouse { warehouse: wh.id })
+                .await
+                .unwrap();
+            store
+                .create_grant(
+                    &GrantRecord {
+                        id: Uuid::now_v7(),
+                        tenant_id: tenant.id,
+                        role_id: role.id,
+                        resource: GrantResource::Warehouse { warehouse: wh.id },
+                        privilege: Privilege::TableReadData,
+                        created_at_ms: 1,
+                    },
+                    &Change::Grants,
+                )
                 .await
                 .unwrap();
             for parts in [&["a"][..], &["a", "b"], &["a", "b", "c"], &["z"]] {
@@ -143,12 +168,15 @@ async fn fill(store: &dyn CatalogStore) -> Vec<(Uuid, TableIdent)> {
         }
     }
     store
-        .put_signing_key(&SigningKeyRecord {
-            kid: "k1".into(),
-            sealed_seed: "sealed".into(),
-            created_at_ms: 1,
-            retired_at_ms: None,
-        })
+        .put_signing_key(
+            &SigningKeyRecord {
+                kid: "k1".into(),
+                sealed_seed: "sealed".into(),
+                created_at_ms: 1,
+                retired_at_ms: None,
+            },
+            &Change::SigningKeys,
+        )
         .await
         .unwrap();
     tables

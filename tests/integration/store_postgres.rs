@@ -151,9 +151,15 @@ async fn a_pointer_moved_on_one_replica_reaches_the_others_cache_within_millisec
 
     // A rename and a drop on A make B forget the old name.
     let u = ident(&["ns"], "u");
-    a.rename_tabular(wh, TabularKind::Table, &t, &u)
-        .await
-        .unwrap();
+    a.rename_tabular(
+        wh,
+        TabularKind::Table,
+        &t,
+        &u,
+        &Change::Renamed { warehouse: wh },
+    )
+    .await
+    .unwrap();
     forgotten(&b, wh, &t, "the old name").await;
     assert_eq!(pointer(&b, wh, &u).await, current);
     a.drop_tabular(wh, TabularKind::Table, &u).await.unwrap();
@@ -271,8 +277,26 @@ async fn two_replicas_share_one_catalog_and_hear_each_others_changes() {
         },
         created_at_ms: 1,
     };
-    a.put_storage_credential(&credential, false).await.unwrap();
-    a.put_storage_credential(&credential, true).await.unwrap();
+    a.put_storage_credential(
+        &credential,
+        false,
+        &Change::StorageCredential {
+            tenant: credential.tenant_id,
+            name: credential.name.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    a.put_storage_credential(
+        &credential,
+        true,
+        &Change::StorageCredential {
+            tenant: credential.tenant_id,
+            name: credential.name.clone(),
+        },
+    )
+    .await
+    .unwrap();
     for _ in 0..2 {
         wait_for(
             &heard,
@@ -290,7 +314,7 @@ async fn two_replicas_share_one_catalog_and_hear_each_others_changes() {
         created_at_ms: 1,
         retired_at_ms: None,
     };
-    a.put_signing_key(&key).await.unwrap();
+    a.put_signing_key(&key, &Change::SigningKeys).await.unwrap();
     wait_for(&heard, Change::SigningKeys).await;
     assert_eq!(b.list_signing_keys().await.unwrap(), vec![key]);
 }
@@ -443,24 +467,38 @@ fn requests_that_miss_the_grant_cache_together_share_one_read() {
             .unwrap()
             .tenant_id;
         let principal = principal(tenant, "reader");
-        store.create_principal(&principal).await.unwrap();
+        store
+            .create_principal(
+                &principal,
+                &Change::Principal {
+                    principal: principal.id,
+                },
+            )
+            .await
+            .unwrap();
         let role = RoleRecord {
             id: uuid::Uuid::new_v4(),
             tenant_id: tenant,
             name: "readers".into(),
             created_at_ms: 1,
         };
-        store.create_role(&role).await.unwrap();
-        store.assign_role(principal.id, role.id).await.unwrap();
+        store.create_role(&role, &Change::Grants).await.unwrap();
         store
-            .create_grant(&GrantRecord {
-                id: uuid::Uuid::new_v4(),
-                tenant_id: tenant,
-                role_id: role.id,
-                resource: GrantResource::Warehouse { warehouse },
-                privilege: Privilege::TableReadData,
-                created_at_ms: 1,
-            })
+            .assign_role(principal.id, role.id, &Change::Grants)
+            .await
+            .unwrap();
+        store
+            .create_grant(
+                &GrantRecord {
+                    id: uuid::Uuid::new_v4(),
+                    tenant_id: tenant,
+                    role_id: role.id,
+                    resource: GrantResource::Warehouse { warehouse },
+                    privilege: Privilege::TableReadData,
+                    created_at_ms: 1,
+                },
+                &Change::Grants,
+            )
             .await
             .unwrap();
         let authz = floe::authz::Authorizer::new(store);

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use floe::changes::Change;
 use floe::domain::{NamespaceIdent, ObjectName, TableIdent};
 use floe::storage::StorageProfile;
 use floe::store::*;
@@ -45,7 +46,10 @@ pub async fn seed_warehouse(store: &dyn CatalogStore) -> Uuid {
         name: format!("t-{}", Uuid::new_v4()),
         created_at_ms: 1,
     };
-    store.create_tenant(&tenant).await.unwrap();
+    store
+        .create_tenant(&tenant, &Change::Tenant { tenant: tenant.id })
+        .await
+        .unwrap();
     let wh = WarehouseRecord {
         id: Uuid::new_v4(),
         tenant_id: tenant.id,
@@ -56,7 +60,10 @@ pub async fn seed_warehouse(store: &dyn CatalogStore) -> Uuid {
         created_at_ms: 1,
         credential: None,
     };
-    store.create_warehouse(&wh).await.unwrap();
+    store
+        .create_warehouse(&wh, &Change::Warehouse { warehouse: wh.id })
+        .await
+        .unwrap();
     wh.id
 }
 
@@ -136,7 +143,10 @@ pub async fn tenant(store: &dyn CatalogStore) -> Uuid {
         name: format!("t-{}", Uuid::new_v4()),
         created_at_ms: 1,
     };
-    store.create_tenant(&t).await.unwrap();
+    store
+        .create_tenant(&t, &Change::Tenant { tenant: t.id })
+        .await
+        .unwrap();
     t.id
 }
 

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use floe::admin::upgrade_name_keyed_grants;
+use floe::changes::Change;
 use floe::domain::access::GrantResource;
 use floe::store::*;
 use uuid::Uuid;
@@ -16,13 +18,13 @@ pub async fn roles_grants_and_assignments(store: Arc<dyn CatalogStore>) {
         name: "readers".into(),
         created_at_ms: 1,
     };
-    store.create_role(&role).await.unwrap();
+    store.create_role(&role, &Change::Grants).await.unwrap();
     let dup = RoleRecord {
         id: Uuid::new_v4(),
         ..role.clone()
     };
     assert!(matches!(
-        store.create_role(&dup).await,
+        store.create_role(&dup, &Change::Grants).await,
         Err(StoreError::AlreadyExists(_))
     ));
     let other_tenant = RoleRecord {
@@ -30,14 +32,26 @@ pub async fn roles_grants_and_assignments(store: Arc<dyn CatalogStore>) {
         tenant_id: t2,
         ..role.clone()
     };
-    store.create_role(&other_tenant).await.unwrap();
+    store
+        .create_role(&other_tenant, &Change::Grants)
+        .await
+        .unwrap();
     assert_eq!(store.list_roles(t1).await.unwrap(), vec![role.clone()]);
 
     let p = principal(t1, "ann");
-    store.create_principal(&p).await.unwrap();
-    store.create_principal(&principal(t2, "bob")).await.unwrap();
+    store
+        .create_principal(&p, &Change::Principal { principal: p.id })
+        .await
+        .unwrap();
+    store
+        .create_principal(&principal(t2, "bob"), &Change::Everything)
+        .await
+        .unwrap();
     assert_eq!(store.list_principals(t1).await.unwrap(), vec![p.clone()]);
-    store.assign_role(p.id, role.id).await.unwrap();
+    store
+        .assign_role(p.id, role.id, &Change::Grants)
+        .await
+        .unwrap();
     assert_eq!(store.roles_of(p.id).await.unwrap(), vec![role.id]);
 
     let grant = |resource: GrantResource, privilege| GrantRecord {
@@ -59,34 +73,49 @@ pub async fn roles_grants_and_assignments(store: Arc<dyn CatalogStore>) {
         },
         floe::domain::access::Privilege::TableReadData,
     );
-    store.create_grant(&g1).await.unwrap();
-    store.create_grant(&g2).await.unwrap();
+    store.create_grant(&g1, &Change::Grants).await.unwrap();
+    store.create_grant(&g2, &Change::Grants).await.unwrap();
     let again = GrantRecord {
         id: Uuid::new_v4(),
         ..g1.clone()
     };
     assert!(matches!(
-        store.create_grant(&again).await,
+        store.create_grant(&again, &Change::Grants).await,
         Err(StoreError::AlreadyExists(_))
     ));
     assert_eq!(store.list_grants(t1, Some(role.id)).await.unwrap().len(), 2);
     assert!(store.list_grants(t2, None).await.unwrap().is_empty());
     assert_eq!(
-        store.delete_grant(t2, g1.id).await.unwrap(),
+        store
+            .delete_grant(t2, g1.id, &Change::Grants)
+            .await
+            .unwrap(),
         None,
         "another tenant's id does not match"
     );
-    assert_eq!(store.delete_grant(t1, g1.id).await.unwrap(), Some(g1));
+    assert_eq!(
+        store
+            .delete_grant(t1, g1.id, &Change::Grants)
+            .await
+            .unwrap(),
+        Some(g1)
+    );
     assert_eq!(store.list_grants(t1, None).await.unwrap(), vec![g2]);
 
-    store.unassign_role(p.id, role.id).await.unwrap();
+    store
+        .unassign_role(p.id, role.id, &Change::Grants)
+        .await
+        .unwrap();
     assert!(store.roles_of(p.id).await.unwrap().is_empty());
     assert!(matches!(
-        store.unassign_role(p.id, role.id).await,
+        store.unassign_role(p.id, role.id, &Change::Grants).await,
         Err(StoreError::NotFound(_))
     ));
-    store.assign_role(p.id, role.id).await.unwrap();
-    store.delete_role(role.id).await.unwrap();
+    store
+        .assign_role(p.id, role.id, &Change::Grants)
+        .await
+        .unwrap();
+    store.delete_role(role.id, &Change::Grants).await.unwrap();
     assert!(
         store.roles_of(p.id).await.unwrap().is_empty(),
         "deleting a role removes its assignments"
@@ -95,7 +124,10 @@ pub async fn roles_grants_and_assignments(store: Arc<dyn CatalogStore>) {
         store.list_grants(t1, None).await.unwrap().is_empty(),
         "and its grants"
     );
-    store.delete_principal(p.id).await.unwrap();
+    store
+        .delete_principal(p.id, &Change::Principal { principal: p.id })
+        .await
+        .unwrap();
     assert_eq!(store.get_principal_by_client_id("ann").await.unwrap(), None);
 }
 
@@ -116,7 +148,7 @@ pub async fn name_keyed_grants_upgrade_to_ids(store: Arc<dyn CatalogStore>) {
         name: "r".into(),
         created_at_ms: 1,
     };
-    store.create_role(&role).await.unwrap();
+    store.create_role(&role, &Change::Grants).await.unwrap();
     let legacy = |resource| GrantRecord {
         id: Uuid::new_v4(),
         tenant_id: tenant,
@@ -142,7 +174,7 @@ pub async fn name_keyed_grants_upgrade_to_ids(store: Arc<dyn CatalogStore>) {
         table: v.ident.clone(),
     });
     for g in [&on_table, &on_view, &on_gone, &on_view_as_table] {
-        store.create_grant(g).await.unwrap();
+        store.create_grant(g, &Change::Grants).await.unwrap();
     }
     assert_eq!(upgrade_name_keyed_grants(store.as_ref()).await.unwrap(), 4);
     let mut upgraded: Vec<_> = store

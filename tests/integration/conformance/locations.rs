@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use floe::changes::Change;
 use floe::storage::StorageProfile;
 use floe::store::locations::LocationClaim;
 use floe::store::*;
@@ -77,7 +78,13 @@ pub async fn locations_never_overlap(store: Arc<dyn CatalogStore>) {
     .unwrap();
     // Dropping frees the location, and a rename keeps it owned.
     store
-        .rename_tabular(wh, TabularKind::Table, &u("u"), &t("moved"))
+        .rename_tabular(
+            wh,
+            TabularKind::Table,
+            &u("u"),
+            &t("moved"),
+            &Change::Renamed { warehouse: wh },
+        )
         .await
         .unwrap();
     assert!(taken(
@@ -233,7 +240,10 @@ pub async fn warehouse_storage_never_overlaps(store: Arc<dyn CatalogStore>) {
     let (t1, t2) = (tenant(store.as_ref()).await, tenant(store.as_ref()).await);
     let base = format!("file:///tmp/roots-{}", Uuid::new_v4());
     let a = local_warehouse(t1, "a", &format!("{base}/a"));
-    store.create_warehouse(&a).await.unwrap();
+    store
+        .create_warehouse(&a, &Change::Warehouse { warehouse: a.id })
+        .await
+        .unwrap();
     for (tenant, root) in [
         (t1, format!("{base}/a")),
         (t2, format!("{base}/a")),
@@ -242,29 +252,42 @@ pub async fn warehouse_storage_never_overlaps(store: Arc<dyn CatalogStore>) {
     ] {
         let other = local_warehouse(tenant, "b", &root);
         assert!(
-            storage_taken(store.create_warehouse(&other).await),
+            storage_taken(
+                store
+                    .create_warehouse(
+                        &other,
+                        &Change::Warehouse {
+                            warehouse: other.id
+                        }
+                    )
+                    .await
+            ),
             "{root} overlaps a's root"
         );
     }
     let mut b = local_warehouse(t2, "b", &format!("{base}/ab"));
     store
-        .create_warehouse(&b)
+        .create_warehouse(&b, &Change::Warehouse { warehouse: b.id })
         .await
         .expect("a sibling whose name starts the same does not overlap");
     b.storage = StorageProfile::Local {
         root: format!("{base}/a/x"),
     };
-    assert!(storage_taken(store.update_warehouse(&b).await));
+    assert!(storage_taken(
+        store
+            .update_warehouse(&b, &Change::Warehouse { warehouse: b.id })
+            .await
+    ));
     b.storage = StorageProfile::Local {
         root: format!("{base}/b"),
     };
     store
-        .update_warehouse(&b)
+        .update_warehouse(&b, &Change::Warehouse { warehouse: b.id })
         .await
         .expect("an empty warehouse may move");
     let c = local_warehouse(t1, "c", &format!("{base}/ab"));
     store
-        .create_warehouse(&c)
+        .create_warehouse(&c, &Change::Warehouse { warehouse: c.id })
         .await
         .expect("a moved warehouse's old root is free");
     store
@@ -275,7 +298,9 @@ pub async fn warehouse_storage_never_overlaps(store: Arc<dyn CatalogStore>) {
         root: format!("{base}/elsewhere"),
     };
     assert!(matches!(
-        store.update_warehouse(&b).await,
+        store
+            .update_warehouse(&b, &Change::Warehouse { warehouse: b.id })
+            .await,
         Err(StoreError::NotEmpty(..))
     ));
     b.storage = StorageProfile::Local {
@@ -283,13 +308,21 @@ pub async fn warehouse_storage_never_overlaps(store: Arc<dyn CatalogStore>) {
     };
     b.name = "renamed".into();
     store
-        .update_warehouse(&b)
+        .update_warehouse(&b, &Change::Warehouse { warehouse: b.id })
         .await
         .expect("a warehouse holding namespaces may change what is not its storage");
-    store.delete_warehouse(a.id).await.unwrap();
+    store
+        .delete_warehouse(a.id, &Change::Warehouse { warehouse: a.id })
+        .await
+        .unwrap();
     let again = local_warehouse(t2, "again", &format!("{base}/a"));
     store
-        .create_warehouse(&again)
+        .create_warehouse(
+            &again,
+            &Change::Warehouse {
+                warehouse: again.id,
+            },
+        )
         .await
         .expect("a deleted warehouse's root is free");
 }
@@ -304,7 +337,9 @@ pub async fn concurrent_warehouse_roots_cannot_both_win(store: Arc<dyn CatalogSt
             let store = store.clone();
             tokio::spawn(async move {
                 let wh = local_warehouse(tenant, &format!("w-{}", Uuid::new_v4()), &root);
-                store.create_warehouse(&wh).await
+                store
+                    .create_warehouse(&wh, &Change::Warehouse { warehouse: wh.id })
+                    .await
             })
         };
         let first = create(t1, outer);

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use floe::changes::Change;
 use floe::storage::StorageProfile;
 use floe::store::*;
 use uuid::Uuid;
@@ -47,7 +48,9 @@ pub async fn the_recycle_bin_keeps_a_location_until_it_forgets(store: Arc<dyn Ca
         Some(dropped.clone())
     );
     assert!(matches!(
-        store.delete_warehouse(wh).await,
+        store
+            .delete_warehouse(wh, &Change::Warehouse { warehouse: wh })
+            .await,
         Err(StoreError::NotEmpty(..))
     ));
     // Its name is free for a new table; restoring under it is then refused, and nothing moves.
@@ -61,12 +64,26 @@ pub async fn the_recycle_bin_keeps_a_location_until_it_forgets(store: Arc<dyn Ca
     .await
     .unwrap();
     assert!(matches!(
-        store.restore_dropped(wh, original.id, &t, now_ms()).await,
+        store
+            .restore_dropped(
+                wh,
+                original.id,
+                &t,
+                now_ms(),
+                &Change::Renamed { warehouse: wh }
+            )
+            .await,
         Err(StoreError::AlreadyExists(_))
     ));
     assert!(matches!(
         store
-            .restore_dropped(wh, original.id, &ident(&["gone"], "t"), now_ms())
+            .restore_dropped(
+                wh,
+                original.id,
+                &ident(&["gone"], "t"),
+                now_ms(),
+                &Change::Renamed { warehouse: wh }
+            )
             .await,
         Err(StoreError::NoSuchNamespace(_))
     ));
@@ -74,7 +91,13 @@ pub async fn the_recycle_bin_keeps_a_location_until_it_forgets(store: Arc<dyn Ca
     // Restored under a new name: same id, location and metadata file, findable by id again.
     let back = ident(&["n"], "back");
     let restored = store
-        .restore_dropped(wh, original.id, &back, now_ms())
+        .restore_dropped(
+            wh,
+            original.id,
+            &back,
+            now_ms(),
+            &Change::Renamed { warehouse: wh },
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -124,7 +147,13 @@ pub async fn the_recycle_bin_keeps_a_location_until_it_forgets(store: Arc<dyn Ca
     .unwrap();
     assert!(matches!(
         store
-            .restore_dropped(wh, original.id, &back, now_ms())
+            .restore_dropped(
+                wh,
+                original.id,
+                &back,
+                now_ms(),
+                &Change::Renamed { warehouse: wh }
+            )
             .await,
         Err(StoreError::NotFound(_))
     ));
@@ -242,7 +271,13 @@ pub async fn a_dropped_objects_id_stays_its_own(store: Arc<dyn CatalogStore>) {
         .await
         .unwrap();
     store
-        .restore_dropped(wh, again.tabular.id, &t, now_ms())
+        .restore_dropped(
+            wh,
+            again.tabular.id,
+            &t,
+            now_ms(),
+            &Change::Renamed { warehouse: wh },
+        )
         .await
         .unwrap();
     store.forget_dropped(wh, again.tabular.id).await.unwrap();
@@ -268,7 +303,9 @@ pub async fn an_object_whose_purge_is_due_is_not_restored(store: Arc<dyn Catalog
         .unwrap();
     assert_eq!(leased.tabular.id, id);
     assert!(matches!(
-        store.restore_dropped(wh, id, &t, now).await,
+        store
+            .restore_dropped(wh, id, &t, now, &Change::Renamed { warehouse: wh })
+            .await,
         Err(StoreError::Purging(_))
     ));
     assert!(store.get_tabular(wh, &t).await.unwrap().is_none());
@@ -283,7 +320,13 @@ pub async fn an_object_whose_purge_is_due_is_not_restored(store: Arc<dyn Catalog
         .await
         .unwrap();
     store
-        .restore_dropped(wh, waiting.tabular.id, &u, now)
+        .restore_dropped(
+            wh,
+            waiting.tabular.id,
+            &u,
+            now,
+            &Change::Renamed { warehouse: wh },
+        )
         .await
         .unwrap();
 }
@@ -310,7 +353,14 @@ pub async fn storage_stays_while_the_bin_holds_objects(store: Arc<dyn CatalogSto
         root: format!("file:///tmp/moved-{}", Uuid::new_v4()),
     };
     assert!(matches!(
-        store.update_warehouse(&record).await,
+        store
+            .update_warehouse(
+                &record,
+                &Change::Warehouse {
+                    warehouse: record.id
+                }
+            )
+            .await,
         Err(StoreError::NotEmpty(..))
     ));
     store
@@ -318,5 +368,13 @@ pub async fn storage_stays_while_the_bin_holds_objects(store: Arc<dyn CatalogSto
         .await
         .unwrap();
     store.forget_dropped(wh, dropped.tabular.id).await.unwrap();
-    store.update_warehouse(&record).await.unwrap();
+    store
+        .update_warehouse(
+            &record,
+            &Change::Warehouse {
+                warehouse: record.id,
+            },
+        )
+        .await
+        .unwrap();
 }

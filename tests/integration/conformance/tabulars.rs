@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use floe::changes::Change;
 use floe::store::*;
 
 use super::fixtures::*;
@@ -184,11 +185,23 @@ pub async fn rename_moves_across_namespaces(store: Arc<dyn CatalogStore>) {
     let rec = tabular(TabularKind::Table, &from, "m0");
     store.create_tabular(wh, &rec).await.unwrap();
     let missing_ns = store
-        .rename_tabular(wh, TabularKind::Table, &from, &ident(&["nope"], "t"))
+        .rename_tabular(
+            wh,
+            TabularKind::Table,
+            &from,
+            &ident(&["nope"], "t"),
+            &Change::Renamed { warehouse: wh },
+        )
         .await;
     assert!(matches!(missing_ns, Err(StoreError::NoSuchNamespace(_))));
     store
-        .rename_tabular(wh, TabularKind::Table, &from, &to)
+        .rename_tabular(
+            wh,
+            TabularKind::Table,
+            &from,
+            &to,
+            &Change::Renamed { warehouse: wh },
+        )
         .await
         .unwrap();
     assert!(store.get_tabular(wh, &from).await.unwrap().is_none());
@@ -206,11 +219,23 @@ pub async fn rename_moves_across_namespaces(store: Arc<dyn CatalogStore>) {
         .await
         .unwrap();
     let taken = store
-        .rename_tabular(wh, TabularKind::Table, &other, &to)
+        .rename_tabular(
+            wh,
+            TabularKind::Table,
+            &other,
+            &to,
+            &Change::Renamed { warehouse: wh },
+        )
         .await;
     assert!(matches!(taken, Err(StoreError::AlreadyExists(_))));
     let gone = store
-        .rename_tabular(wh, TabularKind::Table, &from, &ident(&["dst"], "x"))
+        .rename_tabular(
+            wh,
+            TabularKind::Table,
+            &from,
+            &ident(&["dst"], "x"),
+            &Change::Renamed { warehouse: wh },
+        )
         .await;
     assert!(matches!(gone, Err(StoreError::NoSuchTabular(..))));
 }
@@ -302,7 +327,13 @@ pub async fn tables_are_found_by_id(store: Arc<dyn CatalogStore>) {
         .await
         .expect("another warehouse may hold a table with the same uuid");
     store
-        .rename_tabular(wh, TabularKind::Table, &t.ident, &ident(&["b"], "moved"))
+        .rename_tabular(
+            wh,
+            TabularKind::Table,
+            &t.ident,
+            &ident(&["b"], "moved"),
+            &Change::Renamed { warehouse: wh },
+        )
         .await
         .unwrap();
     let found = store.get_tabular_by_id(wh, t.id).await.unwrap().unwrap();

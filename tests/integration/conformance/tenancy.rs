@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use floe::changes::Change;
 use floe::storage::StorageProfile;
 use floe::store::*;
 use uuid::Uuid;
@@ -14,13 +15,18 @@ pub async fn tenants_and_warehouses(store: Arc<dyn CatalogStore>) {
         name: "acme".into(),
         created_at_ms: 1,
     };
-    store.create_tenant(&tenant).await.unwrap();
+    store
+        .create_tenant(&tenant, &Change::Tenant { tenant: tenant.id })
+        .await
+        .unwrap();
     let dup = TenantRecord {
         id: Uuid::new_v4(),
         ..tenant.clone()
     };
     assert!(matches!(
-        store.create_tenant(&dup).await,
+        store
+            .create_tenant(&dup, &Change::Tenant { tenant: dup.id })
+            .await,
         Err(StoreError::AlreadyExists(_))
     ));
     assert_eq!(
@@ -43,13 +49,18 @@ pub async fn tenants_and_warehouses(store: Arc<dyn CatalogStore>) {
         created_at_ms: 1,
         credential: None,
     };
-    store.create_warehouse(&wh).await.unwrap();
+    store
+        .create_warehouse(&wh, &Change::Warehouse { warehouse: wh.id })
+        .await
+        .unwrap();
     let dup = WarehouseRecord {
         id: Uuid::new_v4(),
         ..wh.clone()
     };
     assert!(matches!(
-        store.create_warehouse(&dup).await,
+        store
+            .create_warehouse(&dup, &Change::Warehouse { warehouse: dup.id })
+            .await,
         Err(StoreError::AlreadyExists(_))
     ));
     assert_eq!(
@@ -68,7 +79,10 @@ pub async fn tenants_and_warehouses(store: Arc<dyn CatalogStore>) {
     );
 
     wh.name = "sales2".into();
-    store.update_warehouse(&wh).await.unwrap();
+    store
+        .update_warehouse(&wh, &Change::Warehouse { warehouse: wh.id })
+        .await
+        .unwrap();
     assert_eq!(
         store
             .get_warehouse_by_name(tenant.id, "sales")
@@ -93,7 +107,10 @@ pub async fn principals_by_client_id(store: Arc<dyn CatalogStore>) {
         created_at_ms: 1,
         sessions_valid_from_ms: 0,
     };
-    store.create_principal(&p).await.unwrap();
+    store
+        .create_principal(&p, &Change::Principal { principal: p.id })
+        .await
+        .unwrap();
     assert_eq!(store.get_principal(p.id).await.unwrap(), Some(p.clone()));
     assert_eq!(
         store.get_principal_by_client_id("client-1").await.unwrap(),
@@ -103,7 +120,15 @@ pub async fn principals_by_client_id(store: Arc<dyn CatalogStore>) {
         disabled: true,
         ..p.clone()
     };
-    store.update_principal(&disabled).await.unwrap();
+    store
+        .update_principal(
+            &disabled,
+            &Change::Principal {
+                principal: disabled.id,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(
         store.get_principal_by_client_id("client-1").await.unwrap(),
         Some(disabled)
@@ -113,7 +138,9 @@ pub async fn principals_by_client_id(store: Arc<dyn CatalogStore>) {
         ..p
     };
     assert!(matches!(
-        store.create_principal(&dup).await,
+        store
+            .create_principal(&dup, &Change::Principal { principal: dup.id })
+            .await,
         Err(StoreError::AlreadyExists(_))
     ));
 }
@@ -126,22 +153,32 @@ pub async fn only_empty_warehouses_and_tenants_delete(store: Arc<dyn CatalogStor
         .await
         .unwrap();
     assert!(matches!(
-        store.delete_warehouse(wh).await,
+        store
+            .delete_warehouse(wh, &Change::Warehouse { warehouse: wh })
+            .await,
         Err(StoreError::NotEmpty(..))
     ));
     assert!(matches!(
-        store.delete_tenant(tenant).await,
+        store
+            .delete_tenant(tenant, &Change::Tenant { tenant })
+            .await,
         Err(StoreError::NotEmpty(..))
     ));
     store.drop_namespace(wh, &ns(&["n"])).await.unwrap();
-    store.delete_warehouse(wh).await.unwrap();
+    store
+        .delete_warehouse(wh, &Change::Warehouse { warehouse: wh })
+        .await
+        .unwrap();
     assert!(store.get_warehouse(wh).await.unwrap().is_none());
     assert!(store.list_warehouses(tenant).await.unwrap().is_empty());
     store
-        .create_principal(&principal(tenant, "gone"))
+        .create_principal(&principal(tenant, "gone"), &Change::Everything)
         .await
         .unwrap();
-    store.rename_tenant(tenant, "renamed").await.unwrap();
+    store
+        .rename_tenant(tenant, "renamed", &Change::Tenant { tenant })
+        .await
+        .unwrap();
     assert_eq!(
         store
             .get_tenant_by_name("renamed")
@@ -151,7 +188,10 @@ pub async fn only_empty_warehouses_and_tenants_delete(store: Arc<dyn CatalogStor
             .id,
         tenant
     );
-    store.delete_tenant(tenant).await.unwrap();
+    store
+        .delete_tenant(tenant, &Change::Tenant { tenant })
+        .await
+        .unwrap();
     assert!(store.get_tenant(tenant).await.unwrap().is_none());
     assert!(
         store
@@ -162,7 +202,9 @@ pub async fn only_empty_warehouses_and_tenants_delete(store: Arc<dyn CatalogStor
         "a tenant's principals go with it"
     );
     assert!(matches!(
-        store.delete_tenant(tenant).await,
+        store
+            .delete_tenant(tenant, &Change::Tenant { tenant })
+            .await,
         Err(StoreError::NotFound(_))
     ));
 }
@@ -214,13 +256,22 @@ pub async fn signing_keys_are_kept_in_order(store: Arc<dyn CatalogStore>) {
         created_at_ms: at,
         retired_at_ms: None,
     };
-    store.put_signing_key(&key("b", 2)).await.unwrap();
-    store.put_signing_key(&key("a", 1)).await.unwrap();
     store
-        .put_signing_key(&SigningKeyRecord {
-            retired_at_ms: Some(3),
-            ..key("a", 1)
-        })
+        .put_signing_key(&key("b", 2), &Change::SigningKeys)
+        .await
+        .unwrap();
+    store
+        .put_signing_key(&key("a", 1), &Change::SigningKeys)
+        .await
+        .unwrap();
+    store
+        .put_signing_key(
+            &SigningKeyRecord {
+                retired_at_ms: Some(3),
+                ..key("a", 1)
+            },
+            &Change::SigningKeys,
+        )
         .await
         .unwrap();
     let keys = store.list_signing_keys().await.unwrap();
@@ -229,7 +280,10 @@ pub async fn signing_keys_are_kept_in_order(store: Arc<dyn CatalogStore>) {
         ["a", "b"]
     );
     assert_eq!(keys[0].retired_at_ms, Some(3));
-    store.delete_signing_key("a").await.unwrap();
+    store
+        .delete_signing_key("a", &Change::SigningKeys)
+        .await
+        .unwrap();
     assert_eq!(store.list_signing_keys().await.unwrap().len(), 1);
 }
 

@@ -17,10 +17,10 @@ use sqlx::postgres::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::pg_common::{backend, kind_text};
-use super::pointer_cache::{MAX_NOTICE_LOCATIONS, POINTERS_CHANNEL};
-use super::{MetadataSwap, StoreError, StoreResult, TabularKind};
+use super::common::{backend, kind_text};
 use crate::domain::TableIdent;
+use crate::store::pointer_cache::{MAX_NOTICE_LOCATIONS, POINTERS_CHANNEL};
+use crate::store::{MetadataSwap, StoreError, StoreResult, TabularKind};
 
 /// Most swaps in one statement.
 const MAX_BATCH: usize = 64;
