@@ -66,3 +66,74 @@ async fn acknowledged_writes_survive_reopening() {
         Err(StoreError::NamespaceNotEmpty(_))
     ));
 }
+
+/// Issue 24 (found in review): deleting a tenant took the write gate again for each of its
+/// principals and roles while already holding it, so a backup snapshot queued for the gate in
+/// between waited for the deletion, and the deletion for the snapshot: both, and every write
+/// after them, hung for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_taken_while_a_tenant_is_deleted_does_not_hang_the_store() {
+    use floe::changes::Change;
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open(dir.path()).unwrap());
+    let tenant = TenantRecord {
+        id: uuid::Uuid::new_v4(),
+        name: "doomed".into(),
+        created_at_ms: 1,
+    };
+    store
+        .create_tenant(&tenant, &Change::Tenant { tenant: tenant.id })
+        .await
+        .unwrap();
+    for i in 0..60 {
+        let principal = PrincipalRecord {
+            id: uuid::Uuid::new_v4(),
+            tenant_id: tenant.id,
+            name: format!("p{i}"),
+            kind: PrincipalKind::Service,
+            client_id: format!("client-{i}"),
+            secret_hash: "x".into(),
+            root: false,
+            disabled: false,
+            created_at_ms: 1,
+            sessions_valid_from_ms: 0,
+        };
+        store
+            .create_principal(
+                &principal,
+                &Change::Principal {
+                    principal: principal.id,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let deleting = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .delete_tenant(tenant.id, &Change::Tenant { tenant: tenant.id })
+                .await
+        })
+    };
+    // Snapshots keep asking for the gate alone while the deletion removes principals one by one.
+    let snapshots = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for _ in 0..20 {
+                store.snapshot().await.unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        })
+    };
+    let both = async {
+        deleting.await.unwrap().unwrap();
+        snapshots.await.unwrap();
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(20), both)
+        .await
+        .expect("the deletion and the snapshots finish (no wait on each other's gate)");
+    assert!(store.get_tenant(tenant.id).await.unwrap().is_none());
+    assert!(store.list_principals(tenant.id).await.unwrap().is_empty());
+}

@@ -70,7 +70,8 @@ impl AccessStore for SledStore {
     }
 
     async fn delete_principal(&self, id: Uuid, _change: &Change) -> StoreResult<()> {
-        self.remove_principal(id).await
+        let writing = self.writing().await?;
+        self.remove_principal(&writing, id).await
     }
 
     async fn create_role(&self, role: &RoleRecord, _change: &Change) -> StoreResult<()> {
@@ -96,7 +97,8 @@ impl AccessStore for SledStore {
     }
 
     async fn delete_role(&self, id: Uuid, _change: &Change) -> StoreResult<()> {
-        self.remove_role(id).await
+        let writing = self.writing().await?;
+        self.remove_role(&writing, id).await
     }
 
     async fn assign_role(&self, principal: Uuid, role: Uuid, _change: &Change) -> StoreResult<()> {
@@ -183,9 +185,14 @@ impl AccessStore for SledStore {
 }
 
 impl SledStore {
-    /// Deletes a principal and its role assignments (also for a tenant being deleted).
-    pub(super) async fn remove_principal(&self, id: Uuid) -> StoreResult<()> {
-        let _writing = self.writing().await?;
+    /// Deletes a principal and its role assignments (also for a tenant being deleted). The
+    /// caller holds the write gate: taking it again here could wait forever behind a snapshot
+    /// queued for it meanwhile (tokio's lock lets a waiting writer go first).
+    pub(super) async fn remove_principal(
+        &self,
+        _writing: &WriteGate<'_>,
+        id: Uuid,
+    ) -> StoreResult<()> {
         let Some(p) = self.get_principal(id).await? else {
             return Err(StoreError::NotFound(format!("principal {id}")));
         };
@@ -204,9 +211,9 @@ impl SledStore {
         self.durable().await
     }
 
-    /// Deletes a role with its grants and assignments (also for a tenant being deleted).
-    pub(super) async fn remove_role(&self, id: Uuid) -> StoreResult<()> {
-        let _writing = self.writing().await?;
+    /// Deletes a role with its grants and assignments (also for a tenant being deleted). The
+    /// caller holds the write gate, as for [`SledStore::remove_principal`].
+    pub(super) async fn remove_role(&self, _writing: &WriteGate<'_>, id: Uuid) -> StoreResult<()> {
         let Some(role) = self.get_role(id).await? else {
             return Err(StoreError::NotFound(format!("role {id}")));
         };

@@ -156,6 +156,9 @@ fn fs_free_bytes(dir: &Path) -> std::io::Result<u64> {
     Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
+/// The write gate held shared by one write (a snapshot holds it alone).
+type WriteGate<'a> = tokio::sync::RwLockReadGuard<'a, ()>;
+
 impl SledStore {
     /// Builds a new store in `dir` from a snapshot file (see [`crate::store::sled_snapshot`]); refuses a
     /// `dir` that holds anything, and a damaged file, before writing anything. Returns how many
@@ -236,8 +239,9 @@ impl SledStore {
         self
     }
 
-    /// Holds the write gate shared, once the disk has room for the write.
-    async fn writing(&self) -> StoreResult<tokio::sync::RwLockReadGuard<'_, ()>> {
+    /// Holds the write gate shared, once the disk has room for the write. Taken once per write:
+    /// a helper that is part of a larger write takes the caller's [`WriteGate`] instead.
+    async fn writing(&self) -> StoreResult<WriteGate<'_>> {
         let guard = self.writes.read().await;
         if self.min_free_bytes > 0 {
             let free = fs_free_bytes(&self.dir).map_err(backend)?;

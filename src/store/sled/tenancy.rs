@@ -70,7 +70,7 @@ impl TenancyStore for SledStore {
     }
 
     async fn delete_tenant(&self, id: Uuid, _change: &Change) -> StoreResult<()> {
-        let _writing = self.writing().await?;
+        let writing = self.writing().await?;
         let Some(tenant) = self.get_tenant(id).await? else {
             return Err(StoreError::NotFound(format!("tenant {id}")));
         };
@@ -86,10 +86,10 @@ impl TenancyStore for SledStore {
             ));
         }
         for p in self.list_principals(id).await? {
-            self.remove_principal(p.id).await?;
+            self.remove_principal(&writing, p.id).await?;
         }
         for r in self.list_roles(id).await? {
-            self.remove_role(r.id).await?;
+            self.remove_role(&writing, r.id).await?;
         }
         unwrap_tx(
             (&self.tenants, &self.tenant_names).transaction(|(ids, names)| {
