@@ -18,6 +18,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::domain::PrincipalId;
+
 /// What changed. Only what a cache needs to find its entries: never a value or a secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "change", rename_all = "kebab-case")]
@@ -29,7 +31,7 @@ pub enum Change {
     /// A storage credential was created, rotated or deleted.
     StorageCredential { tenant: Uuid, name: String },
     /// A principal was created, disabled, enabled, given a new secret or deleted.
-    Principal { principal: Uuid },
+    Principal { principal: PrincipalId },
     /// Roles, role assignments or grants changed.
     Grants,
     /// A table or view of the warehouse was renamed, or restored from the recycle bin: decisions
@@ -121,7 +123,7 @@ mod tests {
                 name: "prod-keys".into(),
             },
             Change::Principal {
-                principal: Uuid::now_v7(),
+                principal: crate::domain::PrincipalId::now_v7(),
             },
             Change::Grants,
             Change::Renamed {

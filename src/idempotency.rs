@@ -126,7 +126,7 @@ mod tests {
 
     fn caller() -> Caller {
         Caller {
-            principal_id: Uuid::now_v7(),
+            principal_id: crate::domain::PrincipalId::now_v7(),
             tenant_id: Uuid::now_v7(),
             name: "p".into(),
             root: false,

@@ -13,6 +13,8 @@ use std::fmt;
 
 use uuid::Uuid;
 
+use crate::domain::{PrincipalId, RoleId};
+
 use crate::changes::Change;
 use crate::domain::NamespaceIdent;
 use crate::store::*;
@@ -25,7 +27,7 @@ pub struct Snapshot {
     pub principals: Vec<PrincipalRecord>,
     pub roles: Vec<RoleRecord>,
     /// (principal, role)
-    pub assignments: Vec<(Uuid, Uuid)>,
+    pub assignments: Vec<(PrincipalId, RoleId)>,
     pub grants: Vec<GrantRecord>,
     pub storage_credentials: Vec<StorageCredentialRecord>,
     pub signing_keys: Vec<SigningKeyRecord>,

@@ -3,6 +3,8 @@
 
 use uuid::Uuid;
 
+use crate::domain::PrincipalId;
+
 use super::{Admin, not_found};
 use super::{AdminError, AdminResult};
 use crate::changes::Change;
@@ -18,7 +20,7 @@ pub struct WithSecret {
 
 impl Admin {
     /// The tenant's principal `id`; 404 for a missing one or another tenant's.
-    pub async fn principal(&self, tenant: Uuid, id: Uuid) -> AdminResult<PrincipalRecord> {
+    pub async fn principal(&self, tenant: Uuid, id: PrincipalId) -> AdminResult<PrincipalRecord> {
         self.store
             .get_principal(id)
             .await?
@@ -41,7 +43,7 @@ impl Admin {
         check_resource_name("principal name", &name)?;
         let (secret, secret_hash) = self.secrets.generate();
         let principal = PrincipalRecord {
-            id: Uuid::now_v7(),
+            id: PrincipalId::now_v7(),
             tenant_id: tenant,
             name,
             kind,
@@ -67,7 +69,7 @@ impl Admin {
         &self,
         caller: &Caller,
         tenant: Uuid,
-        id: Uuid,
+        id: PrincipalId,
         enabled: bool,
     ) -> AdminResult<PrincipalRecord> {
         let mut p = self.principal(tenant, id).await?;
@@ -96,7 +98,7 @@ impl Admin {
         &self,
         caller: &Caller,
         tenant: Uuid,
-        id: Uuid,
+        id: PrincipalId,
     ) -> AdminResult<WithSecret> {
         let mut principal = self.principal(tenant, id).await?;
         let (secret, secret_hash) = self.secrets.generate();
@@ -115,7 +117,7 @@ impl Admin {
         &self,
         caller: &Caller,
         tenant: Uuid,
-        id: Uuid,
+        id: PrincipalId,
     ) -> AdminResult<()> {
         let p = self.principal(tenant, id).await?;
         if p.root {

@@ -2,6 +2,8 @@
 
 use uuid::Uuid;
 
+use crate::domain::{PrincipalId, RoleId};
+
 use super::{Admin, not_found};
 use super::{AdminError, AdminResult};
 use crate::authz::Target;
@@ -23,7 +25,7 @@ pub struct GrantView {
 
 impl Admin {
     /// The tenant's role `id`; 404 for a missing one or another tenant's.
-    pub async fn role(&self, tenant: Uuid, id: Uuid) -> AdminResult<RoleRecord> {
+    pub async fn role(&self, tenant: Uuid, id: RoleId) -> AdminResult<RoleRecord> {
         self.store
             .get_role(id)
             .await?
@@ -39,7 +41,7 @@ impl Admin {
     ) -> AdminResult<RoleRecord> {
         check_resource_name("role name", &name)?;
         let role = RoleRecord {
-            id: Uuid::now_v7(),
+            id: RoleId::now_v7(),
             tenant_id: tenant,
             name,
             created_at_ms: now_ms(),
@@ -56,7 +58,7 @@ impl Admin {
     }
 
     /// Deletes a role with its grants and assignments.
-    pub async fn delete_role(&self, caller: &Caller, tenant: Uuid, id: Uuid) -> AdminResult<()> {
+    pub async fn delete_role(&self, caller: &Caller, tenant: Uuid, id: RoleId) -> AdminResult<()> {
         self.role(tenant, id).await?;
         let change = Change::Grants;
         self.store.delete_role(id, &change).await?;
@@ -71,8 +73,8 @@ impl Admin {
         &self,
         caller: &Caller,
         tenant: Uuid,
-        role: Uuid,
-        principal: Uuid,
+        role: RoleId,
+        principal: PrincipalId,
     ) -> AdminResult<()> {
         self.role(tenant, role).await?;
         self.store
@@ -92,8 +94,8 @@ impl Admin {
         &self,
         caller: &Caller,
         tenant: Uuid,
-        role: Uuid,
-        principal: Uuid,
+        role: RoleId,
+        principal: PrincipalId,
     ) -> AdminResult<()> {
         self.role(tenant, role).await?;
         let change = Change::Grants;
@@ -124,7 +126,7 @@ impl Admin {
         &self,
         caller: &Caller,
         tenant: Uuid,
-        role: Uuid,
+        role: RoleId,
         target: Target,
         privilege: Privilege,
     ) -> AdminResult<GrantView> {
@@ -166,7 +168,7 @@ impl Admin {
     }
 
     /// The tenant's grants (only `role`'s with one), each with its object's current name.
-    pub async fn grants(&self, tenant: Uuid, role: Option<Uuid>) -> AdminResult<Vec<GrantView>> {
+    pub async fn grants(&self, tenant: Uuid, role: Option<RoleId>) -> AdminResult<Vec<GrantView>> {
         let grants = self.store.list_grants(tenant, role).await?;
         let mut views = Vec::with_capacity(grants.len());
         for grant in grants {

@@ -13,6 +13,8 @@ use std::sync::Mutex;
 
 use uuid::Uuid;
 
+use crate::domain::PrincipalId;
+
 use crate::store::AuditEvent;
 
 /// Length of a principal's counting window.
@@ -41,12 +43,12 @@ pub struct ToRecord {
 pub struct DenialLog {
     per_minute: u32,
     per_day: u32,
-    principals: Mutex<HashMap<Uuid, Window>>,
+    principals: Mutex<HashMap<PrincipalId, Window>>,
     /// Each tenant's denials recorded one by one on the current UTC day: (day, count).
     tenants: Mutex<HashMap<Uuid, (i64, u32)>>,
 }
 
-fn summary(actor: Uuid, w: &Window, until_ms: i64) -> AuditEvent {
+fn summary(actor: PrincipalId, w: &Window, until_ms: i64) -> AuditEvent {
     AuditEvent {
         id: Uuid::now_v7(),
         tenant_id: w.tenant,
@@ -159,7 +161,7 @@ impl DenialLog {
 mod tests {
     use super::*;
 
-    fn denial(tenant: Uuid, actor: Uuid, at_ms: i64) -> AuditEvent {
+    fn denial(tenant: Uuid, actor: PrincipalId, at_ms: i64) -> AuditEvent {
         AuditEvent {
             id: Uuid::now_v7(),
             tenant_id: tenant,
@@ -176,7 +178,7 @@ mod tests {
     #[test]
     fn repeated_denials_are_recorded_a_few_then_counted() {
         let log = DenialLog::new(10, 10_000);
-        let (tenant, actor) = (Uuid::now_v7(), Uuid::now_v7());
+        let (tenant, actor) = (Uuid::now_v7(), PrincipalId::now_v7());
         let mut recorded = 0;
         for i in 0..2000 {
             let out = log.record(denial(tenant, actor, 1_000 + i));
@@ -213,7 +215,7 @@ mod tests {
         let tenant = Uuid::now_v7();
         let mut recorded = 0;
         for _ in 0..10 {
-            let actor = Uuid::now_v7();
+            let actor = PrincipalId::now_v7();
             for i in 0..10 {
                 recorded +=
                     usize::from(log.record(denial(tenant, actor, 1_000 + i)).event.is_some());
@@ -221,9 +223,9 @@ mod tests {
         }
         assert_eq!(recorded, 25);
         // Another tenant has its own budget; the next day the first has one again.
-        let other = log.record(denial(Uuid::now_v7(), Uuid::now_v7(), 1_000));
+        let other = log.record(denial(Uuid::now_v7(), PrincipalId::now_v7(), 1_000));
         assert!(other.event.is_some());
-        let next_day = log.record(denial(tenant, Uuid::now_v7(), DAY_MS + 5));
+        let next_day = log.record(denial(tenant, PrincipalId::now_v7(), DAY_MS + 5));
         assert!(next_day.event.is_some());
     }
 }

@@ -19,6 +19,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use uuid::Uuid;
 
+use crate::domain::PrincipalId;
+
 use crate::domain::access::{DataAccess, GrantResource, Privilege};
 use crate::domain::{NamespaceIdent, TableIdent};
 use crate::identity::Caller;
@@ -174,10 +176,10 @@ const READ_TURNS: u64 = 10_000;
 /// Decides and caches.
 pub struct Authorizer {
     store: Arc<dyn CatalogStore>,
-    held: moka::sync::Cache<Uuid, Arc<Option<Held>>>,
+    held: moka::sync::Cache<PrincipalId, Arc<Option<Held>>>,
     /// One turn per principal at reading its grants, so requests that miss together share one
     /// read (the hit path stays a plain synchronous lookup).
-    reads: moka::sync::Cache<Uuid, Arc<tokio::sync::Mutex<()>>>,
+    reads: moka::sync::Cache<PrincipalId, Arc<tokio::sync::Mutex<()>>>,
     /// Which denials are audited one by one.
     denials: denials::DenialLog,
 }
@@ -187,7 +189,7 @@ impl Authorizer {
     pub fn new(store: Arc<dyn CatalogStore>) -> Self {
         let held = moka::sync::Cache::builder()
             .max_capacity(HELD_CACHE_BYTES)
-            .weigher(|_: &Uuid, held: &Arc<Option<Held>>| {
+            .weigher(|_: &PrincipalId, held: &Arc<Option<Held>>| {
                 let grants = held.as_ref().as_ref().map_or(0, Vec::len);
                 u32::try_from(128 + 160 * grants).unwrap_or(u32::MAX)
             })

@@ -6,6 +6,9 @@
 //! may contain control characters, `/` or `\`, or be `.` / `..` (names end up in logs, keys and paths).
 
 pub mod access;
+pub mod ids;
+
+pub use ids::{PrincipalId, RoleId};
 
 use std::fmt;
 

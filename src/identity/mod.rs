@@ -18,6 +18,8 @@ mod tokens;
 
 use uuid::Uuid;
 
+use crate::domain::PrincipalId;
+
 pub use backoff::SignInBackoff;
 pub use keys::{SigningKey, owner_only_file};
 pub use sealing::{MasterKey, SealError, hmac_sha256};
@@ -28,7 +30,7 @@ pub use tokens::{AuthError, IssuedToken, TokenService};
 /// The authenticated principal behind a request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Caller {
-    pub principal_id: Uuid,
+    pub principal_id: PrincipalId,
     pub tenant_id: Uuid,
     pub name: String,
     /// The root principal may act in every tenant.
@@ -45,7 +47,7 @@ impl Caller {
     /// powers, no principal (its audit events name the nil id as their actor).
     pub fn system(tenant: Uuid) -> Self {
         Self {
-            principal_id: Uuid::nil(),
+            principal_id: PrincipalId::nil(),
             tenant_id: tenant,
             name: "floe (configuration)".into(),
             root: true,

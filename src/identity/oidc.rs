@@ -208,7 +208,7 @@ impl OidcVerifier {
             Some(p) => p,
             None if identity.create_principals => {
                 let p = PrincipalRecord {
-                    id: uuid::Uuid::now_v7(),
+                    id: crate::domain::PrincipalId::now_v7(),
                     tenant_id: tenant.id,
                     name: identity.subject.clone(),
                     kind: PrincipalKind::Human,

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
-use uuid::Uuid;
 
 use super::{ClientSecrets, HashKind, IssuedToken, SignInBackoff, TokenService};
 use crate::changes::{Change, Subscriber};
@@ -53,7 +52,7 @@ pub struct SignIn {
     secrets: Arc<ClientSecrets>,
     backoff: SignInBackoff,
     /// Successful secret checks, by hash of (client id, secret, stored hash), for a short while.
-    verified: moka::future::Cache<[u8; 32], Uuid>,
+    verified: moka::future::Cache<[u8; 32], crate::domain::PrincipalId>,
 }
 
 impl SignIn {

@@ -204,7 +204,9 @@ impl TokenService {
             },
         )?;
         let claims = data.claims;
-        let principal_id = Uuid::parse_str(&claims.sub)
+        let principal_id: crate::domain::PrincipalId = claims
+            .sub
+            .parse()
             .map_err(|_| AuthError::Invalid("sub is not a principal id".into()))?;
         let caller = Arc::new(Caller {
             principal_id,
@@ -271,7 +273,7 @@ mod tests {
 
     fn principal() -> PrincipalRecord {
         PrincipalRecord {
-            id: Uuid::new_v4(),
+            id: crate::domain::PrincipalId::new_v4(),
             tenant_id: Uuid::new_v4(),
             name: "etl".into(),
             kind: PrincipalKind::Service,
@@ -394,7 +396,7 @@ mod tests {
     fn renewals_end_with_the_session_that_began_with_the_secret() {
         let svc = service().with_max_session_secs(7200);
         let principal = PrincipalRecord {
-            id: Uuid::new_v4(),
+            id: crate::domain::PrincipalId::new_v4(),
             tenant_id: Uuid::new_v4(),
             name: "etl".into(),
             kind: crate::store::PrincipalKind::Service,

@@ -116,7 +116,7 @@ pub(super) async fn ensure_root_principal(
         (secret, hash)
     };
     let principal = PrincipalRecord {
-        id: Uuid::now_v7(),
+        id: crate::domain::PrincipalId::now_v7(),
         tenant_id: tenant,
         name: "root".into(),
         kind: PrincipalKind::Service,

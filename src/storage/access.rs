@@ -85,7 +85,7 @@ impl<'a> WarehouseStorage<'a> {
 /// Who access is handed to: the principal's id (cache keys) and name (session names, logs).
 #[derive(Debug, Clone, Copy)]
 pub struct Requester<'a> {
-    pub principal_id: Uuid,
+    pub principal_id: crate::domain::PrincipalId,
     pub name: &'a str,
 }
 

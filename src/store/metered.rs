@@ -12,6 +12,8 @@ use async_trait::async_trait;
 use metrics::Histogram;
 use uuid::Uuid;
 
+use crate::domain::{PrincipalId, RoleId};
+
 use super::*;
 use crate::domain::{NamespaceIdent, TableIdent};
 
@@ -76,20 +78,20 @@ impl TenancyStore {
 impl AccessStore {
     fn create_principal(principal: &PrincipalRecord, change: &Change) -> StoreResult<()>;
     fn update_principal(principal: &PrincipalRecord, change: &Change) -> StoreResult<()>;
-    fn get_principal(id: Uuid) -> StoreResult<Option<PrincipalRecord>>;
+    fn get_principal(id: PrincipalId) -> StoreResult<Option<PrincipalRecord>>;
     fn get_principal_by_client_id(client_id: &str) -> StoreResult<Option<PrincipalRecord>>;
     fn list_principals(tenant: Uuid) -> StoreResult<Vec<PrincipalRecord>>;
-    fn delete_principal(id: Uuid, change: &Change) -> StoreResult<()>;
+    fn delete_principal(id: PrincipalId, change: &Change) -> StoreResult<()>;
     fn create_role(role: &RoleRecord, change: &Change) -> StoreResult<()>;
-    fn get_role(id: Uuid) -> StoreResult<Option<RoleRecord>>;
+    fn get_role(id: RoleId) -> StoreResult<Option<RoleRecord>>;
     fn list_roles(tenant: Uuid) -> StoreResult<Vec<RoleRecord>>;
-    fn delete_role(id: Uuid, change: &Change) -> StoreResult<()>;
-    fn assign_role(principal: Uuid, role: Uuid, change: &Change) -> StoreResult<()>;
-    fn unassign_role(principal: Uuid, role: Uuid, change: &Change) -> StoreResult<()>;
-    fn roles_of(principal: Uuid) -> StoreResult<Vec<Uuid>>;
+    fn delete_role(id: RoleId, change: &Change) -> StoreResult<()>;
+    fn assign_role(principal: PrincipalId, role: RoleId, change: &Change) -> StoreResult<()>;
+    fn unassign_role(principal: PrincipalId, role: RoleId, change: &Change) -> StoreResult<()>;
+    fn roles_of(principal: PrincipalId) -> StoreResult<Vec<RoleId>>;
     fn create_grant(grant: &GrantRecord, change: &Change) -> StoreResult<()>;
     fn delete_grant(tenant: Uuid, id: Uuid, change: &Change) -> StoreResult<Option<GrantRecord>>;
-    fn list_grants(tenant: Uuid, role: Option<Uuid>) -> StoreResult<Vec<GrantRecord>>;
+    fn list_grants(tenant: Uuid, role: Option<RoleId>) -> StoreResult<Vec<GrantRecord>>;
 }
 impl NamespaceStore {
     fn create_namespace(warehouse: Uuid, ns: &NamespaceRecord) -> StoreResult<()>;

@@ -29,7 +29,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::changes::Change;
-use crate::domain::{NamespaceIdent, TableIdent};
+use crate::domain::{NamespaceIdent, PrincipalId, RoleId, TableIdent};
 
 pub use self::sled::SledStore;
 pub use metered::MeteredStore;
@@ -187,23 +187,33 @@ pub trait AccessStore: Send + Sync {
         principal: &PrincipalRecord,
         change: &Change,
     ) -> StoreResult<()>;
-    async fn get_principal(&self, id: Uuid) -> StoreResult<Option<PrincipalRecord>>;
+    async fn get_principal(&self, id: PrincipalId) -> StoreResult<Option<PrincipalRecord>>;
     async fn get_principal_by_client_id(
         &self,
         client_id: &str,
     ) -> StoreResult<Option<PrincipalRecord>>;
     async fn list_principals(&self, tenant: Uuid) -> StoreResult<Vec<PrincipalRecord>>;
     /// Deletes a principal and its role assignments.
-    async fn delete_principal(&self, id: Uuid, change: &Change) -> StoreResult<()>;
+    async fn delete_principal(&self, id: PrincipalId, change: &Change) -> StoreResult<()>;
     async fn create_role(&self, role: &RoleRecord, change: &Change) -> StoreResult<()>;
-    async fn get_role(&self, id: Uuid) -> StoreResult<Option<RoleRecord>>;
+    async fn get_role(&self, id: RoleId) -> StoreResult<Option<RoleRecord>>;
     async fn list_roles(&self, tenant: Uuid) -> StoreResult<Vec<RoleRecord>>;
     /// Deletes a role with its grants and assignments.
-    async fn delete_role(&self, id: Uuid, change: &Change) -> StoreResult<()>;
-    async fn assign_role(&self, principal: Uuid, role: Uuid, change: &Change) -> StoreResult<()>;
-    async fn unassign_role(&self, principal: Uuid, role: Uuid, change: &Change) -> StoreResult<()>;
+    async fn delete_role(&self, id: RoleId, change: &Change) -> StoreResult<()>;
+    async fn assign_role(
+        &self,
+        principal: PrincipalId,
+        role: RoleId,
+        change: &Change,
+    ) -> StoreResult<()>;
+    async fn unassign_role(
+        &self,
+        principal: PrincipalId,
+        role: RoleId,
+        change: &Change,
+    ) -> StoreResult<()>;
     /// The roles assigned to a principal.
-    async fn roles_of(&self, principal: Uuid) -> StoreResult<Vec<Uuid>>;
+    async fn roles_of(&self, principal: PrincipalId) -> StoreResult<Vec<RoleId>>;
     async fn create_grant(&self, grant: &GrantRecord, change: &Change) -> StoreResult<()>;
     /// Deletes a tenant's grant; `None` when the tenant has no grant with that id.
     async fn delete_grant(
@@ -213,7 +223,11 @@ pub trait AccessStore: Send + Sync {
         change: &Change,
     ) -> StoreResult<Option<GrantRecord>>;
     /// Grants of a tenant, optionally only those of one role.
-    async fn list_grants(&self, tenant: Uuid, role: Option<Uuid>) -> StoreResult<Vec<GrantRecord>>;
+    async fn list_grants(
+        &self,
+        tenant: Uuid,
+        role: Option<RoleId>,
+    ) -> StoreResult<Vec<GrantRecord>>;
 }
 
 /// The namespaces of a warehouse and their properties (a `location` property is a claim under

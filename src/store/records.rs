@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::domain::{PrincipalId, RoleId};
+
 use crate::domain::access::{GrantResource, Privilege};
 use crate::domain::{NamespaceIdent, TableIdent};
 use crate::storage::StorageProfile;
@@ -70,7 +72,7 @@ pub enum PrincipalKind {
 /// Someone who can authenticate. The secret is stored only as an argon2 hash.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PrincipalRecord {
-    pub id: Uuid,
+    pub id: PrincipalId,
     pub tenant_id: Uuid,
     pub name: String,
     pub kind: PrincipalKind,
@@ -90,7 +92,7 @@ pub struct PrincipalRecord {
 /// A named set of grants inside a tenant, assigned to principals.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoleRecord {
-    pub id: Uuid,
+    pub id: RoleId,
     pub tenant_id: Uuid,
     pub name: String,
     pub created_at_ms: i64,
@@ -101,7 +103,7 @@ pub struct RoleRecord {
 pub struct GrantRecord {
     pub id: Uuid,
     pub tenant_id: Uuid,
-    pub role_id: Uuid,
+    pub role_id: RoleId,
     pub resource: GrantResource,
     pub privilege: Privilege,
     pub created_at_ms: i64,
@@ -116,7 +118,7 @@ pub struct AuditEvent {
     pub tenant_id: Uuid,
     pub at_ms: i64,
     /// The principal who acted.
-    pub actor: Uuid,
+    pub actor: PrincipalId,
     pub action: String,
     pub resource: String,
     /// `ok` or `denied`.

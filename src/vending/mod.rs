@@ -61,7 +61,7 @@ struct RenderKey {
     profile: u64,
     location: String,
     access: DataAccess,
-    principal: Uuid,
+    principal: crate::domain::PrincipalId,
     refresh_endpoint: String,
 }
 

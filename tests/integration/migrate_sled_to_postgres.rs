@@ -58,7 +58,7 @@ async fn fill(store: &dyn CatalogStore) -> Vec<(Uuid, TableIdent)> {
             .await
             .unwrap();
         let role = RoleRecord {
-            id: Uuid::now_v7(),
+            id: floe::domain::RoleId::now_v7(),
             tenant_id: tenant.id,
             name: "readers".into(),
             created_at_ms: 1,
@@ -66,7 +66,7 @@ async fn fill(store: &dyn CatalogStore) -> Vec<(Uuid, TableIdent)> {
         store.create_role(&role, &Change::Grants).await.unwrap();
         for p in ["ann", "bob"] {
             let principal = PrincipalRecord {
-                id: Uuid::now_v7(),
+                id: floe::domain::PrincipalId::now_v7(),
                 tenant_id: tenant.id,
                 name: p.into(),
                 kind: PrincipalKind::Human,

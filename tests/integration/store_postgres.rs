@@ -477,7 +477,7 @@ fn requests_that_miss_the_grant_cache_together_share_one_read() {
             .await
             .unwrap();
         let role = RoleRecord {
-            id: uuid::Uuid::new_v4(),
+            id: floe::domain::RoleId::new_v4(),
             tenant_id: tenant,
             name: "readers".into(),
             created_at_ms: 1,

@@ -88,7 +88,7 @@ async fn a_snapshot_taken_while_a_tenant_is_deleted_does_not_hang_the_store() {
         .unwrap();
     for i in 0..60 {
         let principal = PrincipalRecord {
-            id: uuid::Uuid::new_v4(),
+            id: floe::domain::PrincipalId::new_v4(),
             tenant_id: tenant.id,
             name: format!("p{i}"),
             kind: PrincipalKind::Service,

@@ -82,7 +82,7 @@ impl From<crate::store::AuditEvent> for AuditEventInfo {
             id: e.id,
             tenant_id: e.tenant_id,
             at_ms: e.at_ms,
-            actor: e.actor,
+            actor: e.actor.uuid(),
             action: e.action,
             resource: e.resource,
             outcome: e.outcome,
@@ -139,7 +139,7 @@ pub struct WhoAmI {
 async fn whoami(state: web::Data<AppState>, auth: Authenticated) -> ApiResult<HttpResponse> {
     let me = state.admin.identity(&auth.0).await?;
     Ok(HttpResponse::Ok().json(WhoAmI {
-        principal_id: me.principal.id,
+        principal_id: me.principal.id.uuid(),
         name: me.principal.name,
         tenant_id: me.tenant.id,
         tenant_name: me.tenant.name,

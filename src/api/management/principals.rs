@@ -38,7 +38,7 @@ pub struct PrincipalInfo {
 impl From<PrincipalRecord> for PrincipalInfo {
     fn from(p: PrincipalRecord) -> Self {
         Self {
-            id: p.id,
+            id: p.id.uuid(),
             tenant_id: p.tenant_id,
             name: p.name,
             kind: p.kind,
@@ -157,7 +157,7 @@ async fn get_principal(
 ) -> ApiResult<HttpResponse> {
     let (tenant, id) = path.into_inner();
     admin_tenant(&state, &auth.0, tenant).await?;
-    let principal = state.admin.principal(tenant, id).await?;
+    let principal = state.admin.principal(tenant, id.into()).await?;
     Ok(HttpResponse::Ok().json(PrincipalInfo::from(principal)))
 }
 
@@ -180,7 +180,7 @@ async fn set_enabled(
     let enabled = action == "enable";
     let p = state
         .admin
-        .set_enabled(&auth.0, tenant, id, enabled)
+        .set_enabled(&auth.0, tenant, id.into(), enabled)
         .await?;
     Ok(HttpResponse::Ok().json(PrincipalInfo::from(p)))
 }
@@ -199,7 +199,10 @@ async fn rotate_secret(
 ) -> ApiResult<HttpResponse> {
     let (tenant, id) = path.into_inner();
     admin_tenant(&state, &auth.0, tenant).await?;
-    let rotated = state.admin.rotate_secret(&auth.0, tenant, id).await?;
+    let rotated = state
+        .admin
+        .rotate_secret(&auth.0, tenant, id.into())
+        .await?;
     Ok(HttpResponse::Ok().json(with_secret(rotated)))
 }
 
@@ -218,6 +221,9 @@ async fn delete_principal(
 ) -> ApiResult<HttpResponse> {
     let (tenant, id) = path.into_inner();
     admin_tenant(&state, &auth.0, tenant).await?;
-    state.admin.delete_principal(&auth.0, tenant, id).await?;
+    state
+        .admin
+        .delete_principal(&auth.0, tenant, id.into())
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -39,7 +39,7 @@ pub struct RoleInfo {
 impl From<RoleRecord> for RoleInfo {
     fn from(r: RoleRecord) -> Self {
         Self {
-            id: r.id,
+            id: r.id.uuid(),
             tenant_id: r.tenant_id,
             name: r.name,
         }
@@ -313,7 +313,7 @@ fn grant_info(view: GrantView) -> GrantInfo {
     };
     GrantInfo {
         id: g.id,
-        role_id: g.role_id,
+        role_id: g.role_id.uuid(),
         resource,
         privilege: g.privilege,
     }
@@ -393,7 +393,7 @@ async fn delete_role(
 ) -> ApiResult<HttpResponse> {
     let (tenant, id) = path.into_inner();
     admin_tenant(&state, &auth.0, tenant).await?;
-    state.admin.delete_role(&auth.0, tenant, id).await?;
+    state.admin.delete_role(&auth.0, tenant, id.into()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -414,7 +414,7 @@ async fn assign_role(
     admin_tenant(&state, &auth.0, tenant).await?;
     state
         .admin
-        .assign_role(&auth.0, tenant, role, principal)
+        .assign_role(&auth.0, tenant, role.into(), principal.into())
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -436,7 +436,7 @@ async fn unassign_role(
     admin_tenant(&state, &auth.0, tenant).await?;
     state
         .admin
-        .unassign_role(&auth.0, tenant, role, principal)
+        .unassign_role(&auth.0, tenant, role.into(), principal.into())
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -462,7 +462,7 @@ async fn create_grant(
         .create_grant(
             &auth.0,
             tenant.id,
-            body.role_id,
+            body.role_id.into(),
             body.resource,
             body.privilege,
         )
@@ -483,7 +483,10 @@ async fn list_grants(
     query: web::Query<GrantQuery>,
 ) -> ApiResult<HttpResponse> {
     let tenant = admin_tenant(&state, &auth.0, path.into_inner()).await?;
-    let grants = state.admin.grants(tenant.id, query.role).await?;
+    let grants = state
+        .admin
+        .grants(tenant.id, query.role.map(Into::into))
+        .await?;
     Ok(HttpResponse::Ok().json(GrantList {
         grants: grants.into_iter().map(grant_info).collect(),
     }))

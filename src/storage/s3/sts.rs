@@ -46,7 +46,7 @@ pub struct SessionKey {
     pub bucket: String,
     pub key_prefix: String,
     pub access: S3Access,
-    pub principal: Uuid,
+    pub principal: crate::domain::PrincipalId,
 }
 
 /// Everything an AssumeRole call needs.

@@ -7,6 +7,8 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use crate::domain::{PrincipalId, RoleId};
+
 use super::common::{
     backend, is_foreign_key_violation, is_unique_violation, json, record, records,
 };
@@ -64,7 +66,7 @@ impl AccessStore for PgStore {
         tx.commit().await.map_err(backend)
     }
 
-    async fn get_principal(&self, id: Uuid) -> StoreResult<Option<PrincipalRecord>> {
+    async fn get_principal(&self, id: PrincipalId) -> StoreResult<Option<PrincipalRecord>> {
         self.fetch_record(sqlx::query("SELECT record FROM principals WHERE id = $1").bind(id))
             .await
     }
@@ -87,7 +89,7 @@ impl AccessStore for PgStore {
         .await
     }
 
-    async fn delete_principal(&self, id: Uuid, change: &Change) -> StoreResult<()> {
+    async fn delete_principal(&self, id: PrincipalId, change: &Change) -> StoreResult<()> {
         let q = sqlx::query("DELETE FROM principals WHERE id = $1").bind(id);
         match self.changing(change, q).await.map_err(backend)? {
             0 => Err(StoreError::NotFound(format!("principal {id}"))),
@@ -110,7 +112,7 @@ impl AccessStore for PgStore {
         }
     }
 
-    async fn get_role(&self, id: Uuid) -> StoreResult<Option<RoleRecord>> {
+    async fn get_role(&self, id: RoleId) -> StoreResult<Option<RoleRecord>> {
         self.fetch_record(sqlx::query("SELECT record FROM roles WHERE id = $1").bind(id))
             .await
     }
@@ -123,7 +125,7 @@ impl AccessStore for PgStore {
         .await
     }
 
-    async fn delete_role(&self, id: Uuid, change: &Change) -> StoreResult<()> {
+    async fn delete_role(&self, id: RoleId, change: &Change) -> StoreResult<()> {
         // Grants and assignments go with it (ON DELETE CASCADE).
         let q = sqlx::query("DELETE FROM roles WHERE id = $1").bind(id);
         match self.changing(change, q).await.map_err(backend)? {
@@ -132,7 +134,12 @@ impl AccessStore for PgStore {
         }
     }
 
-    async fn assign_role(&self, principal: Uuid, role: Uuid, change: &Change) -> StoreResult<()> {
+    async fn assign_role(
+        &self,
+        principal: PrincipalId,
+        role: RoleId,
+        change: &Change,
+    ) -> StoreResult<()> {
         let q = sqlx::query(
             "INSERT INTO role_assignments (principal_id, role_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         )
@@ -146,7 +153,12 @@ impl AccessStore for PgStore {
         }
     }
 
-    async fn unassign_role(&self, principal: Uuid, role: Uuid, change: &Change) -> StoreResult<()> {
+    async fn unassign_role(
+        &self,
+        principal: PrincipalId,
+        role: RoleId,
+        change: &Change,
+    ) -> StoreResult<()> {
         let q =
             sqlx::query("DELETE FROM role_assignments WHERE principal_id = $1 AND role_id = $2")
                 .bind(principal)
@@ -159,7 +171,7 @@ impl AccessStore for PgStore {
         }
     }
 
-    async fn roles_of(&self, principal: Uuid) -> StoreResult<Vec<Uuid>> {
+    async fn roles_of(&self, principal: PrincipalId) -> StoreResult<Vec<RoleId>> {
         sqlx::query_scalar(
             "SELECT role_id FROM role_assignments WHERE principal_id = $1 ORDER BY role_id",
         )
@@ -215,7 +227,11 @@ impl AccessStore for PgStore {
         Ok(Some(record(&row)?))
     }
 
-    async fn list_grants(&self, tenant: Uuid, role: Option<Uuid>) -> StoreResult<Vec<GrantRecord>> {
+    async fn list_grants(
+        &self,
+        tenant: Uuid,
+        role: Option<RoleId>,
+    ) -> StoreResult<Vec<GrantRecord>> {
         let rows = sqlx::query(
             "SELECT record FROM grants WHERE tenant_id = $1 AND ($2::uuid IS NULL OR role_id = $2) \
              ORDER BY id",

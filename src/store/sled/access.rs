@@ -8,6 +8,8 @@ use ::sled::transaction::abort;
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use crate::domain::{PrincipalId, RoleId};
+
 use super::keys::{grant_key, pair_key, warehouse_name_key};
 use super::*;
 
@@ -18,7 +20,7 @@ impl AccessStore for SledStore {
         let what = format!("principal with client id '{}'", p.client_id);
         self.insert_named(
             (&self.principals, &self.client_ids),
-            p.id,
+            p.id.uuid(),
             p.client_id.as_bytes(),
             what,
             p,
@@ -46,7 +48,7 @@ impl AccessStore for SledStore {
         self.durable().await
     }
 
-    async fn get_principal(&self, id: Uuid) -> StoreResult<Option<PrincipalRecord>> {
+    async fn get_principal(&self, id: PrincipalId) -> StoreResult<Option<PrincipalRecord>> {
         Self::get_json(&self.principals, id.as_bytes())
     }
 
@@ -69,7 +71,7 @@ impl AccessStore for SledStore {
         Ok(out)
     }
 
-    async fn delete_principal(&self, id: Uuid, _change: &Change) -> StoreResult<()> {
+    async fn delete_principal(&self, id: PrincipalId, _change: &Change) -> StoreResult<()> {
         let writing = self.writing().await?;
         self.remove_principal(&writing, id).await
     }
@@ -78,11 +80,17 @@ impl AccessStore for SledStore {
         let _writing = self.writing().await?;
         let what = format!("role '{}'", role.name);
         let name = warehouse_name_key(role.tenant_id, &role.name);
-        self.insert_named((&self.roles, &self.role_names), role.id, &name, what, role)
-            .await
+        self.insert_named(
+            (&self.roles, &self.role_names),
+            role.id.uuid(),
+            &name,
+            what,
+            role,
+        )
+        .await
     }
 
-    async fn get_role(&self, id: Uuid) -> StoreResult<Option<RoleRecord>> {
+    async fn get_role(&self, id: RoleId) -> StoreResult<Option<RoleRecord>> {
         Self::get_json(&self.roles, id.as_bytes())
     }
 
@@ -96,29 +104,34 @@ impl AccessStore for SledStore {
         Ok(out)
     }
 
-    async fn delete_role(&self, id: Uuid, _change: &Change) -> StoreResult<()> {
+    async fn delete_role(&self, id: RoleId, _change: &Change) -> StoreResult<()> {
         let writing = self.writing().await?;
         self.remove_role(&writing, id).await
     }
 
-    async fn assign_role(&self, principal: Uuid, role: Uuid, _change: &Change) -> StoreResult<()> {
+    async fn assign_role(
+        &self,
+        principal: PrincipalId,
+        role: RoleId,
+        _change: &Change,
+    ) -> StoreResult<()> {
         let _writing = self.writing().await?;
         self.assignments
-            .insert(pair_key(principal, role), &[])
+            .insert(pair_key(principal.uuid(), role.uuid()), &[])
             .map_err(backend)?;
         self.durable().await
     }
 
     async fn unassign_role(
         &self,
-        principal: Uuid,
-        role: Uuid,
+        principal: PrincipalId,
+        role: RoleId,
         _change: &Change,
     ) -> StoreResult<()> {
         let _writing = self.writing().await?;
         if self
             .assignments
-            .remove(pair_key(principal, role))
+            .remove(pair_key(principal.uuid(), role.uuid()))
             .map_err(backend)?
             .is_none()
         {
@@ -129,11 +142,11 @@ impl AccessStore for SledStore {
         self.durable().await
     }
 
-    async fn roles_of(&self, principal: Uuid) -> StoreResult<Vec<Uuid>> {
+    async fn roles_of(&self, principal: PrincipalId) -> StoreResult<Vec<RoleId>> {
         let mut out = Vec::new();
         for entry in self.assignments.scan_prefix(principal.as_bytes()) {
             let (key, _) = entry.map_err(backend)?;
-            out.push(Uuid::from_slice(&key[16..]).map_err(backend)?);
+            out.push(RoleId::from_slice(&key[16..]).map_err(backend)?);
         }
         Ok(out)
     }
@@ -172,7 +185,11 @@ impl AccessStore for SledStore {
         Ok(Some(decode(&value)?))
     }
 
-    async fn list_grants(&self, tenant: Uuid, role: Option<Uuid>) -> StoreResult<Vec<GrantRecord>> {
+    async fn list_grants(
+        &self,
+        tenant: Uuid,
+        role: Option<RoleId>,
+    ) -> StoreResult<Vec<GrantRecord>> {
         let mut out = Vec::new();
         for entry in self.grants.scan_prefix(tenant.as_bytes()) {
             let grant: GrantRecord = decode(&entry.map_err(backend)?.1)?;
@@ -191,7 +208,7 @@ impl SledStore {
     pub(super) async fn remove_principal(
         &self,
         _writing: &WriteGate<'_>,
-        id: Uuid,
+        id: PrincipalId,
     ) -> StoreResult<()> {
         let Some(p) = self.get_principal(id).await? else {
             return Err(StoreError::NotFound(format!("principal {id}")));
@@ -213,7 +230,11 @@ impl SledStore {
 
     /// Deletes a role with its grants and assignments (also for a tenant being deleted). The
     /// caller holds the write gate, as for [`SledStore::remove_principal`].
-    pub(super) async fn remove_role(&self, _writing: &WriteGate<'_>, id: Uuid) -> StoreResult<()> {
+    pub(super) async fn remove_role(
+        &self,
+        _writing: &WriteGate<'_>,
+        id: RoleId,
+    ) -> StoreResult<()> {
         let Some(role) = self.get_role(id).await? else {
             return Err(StoreError::NotFound(format!("role {id}")));
         };

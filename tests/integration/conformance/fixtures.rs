@@ -70,7 +70,7 @@ pub async fn seed_warehouse(store: &dyn CatalogStore) -> Uuid {
 /// An enabled human principal of `tenant`, named and identified by `client_id`.
 pub fn principal(tenant: Uuid, client_id: &str) -> PrincipalRecord {
     PrincipalRecord {
-        id: Uuid::new_v4(),
+        id: floe::domain::PrincipalId::new_v4(),
         tenant_id: tenant,
         name: client_id.into(),
         kind: PrincipalKind::Human,

@@ -13,14 +13,14 @@ use super::fixtures::*;
 pub async fn roles_grants_and_assignments(store: Arc<dyn CatalogStore>) {
     let (t1, t2) = (Uuid::new_v4(), Uuid::new_v4());
     let role = RoleRecord {
-        id: Uuid::new_v4(),
+        id: floe::domain::RoleId::new_v4(),
         tenant_id: t1,
         name: "readers".into(),
         created_at_ms: 1,
     };
     store.create_role(&role, &Change::Grants).await.unwrap();
     let dup = RoleRecord {
-        id: Uuid::new_v4(),
+        id: floe::domain::RoleId::new_v4(),
         ..role.clone()
     };
     assert!(matches!(
@@ -28,7 +28,7 @@ pub async fn roles_grants_and_assignments(store: Arc<dyn CatalogStore>) {
         Err(StoreError::AlreadyExists(_))
     ));
     let other_tenant = RoleRecord {
-        id: Uuid::new_v4(),
+        id: floe::domain::RoleId::new_v4(),
         tenant_id: t2,
         ..role.clone()
     };
@@ -143,7 +143,7 @@ pub async fn name_keyed_grants_upgrade_to_ids(store: Arc<dyn CatalogStore>) {
     store.create_tabular(wh, &t).await.unwrap();
     store.create_tabular(wh, &v).await.unwrap();
     let role = RoleRecord {
-        id: Uuid::new_v4(),
+        id: floe::domain::RoleId::new_v4(),
         tenant_id: tenant,
         name: "r".into(),
         created_at_ms: 1,

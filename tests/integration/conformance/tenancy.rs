@@ -96,7 +96,7 @@ pub async fn tenants_and_warehouses(store: Arc<dyn CatalogStore>) {
 
 pub async fn principals_by_client_id(store: Arc<dyn CatalogStore>) {
     let p = PrincipalRecord {
-        id: Uuid::new_v4(),
+        id: floe::domain::PrincipalId::new_v4(),
         tenant_id: Uuid::new_v4(),
         name: "etl".into(),
         kind: PrincipalKind::Service,
@@ -134,7 +134,7 @@ pub async fn principals_by_client_id(store: Arc<dyn CatalogStore>) {
         Some(disabled)
     );
     let dup = PrincipalRecord {
-        id: Uuid::new_v4(),
+        id: floe::domain::PrincipalId::new_v4(),
         ..p
     };
     assert!(matches!(
@@ -215,7 +215,7 @@ pub async fn audit_events_list_newest_first(store: Arc<dyn CatalogStore>) {
         id: Uuid::now_v7(),
         tenant_id: tenant,
         at_ms: 1,
-        actor: Uuid::new_v4(),
+        actor: floe::domain::PrincipalId::new_v4(),
         action: action.into(),
         resource: "r".into(),
         outcome: "ok".into(),
