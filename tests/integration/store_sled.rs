@@ -1,6 +1,6 @@
 //! What only a file-backed store can show: reopening (the conformance suite runs in `conformance`).
 
-use crate::conformance::seed_warehouse;
+use crate::conformance::{principal, seed_warehouse};
 use floe::domain::{NamespaceIdent, ObjectName, TableIdent};
 use floe::store::*;
 
@@ -87,18 +87,7 @@ async fn a_snapshot_taken_while_a_tenant_is_deleted_does_not_hang_the_store() {
         .await
         .unwrap();
     for i in 0..60 {
-        let principal = PrincipalRecord {
-            id: floe::domain::PrincipalId::new_v4(),
-            tenant_id: tenant.id,
-            name: format!("p{i}"),
-            kind: PrincipalKind::Service,
-            client_id: format!("client-{i}"),
-            secret_hash: "x".into(),
-            root: false,
-            disabled: false,
-            created_at_ms: 1,
-            sessions_valid_from_ms: 0,
-        };
+        let principal = principal(tenant.id, &format!("client-{i}"));
         store
             .create_principal(
                 &principal,
