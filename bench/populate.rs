@@ -60,7 +60,7 @@ fn metadata_json(id: Uuid, location: &str) -> String {
 }
 
 struct Table {
-    warehouse: Uuid,
+    warehouse: floe::domain::WarehouseId,
     namespace: String,
     name: String,
     location: String,
@@ -82,7 +82,7 @@ async fn main() -> anyhow::Result<()> {
     let mut tables = Vec::new();
     for t in 0..args.tenants {
         let tenant = TenantRecord {
-            id: Uuid::now_v7(),
+            id: floe::domain::TenantId::now_v7(),
             name: format!("bench-{t:05}"),
             created_at_ms: 1,
         };
@@ -90,7 +90,7 @@ async fn main() -> anyhow::Result<()> {
         store.create_tenant(&tenant, &change).await?;
         let root = format!("file://{}/t{t:05}", args.files.display());
         let warehouse = WarehouseRecord {
-            id: Uuid::now_v7(),
+            id: floe::domain::WarehouseId::now_v7(),
             tenant_id: tenant.id,
             name: "w".into(),
             storage: StorageProfile::Local { root: root.clone() },

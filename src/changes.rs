@@ -16,27 +16,26 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
-use crate::domain::PrincipalId;
+use crate::domain::{PrincipalId, TenantId, WarehouseId};
 
 /// What changed. Only what a cache needs to find its entries: never a value or a secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "change", rename_all = "kebab-case")]
 pub enum Change {
     /// A tenant was created, renamed or deleted.
-    Tenant { tenant: Uuid },
+    Tenant { tenant: TenantId },
     /// A warehouse was created, changed (storage, credential, name) or deleted.
-    Warehouse { warehouse: Uuid },
+    Warehouse { warehouse: WarehouseId },
     /// A storage credential was created, rotated or deleted.
-    StorageCredential { tenant: Uuid, name: String },
+    StorageCredential { tenant: TenantId, name: String },
     /// A principal was created, disabled, enabled, given a new secret or deleted.
     Principal { principal: PrincipalId },
     /// Roles, role assignments or grants changed.
     Grants,
     /// A table or view of the warehouse was renamed, or restored from the recycle bin: decisions
     /// cached under its old name (or none).
-    Renamed { warehouse: Uuid },
+    Renamed { warehouse: WarehouseId },
     /// Token signing keys were added, retired or pruned.
     SigningKeys,
     /// Anything may have changed: notifications were missed (a listener reconnected) or one
@@ -113,13 +112,13 @@ mod tests {
     fn a_change_reads_back_from_its_wire_form_and_garbage_means_everything() {
         let changes = [
             Change::Tenant {
-                tenant: Uuid::now_v7(),
+                tenant: TenantId::now_v7(),
             },
             Change::Warehouse {
-                warehouse: Uuid::now_v7(),
+                warehouse: WarehouseId::now_v7(),
             },
             Change::StorageCredential {
-                tenant: Uuid::now_v7(),
+                tenant: TenantId::now_v7(),
                 name: "prod-keys".into(),
             },
             Change::Principal {
@@ -127,7 +126,7 @@ mod tests {
             },
             Change::Grants,
             Change::Renamed {
-                warehouse: Uuid::now_v7(),
+                warehouse: WarehouseId::now_v7(),
             },
             Change::SigningKeys,
             Change::Everything,

@@ -127,7 +127,7 @@ mod tests {
     fn caller() -> Caller {
         Caller {
             principal_id: crate::domain::PrincipalId::now_v7(),
-            tenant_id: Uuid::now_v7(),
+            tenant_id: crate::domain::TenantId::now_v7(),
             name: "p".into(),
             root: false,
             expires_at: i64::MAX,

@@ -13,6 +13,7 @@ use std::fmt;
 
 use uuid::Uuid;
 
+use crate::domain::WarehouseId;
 use crate::domain::{PrincipalId, RoleId};
 
 use crate::changes::Change;
@@ -32,8 +33,8 @@ pub struct Snapshot {
     pub storage_credentials: Vec<StorageCredentialRecord>,
     pub signing_keys: Vec<SigningKeyRecord>,
     /// Parents before children.
-    pub namespaces: Vec<(Uuid, NamespaceRecord)>,
-    pub tabulars: Vec<(Uuid, TabularRecord)>,
+    pub namespaces: Vec<(WarehouseId, NamespaceRecord)>,
+    pub tabulars: Vec<(WarehouseId, TabularRecord)>,
     pub audit: Vec<AuditEvent>,
 }
 
@@ -111,7 +112,7 @@ impl Snapshot {
         ])
     }
 
-    fn metadata_locations(&self) -> BTreeMap<(Uuid, String), &str> {
+    fn metadata_locations(&self) -> BTreeMap<(WarehouseId, String), &str> {
         self.tabulars
             .iter()
             .map(|(wh, t)| ((*wh, t.ident.to_string()), t.metadata_location.as_str()))
@@ -301,7 +302,7 @@ async fn copy(s: &Snapshot, to: &dyn CatalogStore, report: &mut Report) -> Store
 
 async fn copy_namespace(
     to: &dyn CatalogStore,
-    wh: Uuid,
+    wh: WarehouseId,
     ns: &NamespaceRecord,
 ) -> StoreResult<bool> {
     let Some(existing) = to.get_namespace(wh, &ns.ident).await? else {
@@ -322,7 +323,11 @@ async fn copy_namespace(
     Ok(true)
 }
 
-async fn copy_tabular(to: &dyn CatalogStore, wh: Uuid, t: &TabularRecord) -> StoreResult<bool> {
+async fn copy_tabular(
+    to: &dyn CatalogStore,
+    wh: WarehouseId,
+    t: &TabularRecord,
+) -> StoreResult<bool> {
     let Some(existing) = to.get_tabular(wh, &t.ident).await? else {
         to.create_tabular(wh, t).await?;
         return Ok(true);

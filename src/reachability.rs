@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use serde::Serialize;
-use uuid::Uuid;
 
+use crate::domain::WarehouseId;
 use crate::domain::now_ms;
 use crate::outbound::CallError;
 
@@ -93,7 +93,7 @@ impl UpstreamRecord {
 /// The records of every warehouse this replica has called out for.
 #[derive(Default)]
 pub struct Reachability {
-    records: Mutex<HashMap<(Uuid, Upstream), UpstreamRecord>>,
+    records: Mutex<HashMap<(WarehouseId, Upstream), UpstreamRecord>>,
 }
 
 impl Reachability {
@@ -102,7 +102,7 @@ impl Reachability {
     }
 
     /// Notes one call's outcome.
-    pub fn record(&self, warehouse: Uuid, upstream: Upstream, outcome: Result<(), Failure>) {
+    pub fn record(&self, warehouse: WarehouseId, upstream: Upstream, outcome: Result<(), Failure>) {
         let now = now_ms();
         let mut records = self.records.lock().expect("reachability lock");
         let record = records.entry((warehouse, upstream)).or_default();
@@ -118,7 +118,7 @@ impl Reachability {
     }
 
     /// What the calls to `upstream` of `warehouse` said (an empty record if none was made).
-    pub fn of(&self, warehouse: Uuid, upstream: Upstream) -> UpstreamRecord {
+    pub fn of(&self, warehouse: WarehouseId, upstream: Upstream) -> UpstreamRecord {
         self.records
             .lock()
             .expect("reachability lock")
@@ -128,7 +128,7 @@ impl Reachability {
     }
 
     /// Forgets a warehouse (deleted, or its storage changed).
-    pub fn forget(&self, warehouse: Uuid) {
+    pub fn forget(&self, warehouse: WarehouseId) {
         self.records
             .lock()
             .expect("reachability lock")
@@ -143,7 +143,7 @@ mod tests {
     #[test]
     fn the_latest_call_decides_the_state() {
         let r = Reachability::new();
-        let w = Uuid::now_v7();
+        let w = WarehouseId::now_v7();
         assert_eq!(r.of(w, Upstream::Storage).state(), State::Unknown);
         r.record(w, Upstream::Storage, Err(Failure::Unavailable));
         assert_eq!(r.of(w, Upstream::Storage).state(), State::Unavailable);

@@ -6,6 +6,7 @@ use uuid::Uuid;
 use super::Admin;
 use super::{AdminError, AdminResult};
 use crate::changes::Change;
+use crate::domain::TenantId;
 use crate::domain::{CredentialKind, check_resource_name};
 use crate::identity::Caller;
 use crate::storage::normalize_fields;
@@ -24,7 +25,7 @@ impl Admin {
     pub async fn create_credential(
         &self,
         caller: &Caller,
-        tenant: Uuid,
+        tenant: TenantId,
         name: String,
         kind: CredentialKind,
         value: NewCredentialValue,
@@ -41,7 +42,7 @@ impl Admin {
     }
 
     /// The tenant's credentials (sealed: the handler shows names and kinds only).
-    pub async fn credentials(&self, tenant: Uuid) -> AdminResult<Vec<StorageCredentialRecord>> {
+    pub async fn credentials(&self, tenant: TenantId) -> AdminResult<Vec<StorageCredentialRecord>> {
         Ok(self.store.list_storage_credentials(tenant).await?)
     }
 
@@ -50,7 +51,7 @@ impl Admin {
     pub async fn rotate_credential(
         &self,
         caller: &Caller,
-        tenant: Uuid,
+        tenant: TenantId,
         name: String,
         kind: CredentialKind,
         value: NewCredentialValue,
@@ -69,7 +70,7 @@ impl Admin {
     pub async fn delete_credential(
         &self,
         caller: &Caller,
-        tenant: Uuid,
+        tenant: TenantId,
         name: &str,
     ) -> AdminResult<()> {
         let change = Change::StorageCredential {
@@ -88,7 +89,7 @@ impl Admin {
 
     fn credential_record(
         &self,
-        tenant: Uuid,
+        tenant: TenantId,
         name: String,
         kind: CredentialKind,
         value: NewCredentialValue,

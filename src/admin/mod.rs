@@ -23,6 +23,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::changes::{Change, Changes};
+use crate::domain::TenantId;
 use crate::identity::key_store::SigningKeys;
 use crate::identity::storage_credentials::CredentialResolver;
 use crate::identity::{Caller, ClientSecrets};
@@ -88,7 +89,7 @@ impl Admin {
     }
 
     /// The tenant at `id` if the caller may see it (root, or a member); other tenants are 404.
-    pub async fn visible_tenant(&self, caller: &Caller, id: Uuid) -> AdminResult<TenantRecord> {
+    pub async fn visible_tenant(&self, caller: &Caller, id: TenantId) -> AdminResult<TenantRecord> {
         if !caller.may_access_tenant(id) {
             return Err(not_found(&format!("tenant {id}")));
         }
@@ -99,7 +100,7 @@ impl Admin {
     }
 
     /// Records a management change as an audit event (log and store).
-    pub async fn audit(&self, caller: &Caller, tenant: Uuid, action: &str, resource: String) {
+    pub async fn audit(&self, caller: &Caller, tenant: TenantId, action: &str, resource: String) {
         let event = AuditEvent {
             id: Uuid::now_v7(),
             tenant_id: tenant,
@@ -113,7 +114,7 @@ impl Admin {
     }
 
     /// A tenant's audit events, newest first: 1 to 1000 of them.
-    pub async fn audit_events(&self, tenant: Uuid, limit: i64) -> AdminResult<Vec<AuditEvent>> {
+    pub async fn audit_events(&self, tenant: TenantId, limit: i64) -> AdminResult<Vec<AuditEvent>> {
         let limit = match limit {
             n @ 1..=1000 => n as usize,
             n => {

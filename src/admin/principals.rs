@@ -4,6 +4,7 @@
 use uuid::Uuid;
 
 use crate::domain::PrincipalId;
+use crate::domain::TenantId;
 
 use super::{Admin, not_found};
 use super::{AdminError, AdminResult};
@@ -20,7 +21,11 @@ pub struct WithSecret {
 
 impl Admin {
     /// The tenant's principal `id`; 404 for a missing one or another tenant's.
-    pub async fn principal(&self, tenant: Uuid, id: PrincipalId) -> AdminResult<PrincipalRecord> {
+    pub async fn principal(
+        &self,
+        tenant: TenantId,
+        id: PrincipalId,
+    ) -> AdminResult<PrincipalRecord> {
         self.store
             .get_principal(id)
             .await?
@@ -28,7 +33,7 @@ impl Admin {
             .ok_or_else(|| not_found(&format!("principal {id}")))
     }
 
-    pub async fn principals(&self, tenant: Uuid) -> AdminResult<Vec<PrincipalRecord>> {
+    pub async fn principals(&self, tenant: TenantId) -> AdminResult<Vec<PrincipalRecord>> {
         Ok(self.store.list_principals(tenant).await?)
     }
 
@@ -36,7 +41,7 @@ impl Admin {
     pub async fn create_principal(
         &self,
         caller: &Caller,
-        tenant: Uuid,
+        tenant: TenantId,
         name: String,
         kind: PrincipalKind,
     ) -> AdminResult<WithSecret> {
@@ -68,7 +73,7 @@ impl Admin {
     pub async fn set_enabled(
         &self,
         caller: &Caller,
-        tenant: Uuid,
+        tenant: TenantId,
         id: PrincipalId,
         enabled: bool,
     ) -> AdminResult<PrincipalRecord> {
@@ -97,7 +102,7 @@ impl Admin {
     pub async fn rotate_secret(
         &self,
         caller: &Caller,
-        tenant: Uuid,
+        tenant: TenantId,
         id: PrincipalId,
     ) -> AdminResult<WithSecret> {
         let mut principal = self.principal(tenant, id).await?;
@@ -116,7 +121,7 @@ impl Admin {
     pub async fn delete_principal(
         &self,
         caller: &Caller,
-        tenant: Uuid,
+        tenant: TenantId,
         id: PrincipalId,
     ) -> AdminResult<()> {
         let p = self.principal(tenant, id).await?;

@@ -3,6 +3,7 @@
 use uuid::Uuid;
 
 use crate::domain::{PrincipalId, RoleId};
+use crate::domain::{TenantId, WarehouseId};
 
 use super::{Admin, not_found};
 use super::{AdminError, AdminResult};
@@ -25,7 +26,7 @@ pub struct GrantView {
 
 impl Admin {
     /// The tenant's role `id`; 404 for a missing one or another tenant's.
-    pub async fn role(&self, tenant: Uuid, id: RoleId) -> AdminResult<RoleRecord> {
+    pub async fn role(&self, tenant: TenantId, id: RoleId) -> AdminResult<RoleRecord> {
         self.store
             .get_role(id)
             .await?
@@ -36,7 +37,7 @@ impl Admin {
     pub async fn create_role(
         &self,
         caller: &Caller,
-        tenant: Uuid,
+        tenant: TenantId,
         name: String,
     ) -> AdminResult<RoleRecord> {
         check_resource_name("role name", &name)?;
@@ -53,12 +54,17 @@ impl Admin {
         Ok(role)
     }
 
-    pub async fn roles(&self, tenant: Uuid) -> AdminResult<Vec<RoleRecord>> {
+    pub async fn roles(&self, tenant: TenantId) -> AdminResult<Vec<RoleRecord>> {
         Ok(self.store.list_roles(tenant).await?)
     }
 
     /// Deletes a role with its grants and assignments.
-    pub async fn delete_role(&self, caller: &Caller, tenant: Uuid, id: RoleId) -> AdminResult<()> {
+    pub async fn delete_role(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        id: RoleId,
+    ) -> AdminResult<()> {
         self.role(tenant, id).await?;
         let change = Change::Grants;
         self.store.delete_role(id, &change).await?;
@@ -72,7 +78,7 @@ impl Admin {
     pub async fn assign_role(
         &self,
         caller: &Caller,
-        tenant: Uuid,
+        tenant: TenantId,
         role: RoleId,
         principal: PrincipalId,
     ) -> AdminResult<()> {
@@ -93,7 +99,7 @@ impl Admin {
     pub async fn unassign_role(
         &self,
         caller: &Caller,
-        tenant: Uuid,
+        tenant: TenantId,
         role: RoleId,
         principal: PrincipalId,
     ) -> AdminResult<()> {
@@ -110,7 +116,7 @@ impl Admin {
     async fn grants_changed(
         &self,
         caller: &Caller,
-        tenant: Uuid,
+        tenant: TenantId,
         change: Change,
         action: &str,
         what: String,
@@ -125,7 +131,7 @@ impl Admin {
     pub async fn create_grant(
         &self,
         caller: &Caller,
-        tenant: Uuid,
+        tenant: TenantId,
         role: RoleId,
         target: Target,
         privilege: Privilege,
@@ -168,7 +174,11 @@ impl Admin {
     }
 
     /// The tenant's grants (only `role`'s with one), each with its object's current name.
-    pub async fn grants(&self, tenant: Uuid, role: Option<RoleId>) -> AdminResult<Vec<GrantView>> {
+    pub async fn grants(
+        &self,
+        tenant: TenantId,
+        role: Option<RoleId>,
+    ) -> AdminResult<Vec<GrantView>> {
         let grants = self.store.list_grants(tenant, role).await?;
         let mut views = Vec::with_capacity(grants.len());
         for grant in grants {
@@ -178,7 +188,12 @@ impl Admin {
     }
 
     /// Revokes the tenant's grant `id`.
-    pub async fn delete_grant(&self, caller: &Caller, tenant: Uuid, id: Uuid) -> AdminResult<()> {
+    pub async fn delete_grant(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        id: Uuid,
+    ) -> AdminResult<()> {
         let change = Change::Grants;
         if self
             .store
@@ -219,7 +234,7 @@ impl Admin {
     }
 
     async fn grant_resource(&self, target: Target) -> AdminResult<GrantResource> {
-        let object_id = |warehouse: Uuid, ident: TableIdent, kind: TabularKind| async move {
+        let object_id = |warehouse: WarehouseId, ident: TableIdent, kind: TabularKind| async move {
             self.store
                 .get_tabular(warehouse, &ident)
                 .await?

@@ -1,10 +1,9 @@
 //! Tenants and token signing keys (the root principal's to manage), and who a caller is.
 
-use uuid::Uuid;
-
 use super::{Admin, not_found};
 use super::{AdminError, AdminResult};
 use crate::changes::Change;
+use crate::domain::TenantId;
 use crate::domain::check_resource_name;
 use crate::identity::Caller;
 use crate::identity::key_store::RotateError;
@@ -21,7 +20,7 @@ impl Admin {
     pub async fn create_tenant(&self, caller: &Caller, name: String) -> AdminResult<TenantRecord> {
         check_resource_name("tenant name", &name)?;
         let tenant = TenantRecord {
-            id: Uuid::now_v7(),
+            id: TenantId::now_v7(),
             name,
             created_at_ms: now_ms(),
         };
@@ -40,7 +39,7 @@ impl Admin {
     pub async fn rename_tenant(
         &self,
         caller: &Caller,
-        id: Uuid,
+        id: TenantId,
         name: &str,
     ) -> AdminResult<TenantRecord> {
         check_resource_name("tenant name", name)?;
@@ -58,7 +57,7 @@ impl Admin {
     }
 
     /// Deletes a tenant that has no warehouses; never the caller's own.
-    pub async fn delete_tenant(&self, caller: &Caller, id: Uuid) -> AdminResult<()> {
+    pub async fn delete_tenant(&self, caller: &Caller, id: TenantId) -> AdminResult<()> {
         if id == caller.tenant_id {
             return Err(AdminError::Conflict(
                 "the root principal's own tenant cannot be deleted".into(),

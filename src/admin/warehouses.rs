@@ -2,11 +2,11 @@
 //! Whether a profile and its credential make sense is the storage's own rule
 //! ([`crate::storage::check_storage`]); where local warehouses may live is decided here.
 
-use uuid::Uuid;
-
 use super::{Admin, not_found};
 use super::{AdminError, AdminResult};
 use crate::changes::Change;
+use crate::domain::TenantId;
+use crate::domain::WarehouseId;
 use crate::domain::{CredentialKind, check_resource_name};
 use crate::identity::Caller;
 use crate::storage::StorageProfile;
@@ -44,7 +44,7 @@ impl Admin {
     pub async fn create_warehouse(
         &self,
         caller: &Caller,
-        tenant: Uuid,
+        tenant: TenantId,
         name: String,
         storage: NewStorage,
         credential: Option<String>,
@@ -59,13 +59,13 @@ impl Admin {
     async fn create_warehouse_with(
         &self,
         caller: &Caller,
-        tenant: Uuid,
+        tenant: TenantId,
         name: String,
         storage: NewStorage,
         credential: Option<String>,
         kind: Option<CredentialKind>,
     ) -> AdminResult<WarehouseRecord> {
-        let id = Uuid::now_v7();
+        let id = WarehouseId::now_v7();
         let record = WarehouseRecord {
             id,
             tenant_id: tenant,
@@ -94,7 +94,7 @@ impl Admin {
     pub async fn declare_warehouse(
         &self,
         caller: &Caller,
-        tenant: Uuid,
+        tenant: TenantId,
         name: String,
         profile: StorageProfile,
         has_keys: bool,
@@ -143,7 +143,7 @@ impl Admin {
     }
 
     /// Every warehouse of `tenant` (the handler shows only those the caller may see).
-    pub async fn warehouses(&self, tenant: Uuid) -> AdminResult<Vec<WarehouseRecord>> {
+    pub async fn warehouses(&self, tenant: TenantId) -> AdminResult<Vec<WarehouseRecord>> {
         Ok(self.store.list_warehouses(tenant).await?)
     }
 
@@ -151,7 +151,7 @@ impl Admin {
     /// storage and token service.
     pub async fn warehouse_reachability(
         &self,
-        tenant: Uuid,
+        tenant: TenantId,
     ) -> AdminResult<Vec<WarehouseReachability>> {
         use crate::reachability::Upstream;
         Ok(self
@@ -168,7 +168,11 @@ impl Admin {
     }
 
     /// The tenant's warehouse `id`; 404 for a missing one or another tenant's.
-    pub async fn warehouse(&self, tenant: Uuid, id: Uuid) -> AdminResult<WarehouseRecord> {
+    pub async fn warehouse(
+        &self,
+        tenant: TenantId,
+        id: WarehouseId,
+    ) -> AdminResult<WarehouseRecord> {
         self.store
             .get_warehouse(id)
             .await?
@@ -181,8 +185,8 @@ impl Admin {
     pub async fn update_warehouse(
         &self,
         caller: &Caller,
-        tenant: Uuid,
-        id: Uuid,
+        tenant: TenantId,
+        id: WarehouseId,
         changes: WarehouseChanges,
     ) -> AdminResult<WarehouseRecord> {
         self.update_warehouse_with(caller, tenant, id, changes, None)
@@ -194,8 +198,8 @@ impl Admin {
     async fn update_warehouse_with(
         &self,
         caller: &Caller,
-        tenant: Uuid,
-        id: Uuid,
+        tenant: TenantId,
+        id: WarehouseId,
         changes: WarehouseChanges,
         server_keys: Option<CredentialKind>,
     ) -> AdminResult<WarehouseRecord> {
@@ -235,8 +239,8 @@ impl Admin {
     pub async fn delete_warehouse(
         &self,
         caller: &Caller,
-        tenant: Uuid,
-        id: Uuid,
+        tenant: TenantId,
+        id: WarehouseId,
     ) -> AdminResult<()> {
         self.warehouse(tenant, id).await?;
         let change = Change::Warehouse { warehouse: id };
@@ -256,7 +260,7 @@ impl Admin {
     /// exist.
     async fn credential_kind(
         &self,
-        tenant: Uuid,
+        tenant: TenantId,
         name: Option<&str>,
     ) -> AdminResult<Option<CredentialKind>> {
         let Some(name) = name else {
@@ -274,7 +278,7 @@ impl Admin {
     fn storage_profile(
         &self,
         caller: &Caller,
-        id: Uuid,
+        id: WarehouseId,
         storage: NewStorage,
         kind: Option<CredentialKind>,
     ) -> AdminResult<StorageProfile> {

@@ -137,7 +137,7 @@ pub trait ObjectKind {
     /// Lists every object of this kind in a namespace.
     const LIST: Privilege;
     /// What a privilege on this object is checked against.
-    fn target(warehouse: uuid::Uuid, ident: &TableIdent) -> Target;
+    fn target(warehouse: crate::domain::WarehouseId, ident: &TableIdent) -> Target;
 }
 
 /// `.../tables/{table}`.
@@ -150,7 +150,7 @@ impl ObjectKind for Table {
     const DESCRIPTION: &'static str = "Table name";
     const KIND: TabularKind = TabularKind::Table;
     const LIST: Privilege = Privilege::TableList;
-    fn target(warehouse: uuid::Uuid, ident: &TableIdent) -> Target {
+    fn target(warehouse: crate::domain::WarehouseId, ident: &TableIdent) -> Target {
         on_table(warehouse, ident)
     }
 }
@@ -160,7 +160,7 @@ impl ObjectKind for View {
     const DESCRIPTION: &'static str = "View name";
     const KIND: TabularKind = TabularKind::View;
     const LIST: Privilege = Privilege::ViewList;
-    fn target(warehouse: uuid::Uuid, ident: &TableIdent) -> Target {
+    fn target(warehouse: crate::domain::WarehouseId, ident: &TableIdent) -> Target {
         on_view(warehouse, ident)
     }
 }

@@ -11,9 +11,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use uuid::Uuid;
-
 use crate::config::TenantLimitSettings;
+use crate::domain::TenantId;
 
 /// What a tenant's request must do before it runs.
 #[derive(Debug, PartialEq, Eq)]
@@ -34,7 +33,7 @@ pub struct TenantLimits {
     tolerance: Duration,
     max_wait: Duration,
     /// Each tenant's theoretical arrival time of its next request.
-    next: Mutex<HashMap<Uuid, Instant>>,
+    next: Mutex<HashMap<TenantId, Instant>>,
 }
 
 impl TenantLimits {
@@ -55,14 +54,14 @@ impl TenantLimits {
     }
 
     /// Takes `tenant`'s next turn: now, after a wait, or a 429 when the wait would be too long.
-    pub fn admit(&self, tenant: Uuid) -> Admission {
+    pub fn admit(&self, tenant: TenantId) -> Admission {
         let Some(interval) = self.interval else {
             return Admission::Now;
         };
         self.admit_at(tenant, interval, Instant::now())
     }
 
-    fn admit_at(&self, tenant: Uuid, interval: Duration, now: Instant) -> Admission {
+    fn admit_at(&self, tenant: TenantId, interval: Duration, now: Instant) -> Admission {
         let mut next = self.next.lock().expect("tenant limits lock");
         let tat = next.get(&tenant).copied().unwrap_or(now).max(now);
         // How long until this request's turn, beyond what the burst allows.
@@ -105,7 +104,7 @@ mod tests {
         // 10 per second (one per 100 ms), a burst of 2, waits of up to 250 ms.
         let l = limits(10, 2, 250);
         let interval = Duration::from_millis(100);
-        let (a, b, now) = (Uuid::now_v7(), Uuid::now_v7(), Instant::now());
+        let (a, b, now) = (TenantId::now_v7(), TenantId::now_v7(), Instant::now());
         let at = |t: &TenantLimits, who| t.admit_at(who, interval, now);
         // The burst and the first turn pass at once.
         for _ in 0..3 {
@@ -132,7 +131,7 @@ mod tests {
         let l = limits(0, 1, 0);
         assert!(!l.enabled());
         for _ in 0..10_000 {
-            assert_eq!(l.admit(Uuid::nil()), Admission::Now);
+            assert_eq!(l.admit(TenantId::nil()), Admission::Now);
         }
     }
 }

@@ -14,6 +14,7 @@ use std::sync::Mutex;
 use uuid::Uuid;
 
 use crate::domain::PrincipalId;
+use crate::domain::TenantId;
 
 use crate::store::AuditEvent;
 
@@ -24,7 +25,7 @@ const DAY_MS: i64 = 86_400_000;
 /// One principal's current minute.
 #[derive(Debug, Clone, Copy)]
 struct Window {
-    tenant: Uuid,
+    tenant: TenantId,
     started_ms: i64,
     recorded: u32,
     counted: u64,
@@ -45,7 +46,7 @@ pub struct DenialLog {
     per_day: u32,
     principals: Mutex<HashMap<PrincipalId, Window>>,
     /// Each tenant's denials recorded one by one on the current UTC day: (day, count).
-    tenants: Mutex<HashMap<Uuid, (i64, u32)>>,
+    tenants: Mutex<HashMap<TenantId, (i64, u32)>>,
 }
 
 fn summary(actor: PrincipalId, w: &Window, until_ms: i64) -> AuditEvent {
@@ -130,7 +131,7 @@ impl DenialLog {
     }
 
     /// Counts one denial against the tenant's day; false when its day's budget is spent.
-    fn count_for_tenant(&self, tenant: Uuid, now_ms: i64) -> bool {
+    fn count_for_tenant(&self, tenant: TenantId, now_ms: i64) -> bool {
         let today = now_ms.div_euclid(DAY_MS);
         let mut tenants = self.tenants.lock().unwrap_or_else(|e| e.into_inner());
         let (day, count) = tenants.entry(tenant).or_insert((today, 0));
@@ -145,7 +146,7 @@ impl DenialLog {
     }
 
     /// Gives back a count taken for a denial that was not recorded one by one after all.
-    fn uncount_for_tenant(&self, tenant: Uuid) {
+    fn uncount_for_tenant(&self, tenant: TenantId) {
         if let Some((_, count)) = self
             .tenants
             .lock()
@@ -161,7 +162,7 @@ impl DenialLog {
 mod tests {
     use super::*;
 
-    fn denial(tenant: Uuid, actor: PrincipalId, at_ms: i64) -> AuditEvent {
+    fn denial(tenant: TenantId, actor: PrincipalId, at_ms: i64) -> AuditEvent {
         AuditEvent {
             id: Uuid::now_v7(),
             tenant_id: tenant,
@@ -178,7 +179,7 @@ mod tests {
     #[test]
     fn repeated_denials_are_recorded_a_few_then_counted() {
         let log = DenialLog::new(10, 10_000);
-        let (tenant, actor) = (Uuid::now_v7(), PrincipalId::now_v7());
+        let (tenant, actor) = (TenantId::now_v7(), PrincipalId::now_v7());
         let mut recorded = 0;
         for i in 0..2000 {
             let out = log.record(denial(tenant, actor, 1_000 + i));
@@ -212,7 +213,7 @@ mod tests {
     #[test]
     fn a_tenant_records_at_most_its_daily_budget_one_by_one() {
         let log = DenialLog::new(10, 25);
-        let tenant = Uuid::now_v7();
+        let tenant = TenantId::now_v7();
         let mut recorded = 0;
         for _ in 0..10 {
             let actor = PrincipalId::now_v7();
@@ -223,7 +224,7 @@ mod tests {
         }
         assert_eq!(recorded, 25);
         // Another tenant has its own budget; the next day the first has one again.
-        let other = log.record(denial(Uuid::now_v7(), PrincipalId::now_v7(), 1_000));
+        let other = log.record(denial(TenantId::now_v7(), PrincipalId::now_v7(), 1_000));
         assert!(other.event.is_some());
         let next_day = log.record(denial(tenant, PrincipalId::now_v7(), DAY_MS + 5));
         assert!(next_day.event.is_some());

@@ -20,6 +20,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::domain::PrincipalId;
+use crate::domain::WarehouseId;
 
 use crate::domain::access::{DataAccess, GrantResource, Privilege};
 use crate::domain::{NamespaceIdent, TableIdent};
@@ -57,25 +58,25 @@ fn namespace_contains(outer: &NamespaceIdent, inner: &NamespaceIdent) -> bool {
 pub enum Target {
     Tenant,
     Warehouse {
-        warehouse: Uuid,
+        warehouse: WarehouseId,
     },
     Namespace {
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         namespace: NamespaceIdent,
     },
     Table {
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         table: TableIdent,
     },
     View {
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         view: TableIdent,
     },
 }
 
 impl Target {
     /// The warehouse the target is in; `None` for the tenant.
-    pub fn warehouse(&self) -> Option<Uuid> {
+    pub fn warehouse(&self) -> Option<WarehouseId> {
         match self {
             Target::Tenant => None,
             Target::Warehouse { warehouse }
@@ -86,7 +87,7 @@ impl Target {
     }
 
     /// The table or view this names, with its kind.
-    fn object(&self) -> Option<(Uuid, TabularKind, &TableIdent)> {
+    fn object(&self) -> Option<(WarehouseId, TabularKind, &TableIdent)> {
         match self {
             Target::Table { warehouse, table } => Some((*warehouse, TabularKind::Table, table)),
             Target::View { warehouse, view } => Some((*warehouse, TabularKind::View, view)),
@@ -100,10 +101,10 @@ impl Target {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reach {
     Tenant,
-    Warehouse(Uuid),
-    Namespace(Uuid, NamespaceIdent),
+    Warehouse(WarehouseId),
+    Namespace(WarehouseId, NamespaceIdent),
     Object {
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         kind: TabularKind,
         id: Uuid,
         ident: TableIdent,
@@ -381,7 +382,7 @@ impl Authorizer {
     pub async fn require_operation(
         &self,
         caller: &Caller,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         operation: operations::Operation<'_>,
     ) -> AuthzResult<()> {
         for (target, wanted) in operation.needs(warehouse) {
@@ -439,7 +440,7 @@ impl Authorizer {
     pub async fn data_access(
         &self,
         caller: &Caller,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         table: &TableIdent,
     ) -> AuthzResult<DataAccess> {
         let target = on_table(warehouse, table);
@@ -475,12 +476,12 @@ pub async fn record_audit(store: &dyn AuditStore, event: &crate::store::AuditEve
 }
 
 /// The target of a request on a warehouse.
-pub fn on_warehouse(warehouse: Uuid) -> Target {
+pub fn on_warehouse(warehouse: WarehouseId) -> Target {
     Target::Warehouse { warehouse }
 }
 
 /// The target of a request on a namespace.
-pub fn on_namespace(warehouse: Uuid, namespace: &NamespaceIdent) -> Target {
+pub fn on_namespace(warehouse: WarehouseId, namespace: &NamespaceIdent) -> Target {
     Target::Namespace {
         warehouse,
         namespace: namespace.clone(),
@@ -488,7 +489,7 @@ pub fn on_namespace(warehouse: Uuid, namespace: &NamespaceIdent) -> Target {
 }
 
 /// The target of a request on a table.
-pub fn on_table(warehouse: Uuid, table: &TableIdent) -> Target {
+pub fn on_table(warehouse: WarehouseId, table: &TableIdent) -> Target {
     Target::Table {
         warehouse,
         table: table.clone(),
@@ -496,7 +497,7 @@ pub fn on_table(warehouse: Uuid, table: &TableIdent) -> Target {
 }
 
 /// The target of a request on a view.
-pub fn on_view(warehouse: Uuid, view: &TableIdent) -> Target {
+pub fn on_view(warehouse: WarehouseId, view: &TableIdent) -> Target {
     Target::View {
         warehouse,
         view: view.clone(),
@@ -542,7 +543,7 @@ mod tests {
 
     #[test]
     fn grants_reach_inside_their_container_only() {
-        let (w, other) = (Uuid::new_v4(), Uuid::new_v4());
+        let (w, other) = (WarehouseId::new_v4(), WarehouseId::new_v4());
         let t = TableIdent::new(ns(&["a", "b"]), ObjectName::new("t").unwrap());
         let table = on_table(w, &t);
         assert!(Reach::Tenant.contains(&table));
@@ -570,7 +571,7 @@ mod tests {
 
     #[test]
     fn a_grant_inside_a_container_shows_its_name() {
-        let w = Uuid::new_v4();
+        let w = WarehouseId::new_v4();
         let t = TableIdent::new(ns(&["a", "b"]), ObjectName::new("t").unwrap());
         let on_t = Reach::Object {
             warehouse: w,
@@ -583,7 +584,7 @@ mod tests {
         assert!(on_t.lies_inside(&on_namespace(w, &ns(&["a"]))));
         assert!(on_t.lies_inside(&on_namespace(w, &ns(&["a", "b"]))));
         assert!(!on_t.lies_inside(&on_namespace(w, &ns(&["c"]))));
-        assert!(!on_t.lies_inside(&on_warehouse(Uuid::new_v4())));
+        assert!(!on_t.lies_inside(&on_warehouse(WarehouseId::new_v4())));
         assert!(!Reach::Tenant.lies_inside(&on_warehouse(w)));
     }
 

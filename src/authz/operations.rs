@@ -2,10 +2,9 @@
 //! a commit (completing a staged create, or writing), a rename (dropping where the object is and
 //! creating where it goes, for tables and views alike), and a multi-table transaction.
 
-use uuid::Uuid;
-
 use super::{Target, on_namespace, on_table, on_view};
 use crate::domain::TableIdent;
+use crate::domain::WarehouseId;
 use crate::domain::access::Privilege;
 use crate::store::TabularKind;
 
@@ -31,7 +30,7 @@ pub enum Operation<'a> {
 impl Operation<'_> {
     /// Every (target, privilege) the operation needs in `warehouse`, in the order they are
     /// checked (the first one missing is the one the denial names).
-    pub fn needs(&self, warehouse: Uuid) -> Vec<(Target, Privilege)> {
+    pub fn needs(&self, warehouse: WarehouseId) -> Vec<(Target, Privilege)> {
         match *self {
             Operation::CommitTable {
                 table,
@@ -83,7 +82,7 @@ mod tests {
 
     #[test]
     fn each_operation_needs_what_its_parts_do() {
-        let wh = Uuid::now_v7();
+        let wh = crate::domain::WarehouseId::now_v7();
         let (a, b) = (ident("a", "t"), ident("b", "u"));
         let staged = Operation::CommitTable {
             table: &a,

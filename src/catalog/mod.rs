@@ -30,6 +30,7 @@ pub use tables::{CreateTable, LoadedTable, TableChange};
 pub use views::{CreateView, LoadedView, ViewRequirement};
 
 use crate::changes::Change;
+use crate::domain::{TenantId, WarehouseId};
 use crate::identity::Caller;
 use crate::identity::storage_credentials::CredentialResolver;
 use crate::storage::s3::io::S3StaticCredentials;
@@ -77,7 +78,7 @@ impl Warehouse {
 struct ServerStorage {
     access: Arc<ServerAccess>,
     /// The tenant and name of the storage credential it was built with, if any.
-    credential: Option<(Uuid, String)>,
+    credential: Option<(TenantId, String)>,
 }
 
 /// A keyed hash of a secret's fields, for telling its values apart in memory (never shown or
@@ -131,13 +132,13 @@ pub struct CatalogOptions {
 pub struct Catalog {
     store: Arc<dyn CatalogStore>,
     options: CatalogOptions,
-    warehouses: moka::future::Cache<Uuid, Arc<WarehouseRecord>>,
-    io: moka::future::Cache<Uuid, Arc<ServerStorage>>,
-    s3_credentials: RwLock<HashMap<Uuid, S3StaticCredentials>>,
+    warehouses: moka::future::Cache<WarehouseId, Arc<WarehouseRecord>>,
+    io: moka::future::Cache<WarehouseId, Arc<ServerStorage>>,
+    s3_credentials: RwLock<HashMap<WarehouseId, S3StaticCredentials>>,
     metadata: MetadataCache,
-    commit_locks: moka::sync::Cache<(Uuid, Uuid), Arc<tokio::sync::Mutex<()>>>,
+    commit_locks: moka::sync::Cache<(WarehouseId, Uuid), Arc<tokio::sync::Mutex<()>>>,
     credentials: Arc<CredentialResolver>,
-    tenant_names: moka::sync::Cache<Uuid, Arc<str>>,
+    tenant_names: moka::sync::Cache<TenantId, Arc<str>>,
     /// Where the catalog's own changes that other caches hold (renames) are published.
     changes: Arc<crate::changes::Changes>,
     /// Where every storage call's outcome is noted, per warehouse.
@@ -292,7 +293,7 @@ impl Catalog {
     }
 
     /// Registers static S3 keys for the server's own access to a warehouse.
-    pub fn set_s3_credentials(&self, warehouse: Uuid, creds: S3StaticCredentials) {
+    pub fn set_s3_credentials(&self, warehouse: WarehouseId, creds: S3StaticCredentials) {
         self.s3_credentials
             .write()
             .expect("credential map lock")
@@ -308,7 +309,7 @@ impl Catalog {
                 format!("warehouse '{id}' does not exist"),
             )
         };
-        let id = Uuid::parse_str(id).map_err(|_| missing())?;
+        let id: WarehouseId = id.parse().map_err(|_| missing())?;
         let record = match self.warehouses.get(&id).await {
             Some(hit) => hit,
             // Requests that miss together (the entry expired under load) share one read.
@@ -335,7 +336,7 @@ impl Catalog {
     }
 
     /// Drops what is cached about a warehouse (after it changed or was deleted).
-    async fn forget_warehouse(&self, id: Uuid) {
+    async fn forget_warehouse(&self, id: WarehouseId) {
         self.warehouses.invalidate(&id).await;
         self.io.invalidate(&id).await;
         self.reachability.forget(id);
@@ -349,7 +350,7 @@ impl Catalog {
     }
 
     /// A tenant's name (cached), for STS session names; its id when the tenant is gone.
-    pub async fn tenant_name(&self, tenant: Uuid) -> CatalogResult<Arc<str>> {
+    pub async fn tenant_name(&self, tenant: TenantId) -> CatalogResult<Arc<str>> {
         if let Some(name) = self.tenant_names.get(&tenant) {
             return Ok(name);
         }
@@ -484,8 +485,8 @@ impl Catalog {
 
     /// Forgets the IO of every warehouse built with the tenant's credential `name` (it was
     /// rotated, re-pointed or deleted), so the next request resolves its new value.
-    async fn forget_credential(&self, tenant: Uuid, name: &str) {
-        let built_with_it: Vec<Uuid> = self
+    async fn forget_credential(&self, tenant: TenantId, name: &str) {
+        let built_with_it: Vec<WarehouseId> = self
             .io
             .iter()
             .filter(|(_, access)| {
@@ -564,7 +565,7 @@ impl Catalog {
 
     /// The lock commits to one table or view from this process queue on (races with other
     /// replicas are still caught by the store's compare-and-swap).
-    fn commit_lock(&self, warehouse: Uuid, table: Uuid) -> Arc<tokio::sync::Mutex<()>> {
+    fn commit_lock(&self, warehouse: WarehouseId, table: Uuid) -> Arc<tokio::sync::Mutex<()>> {
         self.commit_locks
             .get_with((warehouse, table), || Arc::new(tokio::sync::Mutex::new(())))
     }

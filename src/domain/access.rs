@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::WarehouseId;
+
 use super::{NamespaceIdent, TableIdent};
 
 /// What a grant allows.
@@ -68,20 +70,20 @@ pub enum DataAccess {
 pub enum GrantResource {
     Tenant,
     Warehouse {
-        warehouse: Uuid,
+        warehouse: WarehouseId,
     },
     Namespace {
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         namespace: NamespaceIdent,
     },
     #[serde(rename = "table-id")]
     Table {
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         table: Uuid,
     },
     #[serde(rename = "view-id")]
     View {
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         view: Uuid,
     },
     /// A grant stored before grants named objects by id;
@@ -89,20 +91,20 @@ pub enum GrantResource {
     /// nothing.
     #[serde(rename = "table")]
     TableByName {
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         table: TableIdent,
     },
     /// Like [`GrantResource::TableByName`], for a view.
     #[serde(rename = "view")]
     ViewByName {
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         view: TableIdent,
     },
 }
 
 impl GrantResource {
     /// The warehouse the resource is in; `None` for the tenant.
-    pub fn warehouse(&self) -> Option<Uuid> {
+    pub fn warehouse(&self) -> Option<WarehouseId> {
         match self {
             GrantResource::Tenant => None,
             GrantResource::Warehouse { warehouse }

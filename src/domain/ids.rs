@@ -1,5 +1,5 @@
-//! Typed ids: a principal's id and a role's id are different things, so a call that takes both
-//! cannot have them swapped. Each is a UUID on the wire and on disk (serialized as the bare
+//! Typed ids: a tenant's, a warehouse's, a principal's and a role's id are different things, so a
+//! call that takes two of them cannot have them swapped. Each is a UUID on the wire and on disk (serialized as the bare
 //! UUID), and converts from and to [`Uuid`] only where an id enters or leaves (a path, a record
 //! of another kind).
 
@@ -39,6 +39,11 @@ macro_rules! typed_id {
                 self.0
             }
 
+            /// The UUID without hyphens (directory names).
+            pub fn simple(self) -> uuid::fmt::Simple {
+                self.0.simple()
+            }
+
             /// Its 16 bytes, for keys.
             pub fn as_bytes(&self) -> &[u8; 16] {
                 self.0.as_bytes()
@@ -47,6 +52,12 @@ macro_rules! typed_id {
             /// The id of these 16 bytes (a key read back).
             pub fn from_slice(bytes: &[u8]) -> Result<Self, uuid::Error> {
                 Uuid::from_slice(bytes).map(Self)
+            }
+        }
+
+        impl AsRef<[u8]> for $name {
+            fn as_ref(&self) -> &[u8] {
+                self.0.as_bytes()
             }
         }
 
@@ -78,6 +89,14 @@ macro_rules! typed_id {
     };
 }
 
+typed_id!(
+    /// A tenant's id.
+    TenantId
+);
+typed_id!(
+    /// A warehouse's id (the Iceberg `prefix`).
+    WarehouseId
+);
 typed_id!(
     /// A principal's id.
     PrincipalId

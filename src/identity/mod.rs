@@ -16,9 +16,7 @@ mod sign_in;
 pub mod storage_credentials;
 mod tokens;
 
-use uuid::Uuid;
-
-use crate::domain::PrincipalId;
+use crate::domain::{PrincipalId, TenantId};
 
 pub use backoff::SignInBackoff;
 pub use keys::{SigningKey, owner_only_file};
@@ -31,7 +29,7 @@ pub use tokens::{AuthError, IssuedToken, TokenService};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Caller {
     pub principal_id: PrincipalId,
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     pub name: String,
     /// The root principal may act in every tenant.
     pub root: bool,
@@ -45,7 +43,7 @@ pub struct Caller {
 impl Caller {
     /// Floe itself, acting on its configuration at startup (declared warehouses): the root's
     /// powers, no principal (its audit events name the nil id as their actor).
-    pub fn system(tenant: Uuid) -> Self {
+    pub fn system(tenant: TenantId) -> Self {
         Self {
             principal_id: PrincipalId::nil(),
             tenant_id: tenant,
@@ -57,7 +55,7 @@ impl Caller {
     }
 
     /// True when the caller may act inside `tenant`.
-    pub fn may_access_tenant(&self, tenant: Uuid) -> bool {
+    pub fn may_access_tenant(&self, tenant: TenantId) -> bool {
         self.root || self.tenant_id == tenant
     }
 }

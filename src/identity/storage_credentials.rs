@@ -10,9 +10,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use uuid::Uuid;
-
 use super::MasterKey;
+use crate::domain::TenantId;
 use crate::storage::normalize_fields;
 use crate::store::{CredentialValue, StorageCredentialRecord};
 
@@ -97,7 +96,7 @@ pub struct CredentialResolver {
     timeouts: crate::outbound::OutboundTimeouts,
 }
 
-fn purpose(tenant: Uuid, name: &str) -> String {
+fn purpose(tenant: TenantId, name: &str) -> String {
     format!("floe-storage-credential:{tenant}:{name}")
 }
 
@@ -121,7 +120,7 @@ impl CredentialResolver {
     /// Seals a credential's fields for storage.
     pub fn seal(
         &self,
-        tenant: Uuid,
+        tenant: TenantId,
         name: &str,
         fields: &BTreeMap<String, String>,
     ) -> CredentialValue {
@@ -321,8 +320,8 @@ mod tests {
 
     fn record(value: CredentialValue) -> StorageCredentialRecord {
         StorageCredentialRecord {
-            id: Uuid::nil(),
-            tenant_id: Uuid::nil(),
+            id: uuid::Uuid::nil(),
+            tenant_id: TenantId::nil(),
             name: "lake".into(),
             kind: CredentialKind::S3AccessKey,
             value,
@@ -343,7 +342,7 @@ mod tests {
             Arc::new(MasterKey::from_bytes(&[3; 32])),
             ReferencePolicy::default(),
         );
-        let sealed = r.seal(Uuid::nil(), "lake", &fields());
+        let sealed = r.seal(TenantId::nil(), "lake", &fields());
         assert!(!format!("{sealed:?}").contains("s3cr3t-value"));
         assert_eq!(r.resolve(&record(sealed)).await.unwrap(), fields());
     }

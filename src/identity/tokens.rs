@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{Caller, SigningKey};
+use crate::domain::TenantId;
 use crate::store::PrincipalRecord;
 
 /// How long a verified token is trusted without checking it again.
@@ -27,7 +28,7 @@ struct Claims {
     iss: String,
     aud: String,
     sub: String,
-    tenant: Uuid,
+    tenant: TenantId,
     name: String,
     #[serde(default)]
     root: bool,
@@ -274,7 +275,7 @@ mod tests {
     fn principal() -> PrincipalRecord {
         PrincipalRecord {
             id: crate::domain::PrincipalId::new_v4(),
-            tenant_id: Uuid::new_v4(),
+            tenant_id: TenantId::new_v4(),
             name: "etl".into(),
             kind: PrincipalKind::Service,
             client_id: "c".into(),
@@ -373,7 +374,7 @@ mod tests {
             iss: "floe".into(),
             aud: "floe".into(),
             sub: Uuid::new_v4().to_string(),
-            tenant: Uuid::new_v4(),
+            tenant: TenantId::new_v4(),
             name: "x".into(),
             root: false,
             exp: now - 3600,
@@ -397,7 +398,7 @@ mod tests {
         let svc = service().with_max_session_secs(7200);
         let principal = PrincipalRecord {
             id: crate::domain::PrincipalId::new_v4(),
-            tenant_id: Uuid::new_v4(),
+            tenant_id: TenantId::new_v4(),
             name: "etl".into(),
             kind: crate::store::PrincipalKind::Service,
             client_id: "etl".into(),

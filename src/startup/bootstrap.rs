@@ -7,13 +7,12 @@
 
 use std::path::{Path, PathBuf};
 
-use uuid::Uuid;
-
 use super::{DEFAULT_TENANT, DEMO_WAREHOUSE, GENERATED_ROOT_CLIENT_ID, StartupError, fail};
 use crate::admin::Admin;
 use crate::catalog::Catalog;
 use crate::changes::Change;
 use crate::config::{Settings, StoreKind};
+use crate::domain::TenantId;
 use crate::identity::{Caller, hash_secret};
 use crate::storage::StorageProfile;
 use crate::storage::s3::io::S3StaticCredentials;
@@ -33,7 +32,7 @@ pub(super) async fn ensure_default_tenant(
         return Ok(t);
     }
     let tenant = TenantRecord {
-        id: Uuid::now_v7(),
+        id: crate::domain::TenantId::now_v7(),
         name: DEFAULT_TENANT.into(),
         created_at_ms: now_ms(),
     };
@@ -66,7 +65,7 @@ pub(super) async fn ensure_root_principal(
     secrets: &crate::identity::ClientSecrets,
     settings: &Settings,
     data_dir: &Path,
-    tenant: Uuid,
+    tenant: TenantId,
 ) -> Result<Option<PathBuf>, StartupError> {
     let err = fail("root principal");
     let (client_id, secret, generated) =
@@ -160,7 +159,7 @@ pub(super) async fn ensure_warehouses(
     catalog: &Catalog,
     settings: &Settings,
     data_dir: &Path,
-    tenant: Uuid,
+    tenant: TenantId,
 ) -> Result<(), StartupError> {
     let err = fail("warehouses");
     let mut wanted: Vec<(String, StorageProfile)> = settings

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use uuid::Uuid;
 
 use super::adls::auth::AzureSigner;
 use super::gcs::io::GcsServiceAccount;
@@ -38,7 +37,7 @@ pub struct ServerAccess {
 /// messages), its profile and the server's access to it.
 #[derive(Clone, Copy)]
 pub struct WarehouseStorage<'a> {
-    pub id: Uuid,
+    pub id: crate::domain::WarehouseId,
     pub name: &'a str,
     pub profile: &'a StorageProfile,
     pub server: &'a ServerAccess,

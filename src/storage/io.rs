@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use uuid::Uuid;
 
+use crate::domain::WarehouseId;
 use crate::reachability::{Failure, Reachability, Upstream};
 
 /// Storage failures, named by location (never by credential).
@@ -143,14 +143,14 @@ pub trait WarehouseIo: Send + Sync {
 /// A warehouse's storage IO whose every call's outcome is recorded.
 pub struct ObservedIo {
     inner: Arc<dyn WarehouseIo>,
-    warehouse: Uuid,
+    warehouse: WarehouseId,
     reachability: Arc<Reachability>,
 }
 
 impl ObservedIo {
     pub fn wrap(
         inner: Arc<dyn WarehouseIo>,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         reachability: Arc<Reachability>,
     ) -> Arc<dyn WarehouseIo> {
         Arc::new(Self {

@@ -29,9 +29,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::domain::CredentialKind;
+use crate::domain::WarehouseId;
 use crate::outbound::OutboundTimeouts;
 use fields::Field;
 
@@ -207,7 +207,7 @@ pub struct Issuer {
     pub(crate) sts: s3::sts::StsSessions,
     pub(crate) http: reqwest::Client,
     pub(crate) options: VendingOptions,
-    static_warned: moka::sync::Cache<Uuid, ()>,
+    static_warned: moka::sync::Cache<crate::domain::WarehouseId, ()>,
     /// Where every token-service call's outcome is noted, per warehouse.
     reachability: Arc<crate::reachability::Reachability>,
 }
@@ -244,7 +244,7 @@ impl Issuer {
     /// Notes a token-service call's outcome for `warehouse` (kinds that call one say so).
     fn note_token_service(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         outcome: Result<(), crate::reachability::Failure>,
     ) {
         self.reachability.record(

@@ -29,7 +29,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::changes::Change;
-use crate::domain::{NamespaceIdent, PrincipalId, RoleId, TableIdent};
+use crate::domain::{NamespaceIdent, PrincipalId, RoleId, TableIdent, TenantId, WarehouseId};
 
 pub use self::sled::SledStore;
 pub use metered::MeteredStore;
@@ -138,13 +138,13 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[async_trait]
 pub trait TenancyStore: Send + Sync {
     async fn create_tenant(&self, tenant: &TenantRecord, change: &Change) -> StoreResult<()>;
-    async fn get_tenant(&self, id: Uuid) -> StoreResult<Option<TenantRecord>>;
+    async fn get_tenant(&self, id: TenantId) -> StoreResult<Option<TenantRecord>>;
     async fn get_tenant_by_name(&self, name: &str) -> StoreResult<Option<TenantRecord>>;
     async fn list_tenants(&self) -> StoreResult<Vec<TenantRecord>>;
     /// Renames a tenant (names stay unique).
-    async fn rename_tenant(&self, id: Uuid, name: &str, change: &Change) -> StoreResult<()>;
+    async fn rename_tenant(&self, id: TenantId, name: &str, change: &Change) -> StoreResult<()>;
     /// Deletes a tenant that has no warehouses; its principals, roles and grants go with it.
-    async fn delete_tenant(&self, id: Uuid, change: &Change) -> StoreResult<()>;
+    async fn delete_tenant(&self, id: TenantId, change: &Change) -> StoreResult<()>;
     /// Creates a warehouse; `StorageTaken` when its storage root overlaps any other warehouse's,
     /// in any tenant.
     async fn create_warehouse(
@@ -160,15 +160,15 @@ pub trait TenancyStore: Send + Sync {
         warehouse: &WarehouseRecord,
         change: &Change,
     ) -> StoreResult<()>;
-    async fn get_warehouse(&self, id: Uuid) -> StoreResult<Option<WarehouseRecord>>;
+    async fn get_warehouse(&self, id: WarehouseId) -> StoreResult<Option<WarehouseRecord>>;
     async fn get_warehouse_by_name(
         &self,
-        tenant: Uuid,
+        tenant: TenantId,
         name: &str,
     ) -> StoreResult<Option<WarehouseRecord>>;
-    async fn list_warehouses(&self, tenant: Uuid) -> StoreResult<Vec<WarehouseRecord>>;
+    async fn list_warehouses(&self, tenant: TenantId) -> StoreResult<Vec<WarehouseRecord>>;
     /// Deletes a warehouse that has no namespaces.
-    async fn delete_warehouse(&self, id: Uuid, change: &Change) -> StoreResult<()>;
+    async fn delete_warehouse(&self, id: WarehouseId, change: &Change) -> StoreResult<()>;
 }
 
 /// Who may act: principals, roles, the assignment of roles to principals, and grants.
@@ -192,12 +192,12 @@ pub trait AccessStore: Send + Sync {
         &self,
         client_id: &str,
     ) -> StoreResult<Option<PrincipalRecord>>;
-    async fn list_principals(&self, tenant: Uuid) -> StoreResult<Vec<PrincipalRecord>>;
+    async fn list_principals(&self, tenant: TenantId) -> StoreResult<Vec<PrincipalRecord>>;
     /// Deletes a principal and its role assignments.
     async fn delete_principal(&self, id: PrincipalId, change: &Change) -> StoreResult<()>;
     async fn create_role(&self, role: &RoleRecord, change: &Change) -> StoreResult<()>;
     async fn get_role(&self, id: RoleId) -> StoreResult<Option<RoleRecord>>;
-    async fn list_roles(&self, tenant: Uuid) -> StoreResult<Vec<RoleRecord>>;
+    async fn list_roles(&self, tenant: TenantId) -> StoreResult<Vec<RoleRecord>>;
     /// Deletes a role with its grants and assignments.
     async fn delete_role(&self, id: RoleId, change: &Change) -> StoreResult<()>;
     async fn assign_role(
@@ -218,14 +218,14 @@ pub trait AccessStore: Send + Sync {
     /// Deletes a tenant's grant; `None` when the tenant has no grant with that id.
     async fn delete_grant(
         &self,
-        tenant: Uuid,
+        tenant: TenantId,
         id: Uuid,
         change: &Change,
     ) -> StoreResult<Option<GrantRecord>>;
     /// Grants of a tenant, optionally only those of one role.
     async fn list_grants(
         &self,
-        tenant: Uuid,
+        tenant: TenantId,
         role: Option<RoleId>,
     ) -> StoreResult<Vec<GrantRecord>>;
 }
@@ -235,29 +235,33 @@ pub trait AccessStore: Send + Sync {
 #[async_trait]
 pub trait NamespaceStore: Send + Sync {
     /// Creates a namespace; its parent must exist.
-    async fn create_namespace(&self, warehouse: Uuid, ns: &NamespaceRecord) -> StoreResult<()>;
+    async fn create_namespace(
+        &self,
+        warehouse: WarehouseId,
+        ns: &NamespaceRecord,
+    ) -> StoreResult<()>;
     async fn get_namespace(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         ns: &NamespaceIdent,
     ) -> StoreResult<Option<NamespaceRecord>>;
     /// Direct children of `parent` (top-level namespaces when `None`).
     async fn list_namespaces(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         parent: Option<&NamespaceIdent>,
         page: &PageRequest,
     ) -> StoreResult<Page<NamespaceIdent>>;
     /// Applies removals, then updates, atomically; returns the properties before and after.
     async fn update_namespace_properties(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         ns: &NamespaceIdent,
         updates: &BTreeMap<String, String>,
         removals: &[String],
     ) -> StoreResult<(BTreeMap<String, String>, BTreeMap<String, String>)>;
     /// Drops an empty namespace (no child namespaces, tables or views).
-    async fn drop_namespace(&self, warehouse: Uuid, ns: &NamespaceIdent) -> StoreResult<()>;
+    async fn drop_namespace(&self, warehouse: WarehouseId, ns: &NamespaceIdent) -> StoreResult<()>;
 }
 
 /// Live tables and views: their names, ids, locations (and staged creates' reservations) and
@@ -269,12 +273,16 @@ pub trait TabularStore: Send + Sync {
     /// Creates a table or view; its namespace must exist, its name be free for both kinds, its id
     /// be no other live or dropped object's, and its location fit the rules of [`locations`]
     /// (a staged create's own reservation gives way to it).
-    async fn create_tabular(&self, warehouse: Uuid, record: &TabularRecord) -> StoreResult<()>;
+    async fn create_tabular(
+        &self,
+        warehouse: WarehouseId,
+        record: &TabularRecord,
+    ) -> StoreResult<()>;
     /// Reserves a staged create's location (a [`locations::LocationClaim::staged`] claim) under
     /// the rules of [`locations`]: `LocationTaken` when it overlaps any other claim.
     async fn reserve_location(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         claim: &locations::LocationClaim,
     ) -> StoreResult<()>;
     /// Releases every reservation that lapsed at `now_ms`; returns how many.
@@ -282,18 +290,18 @@ pub trait TabularStore: Send + Sync {
     /// The table or view with this name, whichever kind it is.
     async fn get_tabular(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         ident: &TableIdent,
     ) -> StoreResult<Option<TabularRecord>>;
     /// The table or view with this id, whichever kind it is, under its current name.
     async fn get_tabular_by_id(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         id: Uuid,
     ) -> StoreResult<Option<TabularRecord>>;
     async fn list_tabulars(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         ns: &NamespaceIdent,
         kind: TabularKind,
         page: &PageRequest,
@@ -301,20 +309,20 @@ pub trait TabularStore: Send + Sync {
     /// Swaps every metadata pointer, or none: a `Conflict` names the first that moved.
     async fn swap_metadata(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         kind: TabularKind,
         swaps: &[MetadataSwap],
     ) -> StoreResult<()>;
     async fn drop_tabular(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         kind: TabularKind,
         ident: &TableIdent,
     ) -> StoreResult<TabularRecord>;
     /// Moves a table or view to a new name, possibly in another namespace of the same warehouse.
     async fn rename_tabular(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         kind: TabularKind,
         from: &TableIdent,
         to: &TableIdent,
@@ -332,7 +340,7 @@ pub trait RecycleBinStore: Send + Sync {
     /// `expires_at_ms` as there (the caller reads the clock once for both).
     async fn bin_tabular(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         kind: TabularKind,
         ident: &TableIdent,
         dropped_at_ms: i64,
@@ -340,15 +348,19 @@ pub trait RecycleBinStore: Send + Sync {
         purge_files: bool,
     ) -> StoreResult<DroppedRecord>;
     /// A warehouse's recycle bin, oldest drop first.
-    async fn list_dropped(&self, warehouse: Uuid) -> StoreResult<Vec<DroppedRecord>>;
-    async fn get_dropped(&self, warehouse: Uuid, id: Uuid) -> StoreResult<Option<DroppedRecord>>;
+    async fn list_dropped(&self, warehouse: WarehouseId) -> StoreResult<Vec<DroppedRecord>>;
+    async fn get_dropped(
+        &self,
+        warehouse: WarehouseId,
+        id: Uuid,
+    ) -> StoreResult<Option<DroppedRecord>>;
     /// Brings a dropped table or view back as `ident`, with its id, location and metadata file:
     /// its namespace must exist, the name be free, the location still fit the rules of
     /// [`locations`] there and the id be no other table's; `Purging` once its purge is due at
     /// `now_ms`. Atomic: refused, it stays in the bin.
     async fn restore_dropped(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         id: Uuid,
         ident: &TableIdent,
         now_ms: i64,
@@ -359,7 +371,7 @@ pub trait RecycleBinStore: Send + Sync {
     /// location (an entry from before bin entries kept their claims).
     async fn expire_dropped(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         id: Uuid,
         expires_at_ms: i64,
         purge_files: bool,
@@ -371,10 +383,10 @@ pub trait RecycleBinStore: Send + Sync {
         &self,
         now_ms: i64,
         lease_until_ms: i64,
-        except: &[Uuid],
+        except: &[WarehouseId],
     ) -> StoreResult<Option<DroppedRecord>>;
     /// Forgets a dropped object for good, and releases its location (never a live object's).
-    async fn forget_dropped(&self, warehouse: Uuid, id: Uuid) -> StoreResult<()>;
+    async fn forget_dropped(&self, warehouse: WarehouseId, id: Uuid) -> StoreResult<()>;
 }
 
 /// Secrets kept sealed: tenants' named storage credentials and the token-signing keys.
@@ -391,16 +403,16 @@ pub trait SecretStore: Send + Sync {
     ) -> StoreResult<()>;
     async fn get_storage_credential(
         &self,
-        tenant: Uuid,
+        tenant: TenantId,
         name: &str,
     ) -> StoreResult<Option<StorageCredentialRecord>>;
     async fn list_storage_credentials(
         &self,
-        tenant: Uuid,
+        tenant: TenantId,
     ) -> StoreResult<Vec<StorageCredentialRecord>>;
     async fn delete_storage_credential(
         &self,
-        tenant: Uuid,
+        tenant: TenantId,
         name: &str,
         change: &Change,
     ) -> StoreResult<()>;
@@ -415,7 +427,7 @@ pub trait SecretStore: Send + Sync {
 pub trait AuditStore: Send + Sync {
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()>;
     /// A tenant's newest events first, at most `limit`.
-    async fn list_audit(&self, tenant: Uuid, limit: usize) -> StoreResult<Vec<AuditEvent>>;
+    async fn list_audit(&self, tenant: TenantId, limit: usize) -> StoreResult<Vec<AuditEvent>>;
     /// Deletes events older than `before_ms`; returns how many.
     async fn purge_audit(&self, before_ms: i64) -> StoreResult<u64>;
 }

@@ -36,6 +36,7 @@ use uuid::Uuid;
 
 use super::{StoreError, StoreResult, TabularRecord};
 use crate::domain::TableIdent;
+use crate::domain::WarehouseId;
 
 /// The channel pointer notices travel on (apart from the management changes' channel, so
 /// replicas that do not cache pointers are not woken by every commit).
@@ -61,7 +62,7 @@ pub enum PointerCacheMode {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PointerNotice {
     #[serde(rename = "w")]
-    pub warehouse: Uuid,
+    pub warehouse: WarehouseId,
     pub id: Uuid,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
@@ -87,14 +88,14 @@ type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 #[derive(Default)]
 struct Entries {
     /// Warehouse → name → entry (looked up without building a key).
-    by_name: Map<Uuid, Map<TableIdent, Entry>>,
+    by_name: Map<WarehouseId, Map<TableIdent, Entry>>,
     /// Table or view id → its warehouse and name in `by_name`.
-    names: Map<Uuid, (Uuid, TableIdent)>,
+    names: Map<Uuid, (WarehouseId, TableIdent)>,
     bytes: u64,
 }
 
 impl Entries {
-    fn get_mut(&mut self, warehouse: Uuid, ident: &TableIdent) -> Option<&mut Entry> {
+    fn get_mut(&mut self, warehouse: WarehouseId, ident: &TableIdent) -> Option<&mut Entry> {
         self.by_name.get_mut(&warehouse)?.get_mut(ident)
     }
 
@@ -104,7 +105,7 @@ impl Entries {
         }
     }
 
-    fn remove_name(&mut self, warehouse: Uuid, ident: &TableIdent) {
+    fn remove_name(&mut self, warehouse: WarehouseId, ident: &TableIdent) {
         let Some(tables) = self.by_name.get_mut(&warehouse) else {
             return;
         };
@@ -118,12 +119,12 @@ impl Entries {
     }
 
     /// Any one entry, to make room.
-    fn any(&self) -> Option<(Uuid, TableIdent)> {
+    fn any(&self) -> Option<(WarehouseId, TableIdent)> {
         let (warehouse, tables) = self.by_name.iter().next()?;
         Some((*warehouse, tables.keys().next()?.clone()))
     }
 
-    fn insert(&mut self, warehouse: Uuid, entry: Entry) {
+    fn insert(&mut self, warehouse: WarehouseId, entry: Entry) {
         self.bytes += entry.weight;
         self.names
             .insert(entry.record.id, (warehouse, entry.record.ident.clone()));
@@ -160,7 +161,7 @@ pub struct PointerCache {
     generation: AtomicU64,
     entries: RwLock<Entries>,
     /// Reads in flight, by name and the generation their tickets were taken at.
-    flights: moka::future::Cache<(Uuid, TableIdent, u64), TabularRecord>,
+    flights: moka::future::Cache<(WarehouseId, TableIdent, u64), TabularRecord>,
     /// Reads of the database this cache asked for (for tests).
     reads: AtomicU64,
 }
@@ -203,7 +204,7 @@ impl PointerCache {
     }
 
     /// The cached record of `ident`, when the listener is up and it is young enough.
-    pub fn get(&self, warehouse: Uuid, ident: &TableIdent) -> Option<TabularRecord> {
+    pub fn get(&self, warehouse: WarehouseId, ident: &TableIdent) -> Option<TabularRecord> {
         if !self.serving() {
             return None;
         }
@@ -219,7 +220,7 @@ impl PointerCache {
     }
 
     /// Caches what a read begun with `ticket` found, unless a notice was applied meanwhile.
-    pub fn fill(&self, ticket: Ticket, warehouse: Uuid, record: &TabularRecord) {
+    pub fn fill(&self, ticket: Ticket, warehouse: WarehouseId, record: &TabularRecord) {
         let weight = weight(record);
         if weight > self.capacity_bytes {
             return;
@@ -251,7 +252,7 @@ impl PointerCache {
     /// miss together at one generation), cached when it may be.
     pub async fn read_through<F, Fut>(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         ident: &TableIdent,
         read: F,
     ) -> StoreResult<Option<TabularRecord>>
@@ -332,7 +333,7 @@ impl PointerCache {
     }
 
     /// Forgets `ident` (a swap the database refused: what is cached is behind).
-    pub fn forget_name(&self, warehouse: Uuid, ident: &TableIdent) {
+    pub fn forget_name(&self, warehouse: WarehouseId, ident: &TableIdent) {
         let mut entries = self.entries.write().expect("pointer cache lock");
         self.generation.fetch_add(1, Ordering::AcqRel);
         entries.remove_name(warehouse, ident);
@@ -389,7 +390,7 @@ mod tests {
         cache
     }
 
-    fn moved(w: Uuid, r: &TabularRecord, from: &str, to: &str) -> PointerNotice {
+    fn moved(w: WarehouseId, r: &TabularRecord, from: &str, to: &str) -> PointerNotice {
         PointerNotice {
             warehouse: w,
             id: r.id,
@@ -400,7 +401,7 @@ mod tests {
 
     #[test]
     fn a_notice_moves_the_pointer_only_from_where_it_was() {
-        let (cache, w) = (live_cache(), Uuid::now_v7());
+        let (cache, w) = (live_cache(), WarehouseId::now_v7());
         let t = record("t", "m1");
         cache.fill(cache.ticket().unwrap(), w, &t);
         assert_eq!(cache.get(w, &t.ident).unwrap().metadata_location, "m1");
@@ -416,7 +417,7 @@ mod tests {
 
     #[test]
     fn a_read_that_began_before_a_notice_does_not_fill() {
-        let (cache, w) = (live_cache(), Uuid::now_v7());
+        let (cache, w) = (live_cache(), WarehouseId::now_v7());
         let t = record("t", "m1");
         let before = cache.ticket().unwrap();
         cache.apply(&moved(w, &record("other", "x"), "x", "y"));
@@ -426,7 +427,7 @@ mod tests {
 
     #[test]
     fn nothing_is_served_or_filled_while_the_listener_is_down_and_it_restarts_empty() {
-        let (cache, w) = (live_cache(), Uuid::now_v7());
+        let (cache, w) = (live_cache(), WarehouseId::now_v7());
         let t = record("t", "m1");
         cache.fill(cache.ticket().unwrap(), w, &t);
         cache.deaf();
@@ -444,7 +445,7 @@ mod tests {
 
     #[test]
     fn a_drop_an_unreadable_notice_and_age_all_forget() {
-        let (cache, w) = (live_cache(), Uuid::now_v7());
+        let (cache, w) = (live_cache(), WarehouseId::now_v7());
         let (a, b) = (record("a", "m"), record("b", "m"));
         cache.fill(cache.ticket().unwrap(), w, &a);
         cache.fill(cache.ticket().unwrap(), w, &b);
@@ -478,7 +479,7 @@ mod tests {
     /// Eight requests missing one name at once, each reading `found` after a pause.
     async fn eight_miss_together(
         cache: &PointerCache,
-        w: Uuid,
+        w: WarehouseId,
         ident: &TableIdent,
         found: Option<TabularRecord>,
     ) -> Vec<Option<TabularRecord>> {
@@ -492,7 +493,7 @@ mod tests {
 
     #[tokio::test]
     async fn requests_that_miss_together_share_one_read_of_a_name_that_exists() {
-        let (cache, w) = (live_cache(), Uuid::now_v7());
+        let (cache, w) = (live_cache(), WarehouseId::now_v7());
         let t = record("t", "m1");
         let got = eight_miss_together(&cache, w, &t.ident, Some(t.clone())).await;
         assert!(got.iter().all(|r| r.as_ref() == Some(&t)));
@@ -504,7 +505,7 @@ mod tests {
     async fn a_miss_never_joins_another_warehouses_read_of_the_same_name() {
         // Tenant B names exactly the table tenant A's loads are reading at that moment.
         let cache = live_cache();
-        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let (a, b) = (WarehouseId::now_v7(), WarehouseId::now_v7());
         let (ours, theirs) = (record("t", "a-metadata"), record("t", "b-metadata"));
         let (got_a, got_b) = tokio::join!(
             cache.read_through(a, &ours.ident, || read_after(20, Some(ours.clone()))),
@@ -521,7 +522,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_absent_name_and_a_cache_that_does_not_serve_are_read_by_each_request() {
-        let (cache, w) = (live_cache(), Uuid::now_v7());
+        let (cache, w) = (live_cache(), WarehouseId::now_v7());
         let t = record("t", "m1");
         let got = eight_miss_together(&cache, w, &t.ident, None).await;
         assert!(got.iter().all(Option::is_none));
@@ -541,7 +542,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_after_a_notice_does_not_join_a_read_that_began_before_it() {
-        let (cache, w) = (live_cache(), Uuid::now_v7());
+        let (cache, w) = (live_cache(), WarehouseId::now_v7());
         let t = record("t", "m1");
         let slow_old_read = cache.read_through(w, &t.ident, || read_after(50, Some(t.clone())));
         let after_the_commit = async {
@@ -564,7 +565,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_read_is_shared_and_the_next_request_reads_again() {
-        let (cache, w) = (live_cache(), Uuid::now_v7());
+        let (cache, w) = (live_cache(), WarehouseId::now_v7());
         let t = record("t", "m1");
         let reads = (0..4).map(|_| {
             cache.read_through(w, &t.ident, || async {
@@ -584,7 +585,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiter_reads_itself_when_the_request_leading_its_read_hangs_up() {
-        let (cache, w) = (live_cache(), Uuid::now_v7());
+        let (cache, w) = (live_cache(), WarehouseId::now_v7());
         let t = record("t", "m1");
         let leader = cache.read_through(w, &t.ident, || read_after(60_000, Some(t.clone())));
         let abandoned = tokio::time::timeout(Duration::from_millis(20), leader);
@@ -601,7 +602,7 @@ mod tests {
 
     #[test]
     fn the_cache_stays_within_its_bytes() {
-        let w = Uuid::now_v7();
+        let w = WarehouseId::now_v7();
         let one = weight(&record("t0000", "m"));
         let cache = PointerCache::new(PointerCacheMode::Notify, Duration::from_secs(60), one * 10);
         cache.listening();

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::{PrincipalId, RoleId};
+use crate::domain::{PrincipalId, RoleId, TenantId, WarehouseId};
 
 use crate::domain::access::{GrantResource, Privilege};
 use crate::domain::{NamespaceIdent, TableIdent};
@@ -20,7 +20,7 @@ use crate::storage::StorageProfile;
 /// A tenant: the unit of isolation. Principals and warehouses belong to exactly one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TenantRecord {
-    pub id: Uuid,
+    pub id: TenantId,
     pub name: String,
     pub created_at_ms: i64,
 }
@@ -40,7 +40,7 @@ pub enum CredentialValue {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StorageCredentialRecord {
     pub id: Uuid,
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     pub name: String,
     /// Which storage it fits and which fields it has.
     pub kind: crate::domain::CredentialKind,
@@ -51,8 +51,8 @@ pub struct StorageCredentialRecord {
 /// A warehouse: a named catalog inside a tenant; its id is the Iceberg `prefix`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WarehouseRecord {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
+    pub id: WarehouseId,
+    pub tenant_id: TenantId,
     pub name: String,
     pub storage: StorageProfile,
     /// Name of the tenant's storage credential the server uses to reach this warehouse.
@@ -73,7 +73,7 @@ pub enum PrincipalKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PrincipalRecord {
     pub id: PrincipalId,
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     pub name: String,
     pub kind: PrincipalKind,
     pub client_id: String,
@@ -93,7 +93,7 @@ pub struct PrincipalRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoleRecord {
     pub id: RoleId,
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     pub name: String,
     pub created_at_ms: i64,
 }
@@ -102,7 +102,7 @@ pub struct RoleRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GrantRecord {
     pub id: Uuid,
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     pub role_id: RoleId,
     pub resource: GrantResource,
     pub privilege: Privilege,
@@ -115,7 +115,7 @@ pub struct GrantRecord {
 pub struct AuditEvent {
     /// Time-ordered id (UUIDv7).
     pub id: Uuid,
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     pub at_ms: i64,
     /// The principal who acted.
     pub actor: PrincipalId,
@@ -180,7 +180,7 @@ pub struct TabularRecord {
 /// `purge_files`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DroppedRecord {
-    pub warehouse: Uuid,
+    pub warehouse: WarehouseId,
     /// The table or view as it was when dropped (its id, name, location, metadata file).
     pub tabular: TabularRecord,
     pub dropped_at_ms: i64,

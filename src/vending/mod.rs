@@ -13,8 +13,7 @@ pub mod table_storage;
 use std::sync::Arc;
 use std::time::Duration;
 
-use uuid::Uuid;
-
+use crate::domain::WarehouseId;
 use crate::domain::access::DataAccess;
 use crate::domain::now_ms;
 use crate::identity::Caller;
@@ -57,7 +56,7 @@ pub const RENDERED_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 /// What a rendered credential is for: the session's identity plus the table's refresh endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct RenderKey {
-    warehouse: Uuid,
+    warehouse: WarehouseId,
     profile: u64,
     location: String,
     access: DataAccess,

@@ -25,11 +25,11 @@ fn ident(parts: &[&str], name: &str) -> TableIdent {
 
 /// Two tenants, each with two warehouses of nested namespaces holding tables and views, plus
 /// principals, roles, grants, credentials, audit events and a signing key.
-async fn fill(store: &dyn CatalogStore) -> Vec<(Uuid, TableIdent)> {
+async fn fill(store: &dyn CatalogStore) -> Vec<(floe::domain::WarehouseId, TableIdent)> {
     let mut tables = Vec::new();
     for t in ["acme", "globex"] {
         let tenant = TenantRecord {
-            id: Uuid::now_v7(),
+            id: floe::domain::TenantId::now_v7(),
             name: t.into(),
             created_at_ms: 1,
         };
@@ -105,7 +105,7 @@ async fn fill(store: &dyn CatalogStore) -> Vec<(Uuid, TableIdent)> {
         }
         for w in ["sales", "ops"] {
             let wh = WarehouseRecord {
-                id: Uuid::now_v7(),
+                id: floe::domain::WarehouseId::now_v7(),
                 tenant_id: tenant.id,
                 name: w.into(),
                 storage: StorageProfile::Local {

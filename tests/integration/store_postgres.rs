@@ -12,7 +12,7 @@ use floe::store::pointer_cache::{PointerCache, PointerCacheMode};
 use floe::store::*;
 
 /// A warehouse holding one table, `ns.t`, pointing at `m0`.
-async fn one_table(store: &PgStore) -> (uuid::Uuid, floe::domain::TableIdent) {
+async fn one_table(store: &PgStore) -> (floe::domain::WarehouseId, floe::domain::TableIdent) {
     let wh = seed_warehouse(store).await;
     store
         .create_namespace(wh, &namespace(&["ns"]))
@@ -32,7 +32,7 @@ struct WarmReplica {
     _db: TestDatabase,
     url: String,
     store: PgStore,
-    wh: uuid::Uuid,
+    wh: floe::domain::WarehouseId,
     t: floe::domain::TableIdent,
 }
 
@@ -52,7 +52,11 @@ async fn warm_replica(max_staleness: Duration) -> WarmReplica {
 }
 
 /// Where `store` says `ident` points now.
-async fn pointer(store: &PgStore, wh: uuid::Uuid, ident: &floe::domain::TableIdent) -> String {
+async fn pointer(
+    store: &PgStore,
+    wh: floe::domain::WarehouseId,
+    ident: &floe::domain::TableIdent,
+) -> String {
     let record = store.get_tabular(wh, ident).await.unwrap().unwrap();
     record.metadata_location
 }
@@ -67,7 +71,12 @@ async fn move_unheard(store: &PgStore, to: &str) {
 }
 
 /// Polls `b` until it no longer finds `ident`, for at most a second.
-async fn forgotten(b: &PgStore, wh: uuid::Uuid, ident: &floe::domain::TableIdent, what: &str) {
+async fn forgotten(
+    b: &PgStore,
+    wh: floe::domain::WarehouseId,
+    ident: &floe::domain::TableIdent,
+    what: &str,
+) {
     let started = std::time::Instant::now();
     while b.get_tabular(wh, ident).await.unwrap().is_some() {
         assert!(
@@ -81,7 +90,7 @@ async fn forgotten(b: &PgStore, wh: uuid::Uuid, ident: &floe::domain::TableIdent
 /// Polls `b` until `ident` points at `want`; how long that took.
 async fn seen(
     b: &PgStore,
-    wh: uuid::Uuid,
+    wh: floe::domain::WarehouseId,
     ident: &floe::domain::TableIdent,
     want: &str,
 ) -> Duration {

@@ -78,7 +78,7 @@ async fn a_snapshot_taken_while_a_tenant_is_deleted_does_not_hang_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SledStore::open(dir.path()).unwrap());
     let tenant = TenantRecord {
-        id: uuid::Uuid::new_v4(),
+        id: floe::domain::TenantId::new_v4(),
         name: "doomed".into(),
         created_at_ms: 1,
     };

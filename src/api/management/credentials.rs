@@ -6,7 +6,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
-use uuid::Uuid;
 
 use super::admin_tenant;
 use crate::admin::NewCredentialValue;
@@ -14,6 +13,7 @@ use crate::api::doc_parts::CommonErrors;
 use crate::api::types::{IcebergErrorResponse, Name};
 use crate::api::{ApiError, ApiResult, AppState, Authenticated};
 use crate::domain::CredentialKind;
+use crate::domain::TenantId;
 use crate::store::StorageCredentialRecord;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -223,7 +223,7 @@ fn info(record: &StorageCredentialRecord) -> CredentialInfo {
 async fn create_credential(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<Uuid>,
+    path: web::Path<TenantId>,
     body: web::Json<CreateCredentialRequest>,
 ) -> ApiResult<HttpResponse> {
     let tenant = admin_tenant(&state, &auth.0, path.into_inner()).await?;
@@ -245,7 +245,7 @@ async fn create_credential(
 async fn list_credentials(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<Uuid>,
+    path: web::Path<TenantId>,
 ) -> ApiResult<HttpResponse> {
     let tenant = admin_tenant(&state, &auth.0, path.into_inner()).await?;
     let credentials = state.admin.credentials(tenant.id).await?;
@@ -265,7 +265,7 @@ async fn list_credentials(
 async fn rotate_credential(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<(Uuid, String)>,
+    path: web::Path<(TenantId, String)>,
     body: web::Json<CredentialRequest>,
 ) -> ApiResult<HttpResponse> {
     let (tenant, name) = path.into_inner();
@@ -290,7 +290,7 @@ async fn rotate_credential(
 async fn delete_credential(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<(Uuid, String)>,
+    path: web::Path<(TenantId, String)>,
 ) -> ApiResult<HttpResponse> {
     let (tenant, name) = path.into_inner();
     let tenant = admin_tenant(&state, &auth.0, tenant).await?;

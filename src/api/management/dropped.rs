@@ -12,6 +12,8 @@ use crate::api::types::IcebergErrorResponse;
 use crate::api::{ApiError, ApiResult, AppState, Authenticated};
 use crate::authz::on_warehouse;
 use crate::catalog::Warehouse;
+use crate::domain::TenantId;
+use crate::domain::WarehouseId;
 use crate::domain::access::Privilege;
 use crate::domain::{NamespaceIdent, ObjectName};
 use crate::identity::Caller;
@@ -98,8 +100,8 @@ pub struct Restored {
 async fn administered(
     state: &AppState,
     caller: &Caller,
-    tenant: Uuid,
-    id: Uuid,
+    tenant: TenantId,
+    id: WarehouseId,
 ) -> ApiResult<Warehouse> {
     visible_warehouse(state, caller, tenant, id).await?;
     state
@@ -119,7 +121,7 @@ async fn administered(
 async fn list_dropped(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<(Uuid, Uuid)>,
+    path: web::Path<(TenantId, WarehouseId)>,
 ) -> ApiResult<HttpResponse> {
     let (tenant, id) = path.into_inner();
     let wh = administered(&state, &auth.0, tenant, id).await?;
@@ -142,7 +144,7 @@ async fn list_dropped(
 async fn restore_dropped(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<(Uuid, Uuid, Uuid)>,
+    path: web::Path<(TenantId, WarehouseId, Uuid)>,
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
     let (tenant, warehouse, id) = path.into_inner();
@@ -169,7 +171,7 @@ async fn restore_dropped(
 async fn purge_dropped(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<(Uuid, Uuid, Uuid)>,
+    path: web::Path<(TenantId, WarehouseId, Uuid)>,
 ) -> ApiResult<HttpResponse> {
     let (tenant, warehouse, id) = path.into_inner();
     let wh = administered(&state, &auth.0, tenant, warehouse).await?;

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::{ApiResult, AppState, Authenticated};
 use crate::authz::Target;
+use crate::domain::TenantId;
 use crate::domain::access::Privilege;
 use crate::identity::Caller;
 use crate::store::TenantRecord;
@@ -40,12 +41,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 use crate::admin::not_found;
 
 /// The tenant at `id` if the caller may see it (root, or a member); other tenants are 404.
-async fn visible_tenant(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<TenantRecord> {
+async fn visible_tenant(
+    state: &AppState,
+    caller: &Caller,
+    id: TenantId,
+) -> ApiResult<TenantRecord> {
     Ok(state.admin.visible_tenant(caller, id).await?)
 }
 
 /// The tenant at `id`, when the caller administers it.
-async fn admin_tenant(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<TenantRecord> {
+async fn admin_tenant(state: &AppState, caller: &Caller, id: TenantId) -> ApiResult<TenantRecord> {
     let tenant = visible_tenant(state, caller, id).await?;
     state
         .authz
@@ -80,7 +85,7 @@ impl From<crate::store::AuditEvent> for AuditEventInfo {
     fn from(e: crate::store::AuditEvent) -> Self {
         Self {
             id: e.id,
-            tenant_id: e.tenant_id,
+            tenant_id: e.tenant_id.uuid(),
             at_ms: e.at_ms,
             actor: e.actor.uuid(),
             action: e.action,
@@ -108,7 +113,7 @@ pub struct AuditQuery {
 async fn list_audit(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<Uuid>,
+    path: web::Path<TenantId>,
     query: web::Query<AuditQuery>,
 ) -> ApiResult<HttpResponse> {
     let tenant = admin_tenant(&state, &auth.0, path.into_inner()).await?;
@@ -141,7 +146,7 @@ async fn whoami(state: web::Data<AppState>, auth: Authenticated) -> ApiResult<Ht
     Ok(HttpResponse::Ok().json(WhoAmI {
         principal_id: me.principal.id.uuid(),
         name: me.principal.name,
-        tenant_id: me.tenant.id,
+        tenant_id: me.tenant.id.uuid(),
         tenant_name: me.tenant.name,
         root: me.principal.root,
         roles: me.roles,

@@ -12,6 +12,8 @@ use crate::admin::WithSecret;
 use crate::api::doc_parts::CommonErrors;
 use crate::api::types::IcebergErrorResponse;
 use crate::api::{ApiResult, AppState, Authenticated};
+use crate::domain::PrincipalId;
+use crate::domain::TenantId;
 use crate::store::{PrincipalKind, PrincipalRecord};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -39,7 +41,7 @@ impl From<PrincipalRecord> for PrincipalInfo {
     fn from(p: PrincipalRecord) -> Self {
         Self {
             id: p.id.uuid(),
-            tenant_id: p.tenant_id,
+            tenant_id: p.tenant_id.uuid(),
             name: p.name,
             kind: p.kind,
             client_id: p.client_id,
@@ -112,7 +114,7 @@ fn with_secret(created: WithSecret) -> PrincipalCredentials {
 async fn create_principal(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<Uuid>,
+    path: web::Path<TenantId>,
     body: web::Json<CreatePrincipalRequest>,
 ) -> ApiResult<HttpResponse> {
     let tenant = admin_tenant(&state, &auth.0, path.into_inner()).await?;
@@ -134,7 +136,7 @@ async fn create_principal(
 async fn list_principals(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<Uuid>,
+    path: web::Path<TenantId>,
 ) -> ApiResult<HttpResponse> {
     let tenant = admin_tenant(&state, &auth.0, path.into_inner()).await?;
     let principals = state.admin.principals(tenant.id).await?;
@@ -153,11 +155,11 @@ async fn list_principals(
 async fn get_principal(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<(Uuid, Uuid)>,
+    path: web::Path<(TenantId, PrincipalId)>,
 ) -> ApiResult<HttpResponse> {
     let (tenant, id) = path.into_inner();
     admin_tenant(&state, &auth.0, tenant).await?;
-    let principal = state.admin.principal(tenant, id.into()).await?;
+    let principal = state.admin.principal(tenant, id).await?;
     Ok(HttpResponse::Ok().json(PrincipalInfo::from(principal)))
 }
 
@@ -173,14 +175,14 @@ async fn get_principal(
 async fn set_enabled(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<(Uuid, Uuid, String)>,
+    path: web::Path<(TenantId, PrincipalId, String)>,
 ) -> ApiResult<HttpResponse> {
     let (tenant, id, action) = path.into_inner();
     admin_tenant(&state, &auth.0, tenant).await?;
     let enabled = action == "enable";
     let p = state
         .admin
-        .set_enabled(&auth.0, tenant, id.into(), enabled)
+        .set_enabled(&auth.0, tenant, id, enabled)
         .await?;
     Ok(HttpResponse::Ok().json(PrincipalInfo::from(p)))
 }
@@ -195,14 +197,11 @@ async fn set_enabled(
 async fn rotate_secret(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<(Uuid, Uuid)>,
+    path: web::Path<(TenantId, PrincipalId)>,
 ) -> ApiResult<HttpResponse> {
     let (tenant, id) = path.into_inner();
     admin_tenant(&state, &auth.0, tenant).await?;
-    let rotated = state
-        .admin
-        .rotate_secret(&auth.0, tenant, id.into())
-        .await?;
+    let rotated = state.admin.rotate_secret(&auth.0, tenant, id).await?;
     Ok(HttpResponse::Ok().json(with_secret(rotated)))
 }
 
@@ -217,13 +216,10 @@ async fn rotate_secret(
 async fn delete_principal(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<(Uuid, Uuid)>,
+    path: web::Path<(TenantId, PrincipalId)>,
 ) -> ApiResult<HttpResponse> {
     let (tenant, id) = path.into_inner();
     admin_tenant(&state, &auth.0, tenant).await?;
-    state
-        .admin
-        .delete_principal(&auth.0, tenant, id.into())
-        .await?;
+    state.admin.delete_principal(&auth.0, tenant, id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -15,6 +15,8 @@ use crate::authz::Target;
 use crate::domain::access::GrantResource;
 use crate::domain::access::Privilege;
 use crate::domain::{NamespaceIdent, TableIdent};
+use crate::domain::{PrincipalId, RoleId};
+use crate::domain::{TenantId, WarehouseId};
 use crate::store::RoleRecord;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -40,7 +42,7 @@ impl From<RoleRecord> for RoleInfo {
     fn from(r: RoleRecord) -> Self {
         Self {
             id: r.id.uuid(),
-            tenant_id: r.tenant_id,
+            tenant_id: r.tenant_id.uuid(),
             name: r.name,
         }
     }
@@ -77,20 +79,20 @@ pub struct GrantInfo {
 pub enum GrantedResource {
     Tenant,
     Warehouse {
-        warehouse: Uuid,
+        warehouse: WarehouseId,
     },
     Namespace {
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         namespace: NamespaceIdent,
     },
     Table {
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         table_id: Uuid,
         #[serde(skip_serializing_if = "Option::is_none")]
         table: Option<TableIdent>,
     },
     View {
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         view_id: Uuid,
         #[serde(skip_serializing_if = "Option::is_none")]
         view: Option<TableIdent>,
@@ -352,7 +354,7 @@ pub struct GrantQuery {
 async fn create_role(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<Uuid>,
+    path: web::Path<TenantId>,
     body: web::Json<CreateRoleRequest>,
 ) -> ApiResult<HttpResponse> {
     let tenant = admin_tenant(&state, &auth.0, path.into_inner()).await?;
@@ -370,7 +372,7 @@ async fn create_role(
 async fn list_roles(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<Uuid>,
+    path: web::Path<TenantId>,
 ) -> ApiResult<HttpResponse> {
     let tenant = admin_tenant(&state, &auth.0, path.into_inner()).await?;
     let roles = state.admin.roles(tenant.id).await?;
@@ -389,11 +391,11 @@ async fn list_roles(
 async fn delete_role(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<(Uuid, Uuid)>,
+    path: web::Path<(TenantId, RoleId)>,
 ) -> ApiResult<HttpResponse> {
     let (tenant, id) = path.into_inner();
     admin_tenant(&state, &auth.0, tenant).await?;
-    state.admin.delete_role(&auth.0, tenant, id.into()).await?;
+    state.admin.delete_role(&auth.0, tenant, id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -408,13 +410,13 @@ async fn delete_role(
 async fn assign_role(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<(Uuid, Uuid, Uuid)>,
+    path: web::Path<(TenantId, RoleId, PrincipalId)>,
 ) -> ApiResult<HttpResponse> {
     let (tenant, role, principal) = path.into_inner();
     admin_tenant(&state, &auth.0, tenant).await?;
     state
         .admin
-        .assign_role(&auth.0, tenant, role.into(), principal.into())
+        .assign_role(&auth.0, tenant, role, principal)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -430,13 +432,13 @@ async fn assign_role(
 async fn unassign_role(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<(Uuid, Uuid, Uuid)>,
+    path: web::Path<(TenantId, RoleId, PrincipalId)>,
 ) -> ApiResult<HttpResponse> {
     let (tenant, role, principal) = path.into_inner();
     admin_tenant(&state, &auth.0, tenant).await?;
     state
         .admin
-        .unassign_role(&auth.0, tenant, role.into(), principal.into())
+        .unassign_role(&auth.0, tenant, role, principal)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -452,7 +454,7 @@ async fn unassign_role(
 async fn create_grant(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<Uuid>,
+    path: web::Path<TenantId>,
     body: web::Json<CreateGrantRequest>,
 ) -> ApiResult<HttpResponse> {
     let tenant = admin_tenant(&state, &auth.0, path.into_inner()).await?;
@@ -479,7 +481,7 @@ async fn create_grant(
 async fn list_grants(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<Uuid>,
+    path: web::Path<TenantId>,
     query: web::Query<GrantQuery>,
 ) -> ApiResult<HttpResponse> {
     let tenant = admin_tenant(&state, &auth.0, path.into_inner()).await?;
@@ -502,7 +504,7 @@ async fn list_grants(
 async fn delete_grant(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<(Uuid, Uuid)>,
+    path: web::Path<(TenantId, Uuid)>,
 ) -> ApiResult<HttpResponse> {
     let (tenant, id) = path.into_inner();
     admin_tenant(&state, &auth.0, tenant).await?;

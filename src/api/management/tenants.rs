@@ -10,6 +10,7 @@ use crate::api::doc_parts::CommonErrors;
 use crate::api::types::IcebergErrorResponse;
 use crate::api::{ApiError, ApiResult, AppState, Authenticated};
 use crate::catalog::ErrorType;
+use crate::domain::TenantId;
 use crate::identity::Caller;
 use crate::store::TenantRecord;
 
@@ -34,7 +35,7 @@ pub struct TenantInfo {
 impl From<TenantRecord> for TenantInfo {
     fn from(t: TenantRecord) -> Self {
         Self {
-            id: t.id,
+            id: t.id.uuid(),
             name: t.name,
             created_at_ms: t.created_at_ms,
         }
@@ -108,7 +109,7 @@ async fn list_tenants(state: web::Data<AppState>, auth: Authenticated) -> ApiRes
 async fn get_tenant(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<Uuid>,
+    path: web::Path<TenantId>,
 ) -> ApiResult<HttpResponse> {
     let tenant = visible_tenant(&state, &auth.0, path.into_inner()).await?;
     Ok(HttpResponse::Ok().json(TenantInfo::from(tenant)))
@@ -125,7 +126,7 @@ async fn get_tenant(
 async fn rename_tenant(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<Uuid>,
+    path: web::Path<TenantId>,
     body: web::Json<TenantRequest>,
 ) -> ApiResult<HttpResponse> {
     require_root(&auth.0)?;
@@ -145,7 +146,7 @@ async fn rename_tenant(
 async fn delete_tenant(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<Uuid>,
+    path: web::Path<TenantId>,
 ) -> ApiResult<HttpResponse> {
     require_root(&auth.0)?;
     state

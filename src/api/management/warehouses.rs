@@ -14,6 +14,8 @@ use crate::api::doc_parts::{CommonErrors, tagged_union, with_tag};
 use crate::api::types::IcebergErrorResponse;
 use crate::api::{ApiResult, AppState, Authenticated};
 use crate::authz::on_warehouse;
+use crate::domain::TenantId;
+use crate::domain::WarehouseId;
 use crate::domain::access::Privilege;
 use crate::identity::Caller;
 use crate::storage::validation::ValidationReport;
@@ -48,8 +50,8 @@ pub struct WarehouseInfo {
 impl From<WarehouseRecord> for WarehouseInfo {
     fn from(w: WarehouseRecord) -> Self {
         Self {
-            id: w.id,
-            tenant_id: w.tenant_id,
+            id: w.id.uuid(),
+            tenant_id: w.tenant_id.uuid(),
             name: w.name,
             storage: w.storage,
             credential: w.credential,
@@ -202,7 +204,7 @@ impl From<StorageRequest> for NewStorage {
 async fn create_warehouse(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<Uuid>,
+    path: web::Path<TenantId>,
     body: web::Json<CreateWarehouseRequest>,
 ) -> ApiResult<HttpResponse> {
     let tenant = admin_tenant(&state, &auth.0, path.into_inner()).await?;
@@ -230,7 +232,7 @@ async fn create_warehouse(
 async fn list_warehouses(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<Uuid>,
+    path: web::Path<TenantId>,
 ) -> ApiResult<HttpResponse> {
     let tenant = visible_tenant(&state, &auth.0, path.into_inner()).await?;
     let mut warehouses = Vec::new();
@@ -246,8 +248,8 @@ async fn list_warehouses(
 pub(super) async fn visible_warehouse(
     state: &AppState,
     caller: &Caller,
-    tenant: Uuid,
-    id: Uuid,
+    tenant: TenantId,
+    id: WarehouseId,
 ) -> ApiResult<WarehouseRecord> {
     let tenant = visible_tenant(state, caller, tenant).await?;
     let wh = state.admin.warehouse(tenant.id, id).await?;
@@ -267,7 +269,7 @@ pub(super) async fn visible_warehouse(
 async fn get_warehouse(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<(Uuid, Uuid)>,
+    path: web::Path<(TenantId, WarehouseId)>,
 ) -> ApiResult<HttpResponse> {
     let (tenant, id) = path.into_inner();
     Ok(HttpResponse::Ok().json(WarehouseInfo::from(
@@ -287,7 +289,7 @@ async fn get_warehouse(
 async fn update_warehouse(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<(Uuid, Uuid)>,
+    path: web::Path<(TenantId, WarehouseId)>,
     body: web::Json<UpdateWarehouseRequest>,
 ) -> ApiResult<HttpResponse> {
     let (tenant, id) = path.into_inner();
@@ -320,7 +322,7 @@ async fn update_warehouse(
 async fn delete_warehouse(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<(Uuid, Uuid)>,
+    path: web::Path<(TenantId, WarehouseId)>,
 ) -> ApiResult<HttpResponse> {
     let (tenant, id) = path.into_inner();
     visible_warehouse(&state, &auth.0, tenant, id).await?;
@@ -339,7 +341,7 @@ async fn delete_warehouse(
 async fn validate_warehouse(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<(Uuid, Uuid)>,
+    path: web::Path<(TenantId, WarehouseId)>,
 ) -> ApiResult<HttpResponse> {
     let (tenant, id) = path.into_inner();
     visible_warehouse(&state, &auth.0, tenant, id).await?;
@@ -400,7 +402,7 @@ pub struct WarehouseHealthList {
 async fn warehouse_health(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<Uuid>,
+    path: web::Path<TenantId>,
 ) -> ApiResult<HttpResponse> {
     let tenant = admin_tenant(&state, &auth.0, path.into_inner()).await?;
     let warehouses = state
@@ -409,7 +411,7 @@ async fn warehouse_health(
         .await?
         .into_iter()
         .map(|r| WarehouseHealth {
-            id: r.warehouse.id,
+            id: r.warehouse.id.uuid(),
             name: r.warehouse.name,
             storage: r.storage.into(),
             token_service: r.token_service.into(),

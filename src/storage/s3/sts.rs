@@ -1,6 +1,7 @@
 //! Table-scoped STS sessions: AssumeRole with a session policy, cached until shortly before they
 //! expire. Concurrent misses for one key wait for a single STS call.
 
+use crate::domain::WarehouseId;
 use crate::outbound::{Outbound, OutboundTimeouts};
 use crate::reachability::{Failure, Reachability, Upstream};
 use std::sync::Arc;
@@ -8,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_sts::config::{BehaviorVersion, Credentials, Region};
 use moka::Expiry;
-use uuid::Uuid;
 
 use super::io::S3StaticCredentials;
 use super::policy::S3Access;
@@ -39,7 +39,7 @@ pub const SESSION_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 /// cloud's audit trail) always names who the credentials were handed to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SessionKey {
-    pub warehouse: Uuid,
+    pub warehouse: WarehouseId,
     /// [`super::fingerprint`] of the storage profile and server secret: a changed profile or a
     /// rotated credential never reuses old sessions.
     pub profile: u64,
@@ -98,7 +98,7 @@ impl Expiry<SessionKey, Arc<TempCredentials>> for UntilRefresh {
 /// The session cache and the STS clients behind it.
 pub struct StsSessions {
     sessions: moka::future::Cache<SessionKey, Arc<TempCredentials>>,
-    clients: moka::future::Cache<(Uuid, u64), aws_sdk_sts::Client>,
+    clients: moka::future::Cache<(crate::domain::WarehouseId, u64), aws_sdk_sts::Client>,
     margin: Duration,
     timeouts: OutboundTimeouts,
     reachability: Arc<Reachability>,

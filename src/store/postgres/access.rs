@@ -7,6 +7,7 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use crate::domain::TenantId;
 use crate::domain::{PrincipalId, RoleId};
 
 use super::common::{
@@ -81,10 +82,10 @@ impl AccessStore for PgStore {
         .await
     }
 
-    async fn list_principals(&self, tenant: Uuid) -> StoreResult<Vec<PrincipalRecord>> {
+    async fn list_principals(&self, tenant: TenantId) -> StoreResult<Vec<PrincipalRecord>> {
         self.fetch_records(
             "SELECT record FROM principals WHERE tenant_id = $1 ORDER BY name, id",
-            tenant,
+            tenant.uuid(),
         )
         .await
     }
@@ -117,10 +118,10 @@ impl AccessStore for PgStore {
             .await
     }
 
-    async fn list_roles(&self, tenant: Uuid) -> StoreResult<Vec<RoleRecord>> {
+    async fn list_roles(&self, tenant: TenantId) -> StoreResult<Vec<RoleRecord>> {
         self.fetch_records(
             "SELECT record FROM roles WHERE tenant_id = $1 ORDER BY name",
-            tenant,
+            tenant.uuid(),
         )
         .await
     }
@@ -207,7 +208,7 @@ impl AccessStore for PgStore {
 
     async fn delete_grant(
         &self,
-        tenant: Uuid,
+        tenant: TenantId,
         id: Uuid,
         change: &Change,
     ) -> StoreResult<Option<GrantRecord>> {
@@ -229,7 +230,7 @@ impl AccessStore for PgStore {
 
     async fn list_grants(
         &self,
-        tenant: Uuid,
+        tenant: TenantId,
         role: Option<RoleId>,
     ) -> StoreResult<Vec<GrantRecord>> {
         let rows = sqlx::query(

@@ -2,8 +2,8 @@
 //!
 //! Owns: the `audit_events` table. Must not touch: anything else.
 
+use crate::domain::TenantId;
 use async_trait::async_trait;
-use uuid::Uuid;
 
 use super::common::{backend, json, records};
 use super::*;
@@ -25,7 +25,7 @@ impl AuditStore for PgStore {
         .map_err(backend)
     }
 
-    async fn list_audit(&self, tenant: Uuid, limit: usize) -> StoreResult<Vec<AuditEvent>> {
+    async fn list_audit(&self, tenant: TenantId, limit: usize) -> StoreResult<Vec<AuditEvent>> {
         let rows = sqlx::query(
             "SELECT record FROM audit_events WHERE tenant_id = $1 ORDER BY id DESC LIMIT $2",
         )

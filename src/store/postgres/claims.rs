@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::common::backend;
 use super::*;
 use crate::domain::NamespaceIdent;
+use crate::domain::WarehouseId;
 use crate::store::locations::{LocationClaim, OwnerKind, enclosing, refusal};
 
 /// The first key of the advisory locks that serialize location claims (ASCII "Floe").
@@ -20,7 +21,10 @@ const LOCATION_LOCK_CLASS: i32 = 0x466c_6f65;
 
 /// Serializes location claims in one warehouse until the transaction ends. Taken before any row
 /// lock by everything that claims a location.
-pub(super) async fn lock_locations(conn: &mut PgConnection, warehouse: Uuid) -> StoreResult<()> {
+pub(super) async fn lock_locations(
+    conn: &mut PgConnection,
+    warehouse: WarehouseId,
+) -> StoreResult<()> {
     let bytes = warehouse.as_bytes();
     let key = i32::from_be_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
     sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
@@ -52,7 +56,7 @@ pub(super) async fn lock_roots(conn: &mut PgConnection) -> StoreResult<()> {
 /// with the roots lock held.
 pub(super) async fn check_root(
     conn: &mut PgConnection,
-    warehouse: Uuid,
+    warehouse: WarehouseId,
     root: &str,
 ) -> StoreResult<()> {
     let mut candidates: Vec<&str> = enclosing(root);
@@ -80,7 +84,7 @@ pub(super) async fn check_root(
 /// Call with the warehouse's location lock held.
 pub(super) async fn check_claim(
     conn: &mut PgConnection,
-    warehouse: Uuid,
+    warehouse: WarehouseId,
     claim: &LocationClaim,
 ) -> StoreResult<()> {
     let mut candidates: Vec<&str> = enclosing(&claim.location);

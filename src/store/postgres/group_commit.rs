@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use super::common::{backend, kind_text};
 use crate::domain::TableIdent;
+use crate::domain::WarehouseId;
 use crate::store::pointer_cache::{MAX_NOTICE_LOCATIONS, POINTERS_CHANNEL};
 use crate::store::{MetadataSwap, StoreError, StoreResult, TabularKind};
 
@@ -31,7 +32,7 @@ const MAX_QUEUED: usize = 4096;
 type Outcome = Result<Option<Uuid>, StoreError>;
 
 struct Pending {
-    warehouse: Uuid,
+    warehouse: WarehouseId,
     kind: TabularKind,
     swap: MetadataSwap,
     done: oneshot::Sender<Outcome>,
@@ -54,7 +55,7 @@ impl GroupCommit {
     /// pointer moved (its notice sent in the same statement).
     pub async fn swap(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         kind: TabularKind,
         swap: &MetadataSwap,
     ) -> StoreResult<Option<Uuid>> {
@@ -117,7 +118,7 @@ async fn run(pool: PgPool, mut queue: mpsc::Receiver<Pending>) {
 /// The next batch: at most [`MAX_BATCH`], one swap per table, none whose caller gave up.
 fn take_batch(waiting: &mut VecDeque<Pending>) -> Vec<Pending> {
     let mut batch = Vec::new();
-    let mut tables: HashSet<(Uuid, TableIdent)> = HashSet::new();
+    let mut tables: HashSet<(WarehouseId, TableIdent)> = HashSet::new();
     let mut later = VecDeque::new();
     for p in waiting.drain(..) {
         if p.done.is_closed() {
@@ -147,7 +148,7 @@ async fn apply_one(pool: &PgPool, p: &Pending) -> Result<Option<Uuid>, sqlx::Err
 /// statement; the table's id when it moved, `None` when it did not.
 pub(super) async fn set_metadata<'e>(
     executor: impl sqlx::PgExecutor<'e>,
-    warehouse: Uuid,
+    warehouse: WarehouseId,
     kind: TabularKind,
     swap: &MetadataSwap,
 ) -> Result<Option<Uuid>, sqlx::Error> {
@@ -174,7 +175,7 @@ pub(super) async fn set_metadata<'e>(
 #[derive(Serialize)]
 struct Row<'a> {
     i: usize,
-    w: Uuid,
+    w: WarehouseId,
     levels: &'a [String],
     name: &'a str,
     kind: &'static str,

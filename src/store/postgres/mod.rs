@@ -60,6 +60,7 @@ use self::group_commit::GroupCommit;
 use super::*;
 use crate::background::StopSignal;
 use crate::changes::{Change, Changes};
+use crate::domain::WarehouseId;
 use crate::store::pointer_cache::{POINTERS_CHANNEL, PointerCache, PointerNotice};
 
 /// The channel replicas listen on for cache invalidations.
@@ -234,7 +235,7 @@ async fn send_notice(conn: &mut PgConnection, notice: &PointerNotice) -> StoreRe
 }
 
 /// The notice of a swap that landed.
-fn moved(warehouse: Uuid, id: Uuid, swap: &MetadataSwap) -> PointerNotice {
+fn moved(warehouse: WarehouseId, id: Uuid, swap: &MetadataSwap) -> PointerNotice {
     PointerNotice {
         warehouse,
         id,
@@ -244,7 +245,7 @@ fn moved(warehouse: Uuid, id: Uuid, swap: &MetadataSwap) -> PointerNotice {
 }
 
 /// The notice of a table or view that left its name (dropped, binned, renamed, restored).
-fn left(warehouse: Uuid, id: Uuid) -> PointerNotice {
+fn left(warehouse: WarehouseId, id: Uuid) -> PointerNotice {
     PointerNotice {
         warehouse,
         id,

@@ -18,13 +18,14 @@ use super::common::{
 };
 use super::*;
 use crate::domain::NamespaceIdent;
+use crate::domain::WarehouseId;
 use crate::store::locations::{LocationClaim, NAMESPACE_LOCATION, OwnerKind};
 
 impl PgStore {
     /// The id of a namespace; with `share`, locked against being dropped until the transaction ends.
     pub(super) async fn namespace_id(
         conn: &mut PgConnection,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         ns: &NamespaceIdent,
         share: bool,
     ) -> StoreResult<Uuid> {
@@ -45,7 +46,11 @@ impl PgStore {
 
 #[async_trait]
 impl NamespaceStore for PgStore {
-    async fn create_namespace(&self, warehouse: Uuid, ns: &NamespaceRecord) -> StoreResult<()> {
+    async fn create_namespace(
+        &self,
+        warehouse: WarehouseId,
+        ns: &NamespaceRecord,
+    ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         if let Some(claim) = LocationClaim::of_namespace(ns) {
             lock_locations(&mut tx, warehouse).await?;
@@ -83,7 +88,7 @@ impl NamespaceStore for PgStore {
 
     async fn get_namespace(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         ns: &NamespaceIdent,
     ) -> StoreResult<Option<NamespaceRecord>> {
         let row = sqlx::query(
@@ -109,7 +114,7 @@ impl NamespaceStore for PgStore {
 
     async fn list_namespaces(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         parent: Option<&NamespaceIdent>,
         page: &PageRequest,
     ) -> StoreResult<Page<NamespaceIdent>> {
@@ -156,7 +161,7 @@ impl NamespaceStore for PgStore {
 
     async fn update_namespace_properties(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         ns: &NamespaceIdent,
         updates: &BTreeMap<String, String>,
         removals: &[String],
@@ -208,7 +213,7 @@ impl NamespaceStore for PgStore {
         Ok((before, after))
     }
 
-    async fn drop_namespace(&self, warehouse: Uuid, ns: &NamespaceIdent) -> StoreResult<()> {
+    async fn drop_namespace(&self, warehouse: WarehouseId, ns: &NamespaceIdent) -> StoreResult<()> {
         // Child namespaces and tables reference the row: the delete fails while any exist.
         let deleted = sqlx::query("DELETE FROM namespaces WHERE warehouse_id = $1 AND levels = $2")
             .bind(warehouse)

@@ -15,6 +15,7 @@ use super::common::{backend, json};
 use super::*;
 use crate::changes::Change;
 use crate::domain::TableIdent;
+use crate::domain::WarehouseId;
 use crate::store::locations::LocationClaim;
 
 /// `concat!`s a query around the columns [`dropped_from_row`] reads (a literal, as sqlx wants).
@@ -44,7 +45,7 @@ fn dropped_from_row(row: &sqlx::postgres::PgRow) -> StoreResult<DroppedRecord> {
 impl RecycleBinStore for PgStore {
     async fn bin_tabular(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         kind: TabularKind,
         ident: &TableIdent,
         dropped_at_ms: i64,
@@ -84,7 +85,7 @@ impl RecycleBinStore for PgStore {
         Ok(dropped)
     }
 
-    async fn list_dropped(&self, warehouse: Uuid) -> StoreResult<Vec<DroppedRecord>> {
+    async fn list_dropped(&self, warehouse: WarehouseId) -> StoreResult<Vec<DroppedRecord>> {
         let rows = sqlx::query(with_dropped_columns!(
             "SELECT",
             "FROM dropped_tabulars WHERE warehouse_id = $1 \
@@ -97,7 +98,11 @@ impl RecycleBinStore for PgStore {
         rows.iter().map(dropped_from_row).collect()
     }
 
-    async fn get_dropped(&self, warehouse: Uuid, id: Uuid) -> StoreResult<Option<DroppedRecord>> {
+    async fn get_dropped(
+        &self,
+        warehouse: WarehouseId,
+        id: Uuid,
+    ) -> StoreResult<Option<DroppedRecord>> {
         let row = sqlx::query(with_dropped_columns!(
             "SELECT",
             "FROM dropped_tabulars WHERE warehouse_id = $1 AND id = $2"
@@ -112,7 +117,7 @@ impl RecycleBinStore for PgStore {
 
     async fn restore_dropped(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         id: Uuid,
         ident: &TableIdent,
         now_ms: i64,
@@ -152,7 +157,7 @@ impl RecycleBinStore for PgStore {
 
     async fn expire_dropped(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         id: Uuid,
         expires_at_ms: i64,
         purge_files: bool,
@@ -200,7 +205,7 @@ impl RecycleBinStore for PgStore {
         &self,
         now_ms: i64,
         lease_until_ms: i64,
-        except: &[Uuid],
+        except: &[WarehouseId],
     ) -> StoreResult<Option<DroppedRecord>> {
         // SKIP LOCKED: replicas asking at once take different rows, never the same one.
         let row = sqlx::query(with_dropped_columns!(
@@ -220,7 +225,7 @@ impl RecycleBinStore for PgStore {
         row.as_ref().map(dropped_from_row).transpose()
     }
 
-    async fn forget_dropped(&self, warehouse: Uuid, id: Uuid) -> StoreResult<()> {
+    async fn forget_dropped(&self, warehouse: WarehouseId, id: Uuid) -> StoreResult<()> {
         sqlx::query("DELETE FROM dropped_tabulars WHERE warehouse_id = $1 AND id = $2")
             .bind(warehouse)
             .bind(id)

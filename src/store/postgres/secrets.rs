@@ -5,11 +5,11 @@
 //! credential in use is refused, its users locked meanwhile).
 
 use async_trait::async_trait;
-use uuid::Uuid;
 
 use super::common::{backend, is_unique_violation, json, records};
 use super::*;
 use crate::changes::Change;
+use crate::domain::TenantId;
 
 #[async_trait]
 impl SecretStore for PgStore {
@@ -46,7 +46,7 @@ impl SecretStore for PgStore {
 
     async fn get_storage_credential(
         &self,
-        tenant: Uuid,
+        tenant: TenantId,
         name: &str,
     ) -> StoreResult<Option<StorageCredentialRecord>> {
         self.fetch_record(
@@ -61,18 +61,18 @@ impl SecretStore for PgStore {
 
     async fn list_storage_credentials(
         &self,
-        tenant: Uuid,
+        tenant: TenantId,
     ) -> StoreResult<Vec<StorageCredentialRecord>> {
         self.fetch_records(
             "SELECT record FROM storage_credentials WHERE tenant_id = $1 ORDER BY name",
-            tenant,
+            tenant.uuid(),
         )
         .await
     }
 
     async fn delete_storage_credential(
         &self,
-        tenant: Uuid,
+        tenant: TenantId,
         name: &str,
         change: &Change,
     ) -> StoreResult<()> {

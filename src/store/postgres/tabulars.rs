@@ -18,6 +18,7 @@ use super::common::{
 use super::group_commit::set_metadata;
 use super::*;
 use crate::changes::Change;
+use crate::domain::WarehouseId;
 use crate::domain::{NamespaceIdent, ObjectName, TableIdent};
 use crate::store::locations::{LocationClaim, refusal};
 
@@ -30,7 +31,7 @@ impl PgStore {
     /// A table or view by name; with `for_update`, locked until the transaction ends.
     pub(super) async fn tabular_in(
         conn: &mut PgConnection,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         ident: &TableIdent,
         for_update: bool,
     ) -> StoreResult<Option<TabularRecord>> {
@@ -56,7 +57,7 @@ impl PgStore {
     /// Takes table or view `ident` (of `kind`) out of its namespace inside `tx`.
     pub(super) async fn take_tabular(
         tx: &mut PgConnection,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         kind: TabularKind,
         ident: &TableIdent,
     ) -> StoreResult<TabularRecord> {
@@ -83,7 +84,7 @@ impl PgStore {
     pub(super) async fn insert_tabular(
         &self,
         tx: &mut PgConnection,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         record: &TabularRecord,
     ) -> StoreResult<()> {
         // A dropped object keeps its id: its grants and its restore stay its own.
@@ -144,7 +145,7 @@ impl PgStore {
     /// One table's compare-and-swap, made together with the others arriving at the same time.
     async fn swap_one(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         kind: TabularKind,
         swap: &MetadataSwap,
     ) -> StoreResult<()> {
@@ -163,14 +164,22 @@ impl PgStore {
 
 #[async_trait]
 impl TabularStore for PgStore {
-    async fn create_tabular(&self, warehouse: Uuid, record: &TabularRecord) -> StoreResult<()> {
+    async fn create_tabular(
+        &self,
+        warehouse: WarehouseId,
+        record: &TabularRecord,
+    ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         lock_locations(&mut tx, warehouse).await?;
         self.insert_tabular(&mut tx, warehouse, record).await?;
         tx.commit().await.map_err(backend)
     }
 
-    async fn reserve_location(&self, warehouse: Uuid, claim: &LocationClaim) -> StoreResult<()> {
+    async fn reserve_location(
+        &self,
+        warehouse: WarehouseId,
+        claim: &LocationClaim,
+    ) -> StoreResult<()> {
         let expires_at_ms = claim
             .expires_at_ms
             .ok_or_else(|| StoreError::failure("a reservation needs an expiry"))?;
@@ -211,7 +220,7 @@ impl TabularStore for PgStore {
 
     async fn get_tabular(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         ident: &TableIdent,
     ) -> StoreResult<Option<TabularRecord>> {
         static HITS: std::sync::LazyLock<metrics::Counter> =
@@ -243,7 +252,7 @@ impl TabularStore for PgStore {
 
     async fn get_tabular_by_id(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         id: Uuid,
     ) -> StoreResult<Option<TabularRecord>> {
         let row = sqlx::query(
@@ -261,7 +270,7 @@ impl TabularStore for PgStore {
 
     async fn list_tabulars(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         ns: &NamespaceIdent,
         kind: TabularKind,
         page: &PageRequest,
@@ -288,7 +297,7 @@ impl TabularStore for PgStore {
 
     async fn swap_metadata(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         kind: TabularKind,
         swaps: &[MetadataSwap],
     ) -> StoreResult<()> {
@@ -340,7 +349,7 @@ impl TabularStore for PgStore {
 
     async fn drop_tabular(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         kind: TabularKind,
         ident: &TableIdent,
     ) -> StoreResult<TabularRecord> {
@@ -353,7 +362,7 @@ impl TabularStore for PgStore {
 
     async fn rename_tabular(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         kind: TabularKind,
         from: &TableIdent,
         to: &TableIdent,

@@ -5,7 +5,6 @@
 //! are deleted with it in its transaction, the rest of access is [`AccessStore`]'s).
 
 use async_trait::async_trait;
-use uuid::Uuid;
 
 use super::claims::{check_root, lock_roots};
 use super::common::{
@@ -13,6 +12,7 @@ use super::common::{
 };
 use super::*;
 use crate::changes::Change;
+use crate::domain::TenantId;
 
 #[async_trait]
 impl TenancyStore for PgStore {
@@ -30,7 +30,7 @@ impl TenancyStore for PgStore {
         }
     }
 
-    async fn get_tenant(&self, id: Uuid) -> StoreResult<Option<TenantRecord>> {
+    async fn get_tenant(&self, id: TenantId) -> StoreResult<Option<TenantRecord>> {
         self.fetch_record(sqlx::query("SELECT record FROM tenants WHERE id = $1").bind(id))
             .await
     }
@@ -48,7 +48,7 @@ impl TenancyStore for PgStore {
         records(&rows)
     }
 
-    async fn rename_tenant(&self, id: Uuid, name: &str, change: &Change) -> StoreResult<()> {
+    async fn rename_tenant(&self, id: TenantId, name: &str, change: &Change) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         let row = sqlx::query("SELECT record FROM tenants WHERE id = $1 FOR UPDATE")
             .bind(id)
@@ -79,7 +79,7 @@ impl TenancyStore for PgStore {
         tx.commit().await.map_err(backend)
     }
 
-    async fn delete_tenant(&self, id: Uuid, change: &Change) -> StoreResult<()> {
+    async fn delete_tenant(&self, id: TenantId, change: &Change) -> StoreResult<()> {
         let Some(tenant) = self.get_tenant(id).await? else {
             return Err(StoreError::NotFound(format!("tenant {id}")));
         };
@@ -193,14 +193,14 @@ impl TenancyStore for PgStore {
         tx.commit().await.map_err(backend)
     }
 
-    async fn get_warehouse(&self, id: Uuid) -> StoreResult<Option<WarehouseRecord>> {
+    async fn get_warehouse(&self, id: WarehouseId) -> StoreResult<Option<WarehouseRecord>> {
         self.fetch_record(sqlx::query("SELECT record FROM warehouses WHERE id = $1").bind(id))
             .await
     }
 
     async fn get_warehouse_by_name(
         &self,
-        tenant: Uuid,
+        tenant: TenantId,
         name: &str,
     ) -> StoreResult<Option<WarehouseRecord>> {
         self.fetch_record(
@@ -211,15 +211,15 @@ impl TenancyStore for PgStore {
         .await
     }
 
-    async fn list_warehouses(&self, tenant: Uuid) -> StoreResult<Vec<WarehouseRecord>> {
+    async fn list_warehouses(&self, tenant: TenantId) -> StoreResult<Vec<WarehouseRecord>> {
         self.fetch_records(
             "SELECT record FROM warehouses WHERE tenant_id = $1 ORDER BY name",
-            tenant,
+            tenant.uuid(),
         )
         .await
     }
 
-    async fn delete_warehouse(&self, id: Uuid, change: &Change) -> StoreResult<()> {
+    async fn delete_warehouse(&self, id: WarehouseId, change: &Change) -> StoreResult<()> {
         let Some(wh) = self.get_warehouse(id).await? else {
             return Err(StoreError::NotFound(format!("warehouse {id}")));
         };

@@ -8,6 +8,7 @@ use ::sled::transaction::abort;
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use crate::domain::TenantId;
 use crate::domain::{PrincipalId, RoleId};
 
 use super::keys::{grant_key, pair_key, warehouse_name_key};
@@ -59,7 +60,7 @@ impl AccessStore for SledStore {
         Self::get_by_name(&self.principals, &self.client_ids, client_id.as_bytes())
     }
 
-    async fn list_principals(&self, tenant: Uuid) -> StoreResult<Vec<PrincipalRecord>> {
+    async fn list_principals(&self, tenant: TenantId) -> StoreResult<Vec<PrincipalRecord>> {
         let mut out = Vec::new();
         for entry in self.principals.iter() {
             let p: PrincipalRecord = decode(&entry.map_err(backend)?.1)?;
@@ -94,7 +95,7 @@ impl AccessStore for SledStore {
         Self::get_json(&self.roles, id.as_bytes())
     }
 
-    async fn list_roles(&self, tenant: Uuid) -> StoreResult<Vec<RoleRecord>> {
+    async fn list_roles(&self, tenant: TenantId) -> StoreResult<Vec<RoleRecord>> {
         let mut out = Vec::new();
         for entry in self.role_names.scan_prefix(tenant.as_bytes()) {
             if let Some(role) = Self::get_json(&self.roles, &entry.map_err(backend)?.1)? {
@@ -173,7 +174,7 @@ impl AccessStore for SledStore {
 
     async fn delete_grant(
         &self,
-        tenant: Uuid,
+        tenant: TenantId,
         id: Uuid,
         _change: &Change,
     ) -> StoreResult<Option<GrantRecord>> {
@@ -187,7 +188,7 @@ impl AccessStore for SledStore {
 
     async fn list_grants(
         &self,
-        tenant: Uuid,
+        tenant: TenantId,
         role: Option<RoleId>,
     ) -> StoreResult<Vec<GrantRecord>> {
         let mut out = Vec::new();

@@ -2,8 +2,8 @@
 //!
 //! Owns: the `audit` tree. Must not touch: anything else.
 
+use crate::domain::TenantId;
 use async_trait::async_trait;
-use uuid::Uuid;
 
 use super::keys::pair_key;
 use super::*;
@@ -18,7 +18,7 @@ impl AuditStore for SledStore {
         self.durable().await
     }
 
-    async fn list_audit(&self, tenant: Uuid, limit: usize) -> StoreResult<Vec<AuditEvent>> {
+    async fn list_audit(&self, tenant: TenantId, limit: usize) -> StoreResult<Vec<AuditEvent>> {
         let mut out = Vec::new();
         for entry in self.audit.scan_prefix(tenant.as_bytes()).rev().take(limit) {
             out.push(decode(&entry.map_err(backend)?.1)?);

@@ -5,7 +5,7 @@
 //! Owns: those backfills and their `meta` keys. Must not touch: anything a running store writes
 //! (they run before the store serves).
 
-use uuid::Uuid;
+use crate::domain::WarehouseId;
 
 use super::claims::{claim_location, claim_root};
 use super::keys::{location_key, tabular_id_key};
@@ -65,7 +65,7 @@ impl SledStore {
         for entry in self.tabulars.iter() {
             let (key, value) = entry.map_err(backend)?;
             let record: TabularRecord = decode(&value)?;
-            let warehouse = Uuid::from_slice(&key[..16]).map_err(backend)?;
+            let warehouse = WarehouseId::from_slice(&key[..16]).map_err(backend)?;
             self.tabular_ids
                 .insert(tabular_id_key(warehouse, record.id), key)
                 .map_err(backend)?;
@@ -103,12 +103,12 @@ impl SledStore {
     }
 
     fn claim_existing_locations(&self) -> StoreResult<()> {
-        let mut claims = Vec::new();
+        let mut claims: Vec<(WarehouseId, LocationClaim)> = Vec::new();
         for entry in self.tabulars.iter() {
             let (key, value) = entry.map_err(backend)?;
             let record: TabularRecord = decode(&value)?;
             claims.push((
-                Uuid::from_slice(&key[..16]).map_err(backend)?,
+                WarehouseId::from_slice(&key[..16]).map_err(backend)?,
                 LocationClaim::of_tabular(&record),
             ));
         }
@@ -116,7 +116,7 @@ impl SledStore {
             let (key, value) = entry.map_err(backend)?;
             let stored: StoredNamespace = decode(&value)?;
             if let Some(claim) = LocationClaim::of_namespace(&stored.record) {
-                claims.push((Uuid::from_slice(&key[..16]).map_err(backend)?, claim));
+                claims.push((WarehouseId::from_slice(&key[..16]).map_err(backend)?, claim));
             }
         }
         for (warehouse, claim) in &claims {

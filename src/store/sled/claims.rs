@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::keys::location_key;
 use super::*;
+use crate::domain::WarehouseId;
 use crate::store::locations::{LocationClaim, enclosing, refusal};
 
 pub(super) fn bump_below(below: &TransactionalTree, key: &[u8], delta: i64) -> TxResult<()> {
@@ -32,7 +33,7 @@ pub(super) fn claim_root(
     roots: &TransactionalTree,
     below: &TransactionalTree,
     root: &str,
-    owner: Uuid,
+    owner: WarehouseId,
 ) -> TxResult<()> {
     let taken = || abort(StoreError::StorageTaken(root.to_owned()));
     if let Some(existing) = roots.get(root.as_bytes())? {
@@ -63,7 +64,7 @@ pub(super) fn release_root(
     roots: &TransactionalTree,
     below: &TransactionalTree,
     root: &str,
-    owner: Uuid,
+    owner: WarehouseId,
 ) -> TxResult<()> {
     match roots.get(root.as_bytes())? {
         Some(existing) if existing.as_ref() == owner.as_bytes() => {}
@@ -83,7 +84,7 @@ pub(super) fn release_root(
 pub(super) fn claim_location(
     claims: &TransactionalTree,
     below: &TransactionalTree,
-    warehouse: Uuid,
+    warehouse: WarehouseId,
     claim: &LocationClaim,
 ) -> TxResult<()> {
     let now = now_ms();
@@ -118,7 +119,7 @@ pub(super) fn claim_location(
 pub(super) fn release_location(
     claims: &TransactionalTree,
     below: &TransactionalTree,
-    warehouse: Uuid,
+    warehouse: WarehouseId,
     location: &str,
     owner: Uuid,
 ) -> TxResult<()> {

@@ -7,12 +7,13 @@
 use uuid::Uuid;
 
 use crate::domain::{NamespaceIdent, TableIdent};
+use crate::domain::{TenantId, WarehouseId};
 
 pub(super) fn join_levels(parts: &[String]) -> Vec<u8> {
     parts.join("\0").into_bytes()
 }
 
-pub(super) fn namespace_key(warehouse: Uuid, ns: &NamespaceIdent) -> Vec<u8> {
+pub(super) fn namespace_key(warehouse: WarehouseId, ns: &NamespaceIdent) -> Vec<u8> {
     let mut key = warehouse.as_bytes().to_vec();
     key.push(ns.parts().len() as u8);
     key.extend(join_levels(ns.parts()));
@@ -20,7 +21,7 @@ pub(super) fn namespace_key(warehouse: Uuid, ns: &NamespaceIdent) -> Vec<u8> {
 }
 
 pub(super) fn namespace_children_prefix(
-    warehouse: Uuid,
+    warehouse: WarehouseId,
     parent: Option<&NamespaceIdent>,
 ) -> Vec<u8> {
     let mut key = warehouse.as_bytes().to_vec();
@@ -35,42 +36,42 @@ pub(super) fn namespace_children_prefix(
     key
 }
 
-pub(super) fn tabular_prefix(warehouse: Uuid, ns: &NamespaceIdent) -> Vec<u8> {
+pub(super) fn tabular_prefix(warehouse: WarehouseId, ns: &NamespaceIdent) -> Vec<u8> {
     let mut key = warehouse.as_bytes().to_vec();
     key.extend(join_levels(ns.parts()));
     key.extend([0, 0]);
     key
 }
 
-pub(super) fn tabular_key(warehouse: Uuid, ident: &TableIdent) -> Vec<u8> {
+pub(super) fn tabular_key(warehouse: WarehouseId, ident: &TableIdent) -> Vec<u8> {
     let mut key = tabular_prefix(warehouse, &ident.namespace);
     key.extend(ident.name.as_str().as_bytes());
     key
 }
 
-pub(super) fn pair_key(a: Uuid, b: Uuid) -> Vec<u8> {
-    [a.as_bytes().as_slice(), b.as_bytes().as_slice()].concat()
+pub(super) fn pair_key(a: impl AsRef<[u8]>, b: impl AsRef<[u8]>) -> Vec<u8> {
+    [a.as_ref(), b.as_ref()].concat()
 }
 
-pub(super) fn grant_key(tenant: Uuid, grant: Uuid) -> Vec<u8> {
+pub(super) fn grant_key(tenant: TenantId, grant: Uuid) -> Vec<u8> {
     pair_key(tenant, grant)
 }
 
 /// `tenant(16) | name`: unique names inside a tenant (warehouses, roles).
-pub(super) fn warehouse_name_key(tenant: Uuid, name: &str) -> Vec<u8> {
+pub(super) fn warehouse_name_key(tenant: TenantId, name: &str) -> Vec<u8> {
     let mut key = tenant.as_bytes().to_vec();
     key.extend(name.as_bytes());
     key
 }
 
 /// `warehouse(16) | location`: the key of a location's claim and of its count of claims inside.
-pub(super) fn location_key(warehouse: Uuid, location: &str) -> Vec<u8> {
+pub(super) fn location_key(warehouse: WarehouseId, location: &str) -> Vec<u8> {
     let mut key = warehouse.as_bytes().to_vec();
     key.extend(location.as_bytes());
     key
 }
 
 /// `warehouse(16) | id(16)`: the key of a table's or view's entry in `tabular_ids`.
-pub(super) fn tabular_id_key(warehouse: Uuid, id: Uuid) -> Vec<u8> {
+pub(super) fn tabular_id_key(warehouse: WarehouseId, id: Uuid) -> Vec<u8> {
     pair_key(warehouse, id)
 }

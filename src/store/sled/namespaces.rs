@@ -9,17 +9,21 @@ use std::collections::BTreeMap;
 
 use ::sled::transaction::{TransactionalTree, abort};
 use async_trait::async_trait;
-use uuid::Uuid;
 
 use super::claims::{claim_location, release_location};
 use super::keys::{namespace_children_prefix, namespace_key};
 use super::*;
 use crate::domain::NamespaceIdent;
+use crate::domain::WarehouseId;
 use crate::store::locations::LocationClaim;
 
 #[async_trait]
 impl NamespaceStore for SledStore {
-    async fn create_namespace(&self, warehouse: Uuid, ns: &NamespaceRecord) -> StoreResult<()> {
+    async fn create_namespace(
+        &self,
+        warehouse: WarehouseId,
+        ns: &NamespaceRecord,
+    ) -> StoreResult<()> {
         let _writing = self.writing().await?;
         let key = namespace_key(warehouse, &ns.ident);
         let value = encode(&StoredNamespace {
@@ -49,7 +53,7 @@ impl NamespaceStore for SledStore {
 
     async fn get_namespace(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         ns: &NamespaceIdent,
     ) -> StoreResult<Option<NamespaceRecord>> {
         let stored: Option<StoredNamespace> =
@@ -59,7 +63,7 @@ impl NamespaceStore for SledStore {
 
     async fn list_namespaces(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         parent: Option<&NamespaceIdent>,
         page: &PageRequest,
     ) -> StoreResult<Page<NamespaceIdent>> {
@@ -77,7 +81,7 @@ impl NamespaceStore for SledStore {
 
     async fn update_namespace_properties(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         ns: &NamespaceIdent,
         updates: &BTreeMap<String, String>,
         removals: &[String],
@@ -123,7 +127,7 @@ impl NamespaceStore for SledStore {
         Ok(result)
     }
 
-    async fn drop_namespace(&self, warehouse: Uuid, ns: &NamespaceIdent) -> StoreResult<()> {
+    async fn drop_namespace(&self, warehouse: WarehouseId, ns: &NamespaceIdent) -> StoreResult<()> {
         let _writing = self.writing().await?;
         let key = namespace_key(warehouse, ns);
         unwrap_tx(

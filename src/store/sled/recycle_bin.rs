@@ -15,13 +15,14 @@ use super::namespaces::bump_children;
 use super::tabulars::take_tabular;
 use super::*;
 use crate::domain::TableIdent;
+use crate::domain::WarehouseId;
 use crate::store::locations::{LocationClaim, refusal};
 
 #[async_trait]
 impl RecycleBinStore for SledStore {
     async fn bin_tabular(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         kind: TabularKind,
         ident: &TableIdent,
         dropped_at_ms: i64,
@@ -61,7 +62,7 @@ impl RecycleBinStore for SledStore {
         Ok(dropped)
     }
 
-    async fn list_dropped(&self, warehouse: Uuid) -> StoreResult<Vec<DroppedRecord>> {
+    async fn list_dropped(&self, warehouse: WarehouseId) -> StoreResult<Vec<DroppedRecord>> {
         let mut all = self
             .dropped
             .scan_prefix(warehouse.as_bytes())
@@ -71,13 +72,17 @@ impl RecycleBinStore for SledStore {
         Ok(all)
     }
 
-    async fn get_dropped(&self, warehouse: Uuid, id: Uuid) -> StoreResult<Option<DroppedRecord>> {
+    async fn get_dropped(
+        &self,
+        warehouse: WarehouseId,
+        id: Uuid,
+    ) -> StoreResult<Option<DroppedRecord>> {
         Self::get_json(&self.dropped, &pair_key(warehouse, id))
     }
 
     async fn restore_dropped(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         id: Uuid,
         ident: &TableIdent,
         now_ms: i64,
@@ -140,7 +145,7 @@ impl RecycleBinStore for SledStore {
 
     async fn expire_dropped(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         id: Uuid,
         expires_at_ms: i64,
         purge_files: bool,
@@ -189,7 +194,7 @@ impl RecycleBinStore for SledStore {
         &self,
         now_ms: i64,
         lease_until_ms: i64,
-        except: &[Uuid],
+        except: &[WarehouseId],
     ) -> StoreResult<Option<DroppedRecord>> {
         let _writing = self.writing().await?;
         for entry in self.dropped.iter() {
@@ -214,7 +219,7 @@ impl RecycleBinStore for SledStore {
         Ok(None)
     }
 
-    async fn forget_dropped(&self, warehouse: Uuid, id: Uuid) -> StoreResult<()> {
+    async fn forget_dropped(&self, warehouse: WarehouseId, id: Uuid) -> StoreResult<()> {
         let _writing = self.writing().await?;
         let key = pair_key(warehouse, id);
         let id_key = tabular_id_key(warehouse, id);

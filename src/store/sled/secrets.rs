@@ -3,9 +3,9 @@
 //! Owns: the `storage_credentials` and `signing_keys` trees. Must not touch: warehouses (a
 //! credential in use is refused, read through [`TenancyStore`]).
 
+use crate::domain::TenantId;
 use ::sled::transaction::abort;
 use async_trait::async_trait;
-use uuid::Uuid;
 
 use super::keys::warehouse_name_key;
 use super::*;
@@ -43,7 +43,7 @@ impl SecretStore for SledStore {
 
     async fn get_storage_credential(
         &self,
-        tenant: Uuid,
+        tenant: TenantId,
         name: &str,
     ) -> StoreResult<Option<StorageCredentialRecord>> {
         Self::get_json(&self.storage_credentials, &warehouse_name_key(tenant, name))
@@ -51,7 +51,7 @@ impl SecretStore for SledStore {
 
     async fn list_storage_credentials(
         &self,
-        tenant: Uuid,
+        tenant: TenantId,
     ) -> StoreResult<Vec<StorageCredentialRecord>> {
         let mut out = Vec::new();
         for entry in self.storage_credentials.scan_prefix(tenant.as_bytes()) {
@@ -62,7 +62,7 @@ impl SecretStore for SledStore {
 
     async fn delete_storage_credential(
         &self,
-        tenant: Uuid,
+        tenant: TenantId,
         name: &str,
         _change: &Change,
     ) -> StoreResult<()> {

@@ -14,12 +14,17 @@ use super::keys::{
 };
 use super::namespaces::bump_children;
 use super::*;
+use crate::domain::WarehouseId;
 use crate::domain::{NamespaceIdent, ObjectName, TableIdent};
 use crate::store::locations::{LocationClaim, OwnerKind};
 
 #[async_trait]
 impl TabularStore for SledStore {
-    async fn create_tabular(&self, warehouse: Uuid, record: &TabularRecord) -> StoreResult<()> {
+    async fn create_tabular(
+        &self,
+        warehouse: WarehouseId,
+        record: &TabularRecord,
+    ) -> StoreResult<()> {
         let _writing = self.writing().await?;
         let ns = &record.ident.namespace;
         let ns_key = namespace_key(warehouse, ns);
@@ -59,7 +64,11 @@ impl TabularStore for SledStore {
         self.durable().await
     }
 
-    async fn reserve_location(&self, warehouse: Uuid, claim: &LocationClaim) -> StoreResult<()> {
+    async fn reserve_location(
+        &self,
+        warehouse: WarehouseId,
+        claim: &LocationClaim,
+    ) -> StoreResult<()> {
         let _writing = self.writing().await?;
         let key = pair_key(warehouse, claim.owner);
         let value = encode(claim)?;
@@ -84,7 +93,7 @@ impl TabularStore for SledStore {
             if !reserved.lapsed(now_ms) {
                 continue;
             }
-            let warehouse = Uuid::from_slice(&key[..16]).map_err(backend)?;
+            let warehouse = WarehouseId::from_slice(&key[..16]).map_err(backend)?;
             let claim_key = location_key(warehouse, &reserved.location);
             unwrap_tx(
                 (&self.locations, &self.locations_below, &self.reservations).transaction(
@@ -117,7 +126,7 @@ impl TabularStore for SledStore {
 
     async fn get_tabular(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         ident: &TableIdent,
     ) -> StoreResult<Option<TabularRecord>> {
         Self::get_json(&self.tabulars, &tabular_key(warehouse, ident))
@@ -125,7 +134,7 @@ impl TabularStore for SledStore {
 
     async fn get_tabular_by_id(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         id: Uuid,
     ) -> StoreResult<Option<TabularRecord>> {
         match self
@@ -141,7 +150,7 @@ impl TabularStore for SledStore {
 
     async fn list_tabulars(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         ns: &NamespaceIdent,
         kind: TabularKind,
         page: &PageRequest,
@@ -162,7 +171,7 @@ impl TabularStore for SledStore {
 
     async fn swap_metadata(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         kind: TabularKind,
         swaps: &[MetadataSwap],
     ) -> StoreResult<()> {
@@ -193,7 +202,7 @@ impl TabularStore for SledStore {
 
     async fn drop_tabular(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         kind: TabularKind,
         ident: &TableIdent,
     ) -> StoreResult<TabularRecord> {
@@ -218,7 +227,7 @@ impl TabularStore for SledStore {
 
     async fn rename_tabular(
         &self,
-        warehouse: Uuid,
+        warehouse: WarehouseId,
         kind: TabularKind,
         from: &TableIdent,
         to: &TableIdent,
@@ -270,7 +279,7 @@ pub(super) fn take_tabular(
     nss: &TransactionalTree,
     tabs: &TransactionalTree,
     ids: &TransactionalTree,
-    warehouse: Uuid,
+    warehouse: WarehouseId,
     kind: TabularKind,
     ident: &TableIdent,
 ) -> TxResult<TabularRecord> {

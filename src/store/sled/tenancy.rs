@@ -4,10 +4,10 @@
 //! Owns: the `tenants`, `tenant_names`, `warehouses` and `warehouse_names` trees. Must not touch:
 //! principals and roles but through [`AccessStore`] (a tenant's go with it), or namespaces.
 
+use crate::domain::TenantId;
 use ::sled::Transactional;
 use ::sled::transaction::abort;
 use async_trait::async_trait;
-use uuid::Uuid;
 
 use super::claims::{claim_root, release_root};
 use super::keys::warehouse_name_key;
@@ -20,7 +20,7 @@ impl TenancyStore for SledStore {
         let what = format!("tenant '{}'", tenant.name);
         self.insert_named(
             (&self.tenants, &self.tenant_names),
-            tenant.id,
+            tenant.id.uuid(),
             tenant.name.as_bytes(),
             what,
             tenant,
@@ -28,7 +28,7 @@ impl TenancyStore for SledStore {
         .await
     }
 
-    async fn get_tenant(&self, id: Uuid) -> StoreResult<Option<TenantRecord>> {
+    async fn get_tenant(&self, id: TenantId) -> StoreResult<Option<TenantRecord>> {
         Self::get_json(&self.tenants, id.as_bytes())
     }
 
@@ -45,7 +45,7 @@ impl TenancyStore for SledStore {
         Ok(out)
     }
 
-    async fn rename_tenant(&self, id: Uuid, name: &str, _change: &Change) -> StoreResult<()> {
+    async fn rename_tenant(&self, id: TenantId, name: &str, _change: &Change) -> StoreResult<()> {
         let _writing = self.writing().await?;
         unwrap_tx(
             (&self.tenants, &self.tenant_names).transaction(|(ids, names)| {
@@ -69,7 +69,7 @@ impl TenancyStore for SledStore {
         self.durable().await
     }
 
-    async fn delete_tenant(&self, id: Uuid, _change: &Change) -> StoreResult<()> {
+    async fn delete_tenant(&self, id: TenantId, _change: &Change) -> StoreResult<()> {
         let writing = self.writing().await?;
         let Some(tenant) = self.get_tenant(id).await? else {
             return Err(StoreError::NotFound(format!("tenant {id}")));
@@ -180,13 +180,13 @@ impl TenancyStore for SledStore {
         self.durable().await
     }
 
-    async fn get_warehouse(&self, id: Uuid) -> StoreResult<Option<WarehouseRecord>> {
+    async fn get_warehouse(&self, id: WarehouseId) -> StoreResult<Option<WarehouseRecord>> {
         Self::get_json(&self.warehouses, id.as_bytes())
     }
 
     async fn get_warehouse_by_name(
         &self,
-        tenant: Uuid,
+        tenant: TenantId,
         name: &str,
     ) -> StoreResult<Option<WarehouseRecord>> {
         Self::get_by_name(
@@ -196,7 +196,7 @@ impl TenancyStore for SledStore {
         )
     }
 
-    async fn list_warehouses(&self, tenant: Uuid) -> StoreResult<Vec<WarehouseRecord>> {
+    async fn list_warehouses(&self, tenant: TenantId) -> StoreResult<Vec<WarehouseRecord>> {
         let mut out = Vec::new();
         for entry in self.warehouse_names.scan_prefix(tenant.as_bytes()) {
             let (_, id) = entry.map_err(backend)?;
@@ -207,7 +207,7 @@ impl TenancyStore for SledStore {
         Ok(out)
     }
 
-    async fn delete_warehouse(&self, id: Uuid, _change: &Change) -> StoreResult<()> {
+    async fn delete_warehouse(&self, id: WarehouseId, _change: &Change) -> StoreResult<()> {
         let _writing = self.writing().await?;
         let Some(wh) = self.get_warehouse(id).await? else {
             return Err(StoreError::NotFound(format!("warehouse {id}")));

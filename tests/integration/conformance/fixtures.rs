@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use floe::changes::Change;
 use floe::domain::{NamespaceIdent, ObjectName, TableIdent};
+use floe::domain::{TenantId, WarehouseId};
 use floe::storage::StorageProfile;
 use floe::store::*;
 use uuid::Uuid;
@@ -40,9 +41,9 @@ pub fn tabular(kind: TabularKind, id: &TableIdent, metadata: &str) -> TabularRec
 }
 
 /// A tenant with one warehouse; returns the warehouse id.
-pub async fn seed_warehouse(store: &dyn CatalogStore) -> Uuid {
+pub async fn seed_warehouse(store: &dyn CatalogStore) -> WarehouseId {
     let tenant = TenantRecord {
-        id: Uuid::new_v4(),
+        id: TenantId::new_v4(),
         name: format!("t-{}", Uuid::new_v4()),
         created_at_ms: 1,
     };
@@ -51,7 +52,7 @@ pub async fn seed_warehouse(store: &dyn CatalogStore) -> Uuid {
         .await
         .unwrap();
     let wh = WarehouseRecord {
-        id: Uuid::new_v4(),
+        id: WarehouseId::new_v4(),
         tenant_id: tenant.id,
         name: "wh".into(),
         storage: StorageProfile::Local {
@@ -68,7 +69,7 @@ pub async fn seed_warehouse(store: &dyn CatalogStore) -> Uuid {
 }
 
 /// An enabled human principal of `tenant`, named and identified by `client_id`.
-pub fn principal(tenant: Uuid, client_id: &str) -> PrincipalRecord {
+pub fn principal(tenant: TenantId, client_id: &str) -> PrincipalRecord {
     PrincipalRecord {
         id: floe::domain::PrincipalId::new_v4(),
         tenant_id: tenant,
@@ -92,7 +93,7 @@ pub fn at(kind: TabularKind, id: &TableIdent, location: &str) -> TabularRecord {
 
 pub async fn place(
     store: &dyn CatalogStore,
-    warehouse: Uuid,
+    warehouse: WarehouseId,
     kind: TabularKind,
     id: &TableIdent,
     location: &str,
@@ -117,16 +118,16 @@ pub fn taken(r: StoreResult<()>) -> bool {
 /// Whether a new table `name` at `location` is refused because the location is taken.
 pub async fn location_taken(
     store: &dyn CatalogStore,
-    wh: Uuid,
+    wh: WarehouseId,
     name: &TableIdent,
     location: &str,
 ) -> bool {
     taken(place(store, wh, TabularKind::Table, name, location).await)
 }
 
-pub fn local_warehouse(tenant: Uuid, name: &str, root: &str) -> WarehouseRecord {
+pub fn local_warehouse(tenant: TenantId, name: &str, root: &str) -> WarehouseRecord {
     WarehouseRecord {
-        id: Uuid::new_v4(),
+        id: WarehouseId::new_v4(),
         tenant_id: tenant,
         name: name.into(),
         storage: StorageProfile::Local {
@@ -137,9 +138,9 @@ pub fn local_warehouse(tenant: Uuid, name: &str, root: &str) -> WarehouseRecord 
     }
 }
 
-pub async fn tenant(store: &dyn CatalogStore) -> Uuid {
+pub async fn tenant(store: &dyn CatalogStore) -> TenantId {
     let t = TenantRecord {
-        id: Uuid::new_v4(),
+        id: TenantId::new_v4(),
         name: format!("t-{}", Uuid::new_v4()),
         created_at_ms: 1,
     };
@@ -155,7 +156,7 @@ pub fn storage_taken(r: StoreResult<()>) -> bool {
 }
 
 /// A fresh warehouse holding namespace `n` and table `n.t` at `file:///wh/n/t`.
-pub async fn warehouse_with_table(store: &dyn CatalogStore) -> (Uuid, TableIdent) {
+pub async fn warehouse_with_table(store: &dyn CatalogStore) -> (WarehouseId, TableIdent) {
     let wh = seed_warehouse(store).await;
     store
         .create_namespace(wh, &namespace(&["n"]))

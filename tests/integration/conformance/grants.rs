@@ -11,7 +11,10 @@ use uuid::Uuid;
 use super::fixtures::*;
 
 pub async fn roles_grants_and_assignments(store: Arc<dyn CatalogStore>) {
-    let (t1, t2) = (Uuid::new_v4(), Uuid::new_v4());
+    let (t1, t2) = (
+        floe::domain::TenantId::new_v4(),
+        floe::domain::TenantId::new_v4(),
+    );
     let role = RoleRecord {
         id: floe::domain::RoleId::new_v4(),
         tenant_id: t1,
@@ -68,7 +71,7 @@ pub async fn roles_grants_and_assignments(store: Arc<dyn CatalogStore>) {
     );
     let g2 = grant(
         GrantResource::Namespace {
-            warehouse: Uuid::new_v4(),
+            warehouse: floe::domain::WarehouseId::new_v4(),
             namespace: ns(&["a"]),
         },
         floe::domain::access::Privilege::TableReadData,

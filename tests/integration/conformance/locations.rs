@@ -333,7 +333,7 @@ pub async fn concurrent_warehouse_roots_cannot_both_win(store: Arc<dyn CatalogSt
     for round in 0..8 {
         let outer = format!("{base}/r{round}");
         let inner = format!("{outer}/inner");
-        let create = |tenant: Uuid, root: String| {
+        let create = |tenant: floe::domain::TenantId, root: String| {
             let store = store.clone();
             tokio::spawn(async move {
                 let wh = local_warehouse(tenant, &format!("w-{}", Uuid::new_v4()), &root);

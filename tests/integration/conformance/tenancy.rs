@@ -11,7 +11,7 @@ use super::fixtures::*;
 
 pub async fn tenants_and_warehouses(store: Arc<dyn CatalogStore>) {
     let tenant = TenantRecord {
-        id: Uuid::new_v4(),
+        id: floe::domain::TenantId::new_v4(),
         name: "acme".into(),
         created_at_ms: 1,
     };
@@ -20,7 +20,7 @@ pub async fn tenants_and_warehouses(store: Arc<dyn CatalogStore>) {
         .await
         .unwrap();
     let dup = TenantRecord {
-        id: Uuid::new_v4(),
+        id: floe::domain::TenantId::new_v4(),
         ..tenant.clone()
     };
     assert!(matches!(
@@ -40,7 +40,7 @@ pub async fn tenants_and_warehouses(store: Arc<dyn CatalogStore>) {
     assert_eq!(store.list_tenants().await.unwrap(), vec![tenant.clone()]);
 
     let mut wh = WarehouseRecord {
-        id: Uuid::new_v4(),
+        id: floe::domain::WarehouseId::new_v4(),
         tenant_id: tenant.id,
         name: "sales".into(),
         storage: StorageProfile::Local {
@@ -54,7 +54,7 @@ pub async fn tenants_and_warehouses(store: Arc<dyn CatalogStore>) {
         .await
         .unwrap();
     let dup = WarehouseRecord {
-        id: Uuid::new_v4(),
+        id: floe::domain::WarehouseId::new_v4(),
         ..wh.clone()
     };
     assert!(matches!(
@@ -72,7 +72,7 @@ pub async fn tenants_and_warehouses(store: Arc<dyn CatalogStore>) {
     );
     assert_eq!(
         store
-            .get_warehouse_by_name(Uuid::new_v4(), "sales")
+            .get_warehouse_by_name(floe::domain::TenantId::new_v4(), "sales")
             .await
             .unwrap(),
         None
@@ -97,7 +97,7 @@ pub async fn tenants_and_warehouses(store: Arc<dyn CatalogStore>) {
 pub async fn principals_by_client_id(store: Arc<dyn CatalogStore>) {
     let p = PrincipalRecord {
         id: floe::domain::PrincipalId::new_v4(),
-        tenant_id: Uuid::new_v4(),
+        tenant_id: floe::domain::TenantId::new_v4(),
         name: "etl".into(),
         kind: PrincipalKind::Service,
         client_id: "client-1".into(),
@@ -210,7 +210,10 @@ pub async fn only_empty_warehouses_and_tenants_delete(store: Arc<dyn CatalogStor
 }
 
 pub async fn audit_events_list_newest_first(store: Arc<dyn CatalogStore>) {
-    let (tenant, other) = (Uuid::new_v4(), Uuid::new_v4());
+    let (tenant, other) = (
+        floe::domain::TenantId::new_v4(),
+        floe::domain::TenantId::new_v4(),
+    );
     let event = |tenant, action: &str| AuditEvent {
         id: Uuid::now_v7(),
         tenant_id: tenant,
