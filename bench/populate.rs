@@ -166,7 +166,7 @@ async fn main() -> anyhow::Result<()> {
                     ));
                 }
                 let record = TabularRecord {
-                    id,
+                    id: id.into(),
                     kind: TabularKind::Table,
                     ident: TableIdent::new(
                         NamespaceIdent::new(vec![table.namespace]).unwrap(),

@@ -20,6 +20,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::domain::PrincipalId;
+use crate::domain::TabularId;
 use crate::domain::WarehouseId;
 
 use crate::domain::access::{DataAccess, GrantResource, Privilege};
@@ -106,7 +107,7 @@ pub enum Reach {
     Object {
         warehouse: WarehouseId,
         kind: TabularKind,
-        id: Uuid,
+        id: TabularId,
         ident: TableIdent,
     },
 }
@@ -556,7 +557,7 @@ mod tests {
         let on_t = Reach::Object {
             warehouse: w,
             kind: TabularKind::Table,
-            id: Uuid::new_v4(),
+            id: TabularId::new_v4(),
             ident: t.clone(),
         };
         assert!(on_t.contains(&table));
@@ -576,7 +577,7 @@ mod tests {
         let on_t = Reach::Object {
             warehouse: w,
             kind: TabularKind::Table,
-            id: Uuid::new_v4(),
+            id: TabularId::new_v4(),
             ident: t.clone(),
         };
         assert!(on_t.lies_inside(&Target::Tenant));

@@ -19,8 +19,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use uuid::Uuid;
-
 pub use error::{CatalogError, CatalogResult, Cause, ErrorType};
 pub use metadata::{
     CachedTable, CachedView, MetadataCache, SnapshotsMode, decode_page_token, encode_page_token,
@@ -30,6 +28,7 @@ pub use tables::{CreateTable, LoadedTable, TableChange};
 pub use views::{CreateView, LoadedView, ViewRequirement};
 
 use crate::changes::Change;
+use crate::domain::TabularId;
 use crate::domain::{TenantId, WarehouseId};
 use crate::identity::Caller;
 use crate::identity::storage_credentials::CredentialResolver;
@@ -136,7 +135,7 @@ pub struct Catalog {
     io: moka::future::Cache<WarehouseId, Arc<ServerStorage>>,
     s3_credentials: RwLock<HashMap<WarehouseId, S3StaticCredentials>>,
     metadata: MetadataCache,
-    commit_locks: moka::sync::Cache<(WarehouseId, Uuid), Arc<tokio::sync::Mutex<()>>>,
+    commit_locks: moka::sync::Cache<(WarehouseId, TabularId), Arc<tokio::sync::Mutex<()>>>,
     credentials: Arc<CredentialResolver>,
     tenant_names: moka::sync::Cache<TenantId, Arc<str>>,
     /// Where the catalog's own changes that other caches hold (renames) are published.
@@ -221,7 +220,7 @@ impl Catalog {
     async fn record_new(
         &self,
         wh: &Warehouse,
-        id: Uuid,
+        id: TabularId,
         kind: crate::store::TabularKind,
         ident: crate::domain::TableIdent,
         location: String,
@@ -565,7 +564,7 @@ impl Catalog {
 
     /// The lock commits to one table or view from this process queue on (races with other
     /// replicas are still caught by the store's compare-and-swap).
-    fn commit_lock(&self, warehouse: WarehouseId, table: Uuid) -> Arc<tokio::sync::Mutex<()>> {
+    fn commit_lock(&self, warehouse: WarehouseId, table: TabularId) -> Arc<tokio::sync::Mutex<()>> {
         self.commit_locks
             .get_with((warehouse, table), || Arc::new(tokio::sync::Mutex::new(())))
     }

@@ -19,11 +19,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use uuid::Uuid;
-
 use super::{Catalog, CatalogError, CatalogResult, ErrorType, Warehouse};
 use crate::background::StopSignal;
 use crate::changes::Change;
+use crate::domain::TabularId;
 use crate::domain::{NamespaceIdent, ObjectName, TableIdent};
 use crate::storage::{is_inside, normalize_location};
 use crate::store::{DroppedRecord, StoreError, TabularKind, TabularRecord, now_ms};
@@ -82,7 +81,7 @@ impl Catalog {
     pub async fn restore(
         &self,
         wh: &Warehouse,
-        id: Uuid,
+        id: TabularId,
         namespace: Option<NamespaceIdent>,
         name: Option<ObjectName>,
     ) -> CatalogResult<TabularRecord> {
@@ -124,7 +123,11 @@ impl Catalog {
     }
 
     /// Purges dropped object `id` now: one replica deletes its files and forgets it shortly.
-    pub async fn purge_dropped(&self, wh: &Warehouse, id: Uuid) -> CatalogResult<DroppedRecord> {
+    pub async fn purge_dropped(
+        &self,
+        wh: &Warehouse,
+        id: TabularId,
+    ) -> CatalogResult<DroppedRecord> {
         self.dropped_object(wh, id).await?;
         let dropped = self
             .store
@@ -141,7 +144,7 @@ impl Catalog {
         Ok(dropped)
     }
 
-    async fn dropped_object(&self, wh: &Warehouse, id: Uuid) -> CatalogResult<DroppedRecord> {
+    async fn dropped_object(&self, wh: &Warehouse, id: TabularId) -> CatalogResult<DroppedRecord> {
         self.store
             .get_dropped(wh.record.id, id)
             .await?

@@ -123,7 +123,7 @@ impl Catalog {
         let kind = TabularKind::Table;
         self.record_new(
             wh,
-            id,
+            id.into(),
             kind,
             ident.clone(),
             location.clone(),
@@ -455,7 +455,7 @@ impl Catalog {
             Some(existing) => return Err(already_exists(&existing)),
             None => {
                 let record = TabularRecord {
-                    id: table.metadata.uuid(),
+                    id: table.metadata.uuid().into(),
                     kind: TabularKind::Table,
                     ident: ident.clone(),
                     location: location.clone(),

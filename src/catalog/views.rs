@@ -14,6 +14,7 @@ use super::{
     CachedView, Catalog, CatalogError, CatalogResult, CommitDeadline, CommitError, ErrorType,
     Warehouse,
 };
+use crate::domain::TabularId;
 use crate::domain::{NamespaceIdent, ObjectName, TableIdent};
 use crate::store::{MetadataSwap, TabularKind, TabularRecord, now_ms};
 
@@ -56,10 +57,10 @@ impl Catalog {
                 format!("{} {ident} already exists", existing.kind.noun()),
             ));
         }
-        let id = Uuid::now_v7();
+        let id = TabularId::now_v7();
         let location = match &req.location {
             Some(l) => checked_object_location(wh, &namespace, l)?,
-            None => default_location(wh, &namespace, id),
+            None => default_location(wh, &namespace, id.uuid()),
         };
         let metadata = ViewMetadataBuilder::new(
             location.clone(),
@@ -68,7 +69,7 @@ impl Catalog {
             ViewFormatVersion::V1,
             req.properties,
         )?
-        .assign_uuid(id)
+        .assign_uuid(id.uuid())
         .build()?
         .metadata;
         let (metadata_location, view) = self
@@ -214,7 +215,7 @@ impl Catalog {
             })?;
         let location = checked_object_location(wh, &namespace, view.metadata.location())?;
         let record = TabularRecord {
-            id: view.metadata.uuid(),
+            id: view.metadata.uuid().into(),
             kind: TabularKind::View,
             ident,
             location,

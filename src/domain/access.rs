@@ -3,9 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
-use super::WarehouseId;
+use super::{TabularId, WarehouseId};
 
 use super::{NamespaceIdent, TableIdent};
 
@@ -79,12 +78,12 @@ pub enum GrantResource {
     #[serde(rename = "table-id")]
     Table {
         warehouse: WarehouseId,
-        table: Uuid,
+        table: TabularId,
     },
     #[serde(rename = "view-id")]
     View {
         warehouse: WarehouseId,
-        view: Uuid,
+        view: TabularId,
     },
     /// A grant stored before grants named objects by id;
     /// [`crate::admin::upgrade_name_keyed_grants`] rewrites it at start, and until then it reaches

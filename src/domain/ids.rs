@@ -98,6 +98,11 @@ typed_id!(
     WarehouseId
 );
 typed_id!(
+    /// A table's or view's id (they share one name space, and one id space: a table's
+    /// metadata `table-uuid`, a view's `view-uuid`).
+    TabularId
+);
+typed_id!(
     /// A principal's id.
     PrincipalId
 );

@@ -8,7 +8,7 @@
 pub mod access;
 pub mod ids;
 
-pub use ids::{PrincipalId, RoleId, TenantId, WarehouseId};
+pub use ids::{PrincipalId, RoleId, TabularId, TenantId, WarehouseId};
 
 use std::fmt;
 

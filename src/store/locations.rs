@@ -46,7 +46,7 @@ impl LocationClaim {
     pub fn of_tabular(record: &TabularRecord) -> Self {
         Self {
             location: record.location.clone(),
-            owner: record.id,
+            owner: record.id.uuid(),
             kind: match record.kind {
                 TabularKind::Table => OwnerKind::Table,
                 TabularKind::View => OwnerKind::View,

@@ -106,7 +106,7 @@ impl TabularStore {
     fn reserve_location(warehouse: WarehouseId, claim: &locations::LocationClaim) -> StoreResult<()>;
     fn release_lapsed_reservations(now_ms: i64) -> StoreResult<u64>;
     fn get_tabular(warehouse: WarehouseId, ident: &TableIdent) -> StoreResult<Option<TabularRecord>>;
-    fn get_tabular_by_id(warehouse: WarehouseId, id: Uuid) -> StoreResult<Option<TabularRecord>>;
+    fn get_tabular_by_id(warehouse: WarehouseId, id: TabularId) -> StoreResult<Option<TabularRecord>>;
     fn list_tabulars(warehouse: WarehouseId, ns: &NamespaceIdent, kind: TabularKind, page: &PageRequest) -> StoreResult<Page<TableIdent>>;
     fn swap_metadata(warehouse: WarehouseId, kind: TabularKind, swaps: &[MetadataSwap]) -> StoreResult<()>;
     fn drop_tabular(warehouse: WarehouseId, kind: TabularKind, ident: &TableIdent) -> StoreResult<TabularRecord>;
@@ -115,11 +115,11 @@ impl TabularStore {
 impl RecycleBinStore {
     fn bin_tabular(warehouse: WarehouseId, kind: TabularKind, ident: &TableIdent, dropped_at_ms: i64, expires_at_ms: i64, purge_files: bool) -> StoreResult<DroppedRecord>;
     fn list_dropped(warehouse: WarehouseId) -> StoreResult<Vec<DroppedRecord>>;
-    fn get_dropped(warehouse: WarehouseId, id: Uuid) -> StoreResult<Option<DroppedRecord>>;
-    fn restore_dropped(warehouse: WarehouseId, id: Uuid, ident: &TableIdent, now_ms: i64, change: &Change) -> StoreResult<TabularRecord>;
-    fn expire_dropped(warehouse: WarehouseId, id: Uuid, expires_at_ms: i64, purge_files: bool) -> StoreResult<DroppedRecord>;
+    fn get_dropped(warehouse: WarehouseId, id: TabularId) -> StoreResult<Option<DroppedRecord>>;
+    fn restore_dropped(warehouse: WarehouseId, id: TabularId, ident: &TableIdent, now_ms: i64, change: &Change) -> StoreResult<TabularRecord>;
+    fn expire_dropped(warehouse: WarehouseId, id: TabularId, expires_at_ms: i64, purge_files: bool) -> StoreResult<DroppedRecord>;
     fn lease_expired_dropped(now_ms: i64, lease_until_ms: i64, except: &[WarehouseId]) -> StoreResult<Option<DroppedRecord>>;
-    fn forget_dropped(warehouse: WarehouseId, id: Uuid) -> StoreResult<()>;
+    fn forget_dropped(warehouse: WarehouseId, id: TabularId) -> StoreResult<()>;
 }
 impl SecretStore {
     fn put_storage_credential(credential: &StorageCredentialRecord, replace: bool, change: &Change) -> StoreResult<()>;

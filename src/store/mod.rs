@@ -29,7 +29,9 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::changes::Change;
-use crate::domain::{NamespaceIdent, PrincipalId, RoleId, TableIdent, TenantId, WarehouseId};
+use crate::domain::{
+    NamespaceIdent, PrincipalId, RoleId, TableIdent, TabularId, TenantId, WarehouseId,
+};
 
 pub use self::sled::SledStore;
 pub use metered::MeteredStore;
@@ -67,7 +69,7 @@ pub enum StoreError {
     StorageTaken(String),
     /// A dropped object whose purge is due or running: it cannot be restored any more.
     #[error("dropped object {0} is being purged")]
-    Purging(Uuid),
+    Purging(TabularId),
     /// The store's disk has less free space than the server keeps in reserve: writes are
     /// refused before they start, so none is half done.
     #[error("{0}")]
@@ -297,7 +299,7 @@ pub trait TabularStore: Send + Sync {
     async fn get_tabular_by_id(
         &self,
         warehouse: WarehouseId,
-        id: Uuid,
+        id: TabularId,
     ) -> StoreResult<Option<TabularRecord>>;
     async fn list_tabulars(
         &self,
@@ -352,7 +354,7 @@ pub trait RecycleBinStore: Send + Sync {
     async fn get_dropped(
         &self,
         warehouse: WarehouseId,
-        id: Uuid,
+        id: TabularId,
     ) -> StoreResult<Option<DroppedRecord>>;
     /// Brings a dropped table or view back as `ident`, with its id, location and metadata file:
     /// its namespace must exist, the name be free, the location still fit the rules of
@@ -361,7 +363,7 @@ pub trait RecycleBinStore: Send + Sync {
     async fn restore_dropped(
         &self,
         warehouse: WarehouseId,
-        id: Uuid,
+        id: TabularId,
         ident: &TableIdent,
         now_ms: i64,
         change: &Change,
@@ -372,7 +374,7 @@ pub trait RecycleBinStore: Send + Sync {
     async fn expire_dropped(
         &self,
         warehouse: WarehouseId,
-        id: Uuid,
+        id: TabularId,
         expires_at_ms: i64,
         purge_files: bool,
     ) -> StoreResult<DroppedRecord>;
@@ -386,7 +388,7 @@ pub trait RecycleBinStore: Send + Sync {
         except: &[WarehouseId],
     ) -> StoreResult<Option<DroppedRecord>>;
     /// Forgets a dropped object for good, and releases its location (never a live object's).
-    async fn forget_dropped(&self, warehouse: WarehouseId, id: Uuid) -> StoreResult<()>;
+    async fn forget_dropped(&self, warehouse: WarehouseId, id: TabularId) -> StoreResult<()>;
 }
 
 /// Secrets kept sealed: tenants' named storage credentials and the token-signing keys.

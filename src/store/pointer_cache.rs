@@ -32,10 +32,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use super::{StoreError, StoreResult, TabularRecord};
 use crate::domain::TableIdent;
+use crate::domain::TabularId;
 use crate::domain::WarehouseId;
 
 /// The channel pointer notices travel on (apart from the management changes' channel, so
@@ -63,7 +63,7 @@ pub enum PointerCacheMode {
 pub struct PointerNotice {
     #[serde(rename = "w")]
     pub warehouse: WarehouseId,
-    pub id: Uuid,
+    pub id: TabularId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -90,7 +90,7 @@ struct Entries {
     /// Warehouse → name → entry (looked up without building a key).
     by_name: Map<WarehouseId, Map<TableIdent, Entry>>,
     /// Table or view id → its warehouse and name in `by_name`.
-    names: Map<Uuid, (WarehouseId, TableIdent)>,
+    names: Map<TabularId, (WarehouseId, TableIdent)>,
     bytes: u64,
 }
 
@@ -99,7 +99,7 @@ impl Entries {
         self.by_name.get_mut(&warehouse)?.get_mut(ident)
     }
 
-    fn remove_id(&mut self, id: Uuid) {
+    fn remove_id(&mut self, id: TabularId) {
         if let Some((warehouse, ident)) = self.names.get(&id).cloned() {
             self.remove_name(warehouse, &ident);
         }
@@ -372,7 +372,7 @@ mod tests {
 
     fn record(name: &str, metadata: &str) -> TabularRecord {
         TabularRecord {
-            id: Uuid::now_v7(),
+            id: TabularId::now_v7(),
             kind: TabularKind::Table,
             ident: TableIdent::new(
                 NamespaceIdent::new(vec!["ns".into()]).unwrap(),

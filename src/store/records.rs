@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::{PrincipalId, RoleId, TenantId, WarehouseId};
+use crate::domain::{PrincipalId, RoleId, TabularId, TenantId, WarehouseId};
 
 use crate::domain::access::{GrantResource, Privilege};
 use crate::domain::{NamespaceIdent, TableIdent};
@@ -165,7 +165,7 @@ impl TabularKind {
 /// A table or view: where it lives and which metadata file is current.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TabularRecord {
-    pub id: Uuid,
+    pub id: TabularId,
     pub kind: TabularKind,
     pub ident: TableIdent,
     pub location: String,

@@ -150,7 +150,7 @@ async fn fill(store: &dyn CatalogStore) -> Vec<(floe::domain::WarehouseId, Table
                         .create_tabular(
                             wh.id,
                             &TabularRecord {
-                                id: Uuid::now_v7(),
+                                id: floe::domain::TabularId::now_v7(),
                                 kind,
                                 ident: id.clone(),
                                 location: format!("file:///tmp/{t}/{w}/{}", Uuid::now_v7()),

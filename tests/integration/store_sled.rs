@@ -22,7 +22,7 @@ async fn acknowledged_writes_survive_reopening() {
         };
         store.create_namespace(wh, &ns).await.unwrap();
         let record = TabularRecord {
-            id: uuid::Uuid::new_v4(),
+            id: floe::domain::TabularId::new_v4(),
             kind: TabularKind::Table,
             ident: ident.clone(),
             location: "file:///wh/t".into(),

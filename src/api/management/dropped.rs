@@ -12,6 +12,7 @@ use crate::api::types::IcebergErrorResponse;
 use crate::api::{ApiError, ApiResult, AppState, Authenticated};
 use crate::authz::on_warehouse;
 use crate::catalog::Warehouse;
+use crate::domain::TabularId;
 use crate::domain::TenantId;
 use crate::domain::WarehouseId;
 use crate::domain::access::Privilege;
@@ -46,7 +47,7 @@ pub struct DroppedInfo {
 impl From<DroppedRecord> for DroppedInfo {
     fn from(d: DroppedRecord) -> Self {
         Self {
-            id: d.tabular.id,
+            id: d.tabular.id.uuid(),
             kind: match d.tabular.kind {
                 TabularKind::Table => "table",
                 TabularKind::View => "view",
@@ -144,7 +145,7 @@ async fn list_dropped(
 async fn restore_dropped(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<(TenantId, WarehouseId, Uuid)>,
+    path: web::Path<(TenantId, WarehouseId, TabularId)>,
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
     let (tenant, warehouse, id) = path.into_inner();
@@ -154,7 +155,7 @@ async fn restore_dropped(
     let name = body.name.map(ObjectName::new).transpose()?;
     let restored = state.catalog.restore(&wh, id, namespace, name).await?;
     Ok(HttpResponse::Ok().json(Restored {
-        id: restored.id,
+        id: restored.id.uuid(),
         namespace: restored.ident.namespace.parts().to_vec(),
         name: restored.ident.name.as_str().to_owned(),
     }))
@@ -171,7 +172,7 @@ async fn restore_dropped(
 async fn purge_dropped(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<(TenantId, WarehouseId, Uuid)>,
+    path: web::Path<(TenantId, WarehouseId, TabularId)>,
 ) -> ApiResult<HttpResponse> {
     let (tenant, warehouse, id) = path.into_inner();
     let wh = administered(&state, &auth.0, tenant, warehouse).await?;

@@ -293,12 +293,12 @@ fn grant_info(view: GrantView) -> GrantInfo {
         },
         GrantResource::Table { warehouse, table } => GrantedResource::Table {
             warehouse,
-            table_id: table,
+            table_id: table.uuid(),
             table: object,
         },
         GrantResource::View { warehouse, view } => GrantedResource::View {
             warehouse,
-            view_id: view,
+            view_id: view.uuid(),
             view: object,
         },
         // Rewritten at start; shown as what they name until then.

@@ -60,6 +60,7 @@ use self::group_commit::GroupCommit;
 use super::*;
 use crate::background::StopSignal;
 use crate::changes::{Change, Changes};
+use crate::domain::TabularId;
 use crate::domain::WarehouseId;
 use crate::store::pointer_cache::{POINTERS_CHANNEL, PointerCache, PointerNotice};
 
@@ -235,7 +236,7 @@ async fn send_notice(conn: &mut PgConnection, notice: &PointerNotice) -> StoreRe
 }
 
 /// The notice of a swap that landed.
-fn moved(warehouse: WarehouseId, id: Uuid, swap: &MetadataSwap) -> PointerNotice {
+fn moved(warehouse: WarehouseId, id: TabularId, swap: &MetadataSwap) -> PointerNotice {
     PointerNotice {
         warehouse,
         id,
@@ -245,7 +246,7 @@ fn moved(warehouse: WarehouseId, id: Uuid, swap: &MetadataSwap) -> PointerNotice
 }
 
 /// The notice of a table or view that left its name (dropped, binned, renamed, restored).
-fn left(warehouse: WarehouseId, id: Uuid) -> PointerNotice {
+fn left(warehouse: WarehouseId, id: TabularId) -> PointerNotice {
     PointerNotice {
         warehouse,
         id,

@@ -8,7 +8,6 @@
 use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::types::Json;
-use uuid::Uuid;
 
 use super::claims::{check_claim, lock_locations};
 use super::common::{backend, json};
@@ -101,7 +100,7 @@ impl RecycleBinStore for PgStore {
     async fn get_dropped(
         &self,
         warehouse: WarehouseId,
-        id: Uuid,
+        id: TabularId,
     ) -> StoreResult<Option<DroppedRecord>> {
         let row = sqlx::query(with_dropped_columns!(
             "SELECT",
@@ -118,7 +117,7 @@ impl RecycleBinStore for PgStore {
     async fn restore_dropped(
         &self,
         warehouse: WarehouseId,
-        id: Uuid,
+        id: TabularId,
         ident: &TableIdent,
         now_ms: i64,
         change: &Change,
@@ -158,7 +157,7 @@ impl RecycleBinStore for PgStore {
     async fn expire_dropped(
         &self,
         warehouse: WarehouseId,
-        id: Uuid,
+        id: TabularId,
         expires_at_ms: i64,
         purge_files: bool,
     ) -> StoreResult<DroppedRecord> {
@@ -225,7 +224,7 @@ impl RecycleBinStore for PgStore {
         row.as_ref().map(dropped_from_row).transpose()
     }
 
-    async fn forget_dropped(&self, warehouse: WarehouseId, id: Uuid) -> StoreResult<()> {
+    async fn forget_dropped(&self, warehouse: WarehouseId, id: TabularId) -> StoreResult<()> {
         sqlx::query("DELETE FROM dropped_tabulars WHERE warehouse_id = $1 AND id = $2")
             .bind(warehouse)
             .bind(id)

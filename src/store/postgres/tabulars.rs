@@ -8,7 +8,6 @@
 
 use async_trait::async_trait;
 use sqlx::postgres::PgConnection;
-use uuid::Uuid;
 
 use super::claims::{check_claim, lock_locations};
 use super::common::{
@@ -150,7 +149,7 @@ impl PgStore {
         swap: &MetadataSwap,
     ) -> StoreResult<()> {
         if let Some(id) = self.commits.swap(warehouse, kind, swap).await? {
-            self.pointers.apply(&moved(warehouse, id, swap));
+            self.pointers.apply(&moved(warehouse, id.into(), swap));
             return Ok(());
         }
         self.pointers.forget_name(warehouse, &swap.ident);
@@ -253,7 +252,7 @@ impl TabularStore for PgStore {
     async fn get_tabular_by_id(
         &self,
         warehouse: WarehouseId,
-        id: Uuid,
+        id: TabularId,
     ) -> StoreResult<Option<TabularRecord>> {
         let row = sqlx::query(
             "SELECT t.id, t.kind, t.name, t.location, t.metadata_location, t.created_at_ms, n.levels \
@@ -338,7 +337,7 @@ impl TabularStore for PgStore {
                 .await
                 .map_err(backend)?
                 .ok_or_else(|| StoreError::failure("a locked row did not move"))?;
-            notices.push(moved(warehouse, id, swap));
+            notices.push(moved(warehouse, id.into(), swap));
         }
         tx.commit().await.map_err(backend)?;
         for notice in &notices {

@@ -6,6 +6,7 @@
 
 use uuid::Uuid;
 
+use crate::domain::TabularId;
 use crate::domain::{NamespaceIdent, TableIdent};
 use crate::domain::{TenantId, WarehouseId};
 
@@ -72,6 +73,6 @@ pub(super) fn location_key(warehouse: WarehouseId, location: &str) -> Vec<u8> {
 }
 
 /// `warehouse(16) | id(16)`: the key of a table's or view's entry in `tabular_ids`.
-pub(super) fn tabular_id_key(warehouse: WarehouseId, id: Uuid) -> Vec<u8> {
+pub(super) fn tabular_id_key(warehouse: WarehouseId, id: TabularId) -> Vec<u8> {
     pair_key(warehouse, id)
 }

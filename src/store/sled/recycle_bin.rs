@@ -7,7 +7,6 @@
 use ::sled::Transactional;
 use ::sled::transaction::abort;
 use async_trait::async_trait;
-use uuid::Uuid;
 
 use super::claims::{claim_location, release_location};
 use super::keys::{location_key, namespace_key, pair_key, tabular_id_key, tabular_key};
@@ -75,7 +74,7 @@ impl RecycleBinStore for SledStore {
     async fn get_dropped(
         &self,
         warehouse: WarehouseId,
-        id: Uuid,
+        id: TabularId,
     ) -> StoreResult<Option<DroppedRecord>> {
         Self::get_json(&self.dropped, &pair_key(warehouse, id))
     }
@@ -83,7 +82,7 @@ impl RecycleBinStore for SledStore {
     async fn restore_dropped(
         &self,
         warehouse: WarehouseId,
-        id: Uuid,
+        id: TabularId,
         ident: &TableIdent,
         now_ms: i64,
         _change: &Change,
@@ -123,7 +122,7 @@ impl RecycleBinStore for SledStore {
                     }
                     bump_children(nss, &ns_key, &ident.namespace, 1)?;
                     // Claimed again as the restored object's, in the namespace it returns to.
-                    release_location(locations, below, warehouse, &record.location, id)?;
+                    release_location(locations, below, warehouse, &record.location, id.uuid())?;
                     claim_location(
                         locations,
                         below,
@@ -146,7 +145,7 @@ impl RecycleBinStore for SledStore {
     async fn expire_dropped(
         &self,
         warehouse: WarehouseId,
-        id: Uuid,
+        id: TabularId,
         expires_at_ms: i64,
         purge_files: bool,
     ) -> StoreResult<DroppedRecord> {
@@ -170,7 +169,7 @@ impl RecycleBinStore for SledStore {
                     if purge_files && !dropped.purge_files {
                         let claim = LocationClaim::of_tabular(&dropped.tabular);
                         let own = match locations.get(location_key(warehouse, &claim.location))? {
-                            Some(bytes) => tx_decode::<LocationClaim>(&bytes)?.owner == id,
+                            Some(bytes) => tx_decode::<LocationClaim>(&bytes)?.owner == id.uuid(),
                             None => {
                                 claim_location(locations, below, warehouse, &claim)?;
                                 true
@@ -219,7 +218,7 @@ impl RecycleBinStore for SledStore {
         Ok(None)
     }
 
-    async fn forget_dropped(&self, warehouse: WarehouseId, id: Uuid) -> StoreResult<()> {
+    async fn forget_dropped(&self, warehouse: WarehouseId, id: TabularId) -> StoreResult<()> {
         let _writing = self.writing().await?;
         let key = pair_key(warehouse, id);
         let id_key = tabular_id_key(warehouse, id);
@@ -242,7 +241,7 @@ impl RecycleBinStore for SledStore {
                             below,
                             warehouse,
                             &dropped.tabular.location,
-                            id,
+                            id.uuid(),
                         )?;
                     }
                     bin.remove(key.as_slice())?;

@@ -6,7 +6,6 @@
 
 use ::sled::transaction::{TransactionalTree, abort};
 use async_trait::async_trait;
-use uuid::Uuid;
 
 use super::claims::{claim_location, release_location};
 use super::keys::{
@@ -135,7 +134,7 @@ impl TabularStore for SledStore {
     async fn get_tabular_by_id(
         &self,
         warehouse: WarehouseId,
-        id: Uuid,
+        id: TabularId,
     ) -> StoreResult<Option<TabularRecord>> {
         match self
             .tabular_ids
@@ -217,7 +216,13 @@ impl TabularStore for SledStore {
             )
                 .transaction(|(nss, tabs, locations, below, ids)| {
                     let record = take_tabular(nss, tabs, ids, warehouse, kind, ident)?;
-                    release_location(locations, below, warehouse, &record.location, record.id)?;
+                    release_location(
+                        locations,
+                        below,
+                        warehouse,
+                        &record.location,
+                        record.id.uuid(),
+                    )?;
                     Ok(record)
                 }),
         )?;

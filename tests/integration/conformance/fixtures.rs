@@ -31,7 +31,7 @@ pub fn namespace(parts: &[&str]) -> NamespaceRecord {
 /// A table or view record with a fresh id and location.
 pub fn tabular(kind: TabularKind, id: &TableIdent, metadata: &str) -> TabularRecord {
     TabularRecord {
-        id: Uuid::new_v4(),
+        id: floe::domain::TabularId::new_v4(),
         kind,
         ident: id.clone(),
         location: format!("file:///wh/{}", Uuid::new_v4()),

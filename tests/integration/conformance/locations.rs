@@ -415,18 +415,18 @@ pub async fn a_reservation_holds_its_location_for_its_commit(store: Arc<dyn Cata
         "file:///wh/att/s",
     );
     let stranger = TabularRecord {
-        id: Uuid::now_v7(),
+        id: floe::domain::TabularId::now_v7(),
         ..commit.clone()
     };
     assert!(taken(store.create_tabular(wh, &stranger).await));
     let elsewhere = TabularRecord {
-        id,
+        id: id.into(),
         ident: ident(&["victim"], "s"),
         ..commit.clone()
     };
     assert!(taken(store.create_tabular(wh, &elsewhere).await));
     // Its commit takes it over, and the table's claim holds it from then on, past the sweep.
-    commit.id = id;
+    commit.id = id.into();
     store.create_tabular(wh, &commit).await.unwrap();
     store.release_lapsed_reservations(later + 1).await.unwrap();
     assert!(location_taken(store.as_ref(), wh, &other, "file:///wh/att/s").await);
