@@ -7,7 +7,7 @@ use super::Admin;
 use super::{AdminError, AdminResult};
 use crate::changes::Change;
 use crate::domain::TenantId;
-use crate::domain::{CredentialKind, check_resource_name};
+use crate::domain::{CredentialKind, ResourceName};
 use crate::identity::Caller;
 use crate::storage::normalize_fields;
 use crate::store::{CredentialValue, StorageCredentialRecord, now_ms};
@@ -26,12 +26,11 @@ impl Admin {
         &self,
         caller: &Caller,
         tenant: TenantId,
-        name: String,
+        name: ResourceName,
         kind: CredentialKind,
         value: NewCredentialValue,
     ) -> AdminResult<StorageCredentialRecord> {
-        check_resource_name("credential name", &name)?;
-        let record = self.credential_record(tenant, name, kind, value)?;
+        let record = self.credential_record(tenant, name.into_string(), kind, value)?;
         let change = credential_change(&record);
         self.store
             .put_storage_credential(&record, false, &change)

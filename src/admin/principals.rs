@@ -9,7 +9,7 @@ use crate::domain::TenantId;
 use super::{Admin, not_found};
 use super::{AdminError, AdminResult};
 use crate::changes::Change;
-use crate::domain::check_resource_name;
+use crate::domain::ResourceName;
 use crate::identity::Caller;
 use crate::store::{PrincipalKind, PrincipalRecord, now_ms};
 
@@ -42,10 +42,10 @@ impl Admin {
         &self,
         caller: &Caller,
         tenant: TenantId,
-        name: String,
+        name: ResourceName,
         kind: PrincipalKind,
     ) -> AdminResult<WithSecret> {
-        check_resource_name("principal name", &name)?;
+        let name = name.into_string();
         let (secret, secret_hash) = self.secrets.generate();
         let principal = PrincipalRecord {
             id: PrincipalId::now_v7(),

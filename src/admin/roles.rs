@@ -11,7 +11,7 @@ use crate::authz::Target;
 use crate::changes::Change;
 use crate::domain::access::GrantResource;
 use crate::domain::access::Privilege;
-use crate::domain::{TableIdent, check_resource_name};
+use crate::domain::{ResourceName, TableIdent};
 use crate::identity::Caller;
 use crate::store::{GrantRecord, RoleRecord, TabularKind, now_ms};
 
@@ -38,9 +38,9 @@ impl Admin {
         &self,
         caller: &Caller,
         tenant: TenantId,
-        name: String,
+        name: ResourceName,
     ) -> AdminResult<RoleRecord> {
-        check_resource_name("role name", &name)?;
+        let name = name.into_string();
         let role = RoleRecord {
             id: RoleId::now_v7(),
             tenant_id: tenant,

@@ -3,8 +3,8 @@
 use super::{Admin, not_found};
 use super::{AdminError, AdminResult};
 use crate::changes::Change;
+use crate::domain::ResourceName;
 use crate::domain::TenantId;
-use crate::domain::check_resource_name;
 use crate::identity::Caller;
 use crate::identity::key_store::RotateError;
 use crate::store::{PrincipalRecord, TenantRecord, now_ms};
@@ -17,11 +17,14 @@ pub struct Identity {
 }
 
 impl Admin {
-    pub async fn create_tenant(&self, caller: &Caller, name: String) -> AdminResult<TenantRecord> {
-        check_resource_name("tenant name", &name)?;
+    pub async fn create_tenant(
+        &self,
+        caller: &Caller,
+        name: ResourceName,
+    ) -> AdminResult<TenantRecord> {
         let tenant = TenantRecord {
             id: TenantId::now_v7(),
-            name,
+            name: name.into_string(),
             created_at_ms: now_ms(),
         };
         let change = Change::Tenant { tenant: tenant.id };
@@ -40,11 +43,10 @@ impl Admin {
         &self,
         caller: &Caller,
         id: TenantId,
-        name: &str,
+        name: &ResourceName,
     ) -> AdminResult<TenantRecord> {
-        check_resource_name("tenant name", name)?;
         let change = Change::Tenant { tenant: id };
-        self.store.rename_tenant(id, name, &change).await?;
+        self.store.rename_tenant(id, name.as_str(), &change).await?;
         self.changed(change).await;
         let tenant = self
             .store

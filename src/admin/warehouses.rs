@@ -7,7 +7,7 @@ use super::{AdminError, AdminResult};
 use crate::changes::Change;
 use crate::domain::TenantId;
 use crate::domain::WarehouseId;
-use crate::domain::{CredentialKind, check_resource_name};
+use crate::domain::{CredentialKind, ResourceName};
 use crate::identity::Caller;
 use crate::storage::StorageProfile;
 use crate::storage::normalize_location;
@@ -26,7 +26,7 @@ pub enum NewStorage {
 
 /// Changes to a warehouse; `None` keeps what it has.
 pub struct WarehouseChanges {
-    pub name: Option<String>,
+    pub name: Option<ResourceName>,
     pub storage: Option<NewStorage>,
     pub credential: Option<String>,
 }
@@ -45,11 +45,11 @@ impl Admin {
         &self,
         caller: &Caller,
         tenant: TenantId,
-        name: String,
+        name: ResourceName,
         storage: NewStorage,
         credential: Option<String>,
     ) -> AdminResult<WarehouseRecord> {
-        check_resource_name("warehouse name", &name)?;
+        let name = name.into_string();
         let kind = self.credential_kind(tenant, credential.as_deref()).await?;
         self.create_warehouse_with(caller, tenant, name, storage, credential, kind)
             .await
@@ -95,11 +95,11 @@ impl Admin {
         &self,
         caller: &Caller,
         tenant: TenantId,
-        name: String,
+        name: ResourceName,
         profile: StorageProfile,
         has_keys: bool,
     ) -> AdminResult<WarehouseRecord> {
-        check_resource_name("warehouse name", &name)?;
+        let name = name.into_string();
         let storage = match profile.local_root() {
             Some(root) => NewStorage::Local {
                 root: Some(root.to_owned()),
@@ -205,8 +205,7 @@ impl Admin {
     ) -> AdminResult<WarehouseRecord> {
         let mut wh = self.warehouse(tenant, id).await?;
         if let Some(name) = changes.name {
-            check_resource_name("warehouse name", &name)?;
-            wh.name = name;
+            wh.name = name.into_string();
         }
         if changes.credential.is_some() {
             wh.credential = changes.credential;

@@ -195,6 +195,34 @@ pub fn check_resource_name(what: &'static str, name: &str) -> Result<(), NameErr
     check_part(what, name)
 }
 
+/// The name of a tenant, warehouse, principal, role or storage credential, checked when it is
+/// made (see [`check_resource_name`]): a use-case that takes one never sees an illegal name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ResourceName(String);
+
+impl ResourceName {
+    /// `name` as the name of `what` ("warehouse name"), or why it cannot be one.
+    pub fn new(what: &'static str, name: impl Into<String>) -> Result<Self, NameError> {
+        let name = name.into();
+        check_resource_name(what, &name)?;
+        Ok(Self(name))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Display for ResourceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// What a storage credential is: the kind decides which storage it fits and which fields it has.
 /// Stored and shown under its canonical name; [`CredentialKind::parse`] also takes the names
 /// credential stores commonly use (`gcp`, `google_service_account`).

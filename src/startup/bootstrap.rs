@@ -12,6 +12,7 @@ use crate::admin::Admin;
 use crate::catalog::Catalog;
 use crate::changes::Change;
 use crate::config::{Settings, StoreKind};
+use crate::domain::ResourceName;
 use crate::domain::TenantId;
 use crate::identity::{Caller, hash_secret};
 use crate::storage::StorageProfile;
@@ -188,8 +189,16 @@ pub(super) async fn ensure_warehouses(
                 .as_ref()
                 .zip(w.s3_secret_access_key.as_ref())
         });
+        let checked = ResourceName::new("warehouse name", name.clone())
+            .map_err(|e| StartupError(format!("warehouse '{name}': {e}")))?;
         let record = admin
-            .declare_warehouse(&system, tenant, name.clone(), storage, keys.is_some())
+            .declare_warehouse(
+                &system,
+                tenant,
+                checked,
+                storage,
+                keys.is_some(),
+            )
             .await
             .map_err(|e| StartupError(format!("warehouse '{name}': {e}")))?;
         if let Some((id, secret)) = keys {

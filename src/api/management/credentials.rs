@@ -13,6 +13,7 @@ use crate::api::doc_parts::CommonErrors;
 use crate::api::types::{IcebergErrorResponse, Name};
 use crate::api::{ApiError, ApiResult, AppState, Authenticated};
 use crate::domain::CredentialKind;
+use crate::domain::ResourceName;
 use crate::domain::TenantId;
 use crate::store::StorageCredentialRecord;
 
@@ -231,7 +232,13 @@ async fn create_credential(
     let (kind, value) = parse_value(&body.kind, body.value, body.reference)?;
     let record = state
         .admin
-        .create_credential(&auth.0, tenant.id, body.name, kind, value)
+        .create_credential(
+            &auth.0,
+            tenant.id,
+            ResourceName::new("credential name", body.name)?,
+            kind,
+            value,
+        )
         .await?;
     Ok(HttpResponse::Created().json(info(&record)))
 }

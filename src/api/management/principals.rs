@@ -13,6 +13,7 @@ use crate::api::doc_parts::CommonErrors;
 use crate::api::types::IcebergErrorResponse;
 use crate::api::{ApiResult, AppState, Authenticated};
 use crate::domain::PrincipalId;
+use crate::domain::ResourceName;
 use crate::domain::TenantId;
 use crate::store::{PrincipalKind, PrincipalRecord};
 
@@ -122,7 +123,12 @@ async fn create_principal(
     let kind = body.kind.unwrap_or(PrincipalKind::Service);
     let created = state
         .admin
-        .create_principal(&auth.0, tenant.id, body.name, kind)
+        .create_principal(
+            &auth.0,
+            tenant.id,
+            ResourceName::new("principal name", body.name)?,
+            kind,
+        )
         .await?;
     Ok(HttpResponse::Created().json(with_secret(created)))
 }

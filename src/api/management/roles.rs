@@ -12,6 +12,7 @@ use crate::api::doc_parts::{CommonErrors, tagged_union, with_tag};
 use crate::api::types::IcebergErrorResponse;
 use crate::api::{ApiResult, AppState, Authenticated};
 use crate::authz::Target;
+use crate::domain::ResourceName;
 use crate::domain::access::GrantResource;
 use crate::domain::access::Privilege;
 use crate::domain::{NamespaceIdent, TableIdent};
@@ -359,6 +360,7 @@ async fn create_role(
 ) -> ApiResult<HttpResponse> {
     let tenant = admin_tenant(&state, &auth.0, path.into_inner()).await?;
     let name = body.into_inner().name;
+    let name = ResourceName::new("role name", name)?;
     let role = state.admin.create_role(&auth.0, tenant.id, name).await?;
     Ok(HttpResponse::Created().json(RoleInfo::from(role)))
 }

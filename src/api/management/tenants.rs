@@ -10,6 +10,7 @@ use crate::api::doc_parts::CommonErrors;
 use crate::api::types::IcebergErrorResponse;
 use crate::api::{ApiError, ApiResult, AppState, Authenticated};
 use crate::catalog::ErrorType;
+use crate::domain::ResourceName;
 use crate::domain::TenantId;
 use crate::identity::Caller;
 use crate::store::TenantRecord;
@@ -81,7 +82,10 @@ async fn create_tenant(
     require_root(&auth.0)?;
     let tenant = state
         .admin
-        .create_tenant(&auth.0, body.into_inner().name)
+        .create_tenant(
+            &auth.0,
+            ResourceName::new("tenant name", body.into_inner().name)?,
+        )
         .await?;
     Ok(HttpResponse::Created().json(TenantInfo::from(tenant)))
 }
@@ -131,7 +135,8 @@ async fn rename_tenant(
 ) -> ApiResult<HttpResponse> {
     require_root(&auth.0)?;
     let id = path.into_inner();
-    let tenant = state.admin.rename_tenant(&auth.0, id, &body.name).await?;
+    let name = ResourceName::new("tenant name", body.name.clone())?;
+    let tenant = state.admin.rename_tenant(&auth.0, id, &name).await?;
     Ok(HttpResponse::Ok().json(TenantInfo::from(tenant)))
 }
 

@@ -14,6 +14,7 @@ use crate::api::doc_parts::{CommonErrors, tagged_union, with_tag};
 use crate::api::types::IcebergErrorResponse;
 use crate::api::{ApiResult, AppState, Authenticated};
 use crate::authz::on_warehouse;
+use crate::domain::ResourceName;
 use crate::domain::TenantId;
 use crate::domain::WarehouseId;
 use crate::domain::access::Privilege;
@@ -214,7 +215,7 @@ async fn create_warehouse(
         .create_warehouse(
             &auth.0,
             tenant.id,
-            body.name,
+            ResourceName::new("warehouse name", body.name)?,
             body.storage.into(),
             body.credential,
         )
@@ -300,7 +301,10 @@ async fn update_warehouse(
         .await?;
     let body = body.into_inner();
     let changes = WarehouseChanges {
-        name: body.name,
+        name: body
+            .name
+            .map(|n| ResourceName::new("warehouse name", n))
+            .transpose()?,
         storage: body.storage.map(NewStorage::from),
         credential: body.credential,
     };
