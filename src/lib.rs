@@ -53,7 +53,9 @@
 //!   and rules, its credential fields, the server's own IO, what it hands a reader (STS sessions
 //!   narrowed by a session policy, directory SAS, downscoped tokens, nothing on local disk),
 //!   presigned URLs, the remote signer (S3) and validation; plus the location rules.
-//! - [`domain`]: validated names (namespaces, tables, views, warehouses) and credential kinds.
+//! - [`domain`]: validated names (namespaces, tables, views, and `ResourceName` for tenants,
+//!   warehouses, principals, roles and credentials), typed ids (`TenantId`, `WarehouseId`,
+//!   `PrincipalId`, `RoleId`, `TabularId`: two of them cannot be swapped), credential kinds.
 //! - [`outbound`]: connect and total timeouts of every outbound call, per kind, and the clients
 //!   built with them.
 //! - [`reachability`]: what the latest calls say about reaching each warehouse's storage and

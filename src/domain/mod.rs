@@ -1,6 +1,7 @@
 //! Domain values every layer may use: validated names (a handler can only hold a namespace,
-//! table or warehouse name that is legal), credential kinds, and
-//! privileges and grant resources ([`access`]).
+//! table, view or [`ResourceName`] that is legal), typed ids ([`ids`]: a tenant's, warehouse's,
+//! principal's, role's or table's id, which cannot be swapped for one another), credential
+//! kinds, privileges and grant resources ([`access`]), and the clock ([`now_ms`]).
 //!
 //! Limits are explicit: a name part is 1..=255 characters, a namespace at most 16 levels deep, and no part
 //! may contain control characters, `/` or `\`, or be `.` / `..` (names end up in logs, keys and paths).
