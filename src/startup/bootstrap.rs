@@ -192,13 +192,7 @@ pub(super) async fn ensure_warehouses(
         let checked = ResourceName::new("warehouse name", name.clone())
             .map_err(|e| StartupError(format!("warehouse '{name}': {e}")))?;
         let record = admin
-            .declare_warehouse(
-                &system,
-                tenant,
-                checked,
-                storage,
-                keys.is_some(),
-            )
+            .declare_warehouse(&system, tenant, checked, storage, keys.is_some())
             .await
             .map_err(|e| StartupError(format!("warehouse '{name}': {e}")))?;
         if let Some((id, secret)) = keys {
