@@ -80,22 +80,6 @@ struct ServerStorage {
     credential: Option<(TenantId, String)>,
 }
 
-/// A keyed hash of a secret's fields, for telling its values apart in memory (never shown or
-/// stored; the key is new in every process).
-fn secret_fingerprint<'a>(fields: impl IntoIterator<Item = (&'a str, &'a str)>) -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    static KEY: std::sync::LazyLock<std::collections::hash_map::RandomState> =
-        std::sync::LazyLock::new(Default::default);
-    let mut h = KEY.build_hasher();
-    for (name, value) in fields {
-        h.write(name.as_bytes());
-        h.write_u8(0);
-        h.write(value.as_bytes());
-        h.write_u8(0);
-    }
-    h.finish()
-}
-
 impl Warehouse {
     /// The warehouse root, normalized (`s3://bucket/prefix`, `file:///dir`).
     pub fn root(&self) -> String {
@@ -412,7 +396,7 @@ impl Catalog {
                     .get(&record.id)
                     .cloned();
                 let fingerprint = keys.as_ref().map_or(0, |k| {
-                    secret_fingerprint([
+                    crate::storage::secret::fingerprint_values([
                         ("access_key_id", k.access_key_id.as_str()),
                         ("secret_access_key", k.secret_access_key.as_str()),
                         ("session_token", k.session_token.as_deref().unwrap_or("")),
@@ -473,11 +457,9 @@ impl Catalog {
             .resolve(&stored)
             .await
             .map_err(unavailable)?;
-        let fingerprint = secret_fingerprint(
-            std::iter::once(("kind", stored.kind.as_str()))
-                .chain(fields.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
-        );
-        let secret = StorageSecret::from_fields(stored.kind, fields, &self.options.timeouts)
+        let fingerprint = fields.fingerprint();
+        let secret = fields
+            .into_secret(&self.options.timeouts)
             .map_err(unavailable)?;
         Ok((secret, fingerprint))
     }

@@ -7,12 +7,11 @@
 //! prefixes. The policy is checked when a reference is registered and again at every use. Errors
 //! name the credential, the reference and the rule, never the value.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::MasterKey;
 use crate::domain::TenantId;
-use crate::storage::normalize_fields;
+use crate::storage::{CredentialFields, normalize_fields};
 use crate::store::{CredentialValue, StorageCredentialRecord};
 
 /// What credential references may read: the server operator's allow-lists.
@@ -118,13 +117,8 @@ impl CredentialResolver {
     }
 
     /// Seals a credential's fields for storage.
-    pub fn seal(
-        &self,
-        tenant: TenantId,
-        name: &str,
-        fields: &BTreeMap<String, String>,
-    ) -> CredentialValue {
-        let json = serde_json::to_vec(fields).expect("string map serializes");
+    pub fn seal(&self, tenant: TenantId, name: &str, fields: &CredentialFields) -> CredentialValue {
+        let json = fields.to_json();
         CredentialValue::Sealed {
             sealed: self.master.seal(&json, &purpose(tenant, name)),
         }
@@ -167,7 +161,7 @@ impl CredentialResolver {
     pub async fn resolve(
         &self,
         record: &StorageCredentialRecord,
-    ) -> Result<BTreeMap<String, String>, String> {
+    ) -> Result<CredentialFields, String> {
         let name = &record.name;
         let fail = |e: String| format!("storage credential '{name}': {e}");
         let json = match &record.value {
@@ -329,11 +323,12 @@ mod tests {
         }
     }
 
-    fn fields() -> BTreeMap<String, String> {
-        BTreeMap::from([
-            ("access_key_id".into(), "AKIA1".into()),
-            ("secret_access_key".into(), "s3cr3t-value".into()),
-        ])
+    fn fields() -> CredentialFields {
+        normalize_fields(
+            CredentialKind::S3AccessKey,
+            &serde_json::json!({"access_key_id": "AKIA1", "secret_access_key": "s3cr3t-value"}),
+        )
+        .unwrap()
     }
 
     #[tokio::test]

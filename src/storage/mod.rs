@@ -45,7 +45,7 @@ pub use gcs::GcsProfile;
 pub use io::{IoError, WarehouseIo};
 pub use location::{is_inside, normalize_location};
 pub use s3::{S3Profile, S3Vending};
-pub use secret::StorageSecret;
+pub use secret::{CredentialFields, StorageSecret};
 
 /// Where a warehouse keeps its files and how the server itself reaches them.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -280,17 +280,17 @@ fn fields_of(kind: CredentialKind) -> &'static [Field] {
 pub fn normalize_fields(
     kind: CredentialKind,
     value: &serde_json::Value,
-) -> Result<BTreeMap<String, String>, String> {
+) -> Result<CredentialFields, String> {
     let object = value
         .as_object()
         .ok_or_else(|| format!("a {kind} credential's value must be a JSON object"))?;
     if kind == CredentialKind::GcsServiceAccount
         && let Some(key_file) = gcs::service_account_key_file(object)?
     {
-        return Ok(BTreeMap::from([(
-            "service_account_json".to_owned(),
-            key_file,
-        )]));
+        return Ok(CredentialFields::new(
+            kind,
+            BTreeMap::from([("service_account_json".to_owned(), key_file)]),
+        ));
     }
     let fields = fields_of(kind);
     let mut out = BTreeMap::new();
@@ -339,7 +339,7 @@ pub fn normalize_fields(
             _ => {}
         }
     }
-    Ok(out)
+    Ok(CredentialFields::new(kind, out))
 }
 
 /// Checks a warehouse's storage profile with the kind of credential the server will reach it

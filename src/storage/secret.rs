@@ -2,6 +2,7 @@
 //! credential stands for, built from its fields as [`super::normalize_fields`] made them.
 //! Sealing and references are [`crate::identity::storage_credentials`]'s.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::adls::auth::AzureAuth;
@@ -21,12 +22,80 @@ pub enum StorageSecret {
     Gcs(Arc<GcsServiceAccount>),
 }
 
+/// A storage credential's fields under their canonical names, checked against its kind's field
+/// table: only [`super::normalize_fields`] makes one. It is what is sealed, what a resolved
+/// credential is, and what becomes the server's [`StorageSecret`]; its values never show in
+/// `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CredentialFields {
+    kind: CredentialKind,
+    fields: BTreeMap<String, String>,
+}
+
+impl CredentialFields {
+    pub(super) fn new(kind: CredentialKind, fields: BTreeMap<String, String>) -> Self {
+        Self { kind, fields }
+    }
+
+    pub fn kind(&self) -> CredentialKind {
+        self.kind
+    }
+
+    /// The value of one field, by its canonical name.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).map(String::as_str)
+    }
+
+    /// The fields as the JSON object that is sealed (canonical names).
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.fields).expect("string map serializes")
+    }
+
+    /// A keyed hash of the kind and the values, for telling a credential's values apart in
+    /// memory (never shown or stored; the key is new in every process).
+    pub fn fingerprint(&self) -> u64 {
+        fingerprint_values(
+            std::iter::once(("kind", self.kind.as_str()))
+                .chain(self.fields.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        )
+    }
+
+    /// The secret these fields stand for.
+    pub fn into_secret(self, timeouts: &OutboundTimeouts) -> Result<StorageSecret, String> {
+        StorageSecret::from_fields(self.kind, self.fields, timeouts)
+    }
+}
+
+/// Shows the kind and which fields are set: never their values.
+impl std::fmt::Debug for CredentialFields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialFields")
+            .field("kind", &self.kind)
+            .field("fields", &self.fields.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// A keyed hash of named values (see [`CredentialFields::fingerprint`]).
+pub fn fingerprint_values<'a>(values: impl IntoIterator<Item = (&'a str, &'a str)>) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static KEY: std::sync::LazyLock<std::collections::hash_map::RandomState> =
+        std::sync::LazyLock::new(Default::default);
+    let mut h = KEY.build_hasher();
+    for (name, value) in values {
+        h.write(name.as_bytes());
+        h.write_u8(0);
+        h.write(value.as_bytes());
+        h.write_u8(0);
+    }
+    h.finish()
+}
+
 impl StorageSecret {
-    /// The secret a resolved credential of `kind` stands for (its fields as
-    /// [`super::normalize_fields`] made them).
-    pub fn from_fields(
+    /// The secret a resolved credential of `kind` stands for.
+    fn from_fields(
         kind: CredentialKind,
-        mut fields: std::collections::BTreeMap<String, String>,
+        mut fields: BTreeMap<String, String>,
         timeouts: &OutboundTimeouts,
     ) -> Result<Self, String> {
         let mut take = |name: &str| fields.remove(name).unwrap_or_default();
@@ -90,15 +159,15 @@ mod tests {
                 &json!({id: "AKIA1", secret: "s3cr3t"}),
             )
             .unwrap();
-            assert_eq!(got, canonical, "{id}/{secret}");
+            assert_eq!(got.fields, canonical, "{id}/{secret}");
         }
         let full = normalize_fields(
             CredentialKind::S3AccessKey,
             &json!({"key_id": "AKIA1", "secret": "s3cr3t", "region": "eu-west-1", "session_token": "tok"}),
         )
         .unwrap();
-        assert_eq!(full["region"], "eu-west-1");
-        assert_eq!(full["session_token"], "tok");
+        assert_eq!(full.get("region"), Some("eu-west-1"));
+        assert_eq!(full.get("session_token"), Some("tok"));
     }
 
     #[test]
@@ -141,7 +210,7 @@ mod tests {
         assert_eq!(nested, canonical);
         assert_eq!(nested_text, canonical);
         let parsed: serde_json::Value =
-            serde_json::from_str(&canonical["service_account_json"]).unwrap();
+            serde_json::from_str(canonical.get("service_account_json").unwrap()).unwrap();
         assert_eq!(parsed, key_file);
         assert!(normalize_fields(kind, &json!({"type": "authorized_user"})).is_err());
         assert!(normalize_fields(kind, &json!({"data": key_file, "extra": "x"})).is_err());
