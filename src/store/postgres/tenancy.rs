@@ -128,18 +128,7 @@ impl TenancyStore for PgStore {
         .bind(&root)
         .execute(&mut *tx)
         .await;
-        match inserted {
-            Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::AlreadyExists(format!(
-                    "warehouse '{}'",
-                    wh.name
-                )));
-            }
-            Err(e) if is_foreign_key_violation(&e) => {
-                return Err(StoreError::NotFound(format!("tenant {}", wh.tenant_id)));
-            }
-            r => r.map_err(backend)?,
-        };
+        warehouse_written(inserted, wh)?;
         check_root(&mut tx, wh.id, &root).await?;
         notify(&mut tx, change).await.map_err(backend)?;
         tx.commit().await.map_err(backend)
@@ -180,15 +169,7 @@ impl TenancyStore for PgStore {
         .bind(&root)
         .execute(&mut *tx)
         .await;
-        match updated {
-            Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::AlreadyExists(format!(
-                    "warehouse '{}'",
-                    wh.name
-                )));
-            }
-            r => r.map_err(backend)?,
-        };
+        warehouse_written(updated, wh)?;
         notify(&mut tx, change).await.map_err(backend)?;
         tx.commit().await.map_err(backend)
     }
@@ -245,5 +226,23 @@ impl TenancyStore for PgStore {
             )),
             r => r.map(|_| ()).map_err(backend),
         }
+    }
+}
+
+/// A warehouse row's insert or update, with a name already taken in the tenant and a tenant that
+/// is gone said as such.
+fn warehouse_written(
+    written: Result<sqlx::postgres::PgQueryResult, sqlx::Error>,
+    wh: &WarehouseRecord,
+) -> StoreResult<()> {
+    match written {
+        Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists(format!(
+            "warehouse '{}'",
+            wh.name
+        ))),
+        Err(e) if is_foreign_key_violation(&e) => {
+            Err(StoreError::NotFound(format!("tenant {}", wh.tenant_id)))
+        }
+        r => r.map(drop).map_err(backend),
     }
 }
