@@ -6,6 +6,8 @@
 # background tasks add a little). Needs valgrind (installed with apt-get when missing).
 # LOADS=1000 and WARM=50 by default; prints "instructions per load-table: N". STORE=postgres runs
 # it on a fresh database on the local PostgreSQL (FLOE_TEST_POSTGRES_URL) instead of sled.
+# ROUTE=create counts create-table instead: each request creates a new table (unique name) in the
+# same namespace, so the figure includes writing its first metadata file and the store's commit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/floe/target}
@@ -44,15 +46,22 @@ meta=$("$venv/bin/python" bench/prepare.py $uri bench bench-secret-0123456 "$out
 token=$(echo "$meta" | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 prefix=$(echo "$meta" | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["prefix"])')
 table=$uri/v1/$prefix/namespaces/bench/tables/hot
+route=${ROUTE:-load}
 load() {
-  "$venv/bin/python" - "$table" "$token" "$1" <<'PY'
-import sys, http.client, urllib.parse
-url, token, n = urllib.parse.urlsplit(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+  "$venv/bin/python" - "$table" "$token" "$1" "$route" <<'PY'
+import sys, http.client, json, urllib.parse, uuid
+url, token, n, route = urllib.parse.urlsplit(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
 conn = http.client.HTTPConnection(url.hostname, url.port)
+headers = {"Authorization": f"Bearer {token}"}
+schema = {"type": "struct", "schema-id": 0, "fields": [{"id": 1, "name": "id", "type": "long", "required": True}]}
 for _ in range(n):
-    conn.request("GET", url.path, headers={"Authorization": f"Bearer {token}"})
+    if route == "create":
+        body = json.dumps({"name": "t_" + uuid.uuid4().hex, "schema": schema})
+        conn.request("POST", url.path.rsplit("/", 1)[0], body=body, headers={**headers, "Content-Type": "application/json"})
+    else:
+        conn.request("GET", url.path, headers=headers)
     r = conn.getresponse(); r.read()
-    assert r.status == 200, r.status
+    assert r.status == 200, (r.status, r.read())
 PY
 }
 load "$warm"
@@ -61,5 +70,6 @@ load "$loads"
 callgrind_control -d $floe_pid >/dev/null
 sleep 1
 total=$(cat "$out"/callgrind.$floe_pid.* | awk '/^totals:/ {s += $2} END {print s}')
-echo "instructions per load-table: $(( total / loads )) (callgrind, $loads warm loads, release build, ${STORE:-sled})"
+[ "$route" = create ] && what=create-table || what=load-table
+echo "instructions per $what: $(( total / loads )) (callgrind, $loads warm requests, release build, ${STORE:-sled})"
 echo "raw output in $out (callgrind_annotate $out/callgrind.$floe_pid.1 shows where)" >&2
