@@ -330,6 +330,36 @@ pub async fn list_objects<K: paths::ObjectKind>(
     }))
 }
 
+/// Renames a table or view (by `K`), possibly into another namespace, for a caller who may drop
+/// it and create in the destination; idempotent under the request's key.
+pub async fn rename_object<K: paths::ObjectKind>(
+    state: &AppState,
+    caller: &Caller,
+    req: &HttpRequest,
+    path: &paths::WarehousePath,
+    body: &types::RenameTableRequest,
+) -> HttpResponse {
+    let run = async {
+        let wh = state.catalog.warehouse(caller, &path.prefix).await?;
+        let (from, to) = (identifier(&body.source)?, identifier(&body.destination)?);
+        let rename = crate::authz::operations::Operation::Rename {
+            kind: K::KIND,
+            from: &from,
+            to: &to,
+        };
+        state
+            .authz
+            .require_operation(caller, wh.record.id, rename)
+            .await?;
+        idempotent(state, caller, req, async {
+            state.catalog.rename(&wh, K::KIND, &from, &to).await?;
+            Ok(Reply::no_content())
+        })
+        .await
+    };
+    run.await.unwrap_or_else(Reply::from).respond()
+}
+
 /// Parses a namespace path segment.
 pub fn namespace_param(segment: &str) -> ApiResult<NamespaceIdent> {
     Ok(NamespaceIdent::from_url_segment(segment)?)

@@ -431,26 +431,7 @@ async fn rename_table(
     path: WarehousePath,
     body: web::Json<RenameTableRequest>,
 ) -> HttpResponse {
-    let run = async {
-        let wh = state.catalog.warehouse(&auth.0, &path.prefix).await?;
-        let (from, to) = (identifier(&body.source)?, identifier(&body.destination)?);
-        let kind = crate::store::TabularKind::Table;
-        let rename = Operation::Rename {
-            kind,
-            from: &from,
-            to: &to,
-        };
-        state
-            .authz
-            .require_operation(&auth.0, wh.record.id, rename)
-            .await?;
-        idempotent(&state, &auth.0, &req, async {
-            state.catalog.rename(&wh, kind, &from, &to).await?;
-            Ok(Reply::no_content())
-        })
-        .await
-    };
-    run.await.unwrap_or_else(Reply::from).respond()
+    super::rename_object::<super::paths::Table>(&state, &auth.0, &req, &path, &body).await
 }
 
 /// Commit changes to several tables atomically: all or none.

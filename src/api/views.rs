@@ -11,7 +11,6 @@ use super::{
     ApiError, ApiResult, AppState, Authenticated, Reply, idempotent, identifier, list_objects,
     metadata_body,
 };
-use crate::authz::operations::Operation;
 use crate::catalog::{CreateView, LoadedView};
 use crate::domain::access::Privilege;
 use crate::domain::{ObjectName, TableIdent};
@@ -218,26 +217,7 @@ async fn rename_view(
     path: WarehousePath,
     body: web::Json<RenameTableRequest>,
 ) -> HttpResponse {
-    let run = async {
-        let wh = state.catalog.warehouse(&auth.0, &path.prefix).await?;
-        let (from, to) = (identifier(&body.source)?, identifier(&body.destination)?);
-        let kind = crate::store::TabularKind::View;
-        let rename = Operation::Rename {
-            kind,
-            from: &from,
-            to: &to,
-        };
-        state
-            .authz
-            .require_operation(&auth.0, wh.record.id, rename)
-            .await?;
-        idempotent(&state, &auth.0, &req, async {
-            state.catalog.rename(&wh, kind, &from, &to).await?;
-            Ok(Reply::no_content())
-        })
-        .await
-    };
-    run.await.unwrap_or_else(Reply::from).respond()
+    super::rename_object::<super::paths::View>(&state, &auth.0, &req, &path, &body).await
 }
 
 /// Register an existing view metadata file as a view.
