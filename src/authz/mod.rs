@@ -261,6 +261,14 @@ impl Authorizer {
             HITS.increment(1);
             return Ok(hit);
         }
+        // Boxed: the read's state stays out of every request's future (actix moves it whole).
+        Box::pin(self.held_missed(caller)).await
+    }
+
+    /// The caller's grants after a cache miss.
+    async fn held_missed(&self, caller: &Caller) -> AuthzResult<Arc<Option<Held>>> {
+        static HITS: LazyLock<metrics::Counter> =
+            LazyLock::new(|| metrics::counter!("floe_grant_cache_hits_total"));
         // Requests that miss together share one read: under load an entry's expiry finds every
         // request in flight for the principal, and each reading the grants itself would send
         // them all to the store at once (on PostgreSQL, a burst of new connections). The first
@@ -401,6 +409,12 @@ impl Authorizer {
         if self.allows(caller, target, wanted).await? {
             return Ok(());
         }
+        // Boxed: the audit write's state stays out of every allowed request's future.
+        Box::pin(self.deny(caller, target, wanted)).await
+    }
+
+    /// Audits a denial (one by one or as a count) and says what was missing.
+    async fn deny(&self, caller: &Caller, target: &Target, wanted: Privilege) -> AuthzResult<()> {
         let event = crate::store::AuditEvent {
             id: Uuid::now_v7(),
             tenant_id: caller.tenant_id,

@@ -184,10 +184,14 @@ impl CachedView {
     }
 }
 
+/// A cache by location: synchronous (a hit is a lookup, with no future to hold) and keyed with
+/// foldhash, not SipHash (locations are the server's own names, and a lookup is on every load).
+type ByLocation<V> = moka::sync::Cache<String, V, foldhash::fast::RandomState>;
+
 /// Metadata files by location.
 pub struct MetadataCache {
-    tables: moka::future::Cache<String, Arc<CachedTable>>,
-    views: moka::future::Cache<String, Arc<CachedView>>,
+    tables: ByLocation<Arc<CachedTable>>,
+    views: ByLocation<Arc<CachedView>>,
     /// Largest file read or written.
     max_file_bytes: u64,
 }
@@ -204,28 +208,28 @@ impl MetadataCache {
     /// larger than `max_file_bytes`.
     pub fn new(bytes: u64, max_file_bytes: u64) -> Self {
         Self {
-            tables: moka::future::Cache::builder()
+            tables: moka::sync::Cache::builder()
                 .max_capacity(bytes)
                 .weigher(|_, v: &Arc<CachedTable>| v.weight)
-                .build(),
-            views: moka::future::Cache::builder()
+                .build_with_hasher(foldhash::fast::RandomState::default()),
+            views: moka::sync::Cache::builder()
                 .max_capacity(bytes / 4)
                 .weigher(|_, v: &Arc<CachedView>| v.weight)
-                .build(),
+                .build_with_hasher(foldhash::fast::RandomState::default()),
             max_file_bytes,
         }
     }
 
     /// Caches a table file and evicts what no longer fits at once: moka applies inserts (and so
     /// evicts) in batches, and a batch of large files waiting would hold memory past the bound.
-    async fn keep_table(&self, location: &str, cached: Arc<CachedTable>) {
-        self.tables.insert(location.to_owned(), cached).await;
-        self.tables.run_pending_tasks().await;
+    fn keep_table(&self, location: &str, cached: Arc<CachedTable>) {
+        self.tables.insert(location.to_owned(), cached);
+        self.tables.run_pending_tasks();
     }
 
-    async fn keep_view(&self, location: &str, cached: Arc<CachedView>) {
-        self.views.insert(location.to_owned(), cached).await;
-        self.views.run_pending_tasks().await;
+    fn keep_view(&self, location: &str, cached: Arc<CachedView>) {
+        self.views.insert(location.to_owned(), cached);
+        self.views.run_pending_tasks();
     }
 
     /// Refuses metadata that would be larger than the server reads.
@@ -247,7 +251,7 @@ impl MetadataCache {
         io: &dyn WarehouseIo,
         location: &str,
     ) -> CatalogResult<Arc<CachedTable>> {
-        if let Some(hit) = self.tables.get(location).await {
+        if let Some(hit) = self.tables.get(location) {
             // A handle kept once: load-table is the hot path.
             static HITS: std::sync::LazyLock<metrics::Counter> =
                 std::sync::LazyLock::new(|| metrics::counter!("floe_metadata_cache_hits_total"));
@@ -255,7 +259,8 @@ impl MetadataCache {
             return Ok(hit);
         }
         metrics::counter!("floe_metadata_cache_misses_total").increment(1);
-        self.table_from_storage(io, location).await
+        // Boxed: the read's state stays out of every load's future (actix moves it whole).
+        Box::pin(self.table_from_storage(io, location)).await
     }
 
     /// The table metadata at `location` as storage holds it now, whatever the cache holds (a
@@ -268,7 +273,7 @@ impl MetadataCache {
         let bytes = io.read(location, self.max_file_bytes).await?;
         check_digest(location, &bytes)?;
         let cached = Arc::new(CachedTable::parse(location, &bytes)?);
-        self.keep_table(location, cached.clone()).await;
+        self.keep_table(location, cached.clone());
         Ok(cached)
     }
 
@@ -278,7 +283,7 @@ impl MetadataCache {
         io: &dyn WarehouseIo,
         location: &str,
     ) -> CatalogResult<Arc<CachedView>> {
-        if let Some(hit) = self.views.get(location).await {
+        if let Some(hit) = self.views.get(location) {
             return Ok(hit);
         }
         self.view_from_storage(io, location).await
@@ -293,7 +298,7 @@ impl MetadataCache {
         let bytes = io.read(location, self.max_file_bytes).await?;
         check_digest(location, &bytes)?;
         let cached = Arc::new(CachedView::parse(location, bytes)?);
-        self.keep_view(location, cached.clone()).await;
+        self.keep_view(location, cached.clone());
         Ok(cached)
     }
 
@@ -313,7 +318,7 @@ impl MetadataCache {
         self.check_written_size(&location, &json)?;
         io.write(&location, json.clone()).await?;
         let cached = Arc::new(CachedTable::new(metadata, json));
-        self.keep_table(&location, cached.clone()).await;
+        self.keep_table(&location, cached.clone());
         Ok((location, cached))
     }
 
@@ -333,14 +338,14 @@ impl MetadataCache {
         self.check_written_size(&location, &json)?;
         io.write(&location, json.clone()).await?;
         let cached = Arc::new(CachedView::new(metadata, json));
-        self.keep_view(&location, cached.clone()).await;
+        self.keep_view(&location, cached.clone());
         Ok((location, cached))
     }
 
     /// Deletes a metadata file that lost its commit race (never referenced by the store).
     pub async fn discard(&self, io: &dyn WarehouseIo, location: &str) {
-        self.tables.invalidate(location).await;
-        self.views.invalidate(location).await;
+        self.tables.invalidate(location);
+        self.views.invalidate(location);
         if let Err(e) = io.delete(location).await {
             tracing::warn!(%location, error = &e as &dyn std::error::Error, "could not delete an unreferenced metadata file");
         }

@@ -111,17 +111,21 @@ pub struct CatalogOptions {
     pub staged_create_ttl: Duration,
 }
 
+/// The hasher of the caches every load looks in: foldhash, not SipHash (their keys are the
+/// server's own ids, so hash flooding is not a concern, and a lookup is on every request).
+type FastHash = foldhash::fast::RandomState;
+
 /// The catalog service shared by all request handlers.
 pub struct Catalog {
     store: Arc<dyn CatalogStore>,
     options: CatalogOptions,
-    warehouses: moka::future::Cache<WarehouseId, Arc<WarehouseRecord>>,
-    io: moka::future::Cache<WarehouseId, Arc<ServerStorage>>,
+    warehouses: moka::future::Cache<WarehouseId, Arc<WarehouseRecord>, FastHash>,
+    io: moka::future::Cache<WarehouseId, Arc<ServerStorage>, FastHash>,
     s3_credentials: RwLock<HashMap<WarehouseId, S3StaticCredentials>>,
     metadata: MetadataCache,
     commit_locks: moka::sync::Cache<(WarehouseId, TabularId), Arc<tokio::sync::Mutex<()>>>,
     credentials: Arc<CredentialResolver>,
-    tenant_names: moka::sync::Cache<TenantId, Arc<str>>,
+    tenant_names: moka::sync::Cache<TenantId, Arc<str>, FastHash>,
     /// Where the catalog's own changes that other caches hold (renames) are published.
     changes: Arc<crate::changes::Changes>,
     /// Where every storage call's outcome is noted, per warehouse.
@@ -150,17 +154,17 @@ impl Catalog {
             warehouses: moka::future::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(Duration::from_secs(WAREHOUSE_CACHE_SECS))
-                .build(),
+                .build_with_hasher(FastHash::default()),
             // Rebuilt every few minutes, so credential references are resolved again.
             io: moka::future::Cache::builder()
                 .max_capacity(IO_CACHE_ENTRIES)
                 .time_to_live(Duration::from_secs(IO_CACHE_SECS))
-                .build(),
+                .build_with_hasher(FastHash::default()),
             s3_credentials: RwLock::new(HashMap::new()),
             tenant_names: moka::sync::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(Duration::from_secs(60))
-                .build(),
+                .build_with_hasher(FastHash::default()),
             metadata: MetadataCache::new(
                 options.metadata_cache_bytes,
                 options.max_metadata_file_bytes,
@@ -293,29 +297,43 @@ impl Catalog {
             )
         };
         let id: WarehouseId = id.parse().map_err(|_| missing())?;
+        // A hit is read in place; a miss runs boxed, so the request's future (which actix moves
+        // whole) holds a pointer, not the loader's state.
         let record = match self.warehouses.get(&id).await {
             Some(hit) => hit,
-            // Requests that miss together (the entry expired under load) share one read.
-            None => self
-                .warehouses
-                .try_get_with(id, async {
-                    match self.store.get_warehouse(id).await {
-                        Ok(Some(found)) => Ok(Arc::new(found)),
-                        Ok(None) => Err(None),
-                        Err(e) => Err(Some(e)),
-                    }
-                })
-                .await
-                .map_err(|e| (*e).clone().map_or_else(missing, CatalogError::from))?,
+            None => Box::pin(self.read_warehouse(id))
+                .await?
+                .ok_or_else(missing)?,
         };
         if !caller.may_access_tenant(record.tenant_id) {
             return Err(missing());
         }
-        let built = self.io_for(&record).await?;
-        Ok(Warehouse {
-            record,
-            server: built.access.clone(),
-        })
+        let server = match self.io.get(&record.id).await {
+            Some(built) => built.access.clone(),
+            None => Box::pin(self.io_for(&record)).await?.access.clone(),
+        };
+        Ok(Warehouse { record, server })
+    }
+
+    /// A warehouse's record from the store into the cache; requests that miss together (the
+    /// entry expired under load) share one read.
+    async fn read_warehouse(&self, id: WarehouseId) -> CatalogResult<Option<Arc<WarehouseRecord>>> {
+        let read = self
+            .warehouses
+            .try_get_with(id, async {
+                match self.store.get_warehouse(id).await {
+                    Ok(Some(found)) => Ok(Arc::new(found)),
+                    Ok(None) => Err(None),
+                    Err(e) => Err(Some(e)),
+                }
+            })
+            .await;
+        match read {
+            Ok(record) => Ok(Some(record)),
+            Err(e) => (*e)
+                .clone()
+                .map_or(Ok(None), |e| Err(CatalogError::from(e))),
+        }
     }
 
     /// Drops what is cached about a warehouse (after it changed or was deleted).
