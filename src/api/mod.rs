@@ -12,6 +12,7 @@ mod error;
 mod guard;
 mod health;
 mod http_metrics;
+mod json_body;
 mod management;
 mod namespaces;
 mod oauth;
@@ -38,6 +39,7 @@ pub use auth::Authenticated;
 pub use config::ENDPOINTS;
 pub use error::{ApiError, ApiResult};
 pub use guard::{RequestLimits, guard, on_connect};
+pub use json_body::{JsonBody, metadata_body};
 pub use request_log::request_log;
 pub use unrouted::unrouted;
 
@@ -100,10 +102,10 @@ pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) 
 /// A finished answer that can be stored and replayed for an `Idempotency-Key`.
 pub struct Reply {
     status: StatusCode,
-    body: Option<Bytes>,
+    body: Option<JsonBody>,
     /// What an `Idempotency-Key` replay answers instead of `body` (e.g. without credentials, which
     /// must never be stored).
-    replay_body: Option<Bytes>,
+    replay_body: Option<JsonBody>,
     /// Why the answer holds no credentials although the client asked (never replayed).
     credentials_withheld: Option<String>,
 }
@@ -114,13 +116,13 @@ pub const CREDENTIALS_WITHHELD: &str = "Floe-Credentials-Withheld";
 impl Reply {
     /// 200 with a JSON body.
     pub fn json(value: &impl Serialize) -> Self {
-        Self::json_bytes(Bytes::from(
+        Self::json_body(JsonBody::whole(Bytes::from(
             serde_json::to_vec(value).expect("response bodies serialize"),
-        ))
+        )))
     }
 
     /// 200 with pre-serialized JSON.
-    pub fn json_bytes(body: Bytes) -> Self {
+    pub fn json_body(body: JsonBody) -> Self {
         Self {
             status: StatusCode::OK,
             body: Some(body),
@@ -136,7 +138,7 @@ impl Reply {
     }
 
     /// 200 with a JSON body that holds secrets; a replay answers `replay` instead.
-    pub fn json_with_secrets(body: Bytes, replay: Bytes) -> Self {
+    pub fn json_with_secrets(body: JsonBody, replay: JsonBody) -> Self {
         Self {
             status: StatusCode::OK,
             body: Some(body),
@@ -179,9 +181,9 @@ impl From<ApiError> for Reply {
         let status = actix_web::ResponseError::status_code(&e);
         Self {
             status,
-            body: Some(Bytes::from(
+            body: Some(JsonBody::whole(Bytes::from(
                 serde_json::to_vec(&e.body()).expect("errors serialize"),
-            )),
+            ))),
             replay_body: None,
             credentials_withheld: None,
         }
@@ -220,7 +222,7 @@ pub async fn idempotent(
         )),
         Reservation::Replay { status, body } => Ok(Reply {
             status: StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-            body: (!body.is_empty()).then(|| Bytes::from(body)),
+            body: (!body.is_empty()).then(|| JsonBody::whole(Bytes::from(body))),
             replay_body: None,
             credentials_withheld: None,
         }),
@@ -230,7 +232,7 @@ pub async fn idempotent(
                 .replay_body
                 .as_ref()
                 .or(reply.body.as_ref())
-                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
                 .unwrap_or_default();
             state
                 .idempotency
@@ -239,64 +241,6 @@ pub async fn idempotent(
             Ok(reply)
         }
     }
-}
-
-/// `{"metadata-location": .., "metadata": <JSON as cached>, "config": {..},
-/// "storage-credentials": [..]}`, assembled around the cached metadata bytes and pre-rendered
-/// config and credential JSON instead of re-serializing them (load-table is the hot path).
-pub fn metadata_body(
-    metadata_location: Option<&str>,
-    metadata: &[u8],
-    config: Option<&[u8]>,
-    credentials: Option<&[u8]>,
-    remote_signing: Option<&[u8]>,
-) -> Bytes {
-    Bytes::from(metadata_body_vec(
-        metadata_location,
-        metadata,
-        config,
-        credentials,
-        remote_signing,
-    ))
-}
-
-/// The keys and brackets of [`metadata_body`] (96 bytes) and room for a few escapes.
-const BODY_FRAME: usize = 128;
-
-/// [`metadata_body`] before it is frozen. Sized for everything it holds at once: a body that
-/// grows copies the whole metadata again (12% of a load-table's instructions for a file of a few
-/// kilobytes, when locations grew past a fixed slack).
-fn metadata_body_vec(
-    metadata_location: Option<&str>,
-    metadata: &[u8],
-    config: Option<&[u8]>,
-    credentials: Option<&[u8]>,
-    remote_signing: Option<&[u8]>,
-) -> Vec<u8> {
-    let parts = metadata_location.map_or(0, str::len)
-        + config.map_or(0, <[u8]>::len)
-        + credentials.map_or(0, <[u8]>::len)
-        + remote_signing.map_or(0, <[u8]>::len);
-    let mut out = Vec::with_capacity(metadata.len() + parts + BODY_FRAME);
-    out.extend_from_slice(b"{\"metadata-location\":");
-    serde_json::to_writer(&mut out, &metadata_location).expect("string serializes");
-    out.extend_from_slice(b",\"metadata\":");
-    out.extend_from_slice(metadata);
-    if let Some(config) = config {
-        out.extend_from_slice(b",\"config\":");
-        out.extend_from_slice(config);
-    }
-    if let Some(credential) = credentials {
-        out.extend_from_slice(b",\"storage-credentials\":[");
-        out.extend_from_slice(credential);
-        out.push(b']');
-    }
-    if let Some(signing) = remote_signing {
-        out.extend_from_slice(b",\"remote-signing-config\":");
-        out.extend_from_slice(signing);
-    }
-    out.push(b'}');
-    out
 }
 
 /// One page of the tables or views (by `K`) in a namespace the caller may see. The warehouse is
@@ -386,35 +330,5 @@ pub fn identifier_body(ident: &TableIdent) -> types::TableIdentifier {
     types::TableIdentifier {
         namespace: ident.namespace.parts().to_vec(),
         name: ident.name.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A load-table body is built without growing (growing copies the whole metadata again),
-    /// whatever the length of its location and parts.
-    #[test]
-    fn a_load_table_body_never_grows() {
-        let metadata = vec![b'x'; 4096];
-        for location_len in [0, 60, 200, 256, 1000] {
-            let location = "l".repeat(location_len);
-            let config = br#"{"k":"v"}"#;
-            let out = metadata_body_vec(
-                Some(&location),
-                &metadata,
-                Some(config),
-                Some(b"{}"),
-                Some(b"{}"),
-            );
-            let wanted = metadata.len() + location_len + config.len() + 2 + 2 + BODY_FRAME;
-            assert_eq!(
-                out.capacity(),
-                wanted,
-                "grew at a location of {location_len}"
-            );
-            assert!(out.len() <= wanted);
-        }
     }
 }

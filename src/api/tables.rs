@@ -2,7 +2,6 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, route, web};
-use bytes::Bytes;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -11,8 +10,8 @@ use super::namespaces::PageQuery;
 use super::paths::{NamespacePath, Table, TablePath, WarehousePath};
 use super::types::*;
 use super::{
-    ApiError, ApiResult, AppState, Authenticated, Reply, idempotent, identifier, list_objects,
-    metadata_body,
+    ApiError, ApiResult, AppState, Authenticated, JsonBody, Reply, idempotent, identifier,
+    list_objects, metadata_body,
 };
 use crate::authz::operations::Operation;
 use crate::catalog::{CreateTable, LoadedTable, SnapshotsMode, TableChange};
@@ -79,13 +78,13 @@ impl DropTableQuery {
     }
 }
 
-fn load_result_body(loaded: &LoadedTable, mode: SnapshotsMode, access: &TableStorage) -> Bytes {
+fn load_result_body(loaded: &LoadedTable, mode: SnapshotsMode, access: &TableStorage) -> JsonBody {
     metadata_body(
         loaded.metadata_location.as_deref(),
         &loaded.table.json_for(mode),
         Some(&access.config_json),
-        access.credential_json.as_deref(),
-        access.remote_signing_json.as_deref(),
+        access.credential_json.as_ref(),
+        access.remote_signing_json.as_ref(),
     )
 }
 
@@ -94,7 +93,7 @@ fn load_result_body(loaded: &LoadedTable, mode: SnapshotsMode, access: &TableSto
 fn table_reply(loaded: &LoadedTable, committed: &CommittedStorage, plain: TableStorage) -> Reply {
     let body = load_result_body(loaded, SnapshotsMode::All, &committed.storage);
     let reply = if committed.storage.credential_json.is_none() {
-        Reply::json_bytes(body)
+        Reply::json_body(body)
     } else {
         Reply::json_with_secrets(body, load_result_body(loaded, SnapshotsMode::All, &plain))
     };
@@ -115,7 +114,7 @@ fn delegation(req: &HttpRequest) -> Delegation {
     )
 }
 
-fn commit_body(loaded: &LoadedTable) -> Bytes {
+fn commit_body(loaded: &LoadedTable) -> JsonBody {
     metadata_body(
         loaded.metadata_location.as_deref(),
         &loaded.table.json,
@@ -308,7 +307,7 @@ async fn update_table(
             .await?;
         idempotent(&state, &auth.0, &req, async {
             let loaded = state.catalog.commit_table(&wh, change).await?;
-            Ok(Reply::json_bytes(commit_body(&loaded)))
+            Ok(Reply::json_body(commit_body(&loaded)))
         })
         .await
     };

@@ -8,8 +8,8 @@ use super::namespaces::PageQuery;
 use super::paths::{NamespacePath, View, ViewPath, WarehousePath};
 use super::types::*;
 use super::{
-    ApiError, ApiResult, AppState, Authenticated, Reply, idempotent, identifier, list_objects,
-    metadata_body,
+    ApiError, ApiResult, AppState, Authenticated, JsonBody, Reply, idempotent, identifier,
+    list_objects, metadata_body,
 };
 use crate::catalog::{CreateView, LoadedView};
 use crate::domain::access::Privilege;
@@ -26,11 +26,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(register_view);
 }
 
-fn view_body(loaded: &LoadedView) -> Bytes {
+fn view_body(loaded: &LoadedView) -> JsonBody {
     metadata_body(
         Some(&loaded.metadata_location),
         &loaded.view.json,
-        Some(b"{}"),
+        Some(&Bytes::from_static(b"{}")),
         None,
         None,
     )
@@ -83,7 +83,7 @@ async fn create_view(
                 properties: body.properties,
             };
             let loaded = state.catalog.create_view(&wh, &ns, request).await?;
-            Ok(Reply::json_bytes(view_body(&loaded)))
+            Ok(Reply::json_body(view_body(&loaded)))
         })
         .await
     };
@@ -166,7 +166,7 @@ async fn replace_view(
                 .catalog
                 .replace_view(&wh, &ident, body.requirements, body.updates)
                 .await?;
-            Ok(Reply::json_bytes(view_body(&loaded)))
+            Ok(Reply::json_body(view_body(&loaded)))
         })
         .await
     };
@@ -248,7 +248,7 @@ async fn register_view(
                 .catalog
                 .register_view(&wh, ident, &body.metadata_location)
                 .await?;
-            Ok(Reply::json_bytes(view_body(&loaded)))
+            Ok(Reply::json_body(view_body(&loaded)))
         })
         .await
     };
