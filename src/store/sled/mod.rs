@@ -28,6 +28,7 @@ mod access;
 mod audit;
 mod backfill;
 mod claims;
+mod decoded;
 mod idempotency;
 mod keys;
 mod namespaces;
@@ -48,6 +49,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::*;
+
+/// How much memory records decoded from the `tabulars` tree may hold (about 30,000 tables).
+const DECODED_TABULARS_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Writers' turns at the flush that makes their writes durable (see [`SledStore::durable`]).
 #[derive(Default)]
@@ -98,6 +102,8 @@ pub struct SledStore {
     /// (also in `locations`), so lapsed ones are found without reading every claim.
     reservations: Tree,
     meta: Tree,
+    /// Table and view records as last decoded, answered only for the very bytes sled holds.
+    decoded: decoded::DecodedTabulars,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -226,6 +232,7 @@ impl SledStore {
             dir: dir.to_path_buf(),
             min_free_bytes: 0,
             meta: tree("meta")?,
+            decoded: decoded::DecodedTabulars::new(DECODED_TABULARS_BYTES),
             db,
         })
         .and_then(Self::backfill_locations)
@@ -278,6 +285,14 @@ impl SledStore {
         FLUSHES.increment(1);
         self.group.flushed.fetch_max(covers, Ordering::AcqRel);
         Ok(())
+    }
+
+    /// The table or view stored under `key` in `tabulars` (decoded once per stored version).
+    fn tabular_at(&self, key: &[u8]) -> StoreResult<Option<TabularRecord>> {
+        match self.tabulars.get(key).map_err(backend)? {
+            Some(raw) => self.decoded.record(key, raw).map(Some),
+            None => Ok(None),
+        }
     }
 
     fn get_json<T: DeserializeOwned>(tree: &Tree, key: &[u8]) -> StoreResult<Option<T>> {

@@ -128,7 +128,7 @@ impl TabularStore for SledStore {
         warehouse: WarehouseId,
         ident: &TableIdent,
     ) -> StoreResult<Option<TabularRecord>> {
-        Self::get_json(&self.tabulars, &tabular_key(warehouse, ident))
+        self.tabular_at(&tabular_key(warehouse, ident))
     }
 
     async fn get_tabular_by_id(
@@ -141,8 +141,7 @@ impl TabularStore for SledStore {
             .get(tabular_id_key(warehouse, id))
             .map_err(backend)?
         {
-            Some(key) => Ok(Self::get_json::<TabularRecord>(&self.tabulars, &key)?
-                .filter(|record| record.id == id)),
+            Some(key) => Ok(self.tabular_at(&key)?.filter(|record| record.id == id)),
             None => Ok(None),
         }
     }
