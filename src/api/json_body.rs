@@ -104,20 +104,20 @@ impl MessageBody for JsonBody {
 /// "storage-credentials": [..], "remote-signing-config": {..}}`, made of the cached metadata and
 /// the pre-rendered config, credential and signer JSON as they are, with the keys and brackets
 /// between them (load-table is the hot path: nothing of the metadata is copied here).
+///
+/// `metadata_location` is JSON already (a string or `null`): a cached table keeps its location
+/// escaped ([`crate::catalog::LoadedTable::metadata_location_json`]), see [`json_string`].
 pub fn metadata_body(
-    metadata_location: Option<&str>,
+    metadata_location: Bytes,
     metadata: &Bytes,
     config: Option<&Bytes>,
     credential: Option<&Bytes>,
     remote_signing: Option<&Bytes>,
 ) -> JsonBody {
-    const HEAD_FRAME: usize = 40;
-    let mut head = Vec::with_capacity(HEAD_FRAME + metadata_location.map_or(4, str::len));
-    head.extend_from_slice(b"{\"metadata-location\":");
-    serde_json::to_writer(&mut head, &metadata_location).expect("a string serializes");
-    head.extend_from_slice(b",\"metadata\":");
-    let mut pieces = Vec::with_capacity(10);
-    pieces.push(Bytes::from(head));
+    let mut pieces = Vec::with_capacity(12);
+    pieces.push(Bytes::from_static(b"{\"metadata-location\":"));
+    pieces.push(metadata_location);
+    pieces.push(Bytes::from_static(b",\"metadata\":"));
     pieces.push(metadata.clone());
     if let Some(config) = config {
         pieces.push(Bytes::from_static(b",\"config\":"));
@@ -136,6 +136,11 @@ pub fn metadata_body(
     JsonBody::of(pieces)
 }
 
+/// `value` as a JSON string.
+pub fn json_string(value: &str) -> Bytes {
+    Bytes::from(serde_json::to_vec(value).expect("a string serializes"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,7 +153,7 @@ mod tests {
         let config = Bytes::from_static(br#"{"k":"v"}"#);
         let credential = Bytes::from_static(br#"{"prefix":"s3://b/t"}"#);
         let body = metadata_body(
-            Some("s3://b/t/metadata/1.json"),
+            json_string("s3://b/t/metadata/1.json"),
             &metadata,
             Some(&config),
             Some(&credential),
@@ -177,7 +182,7 @@ mod tests {
     #[test]
     fn a_body_sends_its_pieces_in_order() {
         let metadata = Bytes::from_static(br#"{"format-version":2}"#);
-        let mut body = metadata_body(None, &metadata, None, None, None);
+        let mut body = metadata_body(Bytes::from_static(b"null"), &metadata, None, None, None);
         assert_eq!(body.size(), BodySize::Sized(body.to_bytes().len() as u64));
         let mut sent = Vec::new();
         let waker = futures::task::noop_waker();

@@ -39,7 +39,7 @@ pub use auth::Authenticated;
 pub use config::ENDPOINTS;
 pub use error::{ApiError, ApiResult};
 pub use guard::{RequestLimits, guard, on_connect};
-pub use json_body::{JsonBody, metadata_body};
+pub use json_body::{JsonBody, json_string, metadata_body};
 pub use request_log::request_log;
 pub use unrouted::unrouted;
 

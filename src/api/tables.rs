@@ -80,7 +80,7 @@ impl DropTableQuery {
 
 fn load_result_body(loaded: &LoadedTable, mode: SnapshotsMode, access: &TableStorage) -> JsonBody {
     metadata_body(
-        loaded.metadata_location.as_deref(),
+        loaded.metadata_location_json(),
         &loaded.table.json_for(mode),
         Some(&access.config_json),
         access.credential_json.as_ref(),
@@ -116,7 +116,7 @@ fn delegation(req: &HttpRequest) -> Delegation {
 
 fn commit_body(loaded: &LoadedTable) -> JsonBody {
     metadata_body(
-        loaded.metadata_location.as_deref(),
+        loaded.metadata_location_json(),
         &loaded.table.json,
         None,
         None,

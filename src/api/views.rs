@@ -9,7 +9,7 @@ use super::paths::{NamespacePath, View, ViewPath, WarehousePath};
 use super::types::*;
 use super::{
     ApiError, ApiResult, AppState, Authenticated, JsonBody, Reply, idempotent, identifier,
-    list_objects, metadata_body,
+    json_string, list_objects, metadata_body,
 };
 use crate::catalog::{CreateView, LoadedView};
 use crate::domain::access::Privilege;
@@ -28,7 +28,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 fn view_body(loaded: &LoadedView) -> JsonBody {
     metadata_body(
-        Some(&loaded.metadata_location),
+        json_string(&loaded.metadata_location),
         &loaded.view.json,
         Some(&Bytes::from_static(b"{}")),
         None,

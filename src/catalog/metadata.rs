@@ -35,6 +35,7 @@ pub struct CachedTable {
     pub json: Bytes,
     refs_json: OnceLock<Bytes>,
     etags: [OnceLock<String>; 2],
+    location_json: OnceLock<Bytes>,
     weight: u32,
 }
 
@@ -86,6 +87,7 @@ impl CachedTable {
             json,
             refs_json: OnceLock::new(),
             etags: Default::default(),
+            location_json: OnceLock::new(),
             weight,
         }
     }
@@ -114,6 +116,13 @@ impl CachedTable {
                 .finalize();
             format!("\"{}\"", hex::encode(&digest[..16]))
         })
+    }
+
+    /// This file's location as a JSON string, escaped once (a file is cached by its location, so
+    /// the location asked for never changes).
+    pub fn location_json(&self, location: &str) -> &Bytes {
+        self.location_json
+            .get_or_init(|| Bytes::from(serde_json::to_vec(location).expect("a string serializes")))
     }
 
     /// The metadata JSON for `mode`: everything, or only snapshots that a branch or tag points at.

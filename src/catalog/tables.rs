@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use iceberg::spec::{Schema, SortOrder, TableMetadata, TableMetadataBuilder, UnboundPartitionSpec};
 use iceberg::{TableCreation, TableRequirement, TableUpdate};
 use uuid::Uuid;
@@ -53,6 +55,17 @@ pub struct LoadedTable {
     pub location: String,
     pub metadata_location: Option<String>,
     pub table: Arc<CachedTable>,
+}
+
+impl LoadedTable {
+    /// `metadata-location` as JSON: the file's location as a string, or `null` for a staged
+    /// create, which has no file yet.
+    pub fn metadata_location_json(&self) -> Bytes {
+        match &self.metadata_location {
+            Some(location) => self.table.location_json(location).clone(),
+            None => Bytes::from_static(b"null"),
+        }
+    }
 }
 
 impl Catalog {
