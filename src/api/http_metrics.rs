@@ -16,8 +16,13 @@ use actix_web::dev::ServiceResponse;
 use actix_web::http::Method;
 use metrics::Histogram;
 
+/// A histogram handle's labels: the route's pattern, the method and the status.
+type Labels = (String, &'static str, u16);
+
 thread_local! {
-    static HANDLES: RefCell<HashMap<(String, &'static str, u16), Histogram>> = RefCell::new(HashMap::new());
+    // foldhash, not SipHash: the keys are bounded (patterns, methods, statuses), not a client's.
+    static HANDLES: RefCell<HashMap<Labels, Histogram, foldhash::fast::RandomState>> =
+        RefCell::new(HashMap::default());
 }
 
 /// The `method` label: a standard method's name, or `other`.

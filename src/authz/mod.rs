@@ -178,7 +178,7 @@ const READ_TURNS: u64 = 10_000;
 /// Decides and caches.
 pub struct Authorizer {
     store: Arc<dyn CatalogStore>,
-    held: moka::sync::Cache<PrincipalId, Arc<Option<Held>>>,
+    held: moka::sync::Cache<PrincipalId, Arc<Option<Held>>, foldhash::fast::RandomState>,
     /// One turn per principal at reading its grants, so requests that miss together share one
     /// read (the hit path stays a plain synchronous lookup).
     reads: moka::sync::Cache<PrincipalId, Arc<tokio::sync::Mutex<()>>>,
@@ -196,7 +196,8 @@ impl Authorizer {
                 u32::try_from(128 + 160 * grants).unwrap_or(u32::MAX)
             })
             .time_to_live(Duration::from_secs(DECISION_CACHE_SECS))
-            .build();
+            // Keyed by the server's own ids: foldhash, not SipHash, on every request.
+            .build_with_hasher(foldhash::fast::RandomState::default());
         let reads = moka::sync::Cache::builder()
             .max_capacity(READ_TURNS)
             .time_to_idle(Duration::from_secs(DECISION_CACHE_SECS))

@@ -100,7 +100,15 @@ impl AccessAsked {
             DataAccess::Read => 'r',
             DataAccess::ReadWrite => 'w',
         };
-        format!("{}-{mode}{data}\"", tag.trim_end_matches('"'))
+        // Pushed, not formatted: this runs on every load.
+        let base = tag.trim_end_matches('"');
+        let mut specific = String::with_capacity(base.len() + 4);
+        specific.push_str(base);
+        specific.push('-');
+        specific.push(mode);
+        specific.push(data);
+        specific.push('"');
+        specific
     }
 }
 
