@@ -2,7 +2,9 @@
 # Benchmark (not a test): the release build of Floe over loopback, driven by wrk.
 # load-table at 1/8/64 connections, create-table rate, commits uncontended and 8 writers on one
 # table (with a check that every acknowledged commit is in the final metadata), and nginx (one
-# worker) serving a file the size of a load-table response as this machine's ceiling.
+# worker) serving a file the size of a load-table response as this machine's ceiling, at 8 and 64
+# connections, beside load-table at the same counts (the report gives Floe's share of nginx's rate
+# and its p99 against nginx's).
 # Needs wrk and nginx-light (installed with apt-get when missing). DURATION=10s by default.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +39,7 @@ nginx -c "$out/nginx.conf"
 sleep 0.5
 echo "running wrk ($duration per run)..." >&2
 wrk -t2 -c8 -d$duration --latency http://127.0.0.1:$nginx_port/load_table.json > "$out/nginx_c8.txt"
+wrk -t2 -c64 -d$duration --latency http://127.0.0.1:$nginx_port/load_table.json > "$out/nginx_c64.txt"
 wrk -t1 -c1 -d$duration --latency -s bench/load_table.lua "$tables/hot" > "$out/load_c1.txt"
 wrk -t2 -c8 -d$duration --latency -s bench/load_table.lua "$tables/hot" > "$out/load_c8.txt"
 wrk -t2 -c64 -d$duration --latency -s bench/load_table.lua "$tables/hot" > "$out/load_c64.txt"
