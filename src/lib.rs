@@ -14,7 +14,9 @@
 //!   extractors; each handler parses, authorizes, makes one call and renders; errors as
 //!   `IcebergErrorResponse` with the request id; the OpenAPI document; the guard every request
 //!   passes (slow clients and connections per address, capacity, deadline, client gone, request
-//!   id, metrics) and each tenant's request rate. Never calls the store.
+//!   id, metrics) and each tenant's request rate; answers written as the shared pieces they are
+//!   made of (`api::json_body`: the cached metadata is never copied into a new buffer). Never
+//!   calls the store.
 //! - [`admin`]: tenancy use-cases: every management change (tenants, warehouses, storage
 //!   credentials, principals, roles, grants, signing keys), its tenant checks, its audit event and
 //!   the one typed [`changes::Change`] it hands to the store write and publishes; the start-time
