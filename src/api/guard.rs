@@ -287,7 +287,7 @@ async fn read_body(req: &mut ServiceRequest, limits: &RequestLimits) -> Result<(
 }
 
 /// The middleware: `App::new().wrap(from_fn(guard))`, outermost. It also records the request's
-/// metrics ([`super::http_metrics`]): one middleware, not two, on the hot path.
+/// metrics (`super::http_metrics`): one middleware, not two, on the hot path.
 pub async fn guard(
     mut req: ServiceRequest,
     next: Next<impl MessageBody>,

@@ -40,7 +40,7 @@ pub const SESSION_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SessionKey {
     pub warehouse: WarehouseId,
-    /// [`super::fingerprint`] of the storage profile and server secret: a changed profile or a
+    /// [`crate::storage::fingerprint`] of the storage profile and server secret: a changed profile or a
     /// rotated credential never reuses old sessions.
     pub profile: u64,
     pub bucket: String,

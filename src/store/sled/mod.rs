@@ -7,7 +7,7 @@
 //! Each namespace stores how many children (namespaces, tables, views) it has: every create or drop
 //! reads and writes its parent's record inside the transaction, so a drop of a non-empty namespace and
 //! a create inside a namespace being dropped can never both succeed. A table's or view's record is
-//! decoded once per stored version ([`decoded`]): a warm load reads sled but decodes no JSON.
+//! decoded once per stored version (`decoded.rs`): a warm load reads sled but decodes no JSON.
 //!
 //! Locations (see [`crate::store::locations`]): `locations` maps `warehouse(16) | location` to its
 //! claim, and `locations_below` counts, for every location enclosing a claim, the claims inside
