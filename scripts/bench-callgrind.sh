@@ -8,6 +8,9 @@
 # it on a fresh database on the local PostgreSQL (FLOE_TEST_POSTGRES_URL) instead of sled.
 # ROUTE=create counts create-table instead: each request creates a new table (unique name) in the
 # same namespace, so the figure includes writing its first metadata file and the store's commit.
+# BENCH_SNAPSHOTS=110 gives the loaded table about 100 KB of metadata (10 by default: 10 KB).
+# After the figure it prints where the instructions went (bench/callgrind_costs.py): the costliest
+# functions, and memcpy and memset per request with their callers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/floe/target}
@@ -45,6 +48,7 @@ uri=http://127.0.0.1:$port
 meta=$("$venv/bin/python" bench/prepare.py $uri bench bench-secret-0123456 "$out")
 token=$(echo "$meta" | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 prefix=$(echo "$meta" | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["prefix"])')
+answer=$(echo "$meta" | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["bytes"])')
 table=$uri/v1/$prefix/namespaces/bench/tables/hot
 route=${ROUTE:-load}
 load() {
@@ -71,5 +75,6 @@ callgrind_control -d $floe_pid >/dev/null
 sleep 1
 total=$(cat "$out"/callgrind.$floe_pid.* | awk '/^totals:/ {s += $2} END {print s}')
 [ "$route" = create ] && what=create-table || what=load-table
-echo "instructions per $what: $(( total / loads )) (callgrind, $loads warm requests, release build, ${STORE:-sled})"
+echo "instructions per $what: $(( total / loads )) (callgrind, $loads warm requests, release build, ${STORE:-sled}, a $answer-byte load-table answer)"
+"$venv/bin/python" bench/callgrind_costs.py "$loads" "$out"/callgrind.$floe_pid.*
 echo "raw output in $out (callgrind_annotate $out/callgrind.$floe_pid.1 shows where)" >&2
