@@ -234,24 +234,15 @@ impl TableAnswers {
             return Ok(TableStorage::plain(wh.storage()));
         }
         // Boxed: vending's state stays out of the futures of the loads that need none.
-        Box::pin(self.vended_storage(caller, wh, ident, loaded, asked)).await
-    }
-
-    /// The storage part of a table answer that hands out credentials or a signer.
-    async fn vended_storage(
-        &self,
-        caller: &Caller,
-        wh: &Warehouse,
-        ident: &TableIdent,
-        loaded: &LoadedTable,
-        asked: AccessAsked,
-    ) -> AnswerResult<TableStorage> {
-        let tenant = self.catalog.tenant_name(caller.tenant_id).await?;
-        let t = self.table_access(caller, wh, ident, loaded, asked.data(), &tenant);
-        Ok(self
-            .vending
-            .table_storage(&t, asked, &self.endpoints(wh, ident))
-            .await?)
+        Box::pin(async {
+            let tenant = self.catalog.tenant_name(caller.tenant_id).await?;
+            let t = self.table_access(caller, wh, ident, loaded, asked.data(), &tenant);
+            Ok(self
+                .vending
+                .table_storage(&t, asked, &self.endpoints(wh, ident))
+                .await?)
+        })
+        .await
     }
 
     /// The storage part of a table that now exists: as asked, or plain and withheld when it

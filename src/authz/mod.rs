@@ -175,6 +175,10 @@ pub const HELD_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 /// Principals whose grant reads take turns at once (one kept per principal read lately).
 const READ_TURNS: u64 = 10_000;
 
+/// Grant-cache hits, counted on every request (a handle kept once).
+static GRANT_CACHE_HITS: LazyLock<metrics::Counter> =
+    LazyLock::new(|| metrics::counter!("floe_grant_cache_hits_total"));
+
 /// Decides and caches.
 pub struct Authorizer {
     store: Arc<dyn CatalogStore>,
@@ -256,10 +260,8 @@ impl Authorizer {
 
     /// The caller's grants; `None` when the principal is gone or disabled.
     async fn held(&self, caller: &Caller) -> AuthzResult<Arc<Option<Held>>> {
-        static HITS: LazyLock<metrics::Counter> =
-            LazyLock::new(|| metrics::counter!("floe_grant_cache_hits_total"));
         if let Some(hit) = self.held.get(&caller.principal_id) {
-            HITS.increment(1);
+            GRANT_CACHE_HITS.increment(1);
             return Ok(hit);
         }
         // Boxed: the read's state stays out of every request's future (actix moves it whole).
@@ -268,8 +270,6 @@ impl Authorizer {
 
     /// The caller's grants after a cache miss.
     async fn held_missed(&self, caller: &Caller) -> AuthzResult<Arc<Option<Held>>> {
-        static HITS: LazyLock<metrics::Counter> =
-            LazyLock::new(|| metrics::counter!("floe_grant_cache_hits_total"));
         // Requests that miss together share one read: under load an entry's expiry finds every
         // request in flight for the principal, and each reading the grants itself would send
         // them all to the store at once (on PostgreSQL, a burst of new connections). The first
@@ -279,7 +279,7 @@ impl Authorizer {
         });
         let _turn = turn.lock().await;
         if let Some(hit) = self.held.get(&caller.principal_id) {
-            HITS.increment(1);
+            GRANT_CACHE_HITS.increment(1);
             return Ok(hit);
         }
         metrics::counter!("floe_grant_cache_misses_total").increment(1);

@@ -308,10 +308,7 @@ impl Catalog {
         if !caller.may_access_tenant(record.tenant_id) {
             return Err(missing());
         }
-        let server = match self.io.get(&record.id).await {
-            Some(built) => built.access.clone(),
-            None => Box::pin(self.io_for(&record)).await?.access.clone(),
-        };
+        let server = self.io_for(&record).await?.access.clone();
         Ok(Warehouse { record, server })
     }
 
@@ -397,10 +394,18 @@ impl Catalog {
         }
     }
 
+    /// The server's own storage access for a warehouse: cached, or built (boxed, so the state of
+    /// a build stays out of the futures of the requests that find it cached).
     async fn io_for(&self, record: &WarehouseRecord) -> CatalogResult<Arc<ServerStorage>> {
-        if let Some(access) = self.io.get(&record.id).await {
-            return Ok(access);
+        match self.io.get(&record.id).await {
+            Some(access) => Ok(access),
+            None => Box::pin(self.build_io(record)).await,
         }
+    }
+
+    /// Builds a warehouse's storage access with its credential resolved now; requests that miss
+    /// together share one build.
+    async fn build_io(&self, record: &WarehouseRecord) -> CatalogResult<Arc<ServerStorage>> {
         let (secret, secret_fingerprint) = match &record.credential {
             Some(name) => {
                 let (secret, fingerprint) = self.storage_credential(record, name).await?;
