@@ -292,3 +292,44 @@ s3_secret_access_key = "{SECRET_KEY}"
         if hang:
             hang.close()
         floe.stop()
+
+
+def test_create_and_register_answers_vend_only_the_new_tables_own_files(s3):
+    """Create-table and register-table hand out credentials as load-table does (issue 25 changed
+    how those answers are written): an insider who may create in its own namespace gets, from a
+    create, a session for its new table's location and nothing of another table's; and registering
+    another table's metadata file is refused without any credential in the answer."""
+    server = FloeServer(config(s3).replace('key_prefix = "wh"', 'key_prefix = "wh-answers"'))
+    try:
+        victim = victim_table(server, "lake")
+        victim_key = key_of(s3, victim)
+        victim_file = [k for k in s3.keys(victim_key + "/") if "/data/" in k][0]
+        root = Api(server, warehouse="lake")
+        attacker = principal_with(server, "creator", [(NAMESPACE(root, "att"), "TABLE_CREATE"),
+                                                      (NAMESPACE(root, "att"), "TABLE_WRITE_DATA")])
+        base = f"{attacker.uri}/v1/{attacker.prefix}/namespaces/att"
+        schema = {"type": "struct", "schema-id": 0,
+                  "fields": [{"id": 1, "name": "id", "type": "long", "required": False}]}
+
+        created = requests.post(f"{base}/tables", headers={**attacker.h, **DELEGATION},
+                                json={"name": "mine", "schema": schema})
+        assert created.status_code == 200, created.text
+        mine = created.json()["metadata"]["location"]
+        [cred] = created.json()["storage-credentials"]
+        assert cred["prefix"] == mine + "/"
+        c = s3.client_with(cred["config"])
+        c.put_object(Bucket=s3.bucket, Key=key_of(s3, mine) + "/data/x", Body=b"x")
+        denied(lambda: c.get_object(Bucket=s3.bucket, Key=victim_file))
+        denied(lambda: c.put_object(Bucket=s3.bucket, Key=f"{victim_key}/data/evil", Body=b"x"))
+        denied(lambda: c.list_objects_v2(Bucket=s3.bucket, Prefix=f"{victim_key}/"))
+        denied(lambda: c.delete_object(Bucket=s3.bucket, Key=victim_file))
+
+        victim_metadata = root.load("victim", "payroll", delegation=False)["metadata-location"]
+        registered = requests.post(f"{base}/register", headers={**attacker.h, **DELEGATION},
+                                   json={"name": "stolen", "metadata-location": victim_metadata})
+        assert 400 <= registered.status_code < 500, registered.text
+        assert "storage-credentials" not in registered.text
+        assert "session-token" not in registered.text
+        assert victim_file in s3.keys(victim_key + "/"), "the victim's data is untouched"
+    finally:
+        server.stop()
