@@ -119,7 +119,9 @@ type FastHash = foldhash::fast::RandomState;
 pub struct Catalog {
     store: Arc<dyn CatalogStore>,
     options: CatalogOptions,
-    warehouses: moka::future::Cache<WarehouseId, Arc<WarehouseRecord>, FastHash>,
+    /// Each warehouse's record with the server's access to it: one read per request. Its
+    /// entries live shorter than the access they hold, so a rebuilt access is picked up.
+    warehouses: moka::future::Cache<WarehouseId, Warehouse, FastHash>,
     io: moka::future::Cache<WarehouseId, Arc<ServerStorage>, FastHash>,
     s3_credentials: RwLock<HashMap<WarehouseId, S3StaticCredentials>>,
     metadata: MetadataCache,
@@ -297,39 +299,42 @@ impl Catalog {
             )
         };
         let id: WarehouseId = id.parse().map_err(|_| missing())?;
-        // A hit is read in place; a miss runs boxed, so the request's future (which actix moves
-        // whole) holds a pointer, not the loader's state.
-        let record = match self.warehouses.get(&id).await {
+        // One cache read answers the record and the server's access. A hit is read in place; a
+        // miss runs boxed, so the request's future (which actix moves whole) holds a pointer,
+        // not the loader's state.
+        let warehouse = match self.warehouses.get(&id).await {
             Some(hit) => hit,
             None => Box::pin(self.read_warehouse(id))
                 .await?
                 .ok_or_else(missing)?,
         };
-        if !caller.may_access_tenant(record.tenant_id) {
+        if !caller.may_access_tenant(warehouse.record.tenant_id) {
             return Err(missing());
         }
-        let server = self.io_for(&record).await?.access.clone();
-        Ok(Warehouse { record, server })
+        Ok(warehouse)
     }
 
-    /// A warehouse's record from the store into the cache; requests that miss together (the
-    /// entry expired under load) share one read.
-    async fn read_warehouse(&self, id: WarehouseId) -> CatalogResult<Option<Arc<WarehouseRecord>>> {
+    /// A warehouse's record from the store, with the server's access to it, into the cache;
+    /// requests that miss together (the entry expired under load) share one read.
+    async fn read_warehouse(&self, id: WarehouseId) -> CatalogResult<Option<Warehouse>> {
         let read = self
             .warehouses
             .try_get_with(id, async {
-                match self.store.get_warehouse(id).await {
-                    Ok(Some(found)) => Ok(Arc::new(found)),
-                    Ok(None) => Err(None),
-                    Err(e) => Err(Some(e)),
-                }
+                let record = match self.store.get_warehouse(id).await {
+                    Ok(Some(found)) => Arc::new(found),
+                    Ok(None) => return Err(None),
+                    Err(e) => return Err(Some(CatalogError::from(e))),
+                };
+                let server = self.io_for(&record).await.map_err(Some)?.access.clone();
+                Ok(Warehouse { record, server })
             })
             .await;
         match read {
-            Ok(record) => Ok(Some(record)),
-            Err(e) => (*e)
-                .clone()
-                .map_or(Ok(None), |e| Err(CatalogError::from(e))),
+            Ok(warehouse) => Ok(Some(warehouse)),
+            Err(e) => match &*e {
+                None => Ok(None),
+                Some(e) => Err(e.clone()),
+            },
         }
     }
 
@@ -503,6 +508,7 @@ impl Catalog {
             .collect();
         for id in built_with_it {
             self.io.invalidate(&id).await;
+            self.warehouses.invalidate(&id).await;
         }
     }
 

@@ -767,3 +767,63 @@ fn refused_location(message: &str) -> bool {
         || message.contains("another namespace's directory")
         || message.contains("'..' path segment")
 }
+
+/// Load-table is routed by a split of its path, not by actix's pattern: it must answer exactly
+/// the paths the pattern answers, decode names as every other route does, leave the other
+/// methods and sub-resources of a table path to their routes, and be counted under its pattern.
+#[tokio::test]
+async fn load_table_is_routed_by_its_path_as_its_pattern_would_be() {
+    let app = spawn_app().await;
+    app.create_namespace(&["a b"]).await;
+    app.create_namespace(&["a b", "c%d"]).await;
+    app.create_table("a%20b%1Fc%25d", "t %x").await;
+    let listed = app
+        .get_json(&format!("/v1/{}/namespaces/a%20b%1Fc%25d/tables", app.prefix))
+        .await;
+    assert_eq!(listed["identifiers"][0]["name"], "t %x", "{listed}");
+    app.load_table("a%20b%1Fc%25d", "t%20%25x").await;
+    let undecoded = app.get("/namespaces/a%20b%1Fc%25d/tables/t%2520%2525x").await;
+    assert_error(undecoded, 404, "NoSuchTableException").await;
+
+    app.create_namespace(&["ns"]).await;
+    app.create_table("ns", "t").await;
+    for other_shape in [
+        "/namespaces/ns/tables/t/",
+        "/namespaces//tables/t",
+        "/namespaces/ns/tables/",
+        "/namespaces/ns/views/t",
+        "/namespace/ns/tables/t",
+    ] {
+        let r = app.get(other_shape).await;
+        assert_ne!(r.status(), 200, "{other_shape} is not a table's path");
+    }
+    let r = app
+        .client
+        .get(format!("{}/v1//namespaces/ns/tables/t", app.base))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.status(), 200, "an empty warehouse segment is not a table's path");
+
+    // The table's other routes still answer under the same path.
+    let head = app.catalog(Method::HEAD, "/namespaces/ns/tables/t").send().await.unwrap();
+    assert_eq!(head.status(), 204);
+    let credentials = app.get("/namespaces/ns/tables/t/credentials").await;
+    assert_eq!(credentials.status(), 200, "{}", credentials.text().await.unwrap());
+    let missing = app.get("/namespaces/ns/tables/none").await;
+    assert_error(missing, 404, "NoSuchTableException").await;
+
+    let metrics = app.metrics().await;
+    let route = r#"route="/v1/{prefix}/namespaces/{namespace}/tables/{table}""#;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("floe_http_request_seconds_count") && l.contains(route) && l.contains(r#"method="GET""#) && l.contains(r#"status="200""#)),
+        "load-table is counted under its pattern:\n{metrics}"
+    );
+    assert!(
+        !metrics.contains("%x") && !metrics.contains("/tables/t\""),
+        "no table name is a label"
+    );
+}
