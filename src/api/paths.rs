@@ -233,22 +233,28 @@ pub struct ObjectSegments<'a> {
 /// for these routes accepts (non-empty segments without `/`), with one pass over the path and no
 /// regex: load-table is routed by it ([`is_load_table`]) and every object path is read by it.
 pub fn object_segments<'a>(path: &'a str, collection: &str) -> Option<ObjectSegments<'a>> {
-    let mut parts = path.strip_prefix("/v1/")?.splitn(5, '/');
-    let prefix = parts.next().filter(|s| !s.is_empty())?;
-    let namespace = parts
-        .next()
-        .filter(|s| *s == "namespaces")
-        .and_then(|_| parts.next())
-        .filter(|s| !s.is_empty())?;
-    parts.next().filter(|s| *s == collection)?;
-    let tail = parts.next()?;
-    let (name, rest) = tail.find('/').map_or((tail, ""), |at| tail.split_at(at));
+    let (prefix, rest) = segment(path.strip_prefix("/v1/")?)?;
+    let (namespace, rest) = segment(rest.strip_prefix("namespaces/")?)?;
+    let rest = rest.strip_prefix(collection)?.strip_prefix('/')?;
+    let (name, rest) = rest.split_at(slash(rest).unwrap_or(rest.len()));
     (!name.is_empty()).then_some(ObjectSegments {
         prefix,
         namespace,
         name,
         rest,
     })
+}
+
+/// Where the first `/` of `s` is. A plain loop: these segments are a few bytes long, too short
+/// for a vectorised search to pay for its setup.
+fn slash(s: &str) -> Option<usize> {
+    s.bytes().position(|b| b == b'/')
+}
+
+/// A non-empty segment at the start of `s`, and what follows its `/`.
+fn segment(s: &str) -> Option<(&str, &str)> {
+    let end = slash(s).filter(|end| *end > 0)?;
+    Some((&s[..end], &s[end + 1..]))
 }
 
 /// The route pattern of load-table (its metrics label).
@@ -264,6 +270,9 @@ pub fn is_load_table(method: &actix_web::http::Method, path: &str) -> bool {
 /// A path segment decoded as actix's path extractor decodes it (every escape, invalid UTF-8
 /// replaced).
 fn decoded(segment: &str) -> String {
+    if !segment.bytes().any(|b| b == b'%') {
+        return segment.to_owned();
+    }
     percent_encoding::percent_decode_str(segment)
         .decode_utf8_lossy()
         .into_owned()
@@ -341,7 +350,11 @@ mod tests {
                 let s = split.unwrap();
                 assert_eq!(
                     (Some(s.prefix), Some(s.namespace), Some(s.name)),
-                    (matched.get("prefix"), matched.get("namespace"), matched.get("table")),
+                    (
+                        matched.get("prefix"),
+                        matched.get("namespace"),
+                        matched.get("table")
+                    ),
                     "{path}"
                 );
             }
@@ -353,8 +366,14 @@ mod tests {
             }
         }
         assert!(is_load_table(&Method::GET, "/v1/w/namespaces/ns/tables/t"));
-        assert!(!is_load_table(&Method::HEAD, "/v1/w/namespaces/ns/tables/t"));
-        assert!(!is_load_table(&Method::GET, "/v1/w/namespaces/ns/tables/t/plan"));
+        assert!(!is_load_table(
+            &Method::HEAD,
+            "/v1/w/namespaces/ns/tables/t"
+        ));
+        assert!(!is_load_table(
+            &Method::GET,
+            "/v1/w/namespaces/ns/tables/t/plan"
+        ));
     }
 
     #[test]

@@ -33,14 +33,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(load_table)),
     )
     .service(list_tables)
-        .service(create_table)
-        .service(table_exists)
-        .service(update_table)
-        .service(drop_table)
-        .service(register_table)
-        .service(report_metrics)
-        .service(rename_table)
-        .service(commit_transaction);
+    .service(create_table)
+    .service(table_exists)
+    .service(update_table)
+    .service(drop_table)
+    .service(register_table)
+    .service(report_metrics)
+    .service(rename_table)
+    .service(commit_transaction);
 }
 
 /// Which snapshots load-table returns.
@@ -115,10 +115,15 @@ fn table_reply(loaded: &LoadedTable, committed: &CommittedStorage, plain: TableS
 }
 
 /// What the client asked for in `X-Iceberg-Access-Delegation`.
+/// The spec's header for the delegation modes a client asks for.
+const ACCESS_DELEGATION: header::HeaderName =
+    header::HeaderName::from_static("x-iceberg-access-delegation");
+
 fn delegation(req: &HttpRequest) -> Delegation {
+    // A named constant: looking up by a `&str` parses and lowercases the name per request.
     Delegation::parse(
         req.headers()
-            .get("X-Iceberg-Access-Delegation")
+            .get(ACCESS_DELEGATION)
             .and_then(|v| v.to_str().ok()),
     )
 }

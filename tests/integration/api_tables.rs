@@ -778,11 +778,16 @@ async fn load_table_is_routed_by_its_path_as_its_pattern_would_be() {
     app.create_namespace(&["a b", "c%d"]).await;
     app.create_table("a%20b%1Fc%25d", "t %x").await;
     let listed = app
-        .get_json(&format!("/v1/{}/namespaces/a%20b%1Fc%25d/tables", app.prefix))
+        .get_json(&format!(
+            "/v1/{}/namespaces/a%20b%1Fc%25d/tables",
+            app.prefix
+        ))
         .await;
     assert_eq!(listed["identifiers"][0]["name"], "t %x", "{listed}");
     app.load_table("a%20b%1Fc%25d", "t%20%25x").await;
-    let undecoded = app.get("/namespaces/a%20b%1Fc%25d/tables/t%2520%2525x").await;
+    let undecoded = app
+        .get("/namespaces/a%20b%1Fc%25d/tables/t%2520%2525x")
+        .await;
     assert_error(undecoded, 404, "NoSuchTableException").await;
 
     app.create_namespace(&["ns"]).await;
@@ -804,13 +809,26 @@ async fn load_table_is_routed_by_its_path_as_its_pattern_would_be() {
         .send()
         .await
         .unwrap();
-    assert_ne!(r.status(), 200, "an empty warehouse segment is not a table's path");
+    assert_ne!(
+        r.status(),
+        200,
+        "an empty warehouse segment is not a table's path"
+    );
 
     // The table's other routes still answer under the same path.
-    let head = app.catalog(Method::HEAD, "/namespaces/ns/tables/t").send().await.unwrap();
+    let head = app
+        .catalog(Method::HEAD, "/namespaces/ns/tables/t")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(head.status(), 204);
     let credentials = app.get("/namespaces/ns/tables/t/credentials").await;
-    assert_eq!(credentials.status(), 200, "{}", credentials.text().await.unwrap());
+    assert_eq!(
+        credentials.status(),
+        200,
+        "{}",
+        credentials.text().await.unwrap()
+    );
     let missing = app.get("/namespaces/ns/tables/none").await;
     assert_error(missing, 404, "NoSuchTableException").await;
 
@@ -819,7 +837,10 @@ async fn load_table_is_routed_by_its_path_as_its_pattern_would_be() {
     assert!(
         metrics
             .lines()
-            .any(|l| l.starts_with("floe_http_request_seconds_count") && l.contains(route) && l.contains(r#"method="GET""#) && l.contains(r#"status="200""#)),
+            .any(|l| l.starts_with("floe_http_request_seconds_count")
+                && l.contains(route)
+                && l.contains(r#"method="GET""#)
+                && l.contains(r#"status="200""#)),
         "load-table is counted under its pattern:\n{metrics}"
     );
     assert!(
