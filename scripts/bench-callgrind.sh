@@ -8,6 +8,8 @@
 # it on a fresh database on the local PostgreSQL (FLOE_TEST_POSTGRES_URL) instead of sled.
 # ROUTE=create counts create-table instead: each request creates a new table (unique name) in the
 # same namespace, so the figure includes writing its first metadata file and the store's commit.
+# ROUTE=commit counts commits to the loaded table (each sets one property: a new metadata file
+# written, the pointer swapped, the new metadata answered).
 # BENCH_SNAPSHOTS=110 gives the loaded table about 100 KB of metadata (10 by default: 10 KB).
 # After the figure it prints where the instructions went (bench/callgrind_costs.py): the costliest
 # functions, and memcpy and memset per request with their callers.
@@ -62,6 +64,9 @@ for _ in range(n):
     if route == "create":
         body = json.dumps({"name": "t_" + uuid.uuid4().hex, "schema": schema})
         conn.request("POST", url.path.rsplit("/", 1)[0], body=body, headers={**headers, "Content-Type": "application/json"})
+    elif route == "commit":
+        body = json.dumps({"requirements": [], "updates": [{"action": "set-properties", "updates": {"bench.commit": uuid.uuid4().hex}}]})
+        conn.request("POST", url.path, body=body, headers={**headers, "Content-Type": "application/json"})
     else:
         conn.request("GET", url.path, headers=headers)
     r = conn.getresponse(); r.read()
@@ -74,7 +79,7 @@ load "$loads"
 callgrind_control -d $floe_pid >/dev/null
 sleep 1
 total=$(cat "$out"/callgrind.$floe_pid.* | awk '/^totals:/ {s += $2} END {print s}')
-[ "$route" = create ] && what=create-table || what=load-table
+case $route in create) what=create-table ;; commit) what=commit ;; *) what=load-table ;; esac
 echo "instructions per $what: $(( total / loads )) (callgrind, $loads warm requests, release build, ${STORE:-sled}, a $answer-byte load-table answer)"
 "$venv/bin/python" bench/callgrind_costs.py "$loads" "$out"/callgrind.$floe_pid.*
 echo "raw output in $out (callgrind_annotate $out/callgrind.$floe_pid.1 shows where)" >&2

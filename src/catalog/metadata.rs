@@ -317,12 +317,11 @@ impl MetadataCache {
         &self,
         io: &dyn WarehouseIo,
         table_location: &str,
-        current: Option<&str>,
+        current: Option<&CurrentFile<'_>>,
         metadata: TableMetadata,
     ) -> CatalogResult<(String, Arc<CachedTable>)> {
-        let json = Bytes::from(
-            serde_json::to_vec(&metadata).map_err(|e| CatalogError::internal(e.to_string()))?,
-        );
+        let json = to_json(&metadata, current.map_or(0, |c| c.bytes))?;
+        let current = current.map(|c| c.location);
         let location = next_metadata_location(table_location, current, &json);
         self.check_written_size(&location, &json)?;
         io.write(&location, json.clone()).await?;
@@ -340,9 +339,7 @@ impl MetadataCache {
         current: Option<&str>,
         metadata: ViewMetadata,
     ) -> CatalogResult<(String, Arc<CachedView>)> {
-        let json = Bytes::from(
-            serde_json::to_vec(&metadata).map_err(|e| CatalogError::internal(e.to_string()))?,
-        );
+        let json = to_json(&metadata, 0)?;
         let location = next_metadata_location(view_location, current, &json);
         self.check_written_size(&location, &json)?;
         io.write(&location, json.clone()).await?;
@@ -359,6 +356,22 @@ impl MetadataCache {
             tracing::warn!(%location, error = &e as &dyn std::error::Error, "could not delete an unreferenced metadata file");
         }
     }
+}
+
+/// The metadata file a commit starts from: where it is and how large, so the next one is written
+/// into a buffer of about its size instead of one that regrows while it is filled.
+pub struct CurrentFile<'a> {
+    pub location: &'a str,
+    pub bytes: usize,
+}
+
+/// Metadata as the JSON of its file, written into a buffer of `expected` bytes plus room to
+/// grow (a commit's metadata is its predecessor and a little more).
+fn to_json(metadata: &impl serde::Serialize, expected: usize) -> CatalogResult<Bytes> {
+    let mut json = Vec::with_capacity(expected + expected / 8 + 1024);
+    serde_json::to_writer(&mut json, metadata)
+        .map_err(|e| CatalogError::internal(e.to_string()))?;
+    Ok(Bytes::from(json))
 }
 
 /// Hex digits of a metadata file's SHA-256 its name carries (128 bits).

@@ -10,6 +10,7 @@ use iceberg::spec::{Schema, SortOrder, TableMetadata, TableMetadataBuilder, Unbo
 use iceberg::{TableCreation, TableRequirement, TableUpdate};
 use uuid::Uuid;
 
+use super::metadata::CurrentFile;
 use super::properties::{DEFAULT_FORMAT_VERSION, split_reserved, updates_without_reserved};
 use super::{
     CachedTable, Catalog, CatalogError, CatalogResult, CommitDeadline, CommitError, ErrorType,
@@ -331,7 +332,10 @@ impl Catalog {
                 .write_table(
                     wh.io().as_ref(),
                     &record.location,
-                    Some(&record.metadata_location),
+                    Some(&CurrentFile {
+                        location: &record.metadata_location,
+                        bytes: current.json.len(),
+                    }),
                     next,
                 )
                 .await?;
