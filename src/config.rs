@@ -94,6 +94,10 @@ pub struct Settings {
     /// Memory for parsed metadata files, in bytes (each weighed by what it occupies parsed).
     #[serde(deserialize_with = "lenient")]
     pub metadata_cache_bytes: u64,
+    /// Memory for parsed manifest lists and manifests kept for scan planning, in bytes (each
+    /// weighed by what it occupies parsed).
+    #[serde(deserialize_with = "lenient")]
+    pub manifest_cache_bytes: u64,
     /// Largest table or view metadata file the server reads or writes, in bytes: registering a
     /// larger file, or a commit whose metadata would be larger, is refused with a 400.
     #[serde(deserialize_with = "lenient")]
@@ -287,6 +291,7 @@ impl Default for Settings {
             audit_denials_per_day: crate::authz::DEFAULT_DENIALS_PER_DAY,
             workers: 0,
             metadata_cache_bytes: 256 * 1024 * 1024,
+            manifest_cache_bytes: 512 * 1024 * 1024,
             max_metadata_file_bytes: 64 * 1024 * 1024,
             store: StoreKind::Sled,
             postgres: PostgresSettings::default(),

@@ -35,8 +35,14 @@
 //!   metadata cache, whose files are named for their content; each warehouse's own storage IO,
 //!   rebuilt when its credential changes; the recycle bin and its purge queue.
 //! - [`table_answers`]: the answers that hand a table to a caller, one call each: load-table (its
-//!   ETag and 304), create, register, `/credentials`, presign, sign; composes the catalog's
-//!   table, the caller's data access (`authz`) and the storage part (`vending`).
+//!   ETag and 304), create, register, a scan plan, `/credentials`, presign, sign; composes the
+//!   catalog's table, the caller's data access (`authz`), the plan (`planning`) and the storage
+//!   part (`vending`).
+//! - [`planning`]: server-side scan planning: what a scan reads (the current snapshot, a snapshot,
+//!   or the appends between two), its manifests read only from under the table's own location and
+//!   kept parsed in a byte-bounded cache, pruning by partition summaries, partition values and
+//!   column metrics with the `iceberg` crate's binding and transforms, the delete files each data
+//!   file needs, residual filters, and the spec's `FileScanTask` JSON.
 //! - [`vending`]: what a reader of a table gets: the [`vending::Vending`] facade with its cache of
 //!   rendered credentials, and the one place that decides the storage part of a table answer
 //!   (plain settings, vended credentials or the remote signer), presigned URLs, signing and
@@ -79,6 +85,7 @@ pub mod idempotency;
 pub mod identity;
 pub mod migrate;
 pub mod outbound;
+pub mod planning;
 pub mod reachability;
 pub mod startup;
 pub mod storage;

@@ -1,6 +1,6 @@
 //! The answers that hand a table to a caller, one call each: load-table (with its ETag and the
-//! 304 it may answer), a created or registered table, `/credentials`, a presigned URL and a
-//! remote signature.
+//! 304 it may answer), a created or registered table, a scan plan, `/credentials`, a presigned
+//! URL and a remote signature.
 //!
 //! Owns: composing the catalog's table, the caller's data access (asked of `authz`, which also
 //! audits a refusal) and the storage part (asked of `vending`) into the parts of an answer, and
@@ -17,6 +17,7 @@ use crate::catalog::{Catalog, CatalogError, CreateTable, LoadedTable, SnapshotsM
 use crate::domain::access::{DataAccess, Privilege};
 use crate::domain::{NamespaceIdent, TableIdent};
 use crate::identity::Caller;
+use crate::planning::{PlanRequest, Planner, ScanTasks};
 use crate::storage::s3::signer::Needs;
 use crate::storage::{
     PresignMethod, RemoteSign, Requester, TableAccess, TableEndpoints, VendedCredential,
@@ -64,6 +65,7 @@ pub struct TableAnswers {
     catalog: Arc<Catalog>,
     authz: Arc<Authorizer>,
     vending: Arc<Vending>,
+    planner: Arc<Planner>,
     /// URL clients reach this server at (for refresh and signer endpoints).
     public_url: String,
 }
@@ -73,14 +75,36 @@ impl TableAnswers {
         catalog: Arc<Catalog>,
         authz: Arc<Authorizer>,
         vending: Arc<Vending>,
+        planner: Arc<Planner>,
         public_url: String,
     ) -> Self {
         Self {
             catalog,
             authz,
             vending,
+            planner,
             public_url,
         }
+    }
+
+    /// A scan plan for a caller who may read the table's data, and the storage part of the
+    /// answer (credentials for the files it names, as load-table hands them).
+    pub async fn plan(
+        &self,
+        caller: &Caller,
+        wh: &Warehouse,
+        ident: &TableIdent,
+        request: &PlanRequest,
+        delegation: Delegation,
+    ) -> AnswerResult<(ScanTasks, TableStorage)> {
+        let loaded = self.catalog.load_table(wh, ident).await?;
+        let tasks = self
+            .planner
+            .plan(wh.io().as_ref(), &loaded, request)
+            .await?;
+        let asked = self.access_asked(caller, wh, ident, delegation).await?;
+        let storage = self.storage_for(caller, wh, ident, &loaded, asked).await?;
+        Ok((tasks, storage))
     }
 
     /// Load-table for a caller who may read the table's metadata: 304's tag when `if_none_match`

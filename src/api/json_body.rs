@@ -34,7 +34,7 @@ impl JsonBody {
     }
 
     /// A body of `pieces`, in order.
-    fn of(mut pieces: Vec<Bytes>) -> Self {
+    pub fn of(mut pieces: Vec<Bytes>) -> Self {
         pieces.retain(|p| !p.is_empty());
         pieces.reverse();
         let len = pieces.iter().map(Bytes::len).sum();

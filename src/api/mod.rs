@@ -18,6 +18,7 @@ mod namespaces;
 mod oauth;
 pub mod openapi;
 mod paths;
+mod planning;
 mod request_id;
 mod request_log;
 mod tables;
@@ -89,6 +90,7 @@ pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) 
         // changes cost, not which route answers.
         tables::routes(cfg);
         vending::routes(cfg);
+        planning::routes(cfg);
         namespaces::routes(cfg);
         views::routes(cfg);
         config::routes(cfg);

@@ -9,7 +9,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
 use super::doc_parts::{CommonErrors, error_response};
-use super::{config, health, management, namespaces, oauth, tables, vending, views};
+use super::{config, health, management, namespaces, oauth, planning, tables, vending, views};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(openapi_json);
@@ -119,6 +119,7 @@ impl Modify for EveryAnswerDocumented {
         tables::list_tables, tables::create_table, tables::load_table, tables::table_exists,
         tables::update_table, tables::drop_table, tables::register_table, tables::report_metrics,
         tables::rename_table, tables::commit_transaction,
+        planning::plan_table_scan,
         vending::load_credentials, vending::presign_file, vending::sign_request, vending::sign_s3_request,
         views::list_views, views::create_view, views::load_view, views::view_exists,
         views::replace_view, views::drop_view, views::rename_view, views::register_view,

@@ -114,12 +114,12 @@ fn table_reply(loaded: &LoadedTable, committed: &CommittedStorage, plain: TableS
     reply
 }
 
-/// What the client asked for in `X-Iceberg-Access-Delegation`.
 /// The spec's header for the delegation modes a client asks for.
 const ACCESS_DELEGATION: header::HeaderName =
     header::HeaderName::from_static("x-iceberg-access-delegation");
 
-fn delegation(req: &HttpRequest) -> Delegation {
+/// What the client asked for in `X-Iceberg-Access-Delegation`.
+pub(super) fn delegation(req: &HttpRequest) -> Delegation {
     // A named constant: looking up by a `&str` parses and lowercases the name per request.
     Delegation::parse(
         req.headers()

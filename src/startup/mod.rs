@@ -213,10 +213,15 @@ impl Application {
             },
             reachability,
         ));
+        let planner = Arc::new(crate::planning::Planner::new(
+            settings.manifest_cache_bytes,
+            settings.max_metadata_file_bytes,
+        ));
         let answers = Arc::new(TableAnswers::new(
             catalog.clone(),
             authz.clone(),
             vending.clone(),
+            planner,
             public_url,
         ));
         let state = web::Data::new(AppState {

@@ -1,0 +1,279 @@
+//! The manifest lists and manifests planning reads: only from under the planned table's own
+//! location ([`TableFiles`], the one place that decides it), parsed once, and kept by location in
+//! a cache bounded in bytes. Both are immutable once written, so a cached one is never stale.
+//!
+//! Floe reads them with the server's own storage access, which reaches the whole warehouse: a
+//! writer who rewrote its table's metadata to name another table's manifest list or manifests
+//! would otherwise be planned that table's files and statistics.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use iceberg::spec::{FormatVersion, Manifest, ManifestFile, ManifestList, ManifestStatus};
+
+use crate::catalog::{CatalogError, CatalogResult, ErrorType};
+use crate::storage::WarehouseIo;
+use crate::storage::location::{is_inside, normalize_location};
+
+type FastHash = foldhash::fast::RandomState;
+
+/// A table's own files, as planning may read them.
+pub struct TableFiles<'a> {
+    io: &'a dyn WarehouseIo,
+    /// The table's recorded location, normalized.
+    location: String,
+}
+
+impl<'a> TableFiles<'a> {
+    pub fn new(io: &'a dyn WarehouseIo, table_location: &str) -> CatalogResult<Self> {
+        let location = normalize_location(table_location).map_err(CatalogError::internal)?;
+        Ok(Self { io, location })
+    }
+
+    /// `location`, when it lies under the table's location; refused otherwise, naming neither
+    /// the file's owner nor anything about it.
+    pub fn own(&self, location: &str, what: &str) -> CatalogResult<String> {
+        match normalize_location(location) {
+            Ok(normalized)
+                if is_inside(&normalized, &self.location) && normalized != self.location =>
+            {
+                Ok(normalized)
+            }
+            _ => {
+                tracing::warn!(table_location = %self.location, file = %location, "planning refused a {what} outside its table's location");
+                Err(CatalogError::new(
+                    ErrorType::Forbidden,
+                    format!(
+                        "the table's metadata names a {what} outside the table's location; \
+                         it is not read"
+                    ),
+                ))
+            }
+        }
+    }
+
+    async fn read(&self, location: &str, what: &str, max_bytes: u64) -> CatalogResult<Bytes> {
+        let own = self.own(location, what)?;
+        Ok(self.io.read(&own, max_bytes).await?)
+    }
+}
+
+/// A manifest list or manifest as kept: the parsed value and what it occupies.
+struct Kept<T> {
+    value: Arc<T>,
+    weight: u32,
+}
+
+impl<T> Clone for Kept<T> {
+    fn clone(&self) -> Self {
+        Self {
+            value: self.value.clone(),
+            weight: self.weight,
+        }
+    }
+}
+
+/// Parsed manifest lists and manifests by location, within a byte budget.
+pub struct ManifestCache {
+    lists: moka::sync::Cache<(String, FormatVersion), Kept<ManifestList>, FastHash>,
+    manifests: moka::sync::Cache<String, Kept<Manifest>, FastHash>,
+    /// Largest manifest list or manifest read.
+    max_file_bytes: u64,
+}
+
+/// What a parsed manifest list occupies: the entry, and per manifest its path and its
+/// partition summaries (an estimate from the parsed types' layout).
+fn list_weight(list: &ManifestList) -> u32 {
+    const BASE: usize = 256;
+    const PER_MANIFEST: usize = 240;
+    const PER_SUMMARY: usize = 96;
+    let bytes = BASE
+        + list
+            .entries()
+            .iter()
+            .map(|m| {
+                PER_MANIFEST
+                    + m.manifest_path.len()
+                    + m.partitions.as_ref().map_or(0, |p| {
+                        p.iter()
+                            .map(|s| {
+                                PER_SUMMARY
+                                    + s.lower_bound.as_ref().map_or(0, |b| b.len())
+                                    + s.upper_bound.as_ref().map_or(0, |b| b.len())
+                            })
+                            .sum()
+                    })
+            })
+            .sum::<usize>();
+    u32::try_from(bytes).unwrap_or(u32::MAX)
+}
+
+/// What a parsed manifest occupies: its schema and spec, and per entry the data file with its
+/// path, partition values and column metrics (each map entry of a count, each bound a value).
+fn manifest_weight(manifest: &Manifest) -> u32 {
+    const BASE: usize = 4096;
+    const PER_ENTRY: usize = 720;
+    const PER_COUNT: usize = 24;
+    const PER_BOUND: usize = 88;
+    let bytes = BASE
+        + manifest
+            .entries()
+            .iter()
+            .map(|e| {
+                let f = &e.data_file;
+                PER_ENTRY
+                    + f.file_path().len()
+                    + 48 * f.partition().fields().len()
+                    + PER_COUNT
+                        * (f.column_sizes().len()
+                            + f.value_counts().len()
+                            + f.null_value_counts().len()
+                            + f.nan_value_counts().len())
+                    + PER_BOUND * (f.lower_bounds().len() + f.upper_bounds().len())
+            })
+            .sum::<usize>();
+    u32::try_from(bytes).unwrap_or(u32::MAX)
+}
+
+impl ManifestCache {
+    /// A cache of about `bytes` of parsed manifests (and an eighth of that for manifest lists).
+    pub fn new(bytes: u64, max_file_bytes: u64) -> Self {
+        Self {
+            lists: moka::sync::Cache::builder()
+                .max_capacity(bytes / 8)
+                .weigher(|_, v: &Kept<ManifestList>| v.weight)
+                .build_with_hasher(FastHash::default()),
+            manifests: moka::sync::Cache::builder()
+                .max_capacity(bytes)
+                .weigher(|_, v: &Kept<Manifest>| v.weight)
+                .build_with_hasher(FastHash::default()),
+            max_file_bytes,
+        }
+    }
+
+    /// What the cache holds now, in bytes (its weights).
+    pub fn occupied_bytes(&self) -> u64 {
+        self.lists.run_pending_tasks();
+        self.manifests.run_pending_tasks();
+        self.lists.weighted_size() + self.manifests.weighted_size()
+    }
+
+    /// A snapshot's manifest list.
+    pub async fn list(
+        &self,
+        files: &TableFiles<'_>,
+        location: &str,
+        version: FormatVersion,
+    ) -> CatalogResult<Arc<ManifestList>> {
+        let own = files.own(location, "manifest list")?;
+        let key = (own, version);
+        if let Some(hit) = self.lists.get(&key) {
+            return Ok(hit.value);
+        }
+        let bytes = files
+            .read(&key.0, "manifest list", self.max_file_bytes)
+            .await?;
+        let list =
+            tokio::task::spawn_blocking(move || ManifestList::parse_with_version(&bytes, version))
+                .await
+                .map_err(|e| CatalogError::internal(e.to_string()))?
+                .map_err(|e| unreadable(location, "manifest list", e))?;
+        let kept = Kept {
+            weight: list_weight(&list),
+            value: Arc::new(list),
+        };
+        self.lists.insert(key, kept.clone());
+        Ok(kept.value)
+    }
+
+    /// A manifest named by a manifest list, with what its entries inherit from it (snapshot id
+    /// and sequence numbers) filled in.
+    pub async fn manifest(
+        &self,
+        files: &TableFiles<'_>,
+        file: &ManifestFile,
+    ) -> CatalogResult<Arc<Manifest>> {
+        let own = files.own(&file.manifest_path, "manifest")?;
+        if let Some(hit) = self.manifests.get(&own) {
+            return Ok(hit.value);
+        }
+        let bytes = files.read(&own, "manifest", self.max_file_bytes).await?;
+        let named_by = file.clone();
+        let manifest = tokio::task::spawn_blocking(move || {
+            Manifest::parse_avro(&bytes).map(|m| inherited(m, &named_by))
+        })
+        .await
+        .map_err(|e| CatalogError::internal(e.to_string()))?
+        .map_err(|e| unreadable(&file.manifest_path, "manifest", e))?;
+        let kept = Kept {
+            weight: manifest_weight(&manifest),
+            value: Arc::new(manifest),
+        };
+        self.manifests.insert(own, kept.clone());
+        Ok(kept.value)
+    }
+}
+
+fn unreadable(location: &str, what: &str, e: iceberg::Error) -> CatalogError {
+    tracing::warn!(file = %location, error = %e, "a {what} could not be read");
+    CatalogError::new(
+        ErrorType::Internal,
+        format!("a {what} of the table cannot be read as one"),
+    )
+}
+
+/// The spec's inheritance: an entry without a snapshot id takes its manifest's; one without
+/// sequence numbers takes the manifest's when it was added by it (or the manifest is from v1).
+fn inherited(manifest: Manifest, file: &ManifestFile) -> Manifest {
+    let (entries, metadata) = manifest.into_parts();
+    let entries = entries
+        .into_iter()
+        .map(|entry| {
+            let mut entry = Arc::unwrap_or_clone(entry);
+            entry.snapshot_id = entry.snapshot_id.or(Some(file.added_snapshot_id));
+            let inherits = entry.status == ManifestStatus::Added || file.sequence_number == 0;
+            if entry.sequence_number.is_none() && inherits {
+                entry.sequence_number = Some(file.sequence_number);
+            }
+            if entry.file_sequence_number.is_none() && inherits {
+                entry.file_sequence_number = Some(file.sequence_number);
+            }
+            entry
+        })
+        .collect();
+    Manifest::new(metadata, entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::local::LocalIo;
+
+    #[tokio::test]
+    async fn only_files_under_the_tables_location_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let io = LocalIo::new(&format!("file://{}", dir.path().display())).unwrap();
+        let files = TableFiles::new(&io, "file:///w/ns/t").unwrap();
+        assert!(
+            files
+                .own("file:///w/ns/t/metadata/snap-1.avro", "manifest list")
+                .is_ok()
+        );
+        for other in [
+            "file:///w/ns/t2/metadata/snap-1.avro",
+            "file:///w/ns/t/../u/metadata/m.avro",
+            "file:///w/ns/t",
+            "file:///w/ns/other/metadata/m.avro",
+            "s3://bucket/w/ns/t/metadata/m.avro",
+            "file:///w/ns/t/metadata/%2e%2e/x.avro",
+        ] {
+            let refused = files.own(other, "manifest").unwrap_err();
+            assert_eq!(refused.kind, ErrorType::Forbidden, "{other}");
+            assert!(
+                !refused.message.contains("/w/"),
+                "the answer names no path: {}",
+                refused.message
+            );
+        }
+    }
+}
