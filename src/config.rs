@@ -135,6 +135,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// Credential vending (`[vending]`).
     pub vending: VendingSettings,
+    /// Scan planning's limits (`[planning]`).
+    pub planning: PlanningSettings,
     /// Connect and total timeouts of every outbound call, per kind (`[timeouts]`, milliseconds).
     pub timeouts: crate::outbound::OutboundTimeouts,
     /// Each tenant's request rate (`[limits]`).
@@ -206,6 +208,32 @@ impl Default for PostgresSettings {
             pointer_cache: Default::default(),
             pointer_max_staleness_ms: 5_000,
             pointer_cache_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// Scan planning (`[planning]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlanningSettings {
+    /// A plan that would read more data manifests than this is split into plan tasks of at most
+    /// this many, fetched with `POST .../tasks`.
+    #[serde(deserialize_with = "lenient")]
+    pub manifests_per_task: usize,
+    /// How long a plan id and its plan tasks stay valid, in seconds.
+    #[serde(deserialize_with = "lenient")]
+    pub task_ttl_secs: u64,
+    /// Plans computed at once on this replica; one more answers 503 with `Retry-After`.
+    #[serde(deserialize_with = "lenient")]
+    pub max_in_flight: usize,
+}
+
+impl Default for PlanningSettings {
+    fn default() -> Self {
+        Self {
+            manifests_per_task: 64,
+            task_ttl_secs: 3600,
+            max_in_flight: 8,
         }
     }
 }
@@ -307,6 +335,7 @@ impl Default for Settings {
             log_format: "text".into(),
             auth: AuthSettings::default(),
             vending: VendingSettings::default(),
+            planning: PlanningSettings::default(),
             timeouts: Default::default(),
             limits: Default::default(),
             oidc: Vec::new(),
@@ -387,6 +416,14 @@ impl Settings {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let bad = |what: &str| Err(ConfigError(what.to_owned()));
+        if self.planning.manifests_per_task == 0 || self.planning.max_in_flight == 0 {
+            return bad(
+                "planning.manifests_per_task and planning.max_in_flight: must be at least 1",
+            );
+        }
+        if !(60..=86_400).contains(&self.planning.task_ttl_secs) {
+            return bad("planning.task_ttl_secs: must be between 60 and 86400");
+        }
         if self.listen.parse::<SocketAddr>().is_err() {
             return bad(&format!(
                 "listen: '{}' is not an address like 127.0.0.1:8181",

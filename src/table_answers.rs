@@ -17,7 +17,7 @@ use crate::catalog::{Catalog, CatalogError, CreateTable, LoadedTable, SnapshotsM
 use crate::domain::access::{DataAccess, Privilege};
 use crate::domain::{NamespaceIdent, TableIdent};
 use crate::identity::Caller;
-use crate::planning::{PlanRequest, Planner, ScanTasks};
+use crate::planning::{Plan, PlanRequest, Planner, ScanTasks};
 use crate::storage::s3::signer::Needs;
 use crate::storage::{
     PresignMethod, RemoteSign, Requester, TableAccess, TableEndpoints, VendedCredential,
@@ -96,15 +96,78 @@ impl TableAnswers {
         ident: &TableIdent,
         request: &PlanRequest,
         delegation: Delegation,
+    ) -> AnswerResult<(Plan, TableStorage)> {
+        let loaded = self.catalog.load_table(wh, ident).await?;
+        let plan = self
+            .planner
+            .plan(caller.principal_id, wh.io().as_ref(), &loaded, request)
+            .await?;
+        let storage = self
+            .plan_storage(caller, wh, ident, &loaded, delegation)
+            .await?;
+        Ok((plan, storage))
+    }
+
+    /// The plan a plan id names, planned again, with the storage part of its answer.
+    pub async fn replan(
+        &self,
+        caller: &Caller,
+        wh: &Warehouse,
+        ident: &TableIdent,
+        plan_id: &str,
+        delegation: Delegation,
     ) -> AnswerResult<(ScanTasks, TableStorage)> {
         let loaded = self.catalog.load_table(wh, ident).await?;
         let tasks = self
             .planner
-            .plan(wh.io().as_ref(), &loaded, request)
+            .replan(caller.principal_id, wh.io().as_ref(), &loaded, plan_id)
             .await?;
-        let asked = self.access_asked(caller, wh, ident, delegation).await?;
-        let storage = self.storage_for(caller, wh, ident, &loaded, asked).await?;
+        let storage = self
+            .plan_storage(caller, wh, ident, &loaded, delegation)
+            .await?;
         Ok((tasks, storage))
+    }
+
+    /// Checks that a plan id is the caller's plan of this table (cancelling one frees nothing:
+    /// a plan holds no state between requests).
+    pub async fn check_plan(
+        &self,
+        caller: &Caller,
+        wh: &Warehouse,
+        ident: &TableIdent,
+        plan_id: &str,
+    ) -> AnswerResult<()> {
+        let loaded = self.catalog.load_table(wh, ident).await?;
+        self.planner
+            .check_plan_id(caller.principal_id, &loaded, plan_id)?;
+        Ok(())
+    }
+
+    /// One plan task's file scan tasks.
+    pub async fn plan_task(
+        &self,
+        caller: &Caller,
+        wh: &Warehouse,
+        ident: &TableIdent,
+        task: &str,
+    ) -> AnswerResult<ScanTasks> {
+        let loaded = self.catalog.load_table(wh, ident).await?;
+        Ok(self
+            .planner
+            .task(caller.principal_id, wh.io().as_ref(), &loaded, task)
+            .await?)
+    }
+
+    async fn plan_storage(
+        &self,
+        caller: &Caller,
+        wh: &Warehouse,
+        ident: &TableIdent,
+        loaded: &LoadedTable,
+        delegation: Delegation,
+    ) -> AnswerResult<TableStorage> {
+        let asked = self.access_asked(caller, wh, ident, delegation).await?;
+        self.storage_for(caller, wh, ident, loaded, asked).await
     }
 
     /// Load-table for a caller who may read the table's metadata: 304's tag when `if_none_match`
@@ -184,8 +247,14 @@ impl TableAnswers {
         caller: &Caller,
         wh: &Warehouse,
         ident: &TableIdent,
+        plan_id: Option<&str>,
     ) -> AnswerResult<Option<Arc<VendedCredential>>> {
         let (loaded, data) = self.table_for_data(caller, wh, ident).await?;
+        // A refresh for a plan's scan names the plan: it must be the caller's plan of this table.
+        if let Some(id) = plan_id {
+            self.planner
+                .check_plan_id(caller.principal_id, &loaded, id)?;
+        }
         let tenant = self.catalog.tenant_name(caller.tenant_id).await?;
         let t = self.table_access(caller, wh, ident, &loaded, data, &tenant);
         Ok(self.vending.refresh_credentials(&t).await?)

@@ -28,6 +28,8 @@ impl Answered for ErrorType {
             ErrorType::NoSuchNamespace => "NoSuchNamespaceException",
             ErrorType::NoSuchTable => "NoSuchTableException",
             ErrorType::NoSuchView => "NoSuchViewException",
+            ErrorType::NoSuchPlanId => "NoSuchPlanIdException",
+            ErrorType::NoSuchPlanTask => "NoSuchPlanTaskException",
             ErrorType::NotFound => "NotFoundException",
             ErrorType::AlreadyExists => "AlreadyExistsException",
             ErrorType::NamespaceNotEmpty => "NamespaceNotEmptyException",
@@ -56,6 +58,8 @@ impl Answered for ErrorType {
             | ErrorType::NoSuchNamespace
             | ErrorType::NoSuchTable
             | ErrorType::NoSuchView
+            | ErrorType::NoSuchPlanId
+            | ErrorType::NoSuchPlanTask
             | ErrorType::NotFound => 404,
             ErrorType::UnsupportedOperation => 406,
             ErrorType::AlreadyExists

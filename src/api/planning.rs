@@ -1,7 +1,8 @@
-//! Scan planning: `POST .../tables/{table}/plan`, answered `completed` at once with the plan's
-//! file scan tasks and, when asked for and allowed, credentials for the files they name.
+//! Scan planning: `POST .../plan` (answered `completed` at once, with a plan id, the file scan
+//! tasks or plan tasks, and, when asked for and allowed, credentials for the files they name),
+//! `GET`/`DELETE .../plan/{plan-id}` and `POST .../tasks`. Every route needs `TABLE_READ_DATA`.
 
-use actix_web::{HttpRequest, HttpResponse, post, web};
+use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
 use bytes::Bytes;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -12,10 +13,13 @@ use super::types::IcebergErrorResponse;
 use super::{ApiError, ApiResult, AppState, Authenticated, JsonBody};
 use crate::domain::access::Privilege;
 use crate::planning::filter::Filter;
-use crate::planning::{PlanRequest, Scope};
+use crate::planning::{PlanRequest, ScanTasks, Scope};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(plan_table_scan);
+    cfg.service(plan_table_scan)
+        .service(fetch_planning_result)
+        .service(cancel_planning)
+        .service(fetch_scan_tasks);
 }
 
 /// The spec's `PlanTableScanRequest`.
@@ -80,14 +84,82 @@ impl PlanTableScanRequest {
     }
 }
 
+/// A JSON object of `members` (each `"key":value` without a comma) in order.
+fn object(members: Vec<Vec<Bytes>>) -> JsonBody {
+    let mut pieces = vec![Bytes::from_static(b"{")];
+    for (i, member) in members.into_iter().enumerate() {
+        if i > 0 {
+            pieces.push(Bytes::from_static(b","));
+        }
+        pieces.extend(member);
+    }
+    pieces.push(Bytes::from_static(b"}"));
+    JsonBody::of(pieces)
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Bytes {
+    Bytes::from(serde_json::to_vec(value).expect("JSON values serialize"))
+}
+
+/// The spec's `ScanTasks` members: `delete-files` (only beside the tasks that reference them),
+/// `file-scan-tasks` (always: Iceberg Java refuses an answer with neither it nor `plan-tasks`),
+/// `plan-tasks`, and the credential.
+fn scan_tasks(tasks: ScanTasks, credential: Option<Bytes>) -> Vec<Vec<Bytes>> {
+    let mut members = Vec::new();
+    if !tasks.delete_files.is_empty() {
+        members.push(vec![
+            Bytes::from_static(b"\"delete-files\":"),
+            json(&tasks.delete_files),
+        ]);
+    }
+    members.push(vec![
+        Bytes::from_static(b"\"file-scan-tasks\":"),
+        json(&tasks.file_scan_tasks),
+    ]);
+    if !tasks.plan_tasks.is_empty() {
+        members.push(vec![
+            Bytes::from_static(b"\"plan-tasks\":"),
+            json(&tasks.plan_tasks),
+        ]);
+    }
+    if let Some(credential) = credential {
+        members.push(vec![
+            Bytes::from_static(b"\"storage-credentials\":["),
+            credential,
+            Bytes::from_static(b"]"),
+        ]);
+    }
+    members
+}
+
+/// A completed plan's answer: `status`, the plan id when given, and its tasks.
+fn completed(plan_id: Option<&str>, tasks: ScanTasks, credential: Option<Bytes>) -> JsonBody {
+    let mut members = vec![vec![Bytes::from_static(b"\"status\":\"completed\"")]];
+    if let Some(id) = plan_id {
+        members.push(vec![
+            Bytes::from_static(b"\"plan-id\":"),
+            super::json_string(id),
+        ]);
+    }
+    members.extend(scan_tasks(tasks, credential));
+    object(members)
+}
+
+fn no_store(body: JsonBody) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .content_type("application/json")
+        .body(body)
+}
+
 /// Plan a scan: the data files to read, the delete files each needs and the filter left for
-/// each. Needs `TABLE_READ_DATA` (a plan names files and carries column bounds). Answered
-/// `completed` at once.
+/// each, or plan tasks to fetch them by when the plan is large. Needs `TABLE_READ_DATA` (a plan
+/// names files and carries column bounds). Answered `completed` at once, with a `plan-id`.
 #[utoipa::path(post, path = "/v1/{prefix}/namespaces/{namespace}/tables/{table}/plan", operation_id = "planTableScan", tag = "Catalog API",
     params(TablePath,
            ("X-Iceberg-Access-Delegation" = Option<String>, Header, description = "vended-credentials and/or remote-signing")),
     request_body = PlanTableScanRequest,
-    responses((status = 200, description = "A completed plan: `status`, `delete-files`, `file-scan-tasks`, `storage-credentials`"),
+    responses((status = 200, description = "A completed plan: `status`, `plan-id`, `delete-files`, `file-scan-tasks`, `plan-tasks`, `storage-credentials`"),
               (status = 404, description = "No such table, or no such snapshot", body = IcebergErrorResponse), CommonErrors),
     security(("bearer" = [])))]
 #[post("/v1/{prefix}/namespaces/{namespace}/tables/{table}/plan")]
@@ -102,7 +174,7 @@ async fn plan_table_scan(
     let (wh, ident) = path
         .authorized(&state, &auth.0, Privilege::TableReadData)
         .await?;
-    let (tasks, storage) = state
+    let (plan, storage) = state
         .answers
         .plan(
             &auth.0,
@@ -112,24 +184,96 @@ async fn plan_table_scan(
             super::tables::delegation(&req),
         )
         .await?;
-    let json = |v: &Vec<serde_json::Value>| {
-        Bytes::from(serde_json::to_vec(v).expect("JSON values serialize"))
-    };
-    let mut pieces = vec![Bytes::from_static(b"{\"status\":\"completed\"")];
-    if !tasks.delete_files.is_empty() {
-        pieces.push(Bytes::from_static(b",\"delete-files\":"));
-        pieces.push(json(&tasks.delete_files));
-    }
-    pieces.push(Bytes::from_static(b",\"file-scan-tasks\":"));
-    pieces.push(json(&tasks.file_scan_tasks));
-    if let Some(credential) = storage.credential_json {
-        pieces.push(Bytes::from_static(b",\"storage-credentials\":["));
-        pieces.push(credential);
-        pieces.push(Bytes::from_static(b"]"));
-    }
-    pieces.push(Bytes::from_static(b"}"));
-    Ok(HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store"))
-        .content_type("application/json")
-        .body(JsonBody::of(pieces)))
+    Ok(no_store(completed(
+        Some(&plan.id),
+        plan.tasks,
+        storage.credential_json,
+    )))
+}
+
+/// The `plan-id` segment of a plan's routes.
+fn plan_id(req: &HttpRequest) -> ApiResult<String> {
+    req.match_info()
+        .get("plan_id")
+        .map(str::to_owned)
+        .ok_or_else(|| ApiError::bad_request("no plan id"))
+}
+
+/// Fetch a plan's result: the plan a `plan-id` names, planned again (plans are answered
+/// `completed` at once, so this is the same answer).
+#[utoipa::path(get, path = "/v1/{prefix}/namespaces/{namespace}/tables/{table}/plan/{plan-id}", operation_id = "fetchPlanningResult", tag = "Catalog API",
+    params(TablePath, ("plan-id" = String, Path, description = "The plan's id"),
+           ("X-Iceberg-Access-Delegation" = Option<String>, Header, description = "vended-credentials and/or remote-signing")),
+    responses((status = 200, description = "The completed plan"),
+              (status = 404, description = "No such plan id (`NoSuchPlanIdException`), or no such table", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[get("/v1/{prefix}/namespaces/{namespace}/tables/{table}/plan/{plan_id}")]
+async fn fetch_planning_result(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    req: HttpRequest,
+    path: TablePath,
+) -> ApiResult<HttpResponse> {
+    let id = plan_id(&req)?;
+    let (wh, ident) = path
+        .authorized(&state, &auth.0, Privilege::TableReadData)
+        .await?;
+    let (tasks, storage) = state
+        .answers
+        .replan(&auth.0, &wh, &ident, &id, super::tables::delegation(&req))
+        .await?;
+    Ok(no_store(completed(None, tasks, storage.credential_json)))
+}
+
+/// Cancel a plan. A plan holds nothing between requests, so this only checks the id.
+#[utoipa::path(delete, path = "/v1/{prefix}/namespaces/{namespace}/tables/{table}/plan/{plan-id}", operation_id = "cancelPlanning", tag = "Catalog API",
+    params(TablePath, ("plan-id" = String, Path, description = "The plan's id")),
+    responses((status = 204, description = "Cancelled"),
+              (status = 404, description = "No such plan id (`NoSuchPlanIdException`), or no such table", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[delete("/v1/{prefix}/namespaces/{namespace}/tables/{table}/plan/{plan_id}")]
+async fn cancel_planning(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    req: HttpRequest,
+    path: TablePath,
+) -> ApiResult<HttpResponse> {
+    let id = plan_id(&req)?;
+    let (wh, ident) = path
+        .authorized(&state, &auth.0, Privilege::TableReadData)
+        .await?;
+    state.answers.check_plan(&auth.0, &wh, &ident, &id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The spec's `FetchScanTasksRequest`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct FetchScanTasksRequest {
+    /// A plan task from a plan's `plan-tasks`.
+    #[serde(rename = "plan-task")]
+    plan_task: String,
+}
+
+/// Fetch one plan task's file scan tasks.
+#[utoipa::path(post, path = "/v1/{prefix}/namespaces/{namespace}/tables/{table}/tasks", operation_id = "fetchScanTasks", tag = "Catalog API",
+    params(TablePath),
+    request_body = FetchScanTasksRequest,
+    responses((status = 200, description = "`delete-files` and `file-scan-tasks`"),
+              (status = 404, description = "No such plan task (`NoSuchPlanTaskException`), or no such table", body = IcebergErrorResponse), CommonErrors),
+    security(("bearer" = [])))]
+#[post("/v1/{prefix}/namespaces/{namespace}/tables/{table}/tasks")]
+async fn fetch_scan_tasks(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: TablePath,
+    body: web::Json<FetchScanTasksRequest>,
+) -> ApiResult<HttpResponse> {
+    let (wh, ident) = path
+        .authorized(&state, &auth.0, Privilege::TableReadData)
+        .await?;
+    let tasks = state
+        .answers
+        .plan_task(&auth.0, &wh, &ident, &body.plan_task)
+        .await?;
+    Ok(no_store(object(scan_tasks(tasks, None))))
 }

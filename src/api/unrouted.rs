@@ -29,10 +29,29 @@ static DOCUMENTED: LazyLock<Vec<(ResourceDef, String)>> = LazyLock::new(|| {
                 .filter(|m| item.get(**m).is_some())
                 .map(|m| m.to_ascii_uppercase())
                 .collect();
-            (ResourceDef::new(path.as_str()), allowed.join(", "))
+            (
+                ResourceDef::new(actix_pattern(path).as_str()),
+                allowed.join(", "),
+            )
         })
         .collect()
 });
+
+/// A documented path as an actix pattern: the spec names some parameters with a dash
+/// (`{plan-id}`), which an actix parameter name cannot hold.
+fn actix_pattern(path: &str) -> String {
+    let mut inside = false;
+    path.chars()
+        .map(|c| {
+            match c {
+                '{' => inside = true,
+                '}' => inside = false,
+                _ => {}
+            }
+            if inside && c == '-' { '_' } else { c }
+        })
+        .collect()
+}
 
 /// The default service: 405 for a documented path, 404 otherwise.
 pub async fn unrouted(req: HttpRequest) -> HttpResponse {

@@ -35,10 +35,10 @@ pub struct LoadCredentialsResponse {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct LoadCredentialsQuery {
-    /// Server-side scan plan id (scan planning is not offered; ignored).
+    /// The id of a scan plan whose files these credentials are for: it must be the caller's
+    /// plan of this table (404 `NoSuchPlanIdException` otherwise).
     #[serde(rename = "planId")]
     #[param(rename = "planId")]
-    #[allow(dead_code)]
     plan_id: Option<String>,
 }
 
@@ -55,12 +55,15 @@ async fn load_credentials(
     state: web::Data<AppState>,
     auth: Authenticated,
     path: TablePath,
-    _query: web::Query<LoadCredentialsQuery>,
+    query: web::Query<LoadCredentialsQuery>,
 ) -> ApiResult<HttpResponse> {
     let (wh, ident) = path
         .authorized(&state, &auth.0, Privilege::TableReadMetadata)
         .await?;
-    let credential = state.answers.credentials(&auth.0, &wh, &ident).await?;
+    let credential = state
+        .answers
+        .credentials(&auth.0, &wh, &ident, query.plan_id.as_deref())
+        .await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(LoadCredentialsResponse {

@@ -14,6 +14,10 @@ pub enum ErrorType {
     NoSuchNamespace,
     NoSuchTable,
     NoSuchView,
+    /// A scan plan's id that is not one (forged, expired, another's).
+    NoSuchPlanId,
+    /// A plan task that is not one.
+    NoSuchPlanTask,
     NotFound,
     AlreadyExists,
     NamespaceNotEmpty,

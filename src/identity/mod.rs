@@ -23,7 +23,7 @@ pub use keys::{SigningKey, owner_only_file};
 pub use sealing::{MasterKey, SealError, hmac_sha256};
 pub use secrets::{ClientSecrets, HashKind, generate_secret, hash_secret, verify_argon2};
 pub use sign_in::{SignIn, SignInError};
-pub use tokens::{AuthError, IssuedToken, TokenService};
+pub use tokens::{AuthError, IssuedToken, SignedFor, TokenService};
 
 /// The authenticated principal behind a request.
 #[derive(Debug, Clone, PartialEq)]

@@ -55,6 +55,35 @@ pub enum AuthError {
     Expired,
 }
 
+/// What a token Floe signs for itself (not an access token) is for. Each purpose is its own
+/// audience, so a token of one purpose is never accepted as another, nor as an access token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignedFor {
+    /// A plan's id: what to plan again, for whom.
+    Plan,
+    /// One plan task: a part of a plan, for whom.
+    PlanTask,
+}
+
+impl SignedFor {
+    fn audience(self) -> &'static str {
+        match self {
+            SignedFor::Plan => "floe:plan",
+            SignedFor::PlanTask => "floe:plan-task",
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SignedClaims<T> {
+    iss: String,
+    aud: String,
+    sub: String,
+    exp: i64,
+    nbf: i64,
+    data: T,
+}
+
 /// A freshly issued token.
 pub struct IssuedToken {
     pub access_token: String,
@@ -171,6 +200,64 @@ impl TokenService {
             access_token,
             expires_in: (exp - now).max(0) as u64,
         }
+    }
+
+    /// Signs `data` for `subject`, valid `ttl_secs`, for one purpose only. Every replica
+    /// verifies it (the keys are the store's).
+    pub fn sign_for<T: Serialize>(
+        &self,
+        purpose: SignedFor,
+        subject: crate::domain::PrincipalId,
+        ttl_secs: u64,
+        data: &T,
+    ) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let claims = SignedClaims {
+            iss: self.issuer.clone(),
+            aud: purpose.audience().to_owned(),
+            sub: subject.to_string(),
+            exp: now + ttl_secs as i64,
+            nbf: now,
+            data,
+        };
+        let key = self.keys.read().expect("key set lock").active.clone();
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(key.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &key.encoding).expect("Ed25519 signing cannot fail")
+    }
+
+    /// What a token signed by [`Self::sign_for`] for `purpose` carries, and for whom; refused when
+    /// forged, altered, expired, signed by a key no longer installed, or made for another purpose.
+    pub fn verify_for<T: serde::de::DeserializeOwned>(
+        &self,
+        purpose: SignedFor,
+        token: &str,
+    ) -> Result<(crate::domain::PrincipalId, T), AuthError> {
+        let kid = jsonwebtoken::decode_header(token)
+            .map_err(|e| AuthError::Invalid(format!("{:?}", e.kind())))?
+            .kid
+            .ok_or_else(|| AuthError::Invalid("no key id".into()))?;
+        let key = self
+            .keys
+            .read()
+            .expect("key set lock")
+            .verifying
+            .get(&kid)
+            .cloned()
+            .ok_or_else(|| AuthError::Invalid("unknown signing key".into()))?;
+        let mut validation = self.validation.clone();
+        validation.set_audience(&[purpose.audience()]);
+        let data = jsonwebtoken::decode::<SignedClaims<T>>(token, &key.decoding, &validation)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+                kind => AuthError::Invalid(format!("{kind:?}")),
+            })?;
+        let subject = data
+            .claims
+            .sub
+            .parse()
+            .map_err(|_| AuthError::Invalid("sub is not a principal id".into()))?;
+        Ok((subject, data.claims.data))
     }
 
     /// The caller a bearer token stands for.
@@ -291,6 +378,44 @@ mod tests {
         let mut h = Header::new(Algorithm::EdDSA);
         h.kid = Some(SigningKey::from_seed([7; 32]).kid);
         h
+    }
+
+    #[test]
+    fn a_token_signed_for_one_purpose_is_good_for_it_alone() {
+        let svc = service();
+        let who = crate::domain::PrincipalId::new_v4();
+        let task = svc.sign_for(SignedFor::PlanTask, who, 60, &vec![1, 2]);
+        assert_eq!(
+            svc.verify_for::<Vec<i32>>(SignedFor::PlanTask, &task)
+                .unwrap(),
+            (who, vec![1, 2])
+        );
+        assert!(svc.verify_for::<Vec<i32>>(SignedFor::Plan, &task).is_err());
+        assert!(svc.verify(&task).is_err(), "not an access token");
+        let access = svc.issue(&principal()).access_token;
+        assert!(
+            svc.verify_for::<serde_json::Value>(SignedFor::PlanTask, &access)
+                .is_err()
+        );
+        // Altered claims, and another server's key.
+        let (head, rest) = task.split_once('.').unwrap();
+        let (_, signature) = rest.split_once('.').unwrap();
+        let forged = serde_json::json!({"iss": "floe", "aud": "floe:plan-task", "sub": who.to_string(),
+            "exp": chrono::Utc::now().timestamp() + 60, "nbf": 0, "data": [9]});
+        let forged = format!(
+            "{head}.{}.{signature}",
+            URL_SAFE_NO_PAD.encode(forged.to_string())
+        );
+        assert!(
+            svc.verify_for::<Vec<i32>>(SignedFor::PlanTask, &forged)
+                .is_err()
+        );
+        let elsewhere = TokenService::new(SigningKey::from_seed([9; 32]), "floe", "floe", 60);
+        let theirs = elsewhere.sign_for(SignedFor::PlanTask, who, 60, &vec![1]);
+        assert!(
+            svc.verify_for::<Vec<i32>>(SignedFor::PlanTask, &theirs)
+                .is_err()
+        );
     }
 
     #[test]

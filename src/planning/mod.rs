@@ -10,9 +10,15 @@
 //!
 //! Parsing and pruning run on the blocking pool, never on a request thread.
 //!
-//! Not built yet (issue 26 goes on): plan tasks for large plans, `submitted` plans and their
-//! ids, the `tasks` and `plan/{plan-id}` routes, and per-warehouse or per-table
-//! `scan-planning-mode`.
+//! A plan's id and its plan tasks are tokens signed with the server's keys (every replica
+//! verifies them), bound to the table, the snapshot, the request, the principal and an expiry:
+//! a client can neither forge nor alter one, nor use another principal's or another table's.
+//! A plan that reads more data manifests than `planning.manifests_per_task` is answered as plan
+//! tasks. At most `planning.max_in_flight` plans are computed at once; past that a plan answers
+//! 503.
+//!
+//! Not built yet (issue 26 goes on): `submitted` plans finished in the background, and
+//! per-warehouse or per-table `scan-planning-mode`.
 
 pub mod deletes;
 pub mod filter;
@@ -27,9 +33,13 @@ use futures::{StreamExt, TryStreamExt};
 use iceberg::spec::{
     ManifestContentType, ManifestFile, ManifestStatus, Operation, SnapshotRef, TableMetadata,
 };
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::catalog::{CatalogError, CatalogResult, ErrorType, LoadedTable};
+use crate::config::PlanningSettings;
+use crate::domain::PrincipalId;
+use crate::identity::{SignedFor, TokenService};
 use crate::storage::WarehouseIo;
 use filter::Filter;
 use manifests::{ManifestCache, TableFiles};
@@ -40,7 +50,7 @@ use render::StatsFields;
 const READS_AT_ONCE: usize = 16;
 
 /// What a plan scans.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Scope {
     /// The current snapshot of `main`.
     Current,
@@ -64,16 +74,56 @@ pub struct PlanRequest {
     pub stats_fields: Option<Vec<String>>,
 }
 
-/// A plan's tasks, rendered: the `delete-files` and `file-scan-tasks` of the spec's `ScanTasks`.
+/// A plan's tasks, rendered: the spec's `ScanTasks`.
 #[derive(Debug, Default)]
 pub struct ScanTasks {
     pub delete_files: Vec<Value>,
     pub file_scan_tasks: Vec<Value>,
+    /// Parts of the plan to fetch with `POST .../tasks`, each a signed token.
+    pub plan_tasks: Vec<String>,
 }
 
-/// The planner: its manifest cache and where it reads.
+/// A planned scan: its id (a signed token naming what to plan again) and its tasks.
+pub struct Plan {
+    pub id: String,
+    pub tasks: ScanTasks,
+}
+
+/// What a plan id or a plan task carries, signed: the table (its Iceberg UUID, so a table
+/// dropped and created again under the same name is another table), the snapshot resolved when
+/// it was planned, the request, and for a plan task the part of the manifest list it covers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Signed {
+    table: uuid::Uuid,
+    scope: Scope,
+    filter: Value,
+    select: Option<Vec<String>>,
+    case_sensitive: bool,
+    use_snapshot_schema: bool,
+    stats_fields: Option<Vec<String>>,
+    /// Positions in the manifest list: `[from, to)`.
+    manifests: Option<(usize, usize)>,
+}
+
+impl Signed {
+    fn request(&self) -> CatalogResult<PlanRequest> {
+        Ok(PlanRequest {
+            scope: self.scope.clone(),
+            select: self.select.clone(),
+            filter: Filter::parse(&self.filter).map_err(|e| CatalogError::internal(e.0))?,
+            case_sensitive: self.case_sensitive,
+            use_snapshot_schema: self.use_snapshot_schema,
+            stats_fields: self.stats_fields.clone(),
+        })
+    }
+}
+
+/// The planner: its manifest cache, the keys that sign plan ids and tasks, its limits.
 pub struct Planner {
     manifests: ManifestCache,
+    tokens: Arc<TokenService>,
+    settings: PlanningSettings,
+    in_flight: tokio::sync::Semaphore,
 }
 
 fn bad_request(message: impl Into<String>) -> CatalogError {
@@ -81,9 +131,17 @@ fn bad_request(message: impl Into<String>) -> CatalogError {
 }
 
 impl Planner {
-    pub fn new(cache_bytes: u64, max_file_bytes: u64) -> Self {
+    pub fn new(
+        settings: PlanningSettings,
+        cache_bytes: u64,
+        max_file_bytes: u64,
+        tokens: Arc<TokenService>,
+    ) -> Self {
         Self {
             manifests: ManifestCache::new(cache_bytes, max_file_bytes),
+            in_flight: tokio::sync::Semaphore::new(settings.max_in_flight),
+            settings,
+            tokens,
         }
     }
 
@@ -92,13 +150,138 @@ impl Planner {
         self.manifests.occupied_bytes()
     }
 
-    /// Plans a scan of `table`, reading its files with the server's `io`.
+    /// Plans a scan of `table` for `caller`, reading its files with the server's `io`: the
+    /// tasks, or plan tasks when it reads more manifests than one task holds.
     pub async fn plan(
         &self,
+        caller: PrincipalId,
         io: &dyn WarehouseIo,
         table: &LoadedTable,
         request: &PlanRequest,
+    ) -> CatalogResult<Plan> {
+        let metadata = &table.table.metadata;
+        // The snapshot is fixed now: the plan's tasks read it whatever the table does next.
+        let scope = match &request.scope {
+            Scope::Current => match current(metadata) {
+                Some(s) => Scope::Snapshot(s.snapshot_id()),
+                None => Scope::Current,
+            },
+            other => other.clone(),
+        };
+        let signed = Signed {
+            table: metadata.uuid(),
+            scope,
+            filter: request.filter.to_json(),
+            select: request.select.clone(),
+            case_sensitive: request.case_sensitive,
+            use_snapshot_schema: request.use_snapshot_schema,
+            stats_fields: request.stats_fields.clone(),
+            manifests: None,
+        };
+        let request = PlanRequest {
+            scope: signed.scope.clone(),
+            ..request.clone()
+        };
+        let tasks = self.run(caller, io, table, &request, &signed).await?;
+        let id = self.tokens.sign_for(
+            SignedFor::Plan,
+            caller,
+            self.settings.task_ttl_secs,
+            &signed,
+        );
+        Ok(Plan { id, tasks })
+    }
+
+    /// The plan a plan id names, planned again (it is signed, so any replica can).
+    pub async fn replan(
+        &self,
+        caller: PrincipalId,
+        io: &dyn WarehouseIo,
+        table: &LoadedTable,
+        plan_id: &str,
     ) -> CatalogResult<ScanTasks> {
+        let signed = self.plan_named(caller, table, plan_id)?;
+        self.run(caller, io, table, &signed.request()?, &signed)
+            .await
+    }
+
+    /// Checks that `plan_id` is a plan of `table` made for `caller`.
+    pub fn check_plan_id(
+        &self,
+        caller: PrincipalId,
+        table: &LoadedTable,
+        plan_id: &str,
+    ) -> CatalogResult<()> {
+        self.plan_named(caller, table, plan_id).map(|_| ())
+    }
+
+    fn plan_named(
+        &self,
+        caller: PrincipalId,
+        table: &LoadedTable,
+        plan_id: &str,
+    ) -> CatalogResult<Signed> {
+        self.verified(SignedFor::Plan, caller, table, plan_id)
+            .ok_or_else(|| CatalogError::new(ErrorType::NoSuchPlanId, "the plan id does not exist"))
+    }
+
+    /// One plan task's file scan tasks.
+    pub async fn task(
+        &self,
+        caller: PrincipalId,
+        io: &dyn WarehouseIo,
+        table: &LoadedTable,
+        token: &str,
+    ) -> CatalogResult<ScanTasks> {
+        let signed = self
+            .verified(SignedFor::PlanTask, caller, table, token)
+            .filter(|s| s.manifests.is_some())
+            .ok_or_else(|| {
+                CatalogError::new(ErrorType::NoSuchPlanTask, "the plan task does not exist")
+            })?;
+        self.run(caller, io, table, &signed.request()?, &signed)
+            .await
+    }
+
+    /// What a signed token carries, when it is one of `purpose`, made for `caller`, on this
+    /// very table; a forged, altered, expired or misdirected token is nothing.
+    fn verified(
+        &self,
+        purpose: SignedFor,
+        caller: PrincipalId,
+        table: &LoadedTable,
+        token: &str,
+    ) -> Option<Signed> {
+        match self.tokens.verify_for::<Signed>(purpose, token) {
+            Ok((subject, signed))
+                if subject == caller && signed.table == table.table.metadata.uuid() =>
+            {
+                Some(signed)
+            }
+            Ok(_) => {
+                tracing::warn!(table = %table.ident, "a plan token of another principal or table was refused");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Plans `request` (the part `signed` names, if it names one), within the bound on plans in
+    /// flight.
+    async fn run(
+        &self,
+        caller: PrincipalId,
+        io: &dyn WarehouseIo,
+        table: &LoadedTable,
+        request: &PlanRequest,
+        signed: &Signed,
+    ) -> CatalogResult<ScanTasks> {
+        let Ok(_permit) = self.in_flight.try_acquire() else {
+            return Err(CatalogError::new(
+                ErrorType::ServiceUnavailable,
+                "this server is computing as many plans as it may; retry shortly",
+            ));
+        };
         let metadata = table.table.metadata.clone();
         let Some((snapshot, appended)) = scanned(&metadata, &request.scope)? else {
             return Ok(ScanTasks::default());
@@ -146,15 +329,23 @@ impl Planner {
             .list(&files, snapshot.manifest_list(), metadata.format_version())
             .await?;
         let mut specs: HashMap<i32, Option<SpecFilter>> = HashMap::new();
-        let mut wanted: Vec<ManifestFile> = Vec::new();
-        for manifest in list.entries() {
+        // Positions of the data manifests to read, and the delete manifests every part reads.
+        let mut data: Vec<usize> = Vec::new();
+        let mut deletes: Vec<usize> = Vec::new();
+        for (at, manifest) in list.entries().iter().enumerate() {
+            let is_data = manifest.content == ManifestContentType::Data;
             if let Some(appended) = &appended {
                 // An incremental scan reads the data manifests its appends wrote, no deletes.
-                if manifest.content != ManifestContentType::Data
-                    || !appended.contains(&manifest.added_snapshot_id)
-                {
+                if !is_data || !appended.contains(&manifest.added_snapshot_id) {
                     continue;
                 }
+            }
+            if is_data
+                && signed
+                    .manifests
+                    .is_some_and(|(from, to)| at < from || at >= to)
+            {
+                continue;
             }
             let spec = specs
                 .entry(manifest.partition_spec_id)
@@ -163,10 +354,21 @@ impl Planner {
                 .as_ref()
                 .is_none_or(|s| s.manifest_may_match(manifest.partitions.as_deref()))
             {
-                wanted.push(manifest.clone());
+                if is_data {
+                    data.push(at)
+                } else {
+                    deletes.push(at)
+                }
             }
         }
+        if signed.manifests.is_none() && data.len() > self.settings.manifests_per_task {
+            return Ok(self.plan_tasks(caller, signed, &data));
+        }
         let files = &files;
+        let wanted = deletes
+            .into_iter()
+            .chain(data)
+            .map(|at| list.entries()[at].clone());
         let read: Vec<(ManifestFile, Arc<iceberg::spec::Manifest>)> = futures::stream::iter(wanted)
             .map(|m| async move {
                 let read = self.manifests.manifest(files, &m).await?;
@@ -186,6 +388,37 @@ impl Planner {
             .await
             .map_err(|e| CatalogError::internal(format!("planning stopped: {e}")))?
     }
+
+    /// A plan too large for one answer as plan tasks: each covers a run of consecutive manifest
+    /// list positions holding at most `manifests_per_task` of the data manifests to read.
+    fn plan_tasks(&self, caller: PrincipalId, signed: &Signed, data: &[usize]) -> ScanTasks {
+        let plan_tasks = data
+            .chunks(self.settings.manifests_per_task)
+            .map(|part| {
+                let task = Signed {
+                    manifests: Some((part[0], part[part.len() - 1] + 1)),
+                    ..signed.clone()
+                };
+                self.tokens.sign_for(
+                    SignedFor::PlanTask,
+                    caller,
+                    self.settings.task_ttl_secs,
+                    &task,
+                )
+            })
+            .collect();
+        ScanTasks {
+            plan_tasks,
+            ..ScanTasks::default()
+        }
+    }
+}
+
+/// The current snapshot of `main`.
+fn current(metadata: &TableMetadata) -> Option<&SnapshotRef> {
+    metadata
+        .snapshot_for_ref("main")
+        .or_else(|| metadata.current_snapshot())
 }
 
 /// The spec filter of spec `id`, or `None` when the filter cannot be projected on it (nothing
@@ -207,10 +440,7 @@ fn scanned(
         })
     };
     Ok(match scope {
-        Scope::Current => metadata
-            .snapshot_for_ref("main")
-            .or_else(|| metadata.current_snapshot())
-            .map(|s| (s.clone(), None)),
+        Scope::Current => current(metadata).map(|s| (s.clone(), None)),
         Scope::Snapshot(id) => Some((snapshot(*id)?, None)),
         Scope::Appended { after, through } => {
             snapshot(*after)?;

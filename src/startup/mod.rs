@@ -214,8 +214,10 @@ impl Application {
             reachability,
         ));
         let planner = Arc::new(crate::planning::Planner::new(
+            settings.planning.clone(),
             settings.manifest_cache_bytes,
             settings.max_metadata_file_bytes,
+            tokens.clone(),
         ));
         let answers = Arc::new(TableAnswers::new(
             catalog.clone(),

@@ -3,6 +3,7 @@ warehouse: every scan reads exactly the rows PyIceberg's own planning reads, the
 from Floe (its route is counted), pruning keeps fewer files for selective filters, and planning
 refuses what it must."""
 
+import json
 import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -257,3 +258,92 @@ def test_planning_needs_read_data_and_reads_only_the_tables_own_manifests(floe, 
     r = requests.post(f"{t_url}/plan", headers=h, json={})
     assert r.status_code == 403, r.text
     assert "events" not in r.text
+
+
+@pytest.fixture
+def split():
+    """A Floe whose plans hold at most two data manifests each, with the events table (four
+    appends: four data manifests), and a second table."""
+    from conftest import FloeServer
+    server = FloeServer(config_toml="[planning]\nmanifests_per_task = 2\n")
+    client = server.catalog()
+    client.create_namespace(("plan",))
+    table = client.create_table(("plan", "events"), schema=SCHEMA, partition_spec=SPEC)
+    table.append(batch(0, 20, "oslo", 0))
+    table.append(batch(100, 20, "rome", 0, amount=50.0))
+    table.append(batch(200, 20, "oslo", 1, amount=100.0))
+    table.append(pa.concat_tables([batch(300, 10, "lima", 2), batch(400, 10, "rome", 2, amount=500.0)]))
+    other = client.create_table(("plan", "other"), schema=SCHEMA, partition_spec=SPEC)
+    for i in range(3):
+        other.append(batch(1000 * i, 3, "oslo", i))
+    yield server, client, server.catalog(**{"scan-planning-mode": "server"})
+    server.stop()
+
+
+def test_a_large_plan_is_split_into_plan_tasks_that_only_their_holder_can_use(split):
+    floe, client, server = split
+    assert assert_same(floe, client, server) == 80
+    assert assert_same(floe, client, server, row_filter=EqualTo("city", "rome")) == 30
+    h = floe.root_headers()
+    wh = requests.get(f"{floe.uri}/v1/config", params={"warehouse": "demo"}, headers=h).json()["overrides"]["prefix"]
+    table_url = f"{floe.uri}/v1/{wh}/namespaces/plan/tables/events"
+    plan = requests.post(f"{table_url}/plan", headers=h, json={}).json()
+    assert plan["status"] == "completed" and plan["file-scan-tasks"] == []
+    assert len(plan["plan-tasks"]) == 2, "four data manifests, two per task"
+    fetched = [requests.post(f"{table_url}/tasks", headers=h, json={"plan-task": t}) for t in plan["plan-tasks"]]
+    assert all(r.status_code == 200 for r in fetched), [r.text for r in fetched]
+    assert sum(t["data-file"]["record-count"] for r in fetched for t in r.json()["file-scan-tasks"]) == 80
+    assert "status" not in fetched[0].json()
+
+    def task_error(url, headers, token):
+        r = requests.post(f"{url}/tasks", headers=headers, json={"plan-task": token})
+        assert r.status_code == 404, r.text
+        assert r.json()["error"]["type"] == "NoSuchPlanTaskException", r.text
+        assert "events" not in r.json()["error"]["message"]
+
+    token = plan["plan-tasks"][0]
+    header, payload, signature = token.split(".")
+    # Forged: altered claims (the other manifests), or a signature of our own.
+    import base64
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["data"]["manifests"] = [0, 100]
+    altered = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+    task_error(table_url, h, f"{header}.{altered}.{signature}")
+    task_error(table_url, h, f"{header}.{payload}.{signature[:-4]}AAAA")
+    task_error(table_url, h, "not-a-token")
+    # The plan's id is not a plan task, and an access token is neither.
+    task_error(table_url, h, plan["plan-id"])
+    task_error(table_url, h, h["Authorization"].removeprefix("Bearer "))
+    # Another table's plan task, and this table's task on another table.
+    task_error(f"{floe.uri}/v1/{wh}/namespaces/plan/tables/other", h, token)
+    # Another principal, who may read the table, cannot use the root's task or plan id.
+    tenant = requests.get(f"{floe.uri}/management/v1/whoami", headers=h).json()["tenant_id"]
+    base = f"{floe.uri}/management/v1/tenants/{tenant}"
+    created = requests.post(f"{base}/principals", headers=h, json={"name": "reader"}).json()
+    role = requests.post(f"{base}/roles", headers=h, json={"name": "readers"}).json()
+    requests.post(f"{base}/grants", headers=h, json={"role_id": role["id"], "privilege": "TABLE_READ_DATA", "resource": {
+        "kind": "table", "warehouse": wh, "table": {"namespace": ["plan"], "name": "events"}}}).raise_for_status()
+    requests.put(f"{base}/roles/{role['id']}/principals/{created['principal']['id']}", headers=h).raise_for_status()
+    reader = {"Authorization": "Bearer " + requests.post(f"{floe.uri}/v1/oauth/tokens", data={
+        "grant_type": "client_credentials", "client_id": created["client_id"],
+        "client_secret": created["client_secret"]}).json()["access_token"]}
+    assert requests.post(f"{table_url}/plan", headers=reader, json={}).status_code == 200
+    task_error(table_url, reader, token)
+    r = requests.get(f"{table_url}/plan/{plan['plan-id']}", headers=reader)
+    assert r.status_code == 404 and r.json()["error"]["type"] == "NoSuchPlanIdException", r.text
+
+    # The plan id: fetched again (same plan), cancelled, refreshing credentials for it.
+    again = requests.get(f"{table_url}/plan/{plan['plan-id']}", headers=h)
+    assert again.status_code == 200, again.text
+    assert again.json()["status"] == "completed" and len(again.json()["plan-tasks"]) == 2
+    assert requests.delete(f"{table_url}/plan/{plan['plan-id']}", headers=h).status_code == 204
+    r = requests.delete(f"{table_url}/plan/{plan['plan-id'][:-4]}AAAA", headers=h)
+    assert r.status_code == 404 and r.json()["error"]["type"] == "NoSuchPlanIdException", r.text
+    assert requests.get(f"{table_url}/credentials", headers=h, params={"planId": plan["plan-id"]}).status_code == 200
+    r = requests.get(f"{table_url}/credentials", headers=h, params={"planId": "forged"})
+    assert r.status_code == 404 and r.json()["error"]["type"] == "NoSuchPlanIdException", r.text
+
+    # The plan's snapshot is fixed: a later append does not change what its tasks read.
+    client.load_table(("plan", "events")).append(batch(900, 5, "oslo", 5))
+    later = [requests.post(f"{table_url}/tasks", headers=h, json={"plan-task": t}).json() for t in plan["plan-tasks"]]
+    assert sum(t["data-file"]["record-count"] for r in later for t in r["file-scan-tasks"]) == 80
