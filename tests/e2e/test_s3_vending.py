@@ -538,3 +538,40 @@ def test_a_table_committed_before_vending_fails_is_answered_without_credentials(
         assert api.load("refused", "t", delegation=False)["metadata-location"] == r.json()["metadata-location"]
     finally:
         server.stop()
+
+
+def test_a_plan_vends_credentials_for_its_tables_files_only(floe, s3, tables):
+    """Planning is a trust decision like load-table: PyIceberg planning on the server reads the
+    rows its own planning reads with only vended sessions; the plan's credential reads the files
+    the plan names and nothing of a sibling table; a reader without data access is refused; the
+    plan id refreshes credentials."""
+    client = floe.catalog("lake")
+    server = floe.catalog("lake", **{"scan-planning-mode": "server"})
+    for filters in ({}, {"row_filter": "id >= 2"}):
+        mine = sorted(server.load_table(("scope", "t1")).scan(**filters).to_arrow()["id"].to_pylist())
+        theirs = sorted(client.load_table(("scope", "t1")).scan(**filters).to_arrow()["id"].to_pylist())
+        assert mine == theirs and mine, filters
+    root = Api(floe)
+    url = root.table_url("scope", "t1") + "/plan"
+    r = requests.post(url, headers={**root.h, **DELEGATION}, json={})
+    assert r.status_code == 200, r.text
+    plan = r.json()
+    [cred] = plan["storage-credentials"]
+    assert cred["prefix"] == tables[("scope", "t1")] + "/"
+    assert cred["config"]["s3.access-key-id"] != ACCESS_KEY, "a session, not the server's keys"
+    c = s3.client_with(cred["config"])
+    [task] = plan["file-scan-tasks"]
+    data_key = key_of(s3, task["data-file"]["file-path"])
+    assert c.get_object(Bucket=s3.bucket, Key=data_key)["Body"].read()[:4] == b"PAR1"
+    sibling = s3.keys(key_of(s3, tables[("scope", "t10")]) + "/")[0]
+    denied(lambda: c.get_object(Bucket=s3.bucket, Key=sibling))
+    assert "storage-credentials" not in requests.post(url, headers=root.h, json={}).json()
+    r = requests.get(root.table_url("scope", "t1") + "/credentials", headers=root.h,
+                     params={"planId": plan["plan-id"]})
+    assert r.status_code == 200 and r.json()["storage-credentials"], r.text
+
+    # A principal that may read the table's metadata but not its data gets no plan.
+    reader = principal_with(floe, "plan-meta-reader", [(table_resource(root, "scope", "t1"), "TABLE_READ_METADATA")])
+    r = requests.post(url, headers={**reader.h, **DELEGATION}, json={})
+    assert r.status_code == 403, r.text
+    assert "storage-credentials" not in r.text
