@@ -95,6 +95,7 @@ async fn main() -> anyhow::Result<()> {
             name: "w".into(),
             storage: StorageProfile::Local { root: root.clone() },
             credential: None,
+            scan_planning_mode: None,
             created_at_ms: 1,
         };
         let change = Change::Warehouse {

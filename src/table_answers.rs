@@ -15,7 +15,7 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use crate::authz::{Authorizer, AuthzError, on_table};
 use crate::catalog::{Catalog, CatalogError, CreateTable, LoadedTable, SnapshotsMode, Warehouse};
 use crate::domain::access::{DataAccess, Privilege};
-use crate::domain::{NamespaceIdent, TableIdent};
+use crate::domain::{NamespaceIdent, ScanPlanningMode, TableIdent};
 use crate::identity::Caller;
 use crate::planning::{Plan, PlanRequest, Planner, ScanTasks};
 use crate::storage::s3::signer::Needs;
@@ -35,6 +35,30 @@ pub enum AnswerError {
     Denied(#[from] AuthzError),
     #[error(transparent)]
     Vending(#[from] VendingError),
+}
+
+/// The spec's table property and `config` key that tell engines where to plan scans.
+pub const SCAN_PLANNING_MODE: &str = "scan-planning-mode";
+
+/// Where engines are told to plan scans of a table: its `scan-planning-mode` property (when it
+/// is `client` or `server`), else its warehouse's setting; nothing when neither says.
+pub fn planning_mode(wh: &Warehouse, loaded: &LoadedTable) -> Option<ScanPlanningMode> {
+    loaded
+        .table
+        .metadata
+        .properties()
+        .get(SCAN_PLANNING_MODE)
+        .and_then(|v| ScanPlanningMode::parse(v))
+        .or(wh.record.scan_planning_mode)
+}
+
+/// A table answer's storage part, telling the engine where to plan when the table or its
+/// warehouse says.
+fn told_where_to_plan(storage: TableStorage, wh: &Warehouse, loaded: &LoadedTable) -> TableStorage {
+    match planning_mode(wh, loaded) {
+        Some(mode) => storage.with_setting(SCAN_PLANNING_MODE, mode.as_str()),
+        None => storage,
+    }
 }
 
 /// Shorthand for table answers.
@@ -184,14 +208,20 @@ impl TableAnswers {
     ) -> AnswerResult<LoadAnswer> {
         let loaded = self.catalog.load_table(wh, ident).await?;
         let asked = self.access_asked(caller, wh, ident, delegation).await?;
-        let tag = asked.etag(loaded.table.etag(
+        let mut tag = asked.etag(loaded.table.etag(
             loaded.metadata_location.as_deref().unwrap_or_default(),
             mode,
         ));
+        // A warehouse's planning mode is in the answer but not in the table's metadata: a change
+        // of it must not be answered 304.
+        if let Some(planning) = wh.record.scan_planning_mode {
+            tag.insert_str(tag.len() - 1, planning.as_str());
+        }
         if if_none_match.is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*")) {
             return Ok(LoadAnswer::NotModified { tag });
         }
         let storage = self.storage_for(caller, wh, ident, &loaded, asked).await?;
+        let storage = told_where_to_plan(storage, wh, &loaded);
         Ok(LoadAnswer::Table {
             tag,
             loaded,
@@ -354,7 +384,7 @@ impl TableAnswers {
         };
         match storage.await {
             Ok(storage) => CommittedStorage {
-                storage,
+                storage: told_where_to_plan(storage, wh, loaded),
                 withheld: false,
             },
             Err(e) => {

@@ -7,7 +7,7 @@ use super::{AdminError, AdminResult};
 use crate::changes::Change;
 use crate::domain::TenantId;
 use crate::domain::WarehouseId;
-use crate::domain::{CredentialKind, ResourceName};
+use crate::domain::{CredentialKind, ResourceName, ScanPlanningMode};
 use crate::identity::Caller;
 use crate::storage::StorageProfile;
 use crate::storage::normalize_location;
@@ -29,6 +29,16 @@ pub struct WarehouseChanges {
     pub name: Option<ResourceName>,
     pub storage: Option<NewStorage>,
     pub credential: Option<String>,
+    /// Where engines plan scans; `Some(None)` unsets it.
+    pub scan_planning_mode: Option<Option<ScanPlanningMode>>,
+}
+
+/// A warehouse to create, once its name is checked.
+struct NewWarehouse {
+    name: String,
+    storage: NewStorage,
+    credential: Option<String>,
+    scan_planning_mode: Option<ScanPlanningMode>,
 }
 
 /// One warehouse and what recent calls said about reaching its upstreams.
@@ -48,11 +58,17 @@ impl Admin {
         name: ResourceName,
         storage: NewStorage,
         credential: Option<String>,
+        scan_planning_mode: Option<ScanPlanningMode>,
     ) -> AdminResult<WarehouseRecord> {
         let name = name.into_string();
         let kind = self.credential_kind(tenant, credential.as_deref()).await?;
-        self.create_warehouse_with(caller, tenant, name, storage, credential, kind)
-            .await
+        let new = NewWarehouse {
+            name,
+            storage,
+            credential,
+            scan_planning_mode,
+        };
+        self.create_warehouse_with(caller, tenant, new, kind).await
     }
 
     /// [`Admin::create_warehouse`] once the credential's kind is known.
@@ -60,19 +76,18 @@ impl Admin {
         &self,
         caller: &Caller,
         tenant: TenantId,
-        name: String,
-        storage: NewStorage,
-        credential: Option<String>,
+        new: NewWarehouse,
         kind: Option<CredentialKind>,
     ) -> AdminResult<WarehouseRecord> {
         let id = WarehouseId::now_v7();
         let record = WarehouseRecord {
             id,
             tenant_id: tenant,
-            name,
-            storage: self.storage_profile(caller, id, storage, kind)?,
+            name: new.name,
+            storage: self.storage_profile(caller, id, new.storage, kind)?,
             created_at_ms: now_ms(),
-            credential,
+            credential: new.credential,
+            scan_planning_mode: new.scan_planning_mode,
         };
         let change = Change::Warehouse { warehouse: id };
         self.store.create_warehouse(&record, &change).await?;
@@ -124,12 +139,23 @@ impl Admin {
                     name: None,
                     storage: Some(NewStorage::Profile(storage)),
                     credential: None,
+                    scan_planning_mode: None,
                 };
                 self.update_warehouse_with(caller, tenant, existing.id, changes, server_keys)
                     .await
             }
             None => match self
-                .create_warehouse_with(caller, tenant, name.clone(), storage, None, server_keys)
+                .create_warehouse_with(
+                    caller,
+                    tenant,
+                    NewWarehouse {
+                        name: name.clone(),
+                        storage,
+                        credential: None,
+                        scan_planning_mode: None,
+                    },
+                    server_keys,
+                )
                 .await
             {
                 Err(AdminError::Store(StoreError::AlreadyExists(_))) => self
@@ -209,6 +235,9 @@ impl Admin {
         }
         if changes.credential.is_some() {
             wh.credential = changes.credential;
+        }
+        if let Some(mode) = changes.scan_planning_mode {
+            wh.scan_planning_mode = mode;
         }
         let kind = match server_keys {
             Some(kind) => Some(kind),

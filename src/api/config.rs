@@ -90,6 +90,13 @@ async fn get_config(
     }
     let mut overrides = BTreeMap::from([("prefix".to_string(), wh.id.to_string())]);
     overrides.extend(crate::storage::client_config(&wh.storage));
+    // PyIceberg reads where to plan only from here; a table's own property is in its load answer.
+    if let Some(mode) = wh.scan_planning_mode {
+        overrides.insert(
+            crate::table_answers::SCAN_PLANNING_MODE.to_string(),
+            mode.as_str().to_string(),
+        );
+    }
     // Iceberg Java sends `X-Iceberg-Access-Delegation` only when told to; PyIceberg always does.
     let defaults = BTreeMap::from([
         ("warehouse-name".to_string(), wh.name.clone()),

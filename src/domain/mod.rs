@@ -68,6 +68,35 @@ fn check_part(what: &'static str, part: &str) -> Result<(), NameError> {
     Ok(())
 }
 
+/// Where an engine plans its scans of a table: the spec's `scan-planning-mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ScanPlanningMode {
+    /// The engine reads the manifests itself.
+    Client,
+    /// The engine asks the catalog (`POST .../plan`).
+    Server,
+}
+
+impl ScanPlanningMode {
+    /// The spec's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScanPlanningMode::Client => "client",
+            ScanPlanningMode::Server => "server",
+        }
+    }
+
+    /// A table property's value, if it is one (case as the spec writes it).
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "client" => Some(ScanPlanningMode::Client),
+            "server" => Some(ScanPlanningMode::Server),
+            _ => None,
+        }
+    }
+}
+
 /// A multi-level namespace such as `["sales", "eu"]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "Vec<String>", into = "Vec<String>")]

@@ -58,6 +58,10 @@ pub struct WarehouseRecord {
     /// Name of the tenant's storage credential the server uses to reach this warehouse.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential: Option<String>,
+    /// Where engines plan scans of its tables, unless a table's `scan-planning-mode` property
+    /// says otherwise (unset: as each engine chooses).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan_planning_mode: Option<crate::domain::ScanPlanningMode>,
     pub created_at_ms: i64,
 }
 

@@ -34,6 +34,16 @@ pub struct TableStorage {
 }
 
 impl TableStorage {
+    /// The same, with `key` set to `value` in its `config` (a setting of the table's, such as
+    /// `scan-planning-mode`, beside its storage's).
+    pub fn with_setting(mut self, key: &str, value: &str) -> Self {
+        let mut config: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&self.config_json).unwrap_or_default();
+        config.insert(key.to_owned(), value.into());
+        self.config_json = Bytes::from(serde_json::to_vec(&config).expect("maps serialize"));
+        self
+    }
+
     /// The warehouse's plain client settings: no credentials, no signer.
     pub fn plain(wh: WarehouseStorage<'_>) -> Self {
         Self {

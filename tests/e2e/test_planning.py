@@ -347,3 +347,16 @@ def test_a_large_plan_is_split_into_plan_tasks_that_only_their_holder_can_use(sp
     client.load_table(("plan", "events")).append(batch(900, 5, "oslo", 5))
     later = [requests.post(f"{table_url}/tasks", headers=h, json={"plan-task": t}).json() for t in plan["plan-tasks"]]
     assert sum(t["data-file"]["record-count"] for r in later for t in r["file-scan-tasks"]) == 80
+
+
+def test_a_warehouse_set_to_server_planning_makes_pyiceberg_plan_on_the_server(floe, tables):
+    client, _ = tables
+    h = floe.root_headers()
+    tenant = requests.get(f"{floe.uri}/management/v1/whoami", headers=h).json()["tenant_id"]
+    wh = requests.get(f"{floe.uri}/v1/config", params={"warehouse": "demo"}, headers=h).json()["overrides"]["prefix"]
+    r = requests.patch(f"{floe.uri}/management/v1/tenants/{tenant}/warehouses/{wh}", headers=h,
+                       json={"scan_planning_mode": "server"})
+    assert r.status_code == 200, r.text
+    told = floe.catalog()  # no scan-planning-mode of its own: /v1/config says server
+    assert told.supports_server_side_planning()
+    assert assert_same(floe, client, told, row_filter=EqualTo("city", "rome")) == 30

@@ -848,3 +848,68 @@ async fn load_table_is_routed_by_its_path_as_its_pattern_would_be() {
         "no table name is a label"
     );
 }
+
+/// Where engines are told to plan: a warehouse's `scan_planning_mode` is in `/v1/config` (where
+/// PyIceberg reads it) and in every load answer (where Iceberg Java reads it), a table's
+/// `scan-planning-mode` property wins in its load answer, changing the warehouse's setting
+/// changes the ETag, and `null` unsets it.
+#[tokio::test]
+async fn the_scan_planning_mode_is_told_per_warehouse_and_per_table() {
+    let app = spawn_app().await;
+    app.create_namespace(&["ns"]).await;
+    app.create_table("ns", "t").await;
+    let mut told = table_request("told");
+    told["properties"]["scan-planning-mode"] = json!("client");
+    let r = app.post("/namespaces/ns/tables", told).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let config = |v: &Value| v["config"]["scan-planning-mode"].clone();
+    assert_eq!(config(&app.load_table("ns", "t").await), Value::Null);
+    assert_eq!(config(&app.load_table("ns", "told").await), json!("client"));
+    let etag = app.get("/namespaces/ns/tables/t").await.headers()["etag"].clone();
+
+    let whoami = app.get_json("/management/v1/whoami").await;
+    let warehouse = format!(
+        "{}/management/v1/tenants/{}/warehouses/{}",
+        app.base,
+        whoami["tenant_id"].as_str().unwrap(),
+        app.prefix
+    );
+    let patch = |body: Value| {
+        app.client
+            .patch(&warehouse)
+            .bearer_auth(&app.token)
+            .json(&body)
+            .send()
+    };
+    let r = patch(json!({"scan_planning_mode": "server"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["scan_planning_mode"],
+        "server"
+    );
+    let overrides = app.get_json("/v1/config").await["overrides"].clone();
+    assert_eq!(overrides["scan-planning-mode"], "server");
+    assert_eq!(config(&app.load_table("ns", "t").await), json!("server"));
+    assert_eq!(config(&app.load_table("ns", "told").await), json!("client"));
+    let r = app
+        .catalog(Method::GET, "/namespaces/ns/tables/t")
+        .header("If-None-Match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the warehouse's mode changed the answer");
+
+    let r = patch(json!({"scan_planning_mode": "wherever"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "{}", r.text().await.unwrap());
+    let r = patch(json!({"scan_planning_mode": null})).await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(
+        app.get_json("/v1/config").await["overrides"]["scan-planning-mode"],
+        Value::Null
+    );
+    assert_eq!(config(&app.load_table("ns", "t").await), Value::Null);
+}

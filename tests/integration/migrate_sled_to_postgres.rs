@@ -112,6 +112,7 @@ async fn fill(store: &dyn CatalogStore) -> Vec<(floe::domain::WarehouseId, Table
                     root: format!("file:///tmp/{t}/{w}"),
                 },
                 credential: None,
+                scan_planning_mode: None,
                 created_at_ms: 1,
             };
             store

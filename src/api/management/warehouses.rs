@@ -14,10 +14,10 @@ use crate::api::doc_parts::{CommonErrors, tagged_union, with_tag};
 use crate::api::types::IcebergErrorResponse;
 use crate::api::{ApiResult, AppState, Authenticated};
 use crate::authz::on_warehouse;
-use crate::domain::ResourceName;
 use crate::domain::TenantId;
 use crate::domain::WarehouseId;
 use crate::domain::access::Privilege;
+use crate::domain::{ResourceName, ScanPlanningMode};
 use crate::identity::Caller;
 use crate::storage::validation::ValidationReport;
 use crate::storage::{AdlsProfile, GcsProfile, S3Profile, S3Vending, StorageProfile};
@@ -46,6 +46,9 @@ pub struct WarehouseInfo {
     pub storage: StorageProfile,
     /// Name of the storage credential in use, if any (never its value).
     pub credential: Option<String>,
+    /// Where engines plan scans of its tables, when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scan_planning_mode: Option<ScanPlanningMode>,
 }
 
 impl From<WarehouseRecord> for WarehouseInfo {
@@ -56,6 +59,7 @@ impl From<WarehouseRecord> for WarehouseInfo {
             name: w.name,
             storage: w.storage,
             credential: w.credential,
+            scan_planning_mode: w.scan_planning_mode,
         }
     }
 }
@@ -170,6 +174,9 @@ pub struct CreateWarehouseRequest {
     pub storage: StorageRequest,
     /// Name of the tenant's storage credential the server reaches the storage with.
     pub credential: Option<String>,
+    /// Where engines plan scans of its tables (`/v1/config` and load-table say so); a table's
+    /// `scan-planning-mode` property wins. Unset: as each engine chooses.
+    pub scan_planning_mode: Option<ScanPlanningMode>,
 }
 
 /// Changes to a warehouse.
@@ -181,6 +188,19 @@ pub struct UpdateWarehouseRequest {
     pub storage: Option<StorageRequest>,
     /// Name of the tenant's storage credential to use from now on.
     pub credential: Option<String>,
+    /// Where engines plan scans of its tables; `null` unsets it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<ScanPlanningMode>)]
+    pub scan_planning_mode: Option<Option<ScanPlanningMode>>,
+}
+
+/// A field that may be sent as `null` (to unset) or left out (to keep).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 impl From<StorageRequest> for NewStorage {
@@ -218,6 +238,7 @@ async fn create_warehouse(
             ResourceName::new("warehouse name", body.name)?,
             body.storage.into(),
             body.credential,
+            body.scan_planning_mode,
         )
         .await?;
     Ok(HttpResponse::Created().json(WarehouseInfo::from(record)))
@@ -307,6 +328,7 @@ async fn update_warehouse(
             .transpose()?,
         storage: body.storage.map(NewStorage::from),
         credential: body.credential,
+        scan_planning_mode: body.scan_planning_mode,
     };
     let wh = state
         .admin

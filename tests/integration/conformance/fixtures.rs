@@ -60,6 +60,7 @@ pub async fn seed_warehouse(store: &dyn CatalogStore) -> WarehouseId {
         },
         created_at_ms: 1,
         credential: None,
+        scan_planning_mode: None,
     };
     store
         .create_warehouse(&wh, &Change::Warehouse { warehouse: wh.id })
@@ -134,6 +135,7 @@ pub fn local_warehouse(tenant: TenantId, name: &str, root: &str) -> WarehouseRec
             root: root.to_owned(),
         },
         credential: None,
+        scan_planning_mode: None,
         created_at_ms: 1,
     }
 }

@@ -48,6 +48,7 @@ pub async fn tenants_and_warehouses(store: Arc<dyn CatalogStore>) {
         },
         created_at_ms: 1,
         credential: None,
+        scan_planning_mode: None,
     };
     store
         .create_warehouse(&wh, &Change::Warehouse { warehouse: wh.id })
