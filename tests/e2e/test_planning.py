@@ -360,3 +360,44 @@ def test_a_warehouse_set_to_server_planning_makes_pyiceberg_plan_on_the_server(f
     told = floe.catalog()  # no scan-planning-mode of its own: /v1/config says server
     assert told.supports_server_side_planning()
     assert assert_same(floe, client, told, row_filter=EqualTo("city", "rome")) == 30
+
+
+def test_spark_merge_on_read_deletes_are_planned_as_pyiceberg_plans_them(floe):
+    """Position deletes (format 2) and deletion vectors (format 3) written by Spark's
+    merge-on-read DELETE and UPDATE: server planning attaches each to the data files it applies
+    to, and PyIceberg reads exactly the rows its own planning reads. (No client here writes
+    equality deletes: Spark's merge-on-read writes position deletes.)"""
+    from conftest import run_spark_sql
+    statements = ["CREATE NAMESPACE rest.mor"]
+    for version in (2, 3):
+        t = f"rest.mor.v{version}"
+        statements += [
+            f"CREATE TABLE {t} (id bigint, city string) USING iceberg PARTITIONED BY (city) TBLPROPERTIES "
+            f"('format-version'='{version}', 'write.delete.mode'='merge-on-read', "
+            f"'write.update.mode'='merge-on-read')",
+            f"INSERT INTO {t} SELECT id, CASE WHEN id % 3 = 0 THEN 'oslo' WHEN id % 3 = 1 THEN 'rome' ELSE 'lima' END "
+            f"FROM range(0, 300)",
+            f"INSERT INTO {t} SELECT id, 'oslo' FROM range(300, 330)",
+            f"DELETE FROM {t} WHERE id % 10 = 0",
+            f"UPDATE {t} SET id = id + 1000 WHERE id BETWEEN 100 AND 120",
+            f"DELETE FROM {t} WHERE city = 'lima' AND id < 50",
+        ]
+    results = run_spark_sql(floe, statements)
+    assert all("error" not in r for r in results), [r for r in results if "error" in r]
+    client = floe.catalog()
+    server = floe.catalog(**{"scan-planning-mode": "server"})
+    for version in (2, 3):
+        ident = ("mor", f"v{version}")
+        deletes = [t for t in server.load_table(ident).scan().plan_files() if t.delete_files]
+        assert deletes, f"format {version}: the plan attaches delete files"
+        if version == 3:
+            assert all(d.file_format.value == "PUFFIN" for t in deletes for d in t.delete_files)
+        for scan in ({}, {"row_filter": EqualTo("city", "oslo")}, {"row_filter": GreaterThan("id", 1000)}):
+            before = plans_counted(floe)
+            mine = sorted(server.load_table(ident).scan(**scan).to_arrow()["id"].to_pylist())
+            theirs = sorted(client.load_table(ident).scan(**scan).to_arrow()["id"].to_pylist())
+            assert plans_counted(floe) == before + 1
+            assert mine == theirs, (version, scan)
+        expected = sorted({i for i in range(330) if i % 10 != 0 and not (i % 3 == 2 and i < 50)} - set(range(100, 121))
+                          | {i + 1000 for i in range(100, 121) if i % 10 != 0})
+        assert sorted(client.load_table(ident).scan().to_arrow()["id"].to_pylist()) == expected
