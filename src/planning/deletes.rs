@@ -125,3 +125,180 @@ impl DeleteIndex {
         &self.files[at]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use iceberg::spec::{DataFileBuilder, Literal, ManifestStatus};
+
+    use super::*;
+
+    fn entry(
+        content: DataContentType,
+        path: &str,
+        city: Option<&str>,
+        seq: i64,
+        format: DataFileFormat,
+        referenced: Option<&str>,
+    ) -> Arc<ManifestEntry> {
+        let partition = match city {
+            Some(c) => Struct::from_iter([Some(Literal::string(c))]),
+            None => Struct::empty(),
+        };
+        let mut file = DataFileBuilder::default();
+        file.content(content)
+            .file_path(path.to_owned())
+            .file_format(format)
+            .file_size_in_bytes(10)
+            .record_count(1)
+            .partition(partition)
+            .partition_spec_id(0);
+        if let Some(r) = referenced {
+            file.referenced_data_file(Some(r.to_owned()));
+        }
+        Arc::new(
+            ManifestEntry::builder()
+                .status(ManifestStatus::Added)
+                .sequence_number(seq)
+                .data_file(file.build().unwrap())
+                .build(),
+        )
+    }
+
+    fn data(path: &str, city: &str, seq: i64) -> Arc<ManifestEntry> {
+        entry(
+            DataContentType::Data,
+            path,
+            Some(city),
+            seq,
+            DataFileFormat::Parquet,
+            None,
+        )
+    }
+
+    fn paths(index: &DeleteIndex, needed: Vec<usize>) -> Vec<String> {
+        let mut out: Vec<String> = needed
+            .into_iter()
+            .map(|i| index.file(i).entry.data_file.file_path().to_owned())
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn no_type() -> Arc<StructType> {
+        Arc::new(StructType::new(vec![]))
+    }
+
+    #[test]
+    fn position_and_equality_deletes_apply_by_partition_and_sequence() {
+        let mut index = DeleteIndex::default();
+        let pos = |p, c, s| {
+            entry(
+                DataContentType::PositionDeletes,
+                p,
+                Some(c),
+                s,
+                DataFileFormat::Parquet,
+                None,
+            )
+        };
+        let eq = |p, c: Option<&str>, s| {
+            entry(
+                DataContentType::EqualityDeletes,
+                p,
+                c,
+                s,
+                DataFileFormat::Parquet,
+                None,
+            )
+        };
+        index.add(pos("pos-oslo-3", "oslo", 3), 0, no_type(), false);
+        index.add(pos("pos-rome-3", "rome", 3), 0, no_type(), false);
+        index.add(eq("eq-oslo-3", Some("oslo"), 3), 0, no_type(), false);
+        index.add(eq("eq-global-5", None, 5), 1, no_type(), true);
+        // Same sequence number: position deletes apply, equality deletes do not.
+        let older = data("oslo-3", "oslo", 3);
+        assert_eq!(
+            paths(&index, index.for_data_file(&older, 0)),
+            ["eq-global-5", "pos-oslo-3"]
+        );
+        let oldest = data("oslo-1", "oslo", 1);
+        assert_eq!(
+            paths(&index, index.for_data_file(&oldest, 0)),
+            ["eq-global-5", "eq-oslo-3", "pos-oslo-3"]
+        );
+        // Written after the deletes: none of them.
+        assert!(
+            index
+                .for_data_file(&data("oslo-6", "oslo", 6), 0)
+                .is_empty()
+        );
+        // Another partition, or another spec with the same partition value.
+        assert_eq!(
+            paths(&index, index.for_data_file(&data("lima-1", "lima", 1), 0)),
+            ["eq-global-5"]
+        );
+        assert_eq!(
+            paths(&index, index.for_data_file(&oldest, 7)),
+            ["eq-global-5"]
+        );
+    }
+
+    #[test]
+    fn a_deletion_vector_applies_to_its_file_alone_and_replaces_position_files() {
+        let mut index = DeleteIndex::default();
+        let dv = |p, target, s| {
+            entry(
+                DataContentType::PositionDeletes,
+                p,
+                Some("oslo"),
+                s,
+                DataFileFormat::Puffin,
+                Some(target),
+            )
+        };
+        index.add(
+            entry(
+                DataContentType::PositionDeletes,
+                "pos-oslo-2",
+                Some("oslo"),
+                2,
+                DataFileFormat::Parquet,
+                None,
+            ),
+            0,
+            no_type(),
+            false,
+        );
+        index.add(dv("dv-a-3", "a", 3), 0, no_type(), false);
+        index.add(dv("dv-a-4", "a", 4), 0, no_type(), false);
+        index.add(
+            entry(
+                DataContentType::PositionDeletes,
+                "pos-b-2",
+                Some("oslo"),
+                2,
+                DataFileFormat::Parquet,
+                Some("b"),
+            ),
+            0,
+            no_type(),
+            false,
+        );
+        assert_eq!(
+            paths(&index, index.for_data_file(&data("a", "oslo", 1), 0)),
+            ["dv-a-4"]
+        );
+        assert_eq!(
+            paths(&index, index.for_data_file(&data("b", "oslo", 1), 0)),
+            ["pos-b-2", "pos-oslo-2"]
+        );
+        assert_eq!(
+            paths(&index, index.for_data_file(&data("c", "oslo", 1), 0)),
+            ["pos-oslo-2"]
+        );
+        assert!(
+            index.for_data_file(&data("a", "oslo", 5), 0).is_empty(),
+            "written after the vectors"
+        );
+    }
+}

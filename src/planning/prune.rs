@@ -736,3 +736,141 @@ fn metrics_leaf(p: &BoundPredicate, file: &DataFile) -> bool {
         _ => true,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn literals_are_typed_as_their_column_exactly_or_not_at_all() {
+        let dec = PrimitiveType::Decimal {
+            precision: 9,
+            scale: 2,
+        };
+        assert_eq!(
+            typed_literal(&dec, &json!("12.3")),
+            typed_literal(&dec, &json!("12.30"))
+        );
+        assert!(
+            typed_literal(&dec, &json!("12.345")).is_none(),
+            "more digits than the scale"
+        );
+        assert!(
+            typed_literal(&dec, &json!("1234567890")).is_none(),
+            "beyond the precision"
+        );
+        assert_eq!(
+            typed_literal(&dec, &json!("-0.5")).map(|d| d.to_human_string()),
+            Some("-0.50".into())
+        );
+        let ts = PrimitiveType::Timestamp;
+        let micros = Datum::timestamp_micros(1_700_000_000_000_000);
+        assert_eq!(
+            typed_literal(&ts, &json!("2023-11-14T22:13:20")),
+            Some(micros.clone())
+        );
+        assert_eq!(
+            typed_literal(&ts, &json!("2023-11-14T22:13:20.000000+00:00")),
+            Some(micros)
+        );
+        assert_eq!(
+            typed_literal(&PrimitiveType::Time, &json!(3_723_000_000_i64)),
+            Datum::time_micros(3_723_000_000).ok()
+        );
+        assert_eq!(
+            typed_literal(&PrimitiveType::Binary, &json!("78797a")),
+            typed_literal(&PrimitiveType::Binary, &json!("78797A"))
+        );
+        assert!(typed_literal(&PrimitiveType::Fixed(2), &json!("78797a")).is_none());
+        assert!(
+            typed_literal(&PrimitiveType::Float, &json!(0.1)).is_none(),
+            "0.1 is no f32"
+        );
+        assert!(typed_literal(&PrimitiveType::Int, &json!(1_i64 << 40)).is_none());
+        assert!(typed_literal(&PrimitiveType::Long, &json!("5")).is_none());
+    }
+
+    fn schema() -> SchemaRef {
+        use iceberg::spec::NestedField;
+        Arc::new(
+            Schema::builder()
+                .with_fields(vec![
+                    NestedField::optional(1, "id", Type::Primitive(PrimitiveType::Long)).into(),
+                    NestedField::optional(2, "name", Type::Primitive(PrimitiveType::String)).into(),
+                ])
+                .build()
+                .unwrap(),
+        )
+    }
+
+    fn filter(json: serde_json::Value) -> PruningFilter {
+        PruningFilter::new(
+            super::super::filter::Filter::parse(&json).unwrap(),
+            schema(),
+            true,
+        )
+        .unwrap()
+    }
+
+    fn file(lower: i64, upper: i64, nulls: u64) -> DataFile {
+        iceberg::spec::DataFileBuilder::default()
+            .content(iceberg::spec::DataContentType::Data)
+            .file_path("f".to_owned())
+            .file_format(iceberg::spec::DataFileFormat::Parquet)
+            .file_size_in_bytes(1)
+            .record_count(10)
+            .partition_spec_id(0)
+            .value_counts(HashMap::from([(1, 10)]))
+            .null_value_counts(HashMap::from([(1, nulls)]))
+            .lower_bounds(HashMap::from([(1, Datum::long(lower))]))
+            .upper_bounds(HashMap::from([(1, Datum::long(upper))]))
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn metrics_prune_only_what_cannot_match() {
+        let f = file(10, 20, 0);
+        let may = |j: serde_json::Value| filter(j).metrics_may_match(&f);
+        assert!(may(json!({"type": "eq", "term": "id", "value": 15})));
+        assert!(!may(json!({"type": "eq", "term": "id", "value": 21})));
+        assert!(!may(json!({"type": "lt", "term": "id", "value": 10})));
+        assert!(may(json!({"type": "lt-eq", "term": "id", "value": 10})));
+        assert!(!may(json!({"type": "gt", "term": "id", "value": 20})));
+        assert!(may(json!({"type": "not-eq", "term": "id", "value": 15})));
+        assert!(!may(
+            json!({"type": "in", "term": "id", "values": [1, 2, 30]})
+        ));
+        assert!(
+            !may(json!({"type": "is-null", "term": "id"})),
+            "no nulls counted"
+        );
+        assert!(may(
+            json!({"type": "not", "child": {"type": "gt", "term": "id", "value": 20}})
+        ));
+        assert!(!may(
+            json!({"type": "not", "child": {"type": "lt-eq", "term": "id", "value": 25}})
+        ));
+        // A column without metrics, and a transform term: never pruned.
+        assert!(may(json!({"type": "eq", "term": "name", "value": "x"})));
+        assert!(may(
+            json!({"type": "eq", "term": {"type": "transform", "transform": "bucket[4]", "term": "id"}, "value": 3})
+        ));
+        assert!(
+            filter(json!({"type": "is-null", "term": "id"})).metrics_may_match(&file(10, 20, 3))
+        );
+        assert!(
+            PruningFilter::new(
+                super::super::filter::Filter::parse(
+                    &json!({"type": "eq", "term": "nope", "value": 1})
+                )
+                .unwrap(),
+                schema(),
+                true
+            )
+            .is_err()
+        );
+    }
+}
