@@ -106,15 +106,12 @@ fn json<T: serde::Serialize>(value: &T) -> Bytes {
 /// `plan-tasks`, and the credential.
 fn scan_tasks(tasks: ScanTasks, credential: Option<Bytes>) -> Vec<Vec<Bytes>> {
     let mut members = Vec::new();
-    if !tasks.delete_files.is_empty() {
-        members.push(vec![
-            Bytes::from_static(b"\"delete-files\":"),
-            json(&tasks.delete_files),
-        ]);
+    if let Some(deletes) = tasks.delete_files {
+        members.push(vec![Bytes::from_static(b"\"delete-files\":"), deletes]);
     }
     members.push(vec![
         Bytes::from_static(b"\"file-scan-tasks\":"),
-        json(&tasks.file_scan_tasks),
+        tasks.file_scan_tasks,
     ]);
     if !tasks.plan_tasks.is_empty() {
         members.push(vec![

@@ -74,13 +74,50 @@ pub struct PlanRequest {
     pub stats_fields: Option<Vec<String>>,
 }
 
-/// A plan's tasks, rendered: the spec's `ScanTasks`.
-#[derive(Debug, Default)]
+/// A plan's tasks, rendered off the request threads: the spec's `ScanTasks`.
+#[derive(Debug)]
 pub struct ScanTasks {
-    pub delete_files: Vec<Value>,
-    pub file_scan_tasks: Vec<Value>,
+    /// The `delete-files` array, when a task references one.
+    pub delete_files: Option<bytes::Bytes>,
+    /// The `file-scan-tasks` array.
+    pub file_scan_tasks: bytes::Bytes,
     /// Parts of the plan to fetch with `POST .../tasks`, each a signed token.
     pub plan_tasks: Vec<String>,
+}
+
+impl Default for ScanTasks {
+    fn default() -> Self {
+        Self {
+            delete_files: None,
+            file_scan_tasks: bytes::Bytes::from_static(b"[]"),
+            plan_tasks: Vec::new(),
+        }
+    }
+}
+
+/// A JSON array written one element at a time.
+struct JsonArray(Vec<u8>);
+
+impl JsonArray {
+    fn new() -> Self {
+        Self(vec![b'['])
+    }
+
+    fn push(&mut self, value: &Value) {
+        if self.0.len() > 1 {
+            self.0.push(b',');
+        }
+        serde_json::to_writer(&mut self.0, value).expect("JSON values serialize");
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.len() == 1
+    }
+
+    fn done(mut self) -> bytes::Bytes {
+        self.0.push(b']');
+        bytes::Bytes::from(self.0)
+    }
 }
 
 /// A planned scan: its id (a signed token naming what to plan again) and its tasks.
@@ -512,7 +549,7 @@ impl Scan {
                 }
             }
         }
-        let mut out = ScanTasks::default();
+        let (mut tasks, mut delete_files) = (JsonArray::new(), JsonArray::new());
         let mut delete_indexes: HashMap<usize, usize> = HashMap::new();
         for (file, manifest) in read
             .iter()
@@ -551,7 +588,7 @@ impl Scan {
                             let next = delete_indexes.len();
                             *delete_indexes.entry(at).or_insert_with(|| {
                                 let d = deletes.file(at);
-                                out.delete_files.push(render::content_file(
+                                delete_files.push(&render::content_file(
                                     &d.entry,
                                     d.spec_id,
                                     &d.partition_type,
@@ -568,10 +605,14 @@ impl Scan {
                     None => self.pruning.whole(),
                 };
                 task.insert("residual-filter".into(), residual);
-                out.file_scan_tasks.push(Value::Object(task));
+                tasks.push(&Value::Object(task));
             }
         }
-        Ok(out)
+        Ok(ScanTasks {
+            delete_files: (!delete_files.is_empty()).then(|| delete_files.done()),
+            file_scan_tasks: tasks.done(),
+            plan_tasks: Vec::new(),
+        })
     }
 
     /// Whether a file of spec `spec_id` in `partition` may hold a match.
