@@ -158,6 +158,16 @@ impl ManifestCache {
         self.lists.weighted_size() + self.manifests.weighted_size()
     }
 
+    /// After an insert: evicts what no longer fits at once (moka applies inserts in batches, and
+    /// a batch of large manifests waiting would hold memory past the bound) and publishes the
+    /// occupancy as `floe_manifest_cache_bytes`.
+    fn kept(&self) {
+        self.lists.run_pending_tasks();
+        self.manifests.run_pending_tasks();
+        metrics::gauge!("floe_manifest_cache_bytes")
+            .set((self.lists.weighted_size() + self.manifests.weighted_size()) as f64);
+    }
+
     /// A snapshot's manifest list.
     pub async fn list(
         &self,
@@ -183,6 +193,7 @@ impl ManifestCache {
             value: Arc::new(list),
         };
         self.lists.insert(key, kept.clone());
+        self.kept();
         Ok(kept.value)
     }
 
@@ -210,6 +221,7 @@ impl ManifestCache {
             value: Arc::new(manifest),
         };
         self.manifests.insert(own, kept.clone());
+        self.kept();
         Ok(kept.value)
     }
 }

@@ -1,0 +1,181 @@
+"""Benchmark of server-side scan planning (run by scripts/bench-planning.sh).
+
+Starts SeaweedFS with STS and the release build of Floe with an S3 warehouse, builds a table of
+MANIFESTS manifests holding FILES_PER_MANIFEST data files each (one fast append each, through
+PyIceberg; the data files are named, not written: planning reads only manifests), partitioned by
+`part` (one value per manifest) with bounds on `id`, then measures, in one run:
+- the time PyIceberg takes to plan (`plan_files()`) a selective scan (`part = 7 and id < ...`) and
+  a full scan, planning itself (reading the manifests from S3), and with `scan-planning-mode=server`
+  against a Floe just started (cold) and again (warm, the median of five);
+- plans per second at 8 concurrent clients (raw HTTP, selective plan);
+- the manifest cache's bytes (`floe_manifest_cache_bytes`) after a full plan;
+- load-table alone and while the 8 planners run (wrk, 8 connections).
+Usage: planning.py FLOE_BINARY OUT_DIR [MANIFESTS FILES_PER_MANIFEST]"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "e2e"))
+
+import requests  # noqa: E402
+import wrk_output  # noqa: E402
+from pyiceberg.catalog import load_catalog  # noqa: E402
+from pyiceberg.expressions import And, EqualTo, LessThan  # noqa: E402
+from pyiceberg.manifest import DataFile, DataFileContent, FileFormat  # noqa: E402
+from pyiceberg.partitioning import PartitionField, PartitionSpec  # noqa: E402
+from pyiceberg.schema import Schema  # noqa: E402
+from pyiceberg.transforms import IdentityTransform  # noqa: E402
+from pyiceberg.typedef import Record  # noqa: E402
+from pyiceberg.types import IntegerType, LongType, NestedField  # noqa: E402
+
+from conftest import free_port  # noqa: E402
+from seaweed import ACCESS_KEY, READ_ROLE, SECRET_KEY, WRITE_ROLE, SeaweedS3  # noqa: E402
+
+binary, out = sys.argv[1], Path(sys.argv[2])
+manifests = int(sys.argv[3]) if len(sys.argv) > 3 else 1000
+per_manifest = int(sys.argv[4]) if len(sys.argv) > 4 else 100
+for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+    os.environ.pop(var, None)
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+
+s3 = SeaweedS3(sts=True)
+port = free_port()
+uri = f"http://127.0.0.1:{port}"
+(out / "floe.toml").write_text(f"""
+[planning]
+manifests_per_task = {manifests * 2}
+[[warehouses]]
+name = "lake"
+storage = {{ kind = "s3", bucket = "{s3.bucket}", key_prefix = "wh", region = "us-east-1", endpoint = "{s3.endpoint}", path_style = true, sts_endpoint = "{s3.endpoint}", read_role_arn = "{READ_ROLE}", write_role_arn = "{WRITE_ROLE}" }}
+s3_access_key_id = "{ACCESS_KEY}"
+s3_secret_access_key = "{SECRET_KEY}"
+""")
+env = {**os.environ, "FLOE_ROOT_CLIENT_ID": "bench", "FLOE_ROOT_CLIENT_SECRET": "bench-secret-0123456", "FLOE_LOG": "warn"}
+
+
+def start():
+    proc = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(out / "data"),
+                             "--config", str(out / "floe.toml")], env=env,
+                            stdout=open(out / "floe.log", "a"), stderr=subprocess.STDOUT)
+    wrk_output.wait_ready(uri)
+    return proc
+
+
+def catalog(**props):
+    return load_catalog("bench", type="rest", uri=uri, warehouse="lake", credential="bench:bench-secret-0123456",
+                        **{"oauth2-server-uri": f"{uri}/v1/oauth/tokens", **props})
+
+
+def timed(fn):
+    started = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - started, result
+
+
+floe = start()
+try:
+    schema = Schema(NestedField(1, "id", LongType(), required=False), NestedField(2, "part", IntegerType(), required=False))
+    spec = PartitionSpec(PartitionField(source_id=2, field_id=1000, transform=IdentityTransform(), name="part"))
+    cat = catalog()
+    cat.create_namespace("bench")
+    table = cat.create_table("bench.big", schema=schema, partition_spec=spec)
+    started = time.perf_counter()
+    for m in range(manifests):
+        with table.transaction() as tx:
+            with tx.update_snapshot().fast_append() as append:
+                for f in range(per_manifest):
+                    first = (m * per_manifest + f) * 1000
+                    append.append_data_file(DataFile.from_args(
+                        content=DataFileContent.DATA, file_path=f"{table.location()}/data/part={m}/f{f}.parquet",
+                        file_format=FileFormat.PARQUET, partition=Record(m), record_count=1000,
+                        file_size_in_bytes=50_000, value_counts={1: 1000, 2: 1000}, null_value_counts={1: 0, 2: 0},
+                        lower_bounds={1: first.to_bytes(8, "little"), 2: m.to_bytes(4, "little")},
+                        upper_bounds={1: (first + 999).to_bytes(8, "little"), 2: m.to_bytes(4, "little")},
+                        spec_id=0))
+        table = cat.load_table("bench.big")
+    built = time.perf_counter() - started
+    files = manifests * per_manifest
+    print(f"table: {manifests} manifests, {files} data files, built in {built:.0f} s", flush=True)
+
+    selective = And(EqualTo("part", 7), LessThan("id", (7 * per_manifest + 10) * 1000))
+    scans = {"selective": {"row_filter": selective}, "full": {}}
+    rows = []
+
+    def plan_with(c, scan):
+        loaded = c.load_table("bench.big")  # not timed: both ways load the table first
+        return timed(lambda: len(list(loaded.scan(**scan).plan_files())))
+
+    for name, scan in scans.items():
+        took, n = plan_with(catalog(), scan)
+        rows.append((f"{name}: PyIceberg plans itself (S3)", took, n))
+    # Cold: a Floe just started has no manifest in memory.
+    floe.terminate()
+    floe.wait()
+    floe = start()
+    server = catalog(**{"scan-planning-mode": "server"})
+    for name, scan in scans.items():
+        took, n = plan_with(server, scan)
+        rows.append((f"{name}: Floe plans, cold", took, n))
+        warm = [plan_with(server, scan) for _ in range(5)]
+        rows.append((f"{name}: Floe plans, warm (median of 5)", statistics.median(t for t, _ in warm), warm[0][1]))
+    print(f"{'plan':<48}{'seconds':>10}{'files':>9}")
+    for label, took, n in rows:
+        print(f"{label:<48}{took:>10.3f}{n:>9}", flush=True)
+    for name in scans:
+        own = next(t for label, t, _ in rows if label.startswith(f"{name}: PyIceberg"))
+        warm = next(t for label, t, _ in rows if label.startswith(f"{name}: Floe plans, warm"))
+        cold = next(t for label, t, _ in rows if label.startswith(f"{name}: Floe plans, cold"))
+        print(f"{name}: warm server planning is {own / warm:.1f}x faster than PyIceberg's own; cold {own / cold:.1f}x")
+
+    metrics = urllib.request.urlopen(f"{uri}/metrics").read().decode()
+    cache = next((float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("floe_manifest_cache_bytes")), 0)
+    print(f"manifest cache: {cache / 1e6:.1f} MB for {files} data files = {cache / files * 100_000 / 1e6:.1f} MB per 100,000 files")
+
+    token = requests.post(f"{uri}/v1/oauth/tokens", data={"grant_type": "client_credentials", "client_id": "bench",
+                                                           "client_secret": "bench-secret-0123456"}).json()["access_token"]
+    h = {"Authorization": f"Bearer {token}"}
+    prefix = requests.get(f"{uri}/v1/config", params={"warehouse": "lake"}, headers=h).json()["overrides"]["prefix"]
+    plan_url = f"{uri}/v1/{prefix}/namespaces/bench/tables/big/plan"
+    body = {"filter": {"type": "and", "left": {"type": "eq", "term": "part", "value": 7},
+                       "right": {"type": "lt", "term": "id", "value": (7 * per_manifest + 10) * 1000}}}
+    stop, counts = threading.Event(), []
+
+    def planner():
+        session, n = requests.Session(), 0
+        while not stop.is_set():
+            r = session.post(plan_url, headers=h, json=body)
+            assert r.status_code == 200, r.text
+            n += 1
+        counts.append(n)
+
+    def load_table(seconds):
+        lua = str(Path(__file__).resolve().parent / "load_table.lua")
+        text = subprocess.run(["wrk", "-t2", "-c8", f"-d{seconds}s", "--latency", "-s", lua,
+                               f"{uri}/v1/{prefix}/namespaces/bench/tables/big"],
+                              env={**os.environ, "BENCH_TOKEN": token}, capture_output=True, text=True, check=True).stdout
+        return wrk_output.parse(text)
+
+    alone = load_table(5)
+    threads = [threading.Thread(target=planner) for _ in range(8)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    beside = load_table(5)
+    stop.set()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    print(f"plans per second at 8 concurrent clients (selective, warm): {sum(counts) / elapsed:.0f}")
+    print(f"load-table c8 alone: {alone['rps']:.0f} req/s, p99 {alone['p99']:.2f} ms; "
+          f"beside 8 planners: {beside['rps']:.0f} req/s, p99 {beside['p99']:.2f} ms")
+finally:
+    floe.terminate()
+    floe.wait()
+    s3.stop()
