@@ -9,7 +9,7 @@ PyIceberg; the data files are named, not written: planning reads only manifests)
   against a Floe just started (cold) and again (warm, the median of five);
 - plans per second at 8 concurrent clients (raw HTTP, selective plan);
 - the manifest cache's bytes (`floe_manifest_cache_bytes`) after a full plan;
-- load-table alone and while the 8 planners run (wrk, 8 connections).
+- load-table of a ten-snapshot table alone and while the 8 planners run (wrk, 8 connections).
 Usage: planning.py FLOE_BINARY OUT_DIR [MANIFESTS FILES_PER_MANIFEST]"""
 
 import json
@@ -86,6 +86,15 @@ try:
     cat = catalog()
     cat.create_namespace("bench")
     table = cat.create_table("bench.big", schema=schema, partition_spec=spec)
+    # A table of ten snapshots for load-table (the big one's metadata holds a thousand).
+    hot = cat.create_table("bench.hot", schema=schema)
+    for m in range(10):
+        with hot.transaction() as tx:
+            with tx.update_snapshot().fast_append() as append:
+                append.append_data_file(DataFile.from_args(
+                    content=DataFileContent.DATA, file_path=f"{hot.location()}/data/f{m}.parquet",
+                    file_format=FileFormat.PARQUET, partition=Record(), record_count=1, file_size_in_bytes=1, spec_id=0))
+        hot = cat.load_table("bench.hot")
     started = time.perf_counter()
     for m in range(manifests):
         with table.transaction() as tx:
@@ -158,7 +167,7 @@ try:
     def load_table(seconds):
         lua = str(Path(__file__).resolve().parent / "load_table.lua")
         text = subprocess.run(["wrk", "-t2", "-c8", f"-d{seconds}s", "--latency", "-s", lua,
-                               f"{uri}/v1/{prefix}/namespaces/bench/tables/big"],
+                               f"{uri}/v1/{prefix}/namespaces/bench/tables/hot"],
                               env={**os.environ, "BENCH_TOKEN": token}, capture_output=True, text=True, check=True).stdout
         return wrk_output.parse(text)
 

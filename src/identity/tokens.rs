@@ -84,6 +84,14 @@ struct SignedClaims<T> {
     data: T,
 }
 
+/// Why a signed token's checks refused it.
+fn refused(e: jsonwebtoken::errors::Error) -> AuthError {
+    match e.kind() {
+        jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+        kind => AuthError::Invalid(format!("{kind:?}")),
+    }
+}
+
 /// A freshly issued token.
 pub struct IssuedToken {
     pub access_token: String,
@@ -202,6 +210,21 @@ impl TokenService {
         }
     }
 
+    /// The installed key that signed `token`, named by its key id.
+    fn key_of(&self, token: &str) -> Result<Arc<SigningKey>, AuthError> {
+        let kid = jsonwebtoken::decode_header(token)
+            .map_err(|e| AuthError::Invalid(format!("{:?}", e.kind())))?
+            .kid
+            .ok_or_else(|| AuthError::Invalid("token has no key id".into()))?;
+        self.keys
+            .read()
+            .expect("key set lock")
+            .verifying
+            .get(&kid)
+            .cloned()
+            .ok_or_else(|| AuthError::Invalid("unknown signing key".into()))
+    }
+
     /// Signs `data` for `subject`, valid `ttl_secs`, for one purpose only. Every replica
     /// verifies it (the keys are the store's).
     pub fn sign_for<T: Serialize>(
@@ -233,25 +256,11 @@ impl TokenService {
         purpose: SignedFor,
         token: &str,
     ) -> Result<(crate::domain::PrincipalId, T), AuthError> {
-        let kid = jsonwebtoken::decode_header(token)
-            .map_err(|e| AuthError::Invalid(format!("{:?}", e.kind())))?
-            .kid
-            .ok_or_else(|| AuthError::Invalid("no key id".into()))?;
-        let key = self
-            .keys
-            .read()
-            .expect("key set lock")
-            .verifying
-            .get(&kid)
-            .cloned()
-            .ok_or_else(|| AuthError::Invalid("unknown signing key".into()))?;
+        let key = self.key_of(token)?;
         let mut validation = self.validation.clone();
         validation.set_audience(&[purpose.audience()]);
         let data = jsonwebtoken::decode::<SignedClaims<T>>(token, &key.decoding, &validation)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
-                kind => AuthError::Invalid(format!("{kind:?}")),
-            })?;
+            .map_err(refused)?;
         let subject = data
             .claims
             .sub
@@ -273,24 +282,9 @@ impl TokenService {
             return Err(AuthError::Expired);
         }
         metrics::counter!("floe_token_cache_misses_total").increment(1);
-        let kid = jsonwebtoken::decode_header(token)
-            .map_err(|e| AuthError::Invalid(format!("{:?}", e.kind())))?
-            .kid
-            .ok_or_else(|| AuthError::Invalid("token has no key id".into()))?;
-        let key = self
-            .keys
-            .read()
-            .expect("key set lock")
-            .verifying
-            .get(&kid)
-            .cloned()
-            .ok_or_else(|| AuthError::Invalid("unknown signing key".into()))?;
-        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation).map_err(
-            |e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
-                kind => AuthError::Invalid(format!("{kind:?}")),
-            },
-        )?;
+        let key = self.key_of(token)?;
+        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation)
+            .map_err(refused)?;
         let claims = data.claims;
         let principal_id: crate::domain::PrincipalId = claims
             .sub
