@@ -543,8 +543,9 @@ def test_a_table_committed_before_vending_fails_is_answered_without_credentials(
 def test_a_plan_vends_credentials_for_its_tables_files_only(floe, s3, tables):
     """Planning is a trust decision like load-table: PyIceberg planning on the server reads the
     rows its own planning reads with only vended sessions; the plan's credential reads the files
-    the plan names and nothing of a sibling table; a reader without data access is refused; the
-    plan id refreshes credentials."""
+    the plan names and nothing of a sibling table; a reader without data access is refused; a
+    reader of one table's data gets a read-only credential for that table alone and no plan of
+    another; the plan id refreshes credentials for its owner only."""
     client = floe.catalog("lake")
     server = floe.catalog("lake", **{"scan-planning-mode": "server"})
     for filters in ({}, {"row_filter": "id >= 2"}):
@@ -575,3 +576,26 @@ def test_a_plan_vends_credentials_for_its_tables_files_only(floe, s3, tables):
     r = requests.post(url, headers={**reader.h, **DELEGATION}, json={})
     assert r.status_code == 403, r.text
     assert "storage-credentials" not in r.text
+
+    # A principal that may read t1's data, and nothing else: its plan's credential reads the
+    # planned file and nothing more (no write, no delete, no sibling); t10 is not planned for it;
+    # the root's plan id is not its own.
+    data_reader = principal_with(floe, "plan-data-reader", [(table_resource(root, "scope", "t1"), "TABLE_READ_DATA")])
+    r = requests.post(url, headers={**data_reader.h, **DELEGATION}, json={})
+    assert r.status_code == 200, r.text
+    [cred] = r.json()["storage-credentials"]
+    c = s3.client_with(cred["config"])
+    t1 = key_of(s3, tables[("scope", "t1")])
+    assert c.get_object(Bucket=s3.bucket, Key=data_key)["Body"].read()[:4] == b"PAR1"
+    assert c.list_objects_v2(Bucket=s3.bucket, Prefix=f"{t1}/")["KeyCount"] > 0
+    denied(lambda: c.put_object(Bucket=s3.bucket, Key=f"{t1}/data/evil", Body=b"x"))
+    denied(lambda: c.delete_object(Bucket=s3.bucket, Key=data_key))
+    denied(lambda: c.get_object(Bucket=s3.bucket, Key=sibling))
+    denied(lambda: c.list_objects_v2(Bucket=s3.bucket, Prefix=key_of(s3, tables[("scope", "t10")]) + "/"))
+    assert s3.keys(f"{t1}/data/evil") == []
+    r = requests.post(data_reader.table_url("scope", "t10") + "/plan", headers={**data_reader.h, **DELEGATION}, json={})
+    assert r.status_code in (403, 404), r.text
+    assert "storage-credentials" not in r.text
+    r = requests.get(data_reader.table_url("scope", "t1") + "/credentials", headers=data_reader.h,
+                     params={"planId": plan["plan-id"]})
+    assert r.status_code == 404 and r.json()["error"]["type"] == "NoSuchPlanIdException", r.text
