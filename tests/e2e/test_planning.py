@@ -51,6 +51,27 @@ def plans_counted(floe):
     return total
 
 
+def reader_of_events(floe, h, wh, name, privilege):
+    """A principal whose one role holds `privilege` on plan.events; its `Authorization` header."""
+    tenant = requests.get(f"{floe.uri}/management/v1/whoami", headers=h).json()["tenant_id"]
+    base = f"{floe.uri}/management/v1/tenants/{tenant}"
+
+    def manage(method, path, body=None):
+        r = requests.request(method, f"{base}{path}", headers=h, json=body)
+        assert r.status_code < 300, r.text
+        return r.json() if r.content else None
+
+    created = manage("POST", "/principals", {"name": name})
+    role = manage("POST", "/roles", {"name": f"{name}-role"})
+    manage("POST", "/grants", {"role_id": role["id"], "privilege": privilege, "resource": {
+        "kind": "table", "warehouse": wh, "table": {"namespace": ["plan"], "name": "events"}}})
+    manage("PUT", f"/roles/{role['id']}/principals/{created['principal']['id']}")
+    token = requests.post(f"{floe.uri}/v1/oauth/tokens", data={
+        "grant_type": "client_credentials", "client_id": created["client_id"],
+        "client_secret": created["client_secret"]}).json()["access_token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
 def read(table, **scan):
     result = table.scan(**scan).to_arrow()
     cols = sorted(result.column_names)
@@ -201,29 +222,13 @@ def test_planning_needs_read_data_and_reads_only_the_tables_own_manifests(floe, 
     refused, and the answer names nothing of the other table."""
     client, _ = tables
     h = floe.root_headers()
-    who = requests.get(f"{floe.uri}/management/v1/whoami", headers=h).json()
-    tenant = who["tenant_id"]
     wh = requests.get(f"{floe.uri}/v1/config", params={"warehouse": "demo"}, headers=h).json()["overrides"]["prefix"]
-    base = f"{floe.uri}/management/v1/tenants/{tenant}"
 
     # A reader of metadata only.
-    def manage(method, path, body=None):
-        r = requests.request(method, f"{base}{path}", headers=h, json=body)
-        assert r.status_code < 300, r.text
-        return r.json() if r.content else None
-
-    created = manage("POST", "/principals", {"name": "meta-reader"})
-    role = manage("POST", "/roles", {"name": "meta-readers"})
-    manage("POST", "/grants", {"role_id": role["id"], "privilege": "TABLE_READ_METADATA", "resource": {
-        "kind": "table", "warehouse": wh, "table": {"namespace": ["plan"], "name": "events"}}})
-    manage("PUT", f"/roles/{role['id']}/principals/{created['principal']['id']}")
-    token = requests.post(f"{floe.uri}/v1/oauth/tokens", data={
-        "grant_type": "client_credentials", "client_id": created["client_id"],
-        "client_secret": created["client_secret"]}).json()["access_token"]
-    loaded = requests.get(f"{floe.uri}/v1/{wh}/namespaces/plan/tables/events", headers={"Authorization": f"Bearer {token}"})
+    meta_reader = reader_of_events(floe, h, wh, "meta-reader", "TABLE_READ_METADATA")
+    loaded = requests.get(f"{floe.uri}/v1/{wh}/namespaces/plan/tables/events", headers=meta_reader)
     assert loaded.status_code == 200, "the reader may load the table's metadata"
-    r = requests.post(f"{floe.uri}/v1/{wh}/namespaces/plan/tables/events/plan",
-                      headers={"Authorization": f"Bearer {token}"}, json={})
+    r = requests.post(f"{floe.uri}/v1/{wh}/namespaces/plan/tables/events/plan", headers=meta_reader, json={})
     assert r.status_code == 403, r.text
 
     # A table whose snapshot names the victim's manifest list.
@@ -317,16 +322,7 @@ def test_a_large_plan_is_split_into_plan_tasks_that_only_their_holder_can_use(sp
     # Another table's plan task, and this table's task on another table.
     task_error(f"{floe.uri}/v1/{wh}/namespaces/plan/tables/other", h, token)
     # Another principal, who may read the table, cannot use the root's task or plan id.
-    tenant = requests.get(f"{floe.uri}/management/v1/whoami", headers=h).json()["tenant_id"]
-    base = f"{floe.uri}/management/v1/tenants/{tenant}"
-    created = requests.post(f"{base}/principals", headers=h, json={"name": "reader"}).json()
-    role = requests.post(f"{base}/roles", headers=h, json={"name": "readers"}).json()
-    requests.post(f"{base}/grants", headers=h, json={"role_id": role["id"], "privilege": "TABLE_READ_DATA", "resource": {
-        "kind": "table", "warehouse": wh, "table": {"namespace": ["plan"], "name": "events"}}}).raise_for_status()
-    requests.put(f"{base}/roles/{role['id']}/principals/{created['principal']['id']}", headers=h).raise_for_status()
-    reader = {"Authorization": "Bearer " + requests.post(f"{floe.uri}/v1/oauth/tokens", data={
-        "grant_type": "client_credentials", "client_id": created["client_id"],
-        "client_secret": created["client_secret"]}).json()["access_token"]}
+    reader = reader_of_events(floe, h, wh, "reader", "TABLE_READ_DATA")
     assert requests.post(f"{table_url}/plan", headers=reader, json={}).status_code == 200
     task_error(table_url, reader, token)
     r = requests.get(f"{table_url}/plan/{plan['plan-id']}", headers=reader)
