@@ -226,6 +226,22 @@ pub struct PlanningSettings {
     /// Plans computed at once on this replica; one more answers 503 with `Retry-After`.
     #[serde(deserialize_with = "lenient")]
     pub max_in_flight: usize,
+    /// Memory the answers of plans in flight may hold on this replica, in bytes; a plan that
+    /// would pass it answers 503 with `Retry-After`.
+    #[serde(deserialize_with = "lenient")]
+    pub max_bytes_in_flight: u64,
+    /// Threads that compute plans (reading, parsing, pruning, rendering); default: one per core.
+    #[serde(deserialize_with = "lenient")]
+    pub threads: usize,
+    /// The planning threads' `nice` (0 to 19): 19 lets plans use only the CPU requests leave,
+    /// so planning never delays load-table.
+    #[serde(deserialize_with = "lenient")]
+    pub nice: i32,
+    /// Unset (the default): every plan answers `completed` (PyIceberg 0.12 cannot poll). Set: a
+    /// plan not done after this many milliseconds answers `submitted` and finishes in the
+    /// background, polled with `GET .../plan/{plan-id}` (0: every plan answers `submitted`).
+    #[serde(deserialize_with = "lenient_option")]
+    pub submitted_after_ms: Option<u64>,
 }
 
 impl Default for PlanningSettings {
@@ -234,6 +250,10 @@ impl Default for PlanningSettings {
             manifests_per_task: 64,
             task_ttl_secs: 3600,
             max_in_flight: 8,
+            max_bytes_in_flight: 256 * 1024 * 1024,
+            threads: std::thread::available_parallelism().map_or(2, usize::from),
+            nice: 19,
+            submitted_after_ms: None,
         }
     }
 }
@@ -374,6 +394,16 @@ where
     }
 }
 
+/// [`lenient`] for a setting that may be unset.
+pub(crate) fn lenient_option<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr + Deserialize<'de>,
+    T::Err: fmt::Display,
+{
+    lenient(d).map(Some)
+}
+
 /// A setting that could not be used, with its name.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {0}")]
@@ -416,6 +446,12 @@ impl Settings {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let bad = |what: &str| Err(ConfigError(what.to_owned()));
+        if self.planning.threads == 0 || !(0..=19).contains(&self.planning.nice) {
+            return bad("planning.threads: must be at least 1; planning.nice: between 0 and 19");
+        }
+        if self.planning.max_bytes_in_flight < 1024 * 1024 {
+            return bad("planning.max_bytes_in_flight: must be at least 1 MiB");
+        }
         if self.planning.manifests_per_task == 0 || self.planning.max_in_flight == 0 {
             return bad(
                 "planning.manifests_per_task and planning.max_in_flight: must be at least 1",

@@ -17,7 +17,7 @@ use crate::catalog::{Catalog, CatalogError, CreateTable, LoadedTable, SnapshotsM
 use crate::domain::access::{DataAccess, Privilege};
 use crate::domain::{NamespaceIdent, ScanPlanningMode, TableIdent};
 use crate::identity::Caller;
-use crate::planning::{Plan, PlanRequest, Planner, ScanTasks};
+use crate::planning::{Plan, PlanRequest, PlanStatus, Planner, ScanTasks};
 use crate::storage::s3::signer::Needs;
 use crate::storage::{
     PresignMethod, RemoteSign, Requester, TableAccess, TableEndpoints, VendedCredential,
@@ -111,8 +111,9 @@ impl TableAnswers {
         }
     }
 
-    /// A scan plan for a caller who may read the table's data, and the storage part of the
-    /// answer (credentials for the files it names, as load-table hands them).
+    /// A scan plan for a caller who may read the table's data, and, once it is completed, the
+    /// storage part of the answer (credentials for the files it names, as load-table hands
+    /// them).
     pub async fn plan(
         &self,
         caller: &Caller,
@@ -120,41 +121,42 @@ impl TableAnswers {
         ident: &TableIdent,
         request: &PlanRequest,
         delegation: Delegation,
-    ) -> AnswerResult<(Plan, TableStorage)> {
+    ) -> AnswerResult<(Plan, Option<TableStorage>)> {
         let loaded = self.catalog.load_table(wh, ident).await?;
         let plan = self
             .planner
-            .plan(caller.principal_id, wh.io().as_ref(), &loaded, request)
+            .plan(caller.principal_id, wh.io().clone(), &loaded, request)
             .await?;
         let storage = self
-            .plan_storage(caller, wh, ident, &loaded, delegation)
+            .completed_storage(&plan.status, caller, wh, ident, &loaded, delegation)
             .await?;
         Ok((plan, storage))
     }
 
-    /// The plan a plan id names, planned again, with the storage part of its answer.
-    pub async fn replan(
+    /// Where the plan a plan id names is (planned again when this replica does not hold it),
+    /// with the storage part of its answer once it is completed.
+    pub async fn poll_plan(
         &self,
         caller: &Caller,
         wh: &Warehouse,
         ident: &TableIdent,
         plan_id: &str,
         delegation: Delegation,
-    ) -> AnswerResult<(ScanTasks, TableStorage)> {
+    ) -> AnswerResult<(PlanStatus, Option<TableStorage>)> {
         let loaded = self.catalog.load_table(wh, ident).await?;
-        let tasks = self
+        let status = self
             .planner
-            .replan(caller.principal_id, wh.io().as_ref(), &loaded, plan_id)
+            .poll(caller.principal_id, wh.io().clone(), &loaded, plan_id)
             .await?;
         let storage = self
-            .plan_storage(caller, wh, ident, &loaded, delegation)
+            .completed_storage(&status, caller, wh, ident, &loaded, delegation)
             .await?;
-        Ok((tasks, storage))
+        Ok((status, storage))
     }
 
-    /// Checks that a plan id is the caller's plan of this table (cancelling one frees nothing:
-    /// a plan holds no state between requests).
-    pub async fn check_plan(
+    /// Cancels the caller's plan of this table (it stops if this replica plans it in the
+    /// background; a completed plan holds nothing).
+    pub async fn cancel_plan(
         &self,
         caller: &Caller,
         wh: &Warehouse,
@@ -162,8 +164,7 @@ impl TableAnswers {
         plan_id: &str,
     ) -> AnswerResult<()> {
         let loaded = self.catalog.load_table(wh, ident).await?;
-        self.planner
-            .check_plan_id(caller.principal_id, &loaded, plan_id)?;
+        self.planner.cancel(caller.principal_id, &loaded, plan_id)?;
         Ok(())
     }
 
@@ -178,8 +179,27 @@ impl TableAnswers {
         let loaded = self.catalog.load_table(wh, ident).await?;
         Ok(self
             .planner
-            .task(caller.principal_id, wh.io().as_ref(), &loaded, task)
+            .task(caller.principal_id, wh.io().clone(), &loaded, task)
             .await?)
+    }
+
+    /// The storage part of a plan's answer, when it is completed (nothing else carries one).
+    async fn completed_storage(
+        &self,
+        status: &PlanStatus,
+        caller: &Caller,
+        wh: &Warehouse,
+        ident: &TableIdent,
+        loaded: &LoadedTable,
+        delegation: Delegation,
+    ) -> AnswerResult<Option<TableStorage>> {
+        Ok(match status {
+            PlanStatus::Completed(_) => Some(
+                self.plan_storage(caller, wh, ident, loaded, delegation)
+                    .await?,
+            ),
+            _ => None,
+        })
     }
 
     async fn plan_storage(

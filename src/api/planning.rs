@@ -1,6 +1,8 @@
-//! Scan planning: `POST .../plan` (answered `completed` at once, with a plan id, the file scan
-//! tasks or plan tasks, and, when asked for and allowed, credentials for the files they name),
-//! `GET`/`DELETE .../plan/{plan-id}` and `POST .../tasks`. Every route needs `TABLE_READ_DATA`.
+//! Scan planning: `POST .../plan` (answered `completed` with a plan id, the file scan tasks or
+//! plan tasks, and, when asked for and allowed, credentials for the files they name; or
+//! `submitted` when the operator lets plans finish in the background), `GET .../plan/{plan-id}`
+//! (`completed`, `submitted`, `cancelled` or `failed`), `DELETE .../plan/{plan-id}` and
+//! `POST .../tasks`. Every route needs `TABLE_READ_DATA`.
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
 use bytes::Bytes;
@@ -13,7 +15,8 @@ use super::types::IcebergErrorResponse;
 use super::{ApiError, ApiResult, AppState, Authenticated, JsonBody};
 use crate::domain::access::Privilege;
 use crate::planning::filter::Filter;
-use crate::planning::{PlanRequest, ScanTasks, Scope};
+use crate::planning::{PlanRequest, PlanStatus, ScanTasks, Scope};
+use crate::vending::table_storage::TableStorage;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(plan_table_scan)
@@ -142,6 +145,42 @@ fn completed(plan_id: Option<&str>, tasks: ScanTasks, credential: Option<Bytes>)
     object(members)
 }
 
+/// A plan's answer as its status says: `plan_id` is sent with a new plan's answer.
+fn status(plan_id: Option<&str>, status: PlanStatus, storage: Option<TableStorage>) -> JsonBody {
+    let id = |members: &mut Vec<Vec<Bytes>>| {
+        if let Some(id) = plan_id {
+            members.push(vec![
+                Bytes::from_static(b"\"plan-id\":"),
+                super::json_string(id),
+            ]);
+        }
+    };
+    match status {
+        PlanStatus::Completed(tasks) => {
+            completed(plan_id, tasks, storage.and_then(|s| s.credential_json))
+        }
+        PlanStatus::Submitted => {
+            let mut members = vec![vec![Bytes::from_static(b"\"status\":\"submitted\"")]];
+            id(&mut members);
+            object(members)
+        }
+        PlanStatus::Cancelled => {
+            object(vec![vec![Bytes::from_static(b"\"status\":\"cancelled\"")]])
+        }
+        PlanStatus::Failed(e) => {
+            let e = ApiError::from(e);
+            tracing::warn!(
+                error = &e as &dyn std::error::Error,
+                "a plan failed in the background"
+            );
+            object(vec![
+                vec![Bytes::from_static(b"\"status\":\"failed\"")],
+                vec![Bytes::from_static(b"\"error\":"), json(&e.body().error)],
+            ])
+        }
+    }
+}
+
 fn no_store(body: JsonBody) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
@@ -151,12 +190,15 @@ fn no_store(body: JsonBody) -> HttpResponse {
 
 /// Plan a scan: the data files to read, the delete files each needs and the filter left for
 /// each, or plan tasks to fetch them by when the plan is large. Needs `TABLE_READ_DATA` (a plan
-/// names files and carries column bounds). Answered `completed` at once, with a `plan-id`.
+/// names files and carries column bounds). Answered `completed` with a `plan-id`; `submitted`
+/// (poll the `plan-id`) when the server lets plans finish in the background
+/// (`planning.submitted_after_ms`) and this one is not done in time. 503 with `Retry-After`
+/// when the server computes as many plans, or holds as much plan data, as it may.
 #[utoipa::path(post, path = "/v1/{prefix}/namespaces/{namespace}/tables/{table}/plan", operation_id = "planTableScan", tag = "Catalog API",
     params(TablePath,
            ("X-Iceberg-Access-Delegation" = Option<String>, Header, description = "vended-credentials and/or remote-signing")),
     request_body = PlanTableScanRequest,
-    responses((status = 200, description = "A completed plan: `status`, `plan-id`, `delete-files`, `file-scan-tasks`, `plan-tasks`, `storage-credentials`"),
+    responses((status = 200, description = "A completed plan (`status`, `plan-id`, `delete-files`, `file-scan-tasks`, `plan-tasks`, `storage-credentials`), or a submitted one (`status`, `plan-id`)"),
               (status = 404, description = "No such table, or no such snapshot", body = IcebergErrorResponse), CommonErrors),
     security(("bearer" = [])))]
 #[post("/v1/{prefix}/namespaces/{namespace}/tables/{table}/plan")]
@@ -181,11 +223,7 @@ async fn plan_table_scan(
             super::tables::delegation(&req),
         )
         .await?;
-    Ok(no_store(completed(
-        Some(&plan.id),
-        plan.tasks,
-        storage.credential_json,
-    )))
+    Ok(no_store(status(Some(&plan.id), plan.status, storage)))
 }
 
 /// The `plan-id` segment of a plan's routes.
@@ -196,12 +234,13 @@ fn plan_id(req: &HttpRequest) -> ApiResult<String> {
         .ok_or_else(|| ApiError::bad_request("no plan id"))
 }
 
-/// Fetch a plan's result: the plan a `plan-id` names, planned again (plans are answered
-/// `completed` at once, so this is the same answer).
+/// Fetch a plan's result: `submitted` while it plans in the background, then `completed` (its
+/// answer is handed over once; a later fetch, or one on another replica, plans the id again),
+/// `cancelled`, or `failed` with its error. A plan this replica does not hold is planned again.
 #[utoipa::path(get, path = "/v1/{prefix}/namespaces/{namespace}/tables/{table}/plan/{plan-id}", operation_id = "fetchPlanningResult", tag = "Catalog API",
     params(TablePath, ("plan-id" = String, Path, description = "The plan's id"),
            ("X-Iceberg-Access-Delegation" = Option<String>, Header, description = "vended-credentials and/or remote-signing")),
-    responses((status = 200, description = "The completed plan"),
+    responses((status = 200, description = "The plan: `completed` with its tasks, `submitted`, `cancelled`, or `failed` with `error`"),
               (status = 404, description = "No such plan id (`NoSuchPlanIdException`), or no such table", body = IcebergErrorResponse), CommonErrors),
     security(("bearer" = [])))]
 #[get("/v1/{prefix}/namespaces/{namespace}/tables/{table}/plan/{plan_id}")]
@@ -215,14 +254,15 @@ async fn fetch_planning_result(
     let (wh, ident) = path
         .authorized(&state, &auth.0, Privilege::TableReadData)
         .await?;
-    let (tasks, storage) = state
+    let (plan, storage) = state
         .answers
-        .replan(&auth.0, &wh, &ident, &id, super::tables::delegation(&req))
+        .poll_plan(&auth.0, &wh, &ident, &id, super::tables::delegation(&req))
         .await?;
-    Ok(no_store(completed(None, tasks, storage.credential_json)))
+    Ok(no_store(status(None, plan, storage)))
 }
 
-/// Cancel a plan. A plan holds nothing between requests, so this only checks the id.
+/// Cancel a plan: one planned in the background stops and frees what it holds (a later fetch
+/// answers `cancelled`); a completed plan holds nothing, so cancelling it only checks its id.
 #[utoipa::path(delete, path = "/v1/{prefix}/namespaces/{namespace}/tables/{table}/plan/{plan-id}", operation_id = "cancelPlanning", tag = "Catalog API",
     params(TablePath, ("plan-id" = String, Path, description = "The plan's id")),
     responses((status = 204, description = "Cancelled"),
@@ -239,7 +279,7 @@ async fn cancel_planning(
     let (wh, ident) = path
         .authorized(&state, &auth.0, Privilege::TableReadData)
         .await?;
-    state.answers.check_plan(&auth.0, &wh, &ident, &id).await?;
+    state.answers.cancel_plan(&auth.0, &wh, &ident, &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

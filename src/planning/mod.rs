@@ -8,23 +8,27 @@
 //! ([`deletes`]) and rendering the spec's `FileScanTask`s ([`render`]). Must not touch: HTTP, the
 //! store, or who may plan (the caller was authorized for `TABLE_READ_DATA` before).
 //!
-//! Parsing and pruning run on the blocking pool, never on a request thread.
+//! A plan's whole work (reading, parsing, pruning, rendering) runs on the planning runtime's
+//! low-priority threads ([`runtime`]), never on a request thread, so it uses what CPU requests
+//! leave. The memory plans in flight hold is bounded ([`budget`]).
 //!
 //! A plan's id and its plan tasks are tokens signed with the server's keys (every replica
 //! verifies them), bound to the table, the snapshot, the request, the principal and an expiry:
 //! a client can neither forge nor alter one, nor use another principal's or another table's.
 //! A plan that reads more data manifests than `planning.manifests_per_task` is answered as plan
-//! tasks. At most `planning.max_in_flight` plans are computed at once; past that a plan answers
-//! 503.
-//!
-//! Not built yet (issue 26 goes on): `submitted` plans finished in the background, and
-//! per-warehouse or per-table `scan-planning-mode`.
+//! tasks. At most `planning.max_in_flight` plans are computed at once and their answers hold at
+//! most `planning.max_bytes_in_flight`; past either a plan answers 503 with `Retry-After`. When
+//! the operator sets `planning.submitted_after_ms`, a plan not done by then answers `submitted`
+//! and finishes in the background ([`submitted`]).
 
+pub mod budget;
 pub mod deletes;
 pub mod filter;
 pub mod manifests;
 pub mod prune;
 pub mod render;
+pub mod runtime;
+pub mod submitted;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -41,10 +45,13 @@ use crate::config::PlanningSettings;
 use crate::domain::PrincipalId;
 use crate::identity::{SignedFor, TokenService};
 use crate::storage::WarehouseIo;
+use budget::{PlanBudget, Reservation};
 use filter::Filter;
 use manifests::{ManifestCache, TableFiles};
 use prune::{PruningFilter, SpecFilter};
 use render::StatsFields;
+use runtime::PlanningRuntime;
+use submitted::{Progress, Submitted};
 
 /// Manifests read at once for one plan.
 const READS_AT_ONCE: usize = 16;
@@ -83,6 +90,8 @@ pub struct ScanTasks {
     pub file_scan_tasks: bytes::Bytes,
     /// Parts of the plan to fetch with `POST .../tasks`, each a signed token.
     pub plan_tasks: Vec<String>,
+    /// The memory these tasks hold against the bound on plans in flight, until handed over.
+    pub reservation: Option<Reservation>,
 }
 
 impl Default for ScanTasks {
@@ -91,6 +100,7 @@ impl Default for ScanTasks {
             delete_files: None,
             file_scan_tasks: bytes::Bytes::from_static(b"[]"),
             plan_tasks: Vec::new(),
+            reservation: None,
         }
     }
 }
@@ -114,16 +124,50 @@ impl JsonArray {
         self.0.len() == 1
     }
 
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
     fn done(mut self) -> bytes::Bytes {
         self.0.push(b']');
         bytes::Bytes::from(self.0)
     }
 }
 
-/// A planned scan: its id (a signed token naming what to plan again) and its tasks.
+/// Where a plan is, as its answer says.
+#[derive(Debug)]
+pub enum PlanStatus {
+    /// Done: its tasks.
+    Completed(ScanTasks),
+    /// Still planning in the background: poll its plan id.
+    Submitted,
+    /// Cancelled by its client.
+    Cancelled,
+    /// Planning it failed in the background.
+    Failed(CatalogError),
+}
+
+/// A planned scan: its id (a signed token naming what to plan again) and where it is.
 pub struct Plan {
     pub id: String,
-    pub tasks: ScanTasks,
+    pub status: PlanStatus,
+}
+
+/// What planning needs of a table, owned (a plan may outlive the request that asked for it).
+#[derive(Clone)]
+pub struct PlannedTable {
+    /// The table's recorded location: planning reads nothing outside it.
+    pub location: String,
+    pub metadata: Arc<TableMetadata>,
+}
+
+impl PlannedTable {
+    pub fn of(table: &LoadedTable) -> Self {
+        Self {
+            location: table.location.clone(),
+            metadata: table.table.metadata.clone(),
+        }
+    }
 }
 
 /// What a plan id or a plan task carries, signed: the table (its Iceberg UUID, so a table
@@ -140,6 +184,9 @@ struct Signed {
     stats_fields: Option<Vec<String>>,
     /// Positions in the manifest list: `[from, to)`.
     manifests: Option<(usize, usize)>,
+    /// Tells apart two plans of the same request (each is polled and cancelled on its own).
+    #[serde(default)]
+    nonce: u64,
 }
 
 impl Signed {
@@ -155,12 +202,21 @@ impl Signed {
     }
 }
 
-/// The planner: its manifest cache, the keys that sign plan ids and tasks, its limits.
-pub struct Planner {
+/// What every plan shares: the manifest cache, the keys that sign plan ids and tasks, the
+/// limits.
+struct Shared {
     manifests: ManifestCache,
     tokens: Arc<TokenService>,
     settings: PlanningSettings,
-    in_flight: tokio::sync::Semaphore,
+    in_flight: Arc<tokio::sync::Semaphore>,
+    budget: PlanBudget,
+}
+
+/// The planner: what plans share, the runtime they run on, and this replica's background plans.
+pub struct Planner {
+    shared: Arc<Shared>,
+    runtime: PlanningRuntime,
+    submitted: Submitted,
 }
 
 fn bad_request(message: impl Into<String>) -> CatalogError {
@@ -173,26 +229,38 @@ impl Planner {
         cache_bytes: u64,
         max_file_bytes: u64,
         tokens: Arc<TokenService>,
-    ) -> Self {
-        Self {
-            manifests: ManifestCache::new(cache_bytes, max_file_bytes),
-            in_flight: tokio::sync::Semaphore::new(settings.max_in_flight),
-            settings,
-            tokens,
-        }
+    ) -> std::io::Result<Self> {
+        let runtime = PlanningRuntime::new(settings.threads, settings.nice)?;
+        Ok(Self {
+            submitted: Submitted::new(std::time::Duration::from_secs(settings.task_ttl_secs)),
+            shared: Arc::new(Shared {
+                manifests: ManifestCache::new(cache_bytes, max_file_bytes),
+                in_flight: Arc::new(tokio::sync::Semaphore::new(settings.max_in_flight)),
+                budget: PlanBudget::new(settings.max_bytes_in_flight),
+                settings,
+                tokens,
+            }),
+            runtime,
+        })
     }
 
     /// Bytes of parsed manifests kept.
     pub fn cached_bytes(&self) -> u64 {
-        self.manifests.occupied_bytes()
+        self.shared.manifests.occupied_bytes()
+    }
+
+    /// Bytes free for plans in flight.
+    pub fn free_plan_bytes(&self) -> u64 {
+        self.shared.budget.free_bytes()
     }
 
     /// Plans a scan of `table` for `caller`, reading its files with the server's `io`: the
-    /// tasks, or plan tasks when it reads more manifests than one task holds.
+    /// tasks, or plan tasks when it reads more manifests than one task holds; `submitted` when
+    /// the operator lets plans finish in the background and this one is not done in time.
     pub async fn plan(
         &self,
         caller: PrincipalId,
-        io: &dyn WarehouseIo,
+        io: Arc<dyn WarehouseIo>,
         table: &LoadedTable,
         request: &PlanRequest,
     ) -> CatalogResult<Plan> {
@@ -214,32 +282,74 @@ impl Planner {
             use_snapshot_schema: request.use_snapshot_schema,
             stats_fields: request.stats_fields.clone(),
             manifests: None,
+            nonce: rand::random(),
         };
+        let id = self.shared.tokens.sign_for(
+            SignedFor::Plan,
+            caller,
+            self.shared.settings.task_ttl_secs,
+            &signed,
+        );
         let request = PlanRequest {
             scope: signed.scope.clone(),
             ..request.clone()
         };
-        let tasks = self.run(caller, io, table, &request, &signed).await?;
-        let id = self.tokens.sign_for(
-            SignedFor::Plan,
-            caller,
-            self.settings.task_ttl_secs,
-            &signed,
-        );
-        Ok(Plan { id, tasks })
+        let mut job = self.start(caller, io, table, request, signed)?;
+        let Some(wait) = self.shared.settings.submitted_after_ms else {
+            let tasks = finished(job.await)?;
+            return Ok(Plan {
+                id,
+                status: PlanStatus::Completed(tasks),
+            });
+        };
+        let wait = std::time::Duration::from_millis(wait);
+        if !wait.is_zero()
+            && let Ok(done) = tokio::time::timeout(wait, &mut job).await
+        {
+            return Ok(Plan {
+                id,
+                status: PlanStatus::Completed(finished(done)?),
+            });
+        }
+        self.submitted.keep(id.clone(), job, &self.runtime);
+        Ok(Plan {
+            id,
+            status: PlanStatus::Submitted,
+        })
     }
 
-    /// The plan a plan id names, planned again (it is signed, so any replica can).
-    pub async fn replan(
+    /// Where the plan a plan id names is: this replica's background plan when it holds it, else
+    /// the plan planned again (it is signed, so any replica can).
+    pub async fn poll(
         &self,
         caller: PrincipalId,
-        io: &dyn WarehouseIo,
+        io: Arc<dyn WarehouseIo>,
         table: &LoadedTable,
         plan_id: &str,
-    ) -> CatalogResult<ScanTasks> {
+    ) -> CatalogResult<PlanStatus> {
         let signed = self.plan_named(caller, table, plan_id)?;
-        self.run(caller, io, table, &signed.request()?, &signed)
-            .await
+        match self.submitted.poll(plan_id) {
+            Some(Progress::Running) => return Ok(PlanStatus::Submitted),
+            Some(Progress::Cancelled) => return Ok(PlanStatus::Cancelled),
+            Some(Progress::Done(Ok(tasks))) => return Ok(PlanStatus::Completed(tasks)),
+            Some(Progress::Done(Err(e))) => return Ok(PlanStatus::Failed(e)),
+            None => {}
+        }
+        let request = signed.request()?;
+        let job = self.start(caller, io, table, request, signed)?;
+        Ok(PlanStatus::Completed(finished(job.await)?))
+    }
+
+    /// Cancels the plan a plan id names: stops it if this replica plans it in the background.
+    pub fn cancel(
+        &self,
+        caller: PrincipalId,
+        table: &LoadedTable,
+        plan_id: &str,
+    ) -> CatalogResult<()> {
+        self.plan_named(caller, table, plan_id)?;
+        self.submitted.cancel(plan_id);
+        Ok(())
     }
 
     /// Checks that `plan_id` is a plan of `table` made for `caller`.
@@ -266,7 +376,7 @@ impl Planner {
     pub async fn task(
         &self,
         caller: PrincipalId,
-        io: &dyn WarehouseIo,
+        io: Arc<dyn WarehouseIo>,
         table: &LoadedTable,
         token: &str,
     ) -> CatalogResult<ScanTasks> {
@@ -276,8 +386,8 @@ impl Planner {
             .ok_or_else(|| {
                 CatalogError::new(ErrorType::NoSuchPlanTask, "the plan task does not exist")
             })?;
-        self.run(caller, io, table, &signed.request()?, &signed)
-            .await
+        let request = signed.request()?;
+        finished(self.start(caller, io, table, request, signed)?.await)
     }
 
     /// What a signed token carries, when it is one of `purpose`, made for `caller`, on this
@@ -289,7 +399,7 @@ impl Planner {
         table: &LoadedTable,
         token: &str,
     ) -> Option<Signed> {
-        match self.tokens.verify_for::<Signed>(purpose, token) {
+        match self.shared.tokens.verify_for::<Signed>(purpose, token) {
             Ok((subject, signed))
                 if subject == caller && signed.table == table.table.metadata.uuid() =>
             {
@@ -303,23 +413,54 @@ impl Planner {
         }
     }
 
-    /// Plans `request` (the part `signed` names, if it names one), within the bound on plans in
-    /// flight.
-    async fn run(
+    /// Starts planning `request` (the part `signed` names, if it names one) on the planning
+    /// runtime, within the bounds on plans in flight; refused at once past them.
+    fn start(
         &self,
         caller: PrincipalId,
-        io: &dyn WarehouseIo,
+        io: Arc<dyn WarehouseIo>,
         table: &LoadedTable,
-        request: &PlanRequest,
-        signed: &Signed,
-    ) -> CatalogResult<ScanTasks> {
-        let Ok(_permit) = self.in_flight.try_acquire() else {
+        request: PlanRequest,
+        signed: Signed,
+    ) -> CatalogResult<tokio::task::JoinHandle<CatalogResult<ScanTasks>>> {
+        let Ok(permit) = self.shared.in_flight.clone().try_acquire_owned() else {
             return Err(CatalogError::new(
                 ErrorType::ServiceUnavailable,
                 "this server is computing as many plans as it may; retry shortly",
             ));
         };
-        let metadata = table.table.metadata.clone();
+        let reservation = self.shared.budget.reserve(budget::START_BYTES)?;
+        let shared = self.shared.clone();
+        let table = PlannedTable::of(table);
+        Ok(self.runtime.spawn(async move {
+            let _permit = permit;
+            shared
+                .run(caller, io, table, request, signed, reservation)
+                .await
+        }))
+    }
+}
+
+/// A plan's outcome once its work is done.
+fn finished(
+    done: Result<CatalogResult<ScanTasks>, tokio::task::JoinError>,
+) -> CatalogResult<ScanTasks> {
+    done.map_err(|e| CatalogError::internal(format!("planning stopped: {e}")))?
+}
+
+impl Shared {
+    /// Plans `request` (the part `signed` names, if it names one), holding `reservation` and
+    /// growing it as the answer grows.
+    async fn run(
+        self: Arc<Self>,
+        caller: PrincipalId,
+        io: Arc<dyn WarehouseIo>,
+        table: PlannedTable,
+        request: PlanRequest,
+        signed: Signed,
+        reservation: Reservation,
+    ) -> CatalogResult<ScanTasks> {
+        let metadata = table.metadata.clone();
         let Some((snapshot, appended)) = scanned(&metadata, &request.scope)? else {
             return Ok(ScanTasks::default());
         };
@@ -360,7 +501,7 @@ impl Planner {
         )
         .map_err(|e| bad_request(e.0))?;
 
-        let files = TableFiles::new(io, &table.location)?;
+        let files = TableFiles::new(io.as_ref(), &table.location)?;
         let list = self
             .manifests
             .list(&files, snapshot.manifest_list(), metadata.format_version())
@@ -399,16 +540,20 @@ impl Planner {
             }
         }
         if signed.manifests.is_none() && data.len() > self.settings.manifests_per_task {
-            return Ok(self.plan_tasks(caller, signed, &data));
+            return Ok(ScanTasks {
+                reservation: Some(reservation),
+                ..self.plan_tasks(caller, &signed, &data)
+            });
         }
         let files = &files;
         let wanted = deletes
             .into_iter()
             .chain(data)
             .map(|at| list.entries()[at].clone());
+        let manifests = &self.manifests;
         let read: Vec<(ManifestFile, Arc<iceberg::spec::Manifest>)> = futures::stream::iter(wanted)
             .map(|m| async move {
-                let read = self.manifests.manifest(files, &m).await?;
+                let read = manifests.manifest(files, &m).await?;
                 Ok::<_, CatalogError>((m, read))
             })
             .buffered(READS_AT_ONCE)
@@ -421,9 +566,8 @@ impl Planner {
             appended,
             stats,
         };
-        tokio::task::spawn_blocking(move || scope.tasks(&read))
-            .await
-            .map_err(|e| CatalogError::internal(format!("planning stopped: {e}")))?
+        // On a planning thread already: rendering a large plan holds it, not a request thread.
+        scope.tasks(&read, reservation)
     }
 
     /// A plan too large for one answer as plan tasks: each covers a run of consecutive manifest
@@ -526,6 +670,7 @@ impl Scan {
     fn tasks(
         mut self,
         read: &[(ManifestFile, Arc<iceberg::spec::Manifest>)],
+        mut reservation: Reservation,
     ) -> CatalogResult<ScanTasks> {
         let mut deletes = deletes::DeleteIndex::default();
         for (file, manifest) in read
@@ -606,12 +751,17 @@ impl Scan {
                 };
                 task.insert("residual-filter".into(), residual);
                 tasks.push(&Value::Object(task));
+                let held = (tasks.len() + delete_files.len()) as u64 + budget::START_BYTES;
+                if held > reservation.bytes() {
+                    reservation.grow_to(held)?;
+                }
             }
         }
         Ok(ScanTasks {
             delete_files: (!delete_files.is_empty()).then(|| delete_files.done()),
             file_scan_tasks: tasks.done(),
             plan_tasks: Vec::new(),
+            reservation: Some(reservation),
         })
     }
 

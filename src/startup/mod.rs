@@ -213,12 +213,15 @@ impl Application {
             },
             reachability,
         ));
-        let planner = Arc::new(crate::planning::Planner::new(
-            settings.planning.clone(),
-            settings.manifest_cache_bytes,
-            settings.max_metadata_file_bytes,
-            tokens.clone(),
-        ));
+        let planner = Arc::new(
+            crate::planning::Planner::new(
+                settings.planning.clone(),
+                settings.manifest_cache_bytes,
+                settings.max_metadata_file_bytes,
+                tokens.clone(),
+            )
+            .map_err(|e| fail("cannot start the planning threads")(&e))?,
+        );
         let answers = Arc::new(TableAnswers::new(
             catalog.clone(),
             authz.clone(),
@@ -312,8 +315,9 @@ impl Application {
 impl Application {
     /// Serves until SIGTERM or SIGINT, then stops: no new connections; in-flight requests get
     /// the grace period (commits stop landing a second before it ends, answering 503 "did not
-    /// land"), what still runs after it is dropped, the store is made durable and closed, and only
-    /// then does the log say the server stopped. No commit lands after that line.
+    /// land"), the background loops are joined, the store is made durable and closed while the
+    /// workers still run, what still runs is dropped, and only then does the log say the server
+    /// stopped. No commit lands after that line.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
         let (catalog, grace, limits, background) = (
@@ -353,9 +357,26 @@ impl Application {
                 (started + grace).max(std::time::Instant::now() + Duration::from_secs(1));
             let joined = background.join(deadline).await;
             tracing::info!(stopped = ?joined.stopped, aborted = ?joined.aborted, "background tasks stopped");
+            // The store closes before the workers stop: a pooled connection answers on the
+            // runtime that opened it (often a worker's), and a connection going back to the pool
+            // is tested there first. Closing waits for those tests and closes every connection
+            // while each runtime still runs. Requests that come now answer 503 without the store.
+            let left = (started + grace)
+                .saturating_duration_since(std::time::Instant::now())
+                .max(Duration::from_secs(1));
+            match tokio::time::timeout(left, catalog.store().close()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(
+                    error = &e as &dyn std::error::Error,
+                    "the store did not close cleanly"
+                ),
+                Err(_) => tracing::warn!("requests still held the store: closing it after them"),
+            }
             handle.stop(false).await;
         });
         self.server.await?;
+        // Closing is idempotent: this makes durable what dropped requests may have left, and
+        // closes the store when the server ended without a stop signal.
         if let Err(e) = self.catalog.store().close().await {
             tracing::error!(
                 error = &e as &dyn std::error::Error,

@@ -463,7 +463,7 @@ pub trait StoreLifecycle: Send + Sync {
     /// the [`sled_snapshot`] format; `None` for a backend backed up with its own tools.
     async fn snapshot(&self) -> StoreResult<Option<Vec<u8>>>;
     /// Makes everything acknowledged durable and lets go of the backend (at shutdown, after the
-    /// last request).
+    /// last request). Idempotent: a second call finds nothing left to do.
     async fn close(&self) -> StoreResult<()>;
 }
 

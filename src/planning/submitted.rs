@@ -1,0 +1,203 @@
+//! Plans answered `submitted` and finished in the background, on the replica that took them:
+//! polled until done (the finished answer is handed over once), cancelled, or dropped when their
+//! plan id expires. A replica that does not hold a plan plans its id again (plan ids are signed
+//! and name what to plan), so polling works on every replica.
+//!
+//! Owns: the background plans of this replica and their states. Must not touch: what a plan
+//! computes, or who may poll it (plan ids are checked before).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::task::AbortHandle;
+
+use super::ScanTasks;
+use super::runtime::PlanningRuntime;
+use crate::catalog::CatalogError;
+
+/// Background plans kept at once on a replica (each also holds its memory reservation).
+const MAX_KEPT: u64 = 10_000;
+
+/// Where a background plan is.
+#[derive(Debug)]
+pub enum Progress {
+    /// Still planning.
+    Running,
+    /// Done: the answer, handed over to the first poll that finds it.
+    Done(Result<ScanTasks, CatalogError>),
+    /// Cancelled by its client.
+    Cancelled,
+}
+
+enum State {
+    Running(AbortHandle),
+    Done(Result<ScanTasks, CatalogError>),
+    Cancelled,
+}
+
+type Entry = Arc<Mutex<State>>;
+
+/// A replica's background plans, by plan id.
+pub struct Submitted {
+    plans: moka::sync::Cache<String, Entry>,
+}
+
+fn lock(entry: &Entry) -> std::sync::MutexGuard<'_, State> {
+    entry
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Submitted {
+    /// Plans are kept at most `ttl` (their plan id's lifetime); one still running then stops.
+    pub fn new(ttl: Duration) -> Self {
+        let plans = moka::sync::Cache::builder()
+            .max_capacity(MAX_KEPT)
+            .time_to_live(ttl)
+            .eviction_listener(|_id, entry: Entry, _cause| {
+                if let State::Running(job) = &*lock(&entry) {
+                    job.abort();
+                }
+            })
+            .build();
+        Self { plans }
+    }
+
+    /// Keeps the plan `job` computes under `id`, until it is polled, cancelled or expires (a
+    /// task on the planning `runtime` waits for it).
+    pub fn keep(
+        &self,
+        id: String,
+        job: tokio::task::JoinHandle<Result<ScanTasks, CatalogError>>,
+        runtime: &PlanningRuntime,
+    ) {
+        // Expired plans are let go now, not at some later read.
+        self.plans.run_pending_tasks();
+        let entry: Entry = Arc::new(Mutex::new(State::Running(job.abort_handle())));
+        self.plans.insert(id, entry.clone());
+        runtime.spawn(async move {
+            let done = match job.await {
+                Ok(done) => done,
+                // Cancelled (aborted): the state says so already.
+                Err(e) if e.is_cancelled() => return,
+                Err(e) => Err(CatalogError::internal(format!("planning stopped: {e}"))),
+            };
+            let mut state = lock(&entry);
+            if matches!(*state, State::Running(_)) {
+                *state = State::Done(done);
+            }
+        });
+    }
+
+    /// Where the plan `id` is, when this replica holds it; a finished one is handed over (and
+    /// no longer held).
+    pub fn poll(&self, id: &str) -> Option<Progress> {
+        let entry = self.plans.get(id)?;
+        let mut state = lock(&entry);
+        Some(match &*state {
+            State::Running(_) => Progress::Running,
+            State::Cancelled => Progress::Cancelled,
+            State::Done(_) => {
+                let State::Done(done) = std::mem::replace(&mut *state, State::Cancelled) else {
+                    unreachable!("matched above")
+                };
+                drop(state);
+                self.plans.invalidate(id);
+                Progress::Done(done)
+            }
+        })
+    }
+
+    /// Stops the plan `id` if this replica is computing it, and frees what it holds; a later
+    /// poll here answers that it was cancelled.
+    pub fn cancel(&self, id: &str) {
+        if let Some(entry) = self.plans.get(id) {
+            let mut state = lock(&entry);
+            if let State::Running(job) = &*state {
+                job.abort();
+            }
+            *state = State::Cancelled;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tasks() -> ScanTasks {
+        ScanTasks::default()
+    }
+
+    #[tokio::test]
+    async fn a_plan_is_polled_running_then_handed_over_once() {
+        let runtime = PlanningRuntime::new(1, 0).unwrap();
+        let kept = Submitted::new(Duration::from_secs(60));
+        let (go, wait) = tokio::sync::oneshot::channel::<()>();
+        kept.keep(
+            "p".into(),
+            tokio::spawn(async move {
+                let _ = wait.await;
+                Ok(tasks())
+            }),
+            &runtime,
+        );
+        assert!(matches!(kept.poll("p"), Some(Progress::Running)));
+        go.send(()).unwrap();
+        let mut polled = kept.poll("p");
+        for _ in 0..100 {
+            if !matches!(polled, Some(Progress::Running)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            polled = kept.poll("p");
+        }
+        assert!(matches!(polled, Some(Progress::Done(Ok(_)))), "{polled:?}");
+        // Handed over: this replica no longer holds it (a poll plans the id again).
+        assert!(kept.poll("p").is_none());
+        assert!(kept.poll("another").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_plan_stops_and_says_so() {
+        let runtime = PlanningRuntime::new(1, 0).unwrap();
+        let kept = Submitted::new(Duration::from_secs(60));
+        let (dropped, stopped) = tokio::sync::oneshot::channel::<()>();
+        kept.keep(
+            "p".into(),
+            tokio::spawn(async move {
+                // Held until the task is dropped: aborting drops it.
+                let _dropped = dropped;
+                futures::future::pending::<()>().await;
+                Ok(tasks())
+            }),
+            &runtime,
+        );
+        kept.cancel("p");
+        assert!(stopped.await.is_err(), "the plan's work was dropped");
+        assert!(matches!(kept.poll("p"), Some(Progress::Cancelled)));
+    }
+
+    #[tokio::test]
+    async fn an_expired_plan_stops() {
+        let runtime = PlanningRuntime::new(1, 0).unwrap();
+        let kept = Submitted::new(Duration::from_millis(50));
+        let (dropped, stopped) = tokio::sync::oneshot::channel::<()>();
+        kept.keep(
+            "p".into(),
+            tokio::spawn(async move {
+                let _dropped = dropped;
+                futures::future::pending::<()>().await;
+                Ok(tasks())
+            }),
+            &runtime,
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(kept.poll("p").is_none());
+        kept.plans.run_pending_tasks();
+        assert!(
+            stopped.await.is_err(),
+            "the expired plan's work was dropped"
+        );
+    }
+}
