@@ -212,6 +212,10 @@ impl Default for PostgresSettings {
     }
 }
 
+/// What a plan reserves of `planning.max_bytes_in_flight` when it starts (its request and the
+/// state it builds), and so the least that setting may be.
+pub const PLAN_START_BYTES: u64 = 64 * 1024;
+
 /// Scan planning (`[planning]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -449,8 +453,10 @@ impl Settings {
         if self.planning.threads == 0 || !(0..=19).contains(&self.planning.nice) {
             return bad("planning.threads: must be at least 1; planning.nice: between 0 and 19");
         }
-        if self.planning.max_bytes_in_flight < 1024 * 1024 {
-            return bad("planning.max_bytes_in_flight: must be at least 1 MiB");
+        if self.planning.max_bytes_in_flight < PLAN_START_BYTES {
+            return bad(
+                "planning.max_bytes_in_flight: must be at least 65536 (what a plan reserves to start)",
+            );
         }
         if self.planning.manifests_per_task == 0 || self.planning.max_in_flight == 0 {
             return bad(

@@ -15,7 +15,7 @@ use crate::catalog::{CatalogError, CatalogResult, ErrorType};
 const UNIT: u64 = 1024;
 
 /// What a plan reserves when it starts (its request, the state it builds).
-pub const START_BYTES: u64 = 64 * 1024;
+pub use crate::config::PLAN_START_BYTES as START_BYTES;
 
 /// The bound on memory for plans in flight.
 #[derive(Clone)]

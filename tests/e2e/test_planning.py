@@ -345,6 +345,103 @@ def test_a_large_plan_is_split_into_plan_tasks_that_only_their_holder_can_use(sp
     assert sum(t["data-file"]["record-count"] for r in later for t in r["file-scan-tasks"]) == 80
 
 
+def serving_events(config_toml):
+    """A Floe with `config_toml`, the events table (four appends) and the events table's URL."""
+    from conftest import FloeServer
+    server = FloeServer(config_toml=config_toml)
+    client = server.catalog()
+    client.create_namespace(("plan",))
+    table = client.create_table(("plan", "events"), schema=SCHEMA, partition_spec=SPEC)
+    table.append(batch(0, 20, "oslo", 0))
+    table.append(batch(100, 20, "rome", 0, amount=50.0))
+    table.append(batch(200, 20, "oslo", 1, amount=100.0))
+    table.append(pa.concat_tables([batch(300, 10, "lima", 2), batch(400, 10, "rome", 2, amount=500.0)]))
+    h = server.root_headers()
+    wh = requests.get(f"{server.uri}/v1/config", params={"warehouse": "demo"}, headers=h).json()["overrides"]["prefix"]
+    return server, client, h, f"{server.uri}/v1/{wh}/namespaces/plan/tables"
+
+
+def polled(url, headers, plan_id):
+    """Polls a plan until it is no longer `submitted`; its last answer."""
+    import time
+    for _ in range(200):
+        r = requests.get(f"{url}/plan/{plan_id}", headers=headers)
+        assert r.status_code == 200, r.text
+        if r.json()["status"] != "submitted":
+            return r.json()
+        time.sleep(0.02)
+    raise AssertionError("the plan stayed submitted")
+
+
+def test_a_submitted_plan_is_polled_to_completion_cancelled_or_failed():
+    """With `planning.submitted_after_ms = 0` every plan answers `submitted` and finishes in the
+    background: polled to `completed` (with what a completed plan holds), `cancelled` after a
+    cancel, `failed` with the error in the spec's shape when planning fails; a completed plan's
+    id may be cancelled (Iceberg Java does so when a scan closes)."""
+    floe, client, h, tables_url = serving_events("[planning]\nsubmitted_after_ms = 0\n")
+    try:
+        url = f"{tables_url}/events"
+        r = requests.post(f"{url}/plan", headers=h, json={"filter": {"type": "eq", "term": "city", "value": "rome"}})
+        assert r.status_code == 200, r.text
+        submitted = r.json()
+        assert submitted["status"] == "submitted" and submitted["plan-id"], submitted
+        assert "file-scan-tasks" not in submitted and "storage-credentials" not in submitted
+        done = polled(url, h, submitted["plan-id"])
+        assert done["status"] == "completed", done
+        assert sum(t["data-file"]["record-count"] for t in done["file-scan-tasks"]) == 30
+        # Handed over once; the id still names the plan, planned again.
+        again = requests.get(f"{url}/plan/{submitted['plan-id']}", headers=h).json()
+        assert again["status"] == "completed"
+        assert sorted(t["data-file"]["file-path"] for t in again["file-scan-tasks"]) == \
+            sorted(t["data-file"]["file-path"] for t in done["file-scan-tasks"])
+        assert requests.delete(f"{url}/plan/{submitted['plan-id']}", headers=h).status_code == 204
+
+        # Cancelled: a later poll says so. Another principal can neither poll nor cancel it.
+        plan_id = requests.post(f"{url}/plan", headers=h, json={}).json()["plan-id"]
+        wh = tables_url.split("/v1/")[1].split("/")[0]
+        reader = reader_of_events(floe, h, wh, "reader", "TABLE_READ_DATA")
+        r = requests.delete(f"{url}/plan/{plan_id}", headers=reader)
+        assert r.status_code == 404 and r.json()["error"]["type"] == "NoSuchPlanIdException", r.text
+        assert requests.delete(f"{url}/plan/{plan_id}", headers=h).status_code == 204
+        assert requests.get(f"{url}/plan/{plan_id}", headers=h).json() == {"status": "cancelled"}
+
+        # Failed: the table's manifest list is gone from storage.
+        broken = client.create_table(("plan", "broken"), schema=SCHEMA, partition_spec=SPEC)
+        broken.append(batch(0, 3, "oslo", 0))
+        manifest_list = broken.refresh().current_snapshot().manifest_list
+        Path(manifest_list.removeprefix("file://")).unlink()
+        plan_id = requests.post(f"{tables_url}/broken/plan", headers=h, json={}).json()["plan-id"]
+        failed = polled(f"{tables_url}/broken", h, plan_id)
+        assert failed["status"] == "failed", failed
+        assert set(failed["error"]) >= {"message", "type", "code"}, failed
+        # As a plan answered at once would say (naming the caller's own table's file).
+        assert (failed["error"]["type"], failed["error"]["code"]) == ("NotFoundException", 404), failed
+        assert "does not exist" in failed["error"]["message"], failed
+    finally:
+        floe.stop()
+
+
+def test_plans_in_flight_are_bounded_in_memory_and_answer_503_past_the_bound():
+    """`planning.max_bytes_in_flight` at its least (what one plan reserves to start): a plan
+    whose answer would pass it answers 503 with `Retry-After`, and the server goes on serving
+    (load-table, a plan of an empty table)."""
+    floe, client, h, tables_url = serving_events("[planning]\nmax_bytes_in_flight = 65536\n")
+    try:
+        r = requests.post(f"{tables_url}/events/plan", headers=h, json={})
+        assert r.status_code == 503, r.text
+        assert int(r.headers["Retry-After"]) >= 1
+        assert r.json()["error"]["code"] == 503 and "plan data" in r.json()["error"]["message"]
+        assert requests.get(f"{tables_url}/events", headers=h).status_code == 200
+        client.create_table(("plan", "empty"), schema=SCHEMA)
+        r = requests.post(f"{tables_url}/empty/plan", headers=h, json={})
+        assert r.status_code == 200 and r.json()["file-scan-tasks"] == [], r.text
+        # What the refused plan reserved was given back: the same refusal, not another.
+        r = requests.post(f"{tables_url}/events/plan", headers=h, json={})
+        assert r.status_code == 503 and "plan data" in r.json()["error"]["message"], r.text
+    finally:
+        floe.stop()
+
+
 def test_a_warehouse_set_to_server_planning_makes_pyiceberg_plan_on_the_server(floe, tables):
     client, _ = tables
     h = floe.root_headers()
