@@ -42,7 +42,9 @@
 //!   or the appends between two), its manifests read only from under the table's own location and
 //!   kept parsed in a byte-bounded cache, pruning by partition summaries, partition values and
 //!   column metrics with the `iceberg` crate's binding and transforms, the delete files each data
-//!   file needs, residual filters, and the spec's `FileScanTask` JSON.
+//!   file needs, residual filters, and the spec's `FileScanTask` JSON; plans run on a
+//!   low-priority runtime of their own, bounded in number and in bytes, and may finish in the
+//!   background (`submitted`, polled, cancelled, expired).
 //! - [`vending`]: what a reader of a table gets: the [`vending::Vending`] facade with its cache of
 //!   rendered credentials, and the one place that decides the storage part of a table answer
 //!   (plain settings, vended credentials or the remote signer), presigned URLs, signing and

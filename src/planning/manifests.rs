@@ -9,7 +9,9 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use iceberg::spec::{FormatVersion, Manifest, ManifestFile, ManifestList, ManifestStatus};
+use iceberg::spec::{
+    Datum, FormatVersion, Manifest, ManifestFile, ManifestList, ManifestStatus, PrimitiveLiteral,
+};
 
 use crate::catalog::{CatalogError, CatalogResult, ErrorType};
 use crate::storage::WarehouseIo;
@@ -81,11 +83,36 @@ pub struct ManifestCache {
     max_file_bytes: u64,
 }
 
-/// What a parsed manifest list occupies: the entry, and per manifest its path and its
-/// partition summaries (an estimate from the parsed types' layout).
+/// What a hash map of `n` entries of `slot` bytes occupies: hashbrown keeps a power-of-two
+/// number of buckets at most 7/8 full, a control byte each and a group of 16 more.
+fn map_bytes(n: usize, slot: usize) -> usize {
+    if n == 0 {
+        return 0;
+    }
+    let buckets = match n {
+        0..4 => 4,
+        4..8 => 8,
+        _ => (n * 8 / 7).next_power_of_two(),
+    };
+    buckets * (slot + 1) + 16
+}
+
+/// What a value's own heap part occupies beyond its slot (text and bytes, with the allocator's
+/// 16 bytes).
+fn heap_bytes(value: &Datum) -> usize {
+    match value.literal() {
+        PrimitiveLiteral::String(s) => s.len() + 16,
+        PrimitiveLiteral::Binary(b) => b.len() + 16,
+        _ => 0,
+    }
+}
+
+/// What a parsed manifest list occupies: per manifest its entry, its path and its partition
+/// summaries. Calibrated against the allocator's count (`tests/integration/memory.rs`), with a
+/// twentieth more so it is never lighter than it is.
 fn list_weight(list: &ManifestList) -> u32 {
-    const BASE: usize = 256;
-    const PER_MANIFEST: usize = 240;
+    const BASE: usize = 2400;
+    const PER_MANIFEST: usize = 450;
     const PER_SUMMARY: usize = 96;
     let bytes = BASE
         + list
@@ -105,34 +132,43 @@ fn list_weight(list: &ManifestList) -> u32 {
                     })
             })
             .sum::<usize>();
-    u32::try_from(bytes).unwrap_or(u32::MAX)
+    u32::try_from(bytes + bytes / 20).unwrap_or(u32::MAX)
 }
 
-/// What a parsed manifest occupies: its schema and spec, and per entry the data file with its
-/// path, partition values and column metrics (each map entry of a count, each bound a value).
+/// What a parsed manifest occupies: its schema (with the schema's lookup maps) and spec, and per
+/// entry the data file with its path, partition values, and its metrics maps as hashbrown lays
+/// them out (a count is 16 bytes a slot, a bound 63). Calibrated against the allocator's count
+/// (`tests/integration/memory.rs`), with a twentieth more so it is never lighter than it is.
 fn manifest_weight(manifest: &Manifest) -> u32 {
-    const BASE: usize = 4096;
-    const PER_ENTRY: usize = 720;
-    const PER_COUNT: usize = 24;
-    const PER_BOUND: usize = 88;
+    const BASE: usize = 2048;
+    const PER_SCHEMA_FIELD: usize = 940;
+    const PER_ENTRY: usize = 1700;
+    const PER_PARTITION_VALUE: usize = 48;
+    const COUNT_SLOT: usize = 16;
+    const BOUND_SLOT: usize = 63;
+    let schema_fields = manifest.metadata().schema.field_id_to_fields().len();
     let bytes = BASE
+        + PER_SCHEMA_FIELD * schema_fields
         + manifest
             .entries()
             .iter()
             .map(|e| {
                 let f = &e.data_file;
+                let bounds = |m: &std::collections::HashMap<i32, Datum>| {
+                    map_bytes(m.len(), BOUND_SLOT) + m.values().map(heap_bytes).sum::<usize>()
+                };
                 PER_ENTRY
                     + f.file_path().len()
-                    + 48 * f.partition().fields().len()
-                    + PER_COUNT
-                        * (f.column_sizes().len()
-                            + f.value_counts().len()
-                            + f.null_value_counts().len()
-                            + f.nan_value_counts().len())
-                    + PER_BOUND * (f.lower_bounds().len() + f.upper_bounds().len())
+                    + PER_PARTITION_VALUE * f.partition().fields().len()
+                    + map_bytes(f.column_sizes().len(), COUNT_SLOT)
+                    + map_bytes(f.value_counts().len(), COUNT_SLOT)
+                    + map_bytes(f.null_value_counts().len(), COUNT_SLOT)
+                    + map_bytes(f.nan_value_counts().len(), COUNT_SLOT)
+                    + bounds(f.lower_bounds())
+                    + bounds(f.upper_bounds())
             })
             .sum::<usize>();
-    u32::try_from(bytes).unwrap_or(u32::MAX)
+    u32::try_from(bytes + bytes / 20).unwrap_or(u32::MAX)
 }
 
 impl ManifestCache {
@@ -183,13 +219,12 @@ impl ManifestCache {
         let bytes = files
             .read(&key.0, "manifest list", self.max_file_bytes)
             .await?;
-        let list =
-            tokio::task::spawn_blocking(move || ManifestList::parse_with_version(&bytes, version))
-                .await
-                .map_err(|e| CatalogError::internal(e.to_string()))?
-                .map_err(|e| unreadable(location, "manifest list", e))?;
+        let (list, weight) = tokio::task::spawn_blocking(move || parsed_list(&bytes, version))
+            .await
+            .map_err(|e| CatalogError::internal(e.to_string()))?
+            .map_err(|e| unreadable(location, "manifest list", e))?;
         let kept = Kept {
-            weight: list_weight(&list),
+            weight,
             value: Arc::new(list),
         };
         self.lists.insert(key, kept.clone());
@@ -210,20 +245,34 @@ impl ManifestCache {
         }
         let bytes = files.read(&own, "manifest", self.max_file_bytes).await?;
         let named_by = file.clone();
-        let manifest = tokio::task::spawn_blocking(move || {
-            Manifest::parse_avro(&bytes).map(|m| inherited(m, &named_by))
-        })
-        .await
-        .map_err(|e| CatalogError::internal(e.to_string()))?
-        .map_err(|e| unreadable(&file.manifest_path, "manifest", e))?;
+        let (manifest, weight) =
+            tokio::task::spawn_blocking(move || parsed_manifest(&bytes, &named_by))
+                .await
+                .map_err(|e| CatalogError::internal(e.to_string()))?
+                .map_err(|e| unreadable(&file.manifest_path, "manifest", e))?;
         let kept = Kept {
-            weight: manifest_weight(&manifest),
+            weight,
             value: Arc::new(manifest),
         };
         self.manifests.insert(own, kept.clone());
         self.kept();
         Ok(kept.value)
     }
+}
+
+/// A manifest list parsed from its Avro `bytes`, and what it occupies parsed.
+pub fn parsed_list(bytes: &[u8], version: FormatVersion) -> iceberg::Result<(ManifestList, u32)> {
+    let list = ManifestList::parse_with_version(bytes, version)?;
+    let weight = list_weight(&list);
+    Ok((list, weight))
+}
+
+/// A manifest parsed from its Avro `bytes`, with what its entries inherit from `file` (the
+/// manifest list's entry for it) filled in, and what it occupies parsed.
+pub fn parsed_manifest(bytes: &[u8], file: &ManifestFile) -> iceberg::Result<(Manifest, u32)> {
+    let manifest = inherited(Manifest::parse_avro(bytes)?, file);
+    let weight = manifest_weight(&manifest);
+    Ok((manifest, weight))
 }
 
 fn unreadable(location: &str, what: &str, e: iceberg::Error) -> CatalogError {

@@ -5,9 +5,12 @@
 //! metrics. The crate keeps its own evaluators private, so the tests of one predicate against
 //! one bound or value are written here; each answers "may match" whenever it cannot be sure.
 //!
-//! A predicate that cannot be typed (a transform term, a literal the column's type cannot hold
-//! exactly) prunes nothing and stays in every residual: pruning is only ever an optimisation,
-//! and the residual is what the client still applies.
+//! A predicate on a transform term (`day(ts) = '2026-01-02'`) tests the partition field of a
+//! spec that has the same transform of the same column, exactly: it prunes manifests and files of
+//! that spec and is decided in their residuals; on other specs, and against column metrics, it
+//! prunes nothing. A predicate that cannot be typed (a literal the type cannot hold exactly)
+//! prunes nothing and stays in every residual: pruning is only ever an optimisation, and the
+//! residual is what the client still applies.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -16,7 +19,7 @@ use std::sync::Arc;
 use iceberg::expr::{Bind, BoundPredicate, Predicate, PredicateOperator, Reference};
 use iceberg::spec::{
     DataFile, Datum, FieldSummary, Literal, PartitionSpec, PrimitiveLiteral, PrimitiveType, Schema,
-    SchemaRef, Struct, StructType, Type,
+    SchemaRef, Struct, StructType, Transform, Type,
 };
 
 use super::filter::{Arity, Filter, Leaf, Op, Term};
@@ -71,7 +74,7 @@ impl PruningFilter {
             .partition_type(&self.schema)
             .map_err(|e| PruneError(format!("partition spec {}: {e}", spec.spec_id())))?;
         let partition_schema = partition_schema(&partition_type)?;
-        let inclusive = project(&self.bound, spec, false)?;
+        let inclusive = self.on_partition(&self.filter, spec)?;
         let inclusive = bind(&inclusive, &partition_schema, true)?;
         Ok(SpecFilter {
             spec: Arc::new(spec.clone()),
@@ -80,6 +83,54 @@ impl PruningFilter {
             inclusive,
             residuals: HashMap::new(),
         })
+    }
+
+    /// `filter` as a predicate on `spec`'s partition fields that every partition holding a match
+    /// satisfies: each predicate on a column projected with the spec's transforms, each on a
+    /// transform term tested on the field with that transform (`true` where there is none).
+    fn on_partition(&self, filter: &Filter, spec: &PartitionSpec) -> Result<Predicate, PruneError> {
+        Ok(match filter {
+            Filter::True => Predicate::AlwaysTrue,
+            Filter::False => Predicate::AlwaysFalse,
+            Filter::And(a, b) => self.on_partition(a, spec)?.and(self.on_partition(b, spec)?),
+            Filter::Or(a, b) => self.on_partition(a, spec)?.or(self.on_partition(b, spec)?),
+            // None is left after `without_not`.
+            Filter::Not(_) => Predicate::AlwaysTrue,
+            Filter::Leaf(leaf) => match &leaf.term {
+                Term::Column(_) => match leaf_predicate(leaf, &self.schema, self.case_sensitive) {
+                    Some(one) => {
+                        project(&bind(&one, &self.schema, self.case_sensitive)?, spec, false)?
+                    }
+                    None => Predicate::AlwaysTrue,
+                },
+                Term::Transform { .. } => self
+                    .transform_predicate(leaf, spec)
+                    .unwrap_or(Predicate::AlwaysTrue),
+            },
+        })
+    }
+
+    /// A predicate on a transform term as one on the partition field of `spec` with that very
+    /// transform of that column (the field holds the term's value), or `None` when there is no
+    /// such field or the literal is not of the transform's result type exactly.
+    fn transform_predicate(&self, leaf: &Leaf, spec: &PartitionSpec) -> Option<Predicate> {
+        let Term::Transform {
+            transform,
+            column: name,
+        } = &leaf.term
+        else {
+            return None;
+        };
+        let source = column(&self.schema, name, self.case_sensitive).ok()?;
+        let transform: Transform = transform.parse().ok()?;
+        let field = spec
+            .fields()
+            .iter()
+            .find(|f| f.source_id == source.id && f.transform == transform)?;
+        let Type::Primitive(result) = transform.result_type(&source.field_type).ok()? else {
+            return None;
+        };
+        compare(Reference::new(field.name.clone()), &result, leaf)
     }
 
     /// The whole filter as the client sent it (the residual where no partition decides anything).
@@ -118,6 +169,22 @@ impl PruningFilter {
 
     fn leaf_residual(&self, leaf: &Leaf, spec: &SpecFilter, partition: &Struct) -> Filter {
         let keep = || Filter::Leaf(leaf.clone());
+        if let Term::Transform { .. } = &leaf.term {
+            // Exact on the partition field with the same transform: the partition decides it.
+            let Some(exact) = self
+                .transform_predicate(leaf, &spec.spec)
+                .and_then(|p| bind(&p, &spec.partition_schema, true).ok())
+            else {
+                return keep();
+            };
+            if spec.partition_holds(&exact, partition, false) {
+                return Filter::True;
+            }
+            if !spec.partition_holds(&exact, partition, true) {
+                return Filter::False;
+            }
+            return keep();
+        }
         let Some(one) = leaf_predicate(leaf, &self.schema, self.case_sensitive) else {
             return keep();
         };
@@ -279,7 +346,12 @@ fn leaf_predicate(leaf: &Leaf, schema: &Schema, case_sensitive: bool) -> Option<
         return None;
     };
     // Bound by the schema's own spelling of the name (binding may be case-sensitive).
-    let reference = Reference::new(field.name.clone());
+    compare(Reference::new(field.name.clone()), ty, leaf)
+}
+
+/// `leaf`'s test on `reference`, a value of `ty`, with its literals typed as `ty`; `None` when
+/// that cannot be done exactly.
+fn compare(reference: Reference, ty: &PrimitiveType, leaf: &Leaf) -> Option<Predicate> {
     let typed = |v: &serde_json::Value| typed_literal(ty, v);
     Some(match leaf.op.arity() {
         Arity::None => match leaf.op {
@@ -828,6 +900,56 @@ mod tests {
             .upper_bounds(HashMap::from([(1, Datum::long(upper))]))
             .build()
             .unwrap()
+    }
+
+    #[test]
+    fn a_transform_term_is_tested_on_the_partition_field_with_that_transform() {
+        let spec = PartitionSpec::builder(schema())
+            .with_spec_id(0)
+            .add_partition_field("id", "id_bucket", Transform::Bucket(4))
+            .unwrap()
+            .add_partition_field("name", "name_trunc", Transform::Truncate(2))
+            .unwrap()
+            .build()
+            .unwrap();
+        let partition = |bucket: i32, prefix: &str| {
+            Struct::from_iter([Some(Literal::int(bucket)), Some(Literal::string(prefix))])
+        };
+        let bucket = json!({"type": "transform", "transform": "bucket[4]", "term": "id"});
+        let pruning = filter(json!({"type": "eq", "term": bucket.clone(), "value": 3}));
+        let mut on_spec = pruning.on_spec(&spec).unwrap();
+        assert!(on_spec.partition_may_match(&partition(3, "ab")));
+        assert!(!on_spec.partition_may_match(&partition(1, "ab")));
+        assert_eq!(
+            pruning.residual(&mut on_spec, &partition(3, "ab")),
+            json!(true)
+        );
+        assert_eq!(
+            pruning.residual(&mut on_spec, &partition(2, "ab")),
+            json!(false)
+        );
+        // A null partition value holds rows whose transform is null: never equal to 3.
+        let nulls = Struct::from_iter([None, Some(Literal::string("ab"))]);
+        assert!(!on_spec.partition_may_match(&nulls));
+        assert_eq!(pruning.residual(&mut on_spec, &nulls), json!(false));
+        // Under `or` with a column predicate the spec also projects.
+        let pruning = filter(json!({"type": "or",
+            "left": {"type": "eq", "term": bucket.clone(), "value": 3},
+            "right": {"type": "starts-with", "term": "name", "value": "xy"}}));
+        let on_spec = pruning.on_spec(&spec).unwrap();
+        assert!(on_spec.partition_may_match(&partition(3, "ab")));
+        assert!(on_spec.partition_may_match(&partition(0, "xy")));
+        assert!(!on_spec.partition_may_match(&partition(0, "ab")));
+        // Another transform of the column (no such field), or a literal of the wrong type:
+        // nothing pruned; and never against column metrics.
+        for other in [
+            json!({"type": "eq", "term": {"type": "transform", "transform": "bucket[8]", "term": "id"}, "value": 3}),
+            json!({"type": "eq", "term": bucket.clone(), "value": "three"}),
+        ] {
+            let on_spec = filter(other).on_spec(&spec).unwrap();
+            assert!(on_spec.partition_may_match(&partition(1, "ab")));
+        }
+        assert!(pruning.metrics_may_match(&file(100, 200, 0)));
     }
 
     #[test]

@@ -158,10 +158,12 @@ mod tests {
         assert!(kept.poll("another").is_none());
     }
 
-    #[tokio::test]
-    async fn a_cancelled_plan_stops_and_says_so() {
-        let runtime = PlanningRuntime::new(1, 0).unwrap();
-        let kept = Submitted::new(Duration::from_secs(60));
+    /// Keeps a plan "p" that never finishes; what it returns fails once the plan's work is
+    /// dropped.
+    fn never_done(
+        kept: &Submitted,
+        runtime: &PlanningRuntime,
+    ) -> tokio::sync::oneshot::Receiver<()> {
         let (dropped, stopped) = tokio::sync::oneshot::channel::<()>();
         kept.keep(
             "p".into(),
@@ -171,8 +173,16 @@ mod tests {
                 futures::future::pending::<()>().await;
                 Ok(tasks())
             }),
-            &runtime,
+            runtime,
         );
+        stopped
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_plan_stops_and_says_so() {
+        let runtime = PlanningRuntime::new(1, 0).unwrap();
+        let kept = Submitted::new(Duration::from_secs(60));
+        let stopped = never_done(&kept, &runtime);
         kept.cancel("p");
         assert!(stopped.await.is_err(), "the plan's work was dropped");
         assert!(matches!(kept.poll("p"), Some(Progress::Cancelled)));
@@ -182,16 +192,7 @@ mod tests {
     async fn an_expired_plan_stops() {
         let runtime = PlanningRuntime::new(1, 0).unwrap();
         let kept = Submitted::new(Duration::from_millis(50));
-        let (dropped, stopped) = tokio::sync::oneshot::channel::<()>();
-        kept.keep(
-            "p".into(),
-            tokio::spawn(async move {
-                let _dropped = dropped;
-                futures::future::pending::<()>().await;
-                Ok(tasks())
-            }),
-            &runtime,
-        );
+        let stopped = never_done(&kept, &runtime);
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(kept.poll("p").is_none());
         kept.plans.run_pending_tasks();

@@ -78,16 +78,21 @@ def read(table, **scan):
     return sorted(tuple(r[c] for c in cols) for r in result.to_pylist()), cols
 
 
-@pytest.fixture
-def tables(floe):
-    client = floe.catalog()
-    server = floe.catalog(**{"scan-planning-mode": "server"})
+def with_events(client):
+    """The events table: partitioned by city and day, four appends (80 rows, five files)."""
     client.create_namespace(("plan",))
     table = client.create_table(("plan", "events"), schema=SCHEMA, partition_spec=SPEC)
     table.append(batch(0, 20, "oslo", 0))
     table.append(batch(100, 20, "rome", 0, amount=50.0))
     table.append(batch(200, 20, "oslo", 1, amount=100.0))
     table.append(pa.concat_tables([batch(300, 10, "lima", 2), batch(400, 10, "rome", 2, amount=500.0)]))
+
+
+@pytest.fixture
+def tables(floe):
+    client = floe.catalog()
+    server = floe.catalog(**{"scan-planning-mode": "server"})
+    with_events(client)
     return client, server
 
 
@@ -129,6 +134,43 @@ def test_pruning_keeps_only_the_files_a_filter_may_read(floe, tables):
     assert by_metrics == [], "no file holds an id above 409"
     by_day = list(table.scan(row_filter=LessThan("ts", (DAY0 + timedelta(hours=12)).isoformat())).plan_files())
     assert len(by_day) == 2, "day 0 holds oslo's and rome's first appends"
+
+
+def test_a_transform_term_prunes_by_the_partition_field_with_that_transform(floe, tables):
+    """Iceberg Java sends transform terms (`day(ts) = ...`); PyIceberg cannot. On a table
+    partitioned by `day(ts)` they prune as exactly as a predicate on the partition field, and are
+    decided in residuals; a transform no partition field has prunes nothing and stays."""
+    from datetime import date
+    h = floe.root_headers()
+    wh = requests.get(f"{floe.uri}/v1/config", params={"warehouse": "demo"}, headers=h).json()["overrides"]["prefix"]
+    url = f"{floe.uri}/v1/{wh}/namespaces/plan/tables/events/plan"
+    day = {"type": "transform", "transform": "day", "term": "ts"}
+
+    def planned(filter):
+        r = requests.post(url, headers=h, json={"filter": filter})
+        assert r.status_code == 200, r.text
+        tasks = r.json()["file-scan-tasks"]
+        return sum(t["data-file"]["record-count"] for t in tasks), tasks
+
+    rows, tasks = planned({"type": "eq", "term": day, "value": "2026-01-02"})
+    assert rows == 20 and [t["data-file"]["partition"][0] for t in tasks] == ["oslo"]
+    assert all(t["residual-filter"] is True for t in tasks)
+    # The literal as days since the epoch, as an unbound Java expression may send it.
+    assert planned({"type": "eq", "term": day, "value": (date(2026, 1, 2) - date(1970, 1, 1)).days})[0] == 20
+    assert planned({"type": "gt-eq", "term": day, "value": "2026-01-02"})[0] == 40
+    assert planned({"type": "lt", "term": day, "value": "2026-01-01"}) == (0, [])
+    assert planned({"type": "in", "term": day, "values": ["2026-01-01", "2026-01-03"]})[0] == 60
+    # With a column predicate, under `or` and `not`.
+    rows, tasks = planned({"type": "and", "left": {"type": "eq", "term": day, "value": "2026-01-03"},
+                           "right": {"type": "eq", "term": "city", "value": "rome"}})
+    assert rows == 10 and all(t["residual-filter"] is True for t in tasks)
+    assert planned({"type": "or", "left": {"type": "eq", "term": day, "value": "2026-01-02"},
+                    "right": {"type": "eq", "term": "city", "value": "lima"}})[0] == 30
+    assert planned({"type": "not", "child": {"type": "eq", "term": day, "value": "2026-01-01"}})[0] == 40
+    # No partition field is bucket[4](id): nothing pruned, the predicate stays in every residual.
+    bucket = {"type": "eq", "term": {"type": "transform", "transform": "bucket[4]", "term": "id"}, "value": 1}
+    rows, tasks = planned(bucket)
+    assert rows == 80 and all(t["residual-filter"] == bucket for t in tasks)
 
 
 def test_time_travel_schema_and_partition_evolution_and_deletes(floe, tables):
@@ -185,9 +227,9 @@ def test_planning_answers_errors_in_the_spec_shape(floe, tables):
     assert r.status_code == 200, r.text
     plan = r.json()
     assert plan["status"] == "completed"
-    assert len(plan["file-scan-tasks"]) == 5, "a transform term prunes nothing yet, and stays in every residual"
+    assert len(plan["file-scan-tasks"]) == 2, "day 2 holds lima's and rome's last append"
     task = plan["file-scan-tasks"][0]
-    assert task["residual-filter"]["term"] == {"type": "transform", "transform": "day", "term": "ts"}
+    assert task["residual-filter"] is True, "the partition field day(ts) decides it"
     data = task["data-file"]
     assert data["content"] == "data" and data["file-format"] == "parquet"
     assert isinstance(data["partition"], list) and len(data["partition"]) == 2
@@ -265,19 +307,22 @@ def test_planning_needs_read_data_and_reads_only_the_tables_own_manifests(floe, 
     assert "events" not in r.text
 
 
+def serving_events(config_toml):
+    """A Floe with `config_toml`, the events table (four appends) and the events table's URL."""
+    from conftest import FloeServer
+    server = FloeServer(config_toml=config_toml)
+    client = server.catalog()
+    with_events(client)
+    h = server.root_headers()
+    wh = requests.get(f"{server.uri}/v1/config", params={"warehouse": "demo"}, headers=h).json()["overrides"]["prefix"]
+    return server, client, h, f"{server.uri}/v1/{wh}/namespaces/plan/tables"
+
+
 @pytest.fixture
 def split():
     """A Floe whose plans hold at most two data manifests each, with the events table (four
     appends: four data manifests), and a second table."""
-    from conftest import FloeServer
-    server = FloeServer(config_toml="[planning]\nmanifests_per_task = 2\n")
-    client = server.catalog()
-    client.create_namespace(("plan",))
-    table = client.create_table(("plan", "events"), schema=SCHEMA, partition_spec=SPEC)
-    table.append(batch(0, 20, "oslo", 0))
-    table.append(batch(100, 20, "rome", 0, amount=50.0))
-    table.append(batch(200, 20, "oslo", 1, amount=100.0))
-    table.append(pa.concat_tables([batch(300, 10, "lima", 2), batch(400, 10, "rome", 2, amount=500.0)]))
+    server, client, _, _ = serving_events("[planning]\nmanifests_per_task = 2\n")
     other = client.create_table(("plan", "other"), schema=SCHEMA, partition_spec=SPEC)
     for i in range(3):
         other.append(batch(1000 * i, 3, "oslo", i))
@@ -343,22 +388,6 @@ def test_a_large_plan_is_split_into_plan_tasks_that_only_their_holder_can_use(sp
     client.load_table(("plan", "events")).append(batch(900, 5, "oslo", 5))
     later = [requests.post(f"{table_url}/tasks", headers=h, json={"plan-task": t}).json() for t in plan["plan-tasks"]]
     assert sum(t["data-file"]["record-count"] for r in later for t in r["file-scan-tasks"]) == 80
-
-
-def serving_events(config_toml):
-    """A Floe with `config_toml`, the events table (four appends) and the events table's URL."""
-    from conftest import FloeServer
-    server = FloeServer(config_toml=config_toml)
-    client = server.catalog()
-    client.create_namespace(("plan",))
-    table = client.create_table(("plan", "events"), schema=SCHEMA, partition_spec=SPEC)
-    table.append(batch(0, 20, "oslo", 0))
-    table.append(batch(100, 20, "rome", 0, amount=50.0))
-    table.append(batch(200, 20, "oslo", 1, amount=100.0))
-    table.append(pa.concat_tables([batch(300, 10, "lima", 2), batch(400, 10, "rome", 2, amount=500.0)]))
-    h = server.root_headers()
-    wh = requests.get(f"{server.uri}/v1/config", params={"warehouse": "demo"}, headers=h).json()["overrides"]["prefix"]
-    return server, client, h, f"{server.uri}/v1/{wh}/namespaces/plan/tables"
 
 
 def polled(url, headers, plan_id):

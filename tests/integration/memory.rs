@@ -150,24 +150,155 @@ fn a_cached_metadata_file_weighs_what_it_occupies() {
             metadata_json_with_log(10, 0, 100, 5, 100),
         ),
     ];
+    assert_weighed(shapes.iter().map(|(shape, json)| {
+        (*shape, json.len(), move || {
+            let cached = CachedTable::parse("s3://warehouse/m.json", json.as_bytes()).unwrap();
+            let weight = cached.weight();
+            (cached, weight)
+        })
+    }));
+}
+
+/// Parses each shape (its name, its file's size, the parse returning the value and its weight;
+/// the parse borrows the file, so that nothing it frees is counted against the value)
+/// and checks that the weight is never lighter than what the value occupies (the cache would
+/// outgrow its bound) and at most half again heavier (it would hold fewer files than it could).
+fn assert_weighed<T, F: FnOnce() -> (T, u32)>(
+    shapes: impl IntoIterator<Item = (&'static str, usize, F)>,
+) {
     let mut worst = (f64::MAX, f64::MIN);
-    for (shape, json) in shapes {
-        let (cached, occupied) =
-            occupied(|| CachedTable::parse("s3://warehouse/m.json", json.as_bytes()).unwrap());
-        let weight = cached.weight() as usize;
-        let ratio = weight as f64 / occupied as f64;
-        println!(
-            "{shape}: JSON {} B, occupies {occupied} B, weighed {weight} B ({ratio:.2}x)",
-            json.len()
-        );
+    for (shape, size, parse) in shapes {
+        let ((value, weight), occupied) = occupied(parse);
+        let ratio = f64::from(weight) / occupied as f64;
+        println!("{shape}: file {size} B, occupies {occupied} B, weighed {weight} B ({ratio:.2}x)");
         worst = (worst.0.min(ratio), worst.1.max(ratio));
-        drop(cached);
+        drop(value);
     }
     println!(
         "weight / occupancy between {:.2} and {:.2}",
         worst.0, worst.1
     );
-    // Never lighter than it is (the cache would outgrow its bound), at most half again heavier
-    // (the cache would hold fewer files than it could).
     assert!(worst.0 >= 1.0 && worst.1 <= 1.5, "{worst:?}");
+}
+
+/// A manifest of `files` data files of a table of `columns` long columns (partitioned by the
+/// first when `partitioned`), each file with every column's metrics and bounds, as engines write
+/// them; its Avro bytes and the manifest list's entry for it.
+async fn manifest_avro(
+    files: usize,
+    columns: usize,
+    partitioned: bool,
+) -> (Vec<u8>, iceberg::spec::ManifestFile) {
+    use iceberg::spec::{
+        DataContentType, DataFileBuilder, DataFileFormat, Datum, Literal, ManifestWriterBuilder,
+        NestedField, PartitionSpec, PrimitiveType, Schema, Struct, Transform, Type,
+    };
+    use std::collections::HashMap;
+    let schema = Schema::builder()
+        .with_fields((1..=columns as i32).map(|id| {
+            NestedField::optional(
+                id,
+                format!("column_{id}"),
+                Type::Primitive(PrimitiveType::Long),
+            )
+            .into()
+        }))
+        .build()
+        .unwrap();
+    let schema = std::sync::Arc::new(schema);
+    let mut spec = PartitionSpec::builder(schema.clone()).with_spec_id(0);
+    if partitioned {
+        spec = spec
+            .add_partition_field("column_1", "column_1", Transform::Identity)
+            .unwrap();
+    }
+    let spec = spec.build().unwrap();
+    let io = iceberg::io::FileIO::new_with_memory();
+    let location = "memory:///warehouse/t/metadata/m.avro";
+    let output = io.new_output(location).unwrap();
+    let mut writer =
+        ManifestWriterBuilder::new(output, Some(1), schema.clone(), spec.clone()).build_v2_data();
+    let ids = 1..=columns as i32;
+    for i in 0..files {
+        let partition = if partitioned {
+            Struct::from_iter([Some(Literal::long(i as i64 % 10))])
+        } else {
+            Struct::empty()
+        };
+        let counts: HashMap<i32, u64> = ids.clone().map(|id| (id, 1000 + i as u64)).collect();
+        let file = DataFileBuilder::default()
+            .content(DataContentType::Data)
+            .file_path(format!(
+                "s3://warehouse/t/data/column_1={}/00000-{i}-5b6c7e1f-3a2d-4c8e-9f10-{i:012}.parquet",
+                i % 10
+            ))
+            .file_format(DataFileFormat::Parquet)
+            .partition(partition)
+            .partition_spec_id(0)
+            .record_count(1000)
+            .file_size_in_bytes(1 << 20)
+            .column_sizes(counts.clone())
+            .value_counts(counts.clone())
+            .null_value_counts(ids.clone().map(|id| (id, 0)).collect())
+            .lower_bounds(ids.clone().map(|id| (id, Datum::long(i as i64))).collect())
+            .upper_bounds(ids.clone().map(|id| (id, Datum::long(i as i64 + 999))).collect())
+            .split_offsets(Some(vec![4]))
+            .build()
+            .unwrap();
+        writer.add_file(file, 1).unwrap();
+    }
+    let entry = writer.write_manifest_file().await.unwrap();
+    let bytes = io.new_input(location).unwrap().read().await.unwrap();
+    (bytes.to_vec(), entry)
+}
+
+#[tokio::test]
+async fn a_cached_manifest_weighs_what_it_occupies() {
+    let shapes = [
+        ("one file, 5 columns", manifest_avro(1, 5, false).await),
+        ("100 files, 5 columns", manifest_avro(100, 5, true).await),
+        ("1,000 files, 3 columns", manifest_avro(1000, 3, true).await),
+        ("200 files, 50 columns", manifest_avro(200, 50, false).await),
+        ("20 files, 300 columns", manifest_avro(20, 300, true).await),
+    ];
+    assert_weighed(shapes.iter().map(|(shape, (avro, entry))| {
+        (*shape, avro.len(), move || {
+            floe::planning::manifests::parsed_manifest(avro, entry).unwrap()
+        })
+    }));
+}
+
+/// A manifest list of `manifests` manifests of a table partitioned by one column.
+async fn manifest_list_avro(manifests: usize) -> Vec<u8> {
+    let (_, entry) = manifest_avro(10, 3, true).await;
+    let io = iceberg::io::FileIO::new_with_memory();
+    let location = "memory:///warehouse/t/metadata/snap-1-1-5b6c7e1f.avro";
+    let output = io.new_output(location).unwrap().writer().await.unwrap();
+    let mut list = iceberg::spec::ManifestListWriter::v2(output, 1, None, 1);
+    list.add_manifests((0..manifests).map(|i| iceberg::spec::ManifestFile {
+        manifest_path: format!("s3://warehouse/t/metadata/5b6c7e1f-3a2d-4c8e-9f10-{i:012}-m0.avro"),
+        ..entry.clone()
+    }))
+    .unwrap();
+    list.close().await.unwrap();
+    io.new_input(location)
+        .unwrap()
+        .read()
+        .await
+        .unwrap()
+        .to_vec()
+}
+
+#[tokio::test]
+async fn a_cached_manifest_list_weighs_what_it_occupies() {
+    let shapes = [
+        ("one manifest", manifest_list_avro(1).await),
+        ("100 manifests", manifest_list_avro(100).await),
+        ("1,000 manifests", manifest_list_avro(1000).await),
+    ];
+    assert_weighed(shapes.iter().map(|(shape, avro)| {
+        (*shape, avro.len(), move || {
+            floe::planning::manifests::parsed_list(avro, iceberg::spec::FormatVersion::V2).unwrap()
+        })
+    }));
 }
