@@ -5,8 +5,11 @@ MANIFESTS manifests holding FILES_PER_MANIFEST data files each (one fast append 
 PyIceberg; the data files are named, not written: planning reads only manifests), partitioned by
 `part` (one value per manifest) with bounds on `id`, then measures, in one run:
 - the time PyIceberg takes to plan (`plan_files()`) a selective scan (`part = 7 and id < ...`) and
-  a full scan, planning itself (reading the manifests from S3), and with `scan-planning-mode=server`
-  against a Floe just started (cold) and again (warm, the median of five);
+  a full scan: planning itself (reading the manifests from S3; its first plan, then again, when
+  PyIceberg has kept the manifest list); with `scan-planning-mode=server` against a Floe just
+  started (cold), asked again (warm: Floe reuses the answer it rendered), and for the selective
+  scan with a new filter each time (warm manifests, nothing rendered reused); and how much of a
+  warm plan is Floe's own time (its request histogram);
 - plans per second at 8 concurrent clients (raw HTTP, selective plan; the clients in a process
   of their own at nice 19);
 - the manifest cache's bytes (`floe_manifest_cache_bytes`) after a full plan;
@@ -122,9 +125,16 @@ try:
         loaded = c.load_table("bench.big")  # not timed: both ways load the table first
         return timed(lambda: len(list(loaded.scan(**scan).plan_files())))
 
+    def median_of(runs, c, scan):
+        done = [plan_with(c, scan) for _ in range(runs)]
+        return statistics.median(t for t, _ in done), done[0][1]
+
+    warm_runs = {"selective": 20, "full": 3}
+    own = catalog()
     for name, scan in scans.items():
-        took, n = plan_with(catalog(), scan)
-        rows.append((f"{name}: PyIceberg plans itself (S3)", took, n))
+        took, n = plan_with(own, scan)
+        rows.append((f"{name}: PyIceberg plans itself (S3), first", took, n))
+        rows.append((f"{name}: PyIceberg plans itself, again (median of 3)", *median_of(3, own, scan)))
     # Cold: a Floe just started has no manifest in memory.
     floe.terminate()
     floe.wait()
@@ -133,16 +143,48 @@ try:
     for name, scan in scans.items():
         took, n = plan_with(server, scan)
         rows.append((f"{name}: Floe plans, cold", took, n))
-        warm = [plan_with(server, scan) for _ in range(5)]
-        rows.append((f"{name}: Floe plans, warm (median of 5)", statistics.median(t for t, _ in warm), warm[0][1]))
-    print(f"{'plan':<48}{'seconds':>10}{'files':>9}")
+        runs = warm_runs[name]
+        rows.append((f"{name}: Floe, warm, asked again (median of {runs})", *median_of(runs, server, scan)))
+    # Warm manifests, but a filter not planned before each time: nothing rendered is reused.
+    fresh = [plan_with(server, {"row_filter": And(EqualTo("part", 7), LessThan("id", (7 * per_manifest + 10) * 1000 + k))})
+             for k in range(1, 21)]
+    rows.append(("selective: Floe, warm, a new filter (median of 20)", statistics.median(t for t, _ in fresh), fresh[0][1]))
+    print(f"{'plan':<56}{'seconds':>10}{'files':>9}")
     for label, took, n in rows:
-        print(f"{label:<48}{took:>10.3f}{n:>9}", flush=True)
+        print(f"{label:<56}{took:>10.4f}{n:>9}", flush=True)
     for name in scans:
-        own = next(t for label, t, _ in rows if label.startswith(f"{name}: PyIceberg"))
-        warm = next(t for label, t, _ in rows if label.startswith(f"{name}: Floe plans, warm"))
+        first = next(t for label, t, _ in rows if label.startswith(f"{name}: PyIceberg plans itself (S3), first"))
+        again = next(t for label, t, _ in rows if label.startswith(f"{name}: PyIceberg plans itself, again"))
         cold = next(t for label, t, _ in rows if label.startswith(f"{name}: Floe plans, cold"))
-        print(f"{name}: warm server planning is {own / warm:.1f}x faster than PyIceberg's own; cold {own / cold:.1f}x")
+        for label, t, _ in rows:
+            if label.startswith(f"{name}: Floe, warm"):
+                print(f"{label}: {first / t:.1f}x faster than PyIceberg's first, {again / t:.1f}x than its again")
+        print(f"{name}: Floe cold: {first / cold:.1f}x faster than PyIceberg's first, {again / cold:.1f}x than its again")
+
+    def plan_route_seconds():
+        """The plan route's time in Floe so far (the request histogram's sum and count)."""
+        text = urllib.request.urlopen(f"{uri}/metrics").read().decode()
+        total, count = 0.0, 0.0
+        for line in text.splitlines():
+            if 'route="/v1/{prefix}/namespaces/{namespace}/tables/{table}/plan"' in line:
+                if line.startswith("floe_http_request_seconds_sum"):
+                    total += float(line.rsplit(" ", 1)[1])
+                elif line.startswith("floe_http_request_seconds_count"):
+                    count += float(line.rsplit(" ", 1)[1])
+        return total, count
+
+    # Where a warm selective plan's time goes: Floe's own (its request histogram) against what
+    # PyIceberg sees, asked again and with a new filter each time.
+    loaded = server.load_table("bench.big")
+    for label, filters in (("asked again", [selective] * 20),
+                           ("a new filter", [And(EqualTo("part", 7), LessThan("id", (7 * per_manifest + 10) * 1000 + 100 + k))
+                                             for k in range(20)])):
+        before = plan_route_seconds()
+        seen = statistics.median(timed(lambda: list(loaded.scan(row_filter=f).plan_files()))[0] for f in filters)
+        after = plan_route_seconds()
+        inside = (after[0] - before[0]) / max(after[1] - before[1], 1)
+        print(f"selective, warm, {label}: PyIceberg sees {seen * 1000:.2f} ms (median of 20), of which Floe's own "
+              f"{inside * 1000:.2f} ms (mean)")
 
     metrics = urllib.request.urlopen(f"{uri}/metrics").read().decode()
     cache = next((float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("floe_manifest_cache_bytes")), 0)

@@ -27,6 +27,7 @@ pub mod filter;
 pub mod manifests;
 pub mod prune;
 pub mod render;
+pub mod rendered;
 pub mod runtime;
 pub mod submitted;
 
@@ -50,6 +51,7 @@ use filter::Filter;
 use manifests::{ManifestCache, TableFiles};
 use prune::{PruningFilter, SpecFilter};
 use render::StatsFields;
+use rendered::{Rendered, RenderedPlans};
 use runtime::PlanningRuntime;
 use submitted::{Progress, Submitted};
 
@@ -206,6 +208,7 @@ impl Signed {
 /// limits.
 struct Shared {
     manifests: ManifestCache,
+    rendered: RenderedPlans,
     tokens: Arc<TokenService>,
     settings: PlanningSettings,
     in_flight: Arc<tokio::sync::Semaphore>,
@@ -235,6 +238,7 @@ impl Planner {
             submitted: Submitted::new(std::time::Duration::from_secs(settings.task_ttl_secs)),
             shared: Arc::new(Shared {
                 manifests: ManifestCache::new(cache_bytes, max_file_bytes),
+                rendered: RenderedPlans::new(cache_bytes / 8),
                 in_flight: Arc::new(tokio::sync::Semaphore::new(settings.max_in_flight)),
                 budget: PlanBudget::new(settings.max_bytes_in_flight),
                 settings,
@@ -500,6 +504,15 @@ impl Shared {
             request.case_sensitive,
         )
         .map_err(|e| bad_request(e.0))?;
+        let key = rendered_key(&table, &signed);
+        if let Some(hit) = key.as_deref().and_then(|k| self.rendered.get(k)) {
+            return Ok(ScanTasks {
+                delete_files: hit.delete_files,
+                file_scan_tasks: hit.file_scan_tasks,
+                plan_tasks: Vec::new(),
+                reservation: Some(reservation),
+            });
+        }
 
         let files = TableFiles::new(io.as_ref(), &table.location)?;
         let list = self
@@ -567,7 +580,17 @@ impl Shared {
             stats,
         };
         // On a planning thread already: rendering a large plan holds it, not a request thread.
-        scope.tasks(&read, reservation)
+        let tasks = scope.tasks(&read, reservation)?;
+        if let Some(key) = key {
+            self.rendered.keep(
+                key,
+                Rendered {
+                    delete_files: tasks.delete_files.clone(),
+                    file_scan_tasks: tasks.file_scan_tasks.clone(),
+                },
+            );
+        }
+        Ok(tasks)
     }
 
     /// A plan too large for one answer as plan tasks: each covers a run of consecutive manifest
@@ -593,6 +616,28 @@ impl Shared {
             ..ScanTasks::default()
         }
     }
+}
+
+/// What a plan's answer depends on beyond the immutable files it reads: the table and its
+/// recorded location (planning reads nothing outside it), the snapshot (fixed when it was
+/// planned), the current schema and format version, the request and the part of the manifest
+/// list. `None` when the scan has no snapshot to fix.
+fn rendered_key(table: &PlannedTable, signed: &Signed) -> Option<String> {
+    if signed.scope == Scope::Current {
+        return None;
+    }
+    let request = Signed {
+        nonce: 0,
+        ..signed.clone()
+    };
+    let metadata = &table.metadata;
+    let key = (
+        &table.location,
+        metadata.current_schema_id(),
+        format!("{:?}", metadata.format_version()),
+        request,
+    );
+    serde_json::to_string(&key).ok()
 }
 
 /// The current snapshot of `main`.

@@ -173,6 +173,41 @@ def test_a_transform_term_prunes_by_the_partition_field_with_that_transform(floe
     assert rows == 80 and all(t["residual-filter"] == bucket for t in tasks)
 
 
+def test_a_plan_asked_again_is_answered_from_its_rendered_answer(floe, tables):
+    """A repeated plan is answered from the answer kept for it, with a plan id of its own; a
+    new snapshot, a schema change or another filter is another answer."""
+    client, _ = tables
+    h = floe.root_headers()
+    wh = requests.get(f"{floe.uri}/v1/config", params={"warehouse": "demo"}, headers=h).json()["overrides"]["prefix"]
+    url = f"{floe.uri}/v1/{wh}/namespaces/plan/tables/events/plan"
+
+    def reused():
+        text = requests.get(f"{floe.uri}/metrics").text
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("floe_plan_answers_reused"))
+
+    def rows(body):
+        r = requests.post(url, headers=h, json=body)
+        assert r.status_code == 200, r.text
+        return r.json(), sum(t["data-file"]["record-count"] for t in r.json()["file-scan-tasks"])
+
+    rome = {"filter": {"type": "eq", "term": "city", "value": "rome"}}
+    (first, n), before = rows(rome), reused()
+    again, m = rows(rome)
+    assert reused() == before + 1 and (n, m) == (30, 30)
+    assert again["file-scan-tasks"] == first["file-scan-tasks"] and again["plan-id"] != first["plan-id"]
+    assert rows({"filter": {"type": "eq", "term": "city", "value": "lima"}})[1] == 10
+    assert rows({**rome, "case-sensitive": False})[1] == 30
+    assert reused() == before + 1, "another request is another answer"
+    table = client.load_table(("plan", "events"))
+    table.append(batch(900, 5, "rome", 5))
+    assert rows(rome)[1] == 35 and reused() == before + 1, "a new snapshot is another answer"
+    with table.update_schema() as update:
+        update.add_column("note", StringType())
+    assert rows(rome)[1] == 35 and reused() == before + 1, "a new schema is another answer"
+    assert rows(rome)[1] == 35 and reused() == before + 2
+
+
 def test_time_travel_schema_and_partition_evolution_and_deletes(floe, tables):
     client, server = tables
     table = client.load_table(("plan", "events"))
