@@ -94,8 +94,9 @@ pub struct Settings {
     /// Memory for parsed metadata files, in bytes (each weighed by what it occupies parsed).
     #[serde(deserialize_with = "lenient")]
     pub metadata_cache_bytes: u64,
-    /// Memory for parsed manifest lists and manifests kept for scan planning, in bytes (each
-    /// weighed by what it occupies parsed).
+    /// Memory for what scan planning keeps, in bytes, in all: parsed manifests (six eighths),
+    /// manifest lists (an eighth), each weighed by what it occupies parsed, and rendered plan
+    /// answers (an eighth).
     #[serde(deserialize_with = "lenient")]
     pub manifest_cache_bytes: u64,
     /// Largest table or view metadata file the server reads or writes, in bytes: registering a

@@ -172,7 +172,7 @@ fn manifest_weight(manifest: &Manifest) -> u32 {
 }
 
 impl ManifestCache {
-    /// A cache of about `bytes` of parsed manifests (and an eighth of that for manifest lists).
+    /// A cache of about `bytes` of parsed manifests, and an eighth as much of manifest lists.
     pub fn new(bytes: u64, max_file_bytes: u64) -> Self {
         Self {
             lists: moka::sync::Cache::builder()

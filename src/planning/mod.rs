@@ -237,7 +237,9 @@ impl Planner {
         Ok(Self {
             submitted: Submitted::new(std::time::Duration::from_secs(settings.task_ttl_secs)),
             shared: Arc::new(Shared {
-                manifests: ManifestCache::new(cache_bytes, max_file_bytes),
+                // Of the planning cache's bytes: six eighths for manifests, an eighth for
+                // manifest lists, an eighth for rendered answers.
+                manifests: ManifestCache::new(cache_bytes / 8 * 6, max_file_bytes),
                 rendered: RenderedPlans::new(cache_bytes / 8),
                 in_flight: Arc::new(tokio::sync::Semaphore::new(settings.max_in_flight)),
                 budget: PlanBudget::new(settings.max_bytes_in_flight),
@@ -294,6 +296,12 @@ impl Planner {
             self.shared.settings.task_ttl_secs,
             &signed,
         );
+        if let Some(tasks) = self.shared.reused(table, &signed) {
+            return Ok(Plan {
+                id,
+                status: PlanStatus::Completed(tasks),
+            });
+        }
         let request = PlanRequest {
             scope: signed.scope.clone(),
             ..request.clone()
@@ -338,6 +346,9 @@ impl Planner {
             Some(Progress::Done(Ok(tasks))) => return Ok(PlanStatus::Completed(tasks)),
             Some(Progress::Done(Err(e))) => return Ok(PlanStatus::Failed(e)),
             None => {}
+        }
+        if let Some(tasks) = self.shared.reused(table, &signed) {
+            return Ok(PlanStatus::Completed(tasks));
         }
         let request = signed.request()?;
         let job = self.start(caller, io, table, request, signed)?;
@@ -390,6 +401,9 @@ impl Planner {
             .ok_or_else(|| {
                 CatalogError::new(ErrorType::NoSuchPlanTask, "the plan task does not exist")
             })?;
+        if let Some(tasks) = self.shared.reused(table, &signed) {
+            return Ok(tasks);
+        }
         let request = signed.request()?;
         finished(self.start(caller, io, table, request, signed)?.await)
     }
@@ -453,6 +467,20 @@ fn finished(
 }
 
 impl Shared {
+    /// The answer rendered before for this very plan, if one is kept: answered on the calling
+    /// thread (a lookup), the planning threads are not woken for it. Its request was checked when
+    /// the answer was rendered, against the same schema.
+    fn reused(&self, table: &LoadedTable, signed: &Signed) -> Option<ScanTasks> {
+        let key = rendered_key(&PlannedTable::of(table), signed)?;
+        let hit = self.rendered.get(&key)?;
+        Some(ScanTasks {
+            delete_files: hit.delete_files,
+            file_scan_tasks: hit.file_scan_tasks,
+            plan_tasks: Vec::new(),
+            reservation: None,
+        })
+    }
+
     /// Plans `request` (the part `signed` names, if it names one), holding `reservation` and
     /// growing it as the answer grows.
     async fn run(
@@ -505,14 +533,6 @@ impl Shared {
         )
         .map_err(|e| bad_request(e.0))?;
         let key = rendered_key(&table, &signed);
-        if let Some(hit) = key.as_deref().and_then(|k| self.rendered.get(k)) {
-            return Ok(ScanTasks {
-                delete_files: hit.delete_files,
-                file_scan_tasks: hit.file_scan_tasks,
-                plan_tasks: Vec::new(),
-                reservation: Some(reservation),
-            });
-        }
 
         let files = TableFiles::new(io.as_ref(), &table.location)?;
         let list = self

@@ -62,6 +62,7 @@ const COUNTERS: &[&str] = &[
     "floe_connections_refused_total",
     "floe_pointer_cache_hits_total",
     "floe_pointer_cache_misses_total",
+    "floe_plan_answers_reused_total",
     "floe_pointer_notices_total",
     "floe_purge_failures_total",
     "floe_purged_files_total",
