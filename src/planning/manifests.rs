@@ -172,15 +172,15 @@ fn manifest_weight(manifest: &Manifest) -> u32 {
 }
 
 impl ManifestCache {
-    /// A cache of about `bytes` of parsed manifests, and an eighth as much of manifest lists.
-    pub fn new(bytes: u64, max_file_bytes: u64) -> Self {
+    /// A cache of about `manifest_bytes` of parsed manifests and `list_bytes` of manifest lists.
+    pub fn new(manifest_bytes: u64, list_bytes: u64, max_file_bytes: u64) -> Self {
         Self {
             lists: moka::sync::Cache::builder()
-                .max_capacity(bytes / 8)
+                .max_capacity(list_bytes)
                 .weigher(|_, v: &Kept<ManifestList>| v.weight)
                 .build_with_hasher(FastHash::default()),
             manifests: moka::sync::Cache::builder()
-                .max_capacity(bytes)
+                .max_capacity(manifest_bytes)
                 .weigher(|_, v: &Kept<Manifest>| v.weight)
                 .build_with_hasher(FastHash::default()),
             max_file_bytes,

@@ -58,6 +58,9 @@ use submitted::{Progress, Submitted};
 /// Manifests read at once for one plan.
 const READS_AT_ONCE: usize = 16;
 
+/// The largest filter a plan may have, as JSON: its plan id and every plan task carry it.
+pub const MAX_FILTER_BYTES: usize = 64 * 1024;
+
 /// What a plan scans.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Scope {
@@ -239,7 +242,7 @@ impl Planner {
             shared: Arc::new(Shared {
                 // Of the planning cache's bytes: six eighths for manifests, an eighth for
                 // manifest lists, an eighth for rendered answers.
-                manifests: ManifestCache::new(cache_bytes / 8 * 6, max_file_bytes),
+                manifests: ManifestCache::new(cache_bytes / 8 * 6, cache_bytes / 8, max_file_bytes),
                 rendered: RenderedPlans::new(cache_bytes / 8),
                 in_flight: Arc::new(tokio::sync::Semaphore::new(settings.max_in_flight)),
                 budget: PlanBudget::new(settings.max_bytes_in_flight),
@@ -279,10 +282,16 @@ impl Planner {
             },
             other => other.clone(),
         };
+        let filter = request.filter.to_json();
+        if filter.to_string().len() > MAX_FILTER_BYTES {
+            return Err(bad_request(format!(
+                "the filter is larger than the {MAX_FILTER_BYTES} bytes a plan may have"
+            )));
+        }
         let signed = Signed {
             table: metadata.uuid(),
             scope,
-            filter: request.filter.to_json(),
+            filter,
             select: request.select.clone(),
             case_sensitive: request.case_sensitive,
             use_snapshot_schema: request.use_snapshot_schema,
@@ -323,7 +332,7 @@ impl Planner {
                 status: PlanStatus::Completed(finished(done)?),
             });
         }
-        self.submitted.keep(id.clone(), job, &self.runtime);
+        self.submitted.keep(&id, job.detach(), &self.runtime);
         Ok(Plan {
             id,
             status: PlanStatus::Submitted,
@@ -440,7 +449,7 @@ impl Planner {
         table: &LoadedTable,
         request: PlanRequest,
         signed: Signed,
-    ) -> CatalogResult<tokio::task::JoinHandle<CatalogResult<ScanTasks>>> {
+    ) -> CatalogResult<Job> {
         let Ok(permit) = self.shared.in_flight.clone().try_acquire_owned() else {
             return Err(CatalogError::new(
                 ErrorType::ServiceUnavailable,
@@ -450,20 +459,54 @@ impl Planner {
         let reservation = self.shared.budget.reserve(budget::START_BYTES)?;
         let shared = self.shared.clone();
         let table = PlannedTable::of(table);
-        Ok(self.runtime.spawn(async move {
+        Ok(Job(Some(self.runtime.spawn(async move {
             let _permit = permit;
             shared
                 .run(caller, io, table, request, signed, reservation)
                 .await
-        }))
+        }))))
     }
 }
 
-/// A plan's outcome once its work is done.
+/// A plan's outcome once its work is done (a panic's message goes to the log, not the client).
 fn finished(
     done: Result<CatalogResult<ScanTasks>, tokio::task::JoinError>,
 ) -> CatalogResult<ScanTasks> {
-    done.map_err(|e| CatalogError::internal(format!("planning stopped: {e}")))?
+    done.map_err(|e| {
+        tracing::error!(error = %e, "a plan's work stopped");
+        CatalogError::internal("planning stopped")
+    })?
+}
+
+/// A plan's work, stopped when dropped: a client that goes away does not leave its plan
+/// holding the planning threads and a place among the plans in flight.
+struct Job(Option<tokio::task::JoinHandle<CatalogResult<ScanTasks>>>);
+
+impl Job {
+    /// The work, no longer stopped when this is dropped (kept in the background).
+    fn detach(mut self) -> tokio::task::JoinHandle<CatalogResult<ScanTasks>> {
+        self.0.take().expect("a job is detached once")
+    }
+}
+
+impl std::future::Future for Job {
+    type Output = Result<CatalogResult<ScanTasks>, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let handle = self.0.as_mut().expect("a detached job is not awaited");
+        std::pin::Pin::new(handle).poll(cx)
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        if let Some(handle) = &self.0 {
+            handle.abort();
+        }
+    }
 }
 
 impl Shared {
@@ -640,9 +683,15 @@ impl Shared {
 
 /// What a plan's answer depends on beyond the immutable files it reads: the table and its
 /// recorded location (planning reads nothing outside it), the snapshot (fixed when it was
-/// planned), the current schema and format version, the request and the part of the manifest
-/// list. `None` when the scan has no snapshot to fix.
+/// planned) and its manifest list, the current schema and format version, the request and the
+/// part of the manifest list. `None` when the scan has no snapshot to fix, or its snapshot is no
+/// longer the table's.
 fn rendered_key(table: &PlannedTable, signed: &Signed) -> Option<String> {
+    let metadata = &table.metadata;
+    // The scope as the table is now: a snapshot since expired (or an incremental scan whose
+    // ends no longer join) has no key, and is planned (and refused) again. Its manifest list
+    // names the snapshot's content.
+    let (snapshot, _) = scanned(metadata, &signed.scope).ok()??;
     if signed.scope == Scope::Current {
         return None;
     }
@@ -650,9 +699,9 @@ fn rendered_key(table: &PlannedTable, signed: &Signed) -> Option<String> {
         nonce: 0,
         ..signed.clone()
     };
-    let metadata = &table.metadata;
     let key = (
         &table.location,
+        snapshot.manifest_list(),
         metadata.current_schema_id(),
         format!("{:?}", metadata.format_version()),
         request,

@@ -46,9 +46,11 @@ impl RenderedPlans {
         found
     }
 
-    /// Keeps `answer` under `key`.
+    /// Keeps `answer` under `key` (and evicts at once what no longer fits: moka applies inserts
+    /// in batches, which would hold memory past the bound meanwhile).
     pub fn keep(&self, key: String, answer: Rendered) {
         self.answers.insert(key, answer);
+        self.answers.run_pending_tasks();
     }
 }
 

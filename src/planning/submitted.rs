@@ -18,6 +18,10 @@ use crate::catalog::CatalogError;
 /// Background plans kept at once on a replica (each also holds its memory reservation).
 const MAX_KEPT: u64 = 10_000;
 
+/// How long a background plan is kept at most: one still running then stops, and a finished
+/// one nobody polled gives back its memory (Iceberg Java gives up polling after 5 minutes).
+pub const MAX_KEPT_FOR: Duration = Duration::from_secs(600);
+
 /// Where a background plan is.
 #[derive(Debug)]
 pub enum Progress {
@@ -32,14 +36,22 @@ pub enum Progress {
 enum State {
     Running(AbortHandle),
     Done(Result<ScanTasks, CatalogError>),
+    /// Handed over to a poll: no longer held here (a poll plans the id again).
+    Taken,
     Cancelled,
 }
 
 type Entry = Arc<Mutex<State>>;
 
-/// A replica's background plans, by plan id.
+/// A replica's background plans, by a digest of their plan id (an id carries its filter, up to
+/// 64 KiB; its digest is 32 bytes).
 pub struct Submitted {
-    plans: moka::sync::Cache<String, Entry>,
+    plans: moka::sync::Cache<[u8; 32], Entry>,
+}
+
+fn digest(id: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(id.as_bytes()).into()
 }
 
 fn lock(entry: &Entry) -> std::sync::MutexGuard<'_, State> {
@@ -49,8 +61,10 @@ fn lock(entry: &Entry) -> std::sync::MutexGuard<'_, State> {
 }
 
 impl Submitted {
-    /// Plans are kept at most `ttl` (their plan id's lifetime); one still running then stops.
+    /// Plans are kept at most `ttl` (the shorter of their plan id's lifetime and
+    /// [`MAX_KEPT_FOR`]); one still running then stops.
     pub fn new(ttl: Duration) -> Self {
+        let ttl = ttl.min(MAX_KEPT_FOR);
         let plans = moka::sync::Cache::builder()
             .max_capacity(MAX_KEPT)
             .time_to_live(ttl)
@@ -67,20 +81,23 @@ impl Submitted {
     /// task on the planning `runtime` waits for it).
     pub fn keep(
         &self,
-        id: String,
+        id: &str,
         job: tokio::task::JoinHandle<Result<ScanTasks, CatalogError>>,
         runtime: &PlanningRuntime,
     ) {
         // Expired plans are let go now, not at some later read.
         self.plans.run_pending_tasks();
         let entry: Entry = Arc::new(Mutex::new(State::Running(job.abort_handle())));
-        self.plans.insert(id, entry.clone());
+        self.plans.insert(digest(id), entry.clone());
         runtime.spawn(async move {
             let done = match job.await {
                 Ok(done) => done,
                 // Cancelled (aborted): the state says so already.
                 Err(e) if e.is_cancelled() => return,
-                Err(e) => Err(CatalogError::internal(format!("planning stopped: {e}"))),
+                Err(e) => {
+                    tracing::error!(error = %e, "a background plan's work stopped");
+                    Err(CatalogError::internal("planning stopped"))
+                }
             };
             let mut state = lock(&entry);
             if matches!(*state, State::Running(_)) {
@@ -92,17 +109,19 @@ impl Submitted {
     /// Where the plan `id` is, when this replica holds it; a finished one is handed over (and
     /// no longer held).
     pub fn poll(&self, id: &str) -> Option<Progress> {
-        let entry = self.plans.get(id)?;
+        let key = digest(id);
+        let entry = self.plans.get(&key)?;
         let mut state = lock(&entry);
         Some(match &*state {
             State::Running(_) => Progress::Running,
             State::Cancelled => Progress::Cancelled,
+            State::Taken => return None,
             State::Done(_) => {
-                let State::Done(done) = std::mem::replace(&mut *state, State::Cancelled) else {
+                let State::Done(done) = std::mem::replace(&mut *state, State::Taken) else {
                     unreachable!("matched above")
                 };
                 drop(state);
-                self.plans.invalidate(id);
+                self.plans.invalidate(&key);
                 Progress::Done(done)
             }
         })
@@ -111,7 +130,7 @@ impl Submitted {
     /// Stops the plan `id` if this replica is computing it, and frees what it holds; a later
     /// poll here answers that it was cancelled.
     pub fn cancel(&self, id: &str) {
-        if let Some(entry) = self.plans.get(id) {
+        if let Some(entry) = self.plans.get(&digest(id)) {
             let mut state = lock(&entry);
             if let State::Running(job) = &*state {
                 job.abort();
@@ -135,7 +154,7 @@ mod tests {
         let kept = Submitted::new(Duration::from_secs(60));
         let (go, wait) = tokio::sync::oneshot::channel::<()>();
         kept.keep(
-            "p".into(),
+            "p",
             tokio::spawn(async move {
                 let _ = wait.await;
                 Ok(tasks())
@@ -166,7 +185,7 @@ mod tests {
     ) -> tokio::sync::oneshot::Receiver<()> {
         let (dropped, stopped) = tokio::sync::oneshot::channel::<()>();
         kept.keep(
-            "p".into(),
+            "p",
             tokio::spawn(async move {
                 // Held until the task is dropped: aborting drops it.
                 let _dropped = dropped;

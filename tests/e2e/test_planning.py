@@ -207,6 +207,24 @@ def test_a_plan_asked_again_is_answered_from_its_rendered_answer(floe, tables):
     assert rows(rome)[1] == 35 and reused() == before + 1, "a new schema is another answer"
     assert rows(rome)[1] == 35 and reused() == before + 2
 
+    # A snapshot planned (and its answer kept) then expired is no longer planned: 404, as for
+    # any snapshot the table does not have, and the plan id naming it is refused too.
+    table = client.load_table(("plan", "events"))
+    old = min(table.snapshots(), key=lambda s: s.sequence_number).snapshot_id
+    at_old = {**rome, "snapshot-id": old}
+    kept, n = rows(at_old)
+    assert n == 0 and rows(at_old)[1] == 0 and reused() == before + 3
+    table.maintenance.expire_snapshots().by_id(old).commit()
+    r = requests.post(url, headers=h, json=at_old)
+    assert r.status_code == 404 and r.json()["error"]["type"] == "NotFoundException", r.text
+    r = requests.get(f"{url}/{kept['plan-id']}", headers=h)
+    assert r.status_code == 404, r.text
+    assert reused() == before + 3
+    # Too large a filter (its plan id and plan tasks carry it) is refused.
+    huge = {"filter": {"type": "in", "term": "city", "values": [f"c{i:06}" for i in range(10_000)]}}
+    r = requests.post(url, headers=h, json=huge)
+    assert r.status_code == 400 and "filter is larger" in r.json()["error"]["message"], r.text
+
 
 def test_time_travel_schema_and_partition_evolution_and_deletes(floe, tables):
     client, server = tables
