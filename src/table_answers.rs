@@ -64,7 +64,9 @@ fn told_where_to_plan(storage: TableStorage, wh: &Warehouse, loaded: &LoadedTabl
 /// Shorthand for table answers.
 pub type AnswerResult<T> = Result<T, AnswerError>;
 
-/// Load-table's answer.
+/// Load-table's answer. Not boxed: it is moved once, and a box would cost an allocation on
+/// load-table's path for every answer.
+#[allow(clippy::large_enum_variant)]
 pub enum LoadAnswer {
     /// The caller's copy, named by its ETag, is current.
     NotModified { tag: String },

@@ -205,8 +205,8 @@ impl Catalog {
         self.store.ping().await
     }
 
-    /// Records a new table or view whose first metadata file is written; when the store refuses
-    /// it (a name or location taken meanwhile), the file is deleted again.
+    /// Records a new table or view whose first metadata file is written, and says when; when the
+    /// store refuses it (a name or location taken meanwhile), the file is deleted again.
     async fn record_new(
         &self,
         wh: &Warehouse,
@@ -215,7 +215,7 @@ impl Catalog {
         ident: crate::domain::TableIdent,
         location: String,
         metadata_location: &str,
-    ) -> CatalogResult<()> {
+    ) -> CatalogResult<i64> {
         let record = crate::store::TabularRecord {
             id,
             kind,
@@ -230,7 +230,7 @@ impl Catalog {
                 .await;
             return Err(e.into());
         }
-        Ok(())
+        Ok(record.created_at_ms)
     }
 
     /// One page of the tables or views (by `kind`) in a namespace.

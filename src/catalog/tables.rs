@@ -56,6 +56,10 @@ pub struct LoadedTable {
     pub location: String,
     pub metadata_location: Option<String>,
     pub table: Arc<CachedTable>,
+    /// When the catalog recorded this table (0 for a staged create, not recorded yet): tells it
+    /// apart from a table recorded later at its location, even under its UUID (what is kept by
+    /// location for one must never answer for the other).
+    pub created_at_ms: i64,
 }
 
 impl LoadedTable {
@@ -117,6 +121,7 @@ impl Catalog {
                 location,
                 metadata_location: None,
                 table,
+                created_at_ms: 0,
             });
         }
         self.insert_table(wh, ident, uuid, location, metadata).await
@@ -135,20 +140,22 @@ impl Catalog {
             .write_table(wh.io().as_ref(), &location, None, metadata)
             .await?;
         let kind = TabularKind::Table;
-        self.record_new(
-            wh,
-            id.into(),
-            kind,
-            ident.clone(),
-            location.clone(),
-            &metadata_location,
-        )
-        .await?;
+        let created_at_ms = self
+            .record_new(
+                wh,
+                id.into(),
+                kind,
+                ident.clone(),
+                location.clone(),
+                &metadata_location,
+            )
+            .await?;
         Ok(LoadedTable {
             ident,
             location,
             metadata_location: Some(metadata_location),
             table,
+            created_at_ms,
         })
     }
 
@@ -179,6 +186,7 @@ impl Catalog {
             location: record.location,
             metadata_location: Some(record.metadata_location),
             table,
+            created_at_ms: record.created_at_ms,
         })
     }
 
@@ -349,6 +357,7 @@ impl Catalog {
                 location: record.location,
                 metadata_location: Some(location),
                 table,
+                created_at_ms: record.created_at_ms,
             });
         }
         Ok(())
@@ -449,7 +458,7 @@ impl Catalog {
                 _ => e,
             })?;
         let location = checked_object_location(wh, &namespace, table.metadata.location())?;
-        match self.store.get_tabular(wh.record.id, &ident).await? {
+        let created_at_ms = match self.store.get_tabular(wh.record.id, &ident).await? {
             Some(existing) if overwrite && existing.kind == TabularKind::Table => {
                 // The location is what the table owns (and what readers get credentials for):
                 // overwriting may point it at another metadata file, never at another location.
@@ -468,6 +477,7 @@ impl Catalog {
                 self.store
                     .swap_metadata(wh.record.id, TabularKind::Table, &swap)
                     .await?;
+                existing.created_at_ms
             }
             Some(existing) => return Err(already_exists(&existing)),
             None => {
@@ -480,13 +490,15 @@ impl Catalog {
                     created_at_ms: now_ms(),
                 };
                 self.record_registered(wh, &record).await?;
+                record.created_at_ms
             }
-        }
+        };
         Ok(LoadedTable {
             ident,
             location,
             metadata_location: Some(metadata_location),
             table,
+            created_at_ms,
         })
     }
 }

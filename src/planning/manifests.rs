@@ -24,12 +24,23 @@ pub struct TableFiles<'a> {
     io: &'a dyn WarehouseIo,
     /// The table's recorded location, normalized.
     location: String,
+    /// When the catalog recorded the table: what is kept of its files is kept for it alone (a
+    /// table recorded later at its location, after it was purged, is another table).
+    recorded_at_ms: i64,
 }
 
 impl<'a> TableFiles<'a> {
-    pub fn new(io: &'a dyn WarehouseIo, table_location: &str) -> CatalogResult<Self> {
+    pub fn new(
+        io: &'a dyn WarehouseIo,
+        table_location: &str,
+        recorded_at_ms: i64,
+    ) -> CatalogResult<Self> {
         let location = normalize_location(table_location).map_err(CatalogError::internal)?;
-        Ok(Self { io, location })
+        Ok(Self {
+            io,
+            location,
+            recorded_at_ms,
+        })
     }
 
     /// `location`, when it lies under the table's location; refused otherwise, naming neither
@@ -77,8 +88,10 @@ impl<T> Clone for Kept<T> {
 
 /// Parsed manifest lists and manifests by location, within a byte budget.
 pub struct ManifestCache {
-    lists: moka::sync::Cache<(String, FormatVersion), Kept<ManifestList>, FastHash>,
-    manifests: moka::sync::Cache<String, Kept<Manifest>, FastHash>,
+    /// By the table's record (when it was recorded), location and format version.
+    lists: moka::sync::Cache<(i64, String, FormatVersion), Kept<ManifestList>, FastHash>,
+    /// By the table's record and location.
+    manifests: moka::sync::Cache<(i64, String), Kept<Manifest>, FastHash>,
     /// Largest manifest list or manifest read.
     max_file_bytes: u64,
 }
@@ -212,12 +225,12 @@ impl ManifestCache {
         version: FormatVersion,
     ) -> CatalogResult<Arc<ManifestList>> {
         let own = files.own(location, "manifest list")?;
-        let key = (own, version);
+        let key = (files.recorded_at_ms, own, version);
         if let Some(hit) = self.lists.get(&key) {
             return Ok(hit.value);
         }
         let bytes = files
-            .read(&key.0, "manifest list", self.max_file_bytes)
+            .read(&key.1, "manifest list", self.max_file_bytes)
             .await?;
         let (list, weight) = tokio::task::spawn_blocking(move || parsed_list(&bytes, version))
             .await
@@ -240,10 +253,11 @@ impl ManifestCache {
         file: &ManifestFile,
     ) -> CatalogResult<Arc<Manifest>> {
         let own = files.own(&file.manifest_path, "manifest")?;
-        if let Some(hit) = self.manifests.get(&own) {
+        let key = (files.recorded_at_ms, own);
+        if let Some(hit) = self.manifests.get(&key) {
             return Ok(hit.value);
         }
-        let bytes = files.read(&own, "manifest", self.max_file_bytes).await?;
+        let bytes = files.read(&key.1, "manifest", self.max_file_bytes).await?;
         let named_by = file.clone();
         let (manifest, weight) =
             tokio::task::spawn_blocking(move || parsed_manifest(&bytes, &named_by))
@@ -254,7 +268,7 @@ impl ManifestCache {
             weight,
             value: Arc::new(manifest),
         };
-        self.manifests.insert(own, kept.clone());
+        self.manifests.insert(key, kept.clone());
         self.kept();
         Ok(kept.value)
     }
@@ -310,11 +324,54 @@ mod tests {
     use super::*;
     use crate::storage::local::LocalIo;
 
+    /// A table recorded at a location after another was purged from it, even naming the purged
+    /// table's manifest list, is not answered from what was kept for the purged one.
+    #[tokio::test]
+    async fn what_is_kept_for_a_table_is_kept_for_its_record_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = format!("file://{}", dir.path().display());
+        let io = LocalIo::new(&root).unwrap();
+        let table = format!("{root}/ns/t");
+        let list = format!("{table}/metadata/snap-1.avro");
+        let memory = iceberg::io::FileIO::new_with_memory();
+        let writer = memory
+            .new_output("memory:///l.avro")
+            .unwrap()
+            .writer()
+            .await
+            .unwrap();
+        let mut written = iceberg::spec::ManifestListWriter::v2(writer, 1, None, 1);
+        written.add_manifests(std::iter::empty()).unwrap();
+        written.close().await.unwrap();
+        let bytes = memory
+            .new_input("memory:///l.avro")
+            .unwrap()
+            .read()
+            .await
+            .unwrap();
+        std::fs::create_dir_all(dir.path().join("ns/t/metadata")).unwrap();
+        std::fs::write(dir.path().join("ns/t/metadata/snap-1.avro"), &bytes).unwrap();
+
+        let cache = ManifestCache::new(1 << 20, 1 << 20, 1 << 20);
+        let first = TableFiles::new(&io, &table, 1).unwrap();
+        cache.list(&first, &list, FormatVersion::V2).await.unwrap();
+        // Purged: the file is gone; the table that had it is still answered from memory.
+        std::fs::remove_file(dir.path().join("ns/t/metadata/snap-1.avro")).unwrap();
+        cache.list(&first, &list, FormatVersion::V2).await.unwrap();
+        // Another table recorded there later reads storage, and finds nothing.
+        let later = TableFiles::new(&io, &table, 2).unwrap();
+        let refused = cache
+            .list(&later, &list, FormatVersion::V2)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.kind, ErrorType::NotFound);
+    }
+
     #[tokio::test]
     async fn only_files_under_the_tables_location_are_read() {
         let dir = tempfile::tempdir().unwrap();
         let io = LocalIo::new(&format!("file://{}", dir.path().display())).unwrap();
-        let files = TableFiles::new(&io, "file:///w/ns/t").unwrap();
+        let files = TableFiles::new(&io, "file:///w/ns/t", 1).unwrap();
         assert!(
             files
                 .own("file:///w/ns/t/metadata/snap-1.avro", "manifest list")

@@ -164,6 +164,8 @@ pub struct PlannedTable {
     /// The table's recorded location: planning reads nothing outside it.
     pub location: String,
     pub metadata: Arc<TableMetadata>,
+    /// When the catalog recorded the table (what planning keeps is kept for this table alone).
+    pub recorded_at_ms: i64,
 }
 
 impl PlannedTable {
@@ -171,6 +173,7 @@ impl PlannedTable {
         Self {
             location: table.location.clone(),
             metadata: table.table.metadata.clone(),
+            recorded_at_ms: table.created_at_ms,
         }
     }
 }
@@ -577,7 +580,7 @@ impl Shared {
         .map_err(|e| bad_request(e.0))?;
         let key = rendered_key(&table, &signed);
 
-        let files = TableFiles::new(io.as_ref(), &table.location)?;
+        let files = TableFiles::new(io.as_ref(), &table.location, table.recorded_at_ms)?;
         let list = self
             .manifests
             .list(&files, snapshot.manifest_list(), metadata.format_version())
@@ -681,8 +684,9 @@ impl Shared {
     }
 }
 
-/// What a plan's answer depends on beyond the immutable files it reads: the table and its
-/// recorded location (planning reads nothing outside it), the snapshot (fixed when it was
+/// What a plan's answer depends on beyond the immutable files it reads: the table, its record
+/// (a table recorded later at its location, even under its UUID, is another) and its recorded
+/// location (planning reads nothing outside it), the snapshot (fixed when it was
 /// planned) and its manifest list, the current schema and format version, the request and the
 /// part of the manifest list. `None` when the scan has no snapshot to fix, or its snapshot is no
 /// longer the table's.
@@ -701,6 +705,7 @@ fn rendered_key(table: &PlannedTable, signed: &Signed) -> Option<String> {
     };
     let key = (
         &table.location,
+        table.recorded_at_ms,
         snapshot.manifest_list(),
         metadata.current_schema_id(),
         format!("{:?}", metadata.format_version()),
