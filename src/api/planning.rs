@@ -4,6 +4,10 @@
 //! (`completed`, `submitted`, `cancelled` or `failed`), `DELETE .../plan/{plan-id}` and
 //! `POST .../tasks`. Every route needs `TABLE_READ_DATA`.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use actix_web::body::{BodySize, MessageBody};
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
 use bytes::Bytes;
 use serde::Deserialize;
@@ -14,6 +18,7 @@ use super::paths::TablePath;
 use super::types::IcebergErrorResponse;
 use super::{ApiError, ApiResult, AppState, Authenticated, JsonBody};
 use crate::domain::access::Privilege;
+use crate::planning::budget::Reservation;
 use crate::planning::filter::Filter;
 use crate::planning::{PlanRequest, PlanStatus, ScanTasks, Scope};
 use crate::vending::table_storage::TableStorage;
@@ -132,8 +137,39 @@ fn scan_tasks(tasks: ScanTasks, credential: Option<Bytes>) -> Vec<Vec<Bytes>> {
     members
 }
 
+/// A plan's answer, holding its tasks' memory reservation until it is sent and dropped: the
+/// answer counts against the bound on plan memory until it leaves (a slow reader holds it).
+struct PlanBody {
+    body: JsonBody,
+    _held: Option<Reservation>,
+}
+
+impl MessageBody for PlanBody {
+    type Error = std::convert::Infallible;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_next(cx)
+    }
+}
+
+/// `members` as an object that holds the tasks' memory reservation until it is sent.
+fn tasks_answer(members: Vec<Vec<Bytes>>, held: Option<Reservation>) -> PlanBody {
+    PlanBody {
+        body: object(members),
+        _held: held,
+    }
+}
+
 /// A completed plan's answer: `status`, the plan id when given, and its tasks.
-fn completed(plan_id: Option<&str>, tasks: ScanTasks, credential: Option<Bytes>) -> JsonBody {
+fn completed(plan_id: Option<&str>, mut tasks: ScanTasks, credential: Option<Bytes>) -> PlanBody {
+    let held = tasks.reservation.take();
     let mut members = vec![vec![Bytes::from_static(b"\"status\":\"completed\"")]];
     if let Some(id) = plan_id {
         members.push(vec![
@@ -142,11 +178,11 @@ fn completed(plan_id: Option<&str>, tasks: ScanTasks, credential: Option<Bytes>)
         ]);
     }
     members.extend(scan_tasks(tasks, credential));
-    object(members)
+    tasks_answer(members, held)
 }
 
 /// A plan's answer as its status says: `plan_id` is sent with a new plan's answer.
-fn status(plan_id: Option<&str>, status: PlanStatus, storage: Option<TableStorage>) -> JsonBody {
+fn status(plan_id: Option<&str>, status: PlanStatus, storage: Option<TableStorage>) -> PlanBody {
     let id = |members: &mut Vec<Vec<Bytes>>| {
         if let Some(id) = plan_id {
             members.push(vec![
@@ -162,26 +198,30 @@ fn status(plan_id: Option<&str>, status: PlanStatus, storage: Option<TableStorag
         PlanStatus::Submitted => {
             let mut members = vec![vec![Bytes::from_static(b"\"status\":\"submitted\"")]];
             id(&mut members);
-            object(members)
+            tasks_answer(members, None)
         }
-        PlanStatus::Cancelled => {
-            object(vec![vec![Bytes::from_static(b"\"status\":\"cancelled\"")]])
-        }
+        PlanStatus::Cancelled => tasks_answer(
+            vec![vec![Bytes::from_static(b"\"status\":\"cancelled\"")]],
+            None,
+        ),
         PlanStatus::Failed(e) => {
             let e = ApiError::from(e);
             tracing::warn!(
                 error = &e as &dyn std::error::Error,
                 "a plan failed in the background"
             );
-            object(vec![
-                vec![Bytes::from_static(b"\"status\":\"failed\"")],
-                vec![Bytes::from_static(b"\"error\":"), json(&e.body().error)],
-            ])
+            tasks_answer(
+                vec![
+                    vec![Bytes::from_static(b"\"status\":\"failed\"")],
+                    vec![Bytes::from_static(b"\"error\":"), json(&e.body().error)],
+                ],
+                None,
+            )
         }
     }
 }
 
-fn no_store(body: JsonBody) -> HttpResponse {
+fn no_store(body: PlanBody) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .content_type("application/json")
@@ -308,9 +348,39 @@ async fn fetch_scan_tasks(
     let (wh, ident) = path
         .authorized(&state, &auth.0, Privilege::TableReadData)
         .await?;
-    let tasks = state
+    let mut tasks = state
         .answers
         .plan_task(&auth.0, &wh, &ident, &body.plan_task)
         .await?;
-    Ok(no_store(object(scan_tasks(tasks, None))))
+    let held = tasks.reservation.take();
+    Ok(no_store(tasks_answer(scan_tasks(tasks, None), held)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A plan's answer counts against the bound on plan memory until it is sent: its body holds
+    /// the reservation through sending, and lets go when dropped.
+    #[test]
+    fn a_plan_answer_holds_its_memory_until_it_is_dropped() {
+        let budget = crate::planning::budget::PlanBudget::new(1 << 20);
+        let tasks = ScanTasks {
+            reservation: Some(budget.reserve(512 * 1024).unwrap()),
+            ..ScanTasks::default()
+        };
+        let mut body = completed(Some("id"), tasks, None);
+        assert_eq!(budget.free_bytes(), 512 * 1024);
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut sent = Vec::new();
+        while let Poll::Ready(Some(Ok(piece))) = Pin::new(&mut body).poll_next(&mut cx) {
+            sent.extend_from_slice(&piece);
+        }
+        let sent: serde_json::Value = serde_json::from_slice(&sent).unwrap();
+        assert_eq!(sent["status"], "completed");
+        assert_eq!(budget.free_bytes(), 512 * 1024, "sent, not yet dropped");
+        drop(body);
+        assert_eq!(budget.free_bytes(), 1 << 20);
+    }
 }

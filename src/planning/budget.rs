@@ -1,6 +1,6 @@
 //! Memory for plans in flight, bounded: a plan reserves what its answer occupies as it renders
-//! it, and keeps the reservation until the answer is handed over (or, for a plan finished in the
-//! background, until it is fetched, cancelled or expires). A plan that would pass the bound
+//! it, and keeps the reservation until the answer is sent (its body holds it; for a plan finished
+//! in the background, until it is fetched and sent, cancelled or expires). A plan that would pass the bound
 //! stops and answers 503 with `Retry-After`; the server never runs out of memory for plans.
 //!
 //! Owns: the byte bound and reservations against it. Must not touch: what a plan computes.

@@ -95,7 +95,8 @@ pub struct ScanTasks {
     pub file_scan_tasks: bytes::Bytes,
     /// Parts of the plan to fetch with `POST .../tasks`, each a signed token.
     pub plan_tasks: Vec<String>,
-    /// The memory these tasks hold against the bound on plans in flight, until handed over.
+    /// The memory these tasks hold against the bound on plans in flight, until their answer is
+    /// sent (the answer's body keeps it).
     pub reservation: Option<Reservation>,
 }
 
