@@ -319,32 +319,30 @@ impl Planner {
             scope: signed.scope.clone(),
             ..request.clone()
         };
-        let mut job = self.start(caller, io, table, request, signed)?;
+        let job = self.start(caller, io, table, request, signed)?;
+        let status = self.completed_or_submitted(&id, job).await?;
+        Ok(Plan { id, status })
+    }
+
+    /// The plan `job` computes, completed; or, when the operator lets plans finish in the
+    /// background and it is not done in time, kept under `id` and `submitted`.
+    async fn completed_or_submitted(&self, id: &str, mut job: Job) -> CatalogResult<PlanStatus> {
         let Some(wait) = self.shared.settings.submitted_after_ms else {
-            let tasks = finished(job.await)?;
-            return Ok(Plan {
-                id,
-                status: PlanStatus::Completed(tasks),
-            });
+            return Ok(PlanStatus::Completed(finished(job.await)?));
         };
         let wait = std::time::Duration::from_millis(wait);
         if !wait.is_zero()
             && let Ok(done) = tokio::time::timeout(wait, &mut job).await
         {
-            return Ok(Plan {
-                id,
-                status: PlanStatus::Completed(finished(done)?),
-            });
+            return Ok(PlanStatus::Completed(finished(done)?));
         }
-        self.submitted.keep(&id, job.detach(), &self.runtime);
-        Ok(Plan {
-            id,
-            status: PlanStatus::Submitted,
-        })
+        self.submitted.keep(id, job.detach(), &self.runtime);
+        Ok(PlanStatus::Submitted)
     }
 
     /// Where the plan a plan id names is: this replica's background plan when it holds it, else
-    /// the plan planned again (it is signed, so any replica can).
+    /// the plan planned again (it is signed, so any replica can), in the background as a new plan
+    /// would be.
     pub async fn poll(
         &self,
         caller: PrincipalId,
@@ -365,7 +363,7 @@ impl Planner {
         }
         let request = signed.request()?;
         let job = self.start(caller, io, table, request, signed)?;
-        Ok(PlanStatus::Completed(finished(job.await)?))
+        self.completed_or_submitted(plan_id, job).await
     }
 
     /// Cancels the plan a plan id names: stops it if this replica plans it in the background.
