@@ -599,3 +599,22 @@ def test_a_plan_vends_credentials_for_its_tables_files_only(floe, s3, tables):
     r = requests.get(data_reader.table_url("scope", "t1") + "/credentials", headers=data_reader.h,
                      params={"planId": plan["plan-id"]})
     assert r.status_code == 404 and r.json()["error"]["type"] == "NoSuchPlanIdException", r.text
+
+    # Fetching a plan's result (GET .../plan/{plan-id}) vends as planning does: the root's own
+    # plan id gives a credential for t1 alone; the reader cannot fetch the root's plan, and
+    # fetching its own gets its read-only credential, not the root's.
+    r = requests.get(f"{url}/{plan['plan-id']}", headers={**root.h, **DELEGATION})
+    assert r.status_code == 200 and r.json()["status"] == "completed", r.text
+    [cred] = r.json()["storage-credentials"]
+    assert cred["prefix"] == tables[("scope", "t1")] + "/"
+    denied(lambda: s3.client_with(cred["config"]).get_object(Bucket=s3.bucket, Key=sibling))
+    r = requests.get(f"{url}/{plan['plan-id']}", headers={**data_reader.h, **DELEGATION})
+    assert r.status_code == 404 and "storage-credentials" not in r.text, r.text
+    own = requests.post(url, headers=data_reader.h, json={}).json()["plan-id"]
+    r = requests.get(f"{url}/{own}", headers={**data_reader.h, **DELEGATION})
+    assert r.status_code == 200, r.text
+    [cred] = r.json()["storage-credentials"]
+    c = s3.client_with(cred["config"])
+    assert c.get_object(Bucket=s3.bucket, Key=data_key)["Body"].read()[:4] == b"PAR1"
+    denied(lambda: c.put_object(Bucket=s3.bucket, Key=f"{t1}/data/evil", Body=b"x"))
+    denied(lambda: c.get_object(Bucket=s3.bucket, Key=sibling))
