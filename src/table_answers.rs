@@ -195,25 +195,13 @@ impl TableAnswers {
         loaded: &LoadedTable,
         delegation: Delegation,
     ) -> AnswerResult<Option<TableStorage>> {
-        Ok(match status {
-            PlanStatus::Completed(_) => Some(
-                self.plan_storage(caller, wh, ident, loaded, delegation)
-                    .await?,
-            ),
-            _ => None,
-        })
-    }
-
-    async fn plan_storage(
-        &self,
-        caller: &Caller,
-        wh: &Warehouse,
-        ident: &TableIdent,
-        loaded: &LoadedTable,
-        delegation: Delegation,
-    ) -> AnswerResult<TableStorage> {
+        if !matches!(status, PlanStatus::Completed(_)) {
+            return Ok(None);
+        }
         let asked = self.access_asked(caller, wh, ident, delegation).await?;
-        self.storage_for(caller, wh, ident, loaded, asked).await
+        Ok(Some(
+            self.storage_for(caller, wh, ident, loaded, asked).await?,
+        ))
     }
 
     /// Load-table for a caller who may read the table's metadata: 304's tag when `if_none_match`
